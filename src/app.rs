@@ -1,0 +1,119 @@
+//! Wiring: settings from the environment, and the pieces of a running rollbot.
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::engine::executor::Executor;
+use crate::http::{HttpState, router};
+use crate::shutdown::Shutdown;
+use crate::slack::client::{DEFAULT_API_URL, SlackApi};
+use crate::slack::delivery::Delivery;
+use crate::slack::signature::{Secret, SignatureVerifier};
+use crate::store::Store;
+use anyhow::{Context, Result, bail};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// What `serve` needs from the environment. Each secret may also come from `<NAME>_FILE`.
+pub struct Settings {
+    pub signing_secrets: Vec<Secret>,
+    pub bot_token: Secret,
+    pub slack_api_url: String,
+    pub database_url: String,
+}
+
+/// Reads `NAME`, or the file named by `NAME_FILE` (for mounted secrets).
+pub fn env_or_file(name: &str) -> Result<Option<String>> {
+    if let Ok(value) = std::env::var(name) {
+        return Ok(Some(value));
+    }
+    let file_var = format!("{name}_FILE");
+    match std::env::var(&file_var) {
+        Ok(path) => {
+            let value = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {file_var} ({path})"))?;
+            Ok(Some(value.trim().to_owned()))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+fn required(name: &str, what: &str) -> Result<String> {
+    match env_or_file(name)? {
+        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+        _ => bail!("{name} is not set: {what}. Set {name} or {name}_FILE."),
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings> {
+        let signing = required(
+            "SLACK_SIGNING_SECRET",
+            "it is the app's Signing Secret (Basic Information page); several, comma-separated, during a rotation",
+        )?;
+        Ok(Settings {
+            signing_secrets: signing
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Secret::new)
+                .collect(),
+            bot_token: Secret::new(required(
+                "SLACK_BOT_TOKEN",
+                "it is the Bot User OAuth Token (xoxb-…) from OAuth & Permissions",
+            )?),
+            slack_api_url: std::env::var("SLACK_API_URL")
+                .unwrap_or_else(|_| DEFAULT_API_URL.to_owned()),
+            database_url: required(
+                "DATABASE_URL",
+                "rollbot keeps its rollbacks in PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/rollbot",
+            )?,
+        })
+    }
+}
+
+/// A running rollbot's parts. Tests build one and drive the workers with `run_once`.
+pub struct App {
+    pub engine: Arc<Engine>,
+    pub executor: Arc<Executor>,
+    pub delivery: Arc<Delivery>,
+    pub router: axum::Router,
+}
+
+impl App {
+    pub fn new(
+        config: Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        verifier: SignatureVerifier,
+        slack: SlackApi,
+    ) -> App {
+        let engine = Arc::new(Engine {
+            store,
+            config: Arc::new(config),
+            clock,
+            outbox_ready: Arc::new(Notify::new()),
+            run_ready: Arc::new(Notify::new()),
+        });
+        App {
+            executor: Arc::new(Executor::new(engine.clone())),
+            delivery: Arc::new(Delivery::new(engine.clone(), slack)),
+            router: router(HttpState {
+                engine: engine.clone(),
+                verifier,
+            }),
+            engine,
+        }
+    }
+
+    /// Serves HTTP and runs the workers until `shutdown` fires; in-flight requests finish first.
+    pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: Shutdown) -> Result<()> {
+        let executor = tokio::spawn(self.executor.clone().run_forever(shutdown.clone()));
+        let delivery = tokio::spawn(self.delivery.clone().run_forever(shutdown.clone()));
+        let stop = shutdown.clone();
+        let server = axum::serve(listener, self.router)
+            .with_graceful_shutdown(async move { stop.wait().await });
+        let result = server.await.context("the HTTP server stopped");
+        let _ = tokio::join!(executor, delivery);
+        result
+    }
+}

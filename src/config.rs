@@ -1,0 +1,612 @@
+//! The one TOML file: Slack channels, roles, severity policy, runbooks and services.
+//! Loading validates everything a request will later rely on, so mistakes surface in
+//! `rollbot check` with a file:line:column, not during an incident.
+use crate::domain::plan::{Catalog, ParamSpec, Runbook, Service, StepTemplate, render_template};
+use crate::domain::{ChannelId, Policy, Severity, SeverityPolicy, TeamId};
+use regex::Regex;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// The validated configuration, in the core's terms.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub policy: Policy,
+    pub catalog: Catalog,
+    /// Role name → Slack user IDs (U…/W…) and user-group IDs (S…).
+    pub roles: BTreeMap<String, Vec<String>>,
+    pub output_tail_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    slack: RawSlack,
+    #[serde(default)]
+    roles: BTreeMap<String, Vec<Spanned<String>>>,
+    #[serde(default)]
+    severity: BTreeMap<Spanned<String>, RawSeverity>,
+    #[serde(default)]
+    runbooks: BTreeMap<String, RawRunbook>,
+    #[serde(default)]
+    services: BTreeMap<String, RawService>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    workspace: Option<Spanned<String>>,
+    channels: Spanned<Vec<Spanned<String>>>,
+    requesters: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeverity {
+    approvals: Option<u32>,
+    approvers: Option<Vec<Spanned<String>>>,
+    require_reason: Option<bool>,
+    allow_self_approval: Option<bool>,
+    respond_within: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_reason_chars: Option<usize>,
+    output_tail_bytes: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRunbook {
+    description: Option<String>,
+    expected_duration: Option<Spanned<String>>,
+    #[serde(default)]
+    params: BTreeMap<String, RawParam>,
+    steps: Spanned<Vec<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    pattern: Spanned<String>,
+    help: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    name: Spanned<String>,
+    run: Spanned<Vec<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    workdir: Option<String>,
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    runbooks: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+}
+
+struct Checker<'a> {
+    file: &'a str,
+    source: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
+        let (line, column) = line_column(self.source, span.start);
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            message: message.into(),
+            hint,
+        });
+    }
+
+    fn duration(&mut self, value: &Spanned<String>) -> Option<Duration> {
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(d) => Some(d),
+            Err(_) => {
+                self.error(
+                    value.span(),
+                    format!("`{}` is not a duration", value.get_ref()),
+                    Some("write durations like \"90s\", \"30m\" or \"1h\"".into()),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn line_column(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn is_slack_member_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some('U' | 'W' | 'S'))
+        && id.len() >= 3
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: file.clone(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the configuration: {e}"),
+                hint: Some("pass the file with --config or ROLLBOT_CONFIG".into()),
+            }])
+        })?;
+        Config::parse(&file, &source)
+    }
+
+    pub fn parse(file: &str, source: &str) -> Result<Config, ConfigErrors> {
+        let mut checker = Checker {
+            file,
+            source,
+            errors: vec![],
+        };
+        let raw: RawConfig = match toml::from_str(source) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                let hint = e.message().contains("unknown field").then(|| {
+                    "every key is documented in docs/configuration.md; unknown keys are errors so typos cannot pass silently"
+                        .to_owned()
+                });
+                checker.error(span, e.message().trim().to_owned(), hint);
+                return Err(ConfigErrors(checker.errors));
+            }
+        };
+
+        let roles = check_roles(&mut checker, &raw.roles);
+        let policy = check_policy(&mut checker, &raw, &roles);
+        let runbooks = check_runbooks(&mut checker, &raw.runbooks);
+        let services = check_services(&mut checker, &raw.services, &runbooks);
+
+        if checker.errors.is_empty() {
+            Ok(Config {
+                policy,
+                catalog: Catalog { runbooks, services },
+                roles: roles
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_iter().collect()))
+                    .collect(),
+                output_tail_bytes: raw.limits.output_tail_bytes.unwrap_or(3 * 1024),
+            })
+        } else {
+            Err(ConfigErrors(checker.errors))
+        }
+    }
+
+    /// The roles a Slack user holds by direct membership.
+    pub fn roles_of(&self, user: &str) -> std::collections::BTreeSet<String> {
+        self.roles
+            .iter()
+            .filter(|(_, members)| members.iter().any(|m| m == user))
+            .map(|(role, _)| role.clone())
+            .collect()
+    }
+}
+
+fn check_roles(
+    c: &mut Checker,
+    raw: &BTreeMap<String, Vec<Spanned<String>>>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut roles = BTreeMap::new();
+    for (name, members) in raw {
+        for member in members {
+            if !is_slack_member_id(member.get_ref()) {
+                c.error(
+                    member.span(),
+                    format!("`{}` in role `{name}` is not a Slack user ID or user-group ID", member.get_ref()),
+                    Some("use IDs like U0123ABCD (user) or S0123ABCD (user group), from the profile's \"Copy member ID\"".into()),
+                );
+            }
+        }
+        roles.insert(
+            name.clone(),
+            members.iter().map(|m| m.get_ref().clone()).collect(),
+        );
+    }
+    roles
+}
+
+fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<String>>) -> Policy {
+    let known_roles = || roles.keys().cloned().collect::<Vec<_>>().join(", ");
+    let check_role_ref = |c: &mut Checker, role: &Spanned<String>| {
+        if !roles.contains_key(role.get_ref()) {
+            c.error(
+                role.span(),
+                format!("role `{}` is not defined in [roles]", role.get_ref()),
+                Some(format!(
+                    "defined roles: {}",
+                    if roles.is_empty() {
+                        "none".into()
+                    } else {
+                        known_roles()
+                    }
+                )),
+            );
+        }
+    };
+
+    let workspace = raw.slack.workspace.as_ref().map(|w| {
+        if !w.get_ref().starts_with('T') && !w.get_ref().starts_with('E') {
+            c.error(
+                w.span(),
+                format!("`{}` is not a Slack workspace ID", w.get_ref()),
+                Some("workspace IDs start with T (or E for Enterprise Grid)".into()),
+            );
+        }
+        TeamId(w.get_ref().clone())
+    });
+    if raw.slack.channels.get_ref().is_empty() {
+        c.error(raw.slack.channels.span(), "no incident channel is configured", Some("list the channel IDs where /rollback is accepted, e.g. channels = [\"C0INCIDENTS\"]".into()));
+    }
+    for channel in raw.slack.channels.get_ref() {
+        let id = channel.get_ref();
+        if !(id.starts_with('C') || id.starts_with('G')) || id.len() < 3 {
+            c.error(channel.span(), format!("`{id}` is not a Slack channel ID"), Some("channel IDs look like C0123ABCD: open the channel's details and copy the ID at the bottom".into()));
+        }
+    }
+    let channels = raw
+        .slack
+        .channels
+        .get_ref()
+        .iter()
+        .map(|ch| ChannelId(ch.get_ref().clone()))
+        .collect();
+    let requester_roles = raw.slack.requesters.as_ref().map(|list| {
+        for role in list {
+            check_role_ref(c, role);
+        }
+        list.iter().map(|r| r.get_ref().clone()).collect()
+    });
+
+    let mut severities = BTreeMap::new();
+    for (name, section) in &raw.severity {
+        let Ok(severity) = name.get_ref().parse::<Severity>() else {
+            c.error(
+                name.span(),
+                format!("unknown severity `{}`", name.get_ref()),
+                Some("severities are critical, high, medium and low".into()),
+            );
+            continue;
+        };
+        let defaults = SeverityPolicy::default_for(severity);
+        let approvers: Vec<String> = match &section.approvers {
+            Some(list) => {
+                for role in list {
+                    check_role_ref(c, role);
+                }
+                list.iter().map(|r| r.get_ref().clone()).collect()
+            }
+            None => defaults.approvers.clone(),
+        };
+        let approvals = section.approvals.unwrap_or(defaults.approvals);
+        if approvals > 0 && approvers.is_empty() {
+            c.error(
+                name.span(),
+                format!(
+                    "severity `{severity}` needs {approvals} approval(s) but names no approvers"
+                ),
+                Some("add approvers = [\"<role>\"] or set approvals = 0".into()),
+            );
+        }
+        let respond_within = match &section.respond_within {
+            Some(d) => c.duration(d),
+            None => defaults.respond_within,
+        };
+        severities.insert(
+            severity,
+            SeverityPolicy {
+                approvals,
+                approvers,
+                require_reason: section.require_reason.unwrap_or(defaults.require_reason),
+                allow_self_approval: section
+                    .allow_self_approval
+                    .unwrap_or(defaults.allow_self_approval),
+                respond_within,
+                review_required: approvals == 0,
+            },
+        );
+    }
+    for severity in Severity::ALL {
+        let policy = severities
+            .entry(severity)
+            .or_insert_with(|| SeverityPolicy::default_for(severity));
+        let missing: Vec<_> = policy
+            .approvers
+            .iter()
+            .filter(|r| !roles.contains_key(*r))
+            .cloned()
+            .collect();
+        if policy.approvals > 0
+            && !raw
+                .severity
+                .keys()
+                .any(|k| k.get_ref() == severity.as_str())
+            && !missing.is_empty()
+        {
+            c.error(
+                0..0,
+                format!("severity `{severity}` uses its default approvers ({}) but [roles] does not define them", missing.join(", ")),
+                Some(format!("define {} in [roles], or set [severity.{severity}] approvers", missing.join(", "))),
+            );
+        }
+    }
+
+    Policy {
+        workspace,
+        channels,
+        requester_roles,
+        severities,
+        max_reason_chars: raw.limits.max_reason_chars.unwrap_or(500),
+    }
+}
+
+fn check_runbooks(
+    c: &mut Checker,
+    raw: &BTreeMap<String, RawRunbook>,
+) -> BTreeMap<String, Runbook> {
+    let mut runbooks = BTreeMap::new();
+    for (name, rb) in raw {
+        let mut params = BTreeMap::new();
+        for (param, spec) in &rb.params {
+            match Regex::new(&format!("^(?:{})$", spec.pattern.get_ref())) {
+                Ok(pattern) => {
+                    params.insert(
+                        param.clone(),
+                        ParamSpec {
+                            pattern,
+                            pattern_source: spec.pattern.get_ref().clone(),
+                            help: spec.help.clone(),
+                        },
+                    );
+                }
+                Err(e) => c.error(
+                    spec.pattern.span(),
+                    format!(
+                        "pattern of parameter `{param}` is not a valid regular expression: {e}"
+                    ),
+                    None,
+                ),
+            }
+        }
+        if rb.steps.get_ref().is_empty() {
+            c.error(
+                rb.steps.span(),
+                format!("runbook `{name}` has no steps"),
+                None,
+            );
+        }
+        let placeholder_params: BTreeMap<String, String> =
+            rb.params.keys().map(|k| (k.clone(), "x".into())).collect();
+        let mut steps = vec![];
+        for step in rb.steps.get_ref() {
+            if step.run.get_ref().is_empty() {
+                c.error(
+                    step.run.span(),
+                    format!("step `{}` has an empty `run`", step.name.get_ref()),
+                    Some("run is the argv: [\"program\", \"arg\", …]".into()),
+                );
+            }
+            // Templates may only use params here; vars are checked per service below.
+            for element in step
+                .run
+                .get_ref()
+                .iter()
+                .chain(step.env.values())
+                .chain(step.workdir.iter())
+            {
+                if let Err(detail) = check_template_syntax(element, &placeholder_params) {
+                    c.error(
+                        step.run.span(),
+                        format!("step `{}`: {detail}", step.name.get_ref()),
+                        None,
+                    );
+                }
+            }
+            let timeout = step
+                .timeout
+                .as_ref()
+                .and_then(|t| c.duration(t))
+                .unwrap_or(DEFAULT_STEP_TIMEOUT);
+            steps.push(StepTemplate {
+                name: step.name.get_ref().clone(),
+                run: step.run.get_ref().clone(),
+                env: step.env.clone(),
+                workdir: step.workdir.clone(),
+                timeout,
+            });
+        }
+        let expected_duration = rb.expected_duration.as_ref().and_then(|d| c.duration(d));
+        runbooks.insert(
+            name.clone(),
+            Runbook {
+                name: name.clone(),
+                description: rb.description.clone(),
+                expected_duration,
+                params,
+                steps,
+            },
+        );
+    }
+    runbooks
+}
+
+/// Checks syntax and param references; `vars.*` references are resolved per service later.
+fn check_template_syntax(template: &str, params: &BTreeMap<String, String>) -> Result<(), String> {
+    let env = minijinja::Environment::new();
+    let tmpl = env
+        .template_from_str(template)
+        .map_err(|e| format!("`{template}`: {e}"))?;
+    for name in tmpl.undeclared_variables(true) {
+        let ok = name == "vars"
+            || name.starts_with("vars.")
+            || name
+                .strip_prefix("params.")
+                .is_some_and(|p| params.contains_key(p));
+        if !ok {
+            let declared = if params.is_empty() {
+                "none".into()
+            } else {
+                params.keys().cloned().collect::<Vec<_>>().join(", ")
+            };
+            return Err(format!(
+                "`{template}` uses `{name}`, which is neither vars.<name> nor a declared parameter (params: {declared})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_services(
+    c: &mut Checker,
+    raw: &BTreeMap<String, RawService>,
+    runbooks: &BTreeMap<String, Runbook>,
+) -> BTreeMap<String, Service> {
+    let mut services = BTreeMap::new();
+    for (name, svc) in raw {
+        if svc.runbooks.get_ref().is_empty() {
+            c.error(
+                svc.runbooks.span(),
+                format!("service `{name}` names no runbook"),
+                Some("runbooks = [\"<name>\"]; the first is the default".into()),
+            );
+        }
+        if !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        {
+            c.error(
+                svc.runbooks.span(),
+                format!("service name `{name}` must be letters, digits, `-`, `_` or `.`"),
+                Some("it is typed in `/rollback <service>`".into()),
+            );
+        }
+        for rb in svc.runbooks.get_ref() {
+            let Some(runbook) = runbooks.get(rb.get_ref()) else {
+                c.error(
+                    rb.span(),
+                    format!("runbook `{}` is not defined", rb.get_ref()),
+                    Some(format!(
+                        "defined runbooks: {}",
+                        runbooks.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )),
+                );
+                continue;
+            };
+            // Render every step with this service's vars so an unknown var fails here.
+            let params = runbook
+                .params
+                .keys()
+                .map(|k| (k.clone(), "x".into()))
+                .collect();
+            for step in &runbook.steps {
+                for element in step
+                    .run
+                    .iter()
+                    .chain(step.env.values())
+                    .chain(step.workdir.iter())
+                {
+                    if let Err(detail) = render_template(element, &svc.vars, &params) {
+                        c.error(
+                            rb.span(),
+                            format!(
+                                "service `{name}`, runbook `{}`, step `{}`: {detail}",
+                                runbook.name, step.name
+                            ),
+                            None,
+                        );
+                    }
+                }
+            }
+        }
+        services.insert(
+            name.clone(),
+            Service {
+                name: name.clone(),
+                runbooks: svc
+                    .runbooks
+                    .get_ref()
+                    .iter()
+                    .map(|r| r.get_ref().clone())
+                    .collect(),
+                vars: svc.vars.clone(),
+            },
+        );
+    }
+    services
+}
+
+/// Where the configuration comes from when not given: `ROLLBOT_CONFIG`, then `rollbot.toml`.
+pub fn default_path() -> PathBuf {
+    std::env::var_os("ROLLBOT_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("rollbot.toml"))
+}

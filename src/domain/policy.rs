@@ -1,0 +1,84 @@
+use super::{Actor, ChannelId, Severity, TeamId};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Who may do what, resolved from the configuration. Frozen parts are copied into each
+/// rollback when it is requested, so a config change never alters a pending approval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub workspace: Option<TeamId>,
+    pub channels: Vec<ChannelId>,
+    /// `None`: anyone in an incident channel may request.
+    pub requester_roles: Option<Vec<String>>,
+    pub severities: BTreeMap<Severity, SeverityPolicy>,
+    /// Longest reason accepted, in characters.
+    pub max_reason_chars: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeverityPolicy {
+    pub approvals: u32,
+    pub approvers: Vec<String>,
+    pub require_reason: bool,
+    pub allow_self_approval: bool,
+    pub respond_within: Option<Duration>,
+    /// Runs without approval are flagged for a post-incident review.
+    pub review_required: bool,
+}
+
+impl SeverityPolicy {
+    /// The defaults of the incident plans in DESIGN.md.
+    pub fn default_for(severity: Severity) -> Self {
+        let minutes = |m: u64| Some(Duration::from_secs(m * 60));
+        match severity {
+            Severity::Critical => SeverityPolicy {
+                approvals: 0,
+                approvers: vec![],
+                require_reason: false,
+                allow_self_approval: false,
+                respond_within: None,
+                review_required: true,
+            },
+            Severity::High => SeverityPolicy {
+                approvals: 1,
+                approvers: vec!["on_call".into()],
+                require_reason: false,
+                allow_self_approval: false,
+                respond_within: minutes(15),
+                review_required: false,
+            },
+            Severity::Medium => SeverityPolicy {
+                approvals: 1,
+                approvers: vec!["team_lead".into()],
+                require_reason: false,
+                allow_self_approval: false,
+                respond_within: minutes(60),
+                review_required: false,
+            },
+            Severity::Low => SeverityPolicy {
+                approvals: 1,
+                approvers: vec!["team_lead".into()],
+                require_reason: true,
+                allow_self_approval: false,
+                respond_within: minutes(24 * 60),
+                review_required: false,
+            },
+        }
+    }
+}
+
+impl Policy {
+    pub fn severity(&self, severity: Severity) -> SeverityPolicy {
+        self.severities
+            .get(&severity)
+            .cloned()
+            .unwrap_or_else(|| SeverityPolicy::default_for(severity))
+    }
+
+    pub fn may_request(&self, actor: &Actor) -> bool {
+        match &self.requester_roles {
+            None => true,
+            Some(roles) => roles.iter().any(|r| actor.roles.contains(r)),
+        }
+    }
+}

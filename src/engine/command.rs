@@ -1,0 +1,161 @@
+//! Runs one `command` step: argv without a shell, a clean environment, its own process group
+//! (killed whole on timeout), and the tail of its combined output.
+use crate::domain::{StepOutcome, StepResult};
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+pub struct CommandSpec<'a> {
+    pub argv: &'a [String],
+    pub env: &'a BTreeMap<String, String>,
+    pub workdir: Option<&'a str>,
+    pub timeout: Duration,
+    pub tail_bytes: usize,
+}
+
+/// Variables a step inherits from rollbot; nothing else does, so rollbot's own secrets never
+/// reach a step.
+const INHERITED_ENV: [&str; 5] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ"];
+
+/// How long a step gets between SIGTERM and SIGKILL when it times out.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+pub async fn run(spec: CommandSpec<'_>) -> StepResult {
+    let started = Instant::now();
+    let could_not_start = |detail: String| StepResult {
+        outcome: StepOutcome::CouldNotStart,
+        exit_code: None,
+        duration_ms: started.elapsed().as_millis() as u64,
+        output_tail: String::new(),
+        detail: Some(detail),
+    };
+    let Some((program, args)) = spec.argv.split_first() else {
+        return could_not_start("the step has an empty argv".into());
+    };
+    let (reader, writer) = match std::io::pipe() {
+        Ok(pair) => pair,
+        Err(e) => return could_not_start(format!("cannot create an output pipe: {e}")),
+    };
+    let writer_for_stderr = match writer.try_clone() {
+        Ok(w) => w,
+        Err(e) => return could_not_start(format!("cannot create an output pipe: {e}")),
+    };
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(
+            INHERITED_ENV
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
+        )
+        .envs(spec.env)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(writer_for_stderr)
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = spec.workdir {
+        command.current_dir(dir);
+    }
+    let spawned = command.spawn();
+    // Our copies of the pipe's write end must close, or reading never sees the end.
+    drop(command);
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            let detail = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("`{program}` was not found (PATH or workdir)")
+            } else {
+                format!("`{program}`: {e}")
+            };
+            return could_not_start(detail);
+        }
+    };
+    let pgid = child.id().map(|pid| nix::unistd::Pid::from_raw(pid as i32));
+    let tail_bytes = spec.tail_bytes;
+    let output = tokio::task::spawn_blocking(move || read_tail(reader, tail_bytes));
+
+    let (outcome, exit_code, detail) = match tokio::time::timeout(spec.timeout, child.wait()).await
+    {
+        Ok(Ok(status)) => {
+            use std::os::unix::process::ExitStatusExt;
+            let detail = status.signal().map(|s| format!("killed by signal {s}"));
+            let outcome = if status.success() {
+                StepOutcome::Succeeded
+            } else {
+                StepOutcome::Failed
+            };
+            (outcome, status.code(), detail)
+        }
+        Ok(Err(e)) => (
+            StepOutcome::Failed,
+            None,
+            Some(format!("waiting for the process failed: {e}")),
+        ),
+        Err(_) => {
+            if let Some(pgid) = pgid {
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+                if tokio::time::timeout(KILL_GRACE, child.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            let _ = child.wait().await;
+            (
+                StepOutcome::TimedOut,
+                None,
+                Some(format!(
+                    "no result within {}s; its process group was killed",
+                    spec.timeout.as_secs()
+                )),
+            )
+        }
+    };
+    // Whatever the step left running in its group goes with it, so nothing it started keeps
+    // holding the output pipe or acting after the step is recorded as finished.
+    if let Some(pgid) = pgid {
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+    }
+    let output_tail = match tokio::time::timeout(Duration::from_secs(5), output).await {
+        Ok(Ok(tail)) => tail,
+        _ => "(output could not be read)".into(),
+    };
+    StepResult {
+        outcome,
+        exit_code,
+        duration_ms: started.elapsed().as_millis() as u64,
+        output_tail,
+        detail,
+    }
+}
+
+fn read_tail(mut reader: std::io::PipeReader, keep: usize) -> String {
+    let mut tail: VecDeque<u8> = VecDeque::with_capacity(keep.min(64 * 1024));
+    let mut buffer = [0u8; 8192];
+    let mut dropped = false;
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                tail.extend(&buffer[..n]);
+                if tail.len() > keep {
+                    tail.drain(..tail.len() - keep);
+                    dropped = true;
+                }
+            }
+        }
+    }
+    let bytes: Vec<u8> = tail.into_iter().collect();
+    let text = String::from_utf8_lossy(&bytes);
+    // A cut may split a character; drop the damaged start rather than show garbage.
+    let text = if dropped {
+        text.trim_start_matches('\u{fffd}').to_string()
+    } else {
+        text.into_owned()
+    };
+    text
+}

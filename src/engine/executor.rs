@@ -1,0 +1,126 @@
+//! The executor runs approved plans, one step at a time, recording each step's start before it
+//! runs and its result after, so the record always says what was in flight.
+use super::Engine;
+use super::command::{self, CommandSpec};
+use crate::domain::{Action, Actor, Rollback, RollbackId, StepAction};
+use anyhow::Result;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Executor {
+    engine: Arc<Engine>,
+}
+
+impl Executor {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Executor { engine }
+    }
+
+    /// Claims the oldest approved rollback, if any, by recording that its run started. Only
+    /// one claimant can win: the start is a versioned write.
+    pub async fn claim_next(&self) -> Result<Option<Rollback>> {
+        for id in self.engine.store.waiting_to_run(8).await? {
+            match self
+                .engine
+                .act(id, &Action::StartRun, &Actor::system())
+                .await?
+            {
+                Ok(rollback) => return Ok(Some(rollback)),
+                Err(refusal) => {
+                    tracing::warn!(rollback = %id, ?refusal, "not starting this run");
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs a claimed rollback's steps until it succeeds, fails or stops being runnable.
+    pub async fn execute(&self, mut rollback: Rollback) -> Result<()> {
+        let id = rollback.id;
+        while let Some(index) = rollback.next_step() {
+            rollback = match self.step_action(id, Action::StartStep { index }).await? {
+                Some(r) => r,
+                None => return Ok(()),
+            };
+            let result = match &rollback.plan.steps[index].action {
+                StepAction::Command {
+                    argv,
+                    env,
+                    workdir,
+                    timeout_secs,
+                } => {
+                    let mut env = env.clone();
+                    env.insert("ROLLBOT_ROLLBACK_ID".into(), id.to_string());
+                    env.insert("ROLLBOT_SERVICE".into(), rollback.request.service.clone());
+                    command::run(CommandSpec {
+                        argv,
+                        env: &env,
+                        workdir: workdir.as_deref(),
+                        timeout: Duration::from_secs(*timeout_secs),
+                        tail_bytes: self.engine.config.output_tail_bytes,
+                    })
+                    .await
+                }
+            };
+            tracing::info!(rollback = %id, step = index + 1, outcome = ?result.outcome, exit_code = ?result.exit_code, duration_ms = result.duration_ms, "step finished");
+            rollback = match self
+                .step_action(id, Action::FinishStep { index, result })
+                .await?
+            {
+                Some(r) => r,
+                None => return Ok(()),
+            };
+        }
+        Ok(())
+    }
+
+    async fn step_action(&self, id: RollbackId, action: Action) -> Result<Option<Rollback>> {
+        match self.engine.act(id, &action, &Actor::system()).await? {
+            Ok(r) => Ok(Some(r)),
+            Err(refusal) => {
+                tracing::error!(rollback = %id, ?refusal, "the run stopped: the rollback changed under the executor");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Claims and runs one rollback to its end; `false` when nothing was waiting.
+    pub async fn run_once(&self) -> Result<bool> {
+        match self.claim_next().await? {
+            Some(rollback) => {
+                self.execute(rollback).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The serving loop: each claimed rollback runs in its own task, so a long runbook does
+    /// not hold up the next one.
+    pub async fn run_forever(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
+        loop {
+            match self.claim_next().await {
+                Ok(Some(rollback)) => {
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        let id = rollback.id;
+                        if let Err(e) = this.execute(rollback).await {
+                            tracing::error!(rollback = %id, error = format!("{e:#}"), "executing the rollback failed");
+                        }
+                    });
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "looking for approved rollbacks failed"
+                ),
+            }
+            tokio::select! {
+                _ = self.engine.run_ready.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The engine turns actions into recorded decisions: load, decide, store with the effects the
+//! events cause, and retry the decision when another writer got there first.
+pub mod command;
+pub mod executor;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::plan::PlanRequest;
+use crate::domain::{
+    Action, Actor, Event, Plan, Recorded, Refusal, Rollback, RollbackId, RollbackRequest, decide,
+};
+use crate::grammar::RequestArgs;
+use crate::store::{Effect, Store, Written};
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// How often a decision is retried after losing an optimistic-concurrency race.
+const MAX_CONFLICT_RETRIES: usize = 8;
+
+pub struct Engine {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    /// Woken whenever effects are queued, so delivery starts at once.
+    pub outbox_ready: Arc<Notify>,
+    /// Woken whenever a rollback becomes ready to run.
+    pub run_ready: Arc<Notify>,
+}
+
+/// The effects that recording `events` causes, given the rollback after them.
+pub fn effects_of(events: &[Event]) -> Vec<Effect> {
+    let mut effects = vec![];
+    let mut card_changed = false;
+    for event in events {
+        match event {
+            Event::Requested { .. } => effects.push(Effect::PostCard),
+            Event::StepStarted { index } => {
+                card_changed = true;
+                effects.push(Effect::StepStarted { index: *index });
+            }
+            Event::StepFinished { index, .. } => {
+                card_changed = true;
+                effects.push(Effect::StepFinished { index: *index });
+            }
+            Event::Succeeded | Event::Failed { .. } => {
+                card_changed = true;
+                effects.push(Effect::RunFinished);
+            }
+            Event::Approved { .. }
+            | Event::Rejected { .. }
+            | Event::Cancelled { .. }
+            | Event::RunStarted => card_changed = true,
+        }
+    }
+    if card_changed {
+        effects.push(Effect::UpdateCard);
+    }
+    effects
+}
+
+impl Engine {
+    /// What `/rollback plan` and `rollbot plan` show, and what a request freezes.
+    pub fn plan(&self, args: &RequestArgs) -> Result<Plan, Refusal> {
+        self.config.catalog.freeze(&PlanRequest {
+            service: args.service.clone(),
+            runbook: args.runbook.clone(),
+            target: args.target.clone(),
+            params: Default::default(),
+        })
+    }
+
+    /// Records a new rollback request, or says why not. Nothing is stored on refusal.
+    pub async fn request(
+        &self,
+        actor: &Actor,
+        channel: &str,
+        args: &RequestArgs,
+    ) -> Result<Result<Rollback, Refusal>> {
+        let plan = match self.plan(args) {
+            Ok(plan) => plan,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let Some(severity) = args.severity else {
+            unreachable!("the edge asks for a severity before requesting");
+        };
+        let request = RollbackRequest {
+            service: plan.service.clone(),
+            runbook: plan.runbook.clone(),
+            target: args.target.clone(),
+            params: Default::default(),
+            severity,
+            reason: args.reason.clone(),
+            requester: actor.user.clone(),
+            channel: crate::domain::ChannelId(channel.to_owned()),
+            team: actor.team.clone(),
+        };
+        let now = self.clock.now();
+        let action = Action::Request { request, plan };
+        let events = match decide(None, &action, actor, &self.config.policy, now) {
+            Ok(events) => events,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let effects = effects_of(&events);
+        let history: Vec<Recorded> = events
+            .into_iter()
+            .map(|event| Recorded {
+                at: now,
+                actor: actor.user.clone(),
+                event,
+            })
+            .collect();
+        let rollback = self
+            .store
+            .create_rollback(&history, &effects)
+            .await
+            .context("recording the rollback request")?;
+        tracing::info!(rollback = %rollback.id, service = %rollback.request.service, severity = %rollback.request.severity, requester = %actor.user, "rollback requested");
+        self.outbox_ready.notify_one();
+        if rollback.state == crate::domain::State::Queued {
+            self.run_ready.notify_one();
+        }
+        Ok(Ok(rollback))
+    }
+
+    /// Takes an action on an existing rollback. Concurrent writers are serialised by the
+    /// rollback's version: the loser decides again on the newer state, so a second click on
+    /// an already-approved rollback gets a refusal instead of a second approval.
+    pub async fn act(
+        &self,
+        id: RollbackId,
+        action: &Action,
+        actor: &Actor,
+    ) -> Result<Result<Rollback, Refusal>> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let Some(mut rollback) = self
+                .store
+                .load(id)
+                .await
+                .with_context(|| format!("loading {id}"))?
+            else {
+                return Ok(Err(Refusal::NoSuchRollback { id: Some(id) }));
+            };
+            let now = self.clock.now();
+            let events = match decide(Some(&rollback), action, actor, &self.config.policy, now) {
+                Ok(events) => events,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let expected_version = rollback.version;
+            let recorded: Vec<Recorded> = events
+                .iter()
+                .cloned()
+                .map(|event| Recorded {
+                    at: now,
+                    actor: actor.user.clone(),
+                    event,
+                })
+                .collect();
+            for r in &recorded {
+                rollback.apply(r);
+            }
+            let effects = effects_of(&events);
+            match self
+                .store
+                .append(&rollback, expected_version, &recorded, &effects)
+                .await
+                .with_context(|| format!("recording {} on {id}", action.name()))?
+            {
+                Written::Ok => {
+                    tracing::info!(rollback = %id, action = action.name(), actor = %actor.user, state = rollback.state.name(), "rollback changed");
+                    self.outbox_ready.notify_one();
+                    if rollback.state == crate::domain::State::Queued {
+                        self.run_ready.notify_one();
+                    }
+                    return Ok(Ok(rollback));
+                }
+                Written::Conflict => continue,
+            }
+        }
+        anyhow::bail!(
+            "{id} kept changing under {}; gave up after {MAX_CONFLICT_RETRIES} attempts",
+            action.name()
+        )
+    }
+
+    /// Queues private answers that belong to no rollback change.
+    pub async fn tell(&self, effects: &[Effect]) -> Result<()> {
+        self.store.enqueue(effects, self.clock.now()).await?;
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+
+    pub fn actor(&self, user: &str, team: Option<&str>) -> Actor {
+        Actor {
+            user: crate::domain::UserId(user.to_owned()),
+            team: team.map(|t| crate::domain::TeamId(t.to_owned())),
+            roles: self.config.roles_of(user),
+        }
+    }
+}

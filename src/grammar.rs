@@ -1,0 +1,302 @@
+//! The `/rollback` command language:
+//! `help | <service> [to <target>] [runbook <name>] [severity <level>] [reason "<text>"]
+//!  | plan … | status [RB-n] | list | cancel RB-n`.
+use crate::domain::plan::nearest;
+use crate::domain::{RollbackId, Severity};
+
+/// Longest command text accepted; Slack itself allows about 4,000 characters.
+pub const MAX_COMMAND_CHARS: usize = 2000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Request(RequestArgs),
+    Plan(RequestArgs),
+    Status(Option<RollbackId>),
+    List,
+    Cancel(RollbackId),
+    /// Part of the documented language but not built yet in this version.
+    NotYetAvailable(&'static str),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestArgs {
+    pub service: String,
+    pub target: Option<String>,
+    pub runbook: Option<String>,
+    pub severity: Option<Severity>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    TooLong {
+        max: usize,
+    },
+    UnterminatedQuote,
+    MissingService {
+        found: Option<String>,
+    },
+    BadServiceName {
+        word: String,
+    },
+    UnknownWord {
+        word: String,
+        suggestion: Option<String>,
+    },
+    MissingValue {
+        keyword: &'static str,
+    },
+    Repeated {
+        keyword: &'static str,
+    },
+    BadSeverity {
+        word: String,
+        suggestion: Option<String>,
+    },
+    BadId {
+        command: &'static str,
+        word: Option<String>,
+    },
+    UnexpectedAfter {
+        command: &'static str,
+        word: String,
+    },
+}
+
+const OPTION_KEYWORDS: [&str; 4] = ["to", "runbook", "severity", "reason"];
+pub const SUBCOMMANDS: [&str; 7] = [
+    "help",
+    "plan",
+    "status",
+    "list",
+    "cancel",
+    "drill",
+    "postmortem",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Token {
+    text: String,
+    quoted: bool,
+}
+
+/// Slack escapes `&`, `<` and `>` in command text; undo it so the words are what was typed.
+/// Everything is escaped again whenever it is shown.
+fn unescape_slack(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
+    let mut tokens = vec![];
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        // Slack clients turn " into “ ” as people type, so accept both.
+        if matches!(c, '"' | '“' | '”') {
+            chars.next();
+            let mut text = String::new();
+            loop {
+                match chars.next() {
+                    None => return Err(ParseError::UnterminatedQuote),
+                    Some('"' | '“' | '”') => break,
+                    Some(ch) => text.push(ch),
+                }
+            }
+            tokens.push(Token { text, quoted: true });
+            continue;
+        }
+        let mut word = String::new();
+        while let Some(&ch) = chars.peek() {
+            if ch.is_whitespace() || matches!(ch, '"' | '“' | '”') {
+                break;
+            }
+            word.push(ch);
+            chars.next();
+        }
+        tokens.push(Token {
+            text: word,
+            quoted: false,
+        });
+    }
+    Ok(tokens)
+}
+
+pub fn parse(text: &str) -> Result<Command, ParseError> {
+    if text.chars().count() > MAX_COMMAND_CHARS {
+        return Err(ParseError::TooLong {
+            max: MAX_COMMAND_CHARS,
+        });
+    }
+    let tokens = tokenize(&unescape_slack(text))?;
+    let Some(first) = tokens.first() else {
+        return Ok(Command::Help);
+    };
+    let rest = &tokens[1..];
+    let head = if first.quoted {
+        String::new()
+    } else {
+        first.text.to_lowercase()
+    };
+    match head.as_str() {
+        "help" => Ok(Command::Help),
+        "list" => match rest.first() {
+            None => Ok(Command::List),
+            Some(extra) => Err(ParseError::UnexpectedAfter {
+                command: "list",
+                word: extra.text.clone(),
+            }),
+        },
+        "status" => match rest {
+            [] => Ok(Command::Status(None)),
+            [id] => parse_id("status", id).map(|id| Command::Status(Some(id))),
+            [_, extra, ..] => Err(ParseError::UnexpectedAfter {
+                command: "status",
+                word: extra.text.clone(),
+            }),
+        },
+        "cancel" => match rest {
+            [] => Err(ParseError::BadId {
+                command: "cancel",
+                word: None,
+            }),
+            [id] => parse_id("cancel", id).map(Command::Cancel),
+            [_, extra, ..] => Err(ParseError::UnexpectedAfter {
+                command: "cancel",
+                word: extra.text.clone(),
+            }),
+        },
+        "plan" => parse_request(rest).map(Command::Plan),
+        "drill" => Ok(Command::NotYetAvailable("drill")),
+        "postmortem" => Ok(Command::NotYetAvailable("postmortem")),
+        _ => parse_request(&tokens).map(Command::Request),
+    }
+}
+
+fn parse_id(command: &'static str, token: &Token) -> Result<RollbackId, ParseError> {
+    token.text.parse().map_err(|_| ParseError::BadId {
+        command,
+        word: Some(token.text.clone()),
+    })
+}
+
+fn is_keyword(token: &Token) -> Option<&'static str> {
+    if token.quoted {
+        return None;
+    }
+    let lower = token.text.to_lowercase();
+    OPTION_KEYWORDS.into_iter().find(|k| *k == lower)
+}
+
+fn parse_request(tokens: &[Token]) -> Result<RequestArgs, ParseError> {
+    let Some((service, options)) = tokens.split_first() else {
+        return Err(ParseError::MissingService { found: None });
+    };
+    if is_keyword(service).is_some() {
+        return Err(ParseError::MissingService {
+            found: Some(service.text.clone()),
+        });
+    }
+    if service.quoted
+        || service.text.len() > 100
+        || !service
+            .text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ParseError::BadServiceName {
+            word: service.text.clone(),
+        });
+    }
+    let mut args = RequestArgs {
+        service: service.text.clone(),
+        ..Default::default()
+    };
+    let mut i = 0;
+    while i < options.len() {
+        let token = &options[i];
+        let Some(keyword) = is_keyword(token) else {
+            let suggestion = if token.quoted {
+                None
+            } else {
+                nearest(&token.text, OPTION_KEYWORDS)
+            };
+            return Err(ParseError::UnknownWord {
+                word: token.text.clone(),
+                suggestion,
+            });
+        };
+        let value = options.get(i + 1).filter(|t| is_keyword(t).is_none());
+        let Some(value) = value else {
+            return Err(ParseError::MissingValue { keyword });
+        };
+        i += 2;
+        let slot_taken = match keyword {
+            "to" => args.target.replace(value.text.clone()).is_some(),
+            "runbook" => args.runbook.replace(value.text.clone()).is_some(),
+            "severity" => {
+                let severity =
+                    value
+                        .text
+                        .parse::<Severity>()
+                        .map_err(|_| ParseError::BadSeverity {
+                            word: value.text.clone(),
+                            suggestion: nearest(&value.text, Severity::ALL.map(Severity::as_str)),
+                        })?;
+                args.severity.replace(severity).is_some()
+            }
+            "reason" => {
+                // An unquoted reason runs to the next keyword, so `reason bad deploy` works too.
+                let mut reason = value.text.clone();
+                if !value.quoted {
+                    while let Some(next) = options.get(i).filter(|t| is_keyword(t).is_none()) {
+                        reason.push(' ');
+                        reason.push_str(&next.text);
+                        i += 1;
+                    }
+                }
+                args.reason.replace(reason).is_some()
+            }
+            _ => unreachable!("is_keyword only returns option keywords"),
+        };
+        if slot_taken {
+            return Err(ParseError::Repeated { keyword });
+        }
+    }
+    Ok(args)
+}
+
+impl RequestArgs {
+    /// The canonical text of these arguments, which parses back to the same value.
+    pub fn to_text(&self) -> String {
+        let mut text = self.service.clone();
+        let quote = |v: &str| {
+            if v.is_empty()
+                || v.contains(char::is_whitespace)
+                || OPTION_KEYWORDS.contains(&v.to_lowercase().as_str())
+            {
+                format!("\"{v}\"")
+            } else {
+                v.to_owned()
+            }
+        };
+        if let Some(t) = &self.target {
+            text += &format!(" to {}", quote(t));
+        }
+        if let Some(r) = &self.runbook {
+            text += &format!(" runbook {}", quote(r));
+        }
+        if let Some(s) = &self.severity {
+            text += &format!(" severity {s}");
+        }
+        if let Some(r) = &self.reason {
+            text += &format!(" reason \"{r}\"");
+        }
+        text
+    }
+}

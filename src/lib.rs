@@ -1,0 +1,13 @@
+//! rollbot: Slack chat-ops for incident rollbacks. The core (`domain`, `engine`) knows
+//! rollbacks, actors, plans and steps; `slack` knows Slack's wire format; `store` keeps state.
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod grammar;
+pub mod http;
+pub mod report;
+pub mod shutdown;
+pub mod slack;
+pub mod store;

@@ -1,0 +1,172 @@
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use rollbot::app::{App, Settings};
+use rollbot::clock::SystemClock;
+use rollbot::config::Config;
+use rollbot::grammar::{self, Command};
+use rollbot::slack::client::SlackApi;
+use rollbot::slack::signature::SignatureVerifier;
+use rollbot::store::Store;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Slack chat-ops for incident rollbacks: plan, approve, run, report.
+#[derive(Parser)]
+#[command(name = "rollbot", version)]
+struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "ROLLBOT_CONFIG",
+        default_value = "rollbot.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve Slack's webhooks and run approved rollbacks.
+    /// Needs SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN and DATABASE_URL (each also as NAME_FILE).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "ROLLBOT_LISTEN", default_value = "0.0.0.0:3000")]
+        listen: String,
+    },
+    /// Validate the configuration and print services, runbooks and the resolved policy.
+    Check,
+    /// Print the plan a request would freeze, without requesting or running anything.
+    /// Takes the words of `/rollback plan`, e.g. `rollbot plan checkout-api to 41`.
+    Plan {
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
+    /// Apply database migrations (needs DATABASE_URL). `serve` applies them too.
+    Migrate,
+}
+
+fn load_config(path: &PathBuf) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!("{} error(s) in {}", errors.0.len(), path.display());
+        ExitCode::from(2)
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "rollbot=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Check => {
+            return match load_config(&cli.config) {
+                Ok(config) => {
+                    print!("{}", rollbot::report::check(&config));
+                    println!("{}: OK", cli.config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
+            };
+        }
+        Cmd::Plan { words } => {
+            let config = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            return plan(&config, &words.join(" "));
+        }
+        Cmd::Migrate => migrate().await,
+        Cmd::Serve { listen } => {
+            let config = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            serve(config, &listen).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rollbot: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn plan(config: &Config, text: &str) -> ExitCode {
+    let args = match grammar::parse(&format!("plan {text}")) {
+        Ok(Command::Plan(args)) => args,
+        Ok(_) => unreachable!("a text starting with `plan` parses as a plan"),
+        Err(e) => {
+            eprintln!("{}", rollbot::report::parse_error(&e));
+            return ExitCode::from(2);
+        }
+    };
+    match config.catalog.freeze(&rollbot::domain::plan::PlanRequest {
+        service: args.service,
+        runbook: args.runbook,
+        target: args.target,
+        params: Default::default(),
+    }) {
+        Ok(plan) => {
+            print!("{}", rollbot::report::plan(&plan));
+            ExitCode::SUCCESS
+        }
+        Err(refusal) => {
+            eprintln!("{}", rollbot::report::refusal(&refusal));
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn migrate() -> Result<()> {
+    let url = rollbot::app::env_or_file("DATABASE_URL")?.context("DATABASE_URL is not set")?;
+    let store = Store::connect(&url).await?;
+    let ran = store.migrate().await?;
+    if ran.is_empty() {
+        println!("the database is up to date");
+    }
+    for name in ran {
+        println!("applied {name}");
+    }
+    Ok(())
+}
+
+async fn serve(config: Config, listen: &str) -> Result<()> {
+    let settings = Settings::from_env()?;
+    let store = Store::connect(&settings.database_url).await?;
+    store.migrate().await.context("applying migrations")?;
+    let slack = SlackApi::new(&settings.slack_api_url, &settings.bot_token)?;
+    let app = App::new(
+        config,
+        store,
+        Arc::new(SystemClock),
+        SignatureVerifier::new(settings.signing_secrets),
+        slack,
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, "rollbot is listening");
+    let (trigger, shutdown) = rollbot::shutdown::channel();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+        trigger.fire();
+    });
+    app.serve(listener, shutdown).await
+}

@@ -1,0 +1,149 @@
+//! What the command line prints: the checked configuration and dry-run plans.
+use crate::config::Config;
+use crate::domain::plan::Plan;
+use crate::domain::{Refusal, Severity};
+use crate::grammar::ParseError;
+use crate::slack::messages;
+use std::fmt::Write;
+
+pub fn check(config: &Config) -> String {
+    let mut out = String::new();
+    let policy = &config.policy;
+    let _ = writeln!(out, "Slack");
+    let _ = writeln!(
+        out,
+        "  workspace: {}",
+        policy
+            .workspace
+            .as_ref()
+            .map_or("(any)".to_owned(), |w| w.0.clone())
+    );
+    let _ = writeln!(
+        out,
+        "  incident channels: {}",
+        policy
+            .channels
+            .iter()
+            .map(|c| c.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let requesters = policy
+        .requester_roles
+        .as_ref()
+        .map_or("anyone in an incident channel".to_owned(), |r| r.join(", "));
+    let _ = writeln!(out, "  who may request: {requesters}");
+    let _ = writeln!(out, "\nRoles");
+    for (role, members) in &config.roles {
+        let _ = writeln!(out, "  {role}: {}", members.join(", "));
+    }
+    let _ = writeln!(out, "\nPolicy by severity");
+    for severity in Severity::ALL {
+        let p = policy.severity(severity);
+        let who = if p.approvals == 0 {
+            "runs at once without approval; post-incident review flagged".to_owned()
+        } else {
+            let members: Vec<String> = p
+                .approvers
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{r} ({})",
+                        config
+                            .roles
+                            .get(r)
+                            .map(|m| m.join(", "))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect();
+            format!("{} approval(s) from {}", p.approvals, members.join(" or "))
+        };
+        let extras = [
+            p.require_reason.then_some("reason required"),
+            (!p.allow_self_approval && p.approvals > 0).then_some("no self-approval"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
+        let respond = p
+            .respond_within
+            .map(|d| format!(", respond within {}", humantime::format_duration(d)))
+            .unwrap_or_default();
+        let extras = if extras.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", extras.join(", "))
+        };
+        let _ = writeln!(out, "  {severity}: {who}{extras}{respond}");
+    }
+    let _ = writeln!(out, "\nRunbooks");
+    for (name, runbook) in &config.catalog.runbooks {
+        let params: Vec<String> = runbook
+            .params
+            .iter()
+            .map(|(p, s)| format!("{p} ~ /{}/", s.pattern_source))
+            .collect();
+        let params = if params.is_empty() {
+            String::new()
+        } else {
+            format!(" [params: {}]", params.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "  {name}: {} step(s){params}{}",
+            runbook.steps.len(),
+            runbook
+                .description
+                .as_deref()
+                .map(|d| format!(" — {d}"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out, "\nServices");
+    for (name, service) in &config.catalog.services {
+        let _ = writeln!(
+            out,
+            "  {name}: runbooks {} (default {})",
+            service.runbooks.join(", "),
+            service.runbooks.first().map(String::as_str).unwrap_or("-")
+        );
+    }
+    out
+}
+
+pub fn plan(plan: &Plan) -> String {
+    let mut out = format!(
+        "Plan for {} (runbook {}, digest {}); nothing was requested or run:\n",
+        plan.service,
+        plan.runbook,
+        plan.short_digest()
+    );
+    for (i, step) in plan.steps.iter().enumerate() {
+        let crate::domain::StepAction::Command {
+            timeout_secs,
+            workdir,
+            ..
+        } = &step.action;
+        let dir = workdir
+            .as_deref()
+            .map(|d| format!(", in {d}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{}. {} (timeout {timeout_secs}s{dir})\n   {}",
+            i + 1,
+            step.name,
+            messages::step_line(&step.action)
+        );
+    }
+    out
+}
+
+pub fn refusal(refusal: &Refusal) -> String {
+    messages::refusal(refusal).text
+}
+
+pub fn parse_error(error: &ParseError) -> String {
+    messages::parse_error(error).text
+}

@@ -1,0 +1,147 @@
+//! The Slack Web API, through slack-morphism, at a base URL that tests point at a fake.
+use super::messages::Message;
+use super::signature::Secret;
+use anyhow::{Context, Result};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+use std::time::Duration;
+
+pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
+
+type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
+
+pub struct SlackApi {
+    client: SlackClient<Connector>,
+    token: SlackApiToken,
+}
+
+/// Why a call did not go through, sorted by what the outbox should do about it.
+#[derive(Debug)]
+pub enum CallError {
+    /// Slack asked us to slow down.
+    RateLimited { retry_after: Option<Duration> },
+    /// Worth another try later: network trouble, Slack's own errors.
+    Transient(String),
+    /// Will fail the same way every time (e.g. `channel_not_found`, `not_in_channel`).
+    Permanent(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::RateLimited { retry_after } => {
+                write!(f, "rate limited (retry after {retry_after:?})")
+            }
+            CallError::Transient(e) => write!(f, "transient: {e}"),
+            CallError::Permanent(e) => write!(f, "permanent: {e}"),
+        }
+    }
+}
+
+const TRANSIENT_API_ERRORS: [&str; 6] = [
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+    "team_added_to_org",
+];
+
+fn classify(error: SlackClientError) -> CallError {
+    match error {
+        SlackClientError::RateLimitError(e) => CallError::RateLimited {
+            retry_after: e.retry_after,
+        },
+        SlackClientError::ApiError(e) if TRANSIENT_API_ERRORS.contains(&e.code.as_str()) => {
+            CallError::Transient(e.code)
+        }
+        SlackClientError::ApiError(e) => CallError::Permanent(e.code),
+        SlackClientError::HttpError(e) if e.status_code.is_server_error() => {
+            CallError::Transient(format!("HTTP {}", e.status_code))
+        }
+        SlackClientError::HttpError(e) => CallError::Permanent(format!("HTTP {}", e.status_code)),
+        other => CallError::Transient(other.to_string()),
+    }
+}
+
+fn content(message: &Message) -> Result<SlackMessageContent, CallError> {
+    serde_json::from_value(serde_json::to_value(message).expect("messages serialize")).map_err(
+        |e| {
+            CallError::Permanent(format!(
+                "rollbot built a message Slack's model rejects: {e}"
+            ))
+        },
+    )
+}
+
+impl SlackApi {
+    pub fn new(api_url: &str, token: &Secret) -> Result<Self> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .context("loading the system's TLS roots")?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let connector = SlackClientHyperConnector::with_connector(https)
+            .with_slack_api_url(api_url.trim_end_matches('/'));
+        Ok(SlackApi {
+            client: SlackClient::new(connector),
+            token: SlackApiToken::new(SlackApiTokenValue(token.expose().to_owned())),
+        })
+    }
+
+    /// Posts to a channel, or into a thread when `thread_ts` is given; returns the message ts.
+    pub async fn post(
+        &self,
+        channel: &str,
+        message: &Message,
+        thread_ts: Option<&str>,
+    ) -> Result<String, CallError> {
+        let mut request = SlackApiChatPostMessageRequest::new(channel.into(), content(message)?);
+        request.thread_ts = thread_ts.map(|ts| SlackTs(ts.to_owned()));
+        let session = self.client.open_session(&self.token);
+        let response = session
+            .chat_post_message(&request)
+            .await
+            .map_err(classify)?;
+        Ok(response.ts.0)
+    }
+
+    pub async fn update(
+        &self,
+        channel: &str,
+        ts: &str,
+        message: &Message,
+    ) -> Result<(), CallError> {
+        let request = SlackApiChatUpdateRequest::new(
+            channel.into(),
+            content(message)?,
+            SlackTs(ts.to_owned()),
+        );
+        self.client
+            .open_session(&self.token)
+            .chat_update(&request)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    pub async fn ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        message: &Message,
+    ) -> Result<(), CallError> {
+        let request =
+            SlackApiChatPostEphemeralRequest::new(channel.into(), user.into(), content(message)?);
+        self.client
+            .open_session(&self.token)
+            .chat_post_ephemeral(&request)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,192 @@
+//! Drains the outbox to Slack: renders each effect from the rollback's current state, calls
+//! the Web API, and retries with backoff (honouring `Retry-After`) until it is delivered or
+//! recorded as undeliverable.
+use super::client::{CallError, SlackApi};
+use super::messages;
+use crate::engine::Engine;
+use crate::store::{CardRef, Effect, OutboxItem};
+use anyhow::{Context, Result, anyhow};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// After this many attempts an effect is recorded as undeliverable.
+pub const MAX_ATTEMPTS: i32 = 12;
+const LEASE: Duration = Duration::from_secs(60);
+const BATCH: i64 = 16;
+
+pub struct Delivery {
+    engine: Arc<Engine>,
+    slack: SlackApi,
+}
+
+enum Outcome {
+    Delivered,
+    Retry(CallError),
+    GiveUp(String),
+}
+
+impl Delivery {
+    pub fn new(engine: Arc<Engine>, slack: SlackApi) -> Self {
+        Delivery { engine, slack }
+    }
+
+    /// Delivers what is due now; returns how many effects it handled.
+    pub async fn run_once(&self) -> Result<usize> {
+        let now = self.engine.clock.now();
+        let items = self
+            .engine
+            .store
+            .claim_outbox(now, LEASE, BATCH)
+            .await
+            .context("claiming outbox rows")?;
+        for item in &items {
+            let outcome = match self.deliver(item).await {
+                Ok(()) => Outcome::Delivered,
+                Err(DeliverError::Call(CallError::Permanent(e))) => Outcome::GiveUp(e),
+                Err(DeliverError::Call(e)) => Outcome::Retry(e),
+                Err(DeliverError::Internal(e)) => {
+                    Outcome::Retry(CallError::Transient(format!("{e:#}")))
+                }
+            };
+            let now = self.engine.clock.now();
+            let store = &self.engine.store;
+            match outcome {
+                Outcome::Delivered => store.outbox_delivered(item.id, now).await?,
+                Outcome::GiveUp(error) => {
+                    tracing::error!(outbox = item.id, rollback = ?item.rollback_id, kind = item.effect.kind(), %error, "Slack refused the message; recorded as undeliverable");
+                    store.outbox_undeliverable(item.id, now, &error).await?;
+                }
+                Outcome::Retry(error) if item.attempts >= MAX_ATTEMPTS => {
+                    tracing::error!(outbox = item.id, rollback = ?item.rollback_id, kind = item.effect.kind(), %error, attempts = item.attempts, "giving up on a Slack message; recorded as undeliverable");
+                    store
+                        .outbox_undeliverable(item.id, now, &error.to_string())
+                        .await?;
+                }
+                Outcome::Retry(error) => {
+                    let wait = match &error {
+                        CallError::RateLimited {
+                            retry_after: Some(after),
+                        } => *after,
+                        _ => backoff(item.attempts),
+                    };
+                    tracing::warn!(outbox = item.id, kind = item.effect.kind(), %error, retry_in_ms = wait.as_millis() as u64, "Slack call failed; will retry");
+                    store
+                        .outbox_retry_at(
+                            item.id,
+                            now + chrono::Duration::from_std(wait)?,
+                            &error.to_string(),
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(items.len())
+    }
+
+    async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliverError> {
+        let directory = &self.engine.config.roles;
+        if let Effect::Ephemeral {
+            channel,
+            user,
+            text,
+        } = &item.effect
+        {
+            return Ok(self
+                .slack
+                .ephemeral(&channel.0, &user.0, &messages::Message::plain(text.clone()))
+                .await?);
+        }
+        let id = item
+            .rollback_id
+            .ok_or_else(|| anyhow!("a rollback effect without a rollback"))?;
+        let store = &self.engine.store;
+        let rollback = store
+            .load(id)
+            .await?
+            .ok_or_else(|| anyhow!("{id} is gone"))?;
+        if item.effect == Effect::PostCard {
+            let channel = rollback.request.channel.0.clone();
+            let ts = self
+                .slack
+                .post(&channel, &messages::card(&rollback, directory), None)
+                .await?;
+            store.remember_card(id, &CardRef { channel, ts }).await?;
+            return Ok(());
+        }
+        let card = store
+            .card(id)
+            .await?
+            .ok_or_else(|| anyhow!("{id}'s card has not been posted"))?;
+        let card = &card;
+        let thread = |message: messages::Message| async move {
+            self.slack
+                .post(&card.channel, &message, Some(&card.ts))
+                .await
+                .map(|_| ())
+        };
+        match &item.effect {
+            Effect::UpdateCard => {
+                self.slack
+                    .update(
+                        &card.channel,
+                        &card.ts,
+                        &messages::card(&rollback, directory),
+                    )
+                    .await?
+            }
+            Effect::StepStarted { index } => {
+                thread(messages::step_started(&rollback, *index)).await?
+            }
+            Effect::StepFinished { index } => {
+                let result = rollback
+                    .steps
+                    .iter()
+                    .rev()
+                    .find(|s| s.index == *index)
+                    .and_then(|s| s.result.clone())
+                    .ok_or_else(|| anyhow!("{id} has no result for step {index}"))?;
+                thread(messages::step_finished(&rollback, *index, &result)).await?
+            }
+            Effect::RunFinished => thread(messages::run_finished(&rollback)).await?,
+            Effect::PostCard | Effect::Ephemeral { .. } => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    pub async fn run_forever(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
+        loop {
+            match self.run_once().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = format!("{e:#}"), "delivering to Slack failed"),
+            }
+            tokio::select! {
+                _ = self.engine.outbox_ready.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+}
+
+enum DeliverError {
+    Call(CallError),
+    Internal(anyhow::Error),
+}
+
+impl From<CallError> for DeliverError {
+    fn from(e: CallError) -> Self {
+        DeliverError::Call(e)
+    }
+}
+
+impl From<anyhow::Error> for DeliverError {
+    fn from(e: anyhow::Error) -> Self {
+        DeliverError::Internal(e)
+    }
+}
+
+/// 1s, 2s, 4s … capped at five minutes.
+fn backoff(attempts: i32) -> Duration {
+    Duration::from_secs(1u64 << attempts.clamp(0, 9) as u32).min(Duration::from_secs(300))
+}

@@ -1,0 +1,148 @@
+//! Slack's inbound wire formats: slash-command forms and interaction payloads. Only the fields
+//! rollbot needs are read; everything else Slack adds is ignored.
+use serde::Deserialize;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundError(pub String);
+
+impl fmt::Display for InboundError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlashCommand {
+    pub team_id: Option<String>,
+    pub channel_id: String,
+    pub user_id: String,
+    pub command: String,
+    pub text: String,
+    pub trigger_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SlashForm {
+    team_id: Option<String>,
+    channel_id: Option<String>,
+    user_id: Option<String>,
+    command: Option<String>,
+    text: Option<String>,
+    trigger_id: Option<String>,
+}
+
+fn required(value: Option<String>, name: &str) -> Result<String, InboundError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| InboundError(format!("the request has no {name}")))
+}
+
+fn optional(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+pub fn parse_slash_command(body: &[u8]) -> Result<SlashCommand, InboundError> {
+    let form: SlashForm = serde_urlencoded::from_bytes(body)
+        .map_err(|e| InboundError(format!("the command form could not be read: {e}")))?;
+    Ok(SlashCommand {
+        team_id: optional(form.team_id),
+        channel_id: required(form.channel_id, "channel_id")?,
+        user_id: required(form.user_id, "user_id")?,
+        command: required(form.command, "command")?,
+        text: form.text.unwrap_or_default(),
+        trigger_id: optional(form.trigger_id),
+    })
+}
+
+/// The one interaction rollbot acts on in this version: a button on its own card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interaction {
+    Button(ButtonClick),
+    /// Anything else Slack sends (view submissions, shortcuts): acknowledged and ignored.
+    Ignored {
+        kind: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ButtonClick {
+    pub team_id: Option<String>,
+    pub user_id: String,
+    pub channel_id: String,
+    pub action_id: String,
+    pub value: String,
+}
+
+#[derive(Deserialize)]
+struct PayloadForm {
+    payload: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawPayload {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    team: Option<IdOnly>,
+    user: Option<RawUser>,
+    channel: Option<IdOnly>,
+    container: Option<RawContainer>,
+    #[serde(default)]
+    actions: Vec<RawAction>,
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawUser {
+    id: Option<String>,
+    team_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawContainer {
+    channel_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawAction {
+    action_id: Option<String>,
+    value: Option<String>,
+}
+
+pub fn parse_interaction(body: &[u8]) -> Result<Interaction, InboundError> {
+    let form: PayloadForm = serde_urlencoded::from_bytes(body)
+        .map_err(|e| InboundError(format!("the interaction form could not be read: {e}")))?;
+    let payload = required(form.payload, "payload")?;
+    let raw: RawPayload = serde_json::from_str(&payload)
+        .map_err(|e| InboundError(format!("the interaction payload is not valid JSON: {e}")))?;
+    let kind = required(raw.kind, "type")?;
+    if kind != "block_actions" {
+        return Ok(Interaction::Ignored { kind });
+    }
+    let user = raw
+        .user
+        .ok_or_else(|| InboundError("the request has no user".into()))?;
+    let action = raw
+        .actions
+        .into_iter()
+        .next()
+        .ok_or_else(|| InboundError("the request has no actions".into()))?;
+    let channel_id = raw
+        .channel
+        .and_then(|c| optional(c.id))
+        .or_else(|| raw.container.and_then(|c| optional(c.channel_id)));
+    Ok(Interaction::Button(ButtonClick {
+        team_id: raw
+            .team
+            .and_then(|t| optional(t.id))
+            .or_else(|| optional(user.team_id)),
+        user_id: required(user.id, "user.id")?,
+        channel_id: required(channel_id, "channel.id")?,
+        action_id: required(action.action_id, "actions[0].action_id")?,
+        value: required(action.value, "actions[0].value")?,
+    }))
+}

@@ -1,0 +1,727 @@
+//! Every message a person sees, built by pure functions from state. User-supplied text is
+//! always escaped for mrkdwn, and every block stays inside Block Kit's limits.
+use crate::domain::plan::{Plan, StepAction};
+use crate::domain::rollback::{State, StepOutcome, StepResult};
+use crate::domain::{Refusal, Rollback, RollbackId, Severity, UserId};
+use crate::grammar::ParseError;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+pub const MAX_SECTION_CHARS: usize = 3000;
+pub const MAX_HEADER_CHARS: usize = 150;
+const HELP_HINT: &str = "Type `/rollback help` for the grammar and examples.";
+
+/// A message as Slack takes it: `text` is the notification fallback, `blocks` the layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<Value>,
+}
+
+impl Message {
+    pub fn plain(text: impl Into<String>) -> Self {
+        Message {
+            text: text.into(),
+            blocks: vec![],
+        }
+    }
+}
+
+/// Escapes the three characters mrkdwn gives meaning to, so user text can never become a
+/// mention (`<!channel>`), a link or a user reference.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Cuts text to `max` characters, leaving a visible marker when it did.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    const MARKER: &str = "… (truncated)";
+    let keep = max.saturating_sub(MARKER.chars().count());
+    text.chars().take(keep).collect::<String>() + MARKER
+}
+
+/// The last `max` characters, with a marker in front when something was dropped.
+fn tail(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_owned();
+    }
+    const MARKER: &str = "(earlier output truncated) …";
+    let keep = max.saturating_sub(MARKER.chars().count() + 1);
+    format!(
+        "{MARKER}\n{}",
+        text.chars().skip(count - keep).collect::<String>()
+    )
+}
+
+fn mention(member: &str) -> String {
+    if member.starts_with('S') {
+        format!("<!subteam^{member}>")
+    } else {
+        format!("<@{member}>")
+    }
+}
+
+fn user(id: &UserId) -> String {
+    if id.0 == crate::domain::SYSTEM_USER {
+        "rollbot".into()
+    } else {
+        format!("<@{}>", escape(&id.0))
+    }
+}
+
+fn hhmm(at: DateTime<Utc>) -> String {
+    at.format("%H:%M UTC").to_string()
+}
+
+pub fn duration_text(ms: u64) -> String {
+    match ms {
+        0..=9_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        10_000..=119_999 => format!("{}s", ms / 1000),
+        _ => format!("{}m {:02}s", ms / 60_000, (ms / 1000) % 60),
+    }
+}
+
+fn severity_label(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical => "🔴 Critical",
+        Severity::High => "🟠 High",
+        Severity::Medium => "🟡 Medium",
+        Severity::Low => "🔵 Low",
+    }
+}
+
+/// Quotes an argument the way a shell would need it, for display only: nothing runs through
+/// a shell.
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// A step's exact action as one line, e.g. `kubectl rollout undo deployment/api --to-revision=41`.
+pub fn step_line(action: &StepAction) -> String {
+    match action {
+        StepAction::Command { argv, env, .. } => {
+            let env: Vec<String> = env
+                .iter()
+                .map(|(k, v)| format!("{k}={}", shell_quote(v)))
+                .collect();
+            let argv: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+            [env, argv].concat().join(" ")
+        }
+    }
+}
+
+/// Text inside a code block: escaped, and unable to close the block early.
+fn code_block(text: &str) -> String {
+    format!("```{}```", escape(text).replace("```", "`\u{200b}``"))
+}
+
+pub fn plan_text(plan: &Plan) -> String {
+    let lines: Vec<String> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{}. {}\n   {}", i + 1, s.name, step_line(&s.action)))
+        .collect();
+    lines.join("\n")
+}
+
+/// Members of the given roles, as mentions, for "who may approve".
+fn role_members(roles: &[String], directory: &BTreeMap<String, Vec<String>>) -> String {
+    let members: Vec<String> = roles
+        .iter()
+        .flat_map(|role| directory.get(role).into_iter().flatten())
+        .map(|m| mention(m))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if members.is_empty() {
+        "nobody (no members configured)".into()
+    } else {
+        members.join(", ")
+    }
+}
+
+fn role_names(roles: &[String]) -> String {
+    roles
+        .iter()
+        .map(|r| format!("`{}`", escape(r)))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+fn headline(rollback: &Rollback) -> String {
+    let target = rollback
+        .request
+        .target
+        .as_deref()
+        .map(|t| format!(" to {t}"))
+        .unwrap_or_default();
+    format!(
+        "Rollback {}: {}{}",
+        rollback.id, rollback.request.service, target
+    )
+}
+
+fn state_line(rollback: &Rollback) -> String {
+    let total = rollback.plan.steps.len();
+    match &rollback.state {
+        State::AwaitingApproval => format!(
+            "⏳ *Awaiting approval*: {} of {} so far. Next: an approver below clicks *Approve* to run the plan exactly as shown.",
+            rollback.valid_approvals(),
+            rollback.approvals_required
+        ),
+        State::Queued => "▶️ *Approved*: starting the runbook now.".into(),
+        State::Running => {
+            let current = rollback.steps.last().map(|s| s.index).unwrap_or(0);
+            let name = rollback
+                .plan
+                .steps
+                .get(current)
+                .map(|s| escape(&s.name))
+                .unwrap_or_default();
+            format!(
+                "🔄 *Running* step {} of {total}: {name}. Output goes to the thread.",
+                current + 1
+            )
+        }
+        State::Succeeded => {
+            let took = rollback
+                .elapsed()
+                .map(|d| format!(" in {}", duration_text(d.num_milliseconds().max(0) as u64)))
+                .unwrap_or_default();
+            format!("✅ *Succeeded*: all {total} steps ran{took}.")
+        }
+        State::Failed { step, reason } => {
+            let name = rollback
+                .plan
+                .steps
+                .get(*step)
+                .map(|s| escape(&s.name))
+                .unwrap_or_default();
+            format!(
+                "❌ *Failed* at step {} of {total}, *{name}*: {}. The steps after it did not run. Output is in the thread.",
+                step + 1,
+                escape(reason)
+            )
+        }
+        State::Rejected { by, reason } => {
+            let why = reason
+                .as_deref()
+                .map(|r| format!(": “{}”", escape(r)))
+                .unwrap_or_default();
+            format!("🚫 *Rejected* by {}{why}. Nothing ran.", user(by))
+        }
+        State::Cancelled { by } => format!("🛑 *Cancelled* by {}. Nothing ran.", user(by)),
+    }
+}
+
+fn step_icon(rollback: &Rollback, index: usize) -> &'static str {
+    match rollback.steps.iter().rev().find(|s| s.index == index) {
+        None => "▫️",
+        Some(s) => match &s.result {
+            None => "🔄",
+            Some(r) if r.outcome == StepOutcome::Succeeded => "✅",
+            Some(_) => "❌",
+        },
+    }
+}
+
+/// The rollback's card in the channel, re-rendered from current state on every change.
+pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> Message {
+    let id = rollback.id;
+    let request = &rollback.request;
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": {"type": "plain_text", "text": truncate(&escape(&headline(rollback)), MAX_HEADER_CHARS), "emoji": true}
+    })];
+    if rollback.review_required {
+        blocks.push(section(
+            "🚨 *Critical severity: runs without approval.* A post-incident review is required."
+                .into(),
+        ));
+    }
+    blocks.push(section(state_line(rollback)));
+    let mut fields = vec![
+        format!("*Service*\n{}", escape(&request.service)),
+        format!(
+            "*Target*\n{}",
+            request
+                .target
+                .as_deref()
+                .map(escape)
+                .unwrap_or_else(|| "(runbook default)".into())
+        ),
+        format!("*Severity*\n{}", severity_label(request.severity)),
+        format!("*Runbook*\n{}", escape(&request.runbook)),
+        format!(
+            "*Requested by*\n{} at {}",
+            user(&request.requester),
+            hhmm(rollback.requested_at)
+        ),
+        format!(
+            "*Reason*\n{}",
+            request
+                .reason
+                .as_deref()
+                .map(|r| truncate(&escape(r), 1900))
+                .unwrap_or_else(|| "(none given)".into())
+        ),
+    ];
+    for approval in &rollback.approvals {
+        fields.push(format!(
+            "*Approved by*\n{} (`{}`) at {}",
+            user(&approval.by),
+            escape(&approval.role),
+            hhmm(approval.at)
+        ));
+    }
+    fields.truncate(10);
+    blocks.push(json!({
+        "type": "section",
+        "fields": fields.into_iter().map(|f| json!({"type": "mrkdwn", "text": f})).collect::<Vec<_>>()
+    }));
+
+    let steps: Vec<String> = rollback
+        .plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "{} {}. *{}*\n{}",
+                step_icon(rollback, i),
+                i + 1,
+                escape(&s.name),
+                code_block(&step_line(&s.action))
+            )
+        })
+        .collect();
+    let plan_header = format!(
+        "*Plan* (runbook `{}`, digest `{}`): exactly what runs, in order.\n",
+        escape(&request.runbook),
+        &rollback.plan_digest[..12]
+    );
+    blocks.push(section(plan_header + &steps.join("\n")));
+
+    match rollback.state {
+        State::AwaitingApproval => {
+            let self_note = if rollback.allow_self_approval {
+                ""
+            } else {
+                " The requester cannot approve their own rollback."
+            };
+            blocks.push(context(format!(
+                "Who may approve: {} ({}).{self_note}",
+                role_members(&rollback.approver_roles, directory),
+                role_names(&rollback.approver_roles)
+            )));
+            blocks.push(json!({
+                "type": "actions",
+                "block_id": format!("rollback:{id}"),
+                "elements": [
+                    button("approve", "Approve", id, Some("primary")),
+                    button("reject", "Reject", id, Some("danger")),
+                    button("cancel", "Cancel", id, None),
+                ]
+            }));
+            blocks.push(context(
+                "*Approve* runs the plan above as shown. *Reject* closes the request without running anything. *Cancel* withdraws it (requester or approvers).".into(),
+            ));
+        }
+        State::Queued => {
+            blocks.push(json!({
+                "type": "actions",
+                "block_id": format!("rollback:{id}"),
+                "elements": [button("cancel", "Cancel", id, None)]
+            }));
+            blocks.push(context(
+                "*Cancel* stops it before the first step starts.".into(),
+            ));
+        }
+        _ => {}
+    }
+    let text = format!("{}: {}", escape(&headline(rollback)), state_line(rollback));
+    Message {
+        text: truncate(&text, MAX_SECTION_CHARS),
+        blocks,
+    }
+}
+
+fn section(text: String) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&text, MAX_SECTION_CHARS)}})
+}
+
+fn context(text: String) -> Value {
+    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&text, MAX_SECTION_CHARS)}]})
+}
+
+fn button(action_id: &str, label: &str, id: RollbackId, style: Option<&str>) -> Value {
+    let mut button = json!({
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": label},
+        "value": id.to_string(),
+    });
+    if let Some(style) = style {
+        button["style"] = json!(style);
+    }
+    button
+}
+
+pub fn step_started(rollback: &Rollback, index: usize) -> Message {
+    let step = &rollback.plan.steps[index];
+    Message::plain(format!(
+        "▶️ Step {}/{} *{}* started\n{}",
+        index + 1,
+        rollback.plan.steps.len(),
+        escape(&step.name),
+        code_block(&step_line(&step.action))
+    ))
+}
+
+pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> Message {
+    let step = &rollback.plan.steps[index];
+    let exit = result
+        .exit_code
+        .map(|c| format!(", exit code {c}"))
+        .unwrap_or_default();
+    let (icon, verb) = match result.outcome {
+        StepOutcome::Succeeded => ("✅", "succeeded".to_owned()),
+        StepOutcome::Failed => ("❌", "failed".to_owned()),
+        StepOutcome::TimedOut => ("⏱️", "timed out and was killed".to_owned()),
+        StepOutcome::CouldNotStart => (
+            "❌",
+            format!(
+                "could not start ({})",
+                escape(result.detail.as_deref().unwrap_or("unknown error"))
+            ),
+        ),
+    };
+    let head = format!(
+        "{icon} Step {}/{} *{}* {verb} after {}{exit}",
+        index + 1,
+        rollback.plan.steps.len(),
+        escape(&step.name),
+        duration_text(result.duration_ms)
+    );
+    let output = if result.output_tail.trim().is_empty() {
+        "\n_(no output)_".to_owned()
+    } else {
+        format!(
+            "\n{}",
+            code_block(&tail(
+                &result.output_tail,
+                MAX_SECTION_CHARS - head.chars().count() - 40
+            ))
+        )
+    };
+    Message::plain(head + &output)
+}
+
+pub fn run_finished(rollback: &Rollback) -> Message {
+    Message::plain(match &rollback.state {
+        State::Succeeded => format!("{} {}", rollback.id, state_line(rollback)),
+        State::Failed { .. } => format!("{} {}", rollback.id, state_line(rollback)),
+        other => format!("{} is {}", rollback.id, other.name()),
+    })
+}
+
+/// The private answer to the requester once the request is recorded.
+pub fn request_acknowledged(
+    rollback: &Rollback,
+    directory: &BTreeMap<String, Vec<String>>,
+) -> Message {
+    let id = rollback.id;
+    let next = if rollback.approvals_required == 0 {
+        "Critical severity: it runs now without approval, and a post-incident review is flagged."
+            .to_owned()
+    } else {
+        format!(
+            "It needs {} approval(s) from {} ({}). You cannot approve your own rollback.",
+            rollback.approvals_required,
+            role_names(&rollback.approver_roles),
+            role_members(&rollback.approver_roles, directory)
+        )
+    };
+    Message::plain(format!(
+        "Recorded *{id}*: {} ({}). The card with the exact plan is being posted in this channel. {next} `/rollback status {id}` shows where it is; `/rollback cancel {id}` withdraws it before it starts.",
+        escape(&headline(rollback)),
+        rollback.request.severity
+    ))
+}
+
+pub fn help() -> Message {
+    Message::plain(
+        "*rollbot* rolls a service back with the approvals your incident's severity needs.\n\
+*Request a rollback*\n\
+`/rollback <service> [to <target>] [runbook <name>] severity <critical|high|medium|low> [reason \"<text>\"]`\n\
+e.g. `/rollback checkout-api to 41 severity high reason \"bad deploy\"`\n\
+*See what would run, without requesting*: `/rollback plan checkout-api to 41`\n\
+*Follow up*: `/rollback status RB-12` · `/rollback list` · `/rollback cancel RB-12` (before it starts)\n\
+Critical severity runs at once and flags a post-incident review; other severities wait for *Approve* on the card from someone in the approving role. You cannot approve your own request.",
+    )
+}
+
+pub fn plan_preview(plan: &Plan) -> Message {
+    Message::plain(format!(
+        "Plan for *{}* (runbook `{}`, digest `{}`); nothing was requested or run:\n{}",
+        escape(&plan.service),
+        escape(&plan.runbook),
+        plan.short_digest(),
+        code_block(&plan_text(plan))
+    ))
+}
+
+pub fn status(rollback: &Rollback) -> Message {
+    let steps: Vec<String> = rollback
+        .plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{} {}. {}", step_icon(rollback, i), i + 1, escape(&s.name)))
+        .collect();
+    Message::plain(format!(
+        "*{}* ({})\n{}\n{}",
+        escape(&headline(rollback)),
+        rollback.request.severity,
+        state_line(rollback),
+        steps.join("\n")
+    ))
+}
+
+pub fn list(rollbacks: &[Rollback]) -> Message {
+    if rollbacks.is_empty() {
+        return Message::plain(
+            "No rollbacks yet in this channel. Start one with `/rollback <service> to <target> severity <level>`.",
+        );
+    }
+    let lines: Vec<String> = rollbacks
+        .iter()
+        .map(|r| {
+            let target = r
+                .request
+                .target
+                .as_deref()
+                .map(|t| format!(" to {}", escape(t)))
+                .unwrap_or_default();
+            format!(
+                "• *{}* {}{target} · {} · {} · by {} at {}",
+                r.id,
+                escape(&r.request.service),
+                r.request.severity,
+                r.state.name().replace('_', " "),
+                user(&r.request.requester),
+                r.requested_at.format("%Y-%m-%d %H:%M UTC")
+            )
+        })
+        .collect();
+    Message::plain(format!(
+        "Latest rollbacks (newest first):\n{}\n`/rollback status RB-n` for details.",
+        lines.join("\n")
+    ))
+}
+
+pub fn cancelled(id: RollbackId) -> Message {
+    Message::plain(format!(
+        "Cancelled *{id}*. Nothing ran; the card in the channel says so."
+    ))
+}
+
+pub fn not_found(id: RollbackId) -> Message {
+    Message::plain(format!(
+        "There is no rollback *{id}*. `/rollback list` shows the recent ones."
+    ))
+}
+
+pub fn not_yet_available(command: &str) -> Message {
+    Message::plain(format!(
+        "`/rollback {command}` is not available in this version of rollbot yet. {HELP_HINT}"
+    ))
+}
+
+pub fn internal_error(reference: &str) -> Message {
+    Message::plain(format!(
+        "⚠️ Something went wrong inside rollbot (reference `{reference}`). Your request was NOT recorded; try again, and if it keeps failing give that reference to whoever runs rollbot."
+    ))
+}
+
+pub fn click_failed(reference: &str) -> Message {
+    Message::plain(format!(
+        "⚠️ rollbot could not record your click (reference `{reference}`); nothing changed. Try again, and if it keeps failing give that reference to whoever runs rollbot."
+    ))
+}
+
+fn state_phrase(state: &State) -> String {
+    match state {
+        State::AwaitingApproval => "awaiting approval".into(),
+        State::Queued => "approved and about to start".into(),
+        State::Running => "already running".into(),
+        State::Succeeded => "already finished (succeeded)".into(),
+        State::Failed { .. } => "already finished (failed)".into(),
+        State::Rejected { by, .. } => format!("already rejected by {}", user(by)),
+        State::Cancelled { by } => format!("already cancelled by {}", user(by)),
+    }
+}
+
+pub fn refusal(refusal: &Refusal) -> Message {
+    use Refusal::*;
+    Message::plain(match refusal {
+        WrongWorkspace => "rollbot only takes requests from its own Slack workspace. Ask in your workspace's incident channel.".into(),
+        WrongChannel { allowed } => {
+            let channels = allowed.iter().map(|c| format!("<#{}>", escape(&c.0))).collect::<Vec<_>>().join(", ");
+            format!("Rollbacks are requested in the incident channel so everyone sees them: {channels}. Run the same command there.")
+        }
+        NotARequester { roles } => format!("You are not in a role that may request rollbacks ({}). Ask the on-call engineer to request it.", role_names(roles)),
+        ReasonRequired { severity } => format!("A {severity}-severity rollback needs a reason. Add `reason \"<why>\"` to the command and run it again."),
+        ReasonTooLong { max } => format!("The reason is longer than {max} characters. Shorten it; put details in the thread."),
+        UnknownService { service, suggestion, known } => {
+            let hint = match suggestion {
+                Some(s) => format!(" Did you mean `{}`?", escape(s)),
+                None if known.is_empty() => " No services are configured yet.".into(),
+                None => format!(" Known services: {}.", known.iter().map(|k| format!("`{}`", escape(k))).collect::<Vec<_>>().join(", ")),
+            };
+            format!("There is no service `{}`.{hint} {HELP_HINT}", escape(service))
+        }
+        UnknownRunbook { service, runbook, known } => format!(
+            "Service `{}` has no runbook `{}`. Its runbooks: {}. Leave `runbook` out to use the first.",
+            escape(service),
+            escape(runbook),
+            known.iter().map(|k| format!("`{}`", escape(k))).collect::<Vec<_>>().join(", ")
+        ),
+        TargetNotTaken { runbook } => format!("Runbook `{}` takes no target; leave out `to …`.", escape(runbook)),
+        MissingParam { runbook, name, help } => {
+            let how = if name == "target" { "Add `to <target>`".to_owned() } else { format!("Give `{}`", escape(name)) };
+            let help = help.as_deref().map(|h| format!(" ({})", escape(h))).unwrap_or_default();
+            format!("Runbook `{}` needs `{}`{help}. {how} and run the command again.", escape(runbook), escape(name))
+        }
+        ParamMismatch { name, value, pattern, help } => {
+            let help = help.as_deref().map(|h| format!(": {}", escape(h))).unwrap_or_default();
+            format!(
+                "`{}` is not a valid `{}` (it must match `{}`{help}). Nothing was requested; fix the value and run the command again.",
+                escape(&truncate(value, 100)),
+                escape(name),
+                escape(pattern)
+            )
+        }
+        UnknownParam { runbook, name } => format!("Runbook `{}` has no parameter `{}`.", escape(runbook), escape(name)),
+        PlanTemplate { step, detail } => format!("The plan could not be built: step `{}`: {}. This is a configuration problem; tell whoever runs rollbot (`rollbot check` shows it).", escape(step), escape(detail)),
+        NoSuchRollback { id: Some(id) } => format!("There is no rollback *{id}*. `/rollback list` shows the recent ones."),
+        NoSuchRollback { id: None } => "That rollback does not exist. `/rollback list` shows the recent ones.".into(),
+        SelfApproval { id } => format!("You requested *{id}*, so you cannot approve it: a second person must. The card lists who may approve."),
+        NotAnApprover { id, severity, roles } => format!(
+            "You cannot approve or reject *{id}*: a {severity}-severity rollback needs someone in {}. The card lists who may approve.",
+            role_names(roles)
+        ),
+        AlreadyApprovedByYou { id, needed, have } => format!("You already approved *{id}* ({have} of {needed}). It needs another approver; the card lists who may approve."),
+        NotAwaitingApproval { id, state, approved_by } => {
+            let by = if approved_by.is_empty() { String::new() } else { format!(" (approved by {})", approved_by.iter().map(user).collect::<Vec<_>>().join(", ")) };
+            format!("*{id}* is {}{by}; your click changed nothing. The card shows its current state.", state_phrase(state))
+        }
+        RequesterCannotReject { id } => format!("You requested *{id}*; to withdraw it use *Cancel* (or `/rollback cancel {id}`)."),
+        NotCancellable { id, state } => format!("*{id}* is {}, so it can no longer be cancelled. The card shows its current state.", state_phrase(state)),
+        NotAllowedToCancel { id } => format!("Only the requester or an approver can cancel *{id}*. Ask them in the thread."),
+        ApprovalsDoNotMatchPlan { id, valid, needed } => format!("*{id}* will not run: it holds {valid} valid approval(s) for its plan but needs {needed}."),
+        SystemOnly => "That action is rollbot's own and cannot be taken from Slack.".into(),
+        OutOfOrder { id, detail } => format!("*{id}*: {}; nothing changed.", escape(detail)),
+    })
+}
+
+pub fn parse_error(error: &ParseError) -> Message {
+    use ParseError::*;
+    let suggest = |s: &Option<String>| {
+        s.as_ref()
+            .map(|s| format!(" Did you mean `{}`?", escape(s)))
+            .unwrap_or_default()
+    };
+    let text = match error {
+        TooLong { max } => format!("That command is longer than {max} characters."),
+        UnterminatedQuote => {
+            "A quote is opened but never closed. Close it: `reason \"bad deploy\"`.".into()
+        }
+        MissingService { found: None } => {
+            "Which service? Name it first: `/rollback <service> to <target> severity <level>`."
+                .into()
+        }
+        MissingService { found: Some(word) } => format!(
+            "Which service? The command starts with `{}`; name the service first: `/rollback <service> {} …`.",
+            escape(word),
+            escape(word)
+        ),
+        BadServiceName { word } => format!(
+            "`{}` is not a service name: names are letters, digits, `-`, `_` and `.`.",
+            escape(&truncate(word, 100))
+        ),
+        UnknownWord { word, suggestion } => format!(
+            "I don't understand `{}`.{} After the service, use `to`, `runbook`, `severity` or `reason`.",
+            escape(&truncate(word, 100)),
+            suggest(suggestion)
+        ),
+        MissingValue { keyword } => format!(
+            "`{keyword}` needs a value, e.g. {}.",
+            match *keyword {
+                "to" => "`to 41`",
+                "runbook" => "`runbook kubernetes`",
+                "severity" => "`severity high`",
+                _ => "`reason \"bad deploy\"`",
+            }
+        ),
+        Repeated { keyword } => format!("`{keyword}` is given twice; keep one."),
+        BadSeverity { word, suggestion } => format!(
+            "`{}` is not a severity.{} Use critical, high, medium or low.",
+            escape(&truncate(word, 100)),
+            suggest(suggestion)
+        ),
+        BadId {
+            command,
+            word: None,
+        } => {
+            format!("`/rollback {command}` needs a rollback id, e.g. `/rollback {command} RB-12`.")
+        }
+        BadId {
+            command,
+            word: Some(word),
+        } => format!(
+            "`{}` is not a rollback id; write it like `RB-12`, e.g. `/rollback {command} RB-12`.",
+            escape(&truncate(word, 100))
+        ),
+        UnexpectedAfter { command, word } => format!(
+            "`/rollback {command}` does not take `{}`.",
+            escape(&truncate(word, 100))
+        ),
+    };
+    Message::plain(format!("{text} {HELP_HINT}"))
+}
+
+pub fn severity_missing(args: &crate::grammar::RequestArgs) -> Message {
+    let example = crate::grammar::RequestArgs {
+        severity: Some(Severity::High),
+        ..args.clone()
+    };
+    Message::plain(format!(
+        "How severe is the incident? The severity decides who must approve. Run it again with one of critical, high, medium or low, e.g. `/rollback {}`. Nothing was recorded.",
+        escape(&example.to_text())
+    ))
+}
+
+pub fn unknown_button() -> Message {
+    Message::plain(
+        "That button is not one rollbot knows (it may be from an older card); nothing changed. `/rollback status RB-n` shows a rollback's state.",
+    )
+}

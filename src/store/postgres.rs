@@ -1,0 +1,425 @@
+use super::{CardRef, Effect, OutboxItem, Written};
+use crate::domain::{Recorded, Rollback, RollbackId};
+use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::str::FromStr;
+use tokio_postgres::{NoTls, Transaction};
+
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "0001_init.sql",
+    include_str!("../../migrations/0001_init.sql"),
+)];
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Connects to the database in `url`, creating the database itself when it does not exist
+    /// yet, so that a fresh PostgreSQL needs no manual setup.
+    pub async fn connect(url: &str) -> Result<Store> {
+        let config = tokio_postgres::Config::from_str(url)
+            .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        if let Err(e) = config.connect(NoTls).await {
+            if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
+                create_database(&config).await?;
+            } else {
+                return Err(anyhow!(e).context(format!(
+                    "cannot connect to PostgreSQL at {}",
+                    describe(&config)
+                )));
+            }
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .context("building the connection pool")?;
+        Ok(Store { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool
+            .get()
+            .await
+            .context("no database connection available")
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        self.client()
+            .await?
+            .simple_query("SELECT 1")
+            .await
+            .context("database did not answer")?;
+        Ok(())
+    }
+
+    /// Applies the embedded migrations that have not run yet. Several replicas may call this
+    /// at once: an advisory lock lets one of them do it.
+    pub async fn migrate(&self) -> Result<Vec<&'static str>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock(7403312)", &[])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await?;
+        let applied: Vec<i32> = tx
+            .query("SELECT version FROM schema_migrations", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut ran = vec![];
+        for (version, name, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            tx.batch_execute(sql)
+                .await
+                .with_context(|| format!("migration {name} failed"))?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .await?;
+            ran.push(*name);
+        }
+        tx.commit().await?;
+        Ok(ran)
+    }
+
+    /// Records a new rollback from its first events, with the effects they cause, and returns
+    /// it with its number.
+    pub async fn create_rollback(
+        &self,
+        history: &[Recorded],
+        effects: &[Effect],
+    ) -> Result<Rollback> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let number: i64 = tx
+            .query_one("SELECT nextval('rollback_numbers')", &[])
+            .await?
+            .get(0);
+        let id = RollbackId(number);
+        let rollback = Rollback::from_history(id, history)
+            .ok_or_else(|| anyhow!("a rollback must start with a request"))?;
+        tx.execute(
+            "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            &[
+                &number,
+                &rollback.version,
+                &rollback.state.name(),
+                &rollback.request.channel.0,
+                &rollback.request.service,
+                &serde_json::to_value(&rollback)?,
+                &rollback.requested_at,
+            ],
+        )
+        .await?;
+        insert_events(&tx, id, 0, history).await?;
+        insert_effects(&tx, Some(id), effects, rollback.requested_at).await?;
+        tx.commit().await.context("committing the new rollback")?;
+        Ok(rollback)
+    }
+
+    /// Stores `rollback` (already folded with `events`) if nobody changed it since
+    /// `expected_version`, appending the events and effects in the same transaction.
+    pub async fn append(
+        &self,
+        rollback: &Rollback,
+        expected_version: i64,
+        events: &[Recorded],
+        effects: &[Effect],
+    ) -> Result<Written> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let now = events.last().map(|e| e.at).unwrap_or_else(Utc::now);
+        let updated = tx
+            .execute(
+                "UPDATE rollbacks SET version = $2, state = $3, doc = $4, updated_at = $5 WHERE id = $1 AND version = $6",
+                &[&rollback.id.0, &rollback.version, &rollback.state.name(), &serde_json::to_value(rollback)?, &now, &expected_version],
+            )
+            .await?;
+        if updated == 0 {
+            return Ok(Written::Conflict);
+        }
+        insert_events(&tx, rollback.id, expected_version, events).await?;
+        insert_effects(&tx, Some(rollback.id), effects, now).await?;
+        tx.commit()
+            .await
+            .context("committing the rollback's change")?;
+        Ok(Written::Ok)
+    }
+
+    pub async fn load(&self, id: RollbackId) -> Result<Option<Rollback>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt("SELECT doc FROM rollbacks WHERE id = $1", &[&id.0])
+            .await?;
+        row.map(|r| serde_json::from_value(r.get(0)).context("reading a stored rollback"))
+            .transpose()
+    }
+
+    pub async fn history(&self, id: RollbackId) -> Result<Vec<Recorded>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT at, actor, event FROM rollback_events WHERE rollback_id = $1 ORDER BY seq",
+                &[&id.0],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Recorded {
+                    at: r.get(0),
+                    actor: crate::domain::UserId(r.get(1)),
+                    event: serde_json::from_value(r.get(2)).context("reading a stored event")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The newest rollbacks, optionally only those requested in one channel.
+    pub async fn recent(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>> {
+        let rows = self
+            .client()
+            .await?
+            .query("SELECT doc FROM rollbacks WHERE ($1::text IS NULL OR channel_id = $1) ORDER BY id DESC LIMIT $2", &[&channel, &limit])
+            .await?;
+        rows.iter()
+            .map(|r| serde_json::from_value(r.get(0)).context("reading a stored rollback"))
+            .collect()
+    }
+
+    /// Rollbacks that are approved and wait for the executor, oldest first.
+    pub async fn waiting_to_run(&self, limit: i64) -> Result<Vec<RollbackId>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT id FROM rollbacks WHERE state = 'queued' ORDER BY id LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| RollbackId(r.get(0))).collect())
+    }
+
+    pub async fn card(&self, id: RollbackId) -> Result<Option<CardRef>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT card_channel, card_ts FROM rollbacks WHERE id = $1",
+                &[&id.0],
+            )
+            .await?;
+        Ok(row.and_then(|r| {
+            Some(CardRef {
+                channel: r.get::<_, Option<String>>(0)?,
+                ts: r.get::<_, Option<String>>(1)?,
+            })
+        }))
+    }
+
+    pub async fn remember_card(&self, id: RollbackId, card: &CardRef) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE rollbacks SET card_channel = $2, card_ts = $3 WHERE id = $1",
+                &[&id.0, &card.channel, &card.ts],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Queues effects that belong to no rollback (private answers).
+    pub async fn enqueue(&self, effects: &[Effect], now: DateTime<Utc>) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        insert_effects(&tx, None, effects, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` deliverable effects for `lease`. A rollback's effects are handed
+    /// out one at a time, in order, so its thread reads in the order things happened.
+    pub async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>> {
+        let until = now + chrono::Duration::from_std(lease)?;
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "UPDATE outbox SET claimed_until = $2, attempts = attempts + 1
+                 WHERE id IN (
+                     SELECT o.id FROM outbox o
+                     WHERE o.done_at IS NULL AND o.available_at <= $1
+                       AND (o.claimed_until IS NULL OR o.claimed_until < $1)
+                       AND NOT EXISTS (SELECT 1 FROM outbox p
+                                       WHERE p.rollback_id = o.rollback_id AND p.id < o.id AND p.done_at IS NULL)
+                     ORDER BY o.id LIMIT $3
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING id, rollback_id, payload, attempts",
+                &[&now, &until, &limit],
+            )
+            .await?;
+        let mut items: Vec<OutboxItem> = rows
+            .iter()
+            .map(|r| {
+                Ok(OutboxItem {
+                    id: r.get(0),
+                    rollback_id: r.get::<_, Option<i64>>(1).map(RollbackId),
+                    effect: serde_json::from_value(r.get(2)).context("reading a stored effect")?,
+                    attempts: r.get(3),
+                })
+            })
+            .collect::<Result<_>>()?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    pub async fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        self.finish_outbox(id, now, "delivered", None).await
+    }
+
+    /// Gives up on an effect: kept, with why, so that nothing disappears silently.
+    pub async fn outbox_undeliverable(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        error: &str,
+    ) -> Result<()> {
+        self.finish_outbox(id, now, "undeliverable", Some(error))
+            .await
+    }
+
+    async fn finish_outbox(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        outcome: &str,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE outbox SET done_at = $2, outcome = $3, last_error = COALESCE($4, last_error), claimed_until = NULL WHERE id = $1",
+                &[&id, &now, &outcome, &error],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {
+        self.client()
+            .await?
+            .execute("UPDATE outbox SET available_at = $2, claimed_until = NULL, last_error = $3 WHERE id = $1", &[&id, &at, &error])
+            .await?;
+        Ok(())
+    }
+}
+
+async fn insert_events(
+    tx: &Transaction<'_>,
+    id: RollbackId,
+    first_seq_after: i64,
+    events: &[Recorded],
+) -> Result<()> {
+    for (offset, recorded) in events.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO rollback_events (rollback_id, seq, at, actor, event) VALUES ($1, $2, $3, $4, $5)",
+            &[&id.0, &(first_seq_after + 1 + offset as i64), &recorded.at, &recorded.actor.0, &serde_json::to_value(&recorded.event)?],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_effects(
+    tx: &Transaction<'_>,
+    id: Option<RollbackId>,
+    effects: &[Effect],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let rollback_id = id.map(|i| i.0);
+    for effect in effects {
+        let payload = serde_json::to_value(effect)?;
+        if *effect == Effect::UpdateCard {
+            // A pending, unclaimed update will render the newest state anyway.
+            tx.execute(
+                "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at)
+                 SELECT $1, $2, $3, $4, $4
+                 WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE rollback_id = $1 AND kind = $2
+                                   AND done_at IS NULL AND claimed_until IS NULL)",
+                &[&rollback_id, &effect.kind(), &payload, &now],
+            )
+            .await?;
+        } else {
+            tx.execute(
+                "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at) VALUES ($1, $2, $3, $4, $4)",
+                &[&rollback_id, &effect.kind(), &payload, &now],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn create_database(config: &tokio_postgres::Config) -> Result<()> {
+    let name = config
+        .get_dbname()
+        .ok_or_else(|| anyhow!("DATABASE_URL names no database"))?
+        .to_owned();
+    let mut admin = config.clone();
+    admin.dbname("postgres");
+    let (client, connection) = admin
+        .connect(NoTls)
+        .await
+        .with_context(|| format!("cannot connect to PostgreSQL at {}", describe(config)))?;
+    tokio::spawn(connection);
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    match client
+        .batch_execute(&format!("CREATE DATABASE {quoted}"))
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(database = %name, "created the database");
+            Ok(())
+        }
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => Ok(()),
+        Err(e) => Err(anyhow!(e).context(format!("creating database {name}"))),
+    }
+}
+
+/// Host, port and database, never the password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_default();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or(""))
+}
