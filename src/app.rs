@@ -29,8 +29,7 @@ pub fn env_or_file(name: &str) -> Result<Option<String>> {
     let file_var = format!("{name}_FILE");
     match std::env::var(&file_var) {
         Ok(path) => {
-            let value = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {file_var} ({path})"))?;
+            let value = std::fs::read_to_string(&path).with_context(|| format!("reading {file_var} ({path})"))?;
             Ok(Some(value.trim().to_owned()))
         }
         Err(_) => Ok(None),
@@ -61,8 +60,7 @@ impl Settings {
                 "SLACK_BOT_TOKEN",
                 "it is the Bot User OAuth Token (xoxb-…) from OAuth & Permissions",
             )?),
-            slack_api_url: std::env::var("SLACK_API_URL")
-                .unwrap_or_else(|_| DEFAULT_API_URL.to_owned()),
+            slack_api_url: std::env::var("SLACK_API_URL").unwrap_or_else(|_| DEFAULT_API_URL.to_owned()),
             database_url: required(
                 "DATABASE_URL",
                 "rollbot keeps its rollbacks in PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/rollbot",
@@ -110,8 +108,7 @@ impl App {
         let executor = tokio::spawn(self.executor.clone().run_forever(shutdown.clone()));
         let delivery = tokio::spawn(self.delivery.clone().run_forever(shutdown.clone()));
         let stop = shutdown.clone();
-        let server = axum::serve(listener, self.router)
-            .with_graceful_shutdown(async move { stop.wait().await });
+        let server = axum::serve(listener, self.router).with_graceful_shutdown(async move { stop.wait().await });
         let result = server.await.context("the HTTP server stopped");
         let _ = tokio::join!(executor, delivery);
         result

@@ -35,11 +35,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )?;
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }
@@ -231,10 +227,7 @@ impl Config {
             Ok(Config {
                 policy,
                 catalog: Catalog { runbooks, services },
-                roles: roles
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_iter().collect()))
-                    .collect(),
+                roles: roles.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect(),
                 output_tail_bytes: raw.limits.output_tail_bytes.unwrap_or(3 * 1024),
             })
         } else {
@@ -252,10 +245,7 @@ impl Config {
     }
 }
 
-fn check_roles(
-    c: &mut Checker,
-    raw: &BTreeMap<String, Vec<Spanned<String>>>,
-) -> BTreeMap<String, Vec<String>> {
+fn check_roles(c: &mut Checker, raw: &BTreeMap<String, Vec<Spanned<String>>>) -> BTreeMap<String, Vec<String>> {
     let mut roles = BTreeMap::new();
     for (name, members) in raw {
         for member in members {
@@ -267,10 +257,7 @@ fn check_roles(
                 );
             }
         }
-        roles.insert(
-            name.clone(),
-            members.iter().map(|m| m.get_ref().clone()).collect(),
-        );
+        roles.insert(name.clone(), members.iter().map(|m| m.get_ref().clone()).collect());
     }
     roles
 }
@@ -284,11 +271,7 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
                 format!("role `{}` is not defined in [roles]", role.get_ref()),
                 Some(format!(
                     "defined roles: {}",
-                    if roles.is_empty() {
-                        "none".into()
-                    } else {
-                        known_roles()
-                    }
+                    if roles.is_empty() { "none".into() } else { known_roles() }
                 )),
             );
         }
@@ -305,12 +288,22 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
         TeamId(w.get_ref().clone())
     });
     if raw.slack.channels.get_ref().is_empty() {
-        c.error(raw.slack.channels.span(), "no incident channel is configured", Some("list the channel IDs where /rollback is accepted, e.g. channels = [\"C0INCIDENTS\"]".into()));
+        c.error(
+            raw.slack.channels.span(),
+            "no incident channel is configured",
+            Some("list the channel IDs where /rollback is accepted, e.g. channels = [\"C0INCIDENTS\"]".into()),
+        );
     }
     for channel in raw.slack.channels.get_ref() {
         let id = channel.get_ref();
         if !(id.starts_with('C') || id.starts_with('G')) || id.len() < 3 {
-            c.error(channel.span(), format!("`{id}` is not a Slack channel ID"), Some("channel IDs look like C0123ABCD: open the channel's details and copy the ID at the bottom".into()));
+            c.error(
+                channel.span(),
+                format!("`{id}` is not a Slack channel ID"),
+                Some(
+                    "channel IDs look like C0123ABCD: open the channel's details and copy the ID at the bottom".into(),
+                ),
+            );
         }
     }
     let channels = raw
@@ -351,9 +344,7 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
         if approvals > 0 && approvers.is_empty() {
             c.error(
                 name.span(),
-                format!(
-                    "severity `{severity}` needs {approvals} approval(s) but names no approvers"
-                ),
+                format!("severity `{severity}` needs {approvals} approval(s) but names no approvers"),
                 Some("add approvers = [\"<role>\"] or set approvals = 0".into()),
             );
         }
@@ -367,9 +358,7 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
                 approvals,
                 approvers,
                 require_reason: section.require_reason.unwrap_or(defaults.require_reason),
-                allow_self_approval: section
-                    .allow_self_approval
-                    .unwrap_or(defaults.allow_self_approval),
+                allow_self_approval: section.allow_self_approval.unwrap_or(defaults.allow_self_approval),
                 respond_within,
                 review_required: approvals == 0,
             },
@@ -385,17 +374,18 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
             .filter(|r| !roles.contains_key(*r))
             .cloned()
             .collect();
-        if policy.approvals > 0
-            && !raw
-                .severity
-                .keys()
-                .any(|k| k.get_ref() == severity.as_str())
-            && !missing.is_empty()
+        if policy.approvals > 0 && !raw.severity.keys().any(|k| k.get_ref() == severity.as_str()) && !missing.is_empty()
         {
             c.error(
                 0..0,
-                format!("severity `{severity}` uses its default approvers ({}) but [roles] does not define them", missing.join(", ")),
-                Some(format!("define {} in [roles], or set [severity.{severity}] approvers", missing.join(", "))),
+                format!(
+                    "severity `{severity}` uses its default approvers ({}) but [roles] does not define them",
+                    missing.join(", ")
+                ),
+                Some(format!(
+                    "define {} in [roles], or set [severity.{severity}] approvers",
+                    missing.join(", ")
+                )),
             );
         }
     }
@@ -409,10 +399,7 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
     }
 }
 
-fn check_runbooks(
-    c: &mut Checker,
-    raw: &BTreeMap<String, RawRunbook>,
-) -> BTreeMap<String, Runbook> {
+fn check_runbooks(c: &mut Checker, raw: &BTreeMap<String, RawRunbook>) -> BTreeMap<String, Runbook> {
     let mut runbooks = BTreeMap::new();
     for (name, rb) in raw {
         let mut params = BTreeMap::new();
@@ -430,22 +417,15 @@ fn check_runbooks(
                 }
                 Err(e) => c.error(
                     spec.pattern.span(),
-                    format!(
-                        "pattern of parameter `{param}` is not a valid regular expression: {e}"
-                    ),
+                    format!("pattern of parameter `{param}` is not a valid regular expression: {e}"),
                     None,
                 ),
             }
         }
         if rb.steps.get_ref().is_empty() {
-            c.error(
-                rb.steps.span(),
-                format!("runbook `{name}` has no steps"),
-                None,
-            );
+            c.error(rb.steps.span(), format!("runbook `{name}` has no steps"), None);
         }
-        let placeholder_params: BTreeMap<String, String> =
-            rb.params.keys().map(|k| (k.clone(), "x".into())).collect();
+        let placeholder_params: BTreeMap<String, String> = rb.params.keys().map(|k| (k.clone(), "x".into())).collect();
         let mut steps = vec![];
         for step in rb.steps.get_ref() {
             if step.run.get_ref().is_empty() {
@@ -508,9 +488,7 @@ fn check_template_syntax(template: &str, params: &BTreeMap<String, String>) -> R
     for name in tmpl.undeclared_variables(true) {
         let ok = name == "vars"
             || name.starts_with("vars.")
-            || name
-                .strip_prefix("params.")
-                .is_some_and(|p| params.contains_key(p));
+            || name.strip_prefix("params.").is_some_and(|p| params.contains_key(p));
         if !ok {
             let declared = if params.is_empty() {
                 "none".into()
@@ -539,10 +517,7 @@ fn check_services(
                 Some("runbooks = [\"<name>\"]; the first is the default".into()),
             );
         }
-        if !name
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
-        {
+        if !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
             c.error(
                 svc.runbooks.span(),
                 format!("service name `{name}` must be letters, digits, `-`, `_` or `.`"),
@@ -562,18 +537,9 @@ fn check_services(
                 continue;
             };
             // Render every step with this service's vars so an unknown var fails here.
-            let params = runbook
-                .params
-                .keys()
-                .map(|k| (k.clone(), "x".into()))
-                .collect();
+            let params = runbook.params.keys().map(|k| (k.clone(), "x".into())).collect();
             for step in &runbook.steps {
-                for element in step
-                    .run
-                    .iter()
-                    .chain(step.env.values())
-                    .chain(step.workdir.iter())
-                {
+                for element in step.run.iter().chain(step.env.values()).chain(step.workdir.iter()) {
                     if let Err(detail) = render_template(element, &svc.vars, &params) {
                         c.error(
                             rb.span(),
@@ -591,12 +557,7 @@ fn check_services(
             name.clone(),
             Service {
                 name: name.clone(),
-                runbooks: svc
-                    .runbooks
-                    .get_ref()
-                    .iter()
-                    .map(|r| r.get_ref().clone())
-                    .collect(),
+                runbooks: svc.runbooks.get_ref().iter().map(|r| r.get_ref().clone()).collect(),
                 vars: svc.vars.clone(),
             },
         );

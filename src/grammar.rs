@@ -65,15 +65,7 @@ pub enum ParseError {
 }
 
 const OPTION_KEYWORDS: [&str; 4] = ["to", "runbook", "severity", "reason"];
-pub const SUBCOMMANDS: [&str; 7] = [
-    "help",
-    "plan",
-    "status",
-    "list",
-    "cancel",
-    "drill",
-    "postmortem",
-];
+pub const SUBCOMMANDS: [&str; 7] = ["help", "plan", "status", "list", "cancel", "drill", "postmortem"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Token {
@@ -84,9 +76,7 @@ struct Token {
 /// Slack escapes `&`, `<` and `>` in command text; undo it so the words are what was typed.
 /// Everything is escaped again whenever it is shown.
 fn unescape_slack(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+    text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
 
 fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
@@ -129,9 +119,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
 
 pub fn parse(text: &str) -> Result<Command, ParseError> {
     if text.chars().count() > MAX_COMMAND_CHARS {
-        return Err(ParseError::TooLong {
-            max: MAX_COMMAND_CHARS,
-        });
+        return Err(ParseError::TooLong { max: MAX_COMMAND_CHARS });
     }
     let tokens = tokenize(&unescape_slack(text))?;
     let Some(first) = tokens.first() else {
@@ -240,14 +228,10 @@ fn parse_request(tokens: &[Token]) -> Result<RequestArgs, ParseError> {
             "to" => args.target.replace(value.text.clone()).is_some(),
             "runbook" => args.runbook.replace(value.text.clone()).is_some(),
             "severity" => {
-                let severity =
-                    value
-                        .text
-                        .parse::<Severity>()
-                        .map_err(|_| ParseError::BadSeverity {
-                            word: value.text.clone(),
-                            suggestion: nearest(&value.text, Severity::ALL.map(Severity::as_str)),
-                        })?;
+                let severity = value.text.parse::<Severity>().map_err(|_| ParseError::BadSeverity {
+                    word: value.text.clone(),
+                    suggestion: nearest(&value.text, Severity::ALL.map(Severity::as_str)),
+                })?;
                 args.severity.replace(severity).is_some()
             }
             "reason" => {
@@ -276,10 +260,7 @@ impl RequestArgs {
     pub fn to_text(&self) -> String {
         let mut text = self.service.clone();
         let quote = |v: &str| {
-            if v.is_empty()
-                || v.contains(char::is_whitespace)
-                || OPTION_KEYWORDS.contains(&v.to_lowercase().as_str())
-            {
+            if v.is_empty() || v.contains(char::is_whitespace) || OPTION_KEYWORDS.contains(&v.to_lowercase().as_str()) {
                 format!("\"{v}\"")
             } else {
                 v.to_owned()

@@ -39,10 +39,7 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
     match state.engine.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "not ready: the store is unreachable"
-            );
+            tracing::warn!(error = format!("{e:#}"), "not ready: the store is unreachable");
             (StatusCode::SERVICE_UNAVAILABLE, "store unreachable").into_response()
         }
     }
@@ -59,11 +56,7 @@ fn verified(state: &HttpState, headers: &HeaderMap, body: &[u8], route: &str) ->
     ) {
         Ok(()) => true,
         Err(reason) => {
-            tracing::warn!(
-                route,
-                ?reason,
-                "refused a request that is not signed by Slack"
-            );
+            tracing::warn!(route, ?reason, "refused a request that is not signed by Slack");
             false
         }
     }
@@ -77,8 +70,7 @@ fn is_ssl_check(body: &[u8]) -> bool {
 }
 
 fn ephemeral(message: Message) -> Response {
-    axum::Json(serde_json::json!({"response_type": "ephemeral", "text": message.text}))
-        .into_response()
+    axum::Json(serde_json::json!({"response_type": "ephemeral", "text": message.text})).into_response()
 }
 
 /// A short id that ties what a user is told to the full error in the log.
@@ -86,11 +78,7 @@ fn new_reference() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
 }
 
-async fn slash_command(
-    State(state): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn slash_command(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
     if !verified(&state, &headers, &body, "commands") {
         if is_ssl_check(&body) {
             return StatusCode::OK.into_response();
@@ -106,10 +94,7 @@ async fn slash_command(
         }
     };
     let span = tracing::info_span!("slash_command", user = %command.user_id, channel = %command.channel_id);
-    match handle_command(&state.engine, &command)
-        .instrument(span)
-        .await
-    {
+    match handle_command(&state.engine, &command).instrument(span).await {
         Ok(message) => ephemeral(message),
         Err(e) => {
             let reference = new_reference();
@@ -157,12 +142,7 @@ async fn handle_command(engine: &Engine, command: &SlashCommand) -> anyhow::Resu
             Some(rollback) => messages::status(&rollback),
             None => messages::not_found(id),
         },
-        Command::Status(None) => match engine
-            .store
-            .recent(Some(&command.channel_id), 1)
-            .await?
-            .first()
-        {
+        Command::Status(None) => match engine.store.recent(Some(&command.channel_id), 1).await?.first() {
             Some(rollback) => messages::status(rollback),
             None => messages::list(&[]),
         },
@@ -174,11 +154,7 @@ async fn handle_command(engine: &Engine, command: &SlashCommand) -> anyhow::Resu
     })
 }
 
-async fn interaction(
-    State(state): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn interaction(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
     if !verified(&state, &headers, &body, "interactions") {
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -218,33 +194,19 @@ async fn handle_click(engine: &Engine, click: inbound::ButtonClick) -> Response 
             let actor = engine.actor(&click.user_id, click.team_id.as_deref());
             match engine.act(id, &action, &actor).await {
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err(refusal)) => {
-                    engine
-                        .tell(&[answer(messages::refusal(&refusal).text)])
-                        .await
-                }
+                Ok(Err(refusal)) => engine.tell(&[answer(messages::refusal(&refusal).text)]).await,
                 Err(e) => Err(e),
             }
         }
-        _ => {
-            engine
-                .tell(&[answer(messages::unknown_button().text)])
-                .await
-        }
+        _ => engine.tell(&[answer(messages::unknown_button().text)]).await,
     };
     match outcome {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => {
             let reference = new_reference();
-            tracing::error!(
-                reference,
-                error = format!("{e:#}"),
-                "handling a click failed"
-            );
+            tracing::error!(reference, error = format!("{e:#}"), "handling a click failed");
             // The click may not be recorded; try to say so, and let Slack show the failure too.
-            let _ = engine
-                .tell(&[answer(messages::click_failed(&reference).text)])
-                .await;
+            let _ = engine.tell(&[answer(messages::click_failed(&reference).text)]).await;
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }

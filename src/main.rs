@@ -16,12 +16,7 @@ use std::sync::Arc;
 #[command(name = "rollbot", version)]
 struct Cli {
     /// The configuration file.
-    #[arg(
-        long,
-        global = true,
-        env = "ROLLBOT_CONFIG",
-        default_value = "rollbot.toml"
-    )]
+    #[arg(long, global = true, env = "ROLLBOT_CONFIG", default_value = "rollbot.toml")]
     config: PathBuf,
     #[command(subcommand)]
     command: Cmd,
@@ -60,8 +55,7 @@ fn load_config(path: &PathBuf) -> Result<Config, ExitCode> {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "rollbot=info,warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "rollbot=info,warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

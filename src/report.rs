@@ -13,10 +13,7 @@ pub fn check(config: &Config) -> String {
     let _ = writeln!(
         out,
         "  workspace: {}",
-        policy
-            .workspace
-            .as_ref()
-            .map_or("(any)".to_owned(), |w| w.0.clone())
+        policy.workspace.as_ref().map_or("(any)".to_owned(), |w| w.0.clone())
     );
     let _ = writeln!(
         out,
@@ -49,11 +46,7 @@ pub fn check(config: &Config) -> String {
                 .map(|r| {
                     format!(
                         "{r} ({})",
-                        config
-                            .roles
-                            .get(r)
-                            .map(|m| m.join(", "))
-                            .unwrap_or_default()
+                        config.roles.get(r).map(|m| m.join(", ")).unwrap_or_default()
                     )
                 })
                 .collect();
@@ -121,14 +114,9 @@ pub fn plan(plan: &Plan) -> String {
     );
     for (i, step) in plan.steps.iter().enumerate() {
         let crate::domain::StepAction::Command {
-            timeout_secs,
-            workdir,
-            ..
+            timeout_secs, workdir, ..
         } = &step.action;
-        let dir = workdir
-            .as_deref()
-            .map(|d| format!(", in {d}"))
-            .unwrap_or_default();
+        let dir = workdir.as_deref().map(|d| format!(", in {d}")).unwrap_or_default();
         let _ = writeln!(
             out,
             "{}. {} (timeout {timeout_secs}s{dir})\n   {}",

@@ -7,23 +7,13 @@ use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Request {
-        request: RollbackRequest,
-        plan: Plan,
-    },
+    Request { request: RollbackRequest, plan: Plan },
     Approve,
-    Reject {
-        reason: Option<String>,
-    },
+    Reject { reason: Option<String> },
     Cancel,
     StartRun,
-    StartStep {
-        index: usize,
-    },
-    FinishStep {
-        index: usize,
-        result: StepResult,
-    },
+    StartStep { index: usize },
+    FinishStep { index: usize, result: StepResult },
 }
 
 impl Action {
@@ -140,6 +130,9 @@ pub fn decide(
     policy: &Policy,
     _now: DateTime<Utc>,
 ) -> Result<Vec<Event>, Refusal> {
+    if !actor.is_system() && !in_workspace(actor, policy) {
+        return Err(Refusal::WrongWorkspace);
+    }
     let Some(rollback) = rollback else {
         return match action {
             Action::Request { request, plan } => decide_request(request, plan, actor, policy),
@@ -225,13 +218,10 @@ pub fn decide(
                     state: rollback.state.clone(),
                 });
             }
-            if actor.user != rollback.request.requester && approving_role(rollback, actor).is_none()
-            {
+            if actor.user != rollback.request.requester && approving_role(rollback, actor).is_none() {
                 return Err(Refusal::NotAllowedToCancel { id });
             }
-            Ok(vec![Event::Cancelled {
-                by: actor.user.clone(),
-            }])
+            Ok(vec![Event::Cancelled { by: actor.user.clone() }])
         }
         Action::StartRun => {
             if rollback.state != State::Queued {
@@ -242,9 +232,7 @@ pub fn decide(
             }
             // Execution re-checks that the approvals it holds are for this exact plan.
             let valid = rollback.valid_approvals();
-            if valid < rollback.approvals_required as usize
-                || rollback.plan.digest() != rollback.plan_digest
-            {
+            if valid < rollback.approvals_required as usize || rollback.plan.digest() != rollback.plan_digest {
                 return Err(Refusal::ApprovalsDoNotMatchPlan {
                     id,
                     valid,
@@ -300,11 +288,6 @@ fn decide_request(
     actor: &Actor,
     policy: &Policy,
 ) -> Result<Vec<Event>, Refusal> {
-    if let Some(workspace) = &policy.workspace {
-        if actor.team.as_ref() != Some(workspace) {
-            return Err(Refusal::WrongWorkspace);
-        }
-    }
     if !policy.channels.contains(&request.channel) {
         return Err(Refusal::WrongChannel {
             allowed: policy.channels.clone(),
@@ -367,9 +350,13 @@ fn failure_reason(result: &StepResult) -> String {
             )
         }
         (_, Some(code)) => format!("exited with code {code}"),
-        (_, None) => result
-            .detail
-            .clone()
-            .unwrap_or_else(|| "killed by a signal".into()),
+        (_, None) => result.detail.clone().unwrap_or_else(|| "killed by a signal".into()),
     }
+}
+
+fn in_workspace(actor: &Actor, policy: &Policy) -> bool {
+    policy
+        .workspace
+        .as_ref()
+        .is_none_or(|workspace| actor.team.as_ref() == Some(workspace))
 }

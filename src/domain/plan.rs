@@ -107,14 +107,14 @@ impl Catalog {
     /// Resolve a request into the plan that would be frozen. Every parameter must match its
     /// pattern before any plan exists.
     pub fn freeze(&self, request: &PlanRequest) -> Result<Plan, Refusal> {
-        let service =
-            self.services
-                .get(&request.service)
-                .ok_or_else(|| Refusal::UnknownService {
-                    service: request.service.clone(),
-                    suggestion: self.nearest_service(&request.service),
-                    known: self.services.keys().cloned().collect(),
-                })?;
+        let service = self
+            .services
+            .get(&request.service)
+            .ok_or_else(|| Refusal::UnknownService {
+                service: request.service.clone(),
+                suggestion: self.nearest_service(&request.service),
+                known: self.services.keys().cloned().collect(),
+            })?;
         let runbook_name = match &request.runbook {
             Some(name) => {
                 if !service.runbooks.contains(name) {
@@ -179,11 +179,7 @@ impl Catalog {
             .iter()
             .map(|step| {
                 let render = |t: &str| render_template(t, &service.vars, &params);
-                let argv = step
-                    .run
-                    .iter()
-                    .map(|a| render(a))
-                    .collect::<Result<Vec<_>, _>>();
+                let argv = step.run.iter().map(|a| render(a)).collect::<Result<Vec<_>, _>>();
                 let env = step
                     .env
                     .iter()
@@ -200,12 +196,10 @@ impl Catalog {
                             timeout_secs: step.timeout.as_secs(),
                         },
                     }),
-                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                        Err(Refusal::PlanTemplate {
-                            step: step.name.clone(),
-                            detail: e,
-                        })
-                    }
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(Refusal::PlanTemplate {
+                        step: step.name.clone(),
+                        detail: e,
+                    }),
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -227,29 +221,22 @@ pub fn render_template(
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.render_str(
-        template,
-        minijinja::context! { vars => vars, params => params },
-    )
-    .map_err(|e| match e.kind() {
-        minijinja::ErrorKind::UndefinedError => {
-            format!(
-                "`{template}` uses a variable that is not defined (vars: {}; params: {})",
-                join_or_none(vars.keys()),
-                join_or_none(params.keys())
-            )
-        }
-        _ => format!("`{template}`: {e}"),
-    })
+    env.render_str(template, minijinja::context! { vars => vars, params => params })
+        .map_err(|e| match e.kind() {
+            minijinja::ErrorKind::UndefinedError => {
+                format!(
+                    "`{template}` uses a variable that is not defined (vars: {}; params: {})",
+                    join_or_none(vars.keys()),
+                    join_or_none(params.keys())
+                )
+            }
+            _ => format!("`{template}`: {e}"),
+        })
 }
 
 fn join_or_none<'a>(keys: impl Iterator<Item = &'a String>) -> String {
     let joined = keys.map(String::as_str).collect::<Vec<_>>().join(", ");
-    if joined.is_empty() {
-        "none".into()
-    } else {
-        joined
-    }
+    if joined.is_empty() { "none".into() } else { joined }
 }
 
 /// The closest candidate by edit distance, if it is close enough to be a typo.

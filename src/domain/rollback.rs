@@ -123,10 +123,7 @@ impl State {
     pub fn is_finished(&self) -> bool {
         matches!(
             self,
-            State::Succeeded
-                | State::Failed { .. }
-                | State::Rejected { .. }
-                | State::Cancelled { .. }
+            State::Succeeded | State::Failed { .. } | State::Rejected { .. } | State::Cancelled { .. }
         )
     }
 }
@@ -214,11 +211,7 @@ impl Rollback {
         let at = recorded.at;
         match &recorded.event {
             Event::Requested { .. } => {}
-            Event::Approved {
-                by,
-                role,
-                plan_digest,
-            } => {
+            Event::Approved { by, role, plan_digest } => {
                 self.approvals.push(Approval {
                     by: by.clone(),
                     role: role.clone(),
@@ -288,9 +281,7 @@ impl Rollback {
             None => Some(0),
             Some(StepRecord { result: None, .. }) => None,
             Some(StepRecord {
-                index,
-                result: Some(_),
-                ..
+                index, result: Some(_), ..
             }) => {
                 let next = index + 1;
                 (next < self.plan.steps.len()).then_some(next)

@@ -77,8 +77,7 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
     let tail_bytes = spec.tail_bytes;
     let output = tokio::task::spawn_blocking(move || read_tail(reader, tail_bytes));
 
-    let (outcome, exit_code, detail) = match tokio::time::timeout(spec.timeout, child.wait()).await
-    {
+    let (outcome, exit_code, detail) = match tokio::time::timeout(spec.timeout, child.wait()).await {
         Ok(Ok(status)) => {
             use std::os::unix::process::ExitStatusExt;
             let detail = status.signal().map(|s| format!("killed by signal {s}"));
@@ -97,10 +96,7 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
         Err(_) => {
             if let Some(pgid) = pgid {
                 let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
-                if tokio::time::timeout(KILL_GRACE, child.wait())
-                    .await
-                    .is_err()
-                {
+                if tokio::time::timeout(KILL_GRACE, child.wait()).await.is_err() {
                     let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
                 }
             }

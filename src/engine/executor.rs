@@ -20,11 +20,7 @@ impl Executor {
     /// one claimant can win: the start is a versioned write.
     pub async fn claim_next(&self) -> Result<Option<Rollback>> {
         for id in self.engine.store.waiting_to_run(8).await? {
-            match self
-                .engine
-                .act(id, &Action::StartRun, &Actor::system())
-                .await?
-            {
+            match self.engine.act(id, &Action::StartRun, &Actor::system()).await? {
                 Ok(rollback) => return Ok(Some(rollback)),
                 Err(refusal) => {
                     tracing::warn!(rollback = %id, ?refusal, "not starting this run");
@@ -63,10 +59,7 @@ impl Executor {
                 }
             };
             tracing::info!(rollback = %id, step = index + 1, outcome = ?result.outcome, exit_code = ?result.exit_code, duration_ms = result.duration_ms, "step finished");
-            rollback = match self
-                .step_action(id, Action::FinishStep { index, result })
-                .await?
-            {
+            rollback = match self.step_action(id, Action::FinishStep { index, result }).await? {
                 Some(r) => r,
                 None => return Ok(()),
             };
@@ -111,10 +104,7 @@ impl Executor {
                     continue;
                 }
                 Ok(None) => {}
-                Err(e) => tracing::error!(
-                    error = format!("{e:#}"),
-                    "looking for approved rollbacks failed"
-                ),
+                Err(e) => tracing::error!(error = format!("{e:#}"), "looking for approved rollbacks failed"),
             }
             tokio::select! {
                 _ = self.engine.run_ready.notified() => {}

@@ -6,9 +6,7 @@ pub mod executor;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::plan::PlanRequest;
-use crate::domain::{
-    Action, Actor, Event, Plan, Recorded, Refusal, Rollback, RollbackId, RollbackRequest, decide,
-};
+use crate::domain::{Action, Actor, Event, Plan, Recorded, Refusal, Rollback, RollbackId, RollbackRequest, decide};
 use crate::grammar::RequestArgs;
 use crate::store::{Effect, Store, Written};
 use anyhow::{Context, Result};
@@ -47,10 +45,9 @@ pub fn effects_of(events: &[Event]) -> Vec<Effect> {
                 card_changed = true;
                 effects.push(Effect::RunFinished);
             }
-            Event::Approved { .. }
-            | Event::Rejected { .. }
-            | Event::Cancelled { .. }
-            | Event::RunStarted => card_changed = true,
+            Event::Approved { .. } | Event::Rejected { .. } | Event::Cancelled { .. } | Event::RunStarted => {
+                card_changed = true
+            }
         }
     }
     if card_changed {
@@ -71,12 +68,7 @@ impl Engine {
     }
 
     /// Records a new rollback request, or says why not. Nothing is stored on refusal.
-    pub async fn request(
-        &self,
-        actor: &Actor,
-        channel: &str,
-        args: &RequestArgs,
-    ) -> Result<Result<Rollback, Refusal>> {
+    pub async fn request(&self, actor: &Actor, channel: &str, args: &RequestArgs) -> Result<Result<Rollback, Refusal>> {
         let plan = match self.plan(args) {
             Ok(plan) => plan,
             Err(refusal) => return Ok(Err(refusal)),
@@ -126,19 +118,9 @@ impl Engine {
     /// Takes an action on an existing rollback. Concurrent writers are serialised by the
     /// rollback's version: the loser decides again on the newer state, so a second click on
     /// an already-approved rollback gets a refusal instead of a second approval.
-    pub async fn act(
-        &self,
-        id: RollbackId,
-        action: &Action,
-        actor: &Actor,
-    ) -> Result<Result<Rollback, Refusal>> {
+    pub async fn act(&self, id: RollbackId, action: &Action, actor: &Actor) -> Result<Result<Rollback, Refusal>> {
         for _ in 0..MAX_CONFLICT_RETRIES {
-            let Some(mut rollback) = self
-                .store
-                .load(id)
-                .await
-                .with_context(|| format!("loading {id}"))?
-            else {
+            let Some(mut rollback) = self.store.load(id).await.with_context(|| format!("loading {id}"))? else {
                 return Ok(Err(Refusal::NoSuchRollback { id: Some(id) }));
             };
             let now = self.clock.now();

@@ -67,13 +67,8 @@ fn classify(error: SlackClientError) -> CallError {
 }
 
 fn content(message: &Message) -> Result<SlackMessageContent, CallError> {
-    serde_json::from_value(serde_json::to_value(message).expect("messages serialize")).map_err(
-        |e| {
-            CallError::Permanent(format!(
-                "rollbot built a message Slack's model rejects: {e}"
-            ))
-        },
-    )
+    serde_json::from_value(serde_json::to_value(message).expect("messages serialize"))
+        .map_err(|e| CallError::Permanent(format!("rollbot built a message Slack's model rejects: {e}")))
 }
 
 impl SlackApi {
@@ -85,8 +80,8 @@ impl SlackApi {
             .enable_http1()
             .enable_http2()
             .build();
-        let connector = SlackClientHyperConnector::with_connector(https)
-            .with_slack_api_url(api_url.trim_end_matches('/'));
+        let connector =
+            SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url.trim_end_matches('/'));
         Ok(SlackApi {
             client: SlackClient::new(connector),
             token: SlackApiToken::new(SlackApiTokenValue(token.expose().to_owned())),
@@ -94,33 +89,16 @@ impl SlackApi {
     }
 
     /// Posts to a channel, or into a thread when `thread_ts` is given; returns the message ts.
-    pub async fn post(
-        &self,
-        channel: &str,
-        message: &Message,
-        thread_ts: Option<&str>,
-    ) -> Result<String, CallError> {
+    pub async fn post(&self, channel: &str, message: &Message, thread_ts: Option<&str>) -> Result<String, CallError> {
         let mut request = SlackApiChatPostMessageRequest::new(channel.into(), content(message)?);
         request.thread_ts = thread_ts.map(|ts| SlackTs(ts.to_owned()));
         let session = self.client.open_session(&self.token);
-        let response = session
-            .chat_post_message(&request)
-            .await
-            .map_err(classify)?;
+        let response = session.chat_post_message(&request).await.map_err(classify)?;
         Ok(response.ts.0)
     }
 
-    pub async fn update(
-        &self,
-        channel: &str,
-        ts: &str,
-        message: &Message,
-    ) -> Result<(), CallError> {
-        let request = SlackApiChatUpdateRequest::new(
-            channel.into(),
-            content(message)?,
-            SlackTs(ts.to_owned()),
-        );
+    pub async fn update(&self, channel: &str, ts: &str, message: &Message) -> Result<(), CallError> {
+        let request = SlackApiChatUpdateRequest::new(channel.into(), content(message)?, SlackTs(ts.to_owned()));
         self.client
             .open_session(&self.token)
             .chat_update(&request)
@@ -129,14 +107,8 @@ impl SlackApi {
         Ok(())
     }
 
-    pub async fn ephemeral(
-        &self,
-        channel: &str,
-        user: &str,
-        message: &Message,
-    ) -> Result<(), CallError> {
-        let request =
-            SlackApiChatPostEphemeralRequest::new(channel.into(), user.into(), content(message)?);
+    pub async fn ephemeral(&self, channel: &str, user: &str, message: &Message) -> Result<(), CallError> {
+        let request = SlackApiChatPostEphemeralRequest::new(channel.into(), user.into(), content(message)?);
         self.client
             .open_session(&self.token)
             .chat_post_ephemeral(&request)

@@ -44,9 +44,7 @@ impl Delivery {
                 Ok(()) => Outcome::Delivered,
                 Err(DeliverError::Call(CallError::Permanent(e))) => Outcome::GiveUp(e),
                 Err(DeliverError::Call(e)) => Outcome::Retry(e),
-                Err(DeliverError::Internal(e)) => {
-                    Outcome::Retry(CallError::Transient(format!("{e:#}")))
-                }
+                Err(DeliverError::Internal(e)) => Outcome::Retry(CallError::Transient(format!("{e:#}"))),
             };
             let now = self.engine.clock.now();
             let store = &self.engine.store;
@@ -58,9 +56,7 @@ impl Delivery {
                 }
                 Outcome::Retry(error) if item.attempts >= MAX_ATTEMPTS => {
                     tracing::error!(outbox = item.id, rollback = ?item.rollback_id, kind = item.effect.kind(), %error, attempts = item.attempts, "giving up on a Slack message; recorded as undeliverable");
-                    store
-                        .outbox_undeliverable(item.id, now, &error.to_string())
-                        .await?;
+                    store.outbox_undeliverable(item.id, now, &error.to_string()).await?;
                 }
                 Outcome::Retry(error) => {
                     let wait = match &error {
@@ -71,11 +67,7 @@ impl Delivery {
                     };
                     tracing::warn!(outbox = item.id, kind = item.effect.kind(), %error, retry_in_ms = wait.as_millis() as u64, "Slack call failed; will retry");
                     store
-                        .outbox_retry_at(
-                            item.id,
-                            now + chrono::Duration::from_std(wait)?,
-                            &error.to_string(),
-                        )
+                        .outbox_retry_at(item.id, now + chrono::Duration::from_std(wait)?, &error.to_string())
                         .await?;
                 }
             }
@@ -85,12 +77,7 @@ impl Delivery {
 
     async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliverError> {
         let directory = &self.engine.config.roles;
-        if let Effect::Ephemeral {
-            channel,
-            user,
-            text,
-        } = &item.effect
-        {
+        if let Effect::Ephemeral { channel, user, text } = &item.effect {
             return Ok(self
                 .slack
                 .ephemeral(&channel.0, &user.0, &messages::Message::plain(text.clone()))
@@ -100,10 +87,7 @@ impl Delivery {
             .rollback_id
             .ok_or_else(|| anyhow!("a rollback effect without a rollback"))?;
         let store = &self.engine.store;
-        let rollback = store
-            .load(id)
-            .await?
-            .ok_or_else(|| anyhow!("{id} is gone"))?;
+        let rollback = store.load(id).await?.ok_or_else(|| anyhow!("{id} is gone"))?;
         if item.effect == Effect::PostCard {
             let channel = rollback.request.channel.0.clone();
             let ts = self
@@ -127,16 +111,10 @@ impl Delivery {
         match &item.effect {
             Effect::UpdateCard => {
                 self.slack
-                    .update(
-                        &card.channel,
-                        &card.ts,
-                        &messages::card(&rollback, directory),
-                    )
+                    .update(&card.channel, &card.ts, &messages::card(&rollback, directory))
                     .await?
             }
-            Effect::StepStarted { index } => {
-                thread(messages::step_started(&rollback, *index)).await?
-            }
+            Effect::StepStarted { index } => thread(messages::step_started(&rollback, *index)).await?,
             Effect::StepFinished { index } => {
                 let result = rollback
                     .steps

@@ -123,9 +123,7 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, InboundError> {
     if kind != "block_actions" {
         return Ok(Interaction::Ignored { kind });
     }
-    let user = raw
-        .user
-        .ok_or_else(|| InboundError("the request has no user".into()))?;
+    let user = raw.user.ok_or_else(|| InboundError("the request has no user".into()))?;
     let action = raw
         .actions
         .into_iter()
@@ -136,10 +134,7 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, InboundError> {
         .and_then(|c| optional(c.id))
         .or_else(|| raw.container.and_then(|c| optional(c.channel_id)));
     Ok(Interaction::Button(ButtonClick {
-        team_id: raw
-            .team
-            .and_then(|t| optional(t.id))
-            .or_else(|| optional(user.team_id)),
+        team_id: raw.team.and_then(|t| optional(t.id)).or_else(|| optional(user.team_id)),
         user_id: required(user.id, "user.id")?,
         channel_id: required(channel_id, "channel.id")?,
         action_id: required(action.action_id, "actions[0].action_id")?,

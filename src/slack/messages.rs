@@ -33,9 +33,7 @@ impl Message {
 /// Escapes the three characters mrkdwn gives meaning to, so user text can never become a
 /// mention (`<!channel>`), a link or a user reference.
 pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// Cuts text to `max` characters, leaving a visible marker when it did.
@@ -56,10 +54,7 @@ fn tail(text: &str, max: usize) -> String {
     }
     const MARKER: &str = "(earlier output truncated) …";
     let keep = max.saturating_sub(MARKER.chars().count() + 1);
-    format!(
-        "{MARKER}\n{}",
-        text.chars().skip(count - keep).collect::<String>()
-    )
+    format!("{MARKER}\n{}", text.chars().skip(count - keep).collect::<String>())
 }
 
 fn mention(member: &str) -> String {
@@ -117,10 +112,7 @@ fn shell_quote(arg: &str) -> String {
 pub fn step_line(action: &StepAction) -> String {
     match action {
         StepAction::Command { argv, env, .. } => {
-            let env: Vec<String> = env
-                .iter()
-                .map(|(k, v)| format!("{k}={}", shell_quote(v)))
-                .collect();
+            let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
             let argv: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
             [env, argv].concat().join(" ")
         }
@@ -173,10 +165,7 @@ fn headline(rollback: &Rollback) -> String {
         .as_deref()
         .map(|t| format!(" to {t}"))
         .unwrap_or_default();
-    format!(
-        "Rollback {}: {}{}",
-        rollback.id, rollback.request.service, target
-    )
+    format!("Rollback {}: {}{}", rollback.id, rollback.request.service, target)
 }
 
 fn state_line(rollback: &Rollback) -> String {
@@ -253,8 +242,7 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> M
     })];
     if rollback.review_required {
         blocks.push(section(
-            "🚨 *Critical severity: runs without approval.* A post-incident review is required."
-                .into(),
+            "🚨 *Critical severity: runs without approval.* A post-incident review is required.".into(),
         ));
     }
     blocks.push(section(state_line(rollback)));
@@ -351,9 +339,7 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> M
                 "block_id": format!("rollback:{id}"),
                 "elements": [button("cancel", "Cancel", id, None)]
             }));
-            blocks.push(context(
-                "*Cancel* stops it before the first step starts.".into(),
-            ));
+            blocks.push(context("*Cancel* stops it before the first step starts.".into()));
         }
         _ => {}
     }
@@ -398,10 +384,7 @@ pub fn step_started(rollback: &Rollback, index: usize) -> Message {
 
 pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> Message {
     let step = &rollback.plan.steps[index];
-    let exit = result
-        .exit_code
-        .map(|c| format!(", exit code {c}"))
-        .unwrap_or_default();
+    let exit = result.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
     let (icon, verb) = match result.outcome {
         StepOutcome::Succeeded => ("✅", "succeeded".to_owned()),
         StepOutcome::Failed => ("❌", "failed".to_owned()),
@@ -444,14 +427,10 @@ pub fn run_finished(rollback: &Rollback) -> Message {
 }
 
 /// The private answer to the requester once the request is recorded.
-pub fn request_acknowledged(
-    rollback: &Rollback,
-    directory: &BTreeMap<String, Vec<String>>,
-) -> Message {
+pub fn request_acknowledged(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> Message {
     let id = rollback.id;
     let next = if rollback.approvals_required == 0 {
-        "Critical severity: it runs now without approval, and a post-incident review is flagged."
-            .to_owned()
+        "Critical severity: it runs now without approval, and a post-incident review is flagged.".to_owned()
     } else {
         format!(
             "It needs {} approval(s) from {} ({}). You cannot approve your own rollback.",
@@ -583,35 +562,82 @@ fn state_phrase(state: &State) -> String {
 pub fn refusal(refusal: &Refusal) -> Message {
     use Refusal::*;
     Message::plain(match refusal {
-        WrongWorkspace => "rollbot only takes requests from its own Slack workspace. Ask in your workspace's incident channel.".into(),
-        WrongChannel { allowed } => {
-            let channels = allowed.iter().map(|c| format!("<#{}>", escape(&c.0))).collect::<Vec<_>>().join(", ");
-            format!("Rollbacks are requested in the incident channel so everyone sees them: {channels}. Run the same command there.")
+        WrongWorkspace => {
+            "rollbot only takes requests from its own Slack workspace. Ask in your workspace's incident channel.".into()
         }
-        NotARequester { roles } => format!("You are not in a role that may request rollbacks ({}). Ask the on-call engineer to request it.", role_names(roles)),
-        ReasonRequired { severity } => format!("A {severity}-severity rollback needs a reason. Add `reason \"<why>\"` to the command and run it again."),
-        ReasonTooLong { max } => format!("The reason is longer than {max} characters. Shorten it; put details in the thread."),
-        UnknownService { service, suggestion, known } => {
+        WrongChannel { allowed } => {
+            let channels = allowed
+                .iter()
+                .map(|c| format!("<#{}>", escape(&c.0)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "Rollbacks are requested in the incident channel so everyone sees them: {channels}. Run the same command there."
+            )
+        }
+        NotARequester { roles } => format!(
+            "You are not in a role that may request rollbacks ({}). Ask the on-call engineer to request it.",
+            role_names(roles)
+        ),
+        ReasonRequired { severity } => format!(
+            "A {severity}-severity rollback needs a reason. Add `reason \"<why>\"` to the command and run it again."
+        ),
+        ReasonTooLong { max } => {
+            format!("The reason is longer than {max} characters. Shorten it; put details in the thread.")
+        }
+        UnknownService {
+            service,
+            suggestion,
+            known,
+        } => {
             let hint = match suggestion {
                 Some(s) => format!(" Did you mean `{}`?", escape(s)),
                 None if known.is_empty() => " No services are configured yet.".into(),
-                None => format!(" Known services: {}.", known.iter().map(|k| format!("`{}`", escape(k))).collect::<Vec<_>>().join(", ")),
+                None => format!(
+                    " Known services: {}.",
+                    known
+                        .iter()
+                        .map(|k| format!("`{}`", escape(k)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             };
             format!("There is no service `{}`.{hint} {HELP_HINT}", escape(service))
         }
-        UnknownRunbook { service, runbook, known } => format!(
+        UnknownRunbook {
+            service,
+            runbook,
+            known,
+        } => format!(
             "Service `{}` has no runbook `{}`. Its runbooks: {}. Leave `runbook` out to use the first.",
             escape(service),
             escape(runbook),
-            known.iter().map(|k| format!("`{}`", escape(k))).collect::<Vec<_>>().join(", ")
+            known
+                .iter()
+                .map(|k| format!("`{}`", escape(k)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         TargetNotTaken { runbook } => format!("Runbook `{}` takes no target; leave out `to …`.", escape(runbook)),
         MissingParam { runbook, name, help } => {
-            let how = if name == "target" { "Add `to <target>`".to_owned() } else { format!("Give `{}`", escape(name)) };
+            let how = if name == "target" {
+                "Add `to <target>`".to_owned()
+            } else {
+                format!("Give `{}`", escape(name))
+            };
             let help = help.as_deref().map(|h| format!(" ({})", escape(h))).unwrap_or_default();
-            format!("Runbook `{}` needs `{}`{help}. {how} and run the command again.", escape(runbook), escape(name))
+            format!(
+                "Runbook `{}` needs `{}`{help}. {how} and run the command again.",
+                escape(runbook),
+                escape(name)
+            )
         }
-        ParamMismatch { name, value, pattern, help } => {
+        ParamMismatch {
+            name,
+            value,
+            pattern,
+            help,
+        } => {
             let help = help.as_deref().map(|h| format!(": {}", escape(h))).unwrap_or_default();
             format!(
                 "`{}` is not a valid `{}` (it must match `{}`{help}). Nothing was requested; fix the value and run the command again.",
@@ -621,23 +647,52 @@ pub fn refusal(refusal: &Refusal) -> Message {
             )
         }
         UnknownParam { runbook, name } => format!("Runbook `{}` has no parameter `{}`.", escape(runbook), escape(name)),
-        PlanTemplate { step, detail } => format!("The plan could not be built: step `{}`: {}. This is a configuration problem; tell whoever runs rollbot (`rollbot check` shows it).", escape(step), escape(detail)),
-        NoSuchRollback { id: Some(id) } => format!("There is no rollback *{id}*. `/rollback list` shows the recent ones."),
+        PlanTemplate { step, detail } => format!(
+            "The plan could not be built: step `{}`: {}. This is a configuration problem; tell whoever runs rollbot (`rollbot check` shows it).",
+            escape(step),
+            escape(detail)
+        ),
+        NoSuchRollback { id: Some(id) } => {
+            format!("There is no rollback *{id}*. `/rollback list` shows the recent ones.")
+        }
         NoSuchRollback { id: None } => "That rollback does not exist. `/rollback list` shows the recent ones.".into(),
-        SelfApproval { id } => format!("You requested *{id}*, so you cannot approve it: a second person must. The card lists who may approve."),
+        SelfApproval { id } => format!(
+            "You requested *{id}*, so you cannot approve it: a second person must. The card lists who may approve."
+        ),
         NotAnApprover { id, severity, roles } => format!(
             "You cannot approve or reject *{id}*: a {severity}-severity rollback needs someone in {}. The card lists who may approve.",
             role_names(roles)
         ),
-        AlreadyApprovedByYou { id, needed, have } => format!("You already approved *{id}* ({have} of {needed}). It needs another approver; the card lists who may approve."),
+        AlreadyApprovedByYou { id, needed, have } => format!(
+            "You already approved *{id}* ({have} of {needed}). It needs another approver; the card lists who may approve."
+        ),
         NotAwaitingApproval { id, state, approved_by } => {
-            let by = if approved_by.is_empty() { String::new() } else { format!(" (approved by {})", approved_by.iter().map(user).collect::<Vec<_>>().join(", ")) };
-            format!("*{id}* is {}{by}; your click changed nothing. The card shows its current state.", state_phrase(state))
+            let by = if approved_by.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (approved by {})",
+                    approved_by.iter().map(user).collect::<Vec<_>>().join(", ")
+                )
+            };
+            format!(
+                "*{id}* is {}{by}; your click changed nothing. The card shows its current state.",
+                state_phrase(state)
+            )
         }
-        RequesterCannotReject { id } => format!("You requested *{id}*; to withdraw it use *Cancel* (or `/rollback cancel {id}`)."),
-        NotCancellable { id, state } => format!("*{id}* is {}, so it can no longer be cancelled. The card shows its current state.", state_phrase(state)),
-        NotAllowedToCancel { id } => format!("Only the requester or an approver can cancel *{id}*. Ask them in the thread."),
-        ApprovalsDoNotMatchPlan { id, valid, needed } => format!("*{id}* will not run: it holds {valid} valid approval(s) for its plan but needs {needed}."),
+        RequesterCannotReject { id } => {
+            format!("You requested *{id}*; to withdraw it use *Cancel* (or `/rollback cancel {id}`).")
+        }
+        NotCancellable { id, state } => format!(
+            "*{id}* is {}, so it can no longer be cancelled. The card shows its current state.",
+            state_phrase(state)
+        ),
+        NotAllowedToCancel { id } => {
+            format!("Only the requester or an approver can cancel *{id}*. Ask them in the thread.")
+        }
+        ApprovalsDoNotMatchPlan { id, valid, needed } => {
+            format!("*{id}* will not run: it holds {valid} valid approval(s) for its plan but needs {needed}.")
+        }
         SystemOnly => "That action is rollbot's own and cannot be taken from Slack.".into(),
         OutOfOrder { id, detail } => format!("*{id}*: {}; nothing changed.", escape(detail)),
     })
@@ -652,12 +707,9 @@ pub fn parse_error(error: &ParseError) -> Message {
     };
     let text = match error {
         TooLong { max } => format!("That command is longer than {max} characters."),
-        UnterminatedQuote => {
-            "A quote is opened but never closed. Close it: `reason \"bad deploy\"`.".into()
-        }
+        UnterminatedQuote => "A quote is opened but never closed. Close it: `reason \"bad deploy\"`.".into(),
         MissingService { found: None } => {
-            "Which service? Name it first: `/rollback <service> to <target> severity <level>`."
-                .into()
+            "Which service? Name it first: `/rollback <service> to <target> severity <level>`.".into()
         }
         MissingService { found: Some(word) } => format!(
             "Which service? The command starts with `{}`; name the service first: `/rollback <service> {} …`.",
@@ -688,10 +740,7 @@ pub fn parse_error(error: &ParseError) -> Message {
             escape(&truncate(word, 100)),
             suggest(suggestion)
         ),
-        BadId {
-            command,
-            word: None,
-        } => {
+        BadId { command, word: None } => {
             format!("`/rollback {command}` needs a rollback id, e.g. `/rollback {command} RB-12`.")
         }
         BadId {

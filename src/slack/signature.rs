@@ -44,10 +44,7 @@ pub struct SignatureVerifier {
 
 impl SignatureVerifier {
     pub fn new(secrets: Vec<Secret>) -> Self {
-        assert!(
-            !secrets.is_empty(),
-            "at least one signing secret is required"
-        );
+        assert!(!secrets.is_empty(), "at least one signing secret is required");
         SignatureVerifier { secrets }
     }
 
@@ -61,10 +58,7 @@ impl SignatureVerifier {
         let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
             return Err(SignatureError::MissingHeader);
         };
-        let sent_at: i64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| SignatureError::BadTimestamp)?;
+        let sent_at: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
         if (now.timestamp() - sent_at).abs() > MAX_CLOCK_SKEW_SECS {
             return Err(SignatureError::Stale);
         }
@@ -73,26 +67,21 @@ impl SignatureVerifier {
             .and_then(|hex_sig| hex::decode(hex_sig).ok())
             .ok_or(SignatureError::Mismatch)?;
         let matches = self.secrets.iter().any(|secret| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
-                .expect("HMAC takes keys of any length");
+            let mut mac =
+                Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes keys of any length");
             mac.update(b"v0:");
             mac.update(timestamp.as_bytes());
             mac.update(b":");
             mac.update(body);
             mac.verify_slice(&expected).is_ok()
         });
-        if matches {
-            Ok(())
-        } else {
-            Err(SignatureError::Mismatch)
-        }
+        if matches { Ok(()) } else { Err(SignatureError::Mismatch) }
     }
 }
 
 /// Signs a body as Slack does; used by tests, the benchmark and anyone replaying a request.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(format!("v0:{timestamp}:").as_bytes());
     mac.update(body);
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))

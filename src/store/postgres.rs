@@ -6,11 +6,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::str::FromStr;
 use tokio_postgres::{NoTls, Transaction};
 
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_init.sql",
-    include_str!("../../migrations/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "0001_init.sql", include_str!("../../migrations/0001_init.sql"))];
 
 #[derive(Clone)]
 pub struct Store {
@@ -21,16 +17,12 @@ impl Store {
     /// Connects to the database in `url`, creating the database itself when it does not exist
     /// yet, so that a fresh PostgreSQL needs no manual setup.
     pub async fn connect(url: &str) -> Result<Store> {
-        let config = tokio_postgres::Config::from_str(url)
-            .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        let config = tokio_postgres::Config::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
         if let Err(e) = config.connect(NoTls).await {
             if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
                 create_database(&config).await?;
             } else {
-                return Err(anyhow!(e).context(format!(
-                    "cannot connect to PostgreSQL at {}",
-                    describe(&config)
-                )));
+                return Err(anyhow!(e).context(format!("cannot connect to PostgreSQL at {}", describe(&config))));
             }
         }
         let manager = Manager::from_config(
@@ -48,10 +40,7 @@ impl Store {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool
-            .get()
-            .await
-            .context("no database connection available")
+        self.pool.get().await.context("no database connection available")
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -68,8 +57,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<Vec<&'static str>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock(7403312)", &[])
-            .await?;
+        tx.execute("SELECT pg_advisory_xact_lock(7403312)", &[]).await?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
         )
@@ -101,20 +89,13 @@ impl Store {
 
     /// Records a new rollback from its first events, with the effects they cause, and returns
     /// it with its number.
-    pub async fn create_rollback(
-        &self,
-        history: &[Recorded],
-        effects: &[Effect],
-    ) -> Result<Rollback> {
+    pub async fn create_rollback(&self, history: &[Recorded], effects: &[Effect]) -> Result<Rollback> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let number: i64 = tx
-            .query_one("SELECT nextval('rollback_numbers')", &[])
-            .await?
-            .get(0);
+        let number: i64 = tx.query_one("SELECT nextval('rollback_numbers')", &[]).await?.get(0);
         let id = RollbackId(number);
-        let rollback = Rollback::from_history(id, history)
-            .ok_or_else(|| anyhow!("a rollback must start with a request"))?;
+        let rollback =
+            Rollback::from_history(id, history).ok_or_else(|| anyhow!("a rollback must start with a request"))?;
         tx.execute(
             "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -158,9 +139,7 @@ impl Store {
         }
         insert_events(&tx, rollback.id, expected_version, events).await?;
         insert_effects(&tx, Some(rollback.id), effects, now).await?;
-        tx.commit()
-            .await
-            .context("committing the rollback's change")?;
+        tx.commit().await.context("committing the rollback's change")?;
         Ok(Written::Ok)
     }
 
@@ -199,7 +178,10 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query("SELECT doc FROM rollbacks WHERE ($1::text IS NULL OR channel_id = $1) ORDER BY id DESC LIMIT $2", &[&channel, &limit])
+            .query(
+                "SELECT doc FROM rollbacks WHERE ($1::text IS NULL OR channel_id = $1) ORDER BY id DESC LIMIT $2",
+                &[&channel, &limit],
+            )
             .await?;
         rows.iter()
             .map(|r| serde_json::from_value(r.get(0)).context("reading a stored rollback"))
@@ -223,10 +205,7 @@ impl Store {
         let row = self
             .client()
             .await?
-            .query_opt(
-                "SELECT card_channel, card_ts FROM rollbacks WHERE id = $1",
-                &[&id.0],
-            )
+            .query_opt("SELECT card_channel, card_ts FROM rollbacks WHERE id = $1", &[&id.0])
             .await?;
         Ok(row.and_then(|r| {
             Some(CardRef {
@@ -302,23 +281,11 @@ impl Store {
     }
 
     /// Gives up on an effect: kept, with why, so that nothing disappears silently.
-    pub async fn outbox_undeliverable(
-        &self,
-        id: i64,
-        now: DateTime<Utc>,
-        error: &str,
-    ) -> Result<()> {
-        self.finish_outbox(id, now, "undeliverable", Some(error))
-            .await
+    pub async fn outbox_undeliverable(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
+        self.finish_outbox(id, now, "undeliverable", Some(error)).await
     }
 
-    async fn finish_outbox(
-        &self,
-        id: i64,
-        now: DateTime<Utc>,
-        outcome: &str,
-        error: Option<&str>,
-    ) -> Result<()> {
+    async fn finish_outbox(&self, id: i64, now: DateTime<Utc>, outcome: &str, error: Option<&str>) -> Result<()> {
         self.client()
             .await?
             .execute(
@@ -332,22 +299,26 @@ impl Store {
     pub async fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {
         self.client()
             .await?
-            .execute("UPDATE outbox SET available_at = $2, claimed_until = NULL, last_error = $3 WHERE id = $1", &[&id, &at, &error])
+            .execute(
+                "UPDATE outbox SET available_at = $2, claimed_until = NULL, last_error = $3 WHERE id = $1",
+                &[&id, &at, &error],
+            )
             .await?;
         Ok(())
     }
 }
 
-async fn insert_events(
-    tx: &Transaction<'_>,
-    id: RollbackId,
-    first_seq_after: i64,
-    events: &[Recorded],
-) -> Result<()> {
+async fn insert_events(tx: &Transaction<'_>, id: RollbackId, first_seq_after: i64, events: &[Recorded]) -> Result<()> {
     for (offset, recorded) in events.iter().enumerate() {
         tx.execute(
             "INSERT INTO rollback_events (rollback_id, seq, at, actor, event) VALUES ($1, $2, $3, $4, $5)",
-            &[&id.0, &(first_seq_after + 1 + offset as i64), &recorded.at, &recorded.actor.0, &serde_json::to_value(&recorded.event)?],
+            &[
+                &id.0,
+                &(first_seq_after + 1 + offset as i64),
+                &recorded.at,
+                &recorded.actor.0,
+                &serde_json::to_value(&recorded.event)?,
+            ],
         )
         .await?;
     }
@@ -397,10 +368,7 @@ async fn create_database(config: &tokio_postgres::Config) -> Result<()> {
         .with_context(|| format!("cannot connect to PostgreSQL at {}", describe(config)))?;
     tokio::spawn(connection);
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-    match client
-        .batch_execute(&format!("CREATE DATABASE {quoted}"))
-        .await
-    {
+    match client.batch_execute(&format!("CREATE DATABASE {quoted}")).await {
         Ok(()) => {
             tracing::info!(database = %name, "created the database");
             Ok(())

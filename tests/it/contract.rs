@@ -1,0 +1,297 @@
+//! rollbot against what Slack publishes: the signing test vector, the payload samples, the
+//! manifest schema; and the HTTP edge's refusals of anything not signed by Slack.
+use crate::support::*;
+use chrono::{TimeZone, Utc};
+use rollbot::clock::Clock;
+use rollbot::slack::inbound::{Interaction, parse_interaction, parse_slash_command};
+use rollbot::slack::signature::{Secret, SignatureError, SignatureVerifier, sign};
+
+// Slack's worked example from "Verifying requests from Slack" (../shared/slack/README.md).
+const VECTOR_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const VECTOR_TIMESTAMP: &str = "1531420618";
+const VECTOR_BODY: &str = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+const VECTOR_SIGNATURE: &str = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+
+fn vector_time() -> chrono::DateTime<Utc> {
+    Utc.timestamp_opt(1531420618, 0).unwrap()
+}
+
+#[test]
+fn the_official_signing_vector_verifies_at_its_own_time() {
+    let readme = std::fs::read_to_string(shared_dir().join("slack/README.md")).unwrap();
+    assert!(
+        readme.contains(VECTOR_BODY) && readme.contains(VECTOR_SIGNATURE),
+        "the vector here is the one Slack publishes"
+    );
+    assert_eq!(VECTOR_BODY.len(), 362);
+    let verifier = SignatureVerifier::new(vec![Secret::new(VECTOR_SECRET)]);
+    assert_eq!(
+        verifier.verify(
+            Some(VECTOR_TIMESTAMP),
+            Some(VECTOR_SIGNATURE),
+            VECTOR_BODY.as_bytes(),
+            vector_time()
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        sign(VECTOR_SECRET, 1531420618, VECTOR_BODY.as_bytes()),
+        VECTOR_SIGNATURE
+    );
+}
+
+#[test]
+fn any_one_byte_change_fails_verification() {
+    let verifier = SignatureVerifier::new(vec![Secret::new(VECTOR_SECRET)]);
+    let at = vector_time();
+    let mut body = VECTOR_BODY.as_bytes().to_vec();
+    body[100] ^= 1;
+    assert_eq!(
+        verifier.verify(Some(VECTOR_TIMESTAMP), Some(VECTOR_SIGNATURE), &body, at),
+        Err(SignatureError::Mismatch)
+    );
+    assert_eq!(
+        verifier.verify(Some("1531420619"), Some(VECTOR_SIGNATURE), VECTOR_BODY.as_bytes(), at),
+        Err(SignatureError::Mismatch)
+    );
+    let mut signature = VECTOR_SIGNATURE.to_owned();
+    signature.replace_range(10..11, "0");
+    assert_eq!(
+        verifier.verify(Some(VECTOR_TIMESTAMP), Some(&signature), VECTOR_BODY.as_bytes(), at),
+        Err(SignatureError::Mismatch)
+    );
+    assert_eq!(
+        verifier.verify(Some(VECTOR_TIMESTAMP), Some("v1=a2114d57"), VECTOR_BODY.as_bytes(), at),
+        Err(SignatureError::Mismatch)
+    );
+}
+
+#[test]
+fn stale_future_and_missing_headers_fail() {
+    let verifier = SignatureVerifier::new(vec![Secret::new(VECTOR_SECRET)]);
+    let body = VECTOR_BODY.as_bytes();
+    let sig = Some(VECTOR_SIGNATURE);
+    let ts = Some(VECTOR_TIMESTAMP);
+    let seconds = chrono::Duration::seconds;
+    assert_eq!(
+        verifier.verify(ts, sig, body, vector_time() + seconds(300)),
+        Ok(()),
+        "five minutes late is still fine"
+    );
+    assert_eq!(
+        verifier.verify(ts, sig, body, vector_time() + seconds(301)),
+        Err(SignatureError::Stale)
+    );
+    assert_eq!(
+        verifier.verify(ts, sig, body, vector_time() - seconds(301)),
+        Err(SignatureError::Stale),
+        "from the future"
+    );
+    assert_eq!(
+        verifier.verify(ts, sig, body, Utc::now()),
+        Err(SignatureError::Stale),
+        "the vector is from 2018"
+    );
+    assert_eq!(
+        verifier.verify(None, sig, body, vector_time()),
+        Err(SignatureError::MissingHeader)
+    );
+    assert_eq!(
+        verifier.verify(ts, None, body, vector_time()),
+        Err(SignatureError::MissingHeader)
+    );
+    assert_eq!(
+        verifier.verify(Some("soon"), sig, body, vector_time()),
+        Err(SignatureError::BadTimestamp)
+    );
+}
+
+#[test]
+fn a_rotated_secret_is_accepted_beside_the_new_one() {
+    let verifier = SignatureVerifier::new(vec![Secret::new("new-secret"), Secret::new(VECTOR_SECRET)]);
+    assert_eq!(
+        verifier.verify(
+            Some(VECTOR_TIMESTAMP),
+            Some(VECTOR_SIGNATURE),
+            VECTOR_BODY.as_bytes(),
+            vector_time()
+        ),
+        Ok(())
+    );
+    assert!(!format!("{verifier:?}").contains(VECTOR_SECRET), "secrets never print");
+}
+
+#[test]
+fn slacks_payload_samples_parse_or_are_refused_clearly() {
+    let dir = shared_dir().join("slack/payloads");
+    let slash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("SlashCommandPayload.json")).unwrap()).unwrap();
+    let form: Vec<(String, String)> = slash
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()),
+            )
+        })
+        .collect();
+    let error = parse_slash_command(serde_urlencoded::to_string(&form).unwrap().as_bytes()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the request has no channel_id",
+        "the sample's blanked fields are refused by name"
+    );
+
+    let interaction = |file: &str| {
+        let json = std::fs::read_to_string(dir.join(file)).unwrap();
+        parse_interaction(serde_urlencoded::to_string([("payload", json)]).unwrap().as_bytes())
+    };
+    assert_eq!(
+        interaction("BlockActionPayload.json").unwrap_err().to_string(),
+        "the request has no user.id"
+    );
+    assert_eq!(
+        interaction("ViewSubmissionPayload.json").unwrap(),
+        Interaction::Ignored {
+            kind: "view_submission".into()
+        }
+    );
+    assert_eq!(
+        interaction("ViewClosedPayload.json").unwrap(),
+        Interaction::Ignored {
+            kind: "view_closed".into()
+        }
+    );
+
+    // Filled in as Slack would, the same samples are accepted with every extra field.
+    let filled = slash_body(ALICE, INCIDENTS, "help");
+    assert_eq!(parse_slash_command(filled.as_bytes()).unwrap().user_id, ALICE);
+    let click = click_body(BOB, INCIDENTS, "approve", "RB-9");
+    match parse_interaction(click.as_bytes()).unwrap() {
+        Interaction::Button(b) => assert_eq!(
+            (b.user_id.as_str(), b.action_id.as_str(), b.value.as_str()),
+            (BOB, "approve", "RB-9")
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        parse_interaction(b"payload=%7Bnot json")
+            .unwrap_err()
+            .to_string()
+            .starts_with("the interaction payload is not valid JSON")
+    );
+    assert_eq!(
+        parse_interaction(b"nothing=here").unwrap_err().to_string(),
+        "the request has no payload"
+    );
+}
+
+#[test]
+fn the_app_manifest_validates_against_slacks_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shared_dir().join("slack/manifest.schema.1.0.0.json")).unwrap())
+            .unwrap();
+    let manifest: serde_json::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/manifest/slack-app.yaml")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::draft7::new(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&manifest)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        manifest["oauth_config"]["scopes"]["bot"],
+        serde_json::json!(["commands", "chat:write"]),
+        "only the scopes rollbot uses"
+    );
+    assert_eq!(manifest["features"]["slash_commands"][0]["command"], "/rollback");
+
+    let mut broken = manifest.clone();
+    broken["features"]["slash_commands"][0]["command"] = "rollback".into();
+    assert!(!validator.is_valid(&broken), "the schema check can fail");
+}
+
+#[tokio::test]
+async fn unsigned_forged_and_stale_requests_get_401_and_change_nothing() {
+    let bot = Rollbot::start().await;
+    let body = slash_body(ALICE, INCIDENTS, "checkout-api to 41 severity critical");
+    let now = bot.clock.now().timestamp();
+    let form = ("content-type", "application/x-www-form-urlencoded".to_owned());
+
+    let unsigned = bot.raw_post("/slack/commands", &[form.clone()], body.clone()).await;
+    assert_eq!(unsigned.status(), 401);
+    assert_eq!(unsigned.text().await.unwrap(), "", "refusals carry no detail");
+
+    let forged = sign("not-the-secret", now, body.as_bytes());
+    let headers = [
+        form.clone(),
+        ("x-slack-request-timestamp", now.to_string()),
+        ("x-slack-signature", forged),
+    ];
+    assert_eq!(
+        bot.raw_post("/slack/commands", &headers, body.clone()).await.status(),
+        401
+    );
+
+    let stale = now - 301;
+    let headers = [
+        form.clone(),
+        ("x-slack-request-timestamp", stale.to_string()),
+        ("x-slack-signature", sign(SIGNING_SECRET, stale, body.as_bytes())),
+    ];
+    assert_eq!(
+        bot.raw_post("/slack/commands", &headers, body.clone()).await.status(),
+        401,
+        "a replay older than five minutes"
+    );
+
+    let click = click_body(BOB, INCIDENTS, "approve", "RB-1");
+    assert_eq!(
+        bot.raw_post("/slack/interactions", &[form.clone()], click)
+            .await
+            .status(),
+        401
+    );
+
+    let tampered = body.replace("critical", "critical&user_id=U0BOB");
+    let headers = [
+        form.clone(),
+        ("x-slack-request-timestamp", now.to_string()),
+        ("x-slack-signature", sign(SIGNING_SECRET, now, body.as_bytes())),
+    ];
+    assert_eq!(bot.raw_post("/slack/commands", &headers, tampered).await.status(), 401);
+
+    bot.settle().await;
+    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+    assert!(bot.slack.calls().is_empty());
+    assert!(bot.marker().is_empty());
+}
+
+#[tokio::test]
+async fn ssl_check_oversized_bodies_and_probes() {
+    let bot = Rollbot::start().await;
+    let ssl = bot
+        .raw_post(
+            "/slack/commands",
+            &[("content-type", "application/x-www-form-urlencoded".into())],
+            "ssl_check=1&token=x".into(),
+        )
+        .await;
+    assert_eq!(ssl.status(), 200, "Slack's unsigned certificate probe");
+
+    let huge = format!("text={}", "a".repeat(300 * 1024));
+    assert_eq!(bot.signed_post("/slack/commands", huge).await.status(), 413);
+
+    let health = reqwest::get(format!("{}/healthz", bot.url)).await.unwrap();
+    assert_eq!(
+        (health.status().as_u16(), health.text().await.unwrap()),
+        (200, "ok".to_owned())
+    );
+    let ready = reqwest::get(format!("{}/readyz", bot.url)).await.unwrap();
+    assert_eq!(ready.status(), 200, "PostgreSQL is reachable");
+    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+}

@@ -1,0 +1,6 @@
+//! Integration tests: rollbot served on loopback against real PostgreSQL and a fake Slack,
+//! driven as Slack drives it — signed HTTP requests from named users.
+mod support;
+
+mod contract;
+mod stories;

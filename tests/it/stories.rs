@@ -1,0 +1,450 @@
+//! Stories of the walking skeleton, told through the real router with signed requests.
+use crate::support::*;
+
+const REQUEST: &str = r#"checkout-api to 41 severity high reason "bad deploy""#;
+
+#[tokio::test]
+async fn requested_approved_and_run_step_by_step() {
+    let bot = Rollbot::start().await;
+
+    let ack = bot.slash(ALICE, REQUEST).await;
+    assert!(
+        ack.starts_with("Recorded *RB-1*: Rollback RB-1: checkout-api to 41 (high)."),
+        "{ack}"
+    );
+    assert!(ack.contains("It needs 1 approval(s) from `on_call`"), "{ack}");
+    assert!(ack.contains("You cannot approve your own rollback"), "{ack}");
+    assert!(
+        bot.slack.calls().is_empty(),
+        "the ack must not wait for Slack: nothing is sent before the outbox runs"
+    );
+
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert_eq!(card.channel, INCIDENTS);
+    for expected in [
+        "Rollback RB-1: checkout-api to 41",
+        "Awaiting approval",
+        "*Service*\ncheckout-api",
+        "*Target*\n41",
+        "🟠 High",
+        "*Reason*\nbad deploy",
+        "*Requested by*\n<@U0ALICE> at 03:00 UTC",
+        "1. *Undo release*",
+        "sh -c 'echo \"undo $2\" &gt;&gt; \"$1\"; echo \"rolled back to release $2\"' step",
+        "2. *Check health*",
+        "Who may approve: <@U0ALICE>, <@U0BETH>, <@U0BOB> (`on_call`). The requester cannot approve their own rollback.",
+    ] {
+        assert!(card.text.contains(expected), "card lacks {expected:?}:\n{}", card.text);
+    }
+    assert!(
+        card.text.contains("--") || card.text.contains("/ran.log 41"),
+        "the plan shows the exact argv with the target:\n{}",
+        card.text
+    );
+    assert_eq!(card.buttons(), ["approve", "reject", "cancel"]);
+    assert!(
+        bot.slack
+            .calls()
+            .iter()
+            .all(|c| c.authorization.as_deref() == Some(&format!("Bearer {BOT_TOKEN}")[..]))
+    );
+
+    bot.clock.advance(std::time::Duration::from_secs(120));
+    assert_eq!(bot.click(BOB, "approve", "RB-1").await, 200);
+    bot.settle().await;
+
+    let card = bot.card_now(&card);
+    assert!(card.text.contains("✅ *Succeeded*: all 2 steps ran"), "{}", card.text);
+    assert!(
+        card.text.contains("*Approved by*\n<@U0BOB> (`on_call`) at 03:02 UTC"),
+        "{}",
+        card.text
+    );
+    assert!(card.buttons().is_empty(), "a finished rollback offers no buttons");
+
+    let thread = bot.thread(&card);
+    assert_eq!(thread.len(), 5, "{thread:#?}");
+    assert!(
+        thread[0].starts_with("▶️ Step 1/2 *Undo release* started"),
+        "{}",
+        thread[0]
+    );
+    assert!(
+        thread[1].starts_with("✅ Step 1/2 *Undo release* succeeded after"),
+        "{}",
+        thread[1]
+    );
+    assert!(
+        thread[1].contains("exit code 0") && thread[1].contains("rolled back to release 41"),
+        "{}",
+        thread[1]
+    );
+    assert!(
+        thread[2].starts_with("▶️ Step 2/2 *Check health* started"),
+        "{}",
+        thread[2]
+    );
+    assert!(thread[3].contains("200 OK"), "{}", thread[3]);
+    assert!(thread[4].starts_with("RB-1 ✅ *Succeeded*"), "{}", thread[4]);
+
+    assert_eq!(
+        bot.marker(),
+        ["undo 41", "health"],
+        "each step ran exactly once, in order"
+    );
+
+    let status = bot.slash(ALICE, "status RB-1").await;
+    assert!(
+        status.contains("Succeeded") && status.contains("✅ 1. Undo release") && status.contains("✅ 2. Check health"),
+        "{status}"
+    );
+    let list = bot.slash(ALICE, "list").await;
+    assert!(
+        list.contains("*RB-1* checkout-api to 41 · high · succeeded · by <@U0ALICE>"),
+        "{list}"
+    );
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollback_events WHERE rollback_id = 1")
+            .await,
+        8,
+        "requested, approved, run started, 2×(step started, finished), succeeded"
+    );
+}
+
+#[tokio::test]
+async fn the_requester_cannot_approve_their_own_rollback() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+
+    assert_eq!(bot.click(ALICE, "approve", "RB-1").await, 200);
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(ALICE),
+        ["You requested *RB-1*, so you cannot approve it: a second person must. The card lists who may approve."]
+    );
+    assert!(bot.card_now(&card).text.contains("*Awaiting approval*: 0 of 1 so far"));
+    assert!(bot.marker().is_empty(), "nothing ran");
+}
+
+#[tokio::test]
+async fn outsiders_and_approvers_of_another_severity_are_refused() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+
+    bot.click(MALLORY, "approve", "RB-1").await;
+    bot.click(CAROL, "approve", "RB-1").await;
+    bot.click(MALLORY, "reject", "RB-1").await;
+    bot.click(MALLORY, "cancel", "RB-1").await;
+    bot.settle().await;
+    let refusal = "You cannot approve or reject *RB-1*: a high-severity rollback needs someone in `on_call`. The card lists who may approve.";
+    assert_eq!(
+        bot.ephemerals(MALLORY),
+        [
+            refusal,
+            refusal,
+            "Only the requester or an approver can cancel *RB-1*. Ask them in the thread."
+        ]
+    );
+    assert_eq!(bot.ephemerals(CAROL), [refusal]);
+    assert!(bot.card_now(&card).text.contains("Awaiting approval"));
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollback_events").await,
+        1,
+        "refusals change nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_request_from_another_channel_is_refused_with_where_to_go() {
+    let bot = Rollbot::start().await;
+    let answer = bot.slash_in(ALICE, RANDOM, REQUEST).await;
+    assert_eq!(
+        answer,
+        "Rollbacks are requested in the incident channel so everyone sees them: <#C0INCIDENTS>. Run the same command there."
+    );
+    bot.settle().await;
+    assert!(bot.slack.calls().is_empty());
+    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+}
+
+#[tokio::test]
+async fn a_click_from_another_workspace_is_refused() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    let body = click_body_from_team(BOB, "T0OTHER", INCIDENTS, "approve", "RB-1");
+    assert_eq!(bot.signed_post("/slack/interactions", body).await.status(), 200);
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(BOB),
+        ["rollbot only takes requests from its own Slack workspace. Ask in your workspace's incident channel."]
+    );
+    assert!(bot.card_now(&card).text.contains("Awaiting approval"));
+}
+
+#[tokio::test]
+async fn a_rejected_rollback_never_runs() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+
+    bot.click(BOB, "reject", "RB-1").await;
+    bot.settle().await;
+    let card = bot.card_now(&card);
+    assert!(
+        card.text.contains("🚫 *Rejected* by <@U0BOB>. Nothing ran."),
+        "{}",
+        card.text
+    );
+    assert!(card.buttons().is_empty());
+
+    bot.click(BETH, "approve", "RB-1").await;
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(BETH),
+        ["*RB-1* is already rejected by <@U0BOB>; your click changed nothing. The card shows its current state."]
+    );
+    assert!(bot.marker().is_empty());
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollbacks WHERE state = 'rejected'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_failing_step_stops_the_run_and_the_card_says_which() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, r#"checkout-api to 41 runbook broken severity high"#)
+        .await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+
+    let card = bot.card_now(&card);
+    assert!(
+        card.text.contains(
+            "❌ *Failed* at step 2 of 3, *Migrate schema down*: exited with code 3. The steps after it did not run."
+        ),
+        "{}",
+        card.text
+    );
+    let thread = bot.thread(&card);
+    assert_eq!(thread.len(), 5, "{thread:#?}");
+    assert!(
+        thread[3].starts_with("❌ Step 2/3 *Migrate schema down* failed after") && thread[3].contains("exit code 3"),
+        "{}",
+        thread[3]
+    );
+    assert!(
+        thread[3].contains("migrating\nERROR: disk full"),
+        "stdout and stderr are both in the tail: {}",
+        thread[3]
+    );
+    assert!(
+        thread[4].starts_with("RB-1 ❌ *Failed* at step 2 of 3"),
+        "{}",
+        thread[4]
+    );
+    assert_eq!(bot.marker(), ["undo 41"], "the step after the failure never ran");
+}
+
+#[tokio::test]
+async fn critical_runs_at_once_and_flags_a_review() {
+    let bot = Rollbot::start().await;
+    let ack = bot.slash(ALICE, "checkout-api to 40 severity critical").await;
+    assert!(
+        ack.contains("Critical severity: it runs now without approval, and a post-incident review is flagged."),
+        "{ack}"
+    );
+    bot.settle().await;
+    let card = bot.expect_card();
+    let card = bot.card_now(&card);
+    assert!(
+        card.text
+            .contains("🚨 *Critical severity: runs without approval.* A post-incident review is required."),
+        "{}",
+        card.text
+    );
+    assert!(card.text.contains("✅ *Succeeded*"), "{}", card.text);
+    assert_eq!(bot.thread(&card).len(), 5);
+    assert_eq!(bot.marker(), ["undo 40", "health"]);
+}
+
+#[tokio::test]
+async fn a_parameter_that_fails_its_pattern_is_refused_before_any_plan_exists() {
+    let bot = Rollbot::start().await;
+    let answer = bot
+        .slash(ALICE, r#"checkout-api to "41; rm -rf /" severity high"#)
+        .await;
+    assert_eq!(
+        answer,
+        "`41; rm -rf /` is not a valid `target` (it must match `[0-9]+`: release number). Nothing was requested; fix the value and run the command again."
+    );
+    let answer = bot.slash(ALICE, "checkout-api to 41;rm severity high").await;
+    assert!(answer.starts_with("`41;rm` is not a valid `target`"), "{answer}");
+    let plan = bot.slash(ALICE, r#"plan checkout-api to "$(reboot)""#).await;
+    assert!(plan.starts_with("`$(reboot)` is not a valid `target`"), "{plan}");
+    bot.settle().await;
+    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+    assert!(bot.slack.calls().is_empty());
+}
+
+#[tokio::test]
+async fn user_text_is_escaped_so_it_cannot_ping_or_link() {
+    let bot = Rollbot::start().await;
+    let ack = bot
+        .slash(
+            ALICE,
+            r#"checkout-api to 41 severity high reason "<!channel> ask <@U0BOB> & <https://evil.example|docs>""#,
+        )
+        .await;
+    assert!(ack.contains("Recorded *RB-1*"), "{ack}");
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert!(
+        card.text
+            .contains("&lt;!channel&gt; ask &lt;@U0BOB&gt; &amp; &lt;https://evil.example|docs&gt;"),
+        "{}",
+        card.text
+    );
+    assert!(
+        !card.text.contains("<!channel>") && !card.text.contains("<https://evil"),
+        "{}",
+        card.text
+    );
+}
+
+#[tokio::test]
+async fn two_approvers_clicking_at_once_start_the_runbook_exactly_once() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+
+    let (bob, beth) = tokio::join!(bot.click(BOB, "approve", "RB-1"), bot.click(BETH, "approve", "RB-1"));
+    assert_eq!((bob, beth), (reqwest::StatusCode::OK, reqwest::StatusCode::OK));
+    bot.settle().await;
+
+    assert_eq!(bot.marker(), ["undo 41", "health"], "the runbook ran once");
+    let refused: Vec<String> = [bot.ephemerals(BOB), bot.ephemerals(BETH)].concat();
+    assert_eq!(
+        refused.len(),
+        1,
+        "exactly one approver is told it was already approved: {refused:?}"
+    );
+    assert!(
+        refused[0].starts_with("*RB-1* is approved and about to start (approved by")
+            || refused[0].starts_with("*RB-1* is already"),
+        "{}",
+        refused[0]
+    );
+    let card = bot.card_now(&card);
+    assert_eq!(card.text.matches("*Approved by*").count(), 1, "{}", card.text);
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'type' = 'run_started'")
+            .await,
+        1
+    );
+    bot.thread(&card);
+}
+
+#[tokio::test]
+async fn cancel_before_it_starts() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+
+    assert_eq!(
+        bot.slash(MALLORY, "cancel RB-1").await,
+        "Only the requester or an approver can cancel *RB-1*. Ask them in the thread."
+    );
+    assert_eq!(
+        bot.slash(ALICE, "cancel rb-1").await,
+        "Cancelled *RB-1*. Nothing ran; the card in the channel says so."
+    );
+    bot.settle().await;
+    let card = bot.card_now(&card);
+    assert!(
+        card.text.contains("🛑 *Cancelled* by <@U0ALICE>. Nothing ran."),
+        "{}",
+        card.text
+    );
+    assert_eq!(
+        bot.slash(ALICE, "cancel RB-1").await,
+        "*RB-1* is already cancelled by <@U0ALICE>, so it can no longer be cancelled. The card shows its current state."
+    );
+    assert_eq!(
+        bot.slash(ALICE, "cancel RB-7").await,
+        "There is no rollback *RB-7*. `/rollback list` shows the recent ones."
+    );
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    assert_eq!(bot.ephemerals(BOB).len(), 1);
+    assert!(bot.marker().is_empty());
+}
+
+#[tokio::test]
+async fn help_plan_status_list_and_grammar_errors_answer_privately() {
+    let bot = Rollbot::start().await;
+    let help = bot.slash(ALICE, "help").await;
+    assert!(
+        help.contains("`/rollback checkout-api to 41 severity high reason \"bad deploy\"`"),
+        "{help}"
+    );
+    assert_eq!(bot.slash(ALICE, "").await, help, "a bare /rollback explains itself");
+
+    let plan = bot.slash(ALICE, "plan checkout-api to 41").await;
+    assert!(
+        plan.starts_with("Plan for *checkout-api* (runbook `app`, digest `"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("1. Undo release") && plan.contains("2. Check health"),
+        "{plan}"
+    );
+
+    assert_eq!(
+        bot.slash(ALICE, "list").await,
+        "No rollbacks yet in this channel. Start one with `/rollback <service> to <target> severity <level>`."
+    );
+    assert_eq!(
+        bot.slash(ALICE, "status RB-3").await,
+        "There is no rollback *RB-3*. `/rollback list` shows the recent ones."
+    );
+    assert_eq!(
+        bot.slash(ALICE, "checkout-api to 41 sevrity high").await,
+        "I don't understand `sevrity`. Did you mean `severity`? After the service, use `to`, `runbook`, `severity` or `reason`. Type `/rollback help` for the grammar and examples."
+    );
+    assert_eq!(
+        bot.slash(ALICE, "chekout-api to 41 severity high").await,
+        "There is no service `chekout-api`. Did you mean `checkout-api`? Type `/rollback help` for the grammar and examples."
+    );
+    assert_eq!(
+        bot.slash(ALICE, "stauts RB-1").await,
+        "I don't understand `RB-1`. After the service, use `to`, `runbook`, `severity` or `reason`. Type `/rollback help` for the grammar and examples."
+    );
+    assert_eq!(
+        bot.slash(ALICE, "checkout-api to 41").await,
+        "How severe is the incident? The severity decides who must approve. Run it again with one of critical, high, medium or low, e.g. `/rollback checkout-api to 41 severity high`. Nothing was recorded."
+    );
+    assert_eq!(
+        bot.slash(ALICE, "checkout-api to 41 severity low").await,
+        "A low-severity rollback needs a reason. Add `reason \"<why>\"` to the command and run it again."
+    );
+    assert_eq!(
+        bot.slash(ALICE, "checkout-api severity high").await,
+        "Runbook `app` needs `target` (release number). Add `to <target>` and run the command again."
+    );
+    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+    bot.settle().await;
+}

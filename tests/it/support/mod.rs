@@ -1,0 +1,458 @@
+//! The test harness: a fresh database per test, a fake Slack, rollbot's real router on
+//! loopback, and helpers that read like the story they tell.
+pub mod fake_slack;
+
+use chrono::{DateTime, TimeZone, Utc};
+use fake_slack::{Call, FakeSlack};
+use rollbot::app::App;
+use rollbot::clock::{Clock, ManualClock};
+use rollbot::config::Config;
+use rollbot::slack::client::SlackApi;
+use rollbot::slack::signature::{Secret, SignatureVerifier, sign};
+use rollbot::store::Store;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub const SIGNING_SECRET: &str = "test-signing-secret-5f0c2b7e";
+pub const BOT_TOKEN: &str = "xoxb-test-bot-token-9d81";
+pub const TEAM: &str = "T0TEST";
+pub const INCIDENTS: &str = "C0INCIDENTS";
+pub const RANDOM: &str = "C0RANDOM";
+
+/// On call; usually the one who requests.
+pub const ALICE: &str = "U0ALICE";
+/// On call too: may approve high severity.
+pub const BOB: &str = "U0BOB";
+/// On call as well, for races between two approvers.
+pub const BETH: &str = "U0BETH";
+/// Team lead: approves medium and low.
+pub const CAROL: &str = "U0CAROL";
+/// In the workspace, in no role.
+pub const MALLORY: &str = "U0MALLORY";
+
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("ROLLBOT_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}
+
+pub fn postgres_base_url() -> String {
+    std::env::var("ROLLBOT_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A database of its own for one test, dropped when the test ends, pass or fail.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        let name = format!("rollbot_test_{}", uuid::Uuid::new_v4().simple());
+        TestDb {
+            url: format!("{}/{name}", postgres_base_url()),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = format!("{}/postgres", postgres_base_url());
+        let name = self.name.clone();
+        // Drop runs outside any runtime we may block, so use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    if let Ok((client, connection)) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await {
+                        tokio::spawn(connection);
+                        let _ = client
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .await;
+                    }
+                })
+        })
+        .join();
+    }
+}
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 0).unwrap()
+}
+
+/// The configuration most stories use. `{marker}` is a file every real step appends to, so a
+/// test can count what actually ran.
+pub fn test_config(marker: &str) -> String {
+    format!(
+        r#"
+[slack]
+workspace = "{TEAM}"
+channels = ["{INCIDENTS}"]
+
+[roles]
+on_call = ["{ALICE}", "{BOB}", "{BETH}"]
+team_lead = ["{CAROL}"]
+
+[runbooks.app]
+description = "Roll the application back to a release"
+params.target = {{ pattern = "[0-9]+", help = "release number" }}
+
+[[runbooks.app.steps]]
+name = "Undo release"
+run = ["sh", "-c", 'echo "undo $2" >> "$1"; echo "rolled back to release $2"', "step", "{{{{ vars.marker }}}}", "{{{{ params.target }}}}"]
+timeout = "10s"
+
+[[runbooks.app.steps]]
+name = "Check health"
+run = ["sh", "-c", 'echo "health" >> "$1"; echo "200 OK"', "step", "{{{{ vars.marker }}}}"]
+timeout = "10s"
+
+[runbooks.broken]
+description = "A runbook whose second step fails"
+params.target = {{ pattern = "[0-9]+" }}
+
+[[runbooks.broken.steps]]
+name = "Undo release"
+run = ["sh", "-c", 'echo "undo $2" >> "$1"', "step", "{{{{ vars.marker }}}}", "{{{{ params.target }}}}"]
+
+[[runbooks.broken.steps]]
+name = "Migrate schema down"
+run = ["sh", "-c", 'echo "migrating"; echo "ERROR: disk full" >&2; exit 3']
+
+[[runbooks.broken.steps]]
+name = "Restart"
+run = ["sh", "-c", 'echo "restart" >> "$1"', "step", "{{{{ vars.marker }}}}"]
+
+[services.checkout-api]
+runbooks = ["app", "broken"]
+vars = {{ marker = "{marker}" }}
+"#
+    )
+}
+
+/// A message as the fake Slack received it, with its text flattened for assertions.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub channel: String,
+    pub ts: String,
+    pub text: String,
+    pub blocks: Value,
+}
+
+impl Posted {
+    fn from_call(call: &Call, ts: String) -> Posted {
+        let mut text = call.body["text"].as_str().unwrap_or_default().to_owned();
+        collect_text(&call.body["blocks"], &mut text);
+        Posted {
+            channel: call.body["channel"].as_str().unwrap_or_default().to_owned(),
+            ts,
+            text,
+            blocks: call.body["blocks"].clone(),
+        }
+    }
+
+    /// The action_ids of the buttons on the message.
+    pub fn buttons(&self) -> Vec<String> {
+        let mut ids = vec![];
+        for block in self.blocks.as_array().into_iter().flatten() {
+            for element in block["elements"].as_array().into_iter().flatten() {
+                if let Some(id) = element["action_id"].as_str() {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        ids
+    }
+}
+
+fn collect_text(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(t)) = map.get("text") {
+                out.push('\n');
+                out.push_str(t);
+            }
+            for (k, v) in map {
+                if k != "text" || !v.is_string() {
+                    collect_text(v, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
+        _ => {}
+    }
+}
+
+pub struct Rollbot {
+    pub url: String,
+    pub app: App,
+    pub clock: Arc<ManualClock>,
+    pub slack: FakeSlack,
+    pub scratch: tempfile::TempDir,
+    http: reqwest::Client,
+    seen: Mutex<Vec<bool>>,
+    server: tokio::task::JoinHandle<()>,
+    _db: TestDb,
+}
+
+impl Rollbot {
+    pub async fn start() -> Rollbot {
+        Rollbot::start_with(test_config).await
+    }
+
+    /// Starts rollbot with the configuration `config(marker_path)`.
+    pub async fn start_with(config: impl FnOnce(&str) -> String) -> Rollbot {
+        let scratch = tempfile::tempdir().unwrap();
+        let marker = scratch.path().join("ran.log");
+        let config = Config::parse("test.toml", &config(marker.to_str().unwrap()))
+            .unwrap_or_else(|e| panic!("test config: {e}"));
+        let db = TestDb::new();
+        let store = Store::connect(&db.url)
+            .await
+            .expect("PostgreSQL must be running at 127.0.0.1:5432 (.ci/run starts it)");
+        store.migrate().await.unwrap();
+        let slack = FakeSlack::start().await;
+        let clock = Arc::new(ManualClock::at(t0()));
+        let api = SlackApi::new(&slack.api_url, &Secret::new(BOT_TOKEN)).unwrap();
+        let app = App::new(
+            config,
+            store,
+            clock.clone(),
+            SignatureVerifier::new(vec![Secret::new(SIGNING_SECRET)]),
+            api,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let router = app.router.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Rollbot {
+            url,
+            app,
+            clock,
+            slack,
+            scratch,
+            http: reqwest::Client::new(),
+            seen: Mutex::new(vec![]),
+            server,
+            _db: db,
+        }
+    }
+
+    pub fn marker(&self) -> Vec<String> {
+        std::fs::read_to_string(self.scratch.path().join("ran.log"))
+            .map(|s| s.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// Sends a request signed as Slack signs it, at the test clock's time.
+    pub async fn signed_post(&self, path: &str, body: String) -> reqwest::Response {
+        let timestamp = self.clock.now().timestamp();
+        self.http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", timestamp.to_string())
+            .header("x-slack-signature", sign(SIGNING_SECRET, timestamp, body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn raw_post(&self, path: &str, headers: &[(&str, String)], body: String) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}{path}", self.url)).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// `/rollback <text>` typed by `user` in the incident channel; returns the private answer.
+    pub async fn slash(&self, user: &str, text: &str) -> String {
+        self.slash_in(user, INCIDENTS, text).await
+    }
+
+    pub async fn slash_in(&self, user: &str, channel: &str, text: &str) -> String {
+        let response = self
+            .signed_post("/slack/commands", slash_body(user, channel, text))
+            .await;
+        assert_eq!(
+            response.status(),
+            200,
+            "slash command answered with {}",
+            response.status()
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["response_type"], "ephemeral",
+            "answers to /rollback are private: {body}"
+        );
+        body["text"].as_str().unwrap().to_owned()
+    }
+
+    /// `user` clicks the button `action` on the card of rollback `id` (e.g. "RB-1").
+    pub async fn click(&self, user: &str, action: &str, id: &str) -> reqwest::StatusCode {
+        self.signed_post("/slack/interactions", click_body(user, INCIDENTS, action, id))
+            .await
+            .status()
+    }
+
+    /// Runs the outbox and the executor until neither has anything left to do.
+    pub async fn settle(&self) {
+        for _ in 0..200 {
+            let delivered = self.app.delivery.run_once().await.unwrap();
+            let ran = self.app.executor.run_once().await.unwrap();
+            if delivered == 0 && !ran {
+                return;
+            }
+        }
+        panic!("rollbot did not settle after 200 rounds");
+    }
+
+    fn take(&self, pick: impl Fn(&Call) -> bool) -> Vec<(usize, Call)> {
+        let calls = self.slack.calls();
+        let mut seen = self.seen.lock().unwrap();
+        seen.resize(calls.len(), false);
+        let mut taken = vec![];
+        for (i, call) in calls.into_iter().enumerate() {
+            if !seen[i] && pick(&call) {
+                seen[i] = true;
+                taken.push((i, call));
+            }
+        }
+        taken
+    }
+
+    /// The next new card posted to a channel (not a thread reply).
+    pub fn expect_card(&self) -> Posted {
+        let mut cards =
+            self.take(|c| c.method == "chat.postMessage" && c.body.get("thread_ts").is_none_or(Value::is_null));
+        assert!(
+            !cards.is_empty(),
+            "expected a new card; Slack saw: {:#?}",
+            self.slack.calls()
+        );
+        let (_, call) = cards.remove(0);
+        // Put back any further cards for later expectations.
+        let mut seen = self.seen.lock().unwrap();
+        for (i, _) in cards {
+            seen[i] = false;
+        }
+        Posted::from_call(&call, call.ts.clone().unwrap())
+    }
+
+    /// The card as people see it now: its last update, or the original if never updated.
+    pub fn card_now(&self, card: &Posted) -> Posted {
+        let updates = self.take(|c| c.method == "chat.update" && c.body["ts"] == card.ts.as_str());
+        match updates.last() {
+            Some((_, call)) => Posted::from_call(call, card.ts.clone()),
+            None => card.clone(),
+        }
+    }
+
+    /// Replies in the card's thread since the last look, in order.
+    pub fn thread(&self, card: &Posted) -> Vec<String> {
+        self.take(|c| c.method == "chat.postMessage" && c.body["thread_ts"] == card.ts.as_str())
+            .into_iter()
+            .map(|(_, c)| c.body["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Private messages to `user` since the last look.
+    pub fn ephemerals(&self, user: &str) -> Vec<String> {
+        self.take(|c| c.method == "chat.postEphemeral" && c.body["user"] == user)
+            .into_iter()
+            .map(|(_, c)| c.body["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    pub fn unseen(&self) -> Vec<Call> {
+        let calls = self.slack.calls();
+        let seen = self.seen.lock().unwrap();
+        calls
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !seen.get(*i).copied().unwrap_or(false))
+            .map(|(_, c)| c)
+            .collect()
+    }
+
+    /// Runs a SQL query on the test's database (for assertions about what was recorded).
+    pub async fn count(&self, sql: &str) -> i64 {
+        let (client, connection) = tokio_postgres::connect(&self._db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client.query_one(sql, &[]).await.unwrap().get(0)
+    }
+}
+
+impl Drop for Rollbot {
+    fn drop(&mut self) {
+        self.server.abort();
+        if !std::thread::panicking() {
+            let unseen = self.unseen();
+            assert!(
+                unseen.is_empty(),
+                "the test never looked at these Slack calls: {unseen:#?}"
+            );
+        }
+    }
+}
+
+/// A slash-command form, field for field as Slack sends it (from the shared sample).
+pub fn slash_body(user: &str, channel: &str, text: &str) -> String {
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(shared_dir().join("slack/payloads/SlashCommandPayload.json")).unwrap(),
+    )
+    .unwrap();
+    let mut fields: Vec<(String, String)> = vec![];
+    for (key, value) in sample.as_object().unwrap() {
+        let filled = match key.as_str() {
+            "team_id" => TEAM.to_owned(),
+            "team_domain" => "acme".to_owned(),
+            "channel_id" => channel.to_owned(),
+            "channel_name" => "incident-response".to_owned(),
+            "user_id" => user.to_owned(),
+            "user_name" => user.to_lowercase(),
+            "command" => "/rollback".to_owned(),
+            // Slack escapes these three in command text.
+            "text" => text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"),
+            "response_url" => "http://127.0.0.1:9/commands/T0TEST/1/x".to_owned(),
+            "trigger_id" => "13345224609.738474920.8088930838d88f008e0".to_owned(),
+            "api_app_id" => "A0ROLLBOT".to_owned(),
+            _ => match value {
+                Value::String(_) => String::new(),
+                other => other.to_string(),
+            },
+        };
+        fields.push((key.clone(), filled));
+    }
+    serde_urlencoded::to_string(&fields).unwrap()
+}
+
+/// A block_actions payload for a button on a card, shaped like Slack's sample.
+pub fn click_body(user: &str, channel: &str, action: &str, id: &str) -> String {
+    click_body_from_team(user, TEAM, channel, action, id)
+}
+
+pub fn click_body_from_team(user: &str, team: &str, channel: &str, action: &str, id: &str) -> String {
+    let mut payload: Value = serde_json::from_str(
+        &std::fs::read_to_string(shared_dir().join("slack/payloads/BlockActionPayload.json")).unwrap(),
+    )
+    .unwrap();
+    payload["team"]["id"] = json!(team);
+    payload["user"]["id"] = json!(user);
+    payload["user"]["team_id"] = json!(team);
+    payload["channel"]["id"] = json!(channel);
+    payload["container"]["channel_id"] = json!(channel);
+    payload["container"]["message_ts"] = json!("1790000000.000001");
+    let action_value = json!({"type": "button", "action_id": action, "block_id": format!("rollback:{id}"), "value": id, "action_ts": "1790000001.000000"});
+    payload["actions"] = json!([action_value]);
+    serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
+}
