@@ -281,3 +281,83 @@ impl RequestArgs {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write;
+
+    /// Each input with its exact parse, or the exact words the user reads.
+    #[test]
+    fn grammar_table() {
+        let inputs = [
+            "",
+            "help",
+            "HELP me",
+            "checkout-api to 41 severity high reason \"bad deploy\"",
+            "checkout-api severity high to 41",
+            "checkout-api to 41 runbook helm severity critical",
+            "checkout-api to 41 severity sev2",
+            "checkout-api to 41 severity high reason bad deploy at 3am",
+            "checkout-api to 41 severity high reason “smart quotes from macOS”",
+            "checkout-api to 41 severity high reason \"&lt;!channel&gt; &amp; co\"",
+            "plan checkout-api to 41",
+            "status",
+            "status RB-12",
+            "status rb-12",
+            "status 12",
+            "list",
+            "cancel RB-3",
+            "drill checkout-api",
+            "postmortem RB-1",
+            // errors
+            "checkout-api to 41 sevrity high",
+            "checkout-api to 41 severity hihg",
+            "checkout-api to 41 severity urgent",
+            "checkout-api to",
+            "checkout-api to 41 to 42",
+            "checkout-api reason \"never closed",
+            "to 41 severity high",
+            "\"checkout api\" to 41",
+            "checkout/api to 41",
+            "cancel",
+            "cancel RB-x",
+            "cancel RB-1 RB-2",
+            "list everything",
+            "status RB-99999999999999999999",
+            "plan",
+        ];
+        let mut table = String::new();
+        for input in inputs {
+            let shown = match parse(input) {
+                Ok(command) => format!("{command:?}"),
+                Err(error) => format!(
+                    "{error:?}\n    says: {}",
+                    crate::slack::messages::parse_error(&error).text
+                ),
+            };
+            let _ = writeln!(table, "{input:?}\n    => {shown}");
+        }
+        insta::assert_snapshot!(table);
+    }
+
+    #[test]
+    fn overlong_commands_are_refused_before_parsing() {
+        assert_eq!(
+            parse(&"a ".repeat(MAX_COMMAND_CHARS)),
+            Err(ParseError::TooLong { max: MAX_COMMAND_CHARS })
+        );
+    }
+
+    #[test]
+    fn canonical_text_parses_back_to_the_same_request() {
+        let args = RequestArgs {
+            service: "checkout-api".into(),
+            target: Some("41".into()),
+            runbook: Some("helm".into()),
+            severity: Some(Severity::Low),
+            reason: Some("to roll back".into()),
+        };
+        assert_eq!(parse(&args.to_text()), Ok(Command::Request(args)));
+    }
+}

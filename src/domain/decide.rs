@@ -360,3 +360,310 @@ fn in_workspace(actor: &Actor, policy: &Policy) -> bool {
         .as_ref()
         .is_none_or(|workspace| actor.team.as_ref() == Some(workspace))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::*;
+    use crate::domain::{SeverityPolicy, StepOutcome, TeamId};
+    use std::fmt::Write;
+
+    const PEOPLE: [(&str, &str); 5] = [
+        ("requester (on_call)", REQUESTER),
+        ("on_call", ON_CALL),
+        ("on_call #2", ON_CALL_2),
+        ("team_lead", TEAM_LEAD),
+        ("outsider", OUTSIDER),
+    ];
+
+    fn outcome(result: Result<(), Refusal>) -> String {
+        match result {
+            Ok(()) => "ok".into(),
+            Err(refusal) => format!("refused: {}", crate::slack::messages::refusal(&refusal).text),
+        }
+    }
+
+    /// Every severity × who clicks × self-approval × quorum, as the defaults produce them,
+    /// with the outcome each person sees. Reviewed once, pinned as a snapshot.
+    #[test]
+    fn approval_matrix() {
+        let mut table = String::new();
+        for severity in Severity::ALL {
+            for allow_self in [false, true] {
+                for quorum in [1, 2] {
+                    let mut policy = policy();
+                    let defaults = SeverityPolicy::default_for(severity);
+                    policy.severities.insert(
+                        severity,
+                        SeverityPolicy {
+                            allow_self_approval: allow_self,
+                            approvals: if defaults.approvals == 0 { 0 } else { quorum },
+                            ..defaults
+                        },
+                    );
+                    if severity == Severity::Critical && (allow_self || quorum == 2) {
+                        continue;
+                    }
+                    let _ = writeln!(table, "## {severity}, self-approval {allow_self}, quorum {quorum}");
+                    for (label, user) in PEOPLE {
+                        let mut story = Story::requested_with(policy.clone(), severity, Some("bad deploy"));
+                        let first = outcome(story.try_act(&actor(user), Action::Approve));
+                        let state = story.rollback.state.name();
+                        let _ = writeln!(table, "{label:>20} approves: {first} → {state}");
+                    }
+                }
+            }
+        }
+        insta::assert_snapshot!(table);
+    }
+
+    #[test]
+    fn quorum_needs_distinct_people_and_the_same_approver_twice_counts_once() {
+        let mut policy = policy();
+        policy.severities.get_mut(&Severity::High).unwrap().approvals = 2;
+        let mut story = Story::requested_with(policy, Severity::High, None);
+        story.try_act(&actor(ON_CALL), Action::Approve).unwrap();
+        assert_eq!(story.rollback.state, State::AwaitingApproval);
+        assert_eq!(
+            story.try_act(&actor(ON_CALL), Action::Approve),
+            Err(Refusal::AlreadyApprovedByYou {
+                id: RollbackId(1),
+                needed: 2,
+                have: 1
+            })
+        );
+        story.try_act(&actor(ON_CALL_2), Action::Approve).unwrap();
+        assert_eq!(story.rollback.state, State::Queued);
+        assert_eq!(story.rollback.valid_approvals(), 2);
+    }
+
+    #[test]
+    fn critical_is_queued_at_once_and_flags_a_review() {
+        let story = Story::requested(Severity::Critical, None);
+        assert_eq!(story.rollback.state, State::Queued);
+        assert!(story.rollback.review_required);
+        assert_eq!(story.rollback.approvals_required, 0);
+    }
+
+    #[test]
+    fn requests_are_refused_outside_the_policy() {
+        let request = |severity, reason: Option<&str>, channel: &str, who: Actor| {
+            let mut request = request(severity, reason);
+            request.channel = ChannelId(channel.into());
+            decide(None, &Action::Request { request, plan: plan() }, &who, &policy(), at(0)).map(|_| ())
+        };
+        assert_eq!(request(Severity::High, None, CHANNEL, actor(REQUESTER)), Ok(()));
+        assert_eq!(
+            request(Severity::High, None, "C0RANDOM", actor(REQUESTER)),
+            Err(Refusal::WrongChannel {
+                allowed: vec![ChannelId(CHANNEL.into())]
+            })
+        );
+        assert_eq!(
+            request(Severity::Low, None, CHANNEL, actor(REQUESTER)),
+            Err(Refusal::ReasonRequired {
+                severity: Severity::Low
+            })
+        );
+        assert_eq!(
+            request(Severity::Low, Some("   "), CHANNEL, actor(REQUESTER)),
+            Err(Refusal::ReasonRequired {
+                severity: Severity::Low
+            }),
+            "a blank reason is no reason"
+        );
+        assert_eq!(
+            request(Severity::Low, Some("flag misfired"), CHANNEL, actor(REQUESTER)),
+            Ok(())
+        );
+        assert_eq!(
+            request(Severity::High, Some(&"x".repeat(501)), CHANNEL, actor(REQUESTER)),
+            Err(Refusal::ReasonTooLong { max: 500 })
+        );
+        let mut foreign = actor(REQUESTER);
+        foreign.team = Some(TeamId("T0OTHER".into()));
+        assert_eq!(
+            request(Severity::High, None, CHANNEL, foreign),
+            Err(Refusal::WrongWorkspace)
+        );
+
+        let mut restricted = policy();
+        restricted.requester_roles = Some(vec!["on_call".into()]);
+        let action = Action::Request {
+            request: request_fixture(),
+            plan: plan(),
+        };
+        assert!(decide(None, &action, &actor(REQUESTER), &restricted, at(0)).is_ok());
+        assert_eq!(
+            decide(None, &action, &actor(OUTSIDER), &restricted, at(0)),
+            Err(Refusal::NotARequester {
+                roles: vec!["on_call".into()]
+            })
+        );
+    }
+
+    fn request_fixture() -> RollbackRequest {
+        request(Severity::High, None)
+    }
+
+    #[test]
+    fn reject_and_cancel_rules() {
+        let mut story = Story::requested(Severity::High, None);
+        assert_eq!(
+            story.try_act(&actor(REQUESTER), Action::Reject { reason: None }),
+            Err(Refusal::RequesterCannotReject { id: RollbackId(1) })
+        );
+        assert!(matches!(
+            story.try_act(&actor(OUTSIDER), Action::Reject { reason: None }),
+            Err(Refusal::NotAnApprover { .. })
+        ));
+        assert_eq!(
+            story.try_act(&actor(OUTSIDER), Action::Cancel),
+            Err(Refusal::NotAllowedToCancel { id: RollbackId(1) })
+        );
+        story
+            .try_act(
+                &actor(ON_CALL),
+                Action::Reject {
+                    reason: Some("not the cause".into()),
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            story.rollback.state,
+            State::Rejected {
+                by: UserId(ON_CALL.into()),
+                reason: Some("not the cause".into())
+            }
+        );
+        assert!(matches!(
+            story.try_act(&actor(ON_CALL_2), Action::Approve),
+            Err(Refusal::NotAwaitingApproval { .. })
+        ));
+        assert!(matches!(
+            story.try_act(&actor(REQUESTER), Action::Cancel),
+            Err(Refusal::NotCancellable { .. })
+        ));
+
+        // Approved but not started: still cancellable by the requester.
+        let mut story = Story::requested(Severity::High, None).approved();
+        story.try_act(&actor(REQUESTER), Action::Cancel).unwrap();
+        assert_eq!(
+            story.rollback.state,
+            State::Cancelled {
+                by: UserId(REQUESTER.into())
+            }
+        );
+        assert!(matches!(
+            story.try_act(&Actor::system(), Action::StartRun),
+            Err(Refusal::OutOfOrder { .. })
+        ));
+    }
+
+    #[test]
+    fn people_cannot_drive_the_executor_and_the_executor_cannot_approve() {
+        let mut story = Story::requested(Severity::High, None).approved();
+        assert_eq!(
+            story.try_act(&actor(ON_CALL), Action::StartRun),
+            Err(Refusal::SystemOnly)
+        );
+        assert_eq!(
+            story.try_act(&Actor::system(), Action::Approve),
+            Err(Refusal::SystemOnly)
+        );
+    }
+
+    #[test]
+    fn a_run_starts_only_with_approvals_for_this_exact_plan() {
+        let mut story = Story::requested(Severity::High, None).approved();
+        story.rollback.plan.steps[0].name = "tampered".into();
+        assert_eq!(
+            story.try_act(&Actor::system(), Action::StartRun),
+            Err(Refusal::ApprovalsDoNotMatchPlan {
+                id: RollbackId(1),
+                valid: 1,
+                needed: 1
+            })
+        );
+        let mut story = Story::requested(Severity::High, None);
+        story.rollback.state = State::Queued; // as if approval had been forged into the state
+        assert!(matches!(
+            story.try_act(&Actor::system(), Action::StartRun),
+            Err(Refusal::ApprovalsDoNotMatchPlan { .. })
+        ));
+    }
+
+    #[test]
+    fn steps_run_in_order_once_and_a_failure_stops_the_run() {
+        let mut story = Story::requested(Severity::High, None)
+            .approved()
+            .act(&Actor::system(), Action::StartRun);
+        assert!(matches!(
+            story.try_act(&Actor::system(), Action::StartStep { index: 1 }),
+            Err(Refusal::OutOfOrder { .. })
+        ));
+        let mut story = story.act(&Actor::system(), Action::StartStep { index: 0 });
+        assert!(
+            matches!(
+                story.try_act(&Actor::system(), Action::StartStep { index: 0 }),
+                Err(Refusal::OutOfOrder { .. })
+            ),
+            "a started step is never started again"
+        );
+        let mut story = story.act(
+            &Actor::system(),
+            Action::FinishStep {
+                index: 0,
+                result: ok_result("done"),
+            },
+        );
+        assert!(
+            matches!(
+                story.try_act(
+                    &Actor::system(),
+                    Action::FinishStep {
+                        index: 0,
+                        result: ok_result("")
+                    }
+                ),
+                Err(Refusal::OutOfOrder { .. })
+            ),
+            "a result is recorded once"
+        );
+        let story = story.step(1, failed_result(2, "error"));
+        assert_eq!(
+            story.rollback.state,
+            State::Failed {
+                step: 1,
+                reason: "exited with code 2".into()
+            }
+        );
+        assert_eq!(story.rollback.next_step(), None);
+
+        let timed_out = StepResult {
+            outcome: StepOutcome::TimedOut,
+            exit_code: None,
+            duration_ms: 120_000,
+            output_tail: String::new(),
+            detail: None,
+        };
+        let story = Story::requested(Severity::High, None)
+            .approved()
+            .act(&Actor::system(), Action::StartRun)
+            .step(0, timed_out);
+        assert_eq!(
+            story.rollback.state,
+            State::Failed {
+                step: 0,
+                reason: "timed out after 120s".into()
+            }
+        );
+
+        let story = Story::requested(Severity::High, None)
+            .approved()
+            .act(&Actor::system(), Action::StartRun)
+            .step(0, ok_result(""))
+            .step(1, ok_result(""));
+        assert_eq!(story.rollback.state, State::Succeeded);
+    }
+}

@@ -1,6 +1,8 @@
 //! The core: rollbacks, actors, plans, steps and the pure decisions over them.
 //! Nothing here knows about Slack, HTTP or the database.
 pub mod decide;
+#[cfg(test)]
+pub mod fixtures;
 pub mod plan;
 pub mod policy;
 pub mod rollback;

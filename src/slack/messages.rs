@@ -134,11 +134,14 @@ pub fn plan_text(plan: &Plan) -> String {
     lines.join("\n")
 }
 
-/// Members of the given roles, as mentions, for "who may approve".
-fn role_members(roles: &[String], directory: &BTreeMap<String, Vec<String>>) -> String {
-    let members: Vec<String> = roles
+/// Who may approve, as mentions: members of the approving roles, less the requester when
+/// they may not approve their own rollback.
+fn approvers(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> String {
+    let members: Vec<String> = rollback
+        .approver_roles
         .iter()
         .flat_map(|role| directory.get(role).into_iter().flatten())
+        .filter(|m| rollback.allow_self_approval || **m != rollback.request.requester.0)
         .map(|m| mention(m))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
@@ -317,7 +320,7 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> M
             };
             blocks.push(context(format!(
                 "Who may approve: {} ({}).{self_note}",
-                role_members(&rollback.approver_roles, directory),
+                approvers(rollback, directory),
                 role_names(&rollback.approver_roles)
             )));
             blocks.push(json!({
@@ -436,7 +439,7 @@ pub fn request_acknowledged(rollback: &Rollback, directory: &BTreeMap<String, Ve
             "It needs {} approval(s) from {} ({}). You cannot approve your own rollback.",
             rollback.approvals_required,
             role_names(&rollback.approver_roles),
-            role_members(&rollback.approver_roles, directory)
+            approvers(rollback, directory)
         )
     };
     Message::plain(format!(
@@ -646,7 +649,11 @@ pub fn refusal(refusal: &Refusal) -> Message {
                 escape(pattern)
             )
         }
-        UnknownParam { runbook, name } => format!("Runbook `{}` has no parameter `{}`.", escape(runbook), escape(name)),
+        UnknownParam { runbook, name } => format!(
+            "Runbook `{}` has no parameter `{}`. Leave it out and run the command again; `/rollback plan` shows what the runbook takes.",
+            escape(runbook),
+            escape(name)
+        ),
         PlanTemplate { step, detail } => format!(
             "The plan could not be built: step `{}`: {}. This is a configuration problem; tell whoever runs rollbot (`rollbot check` shows it).",
             escape(step),
@@ -773,4 +780,256 @@ pub fn unknown_button() -> Message {
     Message::plain(
         "That button is not one rollbot knows (it may be from an older card); nothing changed. `/rollback status RB-n` shows a rollback's state.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::*;
+    use crate::domain::{Action, Actor, ChannelId, StepOutcome};
+
+    fn card_json(story: &Story) -> Value {
+        serde_json::to_value(card(&story.rollback, &directory())).unwrap()
+    }
+
+    #[test]
+    fn card_awaiting_approval() {
+        insta::assert_json_snapshot!(card_json(&Story::requested(Severity::High, Some("bad deploy"))));
+    }
+
+    #[test]
+    fn card_approved_and_queued() {
+        insta::assert_json_snapshot!(card_json(
+            &Story::requested(Severity::Medium, None).act(&actor(TEAM_LEAD), Action::Approve)
+        ));
+    }
+
+    #[test]
+    fn card_running_and_its_thread() {
+        let story = Story::requested(Severity::High, None)
+            .approved()
+            .act(&Actor::system(), Action::StartRun)
+            .step(0, ok_result("deployment.apps/checkout-api rolled back"))
+            .act(&Actor::system(), Action::StartStep { index: 1 });
+        insta::assert_json_snapshot!(card_json(&story));
+        insta::assert_snapshot!(step_started(&story.rollback, 1).text);
+        insta::assert_snapshot!(
+            step_finished(
+                &story.rollback,
+                0,
+                &ok_result("deployment.apps/checkout-api rolled back")
+            )
+            .text
+        );
+    }
+
+    #[test]
+    fn card_succeeded() {
+        let story = Story::requested(Severity::High, None)
+            .approved()
+            .act(&Actor::system(), Action::StartRun)
+            .step(0, ok_result(""))
+            .step(1, ok_result(""));
+        insta::assert_json_snapshot!(card_json(&story));
+        insta::assert_snapshot!(run_finished(&story.rollback).text);
+    }
+
+    #[test]
+    fn card_failed_says_which_step_and_why() {
+        let story = Story::requested(Severity::High, None)
+            .approved()
+            .act(&Actor::system(), Action::StartRun)
+            .step(0, failed_result(1, "error: deployment \"checkout-api\" not found"));
+        insta::assert_json_snapshot!(card_json(&story));
+        insta::assert_snapshot!(
+            step_finished(
+                &story.rollback,
+                0,
+                &failed_result(1, "error: deployment \"checkout-api\" not found")
+            )
+            .text
+        );
+        let timed_out = StepResult {
+            outcome: StepOutcome::TimedOut,
+            exit_code: None,
+            duration_ms: 120_000,
+            output_tail: "Waiting for deployment rollout to finish".into(),
+            detail: None,
+        };
+        insta::assert_snapshot!(step_finished(&story.rollback, 0, &timed_out).text);
+    }
+
+    #[test]
+    fn card_rejected_and_cancelled() {
+        let rejected = Story::requested(Severity::High, None).act(
+            &actor(ON_CALL),
+            Action::Reject {
+                reason: Some("the deploy is not the cause".into()),
+            },
+        );
+        insta::assert_json_snapshot!(card_json(&rejected));
+        let cancelled = Story::requested(Severity::High, None).act(&actor(REQUESTER), Action::Cancel);
+        insta::assert_snapshot!(state_line(&cancelled.rollback));
+    }
+
+    #[test]
+    fn card_critical() {
+        insta::assert_json_snapshot!(card_json(&Story::requested(Severity::Critical, None)));
+    }
+
+    #[test]
+    fn private_answers() {
+        let story = Story::requested(Severity::High, Some("bad deploy"));
+        insta::assert_snapshot!(request_acknowledged(&story.rollback, &directory()).text);
+        insta::assert_snapshot!(help().text);
+        insta::assert_snapshot!(plan_preview(&plan()).text);
+        insta::assert_snapshot!(status(&story.rollback).text);
+        insta::assert_snapshot!(list(&[story.rollback.clone()]).text);
+        insta::assert_snapshot!(internal_error("1a2b3c4d").text);
+    }
+
+    #[test]
+    fn every_refusal_says_why_and_what_next() {
+        let id = RollbackId(7);
+        let refusals = vec![
+            Refusal::WrongWorkspace,
+            Refusal::WrongChannel {
+                allowed: vec![ChannelId("C0INCIDENTS".into())],
+            },
+            Refusal::NotARequester {
+                roles: vec!["on_call".into()],
+            },
+            Refusal::ReasonRequired {
+                severity: Severity::Low,
+            },
+            Refusal::ReasonTooLong { max: 500 },
+            Refusal::UnknownService {
+                service: "chekout".into(),
+                suggestion: Some("checkout-api".into()),
+                known: vec![],
+            },
+            Refusal::UnknownService {
+                service: "x".into(),
+                suggestion: None,
+                known: vec!["checkout-api".into()],
+            },
+            Refusal::UnknownRunbook {
+                service: "checkout-api".into(),
+                runbook: "ansible".into(),
+                known: vec!["kubernetes".into()],
+            },
+            Refusal::TargetNotTaken {
+                runbook: "flags".into(),
+            },
+            Refusal::MissingParam {
+                runbook: "kubernetes".into(),
+                name: "target".into(),
+                help: Some("revision".into()),
+            },
+            Refusal::ParamMismatch {
+                name: "target".into(),
+                value: "<b>".into(),
+                pattern: "[0-9]+".into(),
+                help: None,
+            },
+            Refusal::UnknownParam {
+                runbook: "kubernetes".into(),
+                name: "x".into(),
+            },
+            Refusal::PlanTemplate {
+                step: "Undo".into(),
+                detail: "`{{ vars.x }}` is undefined".into(),
+            },
+            Refusal::NoSuchRollback { id: Some(id) },
+            Refusal::SelfApproval { id },
+            Refusal::NotAnApprover {
+                id,
+                severity: Severity::High,
+                roles: vec!["on_call".into(), "devops_lead".into()],
+            },
+            Refusal::AlreadyApprovedByYou { id, needed: 2, have: 1 },
+            Refusal::NotAwaitingApproval {
+                id,
+                state: State::Running,
+                approved_by: vec![UserId(ON_CALL.into())],
+            },
+            Refusal::RequesterCannotReject { id },
+            Refusal::NotCancellable {
+                id,
+                state: State::Succeeded,
+            },
+            Refusal::NotAllowedToCancel { id },
+            Refusal::ApprovalsDoNotMatchPlan {
+                id,
+                valid: 0,
+                needed: 1,
+            },
+            Refusal::SystemOnly,
+        ];
+        let text: Vec<String> = refusals.iter().map(|r| refusal(r).text).collect();
+        insta::assert_snapshot!(text.join("\n"));
+    }
+
+    /// Finds every text in a message and checks Block Kit's limits on it.
+    fn assert_within_block_kit_limits(message: &Message) {
+        assert!(message.blocks.len() <= 50, "{} blocks", message.blocks.len());
+        for block in &message.blocks {
+            let kind = block["type"].as_str().unwrap();
+            if kind == "header" {
+                assert!(block["text"]["text"].as_str().unwrap().chars().count() <= MAX_HEADER_CHARS);
+            }
+            if let Some(text) = block["text"]["text"].as_str() {
+                assert!(
+                    text.chars().count() <= MAX_SECTION_CHARS,
+                    "{kind} text of {} chars",
+                    text.chars().count()
+                );
+            }
+            for field in block["fields"].as_array().into_iter().flatten() {
+                assert!(field["text"].as_str().unwrap().chars().count() <= 2000);
+            }
+            for element in block["elements"].as_array().into_iter().flatten() {
+                if let Some(value) = element["value"].as_str() {
+                    assert!(value.len() <= 2000);
+                }
+                if let Some(text) = element["text"].as_str() {
+                    assert!(text.chars().count() <= MAX_SECTION_CHARS);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn huge_content_stays_inside_block_kit_limits_with_a_visible_marker() {
+        let mut story = Story::requested(Severity::High, Some(&"why ".repeat(120)));
+        story.rollback.request.reason = Some("r".repeat(5000));
+        story.rollback.request.target = Some("9".repeat(400));
+        for i in 0..40 {
+            let mut step = story.rollback.plan.steps[0].clone();
+            step.name = format!("step {i} {}", "n".repeat(100));
+            story.rollback.plan.steps.push(step);
+        }
+        let message = card(&story.rollback, &directory());
+        assert_within_block_kit_limits(&message);
+        assert!(serde_json::to_string(&message).unwrap().contains("… (truncated)"));
+
+        let huge_output = "line of output\n".repeat(1000);
+        let finished = step_finished(&story.rollback, 0, &ok_result(&huge_output));
+        assert!(finished.text.chars().count() <= MAX_SECTION_CHARS);
+        assert!(finished.text.contains("(earlier output truncated)"));
+        assert!(
+            finished.text.trim_end_matches("```").ends_with("line of output\n"),
+            "the end of the output is kept"
+        );
+    }
+
+    #[test]
+    fn escaping_leaves_no_markup_from_user_text() {
+        assert_eq!(escape("<!channel> & <@U1|x>"), "&lt;!channel&gt; &amp; &lt;@U1|x&gt;");
+        assert_eq!(
+            code_block("a```b"),
+            "```a`\u{200b}``b```",
+            "user text cannot close a code block"
+        );
+    }
 }

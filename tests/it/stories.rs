@@ -33,7 +33,7 @@ async fn requested_approved_and_run_step_by_step() {
         "1. *Undo release*",
         "sh -c 'echo \"undo $2\" &gt;&gt; \"$1\"; echo \"rolled back to release $2\"' step",
         "2. *Check health*",
-        "Who may approve: <@U0ALICE>, <@U0BETH>, <@U0BOB> (`on_call`). The requester cannot approve their own rollback.",
+        "Who may approve: <@U0BETH>, <@U0BOB> (`on_call`). The requester cannot approve their own rollback.",
     ] {
         assert!(card.text.contains(expected), "card lacks {expected:?}:\n{}", card.text);
     }

@@ -1,0 +1,178 @@
+//! Rollbacks and policies for unit tests of the core and its messages.
+use super::plan::{Plan, PlanStep, StepAction};
+use super::*;
+use chrono::{DateTime, TimeZone, Utc};
+use std::collections::BTreeMap;
+
+pub const REQUESTER: &str = "U0ALICE";
+pub const ON_CALL: &str = "U0BOB";
+pub const ON_CALL_2: &str = "U0BETH";
+pub const TEAM_LEAD: &str = "U0CAROL";
+pub const OUTSIDER: &str = "U0MALLORY";
+pub const TEAM: &str = "T0TEST";
+pub const CHANNEL: &str = "C0INCIDENTS";
+
+pub fn at(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 0).unwrap() + chrono::Duration::minutes(minutes)
+}
+
+pub fn directory() -> BTreeMap<String, Vec<String>> {
+    BTreeMap::from([
+        (
+            "on_call".to_owned(),
+            vec![REQUESTER.to_owned(), ON_CALL.to_owned(), ON_CALL_2.to_owned()],
+        ),
+        ("team_lead".to_owned(), vec![TEAM_LEAD.to_owned()]),
+    ])
+}
+
+pub fn policy() -> Policy {
+    Policy {
+        workspace: Some(TeamId(TEAM.into())),
+        channels: vec![ChannelId(CHANNEL.into())],
+        requester_roles: None,
+        severities: Severity::ALL
+            .iter()
+            .map(|s| (*s, SeverityPolicy::default_for(*s)))
+            .collect(),
+        max_reason_chars: 500,
+    }
+}
+
+pub fn actor(user: &str) -> Actor {
+    Actor {
+        user: UserId(user.into()),
+        team: Some(TeamId(TEAM.into())),
+        roles: directory()
+            .into_iter()
+            .filter(|(_, m)| m.iter().any(|x| x == user))
+            .map(|(r, _)| r)
+            .collect(),
+    }
+}
+
+pub fn plan() -> Plan {
+    let command = |argv: &[&str]| StepAction::Command {
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        env: BTreeMap::new(),
+        workdir: None,
+        timeout_secs: 120,
+    };
+    Plan {
+        service: "checkout-api".into(),
+        runbook: "kubernetes".into(),
+        steps: vec![
+            PlanStep {
+                name: "Undo rollout".into(),
+                action: command(&[
+                    "kubectl",
+                    "rollout",
+                    "undo",
+                    "deployment/checkout-api",
+                    "-n",
+                    "prod",
+                    "--to-revision=41",
+                ]),
+            },
+            PlanStep {
+                name: "Wait for the rollout".into(),
+                action: command(&["kubectl", "rollout", "status", "deployment/checkout-api", "-n", "prod"]),
+            },
+        ],
+    }
+}
+
+pub fn request(severity: Severity, reason: Option<&str>) -> RollbackRequest {
+    RollbackRequest {
+        service: "checkout-api".into(),
+        runbook: "kubernetes".into(),
+        target: Some("41".into()),
+        params: BTreeMap::new(),
+        severity,
+        reason: reason.map(str::to_owned),
+        requester: UserId(REQUESTER.into()),
+        channel: ChannelId(CHANNEL.into()),
+        team: Some(TeamId(TEAM.into())),
+    }
+}
+
+/// A rollback built the way the engine builds one: decide, then fold the events.
+pub struct Story {
+    pub rollback: Rollback,
+    pub policy: Policy,
+    minute: i64,
+}
+
+impl Story {
+    pub fn requested(severity: Severity, reason: Option<&str>) -> Story {
+        Story::requested_with(policy(), severity, reason)
+    }
+
+    pub fn requested_with(policy: Policy, severity: Severity, reason: Option<&str>) -> Story {
+        let action = Action::Request {
+            request: request(severity, reason),
+            plan: plan(),
+        };
+        let events = decide(None, &action, &actor(REQUESTER), &policy, at(0)).expect("the request is valid");
+        let history: Vec<Recorded> = events
+            .into_iter()
+            .map(|event| Recorded {
+                at: at(0),
+                actor: UserId(REQUESTER.into()),
+                event,
+            })
+            .collect();
+        Story {
+            rollback: Rollback::from_history(RollbackId(1), &history).unwrap(),
+            policy,
+            minute: 0,
+        }
+    }
+
+    pub fn try_act(&mut self, who: &Actor, action: Action) -> Result<(), Refusal> {
+        self.minute += 1;
+        let events = decide(Some(&self.rollback), &action, who, &self.policy, at(self.minute))?;
+        for event in events {
+            self.rollback.apply(&Recorded {
+                at: at(self.minute),
+                actor: who.user.clone(),
+                event,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn act(mut self, who: &Actor, action: Action) -> Story {
+        self.try_act(who, action).unwrap_or_else(|r| panic!("refused: {r:?}"));
+        self
+    }
+
+    pub fn approved(self) -> Story {
+        self.act(&actor(ON_CALL), Action::Approve)
+    }
+
+    pub fn step(self, index: usize, result: StepResult) -> Story {
+        self.act(&Actor::system(), Action::StartStep { index })
+            .act(&Actor::system(), Action::FinishStep { index, result })
+    }
+}
+
+pub fn ok_result(output: &str) -> StepResult {
+    StepResult {
+        outcome: StepOutcome::Succeeded,
+        exit_code: Some(0),
+        duration_ms: 1234,
+        output_tail: output.into(),
+        detail: None,
+    }
+}
+
+pub fn failed_result(code: i32, output: &str) -> StepResult {
+    StepResult {
+        outcome: StepOutcome::Failed,
+        exit_code: Some(code),
+        duration_ms: 4321,
+        output_tail: output.into(),
+        detail: None,
+    }
+}
