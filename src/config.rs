@@ -1,7 +1,7 @@
 //! The one TOML file: Slack channels, roles, severity policy, runbooks and services.
 //! Loading validates everything a request will later rely on, so mistakes surface in
 //! `rollbot check` with a file:line:column, not during an incident.
-use crate::domain::plan::{Catalog, ParamSpec, Runbook, Service, StepTemplate, render_template};
+use crate::domain::plan::{Catalog, ParamSpec, Runbook, Service, StepTemplate};
 use crate::domain::{ChannelId, Policy, Severity, SeverityPolicy, TeamId};
 use regex::Regex;
 use serde::Deserialize;
@@ -479,13 +479,18 @@ fn check_runbooks(c: &mut Checker, raw: &BTreeMap<String, RawRunbook>) -> BTreeM
     runbooks
 }
 
-/// Checks syntax and param references; `vars.*` references are resolved per service later.
-fn check_template_syntax(template: &str, params: &BTreeMap<String, String>) -> Result<(), String> {
+/// The variables a template refers to, as dotted paths (`vars.deployment`, `params.target`).
+fn template_references(template: &str) -> Result<Vec<String>, String> {
     let env = minijinja::Environment::new();
-    let tmpl = env
+    let parsed = env
         .template_from_str(template)
         .map_err(|e| format!("`{template}`: {e}"))?;
-    for name in tmpl.undeclared_variables(true) {
+    Ok(parsed.undeclared_variables(true).into_iter().collect())
+}
+
+/// Checks syntax and param references; `vars.*` references are resolved per service later.
+fn check_template_syntax(template: &str, params: &BTreeMap<String, String>) -> Result<(), String> {
+    for name in template_references(template)? {
         let ok = name == "vars"
             || name.starts_with("vars.")
             || name.strip_prefix("params.").is_some_and(|p| params.contains_key(p));
@@ -536,18 +541,23 @@ fn check_services(
                 );
                 continue;
             };
-            // Render every step with this service's vars so an unknown var fails here.
-            let params = runbook.params.keys().map(|k| (k.clone(), "x".into())).collect();
+            // Every `vars.*` a step uses must be defined by this service.
             for step in &runbook.steps {
                 for element in step.run.iter().chain(step.env.values()).chain(step.workdir.iter()) {
-                    if let Err(detail) = render_template(element, &svc.vars, &params) {
+                    let missing: Vec<String> = template_references(element)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|r| r.strip_prefix("vars.").map(str::to_owned))
+                        .filter(|var| !svc.vars.contains_key(var))
+                        .collect();
+                    for var in missing {
                         c.error(
                             rb.span(),
                             format!(
-                                "service `{name}`, runbook `{}`, step `{}`: {detail}",
+                                "service `{name}` does not define `vars.{var}`, which runbook `{}` step `{}` uses in `{element}`",
                                 runbook.name, step.name
                             ),
-                            None,
+                            Some(format!("add it to [services.{name}] vars (defined: {})", join_keys(&svc.vars))),
                         );
                     }
                 }
@@ -565,9 +575,132 @@ fn check_services(
     services
 }
 
+fn join_keys(map: &BTreeMap<String, String>) -> String {
+    if map.is_empty() {
+        "none".into()
+    } else {
+        map.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
 /// Where the configuration comes from when not given: `ROLLBOT_CONFIG`, then `rollbot.toml`.
 pub fn default_path() -> PathBuf {
     std::env::var_os("ROLLBOT_CONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("rollbot.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(source: &str) -> Vec<String> {
+        Config::parse("rollbot.toml", source)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    const MINIMAL: &str = r#"
+[slack]
+channels = ["C0INCIDENTS"]
+[roles]
+on_call = ["U0BOB"]
+team_lead = ["U0CAROL"]
+[runbooks.k8s]
+params.target = { pattern = "[0-9]+" }
+[[runbooks.k8s.steps]]
+name = "Undo"
+run = ["kubectl", "rollout", "undo", "deployment/{{ vars.deployment }}", "--to-revision={{ params.target }}"]
+[services.api]
+runbooks = ["k8s"]
+vars = { deployment = "api" }
+"#;
+
+    #[test]
+    fn every_example_passes_check() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                checked += 1;
+            }
+        }
+        assert!(checked >= 1);
+    }
+
+    #[test]
+    fn defaults_fill_in_the_severity_policy() {
+        let config = Config::parse("rollbot.toml", MINIMAL).unwrap();
+        let high = config.policy.severity(Severity::High);
+        assert_eq!(
+            (high.approvals, high.approvers.as_slice()),
+            (1, ["on_call".to_owned()].as_slice())
+        );
+        assert!(config.policy.severity(Severity::Low).require_reason);
+        assert_eq!(config.policy.severity(Severity::Critical).approvals, 0);
+        assert_eq!(config.catalog.runbooks["k8s"].steps[0].timeout, DEFAULT_STEP_TIMEOUT);
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_file_line_and_column() {
+        assert_eq!(
+            errors(&MINIMAL.replace("[runbooks.k8s]", "[runbooks.k8s]\ntimout = \"1m\"")),
+            [
+                "rollbot.toml:8:1: unknown field `timout`, expected one of `description`, `expected_duration`, `params`, `steps`\n  hint: every key is documented in docs/configuration.md; unknown keys are errors so typos cannot pass silently"
+            ]
+        );
+        assert_eq!(
+            errors(&MINIMAL.replace("runbooks = [\"k8s\"]", "runbooks = [\"k9s\"]")),
+            ["rollbot.toml:13:13: runbook `k9s` is not defined\n  hint: defined runbooks: k8s"]
+        );
+        assert_eq!(
+            errors(&MINIMAL.replace("{{ vars.deployment }}", "{{ vars.deploymnet }}")),
+            [
+                "rollbot.toml:13:13: service `api` does not define `vars.deploymnet`, which runbook `k8s` step `Undo` uses in `deployment/{{ vars.deploymnet }}`\n  hint: add it to [services.api] vars (defined: deployment)"
+            ]
+        );
+        assert_eq!(
+            errors(&MINIMAL.replace("params.target }}", "params.revision }}")),
+            [
+                "rollbot.toml:11:7: step `Undo`: `--to-revision={{ params.revision }}` uses `params.revision`, which is neither vars.<name> nor a declared parameter (params: target)"
+            ]
+        );
+        assert_eq!(
+            errors(&MINIMAL.replace("pattern = \"[0-9]+\"", "pattern = \"[0-9\"")).len(),
+            1,
+            "a broken pattern is one error"
+        );
+        assert_eq!(
+            errors(&format!("{MINIMAL}\n[severity.high]\napprovers = [\"oncall\"]\n")),
+            ["rollbot.toml:17:14: role `oncall` is not defined in [roles]\n  hint: defined roles: on_call, team_lead"]
+        );
+        assert_eq!(
+            errors(&MINIMAL.replace("on_call = [\"U0BOB\"]", "on_call = [\"bob\"]")),
+            [
+                "rollbot.toml:5:12: `bob` in role `on_call` is not a Slack user ID or user-group ID\n  hint: use IDs like U0123ABCD (user) or S0123ABCD (user group), from the profile's \"Copy member ID\""
+            ]
+        );
+        assert_eq!(
+            errors(&MINIMAL.replace("channels = [\"C0INCIDENTS\"]", "channels = [\"#incidents\"]")),
+            [
+                "rollbot.toml:3:13: `#incidents` is not a Slack channel ID\n  hint: channel IDs look like C0123ABCD: open the channel's details and copy the ID at the bottom"
+            ]
+        );
+    }
+
+    #[test]
+    fn patterns_match_the_whole_value() {
+        let config = Config::parse("rollbot.toml", MINIMAL).unwrap();
+        let pattern = &config.catalog.runbooks["k8s"].params["target"].pattern;
+        assert!(pattern.is_match("41"));
+        assert!(
+            !pattern.is_match("41; rm -rf /"),
+            "an unanchored pattern would accept this"
+        );
+    }
 }

@@ -155,3 +155,128 @@ fn read_tail(mut reader: std::io::PipeReader, keep: usize) -> String {
     };
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    async fn run_sh(script: &str, timeout: Duration, tail_bytes: usize) -> StepResult {
+        let argv = argv(&["sh", "-c", script]);
+        let env = BTreeMap::from([("GREETING".to_owned(), "hello".to_owned())]);
+        run(CommandSpec {
+            argv: &argv,
+            env: &env,
+            workdir: None,
+            timeout,
+            tail_bytes,
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn exit_code_and_combined_output_are_recorded() {
+        let result = run_sh(
+            "echo \"$GREETING out\"; echo err >&2; exit 4",
+            Duration::from_secs(10),
+            3072,
+        )
+        .await;
+        assert_eq!(result.outcome, StepOutcome::Failed);
+        assert_eq!(result.exit_code, Some(4));
+        assert_eq!(result.output_tail, "hello out\nerr\n");
+        let ok = run_sh("true", Duration::from_secs(10), 3072).await;
+        assert_eq!(
+            (ok.outcome, ok.exit_code, ok.output_tail.as_str()),
+            (StepOutcome::Succeeded, Some(0), "")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("child.pid");
+        let script = format!("sleep 60 & echo $! > {}; echo started; wait", pid_file.display());
+        let started = Instant::now();
+        let result = run_sh(&script, Duration::from_millis(500), 3072).await;
+        assert_eq!(result.outcome, StepOutcome::TimedOut);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(result.output_tail, "started\n");
+        let child: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        // The background sleep was in the step's group: it must be gone (a zombie waiting for
+        // init counts as gone). SIGKILL lands asynchronously, so give it a moment.
+        let stat = || std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        for _ in 0..100 {
+            if stat().is_empty() || stat().contains(") Z") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the step's child process {child} survived the timeout: {}", stat());
+    }
+
+    #[tokio::test]
+    async fn only_the_tail_of_long_output_is_kept() {
+        let result = run_sh("seq 1 20000", Duration::from_secs(10), 100).await;
+        assert!(result.output_tail.len() <= 100);
+        assert!(
+            result.output_tail.ends_with("19999\n20000\n"),
+            "{:?}",
+            result.output_tail
+        );
+    }
+
+    #[tokio::test]
+    async fn steps_get_a_clean_environment_not_rollbots() {
+        let result = run_sh("env", Duration::from_secs(10), 64 * 1024).await;
+        let names: Vec<&str> = result.output_tail.lines().filter_map(|l| l.split('=').next()).collect();
+        for name in &names {
+            assert!(
+                INHERITED_ENV.contains(name) || ["GREETING", "PWD", "SHLVL", "_"].contains(name),
+                "{name} leaked into the step's environment: {names:?}"
+            );
+        }
+        assert!(names.contains(&"GREETING"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_reported_not_panicked() {
+        let argv = argv(&["/nonexistent/kubectl", "rollout"]);
+        let env = BTreeMap::new();
+        let result = run(CommandSpec {
+            argv: &argv,
+            env: &env,
+            workdir: None,
+            timeout: Duration::from_secs(1),
+            tail_bytes: 100,
+        })
+        .await;
+        assert_eq!(result.outcome, StepOutcome::CouldNotStart);
+        assert_eq!(
+            result.detail.as_deref(),
+            Some("`/nonexistent/kubectl` was not found (PATH or workdir)")
+        );
+    }
+
+    #[tokio::test]
+    async fn arguments_are_never_interpreted_by_a_shell() {
+        let argv = argv(&["echo", "41; touch /tmp/rollbot-injected", "$(id)"]);
+        let env = BTreeMap::new();
+        let result = run(CommandSpec {
+            argv: &argv,
+            env: &env,
+            workdir: None,
+            timeout: Duration::from_secs(5),
+            tail_bytes: 1000,
+        })
+        .await;
+        assert_eq!(result.output_tail, "41; touch /tmp/rollbot-injected $(id)\n");
+    }
+}
