@@ -1,0 +1,181 @@
+//! The binary as an operator runs it: `rollbot serve` with its environment, its own workers
+//! delivering to Slack, and a clean stop on SIGTERM; `rollbot check` and `plan` exit codes.
+use crate::support::fake_slack::FakeSlack;
+use crate::support::*;
+use rollbot::slack::signature::sign;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rollbot");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn serve_takes_a_request_runs_it_and_stops_cleanly_on_sigterm() {
+    let db = TestDb::new();
+    let slack = FakeSlack::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("ran.log");
+    let config = scratch.path().join("rollbot.toml");
+    std::fs::write(&config, test_config(marker.to_str().unwrap())).unwrap();
+    let secret_file = scratch.path().join("signing-secret");
+    std::fs::write(&secret_file, format!("{SIGNING_SECRET}\n")).unwrap();
+    let port = free_port();
+
+    let child = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("RUST_LOG", "debug")
+        .env("ROLLBOT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SLACK_SIGNING_SECRET_FILE", &secret_file)
+        .env("SLACK_BOT_TOKEN", BOT_TOKEN)
+        .env("SLACK_API_URL", &slack.api_url)
+        .env("DATABASE_URL", &db.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+
+    wait_for("/readyz", async || {
+        let r = http.get(format!("{base}/readyz")).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+
+    let body = slash_body(ALICE, INCIDENTS, "checkout-api to 39 severity critical");
+    let now = chrono::Utc::now().timestamp();
+    let answer: serde_json::Value = http
+        .post(format!("{base}/slack/commands"))
+        .header("x-slack-request-timestamp", now.to_string())
+        .header("x-slack-signature", sign(SIGNING_SECRET, now, body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        answer["text"].as_str().unwrap().starts_with("Recorded *RB-1*"),
+        "{answer}"
+    );
+
+    // The workers deliver the card and run the runbook on their own.
+    let calls = wait_for("the run's last thread post", async || {
+        let calls = slack.calls();
+        calls
+            .iter()
+            .any(|c| {
+                c.body["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("RB-1 ✅ *Succeeded*"))
+            })
+            .then_some(calls)
+    })
+    .await;
+    assert_eq!(calls[0].method, "chat.postMessage");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "undo 39\nhealth\n");
+
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "rollbot should exit 0 on SIGTERM: {:?}\n{logs}",
+        output.status
+    );
+    assert!(
+        logs.contains("rollbot is listening") && logs.contains("shutting down"),
+        "{logs}"
+    );
+    assert!(logs.contains("rollback requested"), "{logs}");
+    for secret in [SIGNING_SECRET, BOT_TOKEN] {
+        assert!(!logs.contains(secret), "a secret appeared in the logs");
+    }
+}
+
+#[test]
+fn serve_without_its_secrets_says_what_to_set() {
+    let output = Command::new(BIN)
+        .args([
+            "serve",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rollbot.toml"),
+        ])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim(),
+        "rollbot: SLACK_SIGNING_SECRET is not set: it is the app's Signing Secret (Basic Information page); several, comma-separated, during a rotation. Set SLACK_SIGNING_SECRET or SLACK_SIGNING_SECRET_FILE."
+    );
+}
+
+#[test]
+fn check_and_plan_exit_codes() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rollbot.toml");
+    let check = Command::new(BIN).args(["check", "--config", example]).output().unwrap();
+    assert!(check.status.success());
+    let printed = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        printed.contains("high: 1 approval(s) from on_call (U0ONCALL1, U0ONCALL2); no self-approval"),
+        "{printed}"
+    );
+
+    let scratch = tempfile::tempdir().unwrap();
+    let broken = scratch.path().join("broken.toml");
+    std::fs::write(&broken, "[slack]\nchannels = [\"C0INCIDENTS\"]\n\n[roles]\non_call = [\"U0BOB\"]\nteam_lead = [\"U0C\"]\n\n[severity.high]\napprovers = [\"oncall\"]\n").unwrap();
+    let check = Command::new(BIN)
+        .args(["check", "--config", broken.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "{}:9:14: role `oncall` is not defined in [roles]",
+            broken.display()
+        )),
+        "{stderr}"
+    );
+
+    let plan = Command::new(BIN)
+        .args(["plan", "--config", example, "checkout-api", "to", "41"])
+        .output()
+        .unwrap();
+    assert!(plan.status.success());
+    assert!(
+        String::from_utf8_lossy(&plan.stdout)
+            .contains("kubectl rollout undo deployment/checkout-api -n prod --to-revision=41")
+    );
+    let plan = Command::new(BIN)
+        .args(["plan", "--config", example, "checkout-api", "to", "41;reboot"])
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&plan.stderr).starts_with("`41;reboot` is not a valid `target`"));
+}
