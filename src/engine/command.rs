@@ -247,6 +247,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_step_runs_in_its_workdir() {
+        let dir = tempfile::tempdir().unwrap();
+        let argv = argv(&["pwd"]);
+        let env = BTreeMap::new();
+        let workdir = dir.path().to_str().unwrap();
+        let spec = CommandSpec {
+            argv: &argv,
+            env: &env,
+            workdir: Some(workdir),
+            timeout: Duration::from_secs(5),
+            tail_bytes: 1000,
+        };
+        let result = run(spec).await;
+        assert_eq!(
+            result.output_tail.trim_end(),
+            std::fs::canonicalize(dir.path()).unwrap().to_str().unwrap()
+        );
+    }
+
+    #[tokio::test]
     async fn a_missing_program_is_reported_not_panicked() {
         let argv = argv(&["/nonexistent/kubectl", "rollout"]);
         let env = BTreeMap::new();

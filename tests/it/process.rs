@@ -179,3 +179,20 @@ fn check_and_plan_exit_codes() {
     assert_eq!(plan.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&plan.stderr).starts_with("`41;reboot` is not a valid `target`"));
 }
+
+#[test]
+fn migrate_creates_the_database_and_is_idempotent() {
+    let db = TestDb::new();
+    let migrate = || {
+        Command::new(BIN)
+            .arg("migrate")
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap()
+    };
+    let first = migrate();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(String::from_utf8_lossy(&first.stdout), "applied 0001_init.sql\n");
+    let second = migrate();
+    assert_eq!(String::from_utf8_lossy(&second.stdout), "the database is up to date\n");
+}
