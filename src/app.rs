@@ -3,10 +3,12 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::engine::executor::Executor;
+use crate::engine::timers::Timers;
 use crate::http::{HttpState, router};
 use crate::shutdown::Shutdown;
 use crate::slack::client::{DEFAULT_API_URL, SlackApi};
 use crate::slack::delivery::Delivery;
+use crate::slack::directory::Directory;
 use crate::slack::signature::{Secret, SignatureVerifier};
 use crate::store::Store;
 use anyhow::{Context, Result, bail};
@@ -74,6 +76,7 @@ pub struct App {
     pub engine: Arc<Engine>,
     pub executor: Arc<Executor>,
     pub delivery: Arc<Delivery>,
+    pub timers: Arc<Timers>,
     pub router: axum::Router,
 }
 
@@ -92,12 +95,22 @@ impl App {
             outbox_ready: Arc::new(Notify::new()),
             run_ready: Arc::new(Notify::new()),
         });
+        let slack = Arc::new(slack);
+        let directory = Arc::new(Directory::new(
+            engine.config.roles.clone(),
+            slack.clone(),
+            engine.clock.clone(),
+            engine.config.group_cache,
+        ));
         App {
             executor: Arc::new(Executor::new(engine.clone())),
-            delivery: Arc::new(Delivery::new(engine.clone(), slack)),
+            delivery: Arc::new(Delivery::new(engine.clone(), slack.clone())),
+            timers: Arc::new(Timers::new(engine.clone())),
             router: router(HttpState {
                 engine: engine.clone(),
                 verifier,
+                directory,
+                slack,
             }),
             engine,
         }
@@ -107,10 +120,11 @@ impl App {
     pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: Shutdown) -> Result<()> {
         let executor = tokio::spawn(self.executor.clone().run_forever(shutdown.clone()));
         let delivery = tokio::spawn(self.delivery.clone().run_forever(shutdown.clone()));
+        let timers = tokio::spawn(self.timers.clone().run_forever(shutdown.clone()));
         let stop = shutdown.clone();
         let server = axum::serve(listener, self.router).with_graceful_shutdown(async move { stop.wait().await });
         let result = server.await.context("the HTTP server stopped");
-        let _ = tokio::join!(executor, delivery);
+        let _ = tokio::join!(executor, delivery, timers);
         result
     }
 }

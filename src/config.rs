@@ -1,8 +1,8 @@
 //! The one TOML file: Slack channels, roles, severity policy, runbooks and services.
 //! Loading validates everything a request will later rely on, so mistakes surface in
 //! `rollbot check` with a file:line:column, not during an incident.
-use crate::domain::plan::{Catalog, ParamSpec, Runbook, Service, StepTemplate};
-use crate::domain::{ChannelId, Policy, Severity, SeverityPolicy, TeamId};
+use crate::domain::plan::{Catalog, ParamSpec, Runbook, Service, StepKind, StepTemplate};
+use crate::domain::{ChannelId, EscalationLevel, Policy, Severity, SeverityPolicy, TeamId};
 use regex::Regex;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -22,6 +22,8 @@ pub struct Config {
     /// Role name → Slack user IDs (U…/W…) and user-group IDs (S…).
     pub roles: BTreeMap<String, Vec<String>>,
     pub output_tail_bytes: usize,
+    /// How long a user group's membership read from Slack is trusted.
+    pub group_cache: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +76,16 @@ struct RawConfig {
     services: BTreeMap<String, RawService>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    escalation: Vec<RawEscalation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEscalation {
+    role: Spanned<String>,
+    after: Spanned<String>,
+    severities: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +94,7 @@ struct RawSlack {
     workspace: Option<Spanned<String>>,
     channels: Spanned<Vec<Spanned<String>>>,
     requesters: Option<Vec<Spanned<String>>>,
+    group_cache: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +105,7 @@ struct RawSeverity {
     require_reason: Option<bool>,
     allow_self_approval: Option<bool>,
     respond_within: Option<Spanned<String>>,
+    expire_after: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -122,7 +136,11 @@ struct RawParam {
 #[serde(deny_unknown_fields)]
 struct RawStep {
     name: Spanned<String>,
-    run: Spanned<Vec<String>>,
+    run: Option<Spanned<Vec<String>>>,
+    gate: Option<String>,
+    #[serde(default)]
+    destructive: bool,
+    confirm: Option<Spanned<String>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     workdir: Option<String>,
@@ -219,6 +237,12 @@ impl Config {
         };
 
         let roles = check_roles(&mut checker, &raw.roles);
+        let group_cache = raw
+            .slack
+            .group_cache
+            .as_ref()
+            .and_then(|d| checker.duration(d))
+            .unwrap_or(Duration::from_secs(60));
         let policy = check_policy(&mut checker, &raw, &roles);
         let runbooks = check_runbooks(&mut checker, &raw.runbooks);
         let services = check_services(&mut checker, &raw.services, &runbooks);
@@ -229,6 +253,7 @@ impl Config {
                 catalog: Catalog { runbooks, services },
                 roles: roles.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect(),
                 output_tail_bytes: raw.limits.output_tail_bytes.unwrap_or(3 * 1024),
+                group_cache,
             })
         } else {
             Err(ConfigErrors(checker.errors))
@@ -352,6 +377,10 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
             Some(d) => c.duration(d),
             None => defaults.respond_within,
         };
+        let expire_after = match &section.expire_after {
+            Some(d) => c.duration(d),
+            None => defaults.expire_after,
+        };
         severities.insert(
             severity,
             SeverityPolicy {
@@ -361,6 +390,7 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
                 allow_self_approval: section.allow_self_approval.unwrap_or(defaults.allow_self_approval),
                 respond_within,
                 review_required: approvals == 0,
+                expire_after,
             },
         );
     }
@@ -390,12 +420,40 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
         }
     }
 
+    let mut escalation = vec![];
+    for level in &raw.escalation {
+        check_role_ref(c, &level.role);
+        let severities = level.severities.as_ref().map(|list| {
+            list.iter()
+                .filter_map(|name| match name.get_ref().parse::<Severity>() {
+                    Ok(s) => Some(s),
+                    Err(()) => {
+                        c.error(
+                            name.span(),
+                            format!("unknown severity `{}`", name.get_ref()),
+                            Some("severities are critical, high, medium and low".into()),
+                        );
+                        None
+                    }
+                })
+                .collect()
+        });
+        if let Some(after) = c.duration(&level.after) {
+            escalation.push(EscalationLevel {
+                role: level.role.get_ref().clone(),
+                after,
+                severities,
+            });
+        }
+    }
+
     Policy {
         workspace,
         channels,
         requester_roles,
         severities,
         max_reason_chars: raw.limits.max_reason_chars.unwrap_or(500),
+        escalation,
     }
 }
 
@@ -428,41 +486,67 @@ fn check_runbooks(c: &mut Checker, raw: &BTreeMap<String, RawRunbook>) -> BTreeM
         let placeholder_params: BTreeMap<String, String> = rb.params.keys().map(|k| (k.clone(), "x".into())).collect();
         let mut steps = vec![];
         for step in rb.steps.get_ref() {
-            if step.run.get_ref().is_empty() {
-                c.error(
-                    step.run.span(),
-                    format!("step `{}` has an empty `run`", step.name.get_ref()),
-                    Some("run is the argv: [\"program\", \"arg\", …]".into()),
-                );
-            }
-            // Templates may only use params here; vars are checked per service below.
-            for element in step
-                .run
-                .get_ref()
-                .iter()
-                .chain(step.env.values())
-                .chain(step.workdir.iter())
-            {
-                if let Err(detail) = check_template_syntax(element, &placeholder_params) {
+            let step_name = step.name.get_ref();
+            let kind = match (&step.run, &step.gate) {
+                (Some(run), None) => {
+                    if run.get_ref().is_empty() {
+                        c.error(
+                            run.span(),
+                            format!("step `{step_name}` has an empty `run`"),
+                            Some("run is the argv: [\"program\", \"arg\", …]".into()),
+                        );
+                    }
+                    let timeout = step
+                        .timeout
+                        .as_ref()
+                        .and_then(|t| c.duration(t))
+                        .unwrap_or(DEFAULT_STEP_TIMEOUT);
+                    StepKind::Command {
+                        run: run.get_ref().clone(),
+                        env: step.env.clone(),
+                        workdir: step.workdir.clone(),
+                        timeout,
+                    }
+                }
+                (None, Some(message)) => StepKind::Gate {
+                    message: message.clone(),
+                },
+                _ => {
                     c.error(
-                        step.run.span(),
-                        format!("step `{}`: {detail}", step.name.get_ref()),
+                        step.name.span(),
+                        format!(
+                            "step `{step_name}` needs exactly one of `run` (a command) or `gate` (a pause for a person)"
+                        ),
                         None,
                     );
+                    continue;
+                }
+            };
+            let confirm = match (step.destructive, &step.confirm) {
+                (true, Some(phrase)) => Some(phrase.get_ref().clone()),
+                (true, None) => Some("{{ service }}".to_owned()),
+                (false, Some(phrase)) => {
+                    c.error(
+                        phrase.span(),
+                        format!("step `{step_name}` has a `confirm` phrase but is not `destructive = true`"),
+                        Some("add destructive = true, or remove confirm".into()),
+                    );
+                    None
+                }
+                (false, None) => None,
+            };
+            let template = StepTemplate {
+                name: step_name.clone(),
+                kind,
+                confirm,
+            };
+            // Templates may only use params here; vars are checked per service below.
+            for element in template.templates() {
+                if let Err(detail) = check_template_syntax(element, &placeholder_params) {
+                    c.error(step.name.span(), format!("step `{step_name}`: {detail}"), None);
                 }
             }
-            let timeout = step
-                .timeout
-                .as_ref()
-                .and_then(|t| c.duration(t))
-                .unwrap_or(DEFAULT_STEP_TIMEOUT);
-            steps.push(StepTemplate {
-                name: step.name.get_ref().clone(),
-                run: step.run.get_ref().clone(),
-                env: step.env.clone(),
-                workdir: step.workdir.clone(),
-                timeout,
-            });
+            steps.push(template);
         }
         let expected_duration = rb.expected_duration.as_ref().and_then(|d| c.duration(d));
         runbooks.insert(
@@ -492,6 +576,7 @@ fn template_references(template: &str) -> Result<Vec<String>, String> {
 fn check_template_syntax(template: &str, params: &BTreeMap<String, String>) -> Result<(), String> {
     for name in template_references(template)? {
         let ok = name == "vars"
+            || name == "service"
             || name.starts_with("vars.")
             || name.strip_prefix("params.").is_some_and(|p| params.contains_key(p));
         if !ok {
@@ -543,7 +628,7 @@ fn check_services(
             };
             // Every `vars.*` a step uses must be defined by this service.
             for step in &runbook.steps {
-                for element in step.run.iter().chain(step.env.values()).chain(step.workdir.iter()) {
+                for element in step.templates() {
                     let missing: Vec<String> = template_references(element)
                         .unwrap_or_default()
                         .into_iter()
@@ -643,7 +728,10 @@ vars = { deployment = "api" }
         );
         assert!(config.policy.severity(Severity::Low).require_reason);
         assert_eq!(config.policy.severity(Severity::Critical).approvals, 0);
-        assert_eq!(config.catalog.runbooks["k8s"].steps[0].timeout, DEFAULT_STEP_TIMEOUT);
+        assert!(matches!(
+            config.catalog.runbooks["k8s"].steps[0].kind,
+            StepKind::Command { timeout, .. } if timeout == DEFAULT_STEP_TIMEOUT
+        ));
     }
 
     #[test]
@@ -667,7 +755,7 @@ vars = { deployment = "api" }
         assert_eq!(
             errors(&MINIMAL.replace("params.target }}", "params.revision }}")),
             [
-                "rollbot.toml:11:7: step `Undo`: `--to-revision={{ params.revision }}` uses `params.revision`, which is neither vars.<name> nor a declared parameter (params: target)"
+                "rollbot.toml:10:8: step `Undo`: `--to-revision={{ params.revision }}` uses `params.revision`, which is neither vars.<name> nor a declared parameter (params: target)"
             ]
         );
         assert_eq!(

@@ -1,8 +1,10 @@
 //! The HTTP surface: Slack's signed webhooks and the health probes. Handlers verify first,
 //! parse second, and answer within Slack's three seconds without calling Slack.
-use crate::domain::{Action, RollbackId};
+use crate::domain::{Action, Refusal, RollbackId, decide};
 use crate::engine::Engine;
 use crate::grammar::{self, Command, SUBCOMMANDS};
+use crate::slack::client::SlackApi;
+use crate::slack::directory::Directory;
 use crate::slack::inbound::{self, Interaction, SlashCommand};
 use crate::slack::messages::{self, Message};
 use crate::slack::signature::SignatureVerifier;
@@ -23,6 +25,9 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub struct HttpState {
     pub engine: Arc<Engine>,
     pub verifier: SignatureVerifier,
+    pub directory: Arc<Directory>,
+    /// For the calls that cannot wait in the outbox (opening a modal).
+    pub slack: Arc<SlackApi>,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -94,7 +99,7 @@ async fn slash_command(State(state): State<Arc<HttpState>>, headers: HeaderMap, 
         }
     };
     let span = tracing::info_span!("slash_command", user = %command.user_id, channel = %command.channel_id);
-    match handle_command(&state.engine, &command).instrument(span).await {
+    match handle_command(&state, &command).instrument(span).await {
         Ok(message) => ephemeral(message),
         Err(e) => {
             let reference = new_reference();
@@ -108,8 +113,12 @@ async fn slash_command(State(state): State<Arc<HttpState>>, headers: HeaderMap, 
     }
 }
 
-async fn handle_command(engine: &Engine, command: &SlashCommand) -> anyhow::Result<Message> {
-    let actor = engine.actor(&command.user_id, command.team_id.as_deref());
+async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Result<Message> {
+    let engine = &state.engine;
+    let actor = state
+        .directory
+        .actor(&command.user_id, command.team_id.as_deref())
+        .await;
     let parsed = match grammar::parse(&command.text) {
         Ok(parsed) => parsed,
         Err(e) => return Ok(messages::parse_error(&e)),
@@ -158,48 +167,113 @@ async fn interaction(State(state): State<Arc<HttpState>>, headers: HeaderMap, bo
     if !verified(&state, &headers, &body, "interactions") {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let click = match inbound::parse_interaction(&body) {
-        Ok(Interaction::Button(click)) => click,
+    match inbound::parse_interaction(&body) {
+        Ok(Interaction::Button(click)) => {
+            let span =
+                tracing::info_span!("click", user = %click.user_id, action = %click.action_id, value = %click.value);
+            handle_click(&state, click).instrument(span).await
+        }
+        Ok(Interaction::Submission(submission)) => {
+            let span = tracing::info_span!("submission", user = %submission.user_id, view = %submission.callback_id);
+            handle_submission(&state, submission).instrument(span).await
+        }
         Ok(Interaction::Ignored { kind }) => {
             tracing::debug!(kind, "ignored an interaction rollbot does not handle");
-            return StatusCode::OK.into_response();
+            StatusCode::OK.into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "refused an interaction payload");
-            return (
+            (
                 StatusCode::BAD_REQUEST,
                 format!("rollbot could not read this interaction: {e}"),
             )
-                .into_response();
+                .into_response()
         }
-    };
-    let span = tracing::info_span!("click", user = %click.user_id, action = %click.action_id, value = %click.value);
-    handle_click(&state.engine, click).instrument(span).await
+    }
 }
 
-async fn handle_click(engine: &Engine, click: inbound::ButtonClick) -> Response {
+/// What a button on the card asks for.
+enum ButtonIntent {
+    Act(Action),
+    /// Open a modal first: the action needs typed input.
+    AskRejectReason,
+    AskConfirmation,
+}
+
+fn button_intent(action_id: &str) -> Option<ButtonIntent> {
+    Some(match action_id {
+        "approve" => ButtonIntent::Act(Action::Approve),
+        "reject" => ButtonIntent::AskRejectReason,
+        "cancel" => ButtonIntent::Act(Action::Cancel),
+        "escalate" => ButtonIntent::Act(Action::EscalateNow),
+        "confirm" => ButtonIntent::AskConfirmation,
+        "continue" => ButtonIntent::Act(Action::Continue { index: usize::MAX }),
+        "abort" => ButtonIntent::Act(Action::Abort),
+        _ => return None,
+    })
+}
+
+async fn handle_click(state: &HttpState, click: inbound::ButtonClick) -> Response {
+    let engine = &state.engine;
     let answer = |text: String| Effect::Ephemeral {
         channel: crate::domain::ChannelId(click.channel_id.clone()),
         user: crate::domain::UserId(click.user_id.clone()),
         text,
     };
-    let action = match click.action_id.as_str() {
-        "approve" => Some(Action::Approve),
-        "reject" => Some(Action::Reject { reason: None }),
-        "cancel" => Some(Action::Cancel),
-        _ => None,
-    };
-    let outcome = match (action, click.value.parse::<RollbackId>()) {
-        (Some(action), Ok(id)) => {
-            let actor = engine.actor(&click.user_id, click.team_id.as_deref());
-            match engine.act(id, &action, &actor).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(refusal)) => engine.tell(&[answer(messages::refusal(&refusal).text)]).await,
-                Err(e) => Err(e),
+    let outcome: anyhow::Result<()> = async {
+        let (Some(intent), Ok(id)) = (button_intent(&click.action_id), click.value.parse::<RollbackId>()) else {
+            return engine.tell(&[answer(messages::unknown_button().text)]).await;
+        };
+        let actor = state.directory.actor(&click.user_id, click.team_id.as_deref()).await;
+        let Some(rollback) = engine.store.load(id).await? else {
+            return engine.tell(&[answer(messages::not_found(id).text)]).await;
+        };
+        // Before opening a modal, check what can be checked, so nobody types into a form that
+        // will be refused anyway.
+        let preview = |action: &Action| {
+            decide(
+                Some(&rollback),
+                action,
+                &actor,
+                &engine.config.policy,
+                engine.clock.now(),
+            )
+        };
+        let action = match intent {
+            ButtonIntent::Act(Action::Continue { .. }) => match rollback.state {
+                crate::domain::State::Paused { step } => Action::Continue { index: step },
+                _ => Action::Continue { index: usize::MAX },
+            },
+            ButtonIntent::Act(action) => action,
+            ButtonIntent::AskRejectReason => {
+                return match preview(&Action::Reject {
+                    reason: Some("?".into()),
+                }) {
+                    Ok(_) => open_modal(state, &click, messages::reject_modal(id)).await,
+                    Err(refusal) => engine.tell(&[answer(messages::refusal(&refusal).text)]).await,
+                };
             }
+            ButtonIntent::AskConfirmation => {
+                let crate::domain::State::Paused { step } = rollback.state else {
+                    let refusal = Refusal::NotPaused {
+                        id,
+                        state: rollback.state.clone(),
+                    };
+                    return engine.tell(&[answer(messages::refusal(&refusal).text)]).await;
+                };
+                let phrase = rollback.plan.steps[step].confirm.clone().unwrap_or_default();
+                return match preview(&Action::Confirm { index: step, phrase }) {
+                    Ok(_) => open_modal(state, &click, messages::confirm_modal(&rollback, step)).await,
+                    Err(refusal) => engine.tell(&[answer(messages::refusal(&refusal).text)]).await,
+                };
+            }
+        };
+        match engine.act(id, &action, &actor).await? {
+            Ok(_) => Ok(()),
+            Err(refusal) => engine.tell(&[answer(messages::refusal(&refusal).text)]).await,
         }
-        _ => engine.tell(&[answer(messages::unknown_button().text)]).await,
-    };
+    }
+    .await;
     match outcome {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => {
@@ -208,6 +282,84 @@ async fn handle_click(engine: &Engine, click: inbound::ButtonClick) -> Response 
             // The click may not be recorded; try to say so, and let Slack show the failure too.
             let _ = engine.tell(&[answer(messages::click_failed(&reference).text)]).await;
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Opens a modal at once: Slack's trigger is valid for three seconds only, so this call cannot
+/// wait in the outbox. If it fails, the person is told to click again.
+async fn open_modal(state: &HttpState, click: &inbound::ButtonClick, view: serde_json::Value) -> anyhow::Result<()> {
+    let Some(trigger) = click.trigger_id.as_deref() else {
+        anyhow::bail!("the click carried no trigger_id to open a modal with");
+    };
+    if let Err(error) = state.slack.open_view(trigger, &view).await {
+        tracing::warn!(%error, "could not open a modal");
+        let text = messages::modal_failed().text;
+        state
+            .engine
+            .tell(&[Effect::Ephemeral {
+                channel: crate::domain::ChannelId(click.channel_id.clone()),
+                user: crate::domain::UserId(click.user_id.clone()),
+                text,
+            }])
+            .await?;
+    }
+    Ok(())
+}
+
+/// Answers a modal submission: close it, or show the error next to the field.
+async fn handle_submission(state: &HttpState, submission: inbound::ViewSubmission) -> Response {
+    let engine = &state.engine;
+    let field_error = |block: &str, text: String| {
+        axum::Json(serde_json::json!({"response_action": "errors", "errors": {block: text}})).into_response()
+    };
+    let actor = state
+        .directory
+        .actor(&submission.user_id, submission.team_id.as_deref())
+        .await;
+    let (action, id, block) = match submission.callback_id.as_str() {
+        "reject" => {
+            let Ok(id) = submission.private_metadata.parse::<RollbackId>() else {
+                return field_error("reason", messages::unknown_button().text);
+            };
+            let reason = submission
+                .values
+                .get("reason")
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty());
+            if reason.is_none() {
+                return field_error("reason", messages::REASON_NEEDED.into());
+            }
+            (Action::Reject { reason }, id, "reason")
+        }
+        "confirm" => {
+            let parsed = submission
+                .private_metadata
+                .split_once(':')
+                .and_then(|(id, index)| Some((id.parse::<RollbackId>().ok()?, index.parse::<usize>().ok()?)));
+            let Some((id, index)) = parsed else {
+                return field_error("phrase", messages::unknown_button().text);
+            };
+            let phrase = submission.values.get("phrase").cloned().unwrap_or_default();
+            (Action::Confirm { index, phrase }, id, "phrase")
+        }
+        other => {
+            tracing::warn!(callback_id = other, "a submission of a view rollbot does not know");
+            return StatusCode::OK.into_response();
+        }
+    };
+    match engine.act(id, &action, &actor).await {
+        Ok(Ok(_)) => StatusCode::OK.into_response(),
+        Ok(Err(Refusal::WrongPhrase { .. })) => field_error(block, messages::WRONG_PHRASE.into()),
+        Ok(Err(refusal)) => field_error(block, messages::refusal(&refusal).text),
+        Err(e) => {
+            let reference = new_reference();
+            tracing::error!(
+                reference,
+                error = format!("{e:#}"),
+                "handling a modal submission failed"
+            );
+            field_error(block, messages::click_failed(&reference).text)
         }
     }
 }

@@ -113,13 +113,21 @@ pub fn plan(plan: &Plan) -> String {
         plan.short_digest()
     );
     for (i, step) in plan.steps.iter().enumerate() {
-        let crate::domain::StepAction::Command {
-            timeout_secs, workdir, ..
-        } = &step.action;
-        let dir = workdir.as_deref().map(|d| format!(", in {d}")).unwrap_or_default();
+        let mut notes = match &step.action {
+            crate::domain::StepAction::Command {
+                timeout_secs, workdir, ..
+            } => {
+                let dir = workdir.as_deref().map(|d| format!(", in {d}")).unwrap_or_default();
+                format!("timeout {timeout_secs}s{dir}")
+            }
+            crate::domain::StepAction::Gate { .. } => "gate: waits for Continue or Abort".to_owned(),
+        };
+        if let Some(phrase) = &step.confirm {
+            notes += &format!("; destructive: waits until someone types {phrase}");
+        }
         let _ = writeln!(
             out,
-            "{}. {} (timeout {timeout_secs}s{dir})\n   {}",
+            "{}. {} ({notes})\n   {}",
             i + 1,
             step.name,
             messages::step_line(&step.action)

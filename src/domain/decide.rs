@@ -1,19 +1,47 @@
 //! `decide` is the whole rulebook, with no I/O: given a rollback (or none, for a new request),
 //! an action and who takes it, it returns the events to record or a refusal that says why.
-use super::plan::Plan;
+use super::plan::{Plan, StepAction};
 use super::rollback::{Event, Rollback, RollbackRequest, State, StepOutcome, StepResult};
 use super::{Actor, ChannelId, Policy, RollbackId, Severity, UserId};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Request { request: RollbackRequest, plan: Plan },
+    Request {
+        request: RollbackRequest,
+        plan: Plan,
+    },
     Approve,
-    Reject { reason: Option<String> },
+    Reject {
+        reason: Option<String>,
+    },
     Cancel,
+    /// "Escalate now": the next ladder level joins at once.
+    EscalateNow,
+    /// Type the confirmation phrase of the destructive step `index`.
+    Confirm {
+        index: usize,
+        phrase: String,
+    },
+    /// Pass the gate step `index`.
+    Continue {
+        index: usize,
+    },
+    /// Stop a paused run.
+    Abort,
+    // rollbot's own actions: timers and the executor.
+    Escalate {
+        level: usize,
+    },
+    Expire,
     StartRun,
-    StartStep { index: usize },
-    FinishStep { index: usize, result: StepResult },
+    StartStep {
+        index: usize,
+    },
+    FinishStep {
+        index: usize,
+        result: StepResult,
+    },
 }
 
 impl Action {
@@ -23,10 +51,27 @@ impl Action {
             Action::Approve => "approve",
             Action::Reject { .. } => "reject",
             Action::Cancel => "cancel",
+            Action::EscalateNow => "escalate_now",
+            Action::Confirm { .. } => "confirm",
+            Action::Continue { .. } => "continue",
+            Action::Abort => "abort",
+            Action::Escalate { .. } => "escalate",
+            Action::Expire => "expire",
             Action::StartRun => "start_run",
             Action::StartStep { .. } => "start_step",
             Action::FinishStep { .. } => "finish_step",
         }
+    }
+
+    fn is_rollbots_own(&self) -> bool {
+        matches!(
+            self,
+            Action::Escalate { .. }
+                | Action::Expire
+                | Action::StartRun
+                | Action::StartStep { .. }
+                | Action::FinishStep { .. }
+        )
     }
 }
 
@@ -90,6 +135,11 @@ pub enum Refusal {
         severity: Severity,
         roles: Vec<String>,
     },
+    /// The actor may hold a role through a user group whose membership could not be read.
+    MembershipUnknown {
+        id: Option<RollbackId>,
+        roles: Vec<String>,
+    },
     AlreadyApprovedByYou {
         id: RollbackId,
         needed: u32,
@@ -110,12 +160,28 @@ pub enum Refusal {
     NotAllowedToCancel {
         id: RollbackId,
     },
+    NoHigherLevel {
+        id: RollbackId,
+    },
+    NotAllowedToEscalate {
+        id: RollbackId,
+    },
+    NotPaused {
+        id: RollbackId,
+        state: State,
+    },
+    NotAllowedAtGate {
+        id: RollbackId,
+    },
+    WrongPhrase {
+        id: RollbackId,
+    },
     ApprovalsDoNotMatchPlan {
         id: RollbackId,
         valid: usize,
         needed: u32,
     },
-    /// Only rollbot's own executor drives runs; a person asking for this is a bug or forgery.
+    /// Only rollbot's own timers and executor take these; a person asking for one is a forgery.
     SystemOnly,
     OutOfOrder {
         id: RollbackId,
@@ -128,7 +194,7 @@ pub fn decide(
     action: &Action,
     actor: &Actor,
     policy: &Policy,
-    _now: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Vec<Event>, Refusal> {
     if !actor.is_system() && !in_workspace(actor, policy) {
         return Err(Refusal::WrongWorkspace);
@@ -139,37 +205,26 @@ pub fn decide(
             _ => Err(Refusal::NoSuchRollback { id: None }),
         };
     };
-    let id = rollback.id;
-    let is_system_action = matches!(
-        action,
-        Action::StartRun | Action::StartStep { .. } | Action::FinishStep { .. }
-    );
-    if is_system_action != actor.is_system() {
+    if action.is_rollbots_own() != actor.is_system() {
         return Err(Refusal::SystemOnly);
     }
+    let id = rollback.id;
+    let not_awaiting = || Refusal::NotAwaitingApproval {
+        id,
+        state: rollback.state.clone(),
+        approved_by: rollback.approvals.iter().map(|a| a.by.clone()).collect(),
+    };
+    let out_of_order = |detail: String| Refusal::OutOfOrder { id, detail };
     match action {
-        Action::Request { .. } => Err(Refusal::OutOfOrder {
-            id,
-            detail: "already requested".into(),
-        }),
+        Action::Request { .. } => Err(out_of_order("already requested".into())),
         Action::Approve => {
             if rollback.state != State::AwaitingApproval {
-                return Err(Refusal::NotAwaitingApproval {
-                    id,
-                    state: rollback.state.clone(),
-                    approved_by: rollback.approvals.iter().map(|a| a.by.clone()).collect(),
-                });
+                return Err(not_awaiting());
             }
             if actor.user == rollback.request.requester && !rollback.allow_self_approval {
                 return Err(Refusal::SelfApproval { id });
             }
-            let Some(role) = approving_role(rollback, actor) else {
-                return Err(Refusal::NotAnApprover {
-                    id,
-                    severity: rollback.request.severity,
-                    roles: rollback.approver_roles.clone(),
-                });
-            };
+            let (role, level) = approving_role(rollback, actor)?;
             if rollback
                 .approvals
                 .iter()
@@ -185,26 +240,17 @@ pub fn decide(
                 by: actor.user.clone(),
                 role,
                 plan_digest: rollback.plan_digest.clone(),
+                level,
             }])
         }
         Action::Reject { reason } => {
             if rollback.state != State::AwaitingApproval {
-                return Err(Refusal::NotAwaitingApproval {
-                    id,
-                    state: rollback.state.clone(),
-                    approved_by: rollback.approvals.iter().map(|a| a.by.clone()).collect(),
-                });
+                return Err(not_awaiting());
             }
             if actor.user == rollback.request.requester {
                 return Err(Refusal::RequesterCannotReject { id });
             }
-            if approving_role(rollback, actor).is_none() {
-                return Err(Refusal::NotAnApprover {
-                    id,
-                    severity: rollback.request.severity,
-                    roles: rollback.approver_roles.clone(),
-                });
-            }
+            approving_role(rollback, actor)?;
             let reason = clean_reason(reason.as_deref(), policy)?;
             Ok(vec![Event::Rejected {
                 by: actor.user.clone(),
@@ -212,23 +258,109 @@ pub fn decide(
             }])
         }
         Action::Cancel => {
-            if !matches!(rollback.state, State::AwaitingApproval | State::Queued) {
+            if !matches!(rollback.state, State::AwaitingApproval | State::Queued) || !rollback.steps.is_empty() {
                 return Err(Refusal::NotCancellable {
                     id,
                     state: rollback.state.clone(),
                 });
             }
-            if actor.user != rollback.request.requester && approving_role(rollback, actor).is_none() {
+            if actor.user != rollback.request.requester && approving_role(rollback, actor).is_err() {
                 return Err(Refusal::NotAllowedToCancel { id });
             }
             Ok(vec![Event::Cancelled { by: actor.user.clone() }])
         }
+        Action::EscalateNow => {
+            if rollback.state != State::AwaitingApproval {
+                return Err(not_awaiting());
+            }
+            if actor.user != rollback.request.requester && approving_role(rollback, actor).is_err() {
+                return Err(Refusal::NotAllowedToEscalate { id });
+            }
+            let Some((level, next, _)) = rollback.next_level() else {
+                return Err(Refusal::NoHigherLevel { id });
+            };
+            Ok(vec![Event::Escalated {
+                level,
+                role: next.role.clone(),
+                by: Some(actor.user.clone()),
+            }])
+        }
+        Action::Escalate { level } => {
+            if rollback.state != State::AwaitingApproval {
+                return Err(out_of_order(format!(
+                    "no escalation in state {}",
+                    rollback.state.name()
+                )));
+            }
+            if *level <= rollback.level || *level > rollback.ladder.len() {
+                return Err(out_of_order(format!("level {level} is already open or does not exist")));
+            }
+            // A timer that fires late (after a restart) opens every level whose time has come.
+            let mut events = vec![];
+            for (index, step) in rollback.ladder.iter().enumerate().take(*level).skip(rollback.level) {
+                let due = rollback.requested_at + chrono::Duration::seconds(step.after_secs as i64);
+                if due > now {
+                    break;
+                }
+                events.push(Event::Escalated {
+                    level: index + 1,
+                    role: step.role.clone(),
+                    by: None,
+                });
+            }
+            if events.is_empty() {
+                return Err(out_of_order(format!("level {level} is not due yet")));
+            }
+            Ok(events)
+        }
+        Action::Expire => match (rollback.state == State::AwaitingApproval, rollback.expires_at) {
+            (true, Some(at)) if at <= now => Ok(vec![Event::Expired]),
+            _ => Err(out_of_order("not due to expire".into())),
+        },
+        Action::Confirm { index, phrase } => {
+            let step = paused_step(rollback, *index)?;
+            gate_keeper(rollback, actor)?;
+            let Some(expected) = &step.confirm else {
+                return Err(out_of_order(format!("step {} needs no confirmation", index + 1)));
+            };
+            if phrase.trim() != expected {
+                return Err(Refusal::WrongPhrase { id });
+            }
+            Ok(vec![Event::Confirmed {
+                index: *index,
+                by: actor.user.clone(),
+            }])
+        }
+        Action::Continue { index } => {
+            let step = paused_step(rollback, *index)?;
+            gate_keeper(rollback, actor)?;
+            if !matches!(step.action, StepAction::Gate { .. }) {
+                return Err(out_of_order(format!("step {} is not a gate", index + 1)));
+            }
+            Ok(vec![Event::Continued {
+                index: *index,
+                by: actor.user.clone(),
+            }])
+        }
+        Action::Abort => {
+            let State::Paused { step } = rollback.state else {
+                return Err(Refusal::NotPaused {
+                    id,
+                    state: rollback.state.clone(),
+                });
+            };
+            gate_keeper(rollback, actor)?;
+            Ok(vec![Event::Aborted {
+                index: step,
+                by: actor.user.clone(),
+            }])
+        }
         Action::StartRun => {
             if rollback.state != State::Queued {
-                return Err(Refusal::OutOfOrder {
-                    id,
-                    detail: format!("cannot start a run in state {}", rollback.state.name()),
-                });
+                return Err(out_of_order(format!(
+                    "cannot start a run in state {}",
+                    rollback.state.name()
+                )));
             }
             // Execution re-checks that the approvals it holds are for this exact plan.
             let valid = rollback.valid_approvals();
@@ -246,10 +378,10 @@ pub fn decide(
         }
         Action::StartStep { index } => {
             if rollback.next_step() != Some(*index) {
-                return Err(Refusal::OutOfOrder {
-                    id,
-                    detail: format!("step {} is not next", index + 1),
-                });
+                return Err(out_of_order(format!("step {} is not next", index + 1)));
+            }
+            if rollback.plan.steps[*index].needs_person() && !rollback.cleared.contains(index) {
+                return Ok(vec![Event::Paused { index: *index }]);
             }
             Ok(vec![Event::StepStarted { index: *index }])
         }
@@ -260,10 +392,7 @@ pub fn decide(
                     .last()
                     .is_some_and(|s| s.index == *index && s.result.is_none());
             if !in_flight {
-                return Err(Refusal::OutOfOrder {
-                    id,
-                    detail: format!("step {} is not running", index + 1),
-                });
+                return Err(out_of_order(format!("step {} is not running", index + 1)));
             }
             let mut events = vec![Event::StepFinished {
                 index: *index,
@@ -282,6 +411,13 @@ pub fn decide(
     }
 }
 
+fn in_workspace(actor: &Actor, policy: &Policy) -> bool {
+    policy
+        .workspace
+        .as_ref()
+        .is_none_or(|workspace| actor.team.as_ref() == Some(workspace))
+}
+
 fn decide_request(
     request: &RollbackRequest,
     plan: &Plan,
@@ -294,9 +430,11 @@ fn decide_request(
         });
     }
     if !policy.may_request(actor) {
-        return Err(Refusal::NotARequester {
-            roles: policy.requester_roles.clone().unwrap_or_default(),
-        });
+        let roles = policy.requester_roles.clone().unwrap_or_default();
+        if roles.iter().any(|r| actor.unresolved_roles.contains(r)) {
+            return Err(Refusal::MembershipUnknown { id: None, roles });
+        }
+        return Err(Refusal::NotARequester { roles });
     }
     let severity = policy.severity(request.severity);
     let reason = clean_reason(request.reason.as_deref(), policy)?;
@@ -311,6 +449,7 @@ fn decide_request(
         ..request.clone()
     };
     Ok(vec![Event::Requested {
+        ladder: policy.ladder(request.severity),
         request,
         plan: plan.clone(),
         plan_digest: plan.digest(),
@@ -318,6 +457,7 @@ fn decide_request(
         approver_roles: severity.approvers.clone(),
         allow_self_approval: severity.allow_self_approval,
         review_required: severity.review_required || severity.approvals == 0,
+        expire_after_secs: severity.expire_after.map(|d| d.as_secs()),
     }])
 }
 
@@ -331,13 +471,48 @@ fn clean_reason(reason: Option<&str>, policy: &Policy) -> Result<Option<String>,
     }
 }
 
-/// The first role, in the policy's order, through which the actor may approve this rollback.
-fn approving_role(rollback: &Rollback, actor: &Actor) -> Option<String> {
-    rollback
-        .approver_roles
-        .iter()
-        .find(|role| actor.roles.contains(*role))
-        .cloned()
+/// The first role, in the order levels opened, through which the actor may approve now, with
+/// its level. Fails closed when a role the actor might hold could not be checked.
+fn approving_role(rollback: &Rollback, actor: &Actor) -> Result<(String, usize), Refusal> {
+    let roles = rollback.approver_roles_now();
+    if let Some((role, level)) = roles.iter().find(|(role, _)| actor.roles.contains(role)) {
+        return Ok((role.clone(), *level));
+    }
+    let names: Vec<String> = roles.into_iter().map(|(r, _)| r).collect();
+    if names.iter().any(|r| actor.unresolved_roles.contains(r)) {
+        return Err(Refusal::MembershipUnknown {
+            id: Some(rollback.id),
+            roles: names,
+        });
+    }
+    Err(Refusal::NotAnApprover {
+        id: rollback.id,
+        severity: rollback.request.severity,
+        roles: names,
+    })
+}
+
+/// Who may pass a gate, confirm a destructive step or abort: the requester, anyone who may
+/// approve now, and for a rollback that needed no approval, everyone on its ladder.
+fn gate_keeper(rollback: &Rollback, actor: &Actor) -> Result<(), Refusal> {
+    let on_ladder = rollback.approvals_required == 0 && rollback.ladder.iter().any(|l| actor.roles.contains(&l.role));
+    if actor.user == rollback.request.requester || on_ladder || approving_role(rollback, actor).is_ok() {
+        return Ok(());
+    }
+    match approving_role(rollback, actor) {
+        Err(unknown @ Refusal::MembershipUnknown { .. }) => Err(unknown),
+        _ => Err(Refusal::NotAllowedAtGate { id: rollback.id }),
+    }
+}
+
+fn paused_step(rollback: &Rollback, index: usize) -> Result<&super::PlanStep, Refusal> {
+    match rollback.state {
+        State::Paused { step } if step == index => Ok(&rollback.plan.steps[index]),
+        _ => Err(Refusal::NotPaused {
+            id: rollback.id,
+            state: rollback.state.clone(),
+        }),
+    }
 }
 
 fn failure_reason(result: &StepResult) -> String {
@@ -352,13 +527,6 @@ fn failure_reason(result: &StepResult) -> String {
         (_, Some(code)) => format!("exited with code {code}"),
         (_, None) => result.detail.clone().unwrap_or_else(|| "killed by a signal".into()),
     }
-}
-
-fn in_workspace(actor: &Actor, policy: &Policy) -> bool {
-    policy
-        .workspace
-        .as_ref()
-        .is_none_or(|workspace| actor.team.as_ref() == Some(workspace))
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@ pub const ON_CALL: &str = "U0BOB";
 pub const ON_CALL_2: &str = "U0BETH";
 pub const TEAM_LEAD: &str = "U0CAROL";
 pub const OUTSIDER: &str = "U0MALLORY";
+pub const DEVOPS_LEAD: &str = "U0DEVOPS";
+pub const ENG_MANAGER: &str = "U0EM";
+pub const CTO: &str = "U0CTO";
 pub const TEAM: &str = "T0TEST";
 pub const CHANNEL: &str = "C0INCIDENTS";
 
@@ -23,10 +26,15 @@ pub fn directory() -> BTreeMap<String, Vec<String>> {
             vec![REQUESTER.to_owned(), ON_CALL.to_owned(), ON_CALL_2.to_owned()],
         ),
         ("team_lead".to_owned(), vec![TEAM_LEAD.to_owned()]),
+        ("devops_lead".to_owned(), vec![DEVOPS_LEAD.to_owned()]),
+        ("eng_manager".to_owned(), vec![ENG_MANAGER.to_owned()]),
+        ("cto".to_owned(), vec![CTO.to_owned()]),
     ])
 }
 
+/// The defaults of DESIGN.md, with its escalation ladder.
 pub fn policy() -> Policy {
+    let minutes = |m: u64| std::time::Duration::from_secs(m * 60);
     Policy {
         workspace: Some(TeamId(TEAM.into())),
         channels: vec![ChannelId(CHANNEL.into())],
@@ -36,6 +44,23 @@ pub fn policy() -> Policy {
             .map(|s| (*s, SeverityPolicy::default_for(*s)))
             .collect(),
         max_reason_chars: 500,
+        escalation: vec![
+            EscalationLevel {
+                role: "devops_lead".into(),
+                after: minutes(30),
+                severities: None,
+            },
+            EscalationLevel {
+                role: "eng_manager".into(),
+                after: minutes(60),
+                severities: None,
+            },
+            EscalationLevel {
+                role: "cto".into(),
+                after: minutes(60),
+                severities: Some(vec![Severity::Critical]),
+            },
+        ],
     }
 }
 
@@ -48,6 +73,7 @@ pub fn actor(user: &str) -> Actor {
             .filter(|(_, m)| m.iter().any(|x| x == user))
             .map(|(r, _)| r)
             .collect(),
+        unresolved_roles: Default::default(),
     }
 }
 
@@ -73,13 +99,46 @@ pub fn plan() -> Plan {
                     "prod",
                     "--to-revision=41",
                 ]),
+                confirm: None,
             },
             PlanStep {
                 name: "Wait for the rollout".into(),
                 action: command(&["kubectl", "rollout", "status", "deployment/checkout-api", "-n", "prod"]),
+                confirm: None,
             },
         ],
     }
+}
+
+/// A database runbook: a gate between code and data, then a destructive restore.
+pub fn plan_with_gates() -> Plan {
+    let mut plan = plan();
+    plan.runbook = "database".into();
+    plan.steps.push(PlanStep {
+        name: "Decide on the data".into(),
+        action: StepAction::Gate {
+            message: "Code is rolled back. Restore the database too?".into(),
+        },
+        confirm: None,
+    });
+    plan.steps.push(PlanStep {
+        name: "Full restore".into(),
+        action: StepAction::Command {
+            argv: vec![
+                "pg_restore".into(),
+                "--clean".into(),
+                "--if-exists".into(),
+                "-d".into(),
+                "shop".into(),
+                "/backups/pre.dump".into(),
+            ],
+            env: BTreeMap::new(),
+            workdir: None,
+            timeout_secs: 600,
+        },
+        confirm: Some("CONFIRM_FULL_RESTORE".into()),
+    });
+    plan
 }
 
 pub fn request(severity: Severity, reason: Option<&str>) -> RollbackRequest {

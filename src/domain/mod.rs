@@ -9,8 +9,9 @@ pub mod rollback;
 
 pub use decide::{Action, Refusal, decide};
 pub use plan::{Catalog, Plan, PlanStep, StepAction};
+pub use policy::EscalationLevel;
 pub use policy::{Policy, SeverityPolicy};
-pub use rollback::{Event, Recorded, Rollback, RollbackRequest, State, StepOutcome, StepResult};
+pub use rollback::{Event, LadderLevel, Recorded, Rollback, RollbackRequest, State, StepOutcome, StepResult};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -120,6 +121,9 @@ pub struct Actor {
     pub user: UserId,
     pub team: Option<TeamId>,
     pub roles: BTreeSet<String>,
+    /// Roles granted through a user group whose membership could not be read; decisions that
+    /// depend on them refuse rather than guess.
+    pub unresolved_roles: BTreeSet<String>,
 }
 
 impl Actor {
@@ -129,6 +133,7 @@ impl Actor {
             user: UserId(SYSTEM_USER.to_owned()),
             team: None,
             roles: BTreeSet::new(),
+            unresolved_roles: BTreeSet::new(),
         }
     }
 

@@ -37,10 +37,35 @@ pub struct ParamSpec {
 #[derive(Debug, Clone)]
 pub struct StepTemplate {
     pub name: String,
-    pub run: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    pub workdir: Option<String>,
-    pub timeout: Duration,
+    pub kind: StepKind,
+    /// A destructive step waits until someone eligible types this phrase (a template).
+    pub confirm: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    Command {
+        run: Vec<String>,
+        env: BTreeMap<String, String>,
+        workdir: Option<String>,
+        timeout: Duration,
+    },
+    /// Pauses the run until someone eligible clicks Continue or Abort.
+    Gate { message: String },
+}
+
+impl StepTemplate {
+    /// Every template string of the step, for validation.
+    pub fn templates(&self) -> Vec<&String> {
+        let mut all: Vec<&String> = match &self.kind {
+            StepKind::Command { run, env, workdir, .. } => {
+                run.iter().chain(env.values()).chain(workdir.iter()).collect()
+            }
+            StepKind::Gate { message } => vec![message],
+        };
+        all.extend(self.confirm.iter());
+        all
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +88,16 @@ pub struct PlanStep {
     pub name: String,
     #[serde(flatten)]
     pub action: StepAction,
+    /// Destructive: before it runs, someone eligible must type this phrase exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<String>,
+}
+
+impl PlanStep {
+    /// Whether a person must act before this step runs.
+    pub fn needs_person(&self) -> bool {
+        self.confirm.is_some() || matches!(self.action, StepAction::Gate { .. })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +110,9 @@ pub enum StepAction {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         workdir: Option<String>,
         timeout_secs: u64,
+    },
+    Gate {
+        message: String,
     },
 }
 
@@ -178,29 +216,38 @@ impl Catalog {
             .steps
             .iter()
             .map(|step| {
-                let render = |t: &str| render_template(t, &service.vars, &params);
-                let argv = step.run.iter().map(|a| render(a)).collect::<Result<Vec<_>, _>>();
-                let env = step
-                    .env
-                    .iter()
-                    .map(|(k, v)| render(v).map(|v| (k.clone(), v)))
-                    .collect::<Result<BTreeMap<_, _>, _>>();
-                let workdir = step.workdir.as_deref().map(render).transpose();
-                match (argv, env, workdir) {
-                    (Ok(argv), Ok(env), Ok(workdir)) => Ok(PlanStep {
-                        name: step.name.clone(),
-                        action: StepAction::Command {
-                            argv,
+                let render = |t: &str| render_template(t, &service.name, &service.vars, &params);
+                let rendered = || -> Result<PlanStep, String> {
+                    let action = match &step.kind {
+                        StepKind::Command {
+                            run,
                             env,
                             workdir,
-                            timeout_secs: step.timeout.as_secs(),
+                            timeout,
+                        } => StepAction::Command {
+                            argv: run.iter().map(|a| render(a)).collect::<Result<_, _>>()?,
+                            env: env
+                                .iter()
+                                .map(|(k, v)| render(v).map(|v| (k.clone(), v)))
+                                .collect::<Result<_, _>>()?,
+                            workdir: workdir.as_deref().map(render).transpose()?,
+                            timeout_secs: timeout.as_secs(),
                         },
-                    }),
-                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(Refusal::PlanTemplate {
-                        step: step.name.clone(),
-                        detail: e,
-                    }),
-                }
+                        StepKind::Gate { message } => StepAction::Gate {
+                            message: render(message)?,
+                        },
+                    };
+                    let confirm = step.confirm.as_deref().map(render).transpose()?;
+                    Ok(PlanStep {
+                        name: step.name.clone(),
+                        action,
+                        confirm,
+                    })
+                };
+                rendered().map_err(|detail| Refusal::PlanTemplate {
+                    step: step.name.clone(),
+                    detail,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Plan {
@@ -215,23 +262,27 @@ impl Catalog {
 /// parameter value can never become more than one argument.
 pub fn render_template(
     template: &str,
+    service: &str,
     vars: &BTreeMap<String, String>,
     params: &BTreeMap<String, String>,
 ) -> Result<String, String> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.render_str(template, minijinja::context! { vars => vars, params => params })
-        .map_err(|e| match e.kind() {
-            minijinja::ErrorKind::UndefinedError => {
-                format!(
-                    "`{template}` uses a variable that is not defined (vars: {}; params: {})",
-                    join_or_none(vars.keys()),
-                    join_or_none(params.keys())
-                )
-            }
-            _ => format!("`{template}`: {e}"),
-        })
+    env.render_str(
+        template,
+        minijinja::context! { service => service, vars => vars, params => params },
+    )
+    .map_err(|e| match e.kind() {
+        minijinja::ErrorKind::UndefinedError => {
+            format!(
+                "`{template}` uses a variable that is not defined (vars: {}; params: {})",
+                join_or_none(vars.keys()),
+                join_or_none(params.keys())
+            )
+        }
+        _ => format!("`{template}`: {e}"),
+    })
 }
 
 fn join_or_none<'a>(keys: impl Iterator<Item = &'a String>) -> String {

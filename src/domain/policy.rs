@@ -13,6 +13,16 @@ pub struct Policy {
     pub severities: BTreeMap<Severity, SeverityPolicy>,
     /// Longest reason accepted, in characters.
     pub max_reason_chars: usize,
+    /// Who joins the approvers as time passes without an answer.
+    pub escalation: Vec<EscalationLevel>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EscalationLevel {
+    pub role: String,
+    pub after: Duration,
+    /// `None`: every severity.
+    pub severities: Option<Vec<Severity>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +34,8 @@ pub struct SeverityPolicy {
     pub respond_within: Option<Duration>,
     /// Runs without approval are flagged for a post-incident review.
     pub review_required: bool,
+    /// A request nobody approved by then is marked expired.
+    pub expire_after: Option<Duration>,
 }
 
 impl SeverityPolicy {
@@ -38,6 +50,7 @@ impl SeverityPolicy {
                 allow_self_approval: false,
                 respond_within: None,
                 review_required: true,
+                expire_after: None,
             },
             Severity::High => SeverityPolicy {
                 approvals: 1,
@@ -46,6 +59,7 @@ impl SeverityPolicy {
                 allow_self_approval: false,
                 respond_within: minutes(15),
                 review_required: false,
+                expire_after: minutes(4 * 60),
             },
             Severity::Medium => SeverityPolicy {
                 approvals: 1,
@@ -54,6 +68,7 @@ impl SeverityPolicy {
                 allow_self_approval: false,
                 respond_within: minutes(60),
                 review_required: false,
+                expire_after: minutes(8 * 60),
             },
             Severity::Low => SeverityPolicy {
                 approvals: 1,
@@ -62,6 +77,7 @@ impl SeverityPolicy {
                 allow_self_approval: false,
                 respond_within: minutes(24 * 60),
                 review_required: false,
+                expire_after: minutes(3 * 24 * 60),
             },
         }
     }
@@ -73,6 +89,21 @@ impl Policy {
             .get(&severity)
             .cloned()
             .unwrap_or_else(|| SeverityPolicy::default_for(severity))
+    }
+
+    /// The escalation levels that apply to a severity, in the order they open.
+    pub fn ladder(&self, severity: Severity) -> Vec<crate::domain::rollback::LadderLevel> {
+        let mut levels: Vec<_> = self
+            .escalation
+            .iter()
+            .filter(|l| l.severities.as_ref().is_none_or(|s| s.contains(&severity)))
+            .map(|l| crate::domain::rollback::LadderLevel {
+                role: l.role.clone(),
+                after_secs: l.after.as_secs(),
+            })
+            .collect();
+        levels.sort_by_key(|l| l.after_secs);
+        levels
     }
 
     pub fn may_request(&self, actor: &Actor) -> bool {

@@ -30,11 +30,44 @@ pub enum Event {
         approver_roles: Vec<String>,
         allow_self_approval: bool,
         review_required: bool,
+        /// Who joins the approvers, and when, if nobody answers.
+        #[serde(default)]
+        ladder: Vec<LadderLevel>,
+        #[serde(default)]
+        expire_after_secs: Option<u64>,
     },
     Approved {
         by: UserId,
         role: String,
         plan_digest: String,
+        /// 0 for the severity's own approvers, n for the n-th escalation level.
+        #[serde(default)]
+        level: usize,
+    },
+    /// The next level of the ladder joins the approvers: by its timer, or by someone's click.
+    Escalated {
+        level: usize,
+        role: String,
+        by: Option<UserId>,
+    },
+    Expired,
+    /// The run stopped before a step that needs a person: a typed confirmation or a gate.
+    Paused {
+        index: usize,
+    },
+    /// The confirmation phrase of a destructive step was typed correctly.
+    Confirmed {
+        index: usize,
+        by: UserId,
+    },
+    /// A gate step was passed.
+    Continued {
+        index: usize,
+        by: UserId,
+    },
+    Aborted {
+        index: usize,
+        by: UserId,
     },
     Rejected {
         by: UserId,
@@ -87,12 +120,32 @@ pub enum StepOutcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LadderLevel {
+    pub role: String,
+    /// Seconds after the request at which this level joins the approvers.
+    pub after_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub level: usize,
+    pub role: String,
+    pub at: DateTime<Utc>,
+    /// Who clicked "Escalate now"; `None` when the level's time came.
+    pub by: Option<UserId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum State {
     AwaitingApproval,
-    /// Approved (or exempt from approval) and waiting for the executor.
+    /// Approved (or exempt from approval), or released from a pause, and waiting for the executor.
     Queued,
     Running,
+    /// Waiting for a person before step `step`: a typed confirmation or a gate.
+    Paused {
+        step: usize,
+    },
     Succeeded,
     Failed {
         step: usize,
@@ -105,6 +158,11 @@ pub enum State {
     Cancelled {
         by: UserId,
     },
+    Expired,
+    Aborted {
+        step: usize,
+        by: UserId,
+    },
 }
 
 impl State {
@@ -113,17 +171,25 @@ impl State {
             State::AwaitingApproval => "awaiting_approval",
             State::Queued => "queued",
             State::Running => "running",
+            State::Paused { .. } => "paused",
             State::Succeeded => "succeeded",
             State::Failed { .. } => "failed",
             State::Rejected { .. } => "rejected",
             State::Cancelled { .. } => "cancelled",
+            State::Expired => "expired",
+            State::Aborted { .. } => "aborted",
         }
     }
 
     pub fn is_finished(&self) -> bool {
         matches!(
             self,
-            State::Succeeded | State::Failed { .. } | State::Rejected { .. } | State::Cancelled { .. }
+            State::Succeeded
+                | State::Failed { .. }
+                | State::Rejected { .. }
+                | State::Cancelled { .. }
+                | State::Expired
+                | State::Aborted { .. }
         )
     }
 }
@@ -134,6 +200,8 @@ pub struct Approval {
     pub role: String,
     pub at: DateTime<Utc>,
     pub plan_digest: String,
+    #[serde(default)]
+    pub level: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +223,18 @@ pub struct Rollback {
     pub approver_roles: Vec<String>,
     pub allow_self_approval: bool,
     pub review_required: bool,
+    #[serde(default)]
+    pub ladder: Vec<LadderLevel>,
+    /// How many ladder levels have joined the approvers.
+    #[serde(default)]
+    pub level: usize,
+    #[serde(default)]
+    pub escalations: Vec<Escalation>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Steps whose confirmation or gate a person has cleared.
+    #[serde(default)]
+    pub cleared: Vec<usize>,
     pub state: State,
     pub approvals: Vec<Approval>,
     pub steps: Vec<StepRecord>,
@@ -175,6 +255,8 @@ impl Rollback {
             approver_roles,
             allow_self_approval,
             review_required,
+            ladder,
+            expire_after_secs,
         } = &first.event
         else {
             return None;
@@ -189,6 +271,13 @@ impl Rollback {
             approver_roles: approver_roles.clone(),
             allow_self_approval: *allow_self_approval,
             review_required: *review_required,
+            ladder: ladder.clone(),
+            level: 0,
+            escalations: vec![],
+            expires_at: expire_after_secs
+                .filter(|_| *approvals_required > 0)
+                .map(|secs| first.at + chrono::Duration::seconds(secs as i64)),
+            cleared: vec![],
             state: if *approvals_required == 0 {
                 State::Queued
             } else {
@@ -211,16 +300,47 @@ impl Rollback {
         let at = recorded.at;
         match &recorded.event {
             Event::Requested { .. } => {}
-            Event::Approved { by, role, plan_digest } => {
+            Event::Approved {
+                by,
+                role,
+                plan_digest,
+                level,
+            } => {
                 self.approvals.push(Approval {
                     by: by.clone(),
                     role: role.clone(),
                     at,
                     plan_digest: plan_digest.clone(),
+                    level: *level,
                 });
                 if self.valid_approvals() >= self.approvals_required as usize {
                     self.state = State::Queued;
                 }
+            }
+            Event::Escalated { level, role, by } => {
+                self.level = self.level.max(*level);
+                self.escalations.push(Escalation {
+                    level: *level,
+                    role: role.clone(),
+                    at,
+                    by: by.clone(),
+                });
+            }
+            Event::Expired => {
+                self.state = State::Expired;
+                self.finished_at = Some(at);
+            }
+            Event::Paused { index } => self.state = State::Paused { step: *index },
+            Event::Confirmed { index, .. } | Event::Continued { index, .. } => {
+                self.cleared.push(*index);
+                self.state = State::Queued;
+            }
+            Event::Aborted { index, by } => {
+                self.state = State::Aborted {
+                    step: *index,
+                    by: by.clone(),
+                };
+                self.finished_at = Some(at);
             }
             Event::Rejected { by, reason } => {
                 self.state = State::Rejected {
@@ -287,6 +407,28 @@ impl Rollback {
                 (next < self.plan.steps.len()).then_some(next)
             }
         }
+    }
+
+    /// The roles that may approve now, each with the level at which it joined.
+    pub fn approver_roles_now(&self) -> Vec<(String, usize)> {
+        let base = self.approver_roles.iter().map(|r| (r.clone(), 0));
+        let joined = self
+            .ladder
+            .iter()
+            .take(self.level)
+            .enumerate()
+            .map(|(i, l)| (l.role.clone(), i + 1));
+        base.chain(joined).collect()
+    }
+
+    /// The next ladder level, its role, and when its time comes.
+    pub fn next_level(&self) -> Option<(usize, &LadderLevel, DateTime<Utc>)> {
+        let next = self.ladder.get(self.level)?;
+        Some((
+            self.level + 1,
+            next,
+            self.requested_at + chrono::Duration::seconds(next.after_secs as i64),
+        ))
     }
 
     pub fn elapsed(&self) -> Option<chrono::Duration> {

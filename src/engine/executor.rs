@@ -2,7 +2,7 @@
 //! runs and its result after, so the record always says what was in flight.
 use super::Engine;
 use super::command::{self, CommandSpec};
-use crate::domain::{Action, Actor, Rollback, RollbackId, StepAction};
+use crate::domain::{Action, Actor, Rollback, RollbackId, State, StepAction, StepOutcome, StepResult};
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +38,12 @@ impl Executor {
                 Some(r) => r,
                 None => return Ok(()),
             };
+            if let State::Paused { .. } = rollback.state {
+                // A person must confirm or pass this step; their click queues the run again.
+                return Ok(());
+            }
             let result = match &rollback.plan.steps[index].action {
+                StepAction::Gate { .. } => gate_passed(index),
                 StepAction::Command {
                     argv,
                     env,
@@ -112,5 +117,16 @@ impl Executor {
                 _ = shutdown.wait() => return,
             }
         }
+    }
+}
+
+/// A gate step has nothing to run: it succeeds once someone passed it.
+fn gate_passed(index: usize) -> StepResult {
+    StepResult {
+        outcome: StepOutcome::Succeeded,
+        exit_code: None,
+        duration_ms: 0,
+        output_tail: String::new(),
+        detail: Some(format!("gate {} passed", index + 1)),
     }
 }

@@ -2,13 +2,15 @@
 //! events cause, and retry the decision when another writer got there first.
 pub mod command;
 pub mod executor;
+pub mod timers;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::State;
 use crate::domain::plan::PlanRequest;
 use crate::domain::{Action, Actor, Event, Plan, Recorded, Refusal, Rollback, RollbackId, RollbackRequest, decide};
 use crate::grammar::RequestArgs;
-use crate::store::{Effect, Store, Written};
+use crate::store::{Consequences, Effect, Store, Timer, TimerAction, Written};
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -26,34 +28,63 @@ pub struct Engine {
     pub run_ready: Arc<Notify>,
 }
 
-/// The effects that recording `events` causes, given the rollback after them.
-pub fn effects_of(events: &[Event]) -> Vec<Effect> {
+fn events_of(history: &[Recorded]) -> Vec<Event> {
+    history.iter().map(|r| r.event.clone()).collect()
+}
+
+/// What recording `events` causes besides the events: messages to deliver, timers to set,
+/// timers to void. `after` is the rollback with the events applied.
+pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event]) -> Consequences {
     let mut effects = vec![];
+    let mut timers = vec![];
     let mut card_changed = false;
     for event in events {
         match event {
-            Event::Requested { .. } => effects.push(Effect::PostCard),
-            Event::StepStarted { index } => {
-                card_changed = true;
-                effects.push(Effect::StepStarted { index: *index });
+            Event::Requested { .. } => {
+                effects.push(Effect::PostCard);
+                if after.approvals_required == 0 {
+                    if !after.ladder.is_empty() {
+                        effects.push(Effect::NotifyLadder);
+                    }
+                } else {
+                    for (index, level) in after.ladder.iter().enumerate() {
+                        let due_at = after.requested_at + chrono::Duration::seconds(level.after_secs as i64);
+                        timers.push(Timer {
+                            action: TimerAction::Escalate { level: index + 1 },
+                            due_at,
+                        });
+                    }
+                    if let Some(due_at) = after.expires_at {
+                        timers.push(Timer {
+                            action: TimerAction::Expire,
+                            due_at,
+                        });
+                    }
+                }
             }
-            Event::StepFinished { index, .. } => {
-                card_changed = true;
-                effects.push(Effect::StepFinished { index: *index });
+            Event::StepStarted { index } => effects.push(Effect::StepStarted { index: *index }),
+            Event::StepFinished { index, .. } => effects.push(Effect::StepFinished { index: *index }),
+            Event::Succeeded | Event::Failed { .. } | Event::Expired | Event::Aborted { .. } => {
+                effects.push(Effect::RunFinished)
             }
-            Event::Succeeded | Event::Failed { .. } => {
-                card_changed = true;
-                effects.push(Effect::RunFinished);
-            }
-            Event::Approved { .. } | Event::Rejected { .. } | Event::Cancelled { .. } | Event::RunStarted => {
-                card_changed = true
-            }
+            Event::Escalated { level, .. } => effects.push(Effect::Escalated { level: *level }),
+            Event::Paused { index } => effects.push(Effect::Paused { index: *index }),
+            Event::Confirmed { index, by } | Event::Continued { index, by } => effects.push(Effect::GateCleared {
+                index: *index,
+                by: by.clone(),
+            }),
+            Event::Approved { .. } | Event::Rejected { .. } | Event::Cancelled { .. } | Event::RunStarted => {}
         }
+        card_changed |= !matches!(event, Event::Requested { .. });
     }
     if card_changed {
         effects.push(Effect::UpdateCard);
     }
-    effects
+    Consequences {
+        effects,
+        timers,
+        cancel_timers: awaited_approval && after.state != State::AwaitingApproval,
+    }
 }
 
 impl Engine {
@@ -93,7 +124,6 @@ impl Engine {
             Ok(events) => events,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let effects = effects_of(&events);
         let history: Vec<Recorded> = events
             .into_iter()
             .map(|event| Recorded {
@@ -102,9 +132,11 @@ impl Engine {
                 event,
             })
             .collect();
+        let draft = Rollback::from_history(RollbackId(0), &history).expect("decide starts a rollback with its request");
+        let consequences = consequences_of(false, &draft, &events_of(&history));
         let rollback = self
             .store
-            .create_rollback(&history, &effects)
+            .create_rollback(&history, &consequences)
             .await
             .context("recording the rollback request")?;
         tracing::info!(rollback = %rollback.id, service = %rollback.request.service, severity = %rollback.request.severity, requester = %actor.user, "rollback requested");
@@ -129,6 +161,7 @@ impl Engine {
                 Err(refusal) => return Ok(Err(refusal)),
             };
             let expected_version = rollback.version;
+            let awaited_approval = rollback.state == State::AwaitingApproval;
             let recorded: Vec<Recorded> = events
                 .iter()
                 .cloned()
@@ -141,10 +174,10 @@ impl Engine {
             for r in &recorded {
                 rollback.apply(r);
             }
-            let effects = effects_of(&events);
+            let consequences = consequences_of(awaited_approval, &rollback, &events);
             match self
                 .store
-                .append(&rollback, expected_version, &recorded, &effects)
+                .append(&rollback, expected_version, &recorded, &consequences)
                 .await
                 .with_context(|| format!("recording {} on {id}", action.name()))?
             {
@@ -170,13 +203,5 @@ impl Engine {
         self.store.enqueue(effects, self.clock.now()).await?;
         self.outbox_ready.notify_one();
         Ok(())
-    }
-
-    pub fn actor(&self, user: &str, team: Option<&str>) -> Actor {
-        Actor {
-            user: crate::domain::UserId(user.to_owned()),
-            team: team.map(|t| crate::domain::TeamId(t.to_owned())),
-            roles: self.config.roles_of(user),
-        }
     }
 }

@@ -12,6 +12,13 @@ pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
 
 type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
 
+/// Where a reply goes: the thread of the message `ts`, also shown in the channel if `broadcast`.
+#[derive(Clone, Copy)]
+pub struct Thread<'a> {
+    pub ts: &'a str,
+    pub broadcast: bool,
+}
+
 pub struct SlackApi {
     client: SlackClient<Connector>,
     token: SlackApiToken,
@@ -89,9 +96,17 @@ impl SlackApi {
     }
 
     /// Posts to a channel, or into a thread when `thread_ts` is given; returns the message ts.
-    pub async fn post(&self, channel: &str, message: &Message, thread_ts: Option<&str>) -> Result<String, CallError> {
+    pub async fn post(
+        &self,
+        channel: &str,
+        message: &Message,
+        thread: Option<Thread<'_>>,
+    ) -> Result<String, CallError> {
         let mut request = SlackApiChatPostMessageRequest::new(channel.into(), content(message)?);
-        request.thread_ts = thread_ts.map(|ts| SlackTs(ts.to_owned()));
+        if let Some(thread) = thread {
+            request.thread_ts = Some(SlackTs(thread.ts.to_owned()));
+            request.reply_broadcast = thread.broadcast.then_some(true);
+        }
         let session = self.client.open_session(&self.token);
         let response = session.chat_post_message(&request).await.map_err(classify)?;
         Ok(response.ts.0)
@@ -105,6 +120,30 @@ impl SlackApi {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+
+    pub async fn open_view(&self, trigger_id: &str, view: &serde_json::Value) -> Result<(), CallError> {
+        let view: SlackView = serde_json::from_value(view.clone())
+            .map_err(|e| CallError::Permanent(format!("rollbot built a view Slack's model rejects: {e}")))?;
+        let request = SlackApiViewsOpenRequest::new(SlackTriggerId(trigger_id.to_owned()), view);
+        self.client
+            .open_session(&self.token)
+            .views_open(&request)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// The members of a user group (`usergroups.users.list`).
+    pub async fn group_members(&self, group: &str) -> Result<Vec<String>, CallError> {
+        let request = SlackApiUserGroupsUsersListRequest::new(SlackUserGroupId(group.to_owned()));
+        let response = self
+            .client
+            .open_session(&self.token)
+            .usergroups_users_list(&request)
+            .await
+            .map_err(classify)?;
+        Ok(response.users.into_iter().map(|u| u.0).collect())
     }
 
     pub async fn ephemeral(&self, channel: &str, user: &str, message: &Message) -> Result<(), CallError> {

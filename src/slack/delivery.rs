@@ -1,7 +1,7 @@
 //! Drains the outbox to Slack: renders each effect from the rollback's current state, calls
 //! the Web API, and retries with backoff (honouring `Retry-After`) until it is delivered or
 //! recorded as undeliverable.
-use super::client::{CallError, SlackApi};
+use super::client::{CallError, SlackApi, Thread};
 use super::messages;
 use crate::engine::Engine;
 use crate::store::{CardRef, Effect, OutboxItem};
@@ -16,7 +16,7 @@ const BATCH: i64 = 16;
 
 pub struct Delivery {
     engine: Arc<Engine>,
-    slack: SlackApi,
+    slack: Arc<SlackApi>,
 }
 
 enum Outcome {
@@ -26,7 +26,7 @@ enum Outcome {
 }
 
 impl Delivery {
-    pub fn new(engine: Arc<Engine>, slack: SlackApi) -> Self {
+    pub fn new(engine: Arc<Engine>, slack: Arc<SlackApi>) -> Self {
         Delivery { engine, slack }
     }
 
@@ -102,11 +102,12 @@ impl Delivery {
             .await?
             .ok_or_else(|| anyhow!("{id}'s card has not been posted"))?;
         let card = &card;
-        let thread = |message: messages::Message| async move {
-            self.slack
-                .post(&card.channel, &message, Some(&card.ts))
-                .await
-                .map(|_| ())
+        let reply = |message: messages::Message, broadcast: bool| async move {
+            let thread = Thread {
+                ts: &card.ts,
+                broadcast,
+            };
+            self.slack.post(&card.channel, &message, Some(thread)).await.map(|_| ())
         };
         match &item.effect {
             Effect::UpdateCard => {
@@ -114,7 +115,7 @@ impl Delivery {
                     .update(&card.channel, &card.ts, &messages::card(&rollback, directory))
                     .await?
             }
-            Effect::StepStarted { index } => thread(messages::step_started(&rollback, *index)).await?,
+            Effect::StepStarted { index } => reply(messages::step_started(&rollback, *index), false).await?,
             Effect::StepFinished { index } => {
                 let result = rollback
                     .steps
@@ -123,9 +124,16 @@ impl Delivery {
                     .find(|s| s.index == *index)
                     .and_then(|s| s.result.clone())
                     .ok_or_else(|| anyhow!("{id} has no result for step {index}"))?;
-                thread(messages::step_finished(&rollback, *index, &result)).await?
+                reply(messages::step_finished(&rollback, *index, &result), false).await?
             }
-            Effect::RunFinished => thread(messages::run_finished(&rollback)).await?,
+            // How a rollback ended is news for the whole channel, not only the thread.
+            Effect::RunFinished => reply(messages::run_finished(&rollback), true).await?,
+            Effect::Escalated { level } => reply(messages::escalated(&rollback, *level, directory), false).await?,
+            Effect::NotifyLadder => reply(messages::ladder_notified(&rollback, directory), false).await?,
+            Effect::Paused { index } => reply(messages::paused(&rollback, *index), false).await?,
+            Effect::GateCleared { index, by } => {
+                reply(messages::gate_cleared(&rollback, *index, Some(by)), false).await?
+            }
             Effect::PostCard | Effect::Ephemeral { .. } => unreachable!("handled above"),
         }
         Ok(())

@@ -55,10 +55,11 @@ pub fn parse_slash_command(body: &[u8]) -> Result<SlashCommand, InboundError> {
     })
 }
 
-/// The one interaction rollbot acts on in this version: a button on its own card.
+/// The interactions rollbot acts on: a button on its card, and its modals being submitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Interaction {
     Button(ButtonClick),
+    Submission(ViewSubmission),
     /// Anything else Slack sends (view submissions, shortcuts): acknowledged and ignored.
     Ignored {
         kind: String,
@@ -72,6 +73,17 @@ pub struct ButtonClick {
     pub channel_id: String,
     pub action_id: String,
     pub value: String,
+    pub trigger_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewSubmission {
+    pub team_id: Option<String>,
+    pub user_id: String,
+    pub callback_id: String,
+    pub private_metadata: String,
+    /// Input block id → the value typed or selected.
+    pub values: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +101,32 @@ struct RawPayload {
     container: Option<RawContainer>,
     #[serde(default)]
     actions: Vec<RawAction>,
+    trigger_id: Option<String>,
+    view: Option<RawView>,
+}
+
+#[derive(Deserialize)]
+struct RawView {
+    callback_id: Option<String>,
+    private_metadata: Option<String>,
+    state: Option<RawViewState>,
+}
+
+#[derive(Deserialize)]
+struct RawViewState {
+    #[serde(default)]
+    values: std::collections::BTreeMap<String, std::collections::BTreeMap<String, RawInput>>,
+}
+
+#[derive(Deserialize)]
+struct RawInput {
+    value: Option<String>,
+    selected_option: Option<RawOption>,
+}
+
+#[derive(Deserialize)]
+struct RawOption {
+    value: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +158,28 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, InboundError> {
     let raw: RawPayload = serde_json::from_str(&payload)
         .map_err(|e| InboundError(format!("the interaction payload is not valid JSON: {e}")))?;
     let kind = required(raw.kind, "type")?;
+    if kind == "view_submission" {
+        let user = raw.user.ok_or_else(|| InboundError("the request has no user".into()))?;
+        let view = raw.view.ok_or_else(|| InboundError("the request has no view".into()))?;
+        let values = view
+            .state
+            .map(|s| s.values)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(block, inputs)| {
+                let input = inputs.into_values().next()?;
+                let value = input.value.or(input.selected_option.and_then(|o| o.value))?;
+                Some((block, value))
+            })
+            .collect();
+        return Ok(Interaction::Submission(ViewSubmission {
+            team_id: raw.team.and_then(|t| optional(t.id)).or_else(|| optional(user.team_id)),
+            user_id: required(user.id, "user.id")?,
+            callback_id: required(view.callback_id, "view.callback_id")?,
+            private_metadata: view.private_metadata.unwrap_or_default(),
+            values,
+        }));
+    }
     if kind != "block_actions" {
         return Ok(Interaction::Ignored { kind });
     }
@@ -139,5 +199,6 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, InboundError> {
         channel_id: required(channel_id, "channel.id")?,
         action_id: required(action.action_id, "actions[0].action_id")?,
         value: required(action.value, "actions[0].value")?,
+        trigger_id: optional(raw.trigger_id),
     }))
 }

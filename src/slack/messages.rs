@@ -116,6 +116,7 @@ pub fn step_line(action: &StepAction) -> String {
             let argv: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
             [env, argv].concat().join(" ")
         }
+        StepAction::Gate { message } => format!("(gate) {message}"),
     }
 }
 
@@ -137,11 +138,21 @@ pub fn plan_text(plan: &Plan) -> String {
 /// Who may approve, as mentions: members of the approving roles, less the requester when
 /// they may not approve their own rollback.
 fn approvers(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> String {
-    let members: Vec<String> = rollback
-        .approver_roles
+    let roles: Vec<String> = rollback
+        .approver_roles_now()
+        .into_iter()
+        .map(|(role, _)| role)
+        .collect();
+    let requester = (!rollback.allow_self_approval).then_some(rollback.request.requester.0.as_str());
+    members_of(&roles, directory, requester)
+}
+
+/// Everyone in `roles`, as mentions (groups as group mentions), less `except`.
+fn members_of(roles: &[String], directory: &BTreeMap<String, Vec<String>>, except: Option<&str>) -> String {
+    let members: Vec<String> = roles
         .iter()
         .flat_map(|role| directory.get(role).into_iter().flatten())
-        .filter(|m| rollback.allow_self_approval || **m != rollback.request.requester.0)
+        .filter(|m| Some(m.as_str()) != except)
         .map(|m| mention(m))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
@@ -151,6 +162,32 @@ fn approvers(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> 
     } else {
         members.join(", ")
     }
+}
+
+/// The escalation status while a rollback awaits approval: current level, next level, expiry.
+fn ladder_line(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> Option<String> {
+    let mut parts = vec![];
+    if rollback.level > 0 {
+        let joined = &rollback.escalations.last()?.role;
+        parts.push(format!(
+            "Escalated to level {} of {} (`{}` joined).",
+            rollback.level,
+            rollback.ladder.len(),
+            escape(joined)
+        ));
+    }
+    if let Some((_, next, at)) = rollback.next_level() {
+        parts.push(format!(
+            "Next: `{}` ({}) joins at {} if nobody approves; *Escalate now* brings them in at once.",
+            escape(&next.role),
+            members_of(std::slice::from_ref(&next.role), directory, None),
+            hhmm(at)
+        ));
+    }
+    if let Some(at) = rollback.expires_at {
+        parts.push(format!("Expires at {} unapproved.", hhmm(at)));
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 fn role_names(roles: &[String]) -> String {
@@ -221,6 +258,44 @@ fn state_line(rollback: &Rollback) -> String {
             format!("🚫 *Rejected* by {}{why}. Nothing ran.", user(by))
         }
         State::Cancelled { by } => format!("🛑 *Cancelled* by {}. Nothing ran.", user(by)),
+        State::Paused { step } => {
+            let paused = &rollback.plan.steps[*step];
+            let (n, name) = (step + 1, escape(&paused.name));
+            match (&paused.confirm, &paused.action) {
+                (Some(phrase), _) => format!(
+                    "⏸️ *Paused before step {n} of {total}, {name}*: it is destructive. Next: click *Confirm…* and type `{}` exactly to run it, or *Abort*.",
+                    escape(phrase)
+                ),
+                (None, StepAction::Gate { message }) => format!(
+                    "⏸️ *Paused at step {n} of {total}, {name}*: {}. Next: *Continue* runs the rest; *Abort* stops here.",
+                    escape(message)
+                ),
+                (None, _) => format!("⏸️ *Paused* before step {n} of {total}, {name}."),
+            }
+        }
+        State::Expired => {
+            let waited = rollback
+                .expires_at
+                .map(|at| at - rollback.requested_at)
+                .and_then(|d| d.to_std().ok());
+            let waited = waited
+                .map(|d| format!(" within {}", humantime::format_duration(d)))
+                .unwrap_or_default();
+            format!("⌛ *Expired*: nobody approved it{waited}. Nothing ran. Request it again if it is still needed.")
+        }
+        State::Aborted { step, by } => {
+            let name = rollback
+                .plan
+                .steps
+                .get(*step)
+                .map(|s| escape(&s.name))
+                .unwrap_or_default();
+            format!(
+                "🛑 *Aborted* by {} at step {} of {total}, *{name}*. The steps from there on did not run.",
+                user(by),
+                step + 1
+            )
+        }
     }
 }
 
@@ -318,22 +393,42 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> M
             } else {
                 " The requester cannot approve their own rollback."
             };
+            let roles: Vec<String> = rollback.approver_roles_now().into_iter().map(|(r, _)| r).collect();
             blocks.push(context(format!(
-                "Who may approve: {} ({}).{self_note}",
+                "Who may approve now: {} ({}).{self_note}",
                 approvers(rollback, directory),
-                role_names(&rollback.approver_roles)
+                role_names(&roles)
             )));
+            if let Some(line) = ladder_line(rollback, directory) {
+                blocks.push(context(line));
+            }
+            let mut buttons = vec![
+                button("approve", "Approve", id, Some("primary")),
+                button("reject", "Reject", id, Some("danger")),
+            ];
+            if rollback.next_level().is_some() {
+                buttons.push(button("escalate", "Escalate now", id, None));
+            }
+            buttons.push(button("cancel", "Cancel", id, None));
+            blocks.push(json!({"type": "actions", "block_id": format!("rollback:{id}"), "elements": buttons}));
+            blocks.push(context(
+                "*Approve* runs the plan above as shown. *Reject* asks for a reason and closes the request without running anything. *Cancel* withdraws it (requester or approvers).".into(),
+            ));
+        }
+        State::Paused { step } => {
+            let paused = &rollback.plan.steps[step];
+            let first = if paused.confirm.is_some() {
+                button("confirm", "Confirm…", id, Some("danger"))
+            } else {
+                button("continue", "Continue", id, Some("primary"))
+            };
             blocks.push(json!({
                 "type": "actions",
                 "block_id": format!("rollback:{id}"),
-                "elements": [
-                    button("approve", "Approve", id, Some("primary")),
-                    button("reject", "Reject", id, Some("danger")),
-                    button("cancel", "Cancel", id, None),
-                ]
+                "elements": [first, button("abort", "Abort", id, None)]
             }));
             blocks.push(context(
-                "*Approve* runs the plan above as shown. *Reject* closes the request without running anything. *Cancel* withdraws it (requester or approvers).".into(),
+                "The requester or anyone who may approve it can answer. *Abort* stops the run here; nothing after this step runs.".into(),
             ));
         }
         State::Queued => {
@@ -421,13 +516,127 @@ pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> 
     Message::plain(head + &output)
 }
 
+/// The thread's last word on a rollback: how it ended.
 pub fn run_finished(rollback: &Rollback) -> Message {
-    Message::plain(match &rollback.state {
-        State::Succeeded => format!("{} {}", rollback.id, state_line(rollback)),
-        State::Failed { .. } => format!("{} {}", rollback.id, state_line(rollback)),
-        other => format!("{} is {}", rollback.id, other.name()),
+    Message::plain(format!("{} {}", rollback.id, state_line(rollback)))
+}
+
+/// In the thread when a ladder level joins: its people are mentioned so they are notified.
+pub fn escalated(rollback: &Rollback, level: usize, directory: &BTreeMap<String, Vec<String>>) -> Message {
+    let Some(escalation) = rollback.escalations.iter().find(|e| e.level == level) else {
+        return Message::plain(format!("{} escalated to level {level}.", rollback.id));
+    };
+    let why = match &escalation.by {
+        Some(by) => format!("{} asked to escalate", user(by)),
+        None => {
+            let waited = (escalation.at - rollback.requested_at).to_std().unwrap_or_default();
+            format!(
+                "nobody approved for {}",
+                humantime::format_duration(std::time::Duration::from_secs(waited.as_secs() / 60 * 60))
+            )
+        }
+    };
+    Message::plain(format!(
+        "⏫ *{}* escalated to `{}` ({why}): {}, you may now approve or reject it on the card above.",
+        rollback.id,
+        escape(&escalation.role),
+        members_of(std::slice::from_ref(&escalation.role), directory, None)
+    ))
+}
+
+/// In the thread when a rollback that needs no approval starts: the whole ladder is told.
+pub fn ladder_notified(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> Message {
+    let people: Vec<String> = rollback
+        .ladder
+        .iter()
+        .map(|l| {
+            format!(
+                "`{}` ({})",
+                escape(&l.role),
+                members_of(std::slice::from_ref(&l.role), directory, None)
+            )
+        })
+        .collect();
+    Message::plain(format!(
+        "🚨 *{}* is a {} rollback and runs without approval. For awareness: {}. A post-incident review is required.",
+        rollback.id,
+        rollback.request.severity,
+        people.join(", ")
+    ))
+}
+
+/// In the thread when the run stops before a step that needs a person.
+pub fn paused(rollback: &Rollback, index: usize) -> Message {
+    Message::plain(format!("{} {}", rollback.id, state_line_for_pause(rollback, index)))
+}
+
+fn state_line_for_pause(rollback: &Rollback, index: usize) -> String {
+    let mut paused = rollback.clone();
+    paused.state = State::Paused { step: index };
+    state_line(&paused)
+}
+
+/// In the thread when someone confirmed or passed a step.
+pub fn gate_cleared(rollback: &Rollback, index: usize, by: Option<&UserId>) -> Message {
+    let step = &rollback.plan.steps[index];
+    let verb = if step.confirm.is_some() { "confirmed" } else { "passed" };
+    let who = by.map(user).unwrap_or_else(|| "someone".into());
+    Message::plain(format!(
+        "▶️ {who} {verb} step {} *{}*; the run continues.",
+        index + 1,
+        escape(&step.name)
+    ))
+}
+
+/// The modal that asks why a rollback is rejected.
+pub fn reject_modal(id: RollbackId) -> Value {
+    json!({
+        "type": "modal",
+        "callback_id": "reject",
+        "private_metadata": id.to_string(),
+        "title": {"type": "plain_text", "text": truncate(&format!("Reject {id}"), 24)},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Keep it"},
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": format!("Rejecting *{id}* closes it; nothing will run. The reason is shown on the card and kept in the timeline.")}},
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": {"type": "plain_text", "text": "Why reject it?"},
+                "element": {"type": "plain_text_input", "action_id": "reason", "multiline": true, "max_length": 500}
+            }
+        ]
     })
 }
+
+/// The modal where a destructive step's phrase must be typed.
+pub fn confirm_modal(rollback: &Rollback, index: usize) -> Value {
+    let step = &rollback.plan.steps[index];
+    let phrase = step.confirm.as_deref().unwrap_or_default();
+    json!({
+        "type": "modal",
+        "callback_id": "confirm",
+        "private_metadata": format!("{}:{index}", rollback.id),
+        "title": {"type": "plain_text", "text": truncate(&format!("Confirm {}", rollback.id), 24)},
+        "submit": {"type": "plain_text", "text": "Run this step"},
+        "close": {"type": "plain_text", "text": "Not now"},
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!(
+                "Step {} *{}* is destructive. It will run:\n{}\nType `{}` to run it.",
+                index + 1, escape(&step.name), code_block(&step_line(&step.action)), escape(phrase)
+            ), MAX_SECTION_CHARS)}},
+            {
+                "type": "input",
+                "block_id": "phrase",
+                "label": {"type": "plain_text", "text": "Confirmation phrase"},
+                "element": {"type": "plain_text_input", "action_id": "phrase"}
+            }
+        ]
+    })
+}
+
+pub const WRONG_PHRASE: &str = "That is not the phrase. Type it exactly as shown above (it is case-sensitive).";
+pub const REASON_NEEDED: &str = "Say why, so the requester knows what to do instead.";
 
 /// The private answer to the requester once the request is recorded.
 pub fn request_acknowledged(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> Message {
@@ -559,6 +768,9 @@ fn state_phrase(state: &State) -> String {
         State::Failed { .. } => "already finished (failed)".into(),
         State::Rejected { by, .. } => format!("already rejected by {}", user(by)),
         State::Cancelled { by } => format!("already cancelled by {}", user(by)),
+        State::Paused { step } => format!("paused before step {}, waiting for a person", step + 1),
+        State::Expired => "already expired".into(),
+        State::Aborted { by, .. } => format!("already aborted by {}", user(by)),
     }
 }
 
@@ -701,6 +913,27 @@ pub fn refusal(refusal: &Refusal) -> Message {
             format!("*{id}* will not run: it holds {valid} valid approval(s) for its plan but needs {needed}.")
         }
         SystemOnly => "That action is rollbot's own and cannot be taken from Slack.".into(),
+        MembershipUnknown { id, roles } => format!(
+            "rollbot could not check with Slack whether you are in {} (a user group), so it did not act{}. Nothing changed; try again in a minute.",
+            role_names(roles),
+            id.map(|id| format!(" on *{id}*")).unwrap_or_default()
+        ),
+        NoHigherLevel { id } => {
+            format!("*{id}* is already at the top of its escalation path; ask the people on the card directly.")
+        }
+        NotAllowedToEscalate { id } => {
+            format!("Only the requester or someone who may approve *{id}* can escalate it. Ask them in the thread.")
+        }
+        NotPaused { id, state } => format!(
+            "*{id}* is {}, not waiting at a step; your click changed nothing. The card shows its current state.",
+            state_phrase(state)
+        ),
+        NotAllowedAtGate { id } => format!(
+            "Only the requester or someone who may approve *{id}* can answer at this step. Ask them in the thread."
+        ),
+        WrongPhrase { id } => {
+            format!("The confirmation phrase for *{id}* did not match; the step did not run. {WRONG_PHRASE}")
+        }
         OutOfOrder { id, detail } => format!("*{id}*: {}; nothing changed.", escape(detail)),
     })
 }
@@ -774,6 +1007,12 @@ pub fn severity_missing(args: &crate::grammar::RequestArgs) -> Message {
         "How severe is the incident? The severity decides who must approve. Run it again with one of critical, high, medium or low, e.g. `/rollback {}`. Nothing was recorded.",
         escape(&example.to_text())
     ))
+}
+
+pub fn modal_failed() -> Message {
+    Message::plain(
+        "rollbot could not open the form (Slack did not answer in time); nothing changed. Click the button again.",
+    )
 }
 
 pub fn unknown_button() -> Message {
@@ -1021,6 +1260,18 @@ mod tests {
             finished.text.trim_end_matches("```").ends_with("line of output\n"),
             "the end of the output is kept"
         );
+    }
+
+    #[test]
+    fn modals_are_valid_slack_views() {
+        let story = Story::requested_with(policy(), Severity::High, None);
+        let mut paused = story.rollback.clone();
+        paused.plan = plan_with_gates();
+        for view in [reject_modal(RollbackId(1)), confirm_modal(&paused, 3)] {
+            let parsed: Result<slack_morphism::prelude::SlackView, _> = serde_json::from_value(view.clone());
+            assert!(parsed.is_ok(), "{:?}\n{view:#}", parsed.err());
+        }
+        insta::assert_json_snapshot!(confirm_modal(&paused, 3));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and every message a person reads.
 pub mod client;
 pub mod delivery;
+pub mod directory;
 pub mod inbound;
 pub mod messages;
 pub mod signature;

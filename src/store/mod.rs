@@ -20,6 +20,7 @@ pub enum Effect {
     StepFinished {
         index: usize,
     },
+    /// In the thread: how the rollback ended (succeeded, failed, expired, aborted).
     RunFinished,
     /// A private line to one person, already worded by the edge.
     Ephemeral {
@@ -27,6 +28,21 @@ pub enum Effect {
         user: UserId,
         text: String,
     },
+    /// In the thread: the next ladder level joined, with its people mentioned.
+    Escalated {
+        level: usize,
+    },
+    /// In the thread: the run waits for a person before step `index`.
+    Paused {
+        index: usize,
+    },
+    /// In the thread: someone confirmed or passed step `index`.
+    GateCleared {
+        index: usize,
+        by: UserId,
+    },
+    /// In the thread: a rollback that needed no approval started; everyone on the ladder is told.
+    NotifyLadder,
 }
 
 impl Effect {
@@ -38,8 +54,42 @@ impl Effect {
             Effect::StepFinished { .. } => "step_finished",
             Effect::RunFinished => "run_finished",
             Effect::Ephemeral { .. } => "ephemeral",
+            Effect::Escalated { .. } => "escalated",
+            Effect::Paused { .. } => "paused",
+            Effect::GateCleared { .. } => "gate_cleared",
+            Effect::NotifyLadder => "notify_ladder",
         }
     }
+}
+
+/// Something rollbot itself must do to a rollback at a given time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TimerAction {
+    Escalate { level: usize },
+    Expire,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    pub action: TimerAction,
+    pub due_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DueTimer {
+    pub id: i64,
+    pub rollback_id: RollbackId,
+    pub action: TimerAction,
+}
+
+/// Everything a change causes besides its events, written in the same transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Consequences {
+    pub effects: Vec<Effect>,
+    pub timers: Vec<Timer>,
+    /// The rollback no longer awaits approval: its pending timers are void.
+    pub cancel_timers: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-use super::{CardRef, Effect, OutboxItem, Written};
+use super::{CardRef, Consequences, DueTimer, Effect, OutboxItem, Written};
 use crate::domain::{Recorded, Rollback, RollbackId};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
@@ -6,7 +6,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::str::FromStr;
 use tokio_postgres::{NoTls, Transaction};
 
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "0001_init.sql", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "0001_init.sql", include_str!("../../migrations/0001_init.sql")),
+    (2, "0002_timers.sql", include_str!("../../migrations/0002_timers.sql")),
+];
 
 #[derive(Clone)]
 pub struct Store {
@@ -89,7 +92,7 @@ impl Store {
 
     /// Records a new rollback from its first events, with the effects they cause, and returns
     /// it with its number.
-    pub async fn create_rollback(&self, history: &[Recorded], effects: &[Effect]) -> Result<Rollback> {
+    pub async fn create_rollback(&self, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let number: i64 = tx.query_one("SELECT nextval('rollback_numbers')", &[]).await?.get(0);
@@ -111,7 +114,7 @@ impl Store {
         )
         .await?;
         insert_events(&tx, id, 0, history).await?;
-        insert_effects(&tx, Some(id), effects, rollback.requested_at).await?;
+        apply_consequences(&tx, id, consequences, rollback.requested_at).await?;
         tx.commit().await.context("committing the new rollback")?;
         Ok(rollback)
     }
@@ -123,7 +126,7 @@ impl Store {
         rollback: &Rollback,
         expected_version: i64,
         events: &[Recorded],
-        effects: &[Effect],
+        consequences: &Consequences,
     ) -> Result<Written> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -138,7 +141,7 @@ impl Store {
             return Ok(Written::Conflict);
         }
         insert_events(&tx, rollback.id, expected_version, events).await?;
-        insert_effects(&tx, Some(rollback.id), effects, now).await?;
+        apply_consequences(&tx, rollback.id, consequences, now).await?;
         tx.commit().await.context("committing the rollback's change")?;
         Ok(Written::Ok)
     }
@@ -276,6 +279,72 @@ impl Store {
         Ok(items)
     }
 
+    /// Claims timers that are due, for `lease`; a claimed timer that is not marked fired before
+    /// its lease ends is handed out again (its process may have died).
+    pub async fn claim_due_timers(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<DueTimer>> {
+        let until = now + chrono::Duration::from_std(lease)?;
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "UPDATE timers SET claimed_until = $2
+                 WHERE id IN (
+                     SELECT id FROM timers
+                     WHERE fired_at IS NULL AND due_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1)
+                     ORDER BY due_at, id LIMIT $3
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING id, rollback_id, action, due_at",
+                &[&now, &until, &limit],
+            )
+            .await?;
+        let mut due: Vec<(DateTime<Utc>, DueTimer)> = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.get(3),
+                    DueTimer {
+                        id: r.get(0),
+                        rollback_id: RollbackId(r.get(1)),
+                        action: serde_json::from_value(r.get(2)).context("reading a stored timer")?,
+                    },
+                ))
+            })
+            .collect::<Result<_>>()?;
+        due.sort_by_key(|(at, t)| (*at, t.id));
+        Ok(due.into_iter().map(|(_, t)| t).collect())
+    }
+
+    pub async fn timer_fired(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE timers SET fired_at = $2, claimed_until = NULL WHERE id = $1",
+                &[&id, &now],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Timers not yet fired, for `status` and tests: (rollback, action, due).
+    pub async fn pending_timers(&self, id: RollbackId) -> Result<Vec<(super::TimerAction, DateTime<Utc>)>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT action, due_at FROM timers WHERE rollback_id = $1 AND fired_at IS NULL ORDER BY due_at, id",
+                &[&id.0],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((serde_json::from_value(r.get(0))?, r.get(1))))
+            .collect()
+    }
+
     pub async fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
         self.finish_outbox(id, now, "delivered", None).await
     }
@@ -306,6 +375,30 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+async fn apply_consequences(
+    tx: &Transaction<'_>,
+    id: RollbackId,
+    consequences: &Consequences,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    insert_effects(tx, Some(id), &consequences.effects, now).await?;
+    if consequences.cancel_timers {
+        tx.execute(
+            "DELETE FROM timers WHERE rollback_id = $1 AND fired_at IS NULL",
+            &[&id.0],
+        )
+        .await?;
+    }
+    for timer in &consequences.timers {
+        tx.execute(
+            "INSERT INTO timers (rollback_id, action, due_at) VALUES ($1, $2, $3)",
+            &[&id.0, &serde_json::to_value(&timer.action)?, &timer.due_at],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 async fn insert_events(tx: &Transaction<'_>, id: RollbackId, first_seq_after: i64, events: &[Recorded]) -> Result<()> {

@@ -16,6 +16,22 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Like `wait_for`, with rollbot's log in the failure message.
+async fn wait_for_or_show<T>(log: &impl Fn() -> String, what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; rollbot's log:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -38,6 +54,8 @@ async fn serve_takes_a_request_runs_it_and_stops_cleanly_on_sigterm() {
     let secret_file = scratch.path().join("signing-secret");
     std::fs::write(&secret_file, format!("{SIGNING_SECRET}\n")).unwrap();
     let port = free_port();
+    let log_file = scratch.path().join("rollbot.log");
+    let log = || std::fs::read_to_string(&log_file).unwrap_or_default();
 
     let child = Command::new(BIN)
         .args(["serve", "--config", config.to_str().unwrap()])
@@ -49,8 +67,8 @@ async fn serve_takes_a_request_runs_it_and_stops_cleanly_on_sigterm() {
         .env("SLACK_BOT_TOKEN", BOT_TOKEN)
         .env("SLACK_API_URL", &slack.api_url)
         .env("DATABASE_URL", &db.url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_file).unwrap())
         .spawn()
         .unwrap();
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
@@ -82,7 +100,7 @@ async fn serve_takes_a_request_runs_it_and_stops_cleanly_on_sigterm() {
     );
 
     // The workers deliver the card and run the runbook on their own.
-    let calls = wait_for("the run's last thread post", async || {
+    let calls = wait_for_or_show(&log, "the run's last thread post", async || {
         let calls = slack.calls();
         calls
             .iter()
@@ -98,14 +116,15 @@ async fn serve_takes_a_request_runs_it_and_stops_cleanly_on_sigterm() {
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "undo 39\nhealth\n");
 
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+    let mut child = child;
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();
-    let logs = String::from_utf8_lossy(&output.stderr);
+    let logs = log();
     assert!(
-        output.status.success(),
+        status.success(),
         "rollbot should exit 0 on SIGTERM: {:?}\n{logs}",
-        output.status
+        status
     );
     assert!(
         logs.contains("rollbot is listening") && logs.contains("shutting down"),
@@ -192,7 +211,10 @@ fn migrate_creates_the_database_and_is_idempotent() {
     };
     let first = migrate();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    assert_eq!(String::from_utf8_lossy(&first.stdout), "applied 0001_init.sql\n");
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout),
+        "applied 0001_init.sql\napplied 0002_timers.sql\n"
+    );
     let second = migrate();
     assert_eq!(String::from_utf8_lossy(&second.stdout), "the database is up to date\n");
 }

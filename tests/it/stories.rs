@@ -33,7 +33,7 @@ async fn requested_approved_and_run_step_by_step() {
         "1. *Undo release*",
         "sh -c 'echo \"undo $2\" &gt;&gt; \"$1\"; echo \"rolled back to release $2\"' step",
         "2. *Check health*",
-        "Who may approve: <@U0BETH>, <@U0BOB> (`on_call`). The requester cannot approve their own rollback.",
+        "Who may approve now: <@U0BETH>, <@U0BOB> (`on_call`). The requester cannot approve their own rollback.",
     ] {
         assert!(card.text.contains(expected), "card lacks {expected:?}:\n{}", card.text);
     }
@@ -189,33 +189,64 @@ async fn a_click_from_another_workspace_is_refused() {
 }
 
 #[tokio::test]
-async fn a_rejected_rollback_never_runs() {
+async fn a_rejected_rollback_never_runs_and_keeps_its_reason() {
     let bot = Rollbot::start().await;
     bot.slash(ALICE, REQUEST).await;
     bot.settle().await;
     let card = bot.expect_card();
 
     bot.click(BOB, "reject", "RB-1").await;
+    let modal = bot.expect_modal();
+    assert_eq!(modal["callback_id"], "reject");
+    assert_eq!(modal["title"]["text"], "Reject RB-1");
+    let answer = bot.submit(BOB, &modal, &[("reason", "   ")]).await;
+    assert_eq!(
+        answer,
+        Some(
+            serde_json::json!({"response_action": "errors", "errors": {"reason": "Say why, so the requester knows what to do instead."}})
+        ),
+        "a blank reason is answered inside the modal"
+    );
+    assert_eq!(
+        bot.submit(
+            BOB,
+            &modal,
+            &[("reason", "the deploy is not the cause: <!here> check the DB")]
+        )
+        .await,
+        None
+    );
     bot.settle().await;
     let card = bot.card_now(&card);
     assert!(
-        card.text.contains("🚫 *Rejected* by <@U0BOB>. Nothing ran."),
+        card.text.contains(
+            "🚫 *Rejected* by <@U0BOB>: “the deploy is not the cause: &lt;!here&gt; check the DB”. Nothing ran."
+        ),
         "{}",
         card.text
     );
     assert!(card.buttons().is_empty());
 
     bot.click(BETH, "approve", "RB-1").await;
+    bot.click(BETH, "reject", "RB-1").await;
     bot.settle().await;
+    let already =
+        "*RB-1* is already rejected by <@U0BOB>; your click changed nothing. The card shows its current state.";
     assert_eq!(
         bot.ephemerals(BETH),
-        ["*RB-1* is already rejected by <@U0BOB>; your click changed nothing. The card shows its current state."]
+        [already, already],
+        "no modal opens for a rollback that cannot be rejected"
     );
     assert!(bot.marker().is_empty());
     assert_eq!(
         bot.count("SELECT count(*) FROM rollbacks WHERE state = 'rejected'")
             .await,
         1
+    );
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'reason' = 'the deploy is not the cause: <!here> check the DB'").await,
+        1,
+        "the reason is kept in the timeline as typed"
     );
 }
 

@@ -20,6 +20,10 @@ pub struct Call {
 struct Recorder {
     calls: Vec<Call>,
     next_ts: u64,
+    /// Members of user groups, for `usergroups.users.list`.
+    groups: std::collections::HashMap<String, Vec<String>>,
+    /// While set, `usergroups.users.list` answers with this Slack error.
+    groups_error: Option<String>,
 }
 
 #[derive(Clone)]
@@ -58,6 +62,16 @@ impl FakeSlack {
     pub fn calls(&self) -> Vec<Call> {
         self.recorder.lock().unwrap().calls.clone()
     }
+
+    pub fn set_group(&self, group: &str, members: &[&str]) {
+        let members = members.iter().map(|m| m.to_string()).collect();
+        self.recorder.lock().unwrap().groups.insert(group.to_owned(), members);
+    }
+
+    /// Makes `usergroups.users.list` fail with `error` (or succeed again with `None`).
+    pub fn fail_group_lookups(&self, error: Option<&str>) {
+        self.recorder.lock().unwrap().groups_error = error.map(str::to_owned);
+    }
 }
 
 async fn handle(
@@ -88,6 +102,24 @@ async fn handle(
             None,
         ),
         "chat.postEphemeral" => (json!({"ok": true, "message_ts": ts}), None),
+        "views.open" => {
+            let mut view = body["view"].clone();
+            view["id"] = json!(format!("V{}", recorder.next_ts));
+            view["team_id"] = json!("T0TEST");
+            view["hash"] = json!(format!("{}.abc", recorder.next_ts));
+            view["state"] = json!({"values": {}});
+            (json!({"ok": true, "view": view}), None)
+        }
+        "usergroups.users.list" => {
+            let group = body["usergroup"].as_str().unwrap_or_default().to_owned();
+            match &recorder.groups_error {
+                Some(error) => (json!({"ok": false, "error": error}), None),
+                None => match recorder.groups.get(&group) {
+                    Some(users) => (json!({"ok": true, "users": users}), None),
+                    None => (json!({"ok": false, "error": "no_such_subteam"}), None),
+                },
+            }
+        }
         _ => (json!({"ok": false, "error": "unknown_method"}), None),
     };
     recorder.calls.push(Call {

@@ -363,6 +363,53 @@ impl Rollbot {
             .collect()
     }
 
+    /// The next modal rollbot opened (`views.open`), for the person who clicked.
+    pub fn expect_modal(&self) -> Value {
+        let mut opened = self.take(|c| c.method == "views.open");
+        assert_eq!(
+            opened.len(),
+            1,
+            "expected one modal; Slack saw: {:#?}",
+            self.slack.calls()
+        );
+        opened.remove(0).1.body["view"].clone()
+    }
+
+    /// Group lookups since the last look (they are Slack calls too).
+    pub fn group_lookups(&self) -> Vec<String> {
+        self.take(|c| c.method == "usergroups.users.list")
+            .into_iter()
+            .map(|(_, c)| c.body["usergroup"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// `user` submits `view` with these typed values (input block id → text); returns
+    /// rollbot's answer: `None` when the modal may close, or the JSON it answered with.
+    pub async fn submit(&self, user: &str, view: &Value, values: &[(&str, &str)]) -> Option<Value> {
+        let mut payload: Value = serde_json::from_str(
+            &std::fs::read_to_string(shared_dir().join("slack/payloads/ViewSubmissionPayload.json")).unwrap(),
+        )
+        .unwrap();
+        payload["team"]["id"] = json!(TEAM);
+        payload["user"]["id"] = json!(user);
+        payload["user"]["team_id"] = json!(TEAM);
+        payload["view"]["callback_id"] = view["callback_id"].clone();
+        payload["view"]["private_metadata"] = view["private_metadata"].clone();
+        let mut state = serde_json::Map::new();
+        for (block, text) in values {
+            state.insert(
+                block.to_string(),
+                json!({ *block: {"type": "plain_text_input", "value": text} }),
+            );
+        }
+        payload["view"]["state"] = json!({ "values": state });
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+        let response = self.signed_post("/slack/interactions", body).await;
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        (!text.is_empty()).then(|| serde_json::from_str(&text).unwrap())
+    }
+
     /// Private messages to `user` since the last look.
     pub fn ephemerals(&self, user: &str) -> Vec<String> {
         self.take(|c| c.method == "chat.postEphemeral" && c.body["user"] == user)
@@ -452,6 +499,7 @@ pub fn click_body_from_team(user: &str, team: &str, channel: &str, action: &str,
     payload["channel"]["id"] = json!(channel);
     payload["container"]["channel_id"] = json!(channel);
     payload["container"]["message_ts"] = json!("1790000000.000001");
+    payload["trigger_id"] = json!("13345224609.738474920.8088930838d88f008e0");
     let action_value = json!({"type": "button", "action_id": action, "block_id": format!("rollback:{id}"), "value": id, "action_ts": "1790000001.000000"});
     payload["actions"] = json!([action_value]);
     serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()

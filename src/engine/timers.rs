@@ -1,0 +1,57 @@
+//! Fires due timers: escalation levels and expiry. Timers live in the store, so they fire after
+//! a restart; a claim with a lease and the rollback's version make each fire at most once.
+use super::Engine;
+use crate::domain::{Action, Actor};
+use crate::store::TimerAction;
+use anyhow::Result;
+use std::sync::Arc;
+use std::time::Duration;
+
+const LEASE: Duration = Duration::from_secs(60);
+
+pub struct Timers {
+    engine: Arc<Engine>,
+}
+
+impl Timers {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Timers { engine }
+    }
+
+    /// Fires what is due now; returns how many timers it handled.
+    pub async fn run_once(&self) -> Result<usize> {
+        let store = &self.engine.store;
+        let due = store.claim_due_timers(self.engine.clock.now(), LEASE, 32).await?;
+        for timer in &due {
+            let action = match timer.action {
+                TimerAction::Escalate { level } => Action::Escalate { level },
+                TimerAction::Expire => Action::Expire,
+            };
+            match self.engine.act(timer.rollback_id, &action, &Actor::system()).await? {
+                Ok(rollback) => {
+                    tracing::info!(rollback = %rollback.id, action = action.name(), "timer fired")
+                }
+                // Someone got there first (an approval, "Escalate now", a cancel): nothing to do.
+                Err(refusal) => {
+                    tracing::debug!(rollback = %timer.rollback_id, ?refusal, "timer had nothing left to do")
+                }
+            }
+            store.timer_fired(timer.id, self.engine.clock.now()).await?;
+        }
+        Ok(due.len())
+    }
+
+    pub async fn run_forever(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
+        loop {
+            match self.run_once().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = format!("{e:#}"), "firing timers failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+}
