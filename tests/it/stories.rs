@@ -42,7 +42,12 @@ async fn requested_approved_and_run_step_by_step() {
         "the plan shows the exact argv with the target:\n{}",
         card.text
     );
-    assert_eq!(card.buttons(), ["approve", "reject", "cancel"]);
+    assert_eq!(card.buttons(), ["approve", "reject", "escalate", "cancel"]);
+    assert!(
+        card.text.contains("Next: `devops_lead` (<@U0DEVOPS>) joins at 03:30 UTC if nobody approves; *Escalate now* brings them in at once. Expires at 05:00 UTC unapproved."),
+        "{}",
+        card.text
+    );
     assert!(
         bot.slack
             .calls()
@@ -306,7 +311,13 @@ async fn critical_runs_at_once_and_flags_a_review() {
         card.text
     );
     assert!(card.text.contains("✅ *Succeeded*"), "{}", card.text);
-    assert_eq!(bot.thread(&card).len(), 5);
+    let thread = bot.thread(&card);
+    assert_eq!(thread.len(), 6, "{thread:#?}");
+    assert_eq!(
+        thread[0],
+        "🚨 *RB-1* is a critical rollback and runs without approval. For awareness: `devops_lead` (<@U0DEVOPS>), `eng_manager` (<@U0EM>), `cto` (<@U0CTO>). A post-incident review is required.",
+        "the whole ladder, CTO included, is told"
+    );
     assert_eq!(bot.marker(), ["undo 40", "health"]);
 }
 

@@ -1,9 +1,10 @@
 //! A fake Slack Web API on loopback that records every call.
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::RawQuery;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
@@ -45,7 +46,7 @@ impl FakeSlack {
     pub async fn start() -> FakeSlack {
         let recorder = Arc::new(Mutex::new(Recorder::default()));
         let app = Router::new()
-            .route("/api/{method}", post(handle))
+            .route("/api/{method}", get(handle).post(handle))
             .with_state(recorder.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -77,11 +78,18 @@ impl FakeSlack {
 async fn handle(
     State(recorder): State<Arc<Mutex<Recorder>>>,
     Path(method): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> axum::Json<Value> {
+    // GET methods carry their arguments in the query string.
+    let body = if body.is_empty() {
+        Bytes::from(query.unwrap_or_default())
+    } else {
+        body
+    };
     let body: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
-        serde_json::to_value(serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body).unwrap_or_default()).unwrap()
+        serde_json::to_value(serde_urlencoded::from_bytes::<std::collections::BTreeMap<String, String>>(&body).unwrap_or_default()).unwrap()
     });
     let authorization = headers
         .get("authorization")

@@ -30,6 +30,12 @@ pub const BETH: &str = "U0BETH";
 pub const CAROL: &str = "U0CAROL";
 /// In the workspace, in no role.
 pub const MALLORY: &str = "U0MALLORY";
+/// Joins the approvers 30 minutes into an unanswered request.
+pub const DAVE: &str = "U0DEVOPS";
+/// Engineering manager: joins after 60 minutes.
+pub const ERIN: &str = "U0EM";
+/// Told about critical rollbacks only.
+pub const CHLOE: &str = "U0CTO";
 
 pub fn shared_dir() -> PathBuf {
     std::env::var_os("ROLLBOT_SHARED_DIR")
@@ -96,6 +102,26 @@ channels = ["{INCIDENTS}"]
 [roles]
 on_call = ["{ALICE}", "{BOB}", "{BETH}"]
 team_lead = ["{CAROL}"]
+devops_lead = ["{DAVE}"]
+eng_manager = ["{ERIN}"]
+cto = ["{CHLOE}"]
+
+[severity.high]
+approvers = ["on_call"]
+expire_after = "2h"
+
+[[escalation]]
+role = "devops_lead"
+after = "30m"
+
+[[escalation]]
+role = "eng_manager"
+after = "60m"
+
+[[escalation]]
+role = "cto"
+after = "60m"
+severities = ["critical"]
 
 [runbooks.app]
 description = "Roll the application back to a release"
@@ -127,8 +153,25 @@ run = ["sh", "-c", 'echo "migrating"; echo "ERROR: disk full" >&2; exit 3']
 name = "Restart"
 run = ["sh", "-c", 'echo "restart" >> "$1"', "step", "{{{{ vars.marker }}}}"]
 
+[runbooks.database]
+description = "Code first, then decide about the data"
+
+[[runbooks.database.steps]]
+name = "Undo release"
+run = ["sh", "-c", 'echo "undo" >> "$1"', "step", "{{{{ vars.marker }}}}"]
+
+[[runbooks.database.steps]]
+name = "Decide on the data"
+gate = "Code is rolled back. Restore the database too?"
+
+[[runbooks.database.steps]]
+name = "Full restore"
+run = ["sh", "-c", 'echo "restore" >> "$1"', "step", "{{{{ vars.marker }}}}"]
+destructive = true
+confirm = "CONFIRM_FULL_RESTORE"
+
 [services.checkout-api]
-runbooks = ["app", "broken"]
+runbooks = ["app", "broken", "database"]
 vars = {{ marker = "{marker}" }}
 "#
     )
@@ -193,6 +236,7 @@ pub struct Rollbot {
     pub clock: Arc<ManualClock>,
     pub slack: FakeSlack,
     pub scratch: tempfile::TempDir,
+    config: Config,
     http: reqwest::Client,
     seen: Mutex<Vec<bool>>,
     server: tokio::task::JoinHandle<()>,
@@ -219,7 +263,7 @@ impl Rollbot {
         let clock = Arc::new(ManualClock::at(t0()));
         let api = SlackApi::new(&slack.api_url, &Secret::new(BOT_TOKEN)).unwrap();
         let app = App::new(
-            config,
+            config.clone(),
             store,
             clock.clone(),
             SignatureVerifier::new(vec![Secret::new(SIGNING_SECRET)]),
@@ -237,11 +281,26 @@ impl Rollbot {
             clock,
             slack,
             scratch,
+            config,
             http: reqwest::Client::new(),
             seen: Mutex::new(vec![]),
             server,
             _db: db,
         }
+    }
+
+    /// Another rollbot process on the same database, Slack and clock: a replica, or the same
+    /// service after a restart.
+    pub async fn another_process(&self) -> App {
+        let store = Store::connect(&self._db.url).await.unwrap();
+        store.migrate().await.unwrap();
+        let api = SlackApi::new(&self.slack.api_url, &Secret::new(BOT_TOKEN)).unwrap();
+        let verifier = SignatureVerifier::new(vec![Secret::new(SIGNING_SECRET)]);
+        App::new(self.config.clone(), store, self.clock.clone(), verifier, api)
+    }
+
+    pub fn advance(&self, minutes: u64) {
+        self.clock.advance(std::time::Duration::from_secs(minutes * 60));
     }
 
     pub fn marker(&self) -> Vec<String> {
@@ -305,9 +364,10 @@ impl Rollbot {
     /// Runs the outbox and the executor until neither has anything left to do.
     pub async fn settle(&self) {
         for _ in 0..200 {
+            let fired = self.app.timers.run_once().await.unwrap();
             let delivered = self.app.delivery.run_once().await.unwrap();
             let ran = self.app.executor.run_once().await.unwrap();
-            if delivered == 0 && !ran {
+            if fired == 0 && delivered == 0 && !ran {
                 return;
             }
         }

@@ -1,0 +1,381 @@
+//! Issue 3 stories: the escalation ladder on a controllable clock, durable timers across
+//! restarts and replicas, expiry, quorum, user groups, and gates inside a runbook.
+use crate::support::*;
+
+const REQUEST: &str = r#"checkout-api to 41 severity high reason "bad deploy""#;
+
+#[tokio::test]
+async fn an_unanswered_request_escalates_to_the_devops_lead_who_can_then_approve() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+
+    bot.click(DAVE, "approve", "RB-1").await;
+    bot.advance(29);
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(DAVE),
+        [
+            "You cannot approve or reject *RB-1*: a high-severity rollback needs someone in `on_call`. The card lists who may approve."
+        ],
+        "before 30 minutes the DevOps lead is not an approver"
+    );
+    assert!(bot.thread(&card).is_empty(), "no escalation before its time");
+
+    bot.advance(1);
+    bot.settle().await;
+    assert_eq!(
+        bot.thread(&card),
+        [
+            "⏫ *RB-1* escalated to `devops_lead` (nobody approved for 30m): <@U0DEVOPS>, you may now approve or reject it on the card above."
+        ]
+    );
+    let escalated = bot.card_now(&card);
+    assert!(
+        escalated
+            .text
+            .contains("Who may approve now: <@U0BETH>, <@U0BOB>, <@U0DEVOPS> (`on_call` or `devops_lead`)."),
+        "{}",
+        escalated.text
+    );
+    assert!(
+        escalated.text.contains(
+            "Escalated to level 1 of 2 (`devops_lead` joined). Next: `eng_manager` (<@U0EM>) joins at 04:00 UTC"
+        ),
+        "{}",
+        escalated.text
+    );
+
+    bot.click(DAVE, "approve", "RB-1").await;
+    bot.settle().await;
+    let done = bot.card_now(&card);
+    assert!(
+        done.text
+            .contains("*Approved by*\n<@U0DEVOPS> (`devops_lead`) at 03:30 UTC"),
+        "{}",
+        done.text
+    );
+    assert!(done.text.contains("✅ *Succeeded*"), "{}", done.text);
+    bot.thread(&card);
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'type' = 'approved' AND event->>'level' = '1'")
+            .await,
+        1,
+        "the approval records its level"
+    );
+    assert_eq!(
+        bot.count("SELECT count(*) FROM timers WHERE fired_at IS NULL").await,
+        0,
+        "a decided rollback has no timers left"
+    );
+
+    bot.advance(120);
+    bot.settle().await;
+    assert!(
+        bot.thread(&card).is_empty(),
+        "no late escalation or expiry after the decision"
+    );
+}
+
+#[tokio::test]
+async fn the_on_call_engineer_can_still_approve_after_escalation() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.advance(61);
+    bot.settle().await;
+    let thread = bot.thread(&card);
+    assert_eq!(thread.len(), 2, "both levels open, in order: {thread:#?}");
+    assert!(thread[0].contains("`devops_lead`") && thread[1].contains("`eng_manager`"));
+    assert!(
+        bot.card_now(&card)
+            .text
+            .contains("Escalated to level 2 of 2 (`eng_manager` joined).")
+    );
+
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    let card = bot.card_now(&card);
+    assert!(
+        card.text.contains("*Approved by*\n<@U0BOB> (`on_call`) at 04:01 UTC"),
+        "{}",
+        card.text
+    );
+    bot.thread(&card);
+}
+
+#[tokio::test]
+async fn nobody_answering_expires_the_request_and_says_so_in_the_channel() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.advance(120);
+    bot.settle().await;
+    let thread = bot.thread(&card);
+    assert_eq!(thread.len(), 3, "{thread:#?}");
+    assert_eq!(
+        thread[2],
+        "RB-1 ⌛ *Expired*: nobody approved it within 2h. Nothing ran. Request it again if it is still needed."
+    );
+    let broadcast = bot
+        .slack
+        .calls()
+        .into_iter()
+        .filter(|c| c.body["reply_broadcast"] == true)
+        .count();
+    assert_eq!(broadcast, 1, "the expiry is also shown in the channel");
+    assert!(bot.card_now(&card).buttons().is_empty());
+
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(BOB),
+        ["*RB-1* is already expired; your click changed nothing. The card shows its current state."]
+    );
+    assert!(bot.marker().is_empty());
+}
+
+#[tokio::test]
+async fn escalate_now_opens_the_next_level_at_once() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+
+    bot.click(MALLORY, "escalate", "RB-1").await;
+    bot.advance(5);
+    bot.click(ALICE, "escalate", "RB-1").await;
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(MALLORY),
+        ["Only the requester or someone who may approve *RB-1* can escalate it. Ask them in the thread."]
+    );
+    assert_eq!(
+        bot.thread(&card),
+        [
+            "⏫ *RB-1* escalated to `devops_lead` (<@U0ALICE> asked to escalate): <@U0DEVOPS>, you may now approve or reject it on the card above."
+        ]
+    );
+
+    // The level's own timer finds it already open and does nothing.
+    bot.advance(25);
+    bot.settle().await;
+    assert!(bot.thread(&card).is_empty());
+    bot.click(ALICE, "escalate", "RB-1").await;
+    bot.click(ALICE, "escalate", "RB-1").await;
+    bot.settle().await;
+    assert_eq!(bot.thread(&card).len(), 1, "eng_manager joined");
+    assert_eq!(
+        bot.ephemerals(ALICE),
+        ["*RB-1* is already at the top of its escalation path; ask the people on the card directly."]
+    );
+    assert!(
+        !bot.card_now(&card).buttons().contains(&"escalate".to_owned()),
+        "no Escalate button at the top"
+    );
+}
+
+#[tokio::test]
+async fn a_timer_due_while_rollbot_was_down_fires_once_when_it_comes_back() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+
+    // rollbot is down from here: nothing runs the timers while 45 minutes pass.
+    bot.advance(45);
+    let first = bot.another_process().await;
+    let second = bot.another_process().await;
+    let (a, b) = tokio::join!(first.timers.run_once(), second.timers.run_once());
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        1,
+        "the due escalation timer is claimed by exactly one process"
+    );
+    assert_eq!(
+        first.timers.run_once().await.unwrap() + second.timers.run_once().await.unwrap(),
+        0
+    );
+    bot.settle().await;
+    assert_eq!(bot.thread(&card).len(), 1, "escalated once");
+    assert!(
+        bot.card_now(&card)
+            .text
+            .contains("Escalated to level 1 of 2 (`devops_lead` joined).")
+    );
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'type' = 'escalated'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_quorum_of_two_needs_two_different_approvers() {
+    let bot = Rollbot::start_with(|marker| {
+        test_config(marker).replace("[severity.high]\n", "[severity.high]\napprovals = 2\n")
+    })
+    .await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert!(card.text.contains("*Awaiting approval*: 0 of 2 so far"));
+
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(BOB),
+        ["You already approved *RB-1* (1 of 2). It needs another approver; the card lists who may approve."]
+    );
+    assert!(bot.card_now(&card).text.contains("*Awaiting approval*: 1 of 2 so far"));
+    assert!(bot.marker().is_empty(), "one approval of two runs nothing");
+
+    bot.click(BETH, "approve", "RB-1").await;
+    bot.settle().await;
+    let card = bot.card_now(&card);
+    assert!(card.text.contains("✅ *Succeeded*"), "{}", card.text);
+    assert_eq!(card.text.matches("*Approved by*").count(), 2);
+    bot.thread(&card);
+}
+
+#[tokio::test]
+async fn roles_held_through_a_user_group_are_read_from_slack_and_fail_closed() {
+    let bot = Rollbot::start_with(|marker| {
+        test_config(marker).replace(
+            r#"on_call = ["U0ALICE", "U0BOB", "U0BETH"]"#,
+            r#"on_call = ["U0ALICE", "S0ONCALL"]"#,
+        )
+    })
+    .await;
+    bot.slack.set_group("S0ONCALL", &[BOB, BETH]);
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert!(
+        card.text
+            .contains("Who may approve now: <!subteam^S0ONCALL> (`on_call`)."),
+        "{}",
+        card.text
+    );
+    bot.group_lookups();
+
+    bot.slack.fail_group_lookups(Some("ratelimited"));
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(BOB),
+        [
+            "rollbot could not check with Slack whether you are in `on_call` (a user group), so it did not act on *RB-1*. Nothing changed; try again in a minute."
+        ]
+    );
+    assert!(!bot.group_lookups().is_empty());
+    assert!(bot.card_now(&card).text.contains("Awaiting approval"));
+
+    bot.slack.fail_group_lookups(None);
+    bot.click(MALLORY, "approve", "RB-1").await;
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    assert_eq!(bot.group_lookups(), ["S0ONCALL"], "read once, then cached");
+    assert_eq!(bot.ephemerals(MALLORY).len(), 1, "not in the group: refused");
+    let card = bot.card_now(&card);
+    assert!(
+        card.text.contains("*Approved by*\n<@U0BOB> (`on_call`)"),
+        "{}",
+        card.text
+    );
+    bot.thread(&card);
+}
+
+#[tokio::test]
+async fn a_gate_waits_for_continue_and_a_destructive_step_for_its_phrase() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, "checkout-api runbook database severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+
+    let paused = bot.card_now(&card);
+    assert!(paused.text.contains("⏸️ *Paused at step 2 of 3, Decide on the data*: Code is rolled back. Restore the database too?. Next: *Continue* runs the rest; *Abort* stops here."), "{}", paused.text);
+    assert_eq!(paused.buttons(), ["continue", "abort"]);
+    assert_eq!(bot.marker(), ["undo"]);
+    bot.thread(&card);
+
+    bot.click(MALLORY, "continue", "RB-1").await;
+    bot.click(ALICE, "continue", "RB-1").await;
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(MALLORY),
+        ["Only the requester or someone who may approve *RB-1* can answer at this step. Ask them in the thread."]
+    );
+    let thread = bot.thread(&card);
+    assert_eq!(
+        thread[0],
+        "▶️ <@U0ALICE> passed step 2 *Decide on the data*; the run continues."
+    );
+    assert!(thread.last().unwrap().contains("⏸️ *Paused before step 3 of 3, Full restore*: it is destructive. Next: click *Confirm…* and type `CONFIRM_FULL_RESTORE` exactly"), "{thread:#?}");
+    assert_eq!(bot.card_now(&card).buttons(), ["confirm", "abort"]);
+    assert_eq!(bot.marker(), ["undo"], "the destructive step has not run");
+
+    bot.click(BOB, "confirm", "RB-1").await;
+    let modal = bot.expect_modal();
+    assert_eq!(modal["private_metadata"], "RB-1:2");
+    let wrong = bot.submit(BOB, &modal, &[("phrase", "confirm_full_restore")]).await;
+    assert_eq!(
+        wrong,
+        Some(
+            serde_json::json!({"response_action": "errors", "errors": {"phrase": "That is not the phrase. Type it exactly as shown above (it is case-sensitive)."}})
+        )
+    );
+    bot.settle().await;
+    assert_eq!(bot.marker(), ["undo"], "a wrong phrase runs nothing");
+    assert_eq!(
+        bot.submit(BOB, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await,
+        None
+    );
+    bot.settle().await;
+    assert_eq!(bot.marker(), ["undo", "restore"]);
+    let card = bot.card_now(&card);
+    assert!(card.text.contains("✅ *Succeeded*: all 3 steps ran"), "{}", card.text);
+    let thread = bot.thread(&card);
+    assert_eq!(
+        thread[0],
+        "▶️ <@U0BOB> confirmed step 3 *Full restore*; the run continues."
+    );
+}
+
+#[tokio::test]
+async fn abort_at_a_gate_stops_the_run() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, "checkout-api runbook database severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    bot.click(BOB, "abort", "RB-1").await;
+    bot.settle().await;
+    let card = bot.card_now(&card);
+    assert!(
+        card.text.contains(
+            "🛑 *Aborted* by <@U0BOB> at step 2 of 3, *Decide on the data*. The steps from there on did not run."
+        ),
+        "{}",
+        card.text
+    );
+    assert!(card.buttons().is_empty());
+    let thread = bot.thread(&card);
+    assert!(thread.last().unwrap().starts_with("RB-1 🛑 *Aborted*"), "{thread:#?}");
+    bot.click(BOB, "continue", "RB-1").await;
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(BOB),
+        [
+            "*RB-1* is already aborted by <@U0BOB>, not waiting at a step; your click changed nothing. The card shows its current state."
+        ]
+    );
+    assert_eq!(bot.marker(), ["undo"]);
+}
