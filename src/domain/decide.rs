@@ -536,11 +536,14 @@ mod tests {
     use crate::domain::{SeverityPolicy, StepOutcome, TeamId};
     use std::fmt::Write;
 
-    const PEOPLE: [(&str, &str); 5] = [
+    const PEOPLE: [(&str, &str); 8] = [
         ("requester (on_call)", REQUESTER),
         ("on_call", ON_CALL),
         ("on_call #2", ON_CALL_2),
         ("team_lead", TEAM_LEAD),
+        ("devops_lead", DEVOPS_LEAD),
+        ("eng_manager", ENG_MANAGER),
+        ("cto", CTO),
         ("outsider", OUTSIDER),
     ];
 
@@ -551,38 +554,182 @@ mod tests {
         }
     }
 
-    /// Every severity × who clicks × self-approval × quorum, as the defaults produce them,
-    /// with the outcome each person sees. Reviewed once, pinned as a snapshot.
+    /// Every severity × escalation level × who clicks × self-approval × quorum the defaults
+    /// produce, with the outcome each person sees. Reviewed once, pinned as a snapshot.
     #[test]
     fn approval_matrix() {
         let mut table = String::new();
         for severity in Severity::ALL {
+            let levels = policy().ladder(severity).len();
             for allow_self in [false, true] {
                 for quorum in [1, 2] {
+                    if severity == Severity::Critical && (allow_self || quorum == 2) {
+                        continue;
+                    }
                     let mut policy = policy();
                     let defaults = SeverityPolicy::default_for(severity);
+                    let approvals = if defaults.approvals == 0 { 0 } else { quorum };
                     policy.severities.insert(
                         severity,
                         SeverityPolicy {
                             allow_self_approval: allow_self,
-                            approvals: if defaults.approvals == 0 { 0 } else { quorum },
+                            approvals,
                             ..defaults
                         },
                     );
-                    if severity == Severity::Critical && (allow_self || quorum == 2) {
-                        continue;
-                    }
-                    let _ = writeln!(table, "## {severity}, self-approval {allow_self}, quorum {quorum}");
-                    for (label, user) in PEOPLE {
-                        let mut story = Story::requested_with(policy.clone(), severity, Some("bad deploy"));
-                        let first = outcome(story.try_act(&actor(user), Action::Approve));
-                        let state = story.rollback.state.name();
-                        let _ = writeln!(table, "{label:>20} approves: {first} → {state}");
+                    for level in 0..=levels {
+                        if severity == Severity::Critical && level > 0 {
+                            continue;
+                        }
+                        let _ = writeln!(
+                            table,
+                            "## {severity}, level {level}, self-approval {allow_self}, quorum {quorum}"
+                        );
+                        for (label, user) in PEOPLE {
+                            let mut story = Story::requested_with(policy.clone(), severity, Some("bad deploy"));
+                            story.reach_level(level);
+                            let first = outcome(story.try_act(&actor(user), Action::Approve));
+                            let state = story.rollback.state.name();
+                            let _ = writeln!(table, "{label:>20} approves: {first} → {state}");
+                        }
                     }
                 }
             }
         }
         insta::assert_snapshot!(table);
+    }
+
+    #[test]
+    fn levels_open_when_their_time_comes_and_a_late_timer_catches_up() {
+        let mut story = Story::requested(Severity::High, None);
+        let escalate = |level| Action::Escalate { level };
+        let at = |minutes| super::super::fixtures::at(minutes);
+        let system = Actor::system();
+        let policy = story.policy.clone();
+        assert!(matches!(
+            decide(Some(&story.rollback), &escalate(1), &system, &policy, at(29)),
+            Err(Refusal::OutOfOrder { .. })
+        ));
+        let events = decide(Some(&story.rollback), &escalate(2), &system, &policy, at(75)).unwrap();
+        assert_eq!(
+            events,
+            vec![
+                Event::Escalated {
+                    level: 1,
+                    role: "devops_lead".into(),
+                    by: None
+                },
+                Event::Escalated {
+                    level: 2,
+                    role: "eng_manager".into(),
+                    by: None
+                },
+            ],
+            "after a restart, one late timer opens every level that is due"
+        );
+        story.try_act(&actor(REQUESTER), Action::EscalateNow).unwrap();
+        assert!(
+            matches!(
+                decide(Some(&story.rollback), &escalate(1), &system, &policy, at(30)),
+                Err(Refusal::OutOfOrder { .. })
+            ),
+            "already open"
+        );
+        assert!(matches!(
+            decide(Some(&story.rollback), &Action::Expire, &system, &policy, at(239)),
+            Err(Refusal::OutOfOrder { .. })
+        ));
+        assert_eq!(
+            decide(Some(&story.rollback), &Action::Expire, &system, &policy, at(240)),
+            Ok(vec![Event::Expired])
+        );
+        assert_eq!(
+            decide(
+                Some(&story.rollback),
+                &Action::EscalateNow,
+                &actor(OUTSIDER),
+                &policy,
+                at(1)
+            ),
+            Err(Refusal::NotAllowedToEscalate { id: RollbackId(1) })
+        );
+    }
+
+    #[test]
+    fn gates_and_destructive_steps_wait_for_an_eligible_person() {
+        let mut story = Story::requested(Severity::High, None);
+        story.rollback.plan = crate::domain::fixtures::plan_with_gates();
+        story.rollback.plan_digest = story.rollback.plan.digest();
+        let story = story
+            .approved()
+            .act(&Actor::system(), Action::StartRun)
+            .step(0, ok_result(""))
+            .step(1, ok_result(""));
+        let mut story = story.act(&Actor::system(), Action::StartStep { index: 2 });
+        assert_eq!(
+            story.rollback.state,
+            State::Paused { step: 2 },
+            "a gate pauses instead of starting"
+        );
+        assert_eq!(
+            story.try_act(&actor(OUTSIDER), Action::Continue { index: 2 }),
+            Err(Refusal::NotAllowedAtGate { id: RollbackId(1) })
+        );
+        assert!(matches!(
+            story.try_act(
+                &actor(REQUESTER),
+                Action::Confirm {
+                    index: 2,
+                    phrase: "x".into()
+                }
+            ),
+            Err(Refusal::OutOfOrder { .. })
+        ));
+        story.try_act(&actor(REQUESTER), Action::Continue { index: 2 }).unwrap();
+        assert_eq!(story.rollback.state, State::Queued);
+        let story = story.act(&Actor::system(), Action::StartRun).step(2, ok_result(""));
+        let mut story = story.act(&Actor::system(), Action::StartStep { index: 3 });
+        assert_eq!(story.rollback.state, State::Paused { step: 3 });
+        assert_eq!(
+            story.try_act(
+                &actor(ON_CALL),
+                Action::Confirm {
+                    index: 3,
+                    phrase: "confirm_full_restore".into()
+                }
+            ),
+            Err(Refusal::WrongPhrase { id: RollbackId(1) })
+        );
+        assert_eq!(
+            story.try_act(&actor(TEAM_LEAD), Action::Abort),
+            Err(Refusal::NotAllowedAtGate { id: RollbackId(1) })
+        );
+        story
+            .try_act(
+                &actor(ON_CALL),
+                Action::Confirm {
+                    index: 3,
+                    phrase: " CONFIRM_FULL_RESTORE ".into(),
+                },
+            )
+            .unwrap();
+        let story = story.act(&Actor::system(), Action::StartRun).step(3, ok_result(""));
+        assert_eq!(story.rollback.state, State::Succeeded);
+    }
+
+    #[test]
+    fn an_unreadable_group_refuses_instead_of_guessing() {
+        let mut story = Story::requested(Severity::High, None);
+        let mut unsure = actor(OUTSIDER);
+        unsure.unresolved_roles.insert("on_call".into());
+        assert_eq!(
+            story.try_act(&unsure, Action::Approve),
+            Err(Refusal::MembershipUnknown {
+                id: Some(RollbackId(1)),
+                roles: vec!["on_call".into()]
+            })
+        );
+        assert_eq!(story.rollback.state, State::AwaitingApproval);
     }
 
     #[test]

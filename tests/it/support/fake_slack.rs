@@ -89,7 +89,10 @@ async fn handle(
         body
     };
     let body: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
-        serde_json::to_value(serde_urlencoded::from_bytes::<std::collections::BTreeMap<String, String>>(&body).unwrap_or_default()).unwrap()
+        serde_json::to_value(
+            serde_urlencoded::from_bytes::<std::collections::BTreeMap<String, String>>(&body).unwrap_or_default(),
+        )
+        .unwrap()
     });
     let authorization = headers
         .get("authorization")
