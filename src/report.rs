@@ -34,41 +34,39 @@ pub fn check(config: &Config) -> String {
     for (role, members) in &config.roles {
         let _ = writeln!(out, "  {role}: {}", members.join(", "));
     }
-    let _ = writeln!(out, "\nPolicy by severity");
+    let _ = writeln!(out, "\nPolicy by severity: who may approve, and from when");
+    let members = |role: &str| config.roles.get(role).map(|m| m.join(", ")).unwrap_or_default();
     for severity in Severity::ALL {
         let p = policy.severity(severity);
-        let who = if p.approvals == 0 {
-            "runs at once without approval; post-incident review flagged".to_owned()
-        } else {
-            let members: Vec<String> = p
-                .approvers
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{r} ({})",
-                        config.roles.get(r).map(|m| m.join(", ")).unwrap_or_default()
-                    )
-                })
-                .collect();
-            format!("{} approval(s) from {}", p.approvals, members.join(" or "))
-        };
-        let extras = [
-            p.require_reason.then_some("reason required"),
-            (!p.allow_self_approval && p.approvals > 0).then_some("no self-approval"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>();
-        let respond = p
-            .respond_within
-            .map(|d| format!(", respond within {}", humantime::format_duration(d)))
-            .unwrap_or_default();
-        let extras = if extras.is_empty() {
-            String::new()
-        } else {
-            format!("; {}", extras.join(", "))
-        };
-        let _ = writeln!(out, "  {severity}: {who}{extras}{respond}");
+        let ladder = policy.ladder(severity);
+        if p.approvals == 0 {
+            let _ = writeln!(out, "  {severity}: runs at once without approval; post-incident review flagged");
+            if !ladder.is_empty() {
+                let told: Vec<String> = ladder.iter().map(|l| format!("{} ({})", l.role, members(&l.role))).collect();
+                let _ = writeln!(out, "    notified at once: {}", told.join(", "));
+            }
+            continue;
+        }
+        let mut rules = vec![format!("{} approval(s)", p.approvals)];
+        if !p.allow_self_approval {
+            rules.push("no self-approval".into());
+        }
+        if p.require_reason {
+            rules.push("reason required".into());
+        }
+        if let Some(d) = p.respond_within {
+            rules.push(format!("respond within {}", humantime::format_duration(d)));
+        }
+        if let Some(d) = p.expire_after {
+            rules.push(format!("expires after {}", humantime::format_duration(d)));
+        }
+        let _ = writeln!(out, "  {severity}: {}", rules.join("; "));
+        let base: Vec<String> = p.approvers.iter().map(|r| format!("{r} ({})", members(r))).collect();
+        let _ = writeln!(out, "    level 0, at once: {}", base.join(", "));
+        for (index, level) in ladder.iter().enumerate() {
+            let after = humantime::format_duration(std::time::Duration::from_secs(level.after_secs));
+            let _ = writeln!(out, "    level {}, after {after}: + {} ({})", index + 1, level.role, members(&level.role));
+        }
     }
     let _ = writeln!(out, "\nRunbooks");
     for (name, runbook) in &config.catalog.runbooks {

@@ -161,7 +161,7 @@ fn check_and_plan_exit_codes() {
     assert!(check.status.success());
     let printed = String::from_utf8_lossy(&check.stdout);
     assert!(
-        printed.contains("high: 1 approval(s) from on_call (U0ONCALL1, U0ONCALL2); no self-approval"),
+        printed.contains("high: 1 approval(s); no self-approval; respond within 15m; expires after 4h\n    level 0, at once: on_call (U0ONCALL1, U0ONCALL2, S0ONCALL)\n    level 1, after 30m: + devops_lead (U0DEVOPS)"),
         "{printed}"
     );
 
