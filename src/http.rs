@@ -2,7 +2,7 @@
 //! parse second, and answer within Slack's three seconds without calling Slack.
 use crate::domain::{Action, Refusal, RollbackId, decide};
 use crate::engine::Engine;
-use crate::grammar::{self, Command, SUBCOMMANDS};
+use crate::grammar::{self, Command, RequestArgs, SUBCOMMANDS};
 use crate::slack::client::SlackApi;
 use crate::slack::directory::Directory;
 use crate::slack::inbound::{self, Interaction, SlashCommand};
@@ -136,15 +136,28 @@ async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Re
         other => other,
     };
     Ok(match parsed {
+        Command::Help if command.text.trim().is_empty() => {
+            let args = RequestArgs::default();
+            complete_in_form(state, command, &args, "service and severity")
+                .await
+                .unwrap_or_else(messages::help)
+        }
         Command::Help => messages::help(),
         Command::NotYetAvailable(name) => messages::not_yet_available(name),
         Command::Plan(args) => match engine.plan(&args) {
             Ok(plan) => messages::plan_preview(&plan),
             Err(refusal) => messages::refusal(&with_subcommand_hint(refusal)),
         },
-        Command::Request(args) if args.severity.is_none() => messages::severity_missing(&args),
+        Command::Request(args) if args.severity.is_none() => {
+            complete_in_form(state, command, &args, "severity missing")
+                .await
+                .unwrap_or_else(|| messages::severity_missing(&args))
+        }
         Command::Request(args) => match engine.request(&actor, &command.channel_id, &args).await? {
             Ok(rollback) => messages::request_acknowledged(&rollback, &engine.config.roles),
+            Err(refusal @ Refusal::MissingParam { .. }) => complete_in_form(state, command, &args, "target missing")
+                .await
+                .unwrap_or_else(|| messages::refusal(&refusal)),
             Err(refusal) => messages::refusal(&with_subcommand_hint(refusal)),
         },
         Command::Status(Some(id)) => match engine.store.load(id).await? {
@@ -161,6 +174,33 @@ async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Re
             Err(refusal) => messages::refusal(&refusal),
         },
     })
+}
+
+/// Opens the request form pre-filled with what was typed; `None` when no form could be opened
+/// (the caller answers in text instead).
+async fn complete_in_form(
+    state: &HttpState,
+    command: &SlashCommand,
+    args: &RequestArgs,
+    missing: &str,
+) -> Option<Message> {
+    let trigger = command.trigger_id.as_deref()?;
+    let services: Vec<&str> = state
+        .engine
+        .config
+        .catalog
+        .services
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let view = messages::request_modal(&services, args, &command.channel_id);
+    match state.slack.open_view(trigger, &view).await {
+        Ok(()) => Some(messages::form_opened(missing)),
+        Err(error) => {
+            tracing::warn!(%error, "could not open the request form; answering in text");
+            None
+        }
+    }
 }
 
 async fn interaction(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -343,6 +383,7 @@ async fn handle_submission(state: &HttpState, submission: inbound::ViewSubmissio
             let phrase = submission.values.get("phrase").cloned().unwrap_or_default();
             (Action::Confirm { index, phrase }, id, "phrase")
         }
+        "request" => return submit_request(state, &actor, &submission).await,
         other => {
             tracing::warn!(callback_id = other, "a submission of a view rollbot does not know");
             return StatusCode::OK.into_response();
@@ -360,6 +401,85 @@ async fn handle_submission(state: &HttpState, submission: inbound::ViewSubmissio
                 "handling a modal submission failed"
             );
             field_error(block, messages::click_failed(&reference).text)
+        }
+    }
+}
+
+/// The request form's fields, checked on the server; each problem is shown beside its field.
+async fn submit_request(
+    state: &HttpState,
+    actor: &crate::domain::Actor,
+    submission: &inbound::ViewSubmission,
+) -> Response {
+    let engine = &state.engine;
+    let value = |block: &str| {
+        submission
+            .values
+            .get(block)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let errors = |pairs: Vec<(&str, String)>| {
+        let errors: serde_json::Map<String, serde_json::Value> =
+            pairs.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
+        axum::Json(serde_json::json!({"response_action": "errors", "errors": errors})).into_response()
+    };
+    let severity = match value("severity").map(|s| s.parse::<crate::domain::Severity>()) {
+        Some(Ok(severity)) => severity,
+        _ => {
+            return errors(vec![(
+                "severity",
+                "Choose a severity: it decides who must approve.".into(),
+            )]);
+        }
+    };
+    let args = RequestArgs {
+        service: value("service").unwrap_or_default(),
+        target: value("target"),
+        runbook: value("runbook"),
+        severity: Some(severity),
+        reason: value("reason"),
+    };
+    let channel = submission.private_metadata.clone();
+    match engine.request(actor, &channel, &args).await {
+        Ok(Ok(rollback)) => {
+            let ack = Effect::Ephemeral {
+                channel: crate::domain::ChannelId(channel),
+                user: actor.user.clone(),
+                text: messages::request_acknowledged(&rollback, &engine.config.roles).text,
+            };
+            match engine.tell(&[ack]).await {
+                Ok(()) => StatusCode::OK.into_response(),
+                Err(e) => {
+                    // The rollback is recorded; only the private note failed. Close the form.
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "queueing the request's acknowledgement failed"
+                    );
+                    StatusCode::OK.into_response()
+                }
+            }
+        }
+        Ok(Err(refusal)) => {
+            let field = match &refusal {
+                Refusal::UnknownRunbook { .. } | Refusal::PlanTemplate { .. } => "runbook",
+                Refusal::MissingParam { .. }
+                | Refusal::ParamMismatch { .. }
+                | Refusal::TargetNotTaken { .. }
+                | Refusal::UnknownParam { .. } => "target",
+                Refusal::ReasonRequired { .. } | Refusal::ReasonTooLong { .. } => "reason",
+                _ => "service",
+            };
+            errors(vec![(field, messages::refusal(&refusal).text)])
+        }
+        Err(e) => {
+            let reference = new_reference();
+            tracing::error!(
+                reference,
+                error = format!("{e:#}"),
+                "recording a request from the form failed"
+            );
+            errors(vec![("service", messages::internal_error(&reference).text)])
         }
     }
 }

@@ -40,9 +40,15 @@ pub fn check(config: &Config) -> String {
         let p = policy.severity(severity);
         let ladder = policy.ladder(severity);
         if p.approvals == 0 {
-            let _ = writeln!(out, "  {severity}: runs at once without approval; post-incident review flagged");
+            let _ = writeln!(
+                out,
+                "  {severity}: runs at once without approval; post-incident review flagged"
+            );
             if !ladder.is_empty() {
-                let told: Vec<String> = ladder.iter().map(|l| format!("{} ({})", l.role, members(&l.role))).collect();
+                let told: Vec<String> = ladder
+                    .iter()
+                    .map(|l| format!("{} ({})", l.role, members(&l.role)))
+                    .collect();
                 let _ = writeln!(out, "    notified at once: {}", told.join(", "));
             }
             continue;
@@ -65,7 +71,13 @@ pub fn check(config: &Config) -> String {
         let _ = writeln!(out, "    level 0, at once: {}", base.join(", "));
         for (index, level) in ladder.iter().enumerate() {
             let after = humantime::format_duration(std::time::Duration::from_secs(level.after_secs));
-            let _ = writeln!(out, "    level {}, after {after}: + {} ({})", index + 1, level.role, members(&level.role));
+            let _ = writeln!(
+                out,
+                "    level {}, after {after}: + {} ({})",
+                index + 1,
+                level.role,
+                members(&level.role)
+            );
         }
     }
     let _ = writeln!(out, "\nRunbooks");

@@ -635,6 +635,66 @@ pub fn confirm_modal(rollback: &Rollback, index: usize) -> Value {
     })
 }
 
+/// The form that completes an incomplete `/rollback`, pre-filled with what was typed.
+pub fn request_modal(services: &[&str], args: &crate::grammar::RequestArgs, channel: &str) -> Value {
+    let option =
+        |value: &str, label: &str| json!({"text": {"type": "plain_text", "text": truncate(label, 75)}, "value": value});
+    let mut service = json!({
+        "type": "static_select",
+        "action_id": "service",
+        "placeholder": {"type": "plain_text", "text": "Which service?"},
+        "options": services.iter().take(100).map(|s| option(s, s)).collect::<Vec<_>>(),
+    });
+    if services.contains(&args.service.as_str()) {
+        service["initial_option"] = option(&args.service, &args.service);
+    }
+    let mut severity = json!({
+        "type": "static_select",
+        "action_id": "severity",
+        "placeholder": {"type": "plain_text", "text": "How severe?"},
+        "options": Severity::ALL.iter().map(|s| option(s.as_str(), severity_label(*s))).collect::<Vec<_>>(),
+    });
+    if let Some(s) = args.severity {
+        severity["initial_option"] = option(s.as_str(), severity_label(s));
+    }
+    let text_input = |action_id: &str, initial: Option<&String>, multiline: bool, max: usize| {
+        let mut element =
+            json!({"type": "plain_text_input", "action_id": action_id, "multiline": multiline, "max_length": max});
+        if let Some(value) = initial {
+            element["initial_value"] = json!(truncate(value, max));
+        }
+        element
+    };
+    let input = |block: &str, label: &str, element: Value, optional: bool, hint: Option<&str>| {
+        let mut block = json!({"type": "input", "block_id": block, "label": {"type": "plain_text", "text": label}, "element": element, "optional": optional});
+        if let Some(hint) = hint {
+            block["hint"] = json!({"type": "plain_text", "text": hint});
+        }
+        block
+    };
+    json!({
+        "type": "modal",
+        "callback_id": "request",
+        "private_metadata": channel,
+        "title": {"type": "plain_text", "text": "Request a rollback"},
+        "submit": {"type": "plain_text", "text": "Request"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            input("service", "Service", service, false, None),
+            input("severity", "Severity", severity, false, Some("Decides who must approve: critical runs at once.")),
+            input("target", "Target", text_input("target", args.target.as_ref(), false, 200), true, Some("What to roll back to, e.g. a revision or release.")),
+            input("runbook", "Runbook", text_input("runbook", args.runbook.as_ref(), false, 100), true, Some("Leave empty for the service's default runbook.")),
+            input("reason", "Reason", text_input("reason", args.reason.as_ref(), true, 500), true, Some("Required for low severity.")),
+        ]
+    })
+}
+
+pub fn form_opened(missing: &str) -> Message {
+    Message::plain(format!(
+        "Opening a form to finish the request ({missing}). Nothing is recorded until you submit it."
+    ))
+}
+
 pub const WRONG_PHRASE: &str = "That is not the phrase. Type it exactly as shown above (it is case-sensitive).";
 pub const REASON_NEEDED: &str = "Say why, so the requester knows what to do instead.";
 
@@ -1267,7 +1327,15 @@ mod tests {
         let story = Story::requested_with(policy(), Severity::High, None);
         let mut paused = story.rollback.clone();
         paused.plan = plan_with_gates();
-        for view in [reject_modal(RollbackId(1)), confirm_modal(&paused, 3)] {
+        let typed = crate::grammar::RequestArgs {
+            service: "checkout-api".into(),
+            target: Some("41".into()),
+            reason: Some("bad <deploy>".into()),
+            ..Default::default()
+        };
+        let request = request_modal(&["checkout-api", "payments"], &typed, "C0INCIDENTS");
+        insta::assert_json_snapshot!(request);
+        for view in [reject_modal(RollbackId(1)), confirm_modal(&paused, 3), request] {
             let parsed: Result<slack_morphism::prelude::SlackView, _> = serde_json::from_value(view.clone());
             assert!(parsed.is_ok(), "{:?}\n{view:#}", parsed.err());
         }

@@ -379,3 +379,104 @@ async fn abort_at_a_gate_stops_the_run() {
     );
     assert_eq!(bot.marker(), ["undo"]);
 }
+
+#[tokio::test]
+async fn an_incomplete_request_opens_a_form_prefilled_with_what_was_typed() {
+    let bot = Rollbot::start().await;
+    let answer = bot.slash(ALICE, "checkout-api to 41 reason \"bad deploy\"").await;
+    assert_eq!(
+        answer,
+        "Opening a form to finish the request (severity missing). Nothing is recorded until you submit it."
+    );
+    let form = bot.expect_modal();
+    assert_eq!(form["callback_id"], "request");
+    assert_eq!(
+        form["private_metadata"], INCIDENTS,
+        "the form remembers the channel it came from"
+    );
+    let block = |id: &str| {
+        form["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["block_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(block("service")["element"]["initial_option"]["value"], "checkout-api");
+    assert_eq!(block("service")["element"]["options"].as_array().unwrap().len(), 1);
+    assert_eq!(block("target")["element"]["initial_value"], "41");
+    assert_eq!(block("reason")["element"]["initial_value"], "bad deploy");
+    assert!(block("severity")["element"].get("initial_option").is_none());
+
+    let typed = [
+        ("service", "checkout-api"),
+        ("target", "41; reboot"),
+        ("reason", "bad deploy"),
+    ];
+    let answer = bot.submit(ALICE, &form, &typed).await.unwrap();
+    assert_eq!(
+        answer["errors"]["severity"],
+        "Choose a severity: it decides who must approve."
+    );
+    let typed = [
+        ("service", "checkout-api"),
+        ("severity", "high"),
+        ("target", "41; reboot"),
+        ("reason", "bad deploy"),
+    ];
+    let answer = bot.submit(ALICE, &form, &typed).await.unwrap();
+    assert_eq!(
+        answer["errors"]["target"],
+        "`41; reboot` is not a valid `target` (it must match `[0-9]+`: release number). Nothing was requested; fix the value and run the command again."
+    );
+    let typed = [("service", "checkout-api"), ("severity", "low"), ("target", "41")];
+    let answer = bot.submit(ALICE, &form, &typed).await.unwrap();
+    assert_eq!(
+        answer["errors"]["reason"],
+        "A low-severity rollback needs a reason. Add `reason \"<why>\"` to the command and run it again."
+    );
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollbacks").await,
+        0,
+        "nothing is recorded while the form has errors"
+    );
+
+    let typed = [
+        ("service", "checkout-api"),
+        ("severity", "high"),
+        ("target", "41"),
+        ("reason", "bad deploy"),
+    ];
+    assert_eq!(bot.submit(ALICE, &form, &typed).await, None, "a valid form closes");
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert!(
+        card.text.contains("Rollback RB-1: checkout-api to 41") && card.text.contains("*Reason*\nbad deploy"),
+        "{}",
+        card.text
+    );
+    let acks = bot.ephemerals(ALICE);
+    assert_eq!(acks.len(), 1);
+    assert!(acks[0].starts_with("Recorded *RB-1*"), "{}", acks[0]);
+
+    assert!(
+        bot.slash(ALICE, "")
+            .await
+            .starts_with("Opening a form to finish the request (service and severity).")
+    );
+    assert!(
+        bot.expect_modal()["blocks"][0]["element"]
+            .get("initial_option")
+            .is_none()
+    );
+    assert!(
+        bot.slash(ALICE, "checkout-api severity high")
+            .await
+            .starts_with("Opening a form to finish the request (target missing).")
+    );
+    assert_eq!(
+        bot.expect_modal()["blocks"][1]["element"]["initial_option"]["value"],
+        "high"
+    );
+}

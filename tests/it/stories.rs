@@ -443,7 +443,11 @@ async fn help_plan_status_list_and_grammar_errors_answer_privately() {
         help.contains("`/rollback checkout-api to 41 severity high reason \"bad deploy\"`"),
         "{help}"
     );
-    assert_eq!(bot.slash(ALICE, "").await, help, "a bare /rollback explains itself");
+    assert_eq!(
+        bot.slash_without_trigger(ALICE, "").await,
+        help,
+        "without a form, a bare /rollback explains itself"
+    );
 
     let plan = bot.slash(ALICE, "plan checkout-api to 41").await;
     assert!(
@@ -476,7 +480,7 @@ async fn help_plan_status_list_and_grammar_errors_answer_privately() {
         "I don't understand `RB-1`. After the service, use `to`, `runbook`, `severity` or `reason`. Type `/rollback help` for the grammar and examples."
     );
     assert_eq!(
-        bot.slash(ALICE, "checkout-api to 41").await,
+        bot.slash_without_trigger(ALICE, "checkout-api to 41").await,
         "How severe is the incident? The severity decides who must approve. Run it again with one of critical, high, medium or low, e.g. `/rollback checkout-api to 41 severity high`. Nothing was recorded."
     );
     assert_eq!(
@@ -484,7 +488,7 @@ async fn help_plan_status_list_and_grammar_errors_answer_privately() {
         "A low-severity rollback needs a reason. Add `reason \"<why>\"` to the command and run it again."
     );
     assert_eq!(
-        bot.slash(ALICE, "checkout-api severity high").await,
+        bot.slash_without_trigger(ALICE, "checkout-api severity high").await,
         "Runbook `app` needs `target` (release number). Add `to <target>` and run the command again."
     );
     assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);

@@ -336,10 +336,22 @@ impl Rollbot {
         self.slash_in(user, INCIDENTS, text).await
     }
 
+    /// As `slash`, from a client that sent no `trigger_id`, so no form can be opened.
+    pub async fn slash_without_trigger(&self, user: &str, text: &str) -> String {
+        let body = slash_body(user, INCIDENTS, text)
+            .replace("trigger_id=13345224609.738474920.8088930838d88f008e0", "trigger_id=");
+        self.answer_of(self.signed_post("/slack/commands", body).await).await
+    }
+
     pub async fn slash_in(&self, user: &str, channel: &str, text: &str) -> String {
-        let response = self
-            .signed_post("/slack/commands", slash_body(user, channel, text))
-            .await;
+        self.answer_of(
+            self.signed_post("/slack/commands", slash_body(user, channel, text))
+                .await,
+        )
+        .await
+    }
+
+    async fn answer_of(&self, response: reqwest::Response) -> String {
         assert_eq!(
             response.status(),
             200,
