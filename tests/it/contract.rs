@@ -203,7 +203,7 @@ fn the_app_manifest_validates_against_slacks_schema() {
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(
         manifest["oauth_config"]["scopes"]["bot"],
-        serde_json::json!(["commands", "chat:write"]),
+        serde_json::json!(["commands", "chat:write", "usergroups:read"]),
         "only the scopes rollbot uses"
     );
     assert_eq!(manifest["features"]["slash_commands"][0]["command"], "/rollback");
