@@ -232,25 +232,40 @@ async fn interaction(State(state): State<Arc<HttpState>>, headers: HeaderMap, bo
     }
 }
 
-/// What a button on the card asks for.
+/// What a button on the card asks for. Buttons at a paused step carry that step's index, so a
+/// click on an out-of-date card cannot pass a later gate.
 enum ButtonIntent {
     Act(Action),
+    Continue {
+        step: usize,
+    },
+    Abort {
+        step: usize,
+    },
     /// Open a modal first: the action needs typed input.
     AskRejectReason,
-    AskConfirmation,
+    AskConfirmation {
+        step: usize,
+    },
 }
 
-fn button_intent(action_id: &str) -> Option<ButtonIntent> {
-    Some(match action_id {
-        "approve" => ButtonIntent::Act(Action::Approve),
-        "reject" => ButtonIntent::AskRejectReason,
-        "cancel" => ButtonIntent::Act(Action::Cancel),
-        "escalate" => ButtonIntent::Act(Action::EscalateNow),
-        "confirm" => ButtonIntent::AskConfirmation,
-        "continue" => ButtonIntent::Act(Action::Continue { index: usize::MAX }),
-        "abort" => ButtonIntent::Act(Action::Abort),
+/// Reads a button: its action id, and its value `RB-<n>` or `RB-<n>@<step>`.
+fn button_intent(action_id: &str, value: &str) -> Option<(RollbackId, ButtonIntent)> {
+    let (id, step) = match value.split_once('@') {
+        Some((id, step)) => (id.parse().ok()?, Some(step.parse::<usize>().ok()?)),
+        None => (value.parse().ok()?, None),
+    };
+    let intent = match (action_id, step) {
+        ("approve", None) => ButtonIntent::Act(Action::Approve),
+        ("reject", None) => ButtonIntent::AskRejectReason,
+        ("cancel", None) => ButtonIntent::Act(Action::Cancel),
+        ("escalate", None) => ButtonIntent::Act(Action::EscalateNow),
+        ("confirm", Some(step)) => ButtonIntent::AskConfirmation { step },
+        ("continue", Some(step)) => ButtonIntent::Continue { step },
+        ("abort", Some(step)) => ButtonIntent::Abort { step },
         _ => return None,
-    })
+    };
+    Some((id, intent))
 }
 
 async fn handle_click(state: &HttpState, click: inbound::ButtonClick) -> Response {
@@ -261,49 +276,43 @@ async fn handle_click(state: &HttpState, click: inbound::ButtonClick) -> Respons
         text,
     };
     let outcome: anyhow::Result<()> = async {
-        let (Some(intent), Ok(id)) = (button_intent(&click.action_id), click.value.parse::<RollbackId>()) else {
+        let Some((id, intent)) = button_intent(&click.action_id, &click.value) else {
             return engine.tell(&[answer(messages::unknown_button().text)]).await;
         };
         let actor = state.directory.actor(&click.user_id, click.team_id.as_deref()).await;
-        let Some(rollback) = engine.store.load(id).await? else {
-            return engine.tell(&[answer(messages::not_found(id).text)]).await;
-        };
-        // Before opening a modal, check what can be checked, so nobody types into a form that
-        // will be refused anyway.
-        let preview = |action: &Action| {
-            decide(
-                Some(&rollback),
-                action,
-                &actor,
-                &engine.config.policy,
-                engine.clock.now(),
-            )
-        };
         let action = match intent {
-            ButtonIntent::Act(Action::Continue { .. }) => match rollback.state {
-                crate::domain::State::Paused { step } => Action::Continue { index: step },
-                _ => Action::Continue { index: usize::MAX },
-            },
             ButtonIntent::Act(action) => action,
-            ButtonIntent::AskRejectReason => {
-                return match preview(&Action::Reject {
-                    reason: Some("?".into()),
-                }) {
-                    Ok(_) => open_modal(state, &click, messages::reject_modal(id)).await,
-                    Err(refusal) => engine.tell(&[answer(messages::refusal(&refusal).text)]).await,
+            ButtonIntent::Continue { step } => Action::Continue { index: step },
+            ButtonIntent::Abort { step } => Action::Abort { index: step },
+            // Before opening a modal, check what can be checked, so nobody types into a form
+            // that will be refused anyway.
+            modal => {
+                let Some(rollback) = engine.store.load(id).await? else {
+                    return engine.tell(&[answer(messages::not_found(id).text)]).await;
                 };
-            }
-            ButtonIntent::AskConfirmation => {
-                let crate::domain::State::Paused { step } = rollback.state else {
-                    let refusal = Refusal::NotPaused {
-                        id,
-                        state: rollback.state.clone(),
-                    };
-                    return engine.tell(&[answer(messages::refusal(&refusal).text)]).await;
+                let (check, view) = match modal {
+                    ButtonIntent::AskConfirmation { step } => {
+                        let phrase = rollback
+                            .plan
+                            .steps
+                            .get(step)
+                            .and_then(|s| s.confirm.clone())
+                            .unwrap_or_default();
+                        (
+                            Action::Confirm { index: step, phrase },
+                            messages::confirm_modal(&rollback, step),
+                        )
+                    }
+                    _ => (Action::Reject { reason: None }, messages::reject_modal(id)),
                 };
-                let phrase = rollback.plan.steps[step].confirm.clone().unwrap_or_default();
-                return match preview(&Action::Confirm { index: step, phrase }) {
-                    Ok(_) => open_modal(state, &click, messages::confirm_modal(&rollback, step)).await,
+                return match decide(
+                    Some(&rollback),
+                    &check,
+                    &actor,
+                    &engine.config.policy,
+                    engine.clock.now(),
+                ) {
+                    Ok(_) => open_modal(state, &click, view).await,
                     Err(refusal) => engine.tell(&[answer(messages::refusal(&refusal).text)]).await,
                 };
             }

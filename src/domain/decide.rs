@@ -27,8 +27,10 @@ pub enum Action {
     Continue {
         index: usize,
     },
-    /// Stop a paused run.
-    Abort,
+    /// Stop the run paused at step `index`.
+    Abort {
+        index: usize,
+    },
     // rollbot's own actions: timers and the executor.
     Escalate {
         level: usize,
@@ -54,7 +56,7 @@ impl Action {
             Action::EscalateNow => "escalate_now",
             Action::Confirm { .. } => "confirm",
             Action::Continue { .. } => "continue",
-            Action::Abort => "abort",
+            Action::Abort { .. } => "abort",
             Action::Escalate { .. } => "escalate",
             Action::Expire => "expire",
             Action::StartRun => "start_run",
@@ -169,6 +171,12 @@ pub enum Refusal {
     NotPaused {
         id: RollbackId,
         state: State,
+    },
+    /// A button for one step was clicked while the run waits at another (an out-of-date card).
+    StaleStep {
+        id: RollbackId,
+        clicked: usize,
+        waiting: usize,
     },
     NotAllowedAtGate {
         id: RollbackId,
@@ -342,16 +350,11 @@ pub fn decide(
                 by: actor.user.clone(),
             }])
         }
-        Action::Abort => {
-            let State::Paused { step } = rollback.state else {
-                return Err(Refusal::NotPaused {
-                    id,
-                    state: rollback.state.clone(),
-                });
-            };
+        Action::Abort { index } => {
+            paused_step(rollback, *index)?;
             gate_keeper(rollback, actor)?;
             Ok(vec![Event::Aborted {
-                index: step,
+                index: *index,
                 by: actor.user.clone(),
             }])
         }
@@ -508,6 +511,11 @@ fn gate_keeper(rollback: &Rollback, actor: &Actor) -> Result<(), Refusal> {
 fn paused_step(rollback: &Rollback, index: usize) -> Result<&super::PlanStep, Refusal> {
     match rollback.state {
         State::Paused { step } if step == index => Ok(&rollback.plan.steps[index]),
+        State::Paused { step } => Err(Refusal::StaleStep {
+            id: rollback.id,
+            clicked: index,
+            waiting: step,
+        }),
         _ => Err(Refusal::NotPaused {
             id: rollback.id,
             state: rollback.state.clone(),
@@ -701,7 +709,7 @@ mod tests {
             Err(Refusal::WrongPhrase { id: RollbackId(1) })
         );
         assert_eq!(
-            story.try_act(&actor(TEAM_LEAD), Action::Abort),
+            story.try_act(&actor(TEAM_LEAD), Action::Abort { index: 3 }),
             Err(Refusal::NotAllowedAtGate { id: RollbackId(1) })
         );
         story

@@ -417,15 +417,16 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> M
         }
         State::Paused { step } => {
             let paused = &rollback.plan.steps[step];
+            let at_step = format!("{id}@{step}");
             let first = if paused.confirm.is_some() {
-                button("confirm", "Confirm…", id, Some("danger"))
+                button("confirm", "Confirm…", &at_step, Some("danger"))
             } else {
-                button("continue", "Continue", id, Some("primary"))
+                button("continue", "Continue", &at_step, Some("primary"))
             };
             blocks.push(json!({
                 "type": "actions",
                 "block_id": format!("rollback:{id}"),
-                "elements": [first, button("abort", "Abort", id, None)]
+                "elements": [first, button("abort", "Abort", &at_step, None)]
             }));
             blocks.push(context(
                 "The requester or anyone who may approve it can answer. *Abort* stops the run here; nothing after this step runs.".into(),
@@ -456,12 +457,12 @@ fn context(text: String) -> Value {
     json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&text, MAX_SECTION_CHARS)}]})
 }
 
-fn button(action_id: &str, label: &str, id: RollbackId, style: Option<&str>) -> Value {
+fn button(action_id: &str, label: &str, value: impl std::fmt::Display, style: Option<&str>) -> Value {
     let mut button = json!({
         "type": "button",
         "action_id": action_id,
         "text": {"type": "plain_text", "text": label},
-        "value": id.to_string(),
+        "value": value.to_string(),
     });
     if let Some(style) = style {
         button["style"] = json!(style);
@@ -988,6 +989,11 @@ pub fn refusal(refusal: &Refusal) -> Message {
             "*{id}* is {}, not waiting at a step; your click changed nothing. The card shows its current state.",
             state_phrase(state)
         ),
+        StaleStep { id, clicked, waiting } => format!(
+            "That button was for step {} of *{id}*, but it now waits at step {}; nothing changed. Use the buttons on the card as it is now.",
+            clicked + 1,
+            waiting + 1
+        ),
         NotAllowedAtGate { id } => format!(
             "Only the requester or someone who may approve *{id}* can answer at this step. Ask them in the thread."
         ),
@@ -1264,6 +1270,23 @@ mod tests {
                 needed: 1,
             },
             Refusal::SystemOnly,
+            Refusal::MembershipUnknown {
+                id: Some(id),
+                roles: vec!["on_call".into()],
+            },
+            Refusal::NoHigherLevel { id },
+            Refusal::NotAllowedToEscalate { id },
+            Refusal::NotPaused {
+                id,
+                state: State::Succeeded,
+            },
+            Refusal::StaleStep {
+                id,
+                clicked: 1,
+                waiting: 2,
+            },
+            Refusal::NotAllowedAtGate { id },
+            Refusal::WrongPhrase { id },
         ];
         let text: Vec<String> = refusals.iter().map(|r| refusal(r).text).collect();
         insta::assert_snapshot!(text.join("\n"));

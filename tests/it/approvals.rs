@@ -305,8 +305,8 @@ async fn a_gate_waits_for_continue_and_a_destructive_step_for_its_phrase() {
     assert_eq!(bot.marker(), ["undo"]);
     bot.thread(&card);
 
-    bot.click(MALLORY, "continue", "RB-1").await;
-    bot.click(ALICE, "continue", "RB-1").await;
+    bot.click(MALLORY, "continue", "RB-1@1").await;
+    bot.click(ALICE, "continue", "RB-1@1").await;
     bot.settle().await;
     assert_eq!(
         bot.ephemerals(MALLORY),
@@ -321,7 +321,18 @@ async fn a_gate_waits_for_continue_and_a_destructive_step_for_its_phrase() {
     assert_eq!(bot.card_now(&card).buttons(), ["confirm", "abort"]);
     assert_eq!(bot.marker(), ["undo"], "the destructive step has not run");
 
-    bot.click(BOB, "confirm", "RB-1").await;
+    bot.click(BETH, "continue", "RB-1@1").await;
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(BETH),
+        [
+            "That button was for step 2 of *RB-1*, but it now waits at step 3; nothing changed. Use the buttons on the card as it is now."
+        ],
+        "a click on an out-of-date card cannot pass the next step"
+    );
+    assert_eq!(bot.marker(), ["undo"]);
+
+    bot.click(BOB, "confirm", "RB-1@2").await;
     let modal = bot.expect_modal();
     assert_eq!(modal["private_metadata"], "RB-1:2");
     let wrong = bot.submit(BOB, &modal, &[("phrase", "confirm_full_restore")]).await;
@@ -356,7 +367,7 @@ async fn abort_at_a_gate_stops_the_run() {
     let card = bot.expect_card();
     bot.click(BOB, "approve", "RB-1").await;
     bot.settle().await;
-    bot.click(BOB, "abort", "RB-1").await;
+    bot.click(BOB, "abort", "RB-1@1").await;
     bot.settle().await;
     let card = bot.card_now(&card);
     assert!(
@@ -369,7 +380,7 @@ async fn abort_at_a_gate_stops_the_run() {
     assert!(card.buttons().is_empty());
     let thread = bot.thread(&card);
     assert!(thread.last().unwrap().starts_with("RB-1 🛑 *Aborted*"), "{thread:#?}");
-    bot.click(BOB, "continue", "RB-1").await;
+    bot.click(BOB, "continue", "RB-1@1").await;
     bot.settle().await;
     assert_eq!(
         bot.ephemerals(BOB),

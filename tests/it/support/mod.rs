@@ -366,7 +366,8 @@ impl Rollbot {
         body["text"].as_str().unwrap().to_owned()
     }
 
-    /// `user` clicks the button `action` on the card of rollback `id` (e.g. "RB-1").
+    /// `user` clicks the button `action` on the card of rollback `id` (e.g. "RB-1", or "RB-1@2"
+    /// for a button at a paused step).
     pub async fn click(&self, user: &str, action: &str, id: &str) -> reqwest::StatusCode {
         self.signed_post("/slack/interactions", click_body(user, INCIDENTS, action, id))
             .await
