@@ -24,6 +24,9 @@ pub struct Config {
     pub output_tail_bytes: usize,
     /// How long a user group's membership read from Slack is trusted.
     pub group_cache: Duration,
+    /// How long a running rollback's process may go without renewing its lease before the
+    /// rollback is marked interrupted.
+    pub execution_lease: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +116,7 @@ struct RawSeverity {
 struct RawLimits {
     max_reason_chars: Option<usize>,
     output_tail_bytes: Option<usize>,
+    execution_lease: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -237,6 +241,12 @@ impl Config {
         };
 
         let roles = check_roles(&mut checker, &raw.roles);
+        let execution_lease = raw
+            .limits
+            .execution_lease
+            .as_ref()
+            .and_then(|d| checker.duration(d))
+            .unwrap_or(Duration::from_secs(30));
         let group_cache = raw
             .slack
             .group_cache
@@ -254,6 +264,7 @@ impl Config {
                 roles: roles.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect(),
                 output_tail_bytes: raw.limits.output_tail_bytes.unwrap_or(3 * 1024),
                 group_cache,
+                execution_lease,
             })
         } else {
             Err(ConfigErrors(checker.errors))

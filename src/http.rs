@@ -242,6 +242,12 @@ enum ButtonIntent {
     Abort {
         step: usize,
     },
+    Retry {
+        step: usize,
+    },
+    Skip {
+        step: usize,
+    },
     /// Open a modal first: the action needs typed input.
     AskRejectReason,
     AskConfirmation {
@@ -263,6 +269,8 @@ fn button_intent(action_id: &str, value: &str) -> Option<(RollbackId, ButtonInte
         ("confirm", Some(step)) => ButtonIntent::AskConfirmation { step },
         ("continue", Some(step)) => ButtonIntent::Continue { step },
         ("abort", Some(step)) => ButtonIntent::Abort { step },
+        ("retry", Some(step)) => ButtonIntent::Retry { step },
+        ("skip", Some(step)) => ButtonIntent::Skip { step },
         _ => return None,
     };
     Some((id, intent))
@@ -284,6 +292,8 @@ async fn handle_click(state: &HttpState, click: inbound::ButtonClick) -> Respons
             ButtonIntent::Act(action) => action,
             ButtonIntent::Continue { step } => Action::Continue { index: step },
             ButtonIntent::Abort { step } => Action::Abort { index: step },
+            ButtonIntent::Retry { step } => Action::RetryStep { index: step },
+            ButtonIntent::Skip { step } => Action::SkipStep { index: step },
             // Before opening a modal, check what can be checked, so nobody types into a form
             // that will be refused anyway.
             modal => {

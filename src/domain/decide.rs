@@ -27,8 +27,16 @@ pub enum Action {
     Continue {
         index: usize,
     },
-    /// Stop the run paused at step `index`.
+    /// Stop the run paused or interrupted at step `index`.
     Abort {
+        index: usize,
+    },
+    /// Run the interrupted step `index` again.
+    RetryStep {
+        index: usize,
+    },
+    /// Go on after the interrupted step `index` without running it again.
+    SkipStep {
         index: usize,
     },
     // rollbot's own actions: timers and the executor.
@@ -36,6 +44,8 @@ pub enum Action {
         level: usize,
     },
     Expire,
+    /// The run's lease lapsed: its process is gone.
+    Interrupt,
     StartRun,
     StartStep {
         index: usize,
@@ -57,6 +67,9 @@ impl Action {
             Action::Confirm { .. } => "confirm",
             Action::Continue { .. } => "continue",
             Action::Abort { .. } => "abort",
+            Action::RetryStep { .. } => "retry_step",
+            Action::SkipStep { .. } => "skip_step",
+            Action::Interrupt => "interrupt",
             Action::Escalate { .. } => "escalate",
             Action::Expire => "expire",
             Action::StartRun => "start_run",
@@ -70,6 +83,7 @@ impl Action {
             self,
             Action::Escalate { .. }
                 | Action::Expire
+                | Action::Interrupt
                 | Action::StartRun
                 | Action::StartStep { .. }
                 | Action::FinishStep { .. }
@@ -351,12 +365,42 @@ pub fn decide(
             }])
         }
         Action::Abort { index } => {
-            paused_step(rollback, *index)?;
+            if rollback.state != (State::Interrupted { step: *index }) {
+                paused_step(rollback, *index)?;
+            }
             gate_keeper(rollback, actor)?;
             Ok(vec![Event::Aborted {
                 index: *index,
                 by: actor.user.clone(),
             }])
+        }
+        Action::RetryStep { index } => {
+            interrupted_step(rollback, *index)?;
+            gate_keeper(rollback, actor)?;
+            Ok(vec![Event::Retried {
+                index: *index,
+                by: actor.user.clone(),
+            }])
+        }
+        Action::SkipStep { index } => {
+            interrupted_step(rollback, *index)?;
+            gate_keeper(rollback, actor)?;
+            let mut events = vec![Event::Skipped {
+                index: *index,
+                by: actor.user.clone(),
+            }];
+            if index + 1 == rollback.plan.steps.len() {
+                events.push(Event::Succeeded);
+            }
+            Ok(events)
+        }
+        Action::Interrupt => {
+            if rollback.state != State::Running {
+                return Err(out_of_order(format!("nothing runs in state {}", rollback.state.name())));
+            }
+            // A step that was started is never run again by itself: a person decides.
+            let in_flight = rollback.steps.last().filter(|s| s.result.is_none()).map(|s| s.index);
+            Ok(vec![Event::Interrupted { step: in_flight }])
         }
         Action::StartRun => {
             if rollback.state != State::Queued {
@@ -505,6 +549,21 @@ fn gate_keeper(rollback: &Rollback, actor: &Actor) -> Result<(), Refusal> {
     match approving_role(rollback, actor) {
         Err(unknown @ Refusal::MembershipUnknown { .. }) => Err(unknown),
         _ => Err(Refusal::NotAllowedAtGate { id: rollback.id }),
+    }
+}
+
+fn interrupted_step(rollback: &Rollback, index: usize) -> Result<(), Refusal> {
+    match rollback.state {
+        State::Interrupted { step } if step == index => Ok(()),
+        State::Interrupted { step } => Err(Refusal::StaleStep {
+            id: rollback.id,
+            clicked: index,
+            waiting: step,
+        }),
+        _ => Err(Refusal::NotPaused {
+            id: rollback.id,
+            state: rollback.state.clone(),
+        }),
     }
 }
 
@@ -723,6 +782,79 @@ mod tests {
             .unwrap();
         let story = story.act(&Actor::system(), Action::StartRun).step(3, ok_result(""));
         assert_eq!(story.rollback.state, State::Succeeded);
+    }
+
+    #[test]
+    fn an_interrupted_step_is_never_rerun_by_itself() {
+        let running = || {
+            Story::requested(Severity::High, None)
+                .approved()
+                .act(&Actor::system(), Action::StartRun)
+        };
+        // Between steps nothing is in doubt: the run is simply queued again.
+        let story = running()
+            .step(0, ok_result(""))
+            .act(&Actor::system(), Action::Interrupt);
+        assert_eq!(story.rollback.state, State::Queued);
+        assert_eq!(story.rollback.next_step(), None, "queued, not running");
+
+        let mut story = running()
+            .act(&Actor::system(), Action::StartStep { index: 0 })
+            .act(&Actor::system(), Action::Interrupt);
+        assert_eq!(story.rollback.state, State::Interrupted { step: 0 });
+        assert_eq!(
+            story.rollback.steps[0].result.as_ref().map(|r| r.outcome),
+            Some(StepOutcome::Interrupted)
+        );
+        assert!(
+            matches!(
+                story.try_act(&Actor::system(), Action::StartRun),
+                Err(Refusal::OutOfOrder { .. })
+            ),
+            "the executor cannot pick it up"
+        );
+        assert_eq!(
+            story.try_act(&actor(OUTSIDER), Action::RetryStep { index: 0 }),
+            Err(Refusal::NotAllowedAtGate { id: RollbackId(1) })
+        );
+        assert_eq!(
+            story.try_act(&actor(ON_CALL), Action::RetryStep { index: 1 }),
+            Err(Refusal::StaleStep {
+                id: RollbackId(1),
+                clicked: 1,
+                waiting: 0
+            })
+        );
+        story.try_act(&actor(ON_CALL), Action::RetryStep { index: 0 }).unwrap();
+        let story = story.act(&Actor::system(), Action::StartRun);
+        assert_eq!(story.rollback.next_step(), Some(0), "retry runs the same step again");
+        let story = story.step(0, ok_result("")).step(1, ok_result(""));
+        assert_eq!(story.rollback.state, State::Succeeded);
+
+        let mut skipped = running()
+            .step(0, ok_result(""))
+            .act(&Actor::system(), Action::StartStep { index: 1 });
+        skipped.try_act(&Actor::system(), Action::Interrupt).unwrap();
+        skipped
+            .try_act(&actor(REQUESTER), Action::SkipStep { index: 1 })
+            .unwrap();
+        assert_eq!(
+            skipped.rollback.state,
+            State::Succeeded,
+            "skipping the last step ends the run"
+        );
+
+        let mut aborted = running()
+            .act(&Actor::system(), Action::StartStep { index: 0 })
+            .act(&Actor::system(), Action::Interrupt);
+        aborted.try_act(&actor(ON_CALL), Action::Abort { index: 0 }).unwrap();
+        assert_eq!(
+            aborted.rollback.state,
+            State::Aborted {
+                step: 0,
+                by: UserId(ON_CALL.into())
+            }
+        );
     }
 
     #[test]

@@ -69,6 +69,21 @@ pub enum Event {
         index: usize,
         by: UserId,
     },
+    /// The process running the rollback stopped renewing its lease. `step` is the step that was
+    /// in flight, whose effect is unknown; `None` when it stopped between steps.
+    Interrupted {
+        step: Option<usize>,
+    },
+    /// Someone chose to run the interrupted step again.
+    Retried {
+        index: usize,
+        by: UserId,
+    },
+    /// Someone checked the interrupted step and chose to go on without running it again.
+    Skipped {
+        index: usize,
+        by: UserId,
+    },
     Rejected {
         by: UserId,
         reason: Option<String>,
@@ -117,6 +132,8 @@ pub enum StepOutcome {
     Failed,
     TimedOut,
     CouldNotStart,
+    /// The process running it stopped before it finished; whether it took effect is unknown.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +180,10 @@ pub enum State {
         step: usize,
         by: UserId,
     },
+    /// Step `step` was in flight when its process stopped: a person decides what happens next.
+    Interrupted {
+        step: usize,
+    },
 }
 
 impl State {
@@ -178,6 +199,7 @@ impl State {
             State::Cancelled { .. } => "cancelled",
             State::Expired => "expired",
             State::Aborted { .. } => "aborted",
+            State::Interrupted { .. } => "interrupted",
         }
     }
 
@@ -235,6 +257,9 @@ pub struct Rollback {
     /// Steps whose confirmation or gate a person has cleared.
     #[serde(default)]
     pub cleared: Vec<usize>,
+    /// An interrupted step someone chose to run again.
+    #[serde(default)]
+    pub retry_step: Option<usize>,
     pub state: State,
     pub approvals: Vec<Approval>,
     pub steps: Vec<StepRecord>,
@@ -278,6 +303,7 @@ impl Rollback {
                 .filter(|_| *approvals_required > 0)
                 .map(|secs| first.at + chrono::Duration::seconds(secs as i64)),
             cleared: vec![],
+            retry_step: None,
             state: if *approvals_required == 0 {
                 State::Queued
             } else {
@@ -342,6 +368,29 @@ impl Rollback {
                 };
                 self.finished_at = Some(at);
             }
+            Event::Interrupted { step: Some(index) } => {
+                if let Some(record) = self
+                    .steps
+                    .iter_mut()
+                    .rev()
+                    .find(|s| s.index == *index && s.result.is_none())
+                {
+                    record.result = Some(StepResult {
+                        outcome: StepOutcome::Interrupted,
+                        exit_code: None,
+                        duration_ms: (at - record.started_at).num_milliseconds().max(0) as u64,
+                        output_tail: String::new(),
+                        detail: Some("the rollbot process running it stopped".into()),
+                    });
+                }
+                self.state = State::Interrupted { step: *index };
+            }
+            Event::Interrupted { step: None } => self.state = State::Queued,
+            Event::Retried { index, .. } => {
+                self.retry_step = Some(*index);
+                self.state = State::Queued;
+            }
+            Event::Skipped { .. } => self.state = State::Queued,
             Event::Rejected { by, reason } => {
                 self.state = State::Rejected {
                     by: by.clone(),
@@ -358,6 +407,7 @@ impl Rollback {
                 self.started_at = Some(at);
             }
             Event::StepStarted { index } => {
+                self.retry_step = None;
                 self.steps.push(StepRecord {
                     index: *index,
                     started_at: at,
@@ -400,6 +450,9 @@ impl Rollback {
         match self.steps.last() {
             None => Some(0),
             Some(StepRecord { result: None, .. }) => None,
+            Some(StepRecord {
+                index, result: Some(_), ..
+            }) if self.retry_step == Some(*index) => Some(*index),
             Some(StepRecord {
                 index, result: Some(_), ..
             }) => {

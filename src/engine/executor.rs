@@ -9,11 +9,16 @@ use std::time::Duration;
 
 pub struct Executor {
     engine: Arc<Engine>,
+    /// This process's name on the leases it holds.
+    owner: String,
 }
 
 impl Executor {
     pub fn new(engine: Arc<Engine>) -> Self {
-        Executor { engine }
+        Executor {
+            engine,
+            owner: format!("rollbot-{}", uuid::Uuid::new_v4().simple()),
+        }
     }
 
     /// Claims the oldest approved rollback, if any, by recording that its run started. Only
@@ -31,7 +36,39 @@ impl Executor {
     }
 
     /// Runs a claimed rollback's steps until it succeeds, fails or stops being runnable.
-    pub async fn execute(&self, mut rollback: Rollback) -> Result<()> {
+    pub async fn execute(&self, rollback: Rollback) -> Result<()> {
+        let id = rollback.id;
+        self.renew(id).await?;
+        let outcome = self.run_steps(rollback).await;
+        // Whatever happened, this process no longer runs it; a paused or finished rollback
+        // needs no lease, and a failure here leaves the lease to lapse.
+        let _ = self.engine.store.release_lease(id, &self.owner).await;
+        outcome
+    }
+
+    async fn renew(&self, id: RollbackId) -> Result<()> {
+        let until = self.engine.clock.now() + chrono::Duration::from_std(self.engine.config.execution_lease)?;
+        self.engine.store.hold_lease(id, &self.owner, until).await
+    }
+
+    /// Runs a step's process while renewing the lease, so other processes know it is alive.
+    async fn while_leased<T>(&self, id: RollbackId, work: impl std::future::Future<Output = T>) -> T {
+        let mut renewals = tokio::time::interval(self.engine.config.execution_lease / 3);
+        renewals.tick().await;
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = renewals.tick() => {
+                    if let Err(e) = self.renew(id).await {
+                        tracing::warn!(rollback = %id, error = format!("{e:#}"), "could not renew the execution lease");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_steps(&self, mut rollback: Rollback) -> Result<()> {
         let id = rollback.id;
         while let Some(index) = rollback.next_step() {
             rollback = match self.step_action(id, Action::StartStep { index }).await? {
@@ -53,14 +90,14 @@ impl Executor {
                     let mut env = env.clone();
                     env.insert("ROLLBOT_ROLLBACK_ID".into(), id.to_string());
                     env.insert("ROLLBOT_SERVICE".into(), rollback.request.service.clone());
-                    command::run(CommandSpec {
+                    let spec = CommandSpec {
                         argv,
                         env: &env,
                         workdir: workdir.as_deref(),
                         timeout: Duration::from_secs(*timeout_secs),
                         tail_bytes: self.engine.config.output_tail_bytes,
-                    })
-                    .await
+                    };
+                    self.while_leased(id, command::run(spec)).await
                 }
             };
             tracing::info!(rollback = %id, step = index + 1, outcome = ?result.outcome, exit_code = ?result.exit_code, duration_ms = result.duration_ms, "step finished");

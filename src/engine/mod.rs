@@ -73,7 +73,22 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                 index: *index,
                 by: by.clone(),
             }),
-            Event::Approved { .. } | Event::Rejected { .. } | Event::Cancelled { .. } | Event::RunStarted => {}
+            Event::Interrupted { step: Some(index) } => effects.push(Effect::Interrupted { index: *index }),
+            Event::Retried { index, by } => effects.push(Effect::StepDecided {
+                index: *index,
+                by: by.clone(),
+                retry: true,
+            }),
+            Event::Skipped { index, by } => effects.push(Effect::StepDecided {
+                index: *index,
+                by: by.clone(),
+                retry: false,
+            }),
+            Event::Approved { .. }
+            | Event::Rejected { .. }
+            | Event::Cancelled { .. }
+            | Event::RunStarted
+            | Event::Interrupted { step: None } => {}
         }
         card_changed |= !matches!(event, Event::Requested { .. });
     }

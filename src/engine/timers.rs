@@ -18,9 +18,23 @@ impl Timers {
         Timers { engine }
     }
 
-    /// Fires what is due now; returns how many timers it handled.
+    /// Fires what is due now, and marks runs whose process is gone as interrupted; returns how
+    /// many things it handled.
     pub async fn run_once(&self) -> Result<usize> {
         let store = &self.engine.store;
+        let lapsed = store
+            .runs_with_lapsed_lease(self.engine.clock.now(), self.engine.config.execution_lease)
+            .await?;
+        for id in &lapsed {
+            match self.engine.act(*id, &Action::Interrupt, &Actor::system()).await? {
+                Ok(rollback) => {
+                    tracing::warn!(rollback = %id, state = rollback.state.name(), "its process stopped renewing the execution lease")
+                }
+                Err(refusal) => {
+                    tracing::debug!(rollback = %id, ?refusal, "lease lapsed but the run had already moved on")
+                }
+            }
+        }
         let due = store.claim_due_timers(self.engine.clock.now(), LEASE, 32).await?;
         for timer in &due {
             let action = match timer.action {
@@ -38,7 +52,7 @@ impl Timers {
             }
             store.timer_fired(timer.id, self.engine.clock.now()).await?;
         }
-        Ok(due.len())
+        Ok(due.len() + lapsed.len())
     }
 
     pub async fn run_forever(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {

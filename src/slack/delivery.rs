@@ -134,6 +134,10 @@ impl Delivery {
             Effect::GateCleared { index, by } => {
                 reply(messages::gate_cleared(&rollback, *index, Some(by)), false).await?
             }
+            Effect::Interrupted { index } => reply(messages::interrupted(&rollback, *index), true).await?,
+            Effect::StepDecided { index, by, retry } => {
+                reply(messages::step_decided(&rollback, *index, by, *retry), false).await?
+            }
             Effect::PostCard | Effect::Ephemeral { .. } => unreachable!("handled above"),
         }
         Ok(())

@@ -283,6 +283,18 @@ fn state_line(rollback: &Rollback) -> String {
                 .unwrap_or_default();
             format!("⌛ *Expired*: nobody approved it{waited}. Nothing ran. Request it again if it is still needed.")
         }
+        State::Interrupted { step } => {
+            let name = rollback
+                .plan
+                .steps
+                .get(*step)
+                .map(|s| escape(&s.name))
+                .unwrap_or_default();
+            format!(
+                "⚠️ *Interrupted* at step {} of {total}, *{name}*: the rollbot process running it stopped, so whether it took effect is unknown. Check it, then choose: *Retry step* runs it again, *Skip step* goes on with the next step, *Abort* stops here.",
+                step + 1
+            )
+        }
         State::Aborted { step, by } => {
             let name = rollback
                 .plan
@@ -305,6 +317,7 @@ fn step_icon(rollback: &Rollback, index: usize) -> &'static str {
         Some(s) => match &s.result {
             None => "🔄",
             Some(r) if r.outcome == StepOutcome::Succeeded => "✅",
+            Some(r) if r.outcome == StepOutcome::Interrupted => "⚠️",
             Some(_) => "❌",
         },
     }
@@ -415,6 +428,21 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> M
                 "*Approve* runs the plan above as shown. *Reject* asks for a reason and closes the request without running anything. *Cancel* withdraws it (requester or approvers).".into(),
             ));
         }
+        State::Interrupted { step } => {
+            let at_step = format!("{id}@{step}");
+            blocks.push(json!({
+                "type": "actions",
+                "block_id": format!("rollback:{id}"),
+                "elements": [
+                    button("retry", "Retry step", &at_step, Some("danger")),
+                    button("skip", "Skip step", &at_step, None),
+                    button("abort", "Abort", &at_step, None),
+                ]
+            }));
+            blocks.push(context(
+                "The requester or anyone who may approve it can decide. rollbot never runs a started step again by itself.".into(),
+            ));
+        }
         State::Paused { step } => {
             let paused = &rollback.plan.steps[step];
             let at_step = format!("{id}@{step}");
@@ -488,6 +516,7 @@ pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> 
         StepOutcome::Succeeded => ("✅", "succeeded".to_owned()),
         StepOutcome::Failed => ("❌", "failed".to_owned()),
         StepOutcome::TimedOut => ("⏱️", "timed out and was killed".to_owned()),
+        StepOutcome::Interrupted => ("⚠️", "was interrupted".to_owned()),
         StepOutcome::CouldNotStart => (
             "❌",
             format!(
@@ -586,6 +615,33 @@ pub fn gate_cleared(rollback: &Rollback, index: usize, by: Option<&UserId>) -> M
         "▶️ {who} {verb} step {} *{}*; the run continues.",
         index + 1,
         escape(&step.name)
+    ))
+}
+
+/// In the thread when the process running a step stopped.
+pub fn interrupted(rollback: &Rollback, index: usize) -> Message {
+    let mut interrupted = rollback.clone();
+    interrupted.state = State::Interrupted { step: index };
+    Message::plain(format!("{} {}", rollback.id, state_line(&interrupted)))
+}
+
+/// In the thread when someone decided about an interrupted step.
+pub fn step_decided(rollback: &Rollback, index: usize, by: &UserId, retry: bool) -> Message {
+    let step = rollback
+        .plan
+        .steps
+        .get(index)
+        .map(|s| escape(&s.name))
+        .unwrap_or_default();
+    let what = if retry {
+        "chose to run it again"
+    } else {
+        "checked it and chose to go on without it"
+    };
+    Message::plain(format!(
+        "↪️ Step {} *{step}* was interrupted; {} {what}.",
+        index + 1,
+        user(by)
     ))
 }
 
@@ -830,6 +886,7 @@ fn state_phrase(state: &State) -> String {
         State::Rejected { by, .. } => format!("already rejected by {}", user(by)),
         State::Cancelled { by } => format!("already cancelled by {}", user(by)),
         State::Paused { step } => format!("paused before step {}, waiting for a person", step + 1),
+        State::Interrupted { step } => format!("interrupted at step {}, waiting for a person", step + 1),
         State::Expired => "already expired".into(),
         State::Aborted { by, .. } => format!("already aborted by {}", user(by)),
     }

@@ -43,6 +43,16 @@ pub enum Effect {
     },
     /// In the thread: a rollback that needed no approval started; everyone on the ladder is told.
     NotifyLadder,
+    /// In the thread: the process running step `index` stopped; people must decide.
+    Interrupted {
+        index: usize,
+    },
+    /// In the thread: someone chose to retry (or skip) an interrupted step.
+    StepDecided {
+        index: usize,
+        by: UserId,
+        retry: bool,
+    },
 }
 
 impl Effect {
@@ -58,6 +68,8 @@ impl Effect {
             Effect::Paused { .. } => "paused",
             Effect::GateCleared { .. } => "gate_cleared",
             Effect::NotifyLadder => "notify_ladder",
+            Effect::Interrupted { .. } => "interrupted",
+            Effect::StepDecided { .. } => "step_decided",
         }
     }
 }

@@ -9,6 +9,11 @@ use tokio_postgres::{NoTls, Transaction};
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "0001_init.sql", include_str!("../../migrations/0001_init.sql")),
     (2, "0002_timers.sql", include_str!("../../migrations/0002_timers.sql")),
+    (
+        3,
+        "0003_execution_leases.sql",
+        include_str!("../../migrations/0003_execution_leases.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -199,6 +204,49 @@ impl Store {
             .query(
                 "SELECT id FROM rollbacks WHERE state = 'queued' ORDER BY id LIMIT $1",
                 &[&limit],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| RollbackId(r.get(0))).collect())
+    }
+
+    /// Takes or renews the lease on a running rollback for `owner` until `until`.
+    pub async fn hold_lease(&self, id: RollbackId, owner: &str, until: DateTime<Utc>) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE rollbacks SET lease_owner = $2, lease_until = $3 WHERE id = $1",
+                &[&id.0, &owner, &until],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn release_lease(&self, id: RollbackId, owner: &str) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE rollbacks SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
+                &[&id.0, &owner],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Running rollbacks whose process stopped renewing its lease. A run that never took a
+    /// lease counts from its last change, plus `grace`.
+    pub async fn runs_with_lapsed_lease(
+        &self,
+        now: DateTime<Utc>,
+        grace: std::time::Duration,
+    ) -> Result<Vec<RollbackId>> {
+        let since = now - chrono::Duration::from_std(grace)?;
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT id FROM rollbacks WHERE state = 'running'
+                   AND (lease_until < $1 OR (lease_until IS NULL AND updated_at < $2)) ORDER BY id",
+                &[&now, &since],
             )
             .await?;
         Ok(rows.iter().map(|r| RollbackId(r.get(0))).collect())

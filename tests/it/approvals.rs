@@ -491,3 +491,81 @@ async fn an_incomplete_request_opens_a_form_prefilled_with_what_was_typed() {
         "high"
     );
 }
+
+/// Approves RB-1 and lets a doomed process take it: it starts the first step and dies.
+async fn interrupted_rollback(bot: &Rollbot) -> Posted {
+    bot.slash(ALICE, REQUEST).await;
+    bot.app.delivery.run_once().await.unwrap();
+    let card = bot.expect_card();
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.die_during_first_step(1).await;
+    bot.settle().await;
+    assert!(bot.marker().is_empty(), "the dead process never finished the step");
+    bot.thread(&card);
+    bot.card_now(&card);
+
+    bot.advance_secs(29);
+    bot.settle().await;
+    assert!(bot.thread(&card).is_empty(), "the lease has not lapsed yet");
+    bot.advance_secs(2);
+    bot.settle().await;
+    card
+}
+
+#[tokio::test]
+async fn a_step_whose_process_died_is_interrupted_and_only_retried_when_clicked() {
+    let bot = Rollbot::start().await;
+    let card = interrupted_rollback(&bot).await;
+    let expected = "RB-1 ⚠️ *Interrupted* at step 1 of 2, *Undo release*: the rollbot process running it stopped, so whether it took effect is unknown. Check it, then choose: *Retry step* runs it again, *Skip step* goes on with the next step, *Abort* stops here.";
+    assert_eq!(bot.thread(&card), [expected]);
+    let broadcast = bot
+        .slack
+        .calls()
+        .into_iter()
+        .filter(|c| c.body["reply_broadcast"] == true)
+        .count();
+    assert_eq!(broadcast, 1, "the channel is told, not only the thread");
+    let interrupted = bot.card_now(&card);
+    assert_eq!(interrupted.buttons(), ["retry", "skip", "abort"]);
+    assert!(
+        interrupted.text.contains("⚠️ 1. *Undo release*"),
+        "{}",
+        interrupted.text
+    );
+
+    bot.advance(60);
+    bot.settle().await;
+    assert!(
+        bot.marker().is_empty(),
+        "nothing re-runs the started step by itself, however long it waits"
+    );
+
+    bot.click(MALLORY, "retry", "RB-1@0").await;
+    bot.click(BETH, "retry", "RB-1@0").await;
+    bot.settle().await;
+    assert_eq!(bot.ephemerals(MALLORY).len(), 1);
+    assert_eq!(bot.marker(), ["undo 41", "health"], "retried once, then the rest ran");
+    let thread = bot.thread(&card);
+    assert_eq!(
+        thread[0],
+        "↪️ Step 1 *Undo release* was interrupted; <@U0BETH> chose to run it again."
+    );
+    let card = bot.card_now(&card);
+    assert!(card.text.contains("✅ *Succeeded*"), "{}", card.text);
+}
+
+#[tokio::test]
+async fn an_interrupted_step_can_be_skipped_after_checking_it() {
+    let bot = Rollbot::start().await;
+    let card = interrupted_rollback(&bot).await;
+    bot.thread(&card);
+    bot.click(ALICE, "skip", "RB-1@0").await;
+    bot.settle().await;
+    assert_eq!(bot.marker(), ["health"], "the skipped step is not run; the next one is");
+    let thread = bot.thread(&card);
+    assert_eq!(
+        thread[0],
+        "↪️ Step 1 *Undo release* was interrupted; <@U0ALICE> checked it and chose to go on without it."
+    );
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+}

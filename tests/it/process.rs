@@ -211,10 +211,13 @@ fn migrate_creates_the_database_and_is_idempotent() {
     };
     let first = migrate();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    assert_eq!(
-        String::from_utf8_lossy(&first.stdout),
-        "applied 0001_init.sql\napplied 0002_timers.sql\n"
-    );
+        let mut files: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .unwrap()
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let expected: String = files.iter().map(|f| format!("applied {f}\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&first.stdout), expected, "every migration file, in order");
     let second = migrate();
     assert_eq!(String::from_utf8_lossy(&second.stdout), "the database is up to date\n");
 }

@@ -299,6 +299,33 @@ impl Rollbot {
         App::new(self.config.clone(), store, self.clock.clone(), verifier, api)
     }
 
+    /// Plays a process that claims `id`, starts its first step and dies without a word: its
+    /// lease is taken and never renewed.
+    pub async fn die_during_first_step(&self, id: i64) {
+        use rollbot::domain::{Action, Actor, RollbackId};
+        let engine = &self.app.engine;
+        engine
+            .act(RollbackId(id), &Action::StartRun, &Actor::system())
+            .await
+            .unwrap()
+            .unwrap();
+        let until = self.clock.now() + chrono::Duration::seconds(30);
+        engine
+            .store
+            .hold_lease(RollbackId(id), "rollbot-dead", until)
+            .await
+            .unwrap();
+        engine
+            .act(RollbackId(id), &Action::StartStep { index: 0 }, &Actor::system())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    pub fn advance_secs(&self, seconds: u64) {
+        self.clock.advance(std::time::Duration::from_secs(seconds));
+    }
+
     pub fn advance(&self, minutes: u64) {
         self.clock.advance(std::time::Duration::from_secs(minutes * 60));
     }
