@@ -211,13 +211,195 @@ fn migrate_creates_the_database_and_is_idempotent() {
     };
     let first = migrate();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-        let mut files: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+    let mut files: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
         .unwrap()
         .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
     let expected: String = files.iter().map(|f| format!("applied {f}\n")).collect();
-    assert_eq!(String::from_utf8_lossy(&first.stdout), expected, "every migration file, in order");
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout),
+        expected,
+        "every migration file, in order"
+    );
     let second = migrate();
     assert_eq!(String::from_utf8_lossy(&second.stdout), "the database is up to date\n");
+}
+
+/// A `rollbot serve` process with its log in a file.
+struct Serve {
+    child: std::process::Child,
+    base: String,
+    log_file: std::path::PathBuf,
+}
+
+impl Serve {
+    async fn start(
+        name: &str,
+        db: &TestDb,
+        slack: &FakeSlack,
+        config: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> Serve {
+        let port = free_port();
+        let log_file = dir.join(format!("{name}.log"));
+        let child = Command::new(BIN)
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("ROLLBOT_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+            .env("SLACK_BOT_TOKEN", BOT_TOKEN)
+            .env("SLACK_API_URL", &slack.api_url)
+            .env("DATABASE_URL", &db.url)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_file).unwrap())
+            .spawn()
+            .unwrap();
+        let serve = Serve {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log_file,
+        };
+        let http = reqwest::Client::new();
+        let ready = format!("{}/readyz", serve.base);
+        wait_for_or_show(&|| serve.log(), "readiness", async || {
+            http.get(&ready)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        })
+        .await;
+        serve
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    async fn post_signed(&self, path: &str, body: String) -> reqwest::Response {
+        let now = chrono::Utc::now().timestamp();
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .header("x-slack-request-timestamp", now.to_string())
+            .header("x-slack-signature", sign(SIGNING_SECRET, now, body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn kill_9_of_the_replica_running_a_step_leaves_it_interrupted_and_retry_runs_it_only_when_clicked() {
+    let db = TestDb::new();
+    let slack = FakeSlack::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("ran.log");
+    let pid_file = scratch.path().join("step.pid");
+    // The first run of the step does its side effect and then takes long; a retry finishes.
+    let slow_step = format!(
+        r#"[runbooks.slow]
+[[runbooks.slow.steps]]
+name = "Slow undo"
+run = ["sh", "-c", 'if [ -f "$1" ]; then echo again >> "$1"; else echo $$ > "$2"; echo started >> "$1"; sleep 60; fi', "step", "{}", "{}"]
+timeout = "5m"
+
+[limits]
+execution_lease = "2s"
+
+[services.slow-api]
+runbooks = ["slow"]
+"#,
+        marker.display(),
+        pid_file.display()
+    );
+    let config = scratch.path().join("rollbot.toml");
+    std::fs::write(&config, test_config(marker.to_str().unwrap()) + &slow_step).unwrap();
+    let lines = || {
+        std::fs::read_to_string(&marker)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+
+    let first = Serve::start("first", &db, &slack, &config, scratch.path()).await;
+    let answer = first
+        .post_signed(
+            "/slack/commands",
+            slash_body(ALICE, INCIDENTS, "slow-api severity critical"),
+        )
+        .await;
+    assert_eq!(answer.status(), 200);
+    wait_for_or_show(&|| first.log(), "the step to start", async || {
+        (lines() == ["started"]).then_some(())
+    })
+    .await;
+
+    let second = Serve::start("second", &db, &slack, &config, scratch.path()).await;
+    let mut first = first;
+    first.child.kill().unwrap(); // SIGKILL: no goodbye, the lease just stops being renewed
+    first.child.wait().unwrap();
+    let killed_at = Instant::now();
+
+    let interrupted = wait_for_or_show(&|| second.log(), "the survivor to mark RB-1 interrupted", async || {
+        slack.calls().into_iter().find(|c| {
+            c.body["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("RB-1 ⚠️ *Interrupted* at step 1 of 1"))
+        })
+    })
+    .await;
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(10),
+        "noticed within the lease plus a poll: {:?}",
+        killed_at.elapsed()
+    );
+    assert_eq!(interrupted.body["reply_broadcast"], true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        lines(),
+        ["started"],
+        "the started step's side effect happened once and nothing re-ran it"
+    );
+
+    let retry = second
+        .post_signed("/slack/interactions", click_body(ALICE, INCIDENTS, "retry", "RB-1@0"))
+        .await;
+    assert_eq!(retry.status(), 200);
+    wait_for_or_show(&|| second.log(), "the retried step", async || {
+        (lines() == ["started", "again"]).then_some(())
+    })
+    .await;
+    wait_for_or_show(&|| second.log(), "the run's end", async || {
+        slack
+            .calls()
+            .iter()
+            .any(|c| {
+                c.body["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("RB-1 ✅ *Succeeded*"))
+            })
+            .then_some(())
+    })
+    .await;
+
+    // The orphaned first attempt is still sleeping in its own process group; end it.
+    if let Ok(pid) = std::fs::read_to_string(&pid_file)
+        .unwrap_or_default()
+        .trim()
+        .parse::<i32>()
+    {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
 }
