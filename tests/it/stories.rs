@@ -494,3 +494,82 @@ async fn help_plan_status_list_and_grammar_errors_answer_privately() {
     assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
     bot.settle().await;
 }
+
+#[tokio::test]
+async fn slack_outages_are_ridden_out_in_order_without_duplicate_cards() {
+    use crate::support::fake_slack::Outage;
+    let bot = Rollbot::start().await;
+    // A minute of trouble: server errors, then rate limiting with Retry-After.
+    let mut outages = vec![Outage::ServerError; 6];
+    outages.extend([Outage::RateLimited(20); 3]);
+    bot.slack.fail_next(&outages);
+
+    bot.slash(ALICE, REQUEST).await;
+    let waited = bot.ride_out(5, 600).await;
+    assert!(waited >= 60, "the outage lasted a while ({waited}s)");
+    let card = bot.expect_card();
+    assert_eq!(
+        bot.slack.refused().len(),
+        9,
+        "every outage was met by a retry, not a drop"
+    );
+    assert!(
+        bot.slack
+            .refused()
+            .iter()
+            .all(|(method, _)| method == "chat.postMessage")
+    );
+
+    bot.slack
+        .fail_next(&[Outage::ServerError, Outage::RateLimited(3), Outage::ServerError]);
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.ride_out(5, 600).await;
+    let thread = bot.thread(&card);
+    assert_eq!(thread.len(), 5, "{thread:#?}");
+    assert!(
+        thread[0].starts_with("▶️ Step 1/2") && thread[1].starts_with("✅ Step 1/2"),
+        "thread order kept: {thread:#?}"
+    );
+    assert!(
+        thread[2].starts_with("▶️ Step 2/2") && thread[3].starts_with("✅ Step 2/2"),
+        "thread order kept: {thread:#?}"
+    );
+    assert!(thread[4].starts_with("RB-1 ✅ *Succeeded*"));
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    let cards = bot
+        .slack
+        .calls()
+        .iter()
+        .filter(|c| c.method == "chat.postMessage" && c.body.get("thread_ts").is_none())
+        .count();
+    assert_eq!(cards, 1, "the card was posted exactly once");
+    assert_eq!(
+        bot.count("SELECT count(*) FROM outbox WHERE outcome = 'undeliverable'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limited_message_waits_exactly_as_long_as_slack_asks() {
+    use crate::support::fake_slack::Outage;
+    let bot = Rollbot::start().await;
+    bot.slack.fail_next(&[Outage::RateLimited(42)]);
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    assert_eq!(bot.slack.refused(), [("chat.postMessage".to_owned(), 429)]);
+    let retry_at = bot
+        .count("SELECT EXTRACT(EPOCH FROM available_at)::bigint FROM outbox WHERE done_at IS NULL")
+        .await;
+    assert_eq!(
+        retry_at,
+        (t0() + chrono::Duration::seconds(42)).timestamp(),
+        "retry scheduled at Retry-After"
+    );
+    bot.advance_secs(41);
+    bot.settle().await;
+    assert!(bot.slack.calls().is_empty(), "not a moment before Slack allows it");
+    bot.advance_secs(1);
+    bot.settle().await;
+    bot.expect_card();
+}

@@ -25,6 +25,18 @@ struct Recorder {
     groups: std::collections::HashMap<String, Vec<String>>,
     /// While set, `usergroups.users.list` answers with this Slack error.
     groups_error: Option<String>,
+    /// Outages to play, in order: each answers one call with an HTTP status and no effect.
+    outages: std::collections::VecDeque<Outage>,
+    /// Calls that were answered with an outage (they had no effect).
+    refused: Vec<(String, u16)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Outage {
+    /// 429 with `Retry-After: <seconds>`.
+    RateLimited(u64),
+    /// 500 with no body.
+    ServerError,
 }
 
 #[derive(Clone)]
@@ -64,6 +76,16 @@ impl FakeSlack {
         self.recorder.lock().unwrap().calls.clone()
     }
 
+    /// The next calls (any method) fail as listed, one outage per call, then Slack is fine.
+    pub fn fail_next(&self, outages: &[Outage]) {
+        self.recorder.lock().unwrap().outages.extend(outages.iter().copied());
+    }
+
+    /// The calls answered with an outage: (method, HTTP status).
+    pub fn refused(&self) -> Vec<(String, u16)> {
+        self.recorder.lock().unwrap().refused.clone()
+    }
+
     pub fn set_group(&self, group: &str, members: &[&str]) {
         let members = members.iter().map(|m| m.to_string()).collect();
         self.recorder.lock().unwrap().groups.insert(group.to_owned(), members);
@@ -81,7 +103,7 @@ async fn handle(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
-) -> axum::Json<Value> {
+) -> axum::response::Response {
     // GET methods carry their arguments in the query string.
     let body = if body.is_empty() {
         Bytes::from(query.unwrap_or_default())
@@ -99,6 +121,25 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let mut recorder = recorder.lock().unwrap();
+    if let Some(outage) = recorder.outages.pop_front() {
+        use axum::response::IntoResponse;
+        return match outage {
+            Outage::RateLimited(seconds) => {
+                recorder.refused.push((method, 429));
+                let headers = [("retry-after", seconds.to_string())];
+                (
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    headers,
+                    axum::Json(json!({"ok": false, "error": "ratelimited"})),
+                )
+                    .into_response()
+            }
+            Outage::ServerError => {
+                recorder.refused.push((method, 500));
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        };
+    }
     recorder.next_ts += 1;
     let ts = format!("1790000000.{:06}", recorder.next_ts);
     let channel = body["channel"].clone();
@@ -139,5 +180,5 @@ async fn handle(
         authorization,
         ts: posted_ts,
     });
-    axum::Json(answer)
+    axum::response::IntoResponse::into_response(axum::Json(answer))
 }

@@ -322,6 +322,21 @@ impl Rollbot {
             .unwrap();
     }
 
+    /// Lets time pass in steps of `step_secs`, settling after each, until nothing is pending or
+    /// `total_secs` have passed; returns the seconds it took.
+    pub async fn ride_out(&self, step_secs: u64, total_secs: u64) -> u64 {
+        let mut waited = 0;
+        while waited < total_secs {
+            self.settle().await;
+            if self.count("SELECT count(*) FROM outbox WHERE done_at IS NULL").await == 0 {
+                return waited;
+            }
+            self.advance_secs(step_secs);
+            waited += step_secs;
+        }
+        waited
+    }
+
     pub fn advance_secs(&self, seconds: u64) {
         self.clock.advance(std::time::Duration::from_secs(seconds));
     }
