@@ -293,3 +293,55 @@ async fn ssl_check_oversized_bodies_and_probes() {
     assert_eq!(ready.status(), 200, "PostgreSQL is reachable");
     assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
 }
+
+#[tokio::test]
+async fn with_the_database_down_a_request_is_refused_as_not_recorded_and_service_resumes_when_it_is_back() {
+    let proxy = crate::support::proxy::Proxy::to("127.0.0.1:5432".into()).await;
+    let bot = Rollbot::start_behind(&proxy).await;
+    let ready = || async {
+        reqwest::get(format!("{}/readyz", bot.url))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert!(
+        bot.slash(ALICE, "checkout-api to 41 severity high")
+            .await
+            .starts_with("Recorded *RB-1*")
+    );
+    assert_eq!(ready().await, 200);
+
+    proxy.cut();
+    let answer = bot.slash(ALICE, "checkout-api to 42 severity high").await;
+    assert!(
+        answer.starts_with("⚠️ Something went wrong inside rollbot (reference `"),
+        "{answer}"
+    );
+    assert!(answer.contains("Your request was NOT recorded; try again"), "{answer}");
+    assert_eq!(ready().await, 503, "unready while the store is unreachable");
+    assert_eq!(
+        bot.click(BOB, "approve", "RB-1").await,
+        500,
+        "a click that cannot be recorded is not acknowledged"
+    );
+
+    proxy.restore();
+    assert_eq!(ready().await, 200, "ready again without a restart");
+    assert!(
+        bot.slash(ALICE, "checkout-api to 43 severity high")
+            .await
+            .starts_with("Recorded *RB-2*")
+    );
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollbacks").await,
+        2,
+        "the refused request left nothing behind"
+    );
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    let cards: Vec<Posted> = (0..2).map(|_| bot.expect_card()).collect();
+    assert!(bot.card_now(&cards[0]).text.contains("✅ *Succeeded*"));
+    bot.thread(&cards[0]);
+    bot.card_now(&cards[1]);
+}

@@ -1,6 +1,7 @@
 //! The test harness: a fresh database per test, a fake Slack, rollbot's real router on
 //! loopback, and helpers that read like the story they tell.
 pub mod fake_slack;
+pub mod proxy;
 
 use chrono::{DateTime, TimeZone, Utc};
 use fake_slack::{Call, FakeSlack};
@@ -249,13 +250,26 @@ impl Rollbot {
     }
 
     /// Starts rollbot with the configuration `config(marker_path)`.
+    /// Starts rollbot with its database reached through `proxy`, which the test can cut.
+    pub async fn start_behind(proxy: &proxy::Proxy) -> Rollbot {
+        Rollbot::start_on(test_config, Some(proxy.port)).await
+    }
+
     pub async fn start_with(config: impl FnOnce(&str) -> String) -> Rollbot {
+        Rollbot::start_on(config, None).await
+    }
+
+    async fn start_on(config: impl FnOnce(&str) -> String, proxy_port: Option<u16>) -> Rollbot {
         let scratch = tempfile::tempdir().unwrap();
         let marker = scratch.path().join("ran.log");
         let config = Config::parse("test.toml", &config(marker.to_str().unwrap()))
             .unwrap_or_else(|e| panic!("test config: {e}"));
         let db = TestDb::new();
-        let store = Store::connect(&db.url)
+        let url = match proxy_port {
+            Some(port) => db.url.replace(":5432/", &format!(":{port}/")),
+            None => db.url.clone(),
+        };
+        let store = Store::connect(&url)
             .await
             .expect("PostgreSQL must be running at 127.0.0.1:5432 (.ci/run starts it)");
         store.migrate().await.unwrap();
