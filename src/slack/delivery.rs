@@ -23,7 +23,12 @@ enum Outcome {
     Delivered,
     Retry(CallError),
     GiveUp(String),
+    /// Not tried: the channel's next posting slot is at this time.
+    Wait(chrono::DateTime<chrono::Utc>),
 }
+
+/// Slack accepts about one message per second per channel.
+pub const PER_CHANNEL_GAP: Duration = Duration::from_secs(1);
 
 impl Delivery {
     pub fn new(engine: Arc<Engine>, slack: Arc<SlackApi>) -> Self {
@@ -45,11 +50,13 @@ impl Delivery {
                 Err(DeliverError::Call(CallError::Permanent(e))) => Outcome::GiveUp(e),
                 Err(DeliverError::Call(e)) => Outcome::Retry(e),
                 Err(DeliverError::Internal(e)) => Outcome::Retry(CallError::Transient(format!("{e:#}"))),
+                Err(DeliverError::Wait(at)) => Outcome::Wait(at),
             };
             let now = self.engine.clock.now();
             let store = &self.engine.store;
             match outcome {
                 Outcome::Delivered => store.outbox_delivered(item.id, now).await?,
+                Outcome::Wait(at) => store.outbox_wait_until(item.id, at).await?,
                 Outcome::GiveUp(error) => {
                     tracing::error!(outbox = item.id, rollback = ?item.rollback_id, kind = item.effect.kind(), %error, "Slack refused the message; recorded as undeliverable");
                     store.outbox_undeliverable(item.id, now, &error).await?;
@@ -90,6 +97,7 @@ impl Delivery {
         let rollback = store.load(id).await?.ok_or_else(|| anyhow!("{id} is gone"))?;
         if item.effect == Effect::PostCard {
             let channel = rollback.request.channel.0.clone();
+            self.take_slot(&channel).await?;
             let ts = self
                 .slack
                 .post(&channel, &messages::card(&rollback, directory), None)
@@ -107,7 +115,12 @@ impl Delivery {
                 ts: &card.ts,
                 broadcast,
             };
-            self.slack.post(&card.channel, &message, Some(thread)).await.map(|_| ())
+            self.take_slot(&card.channel).await?;
+            self.slack
+                .post(&card.channel, &message, Some(thread))
+                .await
+                .map(|_| ())
+                .map_err(DeliverError::from)
         };
         match &item.effect {
             Effect::UpdateCard => {
@@ -143,6 +156,20 @@ impl Delivery {
         Ok(())
     }
 
+    /// Takes the channel's posting slot, or says to wait for it.
+    async fn take_slot(&self, channel: &str) -> Result<(), DeliverError> {
+        let now = self.engine.clock.now();
+        match self
+            .engine
+            .store
+            .take_channel_slot(channel, now, PER_CHANNEL_GAP)
+            .await?
+        {
+            None => Ok(()),
+            Some(at) => Err(DeliverError::Wait(at)),
+        }
+    }
+
     pub async fn run_forever(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
         loop {
             match self.run_once().await {
@@ -162,6 +189,7 @@ impl Delivery {
 enum DeliverError {
     Call(CallError),
     Internal(anyhow::Error),
+    Wait(chrono::DateTime<chrono::Utc>),
 }
 
 impl From<CallError> for DeliverError {

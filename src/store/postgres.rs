@@ -14,6 +14,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0003_execution_leases.sql",
         include_str!("../../migrations/0003_execution_leases.sql"),
     ),
+    (
+        4,
+        "0004_channel_pacing.sql",
+        include_str!("../../migrations/0004_channel_pacing.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -391,6 +396,61 @@ impl Store {
         rows.iter()
             .map(|r| Ok((serde_json::from_value(r.get(0))?, r.get(1))))
             .collect()
+    }
+
+    /// Takes the channel's next posting slot if it is free at `now` (`Ok(None)`), or says when
+    /// it will be (`Ok(Some(at))`). One statement, so replicas cannot take the same slot.
+    pub async fn take_channel_slot(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+        gap: std::time::Duration,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let next = now + chrono::Duration::from_std(gap)?;
+        let taken = self
+            .client()
+            .await?
+            .query_opt(
+                "INSERT INTO channel_pace (channel, next_at) VALUES ($1, $3)
+                 ON CONFLICT (channel) DO UPDATE SET next_at = $3 WHERE channel_pace.next_at <= $2
+                 RETURNING next_at",
+                &[&channel, &now, &next],
+            )
+            .await?;
+        if taken.is_some() {
+            return Ok(None);
+        }
+        let row = self
+            .client()
+            .await?
+            .query_one("SELECT next_at FROM channel_pace WHERE channel = $1", &[&channel])
+            .await?;
+        Ok(Some(row.get(0)))
+    }
+
+    /// Puts a claimed effect back until `at`, without counting an attempt: it was not tried.
+    pub async fn outbox_wait_until(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE outbox SET available_at = $2, claimed_until = NULL, attempts = attempts - 1 WHERE id = $1",
+                &[&id, &at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// When the next effect that waits only for its channel's slot becomes due.
+    pub async fn next_paced_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT min(available_at) FROM outbox WHERE done_at IS NULL AND last_error IS NULL AND available_at > $1",
+                &[&now],
+            )
+            .await?;
+        Ok(row.get(0))
     }
 
     pub async fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<()> {

@@ -573,3 +573,43 @@ async fn a_rate_limited_message_waits_exactly_as_long_as_slack_asks() {
     bot.settle().await;
     bot.expect_card();
 }
+
+#[tokio::test]
+async fn a_twenty_step_runbook_never_posts_faster_than_slack_allows() {
+    let steps: String = (1..=20)
+        .map(|n| format!("[[runbooks.long.steps]]\nname = \"Step {n}\"\nrun = [\"echo\", \"{n}\"]\n\n"))
+        .collect();
+    let bot = Rollbot::start_with(|marker| {
+        test_config(marker).replace(
+            "[services.checkout-api]",
+            &format!("[runbooks.long]\n{steps}[services.long-api]\nrunbooks = [\"long\"]\n\n[services.checkout-api]"),
+        )
+    })
+    .await;
+    bot.slack.enforce_one_post_per_second(bot.clock.clone());
+    bot.slash(ALICE, "long-api severity critical").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    let thread = bot.thread(&card);
+    assert_eq!(
+        thread.len(),
+        1 + 20 * 2 + 1,
+        "ladder notice, each step's start and result, the end"
+    );
+    assert!(
+        thread
+            .last()
+            .unwrap()
+            .starts_with("RB-1 ✅ *Succeeded*: all 20 steps ran"),
+        "{thread:#?}"
+    );
+    assert_eq!(bot.slack.refused(), [], "zero 429s");
+    bot.card_now(&card);
+    let posts = bot
+        .slack
+        .calls()
+        .iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .count();
+    assert_eq!(posts, 43, "the card and its thread, each post once");
+}

@@ -29,6 +29,9 @@ struct Recorder {
     outages: std::collections::VecDeque<Outage>,
     /// Calls that were answered with an outage (they had no effect).
     refused: Vec<(String, u16)>,
+    /// When set, posts to a channel less than a second after the last one get a 429, as Slack does.
+    pace_clock: Option<Arc<dyn rollbot::clock::Clock>>,
+    last_post: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -81,6 +84,12 @@ impl FakeSlack {
         self.recorder.lock().unwrap().outages.extend(outages.iter().copied());
     }
 
+    /// From now on, answer 429 to a post that comes within a second of the last post to the same
+    /// channel, by `clock`.
+    pub fn enforce_one_post_per_second(&self, clock: Arc<dyn rollbot::clock::Clock>) {
+        self.recorder.lock().unwrap().pace_clock = Some(clock);
+    }
+
     /// The calls answered with an outage: (method, HTTP status).
     pub fn refused(&self) -> Vec<(String, u16)> {
         self.recorder.lock().unwrap().refused.clone()
@@ -121,6 +130,21 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let mut recorder = recorder.lock().unwrap();
+    if method == "chat.postMessage" {
+        if let Some(clock) = recorder.pace_clock.clone() {
+            let channel = body["channel"].as_str().unwrap_or_default().to_owned();
+            let now = clock.now();
+            let too_soon = recorder
+                .last_post
+                .get(&channel)
+                .is_some_and(|last| now - *last < chrono::Duration::seconds(1));
+            if too_soon {
+                recorder.outages.push_front(Outage::RateLimited(1));
+            } else {
+                recorder.last_post.insert(channel, now);
+            }
+        }
+    }
     if let Some(outage) = recorder.outages.pop_front() {
         use axum::response::IntoResponse;
         return match outage {

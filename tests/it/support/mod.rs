@@ -432,12 +432,27 @@ impl Rollbot {
 
     /// Runs the outbox and the executor until neither has anything left to do.
     pub async fn settle(&self) {
-        for _ in 0..200 {
+        for _ in 0..500 {
             let fired = self.app.timers.run_once().await.unwrap();
             let delivered = self.app.delivery.run_once().await.unwrap();
             let ran = self.app.executor.run_once().await.unwrap();
             if fired == 0 && delivered == 0 && !ran {
-                return;
+                // Posts waiting for their channel's next slot are due within a second: let
+                // that second pass, as it would for a real rollbot. Retries after errors wait.
+                let paced = self
+                    .app
+                    .engine
+                    .store
+                    .next_paced_delivery(self.clock.now())
+                    .await
+                    .unwrap();
+                match paced {
+                    Some(at) if at > self.clock.now() && at - self.clock.now() <= chrono::Duration::seconds(1) => {
+                        self.clock.set(at);
+                        continue;
+                    }
+                    _ => return,
+                }
             }
         }
         panic!("rollbot did not settle after 200 rounds");
