@@ -125,6 +125,9 @@ impl App {
         let server = axum::serve(listener, self.router).with_graceful_shutdown(async move { stop.wait().await });
         let result = server.await.context("the HTTP server stopped");
         let _ = tokio::join!(executor, delivery, timers);
+        // The executor may have just recorded interruptions: tell the channel before leaving.
+        // Whatever is left stays in the outbox for the next process.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.delivery.flush()).await;
         result
     }
 }

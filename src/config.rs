@@ -27,6 +27,9 @@ pub struct Config {
     /// How long a running rollback's process may go without renewing its lease before the
     /// rollback is marked interrupted.
     pub execution_lease: Duration,
+    /// On SIGTERM, how long running steps may go on before they are stopped and recorded as
+    /// interrupted.
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +120,7 @@ struct RawLimits {
     max_reason_chars: Option<usize>,
     output_tail_bytes: Option<usize>,
     execution_lease: Option<Spanned<String>>,
+    shutdown_grace: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -247,6 +251,12 @@ impl Config {
             .as_ref()
             .and_then(|d| checker.duration(d))
             .unwrap_or(Duration::from_secs(30));
+        let shutdown_grace = raw
+            .limits
+            .shutdown_grace
+            .as_ref()
+            .and_then(|d| checker.duration(d))
+            .unwrap_or(Duration::from_secs(20));
         let group_cache = raw
             .slack
             .group_cache
@@ -265,6 +275,7 @@ impl Config {
                 output_tail_bytes: raw.limits.output_tail_bytes.unwrap_or(3 * 1024),
                 group_cache,
                 execution_lease,
+                shutdown_grace,
             })
         } else {
             Err(ConfigErrors(checker.errors))

@@ -74,6 +74,8 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
         }
     };
     let pgid = child.id().map(|pid| nix::unistd::Pid::from_raw(pid as i32));
+    // If this future is dropped (shutdown gave up waiting), the step's whole group goes with it.
+    let _group = GroupGuard(pgid);
     let tail_bytes = spec.tail_bytes;
     let output = tokio::task::spawn_blocking(move || read_tail(reader, tail_bytes));
 
@@ -126,6 +128,17 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
         duration_ms: started.elapsed().as_millis() as u64,
         output_tail,
         detail,
+    }
+}
+
+/// Kills a process group when dropped.
+struct GroupGuard(Option<nix::unistd::Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        }
     }
 }
 

@@ -131,17 +131,27 @@ impl Executor {
     }
 
     /// The serving loop: each claimed rollback runs in its own task, so a long runbook does
-    /// not hold up the next one.
+    /// not hold up the next one. On shutdown it stops claiming, lets running steps finish for
+    /// `shutdown_grace`, then kills what is left and records it as interrupted.
     pub async fn run_forever(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
+        let mut running = tokio::task::JoinSet::new();
+        let in_flight = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
         loop {
+            while let Some(done) = running.try_join_next() {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a run's task ended abnormally");
+                }
+            }
             match self.claim_next().await {
                 Ok(Some(rollback)) => {
-                    let this = self.clone();
-                    tokio::spawn(async move {
+                    let (this, in_flight) = (self.clone(), in_flight.clone());
+                    in_flight.lock().expect("in-flight lock").insert(rollback.id);
+                    running.spawn(async move {
                         let id = rollback.id;
                         if let Err(e) = this.execute(rollback).await {
                             tracing::error!(rollback = %id, error = format!("{e:#}"), "executing the rollback failed");
                         }
+                        in_flight.lock().expect("in-flight lock").remove(&id);
                     });
                     continue;
                 }
@@ -151,8 +161,37 @@ impl Executor {
             tokio::select! {
                 _ = self.engine.run_ready.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.wait() => return,
+                _ = shutdown.wait() => break,
             }
+        }
+        let grace = self.engine.config.shutdown_grace;
+        if running.is_empty() {
+            return;
+        }
+        tracing::info!(
+            runs = running.len(),
+            grace_secs = grace.as_secs(),
+            "waiting for running steps to finish"
+        );
+        let drained = tokio::time::timeout(grace, async { while running.join_next().await.is_some() {} }).await;
+        if drained.is_ok() {
+            return;
+        }
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+        let abandoned: Vec<RollbackId> = in_flight.lock().expect("in-flight lock").iter().copied().collect();
+        for id in abandoned {
+            match self.engine.act(id, &Action::Interrupt, &Actor::system()).await {
+                Ok(Ok(_)) => {
+                    tracing::warn!(rollback = %id, "shutting down: the running step was stopped and the rollback marked interrupted")
+                }
+                Ok(Err(refusal)) => tracing::debug!(rollback = %id, ?refusal, "nothing to interrupt"),
+                // The lease will lapse and another replica will record it.
+                Err(e) => {
+                    tracing::error!(rollback = %id, error = format!("{e:#}"), "could not record the interruption")
+                }
+            }
+            let _ = self.engine.store.release_lease(id, &self.owner).await;
         }
     }
 }

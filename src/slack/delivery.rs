@@ -156,6 +156,18 @@ impl Delivery {
         Ok(())
     }
 
+    /// Delivers until nothing is due or waiting for a channel slot (used when shutting down).
+    pub async fn flush(&self) {
+        loop {
+            let handled = self.run_once().await.unwrap_or(0);
+            let waiting = self.engine.store.next_paced_delivery(self.engine.clock.now()).await.ok().flatten();
+            if handled == 0 && waiting.is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Takes the channel's posting slot, or says to wait for it.
     async fn take_slot(&self, channel: &str) -> Result<(), DeliverError> {
         let now = self.engine.clock.now();

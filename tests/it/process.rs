@@ -403,3 +403,85 @@ runbooks = ["slow"]
         let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }
 }
+
+#[tokio::test]
+async fn sigterm_during_a_long_step_stops_it_after_the_grace_and_records_it_as_interrupted() {
+    let db = TestDb::new();
+    let slack = FakeSlack::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("ran.log");
+    let pid_file = scratch.path().join("step.pid");
+    let slow_step = format!(
+        r#"[runbooks.slow]
+[[runbooks.slow.steps]]
+name = "Slow undo"
+run = ["sh", "-c", 'echo $$ > "$2"; echo started >> "$1"; sleep 60', "step", "{}", "{}"]
+
+[limits]
+shutdown_grace = "1s"
+
+[services.slow-api]
+runbooks = ["slow"]
+"#,
+        marker.display(),
+        pid_file.display()
+    );
+    let config = scratch.path().join("rollbot.toml");
+    std::fs::write(&config, test_config(marker.to_str().unwrap()) + &slow_step).unwrap();
+    let mut serve = Serve::start("serve", &db, &slack, &config, scratch.path()).await;
+    serve
+        .post_signed(
+            "/slack/commands",
+            slash_body(ALICE, INCIDENTS, "slow-api severity critical"),
+        )
+        .await;
+    wait_for_or_show(&|| serve.log(), "the step to start", async || {
+        marker.exists().then_some(())
+    })
+    .await;
+    wait_for_or_show(&|| serve.log(), "the step's pid", async || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse::<i32>().ok()
+    })
+    .await;
+    let step_pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+
+    let asked = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(serve.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = serve.child.wait().unwrap();
+        (status, serve)
+    })
+    .await
+    .unwrap();
+    let (status, serve) = status;
+    assert!(
+        status.success(),
+        "exit 0 after a clean stop: {status:?}\n{}",
+        serve.log()
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "stopped within the grace, not after the step: {:?}",
+        asked.elapsed()
+    );
+    let log = serve.log();
+    assert!(log.contains("waiting for running steps to finish"), "{log}");
+    assert!(
+        log.contains("the running step was stopped and the rollback marked interrupted"),
+        "{log}"
+    );
+    assert!(
+        slack.calls().iter().any(|c| c.body["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("RB-1 ⚠️ *Interrupted* at step 1 of 1"))),
+        "the channel was told before rollbot left"
+    );
+    let alive = std::fs::read_to_string(format!("/proc/{step_pid}/stat"))
+        .map(|s| !s.contains(") Z"))
+        .unwrap_or(false);
+    assert!(!alive, "the step's process group was stopped with rollbot");
+}
