@@ -160,7 +160,13 @@ impl Delivery {
     pub async fn flush(&self) {
         loop {
             let handled = self.run_once().await.unwrap_or(0);
-            let waiting = self.engine.store.next_paced_delivery(self.engine.clock.now()).await.ok().flatten();
+            let waiting = self
+                .engine
+                .store
+                .next_paced_delivery(self.engine.clock.now())
+                .await
+                .ok()
+                .flatten();
             if handled == 0 && waiting.is_none() {
                 return;
             }

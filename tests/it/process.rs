@@ -485,3 +485,96 @@ runbooks = ["slow"]
         .unwrap_or(false);
     assert!(!alive, "the step's process group was stopped with rollbot");
 }
+
+#[tokio::test]
+async fn two_hundred_clicks_on_three_replicas_run_the_rollback_once_and_answer_everyone() {
+    let db = TestDb::new();
+    let slack = FakeSlack::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("ran.log");
+    let clickers: Vec<String> = (0..200).map(|n| format!("U0AP{n:03}")).collect();
+    let on_call = clickers
+        .iter()
+        .map(|u| format!("\"{u}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let config_text = test_config(marker.to_str().unwrap()).replace(
+        r#"on_call = ["U0ALICE", "U0BOB", "U0BETH"]"#,
+        &format!("on_call = [\"U0ALICE\", {on_call}]"),
+    );
+    let config = scratch.path().join("rollbot.toml");
+    std::fs::write(&config, config_text).unwrap();
+    let mut replicas = vec![];
+    for name in ["a", "b", "c"] {
+        replicas.push(Serve::start(name, &db, &slack, &config, scratch.path()).await);
+    }
+    let logs = || replicas.iter().map(Serve::log).collect::<Vec<_>>().join("\n");
+
+    replicas[0]
+        .post_signed(
+            "/slack/commands",
+            slash_body(ALICE, INCIDENTS, "checkout-api to 41 severity high"),
+        )
+        .await;
+    wait_for_or_show(&logs, "the card", async || {
+        slack
+            .calls()
+            .iter()
+            .any(|c| c.method == "chat.postMessage")
+            .then_some(())
+    })
+    .await;
+
+    let clicks = clickers.iter().enumerate().map(|(n, user)| {
+        let replica = &replicas[n % 3];
+        async move {
+            replica
+                .post_signed("/slack/interactions", click_body(user, INCIDENTS, "approve", "RB-1"))
+                .await
+                .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(clicks).await;
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "every click acknowledged: {statuses:?}"
+    );
+
+    let answered = wait_for_or_show(&logs, "199 refusals and the end of the run", async || {
+        let calls = slack.calls();
+        let refusals = calls.iter().filter(|c| c.method == "chat.postEphemeral").count();
+        let done = calls.iter().any(|c| {
+            c.body["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("RB-1 ✅ *Succeeded*"))
+        });
+        (refusals == 199 && done).then_some(calls)
+    })
+    .await;
+    let answered_users: std::collections::BTreeSet<&str> = answered
+        .iter()
+        .filter(|c| c.method == "chat.postEphemeral")
+        .filter_map(|c| c.body["user"].as_str())
+        .collect();
+    assert_eq!(answered_users.len(), 199, "each refused clicker got their own answer");
+    let winner: Vec<&String> = clickers
+        .iter()
+        .filter(|u| !answered_users.contains(u.as_str()))
+        .collect();
+    assert_eq!(winner.len(), 1);
+    let card_text = answered
+        .iter()
+        .rev()
+        .find(|c| c.method == "chat.update")
+        .map(|c| c.body.to_string())
+        .unwrap();
+    assert!(
+        card_text.contains(&format!("<@{}> (`on_call`)", winner[0])),
+        "the card names the one approver"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "undo 41\nhealth\n",
+        "exactly one execution"
+    );
+}
