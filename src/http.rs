@@ -36,6 +36,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/slack/interactions", post(interaction))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(Arc::new(state))
 }
@@ -45,6 +46,23 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
             tracing::warn!(error = format!("{e:#}"), "not ready: the store is unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable").into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
+    match state.engine.store.figures(state.engine.clock.now()).await {
+        Ok(figures) => (
+            [("content-type", "text/plain; version=0.0.4")],
+            crate::metrics::render(&figures),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "metrics unavailable: the store is unreachable"
+            );
             (StatusCode::SERVICE_UNAVAILABLE, "store unreachable").into_response()
         }
     }

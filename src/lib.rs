@@ -7,6 +7,7 @@ pub mod domain;
 pub mod engine;
 pub mod grammar;
 pub mod http;
+pub mod metrics;
 pub mod report;
 pub mod shutdown;
 pub mod slack;

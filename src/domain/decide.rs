@@ -46,6 +46,11 @@ pub enum Action {
     Expire,
     /// The run's lease lapsed: its process is gone.
     Interrupt,
+    /// Slack would not take a message about this rollback.
+    RecordUndeliverable {
+        what: String,
+        error: String,
+    },
     StartRun,
     StartStep {
         index: usize,
@@ -70,6 +75,7 @@ impl Action {
             Action::RetryStep { .. } => "retry_step",
             Action::SkipStep { .. } => "skip_step",
             Action::Interrupt => "interrupt",
+            Action::RecordUndeliverable { .. } => "record_undeliverable",
             Action::Escalate { .. } => "escalate",
             Action::Expire => "expire",
             Action::StartRun => "start_run",
@@ -84,6 +90,7 @@ impl Action {
             Action::Escalate { .. }
                 | Action::Expire
                 | Action::Interrupt
+                | Action::RecordUndeliverable { .. }
                 | Action::StartRun
                 | Action::StartStep { .. }
                 | Action::FinishStep { .. }
@@ -394,6 +401,10 @@ pub fn decide(
             }
             Ok(events)
         }
+        Action::RecordUndeliverable { what, error } => Ok(vec![Event::Undeliverable {
+            what: what.clone(),
+            error: error.clone(),
+        }]),
         Action::Interrupt => {
             if rollback.state != State::Running {
                 return Err(out_of_order(format!("nothing runs in state {}", rollback.state.name())));

@@ -84,6 +84,11 @@ pub enum Event {
         index: usize,
         by: UserId,
     },
+    /// A message about this rollback could not be delivered to Slack; kept on the record.
+    Undeliverable {
+        what: String,
+        error: String,
+    },
     Rejected {
         by: UserId,
         reason: Option<String>,
@@ -391,6 +396,7 @@ impl Rollback {
                 self.state = State::Queued;
             }
             Event::Skipped { .. } => self.state = State::Queued,
+            Event::Undeliverable { .. } => {}
             Event::Rejected { by, reason } => {
                 self.state = State::Rejected {
                     by: by.clone(),

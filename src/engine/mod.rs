@@ -89,6 +89,8 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
             | Event::Cancelled { .. }
             | Event::RunStarted
             | Event::Interrupted { step: None } => {}
+            // Telling Slack that Slack refused a message would only fail again.
+            Event::Undeliverable { .. } => continue,
         }
         card_changed |= !matches!(event, Event::Requested { .. });
     }

@@ -3,6 +3,7 @@
 //! recorded as undeliverable.
 use super::client::{CallError, SlackApi, Thread};
 use super::messages;
+use crate::domain::{Action, Actor};
 use crate::engine::Engine;
 use crate::store::{CardRef, Effect, OutboxItem};
 use anyhow::{Context, Result, anyhow};
@@ -59,11 +60,11 @@ impl Delivery {
                 Outcome::Wait(at) => store.outbox_wait_until(item.id, at).await?,
                 Outcome::GiveUp(error) => {
                     tracing::error!(outbox = item.id, rollback = ?item.rollback_id, kind = item.effect.kind(), %error, "Slack refused the message; recorded as undeliverable");
-                    store.outbox_undeliverable(item.id, now, &error).await?;
+                    self.undeliverable(item, &error).await?;
                 }
                 Outcome::Retry(error) if item.attempts >= MAX_ATTEMPTS => {
                     tracing::error!(outbox = item.id, rollback = ?item.rollback_id, kind = item.effect.kind(), %error, attempts = item.attempts, "giving up on a Slack message; recorded as undeliverable");
-                    store.outbox_undeliverable(item.id, now, &error.to_string()).await?;
+                    self.undeliverable(item, &error.to_string()).await?;
                 }
                 Outcome::Retry(error) => {
                     let wait = match &error {
@@ -152,6 +153,26 @@ impl Delivery {
                 reply(messages::step_decided(&rollback, *index, by, *retry), false).await?
             }
             Effect::PostCard | Effect::Ephemeral { .. } => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    /// Keeps an effect that will never be delivered: on the outbox row, and as an event on its
+    /// rollback's record, so it shows in the timeline; never dropped silently.
+    async fn undeliverable(&self, item: &OutboxItem, error: &str) -> Result<()> {
+        let engine = &self.engine;
+        engine
+            .store
+            .outbox_undeliverable(item.id, engine.clock.now(), error)
+            .await?;
+        if let Some(id) = item.rollback_id {
+            let action = Action::RecordUndeliverable {
+                what: item.effect.kind().to_owned(),
+                error: error.to_owned(),
+            };
+            if let Err(refusal) = engine.act(id, &action, &Actor::system()).await? {
+                tracing::error!(rollback = %id, ?refusal, "could not record an undeliverable message on the rollback");
+            }
         }
         Ok(())
     }

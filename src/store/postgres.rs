@@ -453,6 +453,32 @@ impl Store {
         Ok(row.get(0))
     }
 
+    /// Figures for `/metrics`.
+    pub async fn figures(&self, now: DateTime<Utc>) -> Result<crate::metrics::StoreFigures> {
+        let client = self.client().await?;
+        let outbox = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE done_at IS NULL),
+                        COALESCE(EXTRACT(EPOCH FROM $1 - min(created_at) FILTER (WHERE done_at IS NULL))::float8, 0),
+                        count(*) FILTER (WHERE outcome = 'undeliverable')
+                 FROM outbox",
+                &[&now],
+            )
+            .await?;
+        let rollbacks = client
+            .query(
+                "SELECT state, doc->'request'->>'severity', count(*) FROM rollbacks GROUP BY 1, 2 ORDER BY 1, 2",
+                &[],
+            )
+            .await?;
+        Ok(crate::metrics::StoreFigures {
+            outbox_pending: outbox.get(0),
+            outbox_oldest_pending_age_seconds: outbox.get::<_, f64>(1).max(0.0),
+            outbox_undeliverable: outbox.get(2),
+            rollbacks: rollbacks.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect(),
+        })
+    }
+
     pub async fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
         self.finish_outbox(id, now, "delivered", None).await
     }

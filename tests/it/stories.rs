@@ -613,3 +613,42 @@ async fn a_twenty_step_runbook_never_posts_faster_than_slack_allows() {
         .count();
     assert_eq!(posts, 43, "the card and its thread, each post once");
 }
+
+#[tokio::test]
+async fn a_message_slack_refuses_for_good_is_kept_on_the_record_and_counted() {
+    use crate::support::fake_slack::Outage;
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.slack.fail_next(&[Outage::Refused("not_in_channel")]);
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    assert_eq!(
+        bot.slack.refused(),
+        [("chat.update".to_owned(), 200)],
+        "a permanent error is not retried"
+    );
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'type' = 'undeliverable' AND event->>'error' = 'not_in_channel' AND event->>'what' = 'update_card'").await,
+        1,
+        "the timeline keeps what could not be said"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", bot.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("\nrollbot_outbox_undeliverable 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("rollbot_rollbacks{state=\"succeeded\",severity=\"high\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("\nrollbot_outbox_pending 0\n"), "{metrics}");
+    bot.thread(&card);
+        assert!(
+        bot.card_now(&card).text.contains("✅ *Succeeded*"),
+        "the next update renders the current state, so a lost update costs nothing"
+    );
+}

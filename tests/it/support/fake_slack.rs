@@ -40,6 +40,8 @@ pub enum Outage {
     RateLimited(u64),
     /// 500 with no body.
     ServerError,
+    /// 200 with `{"ok": false, "error": <code>}`: Slack's way of saying no for good.
+    Refused(&'static str),
 }
 
 #[derive(Clone)]
@@ -157,6 +159,10 @@ async fn handle(
                     axum::Json(json!({"ok": false, "error": "ratelimited"})),
                 )
                     .into_response()
+            }
+            Outage::Refused(code) => {
+                recorder.refused.push((method, 200));
+                axum::Json(json!({"ok": false, "error": code})).into_response()
             }
             Outage::ServerError => {
                 recorder.refused.push((method, 500));
