@@ -578,3 +578,54 @@ async fn two_hundred_clicks_on_three_replicas_run_the_rollback_once_and_answer_e
         "exactly one execution"
     );
 }
+
+#[tokio::test]
+async fn a_request_acknowledged_just_before_kill_9_is_there_after_restart() {
+    let db = TestDb::new();
+    let slack = FakeSlack::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("rollbot.toml");
+    std::fs::write(&config, test_config(scratch.path().join("ran.log").to_str().unwrap())).unwrap();
+
+    let mut first = Serve::start("first", &db, &slack, &config, scratch.path()).await;
+    let ack: serde_json::Value = first
+        .post_signed(
+            "/slack/commands",
+            slash_body(
+                ALICE,
+                INCIDENTS,
+                "checkout-api to 41 severity high reason \"kill test\"",
+            ),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    first.child.kill().unwrap(); // SIGKILL right after the acknowledgement
+    first.child.wait().unwrap();
+    assert!(ack["text"].as_str().unwrap().starts_with("Recorded *RB-1*"), "{ack}");
+
+    let second = Serve::start("second", &db, &slack, &config, scratch.path()).await;
+    let status: serde_json::Value = second
+        .post_signed("/slack/commands", slash_body(ALICE, INCIDENTS, "status RB-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        status["text"].as_str().unwrap().contains("Awaiting approval"),
+        "{status}"
+    );
+    wait_for_or_show(
+        &|| second.log(),
+        "the card, posted by whichever process was alive",
+        async || {
+            slack
+                .calls()
+                .iter()
+                .any(|c| c.method == "chat.postMessage" && c.body.to_string().contains("kill test"))
+                .then_some(())
+        },
+    )
+    .await;
+}

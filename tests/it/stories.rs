@@ -647,7 +647,7 @@ async fn a_message_slack_refuses_for_good_is_kept_on_the_record_and_counted() {
     );
     assert!(metrics.contains("\nrollbot_outbox_pending 0\n"), "{metrics}");
     bot.thread(&card);
-        assert!(
+    assert!(
         bot.card_now(&card).text.contains("✅ *Succeeded*"),
         "the next update renders the current state, so a lost update costs nothing"
     );
