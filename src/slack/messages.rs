@@ -219,12 +219,7 @@ fn state_line(rollback: &Rollback) -> String {
         State::Queued => "▶️ *Approved*: starting the runbook now.".into(),
         State::Running => {
             let current = rollback.steps.last().map(|s| s.index).unwrap_or(0);
-            let name = rollback
-                .plan
-                .steps
-                .get(current)
-                .map(|s| escape(&s.name))
-                .unwrap_or_default();
+            let name = step_name(rollback, current);
             format!(
                 "🔄 *Running* step {} of {total}: {name}. Output goes to the thread.",
                 current + 1
@@ -238,12 +233,7 @@ fn state_line(rollback: &Rollback) -> String {
             format!("✅ *Succeeded*: all {total} steps ran{took}.")
         }
         State::Failed { step, reason } => {
-            let name = rollback
-                .plan
-                .steps
-                .get(*step)
-                .map(|s| escape(&s.name))
-                .unwrap_or_default();
+            let name = step_name(rollback, *step);
             format!(
                 "❌ *Failed* at step {} of {total}, *{name}*: {}. The steps after it did not run. Output is in the thread.",
                 step + 1,
@@ -284,24 +274,14 @@ fn state_line(rollback: &Rollback) -> String {
             format!("⌛ *Expired*: nobody approved it{waited}. Nothing ran. Request it again if it is still needed.")
         }
         State::Interrupted { step } => {
-            let name = rollback
-                .plan
-                .steps
-                .get(*step)
-                .map(|s| escape(&s.name))
-                .unwrap_or_default();
+            let name = step_name(rollback, *step);
             format!(
                 "⚠️ *Interrupted* at step {} of {total}, *{name}*: the rollbot process running it stopped, so whether it took effect is unknown. Check it, then choose: *Retry step* runs it again, *Skip step* goes on with the next step, *Abort* stops here.",
                 step + 1
             )
         }
         State::Aborted { step, by } => {
-            let name = rollback
-                .plan
-                .steps
-                .get(*step)
-                .map(|s| escape(&s.name))
-                .unwrap_or_default();
+            let name = step_name(rollback, *step);
             format!(
                 "🛑 *Aborted* by {} at step {} of {total}, *{name}*. The steps from there on did not run.",
                 user(by),
@@ -309,6 +289,16 @@ fn state_line(rollback: &Rollback) -> String {
             )
         }
     }
+}
+
+/// A step's name, escaped, by its index.
+fn step_name(rollback: &Rollback, index: usize) -> String {
+    rollback
+        .plan
+        .steps
+        .get(index)
+        .map(|s| escape(&s.name))
+        .unwrap_or_default()
 }
 
 fn step_icon(rollback: &Rollback, index: usize) -> &'static str {
