@@ -21,6 +21,8 @@ pub struct Settings {
     pub bot_token: Secret,
     pub slack_api_url: String,
     pub database_url: String,
+    /// Bearer token for `/api/v1`; the API is off without one.
+    pub api_token: Option<Secret>,
 }
 
 /// Reads `NAME`, or the file named by `NAME_FILE` (for mounted secrets).
@@ -67,6 +69,10 @@ impl Settings {
                 "DATABASE_URL",
                 "rollbot keeps its rollbacks in PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/rollbot",
             )?,
+            api_token: env_or_file("ROLLBOT_API_TOKEN")?
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
         })
     }
 }
@@ -87,6 +93,7 @@ impl App {
         clock: Arc<dyn Clock>,
         verifier: SignatureVerifier,
         slack: SlackApi,
+        api_token: Option<Secret>,
     ) -> App {
         let engine = Arc::new(Engine {
             store,
@@ -111,6 +118,7 @@ impl App {
                 verifier,
                 directory,
                 slack,
+                api_token,
             }),
             engine,
         }

@@ -15,6 +15,7 @@ pub enum Command {
     Status(Option<RollbackId>),
     List,
     Cancel(RollbackId),
+    Postmortem(RollbackId),
     /// Part of the documented language but not built yet in this version.
     NotYetAvailable(&'static str),
 }
@@ -161,7 +162,17 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
         },
         "plan" => parse_request(rest).map(Command::Plan),
         "drill" => Ok(Command::NotYetAvailable("drill")),
-        "postmortem" => Ok(Command::NotYetAvailable("postmortem")),
+        "postmortem" => match rest {
+            [] => Err(ParseError::BadId {
+                command: "postmortem",
+                word: None,
+            }),
+            [id] => parse_id("postmortem", id).map(Command::Postmortem),
+            [_, extra, ..] => Err(ParseError::UnexpectedAfter {
+                command: "postmortem",
+                word: extra.text.clone(),
+            }),
+        },
         _ => parse_request(&tokens).map(Command::Request),
     }
 }

@@ -28,6 +28,8 @@ pub struct HttpState {
     pub directory: Arc<Directory>,
     /// For the calls that cannot wait in the outbox (opening a modal).
     pub slack: Arc<SlackApi>,
+    /// Bearer token for `/api/v1`; without one the API is off.
+    pub api_token: Option<crate::slack::signature::Secret>,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -37,6 +39,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/rollbacks", get(api_list))
+        .route("/api/v1/rollbacks/{id}", get(api_rollback))
+        .route("/api/v1/rollbacks/{id}/postmortem.md", get(api_postmortem))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(Arc::new(state))
 }
@@ -65,6 +70,90 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
             );
             (StatusCode::SERVICE_UNAVAILABLE, "store unreachable").into_response()
         }
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time; `Err` is the response to send.
+fn api_authorized(state: &HttpState, headers: &HeaderMap) -> Result<(), Response> {
+    use subtle::ConstantTimeEq;
+    let Some(token) = &state.api_token else {
+        return Err((
+            StatusCode::NOT_FOUND,
+            "the API is off: set ROLLBOT_API_TOKEN to turn it on\n",
+        )
+            .into_response());
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(given) if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) => Ok(()),
+        _ => Err((StatusCode::UNAUTHORIZED, [("www-authenticate", "Bearer")], "").into_response()),
+    }
+}
+
+fn internal(e: anyhow::Error) -> Response {
+    let reference = new_reference();
+    tracing::error!(reference, error = format!("{e:#}"), "an API request failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("internal error, reference {reference}\n"),
+    )
+        .into_response()
+}
+
+async fn api_list(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = api_authorized(&state, &headers) {
+        return refused;
+    }
+    match state.engine.store.recent(None, 100).await {
+        Ok(rollbacks) => axum::Json(serde_json::json!({ "rollbacks": rollbacks })).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn api_rollback(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Err(refused) = api_authorized(&state, &headers) {
+        return refused;
+    }
+    let Ok(id) = id.parse::<RollbackId>() else {
+        return (StatusCode::NOT_FOUND, "not a rollback id; ids look like RB-12\n").into_response();
+    };
+    let store = &state.engine.store;
+    match (store.load(id).await, store.history(id).await) {
+        (Ok(Some(rollback)), Ok(events)) => {
+            axum::Json(serde_json::json!({ "rollback": rollback, "events": events })).into_response()
+        }
+        (Ok(None), _) => (StatusCode::NOT_FOUND, format!("there is no rollback {id}\n")).into_response(),
+        (Err(e), _) | (_, Err(e)) => internal(e),
+    }
+}
+
+async fn api_postmortem(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Err(refused) = api_authorized(&state, &headers) {
+        return refused;
+    }
+    let Ok(id) = id.parse::<RollbackId>() else {
+        return (StatusCode::NOT_FOUND, "not a rollback id; ids look like RB-12\n").into_response();
+    };
+    let store = &state.engine.store;
+    match (store.load(id).await, store.history(id).await) {
+        (Ok(Some(rollback)), Ok(events)) => (
+            [("content-type", "text/markdown; charset=utf-8")],
+            crate::postmortem::draft(&rollback, &events),
+        )
+            .into_response(),
+        (Ok(None), _) => (StatusCode::NOT_FOUND, format!("there is no rollback {id}\n")).into_response(),
+        (Err(e), _) | (_, Err(e)) => internal(e),
     }
 }
 
@@ -187,6 +276,13 @@ async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Re
             None => messages::list(&[]),
         },
         Command::List => messages::list(&engine.store.recent(Some(&command.channel_id), 10).await?),
+        Command::Postmortem(id) => match engine.store.load(id).await? {
+            Some(rollback) => {
+                let history = engine.store.history(id).await?;
+                messages::postmortem(id, &crate::postmortem::draft(&rollback, &history))
+            }
+            None => messages::not_found(id),
+        },
         Command::Cancel(id) => match engine.act(id, &Action::Cancel, &actor).await? {
             Ok(_) => messages::cancelled(id),
             Err(refusal) => messages::refusal(&refusal),

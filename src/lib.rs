@@ -8,6 +8,7 @@ pub mod engine;
 pub mod grammar;
 pub mod http;
 pub mod metrics;
+pub mod postmortem;
 pub mod report;
 pub mod shutdown;
 pub mod slack;

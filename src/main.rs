@@ -41,6 +41,11 @@ enum Cmd {
     },
     /// Apply database migrations (needs DATABASE_URL). `serve` applies them too.
     Migrate,
+    /// Print the post-mortem draft of a rollback as Markdown (needs DATABASE_URL).
+    Postmortem {
+        /// The rollback, e.g. RB-12.
+        id: String,
+    },
 }
 
 fn load_config(path: &PathBuf) -> Result<Config, ExitCode> {
@@ -79,6 +84,7 @@ async fn main() -> ExitCode {
             return plan(&config, &words.join(" "));
         }
         Cmd::Migrate => migrate().await,
+        Cmd::Postmortem { id } => postmortem(&id).await,
         Cmd::Serve { listen } => {
             let config = match load_config(&cli.config) {
                 Ok(c) => c,
@@ -122,6 +128,21 @@ fn plan(config: &Config, text: &str) -> ExitCode {
     }
 }
 
+async fn postmortem(id: &str) -> Result<()> {
+    let id: rollbot::domain::RollbackId = id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{id}` is not a rollback id; write it like RB-12"))?;
+    let url = rollbot::app::env_or_file("DATABASE_URL")?.context("DATABASE_URL is not set")?;
+    let store = Store::connect(&url).await?;
+    let rollback = store
+        .load(id)
+        .await?
+        .with_context(|| format!("there is no rollback {id}"))?;
+    let history = store.history(id).await?;
+    print!("{}", rollbot::postmortem::draft(&rollback, &history));
+    Ok(())
+}
+
 async fn migrate() -> Result<()> {
     let url = rollbot::app::env_or_file("DATABASE_URL")?.context("DATABASE_URL is not set")?;
     let store = Store::connect(&url).await?;
@@ -146,6 +167,7 @@ async fn serve(config: Config, listen: &str) -> Result<()> {
         Arc::new(SystemClock),
         SignatureVerifier::new(settings.signing_secrets),
         slack,
+        settings.api_token,
     );
     let listener = tokio::net::TcpListener::bind(listen)
         .await

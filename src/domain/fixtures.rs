@@ -159,6 +159,8 @@ pub fn request(severity: Severity, reason: Option<&str>) -> RollbackRequest {
 pub struct Story {
     pub rollback: Rollback,
     pub policy: Policy,
+    /// Every event, as the store would keep it.
+    pub history: Vec<Recorded>,
     minute: i64,
 }
 
@@ -184,6 +186,7 @@ impl Story {
         Story {
             rollback: Rollback::from_history(RollbackId(1), &history).unwrap(),
             policy,
+            history,
             minute: 0,
         }
     }
@@ -192,11 +195,13 @@ impl Story {
         self.minute += 1;
         let events = decide(Some(&self.rollback), &action, who, &self.policy, at(self.minute))?;
         for event in events {
-            self.rollback.apply(&Recorded {
+            let recorded = Recorded {
                 at: at(self.minute),
                 actor: who.user.clone(),
                 event,
-            });
+            };
+            self.rollback.apply(&recorded);
+            self.history.push(recorded);
         }
         Ok(())
     }

@@ -836,6 +836,23 @@ pub fn list(rollbacks: &[Rollback]) -> Message {
     ))
 }
 
+/// The post-mortem draft, privately; long drafts point to where the whole text is.
+pub fn postmortem(id: RollbackId, markdown: &str) -> Message {
+    const ROOM: usize = 3500;
+    let body = if markdown.chars().count() > ROOM {
+        format!(
+            "{}\n\n_(cut here: the whole draft is printed by `rollbot postmortem {id}` and served at `/api/v1/rollbacks/{id}/postmortem.md`)_",
+            markdown.chars().take(ROOM).collect::<String>()
+        )
+    } else {
+        markdown.to_owned()
+    };
+    Message::plain(format!(
+        "Post-mortem draft for *{id}*, from its timeline. Copy it into your incident doc and fill in the blanks:\n{}",
+        code_block(&body)
+    ))
+}
+
 pub fn cancelled(id: RollbackId) -> Message {
     Message::plain(format!(
         "Cancelled *{id}*. Nothing ran; the card in the channel says so."

@@ -616,6 +616,28 @@ async fn a_request_acknowledged_just_before_kill_9_is_there_after_restart() {
         status["text"].as_str().unwrap().contains("Awaiting approval"),
         "{status}"
     );
+    let postmortem = |id: &str| {
+        Command::new(BIN)
+            .args(["postmortem", id])
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap()
+    };
+    let draft = postmortem("RB-1");
+    assert!(draft.status.success());
+    let draft = String::from_utf8_lossy(&draft.stdout);
+    assert!(
+        draft.starts_with("# Post-mortem: RB-1 — rollback of checkout-api to 41\n"),
+        "{draft}"
+    );
+    assert!(draft.contains("reason “kill test”"), "{draft}");
+    let missing = postmortem("RB-9");
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        "rollbot: there is no rollback RB-9\n"
+    );
+
     wait_for_or_show(
         &|| second.log(),
         "the card, posted by whichever process was alive",

@@ -652,3 +652,88 @@ async fn a_message_slack_refuses_for_good_is_kept_on_the_record_and_counted() {
         "the next update renders the current state, so a lost update costs nothing"
     );
 }
+
+#[tokio::test]
+async fn the_post_mortem_draft_comes_from_the_timeline_in_slack_and_through_the_api() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.advance(3);
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    bot.thread(&card);
+    bot.card_now(&card);
+
+    let answer = bot.slash(ALICE, "postmortem RB-1").await;
+    assert!(
+        answer.starts_with("Post-mortem draft for *RB-1*, from its timeline."),
+        "{answer}"
+    );
+    for line in [
+        "# Post-mortem: RB-1 — rollback of checkout-api to 41",
+        "| 03:00:00 | Requested by @U0ALICE: checkout-api to 41, runbook app, severity high, reason “bad deploy”; 1 approval(s) required |",
+        "| 03:03:00 | Approved by @U0BOB (on_call, level 0) |",
+        "Step 2/2 “Check health” succeeded after",
+        "## Root Cause",
+        "## Action Items",
+    ] {
+        assert!(answer.contains(line), "missing {line:?} in\n{answer}");
+    }
+    assert_eq!(
+        bot.slash(ALICE, "postmortem RB-9").await,
+        "There is no rollback *RB-9*. `/rollback list` shows the recent ones."
+    );
+
+    let api = |path: &str, token: Option<&str>| {
+        let mut request = reqwest::Client::new().get(format!("{}{path}", bot.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(api("/api/v1/rollbacks", None).await.unwrap().status(), 401);
+    assert_eq!(
+        api("/api/v1/rollbacks", Some("wrong-token")).await.unwrap().status(),
+        401
+    );
+    let list: serde_json::Value = api("/api/v1/rollbacks", Some(API_TOKEN))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["rollbacks"][0]["state"]["state"], "succeeded");
+    let one: serde_json::Value = api("/api/v1/rollbacks/RB-1", Some(API_TOKEN))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        one["events"].as_array().unwrap().len(),
+        8,
+        "the whole record, events included"
+    );
+    assert_eq!(one["events"][1]["event"]["type"], "approved");
+    let markdown = api("/api/v1/rollbacks/RB-1/postmortem.md", Some(API_TOKEN))
+        .await
+        .unwrap();
+    assert_eq!(markdown.headers()["content-type"], "text/markdown; charset=utf-8");
+    let markdown = markdown.text().await.unwrap();
+    assert!(
+        answer.contains(markdown.lines().nth(10).unwrap()),
+        "Slack and the API give the same draft"
+    );
+    assert_eq!(
+        api("/api/v1/rollbacks/RB-7", Some(API_TOKEN)).await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        api("/api/v1/rollbacks/nonsense", Some(API_TOKEN))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}

@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::RawQuery;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 pub const SIGNING_SECRET: &str = "test-signing-secret-5f0c2b7e";
 pub const BOT_TOKEN: &str = "xoxb-test-bot-token-9d81";
+pub const API_TOKEN: &str = "api-token-test-31f7";
 pub const TEAM: &str = "T0TEST";
 pub const INCIDENTS: &str = "C0INCIDENTS";
 pub const RANDOM: &str = "C0RANDOM";
@@ -282,6 +283,7 @@ impl Rollbot {
             clock.clone(),
             SignatureVerifier::new(vec![Secret::new(SIGNING_SECRET)]),
             api,
+            Some(Secret::new(API_TOKEN)),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -310,7 +312,14 @@ impl Rollbot {
         store.migrate().await.unwrap();
         let api = SlackApi::new(&self.slack.api_url, &Secret::new(BOT_TOKEN)).unwrap();
         let verifier = SignatureVerifier::new(vec![Secret::new(SIGNING_SECRET)]);
-        App::new(self.config.clone(), store, self.clock.clone(), verifier, api)
+        App::new(
+            self.config.clone(),
+            store,
+            self.clock.clone(),
+            verifier,
+            api,
+            Some(Secret::new(API_TOKEN)),
+        )
     }
 
     /// Plays a process that claims `id`, starts its first step and dies without a word: its
