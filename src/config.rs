@@ -3,6 +3,7 @@
 //! `rollbot check` with a file:line:column, not during an incident.
 use crate::domain::plan::{Catalog, ParamSpec, Runbook, Service, StepKind, StepTemplate};
 use crate::domain::{ChannelId, EscalationLevel, Policy, Severity, SeverityPolicy, TeamId};
+use crate::templates::Announcement;
 use regex::Regex;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -30,6 +31,10 @@ pub struct Config {
     /// On SIGTERM, how long running steps may go on before they are stopped and recorded as
     /// interrupted.
     pub shutdown_grace: Duration,
+    /// The communication templates, defaults filled in.
+    pub templates: BTreeMap<Announcement, String>,
+    /// Channels that also receive the lifecycle announcements (stakeholders, #status).
+    pub notify_channels: Vec<ChannelId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +89,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     escalation: Vec<RawEscalation>,
+    #[serde(default)]
+    templates: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +108,8 @@ struct RawSlack {
     channels: Spanned<Vec<Spanned<String>>>,
     requesters: Option<Vec<Spanned<String>>>,
     group_cache: Option<Spanned<String>>,
+    #[serde(default)]
+    notify_channels: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -257,6 +266,22 @@ impl Config {
             .as_ref()
             .and_then(|d| checker.duration(d))
             .unwrap_or(Duration::from_secs(20));
+        let templates = check_templates(&mut checker, &raw.templates);
+        let notify_channels = raw
+            .slack
+            .notify_channels
+            .iter()
+            .map(|c| {
+                if !is_channel_id(c.get_ref()) {
+                    checker.error(
+                        c.span(),
+                        format!("`{}` is not a Slack channel ID", c.get_ref()),
+                        Some("channel IDs look like C0123ABCD".into()),
+                    );
+                }
+                ChannelId(c.get_ref().clone())
+            })
+            .collect();
         let group_cache = raw
             .slack
             .group_cache
@@ -274,6 +299,8 @@ impl Config {
                 roles: roles.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect(),
                 output_tail_bytes: raw.limits.output_tail_bytes.unwrap_or(3 * 1024),
                 group_cache,
+                templates,
+                notify_channels,
                 execution_lease,
                 shutdown_grace,
             })
@@ -290,6 +317,47 @@ impl Config {
             .map(|(role, _)| role.clone())
             .collect()
     }
+}
+
+fn is_channel_id(id: &str) -> bool {
+    (id.starts_with('C') || id.starts_with('G'))
+        && id.len() >= 3
+        && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+fn check_templates(
+    c: &mut Checker,
+    raw: &BTreeMap<Spanned<String>, Spanned<String>>,
+) -> BTreeMap<Announcement, String> {
+    let mut templates: BTreeMap<Announcement, String> = Announcement::ALL
+        .iter()
+        .map(|a| (*a, a.default_text().to_owned()))
+        .collect();
+    for (name, text) in raw {
+        let Some(which) = Announcement::ALL.iter().find(|a| a.key() == name.get_ref()) else {
+            let known: Vec<&str> = Announcement::ALL.iter().map(|a| a.key()).collect();
+            c.error(
+                name.span(),
+                format!("unknown template `{}`", name.get_ref()),
+                Some(format!("templates are {}", known.join(", "))),
+            );
+            continue;
+        };
+        if let Err(detail) = crate::templates::check(text.get_ref()) {
+            let names: Vec<&str> = crate::templates::VARIABLES.iter().map(|(n, _)| *n).collect();
+            c.error(
+                text.span(),
+                format!("template `{}` {detail}", name.get_ref()),
+                Some(format!(
+                    "variables are {} (docs/configuration.md says what each holds)",
+                    names.join(", ")
+                )),
+            );
+            continue;
+        }
+        templates.insert(*which, text.get_ref().clone());
+    }
+    templates
 }
 
 fn check_roles(c: &mut Checker, raw: &BTreeMap<String, Vec<Spanned<String>>>) -> BTreeMap<String, Vec<String>> {
@@ -799,6 +867,30 @@ vars = { deployment = "api" }
             errors(&MINIMAL.replace("channels = [\"C0INCIDENTS\"]", "channels = [\"#incidents\"]")),
             [
                 "rollbot.toml:3:13: `#incidents` is not a Slack channel ID\n  hint: channel IDs look like C0123ABCD: open the channel's details and copy the ID at the bottom"
+            ]
+        );
+    }
+
+    #[test]
+    fn templates_with_unknown_variables_fail_check_not_an_incident() {
+        let with = |extra: &str| format!("{MINIMAL}\n[templates]\n{extra}\n");
+        assert!(
+            Config::parse(
+                "rollbot.toml",
+                &with("started = \"Rolling back {{ service }} to {{ target }}\"")
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            errors(&with("succeeded = \"{{ servce }} is back\"")),
+            [
+                "rollbot.toml:17:13: template `succeeded` uses servce which is not a template variable\n  hint: variables are id, service, target, runbook, severity, reason, requester, approvers, started, expected_completion, duration, state, failed_step, failure_reason, cancelled_by, thread (docs/configuration.md says what each holds)"
+            ]
+        );
+        assert_eq!(
+            errors(&with("finished = \"done\"")),
+            [
+                "rollbot.toml:17:1: unknown template `finished`\n  hint: templates are started, succeeded, failed, cancelled"
             ]
         );
     }

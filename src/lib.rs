@@ -13,3 +13,4 @@ pub mod report;
 pub mod shutdown;
 pub mod slack;
 pub mod store;
+pub mod templates;

@@ -6,11 +6,12 @@ pub mod timers;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::State;
 use crate::domain::plan::PlanRequest;
 use crate::domain::{Action, Actor, Event, Plan, Recorded, Refusal, Rollback, RollbackId, RollbackRequest, decide};
+use crate::domain::{ChannelId, State};
 use crate::grammar::RequestArgs;
 use crate::store::{Consequences, Effect, Store, Timer, TimerAction, Written};
+use crate::templates::Announcement;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -34,8 +35,20 @@ fn events_of(history: &[Recorded]) -> Vec<Event> {
 
 /// What recording `events` causes besides the events: messages to deliver, timers to set,
 /// timers to void. `after` is the rollback with the events applied.
-pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event]) -> Consequences {
+pub fn consequences_of(
+    awaited_approval: bool,
+    after: &Rollback,
+    events: &[Event],
+    notify: &[ChannelId],
+) -> Consequences {
     let mut effects = vec![];
+    let announce = |effects: &mut Vec<Effect>, which: Announcement| {
+        effects.push(Effect::Announce { which, channel: None });
+        effects.extend(notify.iter().map(|c| Effect::Announce {
+            which,
+            channel: Some(c.clone()),
+        }));
+    };
     let mut timers = vec![];
     let mut card_changed = false;
     for event in events {
@@ -64,9 +77,12 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
             }
             Event::StepStarted { index } => effects.push(Effect::StepStarted { index: *index }),
             Event::StepFinished { index, .. } => effects.push(Effect::StepFinished { index: *index }),
-            Event::Succeeded | Event::Failed { .. } | Event::Expired | Event::Aborted { .. } => {
-                effects.push(Effect::RunFinished)
-            }
+            Event::Succeeded => announce(&mut effects, Announcement::Succeeded),
+            Event::Failed { .. } | Event::Aborted { .. } => announce(&mut effects, Announcement::Failed),
+            Event::Cancelled { .. } => announce(&mut effects, Announcement::Cancelled),
+            // The first start of a run; a resumed run (after a gate) is not news.
+            Event::RunStarted if after.steps.is_empty() => announce(&mut effects, Announcement::Started),
+            Event::Expired => effects.push(Effect::RunFinished),
             Event::Escalated { level, .. } => effects.push(Effect::Escalated { level: *level }),
             Event::Paused { index } => effects.push(Effect::Paused { index: *index }),
             Event::Confirmed { index, by } | Event::Continued { index, by } => effects.push(Effect::GateCleared {
@@ -84,11 +100,8 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                 by: by.clone(),
                 retry: false,
             }),
-            Event::Approved { .. }
-            | Event::Rejected { .. }
-            | Event::Cancelled { .. }
-            | Event::RunStarted
-            | Event::Interrupted { step: None } => {}
+            Event::Approved { .. } | Event::Rejected { .. } | Event::RunStarted | Event::Interrupted { step: None } => {
+            }
             // Telling Slack that Slack refused a message would only fail again.
             Event::Undeliverable { .. } => continue,
         }
@@ -150,7 +163,7 @@ impl Engine {
             })
             .collect();
         let draft = Rollback::from_history(RollbackId(0), &history).expect("decide starts a rollback with its request");
-        let consequences = consequences_of(false, &draft, &events_of(&history));
+        let consequences = consequences_of(false, &draft, &events_of(&history), &self.config.notify_channels);
         let rollback = self
             .store
             .create_rollback(&history, &consequences)
@@ -191,7 +204,7 @@ impl Engine {
             for r in &recorded {
                 rollback.apply(r);
             }
-            let consequences = consequences_of(awaited_approval, &rollback, &events);
+            let consequences = consequences_of(awaited_approval, &rollback, &events, &self.config.notify_channels);
             match self
                 .store
                 .append(&rollback, expected_version, &recorded, &consequences)

@@ -149,6 +149,23 @@ impl Delivery {
                 reply(messages::gate_cleared(&rollback, *index, Some(by)), false).await?
             }
             Effect::Interrupted { index } => reply(messages::interrupted(&rollback, *index), true).await?,
+            Effect::Announce { which, channel } => {
+                let config = &self.engine.config;
+                let expected = config
+                    .catalog
+                    .runbooks
+                    .get(&rollback.request.runbook)
+                    .and_then(|r| r.expected_duration);
+                let link = messages::thread_link(&card.channel, &card.ts);
+                let message = messages::announcement(&rollback, *which, &config.templates[which], &link, expected);
+                match channel {
+                    None => reply(message, true).await?,
+                    Some(channel) => {
+                        self.take_slot(&channel.0).await?;
+                        self.slack.post(&channel.0, &message, None).await?;
+                    }
+                }
+            }
             Effect::StepDecided { index, by, retry } => {
                 reply(messages::step_decided(&rollback, *index, by, *retry), false).await?
             }

@@ -608,6 +608,36 @@ pub fn gate_cleared(rollback: &Rollback, index: usize, by: Option<&UserId>) -> M
     ))
 }
 
+/// A communication template filled in for this rollback. People's text is escaped for mrkdwn
+/// before it enters the template; the template itself is the team's own text.
+pub fn announcement(
+    rollback: &Rollback,
+    which: crate::templates::Announcement,
+    template: &str,
+    thread_link: &str,
+    expected_duration: Option<std::time::Duration>,
+) -> Message {
+    let variables = crate::templates::variables(rollback, thread_link, expected_duration, &escape, &|u| {
+        mention(&escape(u))
+    });
+    match crate::templates::render(template, &variables) {
+        Ok(text) => Message::plain(truncate(&text, MAX_SECTION_CHARS)),
+        // `check` refuses broken templates, so this only happens if one fails at render time.
+        Err(e) => Message::plain(format!(
+            "{} {} (the `{}` template could not be rendered: {})",
+            rollback.id,
+            state_line(rollback),
+            which.key(),
+            escape(&e)
+        )),
+    }
+}
+
+/// Where a message in Slack can be opened from anywhere: Slack turns this into the workspace's link.
+pub fn thread_link(channel: &str, ts: &str) -> String {
+    format!("https://slack.com/archives/{channel}/p{}", ts.replace('.', ""))
+}
+
 /// In the thread when the process running a step stopped.
 pub fn interrupted(rollback: &Rollback, index: usize) -> Message {
     let mut interrupted = rollback.clone();

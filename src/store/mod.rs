@@ -47,6 +47,12 @@ pub enum Effect {
     Interrupted {
         index: usize,
     },
+    /// A communication template: into the card's thread, also shown in the channel (`None`), or
+    /// as a message of its own in another channel.
+    Announce {
+        which: crate::templates::Announcement,
+        channel: Option<ChannelId>,
+    },
     /// In the thread: someone chose to retry (or skip) an interrupted step.
     StepDecided {
         index: usize,
@@ -69,6 +75,7 @@ impl Effect {
             Effect::GateCleared { .. } => "gate_cleared",
             Effect::NotifyLadder => "notify_ladder",
             Effect::Interrupted { .. } => "interrupted",
+            Effect::Announce { .. } => "announce",
             Effect::StepDecided { .. } => "step_decided",
         }
     }

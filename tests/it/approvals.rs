@@ -379,7 +379,13 @@ async fn abort_at_a_gate_stops_the_run() {
     );
     assert!(card.buttons().is_empty());
     let thread = bot.thread(&card);
-    assert!(thread.last().unwrap().starts_with("RB-1 🛑 *Aborted*"), "{thread:#?}");
+    assert!(
+        thread
+            .last()
+            .unwrap()
+            .starts_with("❌ *ROLLBACK FAILED* — checkout-api (RB-1): step 2 did not complete (aborted by <@U0BOB>)."),
+        "{thread:#?}"
+    );
     bot.click(BOB, "continue", "RB-1@1").await;
     bot.settle().await;
     assert_eq!(
@@ -504,10 +510,10 @@ async fn interrupted_rollback(bot: &Rollbot) -> Posted {
     bot.thread(&card);
     bot.card_now(&card);
 
-    bot.advance_secs(29);
+    bot.advance_secs(20);
     bot.settle().await;
-    assert!(bot.thread(&card).is_empty(), "the lease has not lapsed yet");
-    bot.advance_secs(2);
+    assert!(bot.thread(&card).is_empty(), "the lease (30 s) has not lapsed yet");
+    bot.advance_secs(15);
     bot.settle().await;
     card
 }
@@ -522,7 +528,7 @@ async fn a_step_whose_process_died_is_interrupted_and_only_retried_when_clicked(
         .slack
         .calls()
         .into_iter()
-        .filter(|c| c.body["reply_broadcast"] == true)
+        .filter(|c| c.body["reply_broadcast"] == true && c.body["text"] == expected)
         .count();
     assert_eq!(broadcast, 1, "the channel is told, not only the thread");
     let interrupted = bot.card_now(&card);

@@ -107,7 +107,7 @@ async fn serve_takes_a_request_runs_it_and_stops_cleanly_on_sigterm() {
             .any(|c| {
                 c.body["text"]
                     .as_str()
-                    .is_some_and(|t| t.starts_with("RB-1 ✅ *Succeeded*"))
+                    .is_some_and(|t| t.starts_with("✅ *ROLLBACK COMPLETE*"))
             })
             .then_some(calls)
     })
@@ -388,7 +388,7 @@ runbooks = ["slow"]
             .any(|c| {
                 c.body["text"]
                     .as_str()
-                    .is_some_and(|t| t.starts_with("RB-1 ✅ *Succeeded*"))
+                    .is_some_and(|t| t.starts_with("✅ *ROLLBACK COMPLETE*"))
             })
             .then_some(())
     })
@@ -546,7 +546,7 @@ async fn two_hundred_clicks_on_three_replicas_run_the_rollback_once_and_answer_e
         let done = calls.iter().any(|c| {
             c.body["text"]
                 .as_str()
-                .is_some_and(|t| t.starts_with("RB-1 ✅ *Succeeded*"))
+                .is_some_and(|t| t.starts_with("✅ *ROLLBACK COMPLETE*"))
         });
         (refusals == 199 && done).then_some(calls)
     })

@@ -68,7 +68,12 @@ async fn requested_approved_and_run_step_by_step() {
     );
     assert!(card.buttons().is_empty(), "a finished rollback offers no buttons");
 
-    let thread = bot.thread(&card);
+    let mut thread = bot.thread(&card);
+    assert_eq!(
+        thread.remove(0),
+        "🔴 *ROLLBACK IN PROGRESS* — checkout-api (RB-1)\n*Version:* rolling back to 41\n*Reason:* bad deploy\n*Started:* 03:02 UTC\n*Expected completion:* unknown\n*Point of contact:* <@U0ALICE>\nFollow along: https://slack.com/archives/C0INCIDENTS/p1790000000000001",
+        "the team's template announces the start"
+    );
     assert_eq!(thread.len(), 5, "{thread:#?}");
     assert!(
         thread[0].starts_with("▶️ Step 1/2 *Undo release* started"),
@@ -91,7 +96,11 @@ async fn requested_approved_and_run_step_by_step() {
         thread[2]
     );
     assert!(thread[3].contains("200 OK"), "{}", thread[3]);
-    assert!(thread[4].starts_with("RB-1 ✅ *Succeeded*"), "{}", thread[4]);
+    assert!(
+        thread[4].starts_with("✅ *ROLLBACK COMPLETE* — checkout-api is back on 41 (RB-1, "),
+        "{}",
+        thread[4]
+    );
 
     assert_eq!(
         bot.marker(),
@@ -273,7 +282,8 @@ async fn a_failing_step_stops_the_run_and_the_card_says_which() {
         "{}",
         card.text
     );
-    let thread = bot.thread(&card);
+    let mut thread = bot.thread(&card);
+    assert!(thread.remove(0).starts_with("🔴 *ROLLBACK IN PROGRESS*"));
     assert_eq!(thread.len(), 5, "{thread:#?}");
     assert!(
         thread[3].starts_with("❌ Step 2/3 *Migrate schema down* failed after") && thread[3].contains("exit code 3"),
@@ -286,7 +296,7 @@ async fn a_failing_step_stops_the_run_and_the_card_says_which() {
         thread[3]
     );
     assert!(
-        thread[4].starts_with("RB-1 ❌ *Failed* at step 2 of 3"),
+        thread[4].starts_with("❌ *ROLLBACK FAILED* — checkout-api (RB-1): step 2 (Migrate schema down) did not complete (exited with code 3)."),
         "{}",
         thread[4]
     );
@@ -312,7 +322,7 @@ async fn critical_runs_at_once_and_flags_a_review() {
     );
     assert!(card.text.contains("✅ *Succeeded*"), "{}", card.text);
     let thread = bot.thread(&card);
-    assert_eq!(thread.len(), 6, "{thread:#?}");
+    assert_eq!(thread.len(), 7, "{thread:#?}");
     assert_eq!(
         thread[0],
         "🚨 *RB-1* is a critical rollback and runs without approval. For awareness: `devops_lead` (<@U0DEVOPS>), `eng_manager` (<@U0EM>), `cto` (<@U0CTO>). A post-incident review is required.",
@@ -422,6 +432,11 @@ async fn cancel_before_it_starts() {
         card.text
     );
     assert_eq!(
+        bot.thread(&card),
+        ["⚪ Rollback RB-1 of checkout-api was cancelled by <@U0ALICE>; nothing was rolled back."],
+        "the cancellation template, shown in the channel"
+    );
+    assert_eq!(
         bot.slash(ALICE, "cancel RB-1").await,
         "*RB-1* is already cancelled by <@U0ALICE>, so it can no longer be cancelled. The card shows its current state."
     );
@@ -525,16 +540,18 @@ async fn slack_outages_are_ridden_out_in_order_without_duplicate_cards() {
     bot.click(BOB, "approve", "RB-1").await;
     bot.ride_out(5, 600).await;
     let thread = bot.thread(&card);
-    assert_eq!(thread.len(), 5, "{thread:#?}");
+    assert_eq!(thread.len(), 6, "{thread:#?}");
     assert!(
-        thread[0].starts_with("▶️ Step 1/2") && thread[1].starts_with("✅ Step 1/2"),
+        thread[0].starts_with("🔴 *ROLLBACK IN PROGRESS*")
+            && thread[1].starts_with("▶️ Step 1/2")
+            && thread[2].starts_with("✅ Step 1/2"),
         "thread order kept: {thread:#?}"
     );
     assert!(
-        thread[2].starts_with("▶️ Step 2/2") && thread[3].starts_with("✅ Step 2/2"),
+        thread[3].starts_with("▶️ Step 2/2") && thread[4].starts_with("✅ Step 2/2"),
         "thread order kept: {thread:#?}"
     );
-    assert!(thread[4].starts_with("RB-1 ✅ *Succeeded*"));
+    assert!(thread[5].starts_with("✅ *ROLLBACK COMPLETE*"));
     assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
     let cards = bot
         .slack
@@ -593,14 +610,11 @@ async fn a_twenty_step_runbook_never_posts_faster_than_slack_allows() {
     let thread = bot.thread(&card);
     assert_eq!(
         thread.len(),
-        1 + 20 * 2 + 1,
-        "ladder notice, each step's start and result, the end"
+        1 + 1 + 20 * 2 + 1,
+        "ladder notice, start announcement, each step's start and result, the end"
     );
     assert!(
-        thread
-            .last()
-            .unwrap()
-            .starts_with("RB-1 ✅ *Succeeded*: all 20 steps ran"),
+        thread.last().unwrap().starts_with("✅ *ROLLBACK COMPLETE* — long-api"),
         "{thread:#?}"
     );
     assert_eq!(bot.slack.refused(), [], "zero 429s");
@@ -611,7 +625,7 @@ async fn a_twenty_step_runbook_never_posts_faster_than_slack_allows() {
         .iter()
         .filter(|c| c.method == "chat.postMessage")
         .count();
-    assert_eq!(posts, 43, "the card and its thread, each post once");
+    assert_eq!(posts, 44, "the card and its thread, each post once");
 }
 
 #[tokio::test]
@@ -736,4 +750,41 @@ async fn the_post_mortem_draft_comes_from_the_timeline_in_slack_and_through_the_
             .status(),
         404
     );
+}
+
+#[tokio::test]
+async fn lifecycle_announcements_reach_the_extra_channels_in_the_teams_own_words() {
+    let bot = Rollbot::start_with(|marker| {
+        test_config(marker)
+            .replace(&format!("channels = [\"{INCIDENTS}\"]"), &format!("channels = [\"{INCIDENTS}\"]\nnotify_channels = [\"C0STATUS\"]"))
+            + "\n[templates]\nstarted = \"Heads up: {{ service }} is being rolled back ({{ reason or 'no reason' }}), ask {{ requester }}\"\n"
+    })
+    .await;
+    bot.slash(
+        ALICE,
+        r#"checkout-api to 41 severity high reason "<!channel> broke it""#,
+    )
+    .await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+
+    let to_status = bot.posts_in("C0STATUS");
+    assert_eq!(to_status.len(), 2, "start and end, nothing else: {to_status:#?}");
+    assert_eq!(
+        to_status[0],
+        "Heads up: checkout-api is being rolled back (&lt;!channel&gt; broke it), ask <@U0ALICE>"
+    );
+    assert!(
+        to_status[1].starts_with("✅ *ROLLBACK COMPLETE* — checkout-api is back on 41 (RB-1,"),
+        "{}",
+        to_status[1]
+    );
+    let thread = bot.thread(&card);
+    assert_eq!(
+        thread[0], to_status[0],
+        "the incident channel gets the same words, in the card's thread"
+    );
+    bot.card_now(&card);
 }

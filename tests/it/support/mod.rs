@@ -508,6 +508,18 @@ impl Rollbot {
         }
     }
 
+    /// Top-level posts to `channel` (not the card's) since the last look, in order.
+    pub fn posts_in(&self, channel: &str) -> Vec<String> {
+        self.take(|c| {
+            c.method == "chat.postMessage"
+                && c.body["channel"] == channel
+                && c.body.get("thread_ts").is_none_or(Value::is_null)
+        })
+        .into_iter()
+        .map(|(_, c)| c.body["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+    }
+
     /// Replies in the card's thread since the last look, in order.
     pub fn thread(&self, card: &Posted) -> Vec<String> {
         self.take(|c| c.method == "chat.postMessage" && c.body["thread_ts"] == card.ts.as_str())
