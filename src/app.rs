@@ -1,6 +1,7 @@
 //! Wiring: settings from the environment, and the pieces of a running rollbot.
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::config::StatusPageKind;
 use crate::engine::Engine;
 use crate::engine::executor::Executor;
 use crate::engine::timers::Timers;
@@ -10,6 +11,7 @@ use crate::slack::client::{DEFAULT_API_URL, SlackApi};
 use crate::slack::delivery::Delivery;
 use crate::slack::directory::Directory;
 use crate::slack::signature::{Secret, SignatureVerifier};
+use crate::statuspage::{Provider, StatusPage};
 use crate::store::Store;
 use anyhow::{Context, Result, bail};
 use std::sync::Arc;
@@ -77,6 +79,29 @@ impl Settings {
     }
 }
 
+/// The status page client the configuration asks for, with its secret from the environment.
+pub fn status_page_from_env(config: &Config) -> Result<Option<StatusPage>> {
+    let Some(page) = &config.status_page else {
+        return Ok(None);
+    };
+    let secret = Secret::new(required(
+        &page.secret_env,
+        "it is the status page's API key or webhook signing secret ([statuspage] secret_env)",
+    )?);
+    let provider = match &page.kind {
+        StatusPageKind::Atlassian { api_url, page_id } => Provider::Atlassian {
+            api_url: api_url.clone(),
+            page_id: page_id.clone(),
+            api_key: secret,
+        },
+        StatusPageKind::Webhook { url } => Provider::Webhook {
+            url: url.clone(),
+            secret,
+        },
+    };
+    Ok(Some(StatusPage::new(provider)))
+}
+
 /// A running rollbot's parts. Tests build one and drive the workers with `run_once`.
 pub struct App {
     pub engine: Arc<Engine>,
@@ -94,6 +119,7 @@ impl App {
         verifier: SignatureVerifier,
         slack: SlackApi,
         api_token: Option<Secret>,
+        status_page: Option<StatusPage>,
     ) -> App {
         let engine = Arc::new(Engine {
             store,
@@ -111,7 +137,7 @@ impl App {
         ));
         App {
             executor: Arc::new(Executor::new(engine.clone())),
-            delivery: Arc::new(Delivery::new(engine.clone(), slack.clone())),
+            delivery: Arc::new(Delivery::new(engine.clone(), slack.clone(), status_page)),
             timers: Arc::new(Timers::new(engine.clone())),
             router: router(HttpState {
                 engine: engine.clone(),

@@ -35,6 +35,7 @@ pub struct Config {
     pub templates: BTreeMap<Announcement, String>,
     /// Channels that also receive the lifecycle announcements (stakeholders, #status).
     pub notify_channels: Vec<ChannelId>,
+    pub status_page: Option<StatusPageSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +92,44 @@ struct RawConfig {
     escalation: Vec<RawEscalation>,
     #[serde(default)]
     templates: BTreeMap<Spanned<String>, Spanned<String>>,
+    statuspage: Option<RawStatusPage>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStatusPage {
+    provider: Spanned<String>,
+    api_url: Option<String>,
+    page_id: Option<String>,
+    url: Option<String>,
+    secret_env: Option<String>,
+    impacted_status: Option<Spanned<String>>,
+    resolve_after: Option<Spanned<String>>,
+}
+
+/// Where the status page is and how rollbot reaches it; the secret itself comes from the
+/// environment variable `secret_env` (or `<secret_env>_FILE`) when rollbot starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusPageSettings {
+    pub kind: StatusPageKind,
+    pub secret_env: String,
+    pub impacted_status: String,
+    /// Resolve by itself this long after success, unless someone clicks Mark resolved first.
+    pub resolve_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusPageKind {
+    Atlassian { api_url: String, page_id: String },
+    Webhook { url: String },
+}
+
+const COMPONENT_STATUSES: [&str; 4] = [
+    "degraded_performance",
+    "partial_outage",
+    "major_outage",
+    "under_maintenance",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -168,6 +206,8 @@ struct RawStep {
 #[serde(deny_unknown_fields)]
 struct RawService {
     runbooks: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    statuspage_components: Vec<String>,
     #[serde(default)]
     vars: BTreeMap<String, String>,
 }
@@ -267,6 +307,7 @@ impl Config {
             .and_then(|d| checker.duration(d))
             .unwrap_or(Duration::from_secs(20));
         let templates = check_templates(&mut checker, &raw.templates);
+        let status_page = raw.statuspage.as_ref().and_then(|p| check_status_page(&mut checker, p));
         let notify_channels = raw
             .slack
             .notify_channels
@@ -288,7 +329,8 @@ impl Config {
             .as_ref()
             .and_then(|d| checker.duration(d))
             .unwrap_or(Duration::from_secs(60));
-        let policy = check_policy(&mut checker, &raw, &roles);
+        let mut policy = check_policy(&mut checker, &raw, &roles);
+        policy.status_page = status_page.is_some();
         let runbooks = check_runbooks(&mut checker, &raw.runbooks);
         let services = check_services(&mut checker, &raw.services, &runbooks);
 
@@ -301,6 +343,7 @@ impl Config {
                 group_cache,
                 templates,
                 notify_channels,
+                status_page,
                 execution_lease,
                 shutdown_grace,
             })
@@ -323,6 +366,66 @@ fn is_channel_id(id: &str) -> bool {
     (id.starts_with('C') || id.starts_with('G'))
         && id.len() >= 3
         && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+fn check_status_page(c: &mut Checker, raw: &RawStatusPage) -> Option<StatusPageSettings> {
+    let kind = match raw.provider.get_ref().as_str() {
+        "atlassian" => match &raw.page_id {
+            Some(page_id) => StatusPageKind::Atlassian {
+                api_url: raw
+                    .api_url
+                    .clone()
+                    .unwrap_or_else(|| "https://api.statuspage.io/v1".into()),
+                page_id: page_id.clone(),
+            },
+            None => {
+                c.error(
+                    raw.provider.span(),
+                    "the atlassian status page needs `page_id`",
+                    Some("the page ID is in the page's API settings".into()),
+                );
+                return None;
+            }
+        },
+        "webhook" => match &raw.url {
+            Some(url) => StatusPageKind::Webhook { url: url.clone() },
+            None => {
+                c.error(raw.provider.span(), "the webhook status page needs `url`", None);
+                return None;
+            }
+        },
+        other => {
+            c.error(
+                raw.provider.span(),
+                format!("unknown status page provider `{other}`"),
+                Some("providers are atlassian and webhook".into()),
+            );
+            return None;
+        }
+    };
+    let impacted_status = match &raw.impacted_status {
+        Some(s) if !COMPONENT_STATUSES.contains(&s.get_ref().as_str()) => {
+            c.error(
+                s.span(),
+                format!("`{}` is not a component status", s.get_ref()),
+                Some(format!("use one of {}", COMPONENT_STATUSES.join(", "))),
+            );
+            return None;
+        }
+        Some(s) => s.get_ref().clone(),
+        None => "partial_outage".into(),
+    };
+    let default_env = if matches!(kind, StatusPageKind::Atlassian { .. }) {
+        "STATUSPAGE_API_KEY"
+    } else {
+        "STATUSPAGE_WEBHOOK_SECRET"
+    };
+    Some(StatusPageSettings {
+        kind,
+        secret_env: raw.secret_env.clone().unwrap_or_else(|| default_env.into()),
+        impacted_status,
+        resolve_after: raw.resolve_after.as_ref().and_then(|d| c.duration(d)),
+    })
 }
 
 fn check_templates(
@@ -544,6 +647,7 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
         severities,
         max_reason_chars: raw.limits.max_reason_chars.unwrap_or(500),
         escalation,
+        status_page: false,
     }
 }
 
@@ -742,6 +846,7 @@ fn check_services(
             name.clone(),
             Service {
                 name: name.clone(),
+                statuspage_components: svc.statuspage_components.clone(),
                 runbooks: svc.runbooks.get_ref().iter().map(|r| r.get_ref().clone()).collect(),
                 vars: svc.vars.clone(),
             },

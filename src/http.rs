@@ -380,6 +380,7 @@ fn button_intent(action_id: &str, value: &str) -> Option<(RollbackId, ButtonInte
         ("reject", None) => ButtonIntent::AskRejectReason,
         ("cancel", None) => ButtonIntent::Act(Action::Cancel),
         ("escalate", None) => ButtonIntent::Act(Action::EscalateNow),
+        ("resolve", None) => ButtonIntent::Act(Action::MarkResolved),
         ("confirm", Some(step)) => ButtonIntent::AskConfirmation { step },
         ("continue", Some(step)) => ButtonIntent::Continue { step },
         ("abort", Some(step)) => ButtonIntent::Abort { step },

@@ -12,5 +12,6 @@ pub mod postmortem;
 pub mod report;
 pub mod shutdown;
 pub mod slack;
+pub mod statuspage;
 pub mod store;
 pub mod templates;

@@ -161,6 +161,7 @@ async fn serve(config: Config, listen: &str) -> Result<()> {
     let store = Store::connect(&settings.database_url).await?;
     store.migrate().await.context("applying migrations")?;
     let slack = SlackApi::new(&settings.slack_api_url, &settings.bot_token)?;
+    let status_page = rollbot::app::status_page_from_env(&config)?;
     let app = App::new(
         config,
         store,
@@ -168,6 +169,7 @@ async fn serve(config: Config, listen: &str) -> Result<()> {
         SignatureVerifier::new(settings.signing_secrets),
         slack,
         settings.api_token,
+        status_page,
     );
     let listener = tokio::net::TcpListener::bind(listen)
         .await

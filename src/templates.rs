@@ -11,14 +11,23 @@ pub enum Announcement {
     Succeeded,
     Failed,
     Cancelled,
+    /// The status page's words, plain text, for the public.
+    PageOpened,
+    PageMonitoring,
+    PageStillInvestigating,
+    PageResolved,
 }
 
 impl Announcement {
-    pub const ALL: [Announcement; 4] = [
+    pub const ALL: [Announcement; 8] = [
         Announcement::Started,
         Announcement::Succeeded,
         Announcement::Failed,
         Announcement::Cancelled,
+        Announcement::PageOpened,
+        Announcement::PageMonitoring,
+        Announcement::PageStillInvestigating,
+        Announcement::PageResolved,
     ];
 
     pub fn key(self) -> &'static str {
@@ -27,6 +36,10 @@ impl Announcement {
             Announcement::Succeeded => "succeeded",
             Announcement::Failed => "failed",
             Announcement::Cancelled => "cancelled",
+            Announcement::PageOpened => "page_opened",
+            Announcement::PageMonitoring => "page_monitoring",
+            Announcement::PageStillInvestigating => "page_still_investigating",
+            Announcement::PageResolved => "page_resolved",
         }
     }
 
@@ -52,6 +65,15 @@ impl Announcement {
             Announcement::Cancelled => {
                 "⚪ Rollback {{ id }} of {{ service }} was cancelled by {{ cancelled_by }}; nothing was rolled back."
             }
+            Announcement::PageOpened => {
+                "We are currently experiencing issues with {{ service }}. We have identified the issue and are rolling back \
+                 to the previous version. Started: {{ started }}."
+            }
+            Announcement::PageMonitoring => "The rollback of {{ service }} is complete. We are monitoring the results.",
+            Announcement::PageStillInvestigating => {
+                "We are still working on the issue with {{ service }}: the first fix did not complete. We will post another update shortly."
+            }
+            Announcement::PageResolved => "This incident has been resolved; {{ service }} is operating normally.",
         }
     }
 }

@@ -46,6 +46,8 @@ pub enum Action {
     Expire,
     /// The run's lease lapsed: its process is gone.
     Interrupt,
+    /// Mark the status page incident resolved (a person, or rollbot when the watch window ends).
+    MarkResolved,
     /// Slack would not take a message about this rollback.
     RecordUndeliverable {
         what: String,
@@ -76,6 +78,7 @@ impl Action {
             Action::SkipStep { .. } => "skip_step",
             Action::Interrupt => "interrupt",
             Action::RecordUndeliverable { .. } => "record_undeliverable",
+            Action::MarkResolved => "mark_resolved",
             Action::Escalate { .. } => "escalate",
             Action::Expire => "expire",
             Action::StartRun => "start_run",
@@ -210,6 +213,9 @@ pub enum Refusal {
         valid: usize,
         needed: u32,
     },
+    NothingToResolve {
+        id: RollbackId,
+    },
     /// Only rollbot's own timers and executor take these; a person asking for one is a forgery.
     SystemOnly,
     OutOfOrder {
@@ -234,7 +240,8 @@ pub fn decide(
             _ => Err(Refusal::NoSuchRollback { id: None }),
         };
     };
-    if action.is_rollbots_own() != actor.is_system() {
+    // Marking resolved is for people and for the watch window alike.
+    if action.is_rollbots_own() != actor.is_system() && *action != Action::MarkResolved {
         return Err(Refusal::SystemOnly);
     }
     let id = rollback.id;
@@ -405,6 +412,17 @@ pub fn decide(
             what: what.clone(),
             error: error.clone(),
         }]),
+        Action::MarkResolved => {
+            if !policy.status_page || rollback.state != State::Succeeded || rollback.resolved.is_some() {
+                return Err(Refusal::NothingToResolve { id });
+            }
+            if !actor.is_system() {
+                gate_keeper(rollback, actor)?;
+            }
+            Ok(vec![Event::Resolved {
+                by: (!actor.is_system()).then(|| actor.user.clone()),
+            }])
+        }
         Action::Interrupt => {
             if rollback.state != State::Running {
                 return Err(out_of_order(format!("nothing runs in state {}", rollback.state.name())));

@@ -61,6 +61,7 @@ pub fn policy() -> Policy {
                 severities: Some(vec![Severity::Critical]),
             },
         ],
+        status_page: true,
     }
 }
 

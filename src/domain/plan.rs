@@ -74,6 +74,8 @@ pub struct Service {
     /// The first is the default.
     pub runbooks: Vec<String>,
     pub vars: BTreeMap<String, String>,
+    /// Status page components this service's rollbacks mark as impacted.
+    pub statuspage_components: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

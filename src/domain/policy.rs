@@ -15,6 +15,8 @@ pub struct Policy {
     pub max_reason_chars: usize,
     /// Who joins the approvers as time passes without an answer.
     pub escalation: Vec<EscalationLevel>,
+    /// Whether a status page is kept, so that incidents can be marked resolved.
+    pub status_page: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -84,6 +84,10 @@ pub enum Event {
         index: usize,
         by: UserId,
     },
+    /// The incident on the status page was marked resolved (by a person, or by the watch window).
+    Resolved {
+        by: Option<UserId>,
+    },
     /// A message about this rollback could not be delivered to Slack; kept on the record.
     Undeliverable {
         what: String,
@@ -146,6 +150,12 @@ pub struct LadderLevel {
     pub role: String,
     /// Seconds after the request at which this level joins the approvers.
     pub after_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub by: Option<UserId>,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,6 +275,9 @@ pub struct Rollback {
     /// An interrupted step someone chose to run again.
     #[serde(default)]
     pub retry_step: Option<usize>,
+    /// When the status page incident was marked resolved, and by whom (`None`: the watch window).
+    #[serde(default)]
+    pub resolved: Option<Resolution>,
     pub state: State,
     pub approvals: Vec<Approval>,
     pub steps: Vec<StepRecord>,
@@ -309,6 +322,7 @@ impl Rollback {
                 .map(|secs| first.at + chrono::Duration::seconds(secs as i64)),
             cleared: vec![],
             retry_step: None,
+            resolved: None,
             state: if *approvals_required == 0 {
                 State::Queued
             } else {
@@ -397,6 +411,7 @@ impl Rollback {
             }
             Event::Skipped { .. } => self.state = State::Queued,
             Event::Undeliverable { .. } => {}
+            Event::Resolved { by } => self.resolved = Some(Resolution { by: by.clone(), at }),
             Event::Rejected { by, reason } => {
                 self.state = State::Rejected {
                     by: by.clone(),

@@ -10,6 +10,7 @@ use crate::domain::plan::PlanRequest;
 use crate::domain::{Action, Actor, Event, Plan, Recorded, Refusal, Rollback, RollbackId, RollbackRequest, decide};
 use crate::domain::{ChannelId, State};
 use crate::grammar::RequestArgs;
+use crate::statuspage::PageUpdate;
 use crate::store::{Consequences, Effect, Store, Timer, TimerAction, Written};
 use crate::templates::Announcement;
 use anyhow::{Context, Result};
@@ -35,12 +36,20 @@ fn events_of(history: &[Recorded]) -> Vec<Event> {
 
 /// What recording `events` causes besides the events: messages to deliver, timers to set,
 /// timers to void. `after` is the rollback with the events applied.
-pub fn consequences_of(
-    awaited_approval: bool,
-    after: &Rollback,
-    events: &[Event],
-    notify: &[ChannelId],
-) -> Consequences {
+/// Where news of a rollback goes besides its card, from the configuration.
+pub struct Reach<'a> {
+    pub notify: &'a [ChannelId],
+    pub status_page: bool,
+    pub resolve_after: Option<std::time::Duration>,
+}
+
+pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event], reach: &Reach) -> Consequences {
+    let notify = reach.notify;
+    let page = |effects: &mut Vec<Effect>, update: PageUpdate| {
+        if reach.status_page {
+            effects.push(Effect::PageUpdate { update });
+        }
+    };
     let mut effects = vec![];
     let announce = |effects: &mut Vec<Effect>, which: Announcement| {
         effects.push(Effect::Announce { which, channel: None });
@@ -77,11 +86,28 @@ pub fn consequences_of(
             }
             Event::StepStarted { index } => effects.push(Effect::StepStarted { index: *index }),
             Event::StepFinished { index, .. } => effects.push(Effect::StepFinished { index: *index }),
-            Event::Succeeded => announce(&mut effects, Announcement::Succeeded),
-            Event::Failed { .. } | Event::Aborted { .. } => announce(&mut effects, Announcement::Failed),
+            Event::Succeeded => {
+                announce(&mut effects, Announcement::Succeeded);
+                page(&mut effects, PageUpdate::Monitoring);
+                if let (true, Some(window), Some(done)) = (reach.status_page, reach.resolve_after, after.finished_at) {
+                    let due_at = done + chrono::Duration::from_std(window).unwrap_or_default();
+                    timers.push(Timer {
+                        action: TimerAction::Resolve,
+                        due_at,
+                    });
+                }
+            }
+            Event::Failed { .. } | Event::Aborted { .. } => {
+                announce(&mut effects, Announcement::Failed);
+                page(&mut effects, PageUpdate::StillInvestigating);
+            }
+            Event::Resolved { .. } => page(&mut effects, PageUpdate::Resolved),
             Event::Cancelled { .. } => announce(&mut effects, Announcement::Cancelled),
             // The first start of a run; a resumed run (after a gate) is not news.
-            Event::RunStarted if after.steps.is_empty() => announce(&mut effects, Announcement::Started),
+            Event::RunStarted if after.steps.is_empty() => {
+                announce(&mut effects, Announcement::Started);
+                page(&mut effects, PageUpdate::Opened);
+            }
             Event::Expired => effects.push(Effect::RunFinished),
             Event::Escalated { level, .. } => effects.push(Effect::Escalated { level: *level }),
             Event::Paused { index } => effects.push(Effect::Paused { index: *index }),
@@ -163,7 +189,7 @@ impl Engine {
             })
             .collect();
         let draft = Rollback::from_history(RollbackId(0), &history).expect("decide starts a rollback with its request");
-        let consequences = consequences_of(false, &draft, &events_of(&history), &self.config.notify_channels);
+        let consequences = consequences_of(false, &draft, &events_of(&history), &self.reach());
         let rollback = self
             .store
             .create_rollback(&history, &consequences)
@@ -204,7 +230,7 @@ impl Engine {
             for r in &recorded {
                 rollback.apply(r);
             }
-            let consequences = consequences_of(awaited_approval, &rollback, &events, &self.config.notify_channels);
+            let consequences = consequences_of(awaited_approval, &rollback, &events, &self.reach());
             match self
                 .store
                 .append(&rollback, expected_version, &recorded, &consequences)
@@ -226,6 +252,15 @@ impl Engine {
             "{id} kept changing under {}; gave up after {MAX_CONFLICT_RETRIES} attempts",
             action.name()
         )
+    }
+
+    fn reach(&self) -> Reach<'_> {
+        let page = self.config.status_page.as_ref();
+        Reach {
+            notify: &self.config.notify_channels,
+            status_page: page.is_some(),
+            resolve_after: page.and_then(|p| p.resolve_after),
+        }
     }
 
     /// Queues private answers that belong to no rollback change.

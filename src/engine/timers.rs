@@ -40,6 +40,7 @@ impl Timers {
             let action = match timer.action {
                 TimerAction::Escalate { level } => Action::Escalate { level },
                 TimerAction::Expire => Action::Expire,
+                TimerAction::Resolve => Action::MarkResolved,
             };
             match self.engine.act(timer.rollback_id, &action, &Actor::system()).await? {
                 Ok(rollback) => {

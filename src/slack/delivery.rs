@@ -5,7 +5,9 @@ use super::client::{CallError, SlackApi, Thread};
 use super::messages;
 use crate::domain::{Action, Actor};
 use crate::engine::Engine;
+use crate::statuspage::{PageMessage, PageUpdate, StatusPage};
 use crate::store::{CardRef, Effect, OutboxItem};
+use crate::templates::Announcement;
 use anyhow::{Context, Result, anyhow};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +20,7 @@ const BATCH: i64 = 16;
 pub struct Delivery {
     engine: Arc<Engine>,
     slack: Arc<SlackApi>,
+    status_page: Option<StatusPage>,
 }
 
 enum Outcome {
@@ -32,8 +35,12 @@ enum Outcome {
 pub const PER_CHANNEL_GAP: Duration = Duration::from_secs(1);
 
 impl Delivery {
-    pub fn new(engine: Arc<Engine>, slack: Arc<SlackApi>) -> Self {
-        Delivery { engine, slack }
+    pub fn new(engine: Arc<Engine>, slack: Arc<SlackApi>, status_page: Option<StatusPage>) -> Self {
+        Delivery {
+            engine,
+            slack,
+            status_page,
+        }
     }
 
     /// Delivers what is due now; returns how many effects it handled.
@@ -96,12 +103,19 @@ impl Delivery {
             .ok_or_else(|| anyhow!("a rollback effect without a rollback"))?;
         let store = &self.engine.store;
         let rollback = store.load(id).await?.ok_or_else(|| anyhow!("{id} is gone"))?;
+        if let Effect::PageUpdate { update } = &item.effect {
+            return self.update_page(&rollback, *update).await;
+        }
         if item.effect == Effect::PostCard {
             let channel = rollback.request.channel.0.clone();
             self.take_slot(&channel).await?;
             let ts = self
                 .slack
-                .post(&channel, &messages::card(&rollback, directory), None)
+                .post(
+                    &channel,
+                    &messages::card(&rollback, directory, self.engine.config.status_page.is_some()),
+                    None,
+                )
                 .await?;
             store.remember_card(id, &CardRef { channel, ts }).await?;
             return Ok(());
@@ -126,7 +140,11 @@ impl Delivery {
         match &item.effect {
             Effect::UpdateCard => {
                 self.slack
-                    .update(&card.channel, &card.ts, &messages::card(&rollback, directory))
+                    .update(
+                        &card.channel,
+                        &card.ts,
+                        &messages::card(&rollback, directory, self.engine.config.status_page.is_some()),
+                    )
                     .await?
             }
             Effect::StepStarted { index } => reply(messages::step_started(&rollback, *index), false).await?,
@@ -169,7 +187,49 @@ impl Delivery {
             Effect::StepDecided { index, by, retry } => {
                 reply(messages::step_decided(&rollback, *index, by, *retry), false).await?
             }
-            Effect::PostCard | Effect::Ephemeral { .. } => unreachable!("handled above"),
+            Effect::PageTrouble { update, error } => {
+                reply(messages::page_trouble(&rollback, *update, error), false).await?
+            }
+            Effect::PostCard | Effect::Ephemeral { .. } | Effect::PageUpdate { .. } => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    async fn update_page(&self, rollback: &crate::domain::Rollback, update: PageUpdate) -> Result<(), DeliverError> {
+        let Some(page) = &self.status_page else {
+            return Err(DeliverError::Call(CallError::Permanent(
+                "no status page is configured".into(),
+            )));
+        };
+        let config = &self.engine.config;
+        let which = match update {
+            PageUpdate::Opened => Announcement::PageOpened,
+            PageUpdate::Monitoring => Announcement::PageMonitoring,
+            PageUpdate::StillInvestigating => Announcement::PageStillInvestigating,
+            PageUpdate::Resolved => Announcement::PageResolved,
+        };
+        let service = &rollback.request.service;
+        let message = PageMessage {
+            update,
+            rollback: rollback.id.to_string(),
+            service: service.clone(),
+            name: format!("Issues with {service}"),
+            body: messages::page_text(rollback, &config.templates[&which]),
+            components: config
+                .catalog
+                .services
+                .get(service)
+                .map(|s| s.statuspage_components.clone())
+                .unwrap_or_default(),
+            impacted_status: config
+                .status_page
+                .as_ref()
+                .map(|p| p.impacted_status.clone())
+                .unwrap_or_default(),
+        };
+        let incident = self.engine.store.page_incident(rollback.id).await?;
+        if let Some(created) = page.send(&message, incident.as_deref()).await? {
+            self.engine.store.remember_page_incident(rollback.id, &created).await?;
         }
         Ok(())
     }
@@ -182,6 +242,13 @@ impl Delivery {
             .store
             .outbox_undeliverable(item.id, engine.clock.now(), error)
             .await?;
+        if let (Some(id), Effect::PageUpdate { update }) = (item.rollback_id, &item.effect) {
+            let trouble = Effect::PageTrouble {
+                update: *update,
+                error: error.to_owned(),
+            };
+            engine.store.enqueue_for(id, &[trouble], engine.clock.now()).await?;
+        }
         if let Some(id) = item.rollback_id {
             let action = Action::RecordUndeliverable {
                 what: item.effect.kind().to_owned(),

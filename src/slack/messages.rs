@@ -314,7 +314,7 @@ fn step_icon(rollback: &Rollback, index: usize) -> &'static str {
 }
 
 /// The rollback's card in the channel, re-rendered from current state on every change.
-pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> Message {
+pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, status_page: bool) -> Message {
     let id = rollback.id;
     let request = &rollback.request;
     let mut blocks = vec![json!({
@@ -458,6 +458,28 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> M
             }));
             blocks.push(context("*Cancel* stops it before the first step starts.".into()));
         }
+        State::Succeeded if status_page => match &rollback.resolved {
+            None => {
+                blocks.push(json!({
+                    "type": "actions",
+                    "block_id": format!("rollback:{id}"),
+                    "elements": [button("resolve", "Mark resolved", id, Some("primary"))]
+                }));
+                blocks.push(context(
+                    "Status page: *monitoring*. *Mark resolved* once the service is healthy: the incident is resolved and its components set operational.".into(),
+                ));
+            }
+            Some(resolution) => {
+                let how = match &resolution.by {
+                    Some(by) => format!("by {}", user(by)),
+                    None => "at the end of the watch window".to_owned(),
+                };
+                blocks.push(context(format!(
+                    "Status page: *resolved* {how} at {}.",
+                    hhmm(resolution.at)
+                )));
+            }
+        },
         _ => {}
     }
     let text = format!("{}: {}", escape(&headline(rollback)), state_line(rollback));
@@ -631,6 +653,23 @@ pub fn announcement(
             escape(&e)
         )),
     }
+}
+
+/// The status page's text for a rollback: plain text for the public, no Slack markup.
+pub fn page_text(rollback: &Rollback, template: &str) -> String {
+    let variables = crate::templates::variables(rollback, "", None, &|s| s.to_owned(), &|u| format!("@{u}"));
+    crate::templates::render(template, &variables)
+        .unwrap_or_else(|_| format!("We are working on an issue with {}.", rollback.request.service))
+}
+
+/// In the thread when the status page could not be updated: people must do it by hand.
+pub fn page_trouble(rollback: &Rollback, update: crate::statuspage::PageUpdate, error: &str) -> Message {
+    Message::plain(format!(
+        "⚠️ The status page could not be set to *{}* for {} ({}). The rollback is not affected; please update the page by hand.",
+        update.status(),
+        rollback.id,
+        escape(&truncate(error, 300))
+    ))
 }
 
 /// Where a message in Slack can be opened from anywhere: Slack turns this into the workspace's link.
@@ -1068,6 +1107,9 @@ pub fn refusal(refusal: &Refusal) -> Message {
             format!("*{id}* will not run: it holds {valid} valid approval(s) for its plan but needs {needed}.")
         }
         SystemOnly => "That action is rollbot's own and cannot be taken from Slack.".into(),
+        NothingToResolve { id } => format!(
+            "*{id}* has no open status page incident to resolve (it is resolved already, or the rollback has not succeeded); nothing changed."
+        ),
         MembershipUnknown { id, roles } => format!(
             "rollbot could not check with Slack whether you are in {} (a user group), so it did not act{}. Nothing changed; try again in a minute.",
             role_names(roles),
@@ -1188,7 +1230,7 @@ mod tests {
     use crate::domain::{Action, Actor, ChannelId, StepOutcome};
 
     fn card_json(story: &Story) -> Value {
-        serde_json::to_value(card(&story.rollback, &directory())).unwrap()
+        serde_json::to_value(card(&story.rollback, &directory(), false)).unwrap()
     }
 
     #[test]
@@ -1425,7 +1467,7 @@ mod tests {
             step.name = format!("step {i} {}", "n".repeat(100));
             story.rollback.plan.steps.push(step);
         }
-        let message = card(&story.rollback, &directory());
+        let message = card(&story.rollback, &directory(), false);
         assert_within_block_kit_limits(&message);
         assert!(serde_json::to_string(&message).unwrap().contains("… (truncated)"));
 

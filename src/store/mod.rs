@@ -53,6 +53,15 @@ pub enum Effect {
         which: crate::templates::Announcement,
         channel: Option<ChannelId>,
     },
+    /// An update for the status page, in its own delivery lane.
+    PageUpdate {
+        update: crate::statuspage::PageUpdate,
+    },
+    /// In the thread: the status page could not be updated, so people must do it by hand.
+    PageTrouble {
+        update: crate::statuspage::PageUpdate,
+        error: String,
+    },
     /// In the thread: someone chose to retry (or skip) an interrupted step.
     StepDecided {
         index: usize,
@@ -62,6 +71,15 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// Effects of one rollback are delivered in order within their lane; lanes do not wait
+    /// for each other.
+    pub fn lane(&self) -> &'static str {
+        match self {
+            Effect::PageUpdate { .. } => "statuspage",
+            _ => "slack",
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Effect::PostCard => "post_card",
@@ -76,6 +94,8 @@ impl Effect {
             Effect::NotifyLadder => "notify_ladder",
             Effect::Interrupted { .. } => "interrupted",
             Effect::Announce { .. } => "announce",
+            Effect::PageUpdate { .. } => "page_update",
+            Effect::PageTrouble { .. } => "page_trouble",
             Effect::StepDecided { .. } => "step_decided",
         }
     }
@@ -85,8 +105,12 @@ impl Effect {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TimerAction {
-    Escalate { level: usize },
+    Escalate {
+        level: usize,
+    },
     Expire,
+    /// The watch window after success ended: resolve the status page incident.
+    Resolve,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

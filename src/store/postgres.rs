@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0004_channel_pacing.sql",
         include_str!("../../migrations/0004_channel_pacing.sql"),
     ),
+    (
+        5,
+        "0005_status_page.sql",
+        include_str!("../../migrations/0005_status_page.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -282,6 +287,36 @@ impl Store {
         Ok(())
     }
 
+    /// The status page incident opened for a rollback, if any.
+    pub async fn page_incident(&self, id: RollbackId) -> Result<Option<String>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt("SELECT page_incident_id FROM rollbacks WHERE id = $1", &[&id.0])
+            .await?;
+        Ok(row.and_then(|r| r.get(0)))
+    }
+
+    pub async fn remember_page_incident(&self, id: RollbackId, incident: &str) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE rollbacks SET page_incident_id = $2 WHERE id = $1",
+                &[&id.0, &incident],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Queues effects about a rollback that come from outside a decision (a delivery problem).
+    pub async fn enqueue_for(&self, id: RollbackId, effects: &[Effect], now: DateTime<Utc>) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        insert_effects(&tx, Some(id), effects, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Queues effects that belong to no rollback (private answers).
     pub async fn enqueue(&self, effects: &[Effect], now: DateTime<Utc>) -> Result<()> {
         let mut client = self.client().await?;
@@ -310,7 +345,8 @@ impl Store {
                      WHERE o.done_at IS NULL AND o.available_at <= $1
                        AND (o.claimed_until IS NULL OR o.claimed_until < $1)
                        AND NOT EXISTS (SELECT 1 FROM outbox p
-                                       WHERE p.rollback_id = o.rollback_id AND p.id < o.id AND p.done_at IS NULL)
+                                       WHERE p.rollback_id = o.rollback_id AND p.lane = o.lane
+                                         AND p.id < o.id AND p.done_at IS NULL)
                      ORDER BY o.id LIMIT $3
                      FOR UPDATE SKIP LOCKED)
                  RETURNING id, rollback_id, payload, attempts",
@@ -573,8 +609,8 @@ async fn insert_effects(
             .await?;
         } else {
             tx.execute(
-                "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at) VALUES ($1, $2, $3, $4, $4)",
-                &[&rollback_id, &effect.kind(), &payload, &now],
+                "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane) VALUES ($1, $2, $3, $4, $4, $5)",
+                &[&rollback_id, &effect.kind(), &payload, &now, &effect.lane()],
             )
             .await?;
         }

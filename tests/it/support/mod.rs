@@ -253,14 +253,26 @@ impl Rollbot {
     /// Starts rollbot with the configuration `config(marker_path)`.
     /// Starts rollbot with its database reached through `proxy`, which the test can cut.
     pub async fn start_behind(proxy: &proxy::Proxy) -> Rollbot {
-        Rollbot::start_on(test_config, Some(proxy.port)).await
+        Rollbot::start_on(test_config, Some(proxy.port), None).await
     }
 
     pub async fn start_with(config: impl FnOnce(&str) -> String) -> Rollbot {
-        Rollbot::start_on(config, None).await
+        Rollbot::start_on(config, None, None).await
     }
 
-    async fn start_on(config: impl FnOnce(&str) -> String, proxy_port: Option<u16>) -> Rollbot {
+    /// Starts rollbot keeping a status page through `provider` (a fake on loopback).
+    pub async fn start_with_page(
+        config: impl FnOnce(&str) -> String,
+        provider: rollbot::statuspage::Provider,
+    ) -> Rollbot {
+        Rollbot::start_on(config, None, Some(provider)).await
+    }
+
+    async fn start_on(
+        config: impl FnOnce(&str) -> String,
+        proxy_port: Option<u16>,
+        page: Option<rollbot::statuspage::Provider>,
+    ) -> Rollbot {
         let scratch = tempfile::tempdir().unwrap();
         let marker = scratch.path().join("ran.log");
         let config = Config::parse("test.toml", &config(marker.to_str().unwrap()))
@@ -284,6 +296,7 @@ impl Rollbot {
             SignatureVerifier::new(vec![Secret::new(SIGNING_SECRET)]),
             api,
             Some(Secret::new(API_TOKEN)),
+            page.map(rollbot::statuspage::StatusPage::new),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -319,6 +332,7 @@ impl Rollbot {
             verifier,
             api,
             Some(Secret::new(API_TOKEN)),
+            None,
         )
     }
 

@@ -1,0 +1,192 @@
+//! Keeping the public status page honest: Atlassian Statuspage (incidents and component
+//! statuses, `Authorization: OAuth <key>`), or a generic webhook whose JSON body is signed with
+//! HMAC-SHA256. Updates go through the outbox in their own lane, so a slow page never holds up
+//! Slack, and a failing one never blocks the rollback.
+use crate::slack::client::CallError;
+use crate::slack::signature::Secret;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::Sha256;
+
+/// What happened that the page must reflect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageUpdate {
+    /// The rollback started: open an incident as `identified`, components impacted.
+    Opened,
+    /// It succeeded: `monitoring`.
+    Monitoring,
+    /// It failed: the incident stays open with an update.
+    StillInvestigating,
+    /// Someone (or the watch window) marked it resolved: `resolved`, components operational.
+    Resolved,
+}
+
+impl PageUpdate {
+    pub fn status(self) -> &'static str {
+        match self {
+            PageUpdate::Opened | PageUpdate::StillInvestigating => "identified",
+            PageUpdate::Monitoring => "monitoring",
+            PageUpdate::Resolved => "resolved",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Provider {
+    Atlassian {
+        api_url: String,
+        page_id: String,
+        api_key: Secret,
+    },
+    Webhook {
+        url: String,
+        secret: Secret,
+    },
+}
+
+/// One update as sent: the incident's name and body, and the components it touches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageMessage {
+    pub update: PageUpdate,
+    pub rollback: String,
+    pub service: String,
+    pub name: String,
+    pub body: String,
+    pub components: Vec<String>,
+    /// Component status while the rollback is under way, e.g. `partial_outage`.
+    pub impacted_status: String,
+}
+
+pub struct StatusPage {
+    http: reqwest::Client,
+    provider: Provider,
+}
+
+fn classify_status(status: reqwest::StatusCode, retry_after: Option<std::time::Duration>, body: &str) -> CallError {
+    let excerpt: String = body.chars().take(200).collect();
+    if status.as_u16() == 429 {
+        CallError::RateLimited { retry_after }
+    } else if status.is_server_error() {
+        CallError::Transient(format!("HTTP {status}: {excerpt}"))
+    } else {
+        CallError::Permanent(format!("HTTP {status}: {excerpt}"))
+    }
+}
+
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+impl StatusPage {
+    pub fn new(provider: Provider) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .expect("an HTTP client");
+        StatusPage { http, provider }
+    }
+
+    /// Sends one update. Returns the incident's id when a provider created one.
+    pub async fn send(&self, message: &PageMessage, incident: Option<&str>) -> Result<Option<String>, CallError> {
+        let component_status = if message.update == PageUpdate::Resolved {
+            "operational"
+        } else {
+            message.impacted_status.as_str()
+        };
+        let components: serde_json::Map<String, serde_json::Value> = message
+            .components
+            .iter()
+            .map(|c| (c.clone(), json!(component_status)))
+            .collect();
+        let request = match (&self.provider, message.update, incident) {
+            (
+                Provider::Atlassian {
+                    api_url,
+                    page_id,
+                    api_key,
+                },
+                PageUpdate::Opened,
+                _,
+            ) => self
+                .http
+                .post(format!("{}/pages/{page_id}/incidents", api_url.trim_end_matches('/')))
+                .header("authorization", format!("OAuth {}", api_key.expose()))
+                .json(&json!({"incident": {
+                    "name": message.name,
+                    "status": message.update.status(),
+                    "body": message.body,
+                    "component_ids": message.components,
+                    "components": components,
+                }})),
+            (
+                Provider::Atlassian {
+                    api_url,
+                    page_id,
+                    api_key,
+                },
+                _,
+                Some(incident),
+            ) => self
+                .http
+                .patch(format!(
+                    "{}/pages/{page_id}/incidents/{incident}",
+                    api_url.trim_end_matches('/')
+                ))
+                .header("authorization", format!("OAuth {}", api_key.expose()))
+                .json(&json!({"incident": {
+                    "status": message.update.status(),
+                    "body": message.body,
+                    "components": components,
+                }})),
+            (Provider::Atlassian { .. }, _, None) => {
+                return Err(CallError::Permanent(
+                    "the page has no incident for this rollback to update".into(),
+                ));
+            }
+            (Provider::Webhook { url, secret }, _, _) => {
+                let body = serde_json::to_vec(&json!({
+                    "rollback": message.rollback,
+                    "service": message.service,
+                    "status": message.update.status(),
+                    "name": message.name,
+                    "body": message.body,
+                    "components": components,
+                }))
+                .expect("JSON");
+                self.http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("x-rollbot-signature", signature(secret.expose(), &body))
+                    .body(body)
+            }
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| CallError::Transient(format!("status page unreachable: {e}")))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(classify_status(status, retry_after, &text));
+        }
+        if matches!(self.provider, Provider::Atlassian { .. }) && message.update == PageUpdate::Opened {
+            let id = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_owned));
+            return id
+                .map(Some)
+                .ok_or_else(|| CallError::Permanent("Statuspage created an incident but sent no id".into()));
+        }
+        Ok(None)
+    }
+}
