@@ -995,7 +995,7 @@ vars = { deployment = "api" }
         assert_eq!(
             errors(&with("finished = \"done\"")),
             [
-                "rollbot.toml:17:1: unknown template `finished`\n  hint: templates are started, succeeded, failed, cancelled"
+                "rollbot.toml:17:1: unknown template `finished`\n  hint: templates are started, succeeded, failed, cancelled, page_opened, page_monitoring, page_still_investigating, page_resolved"
             ]
         );
     }
