@@ -99,7 +99,7 @@ pub fn status_page_from_env(config: &Config) -> Result<Option<StatusPage>> {
             secret,
         },
     };
-    Ok(Some(StatusPage::new(provider)))
+    Ok(Some(StatusPage::new(provider)?))
 }
 
 /// A running rollbot's parts. Tests build one and drive the workers with `run_once`.

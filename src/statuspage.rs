@@ -59,12 +59,17 @@ pub struct PageMessage {
     pub impacted_status: String,
 }
 
+type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
 pub struct StatusPage {
-    http: reqwest::Client,
+    http: hyper_util::client::legacy::Client<Https, http_body_util::Full<bytes::Bytes>>,
     provider: Provider,
 }
 
-fn classify_status(status: reqwest::StatusCode, retry_after: Option<std::time::Duration>, body: &str) -> CallError {
+/// How long one call to the page may take before it counts as a transient failure.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn classify_status(status: http::StatusCode, retry_after: Option<std::time::Duration>, body: &str) -> CallError {
     let excerpt: String = body.chars().take(200).collect();
     if status.as_u16() == 429 {
         CallError::RateLimited { retry_after }
@@ -82,12 +87,56 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 impl StatusPage {
-    pub fn new(provider: Provider) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .expect("an HTTP client");
-        StatusPage { http, provider }
+    pub fn new(provider: Provider) -> anyhow::Result<Self> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| anyhow::anyhow!("loading the system's TLS roots: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+        Ok(StatusPage { http, provider })
+    }
+
+    async fn call(
+        &self,
+        method: http::Method,
+        url: &str,
+        headers: Vec<(&str, String)>,
+        body: Vec<u8>,
+    ) -> Result<(http::StatusCode, Option<std::time::Duration>, String), CallError> {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| CallError::Permanent(format!("bad status page request: {e}")))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| CallError::Transient(format!("status page unreachable: {e}")))?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(std::time::Duration::from_secs);
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .map_err(|e| CallError::Transient(format!("status page answer cut short: {e}")))?
+                .to_bytes();
+            Ok((status, retry_after, String::from_utf8_lossy(&body).into_owned()))
+        };
+        tokio::time::timeout(CALL_TIMEOUT, exchange).await.map_err(|_| {
+            CallError::Transient(format!("status page did not answer within {}s", CALL_TIMEOUT.as_secs()))
+        })?
     }
 
     /// Sends one update. Returns the incident's id when a provider created one.
@@ -102,7 +151,7 @@ impl StatusPage {
             .iter()
             .map(|c| (c.clone(), json!(component_status)))
             .collect();
-        let request = match (&self.provider, message.update, incident) {
+        let (method, url, headers, body) = match (&self.provider, message.update, incident) {
             (
                 Provider::Atlassian {
                     api_url,
@@ -111,17 +160,18 @@ impl StatusPage {
                 },
                 PageUpdate::Opened,
                 _,
-            ) => self
-                .http
-                .post(format!("{}/pages/{page_id}/incidents", api_url.trim_end_matches('/')))
-                .header("authorization", format!("OAuth {}", api_key.expose()))
-                .json(&json!({"incident": {
+            ) => (
+                http::Method::POST,
+                format!("{}/pages/{page_id}/incidents", api_url.trim_end_matches('/')),
+                vec![("authorization", format!("OAuth {}", api_key.expose()))],
+                json!({"incident": {
                     "name": message.name,
                     "status": message.update.status(),
                     "body": message.body,
                     "component_ids": message.components,
                     "components": components,
-                }})),
+                }}),
+            ),
             (
                 Provider::Atlassian {
                     api_url,
@@ -130,52 +180,41 @@ impl StatusPage {
                 },
                 _,
                 Some(incident),
-            ) => self
-                .http
-                .patch(format!(
-                    "{}/pages/{page_id}/incidents/{incident}",
-                    api_url.trim_end_matches('/')
-                ))
-                .header("authorization", format!("OAuth {}", api_key.expose()))
-                .json(&json!({"incident": {
+            ) => (
+                http::Method::PATCH,
+                format!("{}/pages/{page_id}/incidents/{incident}", api_url.trim_end_matches('/')),
+                vec![("authorization", format!("OAuth {}", api_key.expose()))],
+                json!({"incident": {
                     "status": message.update.status(),
                     "body": message.body,
                     "components": components,
-                }})),
+                }}),
+            ),
             (Provider::Atlassian { .. }, _, None) => {
                 return Err(CallError::Permanent(
                     "the page has no incident for this rollback to update".into(),
                 ));
             }
-            (Provider::Webhook { url, secret }, _, _) => {
-                let body = serde_json::to_vec(&json!({
+            (Provider::Webhook { url, .. }, _, _) => (
+                http::Method::POST,
+                url.clone(),
+                vec![],
+                json!({
                     "rollback": message.rollback,
                     "service": message.service,
                     "status": message.update.status(),
                     "name": message.name,
                     "body": message.body,
                     "components": components,
-                }))
-                .expect("JSON");
-                self.http
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .header("x-rollbot-signature", signature(secret.expose(), &body))
-                    .body(body)
-            }
+                }),
+            ),
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| CallError::Transient(format!("status page unreachable: {e}")))?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(std::time::Duration::from_secs);
-        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::to_vec(&body).expect("JSON");
+        let mut headers = headers;
+        if let Provider::Webhook { secret, .. } = &self.provider {
+            headers.push(("x-rollbot-signature", signature(secret.expose(), &body)));
+        }
+        let (status, retry_after, text) = self.call(method, &url, headers, body).await?;
         if !status.is_success() {
             return Err(classify_status(status, retry_after, &text));
         }

@@ -5,4 +5,5 @@ mod support;
 mod approvals;
 mod contract;
 mod process;
+mod statuspage;
 mod stories;

@@ -1,6 +1,7 @@
 //! The test harness: a fresh database per test, a fake Slack, rollbot's real router on
 //! loopback, and helpers that read like the story they tell.
 pub mod fake_slack;
+pub mod fake_statuspage;
 pub mod proxy;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -296,7 +297,7 @@ impl Rollbot {
             SignatureVerifier::new(vec![Secret::new(SIGNING_SECRET)]),
             api,
             Some(Secret::new(API_TOKEN)),
-            page.map(rollbot::statuspage::StatusPage::new),
+            page.map(|provider| rollbot::statuspage::StatusPage::new(provider).unwrap()),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

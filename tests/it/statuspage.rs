@@ -1,0 +1,204 @@
+//! Issue 4: the status page follows the rollback, and never holds it up.
+use crate::support::fake_statuspage::*;
+use crate::support::*;
+use serde_json::json;
+
+const REQUEST: &str = r#"checkout-api to 41 severity high reason "bad deploy""#;
+
+fn page_config(marker: &str, extra: &str) -> String {
+    test_config(marker).replace(
+        "[services.checkout-api]\n",
+        "[services.checkout-api]\nstatuspage_components = [\"cmp-checkout\"]\n",
+    ) + &format!("\n[statuspage]\nprovider = \"atlassian\"\npage_id = \"{PAGE_ID}\"\n{extra}\n")
+}
+
+async fn approved_and_run(bot: &Rollbot) -> Posted {
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    card
+}
+
+#[tokio::test]
+async fn from_request_to_resolved_every_post_and_page_call_in_order() {
+    let page = FakeStatusPage::start().await;
+    let bot = Rollbot::start_with_page(|m| page_config(m, ""), page.atlassian()).await;
+    let card = approved_and_run(&bot).await;
+
+    let thread = bot.thread(&card);
+    assert_eq!(thread.len(), 6, "{thread:#?}");
+    assert!(thread[0].starts_with("🔴 *ROLLBACK IN PROGRESS* — checkout-api (RB-1)"));
+    assert!(thread[1].starts_with("▶️ Step 1/2") && thread[2].starts_with("✅ Step 1/2"));
+    assert!(thread[3].starts_with("▶️ Step 2/2") && thread[4].starts_with("✅ Step 2/2"));
+    assert!(thread[5].starts_with("✅ *ROLLBACK COMPLETE*"));
+
+    let calls = page.calls();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!(
+        (calls[0].method.as_str(), calls[0].path.as_str()),
+        ("POST", "/v1/pages/page42/incidents")
+    );
+    assert_eq!(calls[0].authorization.as_deref(), Some("OAuth statuspage-key-7e1c"));
+    assert_eq!(
+        calls[0].body,
+        json!({"incident": {
+            "name": "Issues with checkout-api",
+            "status": "identified",
+            "body": "We are currently experiencing issues with checkout-api. We have identified the issue and are rolling back to the previous version. Started: 03:00 UTC.",
+            "component_ids": ["cmp-checkout"],
+            "components": {"cmp-checkout": "partial_outage"},
+        }})
+    );
+    assert_eq!(
+        (calls[1].method.as_str(), calls[1].path.as_str()),
+        ("PATCH", "/v1/pages/page42/incidents/inc1")
+    );
+    assert_eq!(calls[1].body["incident"]["status"], "monitoring");
+
+    let done = bot.card_now(&card);
+    assert_eq!(done.buttons(), ["resolve"]);
+    assert!(
+        done.text
+            .contains("Status page: *monitoring*. *Mark resolved* once the service is healthy"),
+        "{}",
+        done.text
+    );
+
+    bot.click(MALLORY, "resolve", "RB-1").await;
+    bot.advance(12);
+    bot.click(ALICE, "resolve", "RB-1").await;
+    bot.click(BOB, "resolve", "RB-1").await;
+    bot.settle().await;
+    assert_eq!(bot.ephemerals(MALLORY).len(), 1);
+    assert_eq!(
+        bot.ephemerals(BOB),
+        [
+            "*RB-1* has no open status page incident to resolve (it is resolved already, or the rollback has not succeeded); nothing changed."
+        ]
+    );
+    let calls = page.calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(
+        calls[2].body,
+        json!({"incident": {
+            "status": "resolved",
+            "body": "This incident has been resolved; checkout-api is operating normally.",
+            "components": {"cmp-checkout": "operational"},
+        }})
+    );
+    let resolved = bot.card_now(&card);
+    assert!(
+        resolved
+            .text
+            .contains("Status page: *resolved* by <@U0ALICE> at 03:12 UTC."),
+        "{}",
+        resolved.text
+    );
+    assert!(resolved.buttons().is_empty());
+    assert!(bot.thread(&card).is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_page_is_retried_and_never_holds_up_slack() {
+    let page = FakeStatusPage::start().await;
+    let bot = Rollbot::start_with_page(|m| page_config(m, ""), page.atlassian()).await;
+    page.fail_next(&[PageOutage::ServerError, PageOutage::RateLimited(7)]);
+    let card = approved_and_run(&bot).await;
+    assert_eq!(
+        bot.thread(&card).len(),
+        6,
+        "the whole run reached Slack while the page was failing"
+    );
+    assert!(page.calls().is_empty(), "nothing reached the page yet");
+    assert_eq!(page.refused()[0], 500);
+
+    bot.ride_out(5, 300).await;
+    assert_eq!(page.refused(), [500, 429]);
+    let statuses: Vec<String> = page
+        .calls()
+        .iter()
+        .map(|c| c.body["incident"]["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(statuses, ["identified", "monitoring"], "retried, in order");
+    bot.card_now(&card);
+}
+
+#[tokio::test]
+async fn a_page_that_refuses_for_good_is_reported_in_the_thread_and_the_rollback_completes() {
+    let page = FakeStatusPage::start().await;
+    let bot = Rollbot::start_with_page(|m| page_config(m, ""), page.atlassian()).await;
+    page.fail_next(&[PageOutage::Refused]);
+    let card = approved_and_run(&bot).await;
+    let thread = bot.thread(&card);
+    assert!(
+        thread.iter().any(|t| t.starts_with("✅ *ROLLBACK COMPLETE*")),
+        "{thread:#?}"
+    );
+    assert!(
+        thread.contains(&"⚠️ The status page could not be set to *identified* for RB-1 (HTTP 422 Unprocessable Entity: {\"error\":\"component not found\"}). The rollback is not affected; please update the page by hand.".to_owned()),
+        "{thread:#?}"
+    );
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'what' = 'page_update'")
+            .await,
+        2,
+        "both page updates are on the record as undeliverable"
+    );
+}
+
+#[tokio::test]
+async fn the_watch_window_resolves_the_incident_by_itself() {
+    let page = FakeStatusPage::start().await;
+    let bot = Rollbot::start_with_page(|m| page_config(m, "resolve_after = \"30m\""), page.atlassian()).await;
+    let card = approved_and_run(&bot).await;
+    bot.thread(&card);
+    bot.advance(29);
+    bot.settle().await;
+    assert_eq!(page.calls().len(), 2);
+    bot.advance(2);
+    bot.settle().await;
+    assert_eq!(page.calls().last().unwrap().body["incident"]["status"], "resolved");
+    let card = bot.card_now(&card);
+    assert!(
+        card.text
+            .contains("Status page: *resolved* at the end of the watch window"),
+        "{}",
+        card.text
+    );
+}
+
+#[tokio::test]
+async fn the_webhook_provider_signs_every_update() {
+    let page = FakeStatusPage::start().await;
+    let config = |m: &str| {
+        test_config(m)
+            + &format!(
+                "\n[statuspage]\nprovider = \"webhook\"\nurl = \"{}/hook\"\n",
+                "http://127.0.0.1:9"
+            )
+    };
+    let bot = Rollbot::start_with_page(config, page.webhook()).await;
+    let card = approved_and_run(&bot).await;
+    bot.thread(&card);
+    bot.card_now(&card);
+    let calls = page.calls();
+    assert_eq!(calls.len(), 2);
+    for call in &calls {
+        assert_eq!(
+            call.signature.as_deref(),
+            Some(rollbot::statuspage::signature(WEBHOOK_SECRET, &call.raw).as_str())
+        );
+        assert_eq!(call.body["rollback"], "RB-1");
+    }
+    assert_eq!(
+        (calls[0].body["status"].as_str(), calls[1].body["status"].as_str()),
+        (Some("identified"), Some("monitoring"))
+    );
+    assert_ne!(
+        calls[0].signature.as_deref(),
+        Some(rollbot::statuspage::signature("another-secret", &calls[0].raw).as_str())
+    );
+}
