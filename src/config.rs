@@ -989,13 +989,13 @@ vars = { deployment = "api" }
         assert_eq!(
             errors(&with("succeeded = \"{{ servce }} is back\"")),
             [
-                "rollbot.toml:17:13: template `succeeded` uses servce which is not a template variable\n  hint: variables are id, service, target, runbook, severity, reason, requester, approvers, started, expected_completion, duration, state, failed_step, failure_reason, cancelled_by, thread (docs/configuration.md says what each holds)"
+                "rollbot.toml:17:13: template `succeeded` uses servce which is not a template variable\n  hint: variables are id, service, target, runbook, severity, reason, requester, approvers, started, expected_completion, duration, state, failed_step, failure_reason, cancelled_by, thread, steps, requested, finished (docs/configuration.md says what each holds)"
             ]
         );
         assert_eq!(
             errors(&with("finished = \"done\"")),
             [
-                "rollbot.toml:17:1: unknown template `finished`\n  hint: templates are started, succeeded, failed, cancelled, page_opened, page_monitoring, page_still_investigating, page_resolved"
+                "rollbot.toml:17:1: unknown template `finished`\n  hint: templates are started, succeeded, failed, cancelled, customer_notice, page_opened, page_monitoring, page_still_investigating, page_resolved"
             ]
         );
     }

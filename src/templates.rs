@@ -11,6 +11,8 @@ pub enum Announcement {
     Succeeded,
     Failed,
     Cancelled,
+    /// Ready-to-send words for customers and support, posted in the thread when it succeeds.
+    CustomerNotice,
     /// The status page's words, plain text, for the public.
     PageOpened,
     PageMonitoring,
@@ -19,11 +21,12 @@ pub enum Announcement {
 }
 
 impl Announcement {
-    pub const ALL: [Announcement; 8] = [
+    pub const ALL: [Announcement; 9] = [
         Announcement::Started,
         Announcement::Succeeded,
         Announcement::Failed,
         Announcement::Cancelled,
+        Announcement::CustomerNotice,
         Announcement::PageOpened,
         Announcement::PageMonitoring,
         Announcement::PageStillInvestigating,
@@ -36,6 +39,7 @@ impl Announcement {
             Announcement::Succeeded => "succeeded",
             Announcement::Failed => "failed",
             Announcement::Cancelled => "cancelled",
+            Announcement::CustomerNotice => "customer_notice",
             Announcement::PageOpened => "page_opened",
             Announcement::PageMonitoring => "page_monitoring",
             Announcement::PageStillInvestigating => "page_still_investigating",
@@ -65,9 +69,13 @@ impl Announcement {
             Announcement::Cancelled => {
                 "⚪ Rollback {{ id }} of {{ service }} was cancelled by {{ cancelled_by }}; nothing was rolled back."
             }
+            Announcement::CustomerNotice => {
+                "📣 *Customer notice, ready to send:*\n> Between {{ requested }} and {{ finished }} some requests to {{ service }} may have failed \
+                 or been slow. We rolled back a recent change and the service is working normally again. We are sorry for the trouble."
+            }
             Announcement::PageOpened => {
                 "We are currently experiencing issues with {{ service }}. We have identified the issue and are rolling back \
-                 to the previous version. Started: {{ started }}."
+                 to the previous version. Impact: some requests to {{ service }} may fail or be slow. Started: {{ started }}."
             }
             Announcement::PageMonitoring => "The rollback of {{ service }} is complete. We are monitoring the results.",
             Announcement::PageStillInvestigating => {
@@ -79,7 +87,7 @@ impl Announcement {
 }
 
 /// Every variable a template may use, with what it holds; `rollbot check` refuses others.
-pub const VARIABLES: [(&str, &str); 16] = [
+pub const VARIABLES: [(&str, &str); 19] = [
     ("id", "the rollback's id, e.g. RB-12"),
     ("service", "the service rolled back"),
     (
@@ -108,6 +116,12 @@ pub const VARIABLES: [(&str, &str); 16] = [
     ),
     ("cancelled_by", "who cancelled it (empty unless cancelled)"),
     ("thread", "a link to the rollback's thread in Slack"),
+    (
+        "steps",
+        "each step with its result so far, one per line, e.g. \"1. Undo rollout: succeeded (exit 0, 1.2s)\"",
+    ),
+    ("requested", "when it was requested, HH:MM UTC"),
+    ("finished", "when it ended, HH:MM UTC (empty while it runs)"),
 ];
 
 fn environment() -> minijinja::Environment<'static> {
@@ -200,6 +214,32 @@ pub fn variables(
     };
     vars.insert("cancelled_by", cancelled_by);
     vars.insert("thread", thread.to_owned());
+    vars.insert("requested", hhmm(rollback.requested_at));
+    vars.insert("finished", rollback.finished_at.map(hhmm).unwrap_or_default());
+    let steps: Vec<String> = rollback
+        .plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let result = rollback
+                .steps
+                .iter()
+                .rev()
+                .find(|s| s.index == i)
+                .and_then(|s| s.result.as_ref());
+            let outcome = match result {
+                None => "not run".to_owned(),
+                Some(r) => {
+                    let exit = r.exit_code.map(|c| format!("exit {c}, ")).unwrap_or_default();
+                    let took = crate::slack::messages::duration_text(r.duration_ms);
+                    format!("{} ({exit}{took})", format!("{:?}", r.outcome).to_lowercase())
+                }
+            };
+            format!("{}. {}: {outcome}", i + 1, quote(&step.name))
+        })
+        .collect();
+    vars.insert("steps", steps.join("\n"));
     vars
 }
 
@@ -259,6 +299,16 @@ mod tests {
             rendered(&succeeded, Announcement::Succeeded),
             rendered(&failed, Announcement::Failed),
             rendered(&cancelled, Announcement::Cancelled),
+            rendered(&succeeded, Announcement::CustomerNotice),
+            rendered(&running, Announcement::PageOpened),
+            rendered(&succeeded, Announcement::PageMonitoring),
+            rendered(&failed, Announcement::PageStillInvestigating),
+            rendered(&succeeded, Announcement::PageResolved),
+            render(
+                "{{ steps }}",
+                &variables(&failed.rollback, "", None, &|s| s.to_owned(), &|u| u.to_owned()),
+            )
+            .unwrap(),
         ];
         insta::assert_snapshot!(all.join("\n\n---\n\n"));
     }

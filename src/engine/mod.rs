@@ -88,6 +88,10 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
             Event::StepFinished { index, .. } => effects.push(Effect::StepFinished { index: *index }),
             Event::Succeeded => {
                 announce(&mut effects, Announcement::Succeeded);
+                effects.push(Effect::Announce {
+                    which: Announcement::CustomerNotice,
+                    channel: None,
+                });
                 page(&mut effects, PageUpdate::Monitoring);
                 if let (true, Some(window), Some(done)) = (reach.status_page, reach.resolve_after, after.finished_at) {
                     let due_at = done + chrono::Duration::from_std(window).unwrap_or_default();

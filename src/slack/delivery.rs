@@ -177,7 +177,8 @@ impl Delivery {
                 let link = messages::thread_link(&card.channel, &card.ts);
                 let message = messages::announcement(&rollback, *which, &config.templates[which], &link, expected);
                 match channel {
-                    None => reply(message, true).await?,
+                    // Announcements are news for the channel; the customer notice is for copying.
+                    None => reply(message, *which != Announcement::CustomerNotice).await?,
                     Some(channel) => {
                         self.take_slot(&channel.0).await?;
                         self.slack.post(&channel.0, &message, None).await?;

@@ -28,11 +28,12 @@ async fn from_request_to_resolved_every_post_and_page_call_in_order() {
     let card = approved_and_run(&bot).await;
 
     let thread = bot.thread(&card);
-    assert_eq!(thread.len(), 6, "{thread:#?}");
+    assert_eq!(thread.len(), 7, "{thread:#?}");
     assert!(thread[0].starts_with("🔴 *ROLLBACK IN PROGRESS* — checkout-api (RB-1)"));
     assert!(thread[1].starts_with("▶️ Step 1/2") && thread[2].starts_with("✅ Step 1/2"));
     assert!(thread[3].starts_with("▶️ Step 2/2") && thread[4].starts_with("✅ Step 2/2"));
     assert!(thread[5].starts_with("✅ *ROLLBACK COMPLETE*"));
+    assert!(thread[6].starts_with("📣 *Customer notice, ready to send:*"));
 
     let calls = page.calls();
     assert_eq!(calls.len(), 2, "{calls:#?}");
@@ -46,7 +47,7 @@ async fn from_request_to_resolved_every_post_and_page_call_in_order() {
         json!({"incident": {
             "name": "Issues with checkout-api",
             "status": "identified",
-            "body": "We are currently experiencing issues with checkout-api. We have identified the issue and are rolling back to the previous version. Started: 03:00 UTC.",
+            "body": "We are currently experiencing issues with checkout-api. We have identified the issue and are rolling back to the previous version. Impact: some requests to checkout-api may fail or be slow. Started: 03:00 UTC.",
             "component_ids": ["cmp-checkout"],
             "components": {"cmp-checkout": "partial_outage"},
         }})
@@ -108,7 +109,7 @@ async fn a_failing_page_is_retried_and_never_holds_up_slack() {
     let card = approved_and_run(&bot).await;
     assert_eq!(
         bot.thread(&card).len(),
-        6,
+        7,
         "the whole run reached Slack while the page was failing"
     );
     assert!(page.calls().is_empty(), "nothing reached the page yet");

@@ -74,7 +74,7 @@ async fn requested_approved_and_run_step_by_step() {
         "🔴 *ROLLBACK IN PROGRESS* — checkout-api (RB-1)\n*Version:* rolling back to 41\n*Reason:* bad deploy\n*Started:* 03:02 UTC\n*Expected completion:* unknown\n*Point of contact:* <@U0ALICE>\nFollow along: https://slack.com/archives/C0INCIDENTS/p1790000000000001",
         "the team's template announces the start"
     );
-    assert_eq!(thread.len(), 5, "{thread:#?}");
+    assert_eq!(thread.len(), 6, "{thread:#?}");
     assert!(
         thread[0].starts_with("▶️ Step 1/2 *Undo release* started"),
         "{}",
@@ -96,6 +96,13 @@ async fn requested_approved_and_run_step_by_step() {
         thread[2]
     );
     assert!(thread[3].contains("200 OK"), "{}", thread[3]);
+    assert!(
+        thread[5].starts_with(
+            "📣 *Customer notice, ready to send:*\n> Between 03:00 UTC and 03:02 UTC some requests to checkout-api"
+        ),
+        "{}",
+        thread[5]
+    );
     assert!(
         thread[4].starts_with("✅ *ROLLBACK COMPLETE* — checkout-api is back on 41 (RB-1, "),
         "{}",
@@ -322,7 +329,7 @@ async fn critical_runs_at_once_and_flags_a_review() {
     );
     assert!(card.text.contains("✅ *Succeeded*"), "{}", card.text);
     let thread = bot.thread(&card);
-    assert_eq!(thread.len(), 7, "{thread:#?}");
+    assert_eq!(thread.len(), 8, "{thread:#?}");
     assert_eq!(
         thread[0],
         "🚨 *RB-1* is a critical rollback and runs without approval. For awareness: `devops_lead` (<@U0DEVOPS>), `eng_manager` (<@U0EM>), `cto` (<@U0CTO>). A post-incident review is required.",
@@ -540,7 +547,7 @@ async fn slack_outages_are_ridden_out_in_order_without_duplicate_cards() {
     bot.click(BOB, "approve", "RB-1").await;
     bot.ride_out(5, 600).await;
     let thread = bot.thread(&card);
-    assert_eq!(thread.len(), 6, "{thread:#?}");
+    assert_eq!(thread.len(), 7, "{thread:#?}");
     assert!(
         thread[0].starts_with("🔴 *ROLLBACK IN PROGRESS*")
             && thread[1].starts_with("▶️ Step 1/2")
@@ -610,11 +617,11 @@ async fn a_twenty_step_runbook_never_posts_faster_than_slack_allows() {
     let thread = bot.thread(&card);
     assert_eq!(
         thread.len(),
-        1 + 1 + 20 * 2 + 1,
-        "ladder notice, start announcement, each step's start and result, the end"
+        1 + 1 + 20 * 2 + 1 + 1,
+        "ladder notice, start announcement, each step's start and result, the end, the customer notice"
     );
     assert!(
-        thread.last().unwrap().starts_with("✅ *ROLLBACK COMPLETE* — long-api"),
+        thread[thread.len() - 2].starts_with("✅ *ROLLBACK COMPLETE* — long-api"),
         "{thread:#?}"
     );
     assert_eq!(bot.slack.refused(), [], "zero 429s");
@@ -625,7 +632,7 @@ async fn a_twenty_step_runbook_never_posts_faster_than_slack_allows() {
         .iter()
         .filter(|c| c.method == "chat.postMessage")
         .count();
-    assert_eq!(posts, 44, "the card and its thread, each post once");
+    assert_eq!(posts, 45, "the card and its thread, each post once");
 }
 
 #[tokio::test]
