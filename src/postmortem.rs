@@ -117,6 +117,7 @@ fn timeline_entry(rollback: &Rollback, recorded: &Recorded) -> Option<String> {
         Event::Skipped { index, by } => format!("{} chose to skip step {}", who(by), index + 1),
         Event::Succeeded => "Succeeded".into(),
         Event::Failed { step, reason } => format!("Failed at step {}: {}", step + 1, md(reason)),
+        Event::PageUpdated { status } => format!("Status page set to {}", md(status)),
         Event::Resolved { by: Some(by) } => format!("{} marked the status page incident resolved", who(by)),
         Event::Resolved { by: None } => "The status page incident was resolved at the end of the watch window".into(),
         Event::Undeliverable { what, error } => {

@@ -46,6 +46,10 @@ pub enum Action {
     Expire,
     /// The run's lease lapsed: its process is gone.
     Interrupt,
+    /// The status page took an update.
+    RecordPageUpdated {
+        status: String,
+    },
     /// Mark the status page incident resolved (a person, or rollbot when the watch window ends).
     MarkResolved,
     /// Slack would not take a message about this rollback.
@@ -79,6 +83,7 @@ impl Action {
             Action::Interrupt => "interrupt",
             Action::RecordUndeliverable { .. } => "record_undeliverable",
             Action::MarkResolved => "mark_resolved",
+            Action::RecordPageUpdated { .. } => "record_page_updated",
             Action::Escalate { .. } => "escalate",
             Action::Expire => "expire",
             Action::StartRun => "start_run",
@@ -94,6 +99,7 @@ impl Action {
                 | Action::Expire
                 | Action::Interrupt
                 | Action::RecordUndeliverable { .. }
+                | Action::RecordPageUpdated { .. }
                 | Action::StartRun
                 | Action::StartStep { .. }
                 | Action::FinishStep { .. }
@@ -412,6 +418,7 @@ pub fn decide(
             what: what.clone(),
             error: error.clone(),
         }]),
+        Action::RecordPageUpdated { status } => Ok(vec![Event::PageUpdated { status: status.clone() }]),
         Action::MarkResolved => {
             if !policy.status_page || rollback.state != State::Succeeded || rollback.resolved.is_some() {
                 return Err(Refusal::NothingToResolve { id });

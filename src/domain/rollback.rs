@@ -84,6 +84,10 @@ pub enum Event {
         index: usize,
         by: UserId,
     },
+    /// The status page now shows this status.
+    PageUpdated {
+        status: String,
+    },
     /// The incident on the status page was marked resolved (by a person, or by the watch window).
     Resolved {
         by: Option<UserId>,
@@ -410,7 +414,7 @@ impl Rollback {
                 self.state = State::Queued;
             }
             Event::Skipped { .. } => self.state = State::Queued,
-            Event::Undeliverable { .. } => {}
+            Event::Undeliverable { .. } | Event::PageUpdated { .. } => {}
             Event::Resolved { by } => self.resolved = Some(Resolution { by: by.clone(), at }),
             Event::Rejected { by, reason } => {
                 self.state = State::Rejected {

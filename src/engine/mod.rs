@@ -133,7 +133,7 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
             Event::Approved { .. } | Event::Rejected { .. } | Event::RunStarted | Event::Interrupted { step: None } => {
             }
             // Telling Slack that Slack refused a message would only fail again.
-            Event::Undeliverable { .. } => continue,
+            Event::Undeliverable { .. } | Event::PageUpdated { .. } => continue,
         }
         card_changed |= !matches!(event, Event::Requested { .. });
     }

@@ -73,6 +73,20 @@ fn classify(error: SlackClientError) -> CallError {
     }
 }
 
+/// The longest a Slack call may take. The outbox claims a message for longer than this, so a
+/// claim never lapses while its call could still be under way (no double posts).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn bounded<T>(call: impl std::future::Future<Output = Result<T, SlackClientError>>) -> Result<T, CallError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(result) => result.map_err(classify),
+        Err(_) => Err(CallError::Transient(format!(
+            "Slack did not answer within {}s",
+            CALL_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 fn content(message: &Message) -> Result<SlackMessageContent, CallError> {
     serde_json::from_value(serde_json::to_value(message).expect("messages serialize"))
         .map_err(|e| CallError::Permanent(format!("rollbot built a message Slack's model rejects: {e}")))
@@ -108,17 +122,13 @@ impl SlackApi {
             request.reply_broadcast = thread.broadcast.then_some(true);
         }
         let session = self.client.open_session(&self.token);
-        let response = session.chat_post_message(&request).await.map_err(classify)?;
+        let response = bounded(session.chat_post_message(&request)).await?;
         Ok(response.ts.0)
     }
 
     pub async fn update(&self, channel: &str, ts: &str, message: &Message) -> Result<(), CallError> {
         let request = SlackApiChatUpdateRequest::new(channel.into(), content(message)?, SlackTs(ts.to_owned()));
-        self.client
-            .open_session(&self.token)
-            .chat_update(&request)
-            .await
-            .map_err(classify)?;
+        bounded(self.client.open_session(&self.token).chat_update(&request)).await?;
         Ok(())
     }
 
@@ -126,33 +136,20 @@ impl SlackApi {
         let view: SlackView = serde_json::from_value(view.clone())
             .map_err(|e| CallError::Permanent(format!("rollbot built a view Slack's model rejects: {e}")))?;
         let request = SlackApiViewsOpenRequest::new(SlackTriggerId(trigger_id.to_owned()), view);
-        self.client
-            .open_session(&self.token)
-            .views_open(&request)
-            .await
-            .map_err(classify)?;
+        bounded(self.client.open_session(&self.token).views_open(&request)).await?;
         Ok(())
     }
 
     /// The members of a user group (`usergroups.users.list`).
     pub async fn group_members(&self, group: &str) -> Result<Vec<String>, CallError> {
         let request = SlackApiUserGroupsUsersListRequest::new(SlackUserGroupId(group.to_owned()));
-        let response = self
-            .client
-            .open_session(&self.token)
-            .usergroups_users_list(&request)
-            .await
-            .map_err(classify)?;
+        let response = bounded(self.client.open_session(&self.token).usergroups_users_list(&request)).await?;
         Ok(response.users.into_iter().map(|u| u.0).collect())
     }
 
     pub async fn ephemeral(&self, channel: &str, user: &str, message: &Message) -> Result<(), CallError> {
         let request = SlackApiChatPostEphemeralRequest::new(channel.into(), user.into(), content(message)?);
-        self.client
-            .open_session(&self.token)
-            .chat_post_ephemeral(&request)
-            .await
-            .map_err(classify)?;
+        bounded(self.client.open_session(&self.token).chat_post_ephemeral(&request)).await?;
         Ok(())
     }
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 /// After this many attempts an effect is recorded as undeliverable.
 pub const MAX_ATTEMPTS: i32 = 12;
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a claimed message is held: comfortably longer than a Slack call may take, short
+/// enough that a message claimed by a process that died goes out soon after.
+const LEASE: Duration = Duration::from_secs(30);
 const BATCH: i64 = 16;
 
 pub struct Delivery {
@@ -52,7 +54,18 @@ impl Delivery {
             .claim_outbox(now, LEASE, BATCH)
             .await
             .context("claiming outbox rows")?;
-        for item in &items {
+        let started = std::time::Instant::now();
+        for (position, item) in items.iter().enumerate() {
+            if started.elapsed() + super::client::CALL_TIMEOUT >= LEASE {
+                // Slack is slow: hand the rest back before their claim could lapse mid-call.
+                for unsent in &items[position..] {
+                    self.engine
+                        .store
+                        .outbox_wait_until(unsent.id, self.engine.clock.now())
+                        .await?;
+                }
+                break;
+            }
             let outcome = match self.deliver(item).await {
                 Ok(()) => Outcome::Delivered,
                 Err(DeliverError::Call(CallError::Permanent(e))) => Outcome::GiveUp(e),
@@ -231,6 +244,13 @@ impl Delivery {
         let incident = self.engine.store.page_incident(rollback.id).await?;
         if let Some(created) = page.send(&message, incident.as_deref()).await? {
             self.engine.store.remember_page_incident(rollback.id, &created).await?;
+        }
+        // On the record, for the timeline and the post-mortem.
+        let recorded = Action::RecordPageUpdated {
+            status: update.status().to_owned(),
+        };
+        if let Err(refusal) = self.engine.act(rollback.id, &recorded, &Actor::system()).await? {
+            tracing::warn!(rollback = %rollback.id, ?refusal, "could not record the page update");
         }
         Ok(())
     }

@@ -89,6 +89,15 @@ async fn from_request_to_resolved_every_post_and_page_call_in_order() {
             "components": {"cmp-checkout": "operational"},
         }})
     );
+    let draft = bot.slash(ALICE, "postmortem RB-1").await;
+    for line in [
+        "Status page set to identified",
+        "Status page set to monitoring",
+        "@U0ALICE marked the status page incident resolved",
+        "Status page set to resolved",
+    ] {
+        assert!(draft.contains(line), "the post-mortem lacks {line:?}:\n{draft}");
+    }
     let resolved = bot.card_now(&card);
     assert!(
         resolved
