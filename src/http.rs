@@ -415,7 +415,8 @@ async fn handle_click(state: &HttpState, click: inbound::ButtonClick) -> Respons
                 let Some(rollback) = engine.store.load(id).await? else {
                     return engine.tell(&[answer(messages::not_found(id).text)]).await;
                 };
-                let (check, view) = match modal {
+                // Checked first: only a step that is really waiting for confirmation gets a form.
+                let check = match modal {
                     ButtonIntent::AskConfirmation { step } => {
                         let phrase = rollback
                             .plan
@@ -423,23 +424,24 @@ async fn handle_click(state: &HttpState, click: inbound::ButtonClick) -> Respons
                             .get(step)
                             .and_then(|s| s.confirm.clone())
                             .unwrap_or_default();
-                        (
-                            Action::Confirm { index: step, phrase },
-                            messages::confirm_modal(&rollback, step),
-                        )
+                        Action::Confirm { index: step, phrase }
                     }
-                    _ => (Action::Reject { reason: None }, messages::reject_modal(id)),
+                    _ => Action::Reject { reason: None },
                 };
-                return match decide(
+                if let Err(refusal) = decide(
                     Some(&rollback),
                     &check,
                     &actor,
                     &engine.config.policy,
                     engine.clock.now(),
                 ) {
-                    Ok(_) => open_modal(state, &click, view).await,
-                    Err(refusal) => engine.tell(&[answer(messages::refusal(&refusal).text)]).await,
+                    return engine.tell(&[answer(messages::refusal(&refusal).text)]).await;
+                }
+                let view = match check {
+                    Action::Confirm { index, .. } => messages::confirm_modal(&rollback, index),
+                    _ => messages::reject_modal(id),
                 };
+                return open_modal(state, &click, view).await;
             }
         };
         match engine.act(id, &action, &actor).await? {

@@ -575,3 +575,23 @@ async fn an_interrupted_step_can_be_skipped_after_checking_it() {
     );
     assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
 }
+
+#[tokio::test]
+async fn a_confirm_click_for_a_step_that_does_not_exist_is_refused_not_a_crash() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, "checkout-api runbook database severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    assert_eq!(bot.click(BOB, "confirm", "RB-1@99").await, 200);
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(BOB),
+        [
+            "That button was for step 100 of *RB-1*, but it now waits at step 2; nothing changed. Use the buttons on the card as it is now."
+        ]
+    );
+    bot.thread(&card);
+    bot.card_now(&card);
+}
