@@ -164,9 +164,8 @@ impl Engine {
             Ok(plan) => plan,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let Some(severity) = args.severity else {
-            unreachable!("the edge asks for a severity before requesting");
-        };
+        // The edges ask for a severity (text or form) before they get here.
+        let severity = args.severity.context("a rollback request reached the engine without a severity")?;
         let request = RollbackRequest {
             service: plan.service.clone(),
             runbook: plan.runbook.clone(),
