@@ -7,6 +7,7 @@ pub mod domain;
 pub mod engine;
 pub mod grammar;
 pub mod http;
+pub mod manifest;
 pub mod metrics;
 pub mod postmortem;
 pub mod report;

@@ -41,6 +41,13 @@ enum Cmd {
     },
     /// Apply database migrations (needs DATABASE_URL). `serve` applies them too.
     Migrate,
+    /// Print the Slack app manifest with rollbot's request URLs under BASE_URL, ready to paste
+    /// into "Create New App → From an app manifest".
+    Manifest {
+        /// Where Slack reaches rollbot, e.g. https://rollbot.example.com
+        #[arg(long)]
+        base_url: String,
+    },
     /// Print the post-mortem draft of a rollback as Markdown (needs DATABASE_URL).
     Postmortem {
         /// The rollback, e.g. RB-12.
@@ -84,6 +91,16 @@ async fn main() -> ExitCode {
             return plan(&config, &words.join(" "));
         }
         Cmd::Migrate => migrate().await,
+        Cmd::Manifest { base_url } => match rollbot::manifest::for_base_url(&base_url) {
+            Ok(manifest) => {
+                print!("{manifest}");
+                Ok(())
+            }
+            Err(problem) => {
+                eprintln!("rollbot: {problem}");
+                return ExitCode::from(2);
+            }
+        },
         Cmd::Postmortem { id } => postmortem(&id).await,
         Cmd::Serve { listen } => {
             let config = match load_config(&cli.config) {

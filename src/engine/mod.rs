@@ -165,7 +165,9 @@ impl Engine {
             Err(refusal) => return Ok(Err(refusal)),
         };
         // The edges ask for a severity (text or form) before they get here.
-        let severity = args.severity.context("a rollback request reached the engine without a severity")?;
+        let severity = args
+            .severity
+            .context("a rollback request reached the engine without a severity")?;
         let request = RollbackRequest {
             service: plan.service.clone(),
             runbook: plan.runbook.clone(),

@@ -345,3 +345,37 @@ async fn with_the_database_down_a_request_is_refused_as_not_recorded_and_service
     bot.thread(&cards[0]);
     bot.card_now(&cards[1]);
 }
+
+#[test]
+fn rollbot_manifest_prints_a_valid_manifest_for_the_base_url() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rollbot"))
+        .args(["manifest", "--base-url", "https://rollbot.acme.io"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let manifest: serde_json::Value = serde_yaml::from_slice(&output.stdout).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shared_dir().join("slack/manifest.schema.1.0.0.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::draft7::new(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&manifest)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        manifest["features"]["slash_commands"][0]["url"],
+        "https://rollbot.acme.io/slack/commands"
+    );
+    assert_eq!(
+        manifest["settings"]["interactivity"]["request_url"],
+        "https://rollbot.acme.io/slack/interactions"
+    );
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_rollbot"))
+        .args(["manifest", "--base-url", "rollbot"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is not a base URL"));
+}
