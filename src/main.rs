@@ -18,8 +18,17 @@ struct Cli {
     /// The configuration file.
     #[arg(long, global = true, env = "ROLLBOT_CONFIG", default_value = "rollbot.toml")]
     config: PathBuf,
+    /// How logs are written to stderr: `human` to read, `json` (one object per line) to ship.
+    #[arg(long, global = true, env = "ROLLBOT_LOG_FORMAT", value_enum, default_value = "human")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Cmd,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -65,13 +74,15 @@ fn load_config(path: &PathBuf) -> Result<Config, ExitCode> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "rollbot=info,warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "rollbot=info,warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+    }
     let result = match cli.command {
         Cmd::Check => {
             return match load_config(&cli.config) {

@@ -67,7 +67,7 @@ async fn serve_takes_a_request_runs_it_and_stops_cleanly_on_sigterm() {
     let log = || std::fs::read_to_string(&log_file).unwrap_or_default();
 
     let child = Command::new(BIN)
-        .args(["serve", "--config", config.to_str().unwrap()])
+        .args(["serve", "--config", config.to_str().unwrap(), "--log-format", "json"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap())
         .env("RUST_LOG", "debug")
@@ -143,6 +143,21 @@ async fn serve_takes_a_request_runs_it_and_stops_cleanly_on_sigterm() {
     for secret in [SIGNING_SECRET, BOT_TOKEN] {
         assert!(!logs.contains(secret), "a secret appeared in the logs");
     }
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+    );
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "rollback requested"
+            && l["fields"]["rollback"] == "RB-1"
+            && l["span"]["user"] == ALICE),
+        "a request's log line carries the rollback id and the request's span"
+    );
 }
 
 #[test]
