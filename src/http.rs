@@ -113,24 +113,33 @@ async fn api_list(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Re
     }
 }
 
+/// The rollback an API path names, with its events; `Err` is the response to send instead.
+async fn api_record(
+    state: &HttpState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(crate::domain::Rollback, Vec<crate::domain::Recorded>), Response> {
+    api_authorized(state, headers)?;
+    let Ok(id) = id.parse::<RollbackId>() else {
+        return Err((StatusCode::NOT_FOUND, "not a rollback id; ids look like RB-12\n").into_response());
+    };
+    match state.engine.store.load_with_history(id).await {
+        Ok(Some(record)) => Ok(record),
+        Ok(None) => Err((StatusCode::NOT_FOUND, format!("there is no rollback {id}\n")).into_response()),
+        Err(e) => Err(internal(e)),
+    }
+}
+
 async fn api_rollback(
     State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    if let Err(refused) = api_authorized(&state, &headers) {
-        return refused;
-    }
-    let Ok(id) = id.parse::<RollbackId>() else {
-        return (StatusCode::NOT_FOUND, "not a rollback id; ids look like RB-12\n").into_response();
-    };
-    let store = &state.engine.store;
-    match (store.load(id).await, store.history(id).await) {
-        (Ok(Some(rollback)), Ok(events)) => {
+    match api_record(&state, &headers, &id).await {
+        Ok((rollback, events)) => {
             axum::Json(serde_json::json!({ "rollback": rollback, "events": events })).into_response()
         }
-        (Ok(None), _) => (StatusCode::NOT_FOUND, format!("there is no rollback {id}\n")).into_response(),
-        (Err(e), _) | (_, Err(e)) => internal(e),
+        Err(response) => response,
     }
 }
 
@@ -139,21 +148,13 @@ async fn api_postmortem(
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    if let Err(refused) = api_authorized(&state, &headers) {
-        return refused;
-    }
-    let Ok(id) = id.parse::<RollbackId>() else {
-        return (StatusCode::NOT_FOUND, "not a rollback id; ids look like RB-12\n").into_response();
-    };
-    let store = &state.engine.store;
-    match (store.load(id).await, store.history(id).await) {
-        (Ok(Some(rollback)), Ok(events)) => (
+    match api_record(&state, &headers, &id).await {
+        Ok((rollback, events)) => (
             [("content-type", "text/markdown; charset=utf-8")],
             crate::postmortem::draft(&rollback, &events),
         )
             .into_response(),
-        (Ok(None), _) => (StatusCode::NOT_FOUND, format!("there is no rollback {id}\n")).into_response(),
-        (Err(e), _) | (_, Err(e)) => internal(e),
+        Err(response) => response,
     }
 }
 
@@ -276,11 +277,8 @@ async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Re
             None => messages::list(&[]),
         },
         Command::List => messages::list(&engine.store.recent(Some(&command.channel_id), 10).await?),
-        Command::Postmortem(id) => match engine.store.load(id).await? {
-            Some(rollback) => {
-                let history = engine.store.history(id).await?;
-                messages::postmortem(id, &crate::postmortem::draft(&rollback, &history))
-            }
+        Command::Postmortem(id) => match engine.store.load_with_history(id).await? {
+            Some((rollback, history)) => messages::postmortem(id, &crate::postmortem::draft(&rollback, &history)),
             None => messages::not_found(id),
         },
         Command::Cancel(id) => match engine.act(id, &Action::Cancel, &actor).await? {

@@ -162,11 +162,10 @@ async fn postmortem(id: &str) -> Result<()> {
         .map_err(|_| anyhow::anyhow!("`{id}` is not a rollback id; write it like RB-12"))?;
     let url = rollbot::app::env_or_file("DATABASE_URL")?.context("DATABASE_URL is not set")?;
     let store = Store::connect(&url).await?;
-    let rollback = store
-        .load(id)
+    let (rollback, history) = store
+        .load_with_history(id)
         .await?
         .with_context(|| format!("there is no rollback {id}"))?;
-    let history = store.history(id).await?;
     print!("{}", rollbot::postmortem::draft(&rollback, &history));
     Ok(())
 }

@@ -171,6 +171,14 @@ impl Store {
             .transpose()
     }
 
+    /// A rollback with every event it recorded, for the timeline, the API and the post-mortem.
+    pub async fn load_with_history(&self, id: RollbackId) -> Result<Option<(Rollback, Vec<Recorded>)>> {
+        let Some(rollback) = self.load(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((rollback, self.history(id).await?)))
+    }
+
     pub async fn history(&self, id: RollbackId) -> Result<Vec<Recorded>> {
         let rows = self
             .client()
