@@ -38,7 +38,7 @@ async fn requested_approved_and_run_step_by_step() {
         assert!(card.text.contains(expected), "card lacks {expected:?}:\n{}", card.text);
     }
     assert!(
-        card.text.contains("--") || card.text.contains("/ran.log 41"),
+        card.text.contains("/ran.log 41```"),
         "the plan shows the exact argv with the target:\n{}",
         card.text
     );
