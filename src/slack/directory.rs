@@ -1,13 +1,16 @@
 //! Who holds which role: Slack user IDs listed in the config directly, and members of Slack
 //! user groups read with `usergroups.users.list`, cached for a short while. A group that cannot
 //! be read leaves its roles unresolved, and decisions that depend on them refuse (fail closed).
-use super::client::SlackApi;
+use super::client::{CallError, SlackApi};
 use crate::clock::Clock;
 use crate::domain::{Actor, TeamId, UserId};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The longest a group lookup may take on the request path.
+const LOOKUP_TIMEOUT: Duration = Duration::from_millis(1500);
 
 pub struct Directory {
     roles: BTreeMap<String, Vec<String>>,
@@ -75,7 +78,10 @@ impl Directory {
                 return Some(members.clone());
             }
         }
-        match self.slack.group_members(group).await {
+        // This runs while Slack waits for our answer (3 s), so a slow lookup counts as a failed one:
+        // the role stays unresolved and the decision refuses rather than guesses.
+        let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, self.slack.group_members(group)).await;
+        match lookup.unwrap_or_else(|_| Err(CallError::Transient("usergroups.users.list took too long".into()))) {
             Ok(members) => {
                 self.cache
                     .lock()

@@ -276,6 +276,24 @@ async fn roles_held_through_a_user_group_are_read_from_slack_and_fail_closed() {
     assert!(bot.card_now(&card).text.contains("Awaiting approval"));
 
     bot.slack.fail_group_lookups(None);
+    bot.slack.slow_group_lookups(Some(std::time::Duration::from_secs(30)));
+    let asked = std::time::Instant::now();
+    bot.click(BETH, "approve", "RB-1").await;
+    assert!(
+        asked.elapsed() < std::time::Duration::from_millis(2500),
+        "answered within Slack's 3 s: {:?}",
+        asked.elapsed()
+    );
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(BETH).len(),
+        1,
+        "a slow group lookup refuses, like a failed one"
+    );
+    assert!(bot.card_now(&card).text.contains("Awaiting approval"));
+    bot.slack.slow_group_lookups(None);
+    bot.group_lookups();
+
     bot.click(MALLORY, "approve", "RB-1").await;
     bot.click(BOB, "approve", "RB-1").await;
     bot.settle().await;

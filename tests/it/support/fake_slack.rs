@@ -25,6 +25,8 @@ struct Recorder {
     groups: std::collections::HashMap<String, Vec<String>>,
     /// While set, `usergroups.users.list` answers with this Slack error.
     groups_error: Option<String>,
+    /// While set, `usergroups.users.list` takes this long to answer.
+    groups_delay: Option<std::time::Duration>,
     /// Outages to play, in order: each answers one call with an HTTP status and no effect.
     outages: std::collections::VecDeque<Outage>,
     /// Calls that were answered with an outage (they had no effect).
@@ -97,6 +99,10 @@ impl FakeSlack {
         self.recorder.lock().unwrap().refused.clone()
     }
 
+    pub fn slow_group_lookups(&self, delay: Option<std::time::Duration>) {
+        self.recorder.lock().unwrap().groups_delay = delay;
+    }
+
     pub fn set_group(&self, group: &str, members: &[&str]) {
         let members = members.iter().map(|m| m.to_string()).collect();
         self.recorder.lock().unwrap().groups.insert(group.to_owned(), members);
@@ -131,6 +137,14 @@ async fn handle(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let delay = if method == "usergroups.users.list" {
+        recorder.lock().unwrap().groups_delay
+    } else {
+        None
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut recorder = recorder.lock().unwrap();
     if method == "chat.postMessage" {
         if let Some(clock) = recorder.pace_clock.clone() {
