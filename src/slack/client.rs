@@ -137,7 +137,12 @@ impl SlackApi {
             .map_err(|e| CallError::Permanent(format!("rollbot built a view Slack's model rejects: {e}")))?;
         let request = SlackApiViewsOpenRequest::new(SlackTriggerId(trigger_id.to_owned()), view);
         // Slack's trigger lives 3 s and we are answering a request meanwhile: no point waiting longer.
-        match tokio::time::timeout(Duration::from_secs(2), self.client.open_session(&self.token).views_open(&request)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            self.client.open_session(&self.token).views_open(&request),
+        )
+        .await
+        {
             Ok(result) => result.map(|_| ()).map_err(classify),
             Err(_) => Err(CallError::Transient("Slack did not open the form within 2s".into())),
         }

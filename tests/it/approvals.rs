@@ -276,7 +276,8 @@ async fn roles_held_through_a_user_group_are_read_from_slack_and_fail_closed() {
     assert!(bot.card_now(&card).text.contains("Awaiting approval"));
 
     bot.slack.fail_group_lookups(None);
-    bot.slack.slow_group_lookups(Some(std::time::Duration::from_secs(30)));
+    bot.slack
+        .slow("usergroups.users.list", Some(std::time::Duration::from_secs(30)));
     let asked = std::time::Instant::now();
     bot.click(BETH, "approve", "RB-1").await;
     assert!(
@@ -291,7 +292,7 @@ async fn roles_held_through_a_user_group_are_read_from_slack_and_fail_closed() {
         "a slow group lookup refuses, like a failed one"
     );
     assert!(bot.card_now(&card).text.contains("Awaiting approval"));
-    bot.slack.slow_group_lookups(None);
+    bot.slack.slow("usergroups.users.list", None);
     bot.group_lookups();
 
     bot.click(MALLORY, "approve", "RB-1").await;
@@ -612,4 +613,18 @@ async fn a_confirm_click_for_a_step_that_does_not_exist_is_refused_not_a_crash()
     );
     bot.thread(&card);
     bot.card_now(&card);
+}
+
+#[tokio::test]
+async fn when_slack_is_slow_to_open_the_form_the_answer_comes_in_text_within_slacks_3_seconds() {
+    let bot = Rollbot::start().await;
+    bot.slack.slow("views.open", Some(std::time::Duration::from_secs(30)));
+    let asked = std::time::Instant::now();
+    let answer = bot.slash(ALICE, "checkout-api to 41").await;
+    assert!(
+        asked.elapsed() < std::time::Duration::from_millis(2900),
+        "answered in {:?}",
+        asked.elapsed()
+    );
+    assert!(answer.starts_with("How severe is the incident?"), "{answer}");
 }

@@ -25,8 +25,8 @@ struct Recorder {
     groups: std::collections::HashMap<String, Vec<String>>,
     /// While set, `usergroups.users.list` answers with this Slack error.
     groups_error: Option<String>,
-    /// While set, `usergroups.users.list` takes this long to answer.
-    groups_delay: Option<std::time::Duration>,
+    /// Methods that take this long to answer.
+    delays: std::collections::HashMap<String, std::time::Duration>,
     /// Outages to play, in order: each answers one call with an HTTP status and no effect.
     outages: std::collections::VecDeque<Outage>,
     /// Calls that were answered with an outage (they had no effect).
@@ -99,8 +99,13 @@ impl FakeSlack {
         self.recorder.lock().unwrap().refused.clone()
     }
 
-    pub fn slow_group_lookups(&self, delay: Option<std::time::Duration>) {
-        self.recorder.lock().unwrap().groups_delay = delay;
+    /// Makes `method` take `delay` to answer (or answer at once again with `None`).
+    pub fn slow(&self, method: &str, delay: Option<std::time::Duration>) {
+        let mut recorder = self.recorder.lock().unwrap();
+        match delay {
+            Some(delay) => recorder.delays.insert(method.to_owned(), delay),
+            None => recorder.delays.remove(method),
+        };
     }
 
     pub fn set_group(&self, group: &str, members: &[&str]) {
@@ -137,11 +142,7 @@ async fn handle(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let delay = if method == "usergroups.users.list" {
-        recorder.lock().unwrap().groups_delay
-    } else {
-        None
-    };
+    let delay = recorder.lock().unwrap().delays.get(&method).copied();
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
