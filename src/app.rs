@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::config::StatusPageKind;
 use crate::engine::Engine;
 use crate::engine::executor::Executor;
+use crate::engine::secrets::SecretSource;
 use crate::engine::timers::Timers;
 use crate::http::{HttpState, router};
 use crate::shutdown::Shutdown;
@@ -112,6 +113,7 @@ pub struct App {
 }
 
 impl App {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
         store: Store,
@@ -120,6 +122,7 @@ impl App {
         slack: SlackApi,
         api_token: Option<Secret>,
         status_page: Option<StatusPage>,
+        step_secrets: SecretSource,
     ) -> App {
         let engine = Arc::new(Engine {
             store,
@@ -127,6 +130,7 @@ impl App {
             clock,
             outbox_ready: Arc::new(Notify::new()),
             run_ready: Arc::new(Notify::new()),
+            secrets: step_secrets,
         });
         let slack = Arc::new(slack);
         let directory = Arc::new(Directory::new(

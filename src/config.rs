@@ -1,8 +1,11 @@
 //! The one TOML file: Slack channels, roles, severity policy, runbooks and services.
 //! Loading validates everything a request will later rely on, so mistakes surface in
 //! `rollbot check` with a file:line:column, not during an incident.
-use crate::domain::plan::{Catalog, ParamSpec, Runbook, Service, StepKind, StepTemplate};
+use crate::domain::plan::{
+    Catalog, Drift, OnFailure, PAGE_STEP_STATUSES, ParamSpec, Runbook, Service, SqlCheck, StepKind, StepTemplate,
+};
 use crate::domain::{ChannelId, EscalationLevel, Policy, Severity, SeverityPolicy, TeamId};
+use crate::engine::secrets;
 use crate::templates::Announcement;
 use regex::Regex;
 use serde::Deserialize;
@@ -14,6 +17,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// One HTTP attempt, and one SQL check, unless the step says otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The validated configuration, in the core's terms.
 #[derive(Debug, Clone)]
@@ -86,6 +91,8 @@ struct RawConfig {
     runbooks: BTreeMap<String, RawRunbook>,
     #[serde(default)]
     services: BTreeMap<String, RawService>,
+    #[serde(default)]
+    databases: BTreeMap<String, RawDatabase>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -193,6 +200,11 @@ struct RawStep {
     name: Spanned<String>,
     run: Option<Spanned<Vec<String>>>,
     gate: Option<String>,
+    http: Option<RawHttp>,
+    health: Option<RawHealth>,
+    sql: Option<RawSql>,
+    notify: Option<RawNotify>,
+    statuspage: Option<RawPageStep>,
     #[serde(default)]
     destructive: bool,
     confirm: Option<Spanned<String>>,
@@ -200,6 +212,141 @@ struct RawStep {
     env: BTreeMap<String, String>,
     workdir: Option<String>,
     timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    retries: u32,
+    retry_delay: Option<Spanned<String>>,
+    on_failure: Option<Spanned<String>>,
+    drill: Option<Spanned<RawDrill>>,
+}
+
+/// What a drill does instead of a step: the same kinds, less gates and status-page updates.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDrill {
+    run: Option<Spanned<Vec<String>>>,
+    http: Option<RawHttp>,
+    health: Option<RawHealth>,
+    sql: Option<RawSql>,
+    notify: Option<RawNotify>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    workdir: Option<String>,
+    timeout: Option<Spanned<String>>,
+}
+
+/// The fields that say what a step does, from a step or its drill override.
+struct KindFields<'a> {
+    run: Option<&'a Spanned<Vec<String>>>,
+    gate: Option<&'a String>,
+    http: Option<&'a RawHttp>,
+    health: Option<&'a RawHealth>,
+    sql: Option<&'a RawSql>,
+    notify: Option<&'a RawNotify>,
+    statuspage: Option<&'a RawPageStep>,
+    env: &'a BTreeMap<String, String>,
+    workdir: Option<&'a String>,
+    timeout: Option<&'a Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default = "default_method")]
+    method: Spanned<String>,
+    url: Spanned<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    json: Option<toml::Value>,
+    #[serde(default = "default_expected_statuses")]
+    expect_status: Vec<u16>,
+}
+
+fn default_method() -> Spanned<String> {
+    Spanned::new(0..0, "POST".to_owned())
+}
+
+fn default_expected_statuses() -> Vec<u16> {
+    vec![200, 201, 202, 204]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    url: Spanned<String>,
+    #[serde(default = "default_health_status")]
+    expect_status: u16,
+    body_contains: Option<String>,
+    within: Option<Spanned<String>>,
+    every: Option<Spanned<String>>,
+}
+
+fn default_health_status() -> u16 {
+    200
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSql {
+    database: Spanned<String>,
+    snapshot: Option<RawSnapshot>,
+    compare: Option<RawCompare>,
+    #[serde(rename = "assert")]
+    assertion: Option<RawAssert>,
+    #[serde(default = "yes")]
+    read_only: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSnapshot {
+    #[serde(default)]
+    tables: Vec<String>,
+    schema: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompare {
+    #[serde(default = "no_drift")]
+    drift: Spanned<String>,
+    #[serde(default)]
+    tables: BTreeMap<String, Spanned<String>>,
+}
+
+fn no_drift() -> Spanned<String> {
+    Spanned::new(0..0, "0".to_owned())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAssert {
+    query: String,
+    expect: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    channel: Option<Spanned<String>>,
+    text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPageStep {
+    status: Spanned<String>,
+    message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    /// The environment variable holding the connection string.
+    url_env: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -331,8 +478,23 @@ impl Config {
             .unwrap_or(Duration::from_secs(60));
         let mut policy = check_policy(&mut checker, &raw, &roles);
         policy.status_page = status_page.is_some();
-        let runbooks = check_runbooks(&mut checker, &raw.runbooks);
+        let databases = check_databases(&mut checker, &raw.databases);
+        let runbooks = check_runbooks(&mut checker, &raw.runbooks, &databases);
         let services = check_services(&mut checker, &raw.services, &runbooks);
+        if status_page.is_none() {
+            for (name, rb) in &raw.runbooks {
+                for step in rb.steps.get_ref().iter().filter(|s| s.statuspage.is_some()) {
+                    checker.error(
+                        step.name.span(),
+                        format!(
+                            "runbook `{name}` step `{}` sets the status page, but [statuspage] is not configured",
+                            step.name.get_ref()
+                        ),
+                        Some("configure [statuspage] (docs/configuration.md#statuspage), or remove the step".into()),
+                    );
+                }
+            }
+        }
 
         if checker.errors.is_empty() {
             Ok(Config {
@@ -651,7 +813,324 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
     }
 }
 
-fn check_runbooks(c: &mut Checker, raw: &BTreeMap<String, RawRunbook>) -> BTreeMap<String, Runbook> {
+/// Database name → the environment variable with its connection string.
+fn check_databases(c: &mut Checker, raw: &BTreeMap<String, RawDatabase>) -> BTreeMap<String, String> {
+    raw.iter()
+        .map(|(name, db)| {
+            if let Some(problem) = secrets::invalid_reference(db.url_env.get_ref()) {
+                c.error(
+                    db.url_env.span(),
+                    format!("database `{name}`: {problem}"),
+                    Some(
+                        "url_env names the variable that holds the connection string, e.g. ORDERS_DATABASE_URL".into(),
+                    ),
+                );
+            }
+            (name.clone(), db.url_env.get_ref().clone())
+        })
+        .collect()
+}
+
+impl RawStep {
+    fn kind_fields(&self) -> KindFields<'_> {
+        KindFields {
+            run: self.run.as_ref(),
+            gate: self.gate.as_ref(),
+            http: self.http.as_ref(),
+            health: self.health.as_ref(),
+            sql: self.sql.as_ref(),
+            notify: self.notify.as_ref(),
+            statuspage: self.statuspage.as_ref(),
+            env: &self.env,
+            workdir: self.workdir.as_ref(),
+            timeout: self.timeout.as_ref(),
+        }
+    }
+}
+
+impl RawDrill {
+    fn kind_fields(&self) -> KindFields<'_> {
+        KindFields {
+            run: self.run.as_ref(),
+            gate: None,
+            http: self.http.as_ref(),
+            health: self.health.as_ref(),
+            sql: self.sql.as_ref(),
+            notify: self.notify.as_ref(),
+            statuspage: None,
+            env: &self.env,
+            workdir: self.workdir.as_ref(),
+            timeout: self.timeout.as_ref(),
+        }
+    }
+}
+
+const STEP_KINDS: &str = "`run` (a command), `gate`, `http`, `health`, `sql`, `notify` or `statuspage`";
+
+/// What one step (or its drill override) does; `None` after reporting why not.
+fn check_kind(
+    c: &mut Checker,
+    step_name: &str,
+    at: Range<usize>,
+    f: KindFields,
+    databases: &BTreeMap<String, String>,
+) -> Option<StepKind> {
+    let given = [
+        f.run.is_some(),
+        f.gate.is_some(),
+        f.http.is_some(),
+        f.health.is_some(),
+        f.sql.is_some(),
+        f.notify.is_some(),
+        f.statuspage.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        c.error(
+            at,
+            format!("step `{step_name}` needs exactly one of {STEP_KINDS}"),
+            Some("docs/configuration.md#steps describes each kind".into()),
+        );
+        return None;
+    }
+    let timeout = |c: &mut Checker, default: Duration| f.timeout.and_then(|t| c.duration(t)).unwrap_or(default);
+    if let Some(run) = f.run {
+        if run.get_ref().is_empty() {
+            c.error(
+                run.span(),
+                format!("step `{step_name}` has an empty `run`"),
+                Some("run is the argv: [\"program\", \"arg\", …]".into()),
+            );
+        }
+        return Some(StepKind::Command {
+            run: run.get_ref().clone(),
+            env: f.env.clone(),
+            workdir: f.workdir.cloned(),
+            timeout: timeout(c, DEFAULT_STEP_TIMEOUT),
+        });
+    }
+    if !f.env.is_empty() || f.workdir.is_some() {
+        c.error(
+            at.clone(),
+            format!("step `{step_name}`: `env` and `workdir` apply only to `run` steps"),
+            None,
+        );
+    }
+    if let Some(message) = f.gate {
+        return Some(StepKind::Gate {
+            message: message.clone(),
+        });
+    }
+    if let Some(http) = f.http {
+        let method = http.method.get_ref().to_ascii_uppercase();
+        if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&method.as_str()) {
+            c.error(
+                http.method.span(),
+                format!(
+                    "step `{step_name}`: `{}` is not an HTTP method rollbot sends",
+                    http.method.get_ref()
+                ),
+                Some("GET, POST, PUT, PATCH, DELETE or HEAD".into()),
+            );
+        }
+        check_url(c, step_name, &http.url);
+        if http.expect_status.is_empty() || http.expect_status.iter().any(|s| !(100..=599).contains(s)) {
+            c.error(
+                at.clone(),
+                format!("step `{step_name}`: `expect_status` must list HTTP status codes"),
+                None,
+            );
+        }
+        let json = match http.json.as_ref().map(serde_json::to_value) {
+            Some(Ok(json)) => Some(json),
+            Some(Err(e)) => {
+                c.error(
+                    at.clone(),
+                    format!("step `{step_name}`: `json` cannot be sent as JSON: {e}"),
+                    None,
+                );
+                None
+            }
+            None => None,
+        };
+        return Some(StepKind::Http {
+            method,
+            url: http.url.get_ref().clone(),
+            headers: http.headers.clone(),
+            json,
+            expect_status: http.expect_status.clone(),
+            timeout: timeout(c, DEFAULT_CALL_TIMEOUT),
+        });
+    }
+    if let Some(health) = f.health {
+        check_url(c, step_name, &health.url);
+        let within = health
+            .within
+            .as_ref()
+            .and_then(|d| c.duration(d))
+            .unwrap_or_else(|| timeout(c, Duration::from_secs(120)));
+        let every = health
+            .every
+            .as_ref()
+            .and_then(|d| c.duration(d))
+            .unwrap_or(Duration::from_secs(5));
+        if every.is_zero() || every > within {
+            c.error(
+                at.clone(),
+                format!("step `{step_name}`: `every` must be shorter than `within`"),
+                Some("e.g. within = \"2m\", every = \"5s\"".into()),
+            );
+        }
+        return Some(StepKind::Health {
+            url: health.url.get_ref().clone(),
+            expect_status: health.expect_status,
+            body_contains: health.body_contains.clone(),
+            within,
+            every,
+        });
+    }
+    if let Some(sql) = f.sql {
+        let Some(url_env) = databases.get(sql.database.get_ref()) else {
+            c.error(
+                sql.database.span(),
+                format!(
+                    "step `{step_name}`: database `{}` is not defined",
+                    sql.database.get_ref()
+                ),
+                Some(format!(
+                    "add [databases.{}] url_env = \"<VARIABLE>\" (defined: {})",
+                    sql.database.get_ref(),
+                    if databases.is_empty() {
+                        "none".into()
+                    } else {
+                        databases.keys().cloned().collect::<Vec<_>>().join(", ")
+                    }
+                )),
+            );
+            return None;
+        };
+        let checks = [sql.snapshot.is_some(), sql.compare.is_some(), sql.assertion.is_some()];
+        if checks.iter().filter(|g| **g).count() != 1 {
+            c.error(
+                sql.database.span(),
+                format!("step `{step_name}`: a `sql` step needs exactly one of `snapshot`, `compare` or `assert`"),
+                None,
+            );
+            return None;
+        }
+        let check = if let Some(snapshot) = &sql.snapshot {
+            if snapshot.tables.is_empty() == snapshot.schema.is_none() {
+                c.error(
+                    sql.database.span(),
+                    format!("step `{step_name}`: `snapshot` takes either `tables` or `schema`"),
+                    Some("tables = [\"orders\", \"order_items\"], or schema = \"public\" for all its tables".into()),
+                );
+            }
+            SqlCheck::Snapshot {
+                tables: snapshot.tables.clone(),
+                schema: snapshot.schema.clone(),
+            }
+        } else if let Some(compare) = &sql.compare {
+            let drift_of = |c: &mut Checker, text: &Spanned<String>| {
+                Drift::parse(text.get_ref()).unwrap_or_else(|| {
+                    c.error(
+                        text.span(),
+                        format!("step `{step_name}`: `{}` is not an allowed drift", text.get_ref()),
+                        Some("a number of rows (\"0\", \"25\") or a percentage (\"10%\")".into()),
+                    );
+                    Drift::Rows(0)
+                })
+            };
+            SqlCheck::Compare {
+                default_drift: drift_of(c, &compare.drift),
+                drift: compare
+                    .tables
+                    .iter()
+                    .map(|(t, d)| (t.clone(), drift_of(c, d)))
+                    .collect(),
+            }
+        } else {
+            let assertion = sql.assertion.as_ref().expect("one check is given");
+            if crate::engine::steps::Expectation::parse(assertion.expect.get_ref()).is_none() {
+                c.error(
+                    assertion.expect.span(),
+                    format!(
+                        "step `{step_name}`: `{}` is not an expectation",
+                        assertion.expect.get_ref()
+                    ),
+                    Some("an operator and a value: \"= 0\", \">= 3\", \"!= 0\", \"= true\"".into()),
+                );
+            }
+            SqlCheck::Assert {
+                query: assertion.query.clone(),
+                expect: assertion.expect.get_ref().trim().to_owned(),
+            }
+        };
+        if !sql.read_only && !matches!(check, SqlCheck::Assert { .. }) {
+            c.error(
+                sql.database.span(),
+                format!("step `{step_name}`: only an `assert` query can be given `read_only = false`"),
+                None,
+            );
+        }
+        return Some(StepKind::Sql {
+            database: sql.database.get_ref().clone(),
+            connection: format!("${{env:{url_env}}}"),
+            check,
+            read_only: sql.read_only,
+            timeout: timeout(c, DEFAULT_CALL_TIMEOUT),
+        });
+    }
+    if let Some(notify) = f.notify {
+        if let Some(channel) = &notify.channel
+            && !is_channel_id(channel.get_ref())
+        {
+            c.error(
+                channel.span(),
+                format!("step `{step_name}`: `{}` is not a Slack channel ID", channel.get_ref()),
+                Some("channel IDs look like C0123ABCD; leave `channel` out to post in the rollback's thread".into()),
+            );
+        }
+        return Some(StepKind::Notify {
+            channel: notify.channel.as_ref().map(|c| c.get_ref().clone()),
+            text: notify.text.clone(),
+        });
+    }
+    let page = f.statuspage.expect("one kind is given");
+    if !PAGE_STEP_STATUSES.contains(&page.status.get_ref().as_str()) {
+        c.error(
+            page.status.span(),
+            format!(
+                "step `{step_name}`: `{}` is not a status a step can set",
+                page.status.get_ref()
+            ),
+            Some(format!(
+                "one of {}; resolving is done by people or the watch window",
+                PAGE_STEP_STATUSES.join(", ")
+            )),
+        );
+    }
+    Some(StepKind::StatusPage {
+        status: page.status.get_ref().clone(),
+        message: page.message.clone(),
+    })
+}
+
+fn check_url(c: &mut Checker, step_name: &str, url: &Spanned<String>) {
+    let text = url.get_ref();
+    if !(text.starts_with("https://") || text.starts_with("http://") || text.starts_with("{{")) {
+        c.error(
+            url.span(),
+            format!("step `{step_name}`: `{text}` is not an http:// or https:// URL"),
+            None,
+        );
+    }
+}
+
+fn check_runbooks(
+    c: &mut Checker,
+    raw: &BTreeMap<String, RawRunbook>,
+    databases: &BTreeMap<String, String>,
+) -> BTreeMap<String, Runbook> {
     let mut runbooks = BTreeMap::new();
     for (name, rb) in raw {
         let mut params = BTreeMap::new();
@@ -681,41 +1160,54 @@ fn check_runbooks(c: &mut Checker, raw: &BTreeMap<String, RawRunbook>) -> BTreeM
         let mut steps = vec![];
         for step in rb.steps.get_ref() {
             let step_name = step.name.get_ref();
-            let kind = match (&step.run, &step.gate) {
-                (Some(run), None) => {
-                    if run.get_ref().is_empty() {
-                        c.error(
-                            run.span(),
-                            format!("step `{step_name}` has an empty `run`"),
-                            Some("run is the argv: [\"program\", \"arg\", …]".into()),
-                        );
-                    }
-                    let timeout = step
-                        .timeout
-                        .as_ref()
-                        .and_then(|t| c.duration(t))
-                        .unwrap_or(DEFAULT_STEP_TIMEOUT);
-                    StepKind::Command {
-                        run: run.get_ref().clone(),
-                        env: step.env.clone(),
-                        workdir: step.workdir.clone(),
-                        timeout,
-                    }
-                }
-                (None, Some(message)) => StepKind::Gate {
-                    message: message.clone(),
-                },
-                _ => {
+            let Some(kind) = check_kind(c, step_name, step.name.span(), step.kind_fields(), databases) else {
+                continue;
+            };
+            let drill = step.drill.as_ref().and_then(|d| {
+                if matches!(kind, StepKind::Gate { .. } | StepKind::StatusPage { .. }) {
                     c.error(
-                        step.name.span(),
-                        format!(
-                            "step `{step_name}` needs exactly one of `run` (a command) or `gate` (a pause for a person)"
-                        ),
+                        d.span(),
+                        format!("step `{step_name}`: a gate or status-page step takes no `drill` override"),
+                        Some("a drill stops at gates like a rollback, and never touches the status page".into()),
+                    );
+                    return None;
+                }
+                check_kind(c, step_name, d.span(), d.get_ref().kind_fields(), databases)
+            });
+            let on_failure = match step.on_failure.as_ref().map(|o| (o, o.get_ref().as_str())) {
+                None | Some((_, "abort")) => OnFailure::Abort,
+                Some((_, "continue")) => OnFailure::Continue,
+                Some((o, other)) => {
+                    c.error(
+                        o.span(),
+                        format!("step `{step_name}`: on_failure `{other}` is neither `abort` nor `continue`"),
                         None,
                     );
-                    continue;
+                    OnFailure::Abort
                 }
             };
+            if step.retries > 10 {
+                c.error(
+                    step.name.span(),
+                    format!(
+                        "step `{step_name}`: {} retries is more than the 10 rollbot allows",
+                        step.retries
+                    ),
+                    Some("a step that fails ten times needs a person; use a gate".into()),
+                );
+            }
+            if step.retries > 0 && matches!(kind, StepKind::Gate { .. }) {
+                c.error(
+                    step.name.span(),
+                    format!("step `{step_name}`: a gate cannot be retried"),
+                    None,
+                );
+            }
+            let retry_delay = step
+                .retry_delay
+                .as_ref()
+                .and_then(|d| c.duration(d))
+                .unwrap_or(Duration::from_secs(5));
             let confirm = match (step.destructive, &step.confirm) {
                 (true, Some(phrase)) => Some(phrase.get_ref().clone()),
                 (true, None) => Some("{{ service }}".to_owned()),
@@ -733,11 +1225,41 @@ fn check_runbooks(c: &mut Checker, raw: &BTreeMap<String, RawRunbook>) -> BTreeM
                 name: step_name.clone(),
                 kind,
                 confirm,
+                retries: step.retries,
+                retry_delay,
+                on_failure,
+                drill,
             };
             // Templates may only use params here; vars are checked per service below.
             for element in template.templates() {
                 if let Err(detail) = check_template_syntax(element, &placeholder_params) {
                     c.error(step.name.span(), format!("step `{step_name}`: {detail}"), None);
+                }
+                for name in secrets::references(element) {
+                    if let Some(problem) = secrets::invalid_reference(name) {
+                        c.error(step.name.span(), format!("step `{step_name}`: {problem}"), None);
+                    }
+                }
+            }
+            // Parameters come from Slack; a query must never be built from them.
+            let queries = [&template.kind]
+                .into_iter()
+                .chain(template.drill.iter())
+                .filter(|k| matches!(k, StepKind::Sql { .. }))
+                .flat_map(StepKind::templates);
+            for query in queries {
+                if template_references(query)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|r| r.starts_with("params"))
+                {
+                    c.error(
+                        step.name.span(),
+                        format!(
+                            "step `{step_name}`: SQL may use `vars` but not request parameters, which come from Slack"
+                        ),
+                        Some("put the value in the service's vars, or use a `run` step with its own checks".into()),
+                    );
                 }
             }
             steps.push(template);

@@ -1,6 +1,6 @@
 //! The `/rollback` command language:
 //! `help | <service> [to <target>] [runbook <name>] [severity <level>] [reason "<text>"]
-//!  | plan … | status [RB-n] | list | cancel RB-n`.
+//!  | plan … | drill … | status [RB-n] | list [drills] | cancel RB-n | postmortem RB-n`.
 use crate::domain::plan::nearest;
 use crate::domain::{RollbackId, Severity};
 
@@ -12,16 +12,21 @@ pub enum Command {
     Help,
     Request(RequestArgs),
     Plan(RequestArgs),
+    /// The whole path with nothing executed: see docs/drills.md.
+    Drill(RequestArgs),
     Status(Option<RollbackId>),
-    List,
+    /// Recent rollbacks in the channel; `drills`: only drills.
+    List {
+        drills: bool,
+    },
     Cancel(RollbackId),
     Postmortem(RollbackId),
-    /// Part of the documented language but not built yet in this version.
-    NotYetAvailable(&'static str),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestArgs {
+    /// `/rollback drill …`: rehearse, do not execute.
+    pub drill: bool,
     pub service: String,
     pub target: Option<String>,
     pub runbook: Option<String>,
@@ -134,9 +139,10 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
     };
     match head.as_str() {
         "help" => Ok(Command::Help),
-        "list" => match rest.first() {
-            None => Ok(Command::List),
-            Some(extra) => Err(ParseError::UnexpectedAfter {
+        "list" => match rest {
+            [] => Ok(Command::List { drills: false }),
+            [word] if !word.quoted && word.text.eq_ignore_ascii_case("drills") => Ok(Command::List { drills: true }),
+            [extra, ..] => Err(ParseError::UnexpectedAfter {
                 command: "list",
                 word: extra.text.clone(),
             }),
@@ -161,7 +167,7 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
             }),
         },
         "plan" => parse_request(rest).map(Command::Plan),
-        "drill" => Ok(Command::NotYetAvailable("drill")),
+        "drill" => parse_request(rest).map(Command::Drill),
         "postmortem" => match rest {
             [] => Err(ParseError::BadId {
                 command: "postmortem",
@@ -269,7 +275,11 @@ fn parse_request(tokens: &[Token]) -> Result<RequestArgs, ParseError> {
 impl RequestArgs {
     /// The canonical text of these arguments, which parses back to the same value.
     pub fn to_text(&self) -> String {
-        let mut text = self.service.clone();
+        let mut text = if self.drill {
+            format!("drill {}", self.service)
+        } else {
+            self.service.clone()
+        };
         let quote = |v: &str| {
             if v.is_empty() || v.contains(char::is_whitespace) || OPTION_KEYWORDS.contains(&v.to_lowercase().as_str()) {
                 format!("\"{v}\"")
@@ -319,7 +329,8 @@ mod tests {
             "status 12",
             "list",
             "cancel RB-3",
-            "drill checkout-api",
+            "drill checkout-api to 41 severity high",
+            "list drills",
             "postmortem RB-1",
             // errors
             "checkout-api to 41 sevrity high",
@@ -363,12 +374,18 @@ mod tests {
     #[test]
     fn canonical_text_parses_back_to_the_same_request() {
         let args = RequestArgs {
+            drill: false,
             service: "checkout-api".into(),
             target: Some("41".into()),
             runbook: Some("helm".into()),
             severity: Some(Severity::Low),
             reason: Some("to roll back".into()),
         };
-        assert_eq!(parse(&args.to_text()), Ok(Command::Request(args)));
+        assert_eq!(parse(&args.to_text()), Ok(Command::Request(args.clone())));
+        let drill = RequestArgs { drill: true, ..args };
+        assert_eq!(
+            parse(&drill.to_text()),
+            Ok(Command::Drill(RequestArgs { drill: false, ..drill }))
+        );
     }
 }

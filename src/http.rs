@@ -228,6 +228,8 @@ async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Re
         .actor(&command.user_id, command.team_id.as_deref())
         .await;
     let parsed = match grammar::parse(&command.text) {
+        // A drill is a request that says so; everything else about it is the same path.
+        Ok(Command::Drill(args)) => Command::Request(RequestArgs { drill: true, ..args }),
         Ok(parsed) => parsed,
         Err(e) => return Ok(messages::parse_error(&e)),
     };
@@ -251,11 +253,12 @@ async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Re
                 .unwrap_or_else(messages::help)
         }
         Command::Help => messages::help(),
-        Command::NotYetAvailable(name) => messages::not_yet_available(name),
+
         Command::Plan(args) => match engine.plan(&args) {
             Ok(plan) => messages::plan_preview(&plan),
             Err(refusal) => messages::refusal(&with_subcommand_hint(refusal)),
         },
+
         Command::Request(args) if args.severity.is_none() => {
             complete_in_form(state, command, &args, "severity missing")
                 .await
@@ -276,7 +279,13 @@ async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Re
             Some(rollback) => messages::status(rollback),
             None => messages::list(&[]),
         },
-        Command::List => messages::list(&engine.store.recent(Some(&command.channel_id), 10).await?),
+        Command::List { drills: false } => messages::list(&engine.store.recent(Some(&command.channel_id), 10).await?),
+        Command::List { drills: true } => {
+            let recent = engine.store.recent(Some(&command.channel_id), 200).await?;
+            let drills: Vec<_> = recent.into_iter().filter(|r| r.request.drill).take(10).collect();
+            messages::list(&drills)
+        }
+        Command::Drill(_) => unreachable!("a drill is turned into a request above"),
         Command::Postmortem(id) => match engine.store.load_with_history(id).await? {
             Some((rollback, history)) => messages::postmortem(id, &crate::postmortem::draft(&rollback, &history)),
             None => messages::not_found(id),
@@ -567,14 +576,18 @@ async fn submit_request(
             )]);
         }
     };
+    let (drill, channel) = match submission.private_metadata.strip_prefix("drill:") {
+        Some(channel) => (true, channel.to_owned()),
+        None => (false, submission.private_metadata.clone()),
+    };
     let args = RequestArgs {
+        drill,
         service: value("service").unwrap_or_default(),
         target: value("target"),
         runbook: value("runbook"),
         severity: Some(severity),
         reason: value("reason"),
     };
-    let channel = submission.private_metadata.clone();
     match engine.request(actor, &channel, &args).await {
         Ok(Ok(rollback)) => {
             let ack = Effect::Ephemeral {

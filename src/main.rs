@@ -197,6 +197,7 @@ async fn serve(config: Config, listen: &str) -> Result<()> {
         slack,
         settings.api_token,
         status_page,
+        rollbot::engine::secrets::SecretSource::Process,
     );
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -91,6 +91,7 @@ fn timeline_entry(rollback: &Rollback, recorded: &Recorded) -> Option<String> {
                 StepOutcome::TimedOut => "timed out",
                 StepOutcome::CouldNotStart => "could not start",
                 StepOutcome::Interrupted => "was interrupted",
+                StepOutcome::Rehearsed => "was not run (drill)",
             };
             let exit = result.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
             format!(
@@ -201,11 +202,11 @@ pub fn draft(rollback: &Rollback, history: &[Recorded]) -> String {
     let _ = writeln!(out, "\n## Plan that ran\n");
     for (i, step) in rollback.plan.steps.iter().enumerate() {
         let what = match &step.action {
-            StepAction::Command { .. } => format!(
+            StepAction::Gate { message } => format!("gate: {}", md(message)),
+            _ => format!(
                 "`{}`",
                 crate::slack::messages::step_line(&step.action).replace('`', "'")
             ),
-            StepAction::Gate { message } => format!("gate: {}", md(message)),
         };
         let _ = writeln!(out, "{}. {} — {what}", i + 1, md(&step.name));
     }

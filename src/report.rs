@@ -131,7 +131,21 @@ pub fn plan(plan: &Plan) -> String {
                 format!("timeout {timeout_secs}s{dir}")
             }
             crate::domain::StepAction::Gate { .. } => "gate: waits for Continue or Abort".to_owned(),
+            crate::domain::StepAction::Http { timeout_secs, .. }
+            | crate::domain::StepAction::Sql { timeout_secs, .. } => {
+                format!("{}, timeout {timeout_secs}s", step.action.kind())
+            }
+            other => other.kind().to_owned(),
         };
+        if step.retries > 0 {
+            notes += &format!("; retried up to {} times", step.retries);
+        }
+        if step.on_failure == crate::domain::plan::OnFailure::Continue {
+            notes += "; the run goes on if it fails";
+        }
+        if let Some(instead) = &step.drill {
+            notes += &format!("; in a drill: {}", messages::step_line(instead));
+        }
         if let Some(phrase) = &step.confirm {
             notes += &format!("; destructive: waits until someone types {phrase}");
         }

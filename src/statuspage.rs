@@ -21,6 +21,27 @@ pub enum PageUpdate {
     StillInvestigating,
     /// Someone (or the watch window) marked it resolved: `resolved`, components operational.
     Resolved,
+    /// A runbook's `statuspage` step set this status, with its own words.
+    Set(PageStatus),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageStatus {
+    Investigating,
+    Identified,
+    Monitoring,
+}
+
+impl PageStatus {
+    pub fn parse(text: &str) -> Option<PageStatus> {
+        match text {
+            "investigating" => Some(PageStatus::Investigating),
+            "identified" => Some(PageStatus::Identified),
+            "monitoring" => Some(PageStatus::Monitoring),
+            _ => None,
+        }
+    }
 }
 
 impl PageUpdate {
@@ -29,6 +50,9 @@ impl PageUpdate {
             PageUpdate::Opened | PageUpdate::StillInvestigating => "identified",
             PageUpdate::Monitoring => "monitoring",
             PageUpdate::Resolved => "resolved",
+            PageUpdate::Set(PageStatus::Investigating) => "investigating",
+            PageUpdate::Set(PageStatus::Identified) => "identified",
+            PageUpdate::Set(PageStatus::Monitoring) => "monitoring",
         }
     }
 }

@@ -481,7 +481,8 @@ pub fn decide(
                 index: *index,
                 result: result.clone(),
             }];
-            if result.outcome != StepOutcome::Succeeded {
+            let may_fail = rollback.plan.steps[*index].on_failure == super::plan::OnFailure::Continue;
+            if !result.outcome.passed() && !may_fail {
                 events.push(Event::Failed {
                     step: *index,
                     reason: failure_reason(result),
@@ -1137,6 +1138,7 @@ mod tests {
             duration_ms: 120_000,
             output_tail: String::new(),
             detail: None,
+            ..Default::default()
         };
         let story = Story::requested(Severity::High, None)
             .approved()

@@ -89,9 +89,9 @@ pub fn plan() -> Plan {
         service: "checkout-api".into(),
         runbook: "kubernetes".into(),
         steps: vec![
-            PlanStep {
-                name: "Undo rollout".into(),
-                action: command(&[
+            PlanStep::new(
+                "Undo rollout",
+                command(&[
                     "kubectl",
                     "rollout",
                     "undo",
@@ -100,13 +100,11 @@ pub fn plan() -> Plan {
                     "prod",
                     "--to-revision=41",
                 ]),
-                confirm: None,
-            },
-            PlanStep {
-                name: "Wait for the rollout".into(),
-                action: command(&["kubectl", "rollout", "status", "deployment/checkout-api", "-n", "prod"]),
-                confirm: None,
-            },
+            ),
+            PlanStep::new(
+                "Wait for the rollout",
+                command(&["kubectl", "rollout", "status", "deployment/checkout-api", "-n", "prod"]),
+            ),
         ],
     }
 }
@@ -115,29 +113,30 @@ pub fn plan() -> Plan {
 pub fn plan_with_gates() -> Plan {
     let mut plan = plan();
     plan.runbook = "database".into();
-    plan.steps.push(PlanStep {
-        name: "Decide on the data".into(),
-        action: StepAction::Gate {
+    plan.steps.push(PlanStep::new(
+        "Decide on the data",
+        StepAction::Gate {
             message: "Code is rolled back. Restore the database too?".into(),
         },
-        confirm: None,
-    });
+    ));
     plan.steps.push(PlanStep {
-        name: "Full restore".into(),
-        action: StepAction::Command {
-            argv: vec![
-                "pg_restore".into(),
-                "--clean".into(),
-                "--if-exists".into(),
-                "-d".into(),
-                "shop".into(),
-                "/backups/pre.dump".into(),
-            ],
-            env: BTreeMap::new(),
-            workdir: None,
-            timeout_secs: 600,
-        },
         confirm: Some("CONFIRM_FULL_RESTORE".into()),
+        ..PlanStep::new(
+            "Full restore",
+            StepAction::Command {
+                argv: vec![
+                    "pg_restore".into(),
+                    "--clean".into(),
+                    "--if-exists".into(),
+                    "-d".into(),
+                    "shop".into(),
+                    "/backups/pre.dump".into(),
+                ],
+                env: BTreeMap::new(),
+                workdir: None,
+                timeout_secs: 600,
+            },
+        )
     });
     plan
 }
@@ -153,6 +152,7 @@ pub fn request(severity: Severity, reason: Option<&str>) -> RollbackRequest {
         requester: UserId(REQUESTER.into()),
         channel: ChannelId(CHANNEL.into()),
         team: Some(TeamId(TEAM.into())),
+        drill: false,
     }
 }
 
@@ -240,6 +240,7 @@ pub fn ok_result(output: &str) -> StepResult {
         duration_ms: 1234,
         output_tail: output.into(),
         detail: None,
+        ..Default::default()
     }
 }
 
@@ -250,5 +251,6 @@ pub fn failed_result(code: i32, output: &str) -> StepResult {
         duration_ms: 4321,
         output_tail: output.into(),
         detail: None,
+        ..Default::default()
     }
 }

@@ -11,7 +11,9 @@ pub use decide::{Action, Refusal, decide};
 pub use plan::{Catalog, Plan, PlanStep, StepAction};
 pub use policy::EscalationLevel;
 pub use policy::{Policy, SeverityPolicy};
-pub use rollback::{Event, LadderLevel, Recorded, Rollback, RollbackRequest, State, StepOutcome, StepResult};
+pub use rollback::{
+    Event, LadderLevel, PathTimings, Recorded, Rollback, RollbackRequest, State, StepOutcome, StepResult, path_timings,
+};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;

@@ -40,7 +40,89 @@ pub struct StepTemplate {
     pub kind: StepKind,
     /// A destructive step waits until someone eligible types this phrase (a template).
     pub confirm: Option<String>,
+    /// How many more times a failed step is tried, `retry_delay` apart (doubling each time).
+    pub retries: u32,
+    pub retry_delay: Duration,
+    pub on_failure: OnFailure,
+    /// What a drill does instead; without it a drill shows the step as "would run".
+    pub drill: Option<StepKind>,
 }
+
+/// What happens to the run when a step fails after its retries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    #[default]
+    Abort,
+    /// Record the failure and go on with the next step (for checks that only inform).
+    Continue,
+}
+
+impl OnFailure {
+    fn is_abort(&self) -> bool {
+        *self == OnFailure::Abort
+    }
+}
+
+/// What a `sql` step does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum SqlCheck {
+    /// Record the row count of each listed table, or of every table of `schema`.
+    Snapshot {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tables: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schema: Option<String>,
+    },
+    /// Compare row counts now with the rollback's latest snapshot of the same database.
+    Compare {
+        default_drift: Drift,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        drift: BTreeMap<String, Drift>,
+    },
+    /// A query whose single value must meet `expect`, e.g. `>= 3`.
+    Assert { query: String, expect: String },
+}
+
+/// How far a table's row count may move between the snapshot and the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Drift {
+    Rows(u64),
+    Percent(u32),
+}
+
+impl Drift {
+    /// `"0"`, `"25"` (rows) or `"10%"`.
+    pub fn parse(text: &str) -> Option<Drift> {
+        let text = text.trim();
+        match text.strip_suffix('%') {
+            Some(p) => p.trim().parse().ok().map(Drift::Percent),
+            None => text.parse().ok().map(Drift::Rows),
+        }
+    }
+
+    pub fn allows(&self, before: i64, after: i64) -> bool {
+        let moved = before.abs_diff(after);
+        match *self {
+            Drift::Rows(rows) => moved <= rows,
+            Drift::Percent(p) => moved as u128 * 100 <= before.unsigned_abs() as u128 * p as u128,
+        }
+    }
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Drift::Rows(r) => write!(f, "{r} rows"),
+            Drift::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// The status a `statuspage` step sets on the rollback's incident.
+pub const PAGE_STEP_STATUSES: [&str; 3] = ["investigating", "identified", "monitoring"];
 
 #[derive(Debug, Clone)]
 pub enum StepKind {
@@ -51,18 +133,190 @@ pub enum StepKind {
         timeout: Duration,
     },
     /// Pauses the run until someone eligible clicks Continue or Abort.
-    Gate { message: String },
+    Gate {
+        message: String,
+    },
+    Http {
+        method: String,
+        url: String,
+        headers: BTreeMap<String, String>,
+        /// JSON whose string leaves are templates.
+        json: Option<serde_json::Value>,
+        expect_status: Vec<u16>,
+        timeout: Duration,
+    },
+    Health {
+        url: String,
+        expect_status: u16,
+        body_contains: Option<String>,
+        within: Duration,
+        every: Duration,
+    },
+    Sql {
+        database: String,
+        /// The connection string's reference, `${env:NAME}`, resolved only when the step runs.
+        connection: String,
+        check: SqlCheck,
+        read_only: bool,
+        timeout: Duration,
+    },
+    Notify {
+        channel: Option<String>,
+        text: String,
+    },
+    StatusPage {
+        status: String,
+        message: String,
+    },
+}
+
+fn json_strings<'a>(value: &'a serde_json::Value, into: &mut Vec<&'a String>) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => into.push(s),
+        Value::Array(items) => items.iter().for_each(|v| json_strings(v, into)),
+        Value::Object(map) => map.values().for_each(|v| json_strings(v, into)),
+        _ => {}
+    }
+}
+
+fn render_json(
+    value: &serde_json::Value,
+    render: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    Ok(match value {
+        Value::String(s) => Value::String(render(s)?),
+        Value::Array(items) => Value::Array(items.iter().map(|v| render_json(v, render)).collect::<Result<_, _>>()?),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| render_json(v, render).map(|v| (k.clone(), v)))
+                .collect::<Result<_, _>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+impl StepKind {
+    /// Every template string of the action.
+    pub fn templates(&self) -> Vec<&String> {
+        match self {
+            StepKind::Command { run, env, workdir, .. } => {
+                run.iter().chain(env.values()).chain(workdir.iter()).collect()
+            }
+            StepKind::Gate { message } => vec![message],
+            StepKind::Http { url, headers, json, .. } => {
+                let mut all: Vec<&String> = std::iter::once(url).chain(headers.values()).collect();
+                if let Some(json) = json {
+                    json_strings(json, &mut all);
+                }
+                all
+            }
+            StepKind::Health { url, body_contains, .. } => std::iter::once(url).chain(body_contains.iter()).collect(),
+            StepKind::Sql { check, .. } => match check {
+                SqlCheck::Snapshot { tables, schema } => tables.iter().chain(schema.iter()).collect(),
+                SqlCheck::Compare { .. } => vec![],
+                SqlCheck::Assert { query, .. } => vec![query],
+            },
+            StepKind::Notify { text, .. } => vec![text],
+            StepKind::StatusPage { message, .. } => vec![message],
+        }
+    }
+
+    /// Resolves the templates into the action that will be frozen in the plan.
+    fn render(&self, render: &dyn Fn(&str) -> Result<String, String>) -> Result<StepAction, String> {
+        Ok(match self {
+            StepKind::Command {
+                run,
+                env,
+                workdir,
+                timeout,
+            } => StepAction::Command {
+                argv: run.iter().map(|a| render(a)).collect::<Result<_, _>>()?,
+                env: env
+                    .iter()
+                    .map(|(k, v)| render(v).map(|v| (k.clone(), v)))
+                    .collect::<Result<_, _>>()?,
+                workdir: workdir.as_deref().map(render).transpose()?,
+                timeout_secs: timeout.as_secs(),
+            },
+            StepKind::Gate { message } => StepAction::Gate {
+                message: render(message)?,
+            },
+            StepKind::Http {
+                method,
+                url,
+                headers,
+                json,
+                expect_status,
+                timeout,
+            } => StepAction::Http {
+                method: method.clone(),
+                url: render(url)?,
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| render(v).map(|v| (k.clone(), v)))
+                    .collect::<Result<_, _>>()?,
+                body: json
+                    .as_ref()
+                    .map(|j| render_json(j, render).map(|v| v.to_string()))
+                    .transpose()?,
+                expect_status: expect_status.clone(),
+                timeout_secs: timeout.as_secs().max(1),
+            },
+            StepKind::Health {
+                url,
+                expect_status,
+                body_contains,
+                within,
+                every,
+            } => StepAction::Health {
+                url: render(url)?,
+                expect_status: *expect_status,
+                body_contains: body_contains.as_deref().map(render).transpose()?,
+                within_secs: within.as_secs().max(1),
+                every_ms: every.as_millis().max(100) as u64,
+            },
+            StepKind::Sql {
+                database,
+                connection,
+                check,
+                read_only,
+                timeout,
+            } => StepAction::Sql {
+                database: database.clone(),
+                connection: connection.clone(),
+                check: match check {
+                    SqlCheck::Snapshot { tables, schema } => SqlCheck::Snapshot {
+                        tables: tables.iter().map(|t| render(t)).collect::<Result<_, _>>()?,
+                        schema: schema.as_deref().map(render).transpose()?,
+                    },
+                    SqlCheck::Compare { .. } => check.clone(),
+                    SqlCheck::Assert { query, expect } => SqlCheck::Assert {
+                        query: render(query)?,
+                        expect: expect.clone(),
+                    },
+                },
+                read_only: *read_only,
+                timeout_secs: timeout.as_secs().max(1),
+            },
+            StepKind::Notify { channel, text } => StepAction::Notify {
+                channel: channel.clone(),
+                text: render(text)?,
+            },
+            StepKind::StatusPage { status, message } => StepAction::StatusPage {
+                status: status.clone(),
+                message: render(message)?,
+            },
+        })
+    }
 }
 
 impl StepTemplate {
     /// Every template string of the step, for validation.
     pub fn templates(&self) -> Vec<&String> {
-        let mut all: Vec<&String> = match &self.kind {
-            StepKind::Command { run, env, workdir, .. } => {
-                run.iter().chain(env.values()).chain(workdir.iter()).collect()
-            }
-            StepKind::Gate { message } => vec![message],
-        };
+        let mut all = self.kind.templates();
+        all.extend(self.drill.iter().flat_map(StepKind::templates));
         all.extend(self.confirm.iter());
         all
     }
@@ -93,9 +347,39 @@ pub struct PlanStep {
     /// Destructive: before it runs, someone eligible must type this phrase exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirm: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub retry_delay_ms: u64,
+    #[serde(default, skip_serializing_if = "OnFailure::is_abort")]
+    pub on_failure: OnFailure,
+    /// What a drill runs instead; `None`: a drill does not execute this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<Box<StepAction>>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 impl PlanStep {
+    /// A step that runs once and ends the run if it fails.
+    pub fn new(name: impl Into<String>, action: StepAction) -> PlanStep {
+        PlanStep {
+            name: name.into(),
+            action,
+            confirm: None,
+            retries: 0,
+            retry_delay_ms: 0,
+            on_failure: OnFailure::Abort,
+            drill: None,
+        }
+    }
+
     /// Whether a person must act before this step runs.
     pub fn needs_person(&self) -> bool {
         self.confirm.is_some() || matches!(self.action, StepAction::Gate { .. })
@@ -116,6 +400,56 @@ pub enum StepAction {
     Gate {
         message: String,
     },
+    Http {
+        method: String,
+        url: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
+        /// JSON text, sent as `application/json`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
+        expect_status: Vec<u16>,
+        timeout_secs: u64,
+    },
+    Health {
+        url: String,
+        expect_status: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body_contains: Option<String>,
+        within_secs: u64,
+        every_ms: u64,
+    },
+    Sql {
+        database: String,
+        connection: String,
+        check: SqlCheck,
+        read_only: bool,
+        timeout_secs: u64,
+    },
+    /// Post a message; `channel` `None` is the rollback's thread.
+    Notify {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+        text: String,
+    },
+    StatusPage {
+        status: String,
+        message: String,
+    },
+}
+
+impl StepAction {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepAction::Command { .. } => "command",
+            StepAction::Gate { .. } => "gate",
+            StepAction::Http { .. } => "http",
+            StepAction::Health { .. } => "health",
+            StepAction::Sql { .. } => "sql",
+            StepAction::Notify { .. } => "notify",
+            StepAction::StatusPage { .. } => "statuspage",
+        }
+    }
 }
 
 impl Plan {
@@ -181,6 +515,17 @@ impl Catalog {
             .get(&runbook_name)
             .expect("config validation guarantees every service runbook exists");
 
+        // A value typed in Slack must never name a secret that execution would resolve.
+        let typed = request.params.iter().map(|(k, v)| (k.as_str(), v));
+        let mut typed = typed.chain(request.target.iter().map(|t| ("target", t)));
+        if let Some((name, value)) = typed.find(|(_, v)| v.contains("${")) {
+            return Err(Refusal::ParamMismatch {
+                name: name.to_owned(),
+                value: value.clone(),
+                pattern: "no `${…}` references".into(),
+                help: Some("secret references belong in the configuration, not in a request".into()),
+            });
+        }
         let mut params = request.params.clone();
         if let Some(target) = &request.target {
             if !runbook.params.contains_key("target") {
@@ -220,30 +565,22 @@ impl Catalog {
             .map(|step| {
                 let render = |t: &str| render_template(t, &service.name, &service.vars, &params);
                 let rendered = || -> Result<PlanStep, String> {
-                    let action = match &step.kind {
-                        StepKind::Command {
-                            run,
-                            env,
-                            workdir,
-                            timeout,
-                        } => StepAction::Command {
-                            argv: run.iter().map(|a| render(a)).collect::<Result<_, _>>()?,
-                            env: env
-                                .iter()
-                                .map(|(k, v)| render(v).map(|v| (k.clone(), v)))
-                                .collect::<Result<_, _>>()?,
-                            workdir: workdir.as_deref().map(render).transpose()?,
-                            timeout_secs: timeout.as_secs(),
-                        },
-                        StepKind::Gate { message } => StepAction::Gate {
-                            message: render(message)?,
-                        },
-                    };
-                    let confirm = step.confirm.as_deref().map(render).transpose()?;
                     Ok(PlanStep {
                         name: step.name.clone(),
-                        action,
-                        confirm,
+                        action: step.kind.render(&render)?,
+                        confirm: step.confirm.as_deref().map(render).transpose()?,
+                        retries: step.retries,
+                        retry_delay_ms: if step.retries > 0 {
+                            step.retry_delay.as_millis() as u64
+                        } else {
+                            0
+                        },
+                        on_failure: step.on_failure,
+                        drill: step
+                            .drill
+                            .as_ref()
+                            .map(|d| d.render(&render).map(Box::new))
+                            .transpose()?,
                     })
                 };
                 rendered().map_err(|detail| Refusal::PlanTemplate {

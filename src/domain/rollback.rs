@@ -17,6 +17,9 @@ pub struct RollbackRequest {
     pub requester: UserId,
     pub channel: ChannelId,
     pub team: Option<TeamId>,
+    /// A rehearsal: the whole path, steps not executed, no status page.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,26 +130,48 @@ pub struct Recorded {
     pub event: Event,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepResult {
     pub outcome: StepOutcome,
     pub exit_code: Option<i32>,
     pub duration_ms: u64,
-    /// The last bytes of combined stdout and stderr.
+    /// The last bytes of combined stdout and stderr, or of an HTTP answer.
     pub output_tail: String,
     /// Why it failed, in words, when the exit code does not say it.
     pub detail: Option<String>,
+    /// How many times it was tried, when more than once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Row counts a `sql` snapshot recorded, for a later comparison.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<RowCounts>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowCounts {
+    pub database: String,
+    pub counts: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepOutcome {
     Succeeded,
+    #[default]
     Failed,
     TimedOut,
     CouldNotStart,
     /// The process running it stopped before it finished; whether it took effect is unknown.
     Interrupted,
+    /// A drill: the step was shown, not executed.
+    Rehearsed,
+}
+
+impl StepOutcome {
+    /// Whether the run goes on as if the step worked.
+    pub fn passed(self) -> bool {
+        matches!(self, StepOutcome::Succeeded | StepOutcome::Rehearsed)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -404,6 +429,7 @@ impl Rollback {
                         duration_ms: (at - record.started_at).num_milliseconds().max(0) as u64,
                         output_tail: String::new(),
                         detail: Some("the rollbot process running it stopped".into()),
+                        ..Default::default()
                     });
                 }
                 self.state = State::Interrupted { step: *index };
@@ -512,4 +538,67 @@ impl Rollback {
     pub fn elapsed(&self) -> Option<chrono::Duration> {
         Some(self.finished_at? - self.started_at?)
     }
+}
+
+/// How long each part of a rollback's path took, from its record: what a drill reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTimings {
+    pub to_first_approval: Option<chrono::Duration>,
+    /// Each approval level that was reached (0: the severity's own approvers), its role when it
+    /// was a ladder level, and how long the request waited there.
+    pub levels: Vec<(usize, Option<String>, chrono::Duration)>,
+    /// From the run's start to its end, gates included.
+    pub running: Option<chrono::Duration>,
+    pub total: chrono::Duration,
+}
+
+pub fn path_timings(history: &[Recorded]) -> Option<PathTimings> {
+    let requested = history.first()?.at;
+    let last = history.last()?.at;
+    let first_approval = history
+        .iter()
+        .find(|r| matches!(r.event, Event::Approved { .. }))
+        .map(|r| r.at);
+    let run_started = history.iter().find(|r| r.event == Event::RunStarted).map(|r| r.at);
+    let decided = history
+        .iter()
+        .find(|r| {
+            matches!(
+                r.event,
+                Event::RunStarted | Event::Rejected { .. } | Event::Cancelled { .. } | Event::Expired
+            )
+        })
+        .map_or(last, |r| r.at);
+    let mut boundaries: Vec<(usize, Option<String>, DateTime<Utc>)> = vec![(0, None, requested)];
+    for r in history {
+        if let Event::Escalated { level, role, .. } = &r.event
+            && r.at <= decided
+        {
+            boundaries.push((*level, Some(role.clone()), r.at));
+        }
+    }
+    let levels = boundaries
+        .iter()
+        .enumerate()
+        .map(|(i, (level, role, from))| {
+            let until = boundaries.get(i + 1).map_or(decided, |next| next.2);
+            (*level, role.clone(), until - *from)
+        })
+        .collect();
+    let finished = history
+        .iter()
+        .rev()
+        .find(|r| {
+            matches!(
+                r.event,
+                Event::Succeeded | Event::Failed { .. } | Event::Aborted { .. } | Event::Cancelled { .. }
+            )
+        })
+        .map(|r| r.at);
+    Some(PathTimings {
+        to_first_approval: first_approval.map(|at| at - requested),
+        levels,
+        running: run_started.zip(finished).map(|(start, end)| end - start),
+        total: last - requested,
+    })
 }

@@ -29,6 +29,7 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
         duration_ms: started.elapsed().as_millis() as u64,
         output_tail: String::new(),
         detail: Some(detail),
+        ..Default::default()
     };
     let Some((program, args)) = spec.argv.split_first() else {
         return could_not_start("the step has an empty argv".into());
@@ -128,6 +129,7 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
         duration_ms: started.elapsed().as_millis() as u64,
         output_tail,
         detail,
+        ..Default::default()
     }
 }
 

@@ -2,8 +2,13 @@
 //! runs and its result after, so the record always says what was in flight.
 use super::Engine;
 use super::command::{self, CommandSpec};
-use crate::domain::{Action, Actor, Rollback, RollbackId, State, StepAction, StepOutcome, StepResult};
+use super::secrets::Resolved;
+use super::steps::{self, HealthSpec, HttpSpec, Outbound, SqlSpec};
+use crate::domain::{Action, Actor, ChannelId, Rollback, RollbackId, State, StepAction, StepOutcome, StepResult};
+use crate::statuspage::{PageStatus, PageUpdate};
+use crate::store::Effect;
 use anyhow::Result;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +16,8 @@ pub struct Executor {
     engine: Arc<Engine>,
     /// This process's name on the leases it holds.
     owner: String,
+    /// The client of `http` and `health` steps, or why there is none (no TLS roots).
+    outbound: Result<Outbound, String>,
 }
 
 impl Executor {
@@ -18,6 +25,7 @@ impl Executor {
         Executor {
             engine,
             owner: format!("rollbot-{}", uuid::Uuid::new_v4().simple()),
+            outbound: Outbound::new().map_err(|e| format!("{e:#}")),
         }
     }
 
@@ -79,26 +87,22 @@ impl Executor {
                 // A person must confirm or pass this step; their click queues the run again.
                 return Ok(());
             }
-            let result = match &rollback.plan.steps[index].action {
-                StepAction::Gate { .. } => gate_passed(index),
-                StepAction::Command {
-                    argv,
-                    env,
-                    workdir,
-                    timeout_secs,
-                } => {
-                    let mut env = env.clone();
-                    env.insert("ROLLBOT_ROLLBACK_ID".into(), id.to_string());
-                    env.insert("ROLLBOT_SERVICE".into(), rollback.request.service.clone());
-                    let spec = CommandSpec {
-                        argv,
-                        env: &env,
-                        workdir: workdir.as_deref(),
-                        timeout: Duration::from_secs(*timeout_secs),
-                        tail_bytes: self.engine.config.output_tail_bytes,
-                    };
-                    self.while_leased(id, command::run(spec)).await
-                }
+            let step = &rollback.plan.steps[index];
+            let action = match (rollback.request.drill, &step.drill) {
+                (false, _) => Some(&step.action),
+                (true, Some(instead)) => Some(instead.as_ref()),
+                (true, None) => None,
+            };
+            let result = match action {
+                Some(StepAction::Gate { .. }) => gate_passed(index),
+                // A drill passes gates like a rollback, and shows every other step without running it.
+                None if matches!(step.action, StepAction::Gate { .. }) => gate_passed(index),
+                None => StepResult {
+                    outcome: StepOutcome::Rehearsed,
+                    detail: Some("drill: not executed".into()),
+                    ..Default::default()
+                },
+                Some(action) => self.while_leased(id, self.with_retries(&rollback, index, action)).await,
             };
             tracing::info!(rollback = %id, step = index + 1, outcome = ?result.outcome, exit_code = ?result.exit_code, duration_ms = result.duration_ms, "step finished");
             rollback = match self.step_action(id, Action::FinishStep { index, result }).await? {
@@ -107,6 +111,189 @@ impl Executor {
             };
         }
         Ok(())
+    }
+
+    /// Runs an action, and again after a growing delay while it fails and retries are left.
+    async fn with_retries(&self, rollback: &Rollback, index: usize, action: &StepAction) -> StepResult {
+        let step = &rollback.plan.steps[index];
+        let mut attempt = 1;
+        loop {
+            let mut result = self.run_action(rollback, action).await;
+            if attempt > 1 {
+                result.attempts = Some(attempt);
+            }
+            if result.outcome.passed() || attempt > step.retries {
+                return result;
+            }
+            let delay = Duration::from_millis(step.retry_delay_ms.saturating_mul(1 << (attempt - 1).min(10)))
+                .min(MAX_RETRY_DELAY);
+            tracing::warn!(rollback = %rollback.id, step = index + 1, attempt, outcome = ?result.outcome, retry_in_ms = delay.as_millis() as u64, "step failed; retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn run_action(&self, rollback: &Rollback, action: &StepAction) -> StepResult {
+        let id = rollback.id;
+        let engine = &self.engine;
+        let tail_bytes = engine.config.output_tail_bytes;
+        let outbound = || {
+            self.outbound
+                .as_ref()
+                .map_err(|e| could_not_start(format!("no HTTP client: {e}")))
+        };
+        match action {
+            StepAction::Gate { .. } => unreachable!("gates are passed, not run"),
+            StepAction::Command {
+                argv,
+                env,
+                workdir,
+                timeout_secs,
+            } => {
+                let mut resolved = Resolved::default();
+                let prepared = (|| -> Result<_, String> {
+                    let argv: Vec<String> = argv
+                        .iter()
+                        .map(|a| resolved.resolve(&engine.secrets, a))
+                        .collect::<Result<_, _>>()?;
+                    let env: BTreeMap<String, String> = env
+                        .iter()
+                        .map(|(k, v)| resolved.resolve(&engine.secrets, v).map(|v| (k.clone(), v)))
+                        .collect::<Result<_, _>>()?;
+                    Ok((argv, env))
+                })();
+                let (argv, mut env) = match prepared {
+                    Ok(p) => p,
+                    Err(detail) => return could_not_start(detail),
+                };
+                env.insert("ROLLBOT_ROLLBACK_ID".into(), id.to_string());
+                env.insert("ROLLBOT_SERVICE".into(), rollback.request.service.clone());
+                let spec = CommandSpec {
+                    argv: &argv,
+                    env: &env,
+                    workdir: workdir.as_deref(),
+                    timeout: Duration::from_secs(*timeout_secs),
+                    tail_bytes,
+                };
+                let mut result = command::run(spec).await;
+                result.output_tail = resolved.scrub(&result.output_tail);
+                result.detail = result.detail.map(|d| resolved.scrub(&d));
+                result
+            }
+            StepAction::Http {
+                method,
+                url,
+                headers,
+                body,
+                expect_status,
+                timeout_secs,
+            } => {
+                let client = match outbound() {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                let spec = HttpSpec {
+                    method,
+                    url,
+                    headers,
+                    body: body.as_deref(),
+                    expect_status,
+                    timeout: Duration::from_secs(*timeout_secs),
+                    tail_bytes,
+                };
+                steps::http(client, &engine.secrets, spec).await
+            }
+            StepAction::Health {
+                url,
+                expect_status,
+                body_contains,
+                within_secs,
+                every_ms,
+            } => {
+                let client = match outbound() {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                let spec = HealthSpec {
+                    url,
+                    expect_status: *expect_status,
+                    body_contains: body_contains.as_deref(),
+                    within: Duration::from_secs(*within_secs),
+                    every: Duration::from_millis(*every_ms),
+                    tail_bytes,
+                };
+                steps::health(client, &engine.secrets, spec).await
+            }
+            StepAction::Sql {
+                database,
+                connection,
+                check,
+                read_only,
+                timeout_secs,
+            } => {
+                let snapshot = rollback
+                    .steps
+                    .iter()
+                    .rev()
+                    .filter_map(|s| s.result.as_ref()?.snapshot.as_ref())
+                    .find(|s| &s.database == database);
+                let spec = SqlSpec {
+                    database,
+                    connection,
+                    check,
+                    read_only: *read_only,
+                    timeout: Duration::from_secs(*timeout_secs),
+                    snapshot,
+                };
+                steps::sql(&engine.secrets, spec).await
+            }
+            StepAction::Notify { channel, text } => {
+                let effect = Effect::Notify {
+                    channel: channel.clone().map(ChannelId),
+                    text: text.clone(),
+                };
+                let place = channel.as_deref().unwrap_or("the thread");
+                self.queue(id, effect, format!("posted to {place}")).await
+            }
+            StepAction::StatusPage { status, message } => {
+                if engine.config.status_page.is_none() {
+                    return could_not_start("no status page is configured ([statuspage])".into());
+                }
+                let Some(status) = PageStatus::parse(status) else {
+                    return could_not_start(format!("`{status}` is not a status a step can set"));
+                };
+                let effect = Effect::PageUpdate {
+                    update: PageUpdate::Set(status),
+                    message: Some(message.clone()),
+                };
+                self.queue(
+                    id,
+                    effect,
+                    format!("status page set to {}", PageUpdate::Set(status).status()),
+                )
+                .await
+            }
+        }
+    }
+
+    /// A step whose work is a message: done once the message is queued durably.
+    async fn queue(&self, id: RollbackId, effect: Effect, done: String) -> StepResult {
+        let engine = &self.engine;
+        match engine.store.enqueue_for(id, &[effect], engine.clock.now()).await {
+            Ok(()) => {
+                engine.outbox_ready.notify_one();
+                StepResult {
+                    outcome: StepOutcome::Succeeded,
+                    detail: Some(done),
+                    ..Default::default()
+                }
+            }
+            Err(e) => StepResult {
+                outcome: StepOutcome::Failed,
+                detail: Some(format!("could not queue the message: {e:#}")),
+                ..Default::default()
+            },
+        }
     }
 
     async fn step_action(&self, id: RollbackId, action: Action) -> Result<Option<Rollback>> {
@@ -196,6 +383,17 @@ impl Executor {
     }
 }
 
+/// The longest wait between two attempts of a step, however many retries are left.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+fn could_not_start(detail: String) -> StepResult {
+    StepResult {
+        outcome: StepOutcome::CouldNotStart,
+        detail: Some(detail),
+        ..Default::default()
+    }
+}
+
 /// A gate step has nothing to run: it succeeds once someone passed it.
 fn gate_passed(index: usize) -> StepResult {
     StepResult {
@@ -204,5 +402,6 @@ fn gate_passed(index: usize) -> StepResult {
         duration_ms: 0,
         output_tail: String::new(),
         detail: Some(format!("gate {} passed", index + 1)),
+        ..Default::default()
     }
 }

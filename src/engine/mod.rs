@@ -2,6 +2,8 @@
 //! events cause, and retry the decision when another writer got there first.
 pub mod command;
 pub mod executor;
+pub mod secrets;
+pub mod steps;
 pub mod timers;
 
 use crate::clock::Clock;
@@ -28,6 +30,8 @@ pub struct Engine {
     pub outbox_ready: Arc<Notify>,
     /// Woken whenever a rollback becomes ready to run.
     pub run_ready: Arc<Notify>,
+    /// Where steps' `${env:NAME}` references are resolved.
+    pub secrets: secrets::SecretSource,
 }
 
 fn events_of(history: &[Recorded]) -> Vec<Event> {
@@ -44,10 +48,13 @@ pub struct Reach<'a> {
 }
 
 pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event], reach: &Reach) -> Consequences {
-    let notify = reach.notify;
+    // A drill stays in its thread: stakeholders' channels and the public page never hear of it.
+    let drill = after.request.drill;
+    let notify = if drill { &[] } else { reach.notify };
+    let status_page = reach.status_page && !drill;
     let page = |effects: &mut Vec<Effect>, update: PageUpdate| {
-        if reach.status_page {
-            effects.push(Effect::PageUpdate { update });
+        if status_page {
+            effects.push(Effect::PageUpdate { update, message: None });
         }
     };
     let mut effects = vec![];
@@ -93,7 +100,7 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                     channel: None,
                 });
                 page(&mut effects, PageUpdate::Monitoring);
-                if let (true, Some(window), Some(done)) = (reach.status_page, reach.resolve_after, after.finished_at) {
+                if let (true, Some(window), Some(done)) = (status_page, reach.resolve_after, after.finished_at) {
                     let due_at = done + chrono::Duration::from_std(window).unwrap_or_default();
                     timers.push(Timer {
                         action: TimerAction::Resolve,
@@ -136,6 +143,18 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
             Event::Undeliverable { .. } | Event::PageUpdated { .. } => continue,
         }
         card_changed |= !matches!(event, Event::Requested { .. });
+        let ends = matches!(
+            event,
+            Event::Succeeded
+                | Event::Failed { .. }
+                | Event::Aborted { .. }
+                | Event::Cancelled { .. }
+                | Event::Expired
+                | Event::Rejected { .. }
+        );
+        if drill && ends {
+            effects.push(Effect::DrillSummary);
+        }
     }
     if card_changed {
         effects.push(Effect::UpdateCard);
@@ -178,6 +197,7 @@ impl Engine {
             requester: actor.user.clone(),
             channel: crate::domain::ChannelId(channel.to_owned()),
             team: actor.team.clone(),
+            drill: args.drill,
         };
         let now = self.clock.now();
         let action = Action::Request { request, plan };

@@ -116,8 +116,8 @@ impl Delivery {
             .ok_or_else(|| anyhow!("a rollback effect without a rollback"))?;
         let store = &self.engine.store;
         let rollback = store.load(id).await?.ok_or_else(|| anyhow!("{id} is gone"))?;
-        if let Effect::PageUpdate { update } = &item.effect {
-            return self.update_page(&rollback, *update).await;
+        if let Effect::PageUpdate { update, message } = &item.effect {
+            return self.update_page(&rollback, *update, message.as_deref()).await;
         }
         if item.effect == Effect::PostCard {
             let channel = rollback.request.channel.0.clone();
@@ -138,10 +138,12 @@ impl Delivery {
             .await?
             .ok_or_else(|| anyhow!("{id}'s card has not been posted"))?;
         let card = &card;
+        let drill = rollback.request.drill;
         let reply = |message: messages::Message, broadcast: bool| async move {
             let thread = Thread {
                 ts: &card.ts,
-                broadcast,
+                // A drill stays in its thread.
+                broadcast: broadcast && !drill,
             };
             self.take_slot(&card.channel).await?;
             self.slack
@@ -204,12 +206,31 @@ impl Delivery {
             Effect::PageTrouble { update, error } => {
                 reply(messages::page_trouble(&rollback, *update, error), false).await?
             }
+            Effect::Notify { channel, text } => {
+                let message = messages::notify_step(&rollback, text);
+                match channel {
+                    None => reply(message, false).await?,
+                    Some(channel) => {
+                        self.take_slot(&channel.0).await?;
+                        self.slack.post(&channel.0, &message, None).await?;
+                    }
+                }
+            }
+            Effect::DrillSummary => {
+                let history = store.history(id).await?;
+                reply(messages::drill_summary(&rollback, &history), true).await?
+            }
             Effect::PostCard | Effect::Ephemeral { .. } | Effect::PageUpdate { .. } => unreachable!("handled above"),
         }
         Ok(())
     }
 
-    async fn update_page(&self, rollback: &crate::domain::Rollback, update: PageUpdate) -> Result<(), DeliverError> {
+    async fn update_page(
+        &self,
+        rollback: &crate::domain::Rollback,
+        update: PageUpdate,
+        words: Option<&str>,
+    ) -> Result<(), DeliverError> {
         let Some(page) = &self.status_page else {
             return Err(DeliverError::Call(CallError::Permanent(
                 "no status page is configured".into(),
@@ -217,10 +238,16 @@ impl Delivery {
         };
         let config = &self.engine.config;
         let which = match update {
-            PageUpdate::Opened => Announcement::PageOpened,
-            PageUpdate::Monitoring => Announcement::PageMonitoring,
-            PageUpdate::StillInvestigating => Announcement::PageStillInvestigating,
-            PageUpdate::Resolved => Announcement::PageResolved,
+            PageUpdate::Opened => Some(Announcement::PageOpened),
+            PageUpdate::Monitoring => Some(Announcement::PageMonitoring),
+            PageUpdate::StillInvestigating => Some(Announcement::PageStillInvestigating),
+            PageUpdate::Resolved => Some(Announcement::PageResolved),
+            PageUpdate::Set(_) => None,
+        };
+        let body = match (which, words) {
+            (_, Some(words)) => words.to_owned(),
+            (Some(which), None) => messages::page_text(rollback, &config.templates[&which]),
+            (None, None) => String::new(),
         };
         let service = &rollback.request.service;
         let message = PageMessage {
@@ -228,7 +255,7 @@ impl Delivery {
             rollback: rollback.id.to_string(),
             service: service.clone(),
             name: format!("Issues with {service}"),
-            body: messages::page_text(rollback, &config.templates[&which]),
+            body,
             components: config
                 .catalog
                 .services
@@ -263,7 +290,7 @@ impl Delivery {
             .store
             .outbox_undeliverable(item.id, engine.clock.now(), error)
             .await?;
-        if let (Some(id), Effect::PageUpdate { update }) = (item.rollback_id, &item.effect) {
+        if let (Some(id), Effect::PageUpdate { update, .. }) = (item.rollback_id, &item.effect) {
             let trouble = Effect::PageTrouble {
                 update: *update,
                 error: error.to_owned(),

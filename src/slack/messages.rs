@@ -1,6 +1,6 @@
 //! Every message a person sees, built by pure functions from state. User-supplied text is
 //! always escaped for mrkdwn, and every block stays inside Block Kit's limits.
-use crate::domain::plan::{Plan, StepAction};
+use crate::domain::plan::{Plan, SqlCheck, StepAction};
 use crate::domain::rollback::{State, StepOutcome, StepResult};
 use crate::domain::{Refusal, Rollback, RollbackId, Severity, UserId};
 use crate::grammar::ParseError;
@@ -117,6 +117,72 @@ pub fn step_line(action: &StepAction) -> String {
             [env, argv].concat().join(" ")
         }
         StepAction::Gate { message } => format!("(gate) {message}"),
+        StepAction::Http {
+            method,
+            url,
+            headers,
+            body,
+            expect_status,
+            ..
+        } => {
+            let mut parts = vec![method.clone(), shell_quote(url)];
+            for (name, value) in headers {
+                parts.push(format!("-H {}", shell_quote(&format!("{name}: {value}"))));
+            }
+            if let Some(body) = body {
+                parts.push(format!("-d {}", shell_quote(body)));
+            }
+            let expected: Vec<String> = expect_status.iter().map(u16::to_string).collect();
+            format!("{} → expect HTTP {}", parts.join(" "), expected.join("/"))
+        }
+        StepAction::Health {
+            url,
+            expect_status,
+            body_contains,
+            within_secs,
+            every_ms,
+        } => {
+            let body = body_contains
+                .as_ref()
+                .map(|b| format!(" with {b:?} in the body"))
+                .unwrap_or_default();
+            format!(
+                "GET {} until HTTP {expect_status}{body}, every {}, within {}",
+                shell_quote(url),
+                duration_text(*every_ms),
+                duration_text(within_secs * 1000)
+            )
+        }
+        StepAction::Sql {
+            database,
+            check,
+            read_only,
+            ..
+        } => {
+            let what = match check {
+                SqlCheck::Snapshot { tables, schema } => match schema {
+                    Some(schema) => format!("snapshot row counts of every table in schema {schema}"),
+                    None => format!("snapshot row counts of {}", tables.join(", ")),
+                },
+                SqlCheck::Compare { default_drift, drift } => {
+                    let exceptions: Vec<String> = drift.iter().map(|(t, d)| format!("{t} {d}")).collect();
+                    let exceptions = if exceptions.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", exceptions.join(", "))
+                    };
+                    format!("compare row counts with the snapshot (allowed drift {default_drift}{exceptions})")
+                }
+                SqlCheck::Assert { query, expect } => format!("assert ({query}) {expect}"),
+            };
+            let mode = if *read_only { "read-only" } else { "read-write" };
+            format!("sql {database} ({mode}): {what}")
+        }
+        StepAction::Notify { channel, text } => match channel {
+            Some(channel) => format!("post to {channel}: {text}"),
+            None => format!("post in the thread: {text}"),
+        },
+        StepAction::StatusPage { status, message } => format!("status page → {status}: {message}"),
     }
 }
 
@@ -205,8 +271,14 @@ fn headline(rollback: &Rollback) -> String {
         .as_deref()
         .map(|t| format!(" to {t}"))
         .unwrap_or_default();
-    format!("Rollback {}: {}{}", rollback.id, rollback.request.service, target)
+    let drill = if rollback.request.drill { "🧪 DRILL · " } else { "" };
+    format!(
+        "{drill}Rollback {}: {}{}",
+        rollback.id, rollback.request.service, target
+    )
 }
+
+const DRILL_NOTE: &str = "🧪 *This is a drill.* Approvals, escalation and gates work as in a real rollback, but no step is executed (each shows what it would run, or runs its drill override), and neither the status page nor the stakeholder channels hear of it.";
 
 fn state_line(rollback: &Rollback) -> String {
     let total = rollback.plan.steps.len();
@@ -321,7 +393,10 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
         "type": "header",
         "text": {"type": "plain_text", "text": truncate(&escape(&headline(rollback)), MAX_HEADER_CHARS), "emoji": true}
     })];
-    if rollback.review_required {
+    if rollback.request.drill {
+        blocks.push(context(DRILL_NOTE.into()));
+    }
+    if rollback.review_required && !rollback.request.drill {
         blocks.push(section(
             "🚨 *Critical severity: runs without approval.* A post-incident review is required.".into(),
         ));
@@ -512,12 +587,17 @@ fn button(action_id: &str, label: &str, value: impl std::fmt::Display, style: Op
 
 pub fn step_started(rollback: &Rollback, index: usize) -> Message {
     let step = &rollback.plan.steps[index];
+    let (icon, verb, action) = match (rollback.request.drill, &step.drill) {
+        (false, _) => ("▶️", "started", &step.action),
+        (true, None) => ("🧪", "is not run in a drill; it would run", &step.action),
+        (true, Some(instead)) => ("🧪", "runs its drill override instead", instead.as_ref()),
+    };
     Message::plain(format!(
-        "▶️ Step {}/{} *{}* started\n{}",
+        "{icon} Step {}/{} *{}* {verb}\n{}",
         index + 1,
         rollback.plan.steps.len(),
         escape(&step.name),
-        code_block(&step_line(&step.action))
+        code_block(&step_line(action))
     ))
 }
 
@@ -529,6 +609,7 @@ pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> 
         StepOutcome::Failed => ("❌", "failed".to_owned()),
         StepOutcome::TimedOut => ("⏱️", "timed out and was killed".to_owned()),
         StepOutcome::Interrupted => ("⚠️", "was interrupted".to_owned()),
+        StepOutcome::Rehearsed => ("🧪", "was not run (drill)".to_owned()),
         StepOutcome::CouldNotStart => (
             "❌",
             format!(
@@ -537,13 +618,27 @@ pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> 
             ),
         ),
     };
-    let head = format!(
-        "{icon} Step {}/{} *{}* {verb} after {}{exit}",
+    let attempts = match result.attempts {
+        Some(n) if n > 1 => format!(", {n} attempts"),
+        _ => String::new(),
+    };
+    let mut head = format!(
+        "{icon} Step {}/{} *{}* {verb} after {}{exit}{attempts}",
         index + 1,
         rollback.plan.steps.len(),
         escape(&step.name),
         duration_text(result.duration_ms)
     );
+    if let Some(detail) = result
+        .detail
+        .as_deref()
+        .filter(|_| result.outcome != StepOutcome::CouldNotStart)
+    {
+        head += &format!("\n{}", escape(detail));
+    }
+    if !result.outcome.passed() && step.on_failure == crate::domain::plan::OnFailure::Continue {
+        head += "\n_This step may fail (`on_failure = \"continue\"`): the run goes on._";
+    }
     let output = if result.output_tail.trim().is_empty() {
         "\n_(no output)_".to_owned()
     } else {
@@ -556,6 +651,56 @@ pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> 
         )
     };
     Message::plain(head + &output)
+}
+
+/// A runbook's `notify` step, in its own words.
+pub fn notify_step(rollback: &Rollback, text: &str) -> Message {
+    Message::plain(truncate(
+        &format!(
+            "📣 {} ({}): {}",
+            rollback.id,
+            escape(&rollback.request.service),
+            escape(text)
+        ),
+        MAX_SECTION_CHARS,
+    ))
+}
+
+fn minutes_seconds(d: chrono::Duration) -> String {
+    duration_text(d.num_milliseconds().max(0) as u64)
+}
+
+/// What a drill measured: how long the path took, part by part.
+pub fn drill_summary(rollback: &Rollback, history: &[crate::domain::Recorded]) -> Message {
+    let Some(t) = crate::domain::path_timings(history) else {
+        return Message::plain(format!("🧪 Drill {} ended; it has no record to time.", rollback.id));
+    };
+    let mut lines = vec![format!(
+        "🧪 *Drill {} ended: {}.* Timings:",
+        rollback.id,
+        state_phrase(&rollback.state)
+    )];
+    lines.push(match t.to_first_approval {
+        Some(d) => format!("• Time to first approval: {}", minutes_seconds(d)),
+        None if rollback.approvals_required == 0 => "• No approval needed (critical)".to_owned(),
+        None => "• Nobody approved".to_owned(),
+    });
+    for (level, role, waited) in &t.levels {
+        let who = match role {
+            Some(role) => format!("level {level} (`{}`)", escape(role)),
+            None => "the severity's approvers".to_owned(),
+        };
+        lines.push(format!("• Waiting on {who}: {}", minutes_seconds(*waited)));
+    }
+    if let Some(running) = t.running {
+        lines.push(format!(
+            "• Running the runbook, gates included: {}",
+            minutes_seconds(running)
+        ));
+    }
+    lines.push(format!("• Total: {}", minutes_seconds(t.total)));
+    lines.push("Nothing was executed except drill overrides; the status page was not touched.".to_owned());
+    Message::plain(lines.join("\n"))
 }
 
 /// The thread's last word on a rollback: how it ended.
@@ -642,8 +787,9 @@ pub fn announcement(
     let variables = crate::templates::variables(rollback, thread_link, expected_duration, &escape, &|u| {
         mention(&escape(u))
     });
+    let drill = if rollback.request.drill { "🧪 DRILL — " } else { "" };
     match crate::templates::render(template, &variables) {
-        Ok(text) => Message::plain(truncate(&text, MAX_SECTION_CHARS)),
+        Ok(text) => Message::plain(truncate(&format!("{drill}{text}"), MAX_SECTION_CHARS)),
         // `check` refuses broken templates, so this only happens if one fails at render time.
         Err(e) => Message::plain(format!(
             "{} {} (the `{}` template could not be rendered: {})",
@@ -788,12 +934,18 @@ pub fn request_modal(services: &[&str], args: &crate::grammar::RequestArgs, chan
         }
         block
     };
+    // The form carries the drill mark with the channel, so the submission stays a drill.
+    let (metadata, title, submit) = if args.drill {
+        (format!("drill:{channel}"), "Start a drill", "Start drill")
+    } else {
+        (channel.to_owned(), "Request a rollback", "Request")
+    };
     json!({
         "type": "modal",
         "callback_id": "request",
-        "private_metadata": channel,
-        "title": {"type": "plain_text", "text": "Request a rollback"},
-        "submit": {"type": "plain_text", "text": "Request"},
+        "private_metadata": metadata,
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": submit},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
             input("service", "Service", service, false, None),
@@ -827,8 +979,13 @@ pub fn request_acknowledged(rollback: &Rollback, directory: &BTreeMap<String, Ve
             approvers(rollback, directory)
         )
     };
+    let drill = if rollback.request.drill {
+        " It is a drill: nothing will be executed, and the status page and stakeholder channels are left alone."
+    } else {
+        ""
+    };
     Message::plain(format!(
-        "Recorded *{id}*: {} ({}). The card with the exact plan is being posted in this channel. {next} `/rollback status {id}` shows where it is; `/rollback cancel {id}` withdraws it before it starts.",
+        "Recorded *{id}*: {} ({}).{drill} The card with the exact plan is being posted in this channel. {next} `/rollback status {id}` shows where it is; `/rollback cancel {id}` withdraws it before it starts.",
         escape(&headline(rollback)),
         rollback.request.severity
     ))
@@ -841,6 +998,7 @@ pub fn help() -> Message {
 `/rollback <service> [to <target>] [runbook <name>] severity <critical|high|medium|low> [reason \"<text>\"]`\n\
 e.g. `/rollback checkout-api to 41 severity high reason \"bad deploy\"`\n\
 *See what would run, without requesting*: `/rollback plan checkout-api to 41`\n\
+*Rehearse the whole path, nothing executed*: `/rollback drill checkout-api to 41 severity high` · `/rollback list drills`\n\
 *Follow up*: `/rollback status RB-12` · `/rollback list` · `/rollback cancel RB-12` (before it starts)\n\
 Critical severity runs at once and flags a post-incident review; other severities wait for *Approve* on the card from someone in the approving role. You cannot approve your own request.",
     )
@@ -889,8 +1047,9 @@ pub fn list(rollbacks: &[Rollback]) -> Message {
                 .map(|t| format!(" to {}", escape(t)))
                 .unwrap_or_default();
             format!(
-                "• *{}* {}{target} · {} · {} · by {} at {}",
+                "• *{}*{} {}{target} · {} · {} · by {} at {}",
                 r.id,
+                if r.request.drill { " 🧪 drill" } else { "" },
                 escape(&r.request.service),
                 r.request.severity,
                 r.state.name().replace('_', " "),
@@ -931,12 +1090,6 @@ pub fn cancelled(id: RollbackId) -> Message {
 pub fn not_found(id: RollbackId) -> Message {
     Message::plain(format!(
         "There is no rollback *{id}*. `/rollback list` shows the recent ones."
-    ))
-}
-
-pub fn not_yet_available(command: &str) -> Message {
-    Message::plain(format!(
-        "`/rollback {command}` is not available in this version of rollbot yet. {HELP_HINT}"
     ))
 }
 
@@ -1296,6 +1449,7 @@ mod tests {
             duration_ms: 120_000,
             output_tail: "Waiting for deployment rollout to finish".into(),
             detail: None,
+            ..Default::default()
         };
         insta::assert_snapshot!(step_finished(&story.rollback, 0, &timed_out).text);
     }

@@ -53,10 +53,20 @@ pub enum Effect {
         which: crate::templates::Announcement,
         channel: Option<ChannelId>,
     },
-    /// An update for the status page, in its own delivery lane.
+    /// An update for the status page, in its own delivery lane. `message`: the words of a
+    /// runbook's `statuspage` step (lifecycle updates use the templates).
     PageUpdate {
         update: crate::statuspage::PageUpdate,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
+    /// A runbook's `notify` step: text into the thread (`None`) or a channel.
+    Notify {
+        channel: Option<ChannelId>,
+        text: String,
+    },
+    /// In the thread: a drill ended; how long each part of the path took.
+    DrillSummary,
     /// In the thread: the status page could not be updated, so people must do it by hand.
     PageTrouble {
         update: crate::statuspage::PageUpdate,
@@ -95,6 +105,8 @@ impl Effect {
             Effect::Interrupted { .. } => "interrupted",
             Effect::Announce { .. } => "announce",
             Effect::PageUpdate { .. } => "page_update",
+            Effect::Notify { .. } => "notify",
+            Effect::DrillSummary => "drill_summary",
             Effect::PageTrouble { .. } => "page_trouble",
             Effect::StepDecided { .. } => "step_decided",
         }

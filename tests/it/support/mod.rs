@@ -9,10 +9,12 @@ use fake_slack::{Call, FakeSlack};
 use rollbot::app::App;
 use rollbot::clock::{Clock, ManualClock};
 use rollbot::config::Config;
+use rollbot::engine::secrets::SecretSource;
 use rollbot::slack::client::SlackApi;
 use rollbot::slack::signature::{Secret, SignatureVerifier, sign};
 use rollbot::store::Store;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -243,6 +245,7 @@ pub struct Rollbot {
     http: reqwest::Client,
     seen: Mutex<Vec<bool>>,
     server: tokio::task::JoinHandle<()>,
+    step_secrets: BTreeMap<String, String>,
     _db: TestDb,
 }
 
@@ -254,11 +257,17 @@ impl Rollbot {
     /// Starts rollbot with the configuration `config(marker_path)`.
     /// Starts rollbot with its database reached through `proxy`, which the test can cut.
     pub async fn start_behind(proxy: &proxy::Proxy) -> Rollbot {
-        Rollbot::start_on(test_config, Some(proxy.port), None).await
+        Rollbot::start_on(test_config, Some(proxy.port), None, BTreeMap::new()).await
     }
 
     pub async fn start_with(config: impl FnOnce(&str) -> String) -> Rollbot {
-        Rollbot::start_on(config, None, None).await
+        Rollbot::start_on(config, None, None, BTreeMap::new()).await
+    }
+
+    /// Starts rollbot with these values for the steps' `${env:NAME}` references.
+    pub async fn start_with_secrets(config: impl FnOnce(&str) -> String, secrets: &[(&str, &str)]) -> Rollbot {
+        let secrets = secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Rollbot::start_on(config, None, None, secrets).await
     }
 
     /// Starts rollbot keeping a status page through `provider` (a fake on loopback).
@@ -266,13 +275,14 @@ impl Rollbot {
         config: impl FnOnce(&str) -> String,
         provider: rollbot::statuspage::Provider,
     ) -> Rollbot {
-        Rollbot::start_on(config, None, Some(provider)).await
+        Rollbot::start_on(config, None, Some(provider), BTreeMap::new()).await
     }
 
     async fn start_on(
         config: impl FnOnce(&str) -> String,
         proxy_port: Option<u16>,
         page: Option<rollbot::statuspage::Provider>,
+        step_secrets: BTreeMap<String, String>,
     ) -> Rollbot {
         let scratch = tempfile::tempdir().unwrap();
         let marker = scratch.path().join("ran.log");
@@ -298,6 +308,7 @@ impl Rollbot {
             api,
             Some(Secret::new(API_TOKEN)),
             page.map(|provider| rollbot::statuspage::StatusPage::new(provider).unwrap()),
+            SecretSource::Fixed(Arc::new(step_secrets.clone())),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -315,6 +326,7 @@ impl Rollbot {
             http: reqwest::Client::new(),
             seen: Mutex::new(vec![]),
             server,
+            step_secrets,
             _db: db,
         }
     }
@@ -334,6 +346,7 @@ impl Rollbot {
             api,
             Some(Secret::new(API_TOKEN)),
             None,
+            SecretSource::Fixed(Arc::new(self.step_secrets.clone())),
         )
     }
 
