@@ -167,7 +167,7 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
             }),
         },
         "plan" => parse_request(rest).map(Command::Plan),
-        "drill" => parse_request(rest).map(Command::Drill),
+        "drill" => parse_request(rest).map(|args| Command::Drill(RequestArgs { drill: true, ..args })),
         "postmortem" => match rest {
             [] => Err(ParseError::BadId {
                 command: "postmortem",
@@ -385,7 +385,7 @@ mod tests {
         let drill = RequestArgs { drill: true, ..args };
         assert_eq!(
             parse(&drill.to_text()),
-            Ok(Command::Drill(RequestArgs { drill: false, ..drill }))
+            Ok(Command::Drill(drill))
         );
     }
 }

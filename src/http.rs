@@ -229,7 +229,7 @@ async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Re
         .await;
     let parsed = match grammar::parse(&command.text) {
         // A drill is a request that says so; everything else about it is the same path.
-        Ok(Command::Drill(args)) => Command::Request(RequestArgs { drill: true, ..args }),
+        Ok(Command::Drill(args)) => Command::Request(args),
         Ok(parsed) => parsed,
         Err(e) => return Ok(messages::parse_error(&e)),
     };
