@@ -102,7 +102,8 @@ impl Outbound {
         timeout: Duration,
     ) -> Result<Answer, String> {
         let mut request = http::Request::builder().method(method).uri(url);
-        if body.is_some() {
+                let typed = headers.keys().any(|k| k.eq_ignore_ascii_case("content-type"));
+        if body.is_some() && !typed {
             request = request.header("content-type", "application/json");
         }
         for (name, value) in headers {

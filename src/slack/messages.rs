@@ -153,8 +153,9 @@ pub fn step_line(action: &StepAction) -> String {
                 duration_text(within_secs * 1000)
             )
         }
-        StepAction::Sql {
+                StepAction::Sql {
             database,
+            connection,
             check,
             read_only,
             ..
@@ -176,7 +177,7 @@ pub fn step_line(action: &StepAction) -> String {
                 SqlCheck::Assert { query, expect } => format!("assert ({query}) {expect}"),
             };
             let mode = if *read_only { "read-only" } else { "read-write" };
-            format!("sql {database} ({mode}): {what}")
+                        format!("sql {database} ({connection}, {mode}): {what}")
         }
         StepAction::Notify { channel, text } => match channel {
             Some(channel) => format!("post to {channel}: {text}"),
