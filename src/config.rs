@@ -1423,7 +1423,7 @@ vars = { deployment = "api" }
 
     #[test]
     fn every_example_passes_check() {
-                let root = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
         let mut checked = vec![];
         for dir in [root.to_owned(), format!("{root}/runbooks")] {
             for entry in std::fs::read_dir(dir).unwrap() {

@@ -383,9 +383,6 @@ mod tests {
         };
         assert_eq!(parse(&args.to_text()), Ok(Command::Request(args.clone())));
         let drill = RequestArgs { drill: true, ..args };
-        assert_eq!(
-            parse(&drill.to_text()),
-            Ok(Command::Drill(drill))
-        );
+        assert_eq!(parse(&drill.to_text()), Ok(Command::Drill(drill)));
     }
 }

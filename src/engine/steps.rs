@@ -102,7 +102,7 @@ impl Outbound {
         timeout: Duration,
     ) -> Result<Answer, String> {
         let mut request = http::Request::builder().method(method).uri(url);
-                let typed = headers.keys().any(|k| k.eq_ignore_ascii_case("content-type"));
+        let typed = headers.keys().any(|k| k.eq_ignore_ascii_case("content-type"));
         if body.is_some() && !typed {
             request = request.header("content-type", "application/json");
         }

@@ -153,7 +153,7 @@ pub fn step_line(action: &StepAction) -> String {
                 duration_text(within_secs * 1000)
             )
         }
-                StepAction::Sql {
+        StepAction::Sql {
             database,
             connection,
             check,
@@ -177,7 +177,7 @@ pub fn step_line(action: &StepAction) -> String {
                 SqlCheck::Assert { query, expect } => format!("assert ({query}) {expect}"),
             };
             let mode = if *read_only { "read-only" } else { "read-write" };
-                        format!("sql {database} ({connection}, {mode}): {what}")
+            format!("sql {database} ({connection}, {mode}): {what}")
         }
         StepAction::Notify { channel, text } => match channel {
             Some(channel) => format!("post to {channel}: {text}"),
@@ -679,7 +679,7 @@ pub fn drill_summary(rollback: &Rollback, history: &[crate::domain::Recorded]) -
     let mut lines = vec![format!(
         "🧪 *Drill {} ended: {}.* Timings:",
         rollback.id,
-        state_phrase(&rollback.state)
+        rollback.state.name().replace('_', " ")
     )];
     lines.push(match t.to_first_approval {
         Some(d) => format!("• Time to first approval: {}", minutes_seconds(d)),

@@ -5,5 +5,6 @@ mod support;
 mod approvals;
 mod contract;
 mod process;
+mod runbooks;
 mod statuspage;
 mod stories;

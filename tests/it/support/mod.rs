@@ -1,5 +1,6 @@
 //! The test harness: a fresh database per test, a fake Slack, rollbot's real router on
 //! loopback, and helpers that read like the story they tell.
+pub mod fake_service;
 pub mod fake_slack;
 pub mod fake_statuspage;
 pub mod proxy;
@@ -89,6 +90,25 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// A database of its own for a test's steps to work on; dropped with the returned TestDb.
+pub async fn scratch_database() -> TestDb {
+    let db = TestDb::new();
+    connect(&format!("{}/postgres", postgres_base_url()))
+        .await
+        .batch_execute(&format!("CREATE DATABASE \"{}\"", db.name))
+        .await
+        .unwrap();
+    db
+}
+
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL must be running at 127.0.0.1:5432 (.ci/run starts it)");
+    tokio::spawn(connection);
+    client
 }
 
 pub fn t0() -> DateTime<Utc> {

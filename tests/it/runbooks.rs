@@ -1,0 +1,489 @@
+//! Issue 5: step kinds against real local targets, the full-restore example executed for real,
+//! and drills.
+use crate::support::fake_service::*;
+use crate::support::*;
+use std::time::Duration;
+
+const FLAG_TOKEN: &str = "flag-token-s3cr3t-4471";
+
+fn steps_config(marker: &str, service: &str) -> String {
+    test_config(marker).replace(
+        r#"runbooks = ["app", "broken", "database"]"#,
+        r#"runbooks = ["app", "broken", "database", "flag-off"]"#,
+    ) + &format!(
+        r#"
+[runbooks.flag-off]
+description = "Turn a flag off, then check"
+params.target = {{ pattern = "[a-z-]+" }}
+
+[[runbooks.flag-off.steps]]
+name = "Turn the flag off"
+http = {{ method = "PATCH", url = "{service}/flags/{{{{ params.target }}}}", headers = {{ Authorization = "Bearer ${{env:FLAG_TOKEN}}" }}, json = {{ enabled = false, flag = "{{{{ params.target }}}}" }}, expect_status = [200] }}
+retries = 2
+retry_delay = "100ms"
+
+[[runbooks.flag-off.steps]]
+name = "Tell the stakeholders"
+notify = {{ channel = "C0STATUS", text = "flag {{{{ params.target }}}} is off" }}
+
+[[runbooks.flag-off.steps]]
+name = "Slow audit hook"
+http = {{ method = "POST", url = "{service}/slow", expect_status = [200] }}
+timeout = "1s"
+on_failure = "continue"
+
+[[runbooks.flag-off.steps]]
+name = "Health check"
+health = {{ url = "{service}/health", expect_status = 200, body_contains = "ok", within = "5s", every = "200ms" }}
+
+[[runbooks.flag-off.steps]]
+name = "Never healthy"
+health = {{ url = "{service}/never", within = "1s", every = "300ms" }}
+on_failure = "continue"
+"#
+    )
+}
+
+#[tokio::test]
+async fn http_and_health_steps_retry_time_out_and_keep_the_secret_out_of_every_record() {
+    let service = FakeService::start().await;
+    service.script(
+        "/flags/new-checkout",
+        Script {
+            echo_authorization: true,
+            ..answers(&[503, 503, 200], "flag updated")
+        },
+    );
+    service.script(
+        "/slow",
+        Script {
+            delay: Duration::from_secs(3),
+            ..answers(&[200], "late")
+        },
+    );
+    service.script("/health", answers(&[503, 200, 200], "status: ok"));
+    service.script("/never", answers(&[500], "down"));
+    let url = service.url.clone();
+    let bot = Rollbot::start_with_secrets(|m| steps_config(m, &url), &[("FLAG_TOKEN", FLAG_TOKEN)]).await;
+
+    let plan = bot
+        .slash(ALICE, "plan checkout-api to new-checkout runbook flag-off")
+        .await;
+    assert!(
+        plan.contains("PATCH ") && plan.contains("-H 'Authorization: Bearer ${env:FLAG_TOKEN}'"),
+        "the plan shows the reference: {plan}"
+    );
+    assert!(
+        plan.contains(r#"-d '{"enabled":false,"flag":"new-checkout"}' → expect HTTP 200"#),
+        "{plan}"
+    );
+
+    bot.slash(ALICE, "checkout-api to new-checkout runbook flag-off severity critical")
+        .await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert!(card.text.contains("Bearer ${env:FLAG_TOKEN}"), "{}", card.text);
+
+    let calls = service.received("/flags/new-checkout");
+    assert_eq!(calls.len(), 3, "two 503s, then the retry that worked");
+    for call in &calls {
+        assert_eq!(call.method, "PATCH");
+        assert_eq!(call.authorization.as_deref(), Some(&*format!("Bearer {FLAG_TOKEN}")));
+        assert_eq!(call.content_type.as_deref(), Some("application/json"));
+        assert_eq!(call.body, r#"{"enabled":false,"flag":"new-checkout"}"#);
+    }
+    assert_eq!(service.received("/health").len(), 2, "polled until healthy");
+    assert!(service.received("/never").len() >= 3, "polled until the deadline");
+
+    let thread = bot.thread(&card);
+    let finished: Vec<&String> = thread
+        .iter()
+        .filter(|m| m.contains(" Step ") && !m.starts_with("▶️"))
+        .collect();
+    assert_eq!(finished.len(), 5, "{thread:#?}");
+    assert!(
+        finished[0].starts_with("✅ Step 1/5 *Turn the flag off* succeeded after")
+            && finished[0].contains(", 3 attempts"),
+        "{}",
+        finished[0]
+    );
+    assert!(
+        finished[0].contains("HTTP 200\nflag updated (you sent: Bearer ${env:FLAG_TOKEN})"),
+        "an echoed secret is shown as its reference: {}",
+        finished[0]
+    );
+    assert!(finished[1].contains("posted to C0STATUS"), "{}", finished[1]);
+    assert!(
+        finished[2].starts_with("⏱️ Step 3/5 *Slow audit hook* timed out")
+            && finished[2].contains("no answer within 1s")
+            && finished[2].contains("the run goes on"),
+        "{}",
+        finished[2]
+    );
+    assert!(
+        finished[3].starts_with("✅ Step 4/5 *Health check* succeeded")
+            && finished[3].contains("healthy after 2 attempt(s)"),
+        "{}",
+        finished[3]
+    );
+    assert!(
+        finished[4].starts_with("⏱️ Step 5/5 *Never healthy* timed out")
+            && finished[4].contains("not healthy within 1s")
+            && finished[4].contains("last answer: HTTP 500 (wrong status)"),
+        "{}",
+        finished[4]
+    );
+    assert!(
+        thread.iter().any(|m| m.contains("*ROLLBACK COMPLETE*")),
+        "steps allowed to fail do not fail the run"
+    );
+    assert_eq!(
+        bot.posts_in("C0STATUS"),
+        ["📣 RB-1 (checkout-api): flag new-checkout is off"]
+    );
+    let done = bot.card_now(&card);
+    assert!(done.text.contains("Succeeded"), "{}", done.text);
+
+    for call in bot.slack.calls() {
+        assert!(
+            !call.body.to_string().contains(FLAG_TOKEN),
+            "Slack got the secret: {call:?}"
+        );
+    }
+    let leaks = bot
+        .count(&format!(
+            "SELECT (SELECT count(*) FROM rollback_events WHERE event::text LIKE '%{FLAG_TOKEN}%')
+                  + (SELECT count(*) FROM outbox WHERE payload::text LIKE '%{FLAG_TOKEN}%')"
+        ))
+        .await;
+    assert_eq!(leaks, 0, "the secret is in the database");
+}
+
+fn sql_config(marker: &str) -> String {
+    test_config(marker).replace(
+        r#"runbooks = ["app", "broken", "database"]"#,
+        r#"runbooks = ["app", "broken", "database", "checks"]"#,
+    ) + r#"
+[databases.shop]
+url_env = "SHOP_DATABASE_URL"
+
+[runbooks.checks]
+description = "Snapshot, break, compare, mend, compare, assert"
+
+[[runbooks.checks.steps]]
+name = "Snapshot"
+sql = { database = "shop", snapshot = { tables = ["orders", "items"] } }
+
+[[runbooks.checks.steps]]
+name = "Break the data"
+run = ["psql", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--dbname=${env:SHOP_DATABASE_URL}", "--command=DELETE FROM items WHERE id > 6"]
+timeout = "30s"
+
+[[runbooks.checks.steps]]
+name = "Compare after the damage"
+sql = { database = "shop", compare = { drift = "0", tables = { orders = "10%" } } }
+on_failure = "continue"
+
+[[runbooks.checks.steps]]
+name = "Mend the data"
+run = ["psql", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--dbname=${env:SHOP_DATABASE_URL}", "--command=INSERT INTO items SELECT g, 1 + g % 3 FROM generate_series(7, 9) g"]
+timeout = "30s"
+
+[[runbooks.checks.steps]]
+name = "Compare after the repair"
+sql = { database = "shop", compare = { drift = "0" } }
+
+[[runbooks.checks.steps]]
+name = "Foreign keys are there"
+sql = { database = "shop", assert = { query = "SELECT count(*) FROM pg_constraint WHERE contype = 'f'", expect = ">= 1" } }
+
+[[runbooks.checks.steps]]
+name = "Snapshot steps cannot write"
+sql = { database = "shop", assert = { query = "SELECT current_setting('transaction_read_only')", expect = "= on" } }
+"#
+}
+
+#[tokio::test]
+async fn sql_steps_snapshot_compare_and_assert_against_a_scratch_database() {
+    let scratch = scratch_database().await;
+    connect(&scratch.url)
+        .await
+        .batch_execute(
+            "CREATE TABLE orders (id int PRIMARY KEY);
+             CREATE TABLE items (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders(id));
+             INSERT INTO orders SELECT generate_series(1, 3);
+             INSERT INTO items SELECT g, 1 + g % 3 FROM generate_series(1, 9) g;",
+        )
+        .await
+        .unwrap();
+    let bot = Rollbot::start_with_secrets(sql_config, &[("SHOP_DATABASE_URL", &scratch.url)]).await;
+
+    bot.slash(ALICE, "checkout-api runbook checks severity critical").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert!(
+        card.text
+            .contains("sql shop (${env:SHOP_DATABASE_URL}, read-only): snapshot row counts of orders, items"),
+        "{}",
+        card.text
+    );
+    let thread = bot.thread(&card);
+    let finished: Vec<&String> = thread
+        .iter()
+        .filter(|m| m.contains(" Step ") && !m.starts_with("▶️"))
+        .collect();
+    assert_eq!(finished.len(), 7, "{thread:#?}");
+    assert!(finished[0].contains("items: 9 rows\norders: 3 rows"), "{}", finished[0]);
+    assert!(
+        finished[2].starts_with("❌ Step 3/7 *Compare after the damage* failed"),
+        "{}",
+        finished[2]
+    );
+    assert!(
+        finished[2].contains("row counts moved beyond the allowed drift: items")
+            && finished[2].contains("✗ items: 9 → 6 (-3; allowed 0 rows)")
+            && finished[2].contains("✓ orders: 3 → 3 (+0; allowed 10%)"),
+        "{}",
+        finished[2]
+    );
+    assert!(
+        finished[4].starts_with("✅ Step 5/7 *Compare after the repair* succeeded"),
+        "{}",
+        finished[4]
+    );
+    assert!(
+        finished[4].contains("✓ items: 9 → 9 (+0; allowed 0 rows)"),
+        "{}",
+        finished[4]
+    );
+    assert!(
+        finished[5].starts_with("✅ Step 6/7") && finished[5].contains("1 meets &gt;= 1"),
+        "{}",
+        finished[5]
+    );
+    assert!(
+        finished[6].starts_with("✅ Step 7/7") && finished[6].contains("on meets = on"),
+        "{}",
+        finished[6]
+    );
+    bot.card_now(&card);
+    let items: i64 = connect(&scratch.url)
+        .await
+        .query_one("SELECT count(*) FROM items", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(items, 9);
+}
+
+/// The library's full-restore runbook, unchanged but for where its files are, against a real
+/// database: data broken after the backup is back after the rollback.
+#[tokio::test]
+async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
+    let scratch = scratch_database().await;
+    let db = connect(&scratch.url).await;
+    db.batch_execute(
+        "CREATE TABLE orders (id int PRIMARY KEY, total numeric NOT NULL);
+         CREATE TABLE order_items (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders(id), sku text NOT NULL);
+         INSERT INTO orders SELECT g, g * 10 FROM generate_series(1, 100) g;
+         INSERT INTO order_items SELECT g, 1 + g % 100, 'sku-' || g FROM generate_series(1, 300) g;",
+    )
+    .await
+    .unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let dump = std::process::Command::new("pg_dump")
+        .args(["--format=custom", &format!("--dbname={}", scratch.url)])
+        .arg(format!("--file={}/predeploy.dump", backups.path().display()))
+        .status()
+        .expect("pg_dump must be installed (.ci/run installs postgresql-client)");
+    assert!(dump.success());
+    // The bad deploy: half the orders gone, the rest zeroed.
+    db.batch_execute(
+        "DELETE FROM order_items WHERE order_id > 50; DELETE FROM orders WHERE id > 50; UPDATE orders SET total = 0;",
+    )
+    .await
+    .unwrap();
+
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/runbooks/database-full-restore.toml"
+    ))
+    .unwrap();
+    let dir = backups.path().display().to_string();
+    let config = example
+        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
+        .replace(
+            r#"backup_dir = "/var/backups/orders""#,
+            &format!(r#"backup_dir = "{dir}""#),
+        );
+    assert_ne!(config, example);
+    let bot = Rollbot::start_with_secrets(|_| config, &[("ORDERS_DATABASE_URL", &scratch.url)]).await;
+
+    bot.slash(ALICE, "orders to predeploy.dump severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    let paused = bot.card_now(&card);
+    assert_eq!(paused.buttons(), ["confirm", "abort"], "{}", paused.text);
+    assert!(
+        std::path::Path::new(&format!("{dir}/before-restore-RB-1.dump")).exists(),
+        "the safety copy is taken before anyone is asked to confirm"
+    );
+
+    bot.click(BOB, "confirm", "RB-1@2").await;
+    let modal = bot.expect_modal();
+    assert_eq!(
+        bot.submit(BOB, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await,
+        None
+    );
+    bot.settle().await;
+
+    let thread = bot.thread(&card);
+    assert!(
+        thread
+            .iter()
+            .any(|m| m.starts_with("✅ Step 3/5 *Full restore* succeeded")),
+        "{thread:#?}"
+    );
+    let compare = thread
+        .iter()
+        .find(|m| m.contains("Step 4/5 *Compare") && !m.starts_with("▶️"))
+        .unwrap();
+    assert!(
+        // Doubling back to the dump's counts is more than the example's 50%: flagged, not fatal.
+        compare.contains("✗ public.orders: 50 → 100 (+50; allowed 50%)")
+            && compare.contains("✗ public.order_items: 150 → 300 (+150; allowed 50%)")
+            && compare.contains("the run goes on"),
+        "{compare}"
+    );
+    assert!(
+        thread
+            .iter()
+            .any(|m| m.starts_with("✅ Step 5/5 *Foreign keys are back and valid* succeeded")),
+        "{thread:#?}"
+    );
+    assert!(bot.card_now(&card).text.contains("Succeeded"));
+    let restored = connect(&scratch.url).await;
+    let orders: i64 = restored
+        .query_one("SELECT count(*) FROM orders WHERE total > 0", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let items: i64 = restored
+        .query_one("SELECT count(*) FROM order_items", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        (orders, items),
+        (100, 300),
+        "the data from before the bad deploy is back"
+    );
+}
+
+fn drill_config(marker: &str) -> String {
+    test_config(marker).replace(
+        r#"runbooks = ["app", "broken", "database"]"#,
+        r#"runbooks = ["app", "broken", "database", "rehearsed"]"#,
+    ) + r#"
+[runbooks.rehearsed]
+description = "Code, a gate, a destructive restore, and a check that runs in drills too"
+
+[[runbooks.rehearsed.steps]]
+name = "Undo release"
+run = ["sh", "-c", 'echo "undo" >> "$1"', "step", "{{ vars.marker }}"]
+
+[[runbooks.rehearsed.steps]]
+name = "Decide on the data"
+gate = "Code is rolled back. Restore the database too?"
+
+[[runbooks.rehearsed.steps]]
+name = "Full restore"
+run = ["sh", "-c", 'echo "restore" >> "$1"', "step", "{{ vars.marker }}"]
+destructive = true
+confirm = "CONFIRM_FULL_RESTORE"
+drill = { run = ["sh", "-c", 'echo "dump is readable" >> "$1"', "step", "{{ vars.marker }}"] }
+"#
+}
+
+#[tokio::test]
+async fn a_drill_walks_the_whole_path_executes_nothing_and_reports_its_timings() {
+    let bot = Rollbot::start_with(drill_config).await;
+    let ack = bot
+        .slash(ALICE, "drill checkout-api runbook rehearsed severity high")
+        .await;
+    assert!(
+        ack.starts_with("Recorded *RB-1*: 🧪 DRILL · Rollback RB-1: checkout-api (high). It is a drill"),
+        "{ack}"
+    );
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert!(card.text.contains("🧪 *This is a drill.*"), "{}", card.text);
+    assert_eq!(card.buttons(), ["approve", "reject", "escalate", "cancel"]);
+
+    // Nobody answers for 31 minutes: the ladder escalates as it would for real.
+    bot.advance(31);
+    bot.settle().await;
+    let escalated = bot.thread(&card);
+    assert_eq!(escalated.len(), 1, "{escalated:#?}");
+    assert!(escalated[0].contains("<@U0DEVOPS>"), "{}", escalated[0]);
+    bot.advance(2);
+    bot.click(DAVE, "approve", "RB-1").await;
+    bot.settle().await;
+    bot.click(ALICE, "continue", "RB-1@1").await;
+    bot.settle().await;
+    bot.click(BOB, "confirm", "RB-1@2").await;
+    let modal = bot.expect_modal();
+    bot.submit(BOB, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await;
+    bot.settle().await;
+
+    assert_eq!(bot.marker(), ["dump is readable"], "only the drill override ran");
+    let thread = bot.thread(&card);
+    assert!(
+        thread
+            .iter()
+            .any(|m| m.starts_with("🧪 DRILL — 🔴 *ROLLBACK IN PROGRESS*")),
+        "templates are marked: {thread:#?}"
+    );
+    assert!(
+        thread
+            .iter()
+            .any(|m| m.starts_with("🧪 Step 1/3 *Undo release* is not run in a drill; it would run")),
+        "{thread:#?}"
+    );
+    assert!(
+        thread
+            .iter()
+            .any(|m| m.starts_with("🧪 Step 1/3 *Undo release* was not run (drill)"))
+    );
+    assert!(
+        thread
+            .iter()
+            .any(|m| m.starts_with("🧪 Step 3/3 *Full restore* runs its drill override instead"))
+    );
+    let summary = thread.last().unwrap();
+    // The escalation timer fired when the clock reached minute 31; DAVE approved at 33.
+    assert!(
+        summary.starts_with(
+            "🧪 *Drill RB-1 ended: succeeded.* Timings:\n\
+             • Time to first approval: 33m 00s\n\
+             • Waiting on the severity's approvers: 31m 00s\n\
+             • Waiting on level 1 (`devops_lead`): 2m 00s\n\
+             • Running the runbook, gates included: "
+        ) && summary.contains("• Total: 33m ")
+            && summary.ends_with("Nothing was executed except drill overrides; the status page was not touched."),
+        "{summary}"
+    );
+    bot.card_now(&card);
+    bot.ephemerals(ALICE);
+    bot.ephemerals(BOB);
+    bot.ephemerals(DAVE);
+
+    let listed = bot.slash(ALICE, "list drills").await;
+    assert!(listed.contains("*RB-1* 🧪 drill checkout-api"), "{listed}");
+    bot.slash(ALICE, "checkout-api to 41 severity high").await;
+    bot.settle().await;
+    bot.expect_card();
+    assert!(!bot.slash(ALICE, "list drills").await.contains("RB-2"));
+}
