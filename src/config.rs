@@ -1545,6 +1545,51 @@ vars = { deployment = "api" }
         );
     }
 
+    /// Each mistake in a step of the new kinds, with the exact words `rollbot check` prints.
+    #[test]
+    fn step_kind_mistakes_are_explained() {
+        let step = |body: &str| {
+            let source = format!(
+                "{MINIMAL}\n[databases.shop]\nurl_env = \"SHOP_DATABASE_URL\"\n[runbooks.extra]\n[[runbooks.extra.steps]]\nname = \"S\"\n{body}\n"
+            );
+            errors(&source).join("\n")
+        };
+        let cases = [
+            r#"run = ["true"]
+http = { url = "https://example.com" }"#,
+            r#"sql = { database = "orders", snapshot = { schema = "public" } }"#,
+            r#"sql = { database = "shop", snapshot = { schema = "public", tables = ["a"] } }"#,
+            r#"sql = { database = "shop", compare = { drift = "lots" } }"#,
+            r#"sql = { database = "shop", assert = { query = "select 1", expect = "about 1" } }"#,
+            r#"sql = { database = "shop", snapshot = { tables = ["a"] }, read_only = false }"#,
+            r#"http = { url = "https://flags.example.com", headers = { Authorization = "${env:SLACK_BOT_TOKEN}" } }"#,
+            r#"http = { method = "FETCH", url = "ftp://example.com", expect_status = [42] }"#,
+            r#"health = { url = "https://example.com/healthz", within = "5s", every = "10s" }"#,
+            r#"statuspage = { status = "identified", message = "x" }"#,
+            r##"notify = { channel = "#general", text = "x" }"##,
+            r#"run = ["true"]
+on_failure = "ignore"
+retries = 11"#,
+            r#"gate = "wait"
+drill = { run = ["true"] }"#,
+        ];
+        let table: Vec<String> = cases.iter().map(|c| format!("{c}\n  => {}", step(c))).collect();
+        insta::assert_snapshot!(table.join("\n\n"));
+    }
+
+    #[test]
+    fn sql_never_takes_request_parameters() {
+        let source = format!(
+            "{MINIMAL}\n[databases.shop]\nurl_env = \"SHOP_DATABASE_URL\"\n[runbooks.extra]\nparams.table = {{ pattern = \"[a-z]+\" }}\n[[runbooks.extra.steps]]\nname = \"S\"\nsql = {{ database = \"shop\", assert = {{ query = \"select count(*) from {{{{ params.table }}}}\", expect = \"> 0\" }} }}\n"
+        );
+        assert_eq!(
+            errors(&source),
+            [
+                "rollbot.toml:21:8: step `S`: SQL may use `vars` but not request parameters, which come from Slack\n  hint: put the value in the service's vars, or use a `run` step with its own checks"
+            ]
+        );
+    }
+
     #[test]
     fn patterns_match_the_whole_value() {
         let config = Config::parse("rollbot.toml", MINIMAL).unwrap();

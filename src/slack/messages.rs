@@ -623,12 +623,16 @@ pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> 
         Some(n) if n > 1 => format!(", {n} attempts"),
         _ => String::new(),
     };
+    let took = if result.outcome == StepOutcome::Rehearsed {
+        String::new()
+    } else {
+        format!(" after {}", duration_text(result.duration_ms))
+    };
     let mut head = format!(
-        "{icon} Step {}/{} *{}* {verb} after {}{exit}{attempts}",
+        "{icon} Step {}/{} *{}* {verb}{took}{exit}{attempts}",
         index + 1,
         rollback.plan.steps.len(),
         escape(&step.name),
-        duration_text(result.duration_ms)
     );
     if let Some(detail) = result
         .detail
@@ -1385,6 +1389,78 @@ mod tests {
 
     fn card_json(story: &Story) -> Value {
         serde_json::to_value(card(&story.rollback, &directory(), false)).unwrap()
+    }
+
+    /// How each step kind reads on the card, in plans and in the thread, secrets as references.
+    #[test]
+    fn every_step_kind_as_people_read_it() {
+        use crate::domain::plan::{Drift, PlanStep, SqlCheck};
+        let sql = |check| StepAction::Sql {
+            database: "orders".into(),
+            connection: "${env:ORDERS_DATABASE_URL}".into(),
+            check,
+            read_only: true,
+            timeout_secs: 30,
+        };
+        let steps = vec![
+            StepAction::Http {
+                method: "PATCH".into(),
+                url: "https://app.launchdarkly.com/api/v2/flags/shop/new-checkout".into(),
+                headers: BTreeMap::from([("Authorization".into(), "${env:LD_TOKEN}".into())]),
+                body: Some(r#"{"instructions":[{"kind":"turnFlagOff"}]}"#.into()),
+                expect_status: vec![200, 204],
+                timeout_secs: 30,
+            },
+            StepAction::Health {
+                url: "https://checkout.example.com/healthz".into(),
+                expect_status: 200,
+                body_contains: Some("ok".into()),
+                within_secs: 120,
+                every_ms: 5000,
+            },
+            sql(SqlCheck::Snapshot {
+                tables: vec![],
+                schema: Some("public".into()),
+            }),
+            sql(SqlCheck::Compare {
+                default_drift: Drift::Rows(0),
+                drift: BTreeMap::from([("audit_log".into(), Drift::Percent(10))]),
+            }),
+            sql(SqlCheck::Assert {
+                query: "SELECT count(*) FROM pg_constraint WHERE contype = 'f'".into(),
+                expect: ">= 3".into(),
+            }),
+            StepAction::Notify {
+                channel: Some("C0STATUS".into()),
+                text: "checkout-api <goes> into maintenance".into(),
+            },
+            StepAction::StatusPage {
+                status: "monitoring".into(),
+                message: "We are watching.".into(),
+            },
+        ];
+        let mut story = Story::requested(Severity::High, None);
+        story.rollback.plan.steps = steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| PlanStep::new(format!("Step {}", i + 1), a))
+            .collect();
+        insta::assert_snapshot!(plan_text(&story.rollback.plan));
+        insta::assert_snapshot!(notify_step(&story.rollback, "checkout-api <goes> & comes back").text);
+    }
+
+    #[test]
+    fn a_drill_is_marked_on_its_card_and_its_steps() {
+        let mut story = Story::requested(Severity::High, None);
+        story.rollback.request.drill = true;
+        insta::assert_json_snapshot!(card_json(&story));
+        insta::assert_snapshot!(step_started(&story.rollback, 0).text);
+        let rehearsed = StepResult {
+            outcome: StepOutcome::Rehearsed,
+            detail: Some("drill: not executed".into()),
+            ..Default::default()
+        };
+        insta::assert_snapshot!(step_finished(&story.rollback, 0, &rehearsed).text);
     }
 
     #[test]

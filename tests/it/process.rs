@@ -179,6 +179,27 @@ fn serve_without_its_secrets_says_what_to_set() {
 }
 
 #[test]
+fn rollbot_check_passes_every_file_of_the_runbook_library() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/runbooks");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let check = Command::new(BIN)
+            .args(["check", "--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 14, "one file per rollback family");
+}
+
+#[test]
 fn check_and_plan_exit_codes() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rollbot.toml");
     let check = Command::new(BIN).args(["check", "--config", example]).output().unwrap();

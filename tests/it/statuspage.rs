@@ -212,3 +212,95 @@ async fn the_webhook_provider_signs_every_update() {
         Some(rollbot::statuspage::signature("another-secret", &calls[0].raw).as_str())
     );
 }
+
+fn page_step_config(marker: &str) -> String {
+    page_config(marker, "").replace(
+        r#"runbooks = ["app", "broken", "database"]"#,
+        r#"runbooks = ["app", "broken", "database", "with-page"]"#,
+    ) + r#"
+[runbooks.with-page]
+description = "Undo, then tell the public we are watching"
+
+[[runbooks.with-page.steps]]
+name = "Undo release"
+run = ["sh", "-c", 'echo "undo" >> "$1"', "step", "{{ vars.marker }}"]
+
+[[runbooks.with-page.steps]]
+name = "Tell the public"
+statuspage = { status = "monitoring", message = "The previous version of {{ service }} is back; we are watching." }
+"#
+}
+
+#[tokio::test]
+async fn a_statuspage_step_sets_the_status_with_its_own_words() {
+    let page = FakeStatusPage::start().await;
+    let bot = Rollbot::start_with_page(page_step_config, page.atlassian()).await;
+    bot.slash(ALICE, "checkout-api runbook with-page severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+
+    let calls = page.calls();
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert_eq!(calls[0].method, "POST");
+    assert_eq!(
+        calls[1].body["incident"],
+        json!({
+            "status": "monitoring",
+            "body": "The previous version of checkout-api is back; we are watching.",
+            "components": {"cmp-checkout": "partial_outage"},
+        })
+    );
+    assert_eq!(
+        calls[2].body["incident"]["status"], "monitoring",
+        "the lifecycle update after success"
+    );
+    let thread = bot.thread(&card);
+    assert!(
+        thread
+            .iter()
+            .any(|m| m.starts_with("✅ Step 2/2 *Tell the public* succeeded")
+                && m.contains("status page set to monitoring")),
+        "{thread:#?}"
+    );
+    bot.card_now(&card);
+}
+
+#[tokio::test]
+async fn a_drill_never_calls_the_status_page_nor_the_stakeholder_channels() {
+    let page = FakeStatusPage::start().await;
+    let config = |m: &str| {
+        page_step_config(m).replace(
+            "channels = [\"C0INCIDENTS\"]",
+            "channels = [\"C0INCIDENTS\"]\nnotify_channels = [\"C0STATUS\"]",
+        )
+    };
+    let bot = Rollbot::start_with_page(config, page.atlassian()).await;
+    bot.slash(ALICE, "drill checkout-api runbook with-page severity critical")
+        .await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    let thread = bot.thread(&card);
+    assert!(
+        thread
+            .iter()
+            .any(|m| m.starts_with("🧪 Step 2/2 *Tell the public* was not run (drill)")),
+        "{thread:#?}"
+    );
+    assert!(
+        thread.last().unwrap().starts_with("🧪 *Drill RB-1 ended: succeeded.*"),
+        "{thread:#?}"
+    );
+    assert!(page.calls().is_empty(), "{:#?}", page.calls());
+    assert!(bot.posts_in("C0STATUS").is_empty());
+    assert!(bot.marker().is_empty(), "nothing executed");
+    let calls = bot.slack.calls();
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.body.get("reply_broadcast").is_none_or(|b| b != true)),
+        "a drill stays in its thread"
+    );
+    bot.card_now(&card);
+}
