@@ -137,11 +137,7 @@ impl Executor {
         let id = rollback.id;
         let engine = &self.engine;
         let tail_bytes = engine.config.output_tail_bytes;
-        let outbound = || {
-            self.outbound
-                .as_ref()
-                .map_err(|e| could_not_start(format!("no HTTP client: {e}")))
-        };
+                let outbound = || self.outbound.as_ref().map_err(|e| format!("no HTTP client: {e}"));
         match action {
             StepAction::Gate { .. } => unreachable!("gates are passed, not run"),
             StepAction::Command {
@@ -190,7 +186,7 @@ impl Executor {
             } => {
                 let client = match outbound() {
                     Ok(c) => c,
-                    Err(r) => return r,
+                    Err(detail) => return could_not_start(detail),
                 };
                 let spec = HttpSpec {
                     method,
@@ -212,7 +208,7 @@ impl Executor {
             } => {
                 let client = match outbound() {
                     Ok(c) => c,
-                    Err(r) => return r,
+                    Err(detail) => return could_not_start(detail),
                 };
                 let spec = HealthSpec {
                     url,

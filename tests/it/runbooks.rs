@@ -46,6 +46,7 @@ on_failure = "continue"
 
 #[tokio::test]
 async fn http_and_health_steps_retry_time_out_and_keep_the_secret_out_of_every_record() {
+    captured_logs();
     let service = FakeService::start().await;
     service.script(
         "/flags/new-checkout",
@@ -157,6 +158,12 @@ async fn http_and_health_steps_retry_time_out_and_keep_the_secret_out_of_every_r
         ))
         .await;
     assert_eq!(leaks, 0, "the secret is in the database");
+    let logs = captured_logs();
+    assert!(
+        logs.contains("step failed; retrying"),
+        "the capture saw this test's run:\n{logs}"
+    );
+    assert!(!logs.contains(FLAG_TOKEN), "the secret is in the logs");
 }
 
 fn sql_config(marker: &str) -> String {
@@ -486,4 +493,28 @@ async fn a_drill_walks_the_whole_path_executes_nothing_and_reports_its_timings()
     bot.settle().await;
     bot.expect_card();
     assert!(!bot.slash(ALICE, "list drills").await.contains("RB-2"));
+}
+
+#[tokio::test]
+async fn a_drill_finished_in_the_form_is_still_a_drill() {
+    let bot = Rollbot::start().await;
+    let answer = bot.slash(ALICE, "drill checkout-api to 41").await;
+    assert!(
+        answer.starts_with("Opening a form to finish the request (severity missing)."),
+        "{answer}"
+    );
+    let form = bot.expect_modal();
+    assert_eq!(form["title"]["text"], "Start a drill");
+    assert_eq!(form["private_metadata"], format!("drill:{INCIDENTS}"));
+    let typed = [("service", "checkout-api"), ("severity", "high"), ("target", "41")];
+    assert_eq!(bot.submit(ALICE, &form, &typed).await, None);
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert!(
+        card.text.starts_with("🧪 DRILL · Rollback RB-1: checkout-api to 41"),
+        "{}",
+        card.text
+    );
+    let acks = bot.ephemerals(ALICE);
+    assert!(acks[0].contains("It is a drill"), "{acks:?}");
 }
