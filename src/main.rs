@@ -57,6 +57,12 @@ enum Cmd {
         #[arg(long)]
         base_url: String,
     },
+        /// Exit 0 when a rollbot listening at ADDRESS answers /healthz with 200 (for container
+    /// health checks: the runtime image has no curl).
+    Healthcheck {
+        #[arg(long, env = "ROLLBOT_LISTEN", default_value = "127.0.0.1:3000")]
+        address: String,
+    },
     /// Print the post-mortem draft of a rollback as Markdown (needs DATABASE_URL).
     Postmortem {
         /// The rollback, e.g. RB-12.
@@ -112,7 +118,14 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        Cmd::Postmortem { id } => postmortem(&id).await,
+                Cmd::Postmortem { id } => postmortem(&id).await,
+        Cmd::Healthcheck { address } => match healthcheck(&address) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                eprintln!("rollbot is not healthy at {address}: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
         Cmd::Serve { listen } => {
             let config = match load_config(&cli.config) {
                 Ok(c) => c,
@@ -180,6 +193,23 @@ async fn migrate() -> Result<()> {
     for name in ran {
         println!("applied {name}");
     }
+    Ok(())
+}
+
+/// One plain HTTP/1.0 GET with a 2 s budget; a listener on 0.0.0.0 is asked on loopback.
+fn healthcheck(address: &str) -> Result<()> {
+    use std::io::{Read, Write};
+    let address = address.replace("0.0.0.0", "127.0.0.1");
+    let target: std::net::SocketAddr = address.parse().with_context(|| format!("`{address}` is not host:port"))?;
+    let timeout = std::time::Duration::from_secs(2);
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.take(4096).read_to_string(&mut answer)?;
+    let status = answer.lines().next().unwrap_or_default();
+    anyhow::ensure!(status.split_whitespace().nth(1) == Some("200"), "answered `{status}`");
     Ok(())
 }
 

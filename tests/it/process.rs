@@ -84,11 +84,23 @@ async fn serve_takes_a_request_runs_it_and_stops_cleanly_on_sigterm() {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
 
-    wait_for("/readyz", async || {
+        wait_for("/readyz", async || {
         let r = http.get(format!("{base}/readyz")).send().await.ok()?;
         (r.status() == 200).then_some(())
     })
     .await;
+    // The container health check: no curl in the image, the binary asks itself.
+    let healthy = Command::new(BIN)
+        .args(["healthcheck", "--address", &format!("0.0.0.0:{port}")])
+        .output()
+        .unwrap();
+    assert!(healthy.status.success(), "{}", String::from_utf8_lossy(&healthy.stderr));
+    let nobody = Command::new(BIN)
+        .args(["healthcheck", "--address", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&nobody.stderr).starts_with("rollbot is not healthy at 127.0.0.1:"));
 
     let body = slash_body(ALICE, INCIDENTS, "checkout-api to 39 severity critical");
     let now = chrono::Utc::now().timestamp();
