@@ -57,7 +57,7 @@ enum Cmd {
         #[arg(long)]
         base_url: String,
     },
-        /// Exit 0 when a rollbot listening at ADDRESS answers /healthz with 200 (for container
+    /// Exit 0 when a rollbot listening at ADDRESS answers /healthz with 200 (for container
     /// health checks: the runtime image has no curl).
     Healthcheck {
         #[arg(long, env = "ROLLBOT_LISTEN", default_value = "127.0.0.1:3000")]
@@ -118,7 +118,7 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-                Cmd::Postmortem { id } => postmortem(&id).await,
+        Cmd::Postmortem { id } => postmortem(&id).await,
         Cmd::Healthcheck { address } => match healthcheck(&address) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -200,7 +200,9 @@ async fn migrate() -> Result<()> {
 fn healthcheck(address: &str) -> Result<()> {
     use std::io::{Read, Write};
     let address = address.replace("0.0.0.0", "127.0.0.1");
-    let target: std::net::SocketAddr = address.parse().with_context(|| format!("`{address}` is not host:port"))?;
+    let target: std::net::SocketAddr = address
+        .parse()
+        .with_context(|| format!("`{address}` is not host:port"))?;
     let timeout = std::time::Duration::from_secs(2);
     let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
     stream.set_read_timeout(Some(timeout))?;

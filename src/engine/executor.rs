@@ -137,7 +137,7 @@ impl Executor {
         let id = rollback.id;
         let engine = &self.engine;
         let tail_bytes = engine.config.output_tail_bytes;
-                let outbound = || self.outbound.as_ref().map_err(|e| format!("no HTTP client: {e}"));
+        let outbound = || self.outbound.as_ref().map_err(|e| format!("no HTTP client: {e}"));
         match action {
             StepAction::Gate { .. } => unreachable!("gates are passed, not run"),
             StepAction::Command {

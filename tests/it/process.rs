@@ -84,7 +84,7 @@ async fn serve_takes_a_request_runs_it_and_stops_cleanly_on_sigterm() {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
 
-        wait_for("/readyz", async || {
+    wait_for("/readyz", async || {
         let r = http.get(format!("{base}/readyz")).send().await.ok()?;
         (r.status() == 200).then_some(())
     })
