@@ -149,6 +149,7 @@ impl App {
                 directory,
                 slack,
                 api_token,
+                live: Default::default(),
             }),
             engine,
         }

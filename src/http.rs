@@ -30,9 +30,29 @@ pub struct HttpState {
     pub slack: Arc<SlackApi>,
     /// Bearer token for `/api/v1`; without one the API is off.
     pub api_token: Option<crate::slack::signature::Secret>,
+    pub live: crate::metrics::Live,
+}
+
+/// Counts every request by its route and outcome, and times Slack's.
+async fn measured(
+    State(state): State<Arc<HttpState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state
+        .live
+        .observe(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
 }
 
 pub fn router(state: HttpState) -> Router {
+    let state = Arc::new(state);
     Router::new()
         .route("/slack/commands", post(slash_command))
         .route("/slack/interactions", post(interaction))
@@ -42,8 +62,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/rollbacks", get(api_list))
         .route("/api/v1/rollbacks/{id}", get(api_rollback))
         .route("/api/v1/rollbacks/{id}/postmortem.md", get(api_postmortem))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), measured))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Arc::new(state))
+        .with_state(state)
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
@@ -60,7 +81,7 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
     match state.engine.store.figures(state.engine.clock.now()).await {
         Ok(figures) => (
             [("content-type", "text/plain; version=0.0.4")],
-            crate::metrics::render(&figures),
+            crate::metrics::render(&figures) + &state.live.render(),
         )
             .into_response(),
         Err(e) => {

@@ -655,6 +655,14 @@ async fn a_message_slack_refuses_for_good_is_kept_on_the_record_and_counted() {
         1,
         "the timeline keeps what could not be said"
     );
+    let forged = bot
+        .raw_post(
+            "/slack/commands",
+            &[],
+            slash_body(MALLORY, INCIDENTS, "checkout-api to 1 severity critical"),
+        )
+        .await;
+    assert_eq!(forged.status(), 401);
     let metrics = reqwest::get(format!("{}/metrics", bot.url))
         .await
         .unwrap()
@@ -662,6 +670,16 @@ async fn a_message_slack_refuses_for_good_is_kept_on_the_record_and_counted() {
         .await
         .unwrap();
     assert!(metrics.contains("\nrollbot_outbox_undeliverable 1\n"), "{metrics}");
+    for line in [
+        "rollbot_http_requests_total{route=\"/slack/commands\",outcome=\"ok\"} 1\n",
+        "rollbot_http_requests_total{route=\"/slack/commands\",outcome=\"unauthorized\"} 1\n",
+        "rollbot_http_requests_total{route=\"/slack/interactions\",outcome=\"ok\"} 1\n",
+        "rollbot_signature_failures_total{route=\"/slack/commands\"} 1\n",
+        "rollbot_slack_ack_seconds_bucket{le=\"3\"} 3\n",
+        "rollbot_slack_ack_seconds_count 3\n",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
     assert!(
         metrics.contains("rollbot_rollbacks{state=\"succeeded\",severity=\"high\"} 1"),
         "{metrics}"
