@@ -9,6 +9,7 @@ pub mod grammar;
 pub mod http;
 pub mod manifest;
 pub mod metrics;
+pub mod outbound;
 pub mod postmortem;
 pub mod report;
 pub mod shutdown;

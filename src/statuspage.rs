@@ -83,10 +83,8 @@ pub struct PageMessage {
     pub impacted_status: String,
 }
 
-type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
-
 pub struct StatusPage {
-    http: hyper_util::client::legacy::Client<Https, http_body_util::Full<bytes::Bytes>>,
+    http: crate::outbound::HttpClient,
     provider: Provider,
 }
 
@@ -112,14 +110,10 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 impl StatusPage {
     pub fn new(provider: Provider) -> anyhow::Result<Self> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| anyhow::anyhow!("loading the system's TLS roots: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
-        Ok(StatusPage { http, provider })
+        Ok(StatusPage {
+            http: crate::outbound::HttpClient::new()?,
+            provider,
+        })
     }
 
     async fn call(
@@ -129,38 +123,22 @@ impl StatusPage {
         headers: Vec<(&str, String)>,
         body: Vec<u8>,
     ) -> Result<(http::StatusCode, Option<std::time::Duration>, String), CallError> {
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(url)
-            .header("content-type", "application/json");
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let request = request
-            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-            .map_err(|e| CallError::Permanent(format!("bad status page request: {e}")))?;
-        let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| CallError::Transient(format!("status page unreachable: {e}")))?;
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(std::time::Duration::from_secs);
-            let body = http_body_util::BodyExt::collect(response.into_body())
-                .await
-                .map_err(|e| CallError::Transient(format!("status page answer cut short: {e}")))?
-                .to_bytes();
-            Ok((status, retry_after, String::from_utf8_lossy(&body).into_owned()))
-        };
-        tokio::time::timeout(CALL_TIMEOUT, exchange).await.map_err(|_| {
-            CallError::Transient(format!("status page did not answer within {}s", CALL_TIMEOUT.as_secs()))
-        })?
+        use crate::outbound::ExchangeError;
+        let headers = headers.iter().map(|(k, v)| (*k, v.as_str()));
+        let answer = self
+            .http
+            .exchange(method.as_str(), url, headers, Some(body), CALL_TIMEOUT)
+            .await
+            .map_err(|e| match e {
+                ExchangeError::Build(e) => CallError::Permanent(format!("bad status page request: {e}")),
+                ExchangeError::Unreachable(e) => CallError::Transient(format!("status page unreachable: {e}")),
+                ExchangeError::TimedOut(t) => {
+                    CallError::Transient(format!("status page did not answer within {}s", t.as_secs()))
+                }
+            })?;
+        let status = http::StatusCode::from_u16(answer.status)
+            .map_err(|e| CallError::Transient(format!("status page answered nonsense: {e}")))?;
+        Ok((status, answer.retry_after, answer.body))
     }
 
     /// Sends one update. Returns the incident's id when a provider created one.

@@ -3,8 +3,9 @@
 use super::Engine;
 use super::command::{self, CommandSpec};
 use super::secrets::Resolved;
-use super::steps::{self, HealthSpec, HttpSpec, Outbound, SqlSpec};
+use super::steps::{self, HealthSpec, HttpSpec, SqlSpec};
 use crate::domain::{Action, Actor, ChannelId, Rollback, RollbackId, State, StepAction, StepOutcome, StepResult};
+use crate::outbound::HttpClient;
 use crate::statuspage::{PageStatus, PageUpdate};
 use crate::store::Effect;
 use anyhow::Result;
@@ -17,7 +18,7 @@ pub struct Executor {
     /// This process's name on the leases it holds.
     owner: String,
     /// The client of `http` and `health` steps, or why there is none (no TLS roots).
-    outbound: Result<Outbound, String>,
+    outbound: Result<HttpClient, String>,
 }
 
 impl Executor {
@@ -25,7 +26,7 @@ impl Executor {
         Executor {
             engine,
             owner: format!("rollbot-{}", uuid::Uuid::new_v4().simple()),
-            outbound: Outbound::new().map_err(|e| format!("{e:#}")),
+            outbound: HttpClient::new().map_err(|e| format!("{e:#}")),
         }
     }
 

@@ -5,6 +5,7 @@ use super::secrets::{Resolved, SecretSource};
 use crate::domain::plan::{Drift, SqlCheck};
 use crate::domain::rollback::RowCounts;
 use crate::domain::{StepOutcome, StepResult};
+use crate::outbound::{Answer, ExchangeError, HttpClient};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -68,75 +69,24 @@ impl std::fmt::Display for Expectation {
     }
 }
 
-type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
-
-/// The client `http` and `health` steps share.
-pub struct Outbound {
-    http: hyper_util::client::legacy::Client<Https, http_body_util::Full<bytes::Bytes>>,
-}
-
-/// One HTTP exchange as a step sees it.
-struct Answer {
-    status: u16,
-    body: String,
-}
-
-impl Outbound {
-    pub fn new() -> anyhow::Result<Outbound> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| anyhow::anyhow!("loading the system's TLS roots: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
-        Ok(Outbound { http })
-    }
-
-    async fn exchange(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &BTreeMap<String, String>,
-        body: Option<&str>,
-        timeout: Duration,
-    ) -> Result<Answer, String> {
-        let mut request = http::Request::builder().method(method).uri(url);
-        let typed = headers.keys().any(|k| k.eq_ignore_ascii_case("content-type"));
-        if body.is_some() && !typed {
-            request = request.header("content-type", "application/json");
-        }
-        for (name, value) in headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        let request = request
-            .header("user-agent", concat!("rollbot/", env!("CARGO_PKG_VERSION")))
-            .body(http_body_util::Full::new(bytes::Bytes::from(
-                body.unwrap_or_default().to_owned(),
-            )))
-            .map_err(|e| format!("the request cannot be built: {e}"))?;
-        let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| {
-                let mut chain = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    chain.push_str(&format!(": {s}"));
-                    source = s.source();
-                }
-                format!("could not reach it: {chain}")
-            })?;
-            let status = response.status().as_u16();
-            // Only the start of an answer is ever shown; do not buffer a huge one.
-            let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(response.into_body(), 64 * 1024))
-                .await
-                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-                .unwrap_or_else(|_| "(answer longer than 64 KiB, not read)".into());
-            Ok(Answer { status, body })
-        };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| format!("no answer within {}s", timeout.as_secs_f32()))?
-    }
+/// The answer of one attempt, or why there was none, as a step reports it.
+async fn attempt(
+    client: &HttpClient,
+    method: &str,
+    url: &str,
+    headers: &BTreeMap<String, String>,
+    body: Option<&str>,
+    timeout: Duration,
+) -> Result<Answer, String> {
+    let headers = headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    client
+        .exchange(method, url, headers, body.map(|b| b.as_bytes().to_vec()), timeout)
+        .await
+        .map_err(|e| match e {
+            ExchangeError::Build(e) => format!("the request cannot be built: {e}"),
+            ExchangeError::Unreachable(e) => format!("could not reach it: {e}"),
+            ExchangeError::TimedOut(t) => format!("no answer within {}s", t.as_secs_f32()),
+        })
 }
 
 fn elapsed_ms(started: Instant) -> u64 {
@@ -164,7 +114,7 @@ pub struct HttpSpec<'a> {
     pub tail_bytes: usize,
 }
 
-pub async fn http(client: &Outbound, secrets: &SecretSource, spec: HttpSpec<'_>) -> StepResult {
+pub async fn http(client: &HttpClient, secrets: &SecretSource, spec: HttpSpec<'_>) -> StepResult {
     let started = Instant::now();
     let mut resolved = Resolved::default();
     let prepared = (|| -> Result<_, String> {
@@ -188,9 +138,7 @@ pub async fn http(client: &Outbound, secrets: &SecretSource, spec: HttpSpec<'_>)
             };
         }
     };
-    let answer = client
-        .exchange(spec.method, &url, &headers, body.as_deref(), spec.timeout)
-        .await;
+    let answer = attempt(client, spec.method, &url, &headers, body.as_deref(), spec.timeout).await;
     let result = match answer {
         Ok(answer) => {
             let expected = spec.expect_status.contains(&answer.status);
@@ -240,7 +188,7 @@ pub struct HealthSpec<'a> {
 }
 
 /// Polls until the answer is as expected or `within` has passed.
-pub async fn health(client: &Outbound, secrets: &SecretSource, spec: HealthSpec<'_>) -> StepResult {
+pub async fn health(client: &HttpClient, secrets: &SecretSource, spec: HealthSpec<'_>) -> StepResult {
     let started = Instant::now();
     let mut resolved = Resolved::default();
     let url = match resolved.resolve(secrets, spec.url) {
@@ -265,7 +213,7 @@ pub async fn health(client: &Outbound, secrets: &SecretSource, spec: HealthSpec<
             .max(Duration::from_secs(1))
             .min(Duration::from_secs(10))
             .min(left);
-        let answer = client.exchange("GET", &url, &no_headers, None, per_attempt).await;
+        let answer = attempt(client, "GET", &url, &no_headers, None, per_attempt).await;
         let (healthy, last) = match &answer {
             Ok(a) => {
                 let body_ok = spec.body_contains.is_none_or(|needle| a.body.contains(needle));
