@@ -479,7 +479,8 @@ impl Config {
         let mut policy = check_policy(&mut checker, &raw, &roles);
         policy.status_page = status_page.is_some();
         let databases = check_databases(&mut checker, &raw.databases);
-        let runbooks = check_runbooks(&mut checker, &raw.runbooks, &databases);
+        let page_secret = status_page.as_ref().map(|p| p.secret_env.as_str());
+        let runbooks = check_runbooks(&mut checker, &raw.runbooks, &databases, page_secret);
         let services = check_services(&mut checker, &raw.services, &runbooks);
         if status_page.is_none() {
             for (name, rb) in &raw.runbooks {
@@ -1130,6 +1131,7 @@ fn check_runbooks(
     c: &mut Checker,
     raw: &BTreeMap<String, RawRunbook>,
     databases: &BTreeMap<String, String>,
+    page_secret: Option<&str>,
 ) -> BTreeMap<String, Runbook> {
     let mut runbooks = BTreeMap::new();
     for (name, rb) in raw {
@@ -1236,7 +1238,13 @@ fn check_runbooks(
                     c.error(step.name.span(), format!("step `{step_name}`: {detail}"), None);
                 }
                 for name in secrets::references(element) {
-                    if let Some(problem) = secrets::invalid_reference(name) {
+                    let is_page_secret = page_secret.is_some_and(|p| name.strip_suffix("_FILE").unwrap_or(name) == p);
+                    let problem = secrets::invalid_reference(name).or_else(|| {
+                        is_page_secret.then(|| {
+                            format!("`${{env:{name}}}` is the status page's secret; give the step its own credential")
+                        })
+                    });
+                    if let Some(problem) = problem {
                         c.error(step.name.span(), format!("step `{step_name}`: {problem}"), None);
                     }
                 }
@@ -1575,6 +1583,19 @@ drill = { run = ["true"] }"#,
         ];
         let table: Vec<String> = cases.iter().map(|c| format!("{c}\n  => {}", step(c))).collect();
         insta::assert_snapshot!(table.join("\n\n"));
+    }
+
+    #[test]
+    fn a_step_cannot_borrow_the_status_pages_secret() {
+        let source = format!(
+            "{MINIMAL}\n[statuspage]\nprovider = \"atlassian\"\npage_id = \"p1\"\nsecret_env = \"PAGE_KEY\"\n[runbooks.extra]\n[[runbooks.extra.steps]]\nname = \"S\"\nhttp = {{ url = \"https://example.com\", headers = {{ Authorization = \"${{env:PAGE_KEY}}\" }} }}\n"
+        );
+        assert_eq!(
+            errors(&source),
+            [
+                "rollbot.toml:22:8: step `S`: `${env:PAGE_KEY}` is the status page's secret; give the step its own credential"
+            ]
+        );
     }
 
     #[test]

@@ -12,8 +12,6 @@ pub enum Command {
     Help,
     Request(RequestArgs),
     Plan(RequestArgs),
-    /// The whole path with nothing executed: see docs/drills.md.
-    Drill(RequestArgs),
     Status(Option<RollbackId>),
     /// Recent rollbacks in the channel; `drills`: only drills.
     List {
@@ -167,7 +165,8 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
             }),
         },
         "plan" => parse_request(rest).map(Command::Plan),
-        "drill" => parse_request(rest).map(|args| Command::Drill(RequestArgs { drill: true, ..args })),
+        // A drill is a request that says so (docs/drills.md); everything else is the same path.
+        "drill" => parse_request(rest).map(|args| Command::Request(RequestArgs { drill: true, ..args })),
         "postmortem" => match rest {
             [] => Err(ParseError::BadId {
                 command: "postmortem",
@@ -383,6 +382,6 @@ mod tests {
         };
         assert_eq!(parse(&args.to_text()), Ok(Command::Request(args.clone())));
         let drill = RequestArgs { drill: true, ..args };
-        assert_eq!(parse(&drill.to_text()), Ok(Command::Drill(drill)));
+        assert_eq!(parse(&drill.to_text()), Ok(Command::Request(drill)));
     }
 }

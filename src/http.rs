@@ -249,8 +249,6 @@ async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Re
         .actor(&command.user_id, command.team_id.as_deref())
         .await;
     let parsed = match grammar::parse(&command.text) {
-        // A drill is a request that says so; everything else about it is the same path.
-        Ok(Command::Drill(args)) => Command::Request(args),
         Ok(parsed) => parsed,
         Err(e) => return Ok(messages::parse_error(&e)),
     };
@@ -302,11 +300,9 @@ async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Re
         },
         Command::List { drills: false } => messages::list(&engine.store.recent(Some(&command.channel_id), 10).await?),
         Command::List { drills: true } => {
-            let recent = engine.store.recent(Some(&command.channel_id), 200).await?;
-            let drills: Vec<_> = recent.into_iter().filter(|r| r.request.drill).take(10).collect();
-            messages::list(&drills)
+            messages::list(&engine.store.recent_drills(Some(&command.channel_id), 10).await?)
         }
-        Command::Drill(_) => unreachable!("a drill is turned into a request above"),
+
         Command::Postmortem(id) => match engine.store.load_with_history(id).await? {
             Some((rollback, history)) => messages::postmortem(id, &crate::postmortem::draft(&rollback, &history)),
             None => messages::not_found(id),

@@ -100,7 +100,6 @@ impl Executor {
                 None if matches!(step.action, StepAction::Gate { .. }) => gate_passed(index),
                 None => StepResult {
                     outcome: StepOutcome::Rehearsed,
-                    detail: Some("drill: not executed".into()),
                     ..Default::default()
                 },
                 Some(action) => self.while_leased(id, self.with_retries(&rollback, index, action)).await,

@@ -6,14 +6,13 @@ use std::sync::Arc;
 
 /// The variables rollbot itself is configured with. Runbooks may never reference them: a step
 /// could otherwise send the bot token or the signing secret anywhere.
-pub const ROLLBOT_OWN: [&str; 7] = [
+pub const ROLLBOT_OWN: [&str; 6] = [
     "SLACK_SIGNING_SECRET",
     "SLACK_BOT_TOKEN",
     "ROLLBOT_API_TOKEN",
     "DATABASE_URL",
     "STATUSPAGE_API_KEY",
     "STATUSPAGE_WEBHOOK_SECRET",
-    "ROLLBOT_ALERTMANAGER_TOKEN",
 ];
 
 /// Where values come from: the process environment in production, a map in tests.

@@ -54,12 +54,9 @@ impl Expectation {
                 _ => a <= e,
             };
         }
+        // `parse` allows only `=` and `!=` for values that are not numbers.
         let equal = normal(actual.trim()) == normal(&self.value);
-        if self.op == "=" {
-            equal
-        } else {
-            !equal && self.op == "!="
-        }
+        if self.op == "=" { equal } else { !equal }
     }
 }
 

@@ -644,7 +644,10 @@ pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> 
     if !result.outcome.passed() && step.on_failure == crate::domain::plan::OnFailure::Continue {
         head += "\n_This step may fail (`on_failure = \"continue\"`): the run goes on._";
     }
-    let output = if result.output_tail.trim().is_empty() {
+    // A rehearsed step ran nothing, so it has no output to speak of.
+    let output = if result.outcome == StepOutcome::Rehearsed {
+        String::new()
+    } else if result.output_tail.trim().is_empty() {
         "\n_(no output)_".to_owned()
     } else {
         format!(
@@ -1457,7 +1460,6 @@ mod tests {
         insta::assert_snapshot!(step_started(&story.rollback, 0).text);
         let rehearsed = StepResult {
             outcome: StepOutcome::Rehearsed,
-            detail: Some("drill: not executed".into()),
             ..Default::default()
         };
         insta::assert_snapshot!(step_finished(&story.rollback, 0, &rehearsed).text);

@@ -201,12 +201,22 @@ impl Store {
 
     /// The newest rollbacks, optionally only those requested in one channel.
     pub async fn recent(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>> {
+        self.latest(channel, false, limit).await
+    }
+
+    /// The latest drills, newest first.
+    pub async fn recent_drills(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>> {
+        self.latest(channel, true, limit).await
+    }
+
+    async fn latest(&self, channel: Option<&str>, drills_only: bool, limit: i64) -> Result<Vec<Rollback>> {
         let rows = self
             .client()
             .await?
             .query(
-                "SELECT doc FROM rollbacks WHERE ($1::text IS NULL OR channel_id = $1) ORDER BY id DESC LIMIT $2",
-                &[&channel, &limit],
+                "SELECT doc FROM rollbacks WHERE ($1::text IS NULL OR channel_id = $1) \
+                 AND (NOT $2 OR (doc->'request'->>'drill')::boolean IS TRUE) ORDER BY id DESC LIMIT $3",
+                &[&channel, &drills_only, &limit],
             )
             .await?;
         rows.iter()
