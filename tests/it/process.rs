@@ -209,6 +209,19 @@ fn rollbot_check_passes_every_file_of_the_runbook_library() {
         checked += 1;
     }
     assert_eq!(checked, 14, "one file per rollback family");
+
+    let flags = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/runbooks/feature-flags.toml");
+    let plan = Command::new(BIN)
+        .args(["plan", "--config", flags, "checkout-flags", "to", "new-checkout"])
+        .output()
+        .unwrap();
+    assert!(plan.status.success());
+    let printed = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        printed.contains("1. Turn the flag off (http, timeout 30s; retried up to 3 times; in a drill: GET https://app.launchdarkly.com/api/v2/flags/shop/new-checkout -H 'Authorization: ${env:LAUNCHDARKLY_API_TOKEN}' → expect HTTP 200)")
+            && printed.contains("PATCH https://app.launchdarkly.com/api/v2/flags/shop/new-checkout -H 'Authorization: ${env:LAUNCHDARKLY_API_TOKEN}'"),
+        "the plan shows every resolved URL, with secrets as references:\n{printed}"
+    );
 }
 
 #[test]
