@@ -124,6 +124,8 @@ impl App {
         status_page: Option<StatusPage>,
         step_secrets: SecretSource,
     ) -> App {
+        let metrics = Arc::new(crate::metrics::Live::default());
+        let slack = slack.reporting_to(metrics.clone());
         let engine = Arc::new(Engine {
             store,
             config: Arc::new(config),
@@ -131,6 +133,7 @@ impl App {
             outbox_ready: Arc::new(Notify::new()),
             run_ready: Arc::new(Notify::new()),
             secrets: step_secrets,
+            metrics: metrics.clone(),
         });
         let slack = Arc::new(slack);
         let directory = Arc::new(Directory::new(
@@ -149,7 +152,7 @@ impl App {
                 directory,
                 slack,
                 api_token,
-                live: Default::default(),
+                live: metrics,
             }),
             engine,
         }

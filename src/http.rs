@@ -30,7 +30,7 @@ pub struct HttpState {
     pub slack: Arc<SlackApi>,
     /// Bearer token for `/api/v1`; without one the API is off.
     pub api_token: Option<crate::slack::signature::Secret>,
-    pub live: crate::metrics::Live,
+    pub live: Arc<crate::metrics::Live>,
 }
 
 /// Counts every request by its route and outcome, and times Slack's.

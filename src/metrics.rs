@@ -1,5 +1,6 @@
 //! `GET /metrics` in Prometheus's text format. These figures are read from the store at scrape
 //! time, so every replica reports the same truth about the shared queue.
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -49,21 +50,99 @@ pub fn render(figures: &StoreFigures) -> String {
 
 /// Upper bounds of the acknowledgement-latency buckets, in seconds. Slack gives up at 3 s.
 pub const ACK_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 3.0];
+/// From a request to its last needed approval: people answering pages, so seconds to an hour.
+pub const APPROVAL_BUCKETS: [f64; 10] = [10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0];
+/// A step runs from milliseconds (a notify) to many minutes (a full restore).
+pub const STEP_BUCKETS: [f64; 11] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
 
-/// What this process saw of its HTTP traffic since it started (per replica, unlike the store's
-/// figures): requests by route and outcome, signature failures, and how fast Slack was answered.
-#[derive(Default)]
+/// A Prometheus histogram: cumulative buckets, a sum and a count.
+#[derive(Debug, Clone)]
+struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<u64>,
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            buckets: vec![0; bounds.len()],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+
+    fn observe(&mut self, value: f64) {
+        self.count += 1;
+        self.sum += value;
+        for (bucket, bound) in self.buckets.iter_mut().zip(self.bounds) {
+            if value <= *bound {
+                *bucket += 1;
+            }
+        }
+    }
+
+    /// `labels` are the series' own labels, already formatted (`kind="sql",result="failed"`).
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (bound, n) in self.bounds.iter().zip(&self.buckets) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let braces = |l: &str| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{{{l}}}")
+            }
+        };
+        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), self.sum);
+        let _ = writeln!(out, "{name}_count{} {}", braces(labels), self.count);
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// What this process saw since it started (per replica, unlike the store's figures, so
+/// Prometheus sums them across replicas): its HTTP traffic, the decisions it recorded, and its
+/// calls to Slack. Each decision is recorded by exactly one process, so nothing is counted twice.
 pub struct Live {
     inner: std::sync::Mutex<LiveInner>,
 }
 
-#[derive(Default)]
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            inner: std::sync::Mutex::new(LiveInner {
+                requests: Default::default(),
+                signature_failures: Default::default(),
+                ack: Histogram::new(&ACK_BUCKETS),
+                approval: Default::default(),
+                escalations: Default::default(),
+                steps: Default::default(),
+                slack_errors: Default::default(),
+            }),
+        }
+    }
+}
+
 struct LiveInner {
-    requests: std::collections::BTreeMap<(String, &'static str), u64>,
-    signature_failures: std::collections::BTreeMap<String, u64>,
-    ack_buckets: [u64; ACK_BUCKETS.len()],
-    ack_count: u64,
-    ack_sum: f64,
+    requests: BTreeMap<(String, &'static str), u64>,
+    signature_failures: BTreeMap<String, u64>,
+    ack: Histogram,
+    /// By severity.
+    approval: BTreeMap<String, Histogram>,
+    /// By ladder level (1 = the first escalation).
+    escalations: BTreeMap<usize, u64>,
+    /// By step kind and result.
+    steps: BTreeMap<(&'static str, &'static str), Histogram>,
+    /// By Slack API method and error code.
+    slack_errors: BTreeMap<(&'static str, String), u64>,
 }
 
 /// How a request ended, as a label: `ok`, `refused` (4xx other than a bad signature),
@@ -77,61 +156,134 @@ pub fn outcome(status: u16) -> &'static str {
     }
 }
 
+/// A label value may hold anything Slack sends back; keep it to a safe, short alphabet.
+fn label_value(raw: &str) -> String {
+    raw.chars()
+        .take(64)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect()
+}
+
 impl Live {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LiveInner> {
+        // A panic while holding the lock leaves plain counters behind: still worth reporting.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub fn observe(&self, route: &str, status: u16, seconds: f64) {
-        let mut inner = self.inner.lock().expect("metrics lock");
+        let mut inner = self.lock();
         *inner.requests.entry((route.to_owned(), outcome(status))).or_default() += 1;
         if route.starts_with("/slack/") {
             if status == 401 {
                 *inner.signature_failures.entry(route.to_owned()).or_default() += 1;
             }
-            inner.ack_count += 1;
-            inner.ack_sum += seconds;
-            for (i, bound) in ACK_BUCKETS.iter().enumerate() {
-                if seconds <= *bound {
-                    inner.ack_buckets[i] += 1;
-                }
-            }
+            inner.ack.observe(seconds);
         }
     }
 
+    /// A rollback's last needed approval arrived `seconds` after it was requested.
+    pub fn approved_after(&self, severity: &str, seconds: f64) {
+        self.lock()
+            .approval
+            .entry(severity.to_owned())
+            .or_insert_with(|| Histogram::new(&APPROVAL_BUCKETS))
+            .observe(seconds);
+    }
+
+    pub fn escalated(&self, level: usize) {
+        *self.lock().escalations.entry(level).or_default() += 1;
+    }
+
+    pub fn step_finished(&self, kind: &'static str, result: &'static str, seconds: f64) {
+        self.lock()
+            .steps
+            .entry((kind, result))
+            .or_insert_with(|| Histogram::new(&STEP_BUCKETS))
+            .observe(seconds);
+    }
+
+    pub fn slack_error(&self, method: &'static str, code: &str) {
+        *self.lock().slack_errors.entry((method, label_value(code))).or_default() += 1;
+    }
+
     pub fn render(&self) -> String {
-        let inner = self.inner.lock().expect("metrics lock");
+        let inner = self.lock();
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP rollbot_http_requests_total HTTP requests by route and outcome."
+        header(
+            &mut out,
+            "rollbot_http_requests_total",
+            "counter",
+            "HTTP requests by route and outcome.",
         );
-        let _ = writeln!(out, "# TYPE rollbot_http_requests_total counter");
         for ((route, outcome), n) in &inner.requests {
             let _ = writeln!(
                 out,
                 "rollbot_http_requests_total{{route=\"{route}\",outcome=\"{outcome}\"}} {n}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP rollbot_signature_failures_total Slack requests refused for a missing, stale or wrong signature."
+        header(
+            &mut out,
+            "rollbot_signature_failures_total",
+            "counter",
+            "Slack requests refused for a missing, stale or wrong signature.",
         );
-        let _ = writeln!(out, "# TYPE rollbot_signature_failures_total counter");
         for (route, n) in &inner.signature_failures {
             let _ = writeln!(out, "rollbot_signature_failures_total{{route=\"{route}\"}} {n}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP rollbot_slack_ack_seconds Time to answer Slack's requests (Slack gives up at 3 s)."
+        header(
+            &mut out,
+            "rollbot_slack_ack_seconds",
+            "histogram",
+            "Time to answer Slack's requests (Slack gives up at 3 s).",
         );
-        let _ = writeln!(out, "# TYPE rollbot_slack_ack_seconds histogram");
-        for (bound, n) in ACK_BUCKETS.iter().zip(inner.ack_buckets) {
-            let _ = writeln!(out, "rollbot_slack_ack_seconds_bucket{{le=\"{bound}\"}} {n}");
+        inner.ack.write(&mut out, "rollbot_slack_ack_seconds", "");
+        header(
+            &mut out,
+            "rollbot_time_to_approval_seconds",
+            "histogram",
+            "From a request to its last needed approval, by severity (drills not included).",
+        );
+        for (severity, histogram) in &inner.approval {
+            histogram.write(
+                &mut out,
+                "rollbot_time_to_approval_seconds",
+                &format!("severity=\"{severity}\""),
+            );
         }
-        let _ = writeln!(
-            out,
-            "rollbot_slack_ack_seconds_bucket{{le=\"+Inf\"}} {}",
-            inner.ack_count
+        header(
+            &mut out,
+            "rollbot_escalations_total",
+            "counter",
+            "Escalations by ladder level (1 is the first level above the severity's approvers).",
         );
-        let _ = writeln!(out, "rollbot_slack_ack_seconds_sum {}", inner.ack_sum);
-        let _ = writeln!(out, "rollbot_slack_ack_seconds_count {}", inner.ack_count);
+        for (level, n) in &inner.escalations {
+            let _ = writeln!(out, "rollbot_escalations_total{{level=\"{level}\"}} {n}");
+        }
+        header(
+            &mut out,
+            "rollbot_step_duration_seconds",
+            "histogram",
+            "How long runbook steps took, by kind and result.",
+        );
+        for ((kind, result), histogram) in &inner.steps {
+            histogram.write(
+                &mut out,
+                "rollbot_step_duration_seconds",
+                &format!("kind=\"{kind}\",result=\"{result}\""),
+            );
+        }
+        header(
+            &mut out,
+            "rollbot_slack_api_errors_total",
+            "counter",
+            "Failed Slack API calls by method and error code (ratelimited, timeout, http_5xx, or Slack's own code).",
+        );
+        for ((method, code), n) in &inner.slack_errors {
+            let _ = writeln!(
+                out,
+                "rollbot_slack_api_errors_total{{method=\"{method}\",code=\"{code}\"}} {n}"
+            );
+        }
         out
     }
 }

@@ -168,6 +168,17 @@ pub enum StepOutcome {
 }
 
 impl StepOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            StepOutcome::Succeeded => "succeeded",
+            StepOutcome::Failed => "failed",
+            StepOutcome::TimedOut => "timed_out",
+            StepOutcome::CouldNotStart => "could_not_start",
+            StepOutcome::Interrupted => "interrupted",
+            StepOutcome::Rehearsed => "rehearsed",
+        }
+    }
+
     /// Whether the run goes on as if the step worked.
     pub fn passed(self) -> bool {
         matches!(self, StepOutcome::Succeeded | StepOutcome::Rehearsed)

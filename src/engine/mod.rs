@@ -32,6 +32,8 @@ pub struct Engine {
     pub run_ready: Arc<Notify>,
     /// Where steps' `${env:NAME}` references are resolved.
     pub secrets: secrets::SecretSource,
+    /// This process's figures for `/metrics`: decisions are counted here as they are recorded.
+    pub metrics: Arc<crate::metrics::Live>,
 }
 
 fn events_of(history: &[Recorded]) -> Vec<Event> {
@@ -264,6 +266,7 @@ impl Engine {
             {
                 Written::Ok => {
                     tracing::info!(rollback = %id, action = action.name(), actor = %actor.user, state = rollback.state.name(), "rollback changed");
+                    self.count(awaited_approval, &rollback, &events, now);
                     self.outbox_ready.notify_one();
                     if rollback.state == crate::domain::State::Queued {
                         self.run_ready.notify_one();
@@ -277,6 +280,27 @@ impl Engine {
             "{id} kept changing under {}; gave up after {MAX_CONFLICT_RETRIES} attempts",
             action.name()
         )
+    }
+
+    /// Feeds the metrics that come from decisions once they are recorded (never for a lost race).
+    fn count(&self, awaited_approval: bool, after: &Rollback, events: &[Event], now: chrono::DateTime<chrono::Utc>) {
+        for event in events {
+            match event {
+                Event::Approved { .. }
+                    if awaited_approval && after.state != State::AwaitingApproval && !after.request.drill =>
+                {
+                    let waited = (now - after.requested_at).num_milliseconds().max(0) as f64 / 1000.0;
+                    self.metrics.approved_after(after.request.severity.as_str(), waited);
+                }
+                Event::Escalated { level, .. } => self.metrics.escalated(*level),
+                Event::StepFinished { index, result } => {
+                    let kind = after.plan.steps.get(*index).map_or("unknown", |s| s.action.kind());
+                    self.metrics
+                        .step_finished(kind, result.outcome.name(), result.duration_ms as f64 / 1000.0);
+                }
+                _ => {}
+            }
+        }
     }
 
     fn reach(&self) -> Reach<'_> {

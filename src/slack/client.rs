@@ -1,11 +1,13 @@
 //! The Slack Web API, through slack-morphism, at a base URL that tests point at a fake.
 use super::messages::Message;
 use super::signature::Secret;
+use crate::metrics::Live;
 use anyhow::{Context, Result};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
@@ -22,6 +24,8 @@ pub struct Thread<'a> {
 pub struct SlackApi {
     client: SlackClient<Connector>,
     token: SlackApiToken,
+    /// Where failed calls are counted, by method and code.
+    metrics: Arc<Live>,
 }
 
 /// Why a call did not go through, sorted by what the outbox should do about it.
@@ -56,6 +60,16 @@ const TRANSIENT_API_ERRORS: [&str; 6] = [
     "team_added_to_org",
 ];
 
+/// The code a failed call is counted under: Slack's own error code when it gave one.
+fn error_code(error: &SlackClientError) -> String {
+    match error {
+        SlackClientError::RateLimitError(_) => "ratelimited".to_owned(),
+        SlackClientError::ApiError(e) => e.code.clone(),
+        SlackClientError::HttpError(e) => format!("http_{}", e.status_code.as_u16()),
+        _ => "transport".to_owned(),
+    }
+}
+
 fn classify(error: SlackClientError) -> CallError {
     match error {
         SlackClientError::RateLimitError(e) => CallError::RateLimited {
@@ -77,22 +91,41 @@ fn classify(error: SlackClientError) -> CallError {
 /// claim never lapses while its call could still be under way (no double posts).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn bounded<T>(call: impl std::future::Future<Output = Result<T, SlackClientError>>) -> Result<T, CallError> {
-    match tokio::time::timeout(CALL_TIMEOUT, call).await {
-        Ok(result) => result.map_err(classify),
-        Err(_) => Err(CallError::Transient(format!(
-            "Slack did not answer within {}s",
-            CALL_TIMEOUT.as_secs()
-        ))),
-    }
-}
-
 fn content(message: &Message) -> Result<SlackMessageContent, CallError> {
     serde_json::from_value(serde_json::to_value(message).expect("messages serialize"))
         .map_err(|e| CallError::Permanent(format!("rollbot built a message Slack's model rejects: {e}")))
 }
 
 impl SlackApi {
+    /// Runs one API call within `limit`, counting its failure under `method`.
+    async fn bounded<T>(
+        &self,
+        method: &'static str,
+        limit: Duration,
+        call: impl std::future::Future<Output = Result<T, SlackClientError>>,
+    ) -> Result<T, CallError> {
+        match tokio::time::timeout(limit, call).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(error)) => {
+                self.metrics.slack_error(method, &error_code(&error));
+                Err(classify(error))
+            }
+            Err(_) => {
+                self.metrics.slack_error(method, "timeout");
+                Err(CallError::Transient(format!(
+                    "Slack did not answer {method} within {}s",
+                    limit.as_secs()
+                )))
+            }
+        }
+    }
+
+    /// Counts this client's failed calls into `metrics` (the process's shared figures).
+    pub fn reporting_to(mut self, metrics: Arc<Live>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     pub fn new(api_url: &str, token: &Secret) -> Result<Self> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
@@ -106,6 +139,7 @@ impl SlackApi {
         Ok(SlackApi {
             client: SlackClient::new(connector),
             token: SlackApiToken::new(SlackApiTokenValue(token.expose().to_owned())),
+            metrics: Default::default(),
         })
     }
 
@@ -122,13 +156,20 @@ impl SlackApi {
             request.reply_broadcast = thread.broadcast.then_some(true);
         }
         let session = self.client.open_session(&self.token);
-        let response = bounded(session.chat_post_message(&request)).await?;
+        let response = self
+            .bounded("chat.postMessage", CALL_TIMEOUT, session.chat_post_message(&request))
+            .await?;
         Ok(response.ts.0)
     }
 
     pub async fn update(&self, channel: &str, ts: &str, message: &Message) -> Result<(), CallError> {
         let request = SlackApiChatUpdateRequest::new(channel.into(), content(message)?, SlackTs(ts.to_owned()));
-        bounded(self.client.open_session(&self.token).chat_update(&request)).await?;
+        self.bounded(
+            "chat.update",
+            CALL_TIMEOUT,
+            self.client.open_session(&self.token).chat_update(&request),
+        )
+        .await?;
         Ok(())
     }
 
@@ -137,27 +178,36 @@ impl SlackApi {
             .map_err(|e| CallError::Permanent(format!("rollbot built a view Slack's model rejects: {e}")))?;
         let request = SlackApiViewsOpenRequest::new(SlackTriggerId(trigger_id.to_owned()), view);
         // Slack's trigger lives 3 s and we are answering a request meanwhile: no point waiting longer.
-        match tokio::time::timeout(
+        self.bounded(
+            "views.open",
             Duration::from_secs(2),
             self.client.open_session(&self.token).views_open(&request),
         )
-        .await
-        {
-            Ok(result) => result.map(|_| ()).map_err(classify),
-            Err(_) => Err(CallError::Transient("Slack did not open the form within 2s".into())),
-        }
+        .await?;
+        Ok(())
     }
 
     /// The members of a user group (`usergroups.users.list`).
     pub async fn group_members(&self, group: &str) -> Result<Vec<String>, CallError> {
         let request = SlackApiUserGroupsUsersListRequest::new(SlackUserGroupId(group.to_owned()));
-        let response = bounded(self.client.open_session(&self.token).usergroups_users_list(&request)).await?;
+        let response = self
+            .bounded(
+                "usergroups.users.list",
+                CALL_TIMEOUT,
+                self.client.open_session(&self.token).usergroups_users_list(&request),
+            )
+            .await?;
         Ok(response.users.into_iter().map(|u| u.0).collect())
     }
 
     pub async fn ephemeral(&self, channel: &str, user: &str, message: &Message) -> Result<(), CallError> {
         let request = SlackApiChatPostEphemeralRequest::new(channel.into(), user.into(), content(message)?);
-        bounded(self.client.open_session(&self.token).chat_post_ephemeral(&request)).await?;
+        self.bounded(
+            "chat.postEphemeral",
+            CALL_TIMEOUT,
+            self.client.open_session(&self.token).chat_post_ephemeral(&request),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -69,6 +69,20 @@ async fn an_unanswered_request_escalates_to_the_devops_lead_who_can_then_approve
         0,
         "a decided rollback has no timers left"
     );
+    let metrics = bot.metrics().await;
+    for line in [
+        "rollbot_escalations_total{level=\"1\"} 1\n",
+        "rollbot_time_to_approval_seconds_bucket{severity=\"high\",le=\"900\"} 0\n",
+        "rollbot_time_to_approval_seconds_bucket{severity=\"high\",le=\"1800\"} 1\n",
+        "rollbot_time_to_approval_seconds_sum{severity=\"high\"} 1800\n",
+        "rollbot_step_duration_seconds_count{kind=\"command\",result=\"succeeded\"} 2\n",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("rollbot_escalations_total{level=\"2\"}"),
+        "the second level never opened\n{metrics}"
+    );
 
     bot.advance(120);
     bot.settle().await;

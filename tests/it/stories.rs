@@ -663,12 +663,7 @@ async fn a_message_slack_refuses_for_good_is_kept_on_the_record_and_counted() {
         )
         .await;
     assert_eq!(forged.status(), 401);
-    let metrics = reqwest::get(format!("{}/metrics", bot.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = bot.metrics().await;
     assert!(metrics.contains("\nrollbot_outbox_undeliverable 1\n"), "{metrics}");
     for line in [
         "rollbot_http_requests_total{route=\"/slack/commands\",outcome=\"ok\"} 1\n",
@@ -677,6 +672,7 @@ async fn a_message_slack_refuses_for_good_is_kept_on_the_record_and_counted() {
         "rollbot_signature_failures_total{route=\"/slack/commands\"} 1\n",
         "rollbot_slack_ack_seconds_bucket{le=\"3\"} 3\n",
         "rollbot_slack_ack_seconds_count 3\n",
+        "rollbot_slack_api_errors_total{method=\"chat.update\",code=\"not_in_channel\"} 1\n",
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
     }

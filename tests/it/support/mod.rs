@@ -442,6 +442,13 @@ impl Rollbot {
         self.clock.advance(std::time::Duration::from_secs(seconds));
     }
 
+    /// What `GET /metrics` says now.
+    pub async fn metrics(&self) -> String {
+        let answer = reqwest::get(format!("{}/metrics", self.url)).await.unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.text().await.unwrap()
+    }
+
     pub fn advance(&self, minutes: u64) {
         self.clock.advance(std::time::Duration::from_secs(minutes * 60));
     }
