@@ -23,7 +23,7 @@ pub struct Settings {
     pub signing_secrets: Vec<Secret>,
     pub bot_token: Secret,
     pub slack_api_url: String,
-    pub database_url: String,
+    pub store: StoreLocation,
     /// Bearer token for `/api/v1`; the API is off without one.
     pub api_token: Option<Secret>,
 }
@@ -50,8 +50,50 @@ fn required(name: &str, what: &str) -> Result<String> {
     }
 }
 
+/// Where rollbot keeps its state: PostgreSQL when `DATABASE_URL` is set (several replicas may
+/// share it), otherwise the embedded file `rollbot.db` in the data directory (one process).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreLocation {
+    Postgres(String),
+    Embedded(std::path::PathBuf),
+}
+
+impl StoreLocation {
+    /// `data_dir`: `--data-dir` / `ROLLBOT_DATA_DIR`, the current directory when absent.
+    pub fn from_env(data_dir: Option<&std::path::Path>) -> Result<StoreLocation> {
+        Ok(
+            match env_or_file("DATABASE_URL")?.filter(|url| !url.trim().is_empty()) {
+                Some(url) => StoreLocation::Postgres(url.trim().to_owned()),
+                None => StoreLocation::Embedded(
+                    data_dir
+                        .unwrap_or(std::path::Path::new("."))
+                        .join(crate::store::embedded::FILE_NAME),
+                ),
+            },
+        )
+    }
+
+    /// Opens the store and applies its migrations.
+    pub async fn open(&self) -> Result<Store> {
+        let store = match self {
+            StoreLocation::Postgres(url) => Store::connect(url).await?,
+            StoreLocation::Embedded(path) => Store::open_embedded(path)?,
+        };
+        store.migrate().await.context("applying migrations")?;
+        Ok(store)
+    }
+
+    /// For the log line at start: never the URL, which may hold a password.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::Postgres(_) => "PostgreSQL (DATABASE_URL)".to_owned(),
+            StoreLocation::Embedded(path) => format!("the embedded store {}", path.display()),
+        }
+    }
+}
+
 impl Settings {
-    pub fn from_env() -> Result<Settings> {
+    pub fn from_env(data_dir: Option<&std::path::Path>) -> Result<Settings> {
         let signing = required(
             "SLACK_SIGNING_SECRET",
             "it is the app's Signing Secret (Basic Information page); several, comma-separated, during a rotation",
@@ -68,10 +110,7 @@ impl Settings {
                 "it is the Bot User OAuth Token (xoxb-…) from OAuth & Permissions",
             )?),
             slack_api_url: std::env::var("SLACK_API_URL").unwrap_or_else(|_| DEFAULT_API_URL.to_owned()),
-            database_url: required(
-                "DATABASE_URL",
-                "rollbot keeps its rollbacks in PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/rollbot",
-            )?,
+            store: StoreLocation::from_env(data_dir)?,
             api_token: env_or_file("ROLLBOT_API_TOKEN")?
                 .map(|t| t.trim().to_owned())
                 .filter(|t| !t.is_empty())

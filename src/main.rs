@@ -1,6 +1,6 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use rollbot::app::{App, Settings};
+use rollbot::app::{App, Settings, StoreLocation};
 use rollbot::clock::SystemClock;
 use rollbot::config::Config;
 use rollbot::grammar::{self, Command};
@@ -21,6 +21,9 @@ struct Cli {
     /// How logs are written to stderr: `human` to read, `json` (one object per line) to ship.
     #[arg(long, global = true, env = "ROLLBOT_LOG_FORMAT", value_enum, default_value = "human")]
     log_format: LogFormat,
+    /// Where the embedded store keeps `rollbot.db` when DATABASE_URL is not set.
+    #[arg(long, global = true, env = "ROLLBOT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -34,7 +37,8 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve Slack's webhooks and run approved rollbacks.
-    /// Needs SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN and DATABASE_URL (each also as NAME_FILE).
+    /// Needs SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (each also as NAME_FILE). Keeps its state in
+    /// PostgreSQL when DATABASE_URL is set, otherwise in ./rollbot.db (see --data-dir).
     Serve {
         /// Address to listen on.
         #[arg(long, env = "ROLLBOT_LISTEN", default_value = "0.0.0.0:3000")]
@@ -48,8 +52,16 @@ enum Cmd {
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
         words: Vec<String>,
     },
-    /// Apply database migrations (needs DATABASE_URL). `serve` applies them too.
-    Migrate,
+    /// Apply the store's migrations (`serve` applies them too); or, with --from and --to, copy
+    /// everything from an embedded store's file into an empty PostgreSQL database.
+    Migrate {
+        /// The embedded store's file to copy from, e.g. ./rollbot.db (stop rollbot first).
+        #[arg(long, requires = "to")]
+        from: Option<PathBuf>,
+        /// The PostgreSQL database to copy into, e.g. postgres://rollbot@db:5432/rollbot.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+    },
     /// Print the Slack app manifest with rollbot's request URLs under BASE_URL, ready to paste
     /// into "Create New App → From an app manifest".
     Manifest {
@@ -63,7 +75,7 @@ enum Cmd {
         #[arg(long, env = "ROLLBOT_LISTEN", default_value = "127.0.0.1:3000")]
         address: String,
     },
-    /// Print the post-mortem draft of a rollback as Markdown (needs DATABASE_URL).
+    /// Print the post-mortem draft of a rollback as Markdown, from the store.
     Postmortem {
         /// The rollback, e.g. RB-12.
         id: String,
@@ -107,7 +119,10 @@ async fn main() -> ExitCode {
             };
             return plan(&config, &words.join(" "));
         }
-        Cmd::Migrate => migrate().await,
+        Cmd::Migrate { from, to } => match (from, to) {
+            (Some(from), Some(to)) => copy_to_postgres(&from, &to).await,
+            _ => migrate(cli.data_dir.as_deref()).await,
+        },
         Cmd::Manifest { base_url } => match rollbot::manifest::for_base_url(&base_url) {
             Ok(manifest) => {
                 print!("{manifest}");
@@ -118,7 +133,7 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        Cmd::Postmortem { id } => postmortem(&id).await,
+        Cmd::Postmortem { id } => postmortem(&id, cli.data_dir.as_deref()).await,
         Cmd::Healthcheck { address } => match healthcheck(&address) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -131,7 +146,7 @@ async fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            serve(config, &listen).await
+            serve(config, &listen, cli.data_dir.as_deref()).await
         }
     };
     match result {
@@ -169,12 +184,11 @@ fn plan(config: &Config, text: &str) -> ExitCode {
     }
 }
 
-async fn postmortem(id: &str) -> Result<()> {
+async fn postmortem(id: &str, data_dir: Option<&std::path::Path>) -> Result<()> {
     let id: rollbot::domain::RollbackId = id
         .parse()
         .map_err(|_| anyhow::anyhow!("`{id}` is not a rollback id; write it like RB-12"))?;
-    let url = rollbot::app::env_or_file("DATABASE_URL")?.context("DATABASE_URL is not set")?;
-    let store = Store::connect(&url).await?;
+    let store = StoreLocation::from_env(data_dir)?.open().await?;
     let (rollback, history) = store
         .load_with_history(id)
         .await?
@@ -183,16 +197,46 @@ async fn postmortem(id: &str) -> Result<()> {
     Ok(())
 }
 
-async fn migrate() -> Result<()> {
-    let url = rollbot::app::env_or_file("DATABASE_URL")?.context("DATABASE_URL is not set")?;
-    let store = Store::connect(&url).await?;
+async fn migrate(data_dir: Option<&std::path::Path>) -> Result<()> {
+    let location = StoreLocation::from_env(data_dir)?;
+    let store = match &location {
+        StoreLocation::Postgres(url) => Store::connect(url).await?,
+        StoreLocation::Embedded(path) => Store::open_embedded(path)?,
+    };
     let ran = store.migrate().await?;
     if ran.is_empty() {
-        println!("the database is up to date");
+        println!("{} is up to date", location.describe());
     }
     for name in ran {
         println!("applied {name}");
     }
+    Ok(())
+}
+
+/// Moves a team from the embedded file to PostgreSQL with its whole history.
+async fn copy_to_postgres(from: &std::path::Path, to: &str) -> Result<()> {
+    let path = rollbot::store::embedded::existing_file(from)?;
+    let source = rollbot::store::EmbeddedStore::open(&path)?;
+    source.migrate().await?;
+    let export = source
+        .export()
+        .await
+        .with_context(|| format!("reading {}", path.display()))?;
+    let target = rollbot::store::PostgresStore::connect(to).await?;
+    target.migrate().await?;
+    target.import(&export).await?;
+    println!(
+        "copied {} rollback(s), {} event(s), {} timer(s) and {} outbox message(s) from {} to PostgreSQL.",
+        export.rollbacks.len(),
+        export.events.len(),
+        export.timers.len(),
+        export.outbox.len(),
+        path.display()
+    );
+    println!(
+        "Start rollbot with DATABASE_URL set to that database; keep {} as a backup.",
+        path.display()
+    );
     Ok(())
 }
 
@@ -215,10 +259,10 @@ fn healthcheck(address: &str) -> Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config, listen: &str) -> Result<()> {
-    let settings = Settings::from_env()?;
-    let store = Store::connect(&settings.database_url).await?;
-    store.migrate().await.context("applying migrations")?;
+async fn serve(config: Config, listen: &str, data_dir: Option<&std::path::Path>) -> Result<()> {
+    let settings = Settings::from_env(data_dir)?;
+    let store = settings.store.open().await?;
+    tracing::info!(store = %settings.store.describe(), "store open");
     let slack = SlackApi::new(&settings.slack_api_url, &settings.bot_token)?;
     let status_page = rollbot::app::status_page_from_env(&config)?;
     let app = App::new(

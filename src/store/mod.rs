@@ -1,11 +1,18 @@
-//! The store: a small façade of intention-named operations over PostgreSQL. Every operation
-//! that writes more than one row runs inside one transaction, passed by type to its helpers.
+//! The store: a small façade of intention-named operations, over PostgreSQL (several replicas)
+//! or an embedded SQLite file (one process, no database server). Both give the same guarantees
+//! and pass the same conformance tests. Every operation that writes more than one row runs
+//! inside one transaction, passed by type to its helpers.
+pub mod embedded;
 mod postgres;
 
-pub use postgres::Store;
+pub use embedded::EmbeddedStore;
+pub use postgres::PostgresStore;
 
-use crate::domain::{ChannelId, RollbackId, UserId};
+use crate::domain::{ChannelId, Recorded, Rollback, RollbackId, UserId};
+use anyhow::Result;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// Something that must reach the outside world because of a change, delivered by a worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,4 +174,175 @@ pub enum Written {
 pub struct CardRef {
     pub channel: String,
     pub ts: String,
+}
+
+/// Where rollbot keeps its state.
+#[derive(Clone)]
+pub enum Store {
+    Postgres(PostgresStore),
+    Embedded(EmbeddedStore),
+}
+
+impl Store {
+    /// PostgreSQL at `url` (the database is created if missing).
+    pub async fn connect(url: &str) -> Result<Store> {
+        Ok(Store::Postgres(PostgresStore::connect(url).await?))
+    }
+
+    /// The embedded store in the file at `path`, owned by this process alone.
+    pub fn open_embedded(path: &Path) -> Result<Store> {
+        Ok(Store::Embedded(EmbeddedStore::open(path)?))
+    }
+
+    /// `postgres` or `embedded`, for logs and `/readyz`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Postgres(_) => "postgres",
+            Store::Embedded(_) => "embedded",
+        }
+    }
+}
+
+/// Each operation goes to the backend in use; both must have it, with the same signature.
+macro_rules! operations {
+    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty; )*) => {
+        impl Store {
+            $(
+                $(#[$doc])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    match self {
+                        Store::Postgres(store) => store.$name($($arg),*).await,
+                        Store::Embedded(store) => store.$name($($arg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+operations! {
+    fn ping(&self) -> Result<()>;
+    /// Applies the migrations that have not run yet.
+    fn migrate(&self) -> Result<Vec<&'static str>>;
+    /// Records a new rollback from its first events, with the effects they cause, and returns
+    /// it with its number.
+    fn create_rollback(&self, history: &[Recorded], consequences: &Consequences) -> Result<Rollback>;
+    /// Stores `rollback` (already folded with `events`) if nobody changed it since
+    /// `expected_version`, appending the events and effects in the same transaction.
+    fn append(
+        &self,
+        rollback: &Rollback,
+        expected_version: i64,
+        events: &[Recorded],
+        consequences: &Consequences,
+    ) -> Result<Written>;
+    fn load(&self, id: RollbackId) -> Result<Option<Rollback>>;
+    /// A rollback with every event it recorded, for the timeline, the API and the post-mortem.
+    fn load_with_history(&self, id: RollbackId) -> Result<Option<(Rollback, Vec<Recorded>)>>;
+    fn history(&self, id: RollbackId) -> Result<Vec<Recorded>>;
+    /// The newest rollbacks, optionally only those requested in one channel.
+    fn recent(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>>;
+    /// The latest drills, newest first.
+    fn recent_drills(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>>;
+    /// Rollbacks that are approved and wait for the executor, oldest first.
+    fn waiting_to_run(&self, limit: i64) -> Result<Vec<RollbackId>>;
+    /// Takes or renews the lease on a running rollback for `owner` until `until`.
+    fn hold_lease(&self, id: RollbackId, owner: &str, until: DateTime<Utc>) -> Result<()>;
+    fn release_lease(&self, id: RollbackId, owner: &str) -> Result<()>;
+    /// Running rollbacks whose process stopped renewing its lease. A run that never took a
+    /// lease counts from its last change, plus `grace`.
+    fn runs_with_lapsed_lease(&self, now: DateTime<Utc>, grace: std::time::Duration) -> Result<Vec<RollbackId>>;
+    fn card(&self, id: RollbackId) -> Result<Option<CardRef>>;
+    fn remember_card(&self, id: RollbackId, card: &CardRef) -> Result<()>;
+    /// The status page incident opened for a rollback, if any.
+    fn page_incident(&self, id: RollbackId) -> Result<Option<String>>;
+    fn remember_page_incident(&self, id: RollbackId, incident: &str) -> Result<()>;
+    /// Queues effects about a rollback that come from outside a decision (a delivery problem).
+    fn enqueue_for(&self, id: RollbackId, effects: &[Effect], now: DateTime<Utc>) -> Result<()>;
+    /// Queues effects that belong to no rollback (private answers).
+    fn enqueue(&self, effects: &[Effect], now: DateTime<Utc>) -> Result<()>;
+    /// Claims up to `limit` deliverable effects for `lease`. A rollback's effects are handed
+    /// out one at a time per lane, in order, so its thread reads in the order things happened.
+    fn claim_outbox(&self, now: DateTime<Utc>, lease: std::time::Duration, limit: i64) -> Result<Vec<OutboxItem>>;
+    /// Claims timers that are due, for `lease`; a claimed timer that is not marked fired before
+    /// its lease ends is handed out again (its process may have died).
+    fn claim_due_timers(&self, now: DateTime<Utc>, lease: std::time::Duration, limit: i64) -> Result<Vec<DueTimer>>;
+    fn timer_fired(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
+    /// Timers not yet fired: (action, due).
+    fn pending_timers(&self, id: RollbackId) -> Result<Vec<(TimerAction, DateTime<Utc>)>>;
+    /// Takes the channel's next posting slot if it is free at `now` (`Ok(None)`), or says when
+    /// it will be (`Ok(Some(at))`).
+    fn take_channel_slot(&self, channel: &str, now: DateTime<Utc>, gap: std::time::Duration) -> Result<Option<DateTime<Utc>>>;
+    /// Puts a claimed effect back until `at`, without counting an attempt: it was not tried.
+    fn outbox_wait_until(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
+    /// When the next effect that waits only for its channel's slot becomes due.
+    fn next_paced_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
+    /// Figures for `/metrics`.
+    fn figures(&self, now: DateTime<Utc>) -> Result<crate::metrics::StoreFigures>;
+    fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
+    /// Gives up on an effect: kept, with why, so that nothing disappears silently.
+    fn outbox_undeliverable(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()>;
+    fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()>;
+}
+
+/// A store's whole content, row for row: what `rollbot migrate` carries from the embedded file
+/// to PostgreSQL. Documents are JSON text.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Export {
+    pub rollbacks: Vec<RollbackRow>,
+    pub events: Vec<EventRow>,
+    pub outbox: Vec<OutboxRow>,
+    pub timers: Vec<TimerRow>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackRow {
+    pub id: i64,
+    pub version: i64,
+    pub state: String,
+    pub channel_id: String,
+    pub service: String,
+    pub doc: String,
+    pub card_channel: Option<String>,
+    pub card_ts: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub page_incident_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub rollback_id: i64,
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub event: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub rollback_id: Option<i64>,
+    pub kind: String,
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+    pub available_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub claimed_until: Option<DateTime<Utc>>,
+    pub done_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub last_error: Option<String>,
+    pub lane: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerRow {
+    pub id: i64,
+    pub rollback_id: i64,
+    pub action: String,
+    pub due_at: DateTime<Utc>,
+    pub claimed_until: Option<DateTime<Utc>>,
+    pub fired_at: Option<DateTime<Utc>>,
 }

@@ -582,9 +582,7 @@ async fn a_rate_limited_message_waits_exactly_as_long_as_slack_asks() {
     bot.slash(ALICE, REQUEST).await;
     bot.settle().await;
     assert_eq!(bot.slack.refused(), [("chat.postMessage".to_owned(), 429)]);
-    let retry_at = bot
-        .count("SELECT EXTRACT(EPOCH FROM available_at)::bigint FROM outbox WHERE done_at IS NULL")
-        .await;
+    let retry_at = bot.next_attempt_of_pending_message().await;
     assert_eq!(
         retry_at,
         (t0() + chrono::Duration::seconds(42)).timestamp(),
@@ -809,3 +807,26 @@ async fn lifecycle_announcements_reach_the_extra_channels_in_the_teams_own_words
     );
     bot.card_now(&card);
 }
+
+// The walking skeleton's stories again, on the embedded store: same behaviour, same words.
+crate::also_on_embedded_store!(
+    requested_approved_and_run_step_by_step,
+    the_requester_cannot_approve_their_own_rollback,
+    outsiders_and_approvers_of_another_severity_are_refused,
+    a_request_from_another_channel_is_refused_with_where_to_go,
+    a_click_from_another_workspace_is_refused,
+    a_rejected_rollback_never_runs_and_keeps_its_reason,
+    a_failing_step_stops_the_run_and_the_card_says_which,
+    critical_runs_at_once_and_flags_a_review,
+    a_parameter_that_fails_its_pattern_is_refused_before_any_plan_exists,
+    user_text_is_escaped_so_it_cannot_ping_or_link,
+    two_approvers_clicking_at_once_start_the_runbook_exactly_once,
+    cancel_before_it_starts,
+    help_plan_status_list_and_grammar_errors_answer_privately,
+    slack_outages_are_ridden_out_in_order_without_duplicate_cards,
+    a_rate_limited_message_waits_exactly_as_long_as_slack_asks,
+    a_twenty_step_runbook_never_posts_faster_than_slack_allows,
+    a_message_slack_refuses_for_good_is_kept_on_the_record_and_counted,
+    the_post_mortem_draft_comes_from_the_timeline_in_slack_and_through_the_api,
+    lifecycle_announcements_reach_the_extra_channels_in_the_teams_own_words,
+);

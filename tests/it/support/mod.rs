@@ -296,7 +296,104 @@ pub struct Rollbot {
     seen: Mutex<Vec<bool>>,
     server: tokio::task::JoinHandle<()>,
     step_secrets: BTreeMap<String, String>,
-    _db: TestDb,
+    storage: TestStorage,
+}
+
+/// Which store a story runs on. Stories run on PostgreSQL unless `on_embedded_store` runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Embedded,
+}
+
+thread_local! {
+    static BACKEND: std::cell::Cell<Backend> = const { std::cell::Cell::new(Backend::Postgres) };
+}
+
+/// Runs a `#[tokio::test]` story with every `Rollbot` it starts on the embedded store. The
+/// story's runtime runs on this thread, so it sees the choice.
+pub fn on_embedded_store(story: fn()) {
+    BACKEND.with(|b| b.set(Backend::Embedded));
+    let outcome = std::panic::catch_unwind(story);
+    BACKEND.with(|b| b.set(Backend::Postgres));
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Generates, for each story named, a test that runs it again on the embedded store.
+#[macro_export]
+macro_rules! also_on_embedded_store {
+    ($($story:ident),* $(,)?) => {
+        mod on_embedded_store {
+            $(
+                #[test]
+                fn $story() {
+                    $crate::support::on_embedded_store(super::$story);
+                }
+            )*
+        }
+    };
+}
+
+/// The store behind a test's rollbot, removed when the test ends.
+pub enum TestStorage {
+    Postgres(TestDb),
+    Embedded(tempfile::TempDir),
+}
+
+impl TestStorage {
+    pub fn new(backend: Backend) -> TestStorage {
+        match backend {
+            Backend::Postgres => TestStorage::Postgres(TestDb::new()),
+            Backend::Embedded => TestStorage::Embedded(tempfile::tempdir().unwrap()),
+        }
+    }
+
+    pub fn embedded_file(&self) -> Option<PathBuf> {
+        match self {
+            TestStorage::Embedded(dir) => Some(dir.path().join(rollbot::store::embedded::FILE_NAME)),
+            TestStorage::Postgres(_) => None,
+        }
+    }
+
+    /// Opens the store (migrated), reaching PostgreSQL through `proxy_port` if given.
+    pub async fn open(&self, proxy_port: Option<u16>) -> Store {
+        let store = match self {
+            TestStorage::Postgres(db) => {
+                let url = match proxy_port {
+                    Some(port) => db.url.replace(":5432/", &format!(":{port}/")),
+                    None => db.url.clone(),
+                };
+                Store::connect(&url)
+                    .await
+                    .expect("PostgreSQL must be running at 127.0.0.1:5432 (.ci/run starts it)")
+            }
+            TestStorage::Embedded(_) => {
+                assert!(proxy_port.is_none(), "only PostgreSQL is reached through a proxy");
+                Store::open_embedded(&self.embedded_file().unwrap()).unwrap()
+            }
+        };
+        store.migrate().await.unwrap();
+        store
+    }
+
+    /// The single number `sql` selects, read beside rollbot (SQLite understands `->>` too).
+    pub async fn count(&self, sql: &str) -> i64 {
+        match self {
+            TestStorage::Postgres(db) => connect(&db.url).await.query_one(sql, &[]).await.unwrap().get(0),
+            TestStorage::Embedded(_) => {
+                let reader = rusqlite::Connection::open_with_flags(
+                    self.embedded_file().unwrap(),
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .unwrap();
+                reader
+                    .query_row(sql, [], |r| r.get(0))
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+        }
+    }
 }
 
 impl Rollbot {
@@ -338,15 +435,8 @@ impl Rollbot {
         let marker = scratch.path().join("ran.log");
         let config = Config::parse("test.toml", &config(marker.to_str().unwrap()))
             .unwrap_or_else(|e| panic!("test config: {e}"));
-        let db = TestDb::new();
-        let url = match proxy_port {
-            Some(port) => db.url.replace(":5432/", &format!(":{port}/")),
-            None => db.url.clone(),
-        };
-        let store = Store::connect(&url)
-            .await
-            .expect("PostgreSQL must be running at 127.0.0.1:5432 (.ci/run starts it)");
-        store.migrate().await.unwrap();
+        let storage = TestStorage::new(BACKEND.with(|b| b.get()));
+        let store = storage.open(proxy_port).await;
         let slack = FakeSlack::start().await;
         let clock = Arc::new(ManualClock::at(t0()));
         let api = SlackApi::new(&slack.api_url, &Secret::new(BOT_TOKEN)).unwrap();
@@ -377,15 +467,18 @@ impl Rollbot {
             seen: Mutex::new(vec![]),
             server,
             step_secrets,
-            _db: db,
+            storage,
         }
     }
 
     /// Another rollbot process on the same database, Slack and clock: a replica, or the same
     /// service after a restart.
     pub async fn another_process(&self) -> App {
-        let store = Store::connect(&self._db.url).await.unwrap();
-        store.migrate().await.unwrap();
+        assert!(
+            matches!(self.storage, TestStorage::Postgres(_)),
+            "several processes share only PostgreSQL"
+        );
+        let store = self.storage.open(None).await;
         let api = SlackApi::new(&self.slack.api_url, &Secret::new(BOT_TOKEN)).unwrap();
         let verifier = SignatureVerifier::new(vec![Secret::new(SIGNING_SECRET)]);
         App::new(
@@ -679,13 +772,20 @@ impl Rollbot {
             .collect()
     }
 
-    /// Runs a SQL query on the test's database (for assertions about what was recorded).
+    /// Runs a SQL query on the test's store (for assertions about what was recorded).
     pub async fn count(&self, sql: &str) -> i64 {
-        let (client, connection) = tokio_postgres::connect(&self._db.url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client.query_one(sql, &[]).await.unwrap().get(0)
+        self.storage.count(sql).await
+    }
+
+    /// When the first undelivered message may next be tried, in Unix seconds.
+    pub async fn next_attempt_of_pending_message(&self) -> i64 {
+        let sql = match self.storage {
+            TestStorage::Postgres(_) => {
+                "SELECT EXTRACT(EPOCH FROM available_at)::bigint FROM outbox WHERE done_at IS NULL"
+            }
+            TestStorage::Embedded(_) => "SELECT unixepoch(available_at) FROM outbox WHERE done_at IS NULL",
+        };
+        self.count(sql).await
     }
 }
 

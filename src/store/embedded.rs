@@ -1,0 +1,782 @@
+//! The embedded store: the same operations as PostgreSQL's, in one SQLite file, for a single
+//! rollbot process. Every write is a transaction committed to the write-ahead log with a sync
+//! (`synchronous = FULL`) before the caller hears "done", so an acknowledged request survives a
+//! crash. One process owns the file: a second one is refused (an exclusive lock on a file beside
+//! it, released by the kernel when the owner dies, even by kill -9).
+use super::{CardRef, Consequences, DueTimer, Effect, OutboxItem, Written};
+use super::{EventRow, Export, OutboxRow, RollbackRow, TimerRow};
+use crate::domain::{Recorded, Rollback, RollbackId, UserId};
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "0001_init.sql",
+    include_str!("../../migrations/embedded/0001_init.sql"),
+)];
+
+/// The file's name inside the data directory.
+pub const FILE_NAME: &str = "rollbot.db";
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    connection: Arc<Mutex<Connection>>,
+    path: PathBuf,
+    /// Held for as long as any clone of the store lives; dropping the last one frees the file.
+    _owner: Arc<nix::fcntl::Flock<File>>,
+}
+
+/// Times as fixed-width UTC text, so that comparing the text compares the times.
+fn ts(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text).with_context(|| format!("reading a stored {what}"))
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store's file at `path`, taking sole ownership of it.
+    pub fn open(path: &Path) -> Result<EmbeddedStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+        }
+        let path = path.to_owned();
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        let lock_file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        let owner =
+            nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+                match errno {
+                    nix::errno::Errno::EWOULDBLOCK => anyhow!(
+                        "{} is in use by another rollbot process. The embedded store serves one process; \
+                     to run several replicas, use PostgreSQL (set DATABASE_URL=postgres://…, and move \
+                     this file's history there with `rollbot migrate --from {} --to postgres://…`).",
+                        path.display(),
+                        path.display()
+                    ),
+                    other => anyhow!(other).context(format!("locking {}", lock_path.display())),
+                }
+            })?;
+        let connection = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA busy_timeout = 5000;",
+            )
+            .with_context(|| format!("preparing {}", path.display()))?;
+        Ok(EmbeddedStore {
+            connection: Arc::new(Mutex::new(connection)),
+            path,
+            _owner: Arc::new(owner),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` on the connection off the async threads (SQLite blocks on disk syncs).
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut connection)
+        })
+        .await
+        .context("the embedded store's worker stopped")?
+    }
+
+    /// Runs `work` in one transaction, committed (and synced) before returning.
+    async fn transaction<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Transaction) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.with(move |connection| {
+            let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let answer = work(&tx)?;
+            tx.commit().context("committing to the embedded store")?;
+            Ok(answer)
+        })
+        .await
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        self.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
+    pub async fn migrate(&self) -> Result<Vec<&'static str>> {
+        self.transaction(|tx| {
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+            )?;
+            let mut ran = vec![];
+            for (version, name, sql) in MIGRATIONS {
+                let applied: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                    [version],
+                    |r| r.get(0),
+                )?;
+                if applied {
+                    continue;
+                }
+                tx.execute_batch(sql).with_context(|| format!("migration {name} failed"))?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                    params![version, name, ts(Utc::now())],
+                )?;
+                ran.push(*name);
+            }
+            Ok(ran)
+        })
+        .await
+    }
+
+    pub async fn create_rollback(&self, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {
+        let history = history.to_vec();
+        let consequences = consequences.clone();
+        self.transaction(move |tx| {
+            let number: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM rollbacks", [], |r| r.get(0))?;
+            let id = RollbackId(number);
+            let rollback =
+                Rollback::from_history(id, &history).ok_or_else(|| anyhow!("a rollback must start with a request"))?;
+            tx.execute(
+                "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                params![
+                    number,
+                    rollback.version,
+                    rollback.state.name(),
+                    rollback.request.channel.0,
+                    rollback.request.service,
+                    serde_json::to_string(&rollback)?,
+                    ts(rollback.requested_at),
+                ],
+            )?;
+            insert_events(tx, id, 0, &history)?;
+            apply_consequences(tx, id, &consequences, rollback.requested_at)?;
+            Ok(rollback)
+        })
+        .await
+    }
+
+    pub async fn append(
+        &self,
+        rollback: &Rollback,
+        expected_version: i64,
+        events: &[Recorded],
+        consequences: &Consequences,
+    ) -> Result<Written> {
+        let rollback = rollback.clone();
+        let events = events.to_vec();
+        let consequences = consequences.clone();
+        self.transaction(move |tx| {
+            let now = events.last().map(|e| e.at).unwrap_or_else(Utc::now);
+            let updated = tx.execute(
+                "UPDATE rollbacks SET version = ?2, state = ?3, doc = ?4, updated_at = ?5 WHERE id = ?1 AND version = ?6",
+                params![
+                    rollback.id.0,
+                    rollback.version,
+                    rollback.state.name(),
+                    serde_json::to_string(&rollback)?,
+                    ts(now),
+                    expected_version
+                ],
+            )?;
+            if updated == 0 {
+                return Ok(Written::Conflict);
+            }
+            insert_events(tx, rollback.id, expected_version, &events)?;
+            apply_consequences(tx, rollback.id, &consequences, now)?;
+            Ok(Written::Ok)
+        })
+        .await
+    }
+
+    pub async fn load(&self, id: RollbackId) -> Result<Option<Rollback>> {
+        let doc: Option<String> = self
+            .with(move |c| {
+                Ok(
+                    c.query_row("SELECT doc FROM rollbacks WHERE id = ?1", [id.0], |r| r.get(0))
+                        .optional()?,
+                )
+            })
+            .await?;
+        doc.map(|d| json(&d, "rollback")).transpose()
+    }
+
+    pub async fn load_with_history(&self, id: RollbackId) -> Result<Option<(Rollback, Vec<Recorded>)>> {
+        let Some(rollback) = self.load(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((rollback, self.history(id).await?)))
+    }
+
+    pub async fn history(&self, id: RollbackId) -> Result<Vec<Recorded>> {
+        let rows: Vec<(DateTime<Utc>, String, String)> = self
+            .with(move |c| {
+                let mut query = c.prepare_cached(
+                    "SELECT at, actor, event FROM rollback_events WHERE rollback_id = ?1 ORDER BY seq",
+                )?;
+                let rows = query
+                    .query_map([id.0], |r| {
+                        Ok((parse_ts(&r.get::<_, String>(0)?)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(at, actor, event)| {
+                Ok(Recorded {
+                    at,
+                    actor: UserId(actor),
+                    event: json(&event, "event")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn recent(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>> {
+        self.latest(channel, false, limit).await
+    }
+
+    pub async fn recent_drills(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>> {
+        self.latest(channel, true, limit).await
+    }
+
+    async fn latest(&self, channel: Option<&str>, drills_only: bool, limit: i64) -> Result<Vec<Rollback>> {
+        let channel = channel.map(str::to_owned);
+        let docs: Vec<String> = self
+            .with(move |c| {
+                let mut query = c.prepare_cached(
+                    "SELECT doc FROM rollbacks WHERE (?1 IS NULL OR channel_id = ?1)
+                     AND (NOT ?2 OR json_extract(doc, '$.request.drill') = 1) ORDER BY id DESC LIMIT ?3",
+                )?;
+                let docs = query
+                    .query_map(params![channel, drills_only, limit], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(docs)
+            })
+            .await?;
+        docs.iter().map(|d| json(d, "rollback")).collect()
+    }
+
+    pub async fn waiting_to_run(&self, limit: i64) -> Result<Vec<RollbackId>> {
+        self.ids(
+            "SELECT id FROM rollbacks WHERE state = 'queued' ORDER BY id LIMIT ?1",
+            vec![limit.into()],
+        )
+        .await
+    }
+
+    async fn ids(&self, sql: &'static str, values: Vec<rusqlite::types::Value>) -> Result<Vec<RollbackId>> {
+        self.with(move |c| {
+            let mut query = c.prepare_cached(sql)?;
+            let ids = query
+                .query_map(rusqlite::params_from_iter(values), |r| r.get(0).map(RollbackId))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// One statement that changes rows; returns how many.
+    async fn execute(&self, sql: &'static str, values: Vec<rusqlite::types::Value>) -> Result<usize> {
+        self.with(move |c| Ok(c.prepare_cached(sql)?.execute(rusqlite::params_from_iter(values))?))
+            .await
+    }
+
+    pub async fn hold_lease(&self, id: RollbackId, owner: &str, until: DateTime<Utc>) -> Result<()> {
+        self.execute(
+            "UPDATE rollbacks SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1",
+            vec![id.0.into(), owner.to_owned().into(), ts(until).into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn release_lease(&self, id: RollbackId, owner: &str) -> Result<()> {
+        self.execute(
+            "UPDATE rollbacks SET lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND lease_owner = ?2",
+            vec![id.0.into(), owner.to_owned().into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn runs_with_lapsed_lease(
+        &self,
+        now: DateTime<Utc>,
+        grace: std::time::Duration,
+    ) -> Result<Vec<RollbackId>> {
+        let since = now - chrono::Duration::from_std(grace)?;
+        self.ids(
+            "SELECT id FROM rollbacks WHERE state = 'running'
+               AND (lease_until < ?1 OR (lease_until IS NULL AND updated_at < ?2)) ORDER BY id",
+            vec![ts(now).into(), ts(since).into()],
+        )
+        .await
+    }
+
+    pub async fn card(&self, id: RollbackId) -> Result<Option<CardRef>> {
+        let row: Option<(Option<String>, Option<String>)> = self
+            .with(move |c| {
+                Ok(c.query_row(
+                    "SELECT card_channel, card_ts FROM rollbacks WHERE id = ?1",
+                    [id.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?)
+            })
+            .await?;
+        Ok(row.and_then(|(channel, ts)| {
+            Some(CardRef {
+                channel: channel?,
+                ts: ts?,
+            })
+        }))
+    }
+
+    pub async fn remember_card(&self, id: RollbackId, card: &CardRef) -> Result<()> {
+        self.execute(
+            "UPDATE rollbacks SET card_channel = ?2, card_ts = ?3 WHERE id = ?1",
+            vec![id.0.into(), card.channel.clone().into(), card.ts.clone().into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn page_incident(&self, id: RollbackId) -> Result<Option<String>> {
+        self.with(move |c| {
+            Ok(
+                c.query_row("SELECT page_incident_id FROM rollbacks WHERE id = ?1", [id.0], |r| {
+                    r.get::<_, Option<String>>(0)
+                })
+                .optional()?
+                .flatten(),
+            )
+        })
+        .await
+    }
+
+    pub async fn remember_page_incident(&self, id: RollbackId, incident: &str) -> Result<()> {
+        self.execute(
+            "UPDATE rollbacks SET page_incident_id = ?2 WHERE id = ?1",
+            vec![id.0.into(), incident.to_owned().into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn enqueue_for(&self, id: RollbackId, effects: &[Effect], now: DateTime<Utc>) -> Result<()> {
+        let effects = effects.to_vec();
+        self.transaction(move |tx| insert_effects(tx, Some(id), &effects, now))
+            .await
+    }
+
+    pub async fn enqueue(&self, effects: &[Effect], now: DateTime<Utc>) -> Result<()> {
+        let effects = effects.to_vec();
+        self.transaction(move |tx| insert_effects(tx, None, &effects, now))
+            .await
+    }
+
+    pub async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>> {
+        let until = now + chrono::Duration::from_std(lease)?;
+        let rows: Vec<(i64, Option<i64>, String, i32)> = self
+            .transaction(move |tx| {
+                let mut query = tx.prepare_cached(
+                    "UPDATE outbox SET claimed_until = ?2, attempts = attempts + 1
+                     WHERE id IN (
+                         SELECT o.id FROM outbox o
+                         WHERE o.done_at IS NULL AND o.available_at <= ?1
+                           AND (o.claimed_until IS NULL OR o.claimed_until < ?1)
+                           AND NOT EXISTS (SELECT 1 FROM outbox p
+                                           WHERE p.rollback_id = o.rollback_id AND p.lane = o.lane
+                                             AND p.id < o.id AND p.done_at IS NULL)
+                         ORDER BY o.id LIMIT ?3)
+                     RETURNING id, rollback_id, payload, attempts",
+                )?;
+                let rows = query
+                    .query_map(params![ts(now), ts(until), limit], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(rows)
+            })
+            .await?;
+        let mut items: Vec<OutboxItem> = rows
+            .into_iter()
+            .map(|(id, rollback_id, payload, attempts)| {
+                Ok(OutboxItem {
+                    id,
+                    rollback_id: rollback_id.map(RollbackId),
+                    effect: json(&payload, "effect")?,
+                    attempts,
+                })
+            })
+            .collect::<Result<_>>()?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    pub async fn claim_due_timers(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<DueTimer>> {
+        let until = now + chrono::Duration::from_std(lease)?;
+        let rows: Vec<(i64, i64, String, String)> = self
+            .transaction(move |tx| {
+                let mut query = tx.prepare_cached(
+                    "UPDATE timers SET claimed_until = ?2
+                     WHERE id IN (
+                         SELECT id FROM timers
+                         WHERE fired_at IS NULL AND due_at <= ?1 AND (claimed_until IS NULL OR claimed_until < ?1)
+                         ORDER BY due_at, id LIMIT ?3)
+                     RETURNING id, rollback_id, action, due_at",
+                )?;
+                let rows = query
+                    .query_map(params![ts(now), ts(until), limit], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(rows)
+            })
+            .await?;
+        let mut due: Vec<(String, DueTimer)> = rows
+            .into_iter()
+            .map(|(id, rollback_id, action, due_at)| {
+                Ok((
+                    due_at,
+                    DueTimer {
+                        id,
+                        rollback_id: RollbackId(rollback_id),
+                        action: json(&action, "timer")?,
+                    },
+                ))
+            })
+            .collect::<Result<_>>()?;
+        due.sort_by(|(a, x), (b, y)| (a, x.id).cmp(&(b, y.id)));
+        Ok(due.into_iter().map(|(_, t)| t).collect())
+    }
+
+    pub async fn timer_fired(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        self.execute(
+            "UPDATE timers SET fired_at = ?2, claimed_until = NULL WHERE id = ?1",
+            vec![id.into(), ts(now).into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn pending_timers(&self, id: RollbackId) -> Result<Vec<(super::TimerAction, DateTime<Utc>)>> {
+        let rows: Vec<(String, DateTime<Utc>)> = self
+            .with(move |c| {
+                let mut query = c.prepare_cached(
+                    "SELECT action, due_at FROM timers WHERE rollback_id = ?1 AND fired_at IS NULL ORDER BY due_at, id",
+                )?;
+                let rows = query
+                    .query_map([id.0], |r| Ok((r.get(0)?, parse_ts(&r.get::<_, String>(1)?)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(action, due)| Ok((json(&action, "timer")?, due)))
+            .collect()
+    }
+
+    pub async fn take_channel_slot(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+        gap: std::time::Duration,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let next = now + chrono::Duration::from_std(gap)?;
+        let channel = channel.to_owned();
+        self.transaction(move |tx| {
+            let taken = tx
+                .query_row(
+                    "INSERT INTO channel_pace (channel, next_at) VALUES (?1, ?3)
+                     ON CONFLICT (channel) DO UPDATE SET next_at = ?3 WHERE channel_pace.next_at <= ?2
+                     RETURNING next_at",
+                    params![channel, ts(now), ts(next)],
+                    |_| Ok(()),
+                )
+                .optional()?;
+            if taken.is_some() {
+                return Ok(None);
+            }
+            let next_at: String =
+                tx.query_row("SELECT next_at FROM channel_pace WHERE channel = ?1", [&channel], |r| {
+                    r.get(0)
+                })?;
+            Ok(Some(parse_ts(&next_at)?))
+        })
+        .await
+    }
+
+    pub async fn outbox_wait_until(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        self.execute(
+            "UPDATE outbox SET available_at = ?2, claimed_until = NULL, attempts = attempts - 1 WHERE id = ?1",
+            vec![id.into(), ts(at).into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn next_paced_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let next: Option<String> = self
+            .with(move |c| {
+                Ok(c.query_row(
+                    "SELECT min(available_at) FROM outbox WHERE done_at IS NULL AND last_error IS NULL AND available_at > ?1",
+                    [ts(now)],
+                    |r| r.get(0),
+                )?)
+            })
+            .await?;
+        Ok(next.map(|n| parse_ts(&n)).transpose()?)
+    }
+
+    pub async fn figures(&self, now: DateTime<Utc>) -> Result<crate::metrics::StoreFigures> {
+        self.with(move |c| {
+            let (pending, oldest, undeliverable): (i64, Option<String>, i64) = c.query_row(
+                "SELECT count(*) FILTER (WHERE done_at IS NULL), min(created_at) FILTER (WHERE done_at IS NULL),
+                        count(*) FILTER (WHERE outcome = 'undeliverable')
+                 FROM outbox",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let oldest_age = match oldest {
+                Some(at) => (now - parse_ts(&at)?).num_milliseconds().max(0) as f64 / 1000.0,
+                None => 0.0,
+            };
+            let mut query = c.prepare_cached(
+                "SELECT state, json_extract(doc, '$.request.severity'), count(*) FROM rollbacks GROUP BY 1, 2 ORDER BY 1, 2",
+            )?;
+            let rollbacks = query
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(crate::metrics::StoreFigures {
+                outbox_pending: pending,
+                outbox_oldest_pending_age_seconds: oldest_age,
+                outbox_undeliverable: undeliverable,
+                rollbacks,
+            })
+        })
+        .await
+    }
+
+    pub async fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        self.finish_outbox(id, now, "delivered", None).await
+    }
+
+    pub async fn outbox_undeliverable(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
+        self.finish_outbox(id, now, "undeliverable", Some(error)).await
+    }
+
+    async fn finish_outbox(&self, id: i64, now: DateTime<Utc>, outcome: &str, error: Option<&str>) -> Result<()> {
+        self.execute(
+            "UPDATE outbox SET done_at = ?2, outcome = ?3, last_error = COALESCE(?4, last_error), claimed_until = NULL WHERE id = ?1",
+            vec![
+                id.into(),
+                ts(now).into(),
+                outcome.to_owned().into(),
+                error.map(str::to_owned).into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {
+        self.execute(
+            "UPDATE outbox SET available_at = ?2, claimed_until = NULL, last_error = ?3 WHERE id = ?1",
+            vec![id.into(), ts(at).into(), error.to_owned().into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Everything in the file, row for row, for `rollbot migrate`.
+    pub async fn export(&self) -> Result<Export> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let rollbacks = tx
+                .prepare(
+                    "SELECT id, version, state, channel_id, service, doc, card_channel, card_ts, created_at,
+                            updated_at, lease_owner, lease_until, page_incident_id FROM rollbacks ORDER BY id",
+                )?
+                .query_map([], |r| {
+                    Ok(RollbackRow {
+                        id: r.get(0)?,
+                        version: r.get(1)?,
+                        state: r.get(2)?,
+                        channel_id: r.get(3)?,
+                        service: r.get(4)?,
+                        doc: r.get::<_, String>(5)?,
+                        card_channel: r.get(6)?,
+                        card_ts: r.get(7)?,
+                        created_at: parse_ts(&r.get::<_, String>(8)?)?,
+                        updated_at: parse_ts(&r.get::<_, String>(9)?)?,
+                        lease_owner: r.get(10)?,
+                        lease_until: r.get::<_, Option<String>>(11)?.map(|t| parse_ts(&t)).transpose()?,
+                        page_incident_id: r.get(12)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let events = tx
+                .prepare("SELECT rollback_id, seq, at, actor, event FROM rollback_events ORDER BY rollback_id, seq")?
+                .query_map([], |r| {
+                    Ok(EventRow {
+                        rollback_id: r.get(0)?,
+                        seq: r.get(1)?,
+                        at: parse_ts(&r.get::<_, String>(2)?)?,
+                        actor: r.get(3)?,
+                        event: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let outbox = tx
+                .prepare(
+                    "SELECT id, rollback_id, kind, payload, created_at, available_at, attempts, claimed_until,
+                            done_at, outcome, last_error, lane FROM outbox ORDER BY id",
+                )?
+                .query_map([], |r| {
+                    let optional_ts = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+                        r.get::<_, Option<String>>(i)?.map(|t| parse_ts(&t)).transpose()
+                    };
+                    Ok(OutboxRow {
+                        id: r.get(0)?,
+                        rollback_id: r.get(1)?,
+                        kind: r.get(2)?,
+                        payload: r.get(3)?,
+                        created_at: parse_ts(&r.get::<_, String>(4)?)?,
+                        available_at: parse_ts(&r.get::<_, String>(5)?)?,
+                        attempts: r.get(6)?,
+                        claimed_until: optional_ts(7)?,
+                        done_at: optional_ts(8)?,
+                        outcome: r.get(9)?,
+                        last_error: r.get(10)?,
+                        lane: r.get(11)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let timers = tx
+                .prepare("SELECT id, rollback_id, action, due_at, claimed_until, fired_at FROM timers ORDER BY id")?
+                .query_map([], |r| {
+                    let optional_ts = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+                        r.get::<_, Option<String>>(i)?.map(|t| parse_ts(&t)).transpose()
+                    };
+                    Ok(TimerRow {
+                        id: r.get(0)?,
+                        rollback_id: r.get(1)?,
+                        action: r.get(2)?,
+                        due_at: parse_ts(&r.get::<_, String>(3)?)?,
+                        claimed_until: optional_ts(4)?,
+                        fired_at: optional_ts(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Export {
+                rollbacks,
+                events,
+                outbox,
+                timers,
+            })
+        })
+        .await
+    }
+}
+
+fn apply_consequences(tx: &Transaction, id: RollbackId, consequences: &Consequences, now: DateTime<Utc>) -> Result<()> {
+    insert_effects(tx, Some(id), &consequences.effects, now)?;
+    if consequences.cancel_timers {
+        tx.execute("DELETE FROM timers WHERE rollback_id = ?1 AND fired_at IS NULL", [id.0])?;
+    }
+    for timer in &consequences.timers {
+        tx.execute(
+            "INSERT INTO timers (rollback_id, action, due_at) VALUES (?1, ?2, ?3)",
+            params![id.0, serde_json::to_string(&timer.action)?, ts(timer.due_at)],
+        )?;
+    }
+    Ok(())
+}
+
+fn insert_events(tx: &Transaction, id: RollbackId, first_seq_after: i64, events: &[Recorded]) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO rollback_events (rollback_id, seq, at, actor, event) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (offset, recorded) in events.iter().enumerate() {
+        insert.execute(params![
+            id.0,
+            first_seq_after + 1 + offset as i64,
+            ts(recorded.at),
+            recorded.actor.0,
+            serde_json::to_string(&recorded.event)?,
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_effects(tx: &Transaction, id: Option<RollbackId>, effects: &[Effect], now: DateTime<Utc>) -> Result<()> {
+    let rollback_id = id.map(|i| i.0);
+    for effect in effects {
+        let payload = serde_json::to_string(effect)?;
+        if *effect == Effect::UpdateCard {
+            // A pending, unclaimed update will render the newest state anyway.
+            tx.execute(
+                "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at)
+                 SELECT ?1, ?2, ?3, ?4, ?4
+                 WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE rollback_id = ?1 AND kind = ?2
+                                   AND done_at IS NULL AND claimed_until IS NULL)",
+                params![rollback_id, effect.kind(), payload, ts(now)],
+            )?;
+        } else {
+            tx.execute(
+                "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane) VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+                params![rollback_id, effect.kind(), payload, ts(now), effect.lane()],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an embedded file that does not exist, rather than creating an empty one to copy.
+pub fn existing_file(path: &Path) -> Result<PathBuf> {
+    if !path.is_file() {
+        bail!(
+            "{} does not exist: give the embedded store's file (by default ./{FILE_NAME}, or {FILE_NAME} in ROLLBOT_DATA_DIR)",
+            path.display()
+        );
+    }
+    Ok(path.to_owned())
+}
