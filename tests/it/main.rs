@@ -7,4 +7,5 @@ mod contract;
 mod process;
 mod runbooks;
 mod statuspage;
+mod store;
 mod stories;

@@ -1,0 +1,604 @@
+//! One conformance suite for both stores: every operation, with the guarantees the engine and
+//! the workers rely on. Each check runs once on PostgreSQL and once on the embedded file.
+use crate::support::{Backend, TestStorage};
+use chrono::{DateTime, Duration, Utc};
+use rollbot::domain::fixtures::{Story, actor, at};
+use rollbot::domain::{Action, ChannelId, Recorded, RollbackId, Severity, State};
+use rollbot::store::{CardRef, Consequences, Effect, Store, Timer, TimerAction, Written};
+
+/// Runs each named check against a fresh store of each kind.
+macro_rules! on_both_stores {
+    ($($check:ident),* $(,)?) => {
+        mod postgres {
+            $( #[tokio::test] async fn $check() { super::run(super::Backend::Postgres, super::$check).await } )*
+        }
+        mod embedded {
+            $( #[tokio::test] async fn $check() { super::run(super::Backend::Embedded, super::$check).await } )*
+        }
+    };
+}
+
+on_both_stores!(
+    rollbacks_are_numbered_in_order_and_keep_every_event_in_order,
+    a_write_on_a_stale_version_is_a_conflict_and_changes_nothing,
+    recent_lists_newest_first_by_channel_and_drills_apart,
+    leases_show_which_runs_lost_their_process,
+    the_card_and_the_page_incident_are_remembered,
+    the_outbox_hands_out_a_rollbacks_effects_in_order_one_lane_at_a_time,
+    a_claimed_effect_is_not_handed_out_again_until_its_claim_lapses,
+    pending_card_updates_collapse_into_one,
+    retries_waits_and_give_ups_are_kept_with_their_reason,
+    timers_fire_in_due_order_once_and_die_with_the_wait,
+    channel_slots_space_posts_one_gap_apart,
+    figures_count_what_waits_and_what_exists,
+    migrations_apply_once,
+);
+
+async fn run<F: std::future::Future<Output = ()>>(backend: Backend, check: fn(Store) -> F) {
+    let storage = TestStorage::new(backend);
+    let store = storage.open(None).await;
+    assert_eq!(
+        store.backend(),
+        match backend {
+            Backend::Postgres => "postgres",
+            Backend::Embedded => "embedded",
+        }
+    );
+    check(store).await;
+}
+
+fn nothing() -> Consequences {
+    Consequences::default()
+}
+
+fn effects(effects: Vec<Effect>) -> Consequences {
+    Consequences {
+        effects,
+        ..Default::default()
+    }
+}
+
+/// A new high-severity request, optionally from another channel or as a drill.
+fn request(channel: &str, drill: bool) -> Story {
+    let mut story = Story::requested(Severity::High, Some("bad deploy"));
+    if channel != "C0INCIDENTS" || drill {
+        for recorded in &mut story.history {
+            if let rollbot::domain::Event::Requested { request, .. } = &mut recorded.event {
+                request.channel = ChannelId(channel.to_owned());
+                request.drill = drill;
+            }
+        }
+    }
+    story
+}
+
+/// Records what `story` did after its first `already` events, as the engine would.
+async fn record(store: &Store, id: RollbackId, story: &Story, already: usize, expected_version: i64) -> Written {
+    let mut rollback = story.rollback.clone();
+    rollback.id = id;
+    store
+        .append(&rollback, expected_version, &story.history[already..], &nothing())
+        .await
+        .unwrap()
+}
+
+async fn rollbacks_are_numbered_in_order_and_keep_every_event_in_order(store: Store) {
+    let first = request("C0INCIDENTS", false);
+    let one = store.create_rollback(&first.history, &nothing()).await.unwrap();
+    let two = store
+        .create_rollback(&request("C0INCIDENTS", false).history, &nothing())
+        .await
+        .unwrap();
+    assert_eq!((one.id, two.id), (RollbackId(1), RollbackId(2)));
+    assert_eq!(store.load(RollbackId(1)).await.unwrap(), Some(one.clone()));
+    assert_eq!(store.load(RollbackId(3)).await.unwrap(), None);
+
+    let requested = first.history.len();
+    let approved = first.approved();
+    assert_eq!(
+        record(&store, one.id, &approved, requested, one.version).await,
+        Written::Ok
+    );
+    let stored = store.load(one.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, State::Queued);
+    assert_eq!(stored.version, approved.rollback.version);
+    let history = store.history(one.id).await.unwrap();
+    assert_eq!(
+        history, approved.history,
+        "every event, in order, with its time and actor"
+    );
+    let (loaded, with_history) = store.load_with_history(one.id).await.unwrap().unwrap();
+    assert_eq!(
+        (loaded.state, with_history.len()),
+        (State::Queued, approved.history.len())
+    );
+    assert_eq!(store.waiting_to_run(10).await.unwrap(), [one.id]);
+    assert!(store.load_with_history(RollbackId(9)).await.unwrap().is_none());
+}
+
+async fn a_write_on_a_stale_version_is_a_conflict_and_changes_nothing(store: Store) {
+    let story = request("C0INCIDENTS", false);
+    let created = store.create_rollback(&story.history, &nothing()).await.unwrap();
+    let requested = story.history.len();
+    let approved = story.approved();
+    let mut rejected = request("C0INCIDENTS", false);
+    rejected
+        .try_act(&actor("U0BOB"), Action::Reject { reason: None })
+        .unwrap();
+
+    assert_eq!(
+        record(&store, created.id, &approved, requested, created.version).await,
+        Written::Ok
+    );
+    let mut late = rejected.rollback.clone();
+    late.id = created.id;
+    let written = store
+        .append(
+            &late,
+            created.version,
+            &rejected.history[requested..],
+            &effects(vec![Effect::UpdateCard]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        written,
+        Written::Conflict,
+        "the second writer decided on an old version"
+    );
+    assert_eq!(store.load(created.id).await.unwrap().unwrap().state, State::Queued);
+    assert_eq!(store.history(created.id).await.unwrap(), approved.history);
+    assert!(
+        store
+            .claim_outbox(at(10), std::time::Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the losing write's effects were not queued"
+    );
+}
+
+async fn recent_lists_newest_first_by_channel_and_drills_apart(store: Store) {
+    for (channel, drill) in [
+        ("C0INCIDENTS", false),
+        ("C0OTHER", false),
+        ("C0INCIDENTS", true),
+        ("C0INCIDENTS", false),
+    ] {
+        store
+            .create_rollback(&request(channel, drill).history, &nothing())
+            .await
+            .unwrap();
+    }
+    let ids = |list: Vec<rollbot::domain::Rollback>| list.iter().map(|r| r.id.0).collect::<Vec<_>>();
+    assert_eq!(ids(store.recent(None, 10).await.unwrap()), [4, 3, 2, 1]);
+    assert_eq!(ids(store.recent(Some("C0INCIDENTS"), 10).await.unwrap()), [4, 3, 1]);
+    assert_eq!(ids(store.recent(Some("C0INCIDENTS"), 2).await.unwrap()), [4, 3]);
+    assert_eq!(ids(store.recent_drills(Some("C0INCIDENTS"), 10).await.unwrap()), [3]);
+    assert_eq!(
+        ids(store.recent_drills(Some("C0OTHER"), 10).await.unwrap()),
+        Vec::<i64>::new()
+    );
+}
+
+async fn leases_show_which_runs_lost_their_process(store: Store) {
+    let story = request("C0INCIDENTS", false);
+    let created = store.create_rollback(&story.history, &nothing()).await.unwrap();
+    let requested = story.history.len();
+    let running = story
+        .approved()
+        .act(&rollbot::domain::Actor::system(), Action::StartRun);
+    assert_eq!(
+        record(&store, created.id, &running, requested, created.version).await,
+        Written::Ok
+    );
+    let changed_at = running.history.last().unwrap().at;
+    let grace = std::time::Duration::from_secs(60);
+    assert!(
+        store.waiting_to_run(10).await.unwrap().is_empty(),
+        "running, not waiting"
+    );
+    assert!(
+        store
+            .runs_with_lapsed_lease(changed_at + Duration::seconds(59), grace)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .runs_with_lapsed_lease(changed_at + Duration::seconds(61), grace)
+            .await
+            .unwrap(),
+        [created.id],
+        "a run that never took a lease counts from its last change"
+    );
+
+    let until = changed_at + Duration::seconds(120);
+    store.hold_lease(created.id, "rollbot-a", until).await.unwrap();
+    assert!(
+        store
+            .runs_with_lapsed_lease(until - Duration::seconds(1), grace)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .runs_with_lapsed_lease(until + Duration::seconds(1), grace)
+            .await
+            .unwrap(),
+        [created.id]
+    );
+    store.release_lease(created.id, "rollbot-b").await.unwrap();
+    assert!(
+        store
+            .runs_with_lapsed_lease(until - Duration::seconds(1), grace)
+            .await
+            .unwrap()
+            .is_empty(),
+        "another process cannot release a lease it does not hold"
+    );
+    store.release_lease(created.id, "rollbot-a").await.unwrap();
+    assert_eq!(
+        store
+            .runs_with_lapsed_lease(until - Duration::seconds(1), grace)
+            .await
+            .unwrap(),
+        [created.id],
+        "released: nobody runs it any more"
+    );
+}
+
+async fn the_card_and_the_page_incident_are_remembered(store: Store) {
+    let created = store
+        .create_rollback(&request("C0INCIDENTS", false).history, &nothing())
+        .await
+        .unwrap();
+    assert_eq!(store.card(created.id).await.unwrap(), None);
+    assert_eq!(store.page_incident(created.id).await.unwrap(), None);
+    let card = CardRef {
+        channel: "C0INCIDENTS".into(),
+        ts: "1763780400.000100".into(),
+    };
+    store.remember_card(created.id, &card).await.unwrap();
+    store.remember_page_incident(created.id, "p0incident").await.unwrap();
+    assert_eq!(store.card(created.id).await.unwrap(), Some(card));
+    assert_eq!(
+        store.page_incident(created.id).await.unwrap().as_deref(),
+        Some("p0incident")
+    );
+    assert_eq!(store.card(RollbackId(99)).await.unwrap(), None);
+}
+
+fn kinds(items: &[rollbot::store::OutboxItem]) -> Vec<&'static str> {
+    items.iter().map(|i| i.effect.kind()).collect()
+}
+
+const CLAIM: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn the_outbox_hands_out_a_rollbacks_effects_in_order_one_lane_at_a_time(store: Store) {
+    let page = Effect::PageUpdate {
+        update: rollbot::statuspage::PageUpdate::Opened,
+        message: None,
+    };
+    let one = store
+        .create_rollback(
+            &request("C0INCIDENTS", false).history,
+            &effects(vec![Effect::PostCard, Effect::StepStarted { index: 0 }, page.clone()]),
+        )
+        .await
+        .unwrap();
+    let private = Effect::Ephemeral {
+        channel: ChannelId("C0INCIDENTS".into()),
+        user: rollbot::domain::UserId("U0ALICE".into()),
+        text: "Recorded".into(),
+    };
+    store.enqueue(&[private], at(0)).await.unwrap();
+    store.enqueue_for(one.id, &[Effect::RunFinished], at(0)).await.unwrap();
+
+    let first = store.claim_outbox(at(0), CLAIM, 10).await.unwrap();
+    assert_eq!(
+        kinds(&first),
+        ["post_card", "page_update", "ephemeral"],
+        "the first of each lane of the rollback, and the private answer; never the second of a lane"
+    );
+    assert_eq!(first[0].rollback_id, Some(one.id));
+    assert_eq!(first[2].rollback_id, None);
+    assert!(first.iter().all(|i| i.attempts == 1));
+    assert!(first.windows(2).all(|w| w[0].id < w[1].id));
+    for item in &first {
+        store.outbox_delivered(item.id, at(0)).await.unwrap();
+    }
+    assert_eq!(
+        kinds(&store.claim_outbox(at(0), CLAIM, 10).await.unwrap()),
+        ["step_started"]
+    );
+    assert!(store.claim_outbox(at(0), CLAIM, 10).await.unwrap().is_empty());
+}
+
+async fn a_claimed_effect_is_not_handed_out_again_until_its_claim_lapses(store: Store) {
+    store
+        .create_rollback(&request("C0INCIDENTS", false).history, &effects(vec![Effect::PostCard]))
+        .await
+        .unwrap();
+    let claimed = store.claim_outbox(at(0), CLAIM, 10).await.unwrap();
+    assert_eq!(kinds(&claimed), ["post_card"]);
+    let during = at(0) + Duration::seconds(29);
+    assert!(
+        store.claim_outbox(during, CLAIM, 10).await.unwrap().is_empty(),
+        "claimed by another worker"
+    );
+    let after = at(0) + Duration::seconds(31);
+    let again = store.claim_outbox(after, CLAIM, 10).await.unwrap();
+    assert_eq!(
+        (again[0].id, again[0].attempts),
+        (claimed[0].id, 2),
+        "its process died: handed out again"
+    );
+}
+
+async fn pending_card_updates_collapse_into_one(store: Store) {
+    let created = store
+        .create_rollback(&request("C0INCIDENTS", false).history, &nothing())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        store
+            .enqueue_for(created.id, &[Effect::UpdateCard], at(0))
+            .await
+            .unwrap();
+    }
+    let claimed = store.claim_outbox(at(0), CLAIM, 10).await.unwrap();
+    assert_eq!(kinds(&claimed), ["update_card"], "one update renders the newest state");
+    store
+        .enqueue_for(created.id, &[Effect::UpdateCard], at(0))
+        .await
+        .unwrap();
+    store.outbox_delivered(claimed[0].id, at(0)).await.unwrap();
+    assert_eq!(
+        kinds(&store.claim_outbox(at(0), CLAIM, 10).await.unwrap()),
+        ["update_card"],
+        "an update queued while another was being sent is kept: the sent one may be older"
+    );
+}
+
+async fn retries_waits_and_give_ups_are_kept_with_their_reason(store: Store) {
+    let created = store
+        .create_rollback(
+            &request("C0INCIDENTS", false).history,
+            &effects(vec![Effect::PostCard, Effect::RunFinished]),
+        )
+        .await
+        .unwrap();
+    let card = store.claim_outbox(at(0), CLAIM, 1).await.unwrap().remove(0);
+    let later = at(0) + Duration::seconds(42);
+    store.outbox_retry_at(card.id, later, "rate limited").await.unwrap();
+    assert_eq!(
+        store.next_paced_delivery(at(0)).await.unwrap(),
+        None,
+        "a retry after an error is not a paced post"
+    );
+    assert!(
+        store
+            .claim_outbox(later - Duration::seconds(1), CLAIM, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retried = store.claim_outbox(later, CLAIM, 10).await.unwrap();
+    assert_eq!((kinds(&retried), retried[0].attempts), (vec!["post_card"], 2));
+
+    let paced_until = later + Duration::seconds(1);
+    store.outbox_wait_until(card.id, paced_until).await.unwrap();
+    assert_eq!(
+        store.next_paced_delivery(later).await.unwrap(),
+        None,
+        "it has an error on record"
+    );
+    let again = store.claim_outbox(paced_until, CLAIM, 10).await.unwrap();
+    assert_eq!(again[0].attempts, 2, "waiting for a slot is not an attempt");
+
+    store
+        .outbox_undeliverable(card.id, paced_until, "not_in_channel")
+        .await
+        .unwrap();
+    let figures = store.figures(paced_until).await.unwrap();
+    assert_eq!((figures.outbox_pending, figures.outbox_undeliverable), (1, 1));
+    let next = store.claim_outbox(paced_until, CLAIM, 10).await.unwrap();
+    assert_eq!(kinds(&next), ["run_finished"], "given up: the next one goes");
+    store
+        .outbox_wait_until(next[0].id, paced_until + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.next_paced_delivery(paced_until).await.unwrap(),
+        Some(paced_until + Duration::seconds(1))
+    );
+    let _ = created;
+}
+
+fn timers(due: &[(TimerAction, DateTime<Utc>)]) -> Consequences {
+    Consequences {
+        timers: due
+            .iter()
+            .map(|(action, due_at)| Timer {
+                action: action.clone(),
+                due_at: *due_at,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+async fn timers_fire_in_due_order_once_and_die_with_the_wait(store: Store) {
+    let escalate = TimerAction::Escalate { level: 1 };
+    let created = store
+        .create_rollback(
+            &request("C0INCIDENTS", false).history,
+            &timers(&[(TimerAction::Expire, at(60)), (escalate.clone(), at(30))]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pending_timers(created.id).await.unwrap(),
+        [(escalate.clone(), at(30)), (TimerAction::Expire, at(60))]
+    );
+    assert!(store.claim_due_timers(at(29), CLAIM, 10).await.unwrap().is_empty());
+    let due = store.claim_due_timers(at(61), CLAIM, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|t| t.action.clone()).collect::<Vec<_>>(),
+        [escalate.clone(), TimerAction::Expire],
+        "earliest first"
+    );
+    assert!(due.iter().all(|t| t.rollback_id == created.id));
+    assert!(
+        store.claim_due_timers(at(61), CLAIM, 10).await.unwrap().is_empty(),
+        "claimed"
+    );
+    store.timer_fired(due[0].id, at(61)).await.unwrap();
+    let after_claim = at(61) + Duration::seconds(31);
+    let again = store.claim_due_timers(after_claim, CLAIM, 10).await.unwrap();
+    assert_eq!(
+        again.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [due[1].id],
+        "a fired timer never fires again; an unfired claim lapses"
+    );
+    assert_eq!(
+        store.pending_timers(created.id).await.unwrap(),
+        [(TimerAction::Expire, at(60))]
+    );
+
+    let other = store
+        .create_rollback(
+            &request("C0INCIDENTS", false).history,
+            &timers(&[(escalate.clone(), at(30))]),
+        )
+        .await
+        .unwrap();
+    let story = request("C0INCIDENTS", false);
+    let requested = story.history.len();
+    let approved = story.approved();
+    let mut rollback = approved.rollback.clone();
+    rollback.id = other.id;
+    let written = store
+        .append(
+            &rollback,
+            other.version,
+            &approved.history[requested..],
+            &Consequences {
+                cancel_timers: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(written, Written::Ok);
+    assert!(
+        store.pending_timers(other.id).await.unwrap().is_empty(),
+        "approved: no escalation"
+    );
+}
+
+async fn channel_slots_space_posts_one_gap_apart(store: Store) {
+    let gap = std::time::Duration::from_secs(1);
+    let now = at(0);
+    assert_eq!(store.take_channel_slot("C0INCIDENTS", now, gap).await.unwrap(), None);
+    assert_eq!(
+        store.take_channel_slot("C0INCIDENTS", now, gap).await.unwrap(),
+        Some(now + Duration::seconds(1))
+    );
+    assert_eq!(
+        store.take_channel_slot("C0OTHER", now, gap).await.unwrap(),
+        None,
+        "per channel"
+    );
+    assert_eq!(
+        store
+            .take_channel_slot("C0INCIDENTS", now + Duration::seconds(1), gap)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn figures_count_what_waits_and_what_exists(store: Store) {
+    let empty = store.figures(at(0)).await.unwrap();
+    assert_eq!(
+        (
+            empty.outbox_pending,
+            empty.outbox_oldest_pending_age_seconds,
+            empty.rollbacks.len()
+        ),
+        (0, 0.0, 0)
+    );
+    store
+        .create_rollback(&request("C0INCIDENTS", false).history, &effects(vec![Effect::PostCard]))
+        .await
+        .unwrap();
+    let critical = Story::requested(Severity::Critical, None);
+    store.create_rollback(&critical.history, &nothing()).await.unwrap();
+    let figures = store.figures(at(2)).await.unwrap();
+    assert_eq!(figures.outbox_pending, 1);
+    assert_eq!(figures.outbox_oldest_pending_age_seconds, 120.0);
+    assert_eq!(
+        figures.rollbacks,
+        [
+            ("awaiting_approval".to_owned(), "high".to_owned(), 1),
+            ("queued".to_owned(), "critical".to_owned(), 1)
+        ]
+    );
+    store.ping().await.unwrap();
+}
+
+async fn migrations_apply_once(store: Store) {
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        Vec::<&str>::new(),
+        "already applied when opened"
+    );
+}
+
+#[tokio::test]
+async fn a_second_process_on_the_same_file_is_told_to_use_postgres() {
+    let storage = TestStorage::new(Backend::Embedded);
+    let file = storage.embedded_file().unwrap();
+    let owner = storage.open(None).await;
+    let refusal = Store::open_embedded(&file).err().expect("the file is taken");
+    assert_eq!(
+        refusal.to_string(),
+        format!(
+            "{file} is in use by another rollbot process. The embedded store serves one process; to run several \
+             replicas, use PostgreSQL (set DATABASE_URL=postgres://…, and move this file's history there with \
+             `rollbot migrate --from {file} --to postgres://…`).",
+            file = file.display()
+        )
+    );
+    drop(owner);
+    let next = Store::open_embedded(&file).expect("free once its owner is gone");
+    assert!(next.load(RollbackId(1)).await.unwrap().is_none());
+}
+
+/// What each store gives back is what it was given, to the microsecond and the character
+/// (a drill's mark, a reason with mrkdwn in it), so the two are interchangeable.
+#[tokio::test]
+async fn both_stores_give_back_the_history_they_were_given() {
+    let mut histories: Vec<Vec<Recorded>> = vec![];
+    for backend in [Backend::Postgres, Backend::Embedded] {
+        let storage = TestStorage::new(backend);
+        let store = storage.open(None).await;
+        let mut story = request("C0INCIDENTS", true);
+        story
+            .try_act(
+                &actor("U0BOB"),
+                Action::Reject {
+                    reason: Some("<!here> & wrong".into()),
+                },
+            )
+            .unwrap();
+        let created = store.create_rollback(&story.history, &nothing()).await.unwrap();
+        histories.push(store.history(created.id).await.unwrap());
+        assert_eq!(histories.last().unwrap(), &story.history);
+    }
+    assert_eq!(histories[0], histories[1]);
+}
