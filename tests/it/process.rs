@@ -284,6 +284,7 @@ fn migrate_creates_the_database_and_is_idempotent() {
     let mut files: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
         .unwrap()
         .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".sql"))
         .collect();
     files.sort();
     let expected: String = files.iter().map(|f| format!("applied {f}\n")).collect();
@@ -293,7 +294,10 @@ fn migrate_creates_the_database_and_is_idempotent() {
         "every migration file, in order"
     );
     let second = migrate();
-    assert_eq!(String::from_utf8_lossy(&second.stdout), "the database is up to date\n");
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout),
+        "PostgreSQL (DATABASE_URL) is up to date\n"
+    );
 }
 
 /// A `rollbot serve` process with its log in a file.
@@ -311,9 +315,13 @@ impl Serve {
         config: &std::path::Path,
         dir: &std::path::Path,
     ) -> Serve {
-        let port = free_port();
-        let log_file = dir.join(format!("{name}.log"));
-        let child = Command::new(BIN)
+        Serve::start_on(name, ("DATABASE_URL", db.url.clone()), slack, config, dir).await
+    }
+
+    /// `rollbot serve` keeping its state where `store` (an environment variable) says.
+    fn command(store: (&str, String), slack: &FakeSlack, config: &std::path::Path, port: u16) -> Command {
+        let mut command = Command::new(BIN);
+        command
             .args(["serve", "--config", config.to_str().unwrap()])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap())
@@ -321,7 +329,20 @@ impl Serve {
             .env("SLACK_SIGNING_SECRET", SIGNING_SECRET)
             .env("SLACK_BOT_TOKEN", BOT_TOKEN)
             .env("SLACK_API_URL", &slack.api_url)
-            .env("DATABASE_URL", &db.url)
+            .env(store.0, store.1);
+        command
+    }
+
+    async fn start_on(
+        name: &str,
+        store: (&str, String),
+        slack: &FakeSlack,
+        config: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> Serve {
+        let port = free_port();
+        let log_file = dir.join(format!("{name}.log"));
+        let child = Serve::command(store, slack, config, port)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_file).unwrap())
             .spawn()
@@ -652,12 +673,23 @@ async fn two_hundred_clicks_on_three_replicas_run_the_rollback_once_and_answer_e
 #[tokio::test]
 async fn a_request_acknowledged_just_before_kill_9_is_there_after_restart() {
     let db = TestDb::new();
+    kill_9_right_after_an_ack(("DATABASE_URL", db.url.clone())).await;
+}
+
+#[tokio::test]
+async fn on_the_embedded_store_a_request_acknowledged_just_before_kill_9_is_there_after_restart() {
+    let data = tempfile::tempdir().unwrap();
+    kill_9_right_after_an_ack(("ROLLBOT_DATA_DIR", data.path().display().to_string())).await;
+    assert!(data.path().join("rollbot.db").is_file());
+}
+
+async fn kill_9_right_after_an_ack(store: (&str, String)) {
     let slack = FakeSlack::start().await;
     let scratch = tempfile::tempdir().unwrap();
     let config = scratch.path().join("rollbot.toml");
     std::fs::write(&config, test_config(scratch.path().join("ran.log").to_str().unwrap())).unwrap();
 
-    let mut first = Serve::start("first", &db, &slack, &config, scratch.path()).await;
+    let mut first = Serve::start_on("first", store.clone(), &slack, &config, scratch.path()).await;
     let ack: serde_json::Value = first
         .post_signed(
             "/slack/commands",
@@ -675,7 +707,7 @@ async fn a_request_acknowledged_just_before_kill_9_is_there_after_restart() {
     first.child.wait().unwrap();
     assert!(ack["text"].as_str().unwrap().starts_with("Recorded *RB-1*"), "{ack}");
 
-    let second = Serve::start("second", &db, &slack, &config, scratch.path()).await;
+    let second = Serve::start_on("second", store.clone(), &slack, &config, scratch.path()).await;
     let status: serde_json::Value = second
         .post_signed("/slack/commands", slash_body(ALICE, INCIDENTS, "status RB-1"))
         .await
@@ -686,28 +718,6 @@ async fn a_request_acknowledged_just_before_kill_9_is_there_after_restart() {
         status["text"].as_str().unwrap().contains("Awaiting approval"),
         "{status}"
     );
-    let postmortem = |id: &str| {
-        Command::new(BIN)
-            .args(["postmortem", id])
-            .env("DATABASE_URL", &db.url)
-            .output()
-            .unwrap()
-    };
-    let draft = postmortem("RB-1");
-    assert!(draft.status.success());
-    let draft = String::from_utf8_lossy(&draft.stdout);
-    assert!(
-        draft.starts_with("# Post-mortem: RB-1 — rollback of checkout-api to 41\n"),
-        "{draft}"
-    );
-    assert!(draft.contains("reason “kill test”"), "{draft}");
-    let missing = postmortem("RB-9");
-    assert_eq!(missing.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&missing.stderr),
-        "rollbot: there is no rollback RB-9\n"
-    );
-
     // If the first process had claimed the card when it died, the claim lapses first (30 s).
     wait_for_or_show_within(
         45,
@@ -722,4 +732,171 @@ async fn a_request_acknowledged_just_before_kill_9_is_there_after_restart() {
         },
     )
     .await;
+    if store.0 == "ROLLBOT_DATA_DIR" {
+        let refused = Serve::command(store.clone(), &slack, &config, free_port())
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(1));
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            said.contains("rollbot.db is in use by another rollbot process. The embedded store serves one process; to run several replicas, use PostgreSQL"),
+            "{said}"
+        );
+    }
+    drop(second);
+
+    let postmortem = |id: &str| {
+        Command::new(BIN)
+            .args(["postmortem", id])
+            .env_remove("DATABASE_URL")
+            .env(store.0, &store.1)
+            .output()
+            .unwrap()
+    };
+    let draft = postmortem("RB-1");
+    assert!(draft.status.success(), "{}", String::from_utf8_lossy(&draft.stderr));
+    let draft = String::from_utf8_lossy(&draft.stdout);
+    assert!(
+        draft.starts_with("# Post-mortem: RB-1 — rollback of checkout-api to 41\n"),
+        "{draft}"
+    );
+    assert!(draft.contains("reason “kill test”"), "{draft}");
+    let missing = postmortem("RB-9");
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        "rollbot: there is no rollback RB-9\n"
+    );
+}
+
+#[tokio::test]
+async fn a_team_outgrows_the_file_migrate_carries_every_event_to_postgres_and_the_wait_goes_on() {
+    use rollbot::domain::RollbackId;
+    use rollbot::store::{EmbeddedStore, PostgresStore};
+    let data = tempfile::tempdir().unwrap();
+    let embedded = ("ROLLBOT_DATA_DIR", data.path().display().to_string());
+    let slack = FakeSlack::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("rollbot.toml");
+    std::fs::write(&config, test_config(scratch.path().join("ran.log").to_str().unwrap())).unwrap();
+
+    let small = Serve::start_on("small", embedded.clone(), &slack, &config, scratch.path()).await;
+    small
+        .post_signed(
+            "/slack/commands",
+            slash_body(
+                ALICE,
+                INCIDENTS,
+                "checkout-api to 40 severity critical reason \"finished\"",
+            ),
+        )
+        .await;
+    wait_for_or_show(&|| small.log(), "RB-1 to finish", async || {
+        slack
+            .calls()
+            .iter()
+            .any(|c| {
+                c.body["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("✅ *ROLLBACK COMPLETE*"))
+            })
+            .then_some(())
+    })
+    .await;
+    small
+        .post_signed(
+            "/slack/commands",
+            slash_body(
+                ALICE,
+                INCIDENTS,
+                "checkout-api to 41 severity high reason \"in flight\"",
+            ),
+        )
+        .await;
+    wait_for_or_show(&|| small.log(), "RB-2's card", async || {
+        slack
+            .calls()
+            .iter()
+            .any(|c| c.method == "chat.postMessage" && c.body.to_string().contains("in flight"))
+            .then_some(())
+    })
+    .await;
+    drop(small);
+
+    let file = data.path().join("rollbot.db");
+    let before = EmbeddedStore::open(&file).unwrap();
+    let mut histories = vec![];
+    for id in [1, 2] {
+        histories.push(before.load_with_history(RollbackId(id)).await.unwrap().unwrap());
+    }
+    let timers = before.pending_timers(RollbackId(2)).await.unwrap();
+    let card = before.card(RollbackId(2)).await.unwrap();
+    assert!(!timers.is_empty(), "RB-2 waits with its escalation timers");
+    drop(before);
+
+    let db = TestDb::new();
+    let migrate = || {
+        Command::new(BIN)
+            .args(["migrate", "--from", file.to_str().unwrap(), "--to", &db.url])
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let copied = migrate();
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    let said = String::from_utf8_lossy(&copied.stdout);
+    assert!(said.starts_with("copied 2 rollback(s), "), "{said}");
+    assert!(
+        said.contains("Start rollbot with DATABASE_URL set to that database"),
+        "{said}"
+    );
+    let twice = migrate();
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&twice.stderr).contains("already holds 2 rollback(s); migrate into an empty database"),
+        "{}",
+        String::from_utf8_lossy(&twice.stderr)
+    );
+
+    let after = PostgresStore::connect(&db.url).await.unwrap();
+    for (id, expected) in [1, 2].into_iter().zip(&histories) {
+        let moved = after.load_with_history(RollbackId(id)).await.unwrap().unwrap();
+        assert_eq!(&moved, expected, "RB-{id} and every one of its events, unchanged");
+    }
+    assert_eq!(after.pending_timers(RollbackId(2)).await.unwrap(), timers);
+    assert_eq!(after.card(RollbackId(2)).await.unwrap(), card);
+    drop(after);
+
+    let big = Serve::start("big", &db, &slack, &config, scratch.path()).await;
+    let approved = big
+        .post_signed("/slack/interactions", click_body(BOB, INCIDENTS, "approve", "RB-2"))
+        .await;
+    assert_eq!(approved.status(), 200);
+    wait_for_or_show(&|| big.log(), "RB-2 to finish on PostgreSQL", async || {
+        (slack
+            .calls()
+            .iter()
+            .filter(|c| {
+                c.body["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("✅ *ROLLBACK COMPLETE*"))
+            })
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .await;
+    let next: serde_json::Value = big
+        .post_signed(
+            "/slack/commands",
+            slash_body(ALICE, INCIDENTS, "checkout-api to 42 severity high"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        next["text"].as_str().unwrap().starts_with("Recorded *RB-3*"),
+        "numbers go on after the copied ones: {next}"
+    );
 }
