@@ -188,7 +188,13 @@ async fn postmortem(id: &str, data_dir: Option<&std::path::Path>) -> Result<()> 
     let id: rollbot::domain::RollbackId = id
         .parse()
         .map_err(|_| anyhow::anyhow!("`{id}` is not a rollback id; write it like RB-12"))?;
-    let store = StoreLocation::from_env(data_dir)?.open().await?;
+    let location = StoreLocation::from_env(data_dir)?;
+    if let StoreLocation::Embedded(path) = &location {
+        rollbot::store::embedded::existing_file(path)?;
+    }
+    let store = location.open().await.with_context(|| {
+        format!("cannot read the store; while `rollbot serve` owns it, use `/rollback postmortem {id}` or the API")
+    })?;
     let (rollback, history) = store
         .load_with_history(id)
         .await?
