@@ -73,12 +73,17 @@ impl StoreLocation {
         )
     }
 
-    /// Opens the store and applies its migrations.
+    /// Reaches the store, migrations not applied yet.
+    pub async fn connect(&self) -> Result<Store> {
+        match self {
+            StoreLocation::Postgres(url) => Store::connect(url).await,
+            StoreLocation::Embedded(path) => Store::open_embedded(path),
+        }
+    }
+
+    /// Reaches the store and applies its migrations.
     pub async fn open(&self) -> Result<Store> {
-        let store = match self {
-            StoreLocation::Postgres(url) => Store::connect(url).await?,
-            StoreLocation::Embedded(path) => Store::open_embedded(path)?,
-        };
+        let store = self.connect().await?;
         store.migrate().await.context("applying migrations")?;
         Ok(store)
     }

@@ -6,7 +6,6 @@ use rollbot::config::Config;
 use rollbot::grammar::{self, Command};
 use rollbot::slack::client::SlackApi;
 use rollbot::slack::signature::SignatureVerifier;
-use rollbot::store::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -205,11 +204,7 @@ async fn postmortem(id: &str, data_dir: Option<&std::path::Path>) -> Result<()> 
 
 async fn migrate(data_dir: Option<&std::path::Path>) -> Result<()> {
     let location = StoreLocation::from_env(data_dir)?;
-    let store = match &location {
-        StoreLocation::Postgres(url) => Store::connect(url).await?,
-        StoreLocation::Embedded(path) => Store::open_embedded(path)?,
-    };
-    let ran = store.migrate().await?;
+    let ran = location.connect().await?.migrate().await?;
     if ran.is_empty() {
         println!("{} is up to date", location.describe());
     }

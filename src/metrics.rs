@@ -15,8 +15,7 @@ pub struct StoreFigures {
 pub fn render(figures: &StoreFigures) -> String {
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, lines: Vec<(String, String)>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
+        header(&mut out, name, "gauge", help);
         for (labels, value) in lines {
             let _ = writeln!(out, "{name}{labels} {value}");
         }

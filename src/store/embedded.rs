@@ -41,6 +41,10 @@ fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
+fn optional_ts(row: &rusqlite::Row, column: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    row.get::<_, Option<String>>(column)?.map(|t| parse_ts(&t)).transpose()
+}
+
 fn json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
     serde_json::from_str(text).with_context(|| format!("reading a stored {what}"))
 }
@@ -226,13 +230,6 @@ impl EmbeddedStore {
         doc.map(|d| json(&d, "rollback")).transpose()
     }
 
-    pub async fn load_with_history(&self, id: RollbackId) -> Result<Option<(Rollback, Vec<Recorded>)>> {
-        let Some(rollback) = self.load(id).await? else {
-            return Ok(None);
-        };
-        Ok(Some((rollback, self.history(id).await?)))
-    }
-
     pub async fn history(&self, id: RollbackId) -> Result<Vec<Recorded>> {
         let rows: Vec<(DateTime<Utc>, String, String)> = self
             .with(move |c| {
@@ -258,15 +255,7 @@ impl EmbeddedStore {
             .collect()
     }
 
-    pub async fn recent(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>> {
-        self.latest(channel, false, limit).await
-    }
-
-    pub async fn recent_drills(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>> {
-        self.latest(channel, true, limit).await
-    }
-
-    async fn latest(&self, channel: Option<&str>, drills_only: bool, limit: i64) -> Result<Vec<Rollback>> {
+    pub async fn latest(&self, channel: Option<&str>, drills_only: bool, limit: i64) -> Result<Vec<Rollback>> {
         let channel = channel.map(str::to_owned);
         let docs: Vec<String> = self
             .with(move |c| {
@@ -648,7 +637,7 @@ impl EmbeddedStore {
                         created_at: parse_ts(&r.get::<_, String>(8)?)?,
                         updated_at: parse_ts(&r.get::<_, String>(9)?)?,
                         lease_owner: r.get(10)?,
-                        lease_until: r.get::<_, Option<String>>(11)?.map(|t| parse_ts(&t)).transpose()?,
+                        lease_until: optional_ts(r, 11)?,
                         page_incident_id: r.get(12)?,
                     })
                 })?
@@ -671,9 +660,6 @@ impl EmbeddedStore {
                             done_at, outcome, last_error, lane FROM outbox ORDER BY id",
                 )?
                 .query_map([], |r| {
-                    let optional_ts = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
-                        r.get::<_, Option<String>>(i)?.map(|t| parse_ts(&t)).transpose()
-                    };
                     Ok(OutboxRow {
                         id: r.get(0)?,
                         rollback_id: r.get(1)?,
@@ -682,8 +668,8 @@ impl EmbeddedStore {
                         created_at: parse_ts(&r.get::<_, String>(4)?)?,
                         available_at: parse_ts(&r.get::<_, String>(5)?)?,
                         attempts: r.get(6)?,
-                        claimed_until: optional_ts(7)?,
-                        done_at: optional_ts(8)?,
+                        claimed_until: optional_ts(r, 7)?,
+                        done_at: optional_ts(r, 8)?,
                         outcome: r.get(9)?,
                         last_error: r.get(10)?,
                         lane: r.get(11)?,
@@ -693,16 +679,13 @@ impl EmbeddedStore {
             let timers = tx
                 .prepare("SELECT id, rollback_id, action, due_at, claimed_until, fired_at FROM timers ORDER BY id")?
                 .query_map([], |r| {
-                    let optional_ts = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
-                        r.get::<_, Option<String>>(i)?.map(|t| parse_ts(&t)).transpose()
-                    };
                     Ok(TimerRow {
                         id: r.get(0)?,
                         rollback_id: r.get(1)?,
                         action: r.get(2)?,
                         due_at: parse_ts(&r.get::<_, String>(3)?)?,
-                        claimed_until: optional_ts(4)?,
-                        fired_at: optional_ts(5)?,
+                        claimed_until: optional_ts(r, 4)?,
+                        fired_at: optional_ts(r, 5)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -770,11 +753,13 @@ fn insert_effects(tx: &Transaction, id: Option<RollbackId>, effects: &[Effect], 
     Ok(())
 }
 
-/// Refuses an embedded file that does not exist, rather than creating an empty one to copy.
+/// Refuses an embedded file that does not exist, rather than creating an empty one to read.
 pub fn existing_file(path: &Path) -> Result<PathBuf> {
     if !path.is_file() {
         bail!(
-            "{} does not exist: give the embedded store's file (by default ./{FILE_NAME}, or {FILE_NAME} in ROLLBOT_DATA_DIR)",
+            "{} does not exist, so no rollbot has kept its state there. Give the file rollbot keeps its \
+             state in ({FILE_NAME} in its --data-dir / ROLLBOT_DATA_DIR, by default the current directory), \
+             or set DATABASE_URL if it keeps its state in PostgreSQL.",
             path.display()
         );
     }

@@ -194,7 +194,25 @@ impl Store {
         Ok(Store::Embedded(EmbeddedStore::open(path)?))
     }
 
-    /// `postgres` or `embedded`, for logs and `/readyz`.
+    /// A rollback with every event it recorded, for the timeline, the API and the post-mortem.
+    pub async fn load_with_history(&self, id: RollbackId) -> Result<Option<(Rollback, Vec<Recorded>)>> {
+        let Some(rollback) = self.load(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((rollback, self.history(id).await?)))
+    }
+
+    /// The newest rollbacks, optionally only those requested in one channel.
+    pub async fn recent(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>> {
+        self.latest(channel, false, limit).await
+    }
+
+    /// The latest drills, newest first.
+    pub async fn recent_drills(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>> {
+        self.latest(channel, true, limit).await
+    }
+
+    /// `postgres` or `embedded`, for logs and tests.
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Postgres(_) => "postgres",
@@ -237,13 +255,9 @@ operations! {
         consequences: &Consequences,
     ) -> Result<Written>;
     fn load(&self, id: RollbackId) -> Result<Option<Rollback>>;
-    /// A rollback with every event it recorded, for the timeline, the API and the post-mortem.
-    fn load_with_history(&self, id: RollbackId) -> Result<Option<(Rollback, Vec<Recorded>)>>;
     fn history(&self, id: RollbackId) -> Result<Vec<Recorded>>;
-    /// The newest rollbacks, optionally only those requested in one channel.
-    fn recent(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>>;
-    /// The latest drills, newest first.
-    fn recent_drills(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>>;
+    /// The newest rollbacks (only drills if `drills_only`), optionally of one channel only.
+    fn latest(&self, channel: Option<&str>, drills_only: bool, limit: i64) -> Result<Vec<Rollback>>;
     /// Rollbacks that are approved and wait for the executor, oldest first.
     fn waiting_to_run(&self, limit: i64) -> Result<Vec<RollbackId>>;
     /// Takes or renews the lease on a running rollback for `owner` until `until`.

@@ -171,14 +171,6 @@ impl PostgresStore {
             .transpose()
     }
 
-    /// A rollback with every event it recorded, for the timeline, the API and the post-mortem.
-    pub async fn load_with_history(&self, id: RollbackId) -> Result<Option<(Rollback, Vec<Recorded>)>> {
-        let Some(rollback) = self.load(id).await? else {
-            return Ok(None);
-        };
-        Ok(Some((rollback, self.history(id).await?)))
-    }
-
     pub async fn history(&self, id: RollbackId) -> Result<Vec<Recorded>> {
         let rows = self
             .client()
@@ -199,17 +191,7 @@ impl PostgresStore {
             .collect()
     }
 
-    /// The newest rollbacks, optionally only those requested in one channel.
-    pub async fn recent(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>> {
-        self.latest(channel, false, limit).await
-    }
-
-    /// The latest drills, newest first.
-    pub async fn recent_drills(&self, channel: Option<&str>, limit: i64) -> Result<Vec<Rollback>> {
-        self.latest(channel, true, limit).await
-    }
-
-    async fn latest(&self, channel: Option<&str>, drills_only: bool, limit: i64) -> Result<Vec<Rollback>> {
+    pub async fn latest(&self, channel: Option<&str>, drills_only: bool, limit: i64) -> Result<Vec<Rollback>> {
         let rows = self
             .client()
             .await?
