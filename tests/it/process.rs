@@ -300,6 +300,62 @@ fn migrate_creates_the_database_and_is_idempotent() {
     );
 }
 
+#[test]
+fn without_database_url_the_store_is_rollbot_db_in_the_data_directory() {
+    let here = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let migrate = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("migrate")
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("ROLLBOT_DATA_DIR")
+            .current_dir(here.path())
+            .output()
+            .unwrap()
+    };
+    let by_default = migrate(&[]);
+    assert!(
+        by_default.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_default.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&by_default.stdout), "applied 0001_init.sql\n");
+    assert!(here.path().join("rollbot.db").is_file(), "./rollbot.db by default");
+
+    let data_dir = elsewhere.path().join("state");
+    let chosen = migrate(&["--data-dir", data_dir.to_str().unwrap()]);
+    assert!(chosen.status.success(), "{}", String::from_utf8_lossy(&chosen.stderr));
+    assert!(data_dir.join("rollbot.db").is_file(), "--data-dir is created and used");
+    let again = migrate(&["--data-dir", data_dir.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        format!(
+            "the embedded store {} is up to date\n",
+            data_dir.join("rollbot.db").display()
+        )
+    );
+
+    let nowhere = Command::new(BIN)
+        .args([
+            "postmortem",
+            "RB-1",
+            "--data-dir",
+            elsewhere.path().join("empty").to_str().unwrap(),
+        ])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(nowhere.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&nowhere.stderr)
+            .contains("rollbot.db does not exist, so no rollbot has kept its state there"),
+        "{}",
+        String::from_utf8_lossy(&nowhere.stderr)
+    );
+    assert!(!elsewhere.path().join("empty").exists(), "reading creates nothing");
+}
+
 /// A `rollbot serve` process with its log in a file.
 struct Serve {
     child: std::process::Child,
@@ -772,7 +828,7 @@ async fn kill_9_right_after_an_ack(store: (&str, String)) {
 #[tokio::test]
 async fn a_team_outgrows_the_file_migrate_carries_every_event_to_postgres_and_the_wait_goes_on() {
     use rollbot::domain::RollbackId;
-    use rollbot::store::{EmbeddedStore, PostgresStore};
+    use rollbot::store::Store;
     let data = tempfile::tempdir().unwrap();
     let embedded = ("ROLLBOT_DATA_DIR", data.path().display().to_string());
     let slack = FakeSlack::start().await;
@@ -824,7 +880,7 @@ async fn a_team_outgrows_the_file_migrate_carries_every_event_to_postgres_and_th
     drop(small);
 
     let file = data.path().join("rollbot.db");
-    let before = EmbeddedStore::open(&file).unwrap();
+    let before = Store::open_embedded(&file).unwrap();
     let mut histories = vec![];
     for id in [1, 2] {
         histories.push(before.load_with_history(RollbackId(id)).await.unwrap().unwrap());
@@ -858,7 +914,7 @@ async fn a_team_outgrows_the_file_migrate_carries_every_event_to_postgres_and_th
         String::from_utf8_lossy(&twice.stderr)
     );
 
-    let after = PostgresStore::connect(&db.url).await.unwrap();
+    let after = Store::connect(&db.url).await.unwrap();
     for (id, expected) in [1, 2].into_iter().zip(&histories) {
         let moved = after.load_with_history(RollbackId(id)).await.unwrap().unwrap();
         assert_eq!(&moved, expected, "RB-{id} and every one of its events, unchanged");
