@@ -148,6 +148,17 @@ pub fn status_page_from_env(config: &Config) -> Result<Option<StatusPage>> {
 }
 
 /// A running rollbot's parts. Tests build one and drive the workers with `run_once`.
+/// The Alertmanager hook's bearer token, when `[alertmanager]` is configured (then required).
+pub fn alertmanager_token_from_env(config: &Config) -> Result<Option<Secret>> {
+    let Some(settings) = &config.alertmanager else {
+        return Ok(None);
+    };
+    Ok(Some(Secret::new(required(
+        &settings.token_env,
+        "it is the bearer token Alertmanager presents (http_config.authorization.credentials; [alertmanager] token_env)",
+    )?)))
+}
+
 pub struct App {
     pub engine: Arc<Engine>,
     pub executor: Arc<Executor>,
@@ -164,7 +175,7 @@ impl App {
         clock: Arc<dyn Clock>,
         verifier: SignatureVerifier,
         slack: SlackApi,
-        api_token: Option<Secret>,
+        tokens: crate::http::BearerTokens,
         status_page: Option<StatusPage>,
         step_secrets: SecretSource,
     ) -> App {
@@ -195,7 +206,7 @@ impl App {
                 verifier,
                 directory,
                 slack,
-                api_token,
+                tokens,
                 live: metrics,
             }),
             engine,

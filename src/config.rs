@@ -41,6 +41,8 @@ pub struct Config {
     /// Channels that also receive the lifecycle announcements (stakeholders, #status).
     pub notify_channels: Vec<ChannelId>,
     pub status_page: Option<StatusPageSettings>,
+    /// `None`: the Alertmanager hook is off.
+    pub alertmanager: Option<AlertmanagerSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +102,7 @@ struct RawConfig {
     #[serde(default)]
     templates: BTreeMap<Spanned<String>, Spanned<String>>,
     statuspage: Option<RawStatusPage>,
+    alertmanager: Option<RawAlertmanager>,
 }
 
 #[derive(Deserialize)]
@@ -357,6 +360,48 @@ struct RawService {
     statuspage_components: Vec<String>,
     #[serde(default)]
     vars: BTreeMap<String, String>,
+    auto_request: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlertmanager {
+    channel: Option<Spanned<String>>,
+    token_env: Option<String>,
+    service_label: Option<String>,
+    severity_label: Option<String>,
+    target_label: Option<String>,
+    default_severity: Option<Spanned<String>>,
+    #[serde(default)]
+    severities: BTreeMap<String, Spanned<String>>,
+}
+
+/// How Alertmanager's notifications become proposals; the bearer token itself comes from the
+/// environment variable `token_env` (or `<token_env>_FILE`) when rollbot starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertmanagerSettings {
+    /// Where proposal cards are posted: an incident channel.
+    pub channel: ChannelId,
+    pub token_env: String,
+    pub service_label: String,
+    pub severity_label: String,
+    /// The label that names the release to roll back to, if alerts carry one.
+    pub target_label: Option<String>,
+    /// For alerts without a severity label, or with a value not mapped.
+    pub default_severity: Severity,
+    /// Label value → severity, besides rollbot's own names (critical, high, medium, low, sev1–4).
+    pub severities: BTreeMap<String, Severity>,
+}
+
+pub const DEFAULT_ALERTMANAGER_TOKEN_ENV: &str = "ROLLBOT_ALERTMANAGER_TOKEN";
+
+impl AlertmanagerSettings {
+    /// The severity an alert's label value stands for.
+    pub fn severity_of(&self, value: Option<&str>) -> Severity {
+        value
+            .and_then(|v| self.severities.get(v).copied().or_else(|| v.parse().ok()))
+            .unwrap_or(self.default_severity)
+    }
 }
 
 struct Checker<'a> {
@@ -482,6 +527,21 @@ impl Config {
         let page_secret = status_page.as_ref().map(|p| p.secret_env.as_str());
         let runbooks = check_runbooks(&mut checker, &raw.runbooks, &databases, page_secret);
         let services = check_services(&mut checker, &raw.services, &runbooks);
+        let alertmanager = raw
+            .alertmanager
+            .as_ref()
+            .and_then(|a| check_alertmanager(&mut checker, a, &policy.channels));
+        if alertmanager.is_none() {
+            for (name, svc) in &raw.services {
+                if let Some(auto) = svc.auto_request.as_ref().filter(|a| *a.get_ref()) {
+                    checker.error(
+                        auto.span(),
+                        format!("service `{name}` sets auto_request, but [alertmanager] is not configured"),
+                        Some("configure [alertmanager] (docs/alerts.md), or remove auto_request".into()),
+                    );
+                }
+            }
+        }
         if status_page.is_none() {
             for (name, rb) in &raw.runbooks {
                 for step in rb.steps.get_ref().iter().filter(|s| s.statuspage.is_some()) {
@@ -507,6 +567,7 @@ impl Config {
                 templates,
                 notify_channels,
                 status_page,
+                alertmanager,
                 execution_lease,
                 shutdown_grace,
             })
@@ -529,6 +590,52 @@ fn is_channel_id(id: &str) -> bool {
     (id.starts_with('C') || id.starts_with('G'))
         && id.len() >= 3
         && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+fn check_alertmanager(c: &mut Checker, raw: &RawAlertmanager, channels: &[ChannelId]) -> Option<AlertmanagerSettings> {
+    let severity = |c: &mut Checker, value: &Spanned<String>| match value.get_ref().parse::<Severity>() {
+        Ok(severity) => Some(severity),
+        Err(()) => {
+            c.error(
+                value.span(),
+                format!("`{}` is not a severity", value.get_ref()),
+                Some("severities are critical, high, medium and low".into()),
+            );
+            None
+        }
+    };
+    let channel = match &raw.channel {
+        Some(channel) if !channels.iter().any(|c| &c.0 == channel.get_ref()) => {
+            c.error(
+                channel.span(),
+                format!("`{}` is not one of the incident channels", channel.get_ref()),
+                Some("proposals are requests in waiting: post them where requests are accepted ([slack] channels)".into()),
+            );
+            return None;
+        }
+        Some(channel) => ChannelId(channel.get_ref().clone()),
+        None => channels.first()?.clone(),
+    };
+    let default_severity = match &raw.default_severity {
+        Some(value) => severity(c, value)?,
+        None => Severity::High,
+    };
+    let mut severities = BTreeMap::new();
+    for (label, value) in &raw.severities {
+        if let Some(severity) = severity(c, value) {
+            severities.insert(label.clone(), severity);
+        }
+    }
+    let label = |name: &Option<String>, default: &str| name.clone().unwrap_or_else(|| default.to_owned());
+    Some(AlertmanagerSettings {
+        channel,
+        token_env: label(&raw.token_env, DEFAULT_ALERTMANAGER_TOKEN_ENV),
+        service_label: label(&raw.service_label, "service"),
+        severity_label: label(&raw.severity_label, "severity"),
+        target_label: raw.target_label.clone(),
+        default_severity,
+        severities,
+    })
 }
 
 fn check_status_page(c: &mut Checker, raw: &RawStatusPage) -> Option<StatusPageSettings> {
@@ -1379,6 +1486,7 @@ fn check_services(
                 statuspage_components: svc.statuspage_components.clone(),
                 runbooks: svc.runbooks.get_ref().iter().map(|r| r.get_ref().clone()).collect(),
                 vars: svc.vars.clone(),
+                auto_request: svc.auto_request.as_ref().is_some_and(|a| *a.get_ref()),
             },
         );
     }

@@ -1,5 +1,6 @@
 //! The HTTP surface: Slack's signed webhooks and the health probes. Handlers verify first,
 //! parse second, and answer within Slack's three seconds without calling Slack.
+use crate::domain::proposal::ProposalId;
 use crate::domain::{Action, Refusal, RollbackId, decide};
 use crate::engine::Engine;
 use crate::grammar::{self, Command, RequestArgs, SUBCOMMANDS};
@@ -22,14 +23,23 @@ use tracing::Instrument;
 /// this leaves room for a full card, and nothing more.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// The bearer tokens callers other than Slack present.
+#[derive(Default)]
+pub struct BearerTokens {
+    /// For `/api/v1`; without one the API is off.
+    pub api: Option<crate::slack::signature::Secret>,
+    /// For `/hooks/alertmanager` (Alertmanager's `http_config.authorization`).
+    pub alertmanager: Option<crate::slack::signature::Secret>,
+}
+
 pub struct HttpState {
     pub engine: Arc<Engine>,
     pub verifier: SignatureVerifier,
     pub directory: Arc<Directory>,
     /// For the calls that cannot wait in the outbox (opening a modal).
     pub slack: Arc<SlackApi>,
-    /// Bearer token for `/api/v1`; without one the API is off.
-    pub api_token: Option<crate::slack::signature::Secret>,
+    /// Bearer tokens for `/api/v1` and `/hooks/alertmanager`.
+    pub tokens: BearerTokens,
     pub live: Arc<crate::metrics::Live>,
 }
 
@@ -59,6 +69,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/hooks/alertmanager", post(alertmanager_hook))
         .route("/api/v1/rollbacks", get(api_list))
         .route("/api/v1/rollbacks/{id}", get(api_rollback))
         .route("/api/v1/rollbacks/{id}/postmortem.md", get(api_postmortem))
@@ -94,16 +105,9 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
     }
 }
 
-/// Checks `Authorization: Bearer <token>` in constant time; `Err` is the response to send.
-fn api_authorized(state: &HttpState, headers: &HeaderMap) -> Result<(), Response> {
+/// Checks `Authorization: Bearer <token>` in constant time; `Err` is the 401 to send.
+fn bearer(headers: &HeaderMap, token: &crate::slack::signature::Secret) -> Result<(), Response> {
     use subtle::ConstantTimeEq;
-    let Some(token) = &state.api_token else {
-        return Err((
-            StatusCode::NOT_FOUND,
-            "the API is off: set ROLLBOT_API_TOKEN to turn it on\n",
-        )
-            .into_response());
-    };
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -112,6 +116,81 @@ fn api_authorized(state: &HttpState, headers: &HeaderMap) -> Result<(), Response
         Some(given) if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) => Ok(()),
         _ => Err((StatusCode::UNAUTHORIZED, [("www-authenticate", "Bearer")], "").into_response()),
     }
+}
+
+fn api_authorized(state: &HttpState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &state.tokens.api else {
+        return Err((
+            StatusCode::NOT_FOUND,
+            "the API is off: set ROLLBOT_API_TOKEN to turn it on\n",
+        )
+            .into_response());
+    };
+    bearer(headers, token)
+}
+
+/// Alertmanager's webhook: each firing group becomes a proposal card (or updates its card).
+/// Answered only once everything is recorded, so a 2xx means nothing is lost; alerts for
+/// services rollbot does not know are logged, counted and answered 200 so Alertmanager does
+/// not retry them forever.
+async fn alertmanager_hook(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let engine = &state.engine;
+    let (Some(settings), Some(token)) = (&engine.config.alertmanager, &state.tokens.alertmanager) else {
+        return (
+            StatusCode::NOT_FOUND,
+            "the Alertmanager hook is off: configure [alertmanager] (docs/alerts.md)\n",
+        )
+            .into_response();
+    };
+    if let Err(refused) = bearer(&headers, token) {
+        tracing::warn!("refused an Alertmanager notification without the right bearer token");
+        return refused;
+    }
+    let notification = match crate::alertmanager::parse(&body) {
+        Ok(notification) => notification,
+        Err(problem) => {
+            tracing::warn!(%problem, "refused an Alertmanager notification");
+            return (StatusCode::BAD_REQUEST, format!("{problem}; nothing was recorded\n")).into_response();
+        }
+    };
+    let sorted = crate::alertmanager::sort(&notification, settings, &engine.config.catalog);
+    let span = tracing::info_span!("alertmanager", group = %notification.group_key, status = %notification.status, receiver = %notification.receiver);
+    async {
+        let unlabelled = sorted.unknown.iter().filter(|s| s.is_none()).count() as u64;
+        let unknown: Vec<&str> = sorted.unknown.iter().flatten().map(String::as_str).collect();
+        if !unknown.is_empty() || unlabelled > 0 {
+            tracing::warn!(
+                unknown_services = ?unknown,
+                without_service_label = unlabelled,
+                label = %settings.service_label,
+                "alerts for services rollbot does not know; no proposal"
+            );
+        }
+        state.live.alerts("unknown_service", unknown.len() as u64);
+        state.live.alerts("no_service_label", unlabelled);
+        let matched: usize = sorted.groups.iter().map(|g| g.alerts.len()).sum();
+        state.live.alerts("matched", matched as u64);
+        let mut proposals = vec![];
+        for group in &sorted.groups {
+            match engine.observe_alerts(group).await {
+                Ok(Some(proposal)) => proposals.push(proposal.id.to_string()),
+                Ok(None) => {}
+                Err(e) => {
+                    let reference = new_reference();
+                    tracing::error!(reference, error = format!("{e:#}"), service = %group.service, "recording an alert group failed");
+                    // Alertmanager retries a 5xx; what was recorded is updated, not doubled.
+                    return (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("internal error, reference {reference}\n"),
+                    )
+                        .into_response();
+                }
+            }
+        }
+        axum::Json(serde_json::json!({ "proposals": proposals, "unknown_services": unknown })).into_response()
+    }
+    .instrument(span)
+    .await
 }
 
 fn internal(e: anyhow::Error) -> Response {
@@ -423,6 +502,9 @@ async fn handle_click(state: &HttpState, click: inbound::ButtonClick) -> Respons
         text,
     };
     let outcome: anyhow::Result<()> = async {
+        if let Some(answered) = proposal_click(state, &click).await {
+            return answered;
+        }
         let Some((id, intent)) = button_intent(&click.action_id, &click.value) else {
             return engine.tell(&[answer(messages::unknown_button().text)]).await;
         };
@@ -484,6 +566,46 @@ async fn handle_click(state: &HttpState, click: inbound::ButtonClick) -> Respons
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// A click on a proposal's card (`None`: not one). Start files the clicking person's request;
+/// a refusal is told to them privately.
+async fn proposal_click(state: &HttpState, click: &inbound::ButtonClick) -> Option<anyhow::Result<()>> {
+    let start = match click.action_id.as_str() {
+        "start_proposal" => true,
+        "dismiss_proposal" => false,
+        _ => return None,
+    };
+    let engine = &state.engine;
+    let answer = |text: String| Effect::Ephemeral {
+        channel: crate::domain::ChannelId(click.channel_id.clone()),
+        user: crate::domain::UserId(click.user_id.clone()),
+        text,
+    };
+    Some(
+        async {
+            let Ok(id) = click.value.parse::<ProposalId>() else {
+                return engine.tell(&[answer(messages::unknown_button().text)]).await;
+            };
+            let actor = state.directory.actor(&click.user_id, click.team_id.as_deref()).await;
+            let refused = if start {
+                match engine.start_proposal(id, &actor).await? {
+                    Ok(rollback) => {
+                        let text = messages::request_acknowledged(&rollback, &engine.config.roles).text;
+                        return engine.tell(&[answer(text)]).await;
+                    }
+                    Err(refusal) => refusal,
+                }
+            } else {
+                match engine.dismiss_proposal(id, &actor).await? {
+                    Ok(_) => return Ok(()),
+                    Err(refusal) => refusal,
+                }
+            };
+            engine.tell(&[answer(messages::refusal(&refused).text)]).await
+        }
+        .await,
+    )
 }
 
 /// Opens a modal at once: Slack's trigger is valid for three seconds only, so this call cannot

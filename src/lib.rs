@@ -1,5 +1,6 @@
 //! rollbot: Slack chat-ops for incident rollbacks. The core (`domain`, `engine`) knows
 //! rollbacks, actors, plans and steps; `slack` knows Slack's wire format; `store` keeps state.
+pub mod alertmanager;
 pub mod app;
 pub mod clock;
 pub mod config;

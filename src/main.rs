@@ -262,6 +262,7 @@ fn healthcheck(address: &str) -> Result<()> {
 
 async fn serve(config: Config, listen: &str, data_dir: Option<&std::path::Path>) -> Result<()> {
     let settings = Settings::from_env(data_dir)?;
+    let alertmanager_token = rollbot::app::alertmanager_token_from_env(&config)?;
     let store = settings.store.open().await?;
     tracing::info!(store = %settings.store.describe(), "store open");
     let slack = SlackApi::new(&settings.slack_api_url, &settings.bot_token)?;
@@ -272,7 +273,10 @@ async fn serve(config: Config, listen: &str, data_dir: Option<&std::path::Path>)
         Arc::new(SystemClock),
         SignatureVerifier::new(settings.signing_secrets),
         slack,
-        settings.api_token,
+        rollbot::http::BearerTokens {
+            api: settings.api_token,
+            alertmanager: alertmanager_token,
+        },
         status_page,
         rollbot::engine::secrets::SecretSource::Process,
     );

@@ -125,6 +125,7 @@ impl Default for Live {
                 escalations: Default::default(),
                 steps: Default::default(),
                 slack_errors: Default::default(),
+                alerts: Default::default(),
             }),
         }
     }
@@ -142,6 +143,8 @@ struct LiveInner {
     steps: BTreeMap<(&'static str, &'static str), Histogram>,
     /// By Slack API method and error code.
     slack_errors: BTreeMap<(&'static str, String), u64>,
+    /// Alerts received from Alertmanager, by what became of them.
+    alerts: BTreeMap<&'static str, u64>,
 }
 
 /// How a request ended, as a label: `ok`, `refused` (4xx other than a bad signature),
@@ -203,6 +206,12 @@ impl Live {
 
     pub fn slack_error(&self, method: &'static str, code: &str) {
         *self.lock().slack_errors.entry((method, label_value(code))).or_default() += 1;
+    }
+
+    /// `count` alerts of a notification ended as `outcome`: `matched` (a configured service),
+    /// `unknown_service`, or `no_service_label`.
+    pub fn alerts(&self, outcome: &'static str, count: u64) {
+        *self.lock().alerts.entry(outcome).or_default() += count;
     }
 
     pub fn render(&self) -> String {
@@ -282,6 +291,15 @@ impl Live {
                 out,
                 "rollbot_slack_api_errors_total{{method=\"{method}\",code=\"{code}\"}} {n}"
             );
+        }
+        header(
+            &mut out,
+            "rollbot_alerts_total",
+            "counter",
+            "Alerts received from Alertmanager: matched to a service, or not (unknown_service, no_service_label).",
+        );
+        for (outcome, n) in &inner.alerts {
+            let _ = writeln!(out, "rollbot_alerts_total{{outcome=\"{outcome}\"}} {n}");
         }
         out
     }

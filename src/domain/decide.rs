@@ -2,6 +2,7 @@
 //! an action and who takes it, it returns the events to record or a refusal that says why.
 use super::plan::{Plan, StepAction};
 use super::rollback::{Event, Rollback, RollbackRequest, State, StepOutcome, StepResult};
+use super::proposal::ProposalId;
 use super::{Actor, ChannelId, Policy, RollbackId, Severity, UserId};
 use chrono::{DateTime, Utc};
 
@@ -224,6 +225,26 @@ pub enum Refusal {
     },
     /// Only rollbot's own timers and executor take these; a person asking for one is a forgery.
     SystemOnly,
+    /// rollbot files requests from alerts only where a person must still approve them.
+    AutomaticRequestNeedsApproval {
+        severity: Severity,
+    },
+    NoSuchProposal {
+        id: ProposalId,
+    },
+    ProposalResolved {
+        id: ProposalId,
+        service: String,
+    },
+    ProposalDismissed {
+        id: ProposalId,
+        by: UserId,
+    },
+    ProposalStarted {
+        id: ProposalId,
+        rollback: RollbackId,
+        by: UserId,
+    },
     OutOfOrder {
         id: RollbackId,
         detail: String,
@@ -513,14 +534,22 @@ fn decide_request(
             allowed: policy.channels.clone(),
         });
     }
-    if !policy.may_request(actor) {
+    let severity = policy.severity(request.severity);
+    if actor.is_system() {
+        // Only a service's `auto_request` files as rollbot, and never a request that would run
+        // without a person's approval.
+        if severity.approvals == 0 {
+            return Err(Refusal::AutomaticRequestNeedsApproval {
+                severity: request.severity,
+            });
+        }
+    } else if !policy.may_request(actor) {
         let roles = policy.requester_roles.clone().unwrap_or_default();
         if roles.iter().any(|r| actor.unresolved_roles.contains(r)) {
             return Err(Refusal::MembershipUnknown { id: None, roles });
         }
         return Err(Refusal::NotARequester { roles });
     }
-    let severity = policy.severity(request.severity);
     let reason = clean_reason(request.reason.as_deref(), policy)?;
     if severity.require_reason && reason.is_none() {
         return Err(Refusal::ReasonRequired {

@@ -6,6 +6,7 @@ pub mod decide;
 pub mod fixtures;
 pub mod plan;
 pub mod policy;
+pub mod proposal;
 pub mod rollback;
 
 pub use decide::{Action, Refusal, decide};

@@ -330,6 +330,8 @@ pub struct Service {
     pub vars: BTreeMap<String, String>,
     /// Status page components this service's rollbacks mark as impacted.
     pub statuspage_components: Vec<String>,
+    /// A firing alert files a request by itself (still waiting for the policy's approvals).
+    pub auto_request: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! events cause, and retry the decision when another writer got there first.
 pub mod command;
 pub mod executor;
+pub mod proposals;
 pub mod secrets;
 pub mod steps;
 pub mod timers;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// How often a decision is retried after losing an optimistic-concurrency race.
-const MAX_CONFLICT_RETRIES: usize = 8;
+pub(crate) const MAX_CONFLICT_RETRIES: usize = 8;
 
 pub struct Engine {
     pub store: Store,
@@ -181,6 +182,35 @@ impl Engine {
 
     /// Records a new rollback request, or says why not. Nothing is stored on refusal.
     pub async fn request(&self, actor: &Actor, channel: &str, args: &RequestArgs) -> Result<Result<Rollback, Refusal>> {
+        let (history, consequences) = match self.prepare_request(actor, channel, args)? {
+            Ok(prepared) => prepared,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let rollback = self
+            .store
+            .create_rollback(&history, &consequences)
+            .await
+            .context("recording the rollback request")?;
+        self.requested(&rollback, actor);
+        Ok(Ok(rollback))
+    }
+
+    /// After a request is recorded: log it and wake the workers.
+    fn requested(&self, rollback: &Rollback, actor: &Actor) {
+        tracing::info!(rollback = %rollback.id, service = %rollback.request.service, severity = %rollback.request.severity, requester = %actor.user, "rollback requested");
+        self.outbox_ready.notify_one();
+        if rollback.state == crate::domain::State::Queued {
+            self.run_ready.notify_one();
+        }
+    }
+
+    /// A request decided and ready to record: its first events and what they cause.
+    fn prepare_request(
+        &self,
+        actor: &Actor,
+        channel: &str,
+        args: &RequestArgs,
+    ) -> Result<Result<(Vec<Recorded>, Consequences), Refusal>> {
         let plan = match self.plan(args) {
             Ok(plan) => plan,
             Err(refusal) => return Ok(Err(refusal)),
@@ -217,17 +247,7 @@ impl Engine {
             .collect();
         let draft = Rollback::from_history(RollbackId(0), &history).expect("decide starts a rollback with its request");
         let consequences = consequences_of(false, &draft, &events_of(&history), &self.reach());
-        let rollback = self
-            .store
-            .create_rollback(&history, &consequences)
-            .await
-            .context("recording the rollback request")?;
-        tracing::info!(rollback = %rollback.id, service = %rollback.request.service, severity = %rollback.request.severity, requester = %actor.user, "rollback requested");
-        self.outbox_ready.notify_one();
-        if rollback.state == crate::domain::State::Queued {
-            self.run_ready.notify_one();
-        }
-        Ok(Ok(rollback))
+        Ok(Ok((history, consequences)))
     }
 
     /// Takes an action on an existing rollback. Concurrent writers are serialised by the

@@ -3,6 +3,8 @@
 //! recorded as undeliverable.
 use super::client::{CallError, SlackApi, Thread};
 use super::messages;
+use crate::domain::plan::PlanRequest;
+use crate::domain::proposal::ProposalId;
 use crate::domain::{Action, Actor};
 use crate::engine::Engine;
 use crate::statuspage::{PageMessage, PageUpdate, StatusPage};
@@ -110,6 +112,9 @@ impl Delivery {
                 .slack
                 .ephemeral(&channel.0, &user.0, &messages::Message::plain(text.clone()))
                 .await?);
+        }
+        if let Effect::ProposalCard { proposal } = &item.effect {
+            return self.proposal_card(*proposal).await;
         }
         let id = item
             .rollback_id
@@ -220,7 +225,41 @@ impl Delivery {
                 let history = store.history(id).await?;
                 reply(messages::drill_summary(&rollback, &history), true).await?
             }
-            Effect::PostCard | Effect::Ephemeral { .. } | Effect::PageUpdate { .. } => unreachable!("handled above"),
+            Effect::PostCard | Effect::Ephemeral { .. } | Effect::PageUpdate { .. } | Effect::ProposalCard { .. } => {
+                unreachable!("handled above")
+            }
+        }
+        Ok(())
+    }
+
+    /// Posts a proposal's card, or brings the posted one up to date.
+    async fn proposal_card(&self, id: ProposalId) -> Result<(), DeliverError> {
+        let store = &self.engine.store;
+        let config = &self.engine.config;
+        let proposal = store.load_proposal(id).await?.ok_or_else(|| anyhow!("{id} is gone"))?;
+        let plan = config.catalog.freeze(&PlanRequest {
+            service: proposal.service.clone(),
+            runbook: None,
+            target: proposal.target.clone(),
+            params: Default::default(),
+        });
+        let severity = config.policy.severity(proposal.severity);
+        let message = messages::proposal_card(
+            &proposal,
+            &messages::ProposalContext {
+                plan: &plan,
+                approvals: severity.approvals,
+                approver_roles: &severity.approvers,
+            },
+        );
+        match store.proposal_card(id).await? {
+            Some(card) => self.slack.update(&card.channel, &card.ts, &message).await?,
+            None => {
+                let channel = proposal.channel.0.clone();
+                self.take_slot(&channel).await?;
+                let ts = self.slack.post(&channel, &message, None).await?;
+                store.remember_proposal_card(id, &CardRef { channel, ts }).await?;
+            }
         }
         Ok(())
     }

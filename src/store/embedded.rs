@@ -4,7 +4,8 @@
 //! crash. One process owns the file: a second one is refused (an exclusive lock on a file beside
 //! it, released by the kernel when the owner dies, even by kill -9).
 use super::{CardRef, Consequences, DueTimer, Effect, OutboxItem, Written};
-use super::{EventRow, Export, OutboxRow, RollbackRow, TimerRow};
+use super::{EventRow, Export, OutboxRow, ProposalRow, RollbackRow, TimerRow};
+use crate::domain::proposal::{Proposal, ProposalId};
 use crate::domain::{Recorded, Rollback, RollbackId, UserId};
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
@@ -13,11 +14,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_init.sql",
-    include_str!("../../migrations/embedded/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_init.sql", include_str!("../../migrations/embedded/0001_init.sql")),
+    (
+        2,
+        "0002_proposals.sql",
+        include_str!("../../migrations/embedded/0002_proposals.sql"),
+    ),
+];
 
 /// The file's name inside the data directory.
 pub const FILE_NAME: &str = "rollbot.db";
@@ -160,29 +164,101 @@ impl EmbeddedStore {
     pub async fn create_rollback(&self, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {
         let history = history.to_vec();
         let consequences = consequences.clone();
+        self.transaction(move |tx| insert_rollback(tx, &history, &consequences))
+            .await
+    }
+
+    pub async fn open_proposal(&self, group_key: &str, service: &str) -> Result<Option<Proposal>> {
+        let (group_key, service) = (group_key.to_owned(), service.to_owned());
+        let row = self
+            .with(move |c| {
+                Ok(c.query_row(
+                    &format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE group_key = ?1 AND service = ?2 AND resolved = 0"),
+                    params![group_key, service],
+                    proposal_row,
+                )
+                .optional()?)
+            })
+            .await?;
+        row.map(proposal_from).transpose()
+    }
+
+    pub async fn load_proposal(&self, id: ProposalId) -> Result<Option<Proposal>> {
+        let row = self
+            .with(move |c| {
+                Ok(c.query_row(
+                    &format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id = ?1"),
+                    [id.0],
+                    proposal_row,
+                )
+                .optional()?)
+            })
+            .await?;
+        row.map(proposal_from).transpose()
+    }
+
+    pub async fn save_proposal(&self, proposal: &Proposal, now: DateTime<Utc>) -> Result<Option<Proposal>> {
+        let proposal = proposal.clone();
         self.transaction(move |tx| {
-            let number: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM rollbacks", [], |r| r.get(0))?;
-            let id = RollbackId(number);
-            let rollback =
-                Rollback::from_history(id, &history).ok_or_else(|| anyhow!("a rollback must start with a request"))?;
-            tx.execute(
-                "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                params![
-                    number,
-                    rollback.version,
-                    rollback.state.name(),
-                    rollback.request.channel.0,
-                    rollback.request.service,
-                    serde_json::to_string(&rollback)?,
-                    ts(rollback.requested_at),
-                ],
-            )?;
-            insert_events(tx, id, 0, &history)?;
-            apply_consequences(tx, id, &consequences, rollback.requested_at)?;
-            Ok(rollback)
+            if !proposal_unchanged(tx, &proposal)? {
+                return Ok(None);
+            }
+            let saved = write_proposal(tx, &proposal, proposal.rollback, now)?;
+            insert_effects(tx, None, &[Effect::ProposalCard { proposal: saved.id }], now)?;
+            Ok(Some(saved))
         })
         .await
+    }
+
+    pub async fn start_from_proposal(
+        &self,
+        proposal: &Proposal,
+        history: &[Recorded],
+        consequences: &Consequences,
+    ) -> Result<Option<(Rollback, Proposal)>> {
+        let proposal = proposal.clone();
+        let history = history.to_vec();
+        let consequences = consequences.clone();
+        self.transaction(move |tx| {
+            // Checked before anything is written: this transaction holds the write lock.
+            if !proposal_unchanged(tx, &proposal)? {
+                return Ok(None);
+            }
+            let rollback = insert_rollback(tx, &history, &consequences)?;
+            let now = rollback.requested_at;
+            let saved = write_proposal(tx, &proposal, Some(rollback.id), now)?;
+            insert_effects(tx, None, &[Effect::ProposalCard { proposal: saved.id }], now)?;
+            Ok(Some((rollback, saved)))
+        })
+        .await
+    }
+
+    pub async fn proposal_card(&self, id: ProposalId) -> Result<Option<CardRef>> {
+        let row: Option<(Option<String>, Option<String>)> = self
+            .with(move |c| {
+                Ok(c.query_row(
+                    "SELECT card_channel, card_ts FROM proposals WHERE id = ?1",
+                    [id.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?)
+            })
+            .await?;
+        Ok(row.and_then(|(channel, ts)| {
+            Some(CardRef {
+                channel: channel?,
+                ts: ts?,
+            })
+        }))
+    }
+
+    pub async fn remember_proposal_card(&self, id: ProposalId, card: &CardRef) -> Result<()> {
+        self.execute(
+            "UPDATE proposals SET card_channel = ?2, card_ts = ?3 WHERE id = ?1",
+            vec![id.0.into(), card.channel.clone().into(), card.ts.clone().into()],
+        )
+        .await?;
+        Ok(())
     }
 
     pub async fn append(
@@ -407,8 +483,10 @@ impl EmbeddedStore {
                          WHERE o.done_at IS NULL AND o.available_at <= ?1
                            AND (o.claimed_until IS NULL OR o.claimed_until < ?1)
                            AND NOT EXISTS (SELECT 1 FROM outbox p
-                                           WHERE p.rollback_id = o.rollback_id AND p.lane = o.lane
-                                             AND p.id < o.id AND p.done_at IS NULL)
+                                           WHERE p.lane = o.lane AND p.id < o.id AND p.done_at IS NULL
+                                             AND (p.rollback_id = o.rollback_id
+                                                  OR (o.rollback_id IS NULL AND p.rollback_id IS NULL
+                                                      AND o.lane <> 'slack')))
                          ORDER BY o.id LIMIT ?3)
                      RETURNING id, rollback_id, payload, attempts",
                 )?;
@@ -689,15 +767,118 @@ impl EmbeddedStore {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            let proposals = tx
+                .prepare(
+                    "SELECT id, version, group_key, service, resolved, doc, rollback_id, card_channel, card_ts,
+                            created_at, updated_at FROM proposals ORDER BY id",
+                )?
+                .query_map([], |r| {
+                    Ok(ProposalRow {
+                        id: r.get(0)?,
+                        version: r.get(1)?,
+                        group_key: r.get(2)?,
+                        service: r.get(3)?,
+                        resolved: r.get(4)?,
+                        doc: r.get(5)?,
+                        rollback_id: r.get(6)?,
+                        card_channel: r.get(7)?,
+                        card_ts: r.get(8)?,
+                        created_at: parse_ts(&r.get::<_, String>(9)?)?,
+                        updated_at: parse_ts(&r.get::<_, String>(10)?)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(Export {
                 rollbacks,
                 events,
                 outbox,
                 timers,
+                proposals,
             })
         })
         .await
     }
+}
+
+fn insert_rollback(tx: &Transaction, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {
+    let number: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM rollbacks", [], |r| r.get(0))?;
+    let id = RollbackId(number);
+    let rollback = Rollback::from_history(id, history).ok_or_else(|| anyhow!("a rollback must start with a request"))?;
+    tx.execute(
+        "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![
+            number,
+            rollback.version,
+            rollback.state.name(),
+            rollback.request.channel.0,
+            rollback.request.service,
+            serde_json::to_string(&rollback)?,
+            ts(rollback.requested_at),
+        ],
+    )?;
+    insert_events(tx, id, 0, history)?;
+    apply_consequences(tx, id, consequences, rollback.requested_at)?;
+    Ok(rollback)
+}
+
+const PROPOSAL_COLUMNS: &str = "id, version, rollback_id, doc";
+
+fn proposal_row(r: &rusqlite::Row) -> rusqlite::Result<(i64, i64, Option<i64>, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn proposal_from((id, version, rollback, doc): (i64, i64, Option<i64>, String)) -> Result<Proposal> {
+    let mut proposal: Proposal = json(&doc, "proposal")?;
+    proposal.id = ProposalId(id);
+    proposal.version = version;
+    proposal.rollback = rollback.map(RollbackId);
+    Ok(proposal)
+}
+
+/// Whether `proposal` may be written: a new one opens no second proposal for its group, a
+/// changed one is still at the version it was loaded at.
+fn proposal_unchanged(tx: &Transaction, proposal: &Proposal) -> Result<bool> {
+    Ok(if proposal.id.0 == 0 {
+        !tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM proposals WHERE group_key = ?1 AND service = ?2 AND resolved = 0)",
+            params![proposal.group_key, proposal.service],
+            |r| r.get::<_, bool>(0),
+        )?
+    } else {
+        tx.query_row("SELECT version FROM proposals WHERE id = ?1", [proposal.id.0], |r| r.get::<_, i64>(0))
+            .optional()?
+            == Some(proposal.version)
+    })
+}
+
+/// Writes a proposal `proposal_unchanged` allowed, and returns it as stored.
+fn write_proposal(tx: &Transaction, proposal: &Proposal, rollback: Option<RollbackId>, now: DateTime<Utc>) -> Result<Proposal> {
+    let doc = serde_json::to_string(proposal)?;
+    let rollback_id = rollback.map(|r| r.0);
+    let resolved = proposal.resolved_at.is_some();
+    let (id, version) = if proposal.id.0 == 0 {
+        let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM proposals", [], |r| r.get(0))?;
+        tx.execute(
+            "INSERT INTO proposals (id, version, group_key, service, resolved, doc, rollback_id, created_at, updated_at)
+             VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![id, proposal.group_key, proposal.service, resolved, doc, rollback_id, ts(now)],
+        )?;
+        (id, 1)
+    } else {
+        tx.execute(
+            "UPDATE proposals SET version = version + 1, resolved = ?2, doc = ?3, rollback_id = ?4, updated_at = ?5
+             WHERE id = ?1",
+            params![proposal.id.0, resolved, doc, rollback_id, ts(now)],
+        )?;
+        (proposal.id.0, proposal.version + 1)
+    };
+    Ok(Proposal {
+        id: ProposalId(id),
+        version,
+        rollback,
+        ..proposal.clone()
+    })
 }
 
 fn apply_consequences(tx: &Transaction, id: RollbackId, consequences: &Consequences, now: DateTime<Utc>) -> Result<()> {
@@ -734,14 +915,14 @@ fn insert_effects(tx: &Transaction, id: Option<RollbackId>, effects: &[Effect], 
     let rollback_id = id.map(|i| i.0);
     for effect in effects {
         let payload = serde_json::to_string(effect)?;
-        if *effect == Effect::UpdateCard {
-            // A pending, unclaimed update will render the newest state anyway.
+        if effect.collapses() {
+            // A pending, unclaimed one will render the newest state anyway.
             tx.execute(
-                "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at)
-                 SELECT ?1, ?2, ?3, ?4, ?4
-                 WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE rollback_id = ?1 AND kind = ?2
+                "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane)
+                 SELECT ?1, ?2, ?3, ?4, ?4, ?5
+                 WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE rollback_id IS ?1 AND lane = ?5 AND kind = ?2
                                    AND done_at IS NULL AND claimed_until IS NULL)",
-                params![rollback_id, effect.kind(), payload, ts(now)],
+                params![rollback_id, effect.kind(), payload, ts(now), effect.lane()],
             )?;
         } else {
             tx.execute(

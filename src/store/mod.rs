@@ -8,6 +8,7 @@ mod postgres;
 pub use embedded::EmbeddedStore;
 pub use postgres::PostgresStore;
 
+use crate::domain::proposal::{Proposal, ProposalId};
 use crate::domain::{ChannelId, Recorded, Rollback, RollbackId, UserId};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -85,16 +86,27 @@ pub enum Effect {
         by: UserId,
         retry: bool,
     },
+    /// Post or re-render a proposal's card from its current state; pending ones collapse.
+    ProposalCard {
+        proposal: ProposalId,
+    },
 }
 
 impl Effect {
     /// Effects of one rollback are delivered in order within their lane; lanes do not wait
     /// for each other.
-    pub fn lane(&self) -> &'static str {
+    pub fn lane(&self) -> String {
         match self {
-            Effect::PageUpdate { .. } => "statuspage",
-            _ => "slack",
+            Effect::PageUpdate { .. } => "statuspage".into(),
+            // Proposals have no rollback: each keeps its messages in order in a lane of its own.
+            Effect::ProposalCard { proposal } => format!("proposal-{}", proposal.0),
+            _ => "slack".into(),
         }
+    }
+
+    /// Effects that render current state: a pending, unclaimed one makes another redundant.
+    pub fn collapses(&self) -> bool {
+        matches!(self, Effect::UpdateCard | Effect::ProposalCard { .. })
     }
 
     pub fn kind(&self) -> &'static str {
@@ -116,6 +128,7 @@ impl Effect {
             Effect::DrillSummary => "drill_summary",
             Effect::PageTrouble { .. } => "page_trouble",
             Effect::StepDecided { .. } => "step_decided",
+            Effect::ProposalCard { .. } => "proposal_card",
         }
     }
 }
@@ -291,6 +304,23 @@ operations! {
     fn outbox_wait_until(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
     /// When the next effect that waits only for its channel's slot becomes due.
     fn next_paced_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
+    /// The proposal still open (not resolved) for an alert group and service.
+    fn open_proposal(&self, group_key: &str, service: &str) -> Result<Option<Proposal>>;
+    fn load_proposal(&self, id: ProposalId) -> Result<Option<Proposal>>;
+    /// Stores a new proposal (id 0) or a change to one loaded at `proposal.version`, and queues
+    /// its card. `None`: someone else wrote first (or opened the same group); load and retry.
+    fn save_proposal(&self, proposal: &Proposal, now: DateTime<Utc>) -> Result<Option<Proposal>>;
+    /// Records a rollback requested from `proposal` (already marked started, loaded at its
+    /// version) and the proposal's change in one transaction. `None`: the proposal changed
+    /// first, and nothing was recorded.
+    fn start_from_proposal(
+        &self,
+        proposal: &Proposal,
+        history: &[Recorded],
+        consequences: &Consequences,
+    ) -> Result<Option<(Rollback, Proposal)>>;
+    fn proposal_card(&self, id: ProposalId) -> Result<Option<CardRef>>;
+    fn remember_proposal_card(&self, id: ProposalId, card: &CardRef) -> Result<()>;
     /// Figures for `/metrics`.
     fn figures(&self, now: DateTime<Utc>) -> Result<crate::metrics::StoreFigures>;
     fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
@@ -307,6 +337,22 @@ pub struct Export {
     pub events: Vec<EventRow>,
     pub outbox: Vec<OutboxRow>,
     pub timers: Vec<TimerRow>,
+    pub proposals: Vec<ProposalRow>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProposalRow {
+    pub id: i64,
+    pub version: i64,
+    pub group_key: String,
+    pub service: String,
+    pub resolved: bool,
+    pub doc: String,
+    pub rollback_id: Option<i64>,
+    pub card_channel: Option<String>,
+    pub card_ts: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,4 +1,5 @@
 use super::{CardRef, Consequences, DueTimer, Effect, Export, OutboxItem, Written};
+use crate::domain::proposal::{Proposal, ProposalId};
 use crate::domain::{Recorded, Rollback, RollbackId};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
@@ -24,6 +25,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0005_status_page.sql",
         include_str!("../../migrations/0005_status_page.sql"),
     ),
+    (6, "0006_proposals.sql", include_str!("../../migrations/0006_proposals.sql")),
 ];
 
 #[derive(Clone)]
@@ -110,28 +112,85 @@ impl PostgresStore {
     pub async fn create_rollback(&self, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let number: i64 = tx.query_one("SELECT nextval('rollback_numbers')", &[]).await?.get(0);
-        let id = RollbackId(number);
-        let rollback =
-            Rollback::from_history(id, history).ok_or_else(|| anyhow!("a rollback must start with a request"))?;
-        tx.execute(
-            "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-            &[
-                &number,
-                &rollback.version,
-                &rollback.state.name(),
-                &rollback.request.channel.0,
-                &rollback.request.service,
-                &serde_json::to_value(&rollback)?,
-                &rollback.requested_at,
-            ],
-        )
-        .await?;
-        insert_events(&tx, id, 0, history).await?;
-        apply_consequences(&tx, id, consequences, rollback.requested_at).await?;
+        let rollback = insert_rollback(&tx, history, consequences).await?;
         tx.commit().await.context("committing the new rollback")?;
         Ok(rollback)
+    }
+
+    pub async fn open_proposal(&self, group_key: &str, service: &str) -> Result<Option<Proposal>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE group_key = $1 AND service = $2 AND NOT resolved"),
+                &[&group_key, &service],
+            )
+            .await?;
+        row.map(|r| proposal_from(&r)).transpose()
+    }
+
+    pub async fn load_proposal(&self, id: ProposalId) -> Result<Option<Proposal>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(&format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id = $1"), &[&id.0])
+            .await?;
+        row.map(|r| proposal_from(&r)).transpose()
+    }
+
+    pub async fn save_proposal(&self, proposal: &Proposal, now: DateTime<Utc>) -> Result<Option<Proposal>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(saved) = write_proposal(&tx, proposal, proposal.rollback, now).await? else {
+            return Ok(None);
+        };
+        insert_effects(&tx, None, &[Effect::ProposalCard { proposal: saved.id }], now).await?;
+        tx.commit().await.context("committing the proposal")?;
+        Ok(Some(saved))
+    }
+
+    pub async fn start_from_proposal(
+        &self,
+        proposal: &Proposal,
+        history: &[Recorded],
+        consequences: &Consequences,
+    ) -> Result<Option<(Rollback, Proposal)>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let rollback = insert_rollback(&tx, history, consequences).await?;
+        let now = rollback.requested_at;
+        // Dropping the transaction undoes the rollback too: a proposal starts one rollback.
+        let Some(saved) = write_proposal(&tx, proposal, Some(rollback.id), now).await? else {
+            return Ok(None);
+        };
+        insert_effects(&tx, None, &[Effect::ProposalCard { proposal: saved.id }], now).await?;
+        tx.commit().await.context("committing the rollback started from a proposal")?;
+        Ok(Some((rollback, saved)))
+    }
+
+    pub async fn proposal_card(&self, id: ProposalId) -> Result<Option<CardRef>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt("SELECT card_channel, card_ts FROM proposals WHERE id = $1", &[&id.0])
+            .await?;
+        Ok(row.and_then(|r| {
+            Some(CardRef {
+                channel: r.get::<_, Option<String>>(0)?,
+                ts: r.get::<_, Option<String>>(1)?,
+            })
+        }))
+    }
+
+    pub async fn remember_proposal_card(&self, id: ProposalId, card: &CardRef) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE proposals SET card_channel = $2, card_ts = $3 WHERE id = $1",
+                &[&id.0, &card.channel, &card.ts],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Stores `rollback` (already folded with `events`) if nobody changed it since
@@ -345,8 +404,10 @@ impl PostgresStore {
                      WHERE o.done_at IS NULL AND o.available_at <= $1
                        AND (o.claimed_until IS NULL OR o.claimed_until < $1)
                        AND NOT EXISTS (SELECT 1 FROM outbox p
-                                       WHERE p.rollback_id = o.rollback_id AND p.lane = o.lane
-                                         AND p.id < o.id AND p.done_at IS NULL)
+                                       WHERE p.lane = o.lane AND p.id < o.id AND p.done_at IS NULL
+                                         AND (p.rollback_id = o.rollback_id
+                                              OR (o.rollback_id IS NULL AND p.rollback_id IS NULL
+                                                  AND o.lane <> 'slack')))
                      ORDER BY o.id LIMIT $3
                      FOR UPDATE SKIP LOCKED)
                  RETURNING id, rollback_id, payload, attempts",
@@ -599,9 +660,21 @@ impl PostgresStore {
             .await
             .with_context(|| format!("copying timer {}", timer.id))?;
         }
+        for p in &export.proposals {
+            tx.execute(
+                "INSERT INTO proposals (id, version, group_key, service, resolved, doc, rollback_id, card_channel, card_ts,
+                                        created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                &[&p.id, &p.version, &p.group_key, &p.service, &p.resolved, &value(&p.doc)?, &p.rollback_id,
+                  &p.card_channel, &p.card_ts, &p.created_at, &p.updated_at],
+            )
+            .await
+            .with_context(|| format!("copying proposal P-{}", p.id))?;
+        }
         // New rows continue after the copied ones.
         tx.batch_execute(
             "SELECT setval('rollback_numbers', GREATEST((SELECT max(id) FROM rollbacks), 1), (SELECT count(*) > 0 FROM rollbacks));
+             SELECT setval('proposal_numbers', GREATEST((SELECT max(id) FROM proposals), 1), (SELECT count(*) > 0 FROM proposals));
              SELECT setval(pg_get_serial_sequence('outbox', 'id'), GREATEST((SELECT max(id) FROM outbox), 1), (SELECT count(*) > 0 FROM outbox));
              SELECT setval(pg_get_serial_sequence('timers', 'id'), GREATEST((SELECT max(id) FROM timers), 1), (SELECT count(*) > 0 FROM timers));",
         )
@@ -621,6 +694,88 @@ impl PostgresStore {
             .await?;
         Ok(())
     }
+}
+
+async fn insert_rollback(tx: &Transaction<'_>, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {
+    let number: i64 = tx.query_one("SELECT nextval('rollback_numbers')", &[]).await?.get(0);
+    let id = RollbackId(number);
+    let rollback = Rollback::from_history(id, history).ok_or_else(|| anyhow!("a rollback must start with a request"))?;
+    tx.execute(
+        "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        &[
+            &number,
+            &rollback.version,
+            &rollback.state.name(),
+            &rollback.request.channel.0,
+            &rollback.request.service,
+            &serde_json::to_value(&rollback)?,
+            &rollback.requested_at,
+        ],
+    )
+    .await?;
+    insert_events(tx, id, 0, history).await?;
+    apply_consequences(tx, id, consequences, rollback.requested_at).await?;
+    Ok(rollback)
+}
+
+const PROPOSAL_COLUMNS: &str = "id, version, rollback_id, doc";
+
+fn proposal_from(row: &tokio_postgres::Row) -> Result<Proposal> {
+    let mut proposal: Proposal = serde_json::from_value(row.get(3)).context("reading a stored proposal")?;
+    proposal.id = ProposalId(row.get(0));
+    proposal.version = row.get(1);
+    proposal.rollback = row.get::<_, Option<i64>>(2).map(RollbackId);
+    Ok(proposal)
+}
+
+/// Inserts a new proposal (id 0) or updates one still at `proposal.version`; `None` when
+/// another writer got there first. The transaction is unusable after a `None` from an insert.
+async fn write_proposal(
+    tx: &Transaction<'_>,
+    proposal: &Proposal,
+    rollback: Option<RollbackId>,
+    now: DateTime<Utc>,
+) -> Result<Option<Proposal>> {
+    let doc = serde_json::to_value(proposal)?;
+    let rollback_id = rollback.map(|r| r.0);
+    let resolved = proposal.resolved_at.is_some();
+    let id = if proposal.id.0 == 0 {
+        tx.execute("SAVEPOINT open_proposal", &[]).await?;
+        let inserted = tx
+            .query_one(
+                "INSERT INTO proposals (id, version, group_key, service, resolved, doc, rollback_id, created_at, updated_at)
+                 VALUES (nextval('proposal_numbers'), 1, $1, $2, $3, $4, $5, $6, $6) RETURNING id",
+                &[&proposal.group_key, &proposal.service, &resolved, &doc, &rollback_id, &now],
+            )
+            .await;
+        match inserted {
+            Ok(row) => row.get::<_, i64>(0),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                tx.execute("ROLLBACK TO SAVEPOINT open_proposal", &[]).await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        let updated = tx
+            .execute(
+                "UPDATE proposals SET version = version + 1, resolved = $3, doc = $4, rollback_id = $5, updated_at = $6
+                 WHERE id = $1 AND version = $2",
+                &[&proposal.id.0, &proposal.version, &resolved, &doc, &rollback_id, &now],
+            )
+            .await?;
+        if updated == 0 {
+            return Ok(None);
+        }
+        proposal.id.0
+    };
+    Ok(Some(Proposal {
+        id: ProposalId(id),
+        version: if proposal.id.0 == 0 { 1 } else { proposal.version + 1 },
+        rollback,
+        ..proposal.clone()
+    }))
 }
 
 async fn apply_consequences(
@@ -673,14 +828,21 @@ async fn insert_effects(
     let rollback_id = id.map(|i| i.0);
     for effect in effects {
         let payload = serde_json::to_value(effect)?;
-        if *effect == Effect::UpdateCard {
-            // A pending, unclaimed update will render the newest state anyway.
+        if effect.collapses() {
+            // A pending, unclaimed one will render the newest state anyway.
+            let same_owner = if rollback_id.is_some() {
+                "rollback_id = $1"
+            } else {
+                "rollback_id IS NULL AND $1::bigint IS NULL"
+            };
             tx.execute(
-                "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at)
-                 SELECT $1, $2, $3, $4, $4
-                 WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE rollback_id = $1 AND kind = $2
-                                   AND done_at IS NULL AND claimed_until IS NULL)",
-                &[&rollback_id, &effect.kind(), &payload, &now],
+                &format!(
+                    "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane)
+                     SELECT $1, $2, $3, $4, $4, $5
+                     WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE {same_owner} AND lane = $5
+                                       AND kind = $2 AND done_at IS NULL AND claimed_until IS NULL)"
+                ),
+                &[&rollback_id, &effect.kind(), &payload, &now, &effect.lane()],
             )
             .await?;
         } else {

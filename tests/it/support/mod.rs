@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 pub const SIGNING_SECRET: &str = "test-signing-secret-5f0c2b7e";
 pub const BOT_TOKEN: &str = "xoxb-test-bot-token-9d81";
 pub const API_TOKEN: &str = "api-token-test-31f7";
+pub const ALERTMANAGER_TOKEN: &str = "alertmanager-token-test-8c2d";
 pub const TEAM: &str = "T0TEST";
 pub const INCIDENTS: &str = "C0INCIDENTS";
 pub const RANDOM: &str = "C0RANDOM";
@@ -446,7 +447,10 @@ impl Rollbot {
             clock.clone(),
             SignatureVerifier::new(vec![Secret::new(SIGNING_SECRET)]),
             api,
-            Some(Secret::new(API_TOKEN)),
+            rollbot::http::BearerTokens {
+                api: Some(Secret::new(API_TOKEN)),
+                alertmanager: Some(Secret::new(ALERTMANAGER_TOKEN)),
+            },
             page.map(|provider| rollbot::statuspage::StatusPage::new(provider).unwrap()),
             SecretSource::Fixed(Arc::new(step_secrets.clone())),
         );
@@ -487,7 +491,10 @@ impl Rollbot {
             self.clock.clone(),
             verifier,
             api,
-            Some(Secret::new(API_TOKEN)),
+            rollbot::http::BearerTokens {
+                api: Some(Secret::new(API_TOKEN)),
+                alertmanager: Some(Secret::new(ALERTMANAGER_TOKEN)),
+            },
             None,
             SecretSource::Fixed(Arc::new(self.step_secrets.clone())),
         )

@@ -1,0 +1,147 @@
+//! Prometheus Alertmanager's webhook (payload version 4): the wire format, and how its alerts
+//! map to services and severities by label. The core only sees `AlertGroup`s.
+use crate::config::AlertmanagerSettings;
+use crate::domain::plan::Catalog;
+use crate::domain::proposal::{AlertGroup, AlertSummary};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The payload version this module reads; Alertmanager has sent 4 since 2016.
+pub const VERSION: &str = "4";
+/// Alerts kept per proposal: a card shows a handful, and a storm must not grow one record
+/// without bound. The rest are counted.
+pub const MAX_ALERTS_KEPT: usize = 20;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub version: String,
+    pub group_key: String,
+    #[serde(default)]
+    pub truncated_alerts: u64,
+    pub status: String,
+    #[serde(default)]
+    pub receiver: String,
+    #[serde(default)]
+    pub group_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub common_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub common_annotations: BTreeMap<String, String>,
+    #[serde(rename = "externalURL", default)]
+    pub external_url: String,
+    pub alerts: Vec<Alert>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    pub status: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub starts_at: Option<String>,
+    #[serde(default)]
+    pub ends_at: Option<String>,
+    #[serde(rename = "generatorURL", default)]
+    pub generator_url: String,
+    #[serde(default)]
+    pub fingerprint: String,
+}
+
+/// Reads a notification, or says what is wrong with it (for the log and Alertmanager's).
+pub fn parse(body: &[u8]) -> Result<Notification, String> {
+    let notification: Notification = serde_json::from_slice(body).map_err(|e| format!("not an Alertmanager notification: {e}"))?;
+    if notification.version != VERSION {
+        return Err(format!(
+            "payload version {:?} is not supported; rollbot reads version {VERSION}",
+            notification.version
+        ));
+    }
+    if notification.group_key.is_empty() {
+        return Err("the notification has no groupKey".into());
+    }
+    for alert in &notification.alerts {
+        if alert.status != "firing" && alert.status != "resolved" {
+            return Err(format!("alert status {:?} is neither firing nor resolved", alert.status));
+        }
+    }
+    Ok(notification)
+}
+
+/// A time Alertmanager sent; its "no time" (`0001-01-01T00:00:00Z`) and anything unreadable is `None`.
+fn time(value: &Option<String>) -> Option<DateTime<Utc>> {
+    let at = DateTime::parse_from_rfc3339(value.as_deref()?).ok()?.with_timezone(&Utc);
+    (at.timestamp() > 0).then_some(at)
+}
+
+/// Where a notification's alerts go: one group per configured service, and the alerts that
+/// name no configured service (by the service label's value, `None` when it is missing).
+#[derive(Debug, Default)]
+pub struct Sorted {
+    pub groups: Vec<AlertGroup>,
+    pub unknown: Vec<Option<String>>,
+}
+
+pub fn sort(notification: &Notification, settings: &AlertmanagerSettings, catalog: &Catalog) -> Sorted {
+    let mut by_service: BTreeMap<String, Vec<&Alert>> = BTreeMap::new();
+    let mut sorted = Sorted::default();
+    for alert in &notification.alerts {
+        match alert.labels.get(&settings.service_label) {
+            Some(service) if catalog.services.contains_key(service) => {
+                by_service.entry(service.clone()).or_default().push(alert)
+            }
+            other => sorted.unknown.push(other.cloned()),
+        }
+    }
+    for (service, alerts) in by_service {
+        // The most severe of the group's firing alerts decides; resolved ones only if all are.
+        let firing: Vec<&&Alert> = alerts.iter().filter(|a| a.status == "firing").collect();
+        let deciding: Vec<&Alert> = if firing.is_empty() {
+            alerts.clone()
+        } else {
+            firing.into_iter().copied().collect()
+        };
+        let severity = deciding
+            .iter()
+            .map(|a| settings.severity_of(a.labels.get(&settings.severity_label).map(String::as_str)))
+            .min()
+            .unwrap_or(settings.default_severity);
+        let target = settings
+            .target_label
+            .as_ref()
+            .and_then(|label| deciding.iter().find_map(|a| a.labels.get(label)).cloned());
+        let kept = alerts.len().min(MAX_ALERTS_KEPT);
+        let summaries = alerts[..kept]
+            .iter()
+            .map(|alert| AlertSummary {
+                name: alert.labels.get("alertname").cloned().unwrap_or_else(|| "(unnamed alert)".into()),
+                firing: alert.status == "firing",
+                summary: alert
+                    .annotations
+                    .get("summary")
+                    .or_else(|| alert.annotations.get("description"))
+                    .cloned(),
+                labels: alert.labels.clone(),
+                starts_at: time(&alert.starts_at),
+                ends_at: time(&alert.ends_at),
+                source: Some(alert.generator_url.clone()).filter(|u| !u.is_empty()),
+            })
+            .collect();
+        sorted.groups.push(AlertGroup {
+            group_key: notification.group_key.clone(),
+            service,
+            severity,
+            target,
+            channel: settings.channel.clone(),
+            alerts: summaries,
+            common_labels: notification.common_labels.clone(),
+            external_url: Some(notification.external_url.clone()).filter(|u| !u.is_empty()),
+            truncated: notification.truncated_alerts + (alerts.len() - kept) as u64,
+        });
+    }
+    sorted
+}

@@ -1,0 +1,150 @@
+//! Proposals from alerts: recorded as notifications arrive, started or dismissed by people.
+//! Starting files an ordinary request by the person who clicked, so every policy rule applies;
+//! a service's `auto_request` files it as rollbot, and only where a person must still approve.
+use super::{Engine, MAX_CONFLICT_RETRIES};
+use crate::domain::proposal::{AlertGroup, Decision, Proposal, ProposalAction, ProposalId, decide_proposal};
+use crate::domain::{Actor, Refusal, Rollback};
+use crate::grammar::RequestArgs;
+use anyhow::{Context, Result, bail};
+
+impl Engine {
+    /// Records what one notification says about one service's alerts: a new proposal, or the
+    /// open one brought up to date. `None` when there is nothing to show (a resolved group with
+    /// no open proposal).
+    pub async fn observe_alerts(&self, group: &AlertGroup) -> Result<Option<Proposal>> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let open = self
+                .store
+                .open_proposal(&group.group_key, &group.service)
+                .await
+                .context("loading the group's open proposal")?;
+            let now = self.clock.now();
+            let Some(mut next) = Proposal::observe(open.as_ref(), group, now) else {
+                return Ok(None);
+            };
+            let auto_request = open.is_none()
+                && self
+                    .config
+                    .catalog
+                    .services
+                    .get(&group.service)
+                    .is_some_and(|s| s.auto_request);
+            if auto_request {
+                match self.start(&next, &Actor::system()).await? {
+                    Started::Yes(rollback, saved) => {
+                        tracing::info!(proposal = %saved.id, rollback = %rollback.id, service = %saved.service, "filed a rollback request from an alert (auto_request)");
+                        return Ok(Some(saved));
+                    }
+                    Started::Conflict => continue,
+                    Started::Refused(refusal) => {
+                        tracing::info!(service = %next.service, ?refusal, "auto_request did not file a request; the proposal waits for a person");
+                        next.decision = None;
+                        next.auto_request_skipped = Some(crate::slack::messages::refusal(&refusal).text);
+                    }
+                }
+            }
+            if let Some(saved) = self
+                .store
+                .save_proposal(&next, now)
+                .await
+                .context("recording the proposal")?
+            {
+                tracing::info!(proposal = %saved.id, service = %saved.service, group = %saved.group_key, resolved = saved.resolved_at.is_some(), notifications = saved.notifications, "alert group recorded");
+                self.outbox_ready.notify_one();
+                return Ok(Some(saved));
+            }
+        }
+        bail!("the proposal for alert group {} kept changing; gave up", group.group_key)
+    }
+
+    /// `actor` clicked *Start rollback*: their request, from what the alert says.
+    pub async fn start_proposal(&self, id: ProposalId, actor: &Actor) -> Result<Result<Rollback, Refusal>> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let Some(proposal) = self.store.load_proposal(id).await? else {
+                return Ok(Err(Refusal::NoSuchProposal { id }));
+            };
+            match self.start(&proposal, actor).await? {
+                Started::Yes(rollback, _) => return Ok(Ok(rollback)),
+                Started::Refused(refusal) => return Ok(Err(refusal)),
+                Started::Conflict => continue,
+            }
+        }
+        bail!("{id} kept changing under a start; gave up")
+    }
+
+    /// `actor` clicked *Dismiss*: the proposal closes for everyone, and its card says who.
+    pub async fn dismiss_proposal(&self, id: ProposalId, actor: &Actor) -> Result<Result<Proposal, Refusal>> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let Some(proposal) = self.store.load_proposal(id).await? else {
+                return Ok(Err(Refusal::NoSuchProposal { id }));
+            };
+            let now = self.clock.now();
+            let decision = match decide_proposal(&proposal, ProposalAction::Dismiss, actor, &self.config.policy, now) {
+                Ok(decision) => decision,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let next = Proposal {
+                decision: Some(decision),
+                ..proposal
+            };
+            if let Some(saved) = self.store.save_proposal(&next, now).await? {
+                tracing::info!(proposal = %id, by = %actor.user, "proposal dismissed");
+                self.outbox_ready.notify_one();
+                return Ok(Ok(saved));
+            }
+        }
+        bail!("{id} kept changing under a dismissal; gave up")
+    }
+
+    /// Files the request a proposal stands for, as `actor`, and marks the proposal started,
+    /// in one transaction.
+    async fn start(&self, proposal: &Proposal, actor: &Actor) -> Result<Started> {
+        let now = self.clock.now();
+        let decision = if actor.is_system() {
+            Decision::Started {
+                by: actor.user.clone(),
+                at: now,
+            }
+        } else {
+            match decide_proposal(proposal, ProposalAction::Start, actor, &self.config.policy, now) {
+                Ok(decision) => decision,
+                Err(refusal) => return Ok(Started::Refused(refusal)),
+            }
+        };
+        let args = RequestArgs {
+            drill: false,
+            service: proposal.service.clone(),
+            target: proposal.target.clone(),
+            runbook: None,
+            severity: Some(proposal.severity),
+            reason: Some(proposal.reason(self.config.policy.max_reason_chars)),
+        };
+        let (history, consequences) = match self.prepare_request(actor, &proposal.channel.0, &args)? {
+            Ok(prepared) => prepared,
+            Err(refusal) => return Ok(Started::Refused(refusal)),
+        };
+        let next = Proposal {
+            decision: Some(decision),
+            ..proposal.clone()
+        };
+        match self
+            .store
+            .start_from_proposal(&next, &history, &consequences)
+            .await
+            .context("recording the request started from a proposal")?
+        {
+            Some((rollback, saved)) => {
+                self.requested(&rollback, actor);
+                Ok(Started::Yes(rollback, saved))
+            }
+            None => Ok(Started::Conflict),
+        }
+    }
+}
+
+enum Started {
+    Yes(Rollback, Proposal),
+    Refused(Refusal),
+    /// The proposal changed since it was loaded; nothing was recorded.
+    Conflict,
+}
