@@ -320,7 +320,10 @@ fn without_database_url_the_store_is_rollbot_db_in_the_data_directory() {
         "{}",
         String::from_utf8_lossy(&by_default.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&by_default.stdout), "applied 0001_init.sql\n");
+    assert_eq!(
+        String::from_utf8_lossy(&by_default.stdout),
+        "applied 0001_init.sql\napplied 0002_proposals.sql\n"
+    );
     assert!(here.path().join("rollbot.db").is_file(), "./rollbot.db by default");
 
     let data_dir = elsewhere.path().join("state");
