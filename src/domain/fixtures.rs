@@ -254,3 +254,41 @@ pub fn failed_result(code: i32, output: &str) -> StepResult {
         ..Default::default()
     }
 }
+
+pub const ALERT_GROUP: &str = "{}:{alertname=\"HighErrorRate\"}";
+
+/// One Alertmanager notification about checkout-api, as the edge maps it: `firing` or all
+/// resolved, with `alerts` alerts.
+pub fn alert_group(firing: bool, alerts: usize) -> proposal::AlertGroup {
+    let labels = |instance: usize| {
+        BTreeMap::from([
+            ("alertname".to_owned(), "HighErrorRate".to_owned()),
+            ("service".to_owned(), "checkout-api".to_owned()),
+            ("instance".to_owned(), format!("pod-{instance}")),
+        ])
+    };
+    proposal::AlertGroup {
+        group_key: ALERT_GROUP.into(),
+        service: "checkout-api".into(),
+        severity: Severity::High,
+        target: Some("41".into()),
+        channel: ChannelId(CHANNEL.into()),
+        alerts: (1..=alerts)
+            .map(|n| proposal::AlertSummary {
+                name: "HighErrorRate".into(),
+                firing,
+                summary: Some(format!("error rate 12% on pod-{n}")),
+                labels: labels(n),
+                starts_at: Some(at(-10)),
+                ends_at: (!firing).then(|| at(20)),
+                source: Some("https://prometheus.example.com/graph?g0.expr=rate(http_5xx[5m])".into()),
+            })
+            .collect(),
+        common_labels: BTreeMap::from([
+            ("alertname".to_owned(), "HighErrorRate".to_owned()),
+            ("service".to_owned(), "checkout-api".to_owned()),
+        ]),
+        external_url: Some("https://alertmanager.example.com".into()),
+        truncated: 0,
+    }
+}

@@ -741,6 +741,17 @@ async fn write_proposal(
     let rollback_id = rollback.map(|r| r.0);
     let resolved = proposal.resolved_at.is_some();
     let id = if proposal.id.0 == 0 {
+        let open: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM proposals WHERE group_key = $1 AND service = $2 AND NOT resolved)",
+                &[&proposal.group_key, &proposal.service],
+            )
+            .await?
+            .get(0);
+        if open {
+            return Ok(None);
+        }
+        // Two notifications of a new group at once both get here; the unique index stops one.
         tx.execute("SAVEPOINT open_proposal", &[]).await?;
         let inserted = tx
             .query_one(
