@@ -145,3 +145,103 @@ pub fn sort(notification: &Notification, settings: &AlertmanagerSettings, catalo
     }
     sorted
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::domain::Severity;
+
+    const CONFIG: &str = r#"
+[slack]
+channels = ["C0INCIDENTS"]
+[roles]
+on_call = ["U0BOB"]
+team_lead = ["U0CAROL"]
+[runbooks.k8s]
+params.target = { pattern = "[0-9]+" }
+[[runbooks.k8s.steps]]
+name = "Undo"
+run = ["kubectl", "rollout", "undo", "--to-revision={{ params.target }}"]
+[services.api]
+runbooks = ["k8s"]
+[services.web]
+runbooks = ["k8s"]
+[alertmanager]
+service_label = "app"
+target_label = "last_good"
+[alertmanager.severities]
+page = "critical"
+"#;
+
+    fn notification(alerts: serde_json::Value) -> Notification {
+        let body = serde_json::json!({
+            "version": "4", "groupKey": "{}:{alertname=\"X\"}", "truncatedAlerts": 3, "status": "firing",
+            "receiver": "rollbot", "groupLabels": {}, "commonLabels": {"team": "shop"}, "commonAnnotations": {},
+            "externalURL": "http://am:9093", "alerts": alerts,
+        });
+        parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    fn alert(app: Option<&str>, severity: &str, status: &str, last_good: Option<&str>) -> serde_json::Value {
+        let mut labels = serde_json::json!({"alertname": "HighErrorRate", "severity": severity});
+        if let Some(app) = app {
+            labels["app"] = app.into();
+        }
+        if let Some(target) = last_good {
+            labels["last_good"] = target.into();
+        }
+        serde_json::json!({
+            "status": status, "labels": labels, "annotations": {"description": "5xx above 10%"},
+            "startsAt": "2026-11-22T02:50:00Z", "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "", "fingerprint": "f",
+        })
+    }
+
+    #[test]
+    fn alerts_sort_into_one_group_per_service_by_the_configured_labels() {
+        let config = Config::parse("rollbot.toml", CONFIG).unwrap();
+        let settings = config.alertmanager.as_ref().unwrap();
+        let sorted = sort(
+            &notification(serde_json::json!([
+                alert(Some("api"), "warning", "firing", None),
+                alert(Some("api"), "page", "firing", Some("41")),
+                alert(Some("api"), "page", "resolved", Some("40")),
+                alert(Some("web"), "warning", "resolved", None),
+                alert(Some("billing"), "page", "firing", None),
+                alert(None, "page", "firing", None),
+            ])),
+            settings,
+            &config.catalog,
+        );
+        assert_eq!(sorted.unknown, [Some("billing".to_owned()), None]);
+        let api = &sorted.groups[0];
+        assert_eq!(api.service, "api");
+        assert_eq!(api.severity, Severity::Critical, "the most severe firing alert, mapped");
+        assert_eq!(api.target.as_deref(), Some("41"), "from a firing alert, not the resolved one");
+        assert_eq!((api.alerts.len(), api.truncated, api.firing()), (3, 3, true));
+        assert_eq!(api.alerts[0].summary.as_deref(), Some("5xx above 10%"), "the description when no summary");
+        assert_eq!(api.alerts[0].ends_at, None, "Alertmanager's zero time is no time");
+        assert_eq!(api.alerts[0].source, None);
+        let web = &sorted.groups[1];
+        assert_eq!((web.service.as_str(), web.firing(), web.severity), ("web", false, Severity::High));
+    }
+
+    #[test]
+    fn only_version_4_notifications_with_a_group_key_are_read() {
+        assert!(parse(b"[]").unwrap_err().starts_with("not an Alertmanager notification"));
+        let mut body = serde_json::json!({"version": "4", "groupKey": "", "status": "firing", "alerts": []});
+        assert_eq!(parse(body.to_string().as_bytes()).unwrap_err(), "the notification has no groupKey");
+        body["version"] = "5".into();
+        assert!(parse(body.to_string().as_bytes()).unwrap_err().contains("rollbot reads version 4"));
+    }
+
+    #[test]
+    fn a_storm_keeps_a_bounded_record_and_counts_the_rest() {
+        let config = Config::parse("rollbot.toml", CONFIG).unwrap();
+        let alerts: Vec<_> = (0..500).map(|_| alert(Some("api"), "page", "firing", Some("41"))).collect();
+        let sorted = sort(&notification(serde_json::json!(alerts)), config.alertmanager.as_ref().unwrap(), &config.catalog);
+        assert_eq!(sorted.groups[0].alerts.len(), MAX_ALERTS_KEPT);
+        assert_eq!(sorted.groups[0].truncated, 3 + 500 - MAX_ALERTS_KEPT as u64);
+    }
+}

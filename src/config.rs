@@ -1538,6 +1538,38 @@ vars = { deployment = "api" }
 "#;
 
     #[test]
+    fn the_alertmanager_section_is_checked_and_defaulted() {
+        let config = Config::parse(
+            "rollbot.toml",
+            &format!("{MINIMAL}\n[alertmanager]\ntarget_label = \"previous_release\"\nseverities = {{ page = \"critical\" }}\n"),
+        )
+        .unwrap();
+        let settings = config.alertmanager.unwrap();
+        assert_eq!(settings.channel, ChannelId("C0INCIDENTS".into()), "the first incident channel");
+        assert_eq!(settings.token_env, DEFAULT_ALERTMANAGER_TOKEN_ENV);
+        assert_eq!((settings.service_label.as_str(), settings.severity_label.as_str()), ("service", "severity"));
+        assert_eq!(settings.severity_of(Some("page")), Severity::Critical);
+        assert_eq!(settings.severity_of(Some("sev3")), Severity::Medium, "rollbot's own names work too");
+        assert_eq!(settings.severity_of(Some("warning")), Severity::High, "unmapped: the default");
+        assert_eq!(settings.severity_of(None), Severity::High);
+
+        assert_eq!(
+            errors(&format!(
+                "{MINIMAL}\n[alertmanager]\nchannel = \"C0RANDOM\"\ndefault_severity = \"urgent\"\n"
+            )),
+            ["rollbot.toml:17:11: `C0RANDOM` is not one of the incident channels\n  hint: proposals are requests in waiting: post them where requests are accepted ([slack] channels)"]
+        );
+        assert_eq!(
+            errors(&format!("{MINIMAL}\n[alertmanager]\ndefault_severity = \"urgent\"\n")),
+            ["rollbot.toml:17:20: `urgent` is not a severity\n  hint: severities are critical, high, medium and low"]
+        );
+        assert_eq!(
+            errors(&MINIMAL.replace("[services.api]\n", "[services.api]\nauto_request = true\n")),
+            ["rollbot.toml:13:16: service `api` sets auto_request, but [alertmanager] is not configured\n  hint: configure [alertmanager] (docs/alerts.md), or remove auto_request"]
+        );
+    }
+
+    #[test]
     fn every_example_passes_check() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
         let mut checked = vec![];

@@ -603,10 +603,10 @@ pub fn proposal_card(proposal: &Proposal, context_of: &ProposalContext) -> Messa
         "*{id}* from Alertmanager. Nothing runs unless someone starts it and the policy's approvals are given."
     )));
 
-    let mut lines = vec![];
+    // One section per alert, each cut before escaping, so no alert can crowd out the others.
     for alert in proposal.alerts.iter().take(PROPOSAL_ALERTS_SHOWN) {
         let icon = if alert.firing { "🔥" } else { "✅" };
-        let mut line = format!("{icon} *{}*", escape(&alert.name));
+        let mut line = format!("{icon} *{}*", escape(&truncate(&alert.name, 100)));
         match (alert.firing, alert.starts_at, alert.ends_at) {
             (true, Some(start), _) => line.push_str(&format!(" firing since {}", day_time(start))),
             (true, None, _) => line.push_str(" firing"),
@@ -616,16 +616,20 @@ pub fn proposal_card(proposal: &Proposal, context_of: &ProposalContext) -> Messa
         if let Some(summary) = &alert.summary {
             line.push_str(&format!(": {}", escape(&truncate(summary, 300))));
         }
-        if let Some(source) = alert.source.as_deref().and_then(|u| link(u, "source")) {
+        if let Some(source) = alert
+            .source
+            .as_deref()
+            .filter(|u| u.len() <= 1000)
+            .and_then(|u| link(u, "source"))
+        {
             line.push_str(&format!(" ({source})"));
         }
-        lines.push(line);
+        blocks.push(section(line));
     }
     let hidden = proposal.alerts.len().saturating_sub(PROPOSAL_ALERTS_SHOWN) as u64 + proposal.truncated;
     if hidden > 0 {
-        lines.push(format!("…and {hidden} more alert(s) in this group."));
+        blocks.push(context(format!("…and {hidden} more alert(s) in this group.")));
     }
-    blocks.push(section(lines.join("\n")));
 
     let labels: Vec<String> = proposal
         .common_labels
@@ -644,7 +648,7 @@ pub fn proposal_card(proposal: &Proposal, context_of: &ProposalContext) -> Messa
             proposal
                 .target
                 .as_deref()
-                .map(escape)
+                .map(|t| escape(&truncate(t, 200)))
                 .unwrap_or_else(|| "(not in the alert)".into())
         ),
         format!("*Runbook*\n{runbook}"),
@@ -653,7 +657,8 @@ pub fn proposal_card(proposal: &Proposal, context_of: &ProposalContext) -> Messa
             if labels.is_empty() {
                 "(none in common)".into()
             } else {
-                code_block(&truncate(&labels.join(" "), 1800))
+                // Escaping may grow the text fivefold; a field holds 2000 characters.
+                code_block(&truncate(&labels.join(" "), 350))
             }
         ),
     ];
@@ -1599,6 +1604,7 @@ pub fn unknown_button() -> Message {
 mod tests {
     use super::*;
     use crate::domain::fixtures::*;
+    use crate::domain::proposal::ProposalId;
     use crate::domain::{Action, Actor, ChannelId, StepOutcome};
 
     fn card_json(story: &Story) -> Value {
@@ -1867,6 +1873,23 @@ mod tests {
             },
             Refusal::NotAllowedAtGate { id },
             Refusal::WrongPhrase { id },
+            Refusal::AutomaticRequestNeedsApproval {
+                severity: Severity::Critical,
+            },
+            Refusal::NoSuchProposal { id: ProposalId(3) },
+            Refusal::ProposalResolved {
+                id: ProposalId(3),
+                service: "checkout-api".into(),
+            },
+            Refusal::ProposalDismissed {
+                id: ProposalId(3),
+                by: UserId(ON_CALL.into()),
+            },
+            Refusal::ProposalStarted {
+                id: ProposalId(3),
+                rollback: id,
+                by: UserId(REQUESTER.into()),
+            },
         ];
         let text: Vec<String> = refusals.iter().map(|r| refusal(r).text).collect();
         insta::assert_snapshot!(text.join("\n"));
@@ -1899,6 +1922,120 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn proposal_json(proposal: &Proposal, severity: Severity) -> Value {
+        let policy = policy().severity(severity);
+        let plan = Ok(plan());
+        let message = proposal_card(
+            proposal,
+            &ProposalContext {
+                plan: &plan,
+                approvals: policy.approvals,
+                approver_roles: &policy.approvers,
+            },
+        );
+        assert_within_block_kit_limits(&message);
+        serde_json::to_value(message).unwrap()
+    }
+
+    fn firing_proposal() -> Proposal {
+        let mut proposal = Proposal::observe(None, &alert_group(true, 2), at(0)).unwrap();
+        proposal.id = ProposalId(3);
+        proposal
+    }
+
+    #[test]
+    fn proposal_card_firing_offers_start_and_dismiss() {
+        insta::assert_json_snapshot!(proposal_json(&firing_proposal(), Severity::High));
+    }
+
+    #[test]
+    fn proposal_card_after_people_or_the_alert_decided() {
+        let proposal = firing_proposal();
+        let started = Proposal {
+            decision: Some(Decision::Started {
+                by: UserId(REQUESTER.into()),
+                at: at(2),
+            }),
+            rollback: Some(RollbackId(7)),
+            ..proposal.clone()
+        };
+        let dismissed = Proposal {
+            decision: Some(Decision::Dismissed {
+                by: UserId(ON_CALL.into()),
+                at: at(2),
+            }),
+            ..proposal.clone()
+        };
+        let resolved = Proposal::observe(Some(&proposal), &alert_group(false, 2), at(20)).unwrap();
+        let skipped = Proposal {
+            auto_request_skipped: Some(refusal(&Refusal::AutomaticRequestNeedsApproval { severity: Severity::Critical }).text),
+            severity: Severity::Critical,
+            ..proposal.clone()
+        };
+        let texts: Vec<String> = [
+            (&started, Severity::High),
+            (&dismissed, Severity::High),
+            (&resolved, Severity::High),
+            (&skipped, Severity::Critical),
+        ]
+        .into_iter()
+        .map(|(p, severity)| {
+            let card = proposal_json(p, severity);
+            let buttons: Vec<&str> = card["blocks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|b| b["elements"].as_array().into_iter().flatten())
+                .filter_map(|e| e["action_id"].as_str())
+                .collect();
+            let lines: Vec<&str> = card["blocks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|b| b["text"]["text"].as_str().or(b["elements"][0]["text"].as_str()))
+                .collect();
+            format!("{}\nbuttons: {buttons:?}\n{}", card["text"], lines.join("\n"))
+        })
+        .collect();
+        insta::assert_snapshot!(texts.join("\n\n---\n\n"));
+    }
+
+    #[test]
+    fn proposal_card_without_a_plan_offers_only_dismiss() {
+        let plan = Err(Refusal::MissingParam {
+            runbook: "kubernetes".into(),
+            name: "target".into(),
+            help: Some("revision".into()),
+        });
+        let message = proposal_card(
+            &firing_proposal(),
+            &ProposalContext {
+                plan: &plan,
+                approvals: 1,
+                approver_roles: &["on_call".into()],
+            },
+        );
+        let json = serde_json::to_string(&message).unwrap();
+        assert!(json.contains("No plan can be built from this alert:* Runbook `kubernetes` needs `target`"));
+        assert!(!json.contains("start_proposal") && json.contains("dismiss_proposal"));
+    }
+
+    #[test]
+    fn a_proposal_from_a_storm_of_huge_alerts_stays_inside_block_kit_limits() {
+        let mut group = alert_group(true, 20);
+        for alert in &mut group.alerts {
+            alert.summary = Some("<&>".repeat(2000));
+            alert.name = "N".repeat(500);
+        }
+        group.common_labels = (0..200).map(|i| (format!("label{i}"), "&".repeat(100))).collect();
+        group.target = Some("4".repeat(5000));
+        group.truncated = 480;
+        let proposal = Proposal::observe(None, &group, at(0)).unwrap();
+        let json = proposal_json(&proposal, Severity::High).to_string();
+        assert!(json.contains("…and 495 more alert(s) in this group."));
+        assert!(json.contains("… (truncated)"));
     }
 
     #[test]
