@@ -166,7 +166,11 @@ impl Proposal {
     pub fn reason(&self, max_chars: usize) -> String {
         let alert = self.lead_alert();
         let name = alert.map_or("an alert", |a| a.name.as_str());
-        let mut reason = format!("Alert {name} ({})", self.id);
+        // A proposal filed as it is first recorded has no number yet.
+        let mut reason = match self.id.0 {
+            0 => format!("Alert {name}"),
+            _ => format!("Alert {name} ({})", self.id),
+        };
         if let Some(summary) = alert.and_then(|a| a.summary.as_deref()) {
             reason.push_str(": ");
             reason.push_str(summary);

@@ -38,7 +38,6 @@ impl Engine {
                     Started::Conflict => continue,
                     Started::Refused(refusal) => {
                         tracing::info!(service = %next.service, ?refusal, "auto_request did not file a request; the proposal waits for a person");
-                        next.decision = None;
                         next.auto_request_skipped = Some(crate::slack::messages::refusal(&refusal).text);
                     }
                 }

@@ -360,6 +360,11 @@ async fn auto_request_files_the_request_but_nothing_runs_without_approval() {
         bot.card_now(&proposal).text
     );
     assert!(request.text.contains("Requested by*\nrollbot"), "{}", request.text);
+    assert!(
+        request.text.contains("Alert HighErrorRate: error rate above 10% for 10 minutes on pod-1"),
+        "{}",
+        request.text
+    );
     assert_eq!(request.buttons(), ["approve", "reject", "escalate", "cancel"]);
     assert!(bot.marker().is_empty(), "an automatic request still waits for approval");
 
