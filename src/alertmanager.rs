@@ -54,7 +54,8 @@ pub struct Alert {
 
 /// Reads a notification, or says what is wrong with it (for the log and Alertmanager's).
 pub fn parse(body: &[u8]) -> Result<Notification, String> {
-    let notification: Notification = serde_json::from_slice(body).map_err(|e| format!("not an Alertmanager notification: {e}"))?;
+    let notification: Notification =
+        serde_json::from_slice(body).map_err(|e| format!("not an Alertmanager notification: {e}"))?;
     if notification.version != VERSION {
         return Err(format!(
             "payload version {:?} is not supported; rollbot reads version {VERSION}",
@@ -66,7 +67,10 @@ pub fn parse(body: &[u8]) -> Result<Notification, String> {
     }
     for alert in &notification.alerts {
         if alert.status != "firing" && alert.status != "resolved" {
-            return Err(format!("alert status {:?} is neither firing nor resolved", alert.status));
+            return Err(format!(
+                "alert status {:?} is neither firing nor resolved",
+                alert.status
+            ));
         }
     }
     Ok(notification)
@@ -74,7 +78,9 @@ pub fn parse(body: &[u8]) -> Result<Notification, String> {
 
 /// A time Alertmanager sent; its "no time" (`0001-01-01T00:00:00Z`) and anything unreadable is `None`.
 fn time(value: &Option<String>) -> Option<DateTime<Utc>> {
-    let at = DateTime::parse_from_rfc3339(value.as_deref()?).ok()?.with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc3339(value.as_deref()?)
+        .ok()?
+        .with_timezone(&Utc);
     (at.timestamp() > 0).then_some(at)
 }
 
@@ -118,7 +124,11 @@ pub fn sort(notification: &Notification, settings: &AlertmanagerSettings, catalo
         let summaries = alerts[..kept]
             .iter()
             .map(|alert| AlertSummary {
-                name: alert.labels.get("alertname").cloned().unwrap_or_else(|| "(unnamed alert)".into()),
+                name: alert
+                    .labels
+                    .get("alertname")
+                    .cloned()
+                    .unwrap_or_else(|| "(unnamed alert)".into()),
                 firing: alert.status == "firing",
                 summary: alert
                     .annotations
@@ -218,29 +228,57 @@ page = "critical"
         let api = &sorted.groups[0];
         assert_eq!(api.service, "api");
         assert_eq!(api.severity, Severity::Critical, "the most severe firing alert, mapped");
-        assert_eq!(api.target.as_deref(), Some("41"), "from a firing alert, not the resolved one");
+        assert_eq!(
+            api.target.as_deref(),
+            Some("41"),
+            "from a firing alert, not the resolved one"
+        );
         assert_eq!((api.alerts.len(), api.truncated, api.firing()), (3, 3, true));
-        assert_eq!(api.alerts[0].summary.as_deref(), Some("5xx above 10%"), "the description when no summary");
+        assert_eq!(
+            api.alerts[0].summary.as_deref(),
+            Some("5xx above 10%"),
+            "the description when no summary"
+        );
         assert_eq!(api.alerts[0].ends_at, None, "Alertmanager's zero time is no time");
         assert_eq!(api.alerts[0].source, None);
         let web = &sorted.groups[1];
-        assert_eq!((web.service.as_str(), web.firing(), web.severity), ("web", false, Severity::High));
+        assert_eq!(
+            (web.service.as_str(), web.firing(), web.severity),
+            ("web", false, Severity::High)
+        );
     }
 
     #[test]
     fn only_version_4_notifications_with_a_group_key_are_read() {
-        assert!(parse(b"[]").unwrap_err().starts_with("not an Alertmanager notification"));
+        assert!(
+            parse(b"[]")
+                .unwrap_err()
+                .starts_with("not an Alertmanager notification")
+        );
         let mut body = serde_json::json!({"version": "4", "groupKey": "", "status": "firing", "alerts": []});
-        assert_eq!(parse(body.to_string().as_bytes()).unwrap_err(), "the notification has no groupKey");
+        assert_eq!(
+            parse(body.to_string().as_bytes()).unwrap_err(),
+            "the notification has no groupKey"
+        );
         body["version"] = "5".into();
-        assert!(parse(body.to_string().as_bytes()).unwrap_err().contains("rollbot reads version 4"));
+        assert!(
+            parse(body.to_string().as_bytes())
+                .unwrap_err()
+                .contains("rollbot reads version 4")
+        );
     }
 
     #[test]
     fn a_storm_keeps_a_bounded_record_and_counts_the_rest() {
         let config = Config::parse("rollbot.toml", CONFIG).unwrap();
-        let alerts: Vec<_> = (0..500).map(|_| alert(Some("api"), "page", "firing", Some("41"))).collect();
-        let sorted = sort(&notification(serde_json::json!(alerts)), config.alertmanager.as_ref().unwrap(), &config.catalog);
+        let alerts: Vec<_> = (0..500)
+            .map(|_| alert(Some("api"), "page", "firing", Some("41")))
+            .collect();
+        let sorted = sort(
+            &notification(serde_json::json!(alerts)),
+            config.alertmanager.as_ref().unwrap(),
+            &config.catalog,
+        );
         assert_eq!(sorted.groups[0].alerts.len(), MAX_ALERTS_KEPT);
         assert_eq!(sorted.groups[0].truncated, 3 + 500 - MAX_ALERTS_KEPT as u64);
     }

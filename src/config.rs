@@ -609,7 +609,10 @@ fn check_alertmanager(c: &mut Checker, raw: &RawAlertmanager, channels: &[Channe
             c.error(
                 channel.span(),
                 format!("`{}` is not one of the incident channels", channel.get_ref()),
-                Some("proposals are requests in waiting: post them where requests are accepted ([slack] channels)".into()),
+                Some(
+                    "proposals are requests in waiting: post them where requests are accepted ([slack] channels)"
+                        .into(),
+                ),
             );
             return None;
         }
@@ -1438,6 +1441,16 @@ fn check_services(
                 Some("runbooks = [\"<name>\"]; the first is the default".into()),
             );
         }
+        let lower = name.to_lowercase();
+        if crate::grammar::SUBCOMMANDS.contains(&lower.as_str())
+            || crate::grammar::OPTION_KEYWORDS.contains(&lower.as_str())
+        {
+            c.error(
+                svc.runbooks.span(),
+                format!("`{name}` cannot be a service name: it is a word of the /rollback grammar"),
+                Some("`/rollback <name> …` would read it as that word; rename the service".into()),
+            );
+        }
         if !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
             c.error(
                 svc.runbooks.span(),
@@ -1538,6 +1551,16 @@ vars = { deployment = "api" }
 "#;
 
     #[test]
+    fn a_word_of_the_grammar_cannot_name_a_service() {
+        assert_eq!(
+            errors(&MINIMAL.replace("[services.api]", "[services.status]")),
+            [
+                "rollbot.toml:13:12: `status` cannot be a service name: it is a word of the /rollback grammar\n  hint: `/rollback <name> …` would read it as that word; rename the service"
+            ]
+        );
+    }
+
+    #[test]
     fn the_alertmanager_section_is_checked_and_defaulted() {
         let config = Config::parse(
             "rollbot.toml",
@@ -1545,19 +1568,36 @@ vars = { deployment = "api" }
         )
         .unwrap();
         let settings = config.alertmanager.unwrap();
-        assert_eq!(settings.channel, ChannelId("C0INCIDENTS".into()), "the first incident channel");
+        assert_eq!(
+            settings.channel,
+            ChannelId("C0INCIDENTS".into()),
+            "the first incident channel"
+        );
         assert_eq!(settings.token_env, DEFAULT_ALERTMANAGER_TOKEN_ENV);
-        assert_eq!((settings.service_label.as_str(), settings.severity_label.as_str()), ("service", "severity"));
+        assert_eq!(
+            (settings.service_label.as_str(), settings.severity_label.as_str()),
+            ("service", "severity")
+        );
         assert_eq!(settings.severity_of(Some("page")), Severity::Critical);
-        assert_eq!(settings.severity_of(Some("sev3")), Severity::Medium, "rollbot's own names work too");
-        assert_eq!(settings.severity_of(Some("warning")), Severity::High, "unmapped: the default");
+        assert_eq!(
+            settings.severity_of(Some("sev3")),
+            Severity::Medium,
+            "rollbot's own names work too"
+        );
+        assert_eq!(
+            settings.severity_of(Some("warning")),
+            Severity::High,
+            "unmapped: the default"
+        );
         assert_eq!(settings.severity_of(None), Severity::High);
 
         assert_eq!(
             errors(&format!(
                 "{MINIMAL}\n[alertmanager]\nchannel = \"C0RANDOM\"\ndefault_severity = \"urgent\"\n"
             )),
-            ["rollbot.toml:17:11: `C0RANDOM` is not one of the incident channels\n  hint: proposals are requests in waiting: post them where requests are accepted ([slack] channels)"]
+            [
+                "rollbot.toml:17:11: `C0RANDOM` is not one of the incident channels\n  hint: proposals are requests in waiting: post them where requests are accepted ([slack] channels)"
+            ]
         );
         assert_eq!(
             errors(&format!("{MINIMAL}\n[alertmanager]\ndefault_severity = \"urgent\"\n")),
@@ -1565,7 +1605,9 @@ vars = { deployment = "api" }
         );
         assert_eq!(
             errors(&MINIMAL.replace("[services.api]\n", "[services.api]\nauto_request = true\n")),
-            ["rollbot.toml:13:16: service `api` sets auto_request, but [alertmanager] is not configured\n  hint: configure [alertmanager] (docs/alerts.md), or remove auto_request"]
+            [
+                "rollbot.toml:13:16: service `api` sets auto_request, but [alertmanager] is not configured\n  hint: configure [alertmanager] (docs/alerts.md), or remove auto_request"
+            ]
         );
     }
 

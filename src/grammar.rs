@@ -68,7 +68,7 @@ pub enum ParseError {
     },
 }
 
-const OPTION_KEYWORDS: [&str; 4] = ["to", "runbook", "severity", "reason"];
+pub const OPTION_KEYWORDS: [&str; 4] = ["to", "runbook", "severity", "reason"];
 pub const SUBCOMMANDS: [&str; 7] = ["help", "plan", "status", "list", "cancel", "drill", "postmortem"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,6 +299,64 @@ impl RequestArgs {
             text += &format!(" reason \"{r}\"");
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What Slack does to command text before sending it.
+    fn slack_escaped(text: &str) -> String {
+        text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    }
+
+    fn service() -> impl Strategy<Value = String> {
+        "[a-z0-9][a-z0-9._-]{0,40}".prop_filter("a reserved word is not a service name", |s| {
+            !SUBCOMMANDS.contains(&s.as_str()) && !OPTION_KEYWORDS.contains(&s.as_str())
+        })
+    }
+
+    /// Any text a person can type inside quotes: everything but the quote characters.
+    fn value() -> impl Strategy<Value = String> {
+        "[^\"“”]{0,60}"
+    }
+
+    fn args() -> impl Strategy<Value = RequestArgs> {
+        (
+            any::<bool>(),
+            service(),
+            proptest::option::of(value()),
+            proptest::option::of(value()),
+            proptest::option::of(proptest::sample::select(Severity::ALL.to_vec())),
+            proptest::option::of(value()),
+        )
+            .prop_map(|(drill, service, target, runbook, severity, reason)| RequestArgs {
+                drill,
+                service,
+                target,
+                runbook,
+                severity,
+                reason,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Printing a request and reading it back, as Slack delivers it, gives the same request.
+        #[test]
+        fn print_then_parse_is_the_identity(args in args()) {
+            let parsed = parse(&slack_escaped(&args.to_text()));
+            prop_assert_eq!(parsed, Ok(Command::Request(args.clone())), "text: {}", args.to_text());
+        }
+
+        /// Whatever is typed, the parser answers: a command or a reason, never a panic.
+        #[test]
+        fn any_text_gets_an_answer(text in "\\PC{0,300}") {
+            let _ = parse(&text);
+        }
     }
 }
 

@@ -157,6 +157,7 @@ pub fn request(severity: Severity, reason: Option<&str>) -> RollbackRequest {
 }
 
 /// A rollback built the way the engine builds one: decide, then fold the events.
+#[derive(Clone)]
 pub struct Story {
     pub rollback: Rollback,
     pub policy: Policy,

@@ -70,10 +70,16 @@ impl AlertGroup {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Decision {
-    Dismissed { by: UserId, at: DateTime<Utc> },
+    Dismissed {
+        by: UserId,
+        at: DateTime<Utc>,
+    },
     /// A rollback was requested from it; by `rollbot` itself when the service files requests
     /// automatically. The rollback's number is kept beside the proposal by the store.
-    Started { by: UserId, at: DateTime<Utc> },
+    Started {
+        by: UserId,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,7 +124,11 @@ impl Proposal {
             Some(open) => Some(Proposal {
                 // A repeated notification may raise the severity or name a target; once a
                 // rollback was started, its request already froze both.
-                severity: if open.rollback.is_some() { open.severity } else { group.severity },
+                severity: if open.rollback.is_some() {
+                    open.severity
+                } else {
+                    group.severity
+                },
                 target: if open.rollback.is_some() {
                     open.target.clone()
                 } else {

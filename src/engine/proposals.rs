@@ -53,7 +53,10 @@ impl Engine {
                 return Ok(Some(saved));
             }
         }
-        bail!("the proposal for alert group {} kept changing; gave up", group.group_key)
+        bail!(
+            "the proposal for alert group {} kept changing; gave up",
+            group.group_key
+        )
     }
 
     /// `actor` clicked *Start rollback*: their request, from what the alert says.

@@ -15,7 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "0001_init.sql", include_str!("../../migrations/embedded/0001_init.sql")),
+    (
+        1,
+        "0001_init.sql",
+        include_str!("../../migrations/embedded/0001_init.sql"),
+    ),
     (
         2,
         "0002_proposals.sql",
@@ -803,7 +807,8 @@ impl EmbeddedStore {
 fn insert_rollback(tx: &Transaction, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {
     let number: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM rollbacks", [], |r| r.get(0))?;
     let id = RollbackId(number);
-    let rollback = Rollback::from_history(id, history).ok_or_else(|| anyhow!("a rollback must start with a request"))?;
+    let rollback =
+        Rollback::from_history(id, history).ok_or_else(|| anyhow!("a rollback must start with a request"))?;
     tx.execute(
         "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
@@ -846,14 +851,21 @@ fn proposal_unchanged(tx: &Transaction, proposal: &Proposal) -> Result<bool> {
             |r| r.get::<_, bool>(0),
         )?
     } else {
-        tx.query_row("SELECT version FROM proposals WHERE id = ?1", [proposal.id.0], |r| r.get::<_, i64>(0))
-            .optional()?
+        tx.query_row("SELECT version FROM proposals WHERE id = ?1", [proposal.id.0], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()?
             == Some(proposal.version)
     })
 }
 
 /// Writes a proposal `proposal_unchanged` allowed, and returns it as stored.
-fn write_proposal(tx: &Transaction, proposal: &Proposal, rollback: Option<RollbackId>, now: DateTime<Utc>) -> Result<Proposal> {
+fn write_proposal(
+    tx: &Transaction,
+    proposal: &Proposal,
+    rollback: Option<RollbackId>,
+    now: DateTime<Utc>,
+) -> Result<Proposal> {
     let doc = serde_json::to_string(proposal)?;
     let rollback_id = rollback.map(|r| r.0);
     let resolved = proposal.resolved_at.is_some();

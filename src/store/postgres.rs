@@ -25,7 +25,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0005_status_page.sql",
         include_str!("../../migrations/0005_status_page.sql"),
     ),
-    (6, "0006_proposals.sql", include_str!("../../migrations/0006_proposals.sql")),
+    (
+        6,
+        "0006_proposals.sql",
+        include_str!("../../migrations/0006_proposals.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -122,7 +126,9 @@ impl PostgresStore {
             .client()
             .await?
             .query_opt(
-                &format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE group_key = $1 AND service = $2 AND NOT resolved"),
+                &format!(
+                    "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE group_key = $1 AND service = $2 AND NOT resolved"
+                ),
                 &[&group_key, &service],
             )
             .await?;
@@ -133,7 +139,10 @@ impl PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(&format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id = $1"), &[&id.0])
+            .query_opt(
+                &format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id = $1"),
+                &[&id.0],
+            )
             .await?;
         row.map(|r| proposal_from(&r)).transpose()
     }
@@ -164,7 +173,9 @@ impl PostgresStore {
             return Ok(None);
         };
         insert_effects(&tx, None, &[Effect::ProposalCard { proposal: saved.id }], now).await?;
-        tx.commit().await.context("committing the rollback started from a proposal")?;
+        tx.commit()
+            .await
+            .context("committing the rollback started from a proposal")?;
         Ok(Some((rollback, saved)))
     }
 
@@ -699,7 +710,8 @@ impl PostgresStore {
 async fn insert_rollback(tx: &Transaction<'_>, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {
     let number: i64 = tx.query_one("SELECT nextval('rollback_numbers')", &[]).await?.get(0);
     let id = RollbackId(number);
-    let rollback = Rollback::from_history(id, history).ok_or_else(|| anyhow!("a rollback must start with a request"))?;
+    let rollback =
+        Rollback::from_history(id, history).ok_or_else(|| anyhow!("a rollback must start with a request"))?;
     tx.execute(
         "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",

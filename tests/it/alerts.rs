@@ -58,11 +58,17 @@ fn notification(group: &str, alerts: Vec<Value>) -> Value {
 }
 
 fn firing(instance: &str) -> Value {
-    notification(GROUP, vec![alert("HighErrorRate", "checkout-api", "page", true, instance)])
+    notification(
+        GROUP,
+        vec![alert("HighErrorRate", "checkout-api", "page", true, instance)],
+    )
 }
 
 fn resolved(instance: &str) -> Value {
-    notification(GROUP, vec![alert("HighErrorRate", "checkout-api", "page", false, instance)])
+    notification(
+        GROUP,
+        vec![alert("HighErrorRate", "checkout-api", "page", false, instance)],
+    )
 }
 
 impl Rollbot {
@@ -90,7 +96,10 @@ async fn a_firing_alert_proposes_a_rollback_that_starts_as_the_clickers_own_requ
     let bot = Rollbot::start_with(|m| alert_config(m, "")).await;
     let (status, answer) = bot.alertmanager(&firing("pod-1")).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(serde_json::from_str::<Value>(&answer).unwrap()["proposals"], json!(["P-1"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer).unwrap()["proposals"],
+        json!(["P-1"])
+    );
     bot.settle().await;
 
     let proposal = bot.expect_card();
@@ -109,24 +118,45 @@ async fn a_firing_alert_proposes_a_rollback_that_starts_as_the_clickers_own_requ
         assert!(proposal.text.contains(shown), "missing {shown:?} in {}", proposal.text);
     }
     assert_eq!(proposal.buttons(), ["start_proposal", "dismiss_proposal"]);
-    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0, "a proposal is not a request");
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollbacks").await,
+        0,
+        "a proposal is not a request"
+    );
 
     assert_eq!(bot.click(ALICE, "start_proposal", "P-1").await, 200);
     bot.settle().await;
     let ack = bot.ephemerals(ALICE);
     assert!(ack[0].contains("RB-1"), "{ack:?}");
     let card = bot.expect_card();
-    assert!(card.text.contains("Rollback RB-1") || card.text.contains("RB-1"), "{}", card.text);
-    assert!(card.text.contains(&format!("<@{ALICE}>")), "requested by the person who clicked: {}", card.text);
-    assert!(card.text.contains("Alert HighErrorRate (P-1): error rate above 10%"), "{}", card.text);
+    assert!(
+        card.text.contains("Rollback RB-1") || card.text.contains("RB-1"),
+        "{}",
+        card.text
+    );
+    assert!(
+        card.text.contains(&format!("<@{ALICE}>")),
+        "requested by the person who clicked: {}",
+        card.text
+    );
+    assert!(
+        card.text.contains("Alert HighErrorRate (P-1): error rate above 10%"),
+        "{}",
+        card.text
+    );
     assert_eq!(card.buttons(), ["approve", "reject", "escalate", "cancel"]);
     let proposal_now = bot.card_now(&proposal);
     assert!(
-        proposal_now.text.contains(&format!("<@{ALICE}> started *RB-1* from this alert")),
+        proposal_now
+            .text
+            .contains(&format!("<@{ALICE}> started *RB-1* from this alert")),
         "{}",
         proposal_now.text
     );
-    assert!(proposal_now.buttons().is_empty(), "a started proposal offers nothing more");
+    assert!(
+        proposal_now.buttons().is_empty(),
+        "a started proposal offers nothing more"
+    );
     assert!(bot.marker().is_empty(), "nothing runs before the policy's approval");
 
     // It is an ordinary request: the requester cannot approve it, an on-call engineer can.
@@ -155,22 +185,39 @@ async fn repeated_notifications_update_one_card_and_resolution_takes_start_away(
     bot.settle().await;
     assert_eq!(bot.proposals().await, 1, "the group key dedupes repeated deliveries");
     let now = bot.card_now(&card);
-    assert!(now.text.contains("Notified 3 time(s); first at 03:00 UTC, last at 03:10 UTC."), "{}", now.text);
+    assert!(
+        now.text
+            .contains("Notified 3 time(s); first at 03:00 UTC, last at 03:10 UTC."),
+        "{}",
+        now.text
+    );
     assert_eq!(now.buttons(), ["start_proposal", "dismiss_proposal"]);
 
     bot.advance(10);
     bot.alertmanager(&resolved("pod-1")).await;
     bot.settle().await;
     let now = bot.card_now(&card);
-    assert!(now.text.contains("✅ *The alert resolved* at 03:20 UTC. Start is no longer offered."), "{}", now.text);
-    assert!(now.text.contains("✅ *HighErrorRate* resolved at 2026-11-22 03:20 UTC"), "{}", now.text);
+    assert!(
+        now.text
+            .contains("✅ *The alert resolved* at 03:20 UTC. Start is no longer offered."),
+        "{}",
+        now.text
+    );
+    assert!(
+        now.text.contains("✅ *HighErrorRate* resolved at 2026-11-22 03:20 UTC"),
+        "{}",
+        now.text
+    );
     assert!(now.buttons().is_empty());
 
     // Someone clicks Start on a stale copy of the card.
     bot.click(CAROL, "start_proposal", "P-1").await;
     bot.settle().await;
     let refused = bot.ephemerals(CAROL);
-    assert!(refused[0].contains("The alert behind *P-1* has resolved"), "{refused:?}");
+    assert!(
+        refused[0].contains("The alert behind *P-1* has resolved"),
+        "{refused:?}"
+    );
     assert!(refused[0].contains("/rollback checkout-api to <target>"), "{refused:?}");
     assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
 
@@ -205,9 +252,22 @@ async fn a_group_of_several_alerts_is_one_card_and_unknown_services_are_counted_
     bot.settle().await;
 
     let card = bot.expect_card();
-    assert_eq!(card.text.matches("🔥 *HighErrorRate* firing").count(), 5, "{}", card.text);
-    assert!(card.text.contains("…and 2 more alert(s) in this group."), "{}", card.text);
-    assert!(card.text.contains("🔴 Critical"), "the most severe alert decides: {}", card.text);
+    assert_eq!(
+        card.text.matches("🔥 *HighErrorRate* firing").count(),
+        5,
+        "{}",
+        card.text
+    );
+    assert!(
+        card.text.contains("…and 2 more alert(s) in this group."),
+        "{}",
+        card.text
+    );
+    assert!(
+        card.text.contains("🔴 Critical"),
+        "the most severe alert decides: {}",
+        card.text
+    );
     assert!(card.text.contains("runs *at once, without approval*"), "{}", card.text);
     assert_eq!(bot.proposals().await, 1);
 
@@ -235,7 +295,10 @@ async fn only_unknown_services_are_answered_200_so_alertmanager_stops_retrying()
     );
     bot.settle().await;
     assert_eq!(bot.proposals().await, 0);
-    assert!(bot.slack.calls().is_empty(), "nothing is posted for a service rollbot does not know");
+    assert!(
+        bot.slack.calls().is_empty(),
+        "nothing is posted for a service rollbot does not know"
+    );
 }
 
 #[tokio::test]
@@ -249,7 +312,9 @@ async fn forged_malformed_and_foreign_notifications_are_refused_and_change_nothi
     let (status, _) = bot.alertmanager_with(Some(API_TOKEN), body).await;
     assert_eq!(status, 401, "the API's token is not Alertmanager's");
 
-    let (status, answer) = bot.alertmanager_with(Some(ALERTMANAGER_TOKEN), "{\"version\": \"4\", ".into()).await;
+    let (status, answer) = bot
+        .alertmanager_with(Some(ALERTMANAGER_TOKEN), "{\"version\": \"4\", ".into())
+        .await;
     assert_eq!(status, 400);
     assert!(answer.starts_with("not an Alertmanager notification"), "{answer}");
     assert!(answer.contains("nothing was recorded"), "{answer}");
@@ -294,7 +359,11 @@ async fn dismissing_closes_the_proposal_for_everyone_and_later_notifications_kee
     assert_eq!(bot.click(BOB, "dismiss_proposal", "P-1").await, 200);
     bot.settle().await;
     let now = bot.card_now(&card);
-    assert!(now.text.contains(&format!("🔕 Dismissed by <@{BOB}> at 03:02 UTC")), "{}", now.text);
+    assert!(
+        now.text.contains(&format!("🔕 Dismissed by <@{BOB}> at 03:02 UTC")),
+        "{}",
+        now.text
+    );
     assert!(now.buttons().is_empty());
 
     bot.click(CAROL, "start_proposal", "P-1").await;
@@ -302,13 +371,22 @@ async fn dismissing_closes_the_proposal_for_everyone_and_later_notifications_kee
     bot.settle().await;
     let refused = bot.ephemerals(CAROL);
     assert_eq!(refused.len(), 2);
-    assert!(refused.iter().all(|r| r.contains(&format!("*P-1* was dismissed by <@{BOB}>"))), "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.contains(&format!("*P-1* was dismissed by <@{BOB}>"))),
+        "{refused:?}"
+    );
 
     bot.advance(5);
     bot.alertmanager(&firing("pod-1")).await;
     bot.settle().await;
     let now = bot.card_now(&card);
-    assert!(now.text.contains("Notified 2 time(s)") && now.text.contains("Dismissed by"), "{}", now.text);
+    assert!(
+        now.text.contains("Notified 2 time(s)") && now.text.contains("Dismissed by"),
+        "{}",
+        now.text
+    );
     assert!(now.buttons().is_empty());
     assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
 }
@@ -331,7 +409,10 @@ async fn two_people_starting_at_once_file_one_request() {
     answers.extend(bot.ephemerals(CAROL));
     assert_eq!(answers.len(), 2, "{answers:?}");
     assert_eq!(
-        answers.iter().filter(|a| a.contains("already started *RB-1* from *P-1*")).count(),
+        answers
+            .iter()
+            .filter(|a| a.contains("already started *RB-1* from *P-1*"))
+            .count(),
         1,
         "{answers:?}"
     );
@@ -361,7 +442,9 @@ async fn auto_request_files_the_request_but_nothing_runs_without_approval() {
     );
     assert!(request.text.contains("Requested by*\nrollbot"), "{}", request.text);
     assert!(
-        request.text.contains("Alert HighErrorRate: error rate above 10% for 10 minutes on pod-1"),
+        request
+            .text
+            .contains("Alert HighErrorRate: error rate above 10% for 10 minutes on pod-1"),
         "{}",
         request.text
     );
@@ -371,7 +454,11 @@ async fn auto_request_files_the_request_but_nothing_runs_without_approval() {
     bot.advance(1);
     bot.alertmanager(&firing("pod-1")).await;
     bot.settle().await;
-    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 1, "a repeat files nothing new");
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollbacks").await,
+        1,
+        "a repeat files nothing new"
+    );
     bot.card_now(&proposal);
 
     bot.click(BOB, "approve", "RB-1").await;
@@ -384,7 +471,10 @@ async fn auto_request_files_the_request_but_nothing_runs_without_approval() {
 #[tokio::test]
 async fn auto_request_never_files_a_request_that_would_run_without_approval() {
     let bot = Rollbot::start_with(auto_request_config).await;
-    let body = notification(GROUP, vec![alert("HighErrorRate", "checkout-api", "critical", true, "pod-1")]);
+    let body = notification(
+        GROUP,
+        vec![alert("HighErrorRate", "checkout-api", "critical", true, "pod-1")],
+    );
     bot.alertmanager(&body).await;
     bot.settle().await;
     let card = bot.expect_card();
@@ -402,12 +492,20 @@ async fn auto_request_never_files_a_request_that_would_run_without_approval() {
 async fn an_alert_without_a_target_offers_no_start_and_says_how_to_request() {
     let bot = Rollbot::start_with(|m| alert_config(m, "")).await;
     let mut body = firing("pod-1");
-    body["alerts"][0]["labels"].as_object_mut().unwrap().remove("previous_release");
+    body["alerts"][0]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("previous_release");
     bot.alertmanager(&body).await;
     bot.settle().await;
     let card = bot.expect_card();
     assert!(card.text.contains("*Target*\n(not in the alert)"), "{}", card.text);
-    assert!(card.text.contains("No plan can be built from this alert:* Runbook `app` needs `target`"), "{}", card.text);
+    assert!(
+        card.text
+            .contains("No plan can be built from this alert:* Runbook `app` needs `target`"),
+        "{}",
+        card.text
+    );
     assert_eq!(card.buttons(), ["dismiss_proposal"]);
 }
 
@@ -421,9 +519,18 @@ async fn alert_text_is_escaped_so_it_cannot_ping_or_link() {
     bot.alertmanager(&body).await;
     bot.settle().await;
     let card = bot.expect_card();
-    assert!(card.text.contains("&lt;!channel&gt; see &lt;https://evil.example|here&gt; &amp; panic"), "{}", card.text);
+    assert!(
+        card.text
+            .contains("&lt;!channel&gt; see &lt;https://evil.example|here&gt; &amp; panic"),
+        "{}",
+        card.text
+    );
     assert!(card.text.contains("*&lt;@U0BOSS&gt;*"), "{}", card.text);
-    assert!(!card.text.contains("<!channel>") && !card.text.contains("javascript:"), "{}", card.text);
+    assert!(
+        !card.text.contains("<!channel>") && !card.text.contains("javascript:"),
+        "{}",
+        card.text
+    );
 }
 
 crate::also_on_embedded_store!(

@@ -610,14 +610,21 @@ async fn both_stores_give_back_the_history_they_were_given() {
 async fn one_proposal_is_open_per_alert_group_and_changes_by_version(store: Store) {
     let group = alert_group(true, 2);
     let new = Proposal::observe(None, &group, at(0)).unwrap();
-    let saved = store.save_proposal(&new, at(0)).await.unwrap().expect("the first of its group");
+    let saved = store
+        .save_proposal(&new, at(0))
+        .await
+        .unwrap()
+        .expect("the first of its group");
     assert_eq!((saved.id, saved.version, saved.rollback), (ProposalId(1), 1, None));
     assert_eq!(
         store.save_proposal(&new, at(0)).await.unwrap(),
         None,
         "a second open proposal for the same group and service is a conflict"
     );
-    assert_eq!(store.open_proposal(&group.group_key, "checkout-api").await.unwrap(), Some(saved.clone()));
+    assert_eq!(
+        store.open_proposal(&group.group_key, "checkout-api").await.unwrap(),
+        Some(saved.clone())
+    );
     assert_eq!(store.open_proposal(&group.group_key, "search").await.unwrap(), None);
     assert_eq!(store.load_proposal(saved.id).await.unwrap(), Some(saved.clone()));
 
@@ -629,11 +636,18 @@ async fn one_proposal_is_open_per_alert_group_and_changes_by_version(store: Stor
         None,
         "written from a stale version: a conflict"
     );
-    assert_eq!(store.load_proposal(saved.id).await.unwrap(), Some(second.clone()), "and nothing changed");
+    assert_eq!(
+        store.load_proposal(saved.id).await.unwrap(),
+        Some(second.clone()),
+        "and nothing changed"
+    );
 
     let resolved = Proposal::observe(Some(&second), &alert_group(false, 2), at(20)).unwrap();
     store.save_proposal(&resolved, at(20)).await.unwrap().unwrap();
-    assert_eq!(store.open_proposal(&group.group_key, "checkout-api").await.unwrap(), None);
+    assert_eq!(
+        store.open_proposal(&group.group_key, "checkout-api").await.unwrap(),
+        None
+    );
     let next = store
         .save_proposal(&Proposal::observe(None, &group, at(60)).unwrap(), at(60))
         .await
@@ -674,8 +688,12 @@ async fn a_proposal_card_waits_for_the_one_before_it(store: Store) {
     assert_eq!(
         claimed.iter().map(|i| i.effect.clone()).collect::<Vec<_>>(),
         [
-            Effect::ProposalCard { proposal: ProposalId(1) },
-            Effect::ProposalCard { proposal: ProposalId(2) }
+            Effect::ProposalCard {
+                proposal: ProposalId(1)
+            },
+            Effect::ProposalCard {
+                proposal: ProposalId(2)
+            }
         ],
         "one card message per proposal: the second save collapsed into the pending one"
     );
@@ -691,7 +709,10 @@ async fn a_proposal_card_waits_for_the_one_before_it(store: Store) {
         "{waiting:?}: a change while the card is being posted waits for the post, so the card is never posted twice"
     );
     store.outbox_delivered(claimed[0].id, soon).await.unwrap();
-    assert_eq!(kinds(&store.claim_outbox(soon, CLAIM, 10).await.unwrap()), ["proposal_card"]);
+    assert_eq!(
+        kinds(&store.claim_outbox(soon, CLAIM, 10).await.unwrap()),
+        ["proposal_card"]
+    );
 }
 
 async fn starting_from_a_proposal_records_the_rollback_and_the_proposal_or_neither(store: Store) {
@@ -713,7 +734,10 @@ async fn starting_from_a_proposal_records_the_rollback_and_the_proposal_or_neith
         .await
         .unwrap()
         .expect("the proposal had not changed");
-    assert_eq!((rollback.id, saved.rollback, saved.version), (RollbackId(1), Some(RollbackId(1)), 2));
+    assert_eq!(
+        (rollback.id, saved.rollback, saved.version),
+        (RollbackId(1), Some(RollbackId(1)), 2)
+    );
     assert_eq!(store.load_proposal(proposal.id).await.unwrap(), Some(saved));
 
     assert!(
@@ -724,11 +748,19 @@ async fn starting_from_a_proposal_records_the_rollback_and_the_proposal_or_neith
             .is_none(),
         "a second start from the same version loses"
     );
-    assert_eq!(store.recent(None, 10).await.unwrap().len(), 1, "and leaves no rollback behind");
+    assert_eq!(
+        store.recent(None, 10).await.unwrap().len(),
+        1,
+        "and leaves no rollback behind"
+    );
 
     let fresh = Proposal::observe(None, &alert_group(true, 1), at(2)).unwrap();
     assert!(
-        store.start_from_proposal(&fresh, &story.history, &nothing()).await.unwrap().is_none(),
+        store
+            .start_from_proposal(&fresh, &story.history, &nothing())
+            .await
+            .unwrap()
+            .is_none(),
         "nor does opening a second proposal for a group that has one"
     );
     assert_eq!(store.recent(None, 10).await.unwrap().len(), 1);
