@@ -1304,4 +1304,160 @@ mod tests {
             .step(1, ok_result(""));
         assert_eq!(story.rollback.state, State::Succeeded);
     }
+
+    /// Every action a person can take × every kind of person, with what rollbot answers. Each
+    /// action is tried on a rollback (or proposal) in the state where it makes sense, so a
+    /// refusal here is about who asks, not about when.
+    #[test]
+    fn authorization_matrix() {
+        use crate::domain::proposal::{Proposal, ProposalAction, ProposalId, decide_proposal};
+        use crate::domain::{ChannelId, TeamId};
+        fn awaiting() -> Story {
+            Story::requested(Severity::High, None)
+        }
+        fn running() -> Story {
+            awaiting().approved().act(&Actor::system(), Action::StartRun)
+        }
+        fn gates() -> Story {
+            let mut story = awaiting();
+            story.rollback.plan = crate::domain::fixtures::plan_with_gates();
+            story.rollback.plan_digest = story.rollback.plan.digest();
+            story
+                .approved()
+                .act(&Actor::system(), Action::StartRun)
+                .step(0, ok_result(""))
+                .step(1, ok_result(""))
+                .act(&Actor::system(), Action::StartStep { index: 2 })
+        }
+        fn destructive() -> Story {
+            gates()
+                .act(&actor(ON_CALL), Action::Continue { index: 2 })
+                .act(&Actor::system(), Action::StartRun)
+                .step(2, ok_result(""))
+                .act(&Actor::system(), Action::StartStep { index: 3 })
+        }
+        fn interrupted() -> Story {
+            running()
+                .act(&Actor::system(), Action::StartStep { index: 0 })
+                .act(&Actor::system(), Action::Interrupt)
+        }
+        fn succeeded() -> Story {
+            let mut policy = policy();
+            policy.status_page = true;
+            Story::requested_with(policy, Severity::High, None)
+                .approved()
+                .act(&Actor::system(), Action::StartRun)
+                .step(0, ok_result(""))
+                .step(1, ok_result(""))
+        }
+        fn proposal() -> Proposal {
+            let mut proposal = Proposal::observe(None, &alert_group(true, 1), at(0)).unwrap();
+            proposal.id = ProposalId(1);
+            proposal
+        }
+        let other_workspace = |user: &str| Actor {
+            team: Some(TeamId("T0OTHER".into())),
+            ..actor(user)
+        };
+        let kinds: [(&str, Actor); 5] = [
+            ("requester", actor(REQUESTER)),
+            ("eligible approver", actor(ON_CALL)),
+            ("approver of a later level", actor(DEVOPS_LEAD)),
+            ("outsider", actor(OUTSIDER)),
+            ("other workspace", other_workspace(ON_CALL)),
+        ];
+        type Attempt = Box<dyn Fn(&Actor) -> Result<(), Refusal>>;
+        let on = |story: fn() -> Story, action: Action| -> Attempt {
+            Box::new(move |who: &Actor| story().try_act(who, action.clone()))
+        };
+        // Starting is then a request like any other, decided as the engine does.
+        let on_proposal = |action: ProposalAction| -> Attempt {
+            Box::new(move |who: &Actor| {
+                decide_proposal(&proposal(), action, who, &policy(), at(1))?;
+                if action == ProposalAction::Start {
+                    let request = Action::Request {
+                        request: request(Severity::High, None),
+                        plan: plan(),
+                    };
+                    decide(None, &request, who, &policy(), at(1))?;
+                }
+                Ok(())
+            })
+        };
+        let request_in = |channel: &'static str| -> Attempt {
+            Box::new(move |who: &Actor| {
+                let mut request = request(Severity::High, None);
+                request.channel = ChannelId(channel.into());
+                decide(None, &Action::Request { request, plan: plan() }, who, &policy(), at(0)).map(|_| ())
+            })
+        };
+        let actions: Vec<(&str, Attempt)> = vec![
+            ("request", request_in(CHANNEL)),
+            ("request (another channel)", request_in("C0RANDOM")),
+            ("approve", on(awaiting, Action::Approve)),
+            (
+                "reject",
+                on(
+                    awaiting,
+                    Action::Reject {
+                        reason: Some("no".into()),
+                    },
+                ),
+            ),
+            ("cancel", on(awaiting, Action::Cancel)),
+            ("escalate now", on(awaiting, Action::EscalateNow)),
+            (
+                "confirm",
+                on(
+                    destructive,
+                    Action::Confirm {
+                        index: 3,
+                        phrase: "CONFIRM_FULL_RESTORE".into(),
+                    },
+                ),
+            ),
+            ("continue", on(gates, Action::Continue { index: 2 })),
+            ("retry step", on(interrupted, Action::RetryStep { index: 0 })),
+            ("skip step", on(interrupted, Action::SkipStep { index: 0 })),
+            ("abort", on(interrupted, Action::Abort { index: 0 })),
+            ("mark resolved", on(succeeded, Action::MarkResolved)),
+            ("start from alert", on_proposal(ProposalAction::Start)),
+            ("dismiss alert", on_proposal(ProposalAction::Dismiss)),
+        ];
+        let mut table = format!(
+            "| action | {} |\n|---|{}\n",
+            kinds.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(" | "),
+            "---|".repeat(kinds.len())
+        );
+        for (name, attempt) in &actions {
+            let cells: Vec<String> = kinds
+                .iter()
+                .map(|(_, who)| match attempt(who) {
+                    Ok(()) => "ok".to_owned(),
+                    Err(refusal) => format!("{refusal:?}").split([' ', '(']).next().unwrap().to_owned(),
+                })
+                .collect();
+            table += &format!("| {name} | {} |\n", cells.join(" | "));
+        }
+        // rollbot's own actions are refused to every person, whoever they are.
+        for (_, who) in &kinds {
+            for own in [
+                Action::StartRun,
+                Action::Expire,
+                Action::Escalate { level: 1 },
+                Action::Interrupt,
+            ] {
+                assert_eq!(
+                    awaiting()
+                        .try_act(who, own)
+                        .err()
+                        .map(|r| format!("{r:?}"))
+                        .as_deref()
+                        .map(|r| r.starts_with("SystemOnly") || r.starts_with("WrongWorkspace")),
+                    Some(true)
+                );
+            }
+        }
+        insta::assert_snapshot!(table);
+    }
 }
