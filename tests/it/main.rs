@@ -7,6 +7,7 @@ mod approvals;
 mod contract;
 mod process;
 mod runbooks;
+mod security;
 mod statuspage;
 mod store;
 mod stories;

@@ -426,6 +426,16 @@ impl Rollbot {
         Rollbot::start_on(config, None, Some(provider), BTreeMap::new()).await
     }
 
+    /// Starts rollbot with a status page through `provider` and these step secrets.
+    pub async fn start_with_page_and_secrets(
+        config: impl FnOnce(&str) -> String,
+        provider: rollbot::statuspage::Provider,
+        secrets: &[(&str, &str)],
+    ) -> Rollbot {
+        let secrets = secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Rollbot::start_on(config, None, Some(provider), secrets).await
+    }
+
     async fn start_on(
         config: impl FnOnce(&str) -> String,
         proxy_port: Option<u16>,

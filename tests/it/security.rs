@@ -1,0 +1,141 @@
+//! Issue 10: what rollbot is given in confidence stays there.
+use crate::support::fake_statuspage::*;
+use crate::support::*;
+use serde_json::json;
+
+const DEPLOY_TOKEN: &str = "deploy-token-never-shown-4b1e";
+
+fn config(marker: &str) -> String {
+    test_config(marker).replace(
+        "runbooks = [\"app\", \"broken\", \"database\"]",
+        "runbooks = [\"leaky\", \"app\"]\nstatuspage_components = [\"cmp-checkout\"]",
+    ) + &format!(
+        r#"
+[runbooks.leaky]
+description = "A step that prints its credential, as careless scripts do"
+params.target = {{ pattern = "[0-9]+" }}
+
+[[runbooks.leaky.steps]]
+name = "Deploy with a token"
+run = ["sh", "-c", 'echo "using token $1 for release $2"; echo "token=$1" >&2', "step", "${{env:DEPLOY_TOKEN}}", "{{{{ params.target }}}}"]
+
+[statuspage]
+provider = "atlassian"
+page_id = "{PAGE_ID}"
+
+[alertmanager]
+target_label = "previous_release"
+"#
+    )
+}
+
+/// Every secret the process holds: Slack's signing secret and bot token, the status page's key,
+/// the API's and Alertmanager's bearer tokens, and a step's `${env:…}` value.
+const SECRETS: [&str; 6] = [
+    SIGNING_SECRET,
+    BOT_TOKEN,
+    API_KEY,
+    API_TOKEN,
+    ALERTMANAGER_TOKEN,
+    DEPLOY_TOKEN,
+];
+
+#[tokio::test]
+async fn no_secret_reaches_logs_slack_the_database_or_the_api() {
+    captured_logs();
+    let page = FakeStatusPage::start().await;
+    let bot = Rollbot::start_with_page_and_secrets(config, page.atlassian(), &[("DEPLOY_TOKEN", DEPLOY_TOKEN)]).await;
+
+    // An alert proposes, a person starts, another approves; the step prints its token.
+    let alert = json!({
+        "version": "4", "groupKey": "{}:{alertname=\"HighErrorRate\"}", "truncatedAlerts": 0, "status": "firing",
+        "receiver": "rollbot", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
+        "alerts": [{"status": "firing", "labels": {"alertname": "HighErrorRate", "service": "checkout-api",
+                    "previous_release": "41"}, "annotations": {}, "startsAt": "2026-11-22T02:50:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": "f"}],
+    });
+    let answer = bot
+        .raw_post(
+            "/hooks/alertmanager",
+            &[("authorization", format!("Bearer {ALERTMANAGER_TOKEN}"))],
+            alert.to_string(),
+        )
+        .await;
+    assert_eq!(answer.status(), 200);
+    bot.settle().await;
+    let proposal = bot.expect_card();
+    bot.click(ALICE, "start_proposal", "P-1").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    bot.click(BOB, "resolve", "RB-1").await;
+    bot.settle().await;
+
+    let thread = bot.thread(&card).join("\n");
+    assert!(
+        thread.contains("using token ${env:DEPLOY_TOKEN} for release 41"),
+        "the step ran and its output names the secret, not its value: {thread}"
+    );
+    bot.ephemerals(ALICE);
+    bot.card_now(&card);
+    bot.card_now(&proposal);
+    assert_eq!(page.calls().len(), 3, "opened, monitoring, resolved");
+
+    // A refused forgery on every door, so that refusals are logged too.
+    bot.raw_post(
+        "/slack/commands",
+        &[("x-slack-signature", "v0=00".into())],
+        "text=x".into(),
+    )
+    .await;
+    bot.raw_post(
+        "/hooks/alertmanager",
+        &[("authorization", "Bearer wrong".into())],
+        "{}".into(),
+    )
+    .await;
+
+    let mut api = String::new();
+    for path in [
+        "/api/v1/rollbacks",
+        "/api/v1/rollbacks/RB-1",
+        "/api/v1/rollbacks/RB-1/postmortem.md",
+        "/metrics",
+    ] {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", bot.url))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        api += &response.text().await.unwrap();
+    }
+    assert!(api.contains("${env:DEPLOY_TOKEN}"), "the API shows the reference");
+
+    let slack: String = bot.slack.calls().iter().map(|c| c.body.to_string()).collect();
+    let pages: String = page.calls().iter().map(|c| c.body.to_string()).collect();
+    let logs = captured_logs();
+    for secret in SECRETS {
+        assert!(!logs.contains(secret), "{secret} is in the logs");
+        assert!(!slack.contains(secret), "{secret} was sent to Slack");
+        assert!(!pages.contains(secret), "{secret} is in a status page update");
+        assert!(!api.contains(secret), "{secret} is in an API answer");
+        for table in [
+            "rollbacks",
+            "rollback_events",
+            "outbox",
+            "timers",
+            "proposals",
+            "channel_pace",
+        ] {
+            let found = bot
+                .count(&format!(
+                    "SELECT count(*) FROM {table} t WHERE t::text LIKE '%{secret}%'"
+                ))
+                .await;
+            assert_eq!(found, 0, "{secret} is stored in {table}");
+        }
+    }
+}
