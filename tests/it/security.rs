@@ -139,3 +139,33 @@ async fn no_secret_reaches_logs_slack_the_database_or_the_api() {
         }
     }
 }
+
+/// Oversized requests are refused by size before anything reads them.
+#[tokio::test]
+async fn oversized_headers_and_bodies_are_refused_and_change_nothing() {
+    let bot = Rollbot::start().await;
+    let huge_header = "x".repeat(512 * 1024);
+    let refused = bot
+        .raw_post(
+            "/slack/commands",
+            &[("x-padding", huge_header)],
+            slash_body(ALICE, INCIDENTS, "checkout-api to 41 severity high"),
+        )
+        .await;
+    assert_eq!(refused.status(), 431, "request header fields too large");
+    let many: Vec<(&str, String)> = (0..200).map(|_| ("x-many", "1".to_owned())).collect();
+    let refused = bot
+        .raw_post(
+            "/slack/commands",
+            &many,
+            slash_body(ALICE, INCIDENTS, "checkout-api to 41 severity high"),
+        )
+        .await;
+    assert_eq!(refused.status(), 431, "too many headers");
+    let body = slash_body(ALICE, INCIDENTS, "checkout-api to 41 severity high") + &"&pad=".repeat(60_000);
+    let refused = bot.signed_post("/slack/commands", body).await;
+    assert_eq!(refused.status(), 413, "payload too large");
+    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+    bot.settle().await;
+    assert!(bot.slack.calls().is_empty());
+}
