@@ -166,6 +166,26 @@ impl PostgresStore {
     ) -> Result<Option<(Rollback, Proposal)>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // Checked (and the proposal locked) first, so a lost race takes no RB number.
+        let unchanged = if proposal.id.0 == 0 {
+            !tx.query_one(
+                "SELECT EXISTS (SELECT 1 FROM proposals WHERE group_key = $1 AND service = $2 AND NOT resolved)",
+                &[&proposal.group_key, &proposal.service],
+            )
+            .await?
+            .get::<_, bool>(0)
+        } else {
+            tx.query_opt(
+                "SELECT version FROM proposals WHERE id = $1 FOR UPDATE",
+                &[&proposal.id.0],
+            )
+            .await?
+            .map(|r| r.get::<_, i64>(0))
+                == Some(proposal.version)
+        };
+        if !unchanged {
+            return Ok(None);
+        }
         let rollback = insert_rollback(&tx, history, consequences).await?;
         let now = rollback.requested_at;
         // Dropping the transaction undoes the rollback too: a proposal starts one rollback.

@@ -764,6 +764,8 @@ async fn starting_from_a_proposal_records_the_rollback_and_the_proposal_or_neith
         "nor does opening a second proposal for a group that has one"
     );
     assert_eq!(store.recent(None, 10).await.unwrap().len(), 1);
+    let next = store.create_rollback(&story.history, &nothing()).await.unwrap();
+    assert_eq!(next.id, RollbackId(2), "the lost starts took no RB number");
 }
 
 /// `rollbot migrate` carries proposals, their cards and their rollbacks to PostgreSQL.
