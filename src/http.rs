@@ -496,11 +496,7 @@ fn button_intent(action_id: &str, value: &str) -> Option<(RollbackId, ButtonInte
 
 async fn handle_click(state: &HttpState, click: inbound::ButtonClick) -> Response {
     let engine = &state.engine;
-    let answer = |text: String| Effect::Ephemeral {
-        channel: crate::domain::ChannelId(click.channel_id.clone()),
-        user: crate::domain::UserId(click.user_id.clone()),
-        text,
-    };
+    let answer = |text: String| answer_to(&click, text);
     let outcome: anyhow::Result<()> = async {
         if let Some(answered) = proposal_click(state, &click).await {
             return answered;
@@ -568,6 +564,15 @@ async fn handle_click(state: &HttpState, click: inbound::ButtonClick) -> Respons
     }
 }
 
+/// A private line to the person who clicked, where they clicked.
+fn answer_to(click: &inbound::ButtonClick, text: String) -> Effect {
+    Effect::Ephemeral {
+        channel: crate::domain::ChannelId(click.channel_id.clone()),
+        user: crate::domain::UserId(click.user_id.clone()),
+        text,
+    }
+}
+
 /// A click on a proposal's card (`None`: not one). Start files the clicking person's request;
 /// a refusal is told to them privately.
 async fn proposal_click(state: &HttpState, click: &inbound::ButtonClick) -> Option<anyhow::Result<()>> {
@@ -577,11 +582,7 @@ async fn proposal_click(state: &HttpState, click: &inbound::ButtonClick) -> Opti
         _ => return None,
     };
     let engine = &state.engine;
-    let answer = |text: String| Effect::Ephemeral {
-        channel: crate::domain::ChannelId(click.channel_id.clone()),
-        user: crate::domain::UserId(click.user_id.clone()),
-        text,
-    };
+    let answer = |text: String| answer_to(click, text);
     Some(
         async {
             let Ok(id) = click.value.parse::<ProposalId>() else {
@@ -617,14 +618,7 @@ async fn open_modal(state: &HttpState, click: &inbound::ButtonClick, view: serde
     if let Err(error) = state.slack.open_view(trigger, &view).await {
         tracing::warn!(%error, "could not open a modal");
         let text = messages::modal_failed().text;
-        state
-            .engine
-            .tell(&[Effect::Ephemeral {
-                channel: crate::domain::ChannelId(click.channel_id.clone()),
-                user: crate::domain::UserId(click.user_id.clone()),
-                text,
-            }])
-            .await?;
+        state.engine.tell(&[answer_to(click, text)]).await?;
     }
     Ok(())
 }

@@ -516,7 +516,20 @@ pub fn decide(
     }
 }
 
-fn in_workspace(actor: &Actor, policy: &Policy) -> bool {
+/// Whether `actor` holds a role that may request rollbacks; fails closed when a role they might
+/// hold could not be checked.
+pub(crate) fn may_request(actor: &Actor, policy: &Policy) -> Result<(), Refusal> {
+    if policy.may_request(actor) {
+        return Ok(());
+    }
+    let roles = policy.requester_roles.clone().unwrap_or_default();
+    if roles.iter().any(|r| actor.unresolved_roles.contains(r)) {
+        return Err(Refusal::MembershipUnknown { id: None, roles });
+    }
+    Err(Refusal::NotARequester { roles })
+}
+
+pub(crate) fn in_workspace(actor: &Actor, policy: &Policy) -> bool {
     policy
         .workspace
         .as_ref()
@@ -543,12 +556,8 @@ fn decide_request(
                 severity: request.severity,
             });
         }
-    } else if !policy.may_request(actor) {
-        let roles = policy.requester_roles.clone().unwrap_or_default();
-        if roles.iter().any(|r| actor.unresolved_roles.contains(r)) {
-            return Err(Refusal::MembershipUnknown { id: None, roles });
-        }
-        return Err(Refusal::NotARequester { roles });
+    } else {
+        may_request(actor, policy)?;
     }
     let reason = clean_reason(request.reason.as_deref(), policy)?;
     if severity.require_reason && reason.is_none() {

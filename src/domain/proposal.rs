@@ -209,9 +209,7 @@ pub fn decide_proposal(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Decision, Refusal> {
-    if let Some(workspace) = &policy.workspace
-        && actor.team.as_ref() != Some(workspace)
-    {
+    if !super::decide::in_workspace(actor, policy) {
         return Err(Refusal::WrongWorkspace);
     }
     let id = proposal.id;
@@ -235,12 +233,8 @@ pub fn decide_proposal(
         });
     }
     // Dismissing silences a proposal for everyone, so it takes the right to request.
-    if action == ProposalAction::Dismiss && !policy.may_request(actor) {
-        let roles = policy.requester_roles.clone().unwrap_or_default();
-        if roles.iter().any(|r| actor.unresolved_roles.contains(r)) {
-            return Err(Refusal::MembershipUnknown { id: None, roles });
-        }
-        return Err(Refusal::NotARequester { roles });
+    if action == ProposalAction::Dismiss {
+        super::decide::may_request(actor, policy)?;
     }
     let by = actor.user.clone();
     Ok(match action {

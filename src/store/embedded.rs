@@ -3,7 +3,7 @@
 //! (`synchronous = FULL`) before the caller hears "done", so an acknowledged request survives a
 //! crash. One process owns the file: a second one is refused (an exclusive lock on a file beside
 //! it, released by the kernel when the owner dies, even by kill -9).
-use super::{CardRef, Consequences, DueTimer, Effect, OutboxItem, Written};
+use super::{CardRef, CardTable, Consequences, DueTimer, Effect, OutboxItem, Written};
 use super::{EventRow, Export, OutboxRow, ProposalRow, RollbackRow, TimerRow};
 use crate::domain::proposal::{Proposal, ProposalId};
 use crate::domain::{Recorded, Rollback, RollbackId, UserId};
@@ -134,6 +134,41 @@ impl EmbeddedStore {
         .await
     }
 
+    /// Where a rollback's or a proposal's card was posted.
+    async fn card_in(&self, table: CardTable, id: i64) -> Result<Option<CardRef>> {
+        let row: Option<(Option<String>, Option<String>)> = self
+            .with(move |c| {
+                Ok(c.query_row(
+                    &format!("SELECT card_channel, card_ts FROM {} WHERE id = ?1", table.name()),
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?)
+            })
+            .await?;
+        Ok(row.and_then(|(channel, ts)| {
+            Some(CardRef {
+                channel: channel?,
+                ts: ts?,
+            })
+        }))
+    }
+
+    async fn remember_card_in(&self, table: CardTable, id: i64, card: &CardRef) -> Result<()> {
+        let card = card.clone();
+        self.with(move |c| {
+            c.execute(
+                &format!(
+                    "UPDATE {} SET card_channel = ?2, card_ts = ?3 WHERE id = ?1",
+                    table.name()
+                ),
+                params![id, card.channel, card.ts],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn ping(&self) -> Result<()> {
         self.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
@@ -238,31 +273,11 @@ impl EmbeddedStore {
     }
 
     pub async fn proposal_card(&self, id: ProposalId) -> Result<Option<CardRef>> {
-        let row: Option<(Option<String>, Option<String>)> = self
-            .with(move |c| {
-                Ok(c.query_row(
-                    "SELECT card_channel, card_ts FROM proposals WHERE id = ?1",
-                    [id.0],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?)
-            })
-            .await?;
-        Ok(row.and_then(|(channel, ts)| {
-            Some(CardRef {
-                channel: channel?,
-                ts: ts?,
-            })
-        }))
+        self.card_in(CardTable::Proposals, id.0).await
     }
 
     pub async fn remember_proposal_card(&self, id: ProposalId, card: &CardRef) -> Result<()> {
-        self.execute(
-            "UPDATE proposals SET card_channel = ?2, card_ts = ?3 WHERE id = ?1",
-            vec![id.0.into(), card.channel.clone().into(), card.ts.clone().into()],
-        )
-        .await?;
-        Ok(())
+        self.remember_card_in(CardTable::Proposals, id.0, card).await
     }
 
     pub async fn append(
@@ -410,31 +425,11 @@ impl EmbeddedStore {
     }
 
     pub async fn card(&self, id: RollbackId) -> Result<Option<CardRef>> {
-        let row: Option<(Option<String>, Option<String>)> = self
-            .with(move |c| {
-                Ok(c.query_row(
-                    "SELECT card_channel, card_ts FROM rollbacks WHERE id = ?1",
-                    [id.0],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?)
-            })
-            .await?;
-        Ok(row.and_then(|(channel, ts)| {
-            Some(CardRef {
-                channel: channel?,
-                ts: ts?,
-            })
-        }))
+        self.card_in(CardTable::Rollbacks, id.0).await
     }
 
     pub async fn remember_card(&self, id: RollbackId, card: &CardRef) -> Result<()> {
-        self.execute(
-            "UPDATE rollbacks SET card_channel = ?2, card_ts = ?3 WHERE id = ?1",
-            vec![id.0.into(), card.channel.clone().into(), card.ts.clone().into()],
-        )
-        .await?;
-        Ok(())
+        self.remember_card_in(CardTable::Rollbacks, id.0, card).await
     }
 
     pub async fn page_incident(&self, id: RollbackId) -> Result<Option<String>> {

@@ -189,6 +189,22 @@ pub struct CardRef {
     pub ts: String,
 }
 
+/// The tables whose rows have a card in Slack.
+#[derive(Debug, Clone, Copy)]
+enum CardTable {
+    Rollbacks,
+    Proposals,
+}
+
+impl CardTable {
+    fn name(self) -> &'static str {
+        match self {
+            CardTable::Rollbacks => "rollbacks",
+            CardTable::Proposals => "proposals",
+        }
+    }
+}
+
 /// Where rollbot keeps its state.
 #[derive(Clone)]
 pub enum Store {

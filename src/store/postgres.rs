@@ -1,4 +1,4 @@
-use super::{CardRef, Consequences, DueTimer, Effect, Export, OutboxItem, Written};
+use super::{CardRef, CardTable, Consequences, DueTimer, Effect, Export, OutboxItem, Written};
 use crate::domain::proposal::{Proposal, ProposalId};
 use crate::domain::{Recorded, Rollback, RollbackId};
 use anyhow::{Context, Result, anyhow};
@@ -65,6 +65,38 @@ impl PostgresStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.context("no database connection available")
+    }
+
+    /// Where a rollback's or a proposal's card was posted.
+    async fn card_in(&self, table: CardTable, id: i64) -> Result<Option<CardRef>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!("SELECT card_channel, card_ts FROM {} WHERE id = $1", table.name()),
+                &[&id],
+            )
+            .await?;
+        Ok(row.and_then(|r| {
+            Some(CardRef {
+                channel: r.get::<_, Option<String>>(0)?,
+                ts: r.get::<_, Option<String>>(1)?,
+            })
+        }))
+    }
+
+    async fn remember_card_in(&self, table: CardTable, id: i64, card: &CardRef) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                &format!(
+                    "UPDATE {} SET card_channel = $2, card_ts = $3 WHERE id = $1",
+                    table.name()
+                ),
+                &[&id, &card.channel, &card.ts],
+            )
+            .await?;
+        Ok(())
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -167,23 +199,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // Checked (and the proposal locked) first, so a lost race takes no RB number.
-        let unchanged = if proposal.id.0 == 0 {
-            !tx.query_one(
-                "SELECT EXISTS (SELECT 1 FROM proposals WHERE group_key = $1 AND service = $2 AND NOT resolved)",
-                &[&proposal.group_key, &proposal.service],
-            )
-            .await?
-            .get::<_, bool>(0)
-        } else {
-            tx.query_opt(
-                "SELECT version FROM proposals WHERE id = $1 FOR UPDATE",
-                &[&proposal.id.0],
-            )
-            .await?
-            .map(|r| r.get::<_, i64>(0))
-                == Some(proposal.version)
-        };
-        if !unchanged {
+        if !proposal_unchanged(&tx, proposal).await? {
             return Ok(None);
         }
         let rollback = insert_rollback(&tx, history, consequences).await?;
@@ -200,28 +216,11 @@ impl PostgresStore {
     }
 
     pub async fn proposal_card(&self, id: ProposalId) -> Result<Option<CardRef>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt("SELECT card_channel, card_ts FROM proposals WHERE id = $1", &[&id.0])
-            .await?;
-        Ok(row.and_then(|r| {
-            Some(CardRef {
-                channel: r.get::<_, Option<String>>(0)?,
-                ts: r.get::<_, Option<String>>(1)?,
-            })
-        }))
+        self.card_in(CardTable::Proposals, id.0).await
     }
 
     pub async fn remember_proposal_card(&self, id: ProposalId, card: &CardRef) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE proposals SET card_channel = $2, card_ts = $3 WHERE id = $1",
-                &[&id.0, &card.channel, &card.ts],
-            )
-            .await?;
-        Ok(())
+        self.remember_card_in(CardTable::Proposals, id.0, card).await
     }
 
     /// Stores `rollback` (already folded with `events`) if nobody changed it since
@@ -353,28 +352,11 @@ impl PostgresStore {
     }
 
     pub async fn card(&self, id: RollbackId) -> Result<Option<CardRef>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt("SELECT card_channel, card_ts FROM rollbacks WHERE id = $1", &[&id.0])
-            .await?;
-        Ok(row.and_then(|r| {
-            Some(CardRef {
-                channel: r.get::<_, Option<String>>(0)?,
-                ts: r.get::<_, Option<String>>(1)?,
-            })
-        }))
+        self.card_in(CardTable::Rollbacks, id.0).await
     }
 
     pub async fn remember_card(&self, id: RollbackId, card: &CardRef) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE rollbacks SET card_channel = $2, card_ts = $3 WHERE id = $1",
-                &[&id.0, &card.channel, &card.ts],
-            )
-            .await?;
-        Ok(())
+        self.remember_card_in(CardTable::Rollbacks, id.0, card).await
     }
 
     /// The status page incident opened for a rollback, if any.
@@ -761,6 +743,27 @@ fn proposal_from(row: &tokio_postgres::Row) -> Result<Proposal> {
     Ok(proposal)
 }
 
+/// Whether `proposal` may be written: a new one opens no second proposal for its group, a
+/// changed one is still at the version it was loaded at (and is now locked until commit).
+async fn proposal_unchanged(tx: &Transaction<'_>, proposal: &Proposal) -> Result<bool> {
+    Ok(if proposal.id.0 == 0 {
+        !tx.query_one(
+            "SELECT EXISTS (SELECT 1 FROM proposals WHERE group_key = $1 AND service = $2 AND NOT resolved)",
+            &[&proposal.group_key, &proposal.service],
+        )
+        .await?
+        .get::<_, bool>(0)
+    } else {
+        tx.query_opt(
+            "SELECT version FROM proposals WHERE id = $1 FOR UPDATE",
+            &[&proposal.id.0],
+        )
+        .await?
+        .map(|r| r.get::<_, i64>(0))
+            == Some(proposal.version)
+    })
+}
+
 /// Inserts a new proposal (id 0) or updates one still at `proposal.version`; `None` when
 /// another writer got there first. The transaction is unusable after a `None` from an insert.
 async fn write_proposal(
@@ -772,17 +775,10 @@ async fn write_proposal(
     let doc = serde_json::to_value(proposal)?;
     let rollback_id = rollback.map(|r| r.0);
     let resolved = proposal.resolved_at.is_some();
+    if !proposal_unchanged(tx, proposal).await? {
+        return Ok(None);
+    }
     let id = if proposal.id.0 == 0 {
-        let open: bool = tx
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM proposals WHERE group_key = $1 AND service = $2 AND NOT resolved)",
-                &[&proposal.group_key, &proposal.service],
-            )
-            .await?
-            .get(0);
-        if open {
-            return Ok(None);
-        }
         // Two notifications of a new group at once both get here; the unique index stops one.
         tx.execute("SAVEPOINT open_proposal", &[]).await?;
         let inserted = tx

@@ -280,7 +280,13 @@ async fn a_group_of_several_alerts_is_one_card_and_unknown_services_are_counted_
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
     let logs = captured_logs();
-    assert!(logs.contains("alerts for services rollbot does not know"), "{logs}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("alerts for services rollbot does not know")
+                && l.contains("unknown_services=[\"search\"]")
+                && l.contains("without_service_label=1")),
+        "{logs}"
+    );
 }
 
 #[tokio::test]

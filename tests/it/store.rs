@@ -715,19 +715,24 @@ async fn a_proposal_card_waits_for_the_one_before_it(store: Store) {
     );
 }
 
+/// The proposal as a Start click by U0ALICE leaves it, before the store records it.
+fn started_by_alice(proposal: Proposal) -> Proposal {
+    Proposal {
+        decision: Some(Decision::Started {
+            by: rollbot::domain::UserId("U0ALICE".into()),
+            at: at(1),
+        }),
+        ..proposal
+    }
+}
+
 async fn starting_from_a_proposal_records_the_rollback_and_the_proposal_or_neither(store: Store) {
     let proposal = store
         .save_proposal(&Proposal::observe(None, &alert_group(true, 1), at(0)).unwrap(), at(0))
         .await
         .unwrap()
         .unwrap();
-    let started = Proposal {
-        decision: Some(Decision::Started {
-            by: rollbot::domain::UserId("U0ALICE".into()),
-            at: at(1),
-        }),
-        ..proposal.clone()
-    };
+    let started = started_by_alice(proposal.clone());
     let story = request("C0INCIDENTS", false);
     let (rollback, saved) = store
         .start_from_proposal(&started, &story.history, &effects(vec![Effect::PostCard]))
@@ -778,13 +783,7 @@ async fn proposals_move_to_postgres_with_their_rollback_and_card() {
         .await
         .unwrap()
         .unwrap();
-    let started = Proposal {
-        decision: Some(Decision::Started {
-            by: rollbot::domain::UserId("U0ALICE".into()),
-            at: at(1),
-        }),
-        ..proposal
-    };
+    let started = started_by_alice(proposal);
     let (_, started) = from
         .start_from_proposal(&started, &request("C0INCIDENTS", false).history, &nothing())
         .await
