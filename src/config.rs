@@ -175,6 +175,7 @@ struct RawSeverity {
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     max_reason_chars: Option<usize>,
+    max_open_requests_per_person: Option<Spanned<usize>>,
     output_tail_bytes: Option<usize>,
     execution_lease: Option<Spanned<String>>,
     shutdown_grace: Option<Spanned<String>>,
@@ -919,6 +920,18 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
         requester_roles,
         severities,
         max_reason_chars: raw.limits.max_reason_chars.unwrap_or(500),
+        max_open_requests_per_person: match &raw.limits.max_open_requests_per_person {
+            Some(n) if *n.get_ref() == 0 => {
+                c.error(
+                    n.span(),
+                    "`max_open_requests_per_person` is 0, which would refuse every request",
+                    Some("use at least 1, or leave it out for the default of 5".into()),
+                );
+                0
+            }
+            Some(n) => *n.get_ref(),
+            None => 5,
+        },
         escalation,
         status_page: false,
     }

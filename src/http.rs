@@ -1,12 +1,12 @@
 //! The HTTP surface: Slack's signed webhooks and the health probes. Handlers verify first,
 //! parse second, and answer within Slack's three seconds without calling Slack.
 use crate::domain::proposal::ProposalId;
-use crate::domain::{Action, Refusal, RollbackId, decide};
+use crate::domain::{Action, Actor, Refusal, RollbackId, decide};
 use crate::engine::Engine;
 use crate::grammar::{self, Command, RequestArgs, SUBCOMMANDS};
 use crate::slack::client::SlackApi;
 use crate::slack::directory::Directory;
-use crate::slack::inbound::{self, Interaction, SlashCommand};
+use crate::slack::inbound::{self, ButtonClick, Interaction, SlashCommand};
 use crate::slack::messages::{self, Message};
 use crate::slack::signature::SignatureVerifier;
 use crate::store::Effect;
@@ -321,12 +321,22 @@ async fn slash_command(State(state): State<Arc<HttpState>>, headers: HeaderMap, 
     }
 }
 
+/// The person who clicked, acting in the channel of the message they clicked in.
+async fn clicker(state: &HttpState, click: &ButtonClick) -> Actor {
+    state
+        .directory
+        .actor(&click.user_id, click.team_id.as_deref())
+        .await
+        .in_channel(&click.channel_id)
+}
+
 async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Result<Message> {
     let engine = &state.engine;
     let actor = state
         .directory
         .actor(&command.user_id, command.team_id.as_deref())
-        .await;
+        .await
+        .in_channel(&command.channel_id);
     let parsed = match grammar::parse(&command.text) {
         Ok(parsed) => parsed,
         Err(e) => return Ok(messages::parse_error(&e)),
@@ -504,7 +514,7 @@ async fn handle_click(state: &HttpState, click: inbound::ButtonClick) -> Respons
         let Some((id, intent)) = button_intent(&click.action_id, &click.value) else {
             return engine.tell(&[answer(messages::unknown_button().text)]).await;
         };
-        let actor = state.directory.actor(&click.user_id, click.team_id.as_deref()).await;
+        let actor = clicker(state, &click).await;
         let action = match intent {
             ButtonIntent::Act(action) => action,
             ButtonIntent::Continue { step } => Action::Continue { index: step },
@@ -588,7 +598,7 @@ async fn proposal_click(state: &HttpState, click: &inbound::ButtonClick) -> Opti
             let Ok(id) = click.value.parse::<ProposalId>() else {
                 return engine.tell(&[answer(messages::unknown_button().text)]).await;
             };
-            let actor = state.directory.actor(&click.user_id, click.team_id.as_deref()).await;
+            let actor = clicker(state, click).await;
             let refused = if start {
                 match engine.start_proposal(id, &actor).await? {
                     Ok(rollback) => {

@@ -116,6 +116,11 @@ pub enum Refusal {
     WrongChannel {
         allowed: Vec<ChannelId>,
     },
+    /// An action on a rollback or proposal taken outside the channel it lives in.
+    LivesInAnotherChannel {
+        what: String,
+        channel: ChannelId,
+    },
     NotARequester {
         roles: Vec<String>,
     },
@@ -124,6 +129,10 @@ pub enum Refusal {
     },
     ReasonTooLong {
         max: usize,
+    },
+    /// The requester already has `open` unfinished rollbacks, the most one person may have.
+    TooManyOpenRequests {
+        open: Vec<RollbackId>,
     },
     UnknownService {
         service: String,
@@ -272,6 +281,7 @@ pub fn decide(
         return Err(Refusal::SystemOnly);
     }
     let id = rollback.id;
+    acting_where_it_lives(actor, &rollback.request.channel, id.to_string())?;
     let not_awaiting = || Refusal::NotAwaitingApproval {
         id,
         state: rollback.state.clone(),
@@ -527,6 +537,18 @@ pub(crate) fn may_request(actor: &Actor, policy: &Policy) -> Result<(), Refusal>
         return Err(Refusal::MembershipUnknown { id: None, roles });
     }
     Err(Refusal::NotARequester { roles })
+}
+
+/// Actions are taken in the channel where the rollback or proposal lives, so everyone in the
+/// incident sees them; Slack says where a click or a command came from.
+pub(crate) fn acting_where_it_lives(actor: &Actor, lives_in: &ChannelId, what: String) -> Result<(), Refusal> {
+    match &actor.channel {
+        Some(from) if from != lives_in => Err(Refusal::LivesInAnotherChannel {
+            what,
+            channel: lives_in.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn in_workspace(actor: &Actor, policy: &Policy) -> bool {
@@ -1319,8 +1341,8 @@ mod tests {
     /// refusal here is about who asks, not about when.
     #[test]
     fn authorization_matrix() {
+        use crate::domain::TeamId;
         use crate::domain::proposal::{Proposal, ProposalAction, ProposalId, decide_proposal};
-        use crate::domain::{ChannelId, TeamId};
         fn awaiting() -> Story {
             Story::requested(Severity::High, None)
         }
@@ -1368,12 +1390,17 @@ mod tests {
             team: Some(TeamId("T0OTHER".into())),
             ..actor(user)
         };
-        let kinds: [(&str, Actor); 5] = [
-            ("requester", actor(REQUESTER)),
-            ("eligible approver", actor(ON_CALL)),
-            ("approver of a later level", actor(DEVOPS_LEAD)),
-            ("outsider", actor(OUTSIDER)),
-            ("other workspace", other_workspace(ON_CALL)),
+        // Everyone acts from the incident channel except the eligible approver in the last column.
+        let kinds: [(&str, Actor); 6] = [
+            ("requester", actor(REQUESTER).in_channel(CHANNEL)),
+            ("eligible approver", actor(ON_CALL).in_channel(CHANNEL)),
+            ("approver of a later level", actor(DEVOPS_LEAD).in_channel(CHANNEL)),
+            ("outsider", actor(OUTSIDER).in_channel(CHANNEL)),
+            ("other workspace", other_workspace(ON_CALL).in_channel(CHANNEL)),
+            (
+                "eligible approver in another channel",
+                actor(ON_CALL).in_channel("C0RANDOM"),
+            ),
         ];
         type Attempt = Box<dyn Fn(&Actor) -> Result<(), Refusal>>;
         let on = |story: fn() -> Story, action: Action| -> Attempt {
@@ -1393,16 +1420,16 @@ mod tests {
                 Ok(())
             })
         };
-        let request_in = |channel: &'static str| -> Attempt {
+        // A request is filed in the channel it was typed in.
+        let request_where_typed = || -> Attempt {
             Box::new(move |who: &Actor| {
                 let mut request = request(Severity::High, None);
-                request.channel = ChannelId(channel.into());
+                request.channel = who.channel.clone().expect("every kind acts from a channel");
                 decide(None, &Action::Request { request, plan: plan() }, who, &policy(), at(0)).map(|_| ())
             })
         };
         let actions: Vec<(&str, Attempt)> = vec![
-            ("request", request_in(CHANNEL)),
-            ("request (another channel)", request_in("C0RANDOM")),
+            ("request", request_where_typed()),
             ("approve", on(awaiting, Action::Approve)),
             (
                 "reject",

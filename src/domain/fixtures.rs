@@ -44,6 +44,7 @@ pub fn policy() -> Policy {
             .map(|s| (*s, SeverityPolicy::default_for(*s)))
             .collect(),
         max_reason_chars: 500,
+        max_open_requests_per_person: 5,
         escalation: vec![
             EscalationLevel {
                 role: "devops_lead".into(),
@@ -75,6 +76,7 @@ pub fn actor(user: &str) -> Actor {
             .map(|(r, _)| r)
             .collect(),
         unresolved_roles: Default::default(),
+        channel: None,
     }
 }
 

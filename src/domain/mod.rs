@@ -128,6 +128,9 @@ pub struct Actor {
     /// Roles granted through a user group whose membership could not be read; decisions that
     /// depend on them refuse rather than guess.
     pub unresolved_roles: BTreeSet<String>,
+    /// The channel the action was taken in, when Slack says. Actions on a rollback or a
+    /// proposal are taken where it lives, so the incident channel keeps the whole record.
+    pub channel: Option<ChannelId>,
 }
 
 impl Actor {
@@ -138,6 +141,15 @@ impl Actor {
             team: None,
             roles: BTreeSet::new(),
             unresolved_roles: BTreeSet::new(),
+            channel: None,
+        }
+    }
+
+    /// The same person, acting from `channel`.
+    pub fn in_channel(self, channel: &str) -> Self {
+        Actor {
+            channel: Some(ChannelId(channel.to_owned())),
+            ..self
         }
     }
 

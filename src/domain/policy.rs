@@ -13,6 +13,8 @@ pub struct Policy {
     pub severities: BTreeMap<Severity, SeverityPolicy>,
     /// Longest reason accepted, in characters.
     pub max_reason_chars: usize,
+    /// How many unfinished rollbacks one person may have requested at a time.
+    pub max_open_requests_per_person: usize,
     /// Who joins the approvers as time passes without an answer.
     pub escalation: Vec<EscalationLevel>,
     /// Whether a status page is kept, so that incidents can be marked resolved.

@@ -213,6 +213,7 @@ pub fn decide_proposal(
         return Err(Refusal::WrongWorkspace);
     }
     let id = proposal.id;
+    super::decide::acting_where_it_lives(actor, &proposal.channel, id.to_string())?;
     match (&proposal.decision, proposal.rollback) {
         (Some(Decision::Started { by, .. }), Some(rollback)) => {
             return Err(Refusal::ProposalStarted {

@@ -14,7 +14,7 @@ use crate::domain::{Action, Actor, Event, Plan, Recorded, Refusal, Rollback, Rol
 use crate::domain::{ChannelId, State};
 use crate::grammar::RequestArgs;
 use crate::statuspage::PageUpdate;
-use crate::store::{Consequences, Effect, Store, Timer, TimerAction, Written};
+use crate::store::{Consequences, Effect, Filed, Store, Timer, TimerAction, Written};
 use crate::templates::Announcement;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -186,13 +186,25 @@ impl Engine {
             Ok(prepared) => prepared,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let rollback = self
+        let filed = self
             .store
-            .create_rollback(&history, &consequences)
+            .create_rollback(&history, &consequences, self.open_limit(actor))
             .await
             .context("recording the rollback request")?;
-        self.requested(&rollback, actor);
-        Ok(Ok(rollback))
+        match filed {
+            Filed::Yes(rollback) => {
+                self.requested(&rollback, actor);
+                Ok(Ok(rollback))
+            }
+            Filed::TooManyOpen(open) => Ok(Err(Refusal::TooManyOpenRequests { open })),
+            Filed::ProposalChanged => anyhow::bail!("a plain request reported a changed proposal"),
+        }
+    }
+
+    /// How many open requests `actor` may have. rollbot's own requests (`auto_request`) are
+    /// bounded by one per alert group instead, so an alert storm is not cut short.
+    fn open_limit(&self, actor: &Actor) -> Option<usize> {
+        (!actor.is_system()).then_some(self.config.policy.max_open_requests_per_person)
     }
 
     /// After a request is recorded: log it and wake the workers.

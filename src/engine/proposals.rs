@@ -5,6 +5,7 @@ use super::{Engine, MAX_CONFLICT_RETRIES};
 use crate::domain::proposal::{AlertGroup, Decision, Proposal, ProposalAction, ProposalId, decide_proposal};
 use crate::domain::{Actor, Refusal, Rollback};
 use crate::grammar::RequestArgs;
+use crate::store::Filed;
 use anyhow::{Context, Result, bail};
 
 impl Engine {
@@ -131,15 +132,16 @@ impl Engine {
         };
         match self
             .store
-            .start_from_proposal(&next, &history, &consequences)
+            .start_from_proposal(&next, &history, &consequences, self.open_limit(actor))
             .await
             .context("recording the request started from a proposal")?
         {
-            Some((rollback, saved)) => {
+            Filed::Yes((rollback, saved)) => {
                 self.requested(&rollback, actor);
                 Ok(Started::Yes(rollback, saved))
             }
-            None => Ok(Started::Conflict),
+            Filed::TooManyOpen(open) => Ok(Started::Refused(Refusal::TooManyOpenRequests { open })),
+            Filed::ProposalChanged => Ok(Started::Conflict),
         }
     }
 }

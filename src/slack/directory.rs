@@ -68,6 +68,7 @@ impl Directory {
             team: team.map(|t| TeamId(t.to_owned())),
             roles,
             unresolved_roles: unresolved,
+            channel: None,
         }
     }
 

@@ -1350,12 +1350,23 @@ pub fn refusal(refusal: &Refusal) -> Message {
                 "Rollbacks are requested in the incident channel so everyone sees them: {channels}. Run the same command there."
             )
         }
+        LivesInAnotherChannel { what, channel } => format!(
+            "*{}* lives in <#{}>. Act on it there, so everyone in the incident sees it.",
+            escape(what),
+            escape(&channel.0)
+        ),
         NotARequester { roles } => format!(
             "You are not in a role that may request rollbacks ({}). Ask the on-call engineer to request it.",
             role_names(roles)
         ),
         ReasonRequired { severity } => format!(
             "A {severity}-severity rollback needs a reason. Add `reason \"<why>\"` to the command and run it again."
+        ),
+        TooManyOpenRequests { open } => format!(
+            "You already have {} open rollback requests ({}), the most one person may have at a time. Cancel one you no longer need (`/rollback cancel {}`) or let them finish, then ask again.",
+            open.len(),
+            open.iter().map(|id| format!("*{id}*")).collect::<Vec<_>>().join(", "),
+            open.first().map(ToString::to_string).unwrap_or_default()
         ),
         ReasonTooLong { max } => {
             format!("The reason is longer than {max} characters. Shorten it; put details in the thread.")
@@ -1904,6 +1915,10 @@ mod tests {
             Refusal::WrongChannel {
                 allowed: vec![ChannelId("C0INCIDENTS".into())],
             },
+            Refusal::LivesInAnotherChannel {
+                what: "RB-7".into(),
+                channel: ChannelId("C0INCIDENTS".into()),
+            },
             Refusal::NotARequester {
                 roles: vec!["on_call".into()],
             },
@@ -1911,6 +1926,9 @@ mod tests {
                 severity: Severity::Low,
             },
             Refusal::ReasonTooLong { max: 500 },
+            Refusal::TooManyOpenRequests {
+                open: vec![RollbackId(3), RollbackId(4), RollbackId(9)],
+            },
             Refusal::UnknownService {
                 service: "chekout".into(),
                 suggestion: Some("checkout-api".into()),

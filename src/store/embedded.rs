@@ -3,7 +3,7 @@
 //! (`synchronous = FULL`) before the caller hears "done", so an acknowledged request survives a
 //! crash. One process owns the file: a second one is refused (an exclusive lock on a file beside
 //! it, released by the kernel when the owner dies, even by kill -9).
-use super::{CardRef, CardTable, Consequences, DueTimer, Effect, OutboxItem, Written};
+use super::{CardRef, CardTable, Consequences, DueTimer, Effect, FINISHED_STATES, Filed, OutboxItem, Written};
 use super::{EventRow, Export, OutboxRow, ProposalRow, RollbackRow, TimerRow};
 use crate::domain::proposal::{Proposal, ProposalId};
 use crate::domain::{Recorded, Rollback, RollbackId, UserId};
@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "0002_proposals.sql",
         include_str!("../../migrations/embedded/0002_proposals.sql"),
+    ),
+    (
+        3,
+        "0003_open_by_requester.sql",
+        include_str!("../../migrations/embedded/0003_open_by_requester.sql"),
     ),
 ];
 
@@ -200,11 +205,21 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn create_rollback(&self, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {
+    pub async fn create_rollback(
+        &self,
+        history: &[Recorded],
+        consequences: &Consequences,
+        open_limit: Option<usize>,
+    ) -> Result<Filed<Rollback>> {
         let history = history.to_vec();
         let consequences = consequences.clone();
-        self.transaction(move |tx| insert_rollback(tx, &history, &consequences))
-            .await
+        self.transaction(move |tx| {
+            if let Some(open) = requester_is_full(tx, &history, open_limit)? {
+                return Ok(Filed::TooManyOpen(open));
+            }
+            Ok(Filed::Yes(insert_rollback(tx, &history, &consequences)?))
+        })
+        .await
     }
 
     pub async fn open_proposal(&self, group_key: &str, service: &str) -> Result<Option<Proposal>> {
@@ -254,20 +269,24 @@ impl EmbeddedStore {
         proposal: &Proposal,
         history: &[Recorded],
         consequences: &Consequences,
-    ) -> Result<Option<(Rollback, Proposal)>> {
+        open_limit: Option<usize>,
+    ) -> Result<Filed<(Rollback, Proposal)>> {
         let proposal = proposal.clone();
         let history = history.to_vec();
         let consequences = consequences.clone();
         self.transaction(move |tx| {
             // Checked before anything is written: this transaction holds the write lock.
             if !proposal_unchanged(tx, &proposal)? {
-                return Ok(None);
+                return Ok(Filed::ProposalChanged);
+            }
+            if let Some(open) = requester_is_full(tx, &history, open_limit)? {
+                return Ok(Filed::TooManyOpen(open));
             }
             let rollback = insert_rollback(tx, &history, &consequences)?;
             let now = rollback.requested_at;
             let saved = write_proposal(tx, &proposal, Some(rollback.id), now)?;
             insert_effects(tx, None, &[Effect::ProposalCard { proposal: saved.id }], now)?;
-            Ok(Some((rollback, saved)))
+            Ok(Filed::Yes((rollback, saved)))
         })
         .await
     }
@@ -797,6 +816,26 @@ impl EmbeddedStore {
         })
         .await
     }
+}
+
+/// The requester's open rollbacks, if they already have `open_limit` of them (the transaction
+/// holds SQLite's write lock, so nobody files in between).
+fn requester_is_full(
+    tx: &Transaction,
+    history: &[Recorded],
+    open_limit: Option<usize>,
+) -> Result<Option<Vec<RollbackId>>> {
+    let Some(limit) = open_limit else {
+        return Ok(None);
+    };
+    let requester = &history.first().context("a rollback must start with a request")?.actor.0;
+    let mut query = tx.prepare_cached(&format!(
+        "SELECT id FROM rollbacks WHERE json_extract(doc, '$.request.requester') = ?1 AND state NOT IN ({FINISHED_STATES}) ORDER BY id"
+    ))?;
+    let open = query
+        .query_map([requester], |r| r.get(0).map(RollbackId))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((open.len() >= limit).then_some(open))
 }
 
 fn insert_rollback(tx: &Transaction, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {

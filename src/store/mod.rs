@@ -175,6 +175,19 @@ pub struct OutboxItem {
     pub attempts: i32,
 }
 
+/// The outcome of filing a new rollback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filed<T> {
+    Yes(T),
+    /// The requester already has this many open rollbacks (listed); nothing was recorded.
+    TooManyOpen(Vec<RollbackId>),
+    /// The proposal it was started from changed first; nothing was recorded.
+    ProposalChanged,
+}
+
+/// Rollbacks in these states are over; every other state still needs someone's attention.
+pub(crate) const FINISHED_STATES: &str = "'succeeded', 'failed', 'rejected', 'cancelled', 'expired', 'aborted'";
+
 /// The outcome of an optimistic write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {
@@ -272,8 +285,9 @@ operations! {
     /// Applies the migrations that have not run yet.
     fn migrate(&self) -> Result<Vec<&'static str>>;
     /// Records a new rollback from its first events, with the effects they cause, and returns
-    /// it with its number.
-    fn create_rollback(&self, history: &[Recorded], consequences: &Consequences) -> Result<Rollback>;
+    /// it with its number, unless its requester already has `open_limit` open rollbacks
+    /// (checked in the same transaction, so simultaneous requests cannot both slip past).
+    fn create_rollback(&self, history: &[Recorded], consequences: &Consequences, open_limit: Option<usize>) -> Result<Filed<Rollback>>;
     /// Stores `rollback` (already folded with `events`) if nobody changed it since
     /// `expected_version`, appending the events and effects in the same transaction.
     fn append(
@@ -327,14 +341,15 @@ operations! {
     /// its card. `None`: someone else wrote first (or opened the same group); load and retry.
     fn save_proposal(&self, proposal: &Proposal, now: DateTime<Utc>) -> Result<Option<Proposal>>;
     /// Records a rollback requested from `proposal` (already marked started, loaded at its
-    /// version) and the proposal's change in one transaction. `None`: the proposal changed
-    /// first, and nothing was recorded.
+    /// version) and the proposal's change in one transaction, under the same `open_limit` as
+    /// `create_rollback`.
     fn start_from_proposal(
         &self,
         proposal: &Proposal,
         history: &[Recorded],
         consequences: &Consequences,
-    ) -> Result<Option<(Rollback, Proposal)>>;
+        open_limit: Option<usize>,
+    ) -> Result<Filed<(Rollback, Proposal)>>;
     fn proposal_card(&self, id: ProposalId) -> Result<Option<CardRef>>;
     fn remember_proposal_card(&self, id: ProposalId, card: &CardRef) -> Result<()>;
     /// Figures for `/metrics`.

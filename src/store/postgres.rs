@@ -1,4 +1,4 @@
-use super::{CardRef, CardTable, Consequences, DueTimer, Effect, Export, OutboxItem, Written};
+use super::{CardRef, CardTable, Consequences, DueTimer, Effect, Export, FINISHED_STATES, Filed, OutboxItem, Written};
 use crate::domain::proposal::{Proposal, ProposalId};
 use crate::domain::{Recorded, Rollback, RollbackId};
 use anyhow::{Context, Result, anyhow};
@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         6,
         "0006_proposals.sql",
         include_str!("../../migrations/0006_proposals.sql"),
+    ),
+    (
+        7,
+        "0007_open_by_requester.sql",
+        include_str!("../../migrations/0007_open_by_requester.sql"),
     ),
 ];
 
@@ -145,12 +150,20 @@ impl PostgresStore {
 
     /// Records a new rollback from its first events, with the effects they cause, and returns
     /// it with its number.
-    pub async fn create_rollback(&self, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {
+    pub async fn create_rollback(
+        &self,
+        history: &[Recorded],
+        consequences: &Consequences,
+        open_limit: Option<usize>,
+    ) -> Result<Filed<Rollback>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        if let Some(open) = requester_is_full(&tx, history, open_limit).await? {
+            return Ok(Filed::TooManyOpen(open));
+        }
         let rollback = insert_rollback(&tx, history, consequences).await?;
         tx.commit().await.context("committing the new rollback")?;
-        Ok(rollback)
+        Ok(Filed::Yes(rollback))
     }
 
     pub async fn open_proposal(&self, group_key: &str, service: &str) -> Result<Option<Proposal>> {
@@ -195,24 +208,28 @@ impl PostgresStore {
         proposal: &Proposal,
         history: &[Recorded],
         consequences: &Consequences,
-    ) -> Result<Option<(Rollback, Proposal)>> {
+        open_limit: Option<usize>,
+    ) -> Result<Filed<(Rollback, Proposal)>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // Checked (and the proposal locked) first, so a lost race takes no RB number.
         if !proposal_unchanged(&tx, proposal).await? {
-            return Ok(None);
+            return Ok(Filed::ProposalChanged);
+        }
+        if let Some(open) = requester_is_full(&tx, history, open_limit).await? {
+            return Ok(Filed::TooManyOpen(open));
         }
         let rollback = insert_rollback(&tx, history, consequences).await?;
         let now = rollback.requested_at;
         // Dropping the transaction undoes the rollback too: a proposal starts one rollback.
         let Some(saved) = write_proposal(&tx, proposal, Some(rollback.id), now).await? else {
-            return Ok(None);
+            return Ok(Filed::ProposalChanged);
         };
         insert_effects(&tx, None, &[Effect::ProposalCard { proposal: saved.id }], now).await?;
         tx.commit()
             .await
             .context("committing the rollback started from a proposal")?;
-        Ok(Some((rollback, saved)))
+        Ok(Filed::Yes((rollback, saved)))
     }
 
     pub async fn proposal_card(&self, id: ProposalId) -> Result<Option<CardRef>> {
@@ -707,6 +724,34 @@ impl PostgresStore {
             .await?;
         Ok(())
     }
+}
+
+/// The requester's open rollbacks, if they already have `open_limit` of them. Requests by the
+/// same person are serialised by a transaction lock on their name, so two at once cannot both
+/// see room for one more.
+async fn requester_is_full(
+    tx: &Transaction<'_>,
+    history: &[Recorded],
+    open_limit: Option<usize>,
+) -> Result<Option<Vec<RollbackId>>> {
+    let Some(limit) = open_limit else {
+        return Ok(None);
+    };
+    let requester = &history.first().context("a rollback must start with a request")?.actor.0;
+    tx.execute("SELECT pg_advisory_xact_lock(7403313, hashtext($1))", &[requester])
+        .await?;
+    let open: Vec<RollbackId> = tx
+        .query(
+            &format!(
+                "SELECT id FROM rollbacks WHERE doc->'request'->>'requester' = $1 AND state NOT IN ({FINISHED_STATES}) ORDER BY id"
+            ),
+            &[requester],
+        )
+        .await?
+        .iter()
+        .map(|r| RollbackId(r.get(0)))
+        .collect();
+    Ok((open.len() >= limit).then_some(open))
 }
 
 async fn insert_rollback(tx: &Transaction<'_>, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {

@@ -5,6 +5,33 @@ use crate::support::*;
 const REQUEST: &str = r#"checkout-api to 41 severity high reason "bad deploy""#;
 
 #[tokio::test]
+async fn actions_on_a_rollback_are_taken_in_its_incident_channel() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+
+    let elsewhere = "*RB-1* lives in <#C0INCIDENTS>. Act on it there, so everyone in the incident sees it.";
+    assert_eq!(bot.click_in(BOB, RANDOM, "approve", "RB-1").await, 200);
+    assert_eq!(bot.slash_in(ALICE, RANDOM, "cancel RB-1").await, elsewhere);
+    bot.settle().await;
+    assert_eq!(bot.ephemerals(BOB), [elsewhere]);
+    assert_eq!(bot.card_now(&card).text, card.text, "nothing changed");
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'type' IN ('approved', 'cancelled')")
+            .await,
+        0
+    );
+    // Looking is fine from anywhere.
+    assert!(bot.slash_in(ALICE, RANDOM, "status RB-1").await.contains("RB-1"));
+
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("*Approved by*"));
+    bot.thread(&card);
+}
+
+#[tokio::test]
 async fn an_unanswered_request_escalates_to_the_devops_lead_who_can_then_approve() {
     let bot = Rollbot::start().await;
     bot.slash(ALICE, REQUEST).await;

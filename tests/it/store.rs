@@ -2,10 +2,25 @@
 //! the workers rely on. Each check runs once on PostgreSQL and once on the embedded file.
 use crate::support::{Backend, TestStorage};
 use chrono::{DateTime, Duration, Utc};
+use rollbot::domain::Rollback;
 use rollbot::domain::fixtures::{Story, actor, alert_group, at};
 use rollbot::domain::proposal::{Decision, Proposal, ProposalId};
 use rollbot::domain::{Action, ChannelId, Recorded, RollbackId, Severity, State};
-use rollbot::store::{CardRef, Consequences, Effect, Store, Timer, TimerAction, Written};
+use rollbot::store::{CardRef, Consequences, Effect, Filed, Store, Timer, TimerAction, Written};
+
+/// Files a rollback with no per-person limit, as most checks here need.
+trait CreateUnlimited {
+    async fn create_unlimited(&self, history: &[Recorded], consequences: &Consequences) -> anyhow::Result<Rollback>;
+}
+
+impl CreateUnlimited for Store {
+    async fn create_unlimited(&self, history: &[Recorded], consequences: &Consequences) -> anyhow::Result<Rollback> {
+        match self.create_rollback(history, consequences, None).await? {
+            Filed::Yes(rollback) => Ok(rollback),
+            other => anyhow::bail!("not filed: {other:?}"),
+        }
+    }
+}
 
 /// Runs each named check against a fresh store of each kind.
 macro_rules! on_both_stores {
@@ -36,6 +51,7 @@ on_both_stores!(
     one_proposal_is_open_per_alert_group_and_changes_by_version,
     a_proposal_card_waits_for_the_one_before_it,
     starting_from_a_proposal_records_the_rollback_and_the_proposal_or_neither,
+    a_person_files_at_most_their_limit_of_open_rollbacks_even_all_at_once,
 );
 
 async fn run<F: std::future::Future<Output = ()>>(backend: Backend, check: fn(Store) -> F) {
@@ -88,9 +104,9 @@ async fn record(store: &Store, id: RollbackId, story: &Story, already: usize, ex
 
 async fn rollbacks_are_numbered_in_order_and_keep_every_event_in_order(store: Store) {
     let first = request("C0INCIDENTS", false);
-    let one = store.create_rollback(&first.history, &nothing()).await.unwrap();
+    let one = store.create_unlimited(&first.history, &nothing()).await.unwrap();
     let two = store
-        .create_rollback(&request("C0INCIDENTS", false).history, &nothing())
+        .create_unlimited(&request("C0INCIDENTS", false).history, &nothing())
         .await
         .unwrap();
     assert_eq!((one.id, two.id), (RollbackId(1), RollbackId(2)));
@@ -122,7 +138,7 @@ async fn rollbacks_are_numbered_in_order_and_keep_every_event_in_order(store: St
 
 async fn a_write_on_a_stale_version_is_a_conflict_and_changes_nothing(store: Store) {
     let story = request("C0INCIDENTS", false);
-    let created = store.create_rollback(&story.history, &nothing()).await.unwrap();
+    let created = store.create_unlimited(&story.history, &nothing()).await.unwrap();
     let requested = story.history.len();
     let approved = story.approved();
     let mut rejected = request("C0INCIDENTS", false);
@@ -170,7 +186,7 @@ async fn recent_lists_newest_first_by_channel_and_drills_apart(store: Store) {
         ("C0INCIDENTS", false),
     ] {
         store
-            .create_rollback(&request(channel, drill).history, &nothing())
+            .create_unlimited(&request(channel, drill).history, &nothing())
             .await
             .unwrap();
     }
@@ -187,7 +203,7 @@ async fn recent_lists_newest_first_by_channel_and_drills_apart(store: Store) {
 
 async fn leases_show_which_runs_lost_their_process(store: Store) {
     let story = request("C0INCIDENTS", false);
-    let created = store.create_rollback(&story.history, &nothing()).await.unwrap();
+    let created = store.create_unlimited(&story.history, &nothing()).await.unwrap();
     let requested = story.history.len();
     let running = story
         .approved()
@@ -256,7 +272,7 @@ async fn leases_show_which_runs_lost_their_process(store: Store) {
 
 async fn the_card_and_the_page_incident_are_remembered(store: Store) {
     let created = store
-        .create_rollback(&request("C0INCIDENTS", false).history, &nothing())
+        .create_unlimited(&request("C0INCIDENTS", false).history, &nothing())
         .await
         .unwrap();
     assert_eq!(store.card(created.id).await.unwrap(), None);
@@ -287,7 +303,7 @@ async fn the_outbox_hands_out_a_rollbacks_effects_in_order_one_lane_at_a_time(st
         message: None,
     };
     let one = store
-        .create_rollback(
+        .create_unlimited(
             &request("C0INCIDENTS", false).history,
             &effects(vec![Effect::PostCard, Effect::StepStarted { index: 0 }, page.clone()]),
         )
@@ -323,7 +339,7 @@ async fn the_outbox_hands_out_a_rollbacks_effects_in_order_one_lane_at_a_time(st
 
 async fn a_claimed_effect_is_not_handed_out_again_until_its_claim_lapses(store: Store) {
     store
-        .create_rollback(&request("C0INCIDENTS", false).history, &effects(vec![Effect::PostCard]))
+        .create_unlimited(&request("C0INCIDENTS", false).history, &effects(vec![Effect::PostCard]))
         .await
         .unwrap();
     let claimed = store.claim_outbox(at(0), CLAIM, 10).await.unwrap();
@@ -344,7 +360,7 @@ async fn a_claimed_effect_is_not_handed_out_again_until_its_claim_lapses(store: 
 
 async fn pending_card_updates_collapse_into_one(store: Store) {
     let created = store
-        .create_rollback(&request("C0INCIDENTS", false).history, &nothing())
+        .create_unlimited(&request("C0INCIDENTS", false).history, &nothing())
         .await
         .unwrap();
     for _ in 0..3 {
@@ -369,7 +385,7 @@ async fn pending_card_updates_collapse_into_one(store: Store) {
 
 async fn retries_waits_and_give_ups_are_kept_with_their_reason(store: Store) {
     let created = store
-        .create_rollback(
+        .create_unlimited(
             &request("C0INCIDENTS", false).history,
             &effects(vec![Effect::PostCard, Effect::RunFinished]),
         )
@@ -438,7 +454,7 @@ fn timers(due: &[(TimerAction, DateTime<Utc>)]) -> Consequences {
 async fn timers_fire_in_due_order_once_and_die_with_the_wait(store: Store) {
     let escalate = TimerAction::Escalate { level: 1 };
     let created = store
-        .create_rollback(
+        .create_unlimited(
             &request("C0INCIDENTS", false).history,
             &timers(&[(TimerAction::Expire, at(60)), (escalate.clone(), at(30))]),
         )
@@ -474,7 +490,7 @@ async fn timers_fire_in_due_order_once_and_die_with_the_wait(store: Store) {
     );
 
     let other = store
-        .create_rollback(
+        .create_unlimited(
             &request("C0INCIDENTS", false).history,
             &timers(&[(escalate.clone(), at(30))]),
         )
@@ -537,11 +553,11 @@ async fn figures_count_what_waits_and_what_exists(store: Store) {
         (0, 0.0, 0)
     );
     store
-        .create_rollback(&request("C0INCIDENTS", false).history, &effects(vec![Effect::PostCard]))
+        .create_unlimited(&request("C0INCIDENTS", false).history, &effects(vec![Effect::PostCard]))
         .await
         .unwrap();
     let critical = Story::requested(Severity::Critical, None);
-    store.create_rollback(&critical.history, &nothing()).await.unwrap();
+    store.create_unlimited(&critical.history, &nothing()).await.unwrap();
     let figures = store.figures(at(2)).await.unwrap();
     assert_eq!(figures.outbox_pending, 1);
     assert_eq!(figures.outbox_oldest_pending_age_seconds, 120.0);
@@ -600,7 +616,7 @@ async fn both_stores_give_back_the_history_they_were_given() {
                 },
             )
             .unwrap();
-        let created = store.create_rollback(&story.history, &nothing()).await.unwrap();
+        let created = store.create_unlimited(&story.history, &nothing()).await.unwrap();
         histories.push(store.history(created.id).await.unwrap());
         assert_eq!(histories.last().unwrap(), &story.history);
     }
@@ -734,11 +750,13 @@ async fn starting_from_a_proposal_records_the_rollback_and_the_proposal_or_neith
         .unwrap();
     let started = started_by_alice(proposal.clone());
     let story = request("C0INCIDENTS", false);
-    let (rollback, saved) = store
-        .start_from_proposal(&started, &story.history, &effects(vec![Effect::PostCard]))
+    let Filed::Yes((rollback, saved)) = store
+        .start_from_proposal(&started, &story.history, &effects(vec![Effect::PostCard]), None)
         .await
         .unwrap()
-        .expect("the proposal had not changed");
+    else {
+        panic!("the proposal had not changed");
+    };
     assert_eq!(
         (rollback.id, saved.rollback, saved.version),
         (RollbackId(1), Some(RollbackId(1)), 2)
@@ -747,10 +765,10 @@ async fn starting_from_a_proposal_records_the_rollback_and_the_proposal_or_neith
 
     assert!(
         store
-            .start_from_proposal(&started, &story.history, &nothing())
+            .start_from_proposal(&started, &story.history, &nothing(), None)
             .await
             .unwrap()
-            .is_none(),
+            == Filed::ProposalChanged,
         "a second start from the same version loses"
     );
     assert_eq!(
@@ -762,14 +780,14 @@ async fn starting_from_a_proposal_records_the_rollback_and_the_proposal_or_neith
     let fresh = Proposal::observe(None, &alert_group(true, 1), at(2)).unwrap();
     assert!(
         store
-            .start_from_proposal(&fresh, &story.history, &nothing())
+            .start_from_proposal(&fresh, &story.history, &nothing(), None)
             .await
             .unwrap()
-            .is_none(),
+            == Filed::ProposalChanged,
         "nor does opening a second proposal for a group that has one"
     );
     assert_eq!(store.recent(None, 10).await.unwrap().len(), 1);
-    let next = store.create_rollback(&story.history, &nothing()).await.unwrap();
+    let next = store.create_unlimited(&story.history, &nothing()).await.unwrap();
     assert_eq!(next.id, RollbackId(2), "the lost starts took no RB number");
 }
 
@@ -784,11 +802,13 @@ async fn proposals_move_to_postgres_with_their_rollback_and_card() {
         .unwrap()
         .unwrap();
     let started = started_by_alice(proposal);
-    let (_, started) = from
-        .start_from_proposal(&started, &request("C0INCIDENTS", false).history, &nothing())
+    let Filed::Yes((_, started)) = from
+        .start_from_proposal(&started, &request("C0INCIDENTS", false).history, &nothing(), None)
         .await
         .unwrap()
-        .unwrap();
+    else {
+        panic!("the proposal had not changed");
+    };
     let card = CardRef {
         channel: "C0INCIDENTS".into(),
         ts: "1790000000.000100".into(),
@@ -816,4 +836,75 @@ async fn proposals_move_to_postgres_with_their_rollback_and_card() {
         .unwrap()
         .unwrap();
     assert_eq!(next.id, ProposalId(2), "numbering continues after the copied proposals");
+}
+
+async fn a_person_files_at_most_their_limit_of_open_rollbacks_even_all_at_once(store: Store) {
+    let story = request("C0INCIDENTS", false);
+    let no_effects = nothing();
+    let attempts = (0..6).map(|_| store.create_rollback(&story.history, &no_effects, Some(3)));
+    let outcomes: Vec<Filed<Rollback>> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let open = [RollbackId(1), RollbackId(2), RollbackId(3)];
+    assert_eq!(
+        outcomes.iter().filter(|o| matches!(o, Filed::Yes(_))).count(),
+        3,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == Filed::TooManyOpen(open.to_vec()))
+            .count(),
+        3,
+        "the refused are told which three are open, and took no number: {outcomes:?}"
+    );
+
+    let mut someone_else = request("C0INCIDENTS", false);
+    for recorded in &mut someone_else.history {
+        recorded.actor.0 = "U0SOMEONE".into();
+        if let rollbot::domain::Event::Requested { request, .. } = &mut recorded.event {
+            request.requester.0 = "U0SOMEONE".into();
+        }
+    }
+    let theirs = store
+        .create_rollback(&someone_else.history, &nothing(), Some(3))
+        .await
+        .unwrap();
+    assert!(
+        matches!(theirs, Filed::Yes(ref r) if r.id == RollbackId(4)),
+        "{theirs:?}"
+    );
+
+    let cancelled = story
+        .clone()
+        .act(&actor(rollbot::domain::fixtures::REQUESTER), Action::Cancel);
+    assert_eq!(
+        record(
+            &store,
+            RollbackId(2),
+            &cancelled,
+            story.history.len(),
+            story.rollback.version
+        )
+        .await,
+        Written::Ok
+    );
+    let again = store
+        .create_rollback(&story.history, &nothing(), Some(3))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, Filed::Yes(ref r) if r.id == RollbackId(5)),
+        "a finished rollback frees its place: {again:?}"
+    );
+    assert_eq!(
+        store
+            .create_rollback(&story.history, &nothing(), Some(3))
+            .await
+            .unwrap(),
+        Filed::TooManyOpen(vec![RollbackId(1), RollbackId(3), RollbackId(5)])
+    );
 }

@@ -830,3 +830,31 @@ crate::also_on_embedded_store!(
     the_post_mortem_draft_comes_from_the_timeline_in_slack_and_through_the_api,
     lifecycle_announcements_reach_the_extra_channels_in_the_teams_own_words,
 );
+
+#[tokio::test]
+async fn one_person_may_have_only_so_many_open_requests() {
+    let bot =
+        Rollbot::start_with(|marker| test_config(marker) + "\n[limits]\nmax_open_requests_per_person = 2\n").await;
+    assert!(bot.slash(ALICE, REQUEST).await.starts_with("Recorded *RB-1*"));
+    assert!(bot.slash(ALICE, REQUEST).await.starts_with("Recorded *RB-2*"));
+    assert_eq!(
+        bot.slash(ALICE, REQUEST).await,
+        "You already have 2 open rollback requests (*RB-1*, *RB-2*), the most one person may have at a time. \
+         Cancel one you no longer need (`/rollback cancel RB-1`) or let them finish, then ask again."
+    );
+    assert!(
+        bot.slash(BOB, REQUEST).await.starts_with("Recorded *RB-3*"),
+        "the limit is per person"
+    );
+    bot.slash(ALICE, "cancel RB-1").await;
+    assert!(
+        bot.slash(ALICE, REQUEST).await.starts_with("Recorded *RB-4*"),
+        "a finished request frees its place"
+    );
+    bot.settle().await;
+    let cards: Vec<Posted> = (0..4).map(|_| bot.expect_card()).collect();
+    assert!(cards[0].text.contains("RB-1") && cards[3].text.contains("RB-4"));
+    let first = bot.card_now(&cards[0]);
+    assert!(first.text.contains("*Cancelled*"), "{}", first.text);
+    bot.thread(&cards[0]);
+}

@@ -634,6 +634,13 @@ impl Rollbot {
             .status()
     }
 
+    /// `user` clicks `action` on a copy of rollback `id`'s buttons seen in another `channel`.
+    pub async fn click_in(&self, user: &str, channel: &str, action: &str, id: &str) -> reqwest::StatusCode {
+        self.signed_post("/slack/interactions", click_body(user, channel, action, id))
+            .await
+            .status()
+    }
+
     /// Runs the outbox and the executor until neither has anything left to do.
     pub async fn settle(&self) {
         for _ in 0..500 {
