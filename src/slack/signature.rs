@@ -59,7 +59,7 @@ impl SignatureVerifier {
             return Err(SignatureError::MissingHeader);
         };
         let sent_at: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
-        if (now.timestamp() - sent_at).abs() > MAX_CLOCK_SKEW_SECS {
+        if now.timestamp().abs_diff(sent_at) > MAX_CLOCK_SKEW_SECS.unsigned_abs() {
             return Err(SignatureError::Stale);
         }
         let expected = signature

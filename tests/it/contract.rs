@@ -379,3 +379,22 @@ fn rollbot_manifest_prints_a_valid_manifest_for_the_base_url() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("is not a base URL"));
 }
+
+/// Found by reading what the signature fuzz target could reach: the most extreme timestamps
+/// used to overflow the age check.
+#[test]
+fn extreme_timestamps_are_stale_not_a_crash() {
+    let verifier = SignatureVerifier::new(vec![Secret::new(VECTOR_SECRET)]);
+    for timestamp in ["-9223372036854775808", "9223372036854775807", "-1", "0"] {
+        assert_eq!(
+            verifier.verify(
+                Some(timestamp),
+                Some(VECTOR_SIGNATURE),
+                VECTOR_BODY.as_bytes(),
+                vector_time()
+            ),
+            Err(SignatureError::Stale),
+            "{timestamp}"
+        );
+    }
+}
