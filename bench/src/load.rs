@@ -164,15 +164,22 @@ where
     Fut: std::future::Future<Output = (Connection, Result<Verdict>)> + Send,
 {
     let tally = Arc::new(Mutex::new(Tally::default()));
+    // Connections are opened before the clock starts, as a load generator like wrk does: the
+    // run measures answering, not the kernel's handshakes.
+    let mut opened = vec![];
+    if let Shape::Connections(connections) = *shape {
+        let opening = (0..connections).map(|_| Connection::open(address));
+        opened = futures_util::future::join_all(opening).await;
+    }
     let began = Instant::now();
     match *shape {
-        Shape::Connections(connections) => {
+        Shape::Connections(_) => {
             let next = Arc::new(AtomicUsize::new(0));
             let mut workers = tokio::task::JoinSet::new();
-            for _ in 0..connections {
+            for first in opened {
                 let (address, next, one, tally) = (address.to_owned(), next.clone(), one.clone(), tally.clone());
                 workers.spawn(async move {
-                    let mut connection = None;
+                    let mut connection = first.ok();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= n {

@@ -34,14 +34,22 @@ impl Executor {
     /// one claimant can win: the start is a versioned write.
     pub async fn claim_next(&self) -> Result<Option<Rollback>> {
         for id in self.engine.store.waiting_to_run(8).await? {
-            match self.engine.act(id, &Action::StartRun, &Actor::system()).await? {
-                Ok(rollback) => return Ok(Some(rollback)),
-                Err(refusal) => {
-                    tracing::warn!(rollback = %id, ?refusal, "not starting this run");
-                }
+            if let Some(rollback) = self.claim(id).await? {
+                return Ok(Some(rollback));
             }
         }
         Ok(None)
+    }
+
+    /// Claims one approved rollback; `None` if it is not (or no longer) waiting to run.
+    async fn claim(&self, id: RollbackId) -> Result<Option<Rollback>> {
+        match self.engine.act(id, &Action::StartRun, &Actor::system()).await? {
+            Ok(rollback) => Ok(Some(rollback)),
+            Err(refusal) => {
+                tracing::warn!(rollback = %id, ?refusal, "not starting this run");
+                Ok(None)
+            }
+        }
     }
 
     /// Runs a claimed rollback's steps until it succeeds, fails or stops being runnable.
@@ -325,21 +333,38 @@ impl Executor {
                     tracing::error!(error = %e, "a run's task ended abnormally");
                 }
             }
-            match self.claim_next().await {
-                Ok(Some(rollback)) => {
-                    let (this, in_flight) = (self.clone(), in_flight.clone());
-                    in_flight.lock().expect("in-flight lock").insert(rollback.id);
-                    running.spawn(async move {
-                        let id = rollback.id;
-                        if let Err(e) = this.execute(rollback).await {
-                            tracing::error!(rollback = %id, error = format!("{e:#}"), "executing the rollback failed");
+            // Every waiting rollback is claimed in its own task, so a burst of approvals starts
+            // its runs side by side instead of one claim (a write) after another.
+            let mut more_may_wait = false;
+            match self.engine.store.waiting_to_run(CLAIMS_AT_ONCE).await {
+                Ok(ids) => {
+                    let full = ids.len() as i64 == CLAIMS_AT_ONCE;
+                    for id in ids {
+                        if !in_flight.lock().expect("in-flight lock").insert(id) {
+                            continue; // already being claimed or run by this process
                         }
-                        in_flight.lock().expect("in-flight lock").remove(&id);
-                    });
-                    continue;
+                        more_may_wait = full;
+                        let (this, in_flight) = (self.clone(), in_flight.clone());
+                        running.spawn(async move {
+                            let claimed = this.claim(id).await;
+                            // Its place in the waiting list is free: look at who waits behind it.
+                            this.engine.run_ready.notify_one();
+                            let outcome = match claimed {
+                                Ok(Some(rollback)) => this.execute(rollback).await,
+                                Ok(None) => Ok(()),
+                                Err(e) => Err(e),
+                            };
+                            if let Err(e) = outcome {
+                                tracing::error!(rollback = %id, error = format!("{e:#}"), "executing the rollback failed");
+                            }
+                            in_flight.lock().expect("in-flight lock").remove(&id);
+                        });
+                    }
                 }
-                Ok(None) => {}
                 Err(e) => tracing::error!(error = format!("{e:#}"), "looking for approved rollbacks failed"),
+            }
+            if more_may_wait {
+                continue;
             }
             tokio::select! {
                 _ = self.engine.run_ready.notified() => {}
@@ -378,6 +403,9 @@ impl Executor {
         }
     }
 }
+
+/// How many approved rollbacks the serving loop looks up (and starts claiming) at a time.
+const CLAIMS_AT_ONCE: i64 = 64;
 
 /// The longest wait between two attempts of a step, however many retries are left.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);

@@ -66,10 +66,7 @@ impl Delivery {
             if started.elapsed() + super::client::CALL_TIMEOUT >= LEASE {
                 // Slack is slow: hand the rest back before their claim could lapse mid-call.
                 for unsent in &items[position..] {
-                    self.engine
-                        .store
-                        .outbox_wait_until(unsent.id, self.engine.clock.now())
-                        .await?;
+                    self.engine.store.outbox_hand_back(unsent.id).await?;
                 }
                 break;
             }
@@ -85,7 +82,7 @@ impl Delivery {
             finished += usize::from(!matches!(outcome, Outcome::Wait(_)));
             match outcome {
                 Outcome::Delivered => store.outbox_delivered(item.id, now).await?,
-                Outcome::Wait(at) => store.outbox_wait_until(item.id, at).await?,
+                Outcome::Wait(at) => store.outbox_wait_for_slot(item.id, at).await?,
                 Outcome::GiveUp(error) => {
                     tracing::error!(outbox = item.id, rollback = ?item.rollback_id, kind = item.effect.kind(), %error, "Slack refused the message; recorded as undeliverable");
                     self.undeliverable(item, &error).await?;
@@ -120,7 +117,7 @@ impl Delivery {
                 .await?);
         }
         if let Effect::ProposalCard { proposal } = &item.effect {
-            return self.proposal_card(*proposal).await;
+            return self.proposal_card(item, *proposal).await;
         }
         let id = item
             .rollback_id
@@ -132,7 +129,7 @@ impl Delivery {
         }
         if item.effect == Effect::PostCard {
             let channel = rollback.request.channel.0.clone();
-            self.take_slot(&channel).await?;
+            self.take_slot(item, &channel).await?;
             let ts = self
                 .slack
                 .post(
@@ -156,7 +153,7 @@ impl Delivery {
                 // A drill stays in its thread.
                 broadcast: broadcast && !drill,
             };
-            self.take_slot(&card.channel).await?;
+            self.take_slot(item, &card.channel).await?;
             self.slack
                 .post(&card.channel, &message, Some(thread))
                 .await
@@ -206,7 +203,7 @@ impl Delivery {
                     // Announcements are news for the channel; the customer notice is for copying.
                     None => reply(message, *which != Announcement::CustomerNotice).await?,
                     Some(channel) => {
-                        self.take_slot(&channel.0).await?;
+                        self.take_slot(item, &channel.0).await?;
                         self.slack.post(&channel.0, &message, None).await?;
                     }
                 }
@@ -222,7 +219,7 @@ impl Delivery {
                 match channel {
                     None => reply(message, false).await?,
                     Some(channel) => {
-                        self.take_slot(&channel.0).await?;
+                        self.take_slot(item, &channel.0).await?;
                         self.slack.post(&channel.0, &message, None).await?;
                     }
                 }
@@ -239,7 +236,7 @@ impl Delivery {
     }
 
     /// Posts a proposal's card, or brings the posted one up to date.
-    async fn proposal_card(&self, id: ProposalId) -> Result<(), DeliverError> {
+    async fn proposal_card(&self, item: &OutboxItem, id: ProposalId) -> Result<(), DeliverError> {
         let store = &self.engine.store;
         let config = &self.engine.config;
         let proposal = store.load_proposal(id).await?.ok_or_else(|| anyhow!("{id} is gone"))?;
@@ -262,7 +259,7 @@ impl Delivery {
             Some(card) => self.slack.update(&card.channel, &card.ts, &message).await?,
             None => {
                 let channel = proposal.channel.0.clone();
-                self.take_slot(&channel).await?;
+                self.take_slot(item, &channel).await?;
                 let ts = self.slack.post(&channel, &message, None).await?;
                 store.remember_proposal_card(id, &CardRef { channel, ts }).await?;
             }
@@ -372,17 +369,23 @@ impl Delivery {
         }
     }
 
-    /// Takes the channel's posting slot, or says to wait for it.
-    async fn take_slot(&self, channel: &str) -> Result<(), DeliverError> {
+    /// Posting to a channel needs a slot: one reserved for `item` earlier, or a new one. A
+    /// slot in the future is reserved for it and it waits for that moment, so each message in
+    /// a backlog is put back once, in order, instead of at every turn.
+    async fn take_slot(&self, item: &OutboxItem, channel: &str) -> Result<(), DeliverError> {
+        if item.slot_reserved {
+            return Ok(());
+        }
         let now = self.engine.clock.now();
-        match self
+        let slot = self
             .engine
             .store
-            .take_channel_slot(channel, now, PER_CHANNEL_GAP)
-            .await?
-        {
-            None => Ok(()),
-            Some(at) => Err(DeliverError::Wait(at)),
+            .reserve_channel_slot(channel, now, PER_CHANNEL_GAP)
+            .await?;
+        if slot <= now {
+            Ok(())
+        } else {
+            Err(DeliverError::Wait(slot))
         }
     }
 

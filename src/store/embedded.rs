@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_open_by_requester.sql",
         include_str!("../../migrations/embedded/0003_open_by_requester.sql"),
     ),
+    (
+        4,
+        "0004_reserved_slots.sql",
+        include_str!("../../migrations/embedded/0004_reserved_slots.sql"),
+    ),
 ];
 
 /// The file's name inside the data directory.
@@ -492,7 +497,7 @@ impl EmbeddedStore {
         limit: i64,
     ) -> Result<Vec<OutboxItem>> {
         let until = now + chrono::Duration::from_std(lease)?;
-        let rows: Vec<(i64, Option<i64>, String, i32)> = self
+        let rows: Vec<(i64, Option<i64>, String, i32, bool)> = self
             .transaction(move |tx| {
                 let mut query = tx.prepare_cached(
                     "UPDATE outbox SET claimed_until = ?2, attempts = attempts + 1
@@ -506,11 +511,11 @@ impl EmbeddedStore {
                                                   OR (o.rollback_id IS NULL AND p.rollback_id IS NULL
                                                       AND o.lane <> 'slack')))
                          ORDER BY o.id LIMIT ?3)
-                     RETURNING id, rollback_id, payload, attempts",
+                     RETURNING id, rollback_id, payload, attempts, slot_at IS NOT NULL",
                 )?;
                 let rows = query
                     .query_map(params![ts(now), ts(until), limit], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                     })?
                     .collect::<rusqlite::Result<_>>()?;
                 Ok(rows)
@@ -518,12 +523,13 @@ impl EmbeddedStore {
             .await?;
         let mut items: Vec<OutboxItem> = rows
             .into_iter()
-            .map(|(id, rollback_id, payload, attempts)| {
+            .map(|(id, rollback_id, payload, attempts, slot_reserved)| {
                 Ok(OutboxItem {
                     id,
                     rollback_id: rollback_id.map(RollbackId),
                     effect: json(&payload, "effect")?,
                     attempts,
+                    slot_reserved,
                 })
             })
             .collect::<Result<_>>()?;
@@ -599,40 +605,47 @@ impl EmbeddedStore {
             .collect()
     }
 
-    pub async fn take_channel_slot(
+    pub async fn reserve_channel_slot(
         &self,
         channel: &str,
         now: DateTime<Utc>,
         gap: std::time::Duration,
-    ) -> Result<Option<DateTime<Utc>>> {
-        let next = now + chrono::Duration::from_std(gap)?;
+    ) -> Result<DateTime<Utc>> {
+        let gap = chrono::Duration::from_std(gap)?;
         let channel = channel.to_owned();
         self.transaction(move |tx| {
-            let taken = tx
-                .query_row(
-                    "INSERT INTO channel_pace (channel, next_at) VALUES (?1, ?3)
-                     ON CONFLICT (channel) DO UPDATE SET next_at = ?3 WHERE channel_pace.next_at <= ?2
-                     RETURNING next_at",
-                    params![channel, ts(now), ts(next)],
-                    |_| Ok(()),
-                )
-                .optional()?;
-            if taken.is_some() {
-                return Ok(None);
-            }
-            let next_at: String =
-                tx.query_row("SELECT next_at FROM channel_pace WHERE channel = ?1", [&channel], |r| {
+            let next: Option<String> = tx
+                .query_row("SELECT next_at FROM channel_pace WHERE channel = ?1", [&channel], |r| {
                     r.get(0)
-                })?;
-            Ok(Some(parse_ts(&next_at)?))
+                })
+                .optional()?;
+            let slot = match next {
+                Some(next) => parse_ts(&next)?.max(now),
+                None => now,
+            };
+            tx.execute(
+                "INSERT INTO channel_pace (channel, next_at) VALUES (?1, ?2)
+                 ON CONFLICT (channel) DO UPDATE SET next_at = ?2",
+                params![channel, ts(slot + gap)],
+            )?;
+            Ok(slot)
         })
         .await
     }
 
-    pub async fn outbox_wait_until(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+    pub async fn outbox_wait_for_slot(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
         self.execute(
-            "UPDATE outbox SET available_at = ?2, claimed_until = NULL, attempts = attempts - 1 WHERE id = ?1",
+            "UPDATE outbox SET available_at = ?2, slot_at = ?2, claimed_until = NULL, attempts = attempts - 1 WHERE id = ?1",
             vec![id.into(), ts(at).into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_hand_back(&self, id: i64) -> Result<()> {
+        self.execute(
+            "UPDATE outbox SET claimed_until = NULL, attempts = attempts - 1 WHERE id = ?1",
+            vec![id.into()],
         )
         .await?;
         Ok(())
@@ -704,7 +717,7 @@ impl EmbeddedStore {
 
     pub async fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {
         self.execute(
-            "UPDATE outbox SET available_at = ?2, claimed_until = NULL, last_error = ?3 WHERE id = ?1",
+            "UPDATE outbox SET available_at = ?2, claimed_until = NULL, slot_at = NULL, last_error = ?3 WHERE id = ?1",
             vec![id.into(), ts(at).into(), error.to_owned().into()],
         )
         .await?;

@@ -173,6 +173,9 @@ pub struct OutboxItem {
     pub rollback_id: Option<RollbackId>,
     pub effect: Effect,
     pub attempts: i32,
+    /// A channel slot was reserved for it when it was put back to wait: it posts without
+    /// taking another.
+    pub slot_reserved: bool,
 }
 
 /// The outcome of filing a new rollback.
@@ -327,11 +330,14 @@ operations! {
     fn timer_fired(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
     /// Timers not yet fired: (action, due).
     fn pending_timers(&self, id: RollbackId) -> Result<Vec<(TimerAction, DateTime<Utc>)>>;
-    /// Takes the channel's next posting slot if it is free at `now` (`Ok(None)`), or says when
-    /// it will be (`Ok(Some(at))`).
-    fn take_channel_slot(&self, channel: &str, now: DateTime<Utc>, gap: std::time::Duration) -> Result<Option<DateTime<Utc>>>;
-    /// Puts a claimed effect back until `at`, without counting an attempt: it was not tried.
-    fn outbox_wait_until(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
+    /// Reserves the channel's next posting slot, `gap` after the one before it and not before
+    /// `now`, and says when it is: `now` means post now.
+    fn reserve_channel_slot(&self, channel: &str, now: DateTime<Utc>, gap: std::time::Duration) -> Result<DateTime<Utc>>;
+    /// Puts a claimed effect back until the slot reserved for it at `at`, without counting an
+    /// attempt: it was not tried.
+    fn outbox_wait_for_slot(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
+    /// Puts a claimed effect back untried, due at once (its claim would lapse before its turn).
+    fn outbox_hand_back(&self, id: i64) -> Result<()>;
     /// When the next effect that waits only for its channel's slot becomes due.
     fn next_paced_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
     /// The proposal still open (not resolved) for an alert group and service.

@@ -35,11 +35,19 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0007_open_by_requester.sql",
         include_str!("../../migrations/0007_open_by_requester.sql"),
     ),
+    (
+        8,
+        "0008_reserved_slots.sql",
+        include_str!("../../migrations/0008_reserved_slots.sql"),
+    ),
 ];
+
+mod filing;
 
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    filer: tokio::sync::mpsc::Sender<filing::Filing>,
 }
 
 impl PostgresStore {
@@ -65,7 +73,8 @@ impl PostgresStore {
             .max_size(16)
             .build()
             .context("building the connection pool")?;
-        Ok(PostgresStore { pool })
+        let filer = filing::start(pool.clone());
+        Ok(PostgresStore { pool, filer })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -156,14 +165,7 @@ impl PostgresStore {
         consequences: &Consequences,
         open_limit: Option<usize>,
     ) -> Result<Filed<Rollback>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        if let Some(open) = requester_is_full(&tx, history, open_limit).await? {
-            return Ok(Filed::TooManyOpen(open));
-        }
-        let rollback = insert_rollback(&tx, history, consequences).await?;
-        tx.commit().await.context("committing the new rollback")?;
-        Ok(Filed::Yes(rollback))
+        filing::file(&self.filer, history, consequences, open_limit).await
     }
 
     pub async fn open_proposal(&self, group_key: &str, service: &str) -> Result<Option<Proposal>> {
@@ -440,7 +442,7 @@ impl PostgresStore {
                                                   AND o.lane <> 'slack')))
                      ORDER BY o.id LIMIT $3
                      FOR UPDATE SKIP LOCKED)
-                 RETURNING id, rollback_id, payload, attempts",
+                 RETURNING id, rollback_id, payload, attempts, slot_at IS NOT NULL",
                 &[&now, &until, &limit],
             )
             .await?;
@@ -452,6 +454,7 @@ impl PostgresStore {
                     rollback_id: r.get::<_, Option<i64>>(1).map(RollbackId),
                     effect: serde_json::from_value(r.get(2)).context("reading a stored effect")?,
                     attempts: r.get(3),
+                    slot_reserved: r.get(4),
                 })
             })
             .collect::<Result<_>>()?;
@@ -527,41 +530,44 @@ impl PostgresStore {
 
     /// Takes the channel's next posting slot if it is free at `now` (`Ok(None)`), or says when
     /// it will be (`Ok(Some(at))`). One statement, so replicas cannot take the same slot.
-    pub async fn take_channel_slot(
+    pub async fn reserve_channel_slot(
         &self,
         channel: &str,
         now: DateTime<Utc>,
         gap: std::time::Duration,
-    ) -> Result<Option<DateTime<Utc>>> {
-        let next = now + chrono::Duration::from_std(gap)?;
-        let taken = self
-            .client()
-            .await?
-            .query_opt(
-                "INSERT INTO channel_pace (channel, next_at) VALUES ($1, $3)
-                 ON CONFLICT (channel) DO UPDATE SET next_at = $3 WHERE channel_pace.next_at <= $2
-                 RETURNING next_at",
-                &[&channel, &now, &next],
-            )
-            .await?;
-        if taken.is_some() {
-            return Ok(None);
-        }
+    ) -> Result<DateTime<Utc>> {
+        let gap_seconds = gap.as_secs_f64();
         let row = self
             .client()
             .await?
-            .query_one("SELECT next_at FROM channel_pace WHERE channel = $1", &[&channel])
+            .query_one(
+                "INSERT INTO channel_pace (channel, next_at) VALUES ($1, $2::timestamptz + make_interval(secs => $3::float8))
+                 ON CONFLICT (channel) DO UPDATE
+                   SET next_at = greatest(channel_pace.next_at, $2::timestamptz) + make_interval(secs => $3::float8)
+                 RETURNING next_at - make_interval(secs => $3::float8)",
+                &[&channel, &now, &gap_seconds],
+            )
             .await?;
-        Ok(Some(row.get(0)))
+        Ok(row.get(0))
     }
 
-    /// Puts a claimed effect back until `at`, without counting an attempt: it was not tried.
-    pub async fn outbox_wait_until(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+    pub async fn outbox_wait_for_slot(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
         self.client()
             .await?
             .execute(
-                "UPDATE outbox SET available_at = $2, claimed_until = NULL, attempts = attempts - 1 WHERE id = $1",
+                "UPDATE outbox SET available_at = $2, slot_at = $2, claimed_until = NULL, attempts = attempts - 1 WHERE id = $1",
                 &[&id, &at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_hand_back(&self, id: i64) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE outbox SET claimed_until = NULL, attempts = attempts - 1 WHERE id = $1",
+                &[&id],
             )
             .await?;
         Ok(())
@@ -718,7 +724,7 @@ impl PostgresStore {
         self.client()
             .await?
             .execute(
-                "UPDATE outbox SET available_at = $2, claimed_until = NULL, last_error = $3 WHERE id = $1",
+                "UPDATE outbox SET available_at = $2, claimed_until = NULL, slot_at = NULL, last_error = $3 WHERE id = $1",
                 &[&id, &at, &error],
             )
             .await?;

@@ -46,12 +46,15 @@ on_both_stores!(
     retries_waits_and_give_ups_are_kept_with_their_reason,
     timers_fire_in_due_order_once_and_die_with_the_wait,
     channel_slots_space_posts_one_gap_apart,
+    a_message_waiting_for_its_slot_comes_back_holding_it,
     figures_count_what_waits_and_what_exists,
     migrations_apply_once,
     one_proposal_is_open_per_alert_group_and_changes_by_version,
     a_proposal_card_waits_for_the_one_before_it,
     starting_from_a_proposal_records_the_rollback_and_the_proposal_or_neither,
     a_person_files_at_most_their_limit_of_open_rollbacks_even_all_at_once,
+    simultaneous_requests_each_keep_their_own_events_effects_and_timers,
+    a_request_that_cannot_be_recorded_fails_alone,
 );
 
 async fn run<F: std::future::Future<Output = ()>>(backend: Backend, check: fn(Store) -> F) {
@@ -410,7 +413,7 @@ async fn retries_waits_and_give_ups_are_kept_with_their_reason(store: Store) {
     assert_eq!((kinds(&retried), retried[0].attempts), (vec!["post_card"], 2));
 
     let paced_until = later + Duration::seconds(1);
-    store.outbox_wait_until(card.id, paced_until).await.unwrap();
+    store.outbox_wait_for_slot(card.id, paced_until).await.unwrap();
     assert_eq!(
         store.next_paced_delivery(later).await.unwrap(),
         None,
@@ -428,7 +431,7 @@ async fn retries_waits_and_give_ups_are_kept_with_their_reason(store: Store) {
     let next = store.claim_outbox(paced_until, CLAIM, 10).await.unwrap();
     assert_eq!(kinds(&next), ["run_finished"], "given up: the next one goes");
     store
-        .outbox_wait_until(next[0].id, paced_until + Duration::seconds(1))
+        .outbox_wait_for_slot(next[0].id, paced_until + Duration::seconds(1))
         .await
         .unwrap();
     assert_eq!(
@@ -523,23 +526,62 @@ async fn timers_fire_in_due_order_once_and_die_with_the_wait(store: Store) {
 async fn channel_slots_space_posts_one_gap_apart(store: Store) {
     let gap = std::time::Duration::from_secs(1);
     let now = at(0);
-    assert_eq!(store.take_channel_slot("C0INCIDENTS", now, gap).await.unwrap(), None);
+    let slot = |channel: &'static str, when| {
+        let store = store.clone();
+        async move { store.reserve_channel_slot(channel, when, gap).await.unwrap() }
+    };
+    assert_eq!(slot("C0INCIDENTS", now).await, now, "a free channel: post now");
     assert_eq!(
-        store.take_channel_slot("C0INCIDENTS", now, gap).await.unwrap(),
-        Some(now + Duration::seconds(1))
+        slot("C0INCIDENTS", now).await,
+        now + Duration::seconds(1),
+        "then one gap later"
     );
     assert_eq!(
-        store.take_channel_slot("C0OTHER", now, gap).await.unwrap(),
-        None,
-        "per channel"
+        slot("C0INCIDENTS", now).await,
+        now + Duration::seconds(2),
+        "each waiting message holds its own slot"
+    );
+    assert_eq!(slot("C0OTHER", now).await, now, "per channel");
+    assert_eq!(
+        slot("C0INCIDENTS", now + Duration::seconds(10)).await,
+        now + Duration::seconds(10),
+        "a quiet channel is free again, with no credit for the quiet"
     );
     assert_eq!(
-        store
-            .take_channel_slot("C0INCIDENTS", now + Duration::seconds(1), gap)
-            .await
-            .unwrap(),
-        None
+        slot("C0INCIDENTS", now + Duration::seconds(10)).await,
+        now + Duration::seconds(11)
     );
+}
+
+/// A message put back for its slot comes back once, at that slot, saying it holds it; a retry
+/// after an error must take a new one.
+async fn a_message_waiting_for_its_slot_comes_back_holding_it(store: Store) {
+    store
+        .create_unlimited(&request("C0INCIDENTS", false).history, &effects(vec![Effect::PostCard]))
+        .await
+        .unwrap();
+    let card = store.claim_outbox(at(0), CLAIM, 1).await.unwrap().remove(0);
+    assert!(!card.slot_reserved);
+    store.outbox_wait_for_slot(card.id, at(3)).await.unwrap();
+    assert_eq!(store.next_paced_delivery(at(0)).await.unwrap(), Some(at(3)));
+    assert!(
+        store.claim_outbox(at(2), CLAIM, 10).await.unwrap().is_empty(),
+        "not before its slot"
+    );
+    let due = store.claim_outbox(at(3), CLAIM, 10).await.unwrap().remove(0);
+    assert_eq!((due.id, due.slot_reserved, due.attempts), (card.id, true, 1));
+
+    store.outbox_hand_back(due.id).await.unwrap();
+    let handed_back = store.claim_outbox(at(3), CLAIM, 10).await.unwrap().remove(0);
+    assert_eq!(
+        (handed_back.slot_reserved, handed_back.attempts),
+        (true, 1),
+        "handed back untried, it keeps its slot and its attempt count"
+    );
+
+    store.outbox_retry_at(card.id, at(5), "ratelimited").await.unwrap();
+    let retried = store.claim_outbox(at(5), CLAIM, 10).await.unwrap().remove(0);
+    assert_eq!((retried.slot_reserved, retried.attempts), (false, 2));
 }
 
 async fn figures_count_what_waits_and_what_exists(store: Store) {
@@ -907,4 +949,121 @@ async fn a_person_files_at_most_their_limit_of_open_rollbacks_even_all_at_once(s
             .unwrap(),
         Filed::TooManyOpen(vec![RollbackId(1), RollbackId(3), RollbackId(5)])
     );
+}
+
+/// A request by `user` (as requester and actor of every event).
+fn request_by(user: &str) -> Story {
+    let mut story = request("C0INCIDENTS", false);
+    for recorded in &mut story.history {
+        recorded.actor.0 = user.into();
+        if let rollbot::domain::Event::Requested { request, .. } = &mut recorded.event {
+            request.requester.0 = user.into();
+        }
+    }
+    story
+}
+
+/// Simultaneous requests may be recorded together (PostgreSQL files a burst in one
+/// transaction); each must still get its own number and exactly what it asked for.
+async fn simultaneous_requests_each_keep_their_own_events_effects_and_timers(store: Store) {
+    const PEOPLE: usize = 40;
+    let stories: Vec<Story> = (0..PEOPLE).map(|i| request_by(&format!("U0PERSON{i}"))).collect();
+    let consequences: Vec<Consequences> = (0..PEOPLE)
+        .map(|i| Consequences {
+            effects: vec![Effect::PostCard, Effect::UpdateCard, Effect::UpdateCard],
+            timers: vec![Timer {
+                action: TimerAction::Expire,
+                due_at: at(60 + i as i64),
+            }],
+            cancel_timers: false,
+        })
+        .collect();
+    let attempts = stories
+        .iter()
+        .zip(&consequences)
+        .map(|(story, consequences)| store.create_rollback(&story.history, consequences, Some(1)));
+    let filed: Vec<Rollback> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|outcome| match outcome.unwrap() {
+            Filed::Yes(rollback) => rollback,
+            other => panic!("each person's first request is filed: {other:?}"),
+        })
+        .collect();
+
+    let mut numbers: Vec<i64> = filed.iter().map(|r| r.id.0).collect();
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        (1..=PEOPLE as i64).collect::<Vec<_>>(),
+        "one number each, none skipped"
+    );
+    for (i, rollback) in filed.iter().enumerate() {
+        let person = format!("U0PERSON{i}");
+        assert_eq!(rollback.request.requester.0, person);
+        assert_eq!(store.load(rollback.id).await.unwrap().as_ref(), Some(rollback));
+        let history = store.history(rollback.id).await.unwrap();
+        assert_eq!(
+            history, stories[i].history,
+            "{person}'s events, in order, under their own number"
+        );
+        assert_eq!(
+            store.pending_timers(rollback.id).await.unwrap(),
+            [(TimerAction::Expire, at(60 + i as i64))],
+            "{person}'s timer"
+        );
+    }
+
+    let cards = store.claim_outbox(at(0), CLAIM, 100).await.unwrap();
+    assert_eq!(
+        cards.len(),
+        PEOPLE,
+        "every rollback's card, one per rollback: {:?}",
+        kinds(&cards)
+    );
+    assert!(cards.iter().all(|c| c.effect == Effect::PostCard));
+    for card in &cards {
+        store.outbox_delivered(card.id, at(0)).await.unwrap();
+    }
+    let updates = store.claim_outbox(at(0), CLAIM, 100).await.unwrap();
+    assert_eq!(
+        kinds(&updates),
+        vec!["update_card"; PEOPLE],
+        "then one card update each: the second collapsed into the first"
+    );
+    for update in &updates {
+        store.outbox_delivered(update.id, at(0)).await.unwrap();
+    }
+    assert!(store.claim_outbox(at(0), CLAIM, 100).await.unwrap().is_empty());
+
+    let again = store
+        .create_rollback(&stories[7].history, &nothing(), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Filed::TooManyOpen(vec![filed[7].id]),
+        "the limit counts what was filed together"
+    );
+}
+
+/// A broken request among simultaneous ones (here: no events at all) fails by itself; the
+/// others it may have been batched with are recorded.
+async fn a_request_that_cannot_be_recorded_fails_alone(store: Store) {
+    let first = request_by("U0FIRST");
+    let last = request_by("U0LAST");
+    let none = nothing();
+    let (first_filed, broken, last_filed) = tokio::join!(
+        store.create_rollback(&first.history, &none, Some(5)),
+        store.create_rollback(&[], &none, Some(5)),
+        store.create_rollback(&last.history, &none, Some(5)),
+    );
+    assert!(broken.is_err(), "{broken:?}");
+    for (filed, who) in [(first_filed, "U0FIRST"), (last_filed, "U0LAST")] {
+        match filed.unwrap() {
+            Filed::Yes(rollback) => assert_eq!(rollback.request.requester.0, who),
+            other => panic!("{who}'s request is recorded: {other:?}"),
+        }
+    }
+    assert_eq!(store.recent(None, 10).await.unwrap().len(), 2);
 }

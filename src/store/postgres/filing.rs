@@ -1,0 +1,380 @@
+//! Group commit for new requests. A burst of `/rollback` commands (an alert storm, a whole team
+//! reacting at once) would otherwise cost one transaction, one WAL flush and a dozen round
+//! trips each. The filer takes every request waiting at the moment it is free, records them in
+//! one transaction of a few multi-row statements, and answers each only after that commit: each
+//! acknowledgement is as durable as before, the flush is shared. Nobody waits for a timer; a
+//! lone request is filed at once, in a batch of one.
+//!
+//! If a batch fails, its requests are filed again one transaction each, so one bad request
+//! cannot fail the others it happened to share a batch with.
+use super::{insert_rollback, requester_is_full};
+use crate::domain::{Recorded, Rollback, RollbackId};
+use crate::store::{Consequences, FINISHED_STATES, Filed};
+use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// Requests filed in one transaction at most; more wait for the next.
+const MAX_BATCH: usize = 256;
+/// Batches written at the same time: one commits while the next is gathered and written.
+const BATCHES_IN_FLIGHT: usize = 2;
+/// Requests that may wait for the filer before callers wait to queue.
+const QUEUE: usize = 4096;
+
+/// One request to record, and where its outcome goes.
+pub(super) struct Filing {
+    pub history: Vec<Recorded>,
+    pub consequences: Consequences,
+    pub open_limit: Option<usize>,
+    pub answer: oneshot::Sender<Result<Filed<Rollback>>>,
+}
+
+/// Starts the filer on the current runtime; it stops when every sender is dropped.
+pub(super) fn start(pool: Pool) -> mpsc::Sender<Filing> {
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    tokio::spawn(file_batches(pool, receiver));
+    sender
+}
+
+async fn file_batches(pool: Pool, mut waiting: mpsc::Receiver<Filing>) {
+    let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    loop {
+        // Gathering starts once a batch may be written, so what queued meanwhile goes together.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = waiting.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match waiting.try_recv() {
+                Ok(filing) => batch.push(filing),
+                Err(_) => break,
+            }
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            file_batch(&pool, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn file_batch(pool: &Pool, batch: Vec<Filing>) {
+    if batch.len() > 1 {
+        match file_together(pool, &batch).await {
+            Ok(outcomes) => {
+                for (filing, outcome) in batch.into_iter().zip(outcomes) {
+                    // The requester may have gone (its connection closed); the record stands.
+                    let _ = filing.answer.send(Ok(outcome));
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    requests = batch.len(),
+                    "a batch of requests could not be filed together; filing each alone"
+                );
+            }
+        }
+    }
+    for filing in batch {
+        let outcome = file_alone(pool, &filing).await;
+        let _ = filing.answer.send(outcome);
+    }
+}
+
+/// One request in its own transaction.
+async fn file_alone(pool: &Pool, filing: &Filing) -> Result<Filed<Rollback>> {
+    let mut client = pool.get().await.context("no database connection available")?;
+    let tx = client.transaction().await?;
+    if let Some(open) = requester_is_full(&tx, &filing.history, filing.open_limit).await? {
+        return Ok(Filed::TooManyOpen(open));
+    }
+    let rollback = insert_rollback(&tx, &filing.history, &filing.consequences).await?;
+    tx.commit().await.context("committing the new rollback")?;
+    Ok(Filed::Yes(rollback))
+}
+
+fn requester(filing: &Filing) -> Result<&str> {
+    Ok(&filing
+        .history
+        .first()
+        .context("a rollback must start with a request")?
+        .actor
+        .0)
+}
+
+/// Every request of `batch` in one transaction, with the same per-person limit as alone:
+/// the requesters are locked (in one order, so batches cannot deadlock each other) and their
+/// open rollbacks counted, and the batch's own new ones count as they are accepted.
+async fn file_together(pool: &Pool, batch: &[Filing]) -> Result<Vec<Filed<Rollback>>> {
+    let mut client = pool.get().await.context("no database connection available")?;
+    let tx = client.transaction().await?;
+
+    let limited: Vec<String> = batch
+        .iter()
+        .filter(|f| f.open_limit.is_some())
+        .map(|f| requester(f).map(str::to_owned))
+        .collect::<Result<HashSet<_>>>()?
+        .into_iter()
+        .collect();
+    let mut open: HashMap<String, Vec<RollbackId>> = HashMap::new();
+    if !limited.is_empty() {
+        let lock = tx
+            .prepare_cached(
+                "SELECT pg_advisory_xact_lock(7403313, key)
+                 FROM (SELECT DISTINCT hashtext(r) AS key FROM unnest($1::text[]) AS r ORDER BY 1) AS keys",
+            )
+            .await?;
+        tx.execute(&lock, &[&limited]).await?;
+        let open_now = tx
+            .prepare_cached(&format!(
+                "SELECT doc->'request'->>'requester', id FROM rollbacks
+                 WHERE doc->'request'->>'requester' = ANY($1) AND state NOT IN ({FINISHED_STATES}) ORDER BY id"
+            ))
+            .await?;
+        for row in tx.query(&open_now, &[&limited]).await? {
+            open.entry(row.get(0)).or_default().push(RollbackId(row.get(1)));
+        }
+    }
+
+    // Which are accepted, in the order they came; a refused one is told its open rollbacks.
+    let mut accepted_count: HashMap<&str, usize> = HashMap::new();
+    let accepted: Vec<bool> = batch
+        .iter()
+        .map(|filing| {
+            let Some(limit) = filing.open_limit else {
+                return Ok(true);
+            };
+            let who = requester(filing)?;
+            let already = open.get(who).map_or(0, Vec::len) + accepted_count.get(who).copied().unwrap_or(0);
+            let ok = already < limit;
+            if ok {
+                *accepted_count.entry(who).or_default() += 1;
+            }
+            Ok(ok)
+        })
+        .collect::<Result<_>>()?;
+
+    let wanted = accepted.iter().filter(|a| **a).count() as i64;
+    let numbers = tx
+        .prepare_cached("SELECT nextval('rollback_numbers') FROM generate_series(1, $1::bigint)")
+        .await?;
+    let mut ids: Vec<i64> = tx.query(&numbers, &[&wanted]).await?.iter().map(|r| r.get(0)).collect();
+    ids.sort_unstable();
+    let mut ids = ids.into_iter();
+
+    let mut rows = Rows::default();
+    let mut outcomes: Vec<Option<Rollback>> = Vec::with_capacity(batch.len());
+    for (filing, accepted) in batch.iter().zip(&accepted) {
+        if !accepted {
+            outcomes.push(None);
+            continue;
+        }
+        let id = RollbackId(ids.next().context("PostgreSQL handed out too few rollback numbers")?);
+        let rollback = Rollback::from_history(id, &filing.history)
+            .ok_or_else(|| anyhow!("a rollback must start with a request"))?;
+        rows.add(&rollback, filing)?;
+        open.entry(requester(filing)?.to_owned()).or_default().push(id);
+        outcomes.push(Some(rollback));
+    }
+    rows.insert(&tx).await?;
+    tx.commit().await.context("committing a batch of new rollbacks")?;
+
+    batch
+        .iter()
+        .zip(outcomes)
+        .map(|(filing, outcome)| {
+            Ok(match outcome {
+                Some(rollback) => Filed::Yes(rollback),
+                None => {
+                    let mut theirs = open.get(requester(filing)?).cloned().unwrap_or_default();
+                    theirs.sort();
+                    Filed::TooManyOpen(theirs)
+                }
+            })
+        })
+        .collect()
+}
+
+/// The batch's rows, column by column, for one multi-row insert per table.
+#[derive(Default)]
+struct Rows {
+    rollback_ids: Vec<i64>,
+    versions: Vec<i64>,
+    states: Vec<&'static str>,
+    channels: Vec<String>,
+    services: Vec<String>,
+    docs: Vec<serde_json::Value>,
+    requested_at: Vec<DateTime<Utc>>,
+
+    event_rollbacks: Vec<i64>,
+    event_seqs: Vec<i64>,
+    event_ats: Vec<DateTime<Utc>>,
+    event_actors: Vec<String>,
+    events: Vec<serde_json::Value>,
+
+    effect_rollbacks: Vec<i64>,
+    effect_kinds: Vec<&'static str>,
+    effect_payloads: Vec<serde_json::Value>,
+    effect_ats: Vec<DateTime<Utc>>,
+    effect_lanes: Vec<String>,
+
+    timer_rollbacks: Vec<i64>,
+    timer_actions: Vec<serde_json::Value>,
+    timer_dues: Vec<DateTime<Utc>>,
+}
+
+impl Rows {
+    fn add(&mut self, rollback: &Rollback, filing: &Filing) -> Result<()> {
+        let id = rollback.id.0;
+        self.rollback_ids.push(id);
+        self.versions.push(rollback.version);
+        self.states.push(rollback.state.name());
+        self.channels.push(rollback.request.channel.0.clone());
+        self.services.push(rollback.request.service.clone());
+        self.docs.push(serde_json::to_value(rollback)?);
+        self.requested_at.push(rollback.requested_at);
+
+        for (offset, recorded) in filing.history.iter().enumerate() {
+            self.event_rollbacks.push(id);
+            self.event_seqs.push(1 + offset as i64);
+            self.event_ats.push(recorded.at);
+            self.event_actors.push(recorded.actor.0.clone());
+            self.events.push(serde_json::to_value(&recorded.event)?);
+        }
+
+        // As alone: a state-rendering effect is queued once; a second would render the same.
+        let mut collapsed: HashSet<(&'static str, String)> = HashSet::new();
+        for effect in &filing.consequences.effects {
+            if effect.collapses() && !collapsed.insert((effect.kind(), effect.lane())) {
+                continue;
+            }
+            self.effect_rollbacks.push(id);
+            self.effect_kinds.push(effect.kind());
+            self.effect_payloads.push(serde_json::to_value(effect)?);
+            self.effect_ats.push(rollback.requested_at);
+            self.effect_lanes.push(effect.lane());
+        }
+
+        for timer in &filing.consequences.timers {
+            self.timer_rollbacks.push(id);
+            self.timer_actions.push(serde_json::to_value(&timer.action)?);
+            self.timer_dues.push(timer.due_at);
+        }
+        Ok(())
+    }
+
+    async fn insert(&self, tx: &deadpool_postgres::Transaction<'_>) -> Result<()> {
+        if self.rollback_ids.is_empty() {
+            return Ok(());
+        }
+        let rollbacks = tx
+            .prepare_cached(
+                "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at)
+                 SELECT id, version, state, channel_id, service, doc, at, at
+                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])
+                   AS r (id, version, state, channel_id, service, doc, at)",
+            )
+            .await?;
+        tx.execute(
+            &rollbacks,
+            &[
+                &self.rollback_ids,
+                &self.versions,
+                &self.states,
+                &self.channels,
+                &self.services,
+                &self.docs,
+                &self.requested_at,
+            ],
+        )
+        .await
+        .context("inserting a batch of rollbacks")?;
+
+        let events = tx
+            .prepare_cached(
+                "INSERT INTO rollback_events (rollback_id, seq, at, actor, event)
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::jsonb[])",
+            )
+            .await?;
+        tx.execute(
+            &events,
+            &[
+                &self.event_rollbacks,
+                &self.event_seqs,
+                &self.event_ats,
+                &self.event_actors,
+                &self.events,
+            ],
+        )
+        .await
+        .context("inserting a batch of request events")?;
+
+        if !self.effect_rollbacks.is_empty() {
+            // Ordered, so each rollback's effects get ascending ids and go out in that order.
+            let effects = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane)
+                     SELECT rollback_id, kind, payload, at, at, lane
+                     FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::text[])
+                       WITH ORDINALITY AS e (rollback_id, kind, payload, at, lane, position)
+                     ORDER BY position",
+                )
+                .await?;
+            tx.execute(
+                &effects,
+                &[
+                    &self.effect_rollbacks,
+                    &self.effect_kinds,
+                    &self.effect_payloads,
+                    &self.effect_ats,
+                    &self.effect_lanes,
+                ],
+            )
+            .await
+            .context("queueing a batch of effects")?;
+        }
+
+        if !self.timer_rollbacks.is_empty() {
+            let timers = tx
+                .prepare_cached(
+                    "INSERT INTO timers (rollback_id, action, due_at)
+                     SELECT * FROM unnest($1::bigint[], $2::jsonb[], $3::timestamptz[])",
+                )
+                .await?;
+            tx.execute(&timers, &[&self.timer_rollbacks, &self.timer_actions, &self.timer_dues])
+                .await
+                .context("setting a batch of timers")?;
+        }
+        Ok(())
+    }
+}
+
+/// Requests a filer answers.
+pub(super) async fn file(
+    sender: &mpsc::Sender<Filing>,
+    history: &[Recorded],
+    consequences: &Consequences,
+    open_limit: Option<usize>,
+) -> Result<Filed<Rollback>> {
+    let (answer, outcome) = oneshot::channel();
+    sender
+        .send(Filing {
+            history: history.to_vec(),
+            consequences: consequences.clone(),
+            open_limit,
+            answer,
+        })
+        .await
+        .map_err(|_| anyhow!("the request filer has stopped"))?;
+    outcome
+        .await
+        .map_err(|_| anyhow!("the request filer stopped before answering"))?
+}
