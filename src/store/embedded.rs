@@ -510,7 +510,7 @@ impl EmbeddedStore {
                                              AND (p.rollback_id = o.rollback_id
                                                   OR (o.rollback_id IS NULL AND p.rollback_id IS NULL
                                                       AND o.lane <> 'slack')))
-                         ORDER BY o.id LIMIT ?3)
+                         ORDER BY o.available_at, o.id LIMIT ?3)
                      RETURNING id, rollback_id, payload, attempts, slot_at IS NOT NULL",
                 )?;
                 let rows = query
@@ -634,12 +634,21 @@ impl EmbeddedStore {
     }
 
     pub async fn outbox_wait_for_slot(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
-        self.execute(
-            "UPDATE outbox SET available_at = ?2, slot_at = ?2, claimed_until = NULL, attempts = attempts - 1 WHERE id = ?1",
-            vec![id.into(), ts(at).into()],
-        )
-        .await?;
-        Ok(())
+        self.transaction(move |tx| {
+            tx.execute(
+                "UPDATE outbox SET available_at = ?2, slot_at = ?2, claimed_until = NULL, attempts = attempts - 1 WHERE id = ?1",
+                params![id, ts(at)],
+            )?;
+            // What follows it in its lane cannot go before it: not due before its slot either.
+            tx.execute(
+                "UPDATE outbox SET available_at = ?2
+                 WHERE done_at IS NULL AND available_at < ?2 AND id > ?1
+                   AND (rollback_id, lane) = (SELECT rollback_id, lane FROM outbox WHERE id = ?1)",
+                params![id, ts(at)],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn outbox_hand_back(&self, id: i64) -> Result<()> {
@@ -655,7 +664,7 @@ impl EmbeddedStore {
         let next: Option<String> = self
             .with(move |c| {
                 Ok(c.query_row(
-                    "SELECT min(available_at) FROM outbox WHERE done_at IS NULL AND last_error IS NULL AND available_at > ?1",
+                    "SELECT min(slot_at) FROM outbox WHERE done_at IS NULL AND last_error IS NULL AND slot_at > ?1",
                     [ts(now)],
                     |r| r.get(0),
                 )?)
@@ -970,6 +979,11 @@ fn insert_events(tx: &Transaction, id: RollbackId, first_seq_after: i64, events:
     Ok(())
 }
 
+/// When a new effect becomes due: now, or when the message ahead of it in its lane has its
+/// channel slot (PostgreSQL's store explains why). ?1 rollback, ?4 now, ?5 lane.
+const BEHIND_ITS_LANE: &str = "max(?4, coalesce((SELECT max(w.slot_at) FROM outbox w
+     WHERE w.rollback_id IS ?1 AND w.lane = ?5 AND w.done_at IS NULL), ?4))";
+
 fn insert_effects(tx: &Transaction, id: Option<RollbackId>, effects: &[Effect], now: DateTime<Utc>) -> Result<()> {
     let rollback_id = id.map(|i| i.0);
     for effect in effects {
@@ -977,15 +991,20 @@ fn insert_effects(tx: &Transaction, id: Option<RollbackId>, effects: &[Effect], 
         if effect.collapses() {
             // A pending, unclaimed one will render the newest state anyway.
             tx.execute(
-                "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane)
-                 SELECT ?1, ?2, ?3, ?4, ?4, ?5
+                &format!(
+                    "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane)
+                 SELECT ?1, ?2, ?3, ?4, {BEHIND_ITS_LANE}, ?5
                  WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE rollback_id IS ?1 AND lane = ?5 AND kind = ?2
-                                   AND done_at IS NULL AND claimed_until IS NULL)",
+                                   AND done_at IS NULL AND claimed_until IS NULL)"
+                ),
                 params![rollback_id, effect.kind(), payload, ts(now), effect.lane()],
             )?;
         } else {
             tx.execute(
-                "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane) VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+                &format!(
+                    "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane)
+                     VALUES (?1, ?2, ?3, ?4, {BEHIND_ITS_LANE}, ?5)"
+                ),
                 params![rollback_id, effect.kind(), payload, ts(now), effect.lane()],
             )?;
         }

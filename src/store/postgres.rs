@@ -440,7 +440,7 @@ impl PostgresStore {
                                          AND (p.rollback_id = o.rollback_id
                                               OR (o.rollback_id IS NULL AND p.rollback_id IS NULL
                                                   AND o.lane <> 'slack')))
-                     ORDER BY o.id LIMIT $3
+                     ORDER BY o.available_at, o.id LIMIT $3
                      FOR UPDATE SKIP LOCKED)
                  RETURNING id, rollback_id, payload, attempts, slot_at IS NOT NULL",
                 &[&now, &until, &limit],
@@ -555,7 +555,12 @@ impl PostgresStore {
         self.client()
             .await?
             .execute(
-                "UPDATE outbox SET available_at = $2, slot_at = $2, claimed_until = NULL, attempts = attempts - 1 WHERE id = $1",
+                "WITH head AS (
+                     UPDATE outbox SET available_at = $2, slot_at = $2, claimed_until = NULL, attempts = attempts - 1
+                     WHERE id = $1 RETURNING rollback_id, lane)
+                 UPDATE outbox SET available_at = $2 FROM head
+                 WHERE outbox.rollback_id = head.rollback_id AND outbox.lane = head.lane
+                   AND outbox.id > $1 AND outbox.done_at IS NULL AND outbox.available_at < $2",
                 &[&id, &at],
             )
             .await?;
@@ -579,7 +584,7 @@ impl PostgresStore {
             .client()
             .await?
             .query_one(
-                "SELECT min(available_at) FROM outbox WHERE done_at IS NULL AND last_error IS NULL AND available_at > $1",
+                "SELECT min(slot_at) FROM outbox WHERE done_at IS NULL AND last_error IS NULL AND slot_at > $1",
                 &[&now],
             )
             .await?;
@@ -909,6 +914,12 @@ async fn insert_events(tx: &Transaction<'_>, id: RollbackId, first_seq_after: i6
     Ok(())
 }
 
+/// When a new effect becomes due: now, or when the message ahead of it in its lane has its
+/// channel slot, since it cannot go before that one anyway. Waiting rows are then not due, so
+/// claims skip them instead of scanning a backlog. $1 rollback, $4 now, $5 lane.
+const BEHIND_ITS_LANE: &str = "greatest($4::timestamptz, (SELECT max(w.slot_at) FROM outbox w
+     WHERE w.rollback_id = $1 AND w.lane = $5 AND w.done_at IS NULL))";
+
 async fn insert_effects(
     tx: &Transaction<'_>,
     id: Option<RollbackId>,
@@ -928,7 +939,7 @@ async fn insert_effects(
             tx.execute(
                 &format!(
                     "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane)
-                     SELECT $1, $2, $3, $4, $4, $5
+                     SELECT $1, $2, $3, $4, {BEHIND_ITS_LANE}, $5
                      WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE {same_owner} AND lane = $5
                                        AND kind = $2 AND done_at IS NULL AND claimed_until IS NULL)"
                 ),
@@ -937,7 +948,10 @@ async fn insert_effects(
             .await?;
         } else {
             tx.execute(
-                "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane) VALUES ($1, $2, $3, $4, $4, $5)",
+                &format!(
+                    "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane)
+                     VALUES ($1, $2, $3, $4, {BEHIND_ITS_LANE}, $5)"
+                ),
                 &[&rollback_id, &effect.kind(), &payload, &now, &effect.lane()],
             )
             .await?;

@@ -556,32 +556,50 @@ async fn channel_slots_space_posts_one_gap_apart(store: Store) {
 /// A message put back for its slot comes back once, at that slot, saying it holds it; a retry
 /// after an error must take a new one.
 async fn a_message_waiting_for_its_slot_comes_back_holding_it(store: Store) {
-    store
-        .create_unlimited(&request("C0INCIDENTS", false).history, &effects(vec![Effect::PostCard]))
+    let created = store
+        .create_unlimited(
+            &request("C0INCIDENTS", false).history,
+            &effects(vec![Effect::PostCard, Effect::RunFinished]),
+        )
         .await
         .unwrap();
     let card = store.claim_outbox(at(0), CLAIM, 1).await.unwrap().remove(0);
     assert!(!card.slot_reserved);
     store.outbox_wait_for_slot(card.id, at(3)).await.unwrap();
+    store
+        .enqueue_for(created.id, &[Effect::StepStarted { index: 0 }], at(1))
+        .await
+        .unwrap();
     assert_eq!(store.next_paced_delivery(at(0)).await.unwrap(), Some(at(3)));
     assert!(
         store.claim_outbox(at(2), CLAIM, 10).await.unwrap().is_empty(),
-        "not before its slot"
+        "not before its slot, nor what waits behind it, queued before or after"
     );
-    let due = store.claim_outbox(at(3), CLAIM, 10).await.unwrap().remove(0);
-    assert_eq!((due.id, due.slot_reserved, due.attempts), (card.id, true, 1));
+    let due = store.claim_outbox(at(3), CLAIM, 10).await.unwrap();
+    assert_eq!(kinds(&due), ["post_card"], "then the card first");
+    assert_eq!((due[0].id, due[0].slot_reserved, due[0].attempts), (card.id, true, 1));
 
-    store.outbox_hand_back(due.id).await.unwrap();
+    store.outbox_hand_back(card.id).await.unwrap();
     let handed_back = store.claim_outbox(at(3), CLAIM, 10).await.unwrap().remove(0);
     assert_eq!(
-        (handed_back.slot_reserved, handed_back.attempts),
-        (true, 1),
+        (handed_back.id, handed_back.slot_reserved, handed_back.attempts),
+        (card.id, true, 1),
         "handed back untried, it keeps its slot and its attempt count"
     );
 
     store.outbox_retry_at(card.id, at(5), "ratelimited").await.unwrap();
     let retried = store.claim_outbox(at(5), CLAIM, 10).await.unwrap().remove(0);
-    assert_eq!((retried.slot_reserved, retried.attempts), (false, 2));
+    assert_eq!(
+        (retried.slot_reserved, retried.attempts),
+        (false, 2),
+        "a retry takes a new slot"
+    );
+    store.outbox_delivered(retried.id, at(5)).await.unwrap();
+    for next in ["run_finished", "step_started"] {
+        let item = store.claim_outbox(at(5), CLAIM, 10).await.unwrap();
+        assert_eq!(kinds(&item), [next], "the rest of its lane, in order");
+        store.outbox_delivered(item[0].id, at(5)).await.unwrap();
+    }
 }
 
 async fn figures_count_what_waits_and_what_exists(store: Store) {
