@@ -49,9 +49,9 @@ impl Delivery {
         }
     }
 
-    /// Delivers what is due now; returns how many effects it finished with (delivered, given
-    /// up, or set to retry). Effects only put back to wait for their channel's slot do not
-    /// count, so a backlog of paced posts does not keep the worker spinning.
+    /// Delivers what is due now; returns how many effects it handled (delivered, given up, set
+    /// to retry, or given a channel slot to wait for). A message put back for its slot is not
+    /// due again before that slot, so a paced backlog does not keep the worker spinning.
     pub async fn run_once(&self) -> Result<usize> {
         let now = self.engine.clock.now();
         let items = self
@@ -61,7 +61,6 @@ impl Delivery {
             .await
             .context("claiming outbox rows")?;
         let started = std::time::Instant::now();
-        let mut finished = 0;
         for (position, item) in items.iter().enumerate() {
             if started.elapsed() + super::client::CALL_TIMEOUT >= LEASE {
                 // Slack is slow: hand the rest back before their claim could lapse mid-call.
@@ -79,7 +78,6 @@ impl Delivery {
             };
             let now = self.engine.clock.now();
             let store = &self.engine.store;
-            finished += usize::from(!matches!(outcome, Outcome::Wait(_)));
             match outcome {
                 Outcome::Delivered => store.outbox_delivered(item.id, now).await?,
                 Outcome::Wait(at) => store.outbox_wait_for_slot(item.id, at).await?,
@@ -105,7 +103,7 @@ impl Delivery {
                 }
             }
         }
-        Ok(finished)
+        Ok(items.len())
     }
 
     async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliverError> {

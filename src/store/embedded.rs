@@ -506,10 +506,13 @@ impl EmbeddedStore {
                          WHERE o.done_at IS NULL AND o.available_at <= ?1
                            AND (o.claimed_until IS NULL OR o.claimed_until < ?1)
                            AND NOT EXISTS (SELECT 1 FROM outbox p
-                                           WHERE p.lane = o.lane AND p.id < o.id AND p.done_at IS NULL
-                                             AND (p.rollback_id = o.rollback_id
-                                                  OR (o.rollback_id IS NULL AND p.rollback_id IS NULL
-                                                      AND o.lane <> 'slack')))
+                                           WHERE p.rollback_id = o.rollback_id AND p.lane = o.lane
+                                             AND p.id < o.id AND p.done_at IS NULL)
+                           -- Apart, not OR-ed: each probe then walks its own index.
+                           AND NOT (o.rollback_id IS NULL AND o.lane <> 'slack'
+                                    AND EXISTS (SELECT 1 FROM outbox p
+                                                WHERE p.rollback_id IS NULL AND p.lane = o.lane
+                                                  AND p.id < o.id AND p.done_at IS NULL))
                          ORDER BY o.available_at, o.id LIMIT ?3)
                      RETURNING id, rollback_id, payload, attempts, slot_at IS NOT NULL",
                 )?;
