@@ -316,7 +316,11 @@ async fn slash_command(State(state): State<Arc<HttpState>>, headers: HeaderMap, 
                 error = format!("{e:#}"),
                 "handling a /rollback command failed"
             );
-            ephemeral(messages::internal_error(&reference))
+            if crate::store::CommitOutcomeUnknown::caused(&e) {
+                ephemeral(messages::request_outcome_unknown(&reference))
+            } else {
+                ephemeral(messages::internal_error(&reference))
+            }
         }
     }
 }

@@ -1312,6 +1312,13 @@ pub fn internal_error(reference: &str) -> Message {
     ))
 }
 
+/// The request's commit did not come back: it may be recorded, so a blind retry could file it twice.
+pub fn request_outcome_unknown(reference: &str) -> Message {
+    Message::plain(format!(
+        "⚠️ rollbot lost its database while recording your request (reference `{reference}`), so it may or may not be recorded. Check `/rollback list` before you try again; if it is not there, try again."
+    ))
+}
+
 pub fn click_failed(reference: &str) -> Message {
     Message::plain(format!(
         "⚠️ rollbot could not record your click (reference `{reference}`); nothing changed. Try again, and if it keeps failing give that reference to whoever runs rollbot."
@@ -1905,6 +1912,7 @@ mod tests {
         insta::assert_snapshot!(status(&story.rollback).text);
         insta::assert_snapshot!(list(&[story.rollback.clone()]).text);
         insta::assert_snapshot!(internal_error("1a2b3c4d").text);
+        insta::assert_snapshot!(request_outcome_unknown("1a2b3c4d").text);
     }
 
     #[test]

@@ -178,6 +178,45 @@ pub struct OutboxItem {
     pub slot_reserved: bool,
 }
 
+/// A new request's commit was sent but no success came back (the connection broke, the server
+/// failed): it may or may not be recorded, so the requester must look before asking again.
+#[derive(Debug)]
+pub struct CommitOutcomeUnknown;
+
+impl std::fmt::Display for CommitOutcomeUnknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("committing the new request failed; whether it was recorded is unknown")
+    }
+}
+
+impl std::error::Error for CommitOutcomeUnknown {}
+
+impl CommitOutcomeUnknown {
+    /// Whether `error`, with whatever context was added on the way up, came from such a commit.
+    pub fn caused(error: &anyhow::Error) -> bool {
+        error.downcast_ref::<CommitOutcomeUnknown>().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CommitOutcomeUnknown;
+    use anyhow::Context;
+
+    #[test]
+    fn an_unknown_commit_is_recognised_under_added_context() {
+        let lost: Result<(), std::io::Error> = Err(std::io::Error::other("connection reset"));
+        let error = lost
+            .context(CommitOutcomeUnknown)
+            .context("recording the rollback request")
+            .unwrap_err();
+        assert!(CommitOutcomeUnknown::caused(&error));
+        assert!(!CommitOutcomeUnknown::caused(&anyhow::anyhow!(
+            "no database connection available"
+        )));
+    }
+}
+
 /// The outcome of filing a new rollback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filed<T> {

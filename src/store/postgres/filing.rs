@@ -9,7 +9,7 @@
 //! cannot fail the others it happened to share a batch with.
 use super::{insert_rollback, requester_is_full};
 use crate::domain::{Recorded, Rollback, RollbackId};
-use crate::store::{Consequences, FINISHED_STATES, Filed};
+use crate::store::{CommitOutcomeUnknown, Consequences, FINISHED_STATES, Filed};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -74,6 +74,18 @@ async fn file_batch(pool: &Pool, batch: Vec<Filing>) {
                 }
                 return;
             }
+            Err(error) if CommitOutcomeUnknown::caused(&error) => {
+                // The batch may be recorded: filing it again could record each request twice.
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    requests = batch.len(),
+                    "a batch's commit did not answer"
+                );
+                for filing in batch {
+                    let _ = filing.answer.send(Err(anyhow!("{CommitOutcomeUnknown}")));
+                }
+                return;
+            }
             Err(error) => {
                 tracing::warn!(
                     error = format!("{error:#}"),
@@ -97,7 +109,7 @@ async fn file_alone(pool: &Pool, filing: &Filing) -> Result<Filed<Rollback>> {
         return Ok(Filed::TooManyOpen(open));
     }
     let rollback = insert_rollback(&tx, &filing.history, &filing.consequences).await?;
-    tx.commit().await.context("committing the new rollback")?;
+    tx.commit().await.context(CommitOutcomeUnknown)?;
     Ok(Filed::Yes(rollback))
 }
 
@@ -185,7 +197,7 @@ async fn file_together(pool: &Pool, batch: &[Filing]) -> Result<Vec<Filed<Rollba
         outcomes.push(Some(rollback));
     }
     rows.insert(&tx).await?;
-    tx.commit().await.context("committing a batch of new rollbacks")?;
+    tx.commit().await.context(CommitOutcomeUnknown)?;
 
     batch
         .iter()
