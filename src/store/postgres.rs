@@ -531,8 +531,8 @@ impl PostgresStore {
             .collect()
     }
 
-    /// Takes the channel's next posting slot if it is free at `now` (`Ok(None)`), or says when
-    /// it will be (`Ok(Some(at))`). One statement, so replicas cannot take the same slot.
+    /// Reserves the channel's next posting slot and says when it is (`now` if the channel is
+    /// free). One statement, so replicas cannot reserve the same slot.
     pub async fn reserve_channel_slot(
         &self,
         channel: &str,
