@@ -123,6 +123,37 @@ pub async fn drive(
     run_shape(address, shape, n, one).await
 }
 
+/// When each target's step reported in; waiters sleep until a report comes instead of polling,
+/// so the load generator does not take CPU from the server on the same cores.
+#[derive(Default)]
+pub struct Started {
+    at: Mutex<HashMap<String, Instant>>,
+    news: tokio::sync::Notify,
+}
+
+impl Started {
+    pub fn note(&self, target: String) {
+        self.at.lock().unwrap().insert(target, Instant::now());
+        self.news.notify_waiters();
+    }
+
+    /// When `target`'s step started, or `None` if it has not by `until`.
+    async fn wait(&self, target: &str, until: Instant) -> Option<Instant> {
+        loop {
+            let notified = self.news.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a report between the look and the wait is not missed.
+            notified.as_mut().enable();
+            if let Some(at) = self.at.lock().unwrap().get(target).copied() {
+                return Some(at);
+            }
+            if tokio::time::timeout_at(until.into(), notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
 /// Clicks that start runs: each latency runs from the click to the moment the step's process
 /// reported in (`started`, by target), waiting up to 30 s for it.
 pub async fn drive_until_started(
@@ -131,7 +162,7 @@ pub async fn drive_until_started(
     n: usize,
     make: MakeRequest,
     targets: Arc<Vec<(String, String)>>,
-    started: Arc<Mutex<HashMap<String, Instant>>>,
+    started: Arc<Started>,
 ) -> Outcome {
     let one = Arc::new(move |i: usize, mut connection: Connection, due: Instant| {
         let request = make(i);
@@ -143,16 +174,8 @@ pub async fn drive_until_started(
                 Ok(_) => return (connection, Ok(None)),
                 Err(e) => return (connection, Err(e)),
             }
-            let give_up = Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Some(at) = started.lock().unwrap().get(&target).copied() {
-                    return (connection, Ok(Some(at.saturating_duration_since(due))));
-                }
-                if Instant::now() > give_up {
-                    return (connection, Ok(None));
-                }
-                tokio::time::sleep(Duration::from_micros(200)).await;
-            }
+            let at = started.wait(&target, Instant::now() + Duration::from_secs(30)).await;
+            (connection, Ok(at.map(|at| at.saturating_duration_since(due))))
         }
     });
     run_shape(address, shape, n, one).await

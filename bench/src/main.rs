@@ -24,22 +24,68 @@ const TEAM: &str = "T0BENCH";
 const CHANNEL: &str = "C0BENCH";
 const APPROVER: &str = "U0APPROVER";
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     match args.get(1).map(String::as_str) {
-        Some("reference-server") => servers::reference_server(SECRET.to_owned()).await,
+        // The runbook step stands for the user's own program: it starts no runtime, so its
+        // cost (counted with rollbot's children) stays what any small process costs.
         Some("step-started") => servers::report_step_started(&args[2], &args[3]),
+        Some("reference-server") => runtime()?.block_on(servers::reference_server(SECRET.to_owned())),
         _ => {
             let quick = args.iter().any(|a| a == "--quick");
-            let out = args
-                .iter()
-                .position(|a| a == "--out")
-                .and_then(|i| args.get(i + 1))
-                .cloned()
-                .unwrap_or_else(|| "bench/results/latest.json".to_owned());
-            run(quick, &out).await
+            let out = option("--out").unwrap_or_else(|| "bench/results/latest.json".to_owned());
+            let only = Scenarios::parse(option("--only").as_deref())?;
+            runtime()?.block_on(run(quick, only, &out))
         }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Which scenarios a run measures (`--only help,create`); all by default. `approve` clicks on
+/// the rollbacks `create` made, so it measures nothing without it.
+#[derive(Debug, Clone, Copy)]
+struct Scenarios {
+    help: bool,
+    forged: bool,
+    create: bool,
+    approve: bool,
+    steps: bool,
+}
+
+impl Scenarios {
+    fn parse(only: Option<&str>) -> Result<Scenarios> {
+        let Some(only) = only else {
+            return Ok(Scenarios {
+                help: true,
+                forged: true,
+                create: true,
+                approve: true,
+                steps: true,
+            });
+        };
+        let names: Vec<&str> = only.split(',').map(str::trim).collect();
+        for name in &names {
+            if !["help", "forged", "create", "approve", "steps"].contains(name) {
+                bail!("--only takes help, forged, create, approve and steps, separated by commas; not {name:?}");
+            }
+        }
+        let has = |n: &str| names.contains(&n);
+        Ok(Scenarios {
+            help: has("help"),
+            forged: has("forged"),
+            create: has("create"),
+            approve: has("approve"),
+            steps: has("steps"),
+        })
     }
 }
 
@@ -52,7 +98,7 @@ struct Sizes {
     steps_at_rate: usize,
 }
 
-async fn run(quick: bool, out: &str) -> Result<()> {
+async fn run(quick: bool, only: Scenarios, out: &str) -> Result<()> {
     let sizes = if quick {
         Sizes {
             closed: 2_000,
@@ -84,14 +130,13 @@ async fn run(quick: bool, out: &str) -> Result<()> {
     // The step reports its start over UDP; the benchmark notes when each target's step began.
     let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
     let udp_port = udp.local_addr()?.port();
-    let started: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let started: Arc<load::Started> = Arc::default();
     {
         let started = started.clone();
         tokio::spawn(async move {
             let mut buffer = [0u8; 64];
             while let Ok(n) = udp.recv(&mut buffer).await {
-                let target = String::from_utf8_lossy(&buffer[..n]).into_owned();
-                started.lock().unwrap().insert(target, Instant::now());
+                started.note(String::from_utf8_lossy(&buffer[..n]).into_owned());
             }
         });
     }
@@ -106,7 +151,17 @@ async fn run(quick: bool, out: &str) -> Result<()> {
     std::fs::write(&config, bench_config(&me.display().to_string(), udp_port))?;
     let slack_url = servers::fake_slack().await?;
 
-    let result = measure(&sizes, &rollbot_bin, &me, &config, &database_url, &slack_url, &started).await;
+    let result = measure(
+        &sizes,
+        &rollbot_bin,
+        &me,
+        &config,
+        &database_url,
+        &slack_url,
+        &started,
+        only,
+    )
+    .await;
     // Dropped whatever happened, with its connections.
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
@@ -319,7 +374,8 @@ async fn measure(
     config: &std::path::Path,
     database_url: &str,
     slack_url: &str,
-    started: &Arc<Mutex<HashMap<String, Instant>>>,
+    started: &Arc<load::Started>,
+    only: Scenarios,
 ) -> Result<Value> {
     // Migrations first, so start-up measures serving, not schema changes.
     let migrated = std::process::Command::new(rollbot_bin)
@@ -344,6 +400,7 @@ async fn measure(
     );
 
     let shapes = [Shape::Connections(32), Shape::Connections(256), Shape::Rate(sizes.rate)];
+    let when = |on: bool| if on { &shapes[..] } else { &shapes[..0] };
     let count = |shape: &Shape| match shape {
         Shape::Rate(_) => sizes.at_rate,
         Shape::Connections(_) => sizes.closed,
@@ -372,7 +429,7 @@ async fn measure(
     };
 
     // 1. The read-only path, on the reference and on rollbot; and forged signatures.
-    for shape in &shapes {
+    for shape in when(only.help) {
         let n = count(shape);
         let help = Arc::new(|_: usize| slash("U0HELP", "help"));
         let m = measured(
@@ -386,7 +443,7 @@ async fn measure(
         let m = measured(&rollbot, true, load::drive(&rollbot.address, shape, n, help, 200, None)).await;
         record("help", "rollbot", shape, m, &mut rows);
     }
-    for shape in &shapes[..2] {
+    for shape in when(only.forged).iter().take(2) {
         let forged = Arc::new(|_: usize| slash("U0MALLORY", "help").forged());
         let m = measured(
             &reference,
@@ -407,7 +464,7 @@ async fn measure(
     // 2. Durable request creation: each by a different person (the per-person limit is 5).
     let created: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut next_target = 0usize;
-    for shape in &shapes {
+    for shape in when(only.create) {
         let n = count(shape);
         let base = next_target;
         next_target += n;
@@ -435,7 +492,7 @@ async fn measure(
     // 3. One approval (of the two high needs) on distinct pending rollbacks: decision + write.
     let pending: Vec<String> = created.lock().unwrap().clone();
     let mut offset = 0usize;
-    for shape in &shapes {
+    for shape in when(only.approve) {
         let n = count(shape).min(pending.len().saturating_sub(offset));
         let ids: Arc<Vec<String>> = Arc::new(pending[offset..offset + n].to_vec());
         offset += n;
@@ -450,7 +507,7 @@ async fn measure(
     }
 
     // 4. Approval click → the first step's process started, on medium rollbacks (one approval).
-    for shape in &shapes {
+    for shape in when(only.steps) {
         let n = match shape {
             Shape::Rate(_) => sizes.steps_at_rate,
             Shape::Connections(_) => sizes.steps_closed,

@@ -466,8 +466,9 @@ pub fn decide(
                 return Err(out_of_order(format!("nothing runs in state {}", rollback.state.name())));
             }
             // A step that was started is never run again by itself: a person decides.
-            let in_flight = rollback.steps.last().filter(|s| s.result.is_none()).map(|s| s.index);
-            Ok(vec![Event::Interrupted { step: in_flight }])
+            Ok(vec![Event::Interrupted {
+                step: rollback.step_in_flight(),
+            }])
         }
         Action::StartRun => {
             if rollback.state != State::Queued {
@@ -500,12 +501,7 @@ pub fn decide(
             Ok(vec![Event::StepStarted { index: *index }])
         }
         Action::FinishStep { index, result } => {
-            let in_flight = rollback.state == State::Running
-                && rollback
-                    .steps
-                    .last()
-                    .is_some_and(|s| s.index == *index && s.result.is_none());
-            if !in_flight {
+            if rollback.step_in_flight() != Some(*index) {
                 return Err(out_of_order(format!("step {} is not running", index + 1)));
             }
             let mut events = vec![Event::StepFinished {

@@ -505,6 +505,14 @@ impl Rollback {
     }
 
     /// The step that should run next, if the run is still going.
+    /// The step whose start is recorded and whose result is not yet, while the run goes on.
+    pub fn step_in_flight(&self) -> Option<usize> {
+        if self.state != State::Running {
+            return None;
+        }
+        self.steps.last().filter(|s| s.result.is_none()).map(|s| s.index)
+    }
+
     pub fn next_step(&self) -> Option<usize> {
         if self.state != State::Running {
             return None;

@@ -1,13 +1,13 @@
 //! The executor runs approved plans, one step at a time, recording each step's start before it
 //! runs and its result after, so the record always says what was in flight.
-use super::Engine;
 use super::command::{self, CommandSpec};
 use super::secrets::Resolved;
 use super::steps::{self, HealthSpec, HttpSpec, SqlSpec};
+use super::{Change, Engine};
 use crate::domain::{Action, Actor, ChannelId, Rollback, RollbackId, State, StepAction, StepOutcome, StepResult};
 use crate::outbound::HttpClient;
 use crate::statuspage::{PageStatus, PageUpdate};
-use crate::store::Effect;
+use crate::store::{Effect, Lease};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,9 +41,14 @@ impl Executor {
         Ok(None)
     }
 
-    /// Claims one approved rollback; `None` if it is not (or no longer) waiting to run.
+    /// Claims one approved rollback; `None` if it is not (or no longer) waiting to run. The
+    /// run's start, this process's lease and the first step's start are one write, so a click
+    /// reaches the step's process after a single commit.
     async fn claim(&self, id: RollbackId) -> Result<Option<Rollback>> {
-        match self.engine.act(id, &Action::StartRun, &Actor::system()).await? {
+        let start = Change::new(Action::StartRun, Actor::system())
+            .then(start_next_step)
+            .holding(self.lease()?);
+        match self.engine.change(id, start).await? {
             Ok(rollback) => Ok(Some(rollback)),
             Err(refusal) => {
                 tracing::warn!(rollback = %id, ?refusal, "not starting this run");
@@ -55,17 +60,26 @@ impl Executor {
     /// Runs a claimed rollback's steps until it succeeds, fails or stops being runnable.
     pub async fn execute(&self, rollback: Rollback) -> Result<()> {
         let id = rollback.id;
-        self.renew(id).await?;
         let outcome = self.run_steps(rollback).await;
-        // Whatever happened, this process no longer runs it; a paused or finished rollback
-        // needs no lease, and a failure here leaves the lease to lapse.
-        let _ = self.engine.store.release_lease(id, &self.owner).await;
-        outcome
+        // A run that ended or paused gave its lease up with its last write. One cut short (an
+        // error, a refused write) no longer runs here either: release it, or let it lapse.
+        let gave_up = matches!(&outcome, Ok(Some(last)) if last.state != State::Running);
+        if !gave_up {
+            let _ = self.engine.store.release_lease(id, &self.owner).await;
+        }
+        outcome.map(|_| ())
+    }
+
+    fn lease(&self) -> Result<Lease> {
+        Ok(Lease {
+            owner: self.owner.clone(),
+            until: self.engine.clock.now() + chrono::Duration::from_std(self.engine.config.execution_lease)?,
+        })
     }
 
     async fn renew(&self, id: RollbackId) -> Result<()> {
-        let until = self.engine.clock.now() + chrono::Duration::from_std(self.engine.config.execution_lease)?;
-        self.engine.store.hold_lease(id, &self.owner, until).await
+        let Lease { owner, until } = self.lease()?;
+        self.engine.store.hold_lease(id, &owner, until).await
     }
 
     /// Runs a step's process while renewing the lease, so other processes know it is alive.
@@ -85,17 +99,12 @@ impl Executor {
         }
     }
 
-    async fn run_steps(&self, mut rollback: Rollback) -> Result<()> {
+    /// Runs the step the last write started, records its result and starts the next in one
+    /// write, until the run ends or pauses (a person must confirm a step; their click queues
+    /// the run again). Returns the rollback as last written, `None` if a write was refused.
+    async fn run_steps(&self, mut rollback: Rollback) -> Result<Option<Rollback>> {
         let id = rollback.id;
-        while let Some(index) = rollback.next_step() {
-            rollback = match self.step_action(id, Action::StartStep { index }).await? {
-                Some(r) => r,
-                None => return Ok(()),
-            };
-            if let State::Paused { .. } = rollback.state {
-                // A person must confirm or pass this step; their click queues the run again.
-                return Ok(());
-            }
+        while let Some(index) = rollback.step_in_flight() {
             let step = &rollback.plan.steps[index];
             let action = match (rollback.request.drill, &step.drill) {
                 (false, _) => Some(&step.action),
@@ -113,12 +122,15 @@ impl Executor {
                 Some(action) => self.while_leased(id, self.with_retries(&rollback, index, action)).await,
             };
             tracing::info!(rollback = %id, step = index + 1, outcome = ?result.outcome, exit_code = ?result.exit_code, duration_ms = result.duration_ms, "step finished");
-            rollback = match self.step_action(id, Action::FinishStep { index, result }).await? {
+            let finish = Change::new(Action::FinishStep { index, result }, Actor::system())
+                .on(rollback)
+                .then(start_next_step);
+            rollback = match self.step_action(id, finish).await? {
                 Some(r) => r,
-                None => return Ok(()),
+                None => return Ok(None),
             };
         }
-        Ok(())
+        Ok(Some(rollback))
     }
 
     /// Runs an action, and again after a growing delay while it fails and retries are left.
@@ -300,8 +312,8 @@ impl Executor {
         }
     }
 
-    async fn step_action(&self, id: RollbackId, action: Action) -> Result<Option<Rollback>> {
-        match self.engine.act(id, &action, &Actor::system()).await? {
+    async fn step_action(&self, id: RollbackId, change: Change) -> Result<Option<Rollback>> {
+        match self.engine.change(id, change).await? {
             Ok(r) => Ok(Some(r)),
             Err(refusal) => {
                 tracing::error!(rollback = %id, ?refusal, "the run stopped: the rollback changed under the executor");
@@ -409,6 +421,11 @@ const CLAIMS_AT_ONCE: i64 = 64;
 
 /// The longest wait between two attempts of a step, however many retries are left.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// What follows a run's start or a step's end: the next step's start, while the run goes on.
+fn start_next_step(rollback: &Rollback) -> Option<Action> {
+    rollback.next_step().map(|index| Action::StartStep { index })
+}
 
 fn could_not_start(detail: String) -> StepResult {
     StepResult {

@@ -50,6 +50,45 @@ pub struct Reach<'a> {
     pub resolve_after: Option<std::time::Duration>,
 }
 
+/// One write's worth of intent on an existing rollback: an action by someone, optionally
+/// followed by the action its result calls for (the executor starts a run and its first step,
+/// or finishes a step and starts the next, in one write), optionally taking the run's lease.
+pub struct Change {
+    action: Action,
+    actor: Actor,
+    known: Option<Rollback>,
+    then: Option<fn(&Rollback) -> Option<Action>>,
+    lease: Option<crate::store::Lease>,
+}
+
+impl Change {
+    pub fn new(action: Action, actor: Actor) -> Change {
+        Change {
+            action,
+            actor,
+            known: None,
+            then: None,
+            lease: None,
+        }
+    }
+
+    /// Decide on this copy instead of loading the rollback: the one this process last wrote.
+    pub fn on(mut self, known: Rollback) -> Change {
+        self.known = Some(known);
+        self
+    }
+
+    pub fn then(mut self, next: fn(&Rollback) -> Option<Action>) -> Change {
+        self.then = Some(next);
+        self
+    }
+
+    pub fn holding(mut self, lease: crate::store::Lease) -> Change {
+        self.lease = Some(lease);
+        self
+    }
+}
+
 pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event], reach: &Reach) -> Consequences {
     // A drill stays in its thread: stakeholders' channels and the public page never hear of it.
     let drill = after.request.drill;
@@ -166,6 +205,7 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
         effects,
         timers,
         cancel_timers: awaited_approval && after.state != State::AwaitingApproval,
+        lease: None,
     }
 }
 
@@ -266,30 +306,66 @@ impl Engine {
     /// rollback's version: the loser decides again on the newer state, so a second click on
     /// an already-approved rollback gets a refusal instead of a second approval.
     pub async fn act(&self, id: RollbackId, action: &Action, actor: &Actor) -> Result<Result<Rollback, Refusal>> {
+        self.change(id, Change::new(action.clone(), actor.clone())).await
+    }
+
+    /// Records a [`Change`]: decides its action (and its follow-up) on the rollback and writes
+    /// the events in one versioned write. A stale `known` copy or a concurrent writer costs
+    /// a reload and a fresh decision, never a wrong one.
+    pub async fn change(&self, id: RollbackId, change: Change) -> Result<Result<Rollback, Refusal>> {
+        let Change {
+            action,
+            actor,
+            mut known,
+            then,
+            lease,
+        } = change;
         for _ in 0..MAX_CONFLICT_RETRIES {
-            let Some(mut rollback) = self.store.load(id).await.with_context(|| format!("loading {id}"))? else {
-                return Ok(Err(Refusal::NoSuchRollback { id: Some(id) }));
+            let mut rollback = match known.take() {
+                Some(rollback) => rollback,
+                None => match self.store.load(id).await.with_context(|| format!("loading {id}"))? {
+                    Some(rollback) => rollback,
+                    None => return Ok(Err(Refusal::NoSuchRollback { id: Some(id) })),
+                },
             };
             let now = self.clock.now();
-            let events = match decide(Some(&rollback), action, actor, &self.config.policy, now) {
+            let mut events = match decide(Some(&rollback), &action, &actor, &self.config.policy, now) {
                 Ok(events) => events,
                 Err(refusal) => return Ok(Err(refusal)),
             };
             let expected_version = rollback.version;
             let awaited_approval = rollback.state == State::AwaitingApproval;
-            let recorded: Vec<Recorded> = events
-                .iter()
-                .cloned()
-                .map(|event| Recorded {
-                    at: now,
-                    actor: actor.user.clone(),
-                    event,
-                })
-                .collect();
+            let record = |events: &[Event]| -> Vec<Recorded> {
+                events
+                    .iter()
+                    .cloned()
+                    .map(|event| Recorded {
+                        at: now,
+                        actor: actor.user.clone(),
+                        event,
+                    })
+                    .collect()
+            };
+            let mut recorded = record(&events);
             for r in &recorded {
                 rollback.apply(r);
             }
-            let consequences = consequences_of(awaited_approval, &rollback, &events, &self.reach());
+            let mut consequences = consequences_of(awaited_approval, &rollback, &events, &self.reach());
+            // The follow-up is decided on the state the action left, and its consequences
+            // follow the action's; if it is refused, the action is recorded alone.
+            if let Some(next) = then.and_then(|then| then(&rollback)) {
+                if let Ok(more) = decide(Some(&rollback), &next, &actor, &self.config.policy, now) {
+                    let was_awaiting = rollback.state == State::AwaitingApproval;
+                    let more_recorded = record(&more);
+                    for r in &more_recorded {
+                        rollback.apply(r);
+                    }
+                    consequences.then(consequences_of(was_awaiting, &rollback, &more, &self.reach()));
+                    events.extend(more);
+                    recorded.extend(more_recorded);
+                }
+            }
+            consequences.lease = lease.clone();
             match self
                 .store
                 .append(&rollback, expected_version, &recorded, &consequences)

@@ -317,14 +317,19 @@ impl EmbeddedStore {
         self.transaction(move |tx| {
             let now = events.last().map(|e| e.at).unwrap_or_else(Utc::now);
             let updated = tx.execute(
-                "UPDATE rollbacks SET version = ?2, state = ?3, doc = ?4, updated_at = ?5 WHERE id = ?1 AND version = ?6",
+                "UPDATE rollbacks SET version = ?2, state = ?3, doc = ?4, updated_at = ?5,
+                   lease_owner = CASE WHEN ?3 <> 'running' THEN NULL WHEN ?7 IS NOT NULL THEN ?7 ELSE lease_owner END,
+                   lease_until = CASE WHEN ?3 <> 'running' THEN NULL WHEN ?7 IS NOT NULL THEN ?8 ELSE lease_until END
+                 WHERE id = ?1 AND version = ?6",
                 params![
                     rollback.id.0,
                     rollback.version,
                     rollback.state.name(),
                     serde_json::to_string(&rollback)?,
                     ts(now),
-                    expected_version
+                    expected_version,
+                    consequences.lease.as_ref().map(|l| l.owner.clone()),
+                    consequences.lease.as_ref().map(|l| ts(l.until)),
                 ],
             )?;
             if updated == 0 {

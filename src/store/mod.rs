@@ -165,6 +165,26 @@ pub struct Consequences {
     pub timers: Vec<Timer>,
     /// The rollback no longer awaits approval: its pending timers are void.
     pub cancel_timers: bool,
+    /// The writer runs the rollback's steps from this change on. Whatever the change, a
+    /// rollback it leaves not running holds no lease any more.
+    pub lease: Option<Lease>,
+}
+
+impl Consequences {
+    /// Adds what a later change in the same write causes, after what this one caused.
+    pub fn then(&mut self, later: Consequences) {
+        self.effects.extend(later.effects);
+        self.timers.extend(later.timers);
+        self.cancel_timers |= later.cancel_timers;
+        self.lease = later.lease.or(self.lease.take());
+    }
+}
+
+/// Who runs a rollback's steps, and until when: past that, the run counts as abandoned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub until: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]

@@ -244,6 +244,8 @@ impl PostgresStore {
 
     /// Stores `rollback` (already folded with `events`) if nobody changed it since
     /// `expected_version`, appending the events and effects in the same transaction.
+    /// One statement, so one round trip and its own transaction: the versioned update, and
+    /// only if it matched, the events, effects and timers of the change.
     pub async fn append(
         &self,
         rollback: &Rollback,
@@ -251,22 +253,82 @@ impl PostgresStore {
         events: &[Recorded],
         consequences: &Consequences,
     ) -> Result<Written> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
         let now = events.last().map(|e| e.at).unwrap_or_else(Utc::now);
-        let updated = tx
-            .execute(
-                "UPDATE rollbacks SET version = $2, state = $3, doc = $4, updated_at = $5 WHERE id = $1 AND version = $6",
-                &[&rollback.id.0, &rollback.version, &rollback.state.name(), &serde_json::to_value(rollback)?, &now, &expected_version],
-            )
+        let seqs: Vec<i64> = (1..=events.len() as i64).map(|n| expected_version + n).collect();
+        let ats: Vec<DateTime<Utc>> = events.iter().map(|e| e.at).collect();
+        let actors: Vec<&str> = events.iter().map(|e| e.actor.0.as_str()).collect();
+        let recorded: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| serde_json::to_value(&e.event))
+            .collect::<Result<_, _>>()?;
+        let effects = EffectRows::of(&consequences.effects)?;
+        let timer_actions: Vec<serde_json::Value> = consequences
+            .timers
+            .iter()
+            .map(|t| serde_json::to_value(&t.action))
+            .collect::<Result<_, _>>()?;
+        let timer_dues: Vec<DateTime<Utc>> = consequences.timers.iter().map(|t| t.due_at).collect();
+        let lease_owner = consequences.lease.as_ref().map(|l| l.owner.as_str());
+        let lease_until = consequences.lease.as_ref().map(|l| l.until);
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "WITH changed AS (
+                   UPDATE rollbacks SET version = $2, state = $3, doc = $4, updated_at = $5,
+                     lease_owner = CASE WHEN $3 <> 'running' THEN NULL WHEN $7::text IS NOT NULL THEN $7 ELSE lease_owner END,
+                     lease_until = CASE WHEN $3 <> 'running' THEN NULL WHEN $7::text IS NOT NULL THEN $8 ELSE lease_until END
+                   WHERE id = $1 AND version = $6 RETURNING id),
+                 new_events AS (
+                   INSERT INTO rollback_events (rollback_id, seq, at, actor, event)
+                   SELECT c.id, e.seq, e.at, e.actor, e.event FROM changed c,
+                     unnest($9::bigint[], $10::timestamptz[], $11::text[], $12::jsonb[]) AS e (seq, at, actor, event)),
+                 void_timers AS (
+                   DELETE FROM timers t USING changed c WHERE $13 AND t.rollback_id = c.id AND t.fired_at IS NULL),
+                 new_timers AS (
+                   INSERT INTO timers (rollback_id, action, due_at)
+                   SELECT c.id, t.action, t.due_at FROM changed c,
+                     unnest($14::jsonb[], $15::timestamptz[]) AS t (action, due_at)),
+                 new_effects AS (
+                   INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane)
+                   SELECT c.id, e.kind, e.payload, $5, {EFFECT_BEHIND_ITS_LANE}, e.lane FROM changed c,
+                     unnest($16::text[], $17::jsonb[], $18::text[], $19::bool[])
+                       WITH ORDINALITY AS e (kind, payload, lane, collapses, position)
+                   WHERE NOT e.collapses OR NOT EXISTS (
+                     SELECT 1 FROM outbox o WHERE o.rollback_id = c.id AND o.lane = e.lane AND o.kind = e.kind
+                       AND o.done_at IS NULL AND o.claimed_until IS NULL)
+                   ORDER BY e.position)
+                 SELECT count(*) FROM changed"
+            ))
             .await?;
-        if updated == 0 {
-            return Ok(Written::Conflict);
-        }
-        insert_events(&tx, rollback.id, expected_version, events).await?;
-        apply_consequences(&tx, rollback.id, consequences, now).await?;
-        tx.commit().await.context("committing the rollback's change")?;
-        Ok(Written::Ok)
+        let changed: i64 = client
+            .query_one(
+                &statement,
+                &[
+                    &rollback.id.0,
+                    &rollback.version,
+                    &rollback.state.name(),
+                    &serde_json::to_value(rollback)?,
+                    &now,
+                    &expected_version,
+                    &lease_owner,
+                    &lease_until,
+                    &seqs,
+                    &ats,
+                    &actors,
+                    &recorded,
+                    &consequences.cancel_timers,
+                    &timer_actions,
+                    &timer_dues,
+                    &effects.kinds,
+                    &effects.payloads,
+                    &effects.lanes,
+                    &effects.collapses,
+                ],
+            )
+            .await
+            .context("recording the rollback's change")?
+            .get(0);
+        Ok(if changed == 0 { Written::Conflict } else { Written::Ok })
     }
 
     pub async fn load(&self, id: RollbackId) -> Result<Option<Rollback>> {
@@ -922,6 +984,44 @@ async fn insert_events(tx: &Transaction<'_>, id: RollbackId, first_seq_after: i6
 /// claims skip them instead of scanning a backlog. $1 rollback, $4 now, $5 lane.
 const BEHIND_ITS_LANE: &str = "greatest($4::timestamptz, (SELECT max(w.slot_at) FROM outbox w
      WHERE w.rollback_id = $1 AND w.lane = $5 AND w.done_at IS NULL))";
+
+/// [`BEHIND_ITS_LANE`] for a row `e` of effects of the rollback `c` written by the same statement.
+const EFFECT_BEHIND_ITS_LANE: &str = "greatest($5::timestamptz, (SELECT max(w.slot_at) FROM outbox w
+     WHERE w.rollback_id = c.id AND w.lane = e.lane AND w.done_at IS NULL))";
+
+/// A change's effects as columns for one multi-row insert. Of the effects that render current
+/// state, the first of each kind in a lane stands for the rest: it renders the newest state.
+struct EffectRows {
+    kinds: Vec<&'static str>,
+    payloads: Vec<serde_json::Value>,
+    lanes: Vec<String>,
+    collapses: Vec<bool>,
+}
+
+impl EffectRows {
+    fn of(effects: &[Effect]) -> Result<EffectRows> {
+        let mut rows = EffectRows {
+            kinds: vec![],
+            payloads: vec![],
+            lanes: vec![],
+            collapses: vec![],
+        };
+        for effect in effects {
+            let (kind, lane) = (effect.kind(), effect.lane());
+            let collapses = effect.collapses();
+            let already =
+                (0..rows.kinds.len()).any(|i| rows.collapses[i] && rows.kinds[i] == kind && rows.lanes[i] == lane);
+            if collapses && already {
+                continue;
+            }
+            rows.kinds.push(kind);
+            rows.payloads.push(serde_json::to_value(effect)?);
+            rows.lanes.push(lane);
+            rows.collapses.push(collapses);
+        }
+        Ok(rows)
+    }
+}
 
 async fn insert_effects(
     tx: &Transaction<'_>,

@@ -6,7 +6,7 @@ use rollbot::domain::Rollback;
 use rollbot::domain::fixtures::{Story, actor, alert_group, at};
 use rollbot::domain::proposal::{Decision, Proposal, ProposalId};
 use rollbot::domain::{Action, ChannelId, Recorded, RollbackId, Severity, State};
-use rollbot::store::{CardRef, Consequences, Effect, Filed, Store, Timer, TimerAction, Written};
+use rollbot::store::{CardRef, Consequences, Effect, Filed, Lease, Store, Timer, TimerAction, Written};
 
 /// Files a rollback with no per-person limit, as most checks here need.
 trait CreateUnlimited {
@@ -39,6 +39,8 @@ on_both_stores!(
     a_write_on_a_stale_version_is_a_conflict_and_changes_nothing,
     recent_lists_newest_first_by_channel_and_drills_apart,
     leases_show_which_runs_lost_their_process,
+    a_change_can_take_the_lease_and_one_that_stops_the_run_ends_it,
+    one_change_queues_its_messages_in_order_with_one_card_update,
     the_card_and_the_page_incident_are_remembered,
     the_outbox_hands_out_a_rollbacks_effects_in_order_one_lane_at_a_time,
     a_claimed_effect_is_not_handed_out_again_until_its_claim_lapses,
@@ -273,6 +275,120 @@ async fn leases_show_which_runs_lost_their_process(store: Store) {
     );
 }
 
+/// The executor takes its lease in the same write that starts the run; a rollback that stops
+/// running (interrupted, paused, finished) holds none, so a later run is not hidden by it.
+async fn a_change_can_take_the_lease_and_one_that_stops_the_run_ends_it(store: Store) {
+    let system = rollbot::domain::Actor::system();
+    let story = request("C0INCIDENTS", false).approved();
+    let created = store.create_unlimited(&story.history, &nothing()).await.unwrap();
+    let mut written = story.history.len();
+    let mut version = created.version;
+    let mut change = |story: Story, lease: Option<Lease>| {
+        let store = store.clone();
+        let already = written;
+        written = story.history.len();
+        let expected = version;
+        version = story.rollback.version;
+        async move {
+            let mut rollback = story.rollback.clone();
+            rollback.id = created.id;
+            let consequences = Consequences {
+                lease,
+                ..Default::default()
+            };
+            let outcome = store
+                .append(&rollback, expected, &story.history[already..], &consequences)
+                .await
+                .unwrap();
+            assert_eq!(outcome, Written::Ok);
+            story
+        }
+    };
+    let grace = std::time::Duration::from_secs(60);
+    let lapsed_at =
+        |store: Store, when: DateTime<Utc>| async move { store.runs_with_lapsed_lease(when, grace).await.unwrap() };
+
+    let until = at(30);
+    let started = change(
+        story.act(&system, Action::StartRun),
+        Some(Lease {
+            owner: "rollbot-a".into(),
+            until,
+        }),
+    )
+    .await;
+    assert!(
+        lapsed_at(store.clone(), until - Duration::seconds(1)).await.is_empty(),
+        "the lease written with the run's start holds until it runs out"
+    );
+    assert_eq!(
+        lapsed_at(store.clone(), until + Duration::seconds(1)).await,
+        [created.id]
+    );
+
+    let stepping = change(started.act(&system, Action::StartStep { index: 0 }), None).await;
+    assert!(
+        lapsed_at(store.clone(), until - Duration::seconds(1)).await.is_empty(),
+        "a change without a lease leaves the held one alone"
+    );
+
+    let interrupted = change(stepping.act(&system, Action::Interrupt), None).await;
+    let retried = change(
+        interrupted.act(
+            &actor(rollbot::domain::fixtures::ON_CALL),
+            Action::RetryStep { index: 0 },
+        ),
+        None,
+    )
+    .await;
+    let rerun = change(retried.act(&system, Action::StartRun), None).await;
+    let rerun_at = rerun.history.last().unwrap().at;
+    assert!(
+        rerun_at + Duration::seconds(61) < until,
+        "the check needs the old lease still in force"
+    );
+    assert_eq!(
+        lapsed_at(store.clone(), rerun_at + Duration::seconds(61)).await,
+        [created.id],
+        "the interruption ended the old lease: the new run, without one, counts from its last change"
+    );
+}
+
+/// Everything one change causes goes out in the order it was caused, however many messages,
+/// and several card updates in one change are one update.
+async fn one_change_queues_its_messages_in_order_with_one_card_update(store: Store) {
+    let story = request("C0INCIDENTS", false);
+    let created = store.create_unlimited(&story.history, &nothing()).await.unwrap();
+    let requested = story.history.len();
+    let approved = story.approved();
+    let mut rollback = approved.rollback.clone();
+    rollback.id = created.id;
+    let caused = effects(vec![
+        Effect::UpdateCard,
+        Effect::StepFinished { index: 0 },
+        Effect::UpdateCard,
+        Effect::StepStarted { index: 1 },
+        Effect::RunFinished,
+    ]);
+    let outcome = store
+        .append(&rollback, created.version, &approved.history[requested..], &caused)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Written::Ok);
+    let mut sent = vec![];
+    loop {
+        let claimed = store.claim_outbox(at(60), CLAIM, 10).await.unwrap();
+        if claimed.is_empty() {
+            break;
+        }
+        for item in claimed {
+            sent.push(item.effect.kind());
+            store.outbox_delivered(item.id, at(60)).await.unwrap();
+        }
+    }
+    assert_eq!(sent, ["update_card", "step_finished", "step_started", "run_finished"]);
+}
+
 async fn the_card_and_the_page_incident_are_remembered(store: Store) {
     let created = store
         .create_unlimited(&request("C0INCIDENTS", false).history, &nothing())
@@ -500,6 +616,7 @@ async fn timers_fire_in_due_order_once_and_die_with_the_wait(store: Store) {
         .await
         .unwrap();
     let story = request("C0INCIDENTS", false);
+    let requested = story.history.len();
     let requested = story.history.len();
     let approved = story.approved();
     let mut rollback = approved.rollback.clone();
@@ -993,7 +1110,7 @@ async fn simultaneous_requests_each_keep_their_own_events_effects_and_timers(sto
                 action: TimerAction::Expire,
                 due_at: at(60 + i as i64),
             }],
-            cancel_timers: false,
+            ..Default::default()
         })
         .collect();
     let attempts = stories
