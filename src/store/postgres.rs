@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0008_reserved_slots.sql",
         include_str!("../../migrations/0008_reserved_slots.sql"),
     ),
+    (
+        9,
+        "0009_claim_in_due_order.sql",
+        include_str!("../../migrations/0009_claim_in_due_order.sql"),
+    ),
 ];
 
 mod filing;
@@ -492,22 +497,9 @@ impl PostgresStore {
             .client()
             .await?
             .query(
-                "UPDATE outbox SET claimed_until = $2, attempts = attempts + 1
-                 WHERE id IN (
-                     SELECT o.id FROM outbox o
-                     WHERE o.done_at IS NULL AND o.available_at <= $1
-                       AND (o.claimed_until IS NULL OR o.claimed_until < $1)
-                       AND NOT EXISTS (SELECT 1 FROM outbox p
-                                       WHERE p.rollback_id = o.rollback_id AND p.lane = o.lane
-                                         AND p.id < o.id AND p.done_at IS NULL)
-                       -- Apart, not OR-ed: each probe then walks its own index.
-                       AND NOT (o.rollback_id IS NULL AND o.lane <> 'slack'
-                                AND EXISTS (SELECT 1 FROM outbox p
-                                            WHERE p.rollback_id IS NULL AND p.lane = o.lane
-                                              AND p.id < o.id AND p.done_at IS NULL))
-                     ORDER BY o.available_at, o.id LIMIT $3
-                     FOR UPDATE SKIP LOCKED)
-                 RETURNING id, rollback_id, payload, attempts, slot_at IS NOT NULL",
+                // The function (migration 0009) walks the due-time index in order whatever
+                // the table's statistics say.
+                "SELECT id, rollback_id, payload, attempts, slot_reserved FROM claim_outbox($1, $2, $3)",
                 &[&now, &until, &limit],
             )
             .await?;
