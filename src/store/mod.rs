@@ -171,6 +171,21 @@ pub struct Consequences {
 }
 
 impl Consequences {
+    /// The effects to queue, in order: of those that render current state, the first of each
+    /// kind in a lane stands for the rest, since a later one would render the same.
+    pub(crate) fn effects_to_queue(&self) -> impl Iterator<Item = &Effect> {
+        let mut rendering: Vec<(&'static str, String)> = vec![];
+        self.effects.iter().filter(move |effect| {
+            if !effect.collapses() {
+                return true;
+            }
+            let key = (effect.kind(), effect.lane());
+            let first = !rendering.contains(&key);
+            rendering.push(key);
+            first
+        })
+    }
+
     /// Adds what a later change in the same write causes, after what this one caused.
     pub fn then(&mut self, later: Consequences) {
         self.effects.extend(later.effects);

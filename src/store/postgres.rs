@@ -266,7 +266,7 @@ impl PostgresStore {
             .iter()
             .map(|e| serde_json::to_value(&e.event))
             .collect::<Result<_, _>>()?;
-        let effects = EffectRows::of(&consequences.effects)?;
+        let effects = EffectRows::of(consequences)?;
         let timer_actions: Vec<serde_json::Value> = consequences
             .timers
             .iter()
@@ -295,14 +295,15 @@ impl PostgresStore {
                      unnest($14::jsonb[], $15::timestamptz[]) AS t (action, due_at)),
                  new_effects AS (
                    INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane)
-                   SELECT c.id, e.kind, e.payload, $5, {EFFECT_BEHIND_ITS_LANE}, e.lane FROM changed c,
+                   SELECT c.id, e.kind, e.payload, $5, {behind}, e.lane FROM changed c,
                      unnest($16::text[], $17::jsonb[], $18::text[], $19::bool[])
                        WITH ORDINALITY AS e (kind, payload, lane, collapses, position)
                    WHERE NOT e.collapses OR NOT EXISTS (
                      SELECT 1 FROM outbox o WHERE o.rollback_id = c.id AND o.lane = e.lane AND o.kind = e.kind
                        AND o.done_at IS NULL AND o.claimed_until IS NULL)
                    ORDER BY e.position)
-                 SELECT count(*) FROM changed"
+                 SELECT count(*) FROM changed",
+                behind = behind_its_lane("c.id", "$5", "e.lane")
             ))
             .await?;
         let changed: i64 = client
@@ -973,16 +974,16 @@ async fn insert_events(tx: &Transaction<'_>, id: RollbackId, first_seq_after: i6
 
 /// When a new effect becomes due: now, or when the message ahead of it in its lane has its
 /// channel slot, since it cannot go before that one anyway. Waiting rows are then not due, so
-/// claims skip them instead of scanning a backlog. $1 rollback, $4 now, $5 lane.
-const BEHIND_ITS_LANE: &str = "greatest($4::timestamptz, (SELECT max(w.slot_at) FROM outbox w
-     WHERE w.rollback_id = $1 AND w.lane = $5 AND w.done_at IS NULL))";
+/// claims skip them instead of scanning a backlog. The arguments are SQL expressions for the
+/// rollback, the time of the change and the effect's lane.
+fn behind_its_lane(rollback: &str, now: &str, lane: &str) -> String {
+    format!(
+        "greatest({now}::timestamptz, (SELECT max(w.slot_at) FROM outbox w
+           WHERE w.rollback_id = {rollback} AND w.lane = {lane} AND w.done_at IS NULL))"
+    )
+}
 
-/// [`BEHIND_ITS_LANE`] for a row `e` of effects of the rollback `c` written by the same statement.
-const EFFECT_BEHIND_ITS_LANE: &str = "greatest($5::timestamptz, (SELECT max(w.slot_at) FROM outbox w
-     WHERE w.rollback_id = c.id AND w.lane = e.lane AND w.done_at IS NULL))";
-
-/// A change's effects as columns for one multi-row insert. Of the effects that render current
-/// state, the first of each kind in a lane stands for the rest: it renders the newest state.
+/// A change's effects as columns for one multi-row insert.
 struct EffectRows {
     kinds: Vec<&'static str>,
     payloads: Vec<serde_json::Value>,
@@ -991,25 +992,18 @@ struct EffectRows {
 }
 
 impl EffectRows {
-    fn of(effects: &[Effect]) -> Result<EffectRows> {
+    fn of(consequences: &Consequences) -> Result<EffectRows> {
         let mut rows = EffectRows {
             kinds: vec![],
             payloads: vec![],
             lanes: vec![],
             collapses: vec![],
         };
-        for effect in effects {
-            let (kind, lane) = (effect.kind(), effect.lane());
-            let collapses = effect.collapses();
-            let already =
-                (0..rows.kinds.len()).any(|i| rows.collapses[i] && rows.kinds[i] == kind && rows.lanes[i] == lane);
-            if collapses && already {
-                continue;
-            }
-            rows.kinds.push(kind);
+        for effect in consequences.effects_to_queue() {
+            rows.kinds.push(effect.kind());
             rows.payloads.push(serde_json::to_value(effect)?);
-            rows.lanes.push(lane);
-            rows.collapses.push(collapses);
+            rows.lanes.push(effect.lane());
+            rows.collapses.push(effect.collapses());
         }
         Ok(rows)
     }
@@ -1022,6 +1016,7 @@ async fn insert_effects(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let rollback_id = id.map(|i| i.0);
+    let behind = behind_its_lane("$1", "$4", "$5");
     for effect in effects {
         let payload = serde_json::to_value(effect)?;
         if effect.collapses() {
@@ -1034,7 +1029,7 @@ async fn insert_effects(
             tx.execute(
                 &format!(
                     "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane)
-                     SELECT $1, $2, $3, $4, {BEHIND_ITS_LANE}, $5
+                     SELECT $1, $2, $3, $4, {behind}, $5
                      WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE {same_owner} AND lane = $5
                                        AND kind = $2 AND done_at IS NULL AND claimed_until IS NULL)"
                 ),
@@ -1045,7 +1040,7 @@ async fn insert_effects(
             tx.execute(
                 &format!(
                     "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane)
-                     VALUES ($1, $2, $3, $4, {BEHIND_ITS_LANE}, $5)"
+                     VALUES ($1, $2, $3, $4, {behind}, $5)"
                 ),
                 &[&rollback_id, &effect.kind(), &payload, &now, &effect.lane()],
             )

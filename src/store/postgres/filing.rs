@@ -262,12 +262,7 @@ impl Rows {
             self.events.push(serde_json::to_value(&recorded.event)?);
         }
 
-        // As alone: a state-rendering effect is queued once; a second would render the same.
-        let mut collapsed: HashSet<(&'static str, String)> = HashSet::new();
-        for effect in &filing.consequences.effects {
-            if effect.collapses() && !collapsed.insert((effect.kind(), effect.lane())) {
-                continue;
-            }
+        for effect in filing.consequences.effects_to_queue() {
             self.effect_rollbacks.push(id);
             self.effect_kinds.push(effect.kind());
             self.effect_payloads.push(serde_json::to_value(effect)?);
