@@ -37,9 +37,6 @@ enum Outcome {
     Wait(chrono::DateTime<chrono::Utc>),
 }
 
-/// Slack accepts about one message per second per channel.
-pub const PER_CHANNEL_GAP: Duration = Duration::from_secs(1);
-
 impl Delivery {
     pub fn new(engine: Arc<Engine>, slack: Arc<SlackApi>, status_page: Option<StatusPage>) -> Self {
         Delivery {
@@ -378,7 +375,7 @@ impl Delivery {
         let slot = self
             .engine
             .store
-            .reserve_channel_slot(channel, now, PER_CHANNEL_GAP)
+            .reserve_channel_slot(channel, now, crate::store::CHANNEL_POST_GAP)
             .await?;
         if slot <= now {
             Ok(())

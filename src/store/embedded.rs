@@ -3,7 +3,9 @@
 //! (`synchronous = FULL`) before the caller hears "done", so an acknowledged request survives a
 //! crash. One process owns the file: a second one is refused (an exclusive lock on a file beside
 //! it, released by the kernel when the owner dies, even by kill -9).
-use super::{CardRef, CardTable, Consequences, DueTimer, Effect, FINISHED_STATES, Filed, OutboxItem, Written};
+use super::{
+    CHANNEL_POST_GAP, CardRef, CardTable, Consequences, DueTimer, Effect, FINISHED_STATES, Filed, OutboxItem, Written,
+};
 use super::{EventRow, Export, OutboxRow, ProposalRow, RollbackRow, TimerRow};
 use crate::domain::proposal::{Proposal, ProposalId};
 use crate::domain::{Recorded, Rollback, RollbackId, UserId};
@@ -619,26 +621,9 @@ impl EmbeddedStore {
         now: DateTime<Utc>,
         gap: std::time::Duration,
     ) -> Result<DateTime<Utc>> {
-        let gap = chrono::Duration::from_std(gap)?;
         let channel = channel.to_owned();
-        self.transaction(move |tx| {
-            let next: Option<String> = tx
-                .query_row("SELECT next_at FROM channel_pace WHERE channel = ?1", [&channel], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            let slot = match next {
-                Some(next) => parse_ts(&next)?.max(now),
-                None => now,
-            };
-            tx.execute(
-                "INSERT INTO channel_pace (channel, next_at) VALUES (?1, ?2)
-                 ON CONFLICT (channel) DO UPDATE SET next_at = ?2",
-                params![channel, ts(slot + gap)],
-            )?;
-            Ok(slot)
-        })
-        .await
+        self.transaction(move |tx| take_channel_slot(tx, &channel, now, gap))
+            .await
     }
 
     pub async fn outbox_wait_for_slot(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
@@ -887,8 +872,43 @@ fn insert_rollback(tx: &Transaction, history: &[Recorded], consequences: &Conseq
         ],
     )?;
     insert_events(tx, id, 0, history)?;
-    apply_consequences(tx, id, consequences, rollback.requested_at)?;
+    let now = rollback.requested_at;
+    apply_consequences(tx, id, consequences, now)?;
+    if consequences.effects.contains(&Effect::PostCard) {
+        // The card holds its channel's next slot from now on; nothing in its lane goes before it.
+        let slot = take_channel_slot(tx, &rollback.request.channel.0, now, CHANNEL_POST_GAP)?;
+        tx.execute(
+            "UPDATE outbox SET available_at = max(available_at, ?2),
+                               slot_at = CASE WHEN kind = 'post_card' THEN ?2 END
+             WHERE rollback_id = ?1 AND lane = ?3",
+            params![id.0, ts(slot), Effect::PostCard.lane()],
+        )?;
+    }
     Ok(rollback)
+}
+
+/// Reserves `channel`'s next posting slot, `gap` after the one before it and not before `now`.
+fn take_channel_slot(
+    tx: &Transaction,
+    channel: &str,
+    now: DateTime<Utc>,
+    gap: std::time::Duration,
+) -> Result<DateTime<Utc>> {
+    let next: Option<String> = tx
+        .query_row("SELECT next_at FROM channel_pace WHERE channel = ?1", [channel], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let slot = match next {
+        Some(next) => parse_ts(&next)?.max(now),
+        None => now,
+    };
+    tx.execute(
+        "INSERT INTO channel_pace (channel, next_at) VALUES (?1, ?2)
+         ON CONFLICT (channel) DO UPDATE SET next_at = ?2",
+        params![channel, ts(slot + chrono::Duration::from_std(gap)?)],
+    )?;
+    Ok(slot)
 }
 
 const PROPOSAL_COLUMNS: &str = "id, version, rollback_id, doc";

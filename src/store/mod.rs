@@ -208,8 +208,8 @@ pub struct OutboxItem {
     pub rollback_id: Option<RollbackId>,
     pub effect: Effect,
     pub attempts: i32,
-    /// A channel slot was reserved for it when it was put back to wait: it posts without
-    /// taking another.
+    /// A channel slot was reserved for it (when its rollback was filed, or when it was put back
+    /// to wait): it posts without taking another.
     pub slot_reserved: bool,
 }
 
@@ -261,6 +261,11 @@ pub enum Filed<T> {
     /// The proposal it was started from changed first; nothing was recorded.
     ProposalChanged,
 }
+
+/// Slack accepts about one message per second per channel: posts to a channel are paced this
+/// far apart. A new rollback's card takes its channel's next slot when it is filed; every other
+/// message takes one when it is about to be posted.
+pub const CHANNEL_POST_GAP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Rollbacks in these states are over; every other state still needs someone's attention.
 pub(crate) const FINISHED_STATES: &str = "'succeeded', 'failed', 'rejected', 'cancelled', 'expired', 'aborted'";
@@ -364,6 +369,8 @@ operations! {
     /// Records a new rollback from its first events, with the effects they cause, and returns
     /// it with its number, unless its requester already has `open_limit` open rollbacks
     /// (checked in the same transaction, so simultaneous requests cannot both slip past).
+    /// Its card holds its channel's next posting slot (`CHANNEL_POST_GAP` after the one before)
+    /// and is not due before it, nor is what follows the card in its lane.
     fn create_rollback(&self, history: &[Recorded], consequences: &Consequences, open_limit: Option<usize>) -> Result<Filed<Rollback>>;
     /// Stores `rollback` (already folded with `events`) if nobody changed it since
     /// `expected_version`, appending the events and effects in the same transaction.

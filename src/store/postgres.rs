@@ -823,27 +823,19 @@ async fn requester_is_full(
     Ok((open.len() >= limit).then_some(open))
 }
 
-async fn insert_rollback(tx: &Transaction<'_>, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {
+async fn insert_rollback(
+    tx: &deadpool_postgres::Transaction<'_>,
+    history: &[Recorded],
+    consequences: &Consequences,
+) -> Result<Rollback> {
     let number: i64 = tx.query_one("SELECT nextval('rollback_numbers')", &[]).await?.get(0);
     let id = RollbackId(number);
     let rollback =
         Rollback::from_history(id, history).ok_or_else(|| anyhow!("a rollback must start with a request"))?;
-    tx.execute(
-        "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-        &[
-            &number,
-            &rollback.version,
-            &rollback.state.name(),
-            &rollback.request.channel.0,
-            &rollback.request.service,
-            &serde_json::to_value(&rollback)?,
-            &rollback.requested_at,
-        ],
-    )
-    .await?;
-    insert_events(tx, id, 0, history).await?;
-    apply_consequences(tx, id, consequences, rollback.requested_at).await?;
+    // The same rows as a batch of requests, so one rule files both (its card's slot too).
+    let mut rows = filing::Rows::default();
+    rows.add(&rollback, history, consequences)?;
+    rows.insert(tx).await?;
     Ok(rollback)
 }
 
@@ -929,47 +921,6 @@ async fn write_proposal(
         rollback,
         ..proposal.clone()
     }))
-}
-
-async fn apply_consequences(
-    tx: &Transaction<'_>,
-    id: RollbackId,
-    consequences: &Consequences,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    insert_effects(tx, Some(id), &consequences.effects, now).await?;
-    if consequences.cancel_timers {
-        tx.execute(
-            "DELETE FROM timers WHERE rollback_id = $1 AND fired_at IS NULL",
-            &[&id.0],
-        )
-        .await?;
-    }
-    for timer in &consequences.timers {
-        tx.execute(
-            "INSERT INTO timers (rollback_id, action, due_at) VALUES ($1, $2, $3)",
-            &[&id.0, &serde_json::to_value(&timer.action)?, &timer.due_at],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-async fn insert_events(tx: &Transaction<'_>, id: RollbackId, first_seq_after: i64, events: &[Recorded]) -> Result<()> {
-    for (offset, recorded) in events.iter().enumerate() {
-        tx.execute(
-            "INSERT INTO rollback_events (rollback_id, seq, at, actor, event) VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &id.0,
-                &(first_seq_after + 1 + offset as i64),
-                &recorded.at,
-                &recorded.actor.0,
-                &serde_json::to_value(&recorded.event)?,
-            ],
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// When a new effect becomes due: now, or when the message ahead of it in its lane has its

@@ -49,6 +49,7 @@ on_both_stores!(
     timers_fire_in_due_order_once_and_die_with_the_wait,
     channel_slots_space_posts_one_gap_apart,
     a_message_waiting_for_its_slot_comes_back_holding_it,
+    a_card_filed_while_its_channel_is_busy_holds_the_next_slot,
     figures_count_what_waits_and_what_exists,
     migrations_apply_once,
     one_proposal_is_open_per_alert_group_and_changes_by_version,
@@ -670,13 +671,75 @@ async fn channel_slots_space_posts_one_gap_apart(store: Store) {
     );
 }
 
+/// A new rollback's card takes its channel's next posting slot when it is filed, so the
+/// delivery worker only has to post it; what follows the card waits with it.
+async fn a_card_filed_while_its_channel_is_busy_holds_the_next_slot(store: Store) {
+    let gap = std::time::Duration::from_secs(1);
+    let second = |n: i64| at(0) + Duration::seconds(n);
+    assert_eq!(
+        store.reserve_channel_slot("C0INCIDENTS", at(0), gap).await.unwrap(),
+        at(0)
+    );
+    let busy = store
+        .create_unlimited(
+            &request("C0INCIDENTS", false).history,
+            &effects(vec![Effect::PostCard, Effect::NotifyLadder]),
+        )
+        .await
+        .unwrap();
+    let elsewhere = store
+        .create_unlimited(&request("C0OTHER", false).history, &effects(vec![Effect::PostCard]))
+        .await
+        .unwrap();
+    let now = store.claim_outbox(at(0), CLAIM, 10).await.unwrap();
+    assert_eq!(
+        (now.len(), now[0].rollback_id, now[0].slot_reserved),
+        (1, Some(elsewhere.id), true),
+        "a card in a free channel posts at once, holding its slot"
+    );
+    assert_eq!(
+        store.next_paced_delivery(at(0)).await.unwrap(),
+        Some(second(1)),
+        "the busy channel's card waits for the next slot"
+    );
+    assert!(
+        store
+            .claim_outbox(second(1) - Duration::milliseconds(1), CLAIM, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let card = store.claim_outbox(second(1), CLAIM, 10).await.unwrap();
+    assert_eq!(
+        (
+            kinds(&card),
+            card[0].rollback_id,
+            card[0].slot_reserved,
+            card[0].attempts
+        ),
+        (vec!["post_card"], Some(busy.id), true, 1),
+        "then it is due, once, holding the slot: not put back, not counted as tried"
+    );
+    assert_eq!(
+        store.reserve_channel_slot("C0INCIDENTS", at(0), gap).await.unwrap(),
+        second(2),
+        "the slot is taken"
+    );
+    store.outbox_delivered(card[0].id, second(1)).await.unwrap();
+    assert_eq!(
+        kinds(&store.claim_outbox(second(1), CLAIM, 10).await.unwrap()),
+        ["notify_ladder"]
+    );
+}
+
 /// A message put back for its slot comes back once, at that slot, saying it holds it; a retry
 /// after an error must take a new one.
 async fn a_message_waiting_for_its_slot_comes_back_holding_it(store: Store) {
     let created = store
         .create_unlimited(
             &request("C0INCIDENTS", false).history,
-            &effects(vec![Effect::PostCard, Effect::RunFinished]),
+            // A thread reply: unlike a new card, it has no slot until it is about to be posted.
+            &effects(vec![Effect::Paused { index: 0 }, Effect::RunFinished]),
         )
         .await
         .unwrap();
@@ -693,7 +756,7 @@ async fn a_message_waiting_for_its_slot_comes_back_holding_it(store: Store) {
         "not before its slot, nor what waits behind it, queued before or after"
     );
     let due = store.claim_outbox(at(3), CLAIM, 10).await.unwrap();
-    assert_eq!(kinds(&due), ["post_card"], "then the card first");
+    assert_eq!(kinds(&due), ["paused"], "then the reply first");
     assert_eq!((due[0].id, due[0].slot_reserved, due[0].attempts), (card.id, true, 1));
 
     store.outbox_hand_back(card.id).await.unwrap();
@@ -1149,27 +1212,48 @@ async fn simultaneous_requests_each_keep_their_own_events_effects_and_timers(sto
         );
     }
 
-    let cards = store.claim_outbox(at(0), CLAIM, 100).await.unwrap();
+    // All in one channel: each card holds a posting slot of its own, a second after the last.
+    let second = |n: usize| at(0) + Duration::seconds(n as i64);
+    assert_eq!(
+        store.next_paced_delivery(at(0)).await.unwrap(),
+        Some(second(1)),
+        "one card may post now, the next a second later"
+    );
+    assert_eq!(
+        store.next_paced_delivery(second(PEOPLE - 2)).await.unwrap(),
+        Some(second(PEOPLE - 1)),
+        "and the last {} seconds after the first",
+        PEOPLE - 1
+    );
+    let cards = store.claim_outbox(second(PEOPLE - 1), CLAIM, 100).await.unwrap();
     assert_eq!(
         cards.len(),
         PEOPLE,
         "every rollback's card, one per rollback: {:?}",
         kinds(&cards)
     );
-    assert!(cards.iter().all(|c| c.effect == Effect::PostCard));
+    assert!(cards.iter().all(|c| c.effect == Effect::PostCard && c.slot_reserved));
+    assert_eq!(
+        store
+            .reserve_channel_slot("C0INCIDENTS", at(0), std::time::Duration::from_secs(1))
+            .await
+            .unwrap(),
+        second(PEOPLE),
+        "no two cards share a slot, and the next message comes after them all"
+    );
     for card in &cards {
-        store.outbox_delivered(card.id, at(0)).await.unwrap();
+        store.outbox_delivered(card.id, second(PEOPLE)).await.unwrap();
     }
-    let updates = store.claim_outbox(at(0), CLAIM, 100).await.unwrap();
+    let updates = store.claim_outbox(second(PEOPLE), CLAIM, 100).await.unwrap();
     assert_eq!(
         kinds(&updates),
         vec!["update_card"; PEOPLE],
         "then one card update each: the second collapsed into the first"
     );
     for update in &updates {
-        store.outbox_delivered(update.id, at(0)).await.unwrap();
+        store.outbox_delivered(update.id, second(PEOPLE)).await.unwrap();
     }
-    assert!(store.claim_outbox(at(0), CLAIM, 100).await.unwrap().is_empty());
+    assert!(store.claim_outbox(second(PEOPLE), CLAIM, 100).await.unwrap().is_empty());
 
     let again = store
         .create_rollback(&stories[7].history, &nothing(), Some(1))

@@ -9,7 +9,7 @@
 //! cannot fail the others it happened to share a batch with.
 use super::{insert_rollback, requester_is_full};
 use crate::domain::{Recorded, Rollback, RollbackId};
-use crate::store::{CommitOutcomeUnknown, Consequences, FINISHED_STATES, Filed};
+use crate::store::{CHANNEL_POST_GAP, CommitOutcomeUnknown, Consequences, Effect, FINISHED_STATES, Filed};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -192,7 +192,7 @@ async fn file_together(pool: &Pool, batch: &[Filing]) -> Result<Vec<Filed<Rollba
         let id = RollbackId(ids.next().context("PostgreSQL handed out too few rollback numbers")?);
         let rollback = Rollback::from_history(id, &filing.history)
             .ok_or_else(|| anyhow!("a rollback must start with a request"))?;
-        rows.add(&rollback, filing)?;
+        rows.add(&rollback, &filing.history, &filing.consequences)?;
         open.entry(requester(filing)?.to_owned()).or_default().push(id);
         outcomes.push(Some(rollback));
     }
@@ -215,9 +215,9 @@ async fn file_together(pool: &Pool, batch: &[Filing]) -> Result<Vec<Filed<Rollba
         .collect()
 }
 
-/// The batch's rows, column by column, for one multi-row insert per table.
+/// New rollbacks' rows, column by column, for one multi-row insert per table.
 #[derive(Default)]
-struct Rows {
+pub(super) struct Rows {
     rollback_ids: Vec<i64>,
     versions: Vec<i64>,
     states: Vec<&'static str>,
@@ -237,6 +237,8 @@ struct Rows {
     effect_payloads: Vec<serde_json::Value>,
     effect_ats: Vec<DateTime<Utc>>,
     effect_lanes: Vec<String>,
+    /// The channel whose posting slot the effect takes when filed: a new rollback's card.
+    effect_card_channels: Vec<Option<String>>,
 
     timer_rollbacks: Vec<i64>,
     timer_actions: Vec<serde_json::Value>,
@@ -244,7 +246,7 @@ struct Rows {
 }
 
 impl Rows {
-    fn add(&mut self, rollback: &Rollback, filing: &Filing) -> Result<()> {
+    pub(super) fn add(&mut self, rollback: &Rollback, history: &[Recorded], consequences: &Consequences) -> Result<()> {
         let id = rollback.id.0;
         self.rollback_ids.push(id);
         self.versions.push(rollback.version);
@@ -254,7 +256,7 @@ impl Rows {
         self.docs.push(serde_json::to_value(rollback)?);
         self.requested_at.push(rollback.requested_at);
 
-        for (offset, recorded) in filing.history.iter().enumerate() {
+        for (offset, recorded) in history.iter().enumerate() {
             self.event_rollbacks.push(id);
             self.event_seqs.push(1 + offset as i64);
             self.event_ats.push(recorded.at);
@@ -262,15 +264,17 @@ impl Rows {
             self.events.push(serde_json::to_value(&recorded.event)?);
         }
 
-        for effect in filing.consequences.effects_to_queue() {
+        for effect in consequences.effects_to_queue() {
             self.effect_rollbacks.push(id);
             self.effect_kinds.push(effect.kind());
             self.effect_payloads.push(serde_json::to_value(effect)?);
             self.effect_ats.push(rollback.requested_at);
             self.effect_lanes.push(effect.lane());
+            self.effect_card_channels
+                .push((*effect == Effect::PostCard).then(|| rollback.request.channel.0.clone()));
         }
 
-        for timer in &filing.consequences.timers {
+        for timer in &consequences.timers {
             self.timer_rollbacks.push(id);
             self.timer_actions.push(serde_json::to_value(&timer.action)?);
             self.timer_dues.push(timer.due_at);
@@ -278,7 +282,7 @@ impl Rows {
         Ok(())
     }
 
-    async fn insert(&self, tx: &deadpool_postgres::Transaction<'_>) -> Result<()> {
+    pub(super) async fn insert(&self, tx: &deadpool_postgres::Transaction<'_>) -> Result<()> {
         if self.rollback_ids.is_empty() {
             return Ok(());
         }
@@ -324,31 +328,6 @@ impl Rows {
         .await
         .context("inserting a batch of request events")?;
 
-        if !self.effect_rollbacks.is_empty() {
-            // Ordered, so each rollback's effects get ascending ids and go out in that order.
-            let effects = tx
-                .prepare_cached(
-                    "INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane)
-                     SELECT rollback_id, kind, payload, at, at, lane
-                     FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::text[])
-                       WITH ORDINALITY AS e (rollback_id, kind, payload, at, lane, position)
-                     ORDER BY position",
-                )
-                .await?;
-            tx.execute(
-                &effects,
-                &[
-                    &self.effect_rollbacks,
-                    &self.effect_kinds,
-                    &self.effect_payloads,
-                    &self.effect_ats,
-                    &self.effect_lanes,
-                ],
-            )
-            .await
-            .context("queueing a batch of effects")?;
-        }
-
         if !self.timer_rollbacks.is_empty() {
             let timers = tx
                 .prepare_cached(
@@ -360,6 +339,60 @@ impl Rows {
                 .await
                 .context("setting a batch of timers")?;
         }
+        if !self.effect_rollbacks.is_empty() {
+            // Ordered, so each rollback's effects get ascending ids and go out in that order.
+            // Each channel's cards take its next slots one gap apart, in one statement per batch
+            // (replicas cannot take the same slot); a card and what follows it in its lane are
+            // not due before the card's slot. Last before the commit: the channel's pace row
+            // stays locked until then.
+            let effects = tx
+                .prepare_cached(
+                    "WITH effects AS (
+                         SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::text[], $6::text[])
+                           WITH ORDINALITY AS e (rollback_id, kind, payload, at, lane, card_channel, position)),
+                     cards AS (
+                         SELECT rollback_id, lane, position, card_channel,
+                                row_number() OVER (PARTITION BY card_channel ORDER BY position) AS place
+                         FROM effects WHERE card_channel IS NOT NULL),
+                     wanted AS (
+                         SELECT card_channel AS channel, count(*) AS cards, max(at) AS at
+                         FROM effects WHERE card_channel IS NOT NULL GROUP BY card_channel),
+                     reserved AS (
+                         INSERT INTO channel_pace AS pace (channel, next_at)
+                         SELECT channel, at + cards * make_interval(secs => $7::float8) FROM wanted
+                         ON CONFLICT (channel) DO UPDATE
+                           SET next_at = (SELECT greatest(pace.next_at, w.at) + w.cards * make_interval(secs => $7::float8)
+                                          FROM wanted w WHERE w.channel = excluded.channel)
+                         RETURNING channel, next_at),
+                     slots AS (
+                         SELECT c.rollback_id, c.lane, c.position,
+                                r.next_at - (w.cards - c.place + 1) * make_interval(secs => $7::float8) AS slot
+                         FROM cards c JOIN wanted w ON w.channel = c.card_channel
+                           JOIN reserved r ON r.channel = c.card_channel)
+                     INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane, slot_at)
+                     SELECT e.rollback_id, e.kind, e.payload, e.at, greatest(e.at, s.slot), e.lane,
+                            CASE WHEN s.position = e.position THEN s.slot END
+                     FROM effects e
+                       LEFT JOIN slots s ON s.rollback_id = e.rollback_id AND s.lane = e.lane AND s.position <= e.position
+                     ORDER BY e.position",
+                )
+                .await?;
+            tx.execute(
+                &effects,
+                &[
+                    &self.effect_rollbacks,
+                    &self.effect_kinds,
+                    &self.effect_payloads,
+                    &self.effect_ats,
+                    &self.effect_lanes,
+                    &self.effect_card_channels,
+                    &CHANNEL_POST_GAP.as_secs_f64(),
+                ],
+            )
+            .await
+            .context("queueing a batch of effects")?;
+        }
+
         Ok(())
     }
 }
