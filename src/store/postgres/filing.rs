@@ -144,14 +144,16 @@ async fn file_together(pool: &Pool, batch: &[Filing]) -> Result<Vec<Filed<Rollba
                  FROM (SELECT DISTINCT hashtext(r) AS key FROM unnest($1::text[]) AS r ORDER BY 1) AS keys",
             )
             .await?;
-        tx.execute(&lock, &[&limited]).await?;
         let open_now = tx
             .prepare_cached(&format!(
                 "SELECT doc->'request'->>'requester', id FROM rollbacks
                  WHERE doc->'request'->>'requester' = ANY($1) AND state NOT IN ({FINISHED_STATES}) ORDER BY id"
             ))
             .await?;
-        for row in tx.query(&open_now, &[&limited]).await? {
+        // Sent together: the count starts (and takes its snapshot) only once the locks are held.
+        let requesters: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&limited];
+        let (_, open_rows) = futures_util::try_join!(tx.execute(&lock, &requesters), tx.query(&open_now, &requesters))?;
+        for row in open_rows {
             open.entry(row.get(0)).or_default().push(RollbackId(row.get(1)));
         }
     }
@@ -294,60 +296,26 @@ impl Rows {
                    AS r (id, version, state, channel_id, service, doc, at)",
             )
             .await?;
-        tx.execute(
-            &rollbacks,
-            &[
-                &self.rollback_ids,
-                &self.versions,
-                &self.states,
-                &self.channels,
-                &self.services,
-                &self.docs,
-                &self.requested_at,
-            ],
-        )
-        .await
-        .context("inserting a batch of rollbacks")?;
-
         let events = tx
             .prepare_cached(
                 "INSERT INTO rollback_events (rollback_id, seq, at, actor, event)
                  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::jsonb[])",
             )
             .await?;
-        tx.execute(
-            &events,
-            &[
-                &self.event_rollbacks,
-                &self.event_seqs,
-                &self.event_ats,
-                &self.event_actors,
-                &self.events,
-            ],
-        )
-        .await
-        .context("inserting a batch of request events")?;
-
-        if !self.timer_rollbacks.is_empty() {
-            let timers = tx
-                .prepare_cached(
-                    "INSERT INTO timers (rollback_id, action, due_at)
+        let timers = tx
+            .prepare_cached(
+                "INSERT INTO timers (rollback_id, action, due_at)
                      SELECT * FROM unnest($1::bigint[], $2::jsonb[], $3::timestamptz[])",
-                )
-                .await?;
-            tx.execute(&timers, &[&self.timer_rollbacks, &self.timer_actions, &self.timer_dues])
-                .await
-                .context("setting a batch of timers")?;
-        }
-        if !self.effect_rollbacks.is_empty() {
-            // Ordered, so each rollback's effects get ascending ids and go out in that order.
-            // Each channel's cards take its next slots one gap apart, in one statement per batch
-            // (replicas cannot take the same slot); a card and what follows it in its lane are
-            // not due before the card's slot. Last before the commit: the channel's pace row
-            // stays locked until then.
-            let effects = tx
-                .prepare_cached(
-                    "WITH effects AS (
+            )
+            .await?;
+        // Ordered, so each rollback's effects get ascending ids and go out in that order.
+        // Each channel's cards take its next slots one gap apart, in one statement per batch
+        // (replicas cannot take the same slot); a card and what follows it in its lane are
+        // not due before the card's slot. Last before the commit: the channel's pace row
+        // stays locked until then.
+        let effects = tx
+            .prepare_cached(
+                "WITH effects AS (
                          SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::text[], $6::text[])
                            WITH ORDINALITY AS e (rollback_id, kind, payload, at, lane, card_channel, position)),
                      cards AS (
@@ -375,24 +343,64 @@ impl Rows {
                      FROM effects e
                        LEFT JOIN slots s ON s.rollback_id = e.rollback_id AND s.lane = e.lane AND s.position <= e.position
                      ORDER BY e.position",
-                )
-                .await?;
-            tx.execute(
-                &effects,
-                &[
-                    &self.effect_rollbacks,
-                    &self.effect_kinds,
-                    &self.effect_payloads,
-                    &self.effect_ats,
-                    &self.effect_lanes,
-                    &self.effect_card_channels,
-                    &CHANNEL_POST_GAP.as_secs_f64(),
-                ],
             )
-            .await
-            .context("queueing a batch of effects")?;
-        }
-
+            .await?;
+        let gap = CHANNEL_POST_GAP.as_secs_f64();
+        // Sent together: PostgreSQL runs them one after the other, in this order, without a
+        // round trip between them; the first failure aborts the transaction.
+        futures_util::try_join!(
+            async {
+                tx.execute(
+                    &rollbacks,
+                    &[
+                        &self.rollback_ids,
+                        &self.versions,
+                        &self.states,
+                        &self.channels,
+                        &self.services,
+                        &self.docs,
+                        &self.requested_at,
+                    ],
+                )
+                .await
+                .context("inserting a batch of rollbacks")
+            },
+            async {
+                tx.execute(
+                    &events,
+                    &[
+                        &self.event_rollbacks,
+                        &self.event_seqs,
+                        &self.event_ats,
+                        &self.event_actors,
+                        &self.events,
+                    ],
+                )
+                .await
+                .context("inserting a batch of request events")
+            },
+            async {
+                tx.execute(&timers, &[&self.timer_rollbacks, &self.timer_actions, &self.timer_dues])
+                    .await
+                    .context("setting a batch of timers")
+            },
+            async {
+                tx.execute(
+                    &effects,
+                    &[
+                        &self.effect_rollbacks,
+                        &self.effect_kinds,
+                        &self.effect_payloads,
+                        &self.effect_ats,
+                        &self.effect_lanes,
+                        &self.effect_card_channels,
+                        &gap,
+                    ],
+                )
+                .await
+                .context("queueing a batch of effects")
+            },
+        )?;
         Ok(())
     }
 }
