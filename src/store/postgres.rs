@@ -4,7 +4,9 @@ use crate::domain::{Recorded, Rollback, RollbackId};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::value::RawValue;
 use std::str::FromStr;
+use tokio_postgres::types::Json;
 use tokio_postgres::{NoTls, Transaction};
 
 const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -262,16 +264,13 @@ impl PostgresStore {
         let seqs: Vec<i64> = (1..=events.len() as i64).map(|n| expected_version + n).collect();
         let ats: Vec<DateTime<Utc>> = events.iter().map(|e| e.at).collect();
         let actors: Vec<&str> = events.iter().map(|e| e.actor.0.as_str()).collect();
-        let recorded: Vec<serde_json::Value> = events
-            .iter()
-            .map(|e| serde_json::to_value(&e.event))
-            .collect::<Result<_, _>>()?;
+        let recorded = events.iter().map(|e| jsonb(&e.event)).collect::<Result<Vec<_>>>()?;
         let effects = EffectRows::of(consequences)?;
-        let timer_actions: Vec<serde_json::Value> = consequences
+        let timer_actions = consequences
             .timers
             .iter()
-            .map(|t| serde_json::to_value(&t.action))
-            .collect::<Result<_, _>>()?;
+            .map(|t| jsonb(&t.action))
+            .collect::<Result<Vec<_>>>()?;
         let timer_dues: Vec<DateTime<Utc>> = consequences.timers.iter().map(|t| t.due_at).collect();
         let lease_owner = consequences.lease.as_ref().map(|l| l.owner.as_str());
         let lease_until = consequences.lease.as_ref().map(|l| l.until);
@@ -313,7 +312,7 @@ impl PostgresStore {
                     &rollback.id.0,
                     &rollback.version,
                     &rollback.state.name(),
-                    &serde_json::to_value(rollback)?,
+                    &jsonb(rollback)?,
                     &now,
                     &expected_version,
                     &lease_owner,
@@ -343,8 +342,7 @@ impl PostgresStore {
             .await?
             .query_opt("SELECT doc FROM rollbacks WHERE id = $1", &[&id.0])
             .await?;
-        row.map(|r| serde_json::from_value(r.get(0)).context("reading a stored rollback"))
-            .transpose()
+        row.map(|r| from_jsonb(&r, 0, "rollback")).transpose()
     }
 
     pub async fn history(&self, id: RollbackId) -> Result<Vec<Recorded>> {
@@ -361,7 +359,7 @@ impl PostgresStore {
                 Ok(Recorded {
                     at: r.get(0),
                     actor: crate::domain::UserId(r.get(1)),
-                    event: serde_json::from_value(r.get(2)).context("reading a stored event")?,
+                    event: from_jsonb(r, 2, "event")?,
                 })
             })
             .collect()
@@ -377,9 +375,7 @@ impl PostgresStore {
                 &[&channel, &drills_only, &limit],
             )
             .await?;
-        rows.iter()
-            .map(|r| serde_json::from_value(r.get(0)).context("reading a stored rollback"))
-            .collect()
+        rows.iter().map(|r| from_jsonb(&r, 0, "rollback")).collect()
     }
 
     /// Rollbacks that are approved and wait for the executor, oldest first.
@@ -510,7 +506,7 @@ impl PostgresStore {
                 Ok(OutboxItem {
                     id: r.get(0),
                     rollback_id: r.get::<_, Option<i64>>(1).map(RollbackId),
-                    effect: serde_json::from_value(r.get(2)).context("reading a stored effect")?,
+                    effect: from_jsonb(r, 2, "effect")?,
                     attempts: r.get(3),
                     slot_reserved: r.get(4),
                 })
@@ -551,7 +547,7 @@ impl PostgresStore {
                     DueTimer {
                         id: r.get(0),
                         rollback_id: RollbackId(r.get(1)),
-                        action: serde_json::from_value(r.get(2)).context("reading a stored timer")?,
+                        action: from_jsonb(r, 2, "timer")?,
                     },
                 ))
             })
@@ -934,10 +930,23 @@ fn behind_its_lane(rollback: &str, now: &str, lane: &str) -> String {
     )
 }
 
+/// A jsonb parameter serialized straight to JSON text, without building a `Value` tree first.
+pub(super) fn jsonb<T: serde::Serialize>(value: &T) -> Result<Json<Box<RawValue>>> {
+    Ok(Json(serde_json::value::to_raw_value(value)?))
+}
+
+/// A jsonb column read straight into its type.
+fn from_jsonb<T: serde::de::DeserializeOwned>(row: &tokio_postgres::Row, column: usize, what: &str) -> Result<T> {
+    Ok(row
+        .try_get::<_, Json<T>>(column)
+        .with_context(|| format!("reading a stored {what}"))?
+        .0)
+}
+
 /// A change's effects as columns for one multi-row insert.
 struct EffectRows {
     kinds: Vec<&'static str>,
-    payloads: Vec<serde_json::Value>,
+    payloads: Vec<Json<Box<RawValue>>>,
     lanes: Vec<String>,
     collapses: Vec<bool>,
 }
@@ -952,7 +961,7 @@ impl EffectRows {
         };
         for effect in consequences.effects_to_queue() {
             rows.kinds.push(effect.kind());
-            rows.payloads.push(serde_json::to_value(effect)?);
+            rows.payloads.push(jsonb(effect)?);
             rows.lanes.push(effect.lane());
             rows.collapses.push(effect.collapses());
         }

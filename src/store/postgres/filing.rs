@@ -7,15 +7,17 @@
 //!
 //! If a batch fails, its requests are filed again one transaction each, so one bad request
 //! cannot fail the others it happened to share a batch with.
-use super::{insert_rollback, requester_is_full};
+use super::{insert_rollback, jsonb, requester_is_full};
 use crate::domain::{Recorded, Rollback, RollbackId};
 use crate::store::{CHANNEL_POST_GAP, CommitOutcomeUnknown, Consequences, Effect, FINISHED_STATES, Filed};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
+use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_postgres::types::Json;
 
 /// Requests filed in one transaction at most; more wait for the next.
 const MAX_BATCH: usize = 256;
@@ -225,25 +227,25 @@ pub(super) struct Rows {
     states: Vec<&'static str>,
     channels: Vec<String>,
     services: Vec<String>,
-    docs: Vec<serde_json::Value>,
+    docs: Vec<Json<Box<RawValue>>>,
     requested_at: Vec<DateTime<Utc>>,
 
     event_rollbacks: Vec<i64>,
     event_seqs: Vec<i64>,
     event_ats: Vec<DateTime<Utc>>,
     event_actors: Vec<String>,
-    events: Vec<serde_json::Value>,
+    events: Vec<Json<Box<RawValue>>>,
 
     effect_rollbacks: Vec<i64>,
     effect_kinds: Vec<&'static str>,
-    effect_payloads: Vec<serde_json::Value>,
+    effect_payloads: Vec<Json<Box<RawValue>>>,
     effect_ats: Vec<DateTime<Utc>>,
     effect_lanes: Vec<String>,
     /// The channel whose posting slot the effect takes when filed: a new rollback's card.
     effect_card_channels: Vec<Option<String>>,
 
     timer_rollbacks: Vec<i64>,
-    timer_actions: Vec<serde_json::Value>,
+    timer_actions: Vec<Json<Box<RawValue>>>,
     timer_dues: Vec<DateTime<Utc>>,
 }
 
@@ -255,7 +257,7 @@ impl Rows {
         self.states.push(rollback.state.name());
         self.channels.push(rollback.request.channel.0.clone());
         self.services.push(rollback.request.service.clone());
-        self.docs.push(serde_json::to_value(rollback)?);
+        self.docs.push(jsonb(rollback)?);
         self.requested_at.push(rollback.requested_at);
 
         for (offset, recorded) in history.iter().enumerate() {
@@ -263,13 +265,13 @@ impl Rows {
             self.event_seqs.push(1 + offset as i64);
             self.event_ats.push(recorded.at);
             self.event_actors.push(recorded.actor.0.clone());
-            self.events.push(serde_json::to_value(&recorded.event)?);
+            self.events.push(jsonb(&recorded.event)?);
         }
 
         for effect in consequences.effects_to_queue() {
             self.effect_rollbacks.push(id);
             self.effect_kinds.push(effect.kind());
-            self.effect_payloads.push(serde_json::to_value(effect)?);
+            self.effect_payloads.push(jsonb(effect)?);
             self.effect_ats.push(rollback.requested_at);
             self.effect_lanes.push(effect.lane());
             self.effect_card_channels
@@ -278,7 +280,7 @@ impl Rows {
 
         for timer in &consequences.timers {
             self.timer_rollbacks.push(id);
-            self.timer_actions.push(serde_json::to_value(&timer.action)?);
+            self.timer_actions.push(jsonb(&timer.action)?);
             self.timer_dues.push(timer.due_at);
         }
         Ok(())
