@@ -29,11 +29,27 @@ pub enum ExchangeError {
     TimedOut(Duration),
 }
 
+/// TLS settings trusting the system's roots, loaded once per process and shared by every HTTPS
+/// client (Slack, status pages, steps): loading reads and parses every root file, a few hundred
+/// where `SSL_CERT_DIR` is set, which was a third of start-up when each client did it.
+pub fn system_roots() -> anyhow::Result<rustls::ClientConfig> {
+    static LOADED: std::sync::OnceLock<Result<rustls::ClientConfig, String>> = std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            use hyper_rustls::ConfigBuilderExt;
+            rustls::ClientConfig::builder()
+                .with_native_roots()
+                .map(|roots| roots.with_no_client_auth())
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!("loading the system's TLS roots: {e}"))
+}
+
 impl HttpClient {
     pub fn new() -> anyhow::Result<HttpClient> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| anyhow::anyhow!("loading the system's TLS roots: {e}"))?
+            .with_tls_config(system_roots()?)
             .https_or_http()
             .enable_http1()
             .build();

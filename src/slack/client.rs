@@ -2,7 +2,7 @@
 use super::messages::Message;
 use super::signature::Secret;
 use crate::metrics::Live;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use slack_morphism::errors::SlackClientError;
@@ -128,8 +128,7 @@ impl SlackApi {
 
     pub fn new(api_url: &str, token: &Secret) -> Result<Self> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .context("loading the system's TLS roots")?
+            .with_tls_config(crate::outbound::system_roots()?)
             .https_or_http()
             .enable_http1()
             .enable_http2()
