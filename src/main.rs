@@ -8,12 +8,12 @@ use rollbot::slack::client::SlackApi;
 use rollbot::slack::signature::SignatureVerifier;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 // Every request builds and drops many small values (JSON, messages, rows); glibc's allocator
 // spent as much CPU on them as rollbot's own code under load (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::sync::Arc;
 
 /// Slack chat-ops for incident rollbacks: plan, approve, run, report.
 #[derive(Parser)]
