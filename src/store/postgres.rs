@@ -380,7 +380,7 @@ impl PostgresStore {
                 &[&channel, &drills_only, &limit],
             )
             .await?;
-        rows.iter().map(|r| from_jsonb(&r, 0, "rollback")).collect()
+        rows.iter().map(|r| from_jsonb(r, 0, "rollback")).collect()
     }
 
     /// Rollbacks that are approved and wait for the executor, oldest first.
@@ -583,7 +583,7 @@ impl PostgresStore {
             )
             .await?;
         rows.iter()
-            .map(|r| Ok((serde_json::from_value(r.get(0))?, r.get(1))))
+            .map(|r| Ok((from_jsonb(r, 0, "timer")?, r.get(1))))
             .collect()
     }
 
@@ -843,7 +843,7 @@ async fn insert_rollback(
 const PROPOSAL_COLUMNS: &str = "id, version, rollback_id, doc";
 
 fn proposal_from(row: &tokio_postgres::Row) -> Result<Proposal> {
-    let mut proposal: Proposal = serde_json::from_value(row.get(3)).context("reading a stored proposal")?;
+    let mut proposal: Proposal = from_jsonb(row, 3, "proposal")?;
     proposal.id = ProposalId(row.get(0));
     proposal.version = row.get(1);
     proposal.rollback = row.get::<_, Option<i64>>(2).map(RollbackId);
@@ -879,7 +879,7 @@ async fn write_proposal(
     rollback: Option<RollbackId>,
     now: DateTime<Utc>,
 ) -> Result<Option<Proposal>> {
-    let doc = serde_json::to_value(proposal)?;
+    let doc = jsonb(proposal)?;
     let rollback_id = rollback.map(|r| r.0);
     let resolved = proposal.resolved_at.is_some();
     if !proposal_unchanged(tx, proposal).await? {
@@ -983,7 +983,7 @@ async fn insert_effects(
     let rollback_id = id.map(|i| i.0);
     let behind = behind_its_lane("$1", "$4", "$5");
     for effect in effects {
-        let payload = serde_json::to_value(effect)?;
+        let payload = jsonb(effect)?;
         if effect.collapses() {
             // A pending, unclaimed one will render the newest state anyway.
             let same_owner = if rollback_id.is_some() {
