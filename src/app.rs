@@ -187,6 +187,7 @@ impl App {
             clock,
             outbox_ready: Arc::new(Notify::new()),
             run_ready: Arc::new(Notify::new()),
+            ready_here: Default::default(),
             secrets: step_secrets,
             metrics: metrics.clone(),
         });

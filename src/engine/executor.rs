@@ -30,11 +30,16 @@ impl Executor {
         }
     }
 
-    /// Claims the oldest approved rollback, if any, by recording that its run started. Only
-    /// one claimant can win: the start is a versioned write.
+    /// Claims a rollback this process queued, else the oldest approved one, if any, by
+    /// recording that its run started. Only one claimant can win: the start is a versioned write.
     pub async fn claim_next(&self) -> Result<Option<Rollback>> {
+        while let Some(known) = self.engine.ready_here.take_one() {
+            if let Some(rollback) = self.claim(known.id, Some(known)).await? {
+                return Ok(Some(rollback));
+            }
+        }
         for id in self.engine.store.waiting_to_run(8).await? {
-            if let Some(rollback) = self.claim(id).await? {
+            if let Some(rollback) = self.claim(id, None).await? {
                 return Ok(Some(rollback));
             }
         }
@@ -43,11 +48,15 @@ impl Executor {
 
     /// Claims one approved rollback; `None` if it is not (or no longer) waiting to run. The
     /// run's start, this process's lease and the first step's start are one write, so a click
-    /// reaches the step's process after a single commit.
-    async fn claim(&self, id: RollbackId) -> Result<Option<Rollback>> {
-        let start = Change::new(Action::StartRun, Actor::system())
+    /// reaches the step's process after a single commit. `known` is the copy this process
+    /// wrote when it queued the rollback, if it did.
+    async fn claim(&self, id: RollbackId, known: Option<Rollback>) -> Result<Option<Rollback>> {
+        let mut start = Change::new(Action::StartRun, Actor::system())
             .then(start_next_step)
             .holding(self.lease()?);
+        if let Some(known) = known {
+            start = start.on(known);
+        }
         match self.engine.change(id, start).await? {
             Ok(rollback) => Ok(Some(rollback)),
             Err(refusal) => {
@@ -333,12 +342,46 @@ impl Executor {
         }
     }
 
+    /// Claims and runs one rollback in its own task, unless this process already has it in
+    /// hand; `false` if it did.
+    fn start_claim(
+        self: Arc<Self>,
+        running: &mut tokio::task::JoinSet<()>,
+        in_flight: &Arc<std::sync::Mutex<std::collections::BTreeSet<RollbackId>>>,
+        id: RollbackId,
+        known: Option<Rollback>,
+    ) -> bool {
+        if !in_flight.lock().expect("in-flight lock").insert(id) {
+            return false;
+        }
+        let in_flight = in_flight.clone();
+        let looked_up = known.is_none();
+        running.spawn(async move {
+            let claimed = self.claim(id, known).await;
+            if looked_up {
+                // Its place in the waiting list is free: look at who waits behind it.
+                self.engine.run_ready.notify_one();
+            }
+            let outcome = match claimed {
+                Ok(Some(rollback)) => self.execute(rollback).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                tracing::error!(rollback = %id, error = format!("{e:#}"), "executing the rollback failed");
+            }
+            in_flight.lock().expect("in-flight lock").remove(&id);
+        });
+        true
+    }
+
     /// The serving loop: each claimed rollback runs in its own task, so a long runbook does
     /// not hold up the next one. On shutdown it stops claiming, lets running steps finish for
     /// `shutdown_grace`, then kills what is left and records it as interrupted.
     pub async fn run_forever(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
         let mut running = tokio::task::JoinSet::new();
         let in_flight = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+        let mut last_look: Option<tokio::time::Instant> = None;
         loop {
             while let Some(done) = running.try_join_next() {
                 if let Err(e) = done {
@@ -346,34 +389,30 @@ impl Executor {
                 }
             }
             // Every waiting rollback is claimed in its own task, so a burst of approvals starts
-            // its runs side by side instead of one claim (a write) after another.
+            // its runs side by side instead of one claim (a write) after another. Those this
+            // process queued come as written; the store is asked for the rest (queued by another
+            // process, or before a restart) when nothing was handed over, and at least every
+            // `LOOK_EVERY` while clicks keep coming.
+            let handed = self.engine.ready_here.take_all();
+            let look = handed.is_empty() || last_look.is_none_or(|at| at.elapsed() >= LOOK_EVERY);
+            for known in handed {
+                self.clone()
+                    .start_claim(&mut running, &in_flight, known.id, Some(known));
+            }
             let mut more_may_wait = false;
-            match self.engine.store.waiting_to_run(CLAIMS_AT_ONCE).await {
-                Ok(ids) => {
-                    let full = ids.len() as i64 == CLAIMS_AT_ONCE;
-                    for id in ids {
-                        if !in_flight.lock().expect("in-flight lock").insert(id) {
-                            continue; // already being claimed or run by this process
-                        }
-                        more_may_wait = full;
-                        let (this, in_flight) = (self.clone(), in_flight.clone());
-                        running.spawn(async move {
-                            let claimed = this.claim(id).await;
-                            // Its place in the waiting list is free: look at who waits behind it.
-                            this.engine.run_ready.notify_one();
-                            let outcome = match claimed {
-                                Ok(Some(rollback)) => this.execute(rollback).await,
-                                Ok(None) => Ok(()),
-                                Err(e) => Err(e),
-                            };
-                            if let Err(e) = outcome {
-                                tracing::error!(rollback = %id, error = format!("{e:#}"), "executing the rollback failed");
+            if look {
+                last_look = Some(tokio::time::Instant::now());
+                match self.engine.store.waiting_to_run(CLAIMS_AT_ONCE).await {
+                    Ok(ids) => {
+                        let full = ids.len() as i64 == CLAIMS_AT_ONCE;
+                        for id in ids {
+                            if self.clone().start_claim(&mut running, &in_flight, id, None) {
+                                more_may_wait = full;
                             }
-                            in_flight.lock().expect("in-flight lock").remove(&id);
-                        });
+                        }
                     }
+                    Err(e) => tracing::error!(error = format!("{e:#}"), "looking for approved rollbacks failed"),
                 }
-                Err(e) => tracing::error!(error = format!("{e:#}"), "looking for approved rollbacks failed"),
             }
             if more_may_wait {
                 continue;
@@ -418,6 +457,9 @@ impl Executor {
 
 /// How many approved rollbacks the serving loop looks up (and starts claiming) at a time.
 const CLAIMS_AT_ONCE: i64 = 64;
+
+/// The longest the serving loop goes without asking the store what waits to run.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// The longest wait between two attempts of a step, however many retries are left.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);

@@ -31,10 +31,41 @@ pub struct Engine {
     pub outbox_ready: Arc<Notify>,
     /// Woken whenever a rollback becomes ready to run.
     pub run_ready: Arc<Notify>,
+    /// The rollbacks this process made ready to run, as written, for its executor.
+    pub ready_here: ReadyHere,
     /// Where steps' `${env:NAME}` references are resolved.
     pub secrets: secrets::SecretSource,
     /// This process's figures for `/metrics`: decisions are counted here as they are recorded.
     pub metrics: Arc<crate::metrics::Live>,
+}
+
+/// Rollbacks this process queued to run, handed to its executor as they were written, so a
+/// click reaches the step without the executor looking the rollback up and loading it again.
+/// The store stays the truth: a copy not kept here (the hand-over is full, or another process
+/// queued it) is found by the executor's own look, and a stale copy costs a versioned conflict.
+#[derive(Default)]
+pub struct ReadyHere {
+    queued: std::sync::Mutex<std::collections::VecDeque<Rollback>>,
+}
+
+impl ReadyHere {
+    /// Enough for any burst of clicks between two turns of the executor's loop.
+    const MOST: usize = 1024;
+
+    fn hand_over(&self, rollback: &Rollback) {
+        let mut queued = self.queued.lock().expect("ready-here lock");
+        if queued.len() < Self::MOST {
+            queued.push_back(rollback.clone());
+        }
+    }
+
+    pub fn take_one(&self) -> Option<Rollback> {
+        self.queued.lock().expect("ready-here lock").pop_front()
+    }
+
+    pub fn take_all(&self) -> Vec<Rollback> {
+        self.queued.lock().expect("ready-here lock").drain(..).collect()
+    }
 }
 
 fn events_of(history: &[Recorded]) -> Vec<Event> {
@@ -251,7 +282,12 @@ impl Engine {
     fn requested(&self, rollback: &Rollback, actor: &Actor) {
         tracing::info!(rollback = %rollback.id, service = %rollback.request.service, severity = %rollback.request.severity, requester = %actor.user, "rollback requested");
         self.outbox_ready.notify_one();
-        if rollback.state == crate::domain::State::Queued {
+        self.wake_executor_for(rollback);
+    }
+
+    fn wake_executor_for(&self, rollback: &Rollback) {
+        if rollback.state == State::Queued {
+            self.ready_here.hand_over(rollback);
             self.run_ready.notify_one();
         }
     }
@@ -376,9 +412,7 @@ impl Engine {
                     tracing::info!(rollback = %id, action = action.name(), actor = %actor.user, state = rollback.state.name(), "rollback changed");
                     self.count(awaited_approval, &rollback, &events, now);
                     self.outbox_ready.notify_one();
-                    if rollback.state == crate::domain::State::Queued {
-                        self.run_ready.notify_one();
-                    }
+                    self.wake_executor_for(&rollback);
                     return Ok(Ok(rollback));
                 }
                 Written::Conflict => continue,

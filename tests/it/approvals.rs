@@ -255,6 +255,37 @@ async fn a_timer_due_while_rollbot_was_down_fires_once_when_it_comes_back() {
 }
 
 #[tokio::test]
+async fn a_run_queued_by_one_process_and_claimed_by_another_runs_once() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, "approve", "RB-1").await;
+
+    // The process that took the click hands the queued rollback to its own executor; before
+    // that executor gets to it, another process finds the rollback in the store and runs it.
+    let other = bot.another_process().await;
+    assert!(
+        other.executor.run_once().await.unwrap(),
+        "the store shows the run as waiting"
+    );
+    assert_eq!(bot.marker(), ["undo 41", "health"]);
+
+    // The copy handed over here is stale now: claiming it is refused, nothing runs twice.
+    assert!(!bot.app.executor.run_once().await.unwrap());
+    bot.settle().await;
+    assert_eq!(bot.marker(), ["undo 41", "health"]);
+    let card = bot.card_now(&card);
+    assert!(card.text.contains("✅ *Succeeded*"), "{}", card.text);
+    assert_eq!(
+        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'type' = 'run_started'")
+            .await,
+        1
+    );
+    bot.thread(&card);
+}
+
+#[tokio::test]
 async fn a_quorum_of_two_needs_two_different_approvers() {
     let bot = Rollbot::start_with(|marker| {
         test_config(marker).replace("[severity.high]\n", "[severity.high]\napprovals = 2\n")

@@ -495,6 +495,15 @@ runbooks = ["slow"]
         (lines() == ["started"]).then_some(())
     })
     .await;
+    // The run may start before its card is posted; the death this story is about is the step's.
+    wait_for_or_show(&|| first.log(), "the card", async || {
+        slack
+            .calls()
+            .iter()
+            .any(|c| c.method == "chat.postMessage" && c.body["text"].as_str().is_some_and(|t| t.contains("RB-1")))
+            .then_some(())
+    })
+    .await;
 
     let second = Serve::start("second", &db, &slack, &config, scratch.path()).await;
     let mut first = first;
@@ -502,12 +511,14 @@ runbooks = ["slow"]
     first.child.wait().unwrap();
     let killed_at = Instant::now();
 
-    let interrupted = wait_for_or_show(&|| second.log(), "the survivor to mark RB-1 interrupted", async || {
-        slack.calls().into_iter().find(|c| {
-            c.body["text"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("RB-1 ⚠️ *Interrupted* at step 1 of 1"))
-        })
+    let store = connect(&db.url).await;
+    wait_for_or_show(&|| second.log(), "the survivor to mark RB-1 interrupted", async || {
+        let state: String = store
+            .query_one("SELECT state FROM rollbacks WHERE id = 1", &[])
+            .await
+            .unwrap()
+            .get(0);
+        (state == "interrupted").then_some(())
     })
     .await;
     assert!(
@@ -515,6 +526,16 @@ runbooks = ["slow"]
         "noticed within the lease plus a poll: {:?}",
         killed_at.elapsed()
     );
+    // A message the killed process was posting when it died stays claimed for the delivery
+    // lease (30 s); RB-1's thread keeps its order, so the interruption may follow it only then.
+    let interrupted = wait_for_or_show_within(45, &|| second.log(), "the interruption in the channel", async || {
+        slack.calls().into_iter().find(|c| {
+            c.body["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("RB-1 ⚠️ *Interrupted* at step 1 of 1"))
+        })
+    })
+    .await;
     assert_eq!(interrupted.body["reply_broadcast"], true);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
