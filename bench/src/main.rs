@@ -602,8 +602,10 @@ fn print_table(rows: &[Value]) {
     );
     for r in rows {
         let f = |key: &str| r[key].as_f64().unwrap_or(f64::NAN);
+        // A ratio needs the reference's run of the same load (`--only` may leave it out).
+        let ratio = |key: &str| r[key].as_f64().map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
         println!(
-            "{:<30} {:<9} {:<8} {:>7} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>8.1} {:>7.1} {:>7.2} {:>7.2}",
+            "{:<30} {:<9} {:<8} {:>7} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>8.1} {:>7.1} {:>7} {:>7}",
             r["scenario"].as_str().unwrap_or_default(),
             r["server"].as_str().unwrap_or_default(),
             r["load"].as_str().unwrap_or_default(),
@@ -616,8 +618,8 @@ fn print_table(rows: &[Value]) {
             f("server_cpu_ms_per_1000"),
             f("postgres_cpu_ms_per_1000"),
             f("peak_rss_mib"),
-            f("throughput_vs_reference"),
-            f("p99_vs_reference"),
+            ratio("throughput_vs_reference"),
+            ratio("p99_vs_reference"),
         );
     }
 }

@@ -7,7 +7,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::value::RawValue;
 use std::str::FromStr;
 use tokio_postgres::types::Json;
-use tokio_postgres::{NoTls, Transaction};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row, Transaction};
 
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "0001_init.sql", include_str!("../../migrations/0001_init.sql")),
@@ -88,12 +89,36 @@ impl PostgresStore {
         self.pool.get().await.context("no database connection available")
     }
 
+    /// Runs one statement prepared: parsed and planned once per pooled connection, then one
+    /// round trip per use. Unprepared, every use is parsed, planned and takes two round trips.
+    async fn prepared_query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.query(&statement, params).await?)
+    }
+
+    async fn prepared_query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        let mut rows = self.prepared_query(sql, params).await?;
+        anyhow::ensure!(rows.len() <= 1, "expected at most one row, got {}", rows.len());
+        Ok(rows.pop())
+    }
+
+    async fn prepared_query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        self.prepared_query_opt(sql, params)
+            .await?
+            .context("expected one row, got none")
+    }
+
+    async fn prepared_execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.execute(&statement, params).await?)
+    }
+
     /// Where a rollback's or a proposal's card was posted.
     async fn card_in(&self, table: CardTable, id: i64) -> Result<Option<CardRef>> {
         let row = self
-            .client()
-            .await?
-            .query_opt(
+            .prepared_query_opt(
                 &format!("SELECT card_channel, card_ts FROM {} WHERE id = $1", table.name()),
                 &[&id],
             )
@@ -107,16 +132,14 @@ impl PostgresStore {
     }
 
     async fn remember_card_in(&self, table: CardTable, id: i64, card: &CardRef) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                &format!(
-                    "UPDATE {} SET card_channel = $2, card_ts = $3 WHERE id = $1",
-                    table.name()
-                ),
-                &[&id, &card.channel, &card.ts],
-            )
-            .await?;
+        self.prepared_execute(
+            &format!(
+                "UPDATE {} SET card_channel = $2, card_ts = $3 WHERE id = $1",
+                table.name()
+            ),
+            &[&id, &card.channel, &card.ts],
+        )
+        .await?;
         Ok(())
     }
 
@@ -177,9 +200,7 @@ impl PostgresStore {
 
     pub async fn open_proposal(&self, group_key: &str, service: &str) -> Result<Option<Proposal>> {
         let row = self
-            .client()
-            .await?
-            .query_opt(
+            .prepared_query_opt(
                 &format!(
                     "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE group_key = $1 AND service = $2 AND NOT resolved"
                 ),
@@ -191,9 +212,7 @@ impl PostgresStore {
 
     pub async fn load_proposal(&self, id: ProposalId) -> Result<Option<Proposal>> {
         let row = self
-            .client()
-            .await?
-            .query_opt(
+            .prepared_query_opt(
                 &format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id = $1"),
                 &[&id.0],
             )
@@ -343,18 +362,14 @@ impl PostgresStore {
 
     pub async fn load(&self, id: RollbackId) -> Result<Option<Rollback>> {
         let row = self
-            .client()
-            .await?
-            .query_opt("SELECT doc FROM rollbacks WHERE id = $1", &[&id.0])
+            .prepared_query_opt("SELECT doc FROM rollbacks WHERE id = $1", &[&id.0])
             .await?;
         row.map(|r| from_jsonb(&r, 0, "rollback")).transpose()
     }
 
     pub async fn history(&self, id: RollbackId) -> Result<Vec<Recorded>> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .prepared_query(
                 "SELECT at, actor, event FROM rollback_events WHERE rollback_id = $1 ORDER BY seq",
                 &[&id.0],
             )
@@ -386,9 +401,7 @@ impl PostgresStore {
     /// Rollbacks that are approved and wait for the executor, oldest first.
     pub async fn waiting_to_run(&self, limit: i64) -> Result<Vec<RollbackId>> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .prepared_query(
                 "SELECT id FROM rollbacks WHERE state = 'queued' ORDER BY id LIMIT $1",
                 &[&limit],
             )
@@ -398,24 +411,20 @@ impl PostgresStore {
 
     /// Takes or renews the lease on a running rollback for `owner` until `until`.
     pub async fn hold_lease(&self, id: RollbackId, owner: &str, until: DateTime<Utc>) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE rollbacks SET lease_owner = $2, lease_until = $3 WHERE id = $1",
-                &[&id.0, &owner, &until],
-            )
-            .await?;
+        self.prepared_execute(
+            "UPDATE rollbacks SET lease_owner = $2, lease_until = $3 WHERE id = $1",
+            &[&id.0, &owner, &until],
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn release_lease(&self, id: RollbackId, owner: &str) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE rollbacks SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
-                &[&id.0, &owner],
-            )
-            .await?;
+        self.prepared_execute(
+            "UPDATE rollbacks SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
+            &[&id.0, &owner],
+        )
+        .await?;
         Ok(())
     }
 
@@ -428,9 +437,7 @@ impl PostgresStore {
     ) -> Result<Vec<RollbackId>> {
         let since = now - chrono::Duration::from_std(grace)?;
         let rows = self
-            .client()
-            .await?
-            .query(
+            .prepared_query(
                 "SELECT id FROM rollbacks WHERE state = 'running'
                    AND (lease_until < $1 OR (lease_until IS NULL AND updated_at < $2)) ORDER BY id",
                 &[&now, &since],
@@ -450,21 +457,17 @@ impl PostgresStore {
     /// The status page incident opened for a rollback, if any.
     pub async fn page_incident(&self, id: RollbackId) -> Result<Option<String>> {
         let row = self
-            .client()
-            .await?
-            .query_opt("SELECT page_incident_id FROM rollbacks WHERE id = $1", &[&id.0])
+            .prepared_query_opt("SELECT page_incident_id FROM rollbacks WHERE id = $1", &[&id.0])
             .await?;
         Ok(row.and_then(|r| r.get(0)))
     }
 
     pub async fn remember_page_incident(&self, id: RollbackId, incident: &str) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE rollbacks SET page_incident_id = $2 WHERE id = $1",
-                &[&id.0, &incident],
-            )
-            .await?;
+        self.prepared_execute(
+            "UPDATE rollbacks SET page_incident_id = $2 WHERE id = $1",
+            &[&id.0, &incident],
+        )
+        .await?;
         Ok(())
     }
 
@@ -496,9 +499,7 @@ impl PostgresStore {
     ) -> Result<Vec<OutboxItem>> {
         let until = now + chrono::Duration::from_std(lease)?;
         let rows = self
-            .client()
-            .await?
-            .query(
+            .prepared_query(
                 // The function (migration 0009) walks the due-time index in order whatever
                 // the table's statistics say.
                 "SELECT id, rollback_id, payload, attempts, slot_reserved FROM claim_outbox($1, $2, $3)",
@@ -531,9 +532,7 @@ impl PostgresStore {
     ) -> Result<Vec<DueTimer>> {
         let until = now + chrono::Duration::from_std(lease)?;
         let rows = self
-            .client()
-            .await?
-            .query(
+            .prepared_query(
                 "UPDATE timers SET claimed_until = $2
                  WHERE id IN (
                      SELECT id FROM timers
@@ -562,22 +561,18 @@ impl PostgresStore {
     }
 
     pub async fn timer_fired(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE timers SET fired_at = $2, claimed_until = NULL WHERE id = $1",
-                &[&id, &now],
-            )
-            .await?;
+        self.prepared_execute(
+            "UPDATE timers SET fired_at = $2, claimed_until = NULL WHERE id = $1",
+            &[&id, &now],
+        )
+        .await?;
         Ok(())
     }
 
     /// Timers not yet fired, for `status` and tests: (rollback, action, due).
     pub async fn pending_timers(&self, id: RollbackId) -> Result<Vec<(super::TimerAction, DateTime<Utc>)>> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .prepared_query(
                 "SELECT action, due_at FROM timers WHERE rollback_id = $1 AND fired_at IS NULL ORDER BY due_at, id",
                 &[&id.0],
             )
@@ -596,10 +591,7 @@ impl PostgresStore {
         gap: std::time::Duration,
     ) -> Result<DateTime<Utc>> {
         let gap_seconds = gap.as_secs_f64();
-        let row = self
-            .client()
-            .await?
-            .query_one(
+        let row = self.prepared_query_one(
                 "INSERT INTO channel_pace (channel, next_at) VALUES ($1, $2::timestamptz + make_interval(secs => $3::float8))
                  ON CONFLICT (channel) DO UPDATE
                    SET next_at = greatest(channel_pace.next_at, $2::timestamptz) + make_interval(secs => $3::float8)
@@ -611,38 +603,32 @@ impl PostgresStore {
     }
 
     pub async fn outbox_wait_for_slot(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "WITH head AS (
+        self.prepared_execute(
+            "WITH head AS (
                      UPDATE outbox SET available_at = $2, slot_at = $2, claimed_until = NULL, attempts = attempts - 1
                      WHERE id = $1 RETURNING rollback_id, lane)
                  UPDATE outbox SET available_at = $2 FROM head
                  WHERE outbox.rollback_id = head.rollback_id AND outbox.lane = head.lane
                    AND outbox.id > $1 AND outbox.done_at IS NULL AND outbox.available_at < $2",
-                &[&id, &at],
-            )
-            .await?;
+            &[&id, &at],
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn outbox_hand_back(&self, id: i64) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE outbox SET claimed_until = NULL, attempts = attempts - 1 WHERE id = $1",
-                &[&id],
-            )
-            .await?;
+        self.prepared_execute(
+            "UPDATE outbox SET claimed_until = NULL, attempts = attempts - 1 WHERE id = $1",
+            &[&id],
+        )
+        .await?;
         Ok(())
     }
 
     /// When the next effect that waits only for its channel's slot becomes due.
     pub async fn next_paced_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
         let row = self
-            .client()
-            .await?
-            .query_one(
+            .prepared_query_one(
                 "SELECT min(slot_at) FROM outbox WHERE done_at IS NULL AND last_error IS NULL AND slot_at > $1",
                 &[&now],
             )
@@ -686,9 +672,7 @@ impl PostgresStore {
     }
 
     async fn finish_outbox(&self, id: i64, now: DateTime<Utc>, outcome: &str, error: Option<&str>) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
+        self.prepared_execute(
                 "UPDATE outbox SET done_at = $2, outcome = $3, last_error = COALESCE($4, last_error), claimed_until = NULL WHERE id = $1",
                 &[&id, &now, &outcome, &error],
             )
@@ -785,13 +769,11 @@ impl PostgresStore {
     }
 
     pub async fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE outbox SET available_at = $2, claimed_until = NULL, slot_at = NULL, last_error = $3 WHERE id = $1",
-                &[&id, &at, &error],
-            )
-            .await?;
+        self.prepared_execute(
+            "UPDATE outbox SET available_at = $2, claimed_until = NULL, slot_at = NULL, last_error = $3 WHERE id = $1",
+            &[&id, &at, &error],
+        )
+        .await?;
         Ok(())
     }
 }
