@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0009_claim_in_due_order.sql",
         include_str!("../../migrations/0009_claim_in_due_order.sql"),
     ),
+    (
+        10,
+        "0010_requester_column.sql",
+        include_str!("../../migrations/0010_requester_column.sql"),
+    ),
 ];
 
 mod filing;
@@ -697,8 +702,8 @@ impl PostgresStore {
         for r in &export.rollbacks {
             tx.execute(
                 "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, card_channel, card_ts, created_at,
-                                        updated_at, lease_owner, lease_until, page_incident_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                                        updated_at, lease_owner, lease_until, page_incident_id, requester)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $6::jsonb->'request'->>'requester')",
                 &[&r.id, &r.version, &r.state, &r.channel_id, &r.service, &value(&r.doc)?, &r.card_channel, &r.card_ts,
                   &r.created_at, &r.updated_at, &r.lease_owner, &r.lease_until, &r.page_incident_id],
             )
@@ -795,7 +800,7 @@ async fn requester_is_full(
     let open: Vec<RollbackId> = tx
         .query(
             &format!(
-                "SELECT id FROM rollbacks WHERE doc->'request'->>'requester' = $1 AND state NOT IN ({FINISHED_STATES}) ORDER BY id"
+                "SELECT id FROM rollbacks WHERE requester = $1 AND state NOT IN ({FINISHED_STATES}) ORDER BY id"
             ),
             &[requester],
         )

@@ -148,8 +148,8 @@ async fn file_together(pool: &Pool, batch: &[Filing]) -> Result<Vec<Filed<Rollba
             .await?;
         let open_now = tx
             .prepare_cached(&format!(
-                "SELECT doc->'request'->>'requester', id FROM rollbacks
-                 WHERE doc->'request'->>'requester' = ANY($1) AND state NOT IN ({FINISHED_STATES}) ORDER BY id"
+                "SELECT requester, id FROM rollbacks
+                 WHERE requester = ANY($1) AND state NOT IN ({FINISHED_STATES}) ORDER BY id"
             ))
             .await?;
         // Sent together: the count starts (and takes its snapshot) only once the locks are held.
@@ -292,8 +292,8 @@ impl Rows {
         }
         let rollbacks = tx
             .prepare_cached(
-                "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at)
-                 SELECT id, version, state, channel_id, service, doc, at, at
+                "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at, requester)
+                 SELECT id, version, state, channel_id, service, doc, at, at, doc->'request'->>'requester'
                  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])
                    AS r (id, version, state, channel_id, service, doc, at)",
             )
