@@ -799,9 +799,7 @@ async fn requester_is_full(
         .await?;
     let open: Vec<RollbackId> = tx
         .query(
-            &format!(
-                "SELECT id FROM rollbacks WHERE requester = $1 AND state NOT IN ({FINISHED_STATES}) ORDER BY id"
-            ),
+            &format!("SELECT id FROM rollbacks WHERE requester = $1 AND state NOT IN ({FINISHED_STATES}) ORDER BY id"),
             &[requester],
         )
         .await?
