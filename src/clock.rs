@@ -4,6 +4,13 @@ use std::sync::Mutex;
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
+
+    /// The time a store compares leases and claims against. `None`: the database's own clock,
+    /// which every replica shares, so a replica whose clock is off cannot take over a healthy
+    /// run or a message another replica is posting. A test clock gives its own time instead.
+    fn store_time(&self) -> Option<DateTime<Utc>> {
+        None
+    }
 }
 
 pub struct SystemClock;
@@ -35,5 +42,9 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().expect("clock lock poisoned")
+    }
+
+    fn store_time(&self) -> Option<DateTime<Utc>> {
+        Some(self.now())
     }
 }

@@ -114,6 +114,12 @@ fn timeline_entry(rollback: &Rollback, recorded: &Recorded) -> Option<String> {
         Event::Interrupted { step: None } => {
             "The rollbot process stopped between steps; the run was queued again".into()
         }
+        Event::LateResult { index, result } => format!(
+            "A late result for step {} from an attempt whose process had lost the run: {}{} (on the record only, not the step's result)",
+            index + 1,
+            result.outcome.name().replace('_', " "),
+            result.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default()
+        ),
         Event::Retried { index, by } => format!("{} chose to retry step {}", who(by), index + 1),
         Event::Skipped { index, by } => format!("{} chose to skip step {}", who(by), index + 1),
         Event::Succeeded => "Succeeded".into(),

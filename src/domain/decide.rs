@@ -66,6 +66,11 @@ pub enum Action {
         index: usize,
         result: StepResult,
     },
+    /// Put a result from an attempt that lost the run on the record, as late.
+    RecordLateResult {
+        index: usize,
+        result: StepResult,
+    },
 }
 
 impl Action {
@@ -90,6 +95,7 @@ impl Action {
             Action::StartRun => "start_run",
             Action::StartStep { .. } => "start_step",
             Action::FinishStep { .. } => "finish_step",
+            Action::RecordLateResult { .. } => "record_late_result",
         }
     }
 
@@ -104,6 +110,7 @@ impl Action {
                 | Action::StartRun
                 | Action::StartStep { .. }
                 | Action::FinishStep { .. }
+                | Action::RecordLateResult { .. }
         )
     }
 }
@@ -450,6 +457,15 @@ pub fn decide(
             error: error.clone(),
         }]),
         Action::RecordPageUpdated { status } => Ok(vec![Event::PageUpdated { status: status.clone() }]),
+        Action::RecordLateResult { index, result } => {
+            if *index >= rollback.plan.steps.len() {
+                return Err(out_of_order(format!("there is no step {}", index + 1)));
+            }
+            Ok(vec![Event::LateResult {
+                index: *index,
+                result: result.clone(),
+            }])
+        }
         Action::MarkResolved => {
             if !policy.status_page || rollback.state != State::Succeeded || rollback.resolved.is_some() {
                 return Err(Refusal::NothingToResolve { id });

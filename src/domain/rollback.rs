@@ -77,6 +77,12 @@ pub enum Event {
     Interrupted {
         step: Option<usize>,
     },
+    /// A step's result that came from an attempt whose process had lost the run (it stalled
+    /// past its lease): kept on the record, never taken as the result of a later attempt.
+    LateResult {
+        index: usize,
+        result: StepResult,
+    },
     /// Someone chose to run the interrupted step again.
     Retried {
         index: usize,
@@ -448,8 +454,11 @@ impl Rollback {
             Event::Interrupted { step: None } => self.state = State::Queued,
             Event::Retried { index, .. } => {
                 self.retry_step = Some(*index);
+                // What a person had to confirm before the first attempt, they confirm again.
+                self.cleared.retain(|cleared| cleared != index);
                 self.state = State::Queued;
             }
+            Event::LateResult { .. } => {}
             Event::Skipped { .. } => self.state = State::Queued,
             Event::Undeliverable { .. } | Event::PageUpdated { .. } => {}
             Event::Resolved { by } => self.resolved = Some(Resolution { by: by.clone(), at }),

@@ -3,15 +3,22 @@
 use super::command::{self, CommandSpec};
 use super::secrets::Resolved;
 use super::steps::{self, HealthSpec, HttpSpec, SqlSpec};
-use super::{Change, Engine};
+use super::{Change, Changed, Engine};
 use crate::domain::{Action, Actor, ChannelId, Rollback, RollbackId, State, StepAction, StepOutcome, StepResult};
 use crate::outbound::HttpClient;
 use crate::statuspage::{PageStatus, PageUpdate};
-use crate::store::{Effect, Lease};
+use crate::store::{Effect, Fence, Guard, Lease};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
+
+/// The lease renewals of one piece of work, and what they last told.
+struct RenewalTask {
+    task: tokio::task::JoinHandle<()>,
+    watch: tokio::sync::watch::Receiver<Option<Instant>>,
+}
 
 pub struct Executor {
     engine: Arc<Engine>,
@@ -19,6 +26,24 @@ pub struct Executor {
     owner: String,
     /// The client of `http` and `health` steps, or why there is none (no TLS roots).
     outbound: Result<HttpClient, String>,
+}
+
+/// A run this process claimed: the rollback as last written, and the fence its writes carry.
+pub struct Run {
+    rollback: Rollback,
+    fence: Fence,
+    /// When this process last knows the lease to hold until (by its own monotonic clock,
+    /// counted from when the write that took or renewed it was sent, so never later than the
+    /// database's view of it).
+    held_until: Instant,
+}
+
+/// How a piece of work under the lease ended.
+enum Leased<T> {
+    Done(T),
+    /// The lease could not be renewed in time, or another process holds the run now: the work
+    /// was stopped (a step's process group killed) and this process no longer acts for it.
+    Lost(&'static str),
 }
 
 impl Executor {
@@ -32,15 +57,15 @@ impl Executor {
 
     /// Claims a rollback this process queued, else the oldest approved one, if any, by
     /// recording that its run started. Only one claimant can win: the start is a versioned write.
-    pub async fn claim_next(&self) -> Result<Option<Rollback>> {
+    pub async fn claim_next(&self) -> Result<Option<Run>> {
         while let Some(known) = self.engine.ready_here.take_one() {
-            if let Some(rollback) = self.claim(known.id, Some(known)).await? {
-                return Ok(Some(rollback));
+            if let Some(run) = self.claim(known.id, Some(known)).await? {
+                return Ok(Some(run));
             }
         }
         for id in self.engine.store.waiting_to_run(8).await? {
-            if let Some(rollback) = self.claim(id, None).await? {
-                return Ok(Some(rollback));
+            if let Some(run) = self.claim(id, None).await? {
+                return Ok(Some(run));
             }
         }
         Ok(None)
@@ -50,15 +75,24 @@ impl Executor {
     /// run's start, this process's lease and the first step's start are one write, so a click
     /// reaches the step's process after a single commit. `known` is the copy this process
     /// wrote when it queued the rollback, if it did.
-    async fn claim(&self, id: RollbackId, known: Option<Rollback>) -> Result<Option<Rollback>> {
+    async fn claim(&self, id: RollbackId, known: Option<Rollback>) -> Result<Option<Run>> {
+        let sent = Instant::now();
         let mut start = Change::new(Action::StartRun, Actor::system())
             .then(start_next_step)
-            .holding(self.lease()?);
+            .holding(self.lease());
         if let Some(known) = known {
             start = start.on(known);
         }
         match self.engine.change(id, start).await? {
-            Ok(rollback) => Ok(Some(rollback)),
+            Ok(rollback) => Ok(Some(Run {
+                fence: Fence {
+                    owner: self.owner.clone(),
+                    // The claim's write is the epoch: the store stamps its version on the lease.
+                    epoch: rollback.version,
+                },
+                rollback,
+                held_until: sent + self.engine.config.execution_lease,
+            })),
             Err(refusal) => {
                 tracing::warn!(rollback = %id, ?refusal, "not starting this run");
                 Ok(None)
@@ -67,53 +101,94 @@ impl Executor {
     }
 
     /// Runs a claimed rollback's steps until it succeeds, fails or stops being runnable.
-    pub async fn execute(&self, rollback: Rollback) -> Result<()> {
-        let id = rollback.id;
-        let outcome = self.run_steps(rollback).await;
+    pub async fn execute(&self, run: Run) -> Result<()> {
+        let id = run.rollback.id;
+        let fence = run.fence.clone();
+        let outcome = self.run_steps(run).await;
         // A run that ended or paused gave its lease up with its last write. One cut short (an
         // error, a refused write) no longer runs here either: release it, or let it lapse.
         let gave_up = matches!(&outcome, Ok(Some(last)) if last.state != State::Running);
         if !gave_up {
-            let _ = self.engine.store.release_lease(id, &self.owner).await;
+            let _ = self.engine.store.release_lease(id, &fence).await;
         }
         outcome.map(|_| ())
     }
 
-    fn lease(&self) -> Result<Lease> {
-        Ok(Lease {
+    fn lease(&self) -> Lease {
+        Lease {
             owner: self.owner.clone(),
-            until: self.engine.clock.now() + chrono::Duration::from_std(self.engine.config.execution_lease)?,
-        })
+            length: self.engine.config.execution_lease,
+            at: self.engine.clock.store_time(),
+        }
     }
 
-    async fn renew(&self, id: RollbackId) -> Result<()> {
-        let Lease { owner, until } = self.lease()?;
-        self.engine.store.hold_lease(id, &owner, until).await
-    }
-
-    /// Runs a step's process while renewing the lease, so other processes know it is alive.
-    async fn while_leased<T>(&self, id: RollbackId, work: impl std::future::Future<Output = T>) -> T {
-        let mut renewals = tokio::time::interval(self.engine.config.execution_lease / 3);
-        renewals.tick().await;
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                done = &mut work => return done,
-                _ = renewals.tick() => {
-                    if let Err(e) = self.renew(id).await {
-                        tracing::warn!(rollback = %id, error = format!("{e:#}"), "could not renew the execution lease");
+    /// Renews the lease every third of its length, each renewal in its own task with a
+    /// deadline, so neither a slow step nor a busy pool can hold it up. Says how long the lease
+    /// is known to hold after each renewal, and `None` once another process holds the run.
+    fn renew_in_background(&self, id: RollbackId, fence: &Fence, held_until: Instant) -> RenewalTask {
+        let (known, watch) = tokio::sync::watch::channel(Some(held_until));
+        let engine = self.engine.clone();
+        let fence = fence.clone();
+        let task = tokio::spawn(async move {
+            let length = engine.config.execution_lease;
+            let every = length / 3;
+            loop {
+                tokio::time::sleep(every).await;
+                let sent = Instant::now();
+                let renewal = engine.store.hold_lease(id, &fence, length, engine.clock.store_time());
+                match tokio::time::timeout(every, renewal).await {
+                    Ok(Ok(true)) => {
+                        let _ = known.send(Some(sent + length));
                     }
+                    Ok(Ok(false)) => {
+                        tracing::error!(rollback = %id, epoch = fence.epoch, "another process holds this run now; stopping it here");
+                        let _ = known.send(None);
+                        return;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(rollback = %id, error = format!("{e:#}"), "could not renew the execution lease; trying again")
+                    }
+                    Err(_) => tracing::warn!(rollback = %id, timeout_ms = every.as_millis() as u64, "renewing the execution lease did not complete in time; trying again"),
                 }
             }
-        }
+        });
+        RenewalTask { task, watch }
+    }
+
+    /// Runs `work` while the lease holds. When it cannot be renewed in time (short of a
+    /// margin for stopping what runs), or another process holds the run, `work` is dropped:
+    /// a step's process group is killed with it, and nothing new starts.
+    async fn while_leased<T>(&self, run: &mut Run, work: impl std::future::Future<Output = T>) -> Leased<T> {
+        let renewals = self.renew_in_background(run.rollback.id, &run.fence, run.held_until);
+        let mut held = renewals.watch.clone();
+        let margin = self.engine.config.execution_lease / 5;
+        tokio::pin!(work);
+        let outcome = loop {
+            let Some(held_until) = *held.borrow_and_update() else {
+                break Leased::Lost("another process holds the run now");
+            };
+            run.held_until = held_until;
+            // Biased: after a stall (SIGSTOP, a frozen machine), the lapsed lease is seen before
+            // the work gets a chance to start anything new.
+            tokio::select! {
+                biased;
+                _ = tokio::time::sleep_until(held_until - margin) => {
+                    break Leased::Lost("the execution lease could not be renewed in time");
+                }
+                _ = held.changed() => continue,
+                done = &mut work => break Leased::Done(done),
+            }
+        };
+        renewals.task.abort();
+        outcome
     }
 
     /// Runs the step the last write started, records its result and starts the next in one
     /// write, until the run ends or pauses (a person must confirm a step; their click queues
-    /// the run again). Returns the rollback as last written, `None` if a write was refused.
-    async fn run_steps(&self, mut rollback: Rollback) -> Result<Option<Rollback>> {
-        let id = rollback.id;
-        while let Some(index) = rollback.step_in_flight() {
+    /// the run again). Returns the rollback as last written, `None` if the run stopped here.
+    async fn run_steps(&self, mut run: Run) -> Result<Option<Rollback>> {
+        while let Some(index) = run.rollback.step_in_flight() {
+            let rollback = run.rollback.clone();
             let step = &rollback.plan.steps[index];
             let action = match (rollback.request.drill, &step.drill) {
                 (false, _) => Some(&step.action),
@@ -128,18 +203,118 @@ impl Executor {
                     outcome: StepOutcome::Rehearsed,
                     ..Default::default()
                 },
-                Some(action) => self.while_leased(id, self.with_retries(&rollback, index, action)).await,
+                Some(action) => match self.while_leased(&mut run, self.with_retries(&rollback, index, action)).await {
+                    Leased::Done(result) => result,
+                    Leased::Lost(why) => {
+                        tracing::error!(rollback = %rollback.id, step = index + 1, why, "the step was stopped: this process lost the run");
+                        let stopped = StepResult {
+                            outcome: StepOutcome::Interrupted,
+                            detail: Some(format!("stopped by the rollbot process running it: {why}")),
+                            ..Default::default()
+                        };
+                        self.record_late(rollback.id, index, stopped).await;
+                        return Ok(None);
+                    }
+                },
             };
-            tracing::info!(rollback = %id, step = index + 1, outcome = ?result.outcome, exit_code = ?result.exit_code, duration_ms = result.duration_ms, "step finished");
-            let finish = Change::new(Action::FinishStep { index, result }, Actor::system())
-                .on(rollback)
-                .then(start_next_step);
-            rollback = match self.step_action(id, finish).await? {
-                Some(r) => r,
+            tracing::info!(rollback = %rollback.id, step = index + 1, outcome = ?result.outcome, exit_code = ?result.exit_code, duration_ms = result.duration_ms, "step finished");
+            match self.record_result(&mut run, index, result).await? {
+                Some(next) => run.rollback = next,
                 None => return Ok(None),
-            };
+            }
         }
-        Ok(Some(rollback))
+        Ok(Some(run.rollback))
+    }
+
+    /// Records a step's result and starts the next step, as the lease holder. A failed write
+    /// (a database blip) is tried again, with backoff, for as long as the lease holds; past
+    /// that, or if another process holds the run now, the result goes on the record as late.
+    async fn record_result(&self, run: &mut Run, index: usize, result: StepResult) -> Result<Option<Rollback>> {
+        let id = run.rollback.id;
+        let known = run.rollback.clone();
+        let fence = run.fence.clone();
+        let attempts = async {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let finish = Change::new(
+                    Action::FinishStep {
+                        index,
+                        result: result.clone(),
+                    },
+                    Actor::system(),
+                )
+                .on(known.clone())
+                .then(start_next_step)
+                .guarded(Guard::Holder(fence.clone()));
+                match self.engine.change_guarded(id, finish).await {
+                    Ok(Changed::Written(rollback)) => return Some(Ok(rollback)),
+                    Ok(Changed::Guarded) => return None,
+                    Ok(Changed::Refused(refusal)) => return Some(self.already_recorded(id, index, &result, refusal).await),
+                    Err(e) => {
+                        tracing::warn!(rollback = %id, step = index + 1, error = format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "could not record the step's result; trying again while the lease holds");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+        };
+        match self.while_leased(run, attempts).await {
+            Leased::Done(Some(Ok(rollback))) => Ok(Some(rollback)),
+            Leased::Done(Some(Err(refusal))) => {
+                tracing::error!(rollback = %id, ?refusal, "the run stopped: the rollback changed under the executor");
+                Ok(None)
+            }
+            Leased::Done(None) | Leased::Lost(_) => {
+                tracing::error!(rollback = %id, step = index + 1, "the run was taken over before its result was recorded; recording it as late");
+                self.record_late(id, index, result).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// A refused result may be one whose first write did commit, unseen (the answer was lost):
+    /// then the record already holds it, and the run goes on from there.
+    async fn already_recorded(
+        &self,
+        id: RollbackId,
+        index: usize,
+        result: &StepResult,
+        refusal: crate::domain::Refusal,
+    ) -> Result<Rollback, crate::domain::Refusal> {
+        if let Ok(Some(rollback)) = self.engine.store.load(id).await {
+            let ours = rollback.steps.iter().rev().find(|s| s.index == index);
+            if ours.is_some_and(|s| s.result.as_ref() == Some(result)) {
+                return Ok(rollback);
+            }
+        }
+        Err(refusal)
+    }
+
+    /// Puts a result from an attempt that lost the run on the record, where people and the
+    /// post-mortem see it; it never becomes the step's result. Kept and retried while the
+    /// store cannot take it, for as long as this process lives (up to an hour).
+    async fn record_late(&self, id: RollbackId, index: usize, result: StepResult) {
+        let action = Action::RecordLateResult { index, result };
+        let mut backoff = Duration::from_millis(200);
+        let give_up = Instant::now() + Duration::from_secs(3600);
+        loop {
+            match self.engine.act(id, &action, &Actor::system()).await {
+                Ok(Ok(_)) => return,
+                Ok(Err(refusal)) => {
+                    tracing::error!(rollback = %id, ?refusal, "a late result could not be recorded");
+                    return;
+                }
+                Err(e) if Instant::now() < give_up => {
+                    tracing::warn!(rollback = %id, error = format!("{e:#}"), "could not record a late result; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    tracing::error!(rollback = %id, error = format!("{e:#}"), "giving up on recording a late result");
+                    return;
+                }
+            }
+        }
     }
 
     /// Runs an action, and again after a growing delay while it fails and retries are left.
@@ -321,21 +496,11 @@ impl Executor {
         }
     }
 
-    async fn step_action(&self, id: RollbackId, change: Change) -> Result<Option<Rollback>> {
-        match self.engine.change(id, change).await? {
-            Ok(r) => Ok(Some(r)),
-            Err(refusal) => {
-                tracing::error!(rollback = %id, ?refusal, "the run stopped: the rollback changed under the executor");
-                Ok(None)
-            }
-        }
-    }
-
     /// Claims and runs one rollback to its end; `false` when nothing was waiting.
     pub async fn run_once(&self) -> Result<bool> {
         match self.claim_next().await? {
-            Some(rollback) => {
-                self.execute(rollback).await?;
+            Some(run) => {
+                self.execute(run).await?;
                 Ok(true)
             }
             None => Ok(false),
@@ -347,12 +512,16 @@ impl Executor {
     fn start_claim(
         self: Arc<Self>,
         running: &mut tokio::task::JoinSet<()>,
-        in_flight: &Arc<std::sync::Mutex<std::collections::BTreeSet<RollbackId>>>,
+        in_flight: &InFlight,
         id: RollbackId,
         known: Option<Rollback>,
     ) -> bool {
-        if !in_flight.lock().expect("in-flight lock").insert(id) {
-            return false;
+        {
+            let mut held = in_flight.lock().expect("in-flight lock");
+            if held.contains_key(&id) {
+                return false;
+            }
+            held.insert(id, None);
         }
         let in_flight = in_flight.clone();
         let looked_up = known.is_none();
@@ -363,7 +532,10 @@ impl Executor {
                 self.engine.run_ready.notify_one();
             }
             let outcome = match claimed {
-                Ok(Some(rollback)) => self.execute(rollback).await,
+                Ok(Some(run)) => {
+                    in_flight.lock().expect("in-flight lock").insert(id, Some(run.fence.clone()));
+                    self.execute(run).await
+                }
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -380,7 +552,7 @@ impl Executor {
     /// `shutdown_grace`, then kills what is left and records it as interrupted.
     pub async fn run_forever(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
         let mut running = tokio::task::JoinSet::new();
-        let in_flight = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+        let in_flight: InFlight = Default::default();
         let mut last_look: Option<tokio::time::Instant> = None;
         loop {
             while let Some(done) = running.try_join_next() {
@@ -438,22 +610,33 @@ impl Executor {
         }
         running.abort_all();
         while running.join_next().await.is_some() {}
-        let abandoned: Vec<RollbackId> = in_flight.lock().expect("in-flight lock").iter().copied().collect();
-        for id in abandoned {
-            match self.engine.act(id, &Action::Interrupt, &Actor::system()).await {
-                Ok(Ok(_)) => {
+        let abandoned: Vec<(RollbackId, Fence)> = in_flight
+            .lock()
+            .expect("in-flight lock")
+            .iter()
+            .filter_map(|(id, fence)| Some((*id, fence.clone()?)))
+            .collect();
+        for (id, fence) in abandoned {
+            // Only while this process still holds the run: another may have taken it over.
+            let interrupt = Change::new(Action::Interrupt, Actor::system()).guarded(Guard::Holder(fence.clone()));
+            match self.engine.change_guarded(id, interrupt).await {
+                Ok(Changed::Written(_)) => {
                     tracing::warn!(rollback = %id, "shutting down: the running step was stopped and the rollback marked interrupted")
                 }
-                Ok(Err(refusal)) => tracing::debug!(rollback = %id, ?refusal, "nothing to interrupt"),
+                Ok(Changed::Refused(refusal)) => tracing::debug!(rollback = %id, ?refusal, "nothing to interrupt"),
+                Ok(Changed::Guarded) => tracing::warn!(rollback = %id, "shutting down: another process holds this run now"),
                 // The lease will lapse and another replica will record it.
                 Err(e) => {
                     tracing::error!(rollback = %id, error = format!("{e:#}"), "could not record the interruption")
                 }
             }
-            let _ = self.engine.store.release_lease(id, &self.owner).await;
+            let _ = self.engine.store.release_lease(id, &fence).await;
         }
     }
 }
+
+/// The runs this process has in hand, with the fence of each once it is claimed.
+type InFlight = Arc<std::sync::Mutex<std::collections::BTreeMap<RollbackId, Option<Fence>>>>;
 
 /// How many approved rollbacks the serving loop looks up (and starts claiming) at a time.
 const CLAIMS_AT_ONCE: i64 = 64;

@@ -14,7 +14,7 @@ use crate::domain::{Action, Actor, Event, Plan, Recorded, Refusal, Rollback, Rol
 use crate::domain::{ChannelId, State};
 use crate::grammar::RequestArgs;
 use crate::statuspage::PageUpdate;
-use crate::store::{Consequences, Effect, Filed, Store, Timer, TimerAction, Written};
+use crate::store::{Consequences, Effect, Filed, Guard, Store, Timer, TimerAction, Written};
 use crate::templates::Announcement;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -90,6 +90,17 @@ pub struct Change {
     known: Option<Rollback>,
     then: Option<fn(&Rollback) -> Option<Action>>,
     lease: Option<crate::store::Lease>,
+    guard: Guard,
+}
+
+/// What became of a [`Change`].
+#[derive(Debug)]
+pub enum Changed {
+    Written(Rollback),
+    Refused(Refusal),
+    /// Its guard did not hold: the writer lost the run's lease, or the lease it meant to
+    /// declare lapsed is held. Nothing was written.
+    Guarded,
 }
 
 impl Change {
@@ -100,7 +111,14 @@ impl Change {
             known: None,
             then: None,
             lease: None,
+            guard: Guard::Version,
         }
+    }
+
+    /// Write only if `guard` holds as well as the version.
+    pub fn guarded(mut self, guard: Guard) -> Change {
+        self.guard = guard;
+        self
     }
 
     /// Decide on this copy instead of loading the rollback: the one this process last wrote.
@@ -166,6 +184,10 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
             }
             Event::StepStarted { index } => effects.push(Effect::StepStarted { index: *index }),
             Event::StepFinished { index, .. } => effects.push(Effect::StepFinished { index: *index }),
+            Event::LateResult { index, result } => effects.push(Effect::LateResult {
+                index: *index,
+                result: Box::new(result.clone()),
+            }),
             Event::Succeeded => {
                 announce(&mut effects, Announcement::Succeeded);
                 effects.push(Effect::Announce {
@@ -237,6 +259,7 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
         timers,
         cancel_timers: awaited_approval && after.state != State::AwaitingApproval,
         lease: None,
+        guard: Guard::Version,
     }
 }
 
@@ -349,25 +372,38 @@ impl Engine {
     /// the events in one versioned write. A stale `known` copy or a concurrent writer costs
     /// a reload and a fresh decision, never a wrong one.
     pub async fn change(&self, id: RollbackId, change: Change) -> Result<Result<Rollback, Refusal>> {
+        Ok(match self.change_guarded(id, change).await? {
+            Changed::Written(rollback) => Ok(rollback),
+            Changed::Refused(refusal) => Err(refusal),
+            Changed::Guarded => Err(Refusal::OutOfOrder {
+                id,
+                detail: "the run's lease did not allow it".into(),
+            }),
+        })
+    }
+
+    /// [`Engine::change`], telling a guard that did not hold apart from a refusal.
+    pub async fn change_guarded(&self, id: RollbackId, change: Change) -> Result<Changed> {
         let Change {
             action,
             actor,
             mut known,
             then,
             lease,
+            guard,
         } = change;
         for _ in 0..MAX_CONFLICT_RETRIES {
             let mut rollback = match known.take() {
                 Some(rollback) => rollback,
                 None => match self.store.load(id).await.with_context(|| format!("loading {id}"))? {
                     Some(rollback) => rollback,
-                    None => return Ok(Err(Refusal::NoSuchRollback { id: Some(id) })),
+                    None => return Ok(Changed::Refused(Refusal::NoSuchRollback { id: Some(id) })),
                 },
             };
             let now = self.clock.now();
             let mut events = match decide(Some(&rollback), &action, &actor, &self.config.policy, now) {
                 Ok(events) => events,
-                Err(refusal) => return Ok(Err(refusal)),
+                Err(refusal) => return Ok(Changed::Refused(refusal)),
             };
             let expected_version = rollback.version;
             let awaited_approval = rollback.state == State::AwaitingApproval;
@@ -402,6 +438,7 @@ impl Engine {
                 }
             }
             consequences.lease = lease.clone();
+            consequences.guard = guard.clone();
             match self
                 .store
                 .append(&rollback, expected_version, &recorded, &consequences)
@@ -413,9 +450,10 @@ impl Engine {
                     self.count(awaited_approval, &rollback, &events, now);
                     self.outbox_ready.notify_one();
                     self.wake_executor_for(&rollback);
-                    return Ok(Ok(rollback));
+                    return Ok(Changed::Written(rollback));
                 }
                 Written::Conflict => continue,
+                Written::Guarded => return Ok(Changed::Guarded),
             }
         }
         anyhow::bail!(

@@ -1,8 +1,8 @@
 //! Fires due timers: escalation levels and expiry. Timers live in the store, so they fire after
 //! a restart; a claim with a lease and the rollback's version make each fire at most once.
-use super::Engine;
+use super::{Change, Changed, Engine};
 use crate::domain::{Action, Actor};
-use crate::store::TimerAction;
+use crate::store::{Guard, TimerAction};
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,17 +22,25 @@ impl Timers {
     /// many things it handled.
     pub async fn run_once(&self) -> Result<usize> {
         let store = &self.engine.store;
+        let grace = self.engine.config.execution_lease;
         let lapsed = store
-            .runs_with_lapsed_lease(self.engine.clock.now(), self.engine.config.execution_lease)
+            .runs_with_lapsed_lease(self.engine.clock.store_time(), grace)
             .await?;
         for id in &lapsed {
-            match self.engine.act(*id, &Action::Interrupt, &Actor::system()).await? {
-                Ok(rollback) => {
+            // Written only if the lease really lapsed when the write lands, by the store's clock:
+            // a holder that renewed meanwhile keeps its run.
+            let interrupt = Change::new(Action::Interrupt, Actor::system()).guarded(Guard::Lapsed {
+                grace,
+                at: self.engine.clock.store_time(),
+            });
+            match self.engine.change_guarded(*id, interrupt).await? {
+                Changed::Written(rollback) => {
                     tracing::warn!(rollback = %id, state = rollback.state.name(), "its process stopped renewing the execution lease")
                 }
-                Err(refusal) => {
+                Changed::Refused(refusal) => {
                     tracing::debug!(rollback = %id, ?refusal, "lease lapsed but the run had already moved on")
                 }
+                Changed::Guarded => tracing::info!(rollback = %id, "its lease was renewed before it could be declared lapsed"),
             }
         }
         let due = store.claim_due_timers(self.engine.clock.now(), LEASE, 32).await?;

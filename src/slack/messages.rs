@@ -1043,6 +1043,27 @@ pub fn interrupted(rollback: &Rollback, index: usize) -> Message {
     Message::plain(format!("{} {}", rollback.id, state_line(&interrupted)))
 }
 
+/// In the thread when an attempt that had lost the run ended after all (its process stalled
+/// past the lease): what it did, and that it is not the step's result.
+pub fn late_result(rollback: &Rollback, index: usize, result: &StepResult) -> Message {
+    let name = step_name(rollback, index);
+    let exit = result.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
+    let detail = result
+        .detail
+        .as_deref()
+        .map(|d| format!(" ({})", escape(&truncate(d, 300))))
+        .unwrap_or_default();
+    let mut text = format!(
+        "🕰️ An earlier attempt of step {} *{name}* ended late: {}{exit}{detail}. Its process had lost the run, so this is on the record only; it is not the step's result and nothing more runs from it.",
+        index + 1,
+        result.outcome.name().replace('_', " "),
+    );
+    if !result.output_tail.is_empty() {
+        text += &format!("\n```{}```", escape(&truncate(&result.output_tail, 1500)));
+    }
+    Message::plain(text)
+}
+
 /// In the thread when someone decided about an interrupted step.
 pub fn step_decided(rollback: &Rollback, index: usize, by: &UserId, retry: bool) -> Message {
     let step = rollback

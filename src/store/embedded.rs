@@ -4,7 +4,8 @@
 //! crash. One process owns the file: a second one is refused (an exclusive lock on a file beside
 //! it, released by the kernel when the owner dies, even by kill -9).
 use super::{
-    CHANNEL_POST_GAP, CardRef, CardTable, Consequences, DueTimer, Effect, FINISHED_STATES, Filed, OutboxItem, Written,
+    CHANNEL_POST_GAP, CardRef, CardTable, Consequences, DueTimer, Effect, FINISHED_STATES, Fence, Filed, Guard, OutboxItem,
+    Written,
 };
 use super::{EventRow, Export, OutboxRow, ProposalRow, RollbackRow, TimerRow};
 use crate::domain::proposal::{Proposal, ProposalId};
@@ -36,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "0004_reserved_slots.sql",
         include_str!("../../migrations/embedded/0004_reserved_slots.sql"),
+    ),
+    (
+        5,
+        "0005_lease_epochs.sql",
+        include_str!("../../migrations/embedded/0005_lease_epochs.sql"),
     ),
 ];
 
@@ -318,10 +324,19 @@ impl EmbeddedStore {
         let consequences = consequences.clone();
         self.transaction(move |tx| {
             let now = events.last().map(|e| e.at).unwrap_or_else(Utc::now);
+            if !guard_holds(tx, rollback.id, &consequences.guard)? {
+                return Ok(Written::Guarded);
+            }
+            let lease_until = consequences
+                .lease
+                .as_ref()
+                .map(|l| Ok::<_, anyhow::Error>(ts(l.at.unwrap_or_else(Utc::now) + chrono::Duration::from_std(l.length)?)))
+                .transpose()?;
             let updated = tx.execute(
                 "UPDATE rollbacks SET version = ?2, state = ?3, doc = ?4, updated_at = ?5,
                    lease_owner = CASE WHEN ?3 <> 'running' THEN NULL WHEN ?7 IS NOT NULL THEN ?7 ELSE lease_owner END,
-                   lease_until = CASE WHEN ?3 <> 'running' THEN NULL WHEN ?7 IS NOT NULL THEN ?8 ELSE lease_until END
+                   lease_until = CASE WHEN ?3 <> 'running' THEN NULL WHEN ?7 IS NOT NULL THEN ?8 ELSE lease_until END,
+                   lease_epoch = CASE WHEN ?7 IS NOT NULL THEN ?2 ELSE lease_epoch END
                  WHERE id = ?1 AND version = ?6",
                 params![
                     rollback.id.0,
@@ -331,7 +346,7 @@ impl EmbeddedStore {
                     ts(now),
                     expected_version,
                     consequences.lease.as_ref().map(|l| l.owner.clone()),
-                    consequences.lease.as_ref().map(|l| ts(l.until)),
+                    lease_until,
                 ],
             )?;
             if updated == 0 {
@@ -423,19 +438,35 @@ impl EmbeddedStore {
             .await
     }
 
-    pub async fn hold_lease(&self, id: RollbackId, owner: &str, until: DateTime<Utc>) -> Result<()> {
-        self.execute(
-            "UPDATE rollbacks SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1",
-            vec![id.0.into(), owner.to_owned().into(), ts(until).into()],
-        )
-        .await?;
-        Ok(())
+    /// Renews the lease `fence` holds; one process owns the file, so its clock is the store's.
+    pub async fn hold_lease(
+        &self,
+        id: RollbackId,
+        fence: &Fence,
+        length: std::time::Duration,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        let until = at.unwrap_or_else(Utc::now) + chrono::Duration::from_std(length)?;
+        let renewed = self
+            .execute(
+                "UPDATE rollbacks SET lease_until = ?4
+                 WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND lease_epoch = ?3",
+                vec![
+                    id.0.into(),
+                    fence.owner.clone().into(),
+                    fence.epoch.into(),
+                    ts(until).into(),
+                ],
+            )
+            .await?;
+        Ok(renewed == 1)
     }
 
-    pub async fn release_lease(&self, id: RollbackId, owner: &str) -> Result<()> {
+    pub async fn release_lease(&self, id: RollbackId, fence: &Fence) -> Result<()> {
         self.execute(
-            "UPDATE rollbacks SET lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND lease_owner = ?2",
-            vec![id.0.into(), owner.to_owned().into()],
+            "UPDATE rollbacks SET lease_owner = NULL, lease_until = NULL
+             WHERE id = ?1 AND lease_owner = ?2 AND lease_epoch = ?3",
+            vec![id.0.into(), fence.owner.clone().into(), fence.epoch.into()],
         )
         .await?;
         Ok(())
@@ -443,9 +474,10 @@ impl EmbeddedStore {
 
     pub async fn runs_with_lapsed_lease(
         &self,
-        now: DateTime<Utc>,
+        at: Option<DateTime<Utc>>,
         grace: std::time::Duration,
     ) -> Result<Vec<RollbackId>> {
+        let now = at.unwrap_or_else(Utc::now);
         let since = now - chrono::Duration::from_std(grace)?;
         self.ids(
             "SELECT id FROM rollbacks WHERE state = 'running'
@@ -989,6 +1021,42 @@ fn apply_consequences(tx: &Transaction, id: RollbackId, consequences: &Consequen
         )?;
     }
     Ok(())
+}
+
+/// Whether a change's guard holds on the rollback's row as it is, inside the change's
+/// transaction (the same rule as PostgreSQL's `GUARD_HOLDS`).
+fn guard_holds(tx: &Transaction, id: RollbackId, guard: &Guard) -> Result<bool> {
+    let row = tx
+        .query_row(
+            "SELECT state, lease_owner, lease_epoch, lease_until, updated_at FROM rollbacks WHERE id = ?1",
+            [id.0],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    optional_ts(r, 3)?,
+                    parse_ts(&r.get::<_, String>(4)?)?,
+                ))
+            },
+        )
+        .optional()?;
+    // A missing rollback is the version check's to report.
+    let Some((state, owner, epoch, until, updated_at)) = row else {
+        return Ok(true);
+    };
+    Ok(match guard {
+        Guard::Version => true,
+        Guard::Holder(fence) => owner.as_deref() == Some(fence.owner.as_str()) && epoch == Some(fence.epoch),
+        Guard::Lapsed { grace, at } => {
+            let now = at.unwrap_or_else(Utc::now);
+            state == "running"
+                && match until {
+                    Some(until) => until < now,
+                    None => updated_at < now - chrono::Duration::from_std(*grace)?,
+                }
+        }
+    })
 }
 
 fn insert_events(tx: &Transaction, id: RollbackId, first_seq_after: i64, events: &[Recorded]) -> Result<()> {

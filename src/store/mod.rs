@@ -90,6 +90,12 @@ pub enum Effect {
     ProposalCard {
         proposal: ProposalId,
     },
+    /// In the thread: an attempt that had lost the run ended; what it did is on the record,
+    /// and it is not the step's result.
+    LateResult {
+        index: usize,
+        result: Box<crate::domain::StepResult>,
+    },
 }
 
 impl Effect {
@@ -129,6 +135,7 @@ impl Effect {
             Effect::PageTrouble { .. } => "page_trouble",
             Effect::StepDecided { .. } => "step_decided",
             Effect::ProposalCard { .. } => "proposal_card",
+            Effect::LateResult { .. } => "late_result",
         }
     }
 }
@@ -168,6 +175,8 @@ pub struct Consequences {
     /// The writer runs the rollback's steps from this change on. Whatever the change, a
     /// rollback it leaves not running holds no lease any more.
     pub lease: Option<Lease>,
+    /// What the write needs besides the expected version.
+    pub guard: Guard,
 }
 
 impl Consequences {
@@ -192,14 +201,45 @@ impl Consequences {
         self.timers.extend(later.timers);
         self.cancel_timers |= later.cancel_timers;
         self.lease = later.lease.or(self.lease.take());
+        if later.guard != Guard::Version {
+            self.guard = later.guard;
+        }
     }
 }
 
-/// Who runs a rollback's steps, and until when: past that, the run counts as abandoned.
+/// Who runs a rollback's steps, and for how long without renewing: past that, the run counts
+/// as abandoned. Taken with the write that claims the run; that write's version becomes the
+/// lease's epoch, so every claim of a run, even by the same process, has an epoch of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     pub owner: String,
-    pub until: DateTime<Utc>,
+    pub length: std::time::Duration,
+    /// The time the lease counts from: `None` is the database's clock (see `Clock::store_time`).
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// What a lease holder presents with each write it makes: a write whose fence no longer
+/// matches the rollback's lease is refused, however the rollback's version moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub owner: String,
+    pub epoch: i64,
+}
+
+/// What must hold, besides the version, for a change to be written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Guard {
+    /// Only the version: people's clicks and rollbot's timers.
+    #[default]
+    Version,
+    /// The writer still holds the run's lease at this epoch: the executor's writes.
+    Holder(Fence),
+    /// The run's lease really lapsed, by the store's clock (`at`, `None` for the database's):
+    /// an interruption. A run that never took a lease counts from its last change plus `grace`.
+    Lapsed {
+        grace: std::time::Duration,
+        at: Option<DateTime<Utc>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -276,6 +316,9 @@ pub enum Written {
     Ok,
     /// Someone else changed the rollback first; reload and decide again.
     Conflict,
+    /// The change's guard does not hold (the writer lost the lease, or the lease it meant to
+    /// declare lapsed is held): deciding again would not help.
+    Guarded,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -387,12 +430,15 @@ operations! {
     fn latest(&self, channel: Option<&str>, drills_only: bool, limit: i64) -> Result<Vec<Rollback>>;
     /// Rollbacks that are approved and wait for the executor, oldest first.
     fn waiting_to_run(&self, limit: i64) -> Result<Vec<RollbackId>>;
-    /// Takes or renews the lease on a running rollback for `owner` until `until`.
-    fn hold_lease(&self, id: RollbackId, owner: &str, until: DateTime<Utc>) -> Result<()>;
-    fn release_lease(&self, id: RollbackId, owner: &str) -> Result<()>;
-    /// Running rollbacks whose process stopped renewing its lease. A run that never took a
-    /// lease counts from its last change, plus `grace`.
-    fn runs_with_lapsed_lease(&self, now: DateTime<Utc>, grace: std::time::Duration) -> Result<Vec<RollbackId>>;
+    /// Renews the lease `fence` holds on a running rollback, for `length` from `at` (`None`: the
+    /// database's clock); `false` when it no longer holds it (then the holder must stop).
+    fn hold_lease(&self, id: RollbackId, fence: &Fence, length: std::time::Duration, at: Option<DateTime<Utc>>) -> Result<bool>;
+    /// Gives the lease up, if `fence` still holds it.
+    fn release_lease(&self, id: RollbackId, fence: &Fence) -> Result<()>;
+    /// Running rollbacks whose process stopped renewing its lease, by the store's clock (`at`,
+    /// `None` for the database's). A run that never took a lease counts from its last change,
+    /// plus `grace`.
+    fn runs_with_lapsed_lease(&self, at: Option<DateTime<Utc>>, grace: std::time::Duration) -> Result<Vec<RollbackId>>;
     fn card(&self, id: RollbackId) -> Result<Option<CardRef>>;
     fn remember_card(&self, id: RollbackId, card: &CardRef) -> Result<()>;
     /// The status page incident opened for a rollback, if any.

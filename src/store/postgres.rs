@@ -1,4 +1,6 @@
-use super::{CardRef, CardTable, Consequences, DueTimer, Effect, Export, FINISHED_STATES, Filed, OutboxItem, Written};
+use super::{
+    CardRef, CardTable, Consequences, DueTimer, Effect, Export, FINISHED_STATES, Fence, Filed, Guard, OutboxItem, Written,
+};
 use crate::domain::proposal::{Proposal, ProposalId};
 use crate::domain::{Recorded, Rollback, RollbackId};
 use anyhow::{Context, Result, anyhow};
@@ -52,6 +54,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         10,
         "0010_requester_column.sql",
         include_str!("../../migrations/0010_requester_column.sql"),
+    ),
+    (
+        11,
+        "0011_lease_epochs.sql",
+        include_str!("../../migrations/0011_lease_epochs.sql"),
     ),
 ];
 
@@ -297,15 +304,21 @@ impl PostgresStore {
             .collect::<Result<Vec<_>>>()?;
         let timer_dues: Vec<DateTime<Utc>> = consequences.timers.iter().map(|t| t.due_at).collect();
         let lease_owner = consequences.lease.as_ref().map(|l| l.owner.as_str());
-        let lease_until = consequences.lease.as_ref().map(|l| l.until);
+        let lease_at = consequences.lease.as_ref().and_then(|l| l.at);
+        let lease_ms = consequences.lease.as_ref().map(|l| millis(l.length));
+        let guard = GuardParams::of(&consequences.guard);
         let client = self.client().await?;
         let statement = client
             .prepare_cached(&format!(
-                "WITH changed AS (
+                "WITH guarded AS (SELECT {guard_holds} AS holds FROM rollbacks WHERE id = $1),
+                 changed AS (
                    UPDATE rollbacks SET version = $2, state = $3, doc = $4, updated_at = $5,
                      lease_owner = CASE WHEN $3 <> 'running' THEN NULL WHEN $7::text IS NOT NULL THEN $7 ELSE lease_owner END,
-                     lease_until = CASE WHEN $3 <> 'running' THEN NULL WHEN $7::text IS NOT NULL THEN $8 ELSE lease_until END
-                   WHERE id = $1 AND version = $6 RETURNING id),
+                     lease_until = CASE WHEN $3 <> 'running' THEN NULL
+                                        WHEN $7::text IS NOT NULL THEN COALESCE($8::timestamptz, now()) + $20::bigint * interval '1 millisecond'
+                                        ELSE lease_until END,
+                     lease_epoch = CASE WHEN $7::text IS NOT NULL THEN $2 ELSE lease_epoch END
+                   WHERE id = $1 AND version = $6 AND {guard_holds} RETURNING id),
                  new_events AS (
                    INSERT INTO rollback_events (rollback_id, seq, at, actor, event)
                    SELECT c.id, e.seq, e.at, e.actor, e.event FROM changed c,
@@ -330,11 +343,12 @@ impl PostgresStore {
                    ) pending ON e.collapses
                    WHERE pending.found IS NULL
                    ORDER BY e.position)
-                 SELECT count(*) FROM changed",
-                behind = behind_its_lane("c.id", "$5", "e.lane")
+                 SELECT (SELECT count(*) FROM changed), (SELECT holds FROM guarded)",
+                behind = behind_its_lane("c.id", "$5", "e.lane"),
+                guard_holds = GUARD_HOLDS,
             ))
             .await?;
-        let changed: i64 = client
+        let row = client
             .query_one(
                 &statement,
                 &[
@@ -345,7 +359,7 @@ impl PostgresStore {
                     &now,
                     &expected_version,
                     &lease_owner,
-                    &lease_until,
+                    &lease_at,
                     &seqs,
                     &ats,
                     &actors,
@@ -357,12 +371,23 @@ impl PostgresStore {
                     &effects.payloads,
                     &effects.lanes,
                     &effects.collapses,
+                    &lease_ms,
+                    &guard.kind,
+                    &guard.owner,
+                    &guard.epoch,
+                    &guard.at,
+                    &guard.grace_ms,
                 ],
             )
             .await
-            .context("recording the rollback's change")?
-            .get(0);
-        Ok(if changed == 0 { Written::Conflict } else { Written::Ok })
+            .context("recording the rollback's change")?;
+        let changed: i64 = row.get(0);
+        let holds: Option<bool> = row.get(1);
+        Ok(match (changed, holds) {
+            (0, Some(false)) => Written::Guarded,
+            (0, _) => Written::Conflict,
+            _ => Written::Ok,
+        })
     }
 
     pub async fn load(&self, id: RollbackId) -> Result<Option<Rollback>> {
@@ -414,38 +439,50 @@ impl PostgresStore {
         Ok(rows.iter().map(|r| RollbackId(r.get(0))).collect())
     }
 
-    /// Takes or renews the lease on a running rollback for `owner` until `until`.
-    pub async fn hold_lease(&self, id: RollbackId, owner: &str, until: DateTime<Utc>) -> Result<()> {
+    /// Renews the lease `fence` holds, by the database's clock unless `at` is given.
+    pub async fn hold_lease(
+        &self,
+        id: RollbackId,
+        fence: &Fence,
+        length: std::time::Duration,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        let renewed = self
+            .prepared_execute(
+                "UPDATE rollbacks SET lease_until = COALESCE($4::timestamptz, now()) + $5::bigint * interval '1 millisecond'
+                 WHERE id = $1 AND state = 'running' AND lease_owner = $2 AND lease_epoch = $3",
+                &[&id.0, &fence.owner, &fence.epoch, &at, &millis(length)],
+            )
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    pub async fn release_lease(&self, id: RollbackId, fence: &Fence) -> Result<()> {
         self.prepared_execute(
-            "UPDATE rollbacks SET lease_owner = $2, lease_until = $3 WHERE id = $1",
-            &[&id.0, &owner, &until],
+            "UPDATE rollbacks SET lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3",
+            &[&id.0, &fence.owner, &fence.epoch],
         )
         .await?;
         Ok(())
     }
 
-    pub async fn release_lease(&self, id: RollbackId, owner: &str) -> Result<()> {
-        self.prepared_execute(
-            "UPDATE rollbacks SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
-            &[&id.0, &owner],
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Running rollbacks whose process stopped renewing its lease. A run that never took a
-    /// lease counts from its last change, plus `grace`.
+    /// Running rollbacks whose process stopped renewing its lease, by the database's clock
+    /// unless `at` is given. A run that never took a lease counts from its last change, plus
+    /// `grace`.
     pub async fn runs_with_lapsed_lease(
         &self,
-        now: DateTime<Utc>,
+        at: Option<DateTime<Utc>>,
         grace: std::time::Duration,
     ) -> Result<Vec<RollbackId>> {
-        let since = now - chrono::Duration::from_std(grace)?;
         let rows = self
             .prepared_query(
                 "SELECT id FROM rollbacks WHERE state = 'running'
-                   AND (lease_until < $1 OR (lease_until IS NULL AND updated_at < $2)) ORDER BY id",
-                &[&now, &since],
+                   AND (lease_until < COALESCE($1::timestamptz, now())
+                        OR (lease_until IS NULL
+                            AND updated_at < COALESCE($1::timestamptz, now()) - $2::bigint * interval '1 millisecond'))
+                 ORDER BY id",
+                &[&at, &millis(grace)],
             )
             .await?;
         Ok(rows.iter().map(|r| RollbackId(r.get(0))).collect())
@@ -921,6 +958,55 @@ fn behind_its_lane(rollback: &str, now: &str, lane: &str) -> String {
 }
 
 /// A jsonb parameter serialized straight to JSON text, without building a `Value` tree first.
+/// Whether a change's guard holds on the rollback's row as it is: `$21` … `$25` are
+/// [`GuardParams`]. Used twice in one statement, to write and to tell why nothing was written.
+const GUARD_HOLDS: &str = "COALESCE(CASE $21::text
+        WHEN 'holder' THEN lease_owner = $22::text AND lease_epoch = $23::bigint
+        WHEN 'lapsed' THEN state = 'running' AND (lease_until < COALESCE($24::timestamptz, now())
+            OR (lease_until IS NULL
+                AND updated_at < COALESCE($24::timestamptz, now()) - $25::bigint * interval '1 millisecond'))
+        ELSE true END, false)";
+
+/// A [`Guard`] as statement parameters.
+struct GuardParams<'a> {
+    kind: &'static str,
+    owner: Option<&'a str>,
+    epoch: Option<i64>,
+    at: Option<DateTime<Utc>>,
+    grace_ms: Option<i64>,
+}
+
+impl<'a> GuardParams<'a> {
+    fn of(guard: &'a Guard) -> GuardParams<'a> {
+        let none = GuardParams {
+            kind: "version",
+            owner: None,
+            epoch: None,
+            at: None,
+            grace_ms: None,
+        };
+        match guard {
+            Guard::Version => none,
+            Guard::Holder(Fence { owner, epoch }) => GuardParams {
+                kind: "holder",
+                owner: Some(owner),
+                epoch: Some(*epoch),
+                ..none
+            },
+            Guard::Lapsed { grace, at } => GuardParams {
+                kind: "lapsed",
+                at: *at,
+                grace_ms: Some(millis(*grace)),
+                ..none
+            },
+        }
+    }
+}
+
+fn millis(length: std::time::Duration) -> i64 {
+    i64::try_from(length.as_millis()).unwrap_or(i64::MAX)
+}
+
 pub(super) fn jsonb<T: serde::Serialize>(value: &T) -> Result<Json<Box<RawValue>>> {
     Ok(Json(serde_json::value::to_raw_value(value)?))
 }

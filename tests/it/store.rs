@@ -6,7 +6,7 @@ use rollbot::domain::Rollback;
 use rollbot::domain::fixtures::{Story, actor, alert_group, at};
 use rollbot::domain::proposal::{Decision, Proposal, ProposalId};
 use rollbot::domain::{Action, ChannelId, Recorded, RollbackId, Severity, State};
-use rollbot::store::{CardRef, Consequences, Effect, Filed, Lease, Store, Timer, TimerAction, Written};
+use rollbot::store::{CardRef, Consequences, Effect, Fence, Filed, Guard, Lease, Store, Timer, TimerAction, Written};
 
 /// Files a rollback with no per-person limit, as most checks here need.
 trait CreateUnlimited {
@@ -40,6 +40,7 @@ on_both_stores!(
     recent_lists_newest_first_by_channel_and_drills_apart,
     leases_show_which_runs_lost_their_process,
     a_change_can_take_the_lease_and_one_that_stops_the_run_ends_it,
+    the_executors_writes_are_fenced_by_owner_and_epoch,
     one_change_queues_its_messages_in_order_with_one_card_update,
     the_card_and_the_page_incident_are_remembered,
     the_outbox_hands_out_a_rollbacks_effects_in_order_one_lane_at_a_time,
@@ -220,59 +221,202 @@ async fn leases_show_which_runs_lost_their_process(store: Store) {
     );
     let changed_at = running.history.last().unwrap().at;
     let grace = std::time::Duration::from_secs(60);
+    let lapsed = |when: DateTime<Utc>| {
+        let store = store.clone();
+        async move { store.runs_with_lapsed_lease(Some(when), grace).await.unwrap() }
+    };
     assert!(
         store.waiting_to_run(10).await.unwrap().is_empty(),
         "running, not waiting"
     );
-    assert!(
-        store
-            .runs_with_lapsed_lease(changed_at + Duration::seconds(59), grace)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(lapsed(changed_at + Duration::seconds(59)).await.is_empty());
     assert_eq!(
-        store
-            .runs_with_lapsed_lease(changed_at + Duration::seconds(61), grace)
-            .await
-            .unwrap(),
+        lapsed(changed_at + Duration::seconds(61)).await,
         [created.id],
         "a run that never took a lease counts from its last change"
     );
 
+    // The lease is taken with a change (the executor's claim); its version is the epoch.
+    let running_len = running.history.len();
+    let stepping = running.act(&rollbot::domain::Actor::system(), Action::StartStep { index: 0 });
+    let changed_at = stepping.history.last().unwrap().at;
+    let epoch = append_holding(&store, created.id, &stepping, running_len, lease("rollbot-a", changed_at, 60)).await;
+    let a = Fence {
+        owner: "rollbot-a".into(),
+        epoch,
+    };
+    let length = std::time::Duration::from_secs(120);
+    assert!(store.hold_lease(created.id, &a, length, Some(changed_at)).await.unwrap());
     let until = changed_at + Duration::seconds(120);
-    store.hold_lease(created.id, "rollbot-a", until).await.unwrap();
+    assert!(lapsed(until - Duration::seconds(1)).await.is_empty());
+    assert_eq!(lapsed(until + Duration::seconds(1)).await, [created.id]);
+
+    let b = Fence {
+        owner: "rollbot-b".into(),
+        epoch,
+    };
+    let stale = Fence {
+        owner: "rollbot-a".into(),
+        epoch: epoch - 1,
+    };
+    for other in [&b, &stale] {
+        assert!(
+            !store
+                .hold_lease(created.id, other, length, Some(until))
+                .await
+                .unwrap(),
+            "{other:?} does not hold the lease and cannot take it back by renewing"
+        );
+        store.release_lease(created.id, other).await.unwrap();
+    }
     assert!(
-        store
-            .runs_with_lapsed_lease(until - Duration::seconds(1), grace)
-            .await
-            .unwrap()
-            .is_empty()
+        lapsed(until - Duration::seconds(1)).await.is_empty(),
+        "nobody else renewed nor released the lease"
     );
+    store.release_lease(created.id, &a).await.unwrap();
     assert_eq!(
-        store
-            .runs_with_lapsed_lease(until + Duration::seconds(1), grace)
-            .await
-            .unwrap(),
-        [created.id]
-    );
-    store.release_lease(created.id, "rollbot-b").await.unwrap();
-    assert!(
-        store
-            .runs_with_lapsed_lease(until - Duration::seconds(1), grace)
-            .await
-            .unwrap()
-            .is_empty(),
-        "another process cannot release a lease it does not hold"
-    );
-    store.release_lease(created.id, "rollbot-a").await.unwrap();
-    assert_eq!(
-        store
-            .runs_with_lapsed_lease(until - Duration::seconds(1), grace)
-            .await
-            .unwrap(),
+        lapsed(until - Duration::seconds(1)).await,
         [created.id],
         "released: nobody runs it any more"
+    );
+    assert!(
+        !store.hold_lease(created.id, &a, length, Some(until)).await.unwrap(),
+        "a released lease cannot be renewed"
+    );
+}
+
+fn lease(owner: &str, from: DateTime<Utc>, secs: u64) -> Lease {
+    Lease {
+        owner: owner.into(),
+        length: std::time::Duration::from_secs(secs),
+        at: Some(from),
+    }
+}
+
+/// Records `story`'s events after the first `already`, taking `lease`; returns its epoch.
+async fn append_holding(store: &Store, id: RollbackId, story: &Story, already: usize, lease: Lease) -> i64 {
+    let mut rollback = story.rollback.clone();
+    rollback.id = id;
+    let consequences = Consequences {
+        lease: Some(lease),
+        ..Default::default()
+    };
+    let expected = rollback.version - (story.history.len() - already) as i64;
+    assert_eq!(
+        store
+            .append(&rollback, expected, &story.history[already..], &consequences)
+            .await
+            .unwrap(),
+        Written::Ok
+    );
+    rollback.version
+}
+
+/// Records `story`'s events after the first `already` under `guard`.
+async fn append_guarded(store: &Store, id: RollbackId, story: &Story, already: usize, guard: Guard) -> Written {
+    let mut rollback = story.rollback.clone();
+    rollback.id = id;
+    let consequences = Consequences {
+        guard,
+        ..Default::default()
+    };
+    let expected = rollback.version - (story.history.len() - already) as i64;
+    store
+        .append(&rollback, expected, &story.history[already..], &consequences)
+        .await
+        .unwrap()
+}
+
+/// A process that stalled past its lease cannot write for the run once another declared it
+/// lapsed, a person chose to retry, and a new claim took a new epoch; its renewals fail too.
+/// An interruption is written only while the lease is really lapsed.
+async fn the_executors_writes_are_fenced_by_owner_and_epoch(store: Store) {
+    let system = rollbot::domain::Actor::system();
+    let story = request("C0INCIDENTS", false).approved();
+    let created = store.create_unlimited(&story.history, &nothing()).await.unwrap();
+    let story_len = story.history.len();
+    let claimed = story
+        .act(&system, Action::StartRun)
+        .act(&system, Action::StartStep { index: 0 });
+    let first_epoch = append_holding(&store, created.id, &claimed, story_len, lease("rollbot-a", at(0), 1800)).await;
+    let a = Fence {
+        owner: "rollbot-a".into(),
+        epoch: first_epoch,
+    };
+    let lapsed_at = |minutes: i64| Guard::Lapsed {
+        grace: std::time::Duration::from_secs(30),
+        at: Some(at(minutes)),
+    };
+
+    let claimed_len = claimed.history.len();
+
+    let interrupted = claimed.act(&system, Action::Interrupt);
+    assert_eq!(
+        append_guarded(&store, created.id, &interrupted, claimed_len, lapsed_at(29)).await,
+        Written::Guarded,
+        "the lease still holds: nothing is interrupted"
+    );
+    assert_eq!(
+        store.load(created.id).await.unwrap().unwrap().state,
+        State::Running
+    );
+    assert_eq!(
+        append_guarded(&store, created.id, &interrupted, claimed_len, lapsed_at(31)).await,
+        Written::Ok
+    );
+    let interrupted_len = interrupted.history.len();
+    let retried = interrupted.act(
+        &actor(rollbot::domain::fixtures::ON_CALL),
+        Action::RetryStep { index: 0 },
+    );
+    assert_eq!(
+        append_guarded(&store, created.id, &retried, interrupted_len, Guard::Version).await,
+        Written::Ok
+    );
+    let retried_len = retried.history.len();
+    let reclaimed = retried
+        .act(&system, Action::StartRun)
+        .act(&system, Action::StartStep { index: 0 });
+    let second_epoch = append_holding(&store, created.id, &reclaimed, retried_len, lease("rollbot-a", at(40), 1800)).await;
+    assert!(second_epoch > first_epoch, "each claim has an epoch of its own");
+
+    // The first attempt's process wakes up with its result: same owner, old epoch. Even on
+    // the current version it is refused.
+    let result = rollbot::domain::StepResult {
+        outcome: rollbot::domain::StepOutcome::Succeeded,
+        ..Default::default()
+    };
+    let reclaimed_len = reclaimed.history.len();
+    let reclaimed_version = reclaimed.rollback.version;
+    let late = reclaimed.act(
+        &system,
+        Action::FinishStep {
+            index: 0,
+            result: result.clone(),
+        },
+    );
+    assert_eq!(
+        append_guarded(&store, created.id, &late, reclaimed_len, Guard::Holder(a.clone())).await,
+        Written::Guarded
+    );
+    assert!(
+        !store
+            .hold_lease(created.id, &a, std::time::Duration::from_secs(1800), Some(at(41)))
+            .await
+            .unwrap()
+    );
+    let current = store.load(created.id).await.unwrap().unwrap();
+    assert_eq!(current.version, reclaimed_version, "nothing was written");
+    assert_eq!(current.steps.last().unwrap().result, None, "the new attempt has no result yet");
+
+    let b = Fence {
+        owner: "rollbot-a".into(),
+        epoch: second_epoch,
+    };
+    assert_eq!(
+        append_guarded(&store, created.id, &late, reclaimed_len, Guard::Holder(b)).await,
+        Written::Ok,
+        "the holder of the current epoch records its result"
     );
 }
 
@@ -307,17 +451,10 @@ async fn a_change_can_take_the_lease_and_one_that_stops_the_run_ends_it(store: S
     };
     let grace = std::time::Duration::from_secs(60);
     let lapsed_at =
-        |store: Store, when: DateTime<Utc>| async move { store.runs_with_lapsed_lease(when, grace).await.unwrap() };
+        |store: Store, when: DateTime<Utc>| async move { store.runs_with_lapsed_lease(Some(when), grace).await.unwrap() };
 
     let until = at(30);
-    let started = change(
-        story.act(&system, Action::StartRun),
-        Some(Lease {
-            owner: "rollbot-a".into(),
-            until,
-        }),
-    )
-    .await;
+    let started = change(story.act(&system, Action::StartRun), Some(lease("rollbot-a", at(0), 1800))).await;
     assert!(
         lapsed_at(store.clone(), until - Duration::seconds(1)).await.is_empty(),
         "the lease written with the run's start holds until it runs out"

@@ -515,17 +515,12 @@ impl Rollbot {
     pub async fn die_during_first_step(&self, id: i64) {
         use rollbot::domain::{Action, Actor, RollbackId};
         let engine = &self.app.engine;
-        engine
-            .act(RollbackId(id), &Action::StartRun, &Actor::system())
-            .await
-            .unwrap()
-            .unwrap();
-        let until = self.clock.now() + chrono::Duration::seconds(30);
-        engine
-            .store
-            .hold_lease(RollbackId(id), "rollbot-dead", until)
-            .await
-            .unwrap();
+        let claim = rollbot::engine::Change::new(Action::StartRun, Actor::system()).holding(rollbot::store::Lease {
+            owner: "rollbot-dead".into(),
+            length: std::time::Duration::from_secs(30),
+            at: self.clock.store_time(),
+        });
+        engine.change(RollbackId(id), claim).await.unwrap().unwrap();
         engine
             .act(RollbackId(id), &Action::StartStep { index: 0 }, &Actor::system())
             .await
