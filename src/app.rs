@@ -214,6 +214,13 @@ impl App {
         }
     }
 
+    /// Supervises `command` steps with `program`, a rollbot binary, where this process's own
+    /// executable is not one (the test harness).
+    pub fn with_step_supervisor(mut self, program: std::path::PathBuf) -> App {
+        self.executor = Arc::new(Executor::new(self.engine.clone()).supervised_by(program));
+        self
+    }
+
     /// Serves HTTP and runs the workers until `shutdown` fires; in-flight requests finish first.
     pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: Shutdown) -> Result<()> {
         let executor = tokio::spawn(self.executor.clone().run_forever(shutdown.clone()));

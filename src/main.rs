@@ -94,8 +94,22 @@ fn load_config(path: &PathBuf) -> Result<Config, ExitCode> {
     })
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // The step supervisor is this same binary, kept light: no runtime, no logging.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == rollbot::engine::supervisor::SUBCOMMAND) {
+        rollbot::engine::supervisor::main(args);
+    }
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("rollbot: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "rollbot=info,warn".into());
     let logs = tracing_subscriber::fmt()

@@ -12,6 +12,16 @@ pub struct CommandSpec<'a> {
     pub workdir: Option<&'a str>,
     pub timeout: Duration,
     pub tail_bytes: usize,
+    /// Run under the step supervisor (`engine::supervisor`), so the step dies with rollbot and
+    /// when the lease can no longer be vouched for. `None` only where no lease is involved.
+    pub supervision: Option<Supervision<'a>>,
+}
+
+/// The supervisor program (rollbot's own binary) and the moments until which the step may run:
+/// `None` once it must stop.
+pub struct Supervision<'a> {
+    pub program: &'a std::path::Path,
+    pub stop_by: tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
 }
 
 /// Variables a step inherits from rollbot; nothing else does, so rollbot's own secrets never
@@ -42,9 +52,24 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
         Ok(w) => w,
         Err(e) => return could_not_start(format!("cannot create an output pipe: {e}")),
     };
-    let mut command = tokio::process::Command::new(program);
+    let mut command = match &spec.supervision {
+        Some(supervision) => {
+            let mut command = tokio::process::Command::new(supervision.program);
+            command
+                .arg(super::supervisor::SUBCOMMAND)
+                .arg("--")
+                .arg(program)
+                .args(args)
+                .stdin(Stdio::piped());
+            command
+        }
+        None => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(args).stdin(Stdio::null());
+            command
+        }
+    };
     command
-        .args(args)
         .env_clear()
         .envs(
             INHERITED_ENV
@@ -52,7 +77,6 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
                 .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
         )
         .envs(spec.env)
-        .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer_for_stderr)
         .process_group(0)
@@ -77,6 +101,12 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
     let pgid = child.id().map(|pid| nix::unistd::Pid::from_raw(pid as i32));
     // If this future is dropped (shutdown gave up waiting), the step's whole group goes with it.
     let _group = GroupGuard(pgid);
+    // The supervisor hears until when it may let the step run; dropping this ends its input,
+    // which stops the step.
+    let _vouching = match (spec.supervision, child.stdin.take()) {
+        (Some(supervision), Some(stdin)) => Some(AbortOnDrop(tokio::spawn(vouch(supervision.stop_by, stdin)))),
+        _ => None,
+    };
     let tail_bytes = spec.tail_bytes;
     let output = tokio::task::spawn_blocking(move || read_tail(reader, tail_bytes));
 
@@ -123,6 +153,11 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
         Ok(Ok(tail)) => tail,
         _ => "(output could not be read)".into(),
     };
+    if exit_code == Some(super::supervisor::CANNOT_START_STATUS)
+        && let Some(why) = output_tail.trim().strip_prefix(super::supervisor::CANNOT_START)
+    {
+        return could_not_start(why.to_owned());
+    }
     StepResult {
         outcome,
         exit_code,
@@ -130,6 +165,36 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
         output_tail,
         detail,
         ..Default::default()
+    }
+}
+
+/// Tells the supervisor each new moment until which the step may run, as CLOCK_MONOTONIC time;
+/// returns (closing its input, so it stops the step) once there is none.
+async fn vouch(
+    mut stop_by: tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
+    mut stdin: tokio::process::ChildStdin,
+) {
+    use tokio::io::AsyncWriteExt;
+    loop {
+        let Some(until) = *stop_by.borrow_and_update() else {
+            return;
+        };
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let line = super::supervisor::until_line(super::supervisor::monotonic_now() + left);
+        if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+            return;
+        }
+        if stop_by.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -188,6 +253,7 @@ mod tests {
             workdir: None,
             timeout,
             tail_bytes,
+            supervision: None,
         })
         .await
     }
@@ -273,6 +339,7 @@ mod tests {
             workdir: Some(workdir),
             timeout: Duration::from_secs(5),
             tail_bytes: 1000,
+            supervision: None,
         };
         let result = run(spec).await;
         assert_eq!(
@@ -291,6 +358,7 @@ mod tests {
             workdir: None,
             timeout: Duration::from_secs(1),
             tail_bytes: 100,
+            supervision: None,
         })
         .await;
         assert_eq!(result.outcome, StepOutcome::CouldNotStart);
@@ -310,6 +378,7 @@ mod tests {
             workdir: None,
             timeout: Duration::from_secs(5),
             tail_bytes: 1000,
+            supervision: None,
         })
         .await;
         assert_eq!(result.output_tail, "41; touch /tmp/rollbot-injected $(id)\n");

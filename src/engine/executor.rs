@@ -1,6 +1,6 @@
 //! The executor runs approved plans, one step at a time, recording each step's start before it
 //! runs and its result after, so the record always says what was in flight.
-use super::command::{self, CommandSpec};
+use super::command::{self, CommandSpec, Supervision};
 use super::secrets::Resolved;
 use super::steps::{self, HealthSpec, HttpSpec, SqlSpec};
 use super::{Change, Changed, Engine};
@@ -26,7 +26,12 @@ pub struct Executor {
     owner: String,
     /// The client of `http` and `health` steps, or why there is none (no TLS roots).
     outbound: Result<HttpClient, String>,
+    /// The program that supervises `command` steps: rollbot's own binary.
+    supervisor: std::path::PathBuf,
 }
+
+/// The moments until which a step may run; `None` once it must stop.
+type StopBy = tokio::sync::watch::Receiver<Option<Instant>>;
 
 /// A run this process claimed: the rollback as last written, and the fence its writes carry.
 pub struct Run {
@@ -52,7 +57,15 @@ impl Executor {
             engine,
             owner: format!("rollbot-{}", uuid::Uuid::new_v4().simple()),
             outbound: HttpClient::new().map_err(|e| format!("{e:#}")),
+            supervisor: std::env::current_exe().unwrap_or_else(|_| "rollbot".into()),
         }
+    }
+
+    /// Supervises `command` steps with `program` (a rollbot binary) instead of this process's
+    /// own executable: for hosts whose executable is not rollbot's (the test harness).
+    pub fn supervised_by(mut self, program: std::path::PathBuf) -> Self {
+        self.supervisor = program;
+        self
     }
 
     /// Claims a rollback this process queued, else the oldest approved one, if any, by
@@ -158,16 +171,24 @@ impl Executor {
     /// Runs `work` while the lease holds. When it cannot be renewed in time (short of a
     /// margin for stopping what runs), or another process holds the run, `work` is dropped:
     /// a step's process group is killed with it, and nothing new starts.
-    async fn while_leased<T>(&self, run: &mut Run, work: impl std::future::Future<Output = T>) -> Leased<T> {
+    /// `work` is given the moments until which it may run, for a step's supervisor.
+    async fn while_leased<T, F: std::future::Future<Output = T>>(
+        &self,
+        run: &mut Run,
+        work: impl FnOnce(StopBy) -> F,
+    ) -> Leased<T> {
         let renewals = self.renew_in_background(run.rollback.id, &run.fence, run.held_until);
         let mut held = renewals.watch.clone();
         let margin = self.engine.config.execution_lease / 5;
+        let (stop_by, stop_by_watch) = tokio::sync::watch::channel(Some(run.held_until - margin));
+        let work = work(stop_by_watch);
         tokio::pin!(work);
         let outcome = loop {
             let Some(held_until) = *held.borrow_and_update() else {
                 break Leased::Lost("another process holds the run now");
             };
             run.held_until = held_until;
+            stop_by.send_replace(Some(held_until - margin));
             // Biased: after a stall (SIGSTOP, a frozen machine), the lapsed lease is seen before
             // the work gets a chance to start anything new.
             tokio::select! {
@@ -180,6 +201,7 @@ impl Executor {
             }
         };
         renewals.task.abort();
+        stop_by.send_replace(None);
         outcome
     }
 
@@ -203,7 +225,10 @@ impl Executor {
                     outcome: StepOutcome::Rehearsed,
                     ..Default::default()
                 },
-                Some(action) => match self.while_leased(&mut run, self.with_retries(&rollback, index, action)).await {
+                Some(action) => match self
+                    .while_leased(&mut run, |stop_by| self.with_retries(&rollback, index, action, stop_by))
+                    .await
+                {
                     Leased::Done(result) => result,
                     Leased::Lost(why) => {
                         tracing::error!(rollback = %rollback.id, step = index + 1, why, "the step was stopped: this process lost the run");
@@ -258,7 +283,7 @@ impl Executor {
                 }
             }
         };
-        match self.while_leased(run, attempts).await {
+        match self.while_leased(run, |_| attempts).await {
             Leased::Done(Some(Ok(rollback))) => Ok(Some(rollback)),
             Leased::Done(Some(Err(refusal))) => {
                 tracing::error!(rollback = %id, ?refusal, "the run stopped: the rollback changed under the executor");
@@ -318,11 +343,11 @@ impl Executor {
     }
 
     /// Runs an action, and again after a growing delay while it fails and retries are left.
-    async fn with_retries(&self, rollback: &Rollback, index: usize, action: &StepAction) -> StepResult {
+    async fn with_retries(&self, rollback: &Rollback, index: usize, action: &StepAction, stop_by: StopBy) -> StepResult {
         let step = &rollback.plan.steps[index];
         let mut attempt = 1;
         loop {
-            let mut result = self.run_action(rollback, action).await;
+            let mut result = self.run_action(rollback, action, stop_by.clone()).await;
             if attempt > 1 {
                 result.attempts = Some(attempt);
             }
@@ -337,7 +362,7 @@ impl Executor {
         }
     }
 
-    async fn run_action(&self, rollback: &Rollback, action: &StepAction) -> StepResult {
+    async fn run_action(&self, rollback: &Rollback, action: &StepAction, stop_by: StopBy) -> StepResult {
         let id = rollback.id;
         let engine = &self.engine;
         let tail_bytes = engine.config.output_tail_bytes;
@@ -374,6 +399,10 @@ impl Executor {
                     workdir: workdir.as_deref(),
                     timeout: Duration::from_secs(*timeout_secs),
                     tail_bytes,
+                    supervision: Some(Supervision {
+                        program: &self.supervisor,
+                        stop_by,
+                    }),
                 };
                 let mut result = command::run(spec).await;
                 result.output_tail = resolved.scrub(&result.output_tail);

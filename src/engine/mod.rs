@@ -5,6 +5,7 @@ pub mod executor;
 pub mod proposals;
 pub mod secrets;
 pub mod steps;
+pub mod supervisor;
 pub mod timers;
 
 use crate::clock::Clock;

@@ -2,55 +2,11 @@
 //! delivering to Slack, and a clean stop on SIGTERM; `rollbot check` and `plan` exit codes.
 use crate::support::fake_slack::FakeSlack;
 use crate::support::*;
-use rollbot::slack::signature::sign;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rollbot");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Like `wait_for`, with rollbot's log in the failure message.
-async fn wait_for_or_show<T>(log: &impl Fn() -> String, what: &str, probe: impl AsyncFnMut() -> Option<T>) -> T {
-    wait_for_or_show_within(20, log, what, probe).await
-}
-
-async fn wait_for_or_show_within<T>(
-    seconds: u64,
-    log: &impl Fn() -> String,
-    what: &str,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; rollbot's log:\n{}",
-            log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::support::serve::*;
+use rollbot::slack::signature::sign;
 
 #[tokio::test]
 async fn serve_takes_a_request_runs_it_and_stops_cleanly_on_sigterm() {
@@ -357,96 +313,6 @@ fn without_database_url_the_store_is_rollbot_db_in_the_data_directory() {
         String::from_utf8_lossy(&nowhere.stderr)
     );
     assert!(!elsewhere.path().join("empty").exists(), "reading creates nothing");
-}
-
-/// A `rollbot serve` process with its log in a file.
-struct Serve {
-    child: std::process::Child,
-    base: String,
-    log_file: std::path::PathBuf,
-}
-
-impl Serve {
-    async fn start(
-        name: &str,
-        db: &TestDb,
-        slack: &FakeSlack,
-        config: &std::path::Path,
-        dir: &std::path::Path,
-    ) -> Serve {
-        Serve::start_on(name, ("DATABASE_URL", db.url.clone()), slack, config, dir).await
-    }
-
-    /// `rollbot serve` keeping its state where `store` (an environment variable) says.
-    fn command(store: (&str, String), slack: &FakeSlack, config: &std::path::Path, port: u16) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap())
-            .env("ROLLBOT_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SLACK_SIGNING_SECRET", SIGNING_SECRET)
-            .env("SLACK_BOT_TOKEN", BOT_TOKEN)
-            .env("SLACK_API_URL", &slack.api_url)
-            .env(store.0, store.1);
-        command
-    }
-
-    async fn start_on(
-        name: &str,
-        store: (&str, String),
-        slack: &FakeSlack,
-        config: &std::path::Path,
-        dir: &std::path::Path,
-    ) -> Serve {
-        let port = free_port();
-        let log_file = dir.join(format!("{name}.log"));
-        let child = Serve::command(store, slack, config, port)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_file).unwrap())
-            .spawn()
-            .unwrap();
-        let serve = Serve {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log_file,
-        };
-        let http = reqwest::Client::new();
-        let ready = format!("{}/readyz", serve.base);
-        wait_for_or_show(&|| serve.log(), "readiness", async || {
-            http.get(&ready)
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
-                .map(|_| ())
-        })
-        .await;
-        serve
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_file).unwrap_or_default()
-    }
-
-    async fn post_signed(&self, path: &str, body: String) -> reqwest::Response {
-        let now = chrono::Utc::now().timestamp();
-        reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .header("x-slack-request-timestamp", now.to_string())
-            .header("x-slack-signature", sign(SIGNING_SECRET, now, body.as_bytes()))
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]

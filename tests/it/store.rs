@@ -755,7 +755,6 @@ async fn timers_fire_in_due_order_once_and_die_with_the_wait(store: Store) {
         .unwrap();
     let story = request("C0INCIDENTS", false);
     let requested = story.history.len();
-    let requested = story.history.len();
     let approved = story.approved();
     let mut rollback = approved.rollback.clone();
     rollback.id = other.id;

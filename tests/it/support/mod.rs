@@ -4,6 +4,7 @@ pub mod fake_service;
 pub mod fake_slack;
 pub mod fake_statuspage;
 pub mod proxy;
+pub mod serve;
 
 use chrono::{DateTime, TimeZone, Utc};
 use fake_slack::{Call, FakeSlack};
@@ -463,7 +464,8 @@ impl Rollbot {
             },
             page.map(|provider| rollbot::statuspage::StatusPage::new(provider).unwrap()),
             SecretSource::Fixed(Arc::new(step_secrets.clone())),
-        );
+        )
+        .with_step_supervisor(env!("CARGO_BIN_EXE_rollbot").into());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let router = app.router.clone();
@@ -508,6 +510,7 @@ impl Rollbot {
             None,
             SecretSource::Fixed(Arc::new(self.step_secrets.clone())),
         )
+        .with_step_supervisor(env!("CARGO_BIN_EXE_rollbot").into())
     }
 
     /// Plays a process that claims `id`, starts its first step and dies without a word: its
