@@ -5,6 +5,7 @@ mod support;
 mod alerts;
 mod approvals;
 mod contract;
+mod faults;
 mod process;
 mod runbooks;
 mod security;

@@ -373,9 +373,17 @@ runbooks = ["slow"]
 
     let second = Serve::start("second", &db, &slack, &config, scratch.path()).await;
     let mut first = first;
+    let step_pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     first.child.kill().unwrap(); // SIGKILL: no goodbye, the lease just stops being renewed
     first.child.wait().unwrap();
     let killed_at = Instant::now();
+    while std::fs::read_to_string(format!("/proc/{step_pid}/stat")).is_ok_and(|s| !s.contains(") Z")) {
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(1),
+            "the step died with the rollbot process that ran it, within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let store = connect(&db.url).await;
     wait_for_or_show(&|| second.log(), "the survivor to mark RB-1 interrupted", async || {
@@ -431,14 +439,6 @@ runbooks = ["slow"]
     })
     .await;
 
-    // The orphaned first attempt is still sleeping in its own process group; end it.
-    if let Ok(pid) = std::fs::read_to_string(&pid_file)
-        .unwrap_or_default()
-        .trim()
-        .parse::<i32>()
-    {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-    }
 }
 
 #[tokio::test]

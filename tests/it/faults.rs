@@ -1,0 +1,251 @@
+//! The faults real incidents bring, played against the real binary and real PostgreSQL: a
+//! replica that stalls past its lease, a database that blips or goes silent, the same signed
+//! request delivered again. Each test attacks one guarantee of docs/architecture.md.
+use crate::support::fake_slack::FakeSlack;
+use crate::support::proxy::Proxy;
+use crate::support::serve::*;
+use crate::support::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::time::{Duration, Instant};
+
+/// The lines a step script appended to `marker`.
+fn lines(marker: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(marker)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether a process runs (a zombie no longer does).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
+}
+
+async fn state_of(store: &tokio_postgres::Client, id: i64) -> String {
+    store
+        .query_one("SELECT state FROM rollbacks WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn event_kinds(store: &tokio_postgres::Client, id: i64) -> Vec<String> {
+    store
+        .query(
+            "SELECT event->>'type' FROM rollback_events WHERE rollback_id = $1 ORDER BY seq",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// A two-step runbook whose first step logs its start and end with its pid and takes
+/// `sleep` seconds; the second logs that it ran.
+fn slow_then_quick(marker: &std::path::Path, sleep: u64, lease: &str) -> String {
+    let m = marker.display();
+    format!(
+        r#"[runbooks.slow]
+[[runbooks.slow.steps]]
+name = "Slow undo"
+run = ["sh", "-c", 'echo "start $$" >> "$1"; sleep {sleep}; echo "end $$" >> "$1"', "step", "{m}"]
+timeout = "5m"
+
+[[runbooks.slow.steps]]
+name = "Quick check"
+run = ["sh", "-c", 'echo "second step" >> "$1"', "step", "{m}"]
+
+[limits]
+execution_lease = "{lease}"
+
+[services.slow-api]
+runbooks = ["slow"]
+"#
+    )
+}
+
+fn pid_in(line: &str) -> i32 {
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_replica_stalled_past_its_lease_runs_nothing_beside_the_retry_and_its_result_stays_late() {
+    let db = TestDb::new();
+    let slack = FakeSlack::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("ran.log");
+    let config = scratch.path().join("rollbot.toml");
+    std::fs::write(
+        &config,
+        test_config(marker.to_str().unwrap()) + &slow_then_quick(&marker, 4, "2s"),
+    )
+    .unwrap();
+
+    let first = Serve::start("first", &db, &slack, &config, scratch.path()).await;
+    first
+        .post_signed(
+            "/slack/commands",
+            slash_body(ALICE, INCIDENTS, "slow-api severity critical"),
+        )
+        .await;
+    wait_for_or_show(&|| first.log(), "the first attempt", async || {
+        (lines(&marker).len() == 1).then_some(())
+    })
+    .await;
+    let first_attempt = pid_in(&lines(&marker)[0]);
+    let second = Serve::start("second", &db, &slack, &config, scratch.path()).await;
+
+    // A stalls: a GC-like pause, a frozen VM. Its step keeps no lease alive.
+    let stalled = Pid::from_raw(first.child.id() as i32);
+    kill(stalled, Signal::SIGSTOP).unwrap();
+    let store = connect(&db.url).await;
+    wait_for_or_show(&|| second.log(), "the survivor to mark RB-1 interrupted", async || {
+        (state_of(&store, 1).await == "interrupted").then_some(())
+    })
+    .await;
+    assert!(
+        !alive(first_attempt),
+        "the stalled replica's attempt was stopped before anyone could retry it"
+    );
+
+    let retry = second
+        .post_signed("/slack/interactions", click_body(ALICE, INCIDENTS, "retry", "RB-1@0"))
+        .await;
+    assert_eq!(retry.status(), 200);
+    wait_for_or_show(&|| second.log(), "the retried attempt", async || {
+        (lines(&marker).len() == 2).then_some(())
+    })
+    .await;
+    // A wakes up while the retry runs: it must neither take the run back nor record anything
+    // as the new attempt's result.
+    kill(stalled, Signal::SIGCONT).unwrap();
+    wait_for_or_show(&|| first.log() + &second.log(), "the run's end", async || {
+        (state_of(&store, 1).await == "succeeded").then_some(())
+    })
+    .await;
+    let ran = lines(&marker);
+    let retried_attempt = pid_in(&ran[1]);
+    assert_eq!(
+        ran,
+        [
+            format!("start {first_attempt}"),
+            format!("start {retried_attempt}"),
+            format!("end {retried_attempt}"),
+            "second step".to_owned(),
+        ],
+        "one attempt at a time, the first cut short, the next step once"
+    );
+    let kinds = event_kinds(&store, 1).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "late_result").count(),
+        1,
+        "the stalled attempt is on the record as late: {kinds:?}"
+    );
+    let (rollback, _) = rollbot::store::Store::connect(&db.url)
+        .await
+        .unwrap()
+        .load_with_history(rollbot::domain::RollbackId(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let first_step: Vec<_> = rollback.steps.iter().filter(|s| s.index == 0).collect();
+    assert_eq!(first_step.len(), 2, "two attempts of step 1 were recorded");
+    assert_eq!(
+        first_step[0].result.as_ref().unwrap().outcome,
+        rollbot::domain::StepOutcome::Interrupted
+    );
+    assert_eq!(
+        first_step[1].result.as_ref().unwrap().outcome,
+        rollbot::domain::StepOutcome::Succeeded,
+        "the retried attempt's own result"
+    );
+    wait_for_or_show(&|| first.log(), "the late result in the thread", async || {
+        slack
+            .calls()
+            .iter()
+            .any(|c| {
+                c.body["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("🕰️ An earlier attempt of step 1 *Slow undo* ended late"))
+            })
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_database_blip_around_a_steps_end_loses_no_result() {
+    let db = TestDb::new();
+    let slack = FakeSlack::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("ran.log");
+    let config = scratch.path().join("rollbot.toml");
+    std::fs::write(
+        &config,
+        test_config(marker.to_str().unwrap()) + &slow_then_quick(&marker, 2, "10s"),
+    )
+    .unwrap();
+    // Create the database and its tables first, straight: the proxy is for the run.
+    rollbot::store::Store::connect(&db.url)
+        .await
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+    let proxy = Proxy::to("127.0.0.1:5432".into()).await;
+    let through_proxy = db.url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    assert_ne!(through_proxy, db.url);
+    let serve = Serve::start_on(
+        "serve",
+        ("DATABASE_URL", through_proxy),
+        &slack,
+        &config,
+        scratch.path(),
+    )
+    .await;
+    serve
+        .post_signed(
+            "/slack/commands",
+            slash_body(ALICE, INCIDENTS, "slow-api severity critical"),
+        )
+        .await;
+    wait_for_or_show(&|| serve.log(), "the step to start", async || {
+        (lines(&marker).len() == 1).then_some(())
+    })
+    .await;
+    // The step ends (2 s) while PostgreSQL cannot be reached, for 2 s around its end.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    proxy.cut();
+    let cut_at = Instant::now();
+    wait_for_or_show(&|| serve.log(), "the step's end", async || {
+        (lines(&marker).len() == 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2).saturating_sub(cut_at.elapsed()) + Duration::from_millis(1000)).await;
+    proxy.restore();
+
+    let store = connect(&db.url).await;
+    wait_for_or_show(&|| serve.log(), "the run's end", async || {
+        (state_of(&store, 1).await == "succeeded").then_some(())
+    })
+    .await;
+    let kinds = event_kinds(&store, 1).await;
+    assert!(
+        !kinds.iter().any(|k| k == "interrupted" || k == "late_result"),
+        "the result was recorded as the step's, not lost: {kinds:?}"
+    );
+    assert_eq!(
+        lines(&marker).last().map(String::as_str),
+        Some("second step"),
+        "the run went on after the blip"
+    );
+    assert!(
+        serve.log().contains("could not record the step's result; trying again while the lease holds"),
+        "the blip happened where this test meant it to: {}",
+        serve.log()
+    );
+}
