@@ -360,8 +360,13 @@ fn state_line(rollback: &Rollback) -> String {
         }
         State::Interrupted { step } => {
             let name = step_name(rollback, *step);
+            let retry = if rollback.plan.steps[*step].confirm.is_some() {
+                "*Retry step* asks for its confirmation phrase again, then runs it"
+            } else {
+                "*Retry step* runs it again"
+            };
             format!(
-                "⚠️ *Interrupted* at step {} of {total}, *{name}*: the rollbot process running it stopped, so whether it took effect is unknown. Check it, then choose: *Retry step* runs it again, *Skip step* goes on with the next step, *Abort* stops here.",
+                "⚠️ *Interrupted* at step {} of {total}, *{name}*: the rollbot process running it stopped. That attempt is not running any more (a step is stopped when its process can no longer renew its lease), but whether it took effect is unknown. Check it, then choose: {retry}, *Skip step* goes on with the next step, *Abort* stops here.",
                 step + 1
             )
         }
@@ -508,11 +513,13 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
         }
         State::Interrupted { step } => {
             let at_step = format!("{id}@{step}");
+            let mut retry = button("retry", "Retry step", &at_step, Some("danger"));
+            retry["confirm"] = retry_confirm(rollback, step);
             blocks.push(json!({
                 "type": "actions",
                 "block_id": format!("rollback:{id}"),
                 "elements": [
-                    button("retry", "Retry step", &at_step, Some("danger")),
+                    retry,
                     button("skip", "Skip step", &at_step, None),
                     button("abort", "Abort", &at_step, None),
                 ]
@@ -776,6 +783,27 @@ fn section(text: String) -> Value {
 
 fn context(text: String) -> Value {
     json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&text, MAX_SECTION_CHARS)}]})
+}
+
+/// The dialog Slack shows before a retry: the interrupted attempt may have done its work.
+fn retry_confirm(rollback: &Rollback, index: usize) -> Value {
+    let step = &rollback.plan.steps[index];
+    let phrase = if step.confirm.is_some() {
+        " You will be asked for its confirmation phrase again before it runs."
+    } else {
+        ""
+    };
+    json!({
+        "title": {"type": "plain_text", "text": "Run this step again?"},
+        "text": {"type": "plain_text", "text": truncate(&format!(
+            "Step {} “{}” may already have taken effect before it was interrupted. Check it first: running it again repeats it.{phrase}",
+            index + 1,
+            step.name
+        ), 300)},
+        "confirm": {"type": "plain_text", "text": "Retry step"},
+        "deny": {"type": "plain_text", "text": "Not yet"},
+        "style": "danger",
+    })
 }
 
 fn button(action_id: &str, label: &str, value: impl std::fmt::Display, style: Option<&str>) -> Value {
@@ -1878,6 +1906,24 @@ mod tests {
             .step(1, ok_result(""));
         insta::assert_json_snapshot!(card_json(&story));
         insta::assert_snapshot!(run_finished(&story.rollback).text);
+    }
+
+    #[test]
+    fn card_interrupted_asks_before_a_retry_and_a_late_result_stays_late() {
+        let story = Story::requested(Severity::High, None)
+            .approved()
+            .act(&Actor::system(), Action::StartRun)
+            .act(&Actor::system(), Action::StartStep { index: 0 })
+            .act(&Actor::system(), Action::Interrupt);
+        insta::assert_json_snapshot!(card_json(&story));
+        insta::assert_snapshot!(interrupted(&story.rollback, 0).text);
+        let late = StepResult {
+            outcome: StepOutcome::Interrupted,
+            detail: Some("stopped by the rollbot process running it: the execution lease could not be renewed in time".into()),
+            output_tail: "Waiting for deployment \"checkout-api\" rollout to finish".into(),
+            ..Default::default()
+        };
+        insta::assert_snapshot!(late_result(&story.rollback, 0, &late).text);
     }
 
     #[test]

@@ -613,7 +613,7 @@ async fn interrupted_rollback(bot: &Rollbot) -> Posted {
 async fn a_step_whose_process_died_is_interrupted_and_only_retried_when_clicked() {
     let bot = Rollbot::start().await;
     let card = interrupted_rollback(&bot).await;
-    let expected = "RB-1 ⚠️ *Interrupted* at step 1 of 2, *Undo release*: the rollbot process running it stopped, so whether it took effect is unknown. Check it, then choose: *Retry step* runs it again, *Skip step* goes on with the next step, *Abort* stops here.";
+    let expected = "RB-1 ⚠️ *Interrupted* at step 1 of 2, *Undo release*: the rollbot process running it stopped. That attempt is not running any more (a step is stopped when its process can no longer renew its lease), but whether it took effect is unknown. Check it, then choose: *Retry step* runs it again, *Skip step* goes on with the next step, *Abort* stops here.";
     assert_eq!(bot.thread(&card), [expected]);
     let broadcast = bot
         .slack
@@ -649,6 +649,63 @@ async fn a_step_whose_process_died_is_interrupted_and_only_retried_when_clicked(
     );
     let card = bot.card_now(&card);
     assert!(card.text.contains("✅ *Succeeded*"), "{}", card.text);
+}
+
+#[tokio::test]
+async fn a_retry_of_an_interrupted_destructive_step_asks_for_its_phrase_again() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, "checkout-api runbook database severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, "approve", "RB-1").await;
+    bot.settle().await;
+    bot.click(ALICE, "continue", "RB-1@1").await;
+    bot.settle().await;
+    bot.click(BOB, "confirm", "RB-1@2").await;
+    let modal = bot.expect_modal();
+    // The phrase is typed; the process that takes the run dies during the restore.
+    let confirmed = bot.submit(BOB, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]);
+    assert_eq!(confirmed.await, None);
+    bot.die_during_next_step(1).await;
+    bot.settle().await;
+    bot.advance_secs(35);
+    bot.settle().await;
+    bot.thread(&card);
+    let interrupted = bot.card_now(&card);
+    assert!(
+        interrupted
+            .text
+            .contains("*Retry step* asks for its confirmation phrase again, then runs it"),
+        "{}",
+        interrupted.text
+    );
+    let retry = interrupted.button("retry");
+    assert_eq!(
+        retry["confirm"]["text"]["text"],
+        "Step 3 “Full restore” may already have taken effect before it was interrupted. Check it first: running it again repeats it. You will be asked for its confirmation phrase again before it runs."
+    );
+    assert_eq!(retry["confirm"]["style"], "danger");
+
+    bot.click(BOB, "retry", "RB-1@2").await;
+    bot.settle().await;
+    assert_eq!(bot.marker(), ["undo"], "the retry waits for the phrase: nothing restored");
+    let thread = bot.thread(&card);
+    assert!(
+        thread.iter().any(|m| m.contains("⏸️ *Paused before step 3 of 3, Full restore*: it is destructive. Next: click *Confirm…* and type `CONFIRM_FULL_RESTORE` exactly")),
+        "{thread:#?}"
+    );
+    assert_eq!(bot.card_now(&card).buttons(), ["confirm", "abort"]);
+
+    bot.click(BOB, "confirm", "RB-1@2").await;
+    let modal = bot.expect_modal();
+    assert_eq!(
+        bot.submit(BOB, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await,
+        None
+    );
+    bot.settle().await;
+    assert_eq!(bot.marker(), ["undo", "restore"], "restored once, after the phrase");
+    bot.thread(&card);
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
 }
 
 #[tokio::test]

@@ -267,6 +267,18 @@ impl Posted {
         }
         ids
     }
+
+    /// The button with `action_id`, as posted.
+    pub fn button(&self, action_id: &str) -> Value {
+        self.blocks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|block| block["elements"].as_array().into_iter().flatten())
+            .find(|element| element["action_id"] == action_id)
+            .unwrap_or_else(|| panic!("no `{action_id}` button in {}", self.text))
+            .clone()
+    }
 }
 
 fn collect_text(value: &Value, out: &mut String) {
@@ -515,6 +527,24 @@ impl Rollbot {
 
     /// Plays a process that claims `id`, starts its first step and dies without a word: its
     /// lease is taken and never renewed.
+    /// Like `die_during_first_step`, for whichever step the queued rollback `id` runs next.
+    pub async fn die_during_next_step(&self, id: i64) {
+        use rollbot::domain::{Action, Actor, RollbackId};
+        let engine = &self.app.engine;
+        let claim = rollbot::engine::Change::new(Action::StartRun, Actor::system()).holding(rollbot::store::Lease {
+            owner: "rollbot-dead".into(),
+            length: std::time::Duration::from_secs(30),
+            at: self.clock.store_time(),
+        });
+        let started = engine.change(RollbackId(id), claim).await.unwrap().unwrap();
+        let index = started.next_step().expect("a step to start");
+        engine
+            .act(RollbackId(id), &Action::StartStep { index }, &Actor::system())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
     pub async fn die_during_first_step(&self, id: i64) {
         use rollbot::domain::{Action, Actor, RollbackId};
         let engine = &self.app.engine;
