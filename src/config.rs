@@ -423,17 +423,92 @@ impl Checker<'_> {
         });
     }
 
-    fn duration(&mut self, value: &Spanned<String>) -> Option<Duration> {
-        match humantime::parse_duration(value.get_ref()) {
-            Ok(d) => Some(d),
+    /// A duration within the bounds of `setting`: every duration has a least value that can
+    /// work and a largest that makes sense, so a file that validates also runs.
+    fn duration(&mut self, value: &Spanned<String>, setting: DurationSetting) -> Option<Duration> {
+        let parsed = match humantime::parse_duration(value.get_ref()) {
+            Ok(d) => d,
             Err(_) => {
                 self.error(
                     value.span(),
                     format!("`{}` is not a duration", value.get_ref()),
                     Some("write durations like \"90s\", \"30m\" or \"1h\"".into()),
                 );
-                None
+                return None;
             }
+        };
+        let (name, least, most, why) = setting.bounds();
+        let words = |d: Duration| humantime::format_duration(d).to_string();
+        if parsed < least || parsed > most {
+            let (which, bound) = if parsed < least { ("short", least) } else { ("long", most) };
+            self.error(
+                value.span(),
+                format!(
+                    "`{}` is too {which} for `{name}`: it must be between {} and {}",
+                    value.get_ref(),
+                    words(least),
+                    words(most)
+                ),
+                Some(format!("{why}; use {} or {}", words(bound), if which == "short" { "more" } else { "less" })),
+            );
+            return None;
+        }
+        Some(parsed)
+    }
+}
+
+/// Each duration the configuration takes, with its bounds.
+#[derive(Debug, Clone, Copy)]
+enum DurationSetting {
+    ExecutionLease,
+    ShutdownGrace,
+    GroupCache,
+    ResolveAfter,
+    RespondWithin,
+    ExpireAfter,
+    EscalationAfter,
+    StepTimeout,
+    HealthWithin,
+    HealthEvery,
+    RetryDelay,
+    ExpectedDuration,
+}
+
+impl DurationSetting {
+    /// The setting's name, its least and largest values, and why.
+    fn bounds(self) -> (&'static str, Duration, Duration, &'static str) {
+        const SECOND: Duration = Duration::from_secs(1);
+        const MINUTE: Duration = Duration::from_secs(60);
+        const HOUR: Duration = Duration::from_secs(3600);
+        const DAY: Duration = Duration::from_secs(86_400);
+        match self {
+            DurationSetting::ExecutionLease => (
+                "execution_lease",
+                2 * SECOND,
+                HOUR,
+                "it is renewed every third of it, and a renewal must fit a database round trip; past it, a dead process's run waits that long to be noticed",
+            ),
+            DurationSetting::ShutdownGrace => (
+                "shutdown_grace",
+                Duration::ZERO,
+                HOUR,
+                "container runtimes kill a process that takes longer to stop",
+            ),
+            DurationSetting::GroupCache => ("group_cache", SECOND, DAY, "user groups are read from Slack at most this often"),
+            DurationSetting::ResolveAfter => ("resolve_after", MINUTE, 7 * DAY, "the watch window after success"),
+            DurationSetting::RespondWithin => ("respond_within", MINUTE, 7 * DAY, "how long approvers have to answer"),
+            DurationSetting::ExpireAfter => ("expire_after", MINUTE, 7 * DAY, "a request nobody approved expires then"),
+            DurationSetting::EscalationAfter => ("after", Duration::ZERO, 7 * DAY, "when the level joins after the request"),
+            DurationSetting::StepTimeout => ("timeout", SECOND, DAY, "a step is killed after this long"),
+            DurationSetting::HealthWithin => ("within", SECOND, DAY, "how long a health check may take to pass"),
+            DurationSetting::HealthEvery => (
+                "every",
+                Duration::from_millis(100),
+                10 * MINUTE,
+                "how often a health check polls",
+            ),
+            DurationSetting::RetryDelay => ("retry_delay", Duration::ZERO, HOUR, "the wait before a failed step is tried again"),
+            DurationSetting::ExpectedDuration => ("expected_duration", SECOND, 7 * DAY, "what the announcement says the rollback takes"),
         }
     }
 }
@@ -491,13 +566,13 @@ impl Config {
             .limits
             .execution_lease
             .as_ref()
-            .and_then(|d| checker.duration(d))
+            .and_then(|d| checker.duration(d, DurationSetting::ExecutionLease))
             .unwrap_or(Duration::from_secs(30));
         let shutdown_grace = raw
             .limits
             .shutdown_grace
             .as_ref()
-            .and_then(|d| checker.duration(d))
+            .and_then(|d| checker.duration(d, DurationSetting::ShutdownGrace))
             .unwrap_or(Duration::from_secs(20));
         let templates = check_templates(&mut checker, &raw.templates);
         let status_page = raw.statuspage.as_ref().and_then(|p| check_status_page(&mut checker, p));
@@ -520,7 +595,7 @@ impl Config {
             .slack
             .group_cache
             .as_ref()
-            .and_then(|d| checker.duration(d))
+            .and_then(|d| checker.duration(d, DurationSetting::GroupCache))
             .unwrap_or(Duration::from_secs(60));
         let mut policy = check_policy(&mut checker, &raw, &roles);
         policy.status_page = status_page.is_some();
@@ -698,7 +773,10 @@ fn check_status_page(c: &mut Checker, raw: &RawStatusPage) -> Option<StatusPageS
         kind,
         secret_env: raw.secret_env.clone().unwrap_or_else(|| default_env.into()),
         impacted_status,
-        resolve_after: raw.resolve_after.as_ref().and_then(|d| c.duration(d)),
+        resolve_after: raw
+            .resolve_after
+            .as_ref()
+            .and_then(|d| c.duration(d, DurationSetting::ResolveAfter)),
     })
 }
 
@@ -841,11 +919,11 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
             );
         }
         let respond_within = match &section.respond_within {
-            Some(d) => c.duration(d),
+            Some(d) => c.duration(d, DurationSetting::RespondWithin),
             None => defaults.respond_within,
         };
         let expire_after = match &section.expire_after {
-            Some(d) => c.duration(d),
+            Some(d) => c.duration(d, DurationSetting::ExpireAfter),
             None => defaults.expire_after,
         };
         severities.insert(
@@ -905,7 +983,7 @@ fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<S
                 })
                 .collect()
         });
-        if let Some(after) = c.duration(&level.after) {
+        if let Some(after) = c.duration(&level.after, DurationSetting::EscalationAfter) {
             escalation.push(EscalationLevel {
                 role: level.role.get_ref().clone(),
                 after,
@@ -1016,7 +1094,11 @@ fn check_kind(
         );
         return None;
     }
-    let timeout = |c: &mut Checker, default: Duration| f.timeout.and_then(|t| c.duration(t)).unwrap_or(default);
+    let timeout = |c: &mut Checker, default: Duration| {
+        f.timeout
+            .and_then(|t| c.duration(t, DurationSetting::StepTimeout))
+            .unwrap_or(default)
+    };
     if let Some(run) = f.run {
         if run.get_ref().is_empty() {
             c.error(
@@ -1090,12 +1172,12 @@ fn check_kind(
         let within = health
             .within
             .as_ref()
-            .and_then(|d| c.duration(d))
+            .and_then(|d| c.duration(d, DurationSetting::HealthWithin))
             .unwrap_or_else(|| timeout(c, Duration::from_secs(120)));
         let every = health
             .every
             .as_ref()
-            .and_then(|d| c.duration(d))
+            .and_then(|d| c.duration(d, DurationSetting::HealthEvery))
             .unwrap_or(Duration::from_secs(5));
         if every.is_zero() || every > within {
             c.error(
@@ -1331,7 +1413,7 @@ fn check_runbooks(
             let retry_delay = step
                 .retry_delay
                 .as_ref()
-                .and_then(|d| c.duration(d))
+                .and_then(|d| c.duration(d, DurationSetting::RetryDelay))
                 .unwrap_or(Duration::from_secs(5));
             let confirm = match (step.destructive, &step.confirm) {
                 (true, Some(phrase)) => Some(phrase.get_ref().clone()),
@@ -1395,7 +1477,10 @@ fn check_runbooks(
             }
             steps.push(template);
         }
-        let expected_duration = rb.expected_duration.as_ref().and_then(|d| c.duration(d));
+        let expected_duration = rb
+            .expected_duration
+            .as_ref()
+            .and_then(|d| c.duration(d, DurationSetting::ExpectedDuration));
         runbooks.insert(
             name.clone(),
             Runbook {
@@ -1722,6 +1807,47 @@ vars = { deployment = "api" }
                 "rollbot.toml:3:13: `#incidents` is not a Slack channel ID\n  hint: channel IDs look like C0123ABCD: open the channel's details and copy the ID at the bottom"
             ]
         );
+    }
+
+    #[test]
+    fn a_duration_that_cannot_work_fails_check_instead_of_the_run() {
+        // A zero lease used to pass check and then panic the run's task after its step was
+        // recorded as started.
+        assert_eq!(
+            errors(&format!("{MINIMAL}\n[limits]\nexecution_lease = \"0s\"\n")),
+            [
+                "rollbot.toml:17:19: `0s` is too short for `execution_lease`: it must be between 2s and 1h\n  hint: it is renewed every third of it, and a renewal must fit a database round trip; past it, a dead process's run waits that long to be noticed; use 2s or more"
+            ]
+        );
+        assert_eq!(
+            errors(&MINIMAL.replace("name = \"Undo\"", "name = \"Undo\"\ntimeout = \"400d\"")),
+            [
+                "rollbot.toml:11:11: `400d` is too long for `timeout`: it must be between 1s and 1day\n  hint: a step is killed after this long; use 1day or less"
+            ]
+        );
+        for (section, line) in [
+            ("[limits]", "shutdown_grace = \"2h\""),
+            ("[slack]", "group_cache = \"0s\""),
+            ("[severity.high]", "expire_after = \"10s\""),
+            ("[severity.high]", "respond_within = \"30d\""),
+        ] {
+            let source = if section == "[slack]" {
+                MINIMAL.replace("[slack]\n", &format!("[slack]\n{line}\n"))
+            } else {
+                format!("{MINIMAL}\n{section}\n{line}\n")
+            };
+            let found = errors(&source);
+            assert_eq!(found.len(), 1, "{line}: {found:?}");
+            assert!(found[0].contains("is too"), "{line}: {found:?}");
+        }
+        for fine in ["2s", "30s", "1h"] {
+            let config = Config::parse(
+                "rollbot.toml",
+                &format!("{MINIMAL}\n[limits]\nexecution_lease = \"{fine}\"\n"),
+            )
+            .unwrap();
+            assert_eq!(config.execution_lease, humantime::parse_duration(fine).unwrap());
+        }
     }
 
     #[test]
