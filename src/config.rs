@@ -2,7 +2,7 @@
 //! Loading validates everything a request will later rely on, so mistakes surface in
 //! `rollbot check` with a file:line:column, not during an incident.
 use crate::domain::plan::{
-    Catalog, Drift, OnFailure, PAGE_STEP_STATUSES, ParamSpec, Runbook, Service, SqlCheck, StepKind, StepTemplate,
+    Catalog, Drift, Lock, OnFailure, PAGE_STEP_STATUSES, ParamSpec, Runbook, Service, SqlCheck, StepKind, StepTemplate,
 };
 use crate::domain::{ChannelId, EscalationLevel, Policy, Severity, SeverityPolicy, TeamId};
 use crate::engine::secrets;
@@ -186,6 +186,7 @@ struct RawLimits {
 struct RawRunbook {
     description: Option<String>,
     expected_duration: Option<Spanned<String>>,
+    lock: Option<Spanned<RawLock>>,
     #[serde(default)]
     params: BTreeMap<String, RawParam>,
     steps: Spanned<Vec<RawStep>>,
@@ -362,6 +363,15 @@ struct RawService {
     #[serde(default)]
     vars: BTreeMap<String, String>,
     auto_request: Option<Spanned<bool>>,
+    lock: Option<Spanned<RawLock>>,
+}
+
+/// `lock = "key"`, `lock = false` (no lock) or `lock = true` (the default: the service).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLock {
+    On(bool),
+    Key(String),
 }
 
 #[derive(Deserialize)]
@@ -440,7 +450,11 @@ impl Checker<'_> {
         let (name, least, most, why) = setting.bounds();
         let words = |d: Duration| humantime::format_duration(d).to_string();
         if parsed < least || parsed > most {
-            let (which, bound) = if parsed < least { ("short", least) } else { ("long", most) };
+            let (which, bound) = if parsed < least {
+                ("short", least)
+            } else {
+                ("long", most)
+            };
             self.error(
                 value.span(),
                 format!(
@@ -449,7 +463,11 @@ impl Checker<'_> {
                     words(least),
                     words(most)
                 ),
-                Some(format!("{why}; use {} or {}", words(bound), if which == "short" { "more" } else { "less" })),
+                Some(format!(
+                    "{why}; use {} or {}",
+                    words(bound),
+                    if which == "short" { "more" } else { "less" }
+                )),
             );
             return None;
         }
@@ -494,11 +512,26 @@ impl DurationSetting {
                 HOUR,
                 "container runtimes kill a process that takes longer to stop",
             ),
-            DurationSetting::GroupCache => ("group_cache", SECOND, DAY, "user groups are read from Slack at most this often"),
+            DurationSetting::GroupCache => (
+                "group_cache",
+                SECOND,
+                DAY,
+                "user groups are read from Slack at most this often",
+            ),
             DurationSetting::ResolveAfter => ("resolve_after", MINUTE, 7 * DAY, "the watch window after success"),
             DurationSetting::RespondWithin => ("respond_within", MINUTE, 7 * DAY, "how long approvers have to answer"),
-            DurationSetting::ExpireAfter => ("expire_after", MINUTE, 7 * DAY, "a request nobody approved expires then"),
-            DurationSetting::EscalationAfter => ("after", Duration::ZERO, 7 * DAY, "when the level joins after the request"),
+            DurationSetting::ExpireAfter => (
+                "expire_after",
+                MINUTE,
+                7 * DAY,
+                "a request nobody approved expires then",
+            ),
+            DurationSetting::EscalationAfter => (
+                "after",
+                Duration::ZERO,
+                7 * DAY,
+                "when the level joins after the request",
+            ),
             DurationSetting::StepTimeout => ("timeout", SECOND, DAY, "a step is killed after this long"),
             DurationSetting::HealthWithin => ("within", SECOND, DAY, "how long a health check may take to pass"),
             DurationSetting::HealthEvery => (
@@ -507,8 +540,18 @@ impl DurationSetting {
                 10 * MINUTE,
                 "how often a health check polls",
             ),
-            DurationSetting::RetryDelay => ("retry_delay", Duration::ZERO, HOUR, "the wait before a failed step is tried again"),
-            DurationSetting::ExpectedDuration => ("expected_duration", SECOND, 7 * DAY, "what the announcement says the rollback takes"),
+            DurationSetting::RetryDelay => (
+                "retry_delay",
+                Duration::ZERO,
+                HOUR,
+                "the wait before a failed step is tried again",
+            ),
+            DurationSetting::ExpectedDuration => (
+                "expected_duration",
+                SECOND,
+                7 * DAY,
+                "what the announcement says the rollback takes",
+            ),
         }
     }
 }
@@ -1481,6 +1524,7 @@ fn check_runbooks(
             .expected_duration
             .as_ref()
             .and_then(|d| c.duration(d, DurationSetting::ExpectedDuration));
+        let lock = rb.lock.as_ref().and_then(|l| check_lock(c, l));
         runbooks.insert(
             name.clone(),
             Runbook {
@@ -1489,6 +1533,7 @@ fn check_runbooks(
                 expected_duration,
                 params,
                 steps,
+                lock,
             },
         );
     }
@@ -1598,10 +1643,34 @@ fn check_services(
                 runbooks: svc.runbooks.get_ref().iter().map(|r| r.get_ref().clone()).collect(),
                 vars: svc.vars.clone(),
                 auto_request: svc.auto_request.as_ref().is_some_and(|a| *a.get_ref()),
+                lock: svc.lock.as_ref().and_then(|l| check_lock(c, l)).unwrap_or_default(),
             },
         );
     }
     services
+}
+
+/// A lock key is a name people read in a refusal: letters, digits and `-_.:`.
+fn check_lock(c: &mut Checker, raw: &Spanned<RawLock>) -> Option<Lock> {
+    match raw.get_ref() {
+        RawLock::On(true) => Some(Lock::Service),
+        RawLock::On(false) => Some(Lock::Off),
+        RawLock::Key(key)
+            if !key.is_empty()
+                && key.len() <= 100
+                && key.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.:".contains(ch)) =>
+        {
+            Some(Lock::Key(key.clone()))
+        }
+        RawLock::Key(key) => {
+            c.error(
+                raw.span(),
+                format!("`{key}` is not a lock key"),
+                Some("a lock key is up to 100 letters, digits, `-`, `_`, `.` or `:`, like \"orders-db\"; or lock = false for none".into()),
+            );
+            None
+        }
+    }
 }
 
 fn join_keys(map: &BTreeMap<String, String>) -> String {
@@ -1767,7 +1836,7 @@ vars = { deployment = "api" }
         assert_eq!(
             errors(&MINIMAL.replace("[runbooks.k8s]", "[runbooks.k8s]\ntimout = \"1m\"")),
             [
-                "rollbot.toml:8:1: unknown field `timout`, expected one of `description`, `expected_duration`, `params`, `steps`\n  hint: every key is documented in docs/configuration.md; unknown keys are errors so typos cannot pass silently"
+                "rollbot.toml:8:1: unknown field `timout`, expected one of `description`, `expected_duration`, `lock`, `params`, `steps`\n  hint: every key is documented in docs/configuration.md; unknown keys are errors so typos cannot pass silently"
             ]
         );
         assert_eq!(

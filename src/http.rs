@@ -258,20 +258,35 @@ async fn api_postmortem(
     }
 }
 
-fn verified(state: &HttpState, headers: &HeaderMap, body: &[u8], route: &str) -> bool {
+/// Checks Slack's signature. A signed request names its delivery: the same signature over the
+/// same timestamp is the same request delivered again (a retrying proxy, a resent body), so
+/// its digest lets the store answer it as the first. `None`: not signed by Slack.
+fn verified(state: &HttpState, headers: &HeaderMap, body: &[u8], route: &str) -> Option<Delivery> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = state.engine.clock.now();
-    match state.verifier.verify(
-        header("x-slack-request-timestamp"),
-        header("x-slack-signature"),
-        body,
-        now,
-    ) {
-        Ok(()) => true,
+    let signature = header("x-slack-signature");
+    match state
+        .verifier
+        .verify(header("x-slack-request-timestamp"), signature, body, now)
+    {
+        Ok(()) => Some(Delivery::of(signature.unwrap_or_default())),
         Err(reason) => {
             tracing::warn!(route, ?reason, "refused a request that is not signed by Slack");
-            false
+            None
         }
+    }
+}
+
+/// A signed delivery's name: the digest of its signature (which covers its timestamp).
+struct Delivery(String);
+
+impl Delivery {
+    fn of(signature: &str) -> Delivery {
+        use sha2::Digest;
+        Delivery(format!(
+            "slack:{}",
+            hex::encode(&sha2::Sha256::digest(signature.as_bytes())[..16])
+        ))
     }
 }
 
@@ -292,12 +307,12 @@ fn new_reference() -> String {
 }
 
 async fn slash_command(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !verified(&state, &headers, &body, "commands") {
+    let Some(delivery) = verified(&state, &headers, &body, "commands") else {
         if is_ssl_check(&body) {
             return StatusCode::OK.into_response();
         }
         return StatusCode::UNAUTHORIZED.into_response();
-    }
+    };
     let command = match inbound::parse_slash_command(&body) {
         Ok(command) => command,
         Err(e) => {
@@ -307,7 +322,7 @@ async fn slash_command(State(state): State<Arc<HttpState>>, headers: HeaderMap, 
         }
     };
     let span = tracing::info_span!("slash_command", user = %command.user_id, channel = %command.channel_id);
-    match handle_command(&state, &command).instrument(span).await {
+    match handle_command(&state, &command, &delivery).instrument(span).await {
         Ok(message) => ephemeral(message),
         Err(e) => {
             let reference = new_reference();
@@ -334,7 +349,7 @@ async fn clicker(state: &HttpState, click: &ButtonClick) -> Actor {
         .in_channel(&click.channel_id)
 }
 
-async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Result<Message> {
+async fn handle_command(state: &HttpState, command: &SlashCommand, delivery: &Delivery) -> anyhow::Result<Message> {
     let engine = &state.engine;
     let actor = state
         .directory
@@ -376,7 +391,10 @@ async fn handle_command(state: &HttpState, command: &SlashCommand) -> anyhow::Re
                 .await
                 .unwrap_or_else(|| messages::severity_missing(&args))
         }
-        Command::Request(args) => match engine.request(&actor, &command.channel_id, &args).await? {
+        Command::Request(args) => match engine
+            .request(&actor, &command.channel_id, &args, Some(&delivery.0))
+            .await?
+        {
             Ok(rollback) => messages::request_acknowledged(&rollback, &engine.config.roles),
             Err(refusal @ Refusal::MissingParam { .. }) => complete_in_form(state, command, &args, "target missing")
                 .await
@@ -435,9 +453,9 @@ async fn complete_in_form(
 }
 
 async fn interaction(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !verified(&state, &headers, &body, "interactions") {
+    let Some(delivery) = verified(&state, &headers, &body, "interactions") else {
         return StatusCode::UNAUTHORIZED.into_response();
-    }
+    };
     match inbound::parse_interaction(&body) {
         Ok(Interaction::Button(click)) => {
             let span =
@@ -446,7 +464,7 @@ async fn interaction(State(state): State<Arc<HttpState>>, headers: HeaderMap, bo
         }
         Ok(Interaction::Submission(submission)) => {
             let span = tracing::info_span!("submission", user = %submission.user_id, view = %submission.callback_id);
-            handle_submission(&state, submission).instrument(span).await
+            handle_submission(&state, submission, &delivery).instrument(span).await
         }
         Ok(Interaction::Ignored { kind }) => {
             tracing::debug!(kind, "ignored an interaction rollbot does not handle");
@@ -638,7 +656,7 @@ async fn open_modal(state: &HttpState, click: &inbound::ButtonClick, view: serde
 }
 
 /// Answers a modal submission: close it, or show the error next to the field.
-async fn handle_submission(state: &HttpState, submission: inbound::ViewSubmission) -> Response {
+async fn handle_submission(state: &HttpState, submission: inbound::ViewSubmission, delivery: &Delivery) -> Response {
     let engine = &state.engine;
     let field_error = |block: &str, text: String| {
         axum::Json(serde_json::json!({"response_action": "errors", "errors": {block: text}})).into_response()
@@ -673,7 +691,7 @@ async fn handle_submission(state: &HttpState, submission: inbound::ViewSubmissio
             let phrase = submission.values.get("phrase").cloned().unwrap_or_default();
             (Action::Confirm { index, phrase }, id, "phrase")
         }
-        "request" => return submit_request(state, &actor, &submission).await,
+        "request" => return submit_request(state, &actor, &submission, delivery).await,
         other => {
             tracing::warn!(callback_id = other, "a submission of a view rollbot does not know");
             return StatusCode::OK.into_response();
@@ -700,6 +718,7 @@ async fn submit_request(
     state: &HttpState,
     actor: &crate::domain::Actor,
     submission: &inbound::ViewSubmission,
+    delivery: &Delivery,
 ) -> Response {
     let engine = &state.engine;
     let value = |block: &str| {
@@ -735,7 +754,7 @@ async fn submit_request(
         severity: Some(severity),
         reason: value("reason"),
     };
-    match engine.request(actor, &channel, &args).await {
+    match engine.request(actor, &channel, &args, Some(&delivery.0)).await {
         Ok(Ok(rollback)) => {
             let ack = Effect::Ephemeral {
                 channel: crate::domain::ChannelId(channel),

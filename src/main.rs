@@ -97,7 +97,10 @@ fn load_config(path: &PathBuf) -> Result<Config, ExitCode> {
 fn main() -> ExitCode {
     // The step supervisor is this same binary, kept light: no runtime, no logging.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == rollbot::engine::supervisor::SUBCOMMAND) {
+    if args
+        .get(1)
+        .is_some_and(|a| a == rollbot::engine::supervisor::SUBCOMMAND)
+    {
         rollbot::engine::supervisor::main(args);
     }
     match tokio::runtime::Runtime::new() {

@@ -141,6 +141,15 @@ pub enum Refusal {
     TooManyOpenRequests {
         open: Vec<RollbackId>,
     },
+    /// An open rollback holds the lock this request needs (its service's, by default).
+    LockHeld {
+        open: RollbackId,
+        service: String,
+        state: State,
+        requester: UserId,
+        /// Where its card is (channel, message ts), when it was posted.
+        card: Option<(String, String)>,
+    },
     UnknownService {
         service: String,
         suggestion: Option<String>,

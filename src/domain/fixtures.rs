@@ -155,6 +155,8 @@ pub fn request(severity: Severity, reason: Option<&str>) -> RollbackRequest {
         channel: ChannelId(CHANNEL.into()),
         team: Some(TeamId(TEAM.into())),
         drill: false,
+        lock: None,
+        delivery: None,
     }
 }
 

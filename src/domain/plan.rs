@@ -24,6 +24,21 @@ pub struct Runbook {
     pub expected_duration: Option<Duration>,
     pub params: BTreeMap<String, ParamSpec>,
     pub steps: Vec<StepTemplate>,
+    /// What its rollbacks lock; `None`: as the service says.
+    pub lock: Option<Lock>,
+}
+
+/// What an open rollback holds, so that a second one cannot run beside it: two
+/// `kubectl rollout undo` return to the bad version, two `pg_restore --clean` overlap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Lock {
+    /// One open rollback per service (the default).
+    #[default]
+    Service,
+    /// A key shared by what must not run together (a database several services use).
+    Key(String),
+    /// No lock: rollbacks of it may run side by side.
+    Off,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +347,7 @@ pub struct Service {
     pub statuspage_components: Vec<String>,
     /// A firing alert files a request by itself (still waiting for the policy's approvals).
     pub auto_request: bool,
+    pub lock: Lock,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -482,6 +498,25 @@ impl Catalog {
 
     /// Resolve a request into the plan that would be frozen. Every parameter must match its
     /// pattern before any plan exists.
+    /// The key an open rollback of `plan` holds: the runbook's lock, else its service's.
+    /// Drills hold none, so they never block a real rollback.
+    pub fn lock_key(&self, plan: &Plan, drill: bool) -> Option<String> {
+        if drill {
+            return None;
+        }
+        let service = self.services.get(&plan.service)?;
+        let lock = self
+            .runbooks
+            .get(&plan.runbook)
+            .and_then(|r| r.lock.clone())
+            .unwrap_or_else(|| service.lock.clone());
+        match lock {
+            Lock::Service => Some(format!("service:{}", service.name)),
+            Lock::Key(key) => Some(format!("key:{key}")),
+            Lock::Off => None,
+        }
+    }
+
     pub fn freeze(&self, request: &PlanRequest) -> Result<Plan, Refusal> {
         let service = self
             .services

@@ -20,6 +20,13 @@ pub struct RollbackRequest {
     /// A rehearsal: the whole path, steps not executed, no status page.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drill: bool,
+    /// What it holds while open: another request with the same key is refused (`None`: nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    /// The signed delivery it came from (a digest of Slack's signature): the same delivery
+    /// seen again is answered as the first and files nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

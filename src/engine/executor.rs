@@ -14,10 +14,18 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The lease renewals of one piece of work, and what they last told.
+/// The lease renewals of one piece of work, and what they last told. Renewing stops when this
+/// is dropped, however the work ended (finished, cut short, its task aborted): a lease nobody
+/// works under must lapse.
 struct RenewalTask {
     task: tokio::task::JoinHandle<()>,
     watch: tokio::sync::watch::Receiver<Option<Instant>>,
+}
+
+impl Drop for RenewalTask {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 pub struct Executor {
@@ -161,7 +169,9 @@ impl Executor {
                     Ok(Err(e)) => {
                         tracing::warn!(rollback = %id, error = format!("{e:#}"), "could not renew the execution lease; trying again")
                     }
-                    Err(_) => tracing::warn!(rollback = %id, timeout_ms = every.as_millis() as u64, "renewing the execution lease did not complete in time; trying again"),
+                    Err(_) => {
+                        tracing::warn!(rollback = %id, timeout_ms = every.as_millis() as u64, "renewing the execution lease did not complete in time; trying again")
+                    }
                 }
             }
         });
@@ -200,7 +210,7 @@ impl Executor {
                 done = &mut work => break Leased::Done(done),
             }
         };
-        renewals.task.abort();
+        drop(renewals);
         stop_by.send_replace(None);
         outcome
     }
@@ -274,7 +284,9 @@ impl Executor {
                 match self.engine.change_guarded(id, finish).await {
                     Ok(Changed::Written(rollback)) => return Some(Ok(rollback)),
                     Ok(Changed::Guarded) => return None,
-                    Ok(Changed::Refused(refusal)) => return Some(self.already_recorded(id, index, &result, refusal).await),
+                    Ok(Changed::Refused(refusal)) => {
+                        return Some(self.already_recorded(id, index, &result, refusal).await);
+                    }
                     Err(e) => {
                         tracing::warn!(rollback = %id, step = index + 1, error = format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "could not record the step's result; trying again while the lease holds");
                         tokio::time::sleep(backoff).await;
@@ -343,7 +355,13 @@ impl Executor {
     }
 
     /// Runs an action, and again after a growing delay while it fails and retries are left.
-    async fn with_retries(&self, rollback: &Rollback, index: usize, action: &StepAction, stop_by: StopBy) -> StepResult {
+    async fn with_retries(
+        &self,
+        rollback: &Rollback,
+        index: usize,
+        action: &StepAction,
+        stop_by: StopBy,
+    ) -> StepResult {
         let step = &rollback.plan.steps[index];
         let mut attempt = 1;
         loop {
@@ -562,7 +580,10 @@ impl Executor {
             }
             let outcome = match claimed {
                 Ok(Some(run)) => {
-                    in_flight.lock().expect("in-flight lock").insert(id, Some(run.fence.clone()));
+                    in_flight
+                        .lock()
+                        .expect("in-flight lock")
+                        .insert(id, Some(run.fence.clone()));
                     self.execute(run).await
                 }
                 Ok(None) => Ok(()),
@@ -653,7 +674,9 @@ impl Executor {
                     tracing::warn!(rollback = %id, "shutting down: the running step was stopped and the rollback marked interrupted")
                 }
                 Ok(Changed::Refused(refusal)) => tracing::debug!(rollback = %id, ?refusal, "nothing to interrupt"),
-                Ok(Changed::Guarded) => tracing::warn!(rollback = %id, "shutting down: another process holds this run now"),
+                Ok(Changed::Guarded) => {
+                    tracing::warn!(rollback = %id, "shutting down: another process holds this run now")
+                }
                 // The lease will lapse and another replica will record it.
                 Err(e) => {
                     tracing::error!(rollback = %id, error = format!("{e:#}"), "could not record the interruption")

@@ -276,8 +276,16 @@ impl Engine {
     }
 
     /// Records a new rollback request, or says why not. Nothing is stored on refusal.
-    pub async fn request(&self, actor: &Actor, channel: &str, args: &RequestArgs) -> Result<Result<Rollback, Refusal>> {
-        let (history, consequences) = match self.prepare_request(actor, channel, args)? {
+    /// `delivery` names the signed delivery it came in (see `RollbackRequest::delivery`): the
+    /// same delivery again is answered with the rollback it filed the first time.
+    pub async fn request(
+        &self,
+        actor: &Actor,
+        channel: &str,
+        args: &RequestArgs,
+        delivery: Option<&str>,
+    ) -> Result<Result<Rollback, Refusal>> {
+        let (history, consequences) = match self.prepare_request(actor, channel, args, delivery)? {
             Ok(prepared) => prepared,
             Err(refusal) => return Ok(Err(refusal)),
         };
@@ -291,9 +299,32 @@ impl Engine {
                 self.requested(&rollback, actor);
                 Ok(Ok(rollback))
             }
+            Filed::Seen(rollback) => {
+                tracing::info!(rollback = %rollback.id, "the same signed request came again; answered as the first");
+                Ok(Ok(rollback))
+            }
             Filed::TooManyOpen(open) => Ok(Err(Refusal::TooManyOpenRequests { open })),
+            Filed::Locked(open) => Ok(Err(self.busy(open).await?)),
             Filed::ProposalChanged => anyhow::bail!("a plain request reported a changed proposal"),
         }
+    }
+
+    /// Why a request waits for `open`, the rollback holding its lock.
+    pub(crate) async fn busy(&self, open: RollbackId) -> Result<Refusal> {
+        let holder = self
+            .store
+            .load(open)
+            .await
+            .with_context(|| format!("loading {open}, which holds the lock"))?
+            .with_context(|| format!("{open} holds the lock but cannot be loaded"))?;
+        let card = self.store.card(open).await.ok().flatten();
+        Ok(Refusal::LockHeld {
+            open,
+            service: holder.request.service.clone(),
+            state: holder.state.clone(),
+            requester: holder.request.requester.clone(),
+            card: card.map(|c| (c.channel, c.ts)),
+        })
     }
 
     /// How many open requests `actor` may have. rollbot's own requests (`auto_request`) are
@@ -322,6 +353,7 @@ impl Engine {
         actor: &Actor,
         channel: &str,
         args: &RequestArgs,
+        delivery: Option<&str>,
     ) -> Result<Result<(Vec<Recorded>, Consequences), Refusal>> {
         let plan = match self.plan(args) {
             Ok(plan) => plan,
@@ -342,6 +374,8 @@ impl Engine {
             channel: crate::domain::ChannelId(channel.to_owned()),
             team: actor.team.clone(),
             drill: args.drill,
+            lock: self.config.catalog.lock_key(&plan, args.drill),
+            delivery: delivery.map(str::to_owned),
         };
         let now = self.clock.now();
         let action = Action::Request { request, plan };

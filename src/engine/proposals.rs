@@ -122,7 +122,7 @@ impl Engine {
             severity: Some(proposal.severity),
             reason: Some(proposal.reason(self.config.policy.max_reason_chars)),
         };
-        let (history, consequences) = match self.prepare_request(actor, &proposal.channel.0, &args)? {
+        let (history, consequences) = match self.prepare_request(actor, &proposal.channel.0, &args, None)? {
             Ok(prepared) => prepared,
             Err(refusal) => return Ok(Started::Refused(refusal)),
         };
@@ -141,7 +141,9 @@ impl Engine {
                 Ok(Started::Yes(rollback, saved))
             }
             Filed::TooManyOpen(open) => Ok(Started::Refused(Refusal::TooManyOpenRequests { open })),
+            Filed::Locked(open) => Ok(Started::Refused(self.busy(open).await?)),
             Filed::ProposalChanged => Ok(Started::Conflict),
+            Filed::Seen(_) => anyhow::bail!("a request started from a proposal has no delivery to have seen"),
         }
     }
 }

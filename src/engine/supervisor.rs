@@ -220,7 +220,11 @@ mod tests {
         control.take(b"until 5000\nuntil 70");
         assert_eq!(control.until, Duration::from_nanos(5000));
         control.take(b"00\nnonsense\n");
-        assert_eq!(control.until, Duration::from_nanos(7000), "a line split across reads counts once whole");
+        assert_eq!(
+            control.until,
+            Duration::from_nanos(7000),
+            "a line split across reads counts once whole"
+        );
     }
 
     #[test]

@@ -40,7 +40,9 @@ impl Timers {
                 Changed::Refused(refusal) => {
                     tracing::debug!(rollback = %id, ?refusal, "lease lapsed but the run had already moved on")
                 }
-                Changed::Guarded => tracing::info!(rollback = %id, "its lease was renewed before it could be declared lapsed"),
+                Changed::Guarded => {
+                    tracing::info!(rollback = %id, "its lease was renewed before it could be declared lapsed")
+                }
             }
         }
         let due = store.claim_due_timers(self.engine.clock.now(), LEASE, 32).await?;

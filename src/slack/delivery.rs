@@ -203,7 +203,9 @@ impl Delivery {
                     }
                 }
             }
-            Effect::LateResult { index, result } => reply(messages::late_result(&rollback, *index, result), false).await?,
+            Effect::LateResult { index, result } => {
+                reply(messages::late_result(&rollback, *index, result), false).await?
+            }
             Effect::StepDecided { index, by, retry } => {
                 reply(messages::step_decided(&rollback, *index, by, *retry), false).await?
             }

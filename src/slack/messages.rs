@@ -1424,6 +1424,24 @@ pub fn refusal(refusal: &Refusal) -> Message {
             open.iter().map(|id| format!("*{id}*")).collect::<Vec<_>>().join(", "),
             open.first().map(ToString::to_string).unwrap_or_default()
         ),
+        LockHeld {
+            open,
+            service,
+            state,
+            requester,
+            card,
+        } => {
+            let card = card
+                .as_ref()
+                .map(|(channel, ts)| format!(", <{}|its card>", thread_link(channel, ts)))
+                .unwrap_or_default();
+            format!(
+                "*{}* already has an open rollback: *{open}* ({}, requested by {}{card}). One runs at a time, so that two undos cannot fight. Nothing was requested. Wait for it to finish, cancel it if it is no longer needed (`/rollback cancel {open}`), or ask its approvers in its thread.",
+                escape(service),
+                state_phrase(state),
+                user(requester)
+            )
+        }
         ReasonTooLong { max } => {
             format!("The reason is longer than {max} characters. Shorten it; put details in the thread.")
         }
@@ -1919,7 +1937,9 @@ mod tests {
         insta::assert_snapshot!(interrupted(&story.rollback, 0).text);
         let late = StepResult {
             outcome: StepOutcome::Interrupted,
-            detail: Some("stopped by the rollbot process running it: the execution lease could not be renewed in time".into()),
+            detail: Some(
+                "stopped by the rollbot process running it: the execution lease could not be renewed in time".into(),
+            ),
             output_tail: "Waiting for deployment \"checkout-api\" rollout to finish".into(),
             ..Default::default()
         };
@@ -2003,6 +2023,13 @@ mod tests {
             Refusal::ReasonTooLong { max: 500 },
             Refusal::TooManyOpenRequests {
                 open: vec![RollbackId(3), RollbackId(4), RollbackId(9)],
+            },
+            Refusal::LockHeld {
+                open: RollbackId(3),
+                service: "checkout-api".into(),
+                state: State::Running,
+                requester: UserId("U0ALICE".into()),
+                card: Some(("C0INCIDENTS".into(), "1700000000.000100".into())),
             },
             Refusal::UnknownService {
                 service: "chekout".into(),

@@ -4,8 +4,8 @@
 //! crash. One process owns the file: a second one is refused (an exclusive lock on a file beside
 //! it, released by the kernel when the owner dies, even by kill -9).
 use super::{
-    CHANNEL_POST_GAP, CardRef, CardTable, Consequences, DueTimer, Effect, FINISHED_STATES, Fence, Filed, Guard, OutboxItem,
-    Written,
+    CHANNEL_POST_GAP, CardRef, CardTable, Consequences, DueTimer, Effect, FINISHED_STATES, Fence, Filed, Guard,
+    OutboxItem, Written,
 };
 use super::{EventRow, Export, OutboxRow, ProposalRow, RollbackRow, TimerRow};
 use crate::domain::proposal::{Proposal, ProposalId};
@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "0005_lease_epochs.sql",
         include_str!("../../migrations/embedded/0005_lease_epochs.sql"),
+    ),
+    (
+        6,
+        "0006_one_open_per_lock.sql",
+        include_str!("../../migrations/embedded/0006_one_open_per_lock.sql"),
     ),
 ];
 
@@ -227,6 +232,9 @@ impl EmbeddedStore {
         let history = history.to_vec();
         let consequences = consequences.clone();
         self.transaction(move |tx| {
+            if let Some(answer) = already_admitted(tx, &history)? {
+                return Ok(answer);
+            }
             if let Some(open) = requester_is_full(tx, &history, open_limit)? {
                 return Ok(Filed::TooManyOpen(open));
             }
@@ -295,6 +303,11 @@ impl EmbeddedStore {
             if let Some(open) = requester_is_full(tx, &history, open_limit)? {
                 return Ok(Filed::TooManyOpen(open));
             }
+            match already_admitted(tx, &history)? {
+                Some(Filed::Locked(open)) => return Ok(Filed::Locked(open)),
+                Some(_) => bail!("a request started from a proposal has no delivery to have seen"),
+                None => {}
+            }
             let rollback = insert_rollback(tx, &history, &consequences)?;
             let now = rollback.requested_at;
             let saved = write_proposal(tx, &proposal, Some(rollback.id), now)?;
@@ -330,7 +343,9 @@ impl EmbeddedStore {
             let lease_until = consequences
                 .lease
                 .as_ref()
-                .map(|l| Ok::<_, anyhow::Error>(ts(l.at.unwrap_or_else(Utc::now) + chrono::Duration::from_std(l.length)?)))
+                .map(|l| {
+                    Ok::<_, anyhow::Error>(ts(l.at.unwrap_or_else(Utc::now) + chrono::Duration::from_std(l.length)?))
+                })
                 .transpose()?;
             let updated = tx.execute(
                 "UPDATE rollbacks SET version = ?2, state = ?3, doc = ?4, updated_at = ?5,
@@ -885,14 +900,44 @@ fn requester_is_full(
     Ok((open.len() >= limit).then_some(open))
 }
 
+/// What files nothing new: the same delivery filed before (answered as that rollback), or an
+/// open rollback holding the request's lock. This transaction holds the file's write lock.
+fn already_admitted(tx: &Transaction, history: &[Recorded]) -> Result<Option<Filed<Rollback>>> {
+    let request = super::request_of(history)?;
+    if let Some(delivery) = &request.delivery {
+        let seen: Option<String> = tx
+            .query_row("SELECT doc FROM rollbacks WHERE delivery_key = ?1", [delivery], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(doc) = seen {
+            return Ok(Some(Filed::Seen(json(&doc, "rollback")?)));
+        }
+    }
+    if let Some(lock) = &request.lock {
+        let holder: Option<i64> = tx
+            .query_row(
+                &format!("SELECT id FROM rollbacks WHERE lock_key = ?1 AND state NOT IN ({FINISHED_STATES})"),
+                [lock],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = holder {
+            return Ok(Some(Filed::Locked(RollbackId(id))));
+        }
+    }
+    Ok(None)
+}
+
 fn insert_rollback(tx: &Transaction, history: &[Recorded], consequences: &Consequences) -> Result<Rollback> {
     let number: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM rollbacks", [], |r| r.get(0))?;
     let id = RollbackId(number);
     let rollback =
         Rollback::from_history(id, history).ok_or_else(|| anyhow!("a rollback must start with a request"))?;
     tx.execute(
-        "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at, lock_key,
+                                delivery_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
         params![
             number,
             rollback.version,
@@ -901,6 +946,8 @@ fn insert_rollback(tx: &Transaction, history: &[Recorded], consequences: &Conseq
             rollback.request.service,
             serde_json::to_string(&rollback)?,
             ts(rollback.requested_at),
+            rollback.request.lock,
+            rollback.request.delivery,
         ],
     )?;
     insert_events(tx, id, 0, history)?;

@@ -292,6 +292,14 @@ mod tests {
     }
 }
 
+/// The request a rollback's first event records.
+pub(crate) fn request_of(history: &[Recorded]) -> Result<&crate::domain::RollbackRequest> {
+    match history.first().map(|r| &r.event) {
+        Some(crate::domain::Event::Requested { request, .. }) => Ok(request),
+        _ => anyhow::bail!("a rollback must start with a request"),
+    }
+}
+
 /// The outcome of filing a new rollback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filed<T> {
@@ -300,6 +308,10 @@ pub enum Filed<T> {
     TooManyOpen(Vec<RollbackId>),
     /// The proposal it was started from changed first; nothing was recorded.
     ProposalChanged,
+    /// The same delivery was filed before, as this rollback; nothing new was recorded.
+    Seen(Rollback),
+    /// This open rollback holds the request's lock; nothing was recorded.
+    Locked(RollbackId),
 }
 
 /// Slack accepts about one message per second per channel: posts to a channel are paced this

@@ -1,5 +1,6 @@
 use super::{
-    CardRef, CardTable, Consequences, DueTimer, Effect, Export, FINISHED_STATES, Fence, Filed, Guard, OutboxItem, Written,
+    CardRef, CardTable, Consequences, DueTimer, Effect, Export, FINISHED_STATES, Fence, Filed, Guard, OutboxItem,
+    Written,
 };
 use crate::domain::proposal::{Proposal, ProposalId};
 use crate::domain::{Recorded, Rollback, RollbackId};
@@ -59,6 +60,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         11,
         "0011_lease_epochs.sql",
         include_str!("../../migrations/0011_lease_epochs.sql"),
+    ),
+    (
+        12,
+        "0012_one_open_per_lock.sql",
+        include_str!("../../migrations/0012_one_open_per_lock.sql"),
     ),
 ];
 
@@ -258,6 +264,11 @@ impl PostgresStore {
         }
         if let Some(open) = requester_is_full(&tx, history, open_limit).await? {
             return Ok(Filed::TooManyOpen(open));
+        }
+        match already_admitted(&tx, history).await? {
+            Some(Filed::Locked(open)) => return Ok(Filed::Locked(open)),
+            Some(_) => anyhow::bail!("a request started from a proposal has no delivery to have seen"),
+            None => {}
         }
         let rollback = insert_rollback(&tx, history, consequences).await?;
         let now = rollback.requested_at;
@@ -739,8 +750,10 @@ impl PostgresStore {
         for r in &export.rollbacks {
             tx.execute(
                 "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, card_channel, card_ts, created_at,
-                                        updated_at, lease_owner, lease_until, page_incident_id, requester)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $6::jsonb->'request'->>'requester')",
+                                        updated_at, lease_owner, lease_until, page_incident_id, requester, lock_key,
+                                        delivery_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $6::jsonb->'request'->>'requester',
+                         $6::jsonb->'request'->>'lock', $6::jsonb->'request'->>'delivery')",
                 &[&r.id, &r.version, &r.state, &r.channel_id, &r.service, &value(&r.doc)?, &r.card_channel, &r.card_ts,
                   &r.created_at, &r.updated_at, &r.lease_owner, &r.lease_until, &r.page_incident_id],
             )
@@ -844,6 +857,37 @@ async fn requester_is_full(
         .map(|r| RollbackId(r.get(0)))
         .collect();
     Ok((open.len() >= limit).then_some(open))
+}
+
+/// What files nothing new: the same delivery filed before (answered as that rollback), or
+/// an open rollback holding the request's lock. Each key is locked for the transaction first,
+/// so filings of one key on several replicas take turns.
+async fn already_admitted(tx: &Transaction<'_>, history: &[Recorded]) -> Result<Option<Filed<Rollback>>> {
+    let request = super::request_of(history)?;
+    if let Some(delivery) = &request.delivery {
+        tx.execute("SELECT pg_advisory_xact_lock(7403314, hashtext($1))", &[delivery])
+            .await?;
+        let seen = tx
+            .query_opt("SELECT doc FROM rollbacks WHERE delivery_key = $1", &[delivery])
+            .await?;
+        if let Some(row) = seen {
+            return Ok(Some(Filed::Seen(from_jsonb(&row, 0, "rollback")?)));
+        }
+    }
+    if let Some(lock) = &request.lock {
+        tx.execute("SELECT pg_advisory_xact_lock(7403315, hashtext($1))", &[lock])
+            .await?;
+        let holder = tx
+            .query_opt(
+                &format!("SELECT id FROM rollbacks WHERE lock_key = $1 AND state NOT IN ({FINISHED_STATES})"),
+                &[lock],
+            )
+            .await?;
+        if let Some(row) = holder {
+            return Ok(Some(Filed::Locked(RollbackId(row.get(0)))));
+        }
+    }
+    Ok(None)
 }
 
 async fn insert_rollback(

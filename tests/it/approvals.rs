@@ -688,7 +688,11 @@ async fn a_retry_of_an_interrupted_destructive_step_asks_for_its_phrase_again() 
 
     bot.click(BOB, "retry", "RB-1@2").await;
     bot.settle().await;
-    assert_eq!(bot.marker(), ["undo"], "the retry waits for the phrase: nothing restored");
+    assert_eq!(
+        bot.marker(),
+        ["undo"],
+        "the retry waits for the phrase: nothing restored"
+    );
     let thread = bot.thread(&card);
     assert!(
         thread.iter().any(|m| m.contains("⏸️ *Paused before step 3 of 3, Full restore*: it is destructive. Next: click *Confirm…* and type `CONFIRM_FULL_RESTORE` exactly")),

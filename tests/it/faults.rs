@@ -244,8 +244,102 @@ async fn a_database_blip_around_a_steps_end_loses_no_result() {
         "the run went on after the blip"
     );
     assert!(
-        serve.log().contains("could not record the step's result; trying again while the lease holds"),
+        serve
+            .log()
+            .contains("could not record the step's result; trying again while the lease holds"),
         "the blip happened where this test meant it to: {}",
         serve.log()
+    );
+}
+
+#[tokio::test]
+async fn two_requests_for_one_service_run_one_at_a_time_and_one_delivery_sent_three_times_files_one() {
+    let db = TestDb::new();
+    let slack = FakeSlack::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("ran.log");
+    let config = scratch.path().join("rollbot.toml");
+    std::fs::write(
+        &config,
+        test_config(marker.to_str().unwrap()) + &slow_then_quick(&marker, 3, "10s"),
+    )
+    .unwrap();
+    let first = Serve::start("first", &db, &slack, &config, scratch.path()).await;
+    let second = Serve::start("second", &db, &slack, &config, scratch.path()).await;
+    let answer = |response: reqwest::Response| async move {
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["text"].as_str().unwrap().to_owned()
+    };
+
+    // One delivery (a body-logging proxy, a retrying ingress): the same signed bytes three
+    // times, to both replicas. One rollback; each answer is the first one's.
+    let body = slash_body(ALICE, INCIDENTS, "slow-api severity critical");
+    let at = chrono::Utc::now().timestamp();
+    let mut answers = vec![];
+    for serve in [&first, &second, &first] {
+        answers.push(answer(serve.post_signed_at("/slack/commands", body.clone(), at).await).await);
+    }
+    assert!(answers[0].starts_with("Recorded *RB-1*"), "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    let store = connect(&db.url).await;
+    let count: i64 = store
+        .query_one("SELECT count(*) FROM rollbacks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1, "one delivery, one rollback");
+
+    // Bob, at the same time, types it himself: a second rollback of the same service.
+    wait_for_or_show(&|| first.log() + &second.log(), "the step to start", async || {
+        (lines(&marker).len() == 1).then_some(())
+    })
+    .await;
+    let refused = answer(
+        second
+            .post_signed(
+                "/slack/commands",
+                slash_body(BOB, INCIDENTS, "slow-api severity critical"),
+            )
+            .await,
+    )
+    .await;
+    assert!(
+        refused.starts_with(&format!(
+            "*slow-api* already has an open rollback: *RB-1* (already running, requested by <@{ALICE}>"
+        )),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("Nothing was requested. Wait for it to finish"),
+        "{refused}"
+    );
+    let count: i64 = store
+        .query_one("SELECT count(*) FROM rollbacks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1, "the refused request left nothing behind");
+
+    wait_for_or_show(&|| first.log() + &second.log(), "RB-1's end", async || {
+        (state_of(&store, 1).await == "succeeded").then_some(())
+    })
+    .await;
+    assert_eq!(
+        lines(&marker).iter().filter(|l| l.starts_with("start")).count(),
+        1,
+        "RB-1's slow step ran once, and nothing ran beside it"
+    );
+    let after = answer(
+        second
+            .post_signed(
+                "/slack/commands",
+                slash_body(BOB, INCIDENTS, "slow-api severity critical"),
+            )
+            .await,
+    )
+    .await;
+    assert!(
+        after.starts_with("Recorded *RB-2*"),
+        "once RB-1 is over the service is free: {after}"
     );
 }

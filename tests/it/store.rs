@@ -59,6 +59,7 @@ on_both_stores!(
     a_person_files_at_most_their_limit_of_open_rollbacks_even_all_at_once,
     simultaneous_requests_each_keep_their_own_events_effects_and_timers,
     a_request_that_cannot_be_recorded_fails_alone,
+    one_open_rollback_holds_its_lock_and_a_delivery_files_once_even_all_at_once,
 );
 
 async fn run<F: std::future::Future<Output = ()>>(backend: Backend, check: fn(Store) -> F) {
@@ -240,13 +241,25 @@ async fn leases_show_which_runs_lost_their_process(store: Store) {
     let running_len = running.history.len();
     let stepping = running.act(&rollbot::domain::Actor::system(), Action::StartStep { index: 0 });
     let changed_at = stepping.history.last().unwrap().at;
-    let epoch = append_holding(&store, created.id, &stepping, running_len, lease("rollbot-a", changed_at, 60)).await;
+    let epoch = append_holding(
+        &store,
+        created.id,
+        &stepping,
+        running_len,
+        lease("rollbot-a", changed_at, 60),
+    )
+    .await;
     let a = Fence {
         owner: "rollbot-a".into(),
         epoch,
     };
     let length = std::time::Duration::from_secs(120);
-    assert!(store.hold_lease(created.id, &a, length, Some(changed_at)).await.unwrap());
+    assert!(
+        store
+            .hold_lease(created.id, &a, length, Some(changed_at))
+            .await
+            .unwrap()
+    );
     let until = changed_at + Duration::seconds(120);
     assert!(lapsed(until - Duration::seconds(1)).await.is_empty());
     assert_eq!(lapsed(until + Duration::seconds(1)).await, [created.id]);
@@ -261,10 +274,7 @@ async fn leases_show_which_runs_lost_their_process(store: Store) {
     };
     for other in [&b, &stale] {
         assert!(
-            !store
-                .hold_lease(created.id, other, length, Some(until))
-                .await
-                .unwrap(),
+            !store.hold_lease(created.id, other, length, Some(until)).await.unwrap(),
             "{other:?} does not hold the lease and cannot take it back by renewing"
         );
         store.release_lease(created.id, other).await.unwrap();
@@ -356,10 +366,7 @@ async fn the_executors_writes_are_fenced_by_owner_and_epoch(store: Store) {
         Written::Guarded,
         "the lease still holds: nothing is interrupted"
     );
-    assert_eq!(
-        store.load(created.id).await.unwrap().unwrap().state,
-        State::Running
-    );
+    assert_eq!(store.load(created.id).await.unwrap().unwrap().state, State::Running);
     assert_eq!(
         append_guarded(&store, created.id, &interrupted, claimed_len, lapsed_at(31)).await,
         Written::Ok
@@ -377,7 +384,14 @@ async fn the_executors_writes_are_fenced_by_owner_and_epoch(store: Store) {
     let reclaimed = retried
         .act(&system, Action::StartRun)
         .act(&system, Action::StartStep { index: 0 });
-    let second_epoch = append_holding(&store, created.id, &reclaimed, retried_len, lease("rollbot-a", at(40), 1800)).await;
+    let second_epoch = append_holding(
+        &store,
+        created.id,
+        &reclaimed,
+        retried_len,
+        lease("rollbot-a", at(40), 1800),
+    )
+    .await;
     assert!(second_epoch > first_epoch, "each claim has an epoch of its own");
 
     // The first attempt's process wakes up with its result: same owner, old epoch. Even on
@@ -407,7 +421,11 @@ async fn the_executors_writes_are_fenced_by_owner_and_epoch(store: Store) {
     );
     let current = store.load(created.id).await.unwrap().unwrap();
     assert_eq!(current.version, reclaimed_version, "nothing was written");
-    assert_eq!(current.steps.last().unwrap().result, None, "the new attempt has no result yet");
+    assert_eq!(
+        current.steps.last().unwrap().result,
+        None,
+        "the new attempt has no result yet"
+    );
 
     let b = Fence {
         owner: "rollbot-a".into(),
@@ -450,11 +468,16 @@ async fn a_change_can_take_the_lease_and_one_that_stops_the_run_ends_it(store: S
         }
     };
     let grace = std::time::Duration::from_secs(60);
-    let lapsed_at =
-        |store: Store, when: DateTime<Utc>| async move { store.runs_with_lapsed_lease(Some(when), grace).await.unwrap() };
+    let lapsed_at = |store: Store, when: DateTime<Utc>| async move {
+        store.runs_with_lapsed_lease(Some(when), grace).await.unwrap()
+    };
 
     let until = at(30);
-    let started = change(story.act(&system, Action::StartRun), Some(lease("rollbot-a", at(0), 1800))).await;
+    let started = change(
+        story.act(&system, Action::StartRun),
+        Some(lease("rollbot-a", at(0), 1800)),
+    )
+    .await;
     assert!(
         lapsed_at(store.clone(), until - Duration::seconds(1)).await.is_empty(),
         "the lease written with the run's start holds until it runs out"
@@ -1421,4 +1444,111 @@ async fn a_request_that_cannot_be_recorded_fails_alone(store: Store) {
         }
     }
     assert_eq!(store.recent(None, 10).await.unwrap().len(), 2);
+}
+
+/// `request` with a lock key and a delivery, as the engine files them.
+fn keyed(lock: Option<&str>, delivery: Option<&str>) -> Story {
+    let mut story = request("C0INCIDENTS", false);
+    for recorded in &mut story.history {
+        if let rollbot::domain::Event::Requested { request, .. } = &mut recorded.event {
+            request.lock = lock.map(str::to_owned);
+            request.delivery = delivery.map(str::to_owned);
+        }
+    }
+    story.rollback.request.lock = lock.map(str::to_owned);
+    story.rollback.request.delivery = delivery.map(str::to_owned);
+    story
+}
+
+async fn one_open_rollback_holds_its_lock_and_a_delivery_files_once_even_all_at_once(store: Store) {
+    let same_service = keyed(Some("service:checkout-api"), None);
+    let no_effects = nothing();
+    let attempts = (0..4).map(|_| store.create_rollback(&same_service.history, &no_effects, None));
+    let outcomes: Vec<Filed<Rollback>> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let filed: Vec<&Rollback> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Filed::Yes(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(filed.len(), 1, "one open rollback per lock: {outcomes:?}");
+    let holder = filed[0].id;
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == Filed::Locked(holder)).count(),
+        3,
+        "the others are told which rollback holds the lock: {outcomes:?}"
+    );
+    assert!(matches!(
+        store
+            .create_rollback(&keyed(Some("service:other"), None).history, &nothing(), None)
+            .await
+            .unwrap(),
+        Filed::Yes(_)
+    ));
+    assert!(
+        matches!(
+            store
+                .create_rollback(&keyed(None, None).history, &nothing(), None)
+                .await
+                .unwrap(),
+            Filed::Yes(_)
+        ),
+        "a rollback without a lock (a drill, or a runbook that opted out) is not held up"
+    );
+
+    // Once the holder is over, the lock is free.
+    let cancelled = same_service.act(&actor(rollbot::domain::fixtures::REQUESTER), Action::Cancel);
+    let mut rollback = cancelled.rollback.clone();
+    rollback.id = holder;
+    assert_eq!(
+        store
+            .append(
+                &rollback,
+                filed[0].version,
+                &cancelled.history[same_service_len()..],
+                &nothing()
+            )
+            .await
+            .unwrap(),
+        Written::Ok
+    );
+    assert!(matches!(
+        store
+            .create_rollback(&keyed(Some("service:checkout-api"), None).history, &nothing(), None)
+            .await
+            .unwrap(),
+        Filed::Yes(_)
+    ));
+
+    // The same delivery three times, at once: one rollback, and each answer is it.
+    let delivered = keyed(None, Some("slack:0123abcd"));
+    let attempts = (0..3).map(|_| store.create_rollback(&delivered.history, &no_effects, None));
+    let outcomes: Vec<Filed<Rollback>> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let ids: Vec<RollbackId> = outcomes
+        .iter()
+        .map(|o| match o {
+            Filed::Yes(r) | Filed::Seen(r) => r.id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| matches!(o, Filed::Yes(_))).count(),
+        1,
+        "{outcomes:?}"
+    );
+}
+
+/// How many events a fresh `request` story has.
+fn same_service_len() -> usize {
+    request("C0INCIDENTS", false).history.len()
 }

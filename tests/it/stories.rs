@@ -833,10 +833,15 @@ crate::also_on_embedded_store!(
 
 #[tokio::test]
 async fn one_person_may_have_only_so_many_open_requests() {
-    let bot =
-        Rollbot::start_with(|marker| test_config(marker) + "\n[limits]\nmax_open_requests_per_person = 2\n").await;
+    // Without the service's lock, so that one person can hold several of its requests.
+    let bot = Rollbot::start_with(|marker| {
+        test_config(marker).replace("[services.checkout-api]", "[services.checkout-api]\nlock = false")
+            + "\n[limits]\nmax_open_requests_per_person = 2\n"
+    })
+    .await;
     assert!(bot.slash(ALICE, REQUEST).await.starts_with("Recorded *RB-1*"));
-    assert!(bot.slash(ALICE, REQUEST).await.starts_with("Recorded *RB-2*"));
+    let second = bot.slash(ALICE, REQUEST).await;
+    assert!(second.starts_with("Recorded *RB-2*"), "{second}");
     assert_eq!(
         bot.slash(ALICE, REQUEST).await,
         "You already have 2 open rollback requests (*RB-1*, *RB-2*), the most one person may have at a time. \

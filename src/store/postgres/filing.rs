@@ -7,7 +7,7 @@
 //!
 //! If a batch fails, its requests are filed again one transaction each, so one bad request
 //! cannot fail the others it happened to share a batch with.
-use super::{insert_rollback, jsonb, requester_is_full};
+use super::{already_admitted, insert_rollback, jsonb, requester_is_full};
 use crate::domain::{Recorded, Rollback, RollbackId};
 use crate::store::{CHANNEL_POST_GAP, CommitOutcomeUnknown, Consequences, Effect, FINISHED_STATES, Filed};
 use anyhow::{Context, Result, anyhow};
@@ -107,6 +107,9 @@ async fn file_batch(pool: &Pool, batch: Vec<Filing>) {
 async fn file_alone(pool: &Pool, filing: &Filing) -> Result<Filed<Rollback>> {
     let mut client = pool.get().await.context("no database connection available")?;
     let tx = client.transaction().await?;
+    if let Some(answer) = already_admitted(&tx, &filing.history).await? {
+        return Ok(answer);
+    }
     if let Some(open) = requester_is_full(&tx, &filing.history, filing.open_limit).await? {
         return Ok(Filed::TooManyOpen(open));
     }
@@ -292,8 +295,10 @@ impl Rows {
         }
         let rollbacks = tx
             .prepare_cached(
-                "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at, requester)
-                 SELECT id, version, state, channel_id, service, doc, at, at, doc->'request'->>'requester'
+                "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at, requester,
+                                        lock_key, delivery_key)
+                 SELECT id, version, state, channel_id, service, doc, at, at, doc->'request'->>'requester',
+                        doc->'request'->>'lock', doc->'request'->>'delivery'
                  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])
                    AS r (id, version, state, channel_id, service, doc, at)",
             )

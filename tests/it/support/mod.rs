@@ -626,8 +626,13 @@ impl Rollbot {
 
     /// As `slash`, from a client that sent no `trigger_id`, so no form can be opened.
     pub async fn slash_without_trigger(&self, user: &str, text: &str) -> String {
-        let body = slash_body(user, INCIDENTS, text)
-            .replace("trigger_id=13345224609.738474920.8088930838d88f008e0", "trigger_id=");
+        let body: Vec<(String, String)> = serde_urlencoded::from_str(&slash_body(user, INCIDENTS, text)).unwrap();
+        let body = serde_urlencoded::to_string(
+            body.into_iter()
+                .map(|(k, v)| if k == "trigger_id" { (k, String::new()) } else { (k, v) })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
         self.answer_of(self.signed_post("/slack/commands", body).await).await
     }
 
@@ -855,6 +860,14 @@ impl Drop for Rollbot {
 }
 
 /// A slash-command form, field for field as Slack sends it (from the shared sample).
+/// Slack gives every invocation (a command typed, a button clicked) a trigger of its own, so
+/// two invocations never have the same body: the same body twice is one delivery repeated.
+fn new_trigger_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("13345224609.738474920.{n:019x}")
+}
+
 pub fn slash_body(user: &str, channel: &str, text: &str) -> String {
     let sample: Value = serde_json::from_str(
         &std::fs::read_to_string(shared_dir().join("slack/payloads/SlashCommandPayload.json")).unwrap(),
@@ -873,7 +886,7 @@ pub fn slash_body(user: &str, channel: &str, text: &str) -> String {
             // Slack escapes these three in command text.
             "text" => text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"),
             "response_url" => "http://127.0.0.1:9/commands/T0TEST/1/x".to_owned(),
-            "trigger_id" => "13345224609.738474920.8088930838d88f008e0".to_owned(),
+            "trigger_id" => new_trigger_id(),
             "api_app_id" => "A0ROLLBOT".to_owned(),
             _ => match value {
                 Value::String(_) => String::new(),
@@ -901,7 +914,7 @@ pub fn click_body_from_team(user: &str, team: &str, channel: &str, action: &str,
     payload["channel"]["id"] = json!(channel);
     payload["container"]["channel_id"] = json!(channel);
     payload["container"]["message_ts"] = json!("1790000000.000001");
-    payload["trigger_id"] = json!("13345224609.738474920.8088930838d88f008e0");
+    payload["trigger_id"] = json!(new_trigger_id());
     let action_value = json!({"type": "button", "action_id": action, "block_id": format!("rollback:{id}"), "value": id, "action_ts": "1790000001.000000"});
     payload["actions"] = json!([action_value]);
     serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()

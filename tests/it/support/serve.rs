@@ -123,7 +123,12 @@ impl Serve {
     }
 
     pub async fn post_signed(&self, path: &str, body: String) -> reqwest::Response {
-        let now = chrono::Utc::now().timestamp();
+        self.post_signed_at(path, body, chrono::Utc::now().timestamp()).await
+    }
+
+    /// As Slack signs a delivery at `now` (Unix seconds): the same body and time give the same
+    /// signature, as when one delivery is sent again.
+    pub async fn post_signed_at(&self, path: &str, body: String, now: i64) -> reqwest::Response {
         reqwest::Client::new()
             .post(format!("{}{path}", self.base))
             .header("x-slack-request-timestamp", now.to_string())
@@ -141,4 +146,3 @@ impl Drop for Serve {
         let _ = self.child.wait();
     }
 }
-
