@@ -400,27 +400,71 @@ impl Store {
     }
 }
 
+/// The longest one store operation may take before it fails: a database that accepts
+/// connections and never answers costs this, and Slack still gets its answer within three
+/// seconds. Schema migrations and imports have none.
+pub const OPERATION_DEADLINE: std::time::Duration = std::time::Duration::from_millis(2500);
+
+/// The database did not answer an operation in time.
+#[derive(Debug)]
+pub struct StoreTimeout {
+    pub operation: &'static str,
+}
+
+impl std::fmt::Display for StoreTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the store did not answer `{}` within {} ms",
+            self.operation,
+            OPERATION_DEADLINE.as_millis()
+        )
+    }
+}
+
+impl std::error::Error for StoreTimeout {}
+
+async fn within_deadline<T>(operation: &'static str, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(OPERATION_DEADLINE, work).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(anyhow::anyhow!(StoreTimeout { operation })),
+    }
+}
+
 /// Each operation goes to the backend in use; both must have it, with the same signature.
+/// Every one of them answers within `OPERATION_DEADLINE`, done or failed.
 macro_rules! operations {
     ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty; )*) => {
         impl Store {
             $(
                 $(#[$doc])*
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    match self {
-                        Store::Postgres(store) => store.$name($($arg),*).await,
-                        Store::Embedded(store) => store.$name($($arg),*).await,
-                    }
+                    within_deadline(stringify!($name), async {
+                        match self {
+                            Store::Postgres(store) => store.$name($($arg),*).await,
+                            Store::Embedded(store) => store.$name($($arg),*).await,
+                        }
+                    })
+                    .await
                 }
             )*
         }
     };
 }
 
+impl Store {
+    /// Applies the migrations that have not run yet (with no deadline: an index on a large
+    /// table takes the time it takes).
+    pub async fn migrate(&self) -> Result<Vec<&'static str>> {
+        match self {
+            Store::Postgres(store) => store.migrate().await,
+            Store::Embedded(store) => store.migrate().await,
+        }
+    }
+}
+
 operations! {
     fn ping(&self) -> Result<()>;
-    /// Applies the migrations that have not run yet.
-    fn migrate(&self) -> Result<Vec<&'static str>>;
     /// Records a new rollback from its first events, with the effects they cause, and returns
     /// it with its number, unless its requester already has `open_limit` open rollbacks
     /// (checked in the same transaction, so simultaneous requests cannot both slip past).

@@ -70,6 +70,12 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
 
 mod filing;
 
+/// The longest a new connection to PostgreSQL may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// The longest anything waits for a pooled connection: a busy pool is an error in time, so a
+/// lease renewal or a request is never stuck behind a flood of other work.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
@@ -80,7 +86,16 @@ impl PostgresStore {
     /// Connects to the database in `url`, creating the database itself when it does not exist
     /// yet, so that a fresh PostgreSQL needs no manual setup.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
-        let config = tokio_postgres::Config::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        let mut config = tokio_postgres::Config::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        // A database that accepts connections and never answers (a failover, a partition) must
+        // cost seconds, not the request: connecting, waiting for a pooled connection and each
+        // operation (`store::OPERATION_DEADLINE`) have deadlines; keepalives find dead peers.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(std::time::Duration::from_secs(10));
         if let Err(e) = config.connect(NoTls).await {
             if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
                 create_database(&config).await?;
@@ -97,6 +112,10 @@ impl PostgresStore {
         );
         let pool = Pool::builder(manager)
             .max_size(16)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .context("building the connection pool")?;
         let filer = filing::start(pool.clone());

@@ -343,3 +343,93 @@ async fn two_requests_for_one_service_run_one_at_a_time_and_one_delivery_sent_th
         "once RB-1 is over the service is free: {after}"
     );
 }
+
+#[tokio::test]
+async fn a_database_that_never_answers_costs_seconds_not_the_request_and_rollbot_recovers_by_itself() {
+    let db = TestDb::new();
+    let slack = FakeSlack::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("ran.log");
+    let config = scratch.path().join("rollbot.toml");
+    std::fs::write(
+        &config,
+        test_config(marker.to_str().unwrap()) + &slow_then_quick(&marker, 0, "10s"),
+    )
+    .unwrap();
+    rollbot::store::Store::connect(&db.url)
+        .await
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+    let proxy = Proxy::to("127.0.0.1:5432".into()).await;
+    let through_proxy = db.url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    let serve = Serve::start_on(
+        "serve",
+        ("DATABASE_URL", through_proxy),
+        &slack,
+        &config,
+        scratch.path(),
+    )
+    .await;
+    let text = |response: reqwest::Response| async move {
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["text"].as_str().unwrap().to_owned()
+    };
+    let first = serve
+        .post_signed(
+            "/slack/commands",
+            slash_body(ALICE, INCIDENTS, "checkout-api to 41 severity high"),
+        )
+        .await;
+    assert!(text(first).await.starts_with("Recorded *RB-1*"));
+
+    // A failover: PostgreSQL accepts connections and answers nothing.
+    proxy.blackhole();
+    let asked = Instant::now();
+    let answer = serve
+        .post_signed(
+            "/slack/commands",
+            slash_body(ALICE, INCIDENTS, "slow-api severity critical"),
+        )
+        .await;
+    let took = asked.elapsed();
+    assert_eq!(answer.status(), 200);
+    let answer = text(answer).await;
+    assert!(took < Duration::from_secs(3), "answered within Slack's 3 s: {took:?}");
+    assert!(answer.contains("Your request was NOT recorded; try again"), "{answer}");
+    let asked = Instant::now();
+    let ready = reqwest::get(format!("{}/readyz", serve.base)).await.unwrap().status();
+    assert_eq!(ready, 503);
+    assert!(asked.elapsed() < Duration::from_secs(3), "{:?}", asked.elapsed());
+
+    proxy.restore();
+    wait_for_or_show(&|| serve.log(), "readiness without a restart", async || {
+        let ready = reqwest::get(format!("{}/readyz", serve.base)).await.ok()?;
+        (ready.status() == 200).then_some(())
+    })
+    .await;
+    let again = serve
+        .post_signed(
+            "/slack/commands",
+            slash_body(ALICE, INCIDENTS, "slow-api severity critical"),
+        )
+        .await;
+    assert!(
+        text(again).await.starts_with("Recorded *RB-2*"),
+        "the refused request left nothing behind"
+    );
+    wait_for_or_show(&|| serve.log(), "the workers to deliver and run again", async || {
+        let posted = slack
+            .calls()
+            .iter()
+            .any(|c| c.method == "chat.postMessage" && c.body["text"].as_str().is_some_and(|t| t.contains("RB-2")));
+        (posted && lines(&marker).last().map(String::as_str) == Some("second step")).then_some(())
+    })
+    .await;
+    assert!(
+        serve.log().contains("did not answer") || serve.log().contains("Timeout"),
+        "{}",
+        serve.log()
+    );
+}

@@ -16,6 +16,7 @@ use deadpool_postgres::Pool;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_postgres::types::Json;
 
@@ -32,7 +33,64 @@ pub(super) struct Filing {
     pub consequences: Consequences,
     pub open_limit: Option<usize>,
     pub answer: oneshot::Sender<Result<Filed<Rollback>>>,
+    /// Whether the filer is committing it, or its requester stopped waiting first: exactly one
+    /// of the two happens, so a requester told "not recorded" is right.
+    pub fate: Arc<AtomicU8>,
 }
+
+const WAITING: u8 = 0;
+const COMMITTING: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Filing {
+    /// Whether its requester still waits (nothing is written for one who gave up).
+    fn wanted(&self) -> bool {
+        self.fate.load(Ordering::SeqCst) != ABANDONED
+    }
+
+    /// Just before the commit: from here on the request may be recorded. `false` if its
+    /// requester gave up first, and so was told it is not.
+    fn commit_begins(&self) -> bool {
+        self.fate
+            .compare_exchange(WAITING, COMMITTING, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+}
+
+/// Every filing of a batch is about to be committed, or none is: one whose requester gave up
+/// sends the batch back to be filed one by one (the others' marks stand: still theirs to commit).
+fn all_commit(batch: &[Filing]) -> Result<()> {
+    let mut all = true;
+    for filing in batch {
+        all &= filing.fate.load(Ordering::SeqCst) == COMMITTING || filing.commit_begins();
+    }
+    anyhow::ensure!(all, "a requester gave up waiting before its batch could commit");
+    Ok(())
+}
+
+/// The longest a batch may take, so that a database that never answers cannot hold the filer.
+const BATCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a requester waits for its request to be filed: past it the request is answered
+/// within Slack's three seconds, with the truth (not recorded, or not known).
+pub(super) const FILING_DEADLINE: std::time::Duration = std::time::Duration::from_millis(2000);
+
+/// The database did not take a request in time, and it was withdrawn before any of it was
+/// written: it is certainly not recorded.
+#[derive(Debug)]
+pub(super) struct NotRecorded;
+
+impl std::fmt::Display for NotRecorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the database did not take the request within {} ms; it was withdrawn, nothing was recorded",
+            FILING_DEADLINE.as_millis()
+        )
+    }
+}
+
+impl std::error::Error for NotRecorded {}
 
 /// Starts the filer on the current runtime; it stops when every sender is dropped.
 pub(super) fn start(pool: Pool) -> mpsc::Sender<Filing> {
@@ -51,16 +109,28 @@ async fn file_batches(pool: Pool, mut waiting: mpsc::Receiver<Filing>) {
         let Some(first) = waiting.recv().await else {
             return;
         };
-        let mut batch = vec![first];
+        let mut batch: Vec<Filing> = vec![first].into_iter().filter(Filing::wanted).collect();
         while batch.len() < MAX_BATCH {
             match waiting.try_recv() {
-                Ok(filing) => batch.push(filing),
+                Ok(filing) if filing.wanted() => batch.push(filing),
+                Ok(_) => {}
                 Err(_) => break,
             }
         }
+        if batch.is_empty() {
+            continue;
+        }
         let pool = pool.clone();
         tokio::spawn(async move {
-            file_batch(&pool, batch).await;
+            if tokio::time::timeout(BATCH_DEADLINE, file_batch(&pool, batch))
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    deadline_secs = BATCH_DEADLINE.as_secs(),
+                    "filing a batch of requests did not finish in time; its requesters were answered at their deadline"
+                );
+            }
             drop(permit);
         });
     }
@@ -97,7 +167,7 @@ async fn file_batch(pool: &Pool, batch: Vec<Filing>) {
             }
         }
     }
-    for filing in batch {
+    for filing in batch.into_iter().filter(Filing::wanted) {
         let outcome = file_alone(pool, &filing).await;
         let _ = filing.answer.send(outcome);
     }
@@ -114,6 +184,7 @@ async fn file_alone(pool: &Pool, filing: &Filing) -> Result<Filed<Rollback>> {
         return Ok(Filed::TooManyOpen(open));
     }
     let rollback = insert_rollback(&tx, &filing.history, &filing.consequences).await?;
+    all_commit(std::slice::from_ref(filing))?;
     tx.commit().await.context(CommitOutcomeUnknown)?;
     Ok(Filed::Yes(rollback))
 }
@@ -204,6 +275,7 @@ async fn file_together(pool: &Pool, batch: &[Filing]) -> Result<Vec<Filed<Rollba
         outcomes.push(Some(rollback));
     }
     rows.insert(&tx).await?;
+    all_commit(batch)?;
     tx.commit().await.context(CommitOutcomeUnknown)?;
 
     batch
@@ -420,16 +492,37 @@ pub(super) async fn file(
     open_limit: Option<usize>,
 ) -> Result<Filed<Rollback>> {
     let (answer, outcome) = oneshot::channel();
-    sender
-        .send(Filing {
-            history: history.to_vec(),
-            consequences: consequences.clone(),
-            open_limit,
-            answer,
-        })
-        .await
-        .map_err(|_| anyhow!("the request filer has stopped"))?;
-    outcome
-        .await
-        .map_err(|_| anyhow!("the request filer stopped before answering"))?
+    let fate = Arc::new(AtomicU8::new(WAITING));
+    let filing = Filing {
+        history: history.to_vec(),
+        consequences: consequences.clone(),
+        open_limit,
+        answer,
+        fate: fate.clone(),
+    };
+    let filed = tokio::time::timeout(FILING_DEADLINE, async {
+        sender
+            .send(filing)
+            .await
+            .map_err(|_| anyhow!("the request filer has stopped"))?;
+        outcome
+            .await
+            .map_err(|_| anyhow!("the request filer stopped before answering"))?
+    })
+    .await;
+    match filed {
+        Ok(outcome) => outcome,
+        // Withdrawn before its commit began: nothing of it can be committed any more.
+        Err(_)
+            if fate
+                .compare_exchange(WAITING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok() =>
+        {
+            Err(anyhow!(NotRecorded))
+        }
+        Err(_) => Err(anyhow!(CommitOutcomeUnknown).context(format!(
+            "the database took the request but did not answer within {} ms",
+            FILING_DEADLINE.as_millis()
+        ))),
+    }
 }
