@@ -36,6 +36,9 @@ pub struct Config {
     /// On SIGTERM, how long running steps may go on before they are stopped and recorded as
     /// interrupted.
     pub shutdown_grace: Duration,
+    /// A Slack message (or status page update) that could not be delivered for this long is
+    /// kept as undeliverable: outages are measured in hours, so this is an age, not a count.
+    pub delivery_gives_up_after: Duration,
     /// The communication templates, defaults filled in.
     pub templates: BTreeMap<Announcement, String>,
     /// Channels that also receive the lifecycle announcements (stakeholders, #status).
@@ -179,6 +182,7 @@ struct RawLimits {
     output_tail_bytes: Option<usize>,
     execution_lease: Option<Spanned<String>>,
     shutdown_grace: Option<Spanned<String>>,
+    delivery_gives_up_after: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -490,6 +494,7 @@ enum DurationSetting {
     HealthEvery,
     RetryDelay,
     ExpectedDuration,
+    DeliveryGivesUpAfter,
 }
 
 impl DurationSetting {
@@ -551,6 +556,12 @@ impl DurationSetting {
                 SECOND,
                 7 * DAY,
                 "what the announcement says the rollback takes",
+            ),
+            DurationSetting::DeliveryGivesUpAfter => (
+                "delivery_gives_up_after",
+                MINUTE,
+                30 * DAY,
+                "a message Slack could not take for this long is kept as undeliverable; outages last hours",
             ),
         }
     }
@@ -617,6 +628,12 @@ impl Config {
             .as_ref()
             .and_then(|d| checker.duration(d, DurationSetting::ShutdownGrace))
             .unwrap_or(Duration::from_secs(20));
+        let delivery_gives_up_after = raw
+            .limits
+            .delivery_gives_up_after
+            .as_ref()
+            .and_then(|d| checker.duration(d, DurationSetting::DeliveryGivesUpAfter))
+            .unwrap_or(Duration::from_secs(24 * 3600));
         let templates = check_templates(&mut checker, &raw.templates);
         let status_page = raw.statuspage.as_ref().and_then(|p| check_status_page(&mut checker, p));
         let notify_channels = raw
@@ -689,6 +706,7 @@ impl Config {
                 alertmanager,
                 execution_lease,
                 shutdown_grace,
+                delivery_gives_up_after,
             })
         } else {
             Err(ConfigErrors(checker.errors))

@@ -14,8 +14,6 @@ use anyhow::{Context, Result, anyhow};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// After this many attempts an effect is recorded as undeliverable.
-pub const MAX_ATTEMPTS: i32 = 12;
 /// How long a claimed message is held: comfortably longer than a Slack call may take, short
 /// enough that a message claimed by a process that died goes out soon after.
 const LEASE: Duration = Duration::from_secs(30);
@@ -57,6 +55,12 @@ impl Delivery {
             .claim_outbox(now, LEASE, BATCH)
             .await
             .context("claiming outbox rows")?;
+        if items.is_empty() {
+            return Ok(0);
+        }
+        // What Slack asked every replica to wait for: kept in the store, looked up once a claim.
+        let mut waits: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> =
+            self.engine.store.slack_backoffs(now).await?.into_iter().collect();
         let started = std::time::Instant::now();
         for (position, item) in items.iter().enumerate() {
             if started.elapsed() + super::client::CALL_TIMEOUT >= LEASE {
@@ -65,6 +69,15 @@ impl Delivery {
                     self.engine.store.outbox_hand_back(unsent.id).await?;
                 }
                 break;
+            }
+            let method = slack_method(&item.effect);
+            if let Some(until) = method.and_then(|m| waits.get(m)).filter(|until| **until > now) {
+                // Not tried: Slack asked to wait, so this is an appointment, not an attempt.
+                self.engine
+                    .store
+                    .outbox_rate_limited(item.id, *until, "waiting for Slack's Retry-After")
+                    .await?;
+                continue;
             }
             let outcome = match self.deliver(item).await {
                 Ok(()) => Outcome::Delivered,
@@ -82,17 +95,37 @@ impl Delivery {
                     tracing::error!(outbox = item.id, rollback = ?item.rollback_id, kind = item.effect.kind(), %error, "Slack refused the message; recorded as undeliverable");
                     self.undeliverable(item, &error).await?;
                 }
-                Outcome::Retry(error) if item.attempts >= MAX_ATTEMPTS => {
-                    tracing::error!(outbox = item.id, rollback = ?item.rollback_id, kind = item.effect.kind(), %error, attempts = item.attempts, "giving up on a Slack message; recorded as undeliverable");
-                    self.undeliverable(item, &error.to_string()).await?;
+                Outcome::Retry(CallError::RateLimited { retry_after }) => {
+                    // Slack's own appointment: kept for every replica and every message of the
+                    // method, and not an attempt, so it neither grows the backoff nor gives up.
+                    let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                    let until = now + chrono::Duration::from_std(wait)?;
+                    if let Some(method) = method {
+                        store.slack_back_off(method, until).await?;
+                        waits.insert(method.to_owned(), until);
+                    }
+                    tracing::info!(
+                        outbox = item.id,
+                        kind = item.effect.kind(),
+                        retry_in_ms = wait.as_millis() as u64,
+                        "Slack asked to wait (429); waiting exactly that long"
+                    );
+                    store
+                        .outbox_rate_limited(
+                            item.id,
+                            until,
+                            &format!("rate limited for {}", humantime::format_duration(wait)),
+                        )
+                        .await?;
+                }
+                Outcome::Retry(error) if self.too_old(item, now).await? => {
+                    tracing::error!(outbox = item.id, rollback = ?item.rollback_id, kind = item.effect.kind(), %error, attempts = item.attempts, "giving up on a Slack message that could not be delivered for too long; recorded as undeliverable");
+                    let age = humantime::format_duration(self.engine.config.delivery_gives_up_after);
+                    self.undeliverable(item, &format!("{error} (not delivered for {age})"))
+                        .await?;
                 }
                 Outcome::Retry(error) => {
-                    let wait = match &error {
-                        CallError::RateLimited {
-                            retry_after: Some(after),
-                        } => *after,
-                        _ => backoff(item.attempts),
-                    };
+                    let wait = jittered(backoff(item.attempts), item.id);
                     tracing::warn!(outbox = item.id, kind = item.effect.kind(), %error, retry_in_ms = wait.as_millis() as u64, "Slack call failed; will retry");
                     store
                         .outbox_retry_at(item.id, now + chrono::Duration::from_std(wait)?, &error.to_string())
@@ -322,6 +355,13 @@ impl Delivery {
         Ok(())
     }
 
+    /// Whether an effect has waited longer than `delivery_gives_up_after` since it was queued.
+    async fn too_old(&self, item: &OutboxItem, now: chrono::DateTime<chrono::Utc>) -> Result<bool> {
+        let queued = self.engine.store.outbox_queued_at(item.id).await?.unwrap_or(now);
+        let limit = chrono::Duration::from_std(self.engine.config.delivery_gives_up_after)?;
+        Ok(now - queued >= limit)
+    }
+
     /// Keeps an effect that will never be delivered: on the outbox row, and as an event on its
     /// rollback's record, so it shows in the timeline; never dropped silently.
     async fn undeliverable(&self, item: &OutboxItem, error: &str) -> Result<()> {
@@ -424,7 +464,25 @@ impl From<anyhow::Error> for DeliverError {
     }
 }
 
-/// 1s, 2s, 4s … capped at five minutes.
+/// 1s, 2s, 4s … capped at five minutes; only failures count as attempts, never a 429.
 fn backoff(attempts: i32) -> Duration {
     Duration::from_secs(1u64 << attempts.clamp(0, 9) as u32).min(Duration::from_secs(300))
+}
+
+/// `wait` give or take a fifth, differently for each message, so that the replicas and the
+/// messages of an outage do not all come back at the same instant.
+fn jittered(wait: Duration, seed: i64) -> Duration {
+    let spread = (seed.unsigned_abs().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33) % 401; // 0..=400
+    wait.mul_f64(0.8 + spread as f64 / 1000.0)
+}
+
+/// The Web API method an effect is delivered with, for Slack's rate limits (`None`: not Slack).
+fn slack_method(effect: &Effect) -> Option<&'static str> {
+    match effect {
+        Effect::PageUpdate { .. } => None,
+        Effect::UpdateCard => Some("chat.update"),
+        Effect::Ephemeral { .. } => Some("chat.postEphemeral"),
+        // A proposal's card is posted once and updated after; both count as posts' pace.
+        _ => Some("chat.postMessage"),
+    }
 }

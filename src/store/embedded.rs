@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_one_open_per_lock.sql",
         include_str!("../../migrations/embedded/0006_one_open_per_lock.sql"),
     ),
+    (
+        7,
+        "0007_slack_backoff.sql",
+        include_str!("../../migrations/embedded/0007_slack_backoff.sql"),
+    ),
 ];
 
 /// The file's name inside the data directory.
@@ -762,6 +767,56 @@ impl EmbeddedStore {
         )
         .await?;
         Ok(())
+    }
+
+    /// Puts a claimed effect back until `at` without counting the attempt: Slack asked to wait.
+    pub async fn outbox_rate_limited(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {
+        self.execute(
+            "UPDATE outbox SET available_at = ?2, claimed_until = NULL, slot_at = NULL, last_error = ?3,
+                               attempts = attempts - 1
+             WHERE id = ?1",
+            vec![id.into(), ts(at).into(), error.to_owned().into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_queued_at(&self, id: i64) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<String> = self
+            .with(move |c| {
+                Ok(
+                    c.query_row("SELECT created_at FROM outbox WHERE id = ?1", [id], |r| r.get(0))
+                        .optional()?,
+                )
+            })
+            .await?;
+        at.map(|t| Ok(parse_ts(&t)?)).transpose()
+    }
+
+    pub async fn slack_back_off(&self, method: &str, until: DateTime<Utc>) -> Result<()> {
+        self.execute(
+            "INSERT INTO slack_backoff (method, until) VALUES (?1, ?2)
+             ON CONFLICT (method) DO UPDATE SET until = MAX(slack_backoff.until, excluded.until)",
+            vec![method.to_owned().into(), ts(until).into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn slack_backoffs(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let now = ts(now);
+        let rows: Vec<(String, String)> = self
+            .with(move |c| {
+                let mut query = c.prepare_cached("SELECT method, until FROM slack_backoff WHERE until > ?1")?;
+                let rows = query
+                    .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(method, until)| Ok((method, parse_ts(&until)?)))
+            .collect()
     }
 
     pub async fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {

@@ -547,6 +547,14 @@ operations! {
     /// Gives up on an effect: kept, with why, so that nothing disappears silently.
     fn outbox_undeliverable(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()>;
     fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()>;
+    /// Puts a claimed effect back until `at` without counting the attempt: Slack asked to wait.
+    fn outbox_rate_limited(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()>;
+    /// When an effect was queued (it is given up on by age, not by its number of attempts).
+    fn outbox_queued_at(&self, id: i64) -> Result<Option<DateTime<Utc>>>;
+    /// Slack asked (429, Retry-After) not to call `method` before `until`: every replica waits.
+    fn slack_back_off(&self, method: &str, until: DateTime<Utc>) -> Result<()>;
+    /// The methods Slack asked to wait for, and until when, as of `now`.
+    fn slack_backoffs(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>>;
 }
 
 /// A store's whole content, row for row: what `rollbot migrate` carries from the embedded file

@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0012_one_open_per_lock.sql",
         include_str!("../../migrations/0012_one_open_per_lock.sql"),
     ),
+    (
+        13,
+        "0013_slack_backoff.sql",
+        include_str!("../../migrations/0013_slack_backoff.sql"),
+    ),
 ];
 
 mod filing;
@@ -840,6 +845,42 @@ impl PostgresStore {
         .context("moving the id sequences past the copied rows")?;
         tx.commit().await.context("committing the migration")?;
         Ok(())
+    }
+
+    /// Puts a claimed effect back until `at` without counting the attempt: Slack asked to wait.
+    pub async fn outbox_rate_limited(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {
+        self.prepared_execute(
+            "UPDATE outbox SET available_at = $2, claimed_until = NULL, slot_at = NULL, last_error = $3,
+                               attempts = attempts - 1
+             WHERE id = $1",
+            &[&id, &at, &error],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_queued_at(&self, id: i64) -> Result<Option<DateTime<Utc>>> {
+        let row = self
+            .prepared_query_opt("SELECT created_at FROM outbox WHERE id = $1", &[&id])
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub async fn slack_back_off(&self, method: &str, until: DateTime<Utc>) -> Result<()> {
+        self.prepared_execute(
+            "INSERT INTO slack_backoff (method, until) VALUES ($1, $2)
+             ON CONFLICT (method) DO UPDATE SET until = GREATEST(slack_backoff.until, EXCLUDED.until)",
+            &[&method, &until],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn slack_backoffs(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let rows = self
+            .prepared_query("SELECT method, until FROM slack_backoff WHERE until > $1", &[&now])
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     pub async fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {

@@ -574,6 +574,55 @@ async fn slack_outages_are_ridden_out_in_order_without_duplicate_cards() {
     );
 }
 
+/// 429s are appointments and outages last: a minute of 429 (Retry-After 2 s), then ten
+/// minutes of 500. Nothing is given up on, and afterwards everything arrives, in order, once.
+#[tokio::test]
+async fn a_minute_of_429_then_ten_minutes_of_500_loses_nothing_and_keeps_the_order() {
+    use crate::support::fake_slack::Outage;
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.slack.fail_for(
+        bot.clock.clone(),
+        &[
+            (Outage::RateLimited(2), std::time::Duration::from_secs(60)),
+            (Outage::ServerError, std::time::Duration::from_secs(600)),
+        ],
+    );
+    bot.click(BOB, "approve", "RB-1").await;
+    let waited = bot.ride_out(2, 3600).await;
+    assert!(waited >= 660, "the outage was ridden out ({waited} s)");
+    assert!(
+        waited <= 660 + 330,
+        "delivered within one capped backoff of Slack's recovery, not minutes later ({waited} s)"
+    );
+    let refused = bot.slack.refused();
+    assert!(
+        refused.iter().filter(|(_, status)| *status == 429).count() >= 10,
+        "{refused:?}"
+    );
+    assert!(refused.iter().any(|(_, status)| *status == 500));
+    let thread = bot.thread(&card);
+    assert_eq!(thread.len(), 7, "{thread:#?}");
+    assert!(thread[0].starts_with("🔴 *ROLLBACK IN PROGRESS*"), "{thread:#?}");
+    assert!(thread[1].starts_with("▶️ Step 1/2") && thread[2].starts_with("✅ Step 1/2"));
+    assert!(thread[3].starts_with("▶️ Step 2/2") && thread[4].starts_with("✅ Step 2/2"));
+    assert!(thread[5].starts_with("✅ *ROLLBACK COMPLETE*"), "{thread:#?}");
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    assert_eq!(
+        bot.count("SELECT count(*) FROM outbox WHERE outcome = 'undeliverable'")
+            .await,
+        0,
+        "nothing acknowledged was given up on"
+    );
+    let updates = bot.slack.calls().iter().filter(|c| c.method == "chat.update").count();
+    assert!(
+        updates <= 3,
+        "card updates stayed collapsed while Slack was down: {updates}"
+    );
+}
+
 #[tokio::test]
 async fn a_rate_limited_message_waits_exactly_as_long_as_slack_asks() {
     use crate::support::fake_slack::Outage;
@@ -824,6 +873,7 @@ crate::also_on_embedded_store!(
     cancel_before_it_starts,
     help_plan_status_list_and_grammar_errors_answer_privately,
     slack_outages_are_ridden_out_in_order_without_duplicate_cards,
+    a_minute_of_429_then_ten_minutes_of_500_loses_nothing_and_keeps_the_order,
     a_rate_limited_message_waits_exactly_as_long_as_slack_asks,
     a_twenty_step_runbook_never_posts_faster_than_slack_allows,
     a_message_slack_refuses_for_good_is_kept_on_the_record_and_counted,

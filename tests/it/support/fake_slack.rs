@@ -31,6 +31,9 @@ struct Recorder {
     outages: std::collections::VecDeque<Outage>,
     /// Calls that were answered with an outage (they had no effect).
     refused: Vec<(String, u16)>,
+    /// Outages by time: each answers every call until its end, by the clock given.
+    outage_schedule: Vec<(chrono::DateTime<chrono::Utc>, Outage)>,
+    schedule_clock: Option<Arc<dyn rollbot::clock::Clock>>,
     /// When set, posts to a channel less than a second after the last one get a 429, as Slack does.
     pace_clock: Option<Arc<dyn rollbot::clock::Clock>>,
     last_post: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
@@ -86,6 +89,21 @@ impl FakeSlack {
     /// The next calls (any method) fail as listed, one outage per call, then Slack is fine.
     pub fn fail_next(&self, outages: &[Outage]) {
         self.recorder.lock().unwrap().outages.extend(outages.iter().copied());
+    }
+
+    /// Slack is down by the clock: each outage answers every call for its time, one after
+    /// the other from now, then Slack is fine.
+    pub fn fail_for(&self, clock: Arc<dyn rollbot::clock::Clock>, schedule: &[(Outage, std::time::Duration)]) {
+        let mut recorder = self.recorder.lock().unwrap();
+        let mut until = clock.now();
+        recorder.outage_schedule = schedule
+            .iter()
+            .map(|(outage, lasting)| {
+                until += chrono::Duration::from_std(*lasting).unwrap();
+                (until, *outage)
+            })
+            .collect();
+        recorder.schedule_clock = Some(clock);
     }
 
     /// From now on, answer 429 to a post that comes within a second of the last post to the same
@@ -162,7 +180,15 @@ async fn handle(
             }
         }
     }
-    if let Some(outage) = recorder.outages.pop_front() {
+    let scheduled = recorder.schedule_clock.as_ref().and_then(|clock| {
+        let now = clock.now();
+        recorder
+            .outage_schedule
+            .iter()
+            .find(|(until, _)| now < *until)
+            .map(|(_, o)| *o)
+    });
+    if let Some(outage) = scheduled.or_else(|| recorder.outages.pop_front()) {
         use axum::response::IntoResponse;
         return match outage {
             Outage::RateLimited(seconds) => {
