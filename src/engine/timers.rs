@@ -45,7 +45,9 @@ impl Timers {
                 }
             }
         }
-        let due = store.claim_due_timers(self.engine.clock.now(), LEASE, 32).await?;
+        let due = store
+            .claim_due_timers(self.engine.clock.store_time(), LEASE, 32)
+            .await?;
         for timer in &due {
             let action = match timer.action {
                 TimerAction::Escalate { level } => Action::Escalate { level },

@@ -52,7 +52,7 @@ impl Delivery {
         let items = self
             .engine
             .store
-            .claim_outbox(now, LEASE, BATCH)
+            .claim_outbox(self.engine.clock.store_time(), LEASE, BATCH)
             .await
             .context("claiming outbox rows")?;
         if items.is_empty() {

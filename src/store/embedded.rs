@@ -551,10 +551,11 @@ impl EmbeddedStore {
 
     pub async fn claim_outbox(
         &self,
-        now: DateTime<Utc>,
+        at: Option<DateTime<Utc>>,
         lease: std::time::Duration,
         limit: i64,
     ) -> Result<Vec<OutboxItem>> {
+        let now = at.unwrap_or_else(Utc::now);
         let until = now + chrono::Duration::from_std(lease)?;
         let rows: Vec<(i64, Option<i64>, String, i32, bool)> = self
             .transaction(move |tx| {
@@ -601,10 +602,11 @@ impl EmbeddedStore {
 
     pub async fn claim_due_timers(
         &self,
-        now: DateTime<Utc>,
+        at: Option<DateTime<Utc>>,
         lease: std::time::Duration,
         limit: i64,
     ) -> Result<Vec<DueTimer>> {
+        let now = at.unwrap_or_else(Utc::now);
         let until = now + chrono::Duration::from_std(lease)?;
         let rows: Vec<(i64, i64, String, String)> = self
             .transaction(move |tx| {

@@ -506,10 +506,11 @@ operations! {
     fn enqueue(&self, effects: &[Effect], now: DateTime<Utc>) -> Result<()>;
     /// Claims up to `limit` deliverable effects for `lease`. A rollback's effects are handed
     /// out one at a time per lane, in order, so its thread reads in the order things happened.
-    fn claim_outbox(&self, now: DateTime<Utc>, lease: std::time::Duration, limit: i64) -> Result<Vec<OutboxItem>>;
+    /// Claims count by the store's clock (`at`, `None` for the database's; see `Clock::store_time`).
+    fn claim_outbox(&self, at: Option<DateTime<Utc>>, lease: std::time::Duration, limit: i64) -> Result<Vec<OutboxItem>>;
     /// Claims timers that are due, for `lease`; a claimed timer that is not marked fired before
     /// its lease ends is handed out again (its process may have died).
-    fn claim_due_timers(&self, now: DateTime<Utc>, lease: std::time::Duration, limit: i64) -> Result<Vec<DueTimer>>;
+    fn claim_due_timers(&self, at: Option<DateTime<Utc>>, lease: std::time::Duration, limit: i64) -> Result<Vec<DueTimer>>;
     fn timer_fired(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
     /// Timers not yet fired: (action, due).
     fn pending_timers(&self, id: RollbackId) -> Result<Vec<(TimerAction, DateTime<Utc>)>>;

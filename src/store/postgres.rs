@@ -570,17 +570,19 @@ impl PostgresStore {
     /// out one at a time, in order, so its thread reads in the order things happened.
     pub async fn claim_outbox(
         &self,
-        now: DateTime<Utc>,
+        at: Option<DateTime<Utc>>,
         lease: std::time::Duration,
         limit: i64,
     ) -> Result<Vec<OutboxItem>> {
-        let until = now + chrono::Duration::from_std(lease)?;
         let rows = self
             .prepared_query(
                 // The function (migration 0009) walks the due-time index in order whatever
-                // the table's statistics say.
-                "SELECT id, rollback_id, payload, attempts, slot_reserved FROM claim_outbox($1, $2, $3)",
-                &[&now, &until, &limit],
+                // the table's statistics say. Claims count by the database's clock unless a
+                // time is given, so a replica whose clock is ahead takes over no claim early.
+                "SELECT id, rollback_id, payload, attempts, slot_reserved
+                 FROM claim_outbox(COALESCE($1::timestamptz, now()),
+                                   COALESCE($1::timestamptz, now()) + $2::bigint * interval '1 millisecond', $3)",
+                &[&at, &millis(lease), &limit],
             )
             .await?;
         let mut items: Vec<OutboxItem> = rows
@@ -603,21 +605,21 @@ impl PostgresStore {
     /// its lease ends is handed out again (its process may have died).
     pub async fn claim_due_timers(
         &self,
-        now: DateTime<Utc>,
+        at: Option<DateTime<Utc>>,
         lease: std::time::Duration,
         limit: i64,
     ) -> Result<Vec<DueTimer>> {
-        let until = now + chrono::Duration::from_std(lease)?;
         let rows = self
             .prepared_query(
-                "UPDATE timers SET claimed_until = $2
+                "UPDATE timers SET claimed_until = COALESCE($1::timestamptz, now()) + $2::bigint * interval '1 millisecond'
                  WHERE id IN (
                      SELECT id FROM timers
-                     WHERE fired_at IS NULL AND due_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1)
+                     WHERE fired_at IS NULL AND due_at <= COALESCE($1::timestamptz, now())
+                       AND (claimed_until IS NULL OR claimed_until < COALESCE($1::timestamptz, now()))
                      ORDER BY due_at, id LIMIT $3
                      FOR UPDATE SKIP LOCKED)
                  RETURNING id, rollback_id, action, due_at",
-                &[&now, &until, &limit],
+                &[&at, &millis(lease), &limit],
             )
             .await?;
         let mut due: Vec<(DateTime<Utc>, DueTimer)> = rows

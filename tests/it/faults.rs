@@ -433,3 +433,60 @@ async fn a_database_that_never_answers_costs_seconds_not_the_request_and_rollbot
         serve.log()
     );
 }
+
+#[tokio::test]
+async fn a_replica_whose_clock_is_a_minute_ahead_interrupts_nothing_and_posts_nothing_twice() {
+    let db = TestDb::new();
+    let slack = FakeSlack::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("ran.log");
+    let config = scratch.path().join("rollbot.toml");
+    std::fs::write(
+        &config,
+        test_config(marker.to_str().unwrap()) + &slow_then_quick(&marker, 8, "3s"),
+    )
+    .unwrap();
+    let on_time = Serve::start("on-time", &db, &slack, &config, scratch.path()).await;
+    let ahead = Serve::start_skewed("ahead", &db, &slack, &config, scratch.path(), "+60s").await;
+    // Posts take a while, so a message is being posted by one replica while the other looks.
+    slack.slow("chat.postMessage", Some(Duration::from_millis(1500)));
+    on_time
+        .post_signed(
+            "/slack/commands",
+            slash_body(ALICE, INCIDENTS, "slow-api severity critical"),
+        )
+        .await;
+    let store = connect(&db.url).await;
+    wait_for_or_show_within(60, &|| on_time.log() + &ahead.log(), "the run's end", async || {
+        let state = state_of(&store, 1).await;
+        (state != "running" && state != "queued").then_some(state)
+    })
+    .await;
+    assert_eq!(state_of(&store, 1).await, "succeeded", "{}", ahead.log());
+    let kinds = event_kinds(&store, 1).await;
+    assert!(!kinds.iter().any(|k| k == "interrupted"), "{kinds:?}");
+    assert_eq!(lines(&marker).iter().filter(|l| l.starts_with("start")).count(), 1);
+    wait_for_or_show(
+        &|| on_time.log() + &ahead.log(),
+        "the thread to be delivered",
+        async || {
+            let pending: i64 = store
+                .query_one("SELECT count(*) FROM outbox WHERE done_at IS NULL", &[])
+                .await
+                .unwrap()
+                .get(0);
+            (pending == 0).then_some(())
+        },
+    )
+    .await;
+    let mut posted: Vec<String> = slack
+        .calls()
+        .iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .map(|c| format!("{} {}", c.body["channel"], c.body["text"]))
+        .collect();
+    let all = posted.len();
+    posted.sort();
+    posted.dedup();
+    assert_eq!(posted.len(), all, "every message was posted once: {posted:#?}");
+}

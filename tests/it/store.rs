@@ -178,7 +178,7 @@ async fn a_write_on_a_stale_version_is_a_conflict_and_changes_nothing(store: Sto
     assert_eq!(store.history(created.id).await.unwrap(), approved.history);
     assert!(
         store
-            .claim_outbox(at(10), std::time::Duration::from_secs(30), 10)
+            .claim_outbox(Some(at(10)), std::time::Duration::from_secs(30), 10)
             .await
             .unwrap()
             .is_empty(),
@@ -538,7 +538,7 @@ async fn one_change_queues_its_messages_in_order_with_one_card_update(store: Sto
     assert_eq!(outcome, Written::Ok);
     let mut sent = vec![];
     loop {
-        let claimed = store.claim_outbox(at(60), CLAIM, 10).await.unwrap();
+        let claimed = store.claim_outbox(Some(at(60)), CLAIM, 10).await.unwrap();
         if claimed.is_empty() {
             break;
         }
@@ -597,7 +597,7 @@ async fn the_outbox_hands_out_a_rollbacks_effects_in_order_one_lane_at_a_time(st
     store.enqueue(&[private], at(0)).await.unwrap();
     store.enqueue_for(one.id, &[Effect::RunFinished], at(0)).await.unwrap();
 
-    let first = store.claim_outbox(at(0), CLAIM, 10).await.unwrap();
+    let first = store.claim_outbox(Some(at(0)), CLAIM, 10).await.unwrap();
     assert_eq!(
         kinds(&first),
         ["post_card", "page_update", "ephemeral"],
@@ -611,10 +611,10 @@ async fn the_outbox_hands_out_a_rollbacks_effects_in_order_one_lane_at_a_time(st
         store.outbox_delivered(item.id, at(0)).await.unwrap();
     }
     assert_eq!(
-        kinds(&store.claim_outbox(at(0), CLAIM, 10).await.unwrap()),
+        kinds(&store.claim_outbox(Some(at(0)), CLAIM, 10).await.unwrap()),
         ["step_started"]
     );
-    assert!(store.claim_outbox(at(0), CLAIM, 10).await.unwrap().is_empty());
+    assert!(store.claim_outbox(Some(at(0)), CLAIM, 10).await.unwrap().is_empty());
 }
 
 async fn a_claimed_effect_is_not_handed_out_again_until_its_claim_lapses(store: Store) {
@@ -622,15 +622,15 @@ async fn a_claimed_effect_is_not_handed_out_again_until_its_claim_lapses(store: 
         .create_unlimited(&request("C0INCIDENTS", false).history, &effects(vec![Effect::PostCard]))
         .await
         .unwrap();
-    let claimed = store.claim_outbox(at(0), CLAIM, 10).await.unwrap();
+    let claimed = store.claim_outbox(Some(at(0)), CLAIM, 10).await.unwrap();
     assert_eq!(kinds(&claimed), ["post_card"]);
     let during = at(0) + Duration::seconds(29);
     assert!(
-        store.claim_outbox(during, CLAIM, 10).await.unwrap().is_empty(),
+        store.claim_outbox(Some(during), CLAIM, 10).await.unwrap().is_empty(),
         "claimed by another worker"
     );
     let after = at(0) + Duration::seconds(31);
-    let again = store.claim_outbox(after, CLAIM, 10).await.unwrap();
+    let again = store.claim_outbox(Some(after), CLAIM, 10).await.unwrap();
     assert_eq!(
         (again[0].id, again[0].attempts),
         (claimed[0].id, 2),
@@ -649,7 +649,7 @@ async fn pending_card_updates_collapse_into_one(store: Store) {
             .await
             .unwrap();
     }
-    let claimed = store.claim_outbox(at(0), CLAIM, 10).await.unwrap();
+    let claimed = store.claim_outbox(Some(at(0)), CLAIM, 10).await.unwrap();
     assert_eq!(kinds(&claimed), ["update_card"], "one update renders the newest state");
     store
         .enqueue_for(created.id, &[Effect::UpdateCard], at(0))
@@ -657,7 +657,7 @@ async fn pending_card_updates_collapse_into_one(store: Store) {
         .unwrap();
     store.outbox_delivered(claimed[0].id, at(0)).await.unwrap();
     assert_eq!(
-        kinds(&store.claim_outbox(at(0), CLAIM, 10).await.unwrap()),
+        kinds(&store.claim_outbox(Some(at(0)), CLAIM, 10).await.unwrap()),
         ["update_card"],
         "an update queued while another was being sent is kept: the sent one may be older"
     );
@@ -671,7 +671,7 @@ async fn retries_waits_and_give_ups_are_kept_with_their_reason(store: Store) {
         )
         .await
         .unwrap();
-    let card = store.claim_outbox(at(0), CLAIM, 1).await.unwrap().remove(0);
+    let card = store.claim_outbox(Some(at(0)), CLAIM, 1).await.unwrap().remove(0);
     let later = at(0) + Duration::seconds(42);
     store.outbox_retry_at(card.id, later, "rate limited").await.unwrap();
     assert_eq!(
@@ -681,12 +681,12 @@ async fn retries_waits_and_give_ups_are_kept_with_their_reason(store: Store) {
     );
     assert!(
         store
-            .claim_outbox(later - Duration::seconds(1), CLAIM, 10)
+            .claim_outbox(Some(later - Duration::seconds(1)), CLAIM, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    let retried = store.claim_outbox(later, CLAIM, 10).await.unwrap();
+    let retried = store.claim_outbox(Some(later), CLAIM, 10).await.unwrap();
     assert_eq!((kinds(&retried), retried[0].attempts), (vec!["post_card"], 2));
 
     let paced_until = later + Duration::seconds(1);
@@ -696,7 +696,7 @@ async fn retries_waits_and_give_ups_are_kept_with_their_reason(store: Store) {
         None,
         "it has an error on record"
     );
-    let again = store.claim_outbox(paced_until, CLAIM, 10).await.unwrap();
+    let again = store.claim_outbox(Some(paced_until), CLAIM, 10).await.unwrap();
     assert_eq!(again[0].attempts, 2, "waiting for a slot is not an attempt");
 
     store
@@ -705,7 +705,7 @@ async fn retries_waits_and_give_ups_are_kept_with_their_reason(store: Store) {
         .unwrap();
     let figures = store.figures(paced_until).await.unwrap();
     assert_eq!((figures.outbox_pending, figures.outbox_undeliverable), (1, 1));
-    let next = store.claim_outbox(paced_until, CLAIM, 10).await.unwrap();
+    let next = store.claim_outbox(Some(paced_until), CLAIM, 10).await.unwrap();
     assert_eq!(kinds(&next), ["run_finished"], "given up: the next one goes");
     store
         .outbox_wait_for_slot(next[0].id, paced_until + Duration::seconds(1))
@@ -744,8 +744,14 @@ async fn timers_fire_in_due_order_once_and_die_with_the_wait(store: Store) {
         store.pending_timers(created.id).await.unwrap(),
         [(escalate.clone(), at(30)), (TimerAction::Expire, at(60))]
     );
-    assert!(store.claim_due_timers(at(29), CLAIM, 10).await.unwrap().is_empty());
-    let due = store.claim_due_timers(at(61), CLAIM, 10).await.unwrap();
+    assert!(
+        store
+            .claim_due_timers(Some(at(29)), CLAIM, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store.claim_due_timers(Some(at(61)), CLAIM, 10).await.unwrap();
     assert_eq!(
         due.iter().map(|t| t.action.clone()).collect::<Vec<_>>(),
         [escalate.clone(), TimerAction::Expire],
@@ -753,12 +759,16 @@ async fn timers_fire_in_due_order_once_and_die_with_the_wait(store: Store) {
     );
     assert!(due.iter().all(|t| t.rollback_id == created.id));
     assert!(
-        store.claim_due_timers(at(61), CLAIM, 10).await.unwrap().is_empty(),
+        store
+            .claim_due_timers(Some(at(61)), CLAIM, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "claimed"
     );
     store.timer_fired(due[0].id, at(61)).await.unwrap();
     let after_claim = at(61) + Duration::seconds(31);
-    let again = store.claim_due_timers(after_claim, CLAIM, 10).await.unwrap();
+    let again = store.claim_due_timers(Some(after_claim), CLAIM, 10).await.unwrap();
     assert_eq!(
         again.iter().map(|t| t.id).collect::<Vec<_>>(),
         [due[1].id],
@@ -850,7 +860,7 @@ async fn a_card_filed_while_its_channel_is_busy_holds_the_next_slot(store: Store
         .create_unlimited(&request("C0OTHER", false).history, &effects(vec![Effect::PostCard]))
         .await
         .unwrap();
-    let now = store.claim_outbox(at(0), CLAIM, 10).await.unwrap();
+    let now = store.claim_outbox(Some(at(0)), CLAIM, 10).await.unwrap();
     assert_eq!(
         (now.len(), now[0].rollback_id, now[0].slot_reserved),
         (1, Some(elsewhere.id), true),
@@ -863,12 +873,12 @@ async fn a_card_filed_while_its_channel_is_busy_holds_the_next_slot(store: Store
     );
     assert!(
         store
-            .claim_outbox(second(1) - Duration::milliseconds(1), CLAIM, 10)
+            .claim_outbox(Some(second(1) - Duration::milliseconds(1)), CLAIM, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    let card = store.claim_outbox(second(1), CLAIM, 10).await.unwrap();
+    let card = store.claim_outbox(Some(second(1)), CLAIM, 10).await.unwrap();
     assert_eq!(
         (
             kinds(&card),
@@ -886,7 +896,7 @@ async fn a_card_filed_while_its_channel_is_busy_holds_the_next_slot(store: Store
     );
     store.outbox_delivered(card[0].id, second(1)).await.unwrap();
     assert_eq!(
-        kinds(&store.claim_outbox(second(1), CLAIM, 10).await.unwrap()),
+        kinds(&store.claim_outbox(Some(second(1)), CLAIM, 10).await.unwrap()),
         ["notify_ladder"]
     );
 }
@@ -902,7 +912,7 @@ async fn a_message_waiting_for_its_slot_comes_back_holding_it(store: Store) {
         )
         .await
         .unwrap();
-    let card = store.claim_outbox(at(0), CLAIM, 1).await.unwrap().remove(0);
+    let card = store.claim_outbox(Some(at(0)), CLAIM, 1).await.unwrap().remove(0);
     assert!(!card.slot_reserved);
     store.outbox_wait_for_slot(card.id, at(3)).await.unwrap();
     store
@@ -911,15 +921,15 @@ async fn a_message_waiting_for_its_slot_comes_back_holding_it(store: Store) {
         .unwrap();
     assert_eq!(store.next_paced_delivery(at(0)).await.unwrap(), Some(at(3)));
     assert!(
-        store.claim_outbox(at(2), CLAIM, 10).await.unwrap().is_empty(),
+        store.claim_outbox(Some(at(2)), CLAIM, 10).await.unwrap().is_empty(),
         "not before its slot, nor what waits behind it, queued before or after"
     );
-    let due = store.claim_outbox(at(3), CLAIM, 10).await.unwrap();
+    let due = store.claim_outbox(Some(at(3)), CLAIM, 10).await.unwrap();
     assert_eq!(kinds(&due), ["paused"], "then the reply first");
     assert_eq!((due[0].id, due[0].slot_reserved, due[0].attempts), (card.id, true, 1));
 
     store.outbox_hand_back(card.id).await.unwrap();
-    let handed_back = store.claim_outbox(at(3), CLAIM, 10).await.unwrap().remove(0);
+    let handed_back = store.claim_outbox(Some(at(3)), CLAIM, 10).await.unwrap().remove(0);
     assert_eq!(
         (handed_back.id, handed_back.slot_reserved, handed_back.attempts),
         (card.id, true, 1),
@@ -927,7 +937,7 @@ async fn a_message_waiting_for_its_slot_comes_back_holding_it(store: Store) {
     );
 
     store.outbox_retry_at(card.id, at(5), "ratelimited").await.unwrap();
-    let retried = store.claim_outbox(at(5), CLAIM, 10).await.unwrap().remove(0);
+    let retried = store.claim_outbox(Some(at(5)), CLAIM, 10).await.unwrap().remove(0);
     assert_eq!(
         (retried.slot_reserved, retried.attempts),
         (false, 2),
@@ -935,7 +945,7 @@ async fn a_message_waiting_for_its_slot_comes_back_holding_it(store: Store) {
     );
     store.outbox_delivered(retried.id, at(5)).await.unwrap();
     for next in ["run_finished", "step_started"] {
-        let item = store.claim_outbox(at(5), CLAIM, 10).await.unwrap();
+        let item = store.claim_outbox(Some(at(5)), CLAIM, 10).await.unwrap();
         assert_eq!(kinds(&item), [next], "the rest of its lane, in order");
         store.outbox_delivered(item[0].id, at(5)).await.unwrap();
     }
@@ -1099,7 +1109,7 @@ async fn a_proposal_card_waits_for_the_one_before_it(store: Store) {
         .unwrap()
         .unwrap();
 
-    let claimed = store.claim_outbox(at(1), CLAIM, 10).await.unwrap();
+    let claimed = store.claim_outbox(Some(at(1)), CLAIM, 10).await.unwrap();
     assert_eq!(
         claimed.iter().map(|i| i.effect.clone()).collect::<Vec<_>>(),
         [
@@ -1118,14 +1128,14 @@ async fn a_proposal_card_waits_for_the_one_before_it(store: Store) {
         .await
         .unwrap()
         .unwrap();
-    let waiting = store.claim_outbox(soon, CLAIM, 10).await.unwrap();
+    let waiting = store.claim_outbox(Some(soon), CLAIM, 10).await.unwrap();
     assert!(
         waiting.is_empty(),
         "{waiting:?}: a change while the card is being posted waits for the post, so the card is never posted twice"
     );
     store.outbox_delivered(claimed[0].id, soon).await.unwrap();
     assert_eq!(
-        kinds(&store.claim_outbox(soon, CLAIM, 10).await.unwrap()),
+        kinds(&store.claim_outbox(Some(soon), CLAIM, 10).await.unwrap()),
         ["proposal_card"]
     );
 }
@@ -1384,7 +1394,7 @@ async fn simultaneous_requests_each_keep_their_own_events_effects_and_timers(sto
         "and the last {} seconds after the first",
         PEOPLE - 1
     );
-    let cards = store.claim_outbox(second(PEOPLE - 1), CLAIM, 100).await.unwrap();
+    let cards = store.claim_outbox(Some(second(PEOPLE - 1)), CLAIM, 100).await.unwrap();
     assert_eq!(
         cards.len(),
         PEOPLE,
@@ -1403,7 +1413,7 @@ async fn simultaneous_requests_each_keep_their_own_events_effects_and_timers(sto
     for card in &cards {
         store.outbox_delivered(card.id, second(PEOPLE)).await.unwrap();
     }
-    let updates = store.claim_outbox(second(PEOPLE), CLAIM, 100).await.unwrap();
+    let updates = store.claim_outbox(Some(second(PEOPLE)), CLAIM, 100).await.unwrap();
     assert_eq!(
         kinds(&updates),
         vec!["update_card"; PEOPLE],
@@ -1412,7 +1422,13 @@ async fn simultaneous_requests_each_keep_their_own_events_effects_and_timers(sto
     for update in &updates {
         store.outbox_delivered(update.id, second(PEOPLE)).await.unwrap();
     }
-    assert!(store.claim_outbox(second(PEOPLE), CLAIM, 100).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_outbox(Some(second(PEOPLE)), CLAIM, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let again = store
         .create_rollback(&stories[7].history, &nothing(), Some(1))

@@ -92,9 +92,44 @@ impl Serve {
         config: &std::path::Path,
         dir: &std::path::Path,
     ) -> Serve {
+        Serve::start_with_env(name, store, slack, config, dir, &[]).await
+    }
+
+    /// A replica whose wall clock is `offset` off (`+60s`), by libfaketime (Debian's
+    /// `faketime`); its monotonic clock is left alone, as a skewed machine's is.
+    pub async fn start_skewed(
+        name: &str,
+        db: &TestDb,
+        slack: &FakeSlack,
+        config: &std::path::Path,
+        dir: &std::path::Path,
+        offset: &str,
+    ) -> Serve {
+        let library = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+        assert!(
+            std::path::Path::new(library).exists(),
+            "{library} is missing: .ci/run installs Debian's faketime"
+        );
+        let env = [
+            ("LD_PRELOAD", library),
+            ("FAKETIME", offset),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ];
+        Serve::start_with_env(name, ("DATABASE_URL", db.url.clone()), slack, config, dir, &env).await
+    }
+
+    pub async fn start_with_env(
+        name: &str,
+        store: (&str, String),
+        slack: &FakeSlack,
+        config: &std::path::Path,
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Serve {
         let port = free_port();
         let log_file = dir.join(format!("{name}.log"));
         let child = Serve::command(store, slack, config, port)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_file).unwrap())
             .spawn()
