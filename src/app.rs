@@ -209,6 +209,7 @@ impl App {
                 slack,
                 tokens,
                 live: metrics,
+                figures: Default::default(),
             }),
             engine,
         }

@@ -39,6 +39,8 @@ pub struct Config {
     /// A Slack message (or status page update) that could not be delivered for this long is
     /// kept as undeliverable: outages are measured in hours, so this is an age, not a count.
     pub delivery_gives_up_after: Duration,
+    /// Delivered messages are deleted from the outbox after this long; the timeline stays.
+    pub outbox_retention: Duration,
     /// The communication templates, defaults filled in.
     pub templates: BTreeMap<Announcement, String>,
     /// Channels that also receive the lifecycle announcements (stakeholders, #status).
@@ -183,6 +185,7 @@ struct RawLimits {
     execution_lease: Option<Spanned<String>>,
     shutdown_grace: Option<Spanned<String>>,
     delivery_gives_up_after: Option<Spanned<String>>,
+    outbox_retention: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -495,6 +498,7 @@ enum DurationSetting {
     RetryDelay,
     ExpectedDuration,
     DeliveryGivesUpAfter,
+    OutboxRetention,
 }
 
 impl DurationSetting {
@@ -562,6 +566,12 @@ impl DurationSetting {
                 MINUTE,
                 30 * DAY,
                 "a message Slack could not take for this long is kept as undeliverable; outages last hours",
+            ),
+            DurationSetting::OutboxRetention => (
+                "outbox_retention",
+                HOUR,
+                3650 * DAY,
+                "delivered messages are deleted after this long (the timeline is kept)",
             ),
         }
     }
@@ -634,6 +644,12 @@ impl Config {
             .as_ref()
             .and_then(|d| checker.duration(d, DurationSetting::DeliveryGivesUpAfter))
             .unwrap_or(Duration::from_secs(24 * 3600));
+        let outbox_retention = raw
+            .limits
+            .outbox_retention
+            .as_ref()
+            .and_then(|d| checker.duration(d, DurationSetting::OutboxRetention))
+            .unwrap_or(Duration::from_secs(30 * 24 * 3600));
         let templates = check_templates(&mut checker, &raw.templates);
         let status_page = raw.statuspage.as_ref().and_then(|p| check_status_page(&mut checker, p));
         let notify_channels = raw
@@ -707,6 +723,7 @@ impl Config {
                 execution_lease,
                 shutdown_grace,
                 delivery_gives_up_after,
+                outbox_retention,
             })
         } else {
             Err(ConfigErrors(checker.errors))

@@ -41,6 +41,8 @@ pub struct HttpState {
     /// Bearer tokens for `/api/v1` and `/hooks/alertmanager`.
     pub tokens: BearerTokens,
     pub live: Arc<crate::metrics::Live>,
+    /// The store's figures for `/metrics`, read at most every few seconds.
+    pub figures: crate::metrics::FiguresCache,
 }
 
 /// Counts every request by its route and outcome, and times Slack's.
@@ -89,10 +91,10 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
-    match state.engine.store.figures(state.engine.clock.now()).await {
-        Ok(figures) => (
+    match state.figures.get(&state.engine.store, state.engine.clock.now()).await {
+        Ok((figures, age)) => (
             [("content-type", "text/plain; version=0.0.4")],
-            crate::metrics::render(&figures) + &state.live.render(),
+            crate::metrics::render(&figures, age) + &state.live.render(),
         )
             .into_response(),
         Err(e) => {

@@ -1,5 +1,6 @@
-//! `GET /metrics` in Prometheus's text format. These figures are read from the store at scrape
-//! time, so every replica reports the same truth about the shared queue.
+//! `GET /metrics` in Prometheus's text format. The store's figures are every replica's same
+//! truth about the shared queue; they are read at most once per `FIGURES_EVERY` (one read at a
+//! time, whatever the number of scrapers), so a flood of scrapes costs no more than one.
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -12,7 +13,45 @@ pub struct StoreFigures {
     pub rollbacks: Vec<(String, String, i64)>,
 }
 
-pub fn render(figures: &StoreFigures) -> String {
+/// How old the store's figures may be before a scrape reads them again.
+pub const FIGURES_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The store's figures as last read, shared by every scrape.
+#[derive(Default)]
+pub struct FiguresCache {
+    latest: std::sync::RwLock<Option<(std::time::Instant, StoreFigures)>>,
+    /// One read of the store at a time; the other scrapers wait for it and share its result.
+    reading: tokio::sync::Mutex<()>,
+}
+
+impl FiguresCache {
+    /// Figures at most `FIGURES_EVERY` old, and how old they are.
+    pub async fn get(
+        &self,
+        store: &crate::store::Store,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<(StoreFigures, std::time::Duration)> {
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
+        }
+        let _reading = self.reading.lock().await;
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
+        }
+        let figures = store.figures(now).await?;
+        *self.latest.write().expect("figures lock") = Some((std::time::Instant::now(), figures.clone()));
+        Ok((figures, std::time::Duration::ZERO))
+    }
+
+    fn fresh(&self) -> Option<(StoreFigures, std::time::Duration)> {
+        let latest = self.latest.read().expect("figures lock");
+        let (at, figures) = latest.as_ref()?;
+        let age = at.elapsed();
+        (age < FIGURES_EVERY).then(|| (figures.clone(), age))
+    }
+}
+
+pub fn render(figures: &StoreFigures, age: std::time::Duration) -> String {
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, lines: Vec<(String, String)>| {
         header(&mut out, name, "gauge", help);
@@ -20,6 +59,11 @@ pub fn render(figures: &StoreFigures) -> String {
             let _ = writeln!(out, "{name}{labels} {value}");
         }
     };
+    gauge(
+        "rollbot_store_figures_age_seconds",
+        "How long ago the figures read from the store (outbox, rollbacks) were read.",
+        vec![(String::new(), format!("{:.3}", age.as_secs_f64()))],
+    );
     gauge(
         "rollbot_outbox_pending",
         "Messages waiting to be delivered to Slack.",

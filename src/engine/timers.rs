@@ -9,13 +9,47 @@ use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(60);
 
+/// How often delivered messages past their retention are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Rows deleted per statement, so that pruning never holds the outbox long.
+const PRUNE_BATCH: i64 = 5_000;
+
 pub struct Timers {
     engine: Arc<Engine>,
+    last_prune: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Timers {
     pub fn new(engine: Arc<Engine>) -> Self {
-        Timers { engine }
+        Timers {
+            engine,
+            last_prune: Default::default(),
+        }
+    }
+
+    /// Deletes delivered messages older than `outbox_retention`, at most every `PRUNE_EVERY`;
+    /// returns how many. The rollbacks' events (the timeline) are never pruned.
+    pub async fn prune(&self) -> Result<u64> {
+        {
+            let mut last = self.last_prune.lock().expect("prune lock");
+            if last.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+                return Ok(0);
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let before = self.engine.clock.now() - chrono::Duration::from_std(self.engine.config.outbox_retention)?;
+        let mut pruned = 0;
+        loop {
+            let deleted = self.engine.store.prune_outbox(before, PRUNE_BATCH).await?;
+            pruned += deleted;
+            if deleted < PRUNE_BATCH as u64 {
+                break;
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(pruned, "deleted delivered messages past the outbox retention");
+        }
+        Ok(pruned)
     }
 
     /// Fires what is due now, and marks runs whose process is gone as interrupted; returns how
@@ -70,6 +104,12 @@ impl Timers {
 
     pub async fn run_forever(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
         loop {
+            if let Err(e) = self.prune().await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "pruning the outbox failed; trying again later"
+                );
+            }
             match self.run_once().await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}

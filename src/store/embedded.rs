@@ -783,6 +783,17 @@ impl EmbeddedStore {
         Ok(())
     }
 
+    pub async fn prune_outbox(&self, delivered_before: DateTime<Utc>, limit: i64) -> Result<u64> {
+        let pruned = self
+            .execute(
+                "DELETE FROM outbox WHERE id IN (
+                     SELECT id FROM outbox WHERE done_at < ?1 AND outcome = 'delivered' ORDER BY id LIMIT ?2)",
+                vec![ts(delivered_before).into(), limit.into()],
+            )
+            .await?;
+        Ok(pruned as u64)
+    }
+
     pub async fn outbox_queued_at(&self, id: i64) -> Result<Option<DateTime<Utc>>> {
         let at: Option<String> = self
             .with(move |c| {

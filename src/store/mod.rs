@@ -550,6 +550,9 @@ operations! {
     fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()>;
     /// Puts a claimed effect back until `at` without counting the attempt: Slack asked to wait.
     fn outbox_rate_limited(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()>;
+    /// Deletes up to `limit` messages delivered before `delivered_before` (the rollbacks' events,
+    /// the timeline, stay; so do undeliverable messages, with their error); returns how many.
+    fn prune_outbox(&self, delivered_before: DateTime<Utc>, limit: i64) -> Result<u64>;
     /// When an effect was queued (it is given up on by age, not by its number of attempts).
     fn outbox_queued_at(&self, id: i64) -> Result<Option<DateTime<Utc>>>;
     /// Slack asked (429, Retry-After) not to call `method` before `until`: every replica waits.

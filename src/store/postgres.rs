@@ -861,6 +861,15 @@ impl PostgresStore {
         Ok(())
     }
 
+    pub async fn prune_outbox(&self, delivered_before: DateTime<Utc>, limit: i64) -> Result<u64> {
+        self.prepared_execute(
+            "DELETE FROM outbox WHERE id IN (
+                 SELECT id FROM outbox WHERE done_at < $1 AND outcome = 'delivered' ORDER BY id LIMIT $2)",
+            &[&delivered_before, &limit],
+        )
+        .await
+    }
+
     pub async fn outbox_queued_at(&self, id: i64) -> Result<Option<DateTime<Utc>>> {
         let row = self
             .prepared_query_opt("SELECT created_at FROM outbox WHERE id = $1", &[&id])

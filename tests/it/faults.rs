@@ -490,3 +490,68 @@ async fn a_replica_whose_clock_is_a_minute_ahead_interrupts_nothing_and_posts_no
     posted.dedup();
     assert_eq!(posted.len(), all, "every message was posted once: {posted:#?}");
 }
+
+#[tokio::test]
+async fn a_flood_of_metrics_scrapes_over_a_large_outbox_cannot_starve_a_runs_lease() {
+    let db = TestDb::new();
+    let slack = FakeSlack::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("ran.log");
+    let config = scratch.path().join("rollbot.toml");
+    std::fs::write(
+        &config,
+        test_config(marker.to_str().unwrap()) + &slow_then_quick(&marker, 8, "3s"),
+    )
+    .unwrap();
+    rollbot::store::Store::connect(&db.url)
+        .await
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+    // A year of a busy team's messages, delivered.
+    let store = connect(&db.url).await;
+    store
+        .batch_execute(
+            "INSERT INTO outbox (kind, payload, created_at, available_at, done_at, outcome, lane)
+             SELECT 'ephemeral', '{\"type\": \"ephemeral\"}', now() - interval '1 day', now() - interval '1 day',
+                    now() - interval '1 day', 'delivered', 'slack'
+             FROM generate_series(1, 400000); ANALYZE outbox;",
+        )
+        .await
+        .unwrap();
+    let serve = Serve::start("serve", &db, &slack, &config, scratch.path()).await;
+    serve
+        .post_signed(
+            "/slack/commands",
+            slash_body(ALICE, INCIDENTS, "slow-api severity critical"),
+        )
+        .await;
+    wait_for_or_show(&|| serve.log(), "the step to start", async || {
+        (lines(&marker).len() == 1).then_some(())
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/metrics", serve.base);
+    let flood_until = Instant::now() + Duration::from_secs(7);
+    let mut answered = 0;
+    while Instant::now() < flood_until {
+        let wave = (0..200).map(|_| http.get(&url).send());
+        for response in futures_util::future::join_all(wave).await {
+            if response.is_ok_and(|r| r.status() == 200) {
+                answered += 1;
+            }
+        }
+    }
+    assert!(answered >= 200, "the scrapes were answered: {answered}");
+    wait_for_or_show(&|| serve.log(), "the run's end", async || {
+        let state = state_of(&store, 1).await;
+        (state != "running").then_some(state)
+    })
+    .await;
+    let kinds = event_kinds(&store, 1).await;
+    assert_eq!(state_of(&store, 1).await, "succeeded", "{kinds:?}\n{}", serve.log());
+    assert!(!kinds.iter().any(|k| k == "interrupted"), "{kinds:?}");
+    let metrics = http.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("rollbot_store_figures_age_seconds"), "{metrics}");
+}

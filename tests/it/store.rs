@@ -60,6 +60,8 @@ on_both_stores!(
     simultaneous_requests_each_keep_their_own_events_effects_and_timers,
     a_request_that_cannot_be_recorded_fails_alone,
     one_open_rollback_holds_its_lock_and_a_delivery_files_once_even_all_at_once,
+    a_rate_limit_is_not_an_attempt_and_every_replica_sees_it,
+    delivered_messages_are_pruned_after_their_retention_and_the_timeline_stays,
 );
 
 async fn run<F: std::future::Future<Output = ()>>(backend: Backend, check: fn(Store) -> F) {
@@ -1567,4 +1569,75 @@ async fn one_open_rollback_holds_its_lock_and_a_delivery_files_once_even_all_at_
 /// How many events a fresh `request` story has.
 fn same_service_len() -> usize {
     request("C0INCIDENTS", false).history.len()
+}
+
+async fn a_rate_limit_is_not_an_attempt_and_every_replica_sees_it(store: Store) {
+    store
+        .create_unlimited(&request("C0INCIDENTS", false).history, &effects(vec![Effect::PostCard]))
+        .await
+        .unwrap();
+    let card = store.claim_outbox(Some(at(0)), CLAIM, 1).await.unwrap().remove(0);
+    assert_eq!(card.attempts, 1);
+    let later = at(0) + Duration::seconds(2);
+    store.outbox_rate_limited(card.id, later, "rate limited").await.unwrap();
+    store.slack_back_off("chat.postMessage", later).await.unwrap();
+    store
+        .slack_back_off("chat.postMessage", later - Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.slack_backoffs(at(0)).await.unwrap(),
+        [("chat.postMessage".to_owned(), later)],
+        "the later appointment stands"
+    );
+    assert!(
+        store.slack_backoffs(later).await.unwrap().is_empty(),
+        "and ends when it says"
+    );
+    assert!(
+        store
+            .claim_outbox(Some(later - Duration::seconds(1)), CLAIM, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store.claim_outbox(Some(later), CLAIM, 1).await.unwrap();
+    assert_eq!(again[0].attempts, 1, "a 429 is not an attempt");
+    assert_eq!(store.outbox_queued_at(card.id).await.unwrap(), Some(at(0)));
+}
+
+async fn delivered_messages_are_pruned_after_their_retention_and_the_timeline_stays(store: Store) {
+    let story = request("C0INCIDENTS", false);
+    let created = store
+        .create_unlimited(&story.history, &effects(vec![Effect::PostCard, Effect::RunFinished]))
+        .await
+        .unwrap();
+    let claimed = store.claim_outbox(Some(at(0)), CLAIM, 10).await.unwrap();
+    store.outbox_delivered(claimed[0].id, at(1)).await.unwrap();
+    let second = store.claim_outbox(Some(at(1)), CLAIM, 10).await.unwrap();
+    store
+        .outbox_undeliverable(second[0].id, at(1), "not_in_channel")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.prune_outbox(at(1), 100).await.unwrap(),
+        0,
+        "not past its retention yet"
+    );
+    assert_eq!(
+        store.prune_outbox(at(2), 100).await.unwrap(),
+        1,
+        "the delivered one goes"
+    );
+    assert_eq!(store.prune_outbox(at(2), 100).await.unwrap(), 0);
+    assert_eq!(
+        store.figures(at(2)).await.unwrap().outbox_undeliverable,
+        1,
+        "an undeliverable message stays, with its error"
+    );
+    assert_eq!(
+        store.history(created.id).await.unwrap().len(),
+        story.history.len(),
+        "the timeline stays"
+    );
 }
