@@ -68,22 +68,77 @@ runbooks = ["slow"]
     )
 }
 
+/// One test's world: its own database, a fake Slack, a scratch folder, and a configuration
+/// with the slow-then-quick runbook.
+struct Scene {
+    db: TestDb,
+    slack: FakeSlack,
+    scratch: tempfile::TempDir,
+    marker: std::path::PathBuf,
+    config: std::path::PathBuf,
+}
+
+impl Scene {
+    async fn new(sleep: u64, lease: &str) -> Scene {
+        let scratch = tempfile::tempdir().unwrap();
+        let marker = scratch.path().join("ran.log");
+        let config = scratch.path().join("rollbot.toml");
+        std::fs::write(
+            &config,
+            test_config(marker.to_str().unwrap()) + &slow_then_quick(&marker, sleep, lease),
+        )
+        .unwrap();
+        Scene {
+            db: TestDb::new(),
+            slack: FakeSlack::start().await,
+            scratch,
+            marker,
+            config,
+        }
+    }
+
+    fn parts(
+        &self,
+    ) -> (
+        &TestDb,
+        &FakeSlack,
+        &tempfile::TempDir,
+        &std::path::Path,
+        &std::path::Path,
+    ) {
+        (&self.db, &self.slack, &self.scratch, &self.marker, &self.config)
+    }
+
+    /// Creates the database and its tables directly, for a test whose rollbot goes through a proxy.
+    async fn migrate(&self) {
+        rollbot::store::Store::connect(&self.db.url)
+            .await
+            .unwrap()
+            .migrate()
+            .await
+            .unwrap();
+    }
+
+    /// `rollbot serve` whose connections to PostgreSQL go through `proxy`.
+    async fn serve_through(&self, name: &str, proxy: &Proxy) -> Serve {
+        let through = self
+            .db
+            .url
+            .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+        assert_ne!(through, self.db.url);
+        let (slack, dir) = (&self.slack, self.scratch.path());
+        Serve::start_on(name, ("DATABASE_URL", through), slack, &self.config, dir).await
+    }
+}
+
 fn pid_in(line: &str) -> i32 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[tokio::test]
 async fn a_replica_stalled_past_its_lease_runs_nothing_beside_the_retry_and_its_result_stays_late() {
-    let db = TestDb::new();
-    let slack = FakeSlack::start().await;
-    let scratch = tempfile::tempdir().unwrap();
-    let marker = scratch.path().join("ran.log");
-    let config = scratch.path().join("rollbot.toml");
-    std::fs::write(
-        &config,
-        test_config(marker.to_str().unwrap()) + &slow_then_quick(&marker, 4, "2s"),
-    )
-    .unwrap();
+    let scene = Scene::new(4, "2s").await;
+    let (db, slack, scratch, marker, config) = scene.parts();
 
     let first = Serve::start("first", &db, &slack, &config, scratch.path()).await;
     first
@@ -179,34 +234,12 @@ async fn a_replica_stalled_past_its_lease_runs_nothing_beside_the_retry_and_its_
 
 #[tokio::test]
 async fn a_database_blip_around_a_steps_end_loses_no_result() {
-    let db = TestDb::new();
-    let slack = FakeSlack::start().await;
-    let scratch = tempfile::tempdir().unwrap();
-    let marker = scratch.path().join("ran.log");
-    let config = scratch.path().join("rollbot.toml");
-    std::fs::write(
-        &config,
-        test_config(marker.to_str().unwrap()) + &slow_then_quick(&marker, 2, "10s"),
-    )
-    .unwrap();
+    let scene = Scene::new(2, "10s").await;
+    let (db, _, _, marker, _) = scene.parts();
     // Create the database and its tables first, straight: the proxy is for the run.
-    rollbot::store::Store::connect(&db.url)
-        .await
-        .unwrap()
-        .migrate()
-        .await
-        .unwrap();
+    scene.migrate().await;
     let proxy = Proxy::to("127.0.0.1:5432".into()).await;
-    let through_proxy = db.url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
-    assert_ne!(through_proxy, db.url);
-    let serve = Serve::start_on(
-        "serve",
-        ("DATABASE_URL", through_proxy),
-        &slack,
-        &config,
-        scratch.path(),
-    )
-    .await;
+    let serve = scene.serve_through("serve", &proxy).await;
     serve
         .post_signed(
             "/slack/commands",
@@ -254,16 +287,8 @@ async fn a_database_blip_around_a_steps_end_loses_no_result() {
 
 #[tokio::test]
 async fn two_requests_for_one_service_run_one_at_a_time_and_one_delivery_sent_three_times_files_one() {
-    let db = TestDb::new();
-    let slack = FakeSlack::start().await;
-    let scratch = tempfile::tempdir().unwrap();
-    let marker = scratch.path().join("ran.log");
-    let config = scratch.path().join("rollbot.toml");
-    std::fs::write(
-        &config,
-        test_config(marker.to_str().unwrap()) + &slow_then_quick(&marker, 3, "10s"),
-    )
-    .unwrap();
+    let scene = Scene::new(3, "10s").await;
+    let (db, slack, scratch, marker, config) = scene.parts();
     let first = Serve::start("first", &db, &slack, &config, scratch.path()).await;
     let second = Serve::start("second", &db, &slack, &config, scratch.path()).await;
     let answer = |response: reqwest::Response| async move {
@@ -346,22 +371,9 @@ async fn two_requests_for_one_service_run_one_at_a_time_and_one_delivery_sent_th
 
 #[tokio::test]
 async fn a_database_that_never_answers_costs_seconds_not_the_request_and_rollbot_recovers_by_itself() {
-    let db = TestDb::new();
-    let slack = FakeSlack::start().await;
-    let scratch = tempfile::tempdir().unwrap();
-    let marker = scratch.path().join("ran.log");
-    let config = scratch.path().join("rollbot.toml");
-    std::fs::write(
-        &config,
-        test_config(marker.to_str().unwrap()) + &slow_then_quick(&marker, 0, "10s"),
-    )
-    .unwrap();
-    rollbot::store::Store::connect(&db.url)
-        .await
-        .unwrap()
-        .migrate()
-        .await
-        .unwrap();
+    let scene = Scene::new(0, "10s").await;
+    let (db, slack, scratch, marker, config) = scene.parts();
+    scene.migrate().await;
     let proxy = Proxy::to("127.0.0.1:5432".into()).await;
     let through_proxy = db.url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
     let serve = Serve::start_on(
@@ -436,16 +448,8 @@ async fn a_database_that_never_answers_costs_seconds_not_the_request_and_rollbot
 
 #[tokio::test]
 async fn a_replica_whose_clock_is_a_minute_ahead_interrupts_nothing_and_posts_nothing_twice() {
-    let db = TestDb::new();
-    let slack = FakeSlack::start().await;
-    let scratch = tempfile::tempdir().unwrap();
-    let marker = scratch.path().join("ran.log");
-    let config = scratch.path().join("rollbot.toml");
-    std::fs::write(
-        &config,
-        test_config(marker.to_str().unwrap()) + &slow_then_quick(&marker, 8, "3s"),
-    )
-    .unwrap();
+    let scene = Scene::new(8, "3s").await;
+    let (db, slack, scratch, marker, config) = scene.parts();
     let on_time = Serve::start("on-time", &db, &slack, &config, scratch.path()).await;
     let ahead = Serve::start_skewed("ahead", &db, &slack, &config, scratch.path(), "+60s").await;
     // Posts take a while, so a message is being posted by one replica while the other looks.
@@ -493,22 +497,9 @@ async fn a_replica_whose_clock_is_a_minute_ahead_interrupts_nothing_and_posts_no
 
 #[tokio::test]
 async fn a_flood_of_metrics_scrapes_over_a_large_outbox_cannot_starve_a_runs_lease() {
-    let db = TestDb::new();
-    let slack = FakeSlack::start().await;
-    let scratch = tempfile::tempdir().unwrap();
-    let marker = scratch.path().join("ran.log");
-    let config = scratch.path().join("rollbot.toml");
-    std::fs::write(
-        &config,
-        test_config(marker.to_str().unwrap()) + &slow_then_quick(&marker, 8, "3s"),
-    )
-    .unwrap();
-    rollbot::store::Store::connect(&db.url)
-        .await
-        .unwrap()
-        .migrate()
-        .await
-        .unwrap();
+    let scene = Scene::new(8, "3s").await;
+    let (db, slack, scratch, marker, config) = scene.parts();
+    scene.migrate().await;
     // A year of a busy team's messages, delivered.
     let store = connect(&db.url).await;
     store

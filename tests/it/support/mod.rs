@@ -525,9 +525,8 @@ impl Rollbot {
         .with_step_supervisor(env!("CARGO_BIN_EXE_rollbot").into())
     }
 
-    /// Plays a process that claims `id`, starts its first step and dies without a word: its
-    /// lease is taken and never renewed.
-    /// Like `die_during_first_step`, for whichever step the queued rollback `id` runs next.
+    /// Plays a process that claims the queued rollback `id`, starts the step it runs next and
+    /// dies without a word: its lease is taken and never renewed.
     pub async fn die_during_next_step(&self, id: i64) {
         use rollbot::domain::{Action, Actor, RollbackId};
         let engine = &self.app.engine;
@@ -545,20 +544,9 @@ impl Rollbot {
             .unwrap();
     }
 
+    /// `die_during_next_step` for a rollback that has not run yet: it dies during step 1.
     pub async fn die_during_first_step(&self, id: i64) {
-        use rollbot::domain::{Action, Actor, RollbackId};
-        let engine = &self.app.engine;
-        let claim = rollbot::engine::Change::new(Action::StartRun, Actor::system()).holding(rollbot::store::Lease {
-            owner: "rollbot-dead".into(),
-            length: std::time::Duration::from_secs(30),
-            at: self.clock.store_time(),
-        });
-        engine.change(RollbackId(id), claim).await.unwrap().unwrap();
-        engine
-            .act(RollbackId(id), &Action::StartStep { index: 0 }, &Actor::system())
-            .await
-            .unwrap()
-            .unwrap();
+        self.die_during_next_step(id).await
     }
 
     /// Lets time pass in steps of `step_secs`, settling after each, until nothing is pending or
