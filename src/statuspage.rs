@@ -5,57 +5,10 @@
 use crate::slack::client::CallError;
 use crate::slack::signature::Secret;
 use hmac::{Hmac, KeyInit, Mac};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
 
-/// What happened that the page must reflect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PageUpdate {
-    /// The rollback started: open an incident as `identified`, components impacted.
-    Opened,
-    /// It succeeded: `monitoring`.
-    Monitoring,
-    /// It failed: the incident stays open with an update.
-    StillInvestigating,
-    /// Someone (or the watch window) marked it resolved: `resolved`, components operational.
-    Resolved,
-    /// A runbook's `statuspage` step set this status, with its own words.
-    Set(PageStatus),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PageStatus {
-    Investigating,
-    Identified,
-    Monitoring,
-}
-
-impl PageStatus {
-    pub fn parse(text: &str) -> Option<PageStatus> {
-        match text {
-            "investigating" => Some(PageStatus::Investigating),
-            "identified" => Some(PageStatus::Identified),
-            "monitoring" => Some(PageStatus::Monitoring),
-            _ => None,
-        }
-    }
-}
-
-impl PageUpdate {
-    pub fn status(self) -> &'static str {
-        match self {
-            PageUpdate::Opened | PageUpdate::StillInvestigating => "identified",
-            PageUpdate::Monitoring => "monitoring",
-            PageUpdate::Resolved => "resolved",
-            PageUpdate::Set(PageStatus::Investigating) => "investigating",
-            PageUpdate::Set(PageStatus::Identified) => "identified",
-            PageUpdate::Set(PageStatus::Monitoring) => "monitoring",
-        }
-    }
-}
+pub use crate::domain::effects::{PageStatus, PageUpdate};
 
 #[derive(Debug, Clone)]
 pub enum Provider {

@@ -1,52 +1,12 @@
 //! The team's communication templates: text with variables (minijinja), overridable in the
 //! configuration, with defaults taken from common incident plans.
 use crate::domain::{Rollback, State};
-use serde::Serialize;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Announcement {
-    Started,
-    Succeeded,
-    Failed,
-    Cancelled,
-    /// Ready-to-send words for customers and support, posted in the thread when it succeeds.
-    CustomerNotice,
-    /// The status page's words, plain text, for the public.
-    PageOpened,
-    PageMonitoring,
-    PageStillInvestigating,
-    PageResolved,
-}
+pub use crate::domain::effects::Announcement;
 
+/// The words a team gets when its configuration does not give its own.
 impl Announcement {
-    pub const ALL: [Announcement; 9] = [
-        Announcement::Started,
-        Announcement::Succeeded,
-        Announcement::Failed,
-        Announcement::Cancelled,
-        Announcement::CustomerNotice,
-        Announcement::PageOpened,
-        Announcement::PageMonitoring,
-        Announcement::PageStillInvestigating,
-        Announcement::PageResolved,
-    ];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            Announcement::Started => "started",
-            Announcement::Succeeded => "succeeded",
-            Announcement::Failed => "failed",
-            Announcement::Cancelled => "cancelled",
-            Announcement::CustomerNotice => "customer_notice",
-            Announcement::PageOpened => "page_opened",
-            Announcement::PageMonitoring => "page_monitoring",
-            Announcement::PageStillInvestigating => "page_still_investigating",
-            Announcement::PageResolved => "page_resolved",
-        }
-    }
-
     pub fn default_text(self) -> &'static str {
         match self {
             Announcement::Started => {

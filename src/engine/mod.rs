@@ -10,13 +10,12 @@ pub mod timers;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::State;
+pub use crate::domain::effects::{Reach, consequences_of};
 use crate::domain::plan::PlanRequest;
 use crate::domain::{Action, Actor, Event, Plan, Recorded, Refusal, Rollback, RollbackId, RollbackRequest, decide};
-use crate::domain::{ChannelId, State};
 use crate::grammar::RequestArgs;
-use crate::statuspage::PageUpdate;
-use crate::store::{Consequences, Effect, Filed, Guard, Store, Timer, TimerAction, Written};
-use crate::templates::Announcement;
+use crate::store::{Consequences, Effect, Filed, Guard, Store, Written};
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -73,15 +72,6 @@ fn events_of(history: &[Recorded]) -> Vec<Event> {
     history.iter().map(|r| r.event.clone()).collect()
 }
 
-/// What recording `events` causes besides the events: messages to deliver, timers to set,
-/// timers to void. `after` is the rollback with the events applied.
-/// Where news of a rollback goes besides its card, from the configuration.
-pub struct Reach<'a> {
-    pub notify: &'a [ChannelId],
-    pub status_page: bool,
-    pub resolve_after: Option<std::time::Duration>,
-}
-
 /// One write's worth of intent on an existing rollback: an action by someone, optionally
 /// followed by the action its result calls for (the executor starts a run and its first step,
 /// or finishes a step and starts the next, in one write), optionally taking the run's lease.
@@ -136,131 +126,6 @@ impl Change {
     pub fn holding(mut self, lease: crate::store::Lease) -> Change {
         self.lease = Some(lease);
         self
-    }
-}
-
-pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event], reach: &Reach) -> Consequences {
-    // A drill stays in its thread: stakeholders' channels and the public page never hear of it.
-    let drill = after.request.drill;
-    let notify = if drill { &[] } else { reach.notify };
-    let status_page = reach.status_page && !drill;
-    let page = |effects: &mut Vec<Effect>, update: PageUpdate| {
-        if status_page {
-            effects.push(Effect::PageUpdate { update, message: None });
-        }
-    };
-    let mut effects = vec![];
-    let announce = |effects: &mut Vec<Effect>, which: Announcement| {
-        effects.push(Effect::Announce { which, channel: None });
-        effects.extend(notify.iter().map(|c| Effect::Announce {
-            which,
-            channel: Some(c.clone()),
-        }));
-    };
-    let mut timers = vec![];
-    let mut card_changed = false;
-    for event in events {
-        match event {
-            Event::Requested { .. } => {
-                effects.push(Effect::PostCard);
-                if after.approvals_required == 0 {
-                    if !after.ladder.is_empty() {
-                        effects.push(Effect::NotifyLadder);
-                    }
-                } else {
-                    for (index, level) in after.ladder.iter().enumerate() {
-                        let due_at = after.requested_at + chrono::Duration::seconds(level.after_secs as i64);
-                        timers.push(Timer {
-                            action: TimerAction::Escalate { level: index + 1 },
-                            due_at,
-                        });
-                    }
-                    if let Some(due_at) = after.expires_at {
-                        timers.push(Timer {
-                            action: TimerAction::Expire,
-                            due_at,
-                        });
-                    }
-                }
-            }
-            Event::StepStarted { index } => effects.push(Effect::StepStarted { index: *index }),
-            Event::StepFinished { index, .. } => effects.push(Effect::StepFinished { index: *index }),
-            Event::LateResult { index, result } => effects.push(Effect::LateResult {
-                index: *index,
-                result: Box::new(result.clone()),
-            }),
-            Event::Succeeded => {
-                announce(&mut effects, Announcement::Succeeded);
-                effects.push(Effect::Announce {
-                    which: Announcement::CustomerNotice,
-                    channel: None,
-                });
-                page(&mut effects, PageUpdate::Monitoring);
-                if let (true, Some(window), Some(done)) = (status_page, reach.resolve_after, after.finished_at) {
-                    let due_at = done + chrono::Duration::from_std(window).unwrap_or_default();
-                    timers.push(Timer {
-                        action: TimerAction::Resolve,
-                        due_at,
-                    });
-                }
-            }
-            Event::Failed { .. } | Event::Aborted { .. } => {
-                announce(&mut effects, Announcement::Failed);
-                page(&mut effects, PageUpdate::StillInvestigating);
-            }
-            Event::Resolved { .. } => page(&mut effects, PageUpdate::Resolved),
-            Event::Cancelled { .. } => announce(&mut effects, Announcement::Cancelled),
-            // The first start of a run; a resumed run (after a gate) is not news.
-            Event::RunStarted if after.steps.is_empty() => {
-                announce(&mut effects, Announcement::Started);
-                page(&mut effects, PageUpdate::Opened);
-            }
-            Event::Expired => effects.push(Effect::RunFinished),
-            Event::Escalated { level, .. } => effects.push(Effect::Escalated { level: *level }),
-            Event::Paused { index } => effects.push(Effect::Paused { index: *index }),
-            Event::Confirmed { index, by } | Event::Continued { index, by } => effects.push(Effect::GateCleared {
-                index: *index,
-                by: by.clone(),
-            }),
-            Event::Interrupted { step: Some(index) } => effects.push(Effect::Interrupted { index: *index }),
-            Event::Retried { index, by } => effects.push(Effect::StepDecided {
-                index: *index,
-                by: by.clone(),
-                retry: true,
-            }),
-            Event::Skipped { index, by } => effects.push(Effect::StepDecided {
-                index: *index,
-                by: by.clone(),
-                retry: false,
-            }),
-            Event::Approved { .. } | Event::Rejected { .. } | Event::RunStarted | Event::Interrupted { step: None } => {
-            }
-            // Telling Slack that Slack refused a message would only fail again.
-            Event::Undeliverable { .. } | Event::PageUpdated { .. } => continue,
-        }
-        card_changed |= !matches!(event, Event::Requested { .. });
-        let ends = matches!(
-            event,
-            Event::Succeeded
-                | Event::Failed { .. }
-                | Event::Aborted { .. }
-                | Event::Cancelled { .. }
-                | Event::Expired
-                | Event::Rejected { .. }
-        );
-        if drill && ends {
-            effects.push(Effect::DrillSummary);
-        }
-    }
-    if card_changed {
-        effects.push(Effect::UpdateCard);
-    }
-    Consequences {
-        effects,
-        timers,
-        cancel_timers: awaited_approval && after.state != State::AwaitingApproval,
-        lease: None,
-        guard: Guard::Version,
     }
 }
 

@@ -1,0 +1,455 @@
+//! What a change causes besides its events, in the core's words: the effects a worker turns
+//! into Slack messages and status page updates, the timers rollbot sets for itself, and the
+//! conditions of the write (leases, guards). `consequences_of` is the pure rule from events to
+//! effects; the store writes what it returns as rows and knows nothing of wording.
+use super::proposal::ProposalId;
+use super::{ChannelId, Event, Rollback, State, UserId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Announcement {
+    Started,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// Ready-to-send words for customers and support, posted in the thread when it succeeds.
+    CustomerNotice,
+    /// The status page's words, plain text, for the public.
+    PageOpened,
+    PageMonitoring,
+    PageStillInvestigating,
+    PageResolved,
+}
+
+impl Announcement {
+    pub const ALL: [Announcement; 9] = [
+        Announcement::Started,
+        Announcement::Succeeded,
+        Announcement::Failed,
+        Announcement::Cancelled,
+        Announcement::CustomerNotice,
+        Announcement::PageOpened,
+        Announcement::PageMonitoring,
+        Announcement::PageStillInvestigating,
+        Announcement::PageResolved,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Announcement::Started => "started",
+            Announcement::Succeeded => "succeeded",
+            Announcement::Failed => "failed",
+            Announcement::Cancelled => "cancelled",
+            Announcement::CustomerNotice => "customer_notice",
+            Announcement::PageOpened => "page_opened",
+            Announcement::PageMonitoring => "page_monitoring",
+            Announcement::PageStillInvestigating => "page_still_investigating",
+            Announcement::PageResolved => "page_resolved",
+        }
+    }
+}
+
+/// What happened that the page must reflect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageUpdate {
+    /// The rollback started: open an incident as `identified`, components impacted.
+    Opened,
+    /// It succeeded: `monitoring`.
+    Monitoring,
+    /// It failed: the incident stays open with an update.
+    StillInvestigating,
+    /// Someone (or the watch window) marked it resolved: `resolved`, components operational.
+    Resolved,
+    /// A runbook's `statuspage` step set this status, with its own words.
+    Set(PageStatus),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageStatus {
+    Investigating,
+    Identified,
+    Monitoring,
+}
+
+impl PageStatus {
+    pub fn parse(text: &str) -> Option<PageStatus> {
+        match text {
+            "investigating" => Some(PageStatus::Investigating),
+            "identified" => Some(PageStatus::Identified),
+            "monitoring" => Some(PageStatus::Monitoring),
+            _ => None,
+        }
+    }
+}
+
+impl PageUpdate {
+    pub fn status(self) -> &'static str {
+        match self {
+            PageUpdate::Opened | PageUpdate::StillInvestigating => "identified",
+            PageUpdate::Monitoring => "monitoring",
+            PageUpdate::Resolved => "resolved",
+            PageUpdate::Set(PageStatus::Investigating) => "investigating",
+            PageUpdate::Set(PageStatus::Identified) => "identified",
+            PageUpdate::Set(PageStatus::Monitoring) => "monitoring",
+        }
+    }
+}
+
+/// Something that must reach the outside world because of a change, delivered by a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Effect {
+    PostCard,
+    /// Re-render the card from current state; several pending updates collapse into one.
+    UpdateCard,
+    StepStarted {
+        index: usize,
+    },
+    StepFinished {
+        index: usize,
+    },
+    /// In the thread: how the rollback ended (succeeded, failed, expired, aborted).
+    RunFinished,
+    /// A private line to one person, already worded by the edge.
+    Ephemeral {
+        channel: ChannelId,
+        user: UserId,
+        text: String,
+    },
+    /// In the thread: the next ladder level joined, with its people mentioned.
+    Escalated {
+        level: usize,
+    },
+    /// In the thread: the run waits for a person before step `index`.
+    Paused {
+        index: usize,
+    },
+    /// In the thread: someone confirmed or passed step `index`.
+    GateCleared {
+        index: usize,
+        by: UserId,
+    },
+    /// In the thread: a rollback that needed no approval started; everyone on the ladder is told.
+    NotifyLadder,
+    /// In the thread: the process running step `index` stopped; people must decide.
+    Interrupted {
+        index: usize,
+    },
+    /// A communication template: into the card's thread, also shown in the channel (`None`), or
+    /// as a message of its own in another channel.
+    Announce {
+        which: Announcement,
+        channel: Option<ChannelId>,
+    },
+    /// An update for the status page, in its own delivery lane. `message`: the words of a
+    /// runbook's `statuspage` step (lifecycle updates use the templates).
+    PageUpdate {
+        update: PageUpdate,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A runbook's `notify` step: text into the thread (`None`) or a channel.
+    Notify {
+        channel: Option<ChannelId>,
+        text: String,
+    },
+    /// In the thread: a drill ended; how long each part of the path took.
+    DrillSummary,
+    /// In the thread: the status page could not be updated, so people must do it by hand.
+    PageTrouble {
+        update: PageUpdate,
+        error: String,
+    },
+    /// In the thread: someone chose to retry (or skip) an interrupted step.
+    StepDecided {
+        index: usize,
+        by: UserId,
+        retry: bool,
+    },
+    /// Post or re-render a proposal's card from its current state; pending ones collapse.
+    ProposalCard {
+        proposal: ProposalId,
+    },
+    /// In the thread: an attempt that had lost the run ended; what it did is on the record,
+    /// and it is not the step's result.
+    LateResult {
+        index: usize,
+        result: Box<super::StepResult>,
+    },
+}
+
+impl Effect {
+    /// Effects of one rollback are delivered in order within their lane; lanes do not wait
+    /// for each other.
+    pub fn lane(&self) -> String {
+        match self {
+            Effect::PageUpdate { .. } => "statuspage".into(),
+            // Proposals have no rollback: each keeps its messages in order in a lane of its own.
+            Effect::ProposalCard { proposal } => format!("proposal-{}", proposal.0),
+            _ => "slack".into(),
+        }
+    }
+
+    /// Effects that render current state: a pending, unclaimed one makes another redundant.
+    pub fn collapses(&self) -> bool {
+        matches!(self, Effect::UpdateCard | Effect::ProposalCard { .. })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Effect::PostCard => "post_card",
+            Effect::UpdateCard => "update_card",
+            Effect::StepStarted { .. } => "step_started",
+            Effect::StepFinished { .. } => "step_finished",
+            Effect::RunFinished => "run_finished",
+            Effect::Ephemeral { .. } => "ephemeral",
+            Effect::Escalated { .. } => "escalated",
+            Effect::Paused { .. } => "paused",
+            Effect::GateCleared { .. } => "gate_cleared",
+            Effect::NotifyLadder => "notify_ladder",
+            Effect::Interrupted { .. } => "interrupted",
+            Effect::Announce { .. } => "announce",
+            Effect::PageUpdate { .. } => "page_update",
+            Effect::Notify { .. } => "notify",
+            Effect::DrillSummary => "drill_summary",
+            Effect::PageTrouble { .. } => "page_trouble",
+            Effect::StepDecided { .. } => "step_decided",
+            Effect::ProposalCard { .. } => "proposal_card",
+            Effect::LateResult { .. } => "late_result",
+        }
+    }
+}
+
+/// Something rollbot itself must do to a rollback at a given time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TimerAction {
+    Escalate {
+        level: usize,
+    },
+    Expire,
+    /// The watch window after success ended: resolve the status page incident.
+    Resolve,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    pub action: TimerAction,
+    pub due_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Everything a change causes besides its events, written in the same transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Consequences {
+    pub effects: Vec<Effect>,
+    pub timers: Vec<Timer>,
+    /// The rollback no longer awaits approval: its pending timers are void.
+    pub cancel_timers: bool,
+    /// The writer runs the rollback's steps from this change on. Whatever the change, a
+    /// rollback it leaves not running holds no lease any more.
+    pub lease: Option<Lease>,
+    /// What the write needs besides the expected version.
+    pub guard: Guard,
+}
+
+impl Consequences {
+    /// The effects to queue, in order: of those that render current state, the first of each
+    /// kind in a lane stands for the rest, since a later one would render the same.
+    pub(crate) fn effects_to_queue(&self) -> impl Iterator<Item = &Effect> {
+        let mut rendering: Vec<(&'static str, String)> = vec![];
+        self.effects.iter().filter(move |effect| {
+            if !effect.collapses() {
+                return true;
+            }
+            let key = (effect.kind(), effect.lane());
+            let first = !rendering.contains(&key);
+            rendering.push(key);
+            first
+        })
+    }
+
+    /// Adds what a later change in the same write causes, after what this one caused.
+    pub fn then(&mut self, later: Consequences) {
+        self.effects.extend(later.effects);
+        self.timers.extend(later.timers);
+        self.cancel_timers |= later.cancel_timers;
+        self.lease = later.lease.or(self.lease.take());
+        if later.guard != Guard::Version {
+            self.guard = later.guard;
+        }
+    }
+}
+
+/// Who runs a rollback's steps, and for how long without renewing: past that, the run counts
+/// as abandoned. Taken with the write that claims the run; that write's version becomes the
+/// lease's epoch, so every claim of a run, even by the same process, has an epoch of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub length: std::time::Duration,
+    /// The time the lease counts from: `None` is the database's clock (see `Clock::store_time`).
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// What a lease holder presents with each write it makes: a write whose fence no longer
+/// matches the rollback's lease is refused, however the rollback's version moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub owner: String,
+    pub epoch: i64,
+}
+
+/// What must hold, besides the version, for a change to be written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Guard {
+    /// Only the version: people's clicks and rollbot's timers.
+    #[default]
+    Version,
+    /// The writer still holds the run's lease at this epoch: the executor's writes.
+    Holder(Fence),
+    /// The run's lease really lapsed, by the store's clock (`at`, `None` for the database's):
+    /// an interruption. A run that never took a lease counts from its last change plus `grace`.
+    Lapsed {
+        grace: std::time::Duration,
+        at: Option<DateTime<Utc>>,
+    },
+}
+
+/// Where news of a rollback goes besides its card, from the configuration.
+pub struct Reach<'a> {
+    pub notify: &'a [ChannelId],
+    pub status_page: bool,
+    pub resolve_after: Option<std::time::Duration>,
+}
+
+/// What recording `events` causes besides the events: messages to deliver, timers to set,
+/// timers to void. `after` is the rollback with the events applied. Pure: the same events on
+/// the same rollback always cause the same effects.
+pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event], reach: &Reach) -> Consequences {
+    // A drill stays in its thread: stakeholders' channels and the public page never hear of it.
+    let drill = after.request.drill;
+    let notify = if drill { &[] } else { reach.notify };
+    let status_page = reach.status_page && !drill;
+    let page = |effects: &mut Vec<Effect>, update: PageUpdate| {
+        if status_page {
+            effects.push(Effect::PageUpdate { update, message: None });
+        }
+    };
+    let mut effects = vec![];
+    let announce = |effects: &mut Vec<Effect>, which: Announcement| {
+        effects.push(Effect::Announce { which, channel: None });
+        effects.extend(notify.iter().map(|c| Effect::Announce {
+            which,
+            channel: Some(c.clone()),
+        }));
+    };
+    let mut timers = vec![];
+    let mut card_changed = false;
+    for event in events {
+        match event {
+            Event::Requested { .. } => {
+                effects.push(Effect::PostCard);
+                if after.approvals_required == 0 {
+                    if !after.ladder.is_empty() {
+                        effects.push(Effect::NotifyLadder);
+                    }
+                } else {
+                    for (index, level) in after.ladder.iter().enumerate() {
+                        let due_at = after.requested_at + chrono::Duration::seconds(level.after_secs as i64);
+                        timers.push(Timer {
+                            action: TimerAction::Escalate { level: index + 1 },
+                            due_at,
+                        });
+                    }
+                    if let Some(due_at) = after.expires_at {
+                        timers.push(Timer {
+                            action: TimerAction::Expire,
+                            due_at,
+                        });
+                    }
+                }
+            }
+            Event::StepStarted { index } => effects.push(Effect::StepStarted { index: *index }),
+            Event::StepFinished { index, .. } => effects.push(Effect::StepFinished { index: *index }),
+            Event::LateResult { index, result } => effects.push(Effect::LateResult {
+                index: *index,
+                result: Box::new(result.clone()),
+            }),
+            Event::Succeeded => {
+                announce(&mut effects, Announcement::Succeeded);
+                effects.push(Effect::Announce {
+                    which: Announcement::CustomerNotice,
+                    channel: None,
+                });
+                page(&mut effects, PageUpdate::Monitoring);
+                if let (true, Some(window), Some(done)) = (status_page, reach.resolve_after, after.finished_at) {
+                    let due_at = done + chrono::Duration::from_std(window).unwrap_or_default();
+                    timers.push(Timer {
+                        action: TimerAction::Resolve,
+                        due_at,
+                    });
+                }
+            }
+            Event::Failed { .. } | Event::Aborted { .. } => {
+                announce(&mut effects, Announcement::Failed);
+                page(&mut effects, PageUpdate::StillInvestigating);
+            }
+            Event::Resolved { .. } => page(&mut effects, PageUpdate::Resolved),
+            Event::Cancelled { .. } => announce(&mut effects, Announcement::Cancelled),
+            // The first start of a run; a resumed run (after a gate) is not news.
+            Event::RunStarted if after.steps.is_empty() => {
+                announce(&mut effects, Announcement::Started);
+                page(&mut effects, PageUpdate::Opened);
+            }
+            Event::Expired => effects.push(Effect::RunFinished),
+            Event::Escalated { level, .. } => effects.push(Effect::Escalated { level: *level }),
+            Event::Paused { index } => effects.push(Effect::Paused { index: *index }),
+            Event::Confirmed { index, by } | Event::Continued { index, by } => effects.push(Effect::GateCleared {
+                index: *index,
+                by: by.clone(),
+            }),
+            Event::Interrupted { step: Some(index) } => effects.push(Effect::Interrupted { index: *index }),
+            Event::Retried { index, by } => effects.push(Effect::StepDecided {
+                index: *index,
+                by: by.clone(),
+                retry: true,
+            }),
+            Event::Skipped { index, by } => effects.push(Effect::StepDecided {
+                index: *index,
+                by: by.clone(),
+                retry: false,
+            }),
+            Event::Approved { .. } | Event::Rejected { .. } | Event::RunStarted | Event::Interrupted { step: None } => {
+            }
+            // Telling Slack that Slack refused a message would only fail again.
+            Event::Undeliverable { .. } | Event::PageUpdated { .. } => continue,
+        }
+        card_changed |= !matches!(event, Event::Requested { .. });
+        let ends = matches!(
+            event,
+            Event::Succeeded
+                | Event::Failed { .. }
+                | Event::Aborted { .. }
+                | Event::Cancelled { .. }
+                | Event::Expired
+                | Event::Rejected { .. }
+        );
+        if drill && ends {
+            effects.push(Effect::DrillSummary);
+        }
+    }
+    if card_changed {
+        effects.push(Effect::UpdateCard);
+    }
+    Consequences {
+        effects,
+        timers,
+        cancel_timers: awaited_approval && after.state != State::AwaitingApproval,
+        lease: None,
+        guard: Guard::Version,
+    }
+}
