@@ -453,3 +453,80 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
         guard: Guard::Version,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::{Story, ok_result};
+    use crate::domain::{Action, Actor, Severity};
+
+    /// The kinds of effect the last `n` events of `story` cause, as the engine would queue them.
+    fn caused(story: &Story, n: usize, reach: &Reach) -> (Vec<&'static str>, usize, bool) {
+        let events: Vec<Event> = story.history[story.history.len() - n..]
+            .iter()
+            .map(|r| r.event.clone())
+            .collect();
+        let awaited = n < story.history.len() && {
+            let before = Rollback::from_history(story.rollback.id, &story.history[..story.history.len() - n]).unwrap();
+            before.state == State::AwaitingApproval
+        };
+        let consequences = consequences_of(awaited, &story.rollback, &events, reach);
+        let kinds = consequences.effects_to_queue().map(Effect::kind).collect();
+        (kinds, consequences.timers.len(), consequences.cancel_timers)
+    }
+
+    #[test]
+    fn each_event_causes_what_people_and_timers_need() {
+        let stakeholders = [ChannelId("C0STAKE".into())];
+        let reach = Reach {
+            notify: &stakeholders,
+            status_page: true,
+            resolve_after: Some(std::time::Duration::from_secs(1800)),
+        };
+        let system = Actor::system();
+        let requested = Story::requested(Severity::High, Some("bad deploy"));
+        let (kinds, timers, _) = caused(&requested, 1, &reach);
+        assert_eq!(kinds, ["post_card"]);
+        assert!(timers >= 2, "escalation levels and the expiry are set: {timers}");
+
+        let approved = requested.approved();
+        assert_eq!(
+            caused(&approved, 1, &reach),
+            (vec!["update_card"], 0, true),
+            "approval voids the timers"
+        );
+
+        let started = approved.act(&system, Action::StartRun);
+        assert_eq!(
+            caused(&started, 1, &reach).0,
+            ["announce", "announce", "page_update", "update_card"],
+            "the start is announced in the thread and to stakeholders, and the page opens"
+        );
+        let done = started.step(0, ok_result("")).step(1, ok_result(""));
+        let (kinds, timers, _) = caused(&done, 3, &reach);
+        assert_eq!(kinds[..2], ["step_started", "step_finished"]);
+        assert!(kinds.contains(&"page_update") && kinds.iter().filter(|k| **k == "update_card").count() == 1);
+        assert_eq!(timers, 1, "the watch window's resolve");
+
+        let critical = Story::requested(Severity::Critical, None);
+        assert_eq!(caused(&critical, 1, &reach).0, ["post_card", "notify_ladder"]);
+    }
+
+    #[test]
+    fn a_drill_stays_in_its_thread() {
+        let stakeholders = [ChannelId("C0STAKE".into())];
+        let reach = Reach {
+            notify: &stakeholders,
+            status_page: true,
+            resolve_after: None,
+        };
+        let mut drill = Story::requested(Severity::High, None).approved();
+        drill.rollback.request.drill = true;
+        let started = drill.act(&Actor::system(), Action::StartRun);
+        assert_eq!(
+            caused(&started, 1, &reach).0,
+            ["announce", "update_card"],
+            "no stakeholder channel, no status page"
+        );
+    }
+}
