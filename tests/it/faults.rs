@@ -512,6 +512,8 @@ async fn a_flood_of_metrics_scrapes_over_a_large_outbox_cannot_starve_a_runs_lea
         .await
         .unwrap();
     let serve = Serve::start("serve", &db, &slack, &config, scratch.path()).await;
+    // A second replica, not scraped: the one that would declare a starved lease lapsed.
+    let watcher = Serve::start("watcher", &db, &slack, &config, scratch.path()).await;
     serve
         .post_signed(
             "/slack/commands",
@@ -541,7 +543,13 @@ async fn a_flood_of_metrics_scrapes_over_a_large_outbox_cannot_starve_a_runs_lea
     })
     .await;
     let kinds = event_kinds(&store, 1).await;
-    assert_eq!(state_of(&store, 1).await, "succeeded", "{kinds:?}\n{}", serve.log());
+    assert_eq!(
+        state_of(&store, 1).await,
+        "succeeded",
+        "{kinds:?}\n{}{}",
+        serve.log(),
+        watcher.log()
+    );
     assert!(!kinds.iter().any(|k| k == "interrupted"), "{kinds:?}");
     let metrics = http.get(&url).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("rollbot_store_figures_age_seconds"), "{metrics}");
