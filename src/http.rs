@@ -91,7 +91,8 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
-    match state.figures.get(&state.engine.store, state.engine.clock.now()).await {
+    let engine = &state.engine;
+    match state.figures.get(|| engine.store.figures(engine.clock.now())).await {
         Ok((figures, age)) => (
             [("content-type", "text/plain; version=0.0.4")],
             crate::metrics::render(&figures, age) + &state.live.render(),

@@ -25,12 +25,11 @@ pub struct FiguresCache {
 }
 
 impl FiguresCache {
-    /// Figures at most `FIGURES_EVERY` old, and how old they are.
-    pub async fn get(
-        &self,
-        store: &crate::store::Store,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> anyhow::Result<(StoreFigures, std::time::Duration)> {
+    /// Figures at most `FIGURES_EVERY` old, and how old they are; `read` reads them afresh.
+    pub async fn get<F>(&self, read: impl FnOnce() -> F) -> anyhow::Result<(StoreFigures, std::time::Duration)>
+    where
+        F: std::future::Future<Output = anyhow::Result<StoreFigures>>,
+    {
         if let Some(fresh) = self.fresh() {
             return Ok(fresh);
         }
@@ -38,7 +37,7 @@ impl FiguresCache {
         if let Some(fresh) = self.fresh() {
             return Ok(fresh);
         }
-        let figures = store.figures(now).await?;
+        let figures = read().await?;
         *self.latest.write().expect("figures lock") = Some((std::time::Instant::now(), figures.clone()));
         Ok((figures, std::time::Duration::ZERO))
     }

@@ -3,6 +3,29 @@
 //! exchange, and answers read up to a bound so a huge one cannot fill memory.
 use std::time::Duration;
 
+/// Why a call did not go through, sorted by what the outbox should do about it.
+#[derive(Debug)]
+pub enum CallError {
+    /// Slack asked us to slow down.
+    RateLimited { retry_after: Option<Duration> },
+    /// Worth another try later: network trouble, Slack's own errors.
+    Transient(String),
+    /// Will fail the same way every time (e.g. `channel_not_found`, `not_in_channel`).
+    Permanent(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::RateLimited { retry_after } => {
+                write!(f, "rate limited (retry after {retry_after:?})")
+            }
+            CallError::Transient(e) => write!(f, "transient: {e}"),
+            CallError::Permanent(e) => write!(f, "permanent: {e}"),
+        }
+    }
+}
+
 type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
 /// Only the start of an answer is ever shown or parsed.

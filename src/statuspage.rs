@@ -2,8 +2,8 @@
 //! statuses, `Authorization: OAuth <key>`), or a generic webhook whose JSON body is signed with
 //! HMAC-SHA256. Updates go through the outbox in their own lane, so a slow page never holds up
 //! Slack, and a failing one never blocks the rollback.
-use crate::slack::client::CallError;
-use crate::slack::signature::Secret;
+use crate::outbound::CallError;
+use crate::secret::Secret;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 use sha2::Sha256;

@@ -150,7 +150,7 @@ pub fn variables(
     vars.insert("expected_completion", expected.map(hhmm).unwrap_or_default());
     let took = rollback
         .elapsed()
-        .map(|d| crate::slack::messages::duration_text(d.num_milliseconds().max(0) as u64));
+        .map(|d| crate::text::duration_text(d.num_milliseconds().max(0) as u64));
     vars.insert("duration", took.unwrap_or_default());
     vars.insert("state", rollback.state.name().to_owned());
     let (failed_step, failure_reason) = match &rollback.state {
@@ -192,7 +192,7 @@ pub fn variables(
                 None => "not run".to_owned(),
                 Some(r) => {
                     let exit = r.exit_code.map(|c| format!("exit {c}, ")).unwrap_or_default();
-                    let took = crate::slack::messages::duration_text(r.duration_ms);
+                    let took = crate::text::duration_text(r.duration_ms);
                     format!("{} ({exit}{took})", format!("{:?}", r.outcome).to_lowercase())
                 }
             };
@@ -233,7 +233,7 @@ mod tests {
             rollback,
             "https://slack.com/archives/C0INCIDENTS/p1790000000000001",
             Some(std::time::Duration::from_secs(300)),
-            &crate::slack::messages::escape,
+            &crate::text::escape,
             &|u| format!("<@{u}>"),
         );
         render(which.default_text(), &vars).unwrap()

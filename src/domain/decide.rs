@@ -1,9 +1,8 @@
 //! `decide` is the whole rulebook, with no I/O: given a rollback (or none, for a new request),
 //! an action and who takes it, it returns the events to record or a refusal that says why.
 use super::plan::{Plan, StepAction};
-use super::proposal::ProposalId;
 use super::rollback::{Event, Rollback, RollbackRequest, State, StepOutcome, StepResult};
-use super::{Actor, ChannelId, Policy, RollbackId, Severity, UserId};
+use super::{Actor, ChannelId, Policy, ProposalId, RollbackId, Severity, UserId};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

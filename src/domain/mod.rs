@@ -49,6 +49,27 @@ impl FromStr for RollbackId {
     }
 }
 
+/// A proposal's number; shown to people as `P-<n>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProposalId(pub i64);
+
+impl fmt::Display for ProposalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "P-{}", self.0)
+    }
+}
+
+impl FromStr for ProposalId {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let digits = s.strip_prefix("P-").ok_or(())?;
+        if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(());
+        }
+        digits.parse::<i64>().map(ProposalId).map_err(|_| ())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {

@@ -1,7 +1,7 @@
 //! The Slack Web API, through slack-morphism, at a base URL that tests point at a fake.
 use super::messages::Message;
-use super::signature::Secret;
 use crate::metrics::Live;
+use crate::secret::Secret;
 use anyhow::Result;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -28,28 +28,7 @@ pub struct SlackApi {
     metrics: Arc<Live>,
 }
 
-/// Why a call did not go through, sorted by what the outbox should do about it.
-#[derive(Debug)]
-pub enum CallError {
-    /// Slack asked us to slow down.
-    RateLimited { retry_after: Option<Duration> },
-    /// Worth another try later: network trouble, Slack's own errors.
-    Transient(String),
-    /// Will fail the same way every time (e.g. `channel_not_found`, `not_in_channel`).
-    Permanent(String),
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallError::RateLimited { retry_after } => {
-                write!(f, "rate limited (retry after {retry_after:?})")
-            }
-            CallError::Transient(e) => write!(f, "transient: {e}"),
-            CallError::Permanent(e) => write!(f, "permanent: {e}"),
-        }
-    }
-}
+pub use crate::outbound::CallError;
 
 const TRANSIENT_API_ERRORS: [&str; 6] = [
     "ratelimited",

@@ -5,6 +5,7 @@ use crate::domain::proposal::{Decision, Proposal};
 use crate::domain::rollback::{State, StepOutcome, StepResult};
 use crate::domain::{Refusal, Rollback, RollbackId, Severity, UserId};
 use crate::grammar::ParseError;
+pub use crate::text::{duration_text, escape, truncate};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -29,33 +30,6 @@ impl Message {
             blocks: vec![],
         }
     }
-}
-
-/// Escapes the three characters mrkdwn gives meaning to, so user text can never become a
-/// mention (`<!channel>`), a link or a user reference.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
-/// Cuts text to `max` characters, leaving a visible marker when it did.
-pub fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    const MARKER: &str = "… (truncated)";
-    let keep = max.saturating_sub(MARKER.chars().count());
-    let mut kept: String = text.chars().take(keep).collect();
-    // Escaped text must not be cut inside an entity: a stray `&` would be live markup.
-    if let Some(amp) = kept.rfind('&') {
-        let tail = &kept[amp..];
-        if ["&amp;", "&lt;", "&gt;"]
-            .iter()
-            .any(|e| e.starts_with(tail) && *e != tail)
-        {
-            kept.truncate(amp);
-        }
-    }
-    kept + MARKER
 }
 
 /// The last `max` characters, with a marker in front when something was dropped.
@@ -87,14 +61,6 @@ fn user(id: &UserId) -> String {
 
 fn hhmm(at: DateTime<Utc>) -> String {
     at.format("%H:%M UTC").to_string()
-}
-
-pub fn duration_text(ms: u64) -> String {
-    match ms {
-        0..=9_999 => format!("{:.1}s", ms as f64 / 1000.0),
-        10_000..=119_999 => format!("{}s", ms / 1000),
-        _ => format!("{}m {:02}s", ms / 60_000, (ms / 1000) % 60),
-    }
 }
 
 fn severity_label(severity: Severity) -> &'static str {
@@ -1050,7 +1016,7 @@ pub fn page_text(rollback: &Rollback, template: &str) -> String {
 }
 
 /// In the thread when the status page could not be updated: people must do it by hand.
-pub fn page_trouble(rollback: &Rollback, update: crate::statuspage::PageUpdate, error: &str) -> Message {
+pub fn page_trouble(rollback: &Rollback, update: crate::domain::effects::PageUpdate, error: &str) -> Message {
     Message::plain(format!(
         "⚠️ The status page could not be set to *{}* for {} ({}). The rollback is not affected; please update the page by hand.",
         update.status(),
