@@ -1,0 +1,183 @@
+//! The rollback's card: what it is, where it stands, and what the next click does.
+use super::*;
+
+/// The rollback's card in the channel, re-rendered from current state on every change.
+pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, status_page: bool) -> Message {
+    let id = rollback.id;
+    let request = &rollback.request;
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": {"type": "plain_text", "text": truncate(&escape(&headline(rollback)), MAX_HEADER_CHARS), "emoji": true}
+    })];
+    if rollback.request.drill {
+        blocks.push(context(DRILL_NOTE.into()));
+    }
+    if rollback.review_required && !rollback.request.drill {
+        blocks.push(section(
+            "🚨 *Critical severity: runs without approval.* A post-incident review is required.".into(),
+        ));
+    }
+    blocks.push(section(state_line(rollback)));
+    let mut fields = vec![
+        format!("*Service*\n{}", escape(&request.service)),
+        format!(
+            "*Target*\n{}",
+            request
+                .target
+                .as_deref()
+                .map(escape)
+                .unwrap_or_else(|| "(runbook default)".into())
+        ),
+        format!("*Severity*\n{}", severity_label(request.severity)),
+        format!("*Runbook*\n{}", escape(&request.runbook)),
+        format!(
+            "*Requested by*\n{} at {}",
+            user(&request.requester),
+            hhmm(rollback.requested_at)
+        ),
+        format!(
+            "*Reason*\n{}",
+            request
+                .reason
+                .as_deref()
+                .map(|r| truncate(&escape(r), 1900))
+                .unwrap_or_else(|| "(none given)".into())
+        ),
+    ];
+    for approval in &rollback.approvals {
+        fields.push(format!(
+            "*Approved by*\n{} (`{}`) at {}",
+            user(&approval.by),
+            escape(&approval.role),
+            hhmm(approval.at)
+        ));
+    }
+    fields.truncate(10);
+    blocks.push(json!({
+        "type": "section",
+        "fields": fields.into_iter().map(|f| json!({"type": "mrkdwn", "text": f})).collect::<Vec<_>>()
+    }));
+
+    let steps: Vec<String> = rollback
+        .plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "{} {}. *{}*\n{}",
+                step_icon(rollback, i),
+                i + 1,
+                escape(&s.name),
+                code_block(&step_line(&s.action))
+            )
+        })
+        .collect();
+    let plan_header = format!(
+        "*Plan* (runbook `{}`, digest `{}`): exactly what runs, in order.\n",
+        escape(&request.runbook),
+        &rollback.plan_digest[..12]
+    );
+    blocks.push(section(plan_header + &steps.join("\n")));
+
+    match rollback.state {
+        State::AwaitingApproval => {
+            let self_note = if rollback.allow_self_approval {
+                ""
+            } else {
+                " The requester cannot approve their own rollback."
+            };
+            let roles: Vec<String> = rollback.approver_roles_now().into_iter().map(|(r, _)| r).collect();
+            blocks.push(context(format!(
+                "Who may approve now: {} ({}).{self_note}",
+                approvers(rollback, directory),
+                role_names(&roles)
+            )));
+            if let Some(line) = ladder_line(rollback, directory) {
+                blocks.push(context(line));
+            }
+            let mut buttons = vec![
+                button("approve", "Approve", id, Some("primary")),
+                button("reject", "Reject", id, Some("danger")),
+            ];
+            if rollback.next_level().is_some() {
+                buttons.push(button("escalate", "Escalate now", id, None));
+            }
+            buttons.push(button("cancel", "Cancel", id, None));
+            blocks.push(json!({"type": "actions", "block_id": format!("rollback:{id}"), "elements": buttons}));
+            blocks.push(context(
+                "*Approve* runs the plan above as shown. *Reject* asks for a reason and closes the request without running anything. *Cancel* withdraws it (requester or approvers).".into(),
+            ));
+        }
+        State::Interrupted { step } => {
+            let at_step = format!("{id}@{step}");
+            let mut retry = button("retry", "Retry step", &at_step, Some("danger"));
+            retry["confirm"] = retry_confirm(rollback, step);
+            blocks.push(json!({
+                "type": "actions",
+                "block_id": format!("rollback:{id}"),
+                "elements": [
+                    retry,
+                    button("skip", "Skip step", &at_step, None),
+                    button("abort", "Abort", &at_step, None),
+                ]
+            }));
+            blocks.push(context(
+                "The requester or anyone who may approve it can decide. rollbot never runs a started step again by itself.".into(),
+            ));
+        }
+        State::Paused { step } => {
+            let paused = &rollback.plan.steps[step];
+            let at_step = format!("{id}@{step}");
+            let first = if paused.confirm.is_some() {
+                button("confirm", "Confirm…", &at_step, Some("danger"))
+            } else {
+                button("continue", "Continue", &at_step, Some("primary"))
+            };
+            blocks.push(json!({
+                "type": "actions",
+                "block_id": format!("rollback:{id}"),
+                "elements": [first, button("abort", "Abort", &at_step, None)]
+            }));
+            blocks.push(context(
+                "The requester or anyone who may approve it can answer. *Abort* stops the run here; nothing after this step runs.".into(),
+            ));
+        }
+        State::Queued => {
+            blocks.push(json!({
+                "type": "actions",
+                "block_id": format!("rollback:{id}"),
+                "elements": [button("cancel", "Cancel", id, None)]
+            }));
+            blocks.push(context("*Cancel* stops it before the first step starts.".into()));
+        }
+        State::Succeeded if status_page => match &rollback.resolved {
+            None => {
+                blocks.push(json!({
+                    "type": "actions",
+                    "block_id": format!("rollback:{id}"),
+                    "elements": [button("resolve", "Mark resolved", id, Some("primary"))]
+                }));
+                blocks.push(context(
+                    "Status page: *monitoring*. *Mark resolved* once the service is healthy: the incident is resolved and its components set operational.".into(),
+                ));
+            }
+            Some(resolution) => {
+                let how = match &resolution.by {
+                    Some(by) => format!("by {}", user(by)),
+                    None => "at the end of the watch window".to_owned(),
+                };
+                blocks.push(context(format!(
+                    "Status page: *resolved* {how} at {}.",
+                    hhmm(resolution.at)
+                )));
+            }
+        },
+        _ => {}
+    }
+    let text = format!("{}: {}", escape(&headline(rollback)), state_line(rollback));
+    Message {
+        text: truncate(&text, MAX_SECTION_CHARS),
+        blocks,
+    }
+}

@@ -1,0 +1,118 @@
+//! Forms (Slack modals): the request form, the reason for a rejection, a destructive step's phrase.
+use super::*;
+
+/// The modal that asks why a rollback is rejected.
+pub fn reject_modal(id: RollbackId) -> Value {
+    json!({
+        "type": "modal",
+        "callback_id": "reject",
+        "private_metadata": id.to_string(),
+        "title": {"type": "plain_text", "text": truncate(&format!("Reject {id}"), 24)},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Keep it"},
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": format!("Rejecting *{id}* closes it; nothing will run. The reason is shown on the card and kept in the timeline.")}},
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": {"type": "plain_text", "text": "Why reject it?"},
+                "element": {"type": "plain_text_input", "action_id": "reason", "multiline": true, "max_length": 500}
+            }
+        ]
+    })
+}
+
+/// The modal where a destructive step's phrase must be typed.
+pub fn confirm_modal(rollback: &Rollback, index: usize) -> Value {
+    let step = &rollback.plan.steps[index];
+    let phrase = step.confirm.as_deref().unwrap_or_default();
+    json!({
+        "type": "modal",
+        "callback_id": "confirm",
+        "private_metadata": format!("{}:{index}", rollback.id),
+        "title": {"type": "plain_text", "text": truncate(&format!("Confirm {}", rollback.id), 24)},
+        "submit": {"type": "plain_text", "text": "Run this step"},
+        "close": {"type": "plain_text", "text": "Not now"},
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!(
+                "Step {} *{}* is destructive. It will run:\n{}\nType `{}` to run it.",
+                index + 1, escape(&step.name), code_block(&step_line(&step.action)), escape(phrase)
+            ), MAX_SECTION_CHARS)}},
+            {
+                "type": "input",
+                "block_id": "phrase",
+                "label": {"type": "plain_text", "text": "Confirmation phrase"},
+                "element": {"type": "plain_text_input", "action_id": "phrase"}
+            }
+        ]
+    })
+}
+
+/// The form that completes an incomplete `/rollback`, pre-filled with what was typed.
+pub fn request_modal(services: &[&str], args: &crate::grammar::RequestArgs, channel: &str) -> Value {
+    let option =
+        |value: &str, label: &str| json!({"text": {"type": "plain_text", "text": truncate(label, 75)}, "value": value});
+    let mut service = json!({
+        "type": "static_select",
+        "action_id": "service",
+        "placeholder": {"type": "plain_text", "text": "Which service?"},
+        "options": services.iter().take(100).map(|s| option(s, s)).collect::<Vec<_>>(),
+    });
+    if services.contains(&args.service.as_str()) {
+        service["initial_option"] = option(&args.service, &args.service);
+    }
+    let mut severity = json!({
+        "type": "static_select",
+        "action_id": "severity",
+        "placeholder": {"type": "plain_text", "text": "How severe?"},
+        "options": Severity::ALL.iter().map(|s| option(s.as_str(), severity_label(*s))).collect::<Vec<_>>(),
+    });
+    if let Some(s) = args.severity {
+        severity["initial_option"] = option(s.as_str(), severity_label(s));
+    }
+    let text_input = |action_id: &str, initial: Option<&String>, multiline: bool, max: usize| {
+        let mut element =
+            json!({"type": "plain_text_input", "action_id": action_id, "multiline": multiline, "max_length": max});
+        if let Some(value) = initial {
+            element["initial_value"] = json!(truncate(value, max));
+        }
+        element
+    };
+    let input = |block: &str, label: &str, element: Value, optional: bool, hint: Option<&str>| {
+        let mut block = json!({"type": "input", "block_id": block, "label": {"type": "plain_text", "text": label}, "element": element, "optional": optional});
+        if let Some(hint) = hint {
+            block["hint"] = json!({"type": "plain_text", "text": hint});
+        }
+        block
+    };
+    // The form carries the drill mark with the channel, so the submission stays a drill.
+    let (metadata, title, submit) = if args.drill {
+        (format!("drill:{channel}"), "Start a drill", "Start drill")
+    } else {
+        (channel.to_owned(), "Request a rollback", "Request")
+    };
+    json!({
+        "type": "modal",
+        "callback_id": "request",
+        "private_metadata": metadata,
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": submit},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            input("service", "Service", service, false, None),
+            input("severity", "Severity", severity, false, Some("Decides who must approve: critical runs at once.")),
+            input("target", "Target", text_input("target", args.target.as_ref(), false, 200), true, Some("What to roll back to, e.g. a revision or release.")),
+            input("runbook", "Runbook", text_input("runbook", args.runbook.as_ref(), false, 100), true, Some("Leave empty for the service's default runbook.")),
+            input("reason", "Reason", text_input("reason", args.reason.as_ref(), true, 500), true, Some("Required for low severity.")),
+        ]
+    })
+}
+
+pub fn form_opened(missing: &str) -> Message {
+    Message::plain(format!(
+        "Opening a form to finish the request ({missing}). Nothing is recorded until you submit it."
+    ))
+}
+
+pub const WRONG_PHRASE: &str = "That is not the phrase. Type it exactly as shown above (it is case-sensitive).";
+pub const REASON_NEEDED: &str = "Say why, so the requester knows what to do instead.";

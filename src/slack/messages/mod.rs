@@ -1,0 +1,434 @@
+//! Every message a person sees, built by pure functions from state, grouped by what people
+//! read: the card (`card`), a proposal's card (`proposal`), the thread (`thread`), forms
+//! (`forms`), private answers (`private`) and refusals (`refusals`). Shared pieces (the
+//! message type, mentions, the plan's text, Block Kit builders) are here. User-supplied text is
+//! always escaped for mrkdwn, and every block stays inside Block Kit's limits.
+use crate::domain::plan::{Plan, SqlCheck, StepAction};
+use crate::domain::proposal::{Decision, Proposal};
+use crate::domain::rollback::{State, StepOutcome, StepResult};
+use crate::domain::{Refusal, Rollback, RollbackId, Severity, UserId};
+use crate::grammar::ParseError;
+pub use crate::text::{duration_text, escape, truncate};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+mod card;
+mod forms;
+mod private;
+mod proposal;
+mod refusals;
+mod thread;
+
+pub use card::*;
+pub use forms::*;
+pub use private::*;
+pub use proposal::*;
+pub use refusals::*;
+pub use thread::*;
+
+pub const MAX_SECTION_CHARS: usize = 3000;
+pub const MAX_HEADER_CHARS: usize = 150;
+const HELP_HINT: &str = "Type `/rollback help` for the grammar and examples.";
+
+/// A message as Slack takes it: `text` is the notification fallback, `blocks` the layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<Value>,
+}
+
+impl Message {
+    pub fn plain(text: impl Into<String>) -> Self {
+        Message {
+            text: text.into(),
+            blocks: vec![],
+        }
+    }
+}
+
+/// The last `max` characters, with a marker in front when something was dropped.
+fn tail(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_owned();
+    }
+    const MARKER: &str = "(earlier output truncated) …";
+    let keep = max.saturating_sub(MARKER.chars().count() + 1);
+    format!("{MARKER}\n{}", text.chars().skip(count - keep).collect::<String>())
+}
+
+fn mention(member: &str) -> String {
+    if member.starts_with('S') {
+        format!("<!subteam^{member}>")
+    } else {
+        format!("<@{member}>")
+    }
+}
+
+fn user(id: &UserId) -> String {
+    if id.0 == crate::domain::SYSTEM_USER {
+        "rollbot".into()
+    } else {
+        format!("<@{}>", escape(&id.0))
+    }
+}
+
+fn hhmm(at: DateTime<Utc>) -> String {
+    at.format("%H:%M UTC").to_string()
+}
+
+fn severity_label(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical => "🔴 Critical",
+        Severity::High => "🟠 High",
+        Severity::Medium => "🟡 Medium",
+        Severity::Low => "🔵 Low",
+    }
+}
+
+/// Quotes an argument the way a shell would need it, for display only: nothing runs through
+/// a shell.
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// A step's exact action as one line, e.g. `kubectl rollout undo deployment/api --to-revision=41`.
+pub fn step_line(action: &StepAction) -> String {
+    match action {
+        StepAction::Command { argv, env, .. } => {
+            let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
+            let argv: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+            [env, argv].concat().join(" ")
+        }
+        StepAction::Gate { message } => format!("(gate) {message}"),
+        StepAction::Http {
+            method,
+            url,
+            headers,
+            body,
+            expect_status,
+            ..
+        } => {
+            let mut parts = vec![method.clone(), shell_quote(url)];
+            for (name, value) in headers {
+                parts.push(format!("-H {}", shell_quote(&format!("{name}: {value}"))));
+            }
+            if let Some(body) = body {
+                parts.push(format!("-d {}", shell_quote(body)));
+            }
+            let expected: Vec<String> = expect_status.iter().map(u16::to_string).collect();
+            format!("{} → expect HTTP {}", parts.join(" "), expected.join("/"))
+        }
+        StepAction::Health {
+            url,
+            expect_status,
+            body_contains,
+            within_secs,
+            every_ms,
+        } => {
+            let body = body_contains
+                .as_ref()
+                .map(|b| format!(" with {b:?} in the body"))
+                .unwrap_or_default();
+            format!(
+                "GET {} until HTTP {expect_status}{body}, every {}, within {}",
+                shell_quote(url),
+                duration_text(*every_ms),
+                duration_text(within_secs * 1000)
+            )
+        }
+        StepAction::Sql {
+            database,
+            connection,
+            check,
+            read_only,
+            ..
+        } => {
+            let what = match check {
+                SqlCheck::Snapshot { tables, schema } => match schema {
+                    Some(schema) => format!("snapshot row counts of every table in schema {schema}"),
+                    None => format!("snapshot row counts of {}", tables.join(", ")),
+                },
+                SqlCheck::Compare { default_drift, drift } => {
+                    let exceptions: Vec<String> = drift.iter().map(|(t, d)| format!("{t} {d}")).collect();
+                    let exceptions = if exceptions.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", exceptions.join(", "))
+                    };
+                    format!("compare row counts with the snapshot (allowed drift {default_drift}{exceptions})")
+                }
+                SqlCheck::Assert { query, expect } => format!("assert ({query}) {expect}"),
+            };
+            let mode = if *read_only { "read-only" } else { "read-write" };
+            format!("sql {database} ({connection}, {mode}): {what}")
+        }
+        StepAction::Notify { channel, text } => match channel {
+            Some(channel) => format!("post to {channel}: {text}"),
+            None => format!("post in the thread: {text}"),
+        },
+        StepAction::StatusPage { status, message } => format!("status page → {status}: {message}"),
+    }
+}
+
+/// Text inside a code block: escaped, and unable to close the block early.
+fn code_block(text: &str) -> String {
+    format!("```{}```", escape(text).replace("```", "`\u{200b}``"))
+}
+
+pub fn plan_text(plan: &Plan) -> String {
+    let lines: Vec<String> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{}. {}\n   {}", i + 1, s.name, step_line(&s.action)))
+        .collect();
+    lines.join("\n")
+}
+
+/// Who may approve, as mentions: members of the approving roles, less the requester when
+/// they may not approve their own rollback.
+fn approvers(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> String {
+    let roles: Vec<String> = rollback
+        .approver_roles_now()
+        .into_iter()
+        .map(|(role, _)| role)
+        .collect();
+    let requester = (!rollback.allow_self_approval).then_some(rollback.request.requester.0.as_str());
+    members_of(&roles, directory, requester)
+}
+
+/// Everyone in `roles`, as mentions (groups as group mentions), less `except`.
+fn members_of(roles: &[String], directory: &BTreeMap<String, Vec<String>>, except: Option<&str>) -> String {
+    let members: Vec<String> = roles
+        .iter()
+        .flat_map(|role| directory.get(role).into_iter().flatten())
+        .filter(|m| Some(m.as_str()) != except)
+        .map(|m| mention(m))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if members.is_empty() {
+        "nobody (no members configured)".into()
+    } else {
+        members.join(", ")
+    }
+}
+
+/// The escalation status while a rollback awaits approval: current level, next level, expiry.
+fn ladder_line(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> Option<String> {
+    let mut parts = vec![];
+    if rollback.level > 0 {
+        let joined = &rollback.escalations.last()?.role;
+        parts.push(format!(
+            "Escalated to level {} of {} (`{}` joined).",
+            rollback.level,
+            rollback.ladder.len(),
+            escape(joined)
+        ));
+    }
+    if let Some((_, next, at)) = rollback.next_level() {
+        parts.push(format!(
+            "Next: `{}` ({}) joins at {} if nobody approves; *Escalate now* brings them in at once.",
+            escape(&next.role),
+            members_of(std::slice::from_ref(&next.role), directory, None),
+            hhmm(at)
+        ));
+    }
+    if let Some(at) = rollback.expires_at {
+        parts.push(format!("Expires at {} unapproved.", hhmm(at)));
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+fn role_names(roles: &[String]) -> String {
+    roles
+        .iter()
+        .map(|r| format!("`{}`", escape(r)))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+fn headline(rollback: &Rollback) -> String {
+    let target = rollback
+        .request
+        .target
+        .as_deref()
+        .map(|t| format!(" to {t}"))
+        .unwrap_or_default();
+    let drill = if rollback.request.drill { "🧪 DRILL · " } else { "" };
+    format!(
+        "{drill}Rollback {}: {}{}",
+        rollback.id, rollback.request.service, target
+    )
+}
+
+const DRILL_NOTE: &str = "🧪 *This is a drill.* Approvals, escalation and gates work as in a real rollback, but no step is executed (each shows what it would run, or runs its drill override), and neither the status page nor the stakeholder channels hear of it.";
+
+fn state_line(rollback: &Rollback) -> String {
+    let total = rollback.plan.steps.len();
+    match &rollback.state {
+        State::AwaitingApproval => format!(
+            "⏳ *Awaiting approval*: {} of {} so far. Next: an approver below clicks *Approve* to run the plan exactly as shown.",
+            rollback.valid_approvals(),
+            rollback.approvals_required
+        ),
+        State::Queued => "▶️ *Approved*: starting the runbook now.".into(),
+        State::Running => {
+            let current = rollback.steps.last().map(|s| s.index).unwrap_or(0);
+            let name = step_name(rollback, current);
+            format!(
+                "🔄 *Running* step {} of {total}: {name}. Output goes to the thread.",
+                current + 1
+            )
+        }
+        State::Succeeded => {
+            let took = rollback
+                .elapsed()
+                .map(|d| format!(" in {}", duration_text(d.num_milliseconds().max(0) as u64)))
+                .unwrap_or_default();
+            format!("✅ *Succeeded*: all {total} steps ran{took}.")
+        }
+        State::Failed { step, reason } => {
+            let name = step_name(rollback, *step);
+            format!(
+                "❌ *Failed* at step {} of {total}, *{name}*: {}. The steps after it did not run. Output is in the thread.",
+                step + 1,
+                escape(reason)
+            )
+        }
+        State::Rejected { by, reason } => {
+            let why = reason
+                .as_deref()
+                .map(|r| format!(": “{}”", escape(r)))
+                .unwrap_or_default();
+            format!("🚫 *Rejected* by {}{why}. Nothing ran.", user(by))
+        }
+        State::Cancelled { by } => format!("🛑 *Cancelled* by {}. Nothing ran.", user(by)),
+        State::Paused { step } => {
+            let paused = &rollback.plan.steps[*step];
+            let (n, name) = (step + 1, escape(&paused.name));
+            match (&paused.confirm, &paused.action) {
+                (Some(phrase), _) => format!(
+                    "⏸️ *Paused before step {n} of {total}, {name}*: it is destructive. Next: click *Confirm…* and type `{}` exactly to run it, or *Abort*.",
+                    escape(phrase)
+                ),
+                (None, StepAction::Gate { message }) => format!(
+                    "⏸️ *Paused at step {n} of {total}, {name}*: {}. Next: *Continue* runs the rest; *Abort* stops here.",
+                    escape(message)
+                ),
+                (None, _) => format!("⏸️ *Paused* before step {n} of {total}, {name}."),
+            }
+        }
+        State::Expired => {
+            let waited = rollback
+                .expires_at
+                .map(|at| at - rollback.requested_at)
+                .and_then(|d| d.to_std().ok());
+            let waited = waited
+                .map(|d| format!(" within {}", humantime::format_duration(d)))
+                .unwrap_or_default();
+            format!("⌛ *Expired*: nobody approved it{waited}. Nothing ran. Request it again if it is still needed.")
+        }
+        State::Interrupted { step } => {
+            let name = step_name(rollback, *step);
+            let retry = if rollback.plan.steps[*step].confirm.is_some() {
+                "*Retry step* asks for its confirmation phrase again, then runs it"
+            } else {
+                "*Retry step* runs it again"
+            };
+            format!(
+                "⚠️ *Interrupted* at step {} of {total}, *{name}*: the rollbot process running it stopped. That attempt is not running any more (a step is stopped when its process can no longer renew its lease), but whether it took effect is unknown. Check it, then choose: {retry}, *Skip step* goes on with the next step, *Abort* stops here.",
+                step + 1
+            )
+        }
+        State::Aborted { step, by } => {
+            let name = step_name(rollback, *step);
+            format!(
+                "🛑 *Aborted* by {} at step {} of {total}, *{name}*. The steps from there on did not run.",
+                user(by),
+                step + 1
+            )
+        }
+    }
+}
+
+/// A step's name, escaped, by its index.
+fn step_name(rollback: &Rollback, index: usize) -> String {
+    rollback
+        .plan
+        .steps
+        .get(index)
+        .map(|s| escape(&s.name))
+        .unwrap_or_default()
+}
+
+fn step_icon(rollback: &Rollback, index: usize) -> &'static str {
+    match rollback.steps.iter().rev().find(|s| s.index == index) {
+        None => "▫️",
+        Some(s) => match &s.result {
+            None => "🔄",
+            Some(r) if r.outcome == StepOutcome::Succeeded => "✅",
+            Some(r) if r.outcome == StepOutcome::Interrupted => "⚠️",
+            Some(_) => "❌",
+        },
+    }
+}
+
+fn section(text: String) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&text, MAX_SECTION_CHARS)}})
+}
+
+fn context(text: String) -> Value {
+    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&text, MAX_SECTION_CHARS)}]})
+}
+
+/// The dialog Slack shows before a retry: the interrupted attempt may have done its work.
+fn retry_confirm(rollback: &Rollback, index: usize) -> Value {
+    let step = &rollback.plan.steps[index];
+    let phrase = if step.confirm.is_some() {
+        " You will be asked for its confirmation phrase again before it runs."
+    } else {
+        ""
+    };
+    json!({
+        "title": {"type": "plain_text", "text": "Run this step again?"},
+        "text": {"type": "plain_text", "text": truncate(&format!(
+            "Step {} “{}” may already have taken effect before it was interrupted. Check it first: running it again repeats it.{phrase}",
+            index + 1,
+            step.name
+        ), 300)},
+        "confirm": {"type": "plain_text", "text": "Retry step"},
+        "deny": {"type": "plain_text", "text": "Not yet"},
+        "style": "danger",
+    })
+}
+
+fn button(action_id: &str, label: &str, value: impl std::fmt::Display, style: Option<&str>) -> Value {
+    let mut button = json!({
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": label},
+        "value": value.to_string(),
+    });
+    if let Some(style) = style {
+        button["style"] = json!(style);
+    }
+    button
+}
+
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod tests;

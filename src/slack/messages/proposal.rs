@@ -1,0 +1,195 @@
+//! A proposal's card: what the alerts say, and Start or Dismiss.
+use super::*;
+
+/// What a proposal's card needs besides the proposal: the plan it would freeze (or why none),
+/// and what its severity asks for.
+pub struct ProposalContext<'a> {
+    pub plan: &'a Result<Plan, Refusal>,
+    pub approvals: u32,
+    pub approver_roles: &'a [String],
+}
+
+/// A link for mrkdwn: only http(s), escaped, and unable to break out of its `<…|…>`.
+pub(super) fn link(url: &str, label: &str) -> Option<String> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return None;
+    }
+    let url = escape(url).replace('|', "%7C");
+    Some(format!("<{url}|{}>", escape(label)))
+}
+
+pub(super) fn day_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// Most alerts a card lists; the rest are counted.
+pub(super) const PROPOSAL_ALERTS_SHOWN: usize = 5;
+
+/// The "Proposed rollback" card of an alert group: what fired, the plan a start would freeze,
+/// and what the buttons do. Start disappears once the alert resolves or someone decided.
+pub fn proposal_card(proposal: &Proposal, context_of: &ProposalContext) -> Message {
+    let id = proposal.id;
+    let headline = format!("Proposed rollback: {}", proposal.service);
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": {"type": "plain_text", "text": truncate(&headline, MAX_HEADER_CHARS), "emoji": true}
+    })];
+    blocks.push(context(format!(
+        "*{id}* from Alertmanager. Nothing runs unless someone starts it and the policy's approvals are given."
+    )));
+
+    // One section per alert, each cut before escaping, so no alert can crowd out the others.
+    for alert in proposal.alerts.iter().take(PROPOSAL_ALERTS_SHOWN) {
+        let icon = if alert.firing { "🔥" } else { "✅" };
+        let mut line = format!("{icon} *{}*", escape(&truncate(&alert.name, 100)));
+        match (alert.firing, alert.starts_at, alert.ends_at) {
+            (true, Some(start), _) => line.push_str(&format!(" firing since {}", day_time(start))),
+            (true, None, _) => line.push_str(" firing"),
+            (false, _, Some(end)) => line.push_str(&format!(" resolved at {}", day_time(end))),
+            (false, _, None) => line.push_str(" resolved"),
+        }
+        if let Some(summary) = &alert.summary {
+            line.push_str(&format!(": {}", escape(&truncate(summary, 300))));
+        }
+        if let Some(source) = alert
+            .source
+            .as_deref()
+            .filter(|u| u.len() <= 1000)
+            .and_then(|u| link(u, "source"))
+        {
+            line.push_str(&format!(" ({source})"));
+        }
+        blocks.push(section(line));
+    }
+    let hidden = proposal.alerts.len().saturating_sub(PROPOSAL_ALERTS_SHOWN) as u64 + proposal.truncated;
+    if hidden > 0 {
+        blocks.push(context(format!("…and {hidden} more alert(s) in this group.")));
+    }
+
+    let labels: Vec<String> = proposal.common_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let runbook = match context_of.plan {
+        Ok(plan) => format!("`{}`", escape(&plan.runbook)),
+        Err(_) => "(none)".into(),
+    };
+    let fields = [
+        format!("*Service*\n{}", escape(&proposal.service)),
+        format!("*Severity*\n{}", severity_label(proposal.severity)),
+        format!(
+            "*Target*\n{}",
+            proposal
+                .target
+                .as_deref()
+                .map(|t| escape(&truncate(t, 200)))
+                .unwrap_or_else(|| "(not in the alert)".into())
+        ),
+        format!("*Runbook*\n{runbook}"),
+        format!(
+            "*Labels*\n{}",
+            if labels.is_empty() {
+                "(none in common)".into()
+            } else {
+                // Escaping may grow the text fivefold; a field holds 2000 characters.
+                code_block(&truncate(&labels.join(" "), 350))
+            }
+        ),
+    ];
+    blocks.push(json!({
+        "type": "section",
+        "fields": fields.iter().map(|f| json!({"type": "mrkdwn", "text": f})).collect::<Vec<_>>()
+    }));
+    match context_of.plan {
+        Ok(plan) => blocks.push(section(format!(
+            "*Plan that would run* (runbook `{}`, digest `{}`):\n{}",
+            escape(&plan.runbook),
+            plan.short_digest(),
+            code_block(&plan_text(plan))
+        ))),
+        Err(why) => blocks.push(section(format!(
+            "*No plan can be built from this alert:* {}",
+            refusal(why).text
+        ))),
+    }
+
+    let open = proposal.resolved_at.is_none() && proposal.decision.is_none();
+    match (&proposal.decision, proposal.rollback) {
+        (Some(Decision::Started { by, at }), Some(rollback)) if by.0 == crate::domain::SYSTEM_USER => {
+            blocks.push(section(format!(
+                "▶️ rollbot filed *{rollback}* from this alert at {} (this service files requests automatically). It waits for approval on its own card.",
+                hhmm(*at)
+            )))
+        }
+        (Some(Decision::Started { by, at }), Some(rollback)) => blocks.push(section(format!(
+            "▶️ {} started *{rollback}* from this alert at {}. Follow it on its own card.",
+            user(by),
+            hhmm(*at)
+        ))),
+        (Some(Decision::Dismissed { by, at }), _) => blocks.push(section(format!(
+            "🔕 Dismissed by {} at {}. To roll back anyway, use `/rollback`.",
+            user(by),
+            hhmm(*at)
+        ))),
+        _ => {}
+    }
+    if let Some(at) = proposal.resolved_at {
+        blocks.push(section(format!(
+            "✅ *The alert resolved* at {}.{}",
+            hhmm(at),
+            if proposal.decision.is_none() {
+                " Start is no longer offered."
+            } else {
+                ""
+            }
+        )));
+    }
+    if let Some(why) = &proposal.auto_request_skipped
+        && proposal.decision.is_none()
+    {
+        blocks.push(context(format!("Not filed automatically: {why}")));
+    }
+    if open {
+        let mut buttons = vec![];
+        if context_of.plan.is_ok() {
+            buttons.push(button("start_proposal", "Start rollback", id, Some("primary")));
+        }
+        buttons.push(button("dismiss_proposal", "Dismiss", id, None));
+        blocks.push(json!({"type": "actions", "block_id": format!("proposal:{id}"), "elements": buttons}));
+        let start = if context_of.plan.is_err() {
+            "*Start rollback* is not offered: the plan above cannot be built from this alert; use `/rollback` with a target.".to_owned()
+        } else if context_of.approvals == 0 {
+            format!(
+                "*Start rollback* files this as your request. 🚨 At {} severity it runs *at once, without approval*, and flags a post-incident review.",
+                proposal.severity
+            )
+        } else {
+            format!(
+                "*Start rollback* files this as your request; nothing runs until {} approval(s) from {} on its card.",
+                context_of.approvals,
+                role_names(context_of.approver_roles)
+            )
+        };
+        blocks.push(context(format!("{start} *Dismiss* closes the proposal for everyone.")));
+    }
+    blocks.push(context(format!(
+        "Notified {} time(s); first at {}, last at {}.",
+        proposal.notifications,
+        hhmm(proposal.first_seen),
+        hhmm(proposal.last_seen)
+    )));
+    if let Some(url) = proposal.external_url.as_deref().and_then(|u| link(u, "Alertmanager")) {
+        blocks.push(context(format!("Group in {url}")));
+    }
+    let lead = proposal.lead_alert().map_or("an alert", |a| a.name.as_str());
+    let state = match (&proposal.decision, proposal.resolved_at) {
+        (Some(Decision::Started { .. }), _) => "started",
+        (Some(Decision::Dismissed { .. }), _) => "dismissed",
+        (None, Some(_)) => "resolved",
+        (None, None) => "firing",
+    };
+    Message {
+        text: truncate(
+            &format!("{headline} ({id}): {} {state}", escape(lead)),
+            MAX_SECTION_CHARS,
+        ),
+        blocks,
+    }
+}

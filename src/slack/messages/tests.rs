@@ -1,0 +1,529 @@
+use super::*;
+use crate::domain::fixtures::*;
+use crate::domain::proposal::ProposalId;
+use crate::domain::{Action, Actor, ChannelId, StepOutcome};
+
+fn card_json(story: &Story) -> Value {
+    serde_json::to_value(card(&story.rollback, &directory(), false)).unwrap()
+}
+
+/// How each step kind reads on the card, in plans and in the thread, secrets as references.
+#[test]
+fn every_step_kind_as_people_read_it() {
+    use crate::domain::plan::{Drift, PlanStep, SqlCheck};
+    let sql = |check| StepAction::Sql {
+        database: "orders".into(),
+        connection: "${env:ORDERS_DATABASE_URL}".into(),
+        check,
+        read_only: true,
+        timeout_secs: 30,
+    };
+    let steps = vec![
+        StepAction::Http {
+            method: "PATCH".into(),
+            url: "https://app.launchdarkly.com/api/v2/flags/shop/new-checkout".into(),
+            headers: BTreeMap::from([("Authorization".into(), "${env:LD_TOKEN}".into())]),
+            body: Some(r#"{"instructions":[{"kind":"turnFlagOff"}]}"#.into()),
+            expect_status: vec![200, 204],
+            timeout_secs: 30,
+        },
+        StepAction::Health {
+            url: "https://checkout.example.com/healthz".into(),
+            expect_status: 200,
+            body_contains: Some("ok".into()),
+            within_secs: 120,
+            every_ms: 5000,
+        },
+        sql(SqlCheck::Snapshot {
+            tables: vec![],
+            schema: Some("public".into()),
+        }),
+        sql(SqlCheck::Compare {
+            default_drift: Drift::Rows(0),
+            drift: BTreeMap::from([("audit_log".into(), Drift::Percent(10))]),
+        }),
+        sql(SqlCheck::Assert {
+            query: "SELECT count(*) FROM pg_constraint WHERE contype = 'f'".into(),
+            expect: ">= 3".into(),
+        }),
+        StepAction::Notify {
+            channel: Some("C0STATUS".into()),
+            text: "checkout-api <goes> into maintenance".into(),
+        },
+        StepAction::StatusPage {
+            status: "monitoring".into(),
+            message: "We are watching.".into(),
+        },
+    ];
+    let mut story = Story::requested(Severity::High, None);
+    story.rollback.plan.steps = steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| PlanStep::new(format!("Step {}", i + 1), a))
+        .collect();
+    insta::assert_snapshot!(plan_text(&story.rollback.plan));
+    insta::assert_snapshot!(notify_step(&story.rollback, "checkout-api <goes> & comes back").text);
+}
+
+#[test]
+fn a_drill_is_marked_on_its_card_and_its_steps() {
+    let mut story = Story::requested(Severity::High, None);
+    story.rollback.request.drill = true;
+    insta::assert_json_snapshot!(card_json(&story));
+    insta::assert_snapshot!(step_started(&story.rollback, 0).text);
+    let rehearsed = StepResult {
+        outcome: StepOutcome::Rehearsed,
+        ..Default::default()
+    };
+    insta::assert_snapshot!(step_finished(&story.rollback, 0, &rehearsed).text);
+}
+
+#[test]
+fn card_awaiting_approval() {
+    insta::assert_json_snapshot!(card_json(&Story::requested(Severity::High, Some("bad deploy"))));
+}
+
+#[test]
+fn card_approved_and_queued() {
+    insta::assert_json_snapshot!(card_json(
+        &Story::requested(Severity::Medium, None).act(&actor(TEAM_LEAD), Action::Approve)
+    ));
+}
+
+#[test]
+fn card_running_and_its_thread() {
+    let story = Story::requested(Severity::High, None)
+        .approved()
+        .act(&Actor::system(), Action::StartRun)
+        .step(0, ok_result("deployment.apps/checkout-api rolled back"))
+        .act(&Actor::system(), Action::StartStep { index: 1 });
+    insta::assert_json_snapshot!(card_json(&story));
+    insta::assert_snapshot!(step_started(&story.rollback, 1).text);
+    insta::assert_snapshot!(
+        step_finished(
+            &story.rollback,
+            0,
+            &ok_result("deployment.apps/checkout-api rolled back")
+        )
+        .text
+    );
+}
+
+#[test]
+fn card_succeeded() {
+    let story = Story::requested(Severity::High, None)
+        .approved()
+        .act(&Actor::system(), Action::StartRun)
+        .step(0, ok_result(""))
+        .step(1, ok_result(""));
+    insta::assert_json_snapshot!(card_json(&story));
+    insta::assert_snapshot!(run_finished(&story.rollback).text);
+}
+
+#[test]
+fn card_interrupted_asks_before_a_retry_and_a_late_result_stays_late() {
+    let story = Story::requested(Severity::High, None)
+        .approved()
+        .act(&Actor::system(), Action::StartRun)
+        .act(&Actor::system(), Action::StartStep { index: 0 })
+        .act(&Actor::system(), Action::Interrupt);
+    insta::assert_json_snapshot!(card_json(&story));
+    insta::assert_snapshot!(interrupted(&story.rollback, 0).text);
+    let late = StepResult {
+        outcome: StepOutcome::Interrupted,
+        detail: Some(
+            "stopped by the rollbot process running it: the execution lease could not be renewed in time".into(),
+        ),
+        output_tail: "Waiting for deployment \"checkout-api\" rollout to finish".into(),
+        ..Default::default()
+    };
+    insta::assert_snapshot!(late_result(&story.rollback, 0, &late).text);
+}
+
+#[test]
+fn card_failed_says_which_step_and_why() {
+    let story = Story::requested(Severity::High, None)
+        .approved()
+        .act(&Actor::system(), Action::StartRun)
+        .step(0, failed_result(1, "error: deployment \"checkout-api\" not found"));
+    insta::assert_json_snapshot!(card_json(&story));
+    insta::assert_snapshot!(
+        step_finished(
+            &story.rollback,
+            0,
+            &failed_result(1, "error: deployment \"checkout-api\" not found")
+        )
+        .text
+    );
+    let timed_out = StepResult {
+        outcome: StepOutcome::TimedOut,
+        exit_code: None,
+        duration_ms: 120_000,
+        output_tail: "Waiting for deployment rollout to finish".into(),
+        detail: None,
+        ..Default::default()
+    };
+    insta::assert_snapshot!(step_finished(&story.rollback, 0, &timed_out).text);
+}
+
+#[test]
+fn card_rejected_and_cancelled() {
+    let rejected = Story::requested(Severity::High, None).act(
+        &actor(ON_CALL),
+        Action::Reject {
+            reason: Some("the deploy is not the cause".into()),
+        },
+    );
+    insta::assert_json_snapshot!(card_json(&rejected));
+    let cancelled = Story::requested(Severity::High, None).act(&actor(REQUESTER), Action::Cancel);
+    insta::assert_snapshot!(state_line(&cancelled.rollback));
+}
+
+#[test]
+fn card_critical() {
+    insta::assert_json_snapshot!(card_json(&Story::requested(Severity::Critical, None)));
+}
+
+#[test]
+fn private_answers() {
+    let story = Story::requested(Severity::High, Some("bad deploy"));
+    insta::assert_snapshot!(request_acknowledged(&story.rollback, &directory()).text);
+    insta::assert_snapshot!(help().text);
+    insta::assert_snapshot!(plan_preview(&plan()).text);
+    insta::assert_snapshot!(status(&story.rollback).text);
+    insta::assert_snapshot!(list(&[story.rollback.clone()]).text);
+    insta::assert_snapshot!(internal_error("1a2b3c4d").text);
+    insta::assert_snapshot!(request_outcome_unknown("1a2b3c4d").text);
+}
+
+#[test]
+fn every_refusal_says_why_and_what_next() {
+    let id = RollbackId(7);
+    let refusals = vec![
+        Refusal::WrongWorkspace,
+        Refusal::WrongChannel {
+            allowed: vec![ChannelId("C0INCIDENTS".into())],
+        },
+        Refusal::LivesInAnotherChannel {
+            what: "RB-7".into(),
+            channel: ChannelId("C0INCIDENTS".into()),
+        },
+        Refusal::NotARequester {
+            roles: vec!["on_call".into()],
+        },
+        Refusal::ReasonRequired {
+            severity: Severity::Low,
+        },
+        Refusal::ReasonTooLong { max: 500 },
+        Refusal::TooManyOpenRequests {
+            open: vec![RollbackId(3), RollbackId(4), RollbackId(9)],
+        },
+        Refusal::LockHeld {
+            open: RollbackId(3),
+            service: "checkout-api".into(),
+            state: State::Running,
+            requester: UserId("U0ALICE".into()),
+            card: Some(("C0INCIDENTS".into(), "1700000000.000100".into())),
+        },
+        Refusal::UnknownService {
+            service: "chekout".into(),
+            suggestion: Some("checkout-api".into()),
+            known: vec![],
+        },
+        Refusal::UnknownService {
+            service: "x".into(),
+            suggestion: None,
+            known: vec!["checkout-api".into()],
+        },
+        Refusal::UnknownRunbook {
+            service: "checkout-api".into(),
+            runbook: "ansible".into(),
+            known: vec!["kubernetes".into()],
+        },
+        Refusal::TargetNotTaken {
+            runbook: "flags".into(),
+        },
+        Refusal::MissingParam {
+            runbook: "kubernetes".into(),
+            name: "target".into(),
+            help: Some("revision".into()),
+        },
+        Refusal::ParamMismatch {
+            name: "target".into(),
+            value: "<b>".into(),
+            pattern: "[0-9]+".into(),
+            help: None,
+        },
+        Refusal::UnknownParam {
+            runbook: "kubernetes".into(),
+            name: "x".into(),
+        },
+        Refusal::PlanTemplate {
+            step: "Undo".into(),
+            detail: "`{{ vars.x }}` is undefined".into(),
+        },
+        Refusal::NoSuchRollback { id: Some(id) },
+        Refusal::SelfApproval { id },
+        Refusal::NotAnApprover {
+            id,
+            severity: Severity::High,
+            roles: vec!["on_call".into(), "devops_lead".into()],
+        },
+        Refusal::AlreadyApprovedByYou { id, needed: 2, have: 1 },
+        Refusal::NotAwaitingApproval {
+            id,
+            state: State::Running,
+            approved_by: vec![UserId(ON_CALL.into())],
+        },
+        Refusal::RequesterCannotReject { id },
+        Refusal::NotCancellable {
+            id,
+            state: State::Succeeded,
+        },
+        Refusal::NotAllowedToCancel { id },
+        Refusal::ApprovalsDoNotMatchPlan {
+            id,
+            valid: 0,
+            needed: 1,
+        },
+        Refusal::SystemOnly,
+        Refusal::MembershipUnknown {
+            id: Some(id),
+            roles: vec!["on_call".into()],
+        },
+        Refusal::NoHigherLevel { id },
+        Refusal::NotAllowedToEscalate { id },
+        Refusal::NotPaused {
+            id,
+            state: State::Succeeded,
+        },
+        Refusal::StaleStep {
+            id,
+            clicked: 1,
+            waiting: 2,
+        },
+        Refusal::NotAllowedAtGate { id },
+        Refusal::WrongPhrase { id },
+        Refusal::AutomaticRequestNeedsApproval {
+            severity: Severity::Critical,
+        },
+        Refusal::NoSuchProposal { id: ProposalId(3) },
+        Refusal::ProposalResolved {
+            id: ProposalId(3),
+            service: "checkout-api".into(),
+        },
+        Refusal::ProposalDismissed {
+            id: ProposalId(3),
+            by: UserId(ON_CALL.into()),
+        },
+        Refusal::ProposalStarted {
+            id: ProposalId(3),
+            rollback: id,
+            by: UserId(REQUESTER.into()),
+        },
+    ];
+    let text: Vec<String> = refusals.iter().map(|r| refusal(r).text).collect();
+    insta::assert_snapshot!(text.join("\n"));
+}
+
+/// Finds every text in a message and checks Block Kit's limits on it.
+fn assert_within_block_kit_limits(message: &Message) {
+    assert!(message.blocks.len() <= 50, "{} blocks", message.blocks.len());
+    for block in &message.blocks {
+        let kind = block["type"].as_str().unwrap();
+        if kind == "header" {
+            assert!(block["text"]["text"].as_str().unwrap().chars().count() <= MAX_HEADER_CHARS);
+        }
+        if let Some(text) = block["text"]["text"].as_str() {
+            assert!(
+                text.chars().count() <= MAX_SECTION_CHARS,
+                "{kind} text of {} chars",
+                text.chars().count()
+            );
+        }
+        for field in block["fields"].as_array().into_iter().flatten() {
+            assert!(field["text"].as_str().unwrap().chars().count() <= 2000);
+        }
+        for element in block["elements"].as_array().into_iter().flatten() {
+            if let Some(value) = element["value"].as_str() {
+                assert!(value.len() <= 2000);
+            }
+            if let Some(text) = element["text"].as_str() {
+                assert!(text.chars().count() <= MAX_SECTION_CHARS);
+            }
+        }
+    }
+}
+
+fn proposal_json(proposal: &Proposal, severity: Severity) -> Value {
+    let policy = policy().severity(severity);
+    let plan = Ok(plan());
+    let message = proposal_card(
+        proposal,
+        &ProposalContext {
+            plan: &plan,
+            approvals: policy.approvals,
+            approver_roles: &policy.approvers,
+        },
+    );
+    assert_within_block_kit_limits(&message);
+    serde_json::to_value(message).unwrap()
+}
+
+fn firing_proposal() -> Proposal {
+    let mut proposal = Proposal::observe(None, &alert_group(true, 2), at(0)).unwrap();
+    proposal.id = ProposalId(3);
+    proposal
+}
+
+#[test]
+fn proposal_card_firing_offers_start_and_dismiss() {
+    insta::assert_json_snapshot!(proposal_json(&firing_proposal(), Severity::High));
+}
+
+#[test]
+fn proposal_card_after_people_or_the_alert_decided() {
+    let proposal = firing_proposal();
+    let started = Proposal {
+        decision: Some(Decision::Started {
+            by: UserId(REQUESTER.into()),
+            at: at(2),
+        }),
+        rollback: Some(RollbackId(7)),
+        ..proposal.clone()
+    };
+    let dismissed = Proposal {
+        decision: Some(Decision::Dismissed {
+            by: UserId(ON_CALL.into()),
+            at: at(2),
+        }),
+        ..proposal.clone()
+    };
+    let resolved = Proposal::observe(Some(&proposal), &alert_group(false, 2), at(20)).unwrap();
+    let skipped = Proposal {
+        auto_request_skipped: Some(
+            refusal(&Refusal::AutomaticRequestNeedsApproval {
+                severity: Severity::Critical,
+            })
+            .text,
+        ),
+        severity: Severity::Critical,
+        ..proposal.clone()
+    };
+    let texts: Vec<String> = [
+        (&started, Severity::High),
+        (&dismissed, Severity::High),
+        (&resolved, Severity::High),
+        (&skipped, Severity::Critical),
+    ]
+    .into_iter()
+    .map(|(p, severity)| {
+        let card = proposal_json(p, severity);
+        let buttons: Vec<&str> = card["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|b| b["elements"].as_array().into_iter().flatten())
+            .filter_map(|e| e["action_id"].as_str())
+            .collect();
+        let lines: Vec<&str> = card["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|b| b["text"]["text"].as_str().or(b["elements"][0]["text"].as_str()))
+            .collect();
+        format!("{}\nbuttons: {buttons:?}\n{}", card["text"], lines.join("\n"))
+    })
+    .collect();
+    insta::assert_snapshot!(texts.join("\n\n---\n\n"));
+}
+
+#[test]
+fn proposal_card_without_a_plan_offers_only_dismiss() {
+    let plan = Err(Refusal::MissingParam {
+        runbook: "kubernetes".into(),
+        name: "target".into(),
+        help: Some("revision".into()),
+    });
+    let message = proposal_card(
+        &firing_proposal(),
+        &ProposalContext {
+            plan: &plan,
+            approvals: 1,
+            approver_roles: &["on_call".into()],
+        },
+    );
+    let json = serde_json::to_string(&message).unwrap();
+    assert!(json.contains("No plan can be built from this alert:* Runbook `kubernetes` needs `target`"));
+    assert!(!json.contains("start_proposal") && json.contains("dismiss_proposal"));
+}
+
+#[test]
+fn a_proposal_from_a_storm_of_huge_alerts_stays_inside_block_kit_limits() {
+    let mut group = alert_group(true, 20);
+    for alert in &mut group.alerts {
+        alert.summary = Some("<&>".repeat(2000));
+        alert.name = "N".repeat(500);
+    }
+    group.common_labels = (0..200).map(|i| (format!("label{i}"), "&".repeat(100))).collect();
+    group.target = Some("4".repeat(5000));
+    group.truncated = 480;
+    let proposal = Proposal::observe(None, &group, at(0)).unwrap();
+    let json = proposal_json(&proposal, Severity::High).to_string();
+    assert!(json.contains("…and 495 more alert(s) in this group."));
+    assert!(json.contains("… (truncated)"));
+}
+
+#[test]
+fn huge_content_stays_inside_block_kit_limits_with_a_visible_marker() {
+    let mut story = Story::requested(Severity::High, Some(&"why ".repeat(120)));
+    story.rollback.request.reason = Some("r".repeat(5000));
+    story.rollback.request.target = Some("9".repeat(400));
+    for i in 0..40 {
+        let mut step = story.rollback.plan.steps[0].clone();
+        step.name = format!("step {i} {}", "n".repeat(100));
+        story.rollback.plan.steps.push(step);
+    }
+    let message = card(&story.rollback, &directory(), false);
+    assert_within_block_kit_limits(&message);
+    assert!(serde_json::to_string(&message).unwrap().contains("… (truncated)"));
+
+    let huge_output = "line of output\n".repeat(1000);
+    let finished = step_finished(&story.rollback, 0, &ok_result(&huge_output));
+    assert!(finished.text.chars().count() <= MAX_SECTION_CHARS);
+    assert!(finished.text.contains("(earlier output truncated)"));
+    assert!(
+        finished.text.trim_end_matches("```").ends_with("line of output\n"),
+        "the end of the output is kept"
+    );
+}
+
+#[test]
+fn modals_are_valid_slack_views() {
+    let story = Story::requested_with(policy(), Severity::High, None);
+    let mut paused = story.rollback.clone();
+    paused.plan = plan_with_gates();
+    let typed = crate::grammar::RequestArgs {
+        service: "checkout-api".into(),
+        target: Some("41".into()),
+        reason: Some("bad <deploy>".into()),
+        ..Default::default()
+    };
+    let request = request_modal(&["checkout-api", "payments"], &typed, "C0INCIDENTS");
+    insta::assert_json_snapshot!(request);
+    for view in [reject_modal(RollbackId(1)), confirm_modal(&paused, 3), request] {
+        let parsed: Result<slack_morphism::prelude::SlackView, _> = serde_json::from_value(view.clone());
+        assert!(parsed.is_ok(), "{:?}\n{view:#}", parsed.err());
+    }
+    insta::assert_json_snapshot!(confirm_modal(&paused, 3));
+}
+
+#[test]
+fn escaping_leaves_no_markup_from_user_text() {
+    assert_eq!(escape("<!channel> & <@U1|x>"), "&lt;!channel&gt; &amp; &lt;@U1|x&gt;");
+    assert_eq!(
+        code_block("a```b"),
+        "```a`\u{200b}``b```",
+        "user text cannot close a code block"
+    );
+}

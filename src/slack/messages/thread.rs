@@ -1,0 +1,295 @@
+//! The card's thread: each step's start and end, pauses, escalations, announcements.
+use super::*;
+
+pub fn step_started(rollback: &Rollback, index: usize) -> Message {
+    let step = &rollback.plan.steps[index];
+    let (icon, verb, action) = match (rollback.request.drill, &step.drill) {
+        (false, _) => ("▶️", "started", &step.action),
+        (true, None) => ("🧪", "is not run in a drill; it would run", &step.action),
+        (true, Some(instead)) => ("🧪", "runs its drill override instead", instead.as_ref()),
+    };
+    Message::plain(format!(
+        "{icon} Step {}/{} *{}* {verb}\n{}",
+        index + 1,
+        rollback.plan.steps.len(),
+        escape(&step.name),
+        code_block(&step_line(action))
+    ))
+}
+
+pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> Message {
+    let step = &rollback.plan.steps[index];
+    let exit = result.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
+    let (icon, verb) = match result.outcome {
+        StepOutcome::Succeeded => ("✅", "succeeded".to_owned()),
+        StepOutcome::Failed => ("❌", "failed".to_owned()),
+        StepOutcome::TimedOut => ("⏱️", "timed out and was killed".to_owned()),
+        StepOutcome::Interrupted => ("⚠️", "was interrupted".to_owned()),
+        StepOutcome::Rehearsed => ("🧪", "was not run (drill)".to_owned()),
+        StepOutcome::CouldNotStart => (
+            "❌",
+            format!(
+                "could not start ({})",
+                escape(result.detail.as_deref().unwrap_or("unknown error"))
+            ),
+        ),
+    };
+    let attempts = match result.attempts {
+        Some(n) if n > 1 => format!(", {n} attempts"),
+        _ => String::new(),
+    };
+    let took = if result.outcome == StepOutcome::Rehearsed {
+        String::new()
+    } else {
+        format!(" after {}", duration_text(result.duration_ms))
+    };
+    let mut head = format!(
+        "{icon} Step {}/{} *{}* {verb}{took}{exit}{attempts}",
+        index + 1,
+        rollback.plan.steps.len(),
+        escape(&step.name),
+    );
+    if let Some(detail) = result
+        .detail
+        .as_deref()
+        .filter(|_| result.outcome != StepOutcome::CouldNotStart)
+    {
+        head += &format!("\n{}", escape(detail));
+    }
+    if !result.outcome.passed() && step.on_failure == crate::domain::plan::OnFailure::Continue {
+        head += "\n_This step may fail (`on_failure = \"continue\"`): the run goes on._";
+    }
+    // A rehearsed step ran nothing, so it has no output to speak of.
+    let output = if result.outcome == StepOutcome::Rehearsed {
+        String::new()
+    } else if result.output_tail.trim().is_empty() {
+        "\n_(no output)_".to_owned()
+    } else {
+        format!(
+            "\n{}",
+            code_block(&tail(
+                &result.output_tail,
+                MAX_SECTION_CHARS - head.chars().count() - 40
+            ))
+        )
+    };
+    Message::plain(head + &output)
+}
+
+/// A runbook's `notify` step, in its own words.
+pub fn notify_step(rollback: &Rollback, text: &str) -> Message {
+    Message::plain(truncate(
+        &format!(
+            "📣 {} ({}): {}",
+            rollback.id,
+            escape(&rollback.request.service),
+            escape(text)
+        ),
+        MAX_SECTION_CHARS,
+    ))
+}
+
+pub(super) fn minutes_seconds(d: chrono::Duration) -> String {
+    duration_text(d.num_milliseconds().max(0) as u64)
+}
+
+/// What a drill measured: how long the path took, part by part.
+pub fn drill_summary(rollback: &Rollback, history: &[crate::domain::Recorded]) -> Message {
+    let Some(t) = crate::domain::path_timings(history) else {
+        return Message::plain(format!("🧪 Drill {} ended; it has no record to time.", rollback.id));
+    };
+    let mut lines = vec![format!(
+        "🧪 *Drill {} ended: {}.* Timings:",
+        rollback.id,
+        rollback.state.name().replace('_', " ")
+    )];
+    lines.push(match t.to_first_approval {
+        Some(d) => format!("• Time to first approval: {}", minutes_seconds(d)),
+        None if rollback.approvals_required == 0 => "• No approval needed (critical)".to_owned(),
+        None => "• Nobody approved".to_owned(),
+    });
+    for (level, role, waited) in &t.levels {
+        let who = match role {
+            Some(role) => format!("level {level} (`{}`)", escape(role)),
+            None => "the severity's approvers".to_owned(),
+        };
+        lines.push(format!("• Waiting on {who}: {}", minutes_seconds(*waited)));
+    }
+    if let Some(running) = t.running {
+        lines.push(format!(
+            "• Running the runbook, gates included: {}",
+            minutes_seconds(running)
+        ));
+    }
+    lines.push(format!("• Total: {}", minutes_seconds(t.total)));
+    lines.push("Nothing was executed except drill overrides; the status page was not touched.".to_owned());
+    Message::plain(lines.join("\n"))
+}
+
+/// The thread's last word on a rollback: how it ended.
+pub fn run_finished(rollback: &Rollback) -> Message {
+    Message::plain(format!("{} {}", rollback.id, state_line(rollback)))
+}
+
+/// In the thread when a ladder level joins: its people are mentioned so they are notified.
+pub fn escalated(rollback: &Rollback, level: usize, directory: &BTreeMap<String, Vec<String>>) -> Message {
+    let Some(escalation) = rollback.escalations.iter().find(|e| e.level == level) else {
+        return Message::plain(format!("{} escalated to level {level}.", rollback.id));
+    };
+    let why = match &escalation.by {
+        Some(by) => format!("{} asked to escalate", user(by)),
+        None => {
+            let waited = (escalation.at - rollback.requested_at).to_std().unwrap_or_default();
+            format!(
+                "nobody approved for {}",
+                humantime::format_duration(std::time::Duration::from_secs(waited.as_secs() / 60 * 60))
+            )
+        }
+    };
+    Message::plain(format!(
+        "⏫ *{}* escalated to `{}` ({why}): {}, you may now approve or reject it on the card above.",
+        rollback.id,
+        escape(&escalation.role),
+        members_of(std::slice::from_ref(&escalation.role), directory, None)
+    ))
+}
+
+/// In the thread when a rollback that needs no approval starts: the whole ladder is told.
+pub fn ladder_notified(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> Message {
+    let people: Vec<String> = rollback
+        .ladder
+        .iter()
+        .map(|l| {
+            format!(
+                "`{}` ({})",
+                escape(&l.role),
+                members_of(std::slice::from_ref(&l.role), directory, None)
+            )
+        })
+        .collect();
+    Message::plain(format!(
+        "🚨 *{}* is a {} rollback and runs without approval. For awareness: {}. A post-incident review is required.",
+        rollback.id,
+        rollback.request.severity,
+        people.join(", ")
+    ))
+}
+
+/// In the thread when the run stops before a step that needs a person.
+pub fn paused(rollback: &Rollback, index: usize) -> Message {
+    Message::plain(format!("{} {}", rollback.id, state_line_for_pause(rollback, index)))
+}
+
+pub(super) fn state_line_for_pause(rollback: &Rollback, index: usize) -> String {
+    let mut paused = rollback.clone();
+    paused.state = State::Paused { step: index };
+    state_line(&paused)
+}
+
+/// In the thread when someone confirmed or passed a step.
+pub fn gate_cleared(rollback: &Rollback, index: usize, by: Option<&UserId>) -> Message {
+    let step = &rollback.plan.steps[index];
+    let verb = if step.confirm.is_some() { "confirmed" } else { "passed" };
+    let who = by.map(user).unwrap_or_else(|| "someone".into());
+    Message::plain(format!(
+        "▶️ {who} {verb} step {} *{}*; the run continues.",
+        index + 1,
+        escape(&step.name)
+    ))
+}
+
+/// A communication template filled in for this rollback. People's text is escaped for mrkdwn
+/// before it enters the template; the template itself is the team's own text.
+pub fn announcement(
+    rollback: &Rollback,
+    which: crate::templates::Announcement,
+    template: &str,
+    thread_link: &str,
+    expected_duration: Option<std::time::Duration>,
+) -> Message {
+    let variables = crate::templates::variables(rollback, thread_link, expected_duration, &escape, &|u| {
+        mention(&escape(u))
+    });
+    let drill = if rollback.request.drill { "🧪 DRILL — " } else { "" };
+    match crate::templates::render(template, &variables) {
+        Ok(text) => Message::plain(truncate(&format!("{drill}{text}"), MAX_SECTION_CHARS)),
+        // `check` refuses broken templates, so this only happens if one fails at render time.
+        Err(e) => Message::plain(format!(
+            "{} {} (the `{}` template could not be rendered: {})",
+            rollback.id,
+            state_line(rollback),
+            which.key(),
+            escape(&e)
+        )),
+    }
+}
+
+/// The status page's text for a rollback: plain text for the public, no Slack markup.
+pub fn page_text(rollback: &Rollback, template: &str) -> String {
+    let variables = crate::templates::variables(rollback, "", None, &|s| s.to_owned(), &|u| format!("@{u}"));
+    crate::templates::render(template, &variables)
+        .unwrap_or_else(|_| format!("We are working on an issue with {}.", rollback.request.service))
+}
+
+/// In the thread when the status page could not be updated: people must do it by hand.
+pub fn page_trouble(rollback: &Rollback, update: crate::domain::effects::PageUpdate, error: &str) -> Message {
+    Message::plain(format!(
+        "⚠️ The status page could not be set to *{}* for {} ({}). The rollback is not affected; please update the page by hand.",
+        update.status(),
+        rollback.id,
+        escape(&truncate(error, 300))
+    ))
+}
+
+/// Where a message in Slack can be opened from anywhere: Slack turns this into the workspace's link.
+pub fn thread_link(channel: &str, ts: &str) -> String {
+    format!("https://slack.com/archives/{channel}/p{}", ts.replace('.', ""))
+}
+
+/// In the thread when the process running a step stopped.
+pub fn interrupted(rollback: &Rollback, index: usize) -> Message {
+    let mut interrupted = rollback.clone();
+    interrupted.state = State::Interrupted { step: index };
+    Message::plain(format!("{} {}", rollback.id, state_line(&interrupted)))
+}
+
+/// In the thread when an attempt that had lost the run ended after all (its process stalled
+/// past the lease): what it did, and that it is not the step's result.
+pub fn late_result(rollback: &Rollback, index: usize, result: &StepResult) -> Message {
+    let name = step_name(rollback, index);
+    let exit = result.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
+    let detail = result
+        .detail
+        .as_deref()
+        .map(|d| format!(" ({})", escape(&truncate(d, 300))))
+        .unwrap_or_default();
+    let mut text = format!(
+        "🕰️ An earlier attempt of step {} *{name}* ended late: {}{exit}{detail}. Its process had lost the run, so this is on the record only; it is not the step's result and nothing more runs from it.",
+        index + 1,
+        result.outcome.name().replace('_', " "),
+    );
+    if !result.output_tail.is_empty() {
+        text += &format!("\n```{}```", escape(&truncate(&result.output_tail, 1500)));
+    }
+    Message::plain(text)
+}
+
+/// In the thread when someone decided about an interrupted step.
+pub fn step_decided(rollback: &Rollback, index: usize, by: &UserId, retry: bool) -> Message {
+    let step = rollback
+        .plan
+        .steps
+        .get(index)
+        .map(|s| escape(&s.name))
+        .unwrap_or_default();
+    let what = if retry {
+        "chose to run it again"
+    } else {
+        "checked it and chose to go on without it"
+    };
+    Message::plain(format!(
+        "↪️ Step {} *{step}* was interrupted; {} {what}.",
+        index + 1,
+        user(by)
+    ))
+}
