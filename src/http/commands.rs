@@ -1,0 +1,143 @@
+//! `POST /slack/commands`: `/rollback …` typed by a person, answered privately.
+use super::*;
+
+pub(super) async fn slash_command(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(delivery) = verified(&state, &headers, &body, "commands") else {
+        if is_ssl_check(&body) {
+            return StatusCode::OK.into_response();
+        }
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let command = match inbound::parse_slash_command(&body) {
+        Ok(command) => command,
+        Err(e) => {
+            return ephemeral(Message::plain(format!(
+                "rollbot could not read this command: {e}. Nothing was recorded."
+            )));
+        }
+    };
+    let span = tracing::info_span!("slash_command", user = %command.user_id, channel = %command.channel_id);
+    match handle_command(&state, &command, &delivery).instrument(span).await {
+        Ok(message) => ephemeral(message),
+        Err(e) => {
+            let reference = new_reference();
+            tracing::error!(
+                reference,
+                error = format!("{e:#}"),
+                "handling a /rollback command failed"
+            );
+            if crate::store::CommitOutcomeUnknown::caused(&e) {
+                ephemeral(messages::request_outcome_unknown(&reference))
+            } else {
+                ephemeral(messages::internal_error(&reference))
+            }
+        }
+    }
+}
+
+pub(super) async fn handle_command(
+    state: &HttpState,
+    command: &SlashCommand,
+    delivery: &Delivery,
+) -> anyhow::Result<Message> {
+    let engine = &state.engine;
+    let actor = state
+        .directory
+        .actor(&command.user_id, command.team_id.as_deref())
+        .await
+        .in_channel(&command.channel_id);
+    let parsed = match grammar::parse(&command.text) {
+        Ok(parsed) => parsed,
+        Err(e) => return Ok(messages::parse_error(&e)),
+    };
+    let with_subcommand_hint = |refusal: crate::domain::Refusal| match refusal {
+        crate::domain::Refusal::UnknownService {
+            service,
+            suggestion: None,
+            known,
+        } => crate::domain::Refusal::UnknownService {
+            suggestion: crate::domain::plan::nearest(&service, SUBCOMMANDS),
+            service,
+            known,
+        },
+        other => other,
+    };
+    Ok(match parsed {
+        Command::Help if command.text.trim().is_empty() => {
+            let args = RequestArgs::default();
+            complete_in_form(state, command, &args, "service and severity")
+                .await
+                .unwrap_or_else(messages::help)
+        }
+        Command::Help => messages::help(),
+
+        Command::Plan(args) => match engine.plan(&args) {
+            Ok(plan) => messages::plan_preview(&plan),
+            Err(refusal) => messages::refusal(&with_subcommand_hint(refusal)),
+        },
+
+        Command::Request(args) if args.severity.is_none() => {
+            complete_in_form(state, command, &args, "severity missing")
+                .await
+                .unwrap_or_else(|| messages::severity_missing(&args))
+        }
+        Command::Request(args) => match engine
+            .request(&actor, &command.channel_id, &args, Some(&delivery.0))
+            .await?
+        {
+            Ok(rollback) => messages::request_acknowledged(&rollback, &engine.config.roles),
+            Err(refusal @ Refusal::MissingParam { .. }) => complete_in_form(state, command, &args, "target missing")
+                .await
+                .unwrap_or_else(|| messages::refusal(&refusal)),
+            Err(refusal) => messages::refusal(&with_subcommand_hint(refusal)),
+        },
+        Command::Status(Some(id)) => match engine.store.load(id).await? {
+            Some(rollback) => messages::status(&rollback),
+            None => messages::not_found(id),
+        },
+        Command::Status(None) => match engine.store.recent(Some(&command.channel_id), 1).await?.first() {
+            Some(rollback) => messages::status(rollback),
+            None => messages::list(&[]),
+        },
+        Command::List { drills: false } => messages::list(&engine.store.recent(Some(&command.channel_id), 10).await?),
+        Command::List { drills: true } => {
+            messages::list(&engine.store.recent_drills(Some(&command.channel_id), 10).await?)
+        }
+
+        Command::Postmortem(id) => match engine.store.load_with_history(id).await? {
+            Some((rollback, history)) => messages::postmortem(id, &crate::postmortem::draft(&rollback, &history)),
+            None => messages::not_found(id),
+        },
+        Command::Cancel(id) => match engine.act(id, &Action::Cancel, &actor).await? {
+            Ok(_) => messages::cancelled(id),
+            Err(refusal) => messages::refusal(&refusal),
+        },
+    })
+}
+
+/// Opens the request form pre-filled with what was typed; `None` when no form could be opened
+/// (the caller answers in text instead).
+pub(super) async fn complete_in_form(
+    state: &HttpState,
+    command: &SlashCommand,
+    args: &RequestArgs,
+    missing: &str,
+) -> Option<Message> {
+    let trigger = command.trigger_id.as_deref()?;
+    let services: Vec<&str> = state
+        .engine
+        .config
+        .catalog
+        .services
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let view = messages::request_modal(&services, args, &command.channel_id);
+    match state.slack.open_view(trigger, &view).await {
+        Ok(()) => Some(messages::form_opened(missing)),
+        Err(error) => {
+            tracing::warn!(%error, "could not open the request form; answering in text");
+            None
+        }
+    }
+}

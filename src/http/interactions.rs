@@ -1,0 +1,355 @@
+//! `POST /slack/interactions`: button clicks and form submissions.
+use super::*;
+
+pub(super) async fn interaction(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(delivery) = verified(&state, &headers, &body, "interactions") else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    match inbound::parse_interaction(&body) {
+        Ok(Interaction::Button(click)) => {
+            let span =
+                tracing::info_span!("click", user = %click.user_id, action = %click.action_id, value = %click.value);
+            handle_click(&state, click).instrument(span).await
+        }
+        Ok(Interaction::Submission(submission)) => {
+            let span = tracing::info_span!("submission", user = %submission.user_id, view = %submission.callback_id);
+            handle_submission(&state, submission, &delivery).instrument(span).await
+        }
+        Ok(Interaction::Ignored { kind }) => {
+            tracing::debug!(kind, "ignored an interaction rollbot does not handle");
+            StatusCode::OK.into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refused an interaction payload");
+            (
+                StatusCode::BAD_REQUEST,
+                format!("rollbot could not read this interaction: {e}"),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// What a button on the card asks for. Buttons at a paused step carry that step's index, so a
+/// click on an out-of-date card cannot pass a later gate.
+pub(super) enum ButtonIntent {
+    Act(Action),
+    Continue {
+        step: usize,
+    },
+    Abort {
+        step: usize,
+    },
+    Retry {
+        step: usize,
+    },
+    Skip {
+        step: usize,
+    },
+    /// Open a modal first: the action needs typed input.
+    AskRejectReason,
+    AskConfirmation {
+        step: usize,
+    },
+}
+
+/// Reads a button: its action id, and its value `RB-<n>` or `RB-<n>@<step>`.
+pub(super) fn button_intent(action_id: &str, value: &str) -> Option<(RollbackId, ButtonIntent)> {
+    let (id, step) = match value.split_once('@') {
+        Some((id, step)) => (id.parse().ok()?, Some(step.parse::<usize>().ok()?)),
+        None => (value.parse().ok()?, None),
+    };
+    let intent = match (action_id, step) {
+        ("approve", None) => ButtonIntent::Act(Action::Approve),
+        ("reject", None) => ButtonIntent::AskRejectReason,
+        ("cancel", None) => ButtonIntent::Act(Action::Cancel),
+        ("escalate", None) => ButtonIntent::Act(Action::EscalateNow),
+        ("resolve", None) => ButtonIntent::Act(Action::MarkResolved),
+        ("confirm", Some(step)) => ButtonIntent::AskConfirmation { step },
+        ("continue", Some(step)) => ButtonIntent::Continue { step },
+        ("abort", Some(step)) => ButtonIntent::Abort { step },
+        ("retry", Some(step)) => ButtonIntent::Retry { step },
+        ("skip", Some(step)) => ButtonIntent::Skip { step },
+        _ => return None,
+    };
+    Some((id, intent))
+}
+
+pub(super) async fn handle_click(state: &HttpState, click: inbound::ButtonClick) -> Response {
+    let engine = &state.engine;
+    let answer = |text: String| answer_to(&click, text);
+    let outcome: anyhow::Result<()> = async {
+        if let Some(answered) = proposal_click(state, &click).await {
+            return answered;
+        }
+        let Some((id, intent)) = button_intent(&click.action_id, &click.value) else {
+            return engine.tell(&[answer(messages::unknown_button().text)]).await;
+        };
+        let actor = clicker(state, &click).await;
+        let action = match intent {
+            ButtonIntent::Act(action) => action,
+            ButtonIntent::Continue { step } => Action::Continue { index: step },
+            ButtonIntent::Abort { step } => Action::Abort { index: step },
+            ButtonIntent::Retry { step } => Action::RetryStep { index: step },
+            ButtonIntent::Skip { step } => Action::SkipStep { index: step },
+            // Before opening a modal, check what can be checked, so nobody types into a form
+            // that will be refused anyway.
+            modal => {
+                let Some(rollback) = engine.store.load(id).await? else {
+                    return engine.tell(&[answer(messages::not_found(id).text)]).await;
+                };
+                // Checked first: only a step that is really waiting for confirmation gets a form.
+                let check = match modal {
+                    ButtonIntent::AskConfirmation { step } => {
+                        let phrase = rollback
+                            .plan
+                            .steps
+                            .get(step)
+                            .and_then(|s| s.confirm.clone())
+                            .unwrap_or_default();
+                        Action::Confirm { index: step, phrase }
+                    }
+                    _ => Action::Reject { reason: None },
+                };
+                if let Err(refusal) = decide(
+                    Some(&rollback),
+                    &check,
+                    &actor,
+                    &engine.config.policy,
+                    engine.clock.now(),
+                ) {
+                    return engine.tell(&[answer(messages::refusal(&refusal).text)]).await;
+                }
+                let view = match check {
+                    Action::Confirm { index, .. } => messages::confirm_modal(&rollback, index),
+                    _ => messages::reject_modal(id),
+                };
+                return open_modal(state, &click, view).await;
+            }
+        };
+        match engine.act(id, &action, &actor).await? {
+            Ok(_) => Ok(()),
+            Err(refusal) => engine.tell(&[answer(messages::refusal(&refusal).text)]).await,
+        }
+    }
+    .await;
+    match outcome {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => {
+            let reference = new_reference();
+            tracing::error!(reference, error = format!("{e:#}"), "handling a click failed");
+            // The click may not be recorded; try to say so, and let Slack show the failure too.
+            let _ = engine.tell(&[answer(messages::click_failed(&reference).text)]).await;
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// A private line to the person who clicked, where they clicked.
+pub(super) fn answer_to(click: &inbound::ButtonClick, text: String) -> Effect {
+    Effect::Ephemeral {
+        channel: crate::domain::ChannelId(click.channel_id.clone()),
+        user: crate::domain::UserId(click.user_id.clone()),
+        text,
+    }
+}
+
+/// A click on a proposal's card (`None`: not one). Start files the clicking person's request;
+/// a refusal is told to them privately.
+pub(super) async fn proposal_click(state: &HttpState, click: &inbound::ButtonClick) -> Option<anyhow::Result<()>> {
+    let start = match click.action_id.as_str() {
+        "start_proposal" => true,
+        "dismiss_proposal" => false,
+        _ => return None,
+    };
+    let engine = &state.engine;
+    let answer = |text: String| answer_to(click, text);
+    Some(
+        async {
+            let Ok(id) = click.value.parse::<ProposalId>() else {
+                return engine.tell(&[answer(messages::unknown_button().text)]).await;
+            };
+            let actor = clicker(state, click).await;
+            let refused = if start {
+                match engine.start_proposal(id, &actor).await? {
+                    Ok(rollback) => {
+                        let text = messages::request_acknowledged(&rollback, &engine.config.roles).text;
+                        return engine.tell(&[answer(text)]).await;
+                    }
+                    Err(refusal) => refusal,
+                }
+            } else {
+                match engine.dismiss_proposal(id, &actor).await? {
+                    Ok(_) => return Ok(()),
+                    Err(refusal) => refusal,
+                }
+            };
+            engine.tell(&[answer(messages::refusal(&refused).text)]).await
+        }
+        .await,
+    )
+}
+
+/// Opens a modal at once: Slack's trigger is valid for three seconds only, so this call cannot
+/// wait in the outbox. If it fails, the person is told to click again.
+pub(super) async fn open_modal(
+    state: &HttpState,
+    click: &inbound::ButtonClick,
+    view: serde_json::Value,
+) -> anyhow::Result<()> {
+    let Some(trigger) = click.trigger_id.as_deref() else {
+        anyhow::bail!("the click carried no trigger_id to open a modal with");
+    };
+    if let Err(error) = state.slack.open_view(trigger, &view).await {
+        tracing::warn!(%error, "could not open a modal");
+        let text = messages::modal_failed().text;
+        state.engine.tell(&[answer_to(click, text)]).await?;
+    }
+    Ok(())
+}
+
+/// Answers a modal submission: close it, or show the error next to the field.
+pub(super) async fn handle_submission(
+    state: &HttpState,
+    submission: inbound::ViewSubmission,
+    delivery: &Delivery,
+) -> Response {
+    let engine = &state.engine;
+    let field_error = |block: &str, text: String| {
+        axum::Json(serde_json::json!({"response_action": "errors", "errors": {block: text}})).into_response()
+    };
+    let actor = state
+        .directory
+        .actor(&submission.user_id, submission.team_id.as_deref())
+        .await;
+    let (action, id, block) = match submission.callback_id.as_str() {
+        "reject" => {
+            let Ok(id) = submission.private_metadata.parse::<RollbackId>() else {
+                return field_error("reason", messages::unknown_button().text);
+            };
+            let reason = submission
+                .values
+                .get("reason")
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty());
+            if reason.is_none() {
+                return field_error("reason", messages::REASON_NEEDED.into());
+            }
+            (Action::Reject { reason }, id, "reason")
+        }
+        "confirm" => {
+            let parsed = submission
+                .private_metadata
+                .split_once(':')
+                .and_then(|(id, index)| Some((id.parse::<RollbackId>().ok()?, index.parse::<usize>().ok()?)));
+            let Some((id, index)) = parsed else {
+                return field_error("phrase", messages::unknown_button().text);
+            };
+            let phrase = submission.values.get("phrase").cloned().unwrap_or_default();
+            (Action::Confirm { index, phrase }, id, "phrase")
+        }
+        "request" => return submit_request(state, &actor, &submission, delivery).await,
+        other => {
+            tracing::warn!(callback_id = other, "a submission of a view rollbot does not know");
+            return StatusCode::OK.into_response();
+        }
+    };
+    match engine.act(id, &action, &actor).await {
+        Ok(Ok(_)) => StatusCode::OK.into_response(),
+        Ok(Err(Refusal::WrongPhrase { .. })) => field_error(block, messages::WRONG_PHRASE.into()),
+        Ok(Err(refusal)) => field_error(block, messages::refusal(&refusal).text),
+        Err(e) => {
+            let reference = new_reference();
+            tracing::error!(
+                reference,
+                error = format!("{e:#}"),
+                "handling a modal submission failed"
+            );
+            field_error(block, messages::click_failed(&reference).text)
+        }
+    }
+}
+
+/// The request form's fields, checked on the server; each problem is shown beside its field.
+pub(super) async fn submit_request(
+    state: &HttpState,
+    actor: &crate::domain::Actor,
+    submission: &inbound::ViewSubmission,
+    delivery: &Delivery,
+) -> Response {
+    let engine = &state.engine;
+    let value = |block: &str| {
+        submission
+            .values
+            .get(block)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let errors = |pairs: Vec<(&str, String)>| {
+        let errors: serde_json::Map<String, serde_json::Value> =
+            pairs.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
+        axum::Json(serde_json::json!({"response_action": "errors", "errors": errors})).into_response()
+    };
+    let severity = match value("severity").map(|s| s.parse::<crate::domain::Severity>()) {
+        Some(Ok(severity)) => severity,
+        _ => {
+            return errors(vec![(
+                "severity",
+                "Choose a severity: it decides who must approve.".into(),
+            )]);
+        }
+    };
+    let (drill, channel) = match submission.private_metadata.strip_prefix("drill:") {
+        Some(channel) => (true, channel.to_owned()),
+        None => (false, submission.private_metadata.clone()),
+    };
+    let args = RequestArgs {
+        drill,
+        service: value("service").unwrap_or_default(),
+        target: value("target"),
+        runbook: value("runbook"),
+        severity: Some(severity),
+        reason: value("reason"),
+    };
+    match engine.request(actor, &channel, &args, Some(&delivery.0)).await {
+        Ok(Ok(rollback)) => {
+            let ack = Effect::Ephemeral {
+                channel: crate::domain::ChannelId(channel),
+                user: actor.user.clone(),
+                text: messages::request_acknowledged(&rollback, &engine.config.roles).text,
+            };
+            match engine.tell(&[ack]).await {
+                Ok(()) => StatusCode::OK.into_response(),
+                Err(e) => {
+                    // The rollback is recorded; only the private note failed. Close the form.
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "queueing the request's acknowledgement failed"
+                    );
+                    StatusCode::OK.into_response()
+                }
+            }
+        }
+        Ok(Err(refusal)) => {
+            let field = match &refusal {
+                Refusal::UnknownRunbook { .. } | Refusal::PlanTemplate { .. } => "runbook",
+                Refusal::MissingParam { .. }
+                | Refusal::ParamMismatch { .. }
+                | Refusal::TargetNotTaken { .. }
+                | Refusal::UnknownParam { .. } => "target",
+                Refusal::ReasonRequired { .. } | Refusal::ReasonTooLong { .. } => "reason",
+                _ => "service",
+            };
+            errors(vec![(field, messages::refusal(&refusal).text)])
+        }
+        Err(e) => {
+            let reference = new_reference();
+            tracing::error!(
+                reference,
+                error = format!("{e:#}"),
+                "recording a request from the form failed"
+            );
+            errors(vec![("service", messages::internal_error(&reference).text)])
+        }
+    }
+}
