@@ -1,0 +1,270 @@
+//! Runbooks and services: what a request may name.
+use super::*;
+
+pub(super) fn check_runbooks(
+    c: &mut Checker,
+    raw: &BTreeMap<String, RawRunbook>,
+    databases: &BTreeMap<String, String>,
+    page_secret: Option<&str>,
+) -> BTreeMap<String, Runbook> {
+    let mut runbooks = BTreeMap::new();
+    for (name, rb) in raw {
+        let mut params = BTreeMap::new();
+        for (param, spec) in &rb.params {
+            match Regex::new(&format!("^(?:{})$", spec.pattern.get_ref())) {
+                Ok(pattern) => {
+                    params.insert(
+                        param.clone(),
+                        ParamSpec {
+                            pattern,
+                            pattern_source: spec.pattern.get_ref().clone(),
+                            help: spec.help.clone(),
+                        },
+                    );
+                }
+                Err(e) => c.error(
+                    spec.pattern.span(),
+                    format!("pattern of parameter `{param}` is not a valid regular expression: {e}"),
+                    None,
+                ),
+            }
+        }
+        if rb.steps.get_ref().is_empty() {
+            c.error(rb.steps.span(), format!("runbook `{name}` has no steps"), None);
+        }
+        let placeholder_params: BTreeMap<String, String> = rb.params.keys().map(|k| (k.clone(), "x".into())).collect();
+        let mut steps = vec![];
+        for step in rb.steps.get_ref() {
+            let step_name = step.name.get_ref();
+            let Some(kind) = check_kind(c, step_name, step.name.span(), step.kind_fields(), databases) else {
+                continue;
+            };
+            let drill = step.drill.as_ref().and_then(|d| {
+                if matches!(kind, StepKind::Gate { .. } | StepKind::StatusPage { .. }) {
+                    c.error(
+                        d.span(),
+                        format!("step `{step_name}`: a gate or status-page step takes no `drill` override"),
+                        Some("a drill stops at gates like a rollback, and never touches the status page".into()),
+                    );
+                    return None;
+                }
+                check_kind(c, step_name, d.span(), d.get_ref().kind_fields(), databases)
+            });
+            let on_failure = match step.on_failure.as_ref().map(|o| (o, o.get_ref().as_str())) {
+                None | Some((_, "abort")) => OnFailure::Abort,
+                Some((_, "continue")) => OnFailure::Continue,
+                Some((o, other)) => {
+                    c.error(
+                        o.span(),
+                        format!("step `{step_name}`: on_failure `{other}` is neither `abort` nor `continue`"),
+                        None,
+                    );
+                    OnFailure::Abort
+                }
+            };
+            if step.retries > 10 {
+                c.error(
+                    step.name.span(),
+                    format!(
+                        "step `{step_name}`: {} retries is more than the 10 rollbot allows",
+                        step.retries
+                    ),
+                    Some("a step that fails ten times needs a person; use a gate".into()),
+                );
+            }
+            if step.retries > 0 && matches!(kind, StepKind::Gate { .. }) {
+                c.error(
+                    step.name.span(),
+                    format!("step `{step_name}`: a gate cannot be retried"),
+                    None,
+                );
+            }
+            let retry_delay = step
+                .retry_delay
+                .as_ref()
+                .and_then(|d| c.duration(d, DurationSetting::RetryDelay))
+                .unwrap_or(Duration::from_secs(5));
+            let confirm = match (step.destructive, &step.confirm) {
+                (true, Some(phrase)) => Some(phrase.get_ref().clone()),
+                (true, None) => Some("{{ service }}".to_owned()),
+                (false, Some(phrase)) => {
+                    c.error(
+                        phrase.span(),
+                        format!("step `{step_name}` has a `confirm` phrase but is not `destructive = true`"),
+                        Some("add destructive = true, or remove confirm".into()),
+                    );
+                    None
+                }
+                (false, None) => None,
+            };
+            let template = StepTemplate {
+                name: step_name.clone(),
+                kind,
+                confirm,
+                retries: step.retries,
+                retry_delay,
+                on_failure,
+                drill,
+            };
+            // Templates may only use params here; vars are checked per service below.
+            for element in template.templates() {
+                if let Err(detail) = check_template_syntax(element, &placeholder_params) {
+                    c.error(step.name.span(), format!("step `{step_name}`: {detail}"), None);
+                }
+                for name in secrets::references(element) {
+                    let is_page_secret = page_secret.is_some_and(|p| name.strip_suffix("_FILE").unwrap_or(name) == p);
+                    let problem = secrets::invalid_reference(name).or_else(|| {
+                        is_page_secret.then(|| {
+                            format!("`${{env:{name}}}` is the status page's secret; give the step its own credential")
+                        })
+                    });
+                    if let Some(problem) = problem {
+                        c.error(step.name.span(), format!("step `{step_name}`: {problem}"), None);
+                    }
+                }
+            }
+            // Parameters come from Slack; a query must never be built from them.
+            let queries = [&template.kind]
+                .into_iter()
+                .chain(template.drill.iter())
+                .filter(|k| matches!(k, StepKind::Sql { .. }))
+                .flat_map(StepKind::templates);
+            for query in queries {
+                if template_references(query)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|r| r.starts_with("params"))
+                {
+                    c.error(
+                        step.name.span(),
+                        format!(
+                            "step `{step_name}`: SQL may use `vars` but not request parameters, which come from Slack"
+                        ),
+                        Some("put the value in the service's vars, or use a `run` step with its own checks".into()),
+                    );
+                }
+            }
+            steps.push(template);
+        }
+        let expected_duration = rb
+            .expected_duration
+            .as_ref()
+            .and_then(|d| c.duration(d, DurationSetting::ExpectedDuration));
+        let lock = rb.lock.as_ref().and_then(|l| check_lock(c, l));
+        runbooks.insert(
+            name.clone(),
+            Runbook {
+                name: name.clone(),
+                description: rb.description.clone(),
+                expected_duration,
+                params,
+                steps,
+                lock,
+            },
+        );
+    }
+    runbooks
+}
+
+pub(super) fn check_services(
+    c: &mut Checker,
+    raw: &BTreeMap<String, RawService>,
+    runbooks: &BTreeMap<String, Runbook>,
+) -> BTreeMap<String, Service> {
+    let mut services = BTreeMap::new();
+    for (name, svc) in raw {
+        if svc.runbooks.get_ref().is_empty() {
+            c.error(
+                svc.runbooks.span(),
+                format!("service `{name}` names no runbook"),
+                Some("runbooks = [\"<name>\"]; the first is the default".into()),
+            );
+        }
+        let lower = name.to_lowercase();
+        if crate::grammar::SUBCOMMANDS.contains(&lower.as_str())
+            || crate::grammar::OPTION_KEYWORDS.contains(&lower.as_str())
+        {
+            c.error(
+                svc.runbooks.span(),
+                format!("`{name}` cannot be a service name: it is a word of the /rollback grammar"),
+                Some("`/rollback <name> …` would read it as that word; rename the service".into()),
+            );
+        }
+        if !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
+            c.error(
+                svc.runbooks.span(),
+                format!("service name `{name}` must be letters, digits, `-`, `_` or `.`"),
+                Some("it is typed in `/rollback <service>`".into()),
+            );
+        }
+        for rb in svc.runbooks.get_ref() {
+            let Some(runbook) = runbooks.get(rb.get_ref()) else {
+                c.error(
+                    rb.span(),
+                    format!("runbook `{}` is not defined", rb.get_ref()),
+                    Some(format!(
+                        "defined runbooks: {}",
+                        runbooks.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )),
+                );
+                continue;
+            };
+            // Every `vars.*` a step uses must be defined by this service.
+            for step in &runbook.steps {
+                for element in step.templates() {
+                    let missing: Vec<String> = template_references(element)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|r| r.strip_prefix("vars.").map(str::to_owned))
+                        .filter(|var| !svc.vars.contains_key(var))
+                        .collect();
+                    for var in missing {
+                        c.error(
+                            rb.span(),
+                            format!(
+                                "service `{name}` does not define `vars.{var}`, which runbook `{}` step `{}` uses in `{element}`",
+                                runbook.name, step.name
+                            ),
+                            Some(format!("add it to [services.{name}] vars (defined: {})", join_keys(&svc.vars))),
+                        );
+                    }
+                }
+            }
+        }
+        services.insert(
+            name.clone(),
+            Service {
+                name: name.clone(),
+                statuspage_components: svc.statuspage_components.clone(),
+                runbooks: svc.runbooks.get_ref().iter().map(|r| r.get_ref().clone()).collect(),
+                vars: svc.vars.clone(),
+                auto_request: svc.auto_request.as_ref().is_some_and(|a| *a.get_ref()),
+                lock: svc.lock.as_ref().and_then(|l| check_lock(c, l)).unwrap_or_default(),
+            },
+        );
+    }
+    services
+}
+
+/// A lock key is a name people read in a refusal: letters, digits and `-_.:`.
+pub(super) fn check_lock(c: &mut Checker, raw: &Spanned<RawLock>) -> Option<Lock> {
+    match raw.get_ref() {
+        RawLock::On(true) => Some(Lock::Service),
+        RawLock::On(false) => Some(Lock::Off),
+        RawLock::Key(key)
+            if !key.is_empty()
+                && key.len() <= 100
+                && key.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.:".contains(ch)) =>
+        {
+            Some(Lock::Key(key.clone()))
+        }
+        RawLock::Key(key) => {
+            c.error(
+                raw.span(),
+                format!("`{key}` is not a lock key"),
+                Some("a lock key is up to 100 letters, digits, `-`, `_`, `.` or `:`, like \"orders-db\"; or lock = false for none".into()),
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The file's format, as serde reads it: unknown keys are errors, spans kept for messages.
+use super::*;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) slack: RawSlack,
+    #[serde(default)]
+    pub(super) roles: BTreeMap<String, Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(super) severity: BTreeMap<Spanned<String>, RawSeverity>,
+    #[serde(default)]
+    pub(super) runbooks: BTreeMap<String, RawRunbook>,
+    #[serde(default)]
+    pub(super) services: BTreeMap<String, RawService>,
+    #[serde(default)]
+    pub(super) databases: BTreeMap<String, RawDatabase>,
+    #[serde(default)]
+    pub(super) limits: RawLimits,
+    #[serde(default)]
+    pub(super) escalation: Vec<RawEscalation>,
+    #[serde(default)]
+    pub(super) templates: BTreeMap<Spanned<String>, Spanned<String>>,
+    pub(super) statuspage: Option<RawStatusPage>,
+    pub(super) alertmanager: Option<RawAlertmanager>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStatusPage {
+    pub(super) provider: Spanned<String>,
+    pub(super) api_url: Option<String>,
+    pub(super) page_id: Option<String>,
+    pub(super) url: Option<String>,
+    pub(super) secret_env: Option<String>,
+    pub(super) impacted_status: Option<Spanned<String>>,
+    pub(super) resolve_after: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEscalation {
+    pub(super) role: Spanned<String>,
+    pub(super) after: Spanned<String>,
+    pub(super) severities: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSlack {
+    pub(super) workspace: Option<Spanned<String>>,
+    pub(super) channels: Spanned<Vec<Spanned<String>>>,
+    pub(super) requesters: Option<Vec<Spanned<String>>>,
+    pub(super) group_cache: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) notify_channels: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSeverity {
+    pub(super) approvals: Option<u32>,
+    pub(super) approvers: Option<Vec<Spanned<String>>>,
+    pub(super) require_reason: Option<bool>,
+    pub(super) allow_self_approval: Option<bool>,
+    pub(super) respond_within: Option<Spanned<String>>,
+    pub(super) expire_after: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) max_reason_chars: Option<usize>,
+    pub(super) max_open_requests_per_person: Option<Spanned<usize>>,
+    pub(super) output_tail_bytes: Option<usize>,
+    pub(super) execution_lease: Option<Spanned<String>>,
+    pub(super) shutdown_grace: Option<Spanned<String>>,
+    pub(super) delivery_gives_up_after: Option<Spanned<String>>,
+    pub(super) outbox_retention: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRunbook {
+    pub(super) description: Option<String>,
+    pub(super) expected_duration: Option<Spanned<String>>,
+    pub(super) lock: Option<Spanned<RawLock>>,
+    #[serde(default)]
+    pub(super) params: BTreeMap<String, RawParam>,
+    pub(super) steps: Spanned<Vec<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawParam {
+    pub(super) pattern: Spanned<String>,
+    pub(super) help: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStep {
+    pub(super) name: Spanned<String>,
+    pub(super) run: Option<Spanned<Vec<String>>>,
+    pub(super) gate: Option<String>,
+    pub(super) http: Option<RawHttp>,
+    pub(super) health: Option<RawHealth>,
+    pub(super) sql: Option<RawSql>,
+    pub(super) notify: Option<RawNotify>,
+    pub(super) statuspage: Option<RawPageStep>,
+    #[serde(default)]
+    pub(super) destructive: bool,
+    pub(super) confirm: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) env: BTreeMap<String, String>,
+    pub(super) workdir: Option<String>,
+    pub(super) timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) retries: u32,
+    pub(super) retry_delay: Option<Spanned<String>>,
+    pub(super) on_failure: Option<Spanned<String>>,
+    pub(super) drill: Option<Spanned<RawDrill>>,
+}
+
+/// What a drill does instead of a step: the same kinds, less gates and status-page updates.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDrill {
+    pub(super) run: Option<Spanned<Vec<String>>>,
+    pub(super) http: Option<RawHttp>,
+    pub(super) health: Option<RawHealth>,
+    pub(super) sql: Option<RawSql>,
+    pub(super) notify: Option<RawNotify>,
+    #[serde(default)]
+    pub(super) env: BTreeMap<String, String>,
+    pub(super) workdir: Option<String>,
+    pub(super) timeout: Option<Spanned<String>>,
+}
+
+/// The fields that say what a step does, from a step or its drill override.
+pub(super) struct KindFields<'a> {
+    pub(super) run: Option<&'a Spanned<Vec<String>>>,
+    pub(super) gate: Option<&'a String>,
+    pub(super) http: Option<&'a RawHttp>,
+    pub(super) health: Option<&'a RawHealth>,
+    pub(super) sql: Option<&'a RawSql>,
+    pub(super) notify: Option<&'a RawNotify>,
+    pub(super) statuspage: Option<&'a RawPageStep>,
+    pub(super) env: &'a BTreeMap<String, String>,
+    pub(super) workdir: Option<&'a String>,
+    pub(super) timeout: Option<&'a Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    #[serde(default = "default_method")]
+    pub(super) method: Spanned<String>,
+    pub(super) url: Spanned<String>,
+    #[serde(default)]
+    pub(super) headers: BTreeMap<String, String>,
+    pub(super) json: Option<toml::Value>,
+    #[serde(default = "default_expected_statuses")]
+    pub(super) expect_status: Vec<u16>,
+}
+
+pub(super) fn default_method() -> Spanned<String> {
+    Spanned::new(0..0, "POST".to_owned())
+}
+
+pub(super) fn default_expected_statuses() -> Vec<u16> {
+    vec![200, 201, 202, 204]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHealth {
+    pub(super) url: Spanned<String>,
+    #[serde(default = "default_health_status")]
+    pub(super) expect_status: u16,
+    pub(super) body_contains: Option<String>,
+    pub(super) within: Option<Spanned<String>>,
+    pub(super) every: Option<Spanned<String>>,
+}
+
+pub(super) fn default_health_status() -> u16 {
+    200
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSql {
+    pub(super) database: Spanned<String>,
+    pub(super) snapshot: Option<RawSnapshot>,
+    pub(super) compare: Option<RawCompare>,
+    #[serde(rename = "assert")]
+    pub(super) assertion: Option<RawAssert>,
+    #[serde(default = "yes")]
+    pub(super) read_only: bool,
+}
+
+pub(super) fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSnapshot {
+    #[serde(default)]
+    pub(super) tables: Vec<String>,
+    pub(super) schema: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCompare {
+    #[serde(default = "no_drift")]
+    pub(super) drift: Spanned<String>,
+    #[serde(default)]
+    pub(super) tables: BTreeMap<String, Spanned<String>>,
+}
+
+pub(super) fn no_drift() -> Spanned<String> {
+    Spanned::new(0..0, "0".to_owned())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAssert {
+    pub(super) query: String,
+    pub(super) expect: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    pub(super) channel: Option<Spanned<String>>,
+    pub(super) text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPageStep {
+    pub(super) status: Spanned<String>,
+    pub(super) message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDatabase {
+    /// The environment variable holding the connection string.
+    pub(super) url_env: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawService {
+    pub(super) runbooks: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(super) statuspage_components: Vec<String>,
+    #[serde(default)]
+    pub(super) vars: BTreeMap<String, String>,
+    pub(super) auto_request: Option<Spanned<bool>>,
+    pub(super) lock: Option<Spanned<RawLock>>,
+}
+
+/// `lock = "key"`, `lock = false` (no lock) or `lock = true` (the default: the service).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawLock {
+    On(bool),
+    Key(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlertmanager {
+    pub(super) channel: Option<Spanned<String>>,
+    pub(super) token_env: Option<String>,
+    pub(super) service_label: Option<String>,
+    pub(super) severity_label: Option<String>,
+    pub(super) target_label: Option<String>,
+    pub(super) default_severity: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) severities: BTreeMap<String, Spanned<String>>,
+}

@@ -1,0 +1,323 @@
+use super::*;
+
+fn errors(source: &str) -> Vec<String> {
+    Config::parse("rollbot.toml", source)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+const MINIMAL: &str = r#"
+[slack]
+channels = ["C0INCIDENTS"]
+[roles]
+on_call = ["U0BOB"]
+team_lead = ["U0CAROL"]
+[runbooks.k8s]
+params.target = { pattern = "[0-9]+" }
+[[runbooks.k8s.steps]]
+name = "Undo"
+run = ["kubectl", "rollout", "undo", "deployment/{{ vars.deployment }}", "--to-revision={{ params.target }}"]
+[services.api]
+runbooks = ["k8s"]
+vars = { deployment = "api" }
+"#;
+
+#[test]
+fn a_word_of_the_grammar_cannot_name_a_service() {
+    assert_eq!(
+        errors(&MINIMAL.replace("[services.api]", "[services.status]")),
+        [
+            "rollbot.toml:13:12: `status` cannot be a service name: it is a word of the /rollback grammar\n  hint: `/rollback <name> …` would read it as that word; rename the service"
+        ]
+    );
+}
+
+#[test]
+fn the_alertmanager_section_is_checked_and_defaulted() {
+    let config = Config::parse(
+        "rollbot.toml",
+        &format!(
+            "{MINIMAL}\n[alertmanager]\ntarget_label = \"previous_release\"\nseverities = {{ page = \"critical\" }}\n"
+        ),
+    )
+    .unwrap();
+    let settings = config.alertmanager.unwrap();
+    assert_eq!(
+        settings.channel,
+        ChannelId("C0INCIDENTS".into()),
+        "the first incident channel"
+    );
+    assert_eq!(settings.token_env, DEFAULT_ALERTMANAGER_TOKEN_ENV);
+    assert_eq!(
+        (settings.service_label.as_str(), settings.severity_label.as_str()),
+        ("service", "severity")
+    );
+    assert_eq!(settings.severity_of(Some("page")), Severity::Critical);
+    assert_eq!(
+        settings.severity_of(Some("sev3")),
+        Severity::Medium,
+        "rollbot's own names work too"
+    );
+    assert_eq!(
+        settings.severity_of(Some("warning")),
+        Severity::High,
+        "unmapped: the default"
+    );
+    assert_eq!(settings.severity_of(None), Severity::High);
+
+    assert_eq!(
+        errors(&format!(
+            "{MINIMAL}\n[alertmanager]\nchannel = \"C0RANDOM\"\ndefault_severity = \"urgent\"\n"
+        )),
+        [
+            "rollbot.toml:17:11: `C0RANDOM` is not one of the incident channels\n  hint: proposals are requests in waiting: post them where requests are accepted ([slack] channels)"
+        ]
+    );
+    assert_eq!(
+        errors(&format!("{MINIMAL}\n[alertmanager]\ndefault_severity = \"urgent\"\n")),
+        ["rollbot.toml:17:20: `urgent` is not a severity\n  hint: severities are critical, high, medium and low"]
+    );
+    assert_eq!(
+        errors(&MINIMAL.replace("[services.api]\n", "[services.api]\nauto_request = true\n")),
+        [
+            "rollbot.toml:13:16: service `api` sets auto_request, but [alertmanager] is not configured\n  hint: configure [alertmanager] (docs/alerts.md), or remove auto_request"
+        ]
+    );
+}
+
+#[test]
+fn every_example_passes_check() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut checked = vec![];
+    for dir in [root.to_owned(), format!("{root}/runbooks")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                checked.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    checked.sort();
+    // One file per rollback family in DESIGN.md; a missing one is a gap in the library.
+    assert_eq!(
+        checked,
+        [
+            "blue-green",
+            "canary",
+            "cloud-snapshot",
+            "configuration",
+            "database-full-restore",
+            "database-partial-restore",
+            "database-schema",
+            "docker-compose",
+            "feature-flags",
+            "git-revert",
+            "helm",
+            "kubernetes",
+            "maintenance",
+            "pm2-systemd",
+            "rollbot",
+        ]
+    );
+}
+
+#[test]
+fn defaults_fill_in_the_severity_policy() {
+    let config = Config::parse("rollbot.toml", MINIMAL).unwrap();
+    let high = config.policy.severity(Severity::High);
+    assert_eq!(
+        (high.approvals, high.approvers.as_slice()),
+        (1, ["on_call".to_owned()].as_slice())
+    );
+    assert!(config.policy.severity(Severity::Low).require_reason);
+    assert_eq!(config.policy.severity(Severity::Critical).approvals, 0);
+    assert!(matches!(
+        config.catalog.runbooks["k8s"].steps[0].kind,
+        StepKind::Command { timeout, .. } if timeout == DEFAULT_STEP_TIMEOUT
+    ));
+}
+
+#[test]
+fn mistakes_are_reported_with_file_line_and_column() {
+    assert_eq!(
+        errors(&MINIMAL.replace("[runbooks.k8s]", "[runbooks.k8s]\ntimout = \"1m\"")),
+        [
+            "rollbot.toml:8:1: unknown field `timout`, expected one of `description`, `expected_duration`, `lock`, `params`, `steps`\n  hint: every key is documented in docs/configuration.md; unknown keys are errors so typos cannot pass silently"
+        ]
+    );
+    assert_eq!(
+        errors(&MINIMAL.replace("runbooks = [\"k8s\"]", "runbooks = [\"k9s\"]")),
+        ["rollbot.toml:13:13: runbook `k9s` is not defined\n  hint: defined runbooks: k8s"]
+    );
+    assert_eq!(
+        errors(&MINIMAL.replace("{{ vars.deployment }}", "{{ vars.deploymnet }}")),
+        [
+            "rollbot.toml:13:13: service `api` does not define `vars.deploymnet`, which runbook `k8s` step `Undo` uses in `deployment/{{ vars.deploymnet }}`\n  hint: add it to [services.api] vars (defined: deployment)"
+        ]
+    );
+    assert_eq!(
+        errors(&MINIMAL.replace("params.target }}", "params.revision }}")),
+        [
+            "rollbot.toml:10:8: step `Undo`: `--to-revision={{ params.revision }}` uses `params.revision`, which is neither vars.<name> nor a declared parameter (params: target)"
+        ]
+    );
+    assert_eq!(
+        errors(&MINIMAL.replace("pattern = \"[0-9]+\"", "pattern = \"[0-9\"")).len(),
+        1,
+        "a broken pattern is one error"
+    );
+    assert_eq!(
+        errors(&format!("{MINIMAL}\n[severity.high]\napprovers = [\"oncall\"]\n")),
+        ["rollbot.toml:17:14: role `oncall` is not defined in [roles]\n  hint: defined roles: on_call, team_lead"]
+    );
+    assert_eq!(
+        errors(&MINIMAL.replace("on_call = [\"U0BOB\"]", "on_call = [\"bob\"]")),
+        [
+            "rollbot.toml:5:12: `bob` in role `on_call` is not a Slack user ID or user-group ID\n  hint: use IDs like U0123ABCD (user) or S0123ABCD (user group), from the profile's \"Copy member ID\""
+        ]
+    );
+    assert_eq!(
+        errors(&MINIMAL.replace("channels = [\"C0INCIDENTS\"]", "channels = [\"#incidents\"]")),
+        [
+            "rollbot.toml:3:13: `#incidents` is not a Slack channel ID\n  hint: channel IDs look like C0123ABCD: open the channel's details and copy the ID at the bottom"
+        ]
+    );
+}
+
+#[test]
+fn a_duration_that_cannot_work_fails_check_instead_of_the_run() {
+    // A zero lease used to pass check and then panic the run's task after its step was
+    // recorded as started.
+    assert_eq!(
+        errors(&format!("{MINIMAL}\n[limits]\nexecution_lease = \"0s\"\n")),
+        [
+            "rollbot.toml:17:19: `0s` is too short for `execution_lease`: it must be between 2s and 1h\n  hint: it is renewed every third of it, and a renewal must fit a database round trip; past it, a dead process's run waits that long to be noticed; use 2s or more"
+        ]
+    );
+    assert_eq!(
+        errors(&MINIMAL.replace("name = \"Undo\"", "name = \"Undo\"\ntimeout = \"400d\"")),
+        [
+            "rollbot.toml:11:11: `400d` is too long for `timeout`: it must be between 1s and 1day\n  hint: a step is killed after this long; use 1day or less"
+        ]
+    );
+    for (section, line) in [
+        ("[limits]", "shutdown_grace = \"2h\""),
+        ("[slack]", "group_cache = \"0s\""),
+        ("[severity.high]", "expire_after = \"10s\""),
+        ("[severity.high]", "respond_within = \"30d\""),
+    ] {
+        let source = if section == "[slack]" {
+            MINIMAL.replace("[slack]\n", &format!("[slack]\n{line}\n"))
+        } else {
+            format!("{MINIMAL}\n{section}\n{line}\n")
+        };
+        let found = errors(&source);
+        assert_eq!(found.len(), 1, "{line}: {found:?}");
+        assert!(found[0].contains("is too"), "{line}: {found:?}");
+    }
+    for fine in ["2s", "30s", "1h"] {
+        let config = Config::parse(
+            "rollbot.toml",
+            &format!("{MINIMAL}\n[limits]\nexecution_lease = \"{fine}\"\n"),
+        )
+        .unwrap();
+        assert_eq!(config.execution_lease, humantime::parse_duration(fine).unwrap());
+    }
+}
+
+#[test]
+fn templates_with_unknown_variables_fail_check_not_an_incident() {
+    let with = |extra: &str| format!("{MINIMAL}\n[templates]\n{extra}\n");
+    assert!(
+        Config::parse(
+            "rollbot.toml",
+            &with("started = \"Rolling back {{ service }} to {{ target }}\"")
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        errors(&with("succeeded = \"{{ servce }} is back\"")),
+        [
+            "rollbot.toml:17:13: template `succeeded` uses servce which is not a template variable\n  hint: variables are id, service, target, runbook, severity, reason, requester, approvers, started, expected_completion, duration, state, failed_step, failure_reason, cancelled_by, thread, steps, requested, finished (docs/configuration.md says what each holds)"
+        ]
+    );
+    assert_eq!(
+        errors(&with("finished = \"done\"")),
+        [
+            "rollbot.toml:17:1: unknown template `finished`\n  hint: templates are started, succeeded, failed, cancelled, customer_notice, page_opened, page_monitoring, page_still_investigating, page_resolved"
+        ]
+    );
+}
+
+/// Each mistake in a step of the new kinds, with the exact words `rollbot check` prints.
+#[test]
+fn step_kind_mistakes_are_explained() {
+    let step = |body: &str| {
+        let source = format!(
+            "{MINIMAL}\n[databases.shop]\nurl_env = \"SHOP_DATABASE_URL\"\n[runbooks.extra]\n[[runbooks.extra.steps]]\nname = \"S\"\n{body}\n"
+        );
+        errors(&source).join("\n")
+    };
+    let cases = [
+        r#"run = ["true"]
+http = { url = "https://example.com" }"#,
+        r#"sql = { database = "orders", snapshot = { schema = "public" } }"#,
+        r#"sql = { database = "shop", snapshot = { schema = "public", tables = ["a"] } }"#,
+        r#"sql = { database = "shop", compare = { drift = "lots" } }"#,
+        r#"sql = { database = "shop", assert = { query = "select 1", expect = "about 1" } }"#,
+        r#"sql = { database = "shop", snapshot = { tables = ["a"] }, read_only = false }"#,
+        r#"http = { url = "https://flags.example.com", headers = { Authorization = "${env:SLACK_BOT_TOKEN}" } }"#,
+        r#"http = { method = "FETCH", url = "ftp://example.com", expect_status = [42] }"#,
+        r#"health = { url = "https://example.com/healthz", within = "5s", every = "10s" }"#,
+        r#"statuspage = { status = "identified", message = "x" }"#,
+        r##"notify = { channel = "#general", text = "x" }"##,
+        r#"run = ["true"]
+on_failure = "ignore"
+retries = 11"#,
+        r#"gate = "wait"
+drill = { run = ["true"] }"#,
+    ];
+    let table: Vec<String> = cases.iter().map(|c| format!("{c}\n  => {}", step(c))).collect();
+    insta::assert_snapshot!(table.join("\n\n"));
+}
+
+#[test]
+fn a_step_cannot_borrow_the_status_pages_secret() {
+    let source = format!(
+        "{MINIMAL}\n[statuspage]\nprovider = \"atlassian\"\npage_id = \"p1\"\nsecret_env = \"PAGE_KEY\"\n[runbooks.extra]\n[[runbooks.extra.steps]]\nname = \"S\"\nhttp = {{ url = \"https://example.com\", headers = {{ Authorization = \"${{env:PAGE_KEY}}\" }} }}\n"
+    );
+    assert_eq!(
+        errors(&source),
+        [
+            "rollbot.toml:22:8: step `S`: `${env:PAGE_KEY}` is the status page's secret; give the step its own credential"
+        ]
+    );
+}
+
+#[test]
+fn sql_never_takes_request_parameters() {
+    let source = format!(
+        "{MINIMAL}\n[databases.shop]\nurl_env = \"SHOP_DATABASE_URL\"\n[runbooks.extra]\nparams.table = {{ pattern = \"[a-z]+\" }}\n[[runbooks.extra.steps]]\nname = \"S\"\nsql = {{ database = \"shop\", assert = {{ query = \"select count(*) from {{{{ params.table }}}}\", expect = \"> 0\" }} }}\n"
+    );
+    assert_eq!(
+        errors(&source),
+        [
+            "rollbot.toml:21:8: step `S`: SQL may use `vars` but not request parameters, which come from Slack\n  hint: put the value in the service's vars, or use a `run` step with its own checks"
+        ]
+    );
+}
+
+#[test]
+fn patterns_match_the_whole_value() {
+    let config = Config::parse("rollbot.toml", MINIMAL).unwrap();
+    let pattern = &config.catalog.runbooks["k8s"].params["target"].pattern;
+    assert!(pattern.is_match("41"));
+    assert!(
+        !pattern.is_match("41; rm -rf /"),
+        "an unanchored pattern would accept this"
+    );
+}
