@@ -234,6 +234,9 @@ vars = {{ marker = "{marker}" }}
     )
 }
 
+/// How many rounds `settle` drives the workers before it calls the loop endless.
+const SETTLE_ROUNDS: usize = 500;
+
 /// A message as the fake Slack received it, with its text flattened for assertions.
 #[derive(Debug, Clone)]
 pub struct Posted {
@@ -662,9 +665,10 @@ impl Rollbot {
             .status()
     }
 
-    /// Runs the outbox and the executor until neither has anything left to do.
+    /// Runs the outbox and the executor until neither has anything left to do (at most
+    /// `SETTLE_ROUNDS` rounds: more means something keeps making work).
     pub async fn settle(&self) {
-        for _ in 0..500 {
+        for _ in 0..SETTLE_ROUNDS {
             let fired = self.app.timers.run_once().await.unwrap();
             let delivered = self.app.delivery.run_once().await.unwrap();
             let ran = self.app.executor.run_once().await.unwrap();
@@ -687,7 +691,7 @@ impl Rollbot {
                 }
             }
         }
-        panic!("rollbot did not settle after 200 rounds");
+        panic!("rollbot did not settle after {SETTLE_ROUNDS} rounds");
     }
 
     fn take(&self, pick: impl Fn(&Call) -> bool) -> Vec<(usize, Call)> {
