@@ -65,7 +65,7 @@ impl Executor {
             engine,
             owner: format!("rollbot-{}", uuid::Uuid::new_v4().simple()),
             outbound: HttpClient::new().map_err(|e| format!("{e:#}")),
-            supervisor: std::env::current_exe().unwrap_or_else(|_| "rollbot".into()),
+            supervisor: supervisor_beside_this_binary(),
         }
     }
 
@@ -698,6 +698,16 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// The longest wait between two attempts of a step, however many retries are left.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// The small `rollbot-step-supervisor` installed beside this binary, else this binary itself
+/// (its `__supervise-step` mode does the same, at the cost of a heavier process per step).
+fn supervisor_beside_this_binary() -> std::path::PathBuf {
+    let this = std::env::current_exe().unwrap_or_else(|_| "rollbot".into());
+    match this.parent().map(|dir| dir.join("rollbot-step-supervisor")) {
+        Some(beside) if beside.is_file() => beside,
+        _ => this,
+    }
+}
 
 /// What follows a run's start or a step's end: the next step's start, while the run goes on.
 fn start_next_step(rollback: &Rollback) -> Option<Action> {

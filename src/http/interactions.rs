@@ -53,26 +53,21 @@ pub(super) enum ButtonIntent {
     },
 }
 
-/// Reads a button: its action id, and its value `RB-<n>` or `RB-<n>@<step>`.
+/// What a click on the card asks for (`None`: not one of the card's buttons).
 pub(super) fn button_intent(action_id: &str, value: &str) -> Option<(RollbackId, ButtonIntent)> {
-    let (id, step) = match value.split_once('@') {
-        Some((id, step)) => (id.parse().ok()?, Some(step.parse::<usize>().ok()?)),
-        None => (value.parse().ok()?, None),
-    };
-    let intent = match (action_id, step) {
-        ("approve", None) => ButtonIntent::Act(Action::Approve),
-        ("reject", None) => ButtonIntent::AskRejectReason,
-        ("cancel", None) => ButtonIntent::Act(Action::Cancel),
-        ("escalate", None) => ButtonIntent::Act(Action::EscalateNow),
-        ("resolve", None) => ButtonIntent::Act(Action::MarkResolved),
-        ("confirm", Some(step)) => ButtonIntent::AskConfirmation { step },
-        ("continue", Some(step)) => ButtonIntent::Continue { step },
-        ("abort", Some(step)) => ButtonIntent::Abort { step },
-        ("retry", Some(step)) => ButtonIntent::Retry { step },
-        ("skip", Some(step)) => ButtonIntent::Skip { step },
-        _ => return None,
-    };
-    Some((id, intent))
+    Some(match Button::decode(action_id, value)? {
+        Button::Approve(id) => (id, ButtonIntent::Act(Action::Approve)),
+        Button::Reject(id) => (id, ButtonIntent::AskRejectReason),
+        Button::Cancel(id) => (id, ButtonIntent::Act(Action::Cancel)),
+        Button::EscalateNow(id) => (id, ButtonIntent::Act(Action::EscalateNow)),
+        Button::Resolve(id) => (id, ButtonIntent::Act(Action::MarkResolved)),
+        Button::Confirm(id, step) => (id, ButtonIntent::AskConfirmation { step }),
+        Button::Continue(id, step) => (id, ButtonIntent::Continue { step }),
+        Button::Abort(id, step) => (id, ButtonIntent::Abort { step }),
+        Button::Retry(id, step) => (id, ButtonIntent::Retry { step }),
+        Button::Skip(id, step) => (id, ButtonIntent::Skip { step }),
+        Button::StartProposal(_) | Button::DismissProposal(_) => return None,
+    })
 }
 
 pub(super) async fn handle_click(state: &HttpState, click: inbound::ButtonClick) -> Response {
@@ -166,8 +161,9 @@ pub(super) async fn proposal_click(state: &HttpState, click: &inbound::ButtonCli
     let answer = |text: String| answer_to(click, text);
     Some(
         async {
-            let Ok(id) = click.value.parse::<ProposalId>() else {
-                return engine.tell(&[answer(messages::unknown_button().text)]).await;
+            let id = match Button::decode(&click.action_id, &click.value) {
+                Some(Button::StartProposal(id) | Button::DismissProposal(id)) => id,
+                _ => return engine.tell(&[answer(messages::unknown_button().text)]).await,
             };
             let actor = clicker(state, click).await;
             let refused = if start {
@@ -222,11 +218,9 @@ pub(super) async fn handle_submission(
         .directory
         .actor(&submission.user_id, submission.team_id.as_deref())
         .await;
-    let (action, id, block) = match submission.callback_id.as_str() {
-        "reject" => {
-            let Ok(id) = submission.private_metadata.parse::<RollbackId>() else {
-                return field_error("reason", messages::unknown_button().text);
-            };
+    let form = Form::decode(&submission.callback_id, &submission.private_metadata);
+    let (action, id, block) = match (submission.callback_id.as_str(), form) {
+        (_, Some(Form::Reject(id))) => {
             let reason = submission
                 .values
                 .get("reason")
@@ -237,19 +231,16 @@ pub(super) async fn handle_submission(
             }
             (Action::Reject { reason }, id, "reason")
         }
-        "confirm" => {
-            let parsed = submission
-                .private_metadata
-                .split_once(':')
-                .and_then(|(id, index)| Some((id.parse::<RollbackId>().ok()?, index.parse::<usize>().ok()?)));
-            let Some((id, index)) = parsed else {
-                return field_error("phrase", messages::unknown_button().text);
-            };
+        (_, Some(Form::Confirm(id, index))) => {
             let phrase = submission.values.get("phrase").cloned().unwrap_or_default();
             (Action::Confirm { index, phrase }, id, "phrase")
         }
-        "request" => return submit_request(state, &actor, &submission, delivery).await,
-        other => {
+        (_, Some(Form::Request { channel, drill })) => {
+            return submit_request(state, &actor, &submission, delivery, channel, drill).await;
+        }
+        ("reject", None) => return field_error("reason", messages::unknown_button().text),
+        ("confirm", None) => return field_error("phrase", messages::unknown_button().text),
+        (other, None) => {
             tracing::warn!(callback_id = other, "a submission of a view rollbot does not know");
             return StatusCode::OK.into_response();
         }
@@ -276,6 +267,8 @@ pub(super) async fn submit_request(
     actor: &crate::domain::Actor,
     submission: &inbound::ViewSubmission,
     delivery: &Delivery,
+    channel: crate::domain::ChannelId,
+    drill: bool,
 ) -> Response {
     let engine = &state.engine;
     let value = |block: &str| {
@@ -299,10 +292,7 @@ pub(super) async fn submit_request(
             )]);
         }
     };
-    let (drill, channel) = match submission.private_metadata.strip_prefix("drill:") {
-        Some(channel) => (true, channel.to_owned()),
-        None => (false, submission.private_metadata.clone()),
-    };
+    let channel = channel.0;
     let args = RequestArgs {
         drill,
         service: value("service").unwrap_or_default(),

@@ -1,7 +1,6 @@
 //! The HTTP surface: Slack's signed webhooks (`commands`, `interactions`), Alertmanager's hook
 //! (`alertmanager`), the read-only API (`api`) and the probes. Handlers verify first, parse
 //! second, and answer within Slack's three seconds without calling Slack.
-use crate::domain::proposal::ProposalId;
 use crate::domain::{Action, Actor, Refusal, RollbackId, decide};
 use crate::engine::Engine;
 use crate::grammar::{self, Command, RequestArgs, SUBCOMMANDS};
@@ -10,6 +9,7 @@ use crate::slack::directory::Directory;
 use crate::slack::inbound::{self, ButtonClick, Interaction, SlashCommand};
 use crate::slack::messages::{self, Message};
 use crate::slack::signature::SignatureVerifier;
+use crate::slack::wire::{Button, Form};
 use crate::store::Effect;
 use axum::Router;
 use axum::body::Bytes;

@@ -6,3 +6,4 @@ pub mod directory;
 pub mod inbound;
 pub mod messages;
 pub mod signature;
+pub mod wire;

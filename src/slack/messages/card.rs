@@ -97,29 +97,28 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
                 blocks.push(context(line));
             }
             let mut buttons = vec![
-                button("approve", "Approve", id, Some("primary")),
-                button("reject", "Reject", id, Some("danger")),
+                button(Button::Approve(id), "Approve", Some("primary")),
+                button(Button::Reject(id), "Reject", Some("danger")),
             ];
             if rollback.next_level().is_some() {
-                buttons.push(button("escalate", "Escalate now", id, None));
+                buttons.push(button(Button::EscalateNow(id), "Escalate now", None));
             }
-            buttons.push(button("cancel", "Cancel", id, None));
+            buttons.push(button(Button::Cancel(id), "Cancel", None));
             blocks.push(json!({"type": "actions", "block_id": format!("rollback:{id}"), "elements": buttons}));
             blocks.push(context(
                 "*Approve* runs the plan above as shown. *Reject* asks for a reason and closes the request without running anything. *Cancel* withdraws it (requester or approvers).".into(),
             ));
         }
         State::Interrupted { step } => {
-            let at_step = format!("{id}@{step}");
-            let mut retry = button("retry", "Retry step", &at_step, Some("danger"));
+            let mut retry = button(Button::Retry(id, step), "Retry step", Some("danger"));
             retry["confirm"] = retry_confirm(rollback, step);
             blocks.push(json!({
                 "type": "actions",
                 "block_id": format!("rollback:{id}"),
                 "elements": [
                     retry,
-                    button("skip", "Skip step", &at_step, None),
-                    button("abort", "Abort", &at_step, None),
+                    button(Button::Skip(id, step), "Skip step", None),
+                    button(Button::Abort(id, step), "Abort", None),
                 ]
             }));
             blocks.push(context(
@@ -128,16 +127,15 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
         }
         State::Paused { step } => {
             let paused = &rollback.plan.steps[step];
-            let at_step = format!("{id}@{step}");
             let first = if paused.confirm.is_some() {
-                button("confirm", "Confirm…", &at_step, Some("danger"))
+                button(Button::Confirm(id, step), "Confirm…", Some("danger"))
             } else {
-                button("continue", "Continue", &at_step, Some("primary"))
+                button(Button::Continue(id, step), "Continue", Some("primary"))
             };
             blocks.push(json!({
                 "type": "actions",
                 "block_id": format!("rollback:{id}"),
-                "elements": [first, button("abort", "Abort", &at_step, None)]
+                "elements": [first, button(Button::Abort(id, step), "Abort", None)]
             }));
             blocks.push(context(
                 "The requester or anyone who may approve it can answer. *Abort* stops the run here; nothing after this step runs.".into(),
@@ -147,7 +145,7 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
             blocks.push(json!({
                 "type": "actions",
                 "block_id": format!("rollback:{id}"),
-                "elements": [button("cancel", "Cancel", id, None)]
+                "elements": [button(Button::Cancel(id), "Cancel", None)]
             }));
             blocks.push(context("*Cancel* stops it before the first step starts.".into()));
         }
@@ -156,7 +154,7 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
                 blocks.push(json!({
                     "type": "actions",
                     "block_id": format!("rollback:{id}"),
-                    "elements": [button("resolve", "Mark resolved", id, Some("primary"))]
+                    "elements": [button(Button::Resolve(id), "Mark resolved", Some("primary"))]
                 }));
                 blocks.push(context(
                     "Status page: *monitoring*. *Mark resolved* once the service is healthy: the incident is resolved and its components set operational.".into(),

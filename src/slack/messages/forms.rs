@@ -5,8 +5,8 @@ use super::*;
 pub fn reject_modal(id: RollbackId) -> Value {
     json!({
         "type": "modal",
-        "callback_id": "reject",
-        "private_metadata": id.to_string(),
+        "callback_id": Form::Reject(id).callback_id(),
+        "private_metadata": Form::Reject(id).private_metadata(),
         "title": {"type": "plain_text", "text": truncate(&format!("Reject {id}"), 24)},
         "submit": {"type": "plain_text", "text": "Reject"},
         "close": {"type": "plain_text", "text": "Keep it"},
@@ -28,8 +28,8 @@ pub fn confirm_modal(rollback: &Rollback, index: usize) -> Value {
     let phrase = step.confirm.as_deref().unwrap_or_default();
     json!({
         "type": "modal",
-        "callback_id": "confirm",
-        "private_metadata": format!("{}:{index}", rollback.id),
+        "callback_id": Form::Confirm(rollback.id, index).callback_id(),
+        "private_metadata": Form::Confirm(rollback.id, index).private_metadata(),
         "title": {"type": "plain_text", "text": truncate(&format!("Confirm {}", rollback.id), 24)},
         "submit": {"type": "plain_text", "text": "Run this step"},
         "close": {"type": "plain_text", "text": "Not now"},
@@ -86,15 +86,19 @@ pub fn request_modal(services: &[&str], args: &crate::grammar::RequestArgs, chan
         block
     };
     // The form carries the drill mark with the channel, so the submission stays a drill.
-    let (metadata, title, submit) = if args.drill {
-        (format!("drill:{channel}"), "Start a drill", "Start drill")
+    let (title, submit) = if args.drill {
+        ("Start a drill", "Start drill")
     } else {
-        (channel.to_owned(), "Request a rollback", "Request")
+        ("Request a rollback", "Request")
+    };
+    let form = Form::Request {
+        channel: crate::domain::ChannelId(channel.to_owned()),
+        drill: args.drill,
     };
     json!({
         "type": "modal",
-        "callback_id": "request",
-        "private_metadata": metadata,
+        "callback_id": form.callback_id(),
+        "private_metadata": form.private_metadata(),
         "title": {"type": "plain_text", "text": title},
         "submit": {"type": "plain_text", "text": submit},
         "close": {"type": "plain_text", "text": "Cancel"},

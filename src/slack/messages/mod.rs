@@ -3,6 +3,7 @@
 //! (`forms`), private answers (`private`) and refusals (`refusals`). Shared pieces (the
 //! message type, mentions, the plan's text, Block Kit builders) are here. User-supplied text is
 //! always escaped for mrkdwn, and every block stays inside Block Kit's limits.
+use super::wire::{Button, Form};
 use crate::domain::plan::{Plan, SqlCheck, StepAction};
 use crate::domain::proposal::{Decision, Proposal};
 use crate::domain::rollback::{State, StepOutcome, StepResult};
@@ -415,12 +416,13 @@ fn retry_confirm(rollback: &Rollback, index: usize) -> Value {
     })
 }
 
-fn button(action_id: &str, label: &str, value: impl std::fmt::Display, style: Option<&str>) -> Value {
+/// A Block Kit button for one of rollbot's controls, encoded by `slack::wire`.
+fn button(control: Button, label: &str, style: Option<&str>) -> Value {
     let mut button = json!({
         "type": "button",
-        "action_id": action_id,
+        "action_id": control.action_id(),
         "text": {"type": "plain_text", "text": label},
-        "value": value.to_string(),
+        "value": control.value(),
     });
     if let Some(style) = style {
         button["style"] = json!(style);

@@ -149,9 +149,9 @@ pub fn proposal_card(proposal: &Proposal, context_of: &ProposalContext) -> Messa
     if open {
         let mut buttons = vec![];
         if context_of.plan.is_ok() {
-            buttons.push(button("start_proposal", "Start rollback", id, Some("primary")));
+            buttons.push(button(Button::StartProposal(id), "Start rollback", Some("primary")));
         }
-        buttons.push(button("dismiss_proposal", "Dismiss", id, None));
+        buttons.push(button(Button::DismissProposal(id), "Dismiss", None));
         blocks.push(json!({"type": "actions", "block_id": format!("proposal:{id}"), "elements": buttons}));
         let start = if context_of.plan.is_err() {
             "*Start rollback* is not offered: the plan above cannot be built from this alert; use `/rollback` with a target.".to_owned()

@@ -480,7 +480,7 @@ impl Rollbot {
             page.map(|provider| rollbot::statuspage::StatusPage::new(provider).unwrap()),
             SecretSource::Fixed(Arc::new(step_secrets.clone())),
         )
-        .with_step_supervisor(env!("CARGO_BIN_EXE_rollbot").into());
+        .with_step_supervisor(env!("CARGO_BIN_EXE_rollbot-step-supervisor").into());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let router = app.router.clone();
@@ -525,7 +525,7 @@ impl Rollbot {
             None,
             SecretSource::Fixed(Arc::new(self.step_secrets.clone())),
         )
-        .with_step_supervisor(env!("CARGO_BIN_EXE_rollbot").into())
+        .with_step_supervisor(env!("CARGO_BIN_EXE_rollbot-step-supervisor").into())
     }
 
     /// Plays a process that claims the queued rollback `id`, starts the step it runs next and

@@ -1,0 +1,204 @@
+//! rollbot's own controls on Slack's wire, with one owner: what a button's `action_id` and
+//! `value` say, and what a form's `callback_id` and `private_metadata` carry. Messages encode
+//! with these types and handlers decode with them, so the two cannot drift apart.
+use crate::domain::{ChannelId, ProposalId, RollbackId};
+
+/// A button rollbot puts on a card. Buttons at a step carry that step's index, so a click on an
+/// out-of-date card cannot pass a later gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Button {
+    Approve(RollbackId),
+    /// Opens the form that asks why.
+    Reject(RollbackId),
+    Cancel(RollbackId),
+    EscalateNow(RollbackId),
+    /// Marks the status page incident resolved.
+    Resolve(RollbackId),
+    /// Opens the form for a destructive step's phrase.
+    Confirm(RollbackId, usize),
+    Continue(RollbackId, usize),
+    Abort(RollbackId, usize),
+    Retry(RollbackId, usize),
+    Skip(RollbackId, usize),
+    StartProposal(ProposalId),
+    DismissProposal(ProposalId),
+}
+
+impl Button {
+    pub fn action_id(self) -> &'static str {
+        match self {
+            Button::Approve(_) => "approve",
+            Button::Reject(_) => "reject",
+            Button::Cancel(_) => "cancel",
+            Button::EscalateNow(_) => "escalate",
+            Button::Resolve(_) => "resolve",
+            Button::Confirm(..) => "confirm",
+            Button::Continue(..) => "continue",
+            Button::Abort(..) => "abort",
+            Button::Retry(..) => "retry",
+            Button::Skip(..) => "skip",
+            Button::StartProposal(_) => "start_proposal",
+            Button::DismissProposal(_) => "dismiss_proposal",
+        }
+    }
+
+    /// `RB-<n>`, `RB-<n>@<step>` or `P-<n>`.
+    pub fn value(self) -> String {
+        match self {
+            Button::Approve(id)
+            | Button::Reject(id)
+            | Button::Cancel(id)
+            | Button::EscalateNow(id)
+            | Button::Resolve(id) => id.to_string(),
+            Button::Confirm(id, step)
+            | Button::Continue(id, step)
+            | Button::Abort(id, step)
+            | Button::Retry(id, step)
+            | Button::Skip(id, step) => format!("{id}@{step}"),
+            Button::StartProposal(id) | Button::DismissProposal(id) => id.to_string(),
+        }
+    }
+
+    /// The button a click names; `None` for anything rollbot did not put on a card.
+    pub fn decode(action_id: &str, value: &str) -> Option<Button> {
+        let rollback = || value.parse::<RollbackId>().ok();
+        let at_step = || {
+            let (id, step) = value.split_once('@')?;
+            Some((id.parse::<RollbackId>().ok()?, step.parse::<usize>().ok()?))
+        };
+        let proposal = || value.parse::<ProposalId>().ok();
+        Some(match action_id {
+            "approve" => Button::Approve(rollback()?),
+            "reject" => Button::Reject(rollback()?),
+            "cancel" => Button::Cancel(rollback()?),
+            "escalate" => Button::EscalateNow(rollback()?),
+            "resolve" => Button::Resolve(rollback()?),
+            "confirm" => at_step().map(|(id, step)| Button::Confirm(id, step))?,
+            "continue" => at_step().map(|(id, step)| Button::Continue(id, step))?,
+            "abort" => at_step().map(|(id, step)| Button::Abort(id, step))?,
+            "retry" => at_step().map(|(id, step)| Button::Retry(id, step))?,
+            "skip" => at_step().map(|(id, step)| Button::Skip(id, step))?,
+            "start_proposal" => Button::StartProposal(proposal()?),
+            "dismiss_proposal" => Button::DismissProposal(proposal()?),
+            _ => return None,
+        })
+    }
+}
+
+/// A form rollbot opens, with what it carries to its submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Form {
+    /// Why a rollback is rejected.
+    Reject(RollbackId),
+    /// The phrase of a destructive step.
+    Confirm(RollbackId, usize),
+    /// A request to finish, posted from `channel`; a drill when `drill`.
+    Request { channel: ChannelId, drill: bool },
+}
+
+impl Form {
+    pub fn callback_id(&self) -> &'static str {
+        match self {
+            Form::Reject(_) => "reject",
+            Form::Confirm(..) => "confirm",
+            Form::Request { .. } => "request",
+        }
+    }
+
+    pub fn private_metadata(&self) -> String {
+        match self {
+            Form::Reject(id) => id.to_string(),
+            Form::Confirm(id, step) => format!("{id}:{step}"),
+            Form::Request { channel, drill: true } => format!("drill:{}", channel.0),
+            Form::Request { channel, drill: false } => channel.0.clone(),
+        }
+    }
+
+    /// The form a submission answers; `None` for anything rollbot did not open.
+    pub fn decode(callback_id: &str, private_metadata: &str) -> Option<Form> {
+        Some(match callback_id {
+            "reject" => Form::Reject(private_metadata.parse().ok()?),
+            "confirm" => {
+                let (id, step) = private_metadata.split_once(':')?;
+                Form::Confirm(id.parse().ok()?, step.parse().ok()?)
+            }
+            "request" => match private_metadata.strip_prefix("drill:") {
+                Some(channel) => Form::Request {
+                    channel: ChannelId(channel.to_owned()),
+                    drill: true,
+                },
+                None => Form::Request {
+                    channel: ChannelId(private_metadata.to_owned()),
+                    drill: false,
+                },
+            },
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn button() -> impl Strategy<Value = Button> {
+        let id = (1i64..1_000_000_000_000).prop_map(RollbackId);
+        let step = 0usize..500;
+        let proposal = (1i64..1_000_000_000_000).prop_map(ProposalId);
+        prop_oneof![
+            id.clone().prop_map(Button::Approve),
+            id.clone().prop_map(Button::Reject),
+            id.clone().prop_map(Button::Cancel),
+            id.clone().prop_map(Button::EscalateNow),
+            id.clone().prop_map(Button::Resolve),
+            (id.clone(), step.clone()).prop_map(|(i, s)| Button::Confirm(i, s)),
+            (id.clone(), step.clone()).prop_map(|(i, s)| Button::Continue(i, s)),
+            (id.clone(), step.clone()).prop_map(|(i, s)| Button::Abort(i, s)),
+            (id.clone(), step.clone()).prop_map(|(i, s)| Button::Retry(i, s)),
+            (id, step).prop_map(|(i, s)| Button::Skip(i, s)),
+            proposal.clone().prop_map(Button::StartProposal),
+            proposal.prop_map(Button::DismissProposal),
+        ]
+    }
+
+    fn form() -> impl Strategy<Value = Form> {
+        let id = (1i64..1_000_000_000_000).prop_map(RollbackId);
+        prop_oneof![
+            id.clone().prop_map(Form::Reject),
+            (id, 0usize..500).prop_map(|(i, s)| Form::Confirm(i, s)),
+            ("C[0-9A-Z]{8,10}", any::<bool>()).prop_map(|(c, drill)| Form::Request {
+                channel: ChannelId(c),
+                drill
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn a_button_decodes_to_itself(button in button()) {
+            prop_assert_eq!(Button::decode(button.action_id(), &button.value()), Some(button));
+        }
+
+        #[test]
+        fn a_form_decodes_to_itself(form in form()) {
+            prop_assert_eq!(Form::decode(form.callback_id(), &form.private_metadata()), Some(form.clone()));
+        }
+
+        #[test]
+        fn anything_else_decodes_to_nothing_or_a_real_control(action in "[a-z_]{0,20}", value in "\\PC{0,30}") {
+            if let Some(button) = Button::decode(&action, &value) {
+                prop_assert_eq!(button.action_id(), action.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn a_step_button_needs_its_step_and_a_rollback_button_none() {
+        assert_eq!(Button::decode("retry", "RB-1"), None);
+        assert_eq!(Button::decode("approve", "RB-1@2"), None);
+        assert_eq!(Button::decode("retry", "RB-1@2"), Some(Button::Retry(RollbackId(1), 2)));
+        assert_eq!(Button::decode("start_proposal", "RB-1"), None);
+        assert_eq!(Form::decode("confirm", "RB-1"), None);
+    }
+}
