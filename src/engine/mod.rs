@@ -3,6 +3,7 @@
 pub mod command;
 pub mod executor;
 pub mod proposals;
+mod reads;
 pub mod secrets;
 pub mod steps;
 pub mod supervisor;

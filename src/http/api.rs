@@ -26,7 +26,7 @@ pub(super) async fn api_list(State(state): State<Arc<HttpState>>, headers: Heade
     if let Err(refused) = api_authorized(&state, &headers) {
         return refused;
     }
-    match state.engine.store.recent(None, 100).await {
+    match state.engine.recent(None, false, 100).await {
         Ok(rollbacks) => axum::Json(serde_json::json!({ "rollbacks": rollbacks })).into_response(),
         Err(e) => internal(e),
     }
@@ -42,7 +42,7 @@ pub(super) async fn api_record(
     let Ok(id) = id.parse::<RollbackId>() else {
         return Err((StatusCode::NOT_FOUND, "not a rollback id; ids look like RB-12\n").into_response());
     };
-    match state.engine.store.load_with_history(id).await {
+    match state.engine.record(id).await {
         Ok(Some(record)) => Ok(record),
         Ok(None) => Err((StatusCode::NOT_FOUND, format!("there is no rollback {id}\n")).into_response()),
         Err(e) => Err(internal(e)),

@@ -91,20 +91,18 @@ pub(super) async fn handle_command(
                 .unwrap_or_else(|| messages::refusal(&refusal)),
             Err(refusal) => messages::refusal(&with_subcommand_hint(refusal)),
         },
-        Command::Status(Some(id)) => match engine.store.load(id).await? {
+        Command::Status(Some(id)) => match engine.rollback(id).await? {
             Some(rollback) => messages::status(&rollback),
             None => messages::not_found(id),
         },
-        Command::Status(None) => match engine.store.recent(Some(&command.channel_id), 1).await?.first() {
+        Command::Status(None) => match engine.recent(Some(&command.channel_id), false, 1).await?.first() {
             Some(rollback) => messages::status(rollback),
             None => messages::list(&[]),
         },
-        Command::List { drills: false } => messages::list(&engine.store.recent(Some(&command.channel_id), 10).await?),
-        Command::List { drills: true } => {
-            messages::list(&engine.store.recent_drills(Some(&command.channel_id), 10).await?)
-        }
+        Command::List { drills: false } => messages::list(&engine.recent(Some(&command.channel_id), false, 10).await?),
+        Command::List { drills: true } => messages::list(&engine.recent(Some(&command.channel_id), true, 10).await?),
 
-        Command::Postmortem(id) => match engine.store.load_with_history(id).await? {
+        Command::Postmortem(id) => match engine.record(id).await? {
             Some((rollback, history)) => messages::postmortem(id, &crate::postmortem::draft(&rollback, &history)),
             None => messages::not_found(id),
         },

@@ -90,31 +90,27 @@ pub(super) async fn handle_click(state: &HttpState, click: inbound::ButtonClick)
             // Before opening a modal, check what can be checked, so nobody types into a form
             // that will be refused anyway.
             modal => {
-                let Some(rollback) = engine.store.load(id).await? else {
-                    return engine.tell(&[answer(messages::not_found(id).text)]).await;
-                };
                 // Checked first: only a step that is really waiting for confirmation gets a form.
                 let check = match modal {
                     ButtonIntent::AskConfirmation { step } => {
-                        let phrase = rollback
-                            .plan
-                            .steps
-                            .get(step)
-                            .and_then(|s| s.confirm.clone())
-                            .unwrap_or_default();
-                        Action::Confirm { index: step, phrase }
+                        let phrase = match engine.rollback(id).await? {
+                            Some(rollback) => rollback.plan.steps.get(step).and_then(|s| s.confirm.clone()),
+                            None => None,
+                        };
+                        Action::Confirm {
+                            index: step,
+                            phrase: phrase.unwrap_or_default(),
+                        }
                     }
                     _ => Action::Reject { reason: None },
                 };
-                if let Err(refusal) = decide(
-                    Some(&rollback),
-                    &check,
-                    &actor,
-                    &engine.config.policy,
-                    engine.clock.now(),
-                ) {
-                    return engine.tell(&[answer(messages::refusal(&refusal).text)]).await;
-                }
+                let rollback = match engine.dry_run(id, &check, &actor).await? {
+                    Ok(rollback) => rollback,
+                    Err(Refusal::NoSuchRollback { .. }) => {
+                        return engine.tell(&[answer(messages::not_found(id).text)]).await;
+                    }
+                    Err(refusal) => return engine.tell(&[answer(messages::refusal(&refusal).text)]).await,
+                };
                 let view = match check {
                     Action::Confirm { index, .. } => messages::confirm_modal(&rollback, index),
                     _ => messages::reject_modal(id),

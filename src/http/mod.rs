@@ -1,7 +1,7 @@
 //! The HTTP surface: Slack's signed webhooks (`commands`, `interactions`), Alertmanager's hook
 //! (`alertmanager`), the read-only API (`api`) and the probes. Handlers verify first, parse
 //! second, and answer within Slack's three seconds without calling Slack.
-use crate::domain::{Action, Actor, Refusal, RollbackId, decide};
+use crate::domain::{Action, Actor, Refusal, RollbackId};
 use crate::engine::Engine;
 use crate::grammar::{self, Command, RequestArgs, SUBCOMMANDS};
 use crate::slack::client::SlackApi;
@@ -92,7 +92,7 @@ pub fn router(state: HttpState) -> Router {
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
-    match state.engine.store.ping().await {
+    match state.engine.ready().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
             tracing::warn!(error = format!("{e:#}"), "not ready: the store is unreachable");
@@ -103,7 +103,7 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
     let engine = &state.engine;
-    match state.figures.get(|| engine.store.figures(engine.clock.now())).await {
+    match state.figures.get(|| engine.figures()).await {
         Ok((figures, age)) => (
             [("content-type", "text/plain; version=0.0.4")],
             crate::metrics::render(&figures, age) + &state.live.render(),

@@ -1,0 +1,47 @@
+//! What the edges may ask the engine without changing anything: a rollback, the recent ones, a
+//! whole record, readiness and figures, and a dry run of an action. The HTTP edge asks these
+//! instead of reaching into the store or calling `decide` itself.
+use super::Engine;
+use crate::domain::{Action, Actor, Recorded, Refusal, Rollback, RollbackId, decide};
+use anyhow::Result;
+
+impl Engine {
+    /// One rollback as it is now.
+    pub async fn rollback(&self, id: RollbackId) -> Result<Option<Rollback>> {
+        self.store.load(id).await
+    }
+
+    /// The newest rollbacks (only drills with `drills`), optionally of one channel.
+    pub async fn recent(&self, channel: Option<&str>, drills: bool, limit: i64) -> Result<Vec<Rollback>> {
+        if drills {
+            self.store.recent_drills(channel, limit).await
+        } else {
+            self.store.recent(channel, limit).await
+        }
+    }
+
+    /// A rollback with every event it recorded: the timeline, the API, the post-mortem.
+    pub async fn record(&self, id: RollbackId) -> Result<Option<(Rollback, Vec<Recorded>)>> {
+        self.store.load_with_history(id).await
+    }
+
+    /// Whether the store answers, for `/readyz`.
+    pub async fn ready(&self) -> Result<()> {
+        self.store.ping().await
+    }
+
+    /// The store's figures, for `/metrics`.
+    pub async fn figures(&self) -> Result<crate::metrics::StoreFigures> {
+        self.store.figures(self.clock.now()).await
+    }
+
+    /// Whether `actor` may take `action` on `id` now, deciding on the current state without
+    /// recording anything: a form is opened only for an answer that can be accepted. The
+    /// rollback as it is, or why not.
+    pub async fn dry_run(&self, id: RollbackId, action: &Action, actor: &Actor) -> Result<Result<Rollback, Refusal>> {
+        let Some(rollback) = self.store.load(id).await? else {
+            return Ok(Err(Refusal::NoSuchRollback { id: Some(id) }));
+        };
+        Ok(decide(Some(&rollback), action, actor, &self.config.policy, self.clock.now()).map(|_| rollback))
+    }
+}
