@@ -25,19 +25,19 @@ use tokio::sync::Notify;
 pub(crate) const MAX_CONFLICT_RETRIES: usize = 8;
 
 pub struct Engine {
-    pub store: Store,
-    pub config: Arc<Config>,
-    pub clock: Arc<dyn Clock>,
+    pub(crate) store: Store,
+    pub(crate) config: Arc<Config>,
+    pub(crate) clock: Arc<dyn Clock>,
     /// Woken whenever effects are queued, so delivery starts at once.
-    pub outbox_ready: Arc<Notify>,
+    pub(crate) outbox_ready: Arc<Notify>,
     /// Woken whenever a rollback becomes ready to run.
-    pub run_ready: Arc<Notify>,
+    pub(crate) run_ready: Arc<Notify>,
     /// The rollbacks this process made ready to run, as written, for its executor.
-    pub ready_here: ReadyHere,
+    pub(crate) ready_here: ReadyHere,
     /// Where steps' `${env:NAME}` references are resolved.
-    pub secrets: secrets::SecretSource,
+    pub(crate) secrets: secrets::SecretSource,
     /// This process's figures for `/metrics`: decisions are counted here as they are recorded.
-    pub metrics: Arc<crate::metrics::Live>,
+    pub(crate) metrics: Arc<crate::metrics::Live>,
 }
 
 /// Rollbacks this process queued to run, handed to its executor as they were written, so a

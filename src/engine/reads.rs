@@ -44,4 +44,9 @@ impl Engine {
         };
         Ok(decide(Some(&rollback), action, actor, &self.config.policy, self.clock.now()).map(|_| rollback))
     }
+
+    /// When the next message that waits only for its channel's posting slot becomes due.
+    pub async fn next_paced_delivery(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        self.store.next_paced_delivery(self.clock.now()).await
+    }
 }

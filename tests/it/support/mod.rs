@@ -675,13 +675,7 @@ impl Rollbot {
             if fired == 0 && delivered == 0 && !ran {
                 // Posts waiting for their channel's next slot are due within a second: let
                 // that second pass, as it would for a real rollbot. Retries after errors wait.
-                let paced = self
-                    .app
-                    .engine
-                    .store
-                    .next_paced_delivery(self.clock.now())
-                    .await
-                    .unwrap();
+                let paced = self.app.engine.next_paced_delivery().await.unwrap();
                 match paced {
                     Some(at) if at > self.clock.now() && at - self.clock.now() <= chrono::Duration::seconds(1) => {
                         self.clock.set(at);
