@@ -794,6 +794,16 @@ impl EmbeddedStore {
         Ok(pruned as u64)
     }
 
+    pub async fn forget_deliveries(&self, seen_before: DateTime<Utc>) -> Result<u64> {
+        let forgotten = self
+            .execute(
+                "DELETE FROM deliveries WHERE seen_at < ?1",
+                vec![ts(seen_before).into()],
+            )
+            .await?;
+        Ok(forgotten as u64)
+    }
+
     pub async fn outbox_queued_at(&self, id: i64) -> Result<Option<DateTime<Utc>>> {
         let at: Option<String> = self
             .with(move |c| {
@@ -974,9 +984,11 @@ fn already_admitted(tx: &Transaction, history: &[Recorded]) -> Result<Option<Fil
     let request = super::request_of(history)?;
     if let Some(delivery) = &request.delivery {
         let seen: Option<String> = tx
-            .query_row("SELECT doc FROM rollbacks WHERE delivery_key = ?1", [delivery], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT r.doc FROM deliveries d JOIN rollbacks r ON r.id = d.rollback_id WHERE d.key = ?1",
+                [delivery],
+                |r| r.get(0),
+            )
             .optional()?;
         if let Some(doc) = seen {
             return Ok(Some(Filed::Seen(json(&doc, "rollback")?)));
@@ -1003,9 +1015,8 @@ fn insert_rollback(tx: &Transaction, history: &[Recorded], consequences: &Conseq
     let rollback =
         Rollback::from_history(id, history).ok_or_else(|| anyhow!("a rollback must start with a request"))?;
     tx.execute(
-        "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at, lock_key,
-                                delivery_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+        "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at, lock_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
         params![
             number,
             rollback.version,
@@ -1015,9 +1026,14 @@ fn insert_rollback(tx: &Transaction, history: &[Recorded], consequences: &Conseq
             serde_json::to_string(&rollback)?,
             ts(rollback.requested_at),
             rollback.request.lock,
-            rollback.request.delivery,
         ],
     )?;
+    if let Some(delivery) = &rollback.request.delivery {
+        tx.execute(
+            "INSERT INTO deliveries (key, rollback_id, seen_at) VALUES (?1, ?2, ?3)",
+            params![delivery, number, ts(rollback.requested_at)],
+        )?;
+    }
     insert_events(tx, id, 0, history)?;
     let now = rollback.requested_at;
     apply_consequences(tx, id, consequences, now)?;

@@ -335,6 +335,9 @@ operations! {
     /// Deletes up to `limit` messages delivered before `delivered_before` (the rollbacks' events,
     /// the timeline, stay; so do undeliverable messages, with their error); returns how many.
     fn prune_outbox(&self, delivered_before: DateTime<Utc>, limit: i64) -> Result<u64>;
+    /// Forgets the signed deliveries seen before `seen_before` (long past Slack's 5-minute
+    /// signature window, a delivery cannot come again); returns how many.
+    fn forget_deliveries(&self, seen_before: DateTime<Utc>) -> Result<u64>;
     /// When an effect was queued (it is given up on by age, not by its number of attempts).
     fn outbox_queued_at(&self, id: i64) -> Result<Option<DateTime<Utc>>>;
     /// Slack asked (429, Retry-After) not to call `method` before `until`: every replica waits.

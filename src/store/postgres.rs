@@ -776,10 +776,9 @@ impl PostgresStore {
         for r in &export.rollbacks {
             tx.execute(
                 "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, card_channel, card_ts, created_at,
-                                        updated_at, lease_owner, lease_until, page_incident_id, requester, lock_key,
-                                        delivery_key)
+                                        updated_at, lease_owner, lease_until, page_incident_id, requester, lock_key)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $6::jsonb->'request'->>'requester',
-                         $6::jsonb->'request'->>'lock', $6::jsonb->'request'->>'delivery')",
+                         $6::jsonb->'request'->>'lock')",
                 &[&r.id, &r.version, &r.state, &r.channel_id, &r.service, &value(&r.doc)?, &r.card_channel, &r.card_ts,
                   &r.created_at, &r.updated_at, &r.lease_owner, &r.lease_until, &r.page_incident_id],
             )
@@ -870,6 +869,11 @@ impl PostgresStore {
         .await
     }
 
+    pub async fn forget_deliveries(&self, seen_before: DateTime<Utc>) -> Result<u64> {
+        self.prepared_execute("DELETE FROM deliveries WHERE seen_at < $1", &[&seen_before])
+            .await
+    }
+
     pub async fn outbox_queued_at(&self, id: i64) -> Result<Option<DateTime<Utc>>> {
         let row = self
             .prepared_query_opt("SELECT created_at FROM outbox WHERE id = $1", &[&id])
@@ -939,7 +943,10 @@ async fn already_admitted(tx: &Transaction<'_>, history: &[Recorded]) -> Result<
         tx.execute("SELECT pg_advisory_xact_lock(7403314, hashtext($1))", &[delivery])
             .await?;
         let seen = tx
-            .query_opt("SELECT doc FROM rollbacks WHERE delivery_key = $1", &[delivery])
+            .query_opt(
+                "SELECT r.doc FROM deliveries d JOIN rollbacks r ON r.id = d.rollback_id WHERE d.key = $1",
+                &[delivery],
+            )
             .await?;
         if let Some(row) = seen {
             return Ok(Some(Filed::Seen(from_jsonb(&row, 0, "rollback")?)));

@@ -1564,6 +1564,16 @@ async fn one_open_rollback_holds_its_lock_and_a_delivery_files_once_even_all_at_
         1,
         "{outcomes:?}"
     );
+    assert_eq!(
+        store.forget_deliveries(at(0)).await.unwrap(),
+        0,
+        "seen at the window's edge: kept"
+    );
+    assert_eq!(
+        store.forget_deliveries(at(61)).await.unwrap(),
+        1,
+        "long past Slack's window: forgotten"
+    );
 }
 
 /// How many events a fresh `request` story has.

@@ -365,14 +365,21 @@ impl Rows {
         if self.rollback_ids.is_empty() {
             return Ok(());
         }
+        // A signed delivery is remembered beside its rollback, in the same statement.
         let rollbacks = tx
             .prepare_cached(
-                "INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at, requester,
-                                        lock_key, delivery_key)
-                 SELECT id, version, state, channel_id, service, doc, at, at, doc->'request'->>'requester',
-                        doc->'request'->>'lock', doc->'request'->>'delivery'
-                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])
-                   AS r (id, version, state, channel_id, service, doc, at)",
+                "WITH r AS (
+                     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
+                                          $7::timestamptz[])
+                       AS r (id, version, state, channel_id, service, doc, at)),
+                 filed AS (
+                     INSERT INTO rollbacks (id, version, state, channel_id, service, doc, created_at, updated_at,
+                                            requester, lock_key)
+                     SELECT id, version, state, channel_id, service, doc, at, at, doc->'request'->>'requester',
+                            doc->'request'->>'lock'
+                     FROM r)
+                 INSERT INTO deliveries (key, rollback_id, seen_at)
+                 SELECT doc->'request'->>'delivery', id, at FROM r WHERE doc->'request'->>'delivery' IS NOT NULL",
             )
             .await?;
         let events = tx
