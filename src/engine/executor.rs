@@ -285,7 +285,7 @@ impl Executor {
                     Ok(Changed::Written(rollback)) => return Some(Ok(rollback)),
                     Ok(Changed::Guarded) => return None,
                     Ok(Changed::Refused(refusal)) => {
-                        return Some(self.already_recorded(id, index, &result, refusal).await);
+                        return Some(self.recorded_already(id, index, &result).await.ok_or(refusal));
                     }
                     Err(e) => {
                         tracing::warn!(rollback = %id, step = index + 1, error = format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "could not record the step's result; trying again while the lease holds");
@@ -302,6 +302,11 @@ impl Executor {
                 Ok(None)
             }
             Leased::Done(None) | Leased::Lost(_) => {
+                // The write that ends or pauses the run also ends its lease, and a renewal in
+                // between reports the lease gone: then the record already holds this result.
+                if let Some(rollback) = self.recorded_already(id, index, &result).await {
+                    return Ok(Some(rollback));
+                }
                 tracing::error!(rollback = %id, step = index + 1, "the run was taken over before its result was recorded; recording it as late");
                 self.record_late(id, index, result).await;
                 Ok(None)
@@ -309,22 +314,12 @@ impl Executor {
         }
     }
 
-    /// A refused result may be one whose first write did commit, unseen (the answer was lost):
-    /// then the record already holds it, and the run goes on from there.
-    async fn already_recorded(
-        &self,
-        id: RollbackId,
-        index: usize,
-        result: &StepResult,
-        refusal: crate::domain::Refusal,
-    ) -> Result<Rollback, crate::domain::Refusal> {
-        if let Ok(Some(rollback)) = self.engine.store.load(id).await {
-            let ours = rollback.steps.iter().rev().find(|s| s.index == index);
-            if ours.is_some_and(|s| s.result.as_ref() == Some(result)) {
-                return Ok(rollback);
-            }
-        }
-        Err(refusal)
+    /// The rollback as recorded, if it already holds `result` as step `index`'s latest result:
+    /// a write whose answer was lost may have committed, and the run goes on from there.
+    async fn recorded_already(&self, id: RollbackId, index: usize, result: &StepResult) -> Option<Rollback> {
+        let rollback = self.engine.store.load(id).await.ok()??;
+        let ours = rollback.steps.iter().rev().find(|s| s.index == index)?;
+        (ours.result.as_ref() == Some(result)).then_some(rollback)
     }
 
     /// Puts a result from an attempt that lost the run on the record, where people and the
