@@ -119,6 +119,21 @@ impl Scene {
             .unwrap();
     }
 
+    /// Alice requests the slow runbook at critical severity (it runs at once) through `serve`;
+    /// returns once its first step has started.
+    async fn request_and_wait_for_the_step(&self, serve: &Serve) {
+        serve
+            .post_signed(
+                "/slack/commands",
+                slash_body(ALICE, INCIDENTS, "slow-api severity critical"),
+            )
+            .await;
+        wait_for_or_show(&|| serve.log(), "the first step to start", async || {
+            (lines(&self.marker).len() == 1).then_some(())
+        })
+        .await;
+    }
+
     /// `rollbot serve` whose connections to PostgreSQL go through `proxy`.
     async fn serve_through(&self, name: &str, proxy: &Proxy) -> Serve {
         let through = self
@@ -141,16 +156,7 @@ async fn a_replica_stalled_past_its_lease_runs_nothing_beside_the_retry_and_its_
     let (db, slack, scratch, marker, config) = scene.parts();
 
     let first = Serve::start("first", &db, &slack, &config, scratch.path()).await;
-    first
-        .post_signed(
-            "/slack/commands",
-            slash_body(ALICE, INCIDENTS, "slow-api severity critical"),
-        )
-        .await;
-    wait_for_or_show(&|| first.log(), "the first attempt", async || {
-        (lines(&marker).len() == 1).then_some(())
-    })
-    .await;
+    scene.request_and_wait_for_the_step(&first).await;
     let first_attempt = pid_in(&lines(&marker)[0]);
     let second = Serve::start("second", &db, &slack, &config, scratch.path()).await;
 
@@ -240,16 +246,7 @@ async fn a_database_blip_around_a_steps_end_loses_no_result() {
     scene.migrate().await;
     let proxy = Proxy::to("127.0.0.1:5432".into()).await;
     let serve = scene.serve_through("serve", &proxy).await;
-    serve
-        .post_signed(
-            "/slack/commands",
-            slash_body(ALICE, INCIDENTS, "slow-api severity critical"),
-        )
-        .await;
-    wait_for_or_show(&|| serve.log(), "the step to start", async || {
-        (lines(&marker).len() == 1).then_some(())
-    })
-    .await;
+    scene.request_and_wait_for_the_step(&serve).await;
     // The step ends (2 s) while PostgreSQL cannot be reached, for 2 s around its end.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     proxy.cut();
@@ -498,7 +495,7 @@ async fn a_replica_whose_clock_is_a_minute_ahead_interrupts_nothing_and_posts_no
 #[tokio::test]
 async fn a_flood_of_metrics_scrapes_over_a_large_outbox_cannot_starve_a_runs_lease() {
     let scene = Scene::new(8, "3s").await;
-    let (db, slack, scratch, marker, config) = scene.parts();
+    let (db, slack, scratch, _, config) = scene.parts();
     scene.migrate().await;
     // A year of a busy team's messages, delivered.
     let store = connect(&db.url).await;
@@ -514,16 +511,7 @@ async fn a_flood_of_metrics_scrapes_over_a_large_outbox_cannot_starve_a_runs_lea
     let serve = Serve::start("serve", &db, &slack, &config, scratch.path()).await;
     // A second replica, not scraped: the one that would declare a starved lease lapsed.
     let watcher = Serve::start("watcher", &db, &slack, &config, scratch.path()).await;
-    serve
-        .post_signed(
-            "/slack/commands",
-            slash_body(ALICE, INCIDENTS, "slow-api severity critical"),
-        )
-        .await;
-    wait_for_or_show(&|| serve.log(), "the step to start", async || {
-        (lines(&marker).len() == 1).then_some(())
-    })
-    .await;
+    scene.request_and_wait_for_the_step(&serve).await;
     let http = reqwest::Client::new();
     let url = format!("{}/metrics", serve.base);
     let flood_until = Instant::now() + Duration::from_secs(7);
