@@ -238,6 +238,7 @@ async fn migrate(data_dir: Option<&std::path::Path>) -> Result<()> {
 
 /// Moves a team from the embedded file to PostgreSQL with its whole history.
 async fn copy_to_postgres(from: &std::path::Path, to: &str) -> Result<()> {
+    use rollbot::store::ops::Schema;
     let path = rollbot::store::embedded::existing_file(from)?;
     let source = rollbot::store::EmbeddedStore::open(&path)?;
     source.migrate().await?;

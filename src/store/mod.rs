@@ -3,6 +3,8 @@
 //! and pass the same conformance tests. Every operation that writes more than one row runs
 //! inside one transaction, passed by type to its helpers.
 pub mod embedded;
+pub mod ops;
+mod rows;
 mod postgres;
 
 pub use embedded::EmbeddedStore;
@@ -15,6 +17,8 @@ use crate::domain::{Recorded, Rollback, RollbackId};
 pub use crate::domain::effects::{Consequences, Effect, Fence, Guard, Lease, Timer, TimerAction};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use ops::Backend;
+use std::time::Duration;
 use std::path::Path;
 
 #[derive(Debug, Clone)]
@@ -174,11 +178,8 @@ impl Store {
     }
 
     /// `postgres` or `embedded`, for logs and tests.
-    pub fn backend(&self) -> &'static str {
-        match self {
-            Store::Postgres(_) => "postgres",
-            Store::Embedded(_) => "embedded",
-        }
+    pub fn backend_name(&self) -> &'static str {
+        self.backend().name()
     }
 }
 
@@ -213,137 +214,205 @@ async fn within_deadline<T>(operation: &'static str, work: impl std::future::Fut
     }
 }
 
-/// Each operation goes to the backend in use; both must have it, with the same signature.
-/// Every one of them answers within `OPERATION_DEADLINE`, done or failed.
-macro_rules! operations {
-    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty; )*) => {
-        impl Store {
-            $(
-                $(#[$doc])*
-                pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    within_deadline(stringify!($name), async {
-                        match self {
-                            Store::Postgres(store) => store.$name($($arg),*).await,
-                            Store::Embedded(store) => store.$name($($arg),*).await,
-                        }
-                    })
-                    .await
-                }
-            )*
-        }
-    };
-}
-
 impl Store {
+    /// The backend in use; every operation below goes to it.
+    fn backend(&self) -> &dyn Backend {
+        match self {
+            Store::Postgres(store) => store,
+            Store::Embedded(store) => store,
+        }
+    }
+
     /// Applies the migrations that have not run yet (with no deadline: an index on a large
     /// table takes the time it takes).
     pub async fn migrate(&self) -> Result<Vec<&'static str>> {
-        match self {
-            Store::Postgres(store) => store.migrate().await,
-            Store::Embedded(store) => store.migrate().await,
-        }
+        self.backend().migrate().await
     }
 }
 
-operations! {
-    fn ping(&self) -> Result<()>;
-    /// Records a new rollback from its first events, with the effects they cause, and returns
-    /// it with its number, unless its requester already has `open_limit` open rollbacks
-    /// (checked in the same transaction, so simultaneous requests cannot both slip past).
-    /// Its card holds its channel's next posting slot (`CHANNEL_POST_GAP` after the one before)
-    /// and is not due before it, nor is what follows the card in its lane.
-    fn create_rollback(&self, history: &[Recorded], consequences: &Consequences, open_limit: Option<usize>) -> Result<Filed<Rollback>>;
-    /// Stores `rollback` (already folded with `events`) if nobody changed it since
-    /// `expected_version`, appending the events and effects in the same transaction.
-    fn append(
+/// The operations, each bounded by `OPERATION_DEADLINE`; what each must do is written on its
+/// trait in `ops.rs`.
+impl Store {
+    pub async fn ping(&self) -> Result<()> {
+        within_deadline("ping", self.backend().ping()).await
+    }
+
+    pub async fn figures(&self, now: DateTime<Utc>) -> Result<crate::metrics::StoreFigures> {
+        within_deadline("figures", self.backend().figures(now)).await
+    }
+
+    pub async fn load(&self, id: RollbackId) -> Result<Option<Rollback>> {
+        within_deadline("load", self.backend().load(id)).await
+    }
+
+    pub async fn history(&self, id: RollbackId) -> Result<Vec<Recorded>> {
+        within_deadline("history", self.backend().history(id)).await
+    }
+
+    pub async fn latest(&self, channel: Option<&str>, drills_only: bool, limit: i64) -> Result<Vec<Rollback>> {
+        within_deadline("latest", self.backend().latest(channel, drills_only, limit)).await
+    }
+
+    pub async fn waiting_to_run(&self, limit: i64) -> Result<Vec<RollbackId>> {
+        within_deadline("waiting_to_run", self.backend().waiting_to_run(limit)).await
+    }
+
+    pub async fn hold_lease(&self, id: RollbackId, fence: &Fence, length: Duration, at: Option<DateTime<Utc>>) -> Result<bool> {
+        within_deadline("hold_lease", self.backend().hold_lease(id, fence, length, at)).await
+    }
+
+    pub async fn release_lease(&self, id: RollbackId, fence: &Fence) -> Result<()> {
+        within_deadline("release_lease", self.backend().release_lease(id, fence)).await
+    }
+
+    pub async fn runs_with_lapsed_lease(&self, at: Option<DateTime<Utc>>, grace: Duration) -> Result<Vec<RollbackId>> {
+        within_deadline("runs_with_lapsed_lease", self.backend().runs_with_lapsed_lease(at, grace)).await
+    }
+
+    pub async fn card(&self, id: RollbackId) -> Result<Option<CardRef>> {
+        within_deadline("card", self.backend().card(id)).await
+    }
+
+    pub async fn remember_card(&self, id: RollbackId, card: &CardRef) -> Result<()> {
+        within_deadline("remember_card", self.backend().remember_card(id, card)).await
+    }
+
+    pub async fn page_incident(&self, id: RollbackId) -> Result<Option<String>> {
+        within_deadline("page_incident", self.backend().page_incident(id)).await
+    }
+
+    pub async fn remember_page_incident(&self, id: RollbackId, incident: &str) -> Result<()> {
+        within_deadline("remember_page_incident", self.backend().remember_page_incident(id, incident)).await
+    }
+
+    pub async fn forget_deliveries(&self, seen_before: DateTime<Utc>) -> Result<u64> {
+        within_deadline("forget_deliveries", self.backend().forget_deliveries(seen_before)).await
+    }
+
+    pub async fn open_proposal(&self, group_key: &str, service: &str) -> Result<Option<Proposal>> {
+        within_deadline("open_proposal", self.backend().open_proposal(group_key, service)).await
+    }
+
+    pub async fn load_proposal(&self, id: ProposalId) -> Result<Option<Proposal>> {
+        within_deadline("load_proposal", self.backend().load_proposal(id)).await
+    }
+
+    pub async fn save_proposal(&self, proposal: &Proposal, now: DateTime<Utc>) -> Result<Option<Proposal>> {
+        within_deadline("save_proposal", self.backend().save_proposal(proposal, now)).await
+    }
+
+    pub async fn proposal_card(&self, id: ProposalId) -> Result<Option<CardRef>> {
+        within_deadline("proposal_card", self.backend().proposal_card(id)).await
+    }
+
+    pub async fn remember_proposal_card(&self, id: ProposalId, card: &CardRef) -> Result<()> {
+        within_deadline("remember_proposal_card", self.backend().remember_proposal_card(id, card)).await
+    }
+
+    pub async fn enqueue_for(&self, id: RollbackId, effects: &[Effect], now: DateTime<Utc>) -> Result<()> {
+        within_deadline("enqueue_for", self.backend().enqueue_for(id, effects, now)).await
+    }
+
+    pub async fn enqueue(&self, effects: &[Effect], now: DateTime<Utc>) -> Result<()> {
+        within_deadline("enqueue", self.backend().enqueue(effects, now)).await
+    }
+
+    pub async fn claim_outbox(&self, at: Option<DateTime<Utc>>, lease: Duration, limit: i64) -> Result<Vec<OutboxItem>> {
+        within_deadline("claim_outbox", self.backend().claim_outbox(at, lease, limit)).await
+    }
+
+    pub async fn reserve_channel_slot(&self, channel: &str, now: DateTime<Utc>, gap: Duration) -> Result<DateTime<Utc>> {
+        within_deadline("reserve_channel_slot", self.backend().reserve_channel_slot(channel, now, gap)).await
+    }
+
+    pub async fn outbox_wait_for_slot(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        within_deadline("outbox_wait_for_slot", self.backend().outbox_wait_for_slot(id, at)).await
+    }
+
+    pub async fn outbox_hand_back(&self, id: i64) -> Result<()> {
+        within_deadline("outbox_hand_back", self.backend().outbox_hand_back(id)).await
+    }
+
+    pub async fn next_paced_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        within_deadline("next_paced_delivery", self.backend().next_paced_delivery(now)).await
+    }
+
+    pub async fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        within_deadline("outbox_delivered", self.backend().outbox_delivered(id, now)).await
+    }
+
+    pub async fn outbox_undeliverable(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
+        within_deadline("outbox_undeliverable", self.backend().outbox_undeliverable(id, now, error)).await
+    }
+
+    pub async fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {
+        within_deadline("outbox_retry_at", self.backend().outbox_retry_at(id, at, error)).await
+    }
+
+    pub async fn outbox_rate_limited(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {
+        within_deadline("outbox_rate_limited", self.backend().outbox_rate_limited(id, at, error)).await
+    }
+
+    pub async fn prune_outbox(&self, delivered_before: DateTime<Utc>, limit: i64) -> Result<u64> {
+        within_deadline("prune_outbox", self.backend().prune_outbox(delivered_before, limit)).await
+    }
+
+    pub async fn outbox_queued_at(&self, id: i64) -> Result<Option<DateTime<Utc>>> {
+        within_deadline("outbox_queued_at", self.backend().outbox_queued_at(id)).await
+    }
+
+    pub async fn slack_back_off(&self, method: &str, until: DateTime<Utc>) -> Result<()> {
+        within_deadline("slack_back_off", self.backend().slack_back_off(method, until)).await
+    }
+
+    pub async fn slack_backoffs(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>> {
+        within_deadline("slack_backoffs", self.backend().slack_backoffs(now)).await
+    }
+
+    pub async fn claim_due_timers(&self, at: Option<DateTime<Utc>>, lease: Duration, limit: i64) -> Result<Vec<DueTimer>> {
+        within_deadline("claim_due_timers", self.backend().claim_due_timers(at, lease, limit)).await
+    }
+
+    pub async fn timer_fired(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        within_deadline("timer_fired", self.backend().timer_fired(id, now)).await
+    }
+
+    pub async fn pending_timers(&self, id: RollbackId) -> Result<Vec<(TimerAction, DateTime<Utc>)>> {
+        within_deadline("pending_timers", self.backend().pending_timers(id)).await
+    }
+
+    pub async fn create_rollback(
+        &self,
+        history: &[Recorded],
+        consequences: &Consequences,
+        open_limit: Option<usize>,
+    ) -> Result<Filed<Rollback>> {
+        within_deadline("create_rollback", self.backend().create_rollback(history, consequences, open_limit)).await
+    }
+
+    pub async fn append(
         &self,
         rollback: &Rollback,
         expected_version: i64,
         events: &[Recorded],
         consequences: &Consequences,
-    ) -> Result<Written>;
-    fn load(&self, id: RollbackId) -> Result<Option<Rollback>>;
-    fn history(&self, id: RollbackId) -> Result<Vec<Recorded>>;
-    /// The newest rollbacks (only drills if `drills_only`), optionally of one channel only.
-    fn latest(&self, channel: Option<&str>, drills_only: bool, limit: i64) -> Result<Vec<Rollback>>;
-    /// Rollbacks that are approved and wait for the executor, oldest first.
-    fn waiting_to_run(&self, limit: i64) -> Result<Vec<RollbackId>>;
-    /// Renews the lease `fence` holds on a running rollback, for `length` from `at` (`None`: the
-    /// database's clock); `false` when it no longer holds it (then the holder must stop).
-    fn hold_lease(&self, id: RollbackId, fence: &Fence, length: std::time::Duration, at: Option<DateTime<Utc>>) -> Result<bool>;
-    /// Gives the lease up, if `fence` still holds it.
-    fn release_lease(&self, id: RollbackId, fence: &Fence) -> Result<()>;
-    /// Running rollbacks whose process stopped renewing its lease, by the store's clock (`at`,
-    /// `None` for the database's). A run that never took a lease counts from its last change,
-    /// plus `grace`.
-    fn runs_with_lapsed_lease(&self, at: Option<DateTime<Utc>>, grace: std::time::Duration) -> Result<Vec<RollbackId>>;
-    fn card(&self, id: RollbackId) -> Result<Option<CardRef>>;
-    fn remember_card(&self, id: RollbackId, card: &CardRef) -> Result<()>;
-    /// The status page incident opened for a rollback, if any.
-    fn page_incident(&self, id: RollbackId) -> Result<Option<String>>;
-    fn remember_page_incident(&self, id: RollbackId, incident: &str) -> Result<()>;
-    /// Queues effects about a rollback that come from outside a decision (a delivery problem).
-    fn enqueue_for(&self, id: RollbackId, effects: &[Effect], now: DateTime<Utc>) -> Result<()>;
-    /// Queues effects that belong to no rollback (private answers).
-    fn enqueue(&self, effects: &[Effect], now: DateTime<Utc>) -> Result<()>;
-    /// Claims up to `limit` deliverable effects for `lease`. A rollback's effects are handed
-    /// out one at a time per lane, in order, so its thread reads in the order things happened.
-    /// Claims count by the store's clock (`at`, `None` for the database's; see `Clock::store_time`).
-    fn claim_outbox(&self, at: Option<DateTime<Utc>>, lease: std::time::Duration, limit: i64) -> Result<Vec<OutboxItem>>;
-    /// Claims timers that are due, for `lease`; a claimed timer that is not marked fired before
-    /// its lease ends is handed out again (its process may have died).
-    fn claim_due_timers(&self, at: Option<DateTime<Utc>>, lease: std::time::Duration, limit: i64) -> Result<Vec<DueTimer>>;
-    fn timer_fired(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
-    /// Timers not yet fired: (action, due).
-    fn pending_timers(&self, id: RollbackId) -> Result<Vec<(TimerAction, DateTime<Utc>)>>;
-    /// Reserves the channel's next posting slot, `gap` after the one before it and not before
-    /// `now`, and says when it is: `now` means post now.
-    fn reserve_channel_slot(&self, channel: &str, now: DateTime<Utc>, gap: std::time::Duration) -> Result<DateTime<Utc>>;
-    /// Puts a claimed effect back until the slot reserved for it at `at`, without counting an
-    /// attempt: it was not tried.
-    fn outbox_wait_for_slot(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
-    /// Puts a claimed effect back untried, due at once (its claim would lapse before its turn).
-    fn outbox_hand_back(&self, id: i64) -> Result<()>;
-    /// When the next effect that waits only for its channel's slot becomes due.
-    fn next_paced_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
-    /// The proposal still open (not resolved) for an alert group and service.
-    fn open_proposal(&self, group_key: &str, service: &str) -> Result<Option<Proposal>>;
-    fn load_proposal(&self, id: ProposalId) -> Result<Option<Proposal>>;
-    /// Stores a new proposal (id 0) or a change to one loaded at `proposal.version`, and queues
-    /// its card. `None`: someone else wrote first (or opened the same group); load and retry.
-    fn save_proposal(&self, proposal: &Proposal, now: DateTime<Utc>) -> Result<Option<Proposal>>;
-    /// Records a rollback requested from `proposal` (already marked started, loaded at its
-    /// version) and the proposal's change in one transaction, under the same `open_limit` as
-    /// `create_rollback`.
-    fn start_from_proposal(
+    ) -> Result<Written> {
+        within_deadline("append", self.backend().append(rollback, expected_version, events, consequences)).await
+    }
+
+    pub async fn start_from_proposal(
         &self,
         proposal: &Proposal,
         history: &[Recorded],
         consequences: &Consequences,
         open_limit: Option<usize>,
-    ) -> Result<Filed<(Rollback, Proposal)>>;
-    fn proposal_card(&self, id: ProposalId) -> Result<Option<CardRef>>;
-    fn remember_proposal_card(&self, id: ProposalId, card: &CardRef) -> Result<()>;
-    /// Figures for `/metrics`.
-    fn figures(&self, now: DateTime<Utc>) -> Result<crate::metrics::StoreFigures>;
-    fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
-    /// Gives up on an effect: kept, with why, so that nothing disappears silently.
-    fn outbox_undeliverable(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()>;
-    fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()>;
-    /// Puts a claimed effect back until `at` without counting the attempt: Slack asked to wait.
-    fn outbox_rate_limited(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()>;
-    /// Deletes up to `limit` messages delivered before `delivered_before` (the rollbacks' events,
-    /// the timeline, stay; so do undeliverable messages, with their error); returns how many.
-    fn prune_outbox(&self, delivered_before: DateTime<Utc>, limit: i64) -> Result<u64>;
-    /// Forgets the signed deliveries seen before `seen_before` (long past Slack's 5-minute
-    /// signature window, a delivery cannot come again); returns how many.
-    fn forget_deliveries(&self, seen_before: DateTime<Utc>) -> Result<u64>;
-    /// When an effect was queued (it is given up on by age, not by its number of attempts).
-    fn outbox_queued_at(&self, id: i64) -> Result<Option<DateTime<Utc>>>;
-    /// Slack asked (429, Retry-After) not to call `method` before `until`: every replica waits.
-    fn slack_back_off(&self, method: &str, until: DateTime<Utc>) -> Result<()>;
-    /// The methods Slack asked to wait for, and until when, as of `now`.
-    fn slack_backoffs(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>>;
+    ) -> Result<Filed<(Rollback, Proposal)>> {
+        within_deadline(
+            "start_from_proposal",
+            self.backend().start_from_proposal(proposal, history, consequences, open_limit),
+        )
+        .await
+    }
 }
 
 /// A store's whole content, row for row: what `rollbot migrate` carries from the embedded file

@@ -68,7 +68,7 @@ async fn run<F: std::future::Future<Output = ()>>(backend: Backend, check: fn(St
     let storage = TestStorage::new(backend);
     let store = storage.open(None).await;
     assert_eq!(
-        store.backend(),
+        store.backend_name(),
         match backend {
             Backend::Postgres => "postgres",
             Backend::Embedded => "embedded",

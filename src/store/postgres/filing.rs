@@ -7,9 +7,11 @@
 //!
 //! If a batch fails, its requests are filed again one transaction each, so one bad request
 //! cannot fail the others it happened to share a batch with.
-use super::{already_admitted, insert_rollback, jsonb, requester_is_full};
+use super::rollbacks::{already_admitted, insert_rollback, requester_is_full};
+use super::{jsonb, raw_json};
+use crate::store::rows::EffectRow;
 use crate::domain::{Recorded, Rollback, RollbackId};
-use crate::store::{CHANNEL_POST_GAP, CommitOutcomeUnknown, Consequences, Effect, FINISHED_STATES, Filed};
+use crate::store::{CHANNEL_POST_GAP, CommitOutcomeUnknown, Consequences, FINISHED_STATES, Filed};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -343,14 +345,14 @@ impl Rows {
             self.events.push(jsonb(&recorded.event)?);
         }
 
-        for effect in consequences.effects_to_queue() {
+        for effect in EffectRow::of_change(consequences)? {
             self.effect_rollbacks.push(id);
-            self.effect_kinds.push(effect.kind());
-            self.effect_payloads.push(jsonb(effect)?);
+            self.effect_kinds.push(effect.kind);
+            self.effect_payloads.push(raw_json(&effect.payload)?);
             self.effect_ats.push(rollback.requested_at);
-            self.effect_lanes.push(effect.lane());
+            self.effect_lanes.push(effect.lane);
             self.effect_card_channels
-                .push((*effect == Effect::PostCard).then(|| rollback.request.channel.0.clone()));
+                .push(effect.takes_channel_slot.then(|| rollback.request.channel.0.clone()));
         }
 
         for timer in &consequences.timers {
