@@ -9,7 +9,7 @@ use crate::engine::timers::Timers;
 use crate::http::{HttpState, router};
 use crate::shutdown::Shutdown;
 use crate::slack::client::{DEFAULT_API_URL, SlackApi};
-use crate::slack::delivery::Delivery;
+use crate::engine::delivery::Delivery;
 use crate::slack::directory::Directory;
 use crate::slack::signature::{Secret, SignatureVerifier};
 use crate::statuspage::{Provider, StatusPage};

@@ -32,6 +32,23 @@ pub struct RequestArgs {
     pub reason: Option<String>,
 }
 
+impl RequestArgs {
+    /// What was typed, as the engine takes it.
+    pub fn ask(&self) -> crate::domain::plan::Ask {
+        crate::domain::plan::Ask {
+            plan: crate::domain::plan::PlanRequest {
+                service: self.service.clone(),
+                runbook: self.runbook.clone(),
+                target: self.target.clone(),
+                params: Default::default(),
+            },
+            severity: self.severity,
+            reason: self.reason.clone(),
+            drill: self.drill,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
     TooLong {

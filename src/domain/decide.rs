@@ -115,8 +115,10 @@ impl Action {
 }
 
 /// A refusal is an answer, not an error: each variant carries what the message needs to say
-/// why, and what to do instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// why, and what to do instead. Serializable: a proposal keeps why rollbot could not file its
+/// request (`auto_request`) as a value, worded only when its card is rendered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "refusal", rename_all = "snake_case")]
 pub enum Refusal {
     WrongWorkspace,
     WrongChannel {

@@ -491,6 +491,18 @@ pub struct PlanRequest {
     pub params: BTreeMap<String, String>,
 }
 
+/// A rollback someone asks for, as an edge (the chat grammar, the request form, a proposal)
+/// hands it to the engine; the engine adds who asked, where, and the frozen plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ask {
+    pub plan: PlanRequest,
+    /// The edges ask for one (in text or in the form) before a request reaches the engine.
+    pub severity: Option<super::Severity>,
+    pub reason: Option<String>,
+    /// Rehearse only: show every step, execute none.
+    pub drill: bool,
+}
+
 impl Catalog {
     pub fn nearest_service(&self, name: &str) -> Option<String> {
         nearest(name, self.services.keys().map(String::as_str))

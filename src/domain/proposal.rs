@@ -85,8 +85,47 @@ pub struct Proposal {
     pub notifications: u32,
     pub resolved_at: Option<DateTime<Utc>>,
     pub decision: Option<Decision>,
-    /// Why the service's automatic request was not filed, when it was not.
-    pub auto_request_skipped: Option<String>,
+    /// Why the service's automatic request was not filed, when it was not. (Proposals recorded
+    /// before it was kept as a value hold it worded, as `auto_request_skipped`.)
+    #[serde(default, alias = "auto_request_skipped", with = "refused_or_worded")]
+    pub auto_request_refused: Option<AutoRequestRefused>,
+}
+
+/// Why an automatic request was not filed: the refusal, or (recorded by an earlier version)
+/// its wording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoRequestRefused {
+    Refused(super::Refusal),
+    Worded(String),
+}
+
+mod refused_or_worded {
+    use super::AutoRequestRefused;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Refused(crate::domain::Refusal),
+        Worded(String),
+    }
+
+    pub fn serialize<S: Serializer>(value: &Option<AutoRequestRefused>, to: S) -> Result<S::Ok, S::Error> {
+        value
+            .as_ref()
+            .map(|v| match v {
+                AutoRequestRefused::Refused(r) => Stored::Refused(r.clone()),
+                AutoRequestRefused::Worded(w) => Stored::Worded(w.clone()),
+            })
+            .serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Option<AutoRequestRefused>, D::Error> {
+        Ok(Option::<Stored>::deserialize(from)?.map(|s| match s {
+            Stored::Refused(r) => AutoRequestRefused::Refused(r),
+            Stored::Worded(w) => AutoRequestRefused::Worded(w),
+        }))
+    }
 }
 
 fn no_id() -> ProposalId {
@@ -140,7 +179,7 @@ impl Proposal {
                 notifications: 1,
                 resolved_at: None,
                 decision: None,
-                auto_request_skipped: None,
+                auto_request_refused: None,
             }),
             None => None,
         }
@@ -221,4 +260,37 @@ pub fn decide_proposal(
         ProposalAction::Start => Decision::Started { by, at: now },
         ProposalAction::Dismiss => Decision::Dismissed { by, at: now },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Severity;
+    use crate::domain::fixtures::{alert_group, at};
+
+    #[test]
+    fn why_an_automatic_request_was_not_filed_is_kept_as_a_value_and_old_wording_still_reads() {
+        let mut proposal = Proposal::observe(None, &alert_group(true, 1), at(0)).unwrap();
+        proposal.auto_request_refused = Some(AutoRequestRefused::Refused(
+            crate::domain::Refusal::AutomaticRequestNeedsApproval {
+                severity: Severity::Critical,
+            },
+        ));
+        let stored = serde_json::to_value(&proposal).unwrap();
+        assert_eq!(
+            stored["auto_request_refused"]["refusal"], "automatic_request_needs_approval",
+            "{stored}"
+        );
+        let read: Proposal = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(read.auto_request_refused, proposal.auto_request_refused);
+
+        let mut old = stored;
+        old.as_object_mut().unwrap().remove("auto_request_refused");
+        old["auto_request_skipped"] = "needs approval".into();
+        let read: Proposal = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            read.auto_request_refused,
+            Some(AutoRequestRefused::Worded("needs approval".into()))
+        );
+    }
 }

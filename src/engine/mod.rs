@@ -2,6 +2,7 @@
 //! events cause, and retry the decision when another writer got there first.
 pub mod command;
 pub mod executor;
+pub mod delivery;
 pub mod proposals;
 mod reads;
 pub mod secrets;
@@ -12,10 +13,10 @@ pub mod timers;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::State;
+pub use reads::FormFor;
 pub use crate::domain::effects::{Reach, consequences_of};
-use crate::domain::plan::PlanRequest;
+use crate::domain::plan::{Ask, PlanRequest};
 use crate::domain::{Action, Actor, Event, Plan, Recorded, Refusal, Rollback, RollbackId, RollbackRequest, decide};
-use crate::grammar::RequestArgs;
 use crate::store::{Consequences, Effect, Filed, Guard, Store, Written};
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -132,13 +133,8 @@ impl Change {
 
 impl Engine {
     /// What `/rollback plan` and `rollbot plan` show, and what a request freezes.
-    pub fn plan(&self, args: &RequestArgs) -> Result<Plan, Refusal> {
-        self.config.catalog.freeze(&PlanRequest {
-            service: args.service.clone(),
-            runbook: args.runbook.clone(),
-            target: args.target.clone(),
-            params: Default::default(),
-        })
+    pub fn plan(&self, wanted: &PlanRequest) -> Result<Plan, Refusal> {
+        self.config.catalog.freeze(wanted)
     }
 
     /// Records a new rollback request, or says why not. Nothing is stored on refusal.
@@ -148,10 +144,10 @@ impl Engine {
         &self,
         actor: &Actor,
         channel: &str,
-        args: &RequestArgs,
+        ask: &Ask,
         delivery: Option<&str>,
     ) -> Result<Result<Rollback, Refusal>> {
-        let (history, consequences) = match self.prepare_request(actor, channel, args, delivery)? {
+        let (history, consequences) = match self.prepare_request(actor, channel, ask, delivery)? {
             Ok(prepared) => prepared,
             Err(refusal) => return Ok(Err(refusal)),
         };
@@ -218,29 +214,29 @@ impl Engine {
         &self,
         actor: &Actor,
         channel: &str,
-        args: &RequestArgs,
+        ask: &Ask,
         delivery: Option<&str>,
     ) -> Result<Result<(Vec<Recorded>, Consequences), Refusal>> {
-        let plan = match self.plan(args) {
+        let plan = match self.plan(&ask.plan) {
             Ok(plan) => plan,
             Err(refusal) => return Ok(Err(refusal)),
         };
         // The edges ask for a severity (text or form) before they get here.
-        let severity = args
+        let severity = ask
             .severity
             .context("a rollback request reached the engine without a severity")?;
         let request = RollbackRequest {
             service: plan.service.clone(),
             runbook: plan.runbook.clone(),
-            target: args.target.clone(),
-            params: Default::default(),
+            target: ask.plan.target.clone(),
+            params: ask.plan.params.clone(),
             severity,
-            reason: args.reason.clone(),
+            reason: ask.reason.clone(),
             requester: actor.user.clone(),
             channel: crate::domain::ChannelId(channel.to_owned()),
             team: actor.team.clone(),
-            drill: args.drill,
-            lock: self.config.catalog.lock_key(&plan, args.drill),
+            drill: ask.drill,
+            lock: self.config.catalog.lock_key(&plan, ask.drill),
             delivery: delivery.map(str::to_owned),
         };
         let now = self.clock.now();

@@ -4,7 +4,8 @@
 use super::{Engine, MAX_CONFLICT_RETRIES};
 use crate::domain::proposal::{AlertGroup, Decision, Proposal, ProposalAction, ProposalId, decide_proposal};
 use crate::domain::{Actor, Refusal, Rollback};
-use crate::grammar::RequestArgs;
+use crate::domain::plan::{Ask, PlanRequest};
+use crate::domain::proposal::AutoRequestRefused;
 use crate::store::Filed;
 use anyhow::{Context, Result, bail};
 
@@ -39,7 +40,7 @@ impl Engine {
                     Started::Conflict => continue,
                     Started::Refused(refusal) => {
                         tracing::info!(service = %next.service, ?refusal, "auto_request did not file a request; the proposal waits for a person");
-                        next.auto_request_skipped = Some(crate::slack::messages::refusal(&refusal).text);
+                        next.auto_request_refused = Some(AutoRequestRefused::Refused(refusal));
                     }
                 }
             }
@@ -114,15 +115,17 @@ impl Engine {
                 Err(refusal) => return Ok(Started::Refused(refusal)),
             }
         };
-        let args = RequestArgs {
-            drill: false,
-            service: proposal.service.clone(),
-            target: proposal.target.clone(),
-            runbook: None,
+        let ask = Ask {
+            plan: PlanRequest {
+                service: proposal.service.clone(),
+                target: proposal.target.clone(),
+                ..Default::default()
+            },
             severity: Some(proposal.severity),
             reason: Some(proposal.reason(self.config.policy.max_reason_chars)),
+            drill: false,
         };
-        let (history, consequences) = match self.prepare_request(actor, &proposal.channel.0, &args, None)? {
+        let (history, consequences) = match self.prepare_request(actor, &proposal.channel.0, &ask, None)? {
             Ok(prepared) => prepared,
             Err(refusal) => return Ok(Started::Refused(refusal)),
         };

@@ -35,18 +35,34 @@ impl Engine {
         self.store.figures(self.clock.now()).await
     }
 
-    /// Whether `actor` may take `action` on `id` now, deciding on the current state without
-    /// recording anything: a form is opened only for an answer that can be accepted. The
-    /// rollback as it is, or why not.
-    pub async fn dry_run(&self, id: RollbackId, action: &Action, actor: &Actor) -> Result<Result<Rollback, Refusal>> {
+    /// Whether `actor` may answer the form a button opens, checked before it opens, so that
+    /// nobody types into a form that will be refused: only a step that really waits for its
+    /// phrase gets a confirmation form. The rollback as it is, or why not.
+    pub async fn may_answer(&self, id: RollbackId, form: FormFor, actor: &Actor) -> Result<Result<Rollback, Refusal>> {
         let Some(rollback) = self.store.load(id).await? else {
             return Ok(Err(Refusal::NoSuchRollback { id: Some(id) }));
         };
-        Ok(decide(Some(&rollback), action, actor, &self.config.policy, self.clock.now()).map(|_| rollback))
+        let answer = match form {
+            FormFor::Confirm { step } => Action::Confirm {
+                index: step,
+                phrase: (rollback.plan.steps.get(step).and_then(|s| s.confirm.clone())).unwrap_or_default(),
+            },
+            FormFor::Reject => Action::Reject { reason: None },
+        };
+        Ok(decide(Some(&rollback), &answer, actor, &self.config.policy, self.clock.now()).map(|_| rollback))
     }
 
     /// When the next message that waits only for its channel's posting slot becomes due.
     pub async fn next_paced_delivery(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
         self.store.next_paced_delivery(self.clock.now()).await
     }
+}
+
+/// The forms a button opens before an action can be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormFor {
+    /// The destructive step's typed phrase.
+    Confirm { step: usize },
+    /// Why the request is rejected.
+    Reject,
 }

@@ -71,7 +71,7 @@ pub(super) async fn handle_command(
         }
         Command::Help => messages::help(),
 
-        Command::Plan(args) => match engine.plan(&args) {
+        Command::Plan(args) => match engine.plan(&args.ask().plan) {
             Ok(plan) => messages::plan_preview(&plan),
             Err(refusal) => messages::refusal(&with_subcommand_hint(refusal)),
         },
@@ -82,7 +82,7 @@ pub(super) async fn handle_command(
                 .unwrap_or_else(|| messages::severity_missing(&args))
         }
         Command::Request(args) => match engine
-            .request(&actor, &command.channel_id, &args, Some(&delivery.0))
+            .request(&actor, &command.channel_id, &args.ask(), Some(&delivery.0))
             .await?
         {
             Ok(rollback) => messages::request_acknowledged(&rollback, &engine.config.roles),
@@ -130,7 +130,7 @@ pub(super) async fn complete_in_form(
         .keys()
         .map(String::as_str)
         .collect();
-    let view = messages::request_modal(&services, args, &command.channel_id);
+    let view = messages::request_modal(&services, &args.ask(), &command.channel_id);
     match state.slack.open_view(trigger, &view).await {
         Ok(()) => Some(messages::form_opened(missing)),
         Err(error) => {

@@ -1,5 +1,7 @@
 //! `POST /slack/interactions`: button clicks and form submissions.
 use super::*;
+use crate::domain::plan::{Ask, PlanRequest};
+use crate::engine::FormFor;
 
 pub(super) async fn interaction(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(delivery) = verified(&state, &headers, &body, "interactions") else {
@@ -87,36 +89,10 @@ pub(super) async fn handle_click(state: &HttpState, click: inbound::ButtonClick)
             ButtonIntent::Abort { step } => Action::Abort { index: step },
             ButtonIntent::Retry { step } => Action::RetryStep { index: step },
             ButtonIntent::Skip { step } => Action::SkipStep { index: step },
-            // Before opening a modal, check what can be checked, so nobody types into a form
-            // that will be refused anyway.
-            modal => {
-                // Checked first: only a step that is really waiting for confirmation gets a form.
-                let check = match modal {
-                    ButtonIntent::AskConfirmation { step } => {
-                        let phrase = match engine.rollback(id).await? {
-                            Some(rollback) => rollback.plan.steps.get(step).and_then(|s| s.confirm.clone()),
-                            None => None,
-                        };
-                        Action::Confirm {
-                            index: step,
-                            phrase: phrase.unwrap_or_default(),
-                        }
-                    }
-                    _ => Action::Reject { reason: None },
-                };
-                let rollback = match engine.dry_run(id, &check, &actor).await? {
-                    Ok(rollback) => rollback,
-                    Err(Refusal::NoSuchRollback { .. }) => {
-                        return engine.tell(&[answer(messages::not_found(id).text)]).await;
-                    }
-                    Err(refusal) => return engine.tell(&[answer(messages::refusal(&refusal).text)]).await,
-                };
-                let view = match check {
-                    Action::Confirm { index, .. } => messages::confirm_modal(&rollback, index),
-                    _ => messages::reject_modal(id),
-                };
-                return open_modal(state, &click, view).await;
+            ButtonIntent::AskConfirmation { step } => {
+                return open_form(state, &click, id, FormFor::Confirm { step }, &actor).await;
             }
+            ButtonIntent::AskRejectReason => return open_form(state, &click, id, FormFor::Reject, &actor).await,
         };
         match engine.act(id, &action, &actor).await? {
             Ok(_) => Ok(()),
@@ -134,6 +110,27 @@ pub(super) async fn handle_click(state: &HttpState, click: inbound::ButtonClick)
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// Opens the form a button asks for, if its answer could be accepted; otherwise says why not.
+async fn open_form(
+    state: &HttpState,
+    click: &inbound::ButtonClick,
+    id: RollbackId,
+    form: FormFor,
+    actor: &Actor,
+) -> anyhow::Result<()> {
+    let engine = &state.engine;
+    let rollback = match engine.may_answer(id, form, actor).await? {
+        Ok(rollback) => rollback,
+        Err(Refusal::NoSuchRollback { .. }) => return engine.tell(&[answer_to(click, messages::not_found(id).text)]).await,
+        Err(refusal) => return engine.tell(&[answer_to(click, messages::refusal(&refusal).text)]).await,
+    };
+    let view = match form {
+        FormFor::Confirm { step } => messages::confirm_modal(&rollback, step),
+        FormFor::Reject => messages::reject_modal(id),
+    };
+    open_modal(state, click, view).await
 }
 
 /// A private line to the person who clicked, where they clicked.
@@ -289,15 +286,18 @@ pub(super) async fn submit_request(
         }
     };
     let channel = channel.0;
-    let args = RequestArgs {
-        drill,
-        service: value("service").unwrap_or_default(),
-        target: value("target"),
-        runbook: value("runbook"),
+    let ask = Ask {
+        plan: PlanRequest {
+            service: value("service").unwrap_or_default(),
+            target: value("target"),
+            runbook: value("runbook"),
+            params: Default::default(),
+        },
         severity: Some(severity),
         reason: value("reason"),
+        drill,
     };
-    match engine.request(actor, &channel, &args, Some(&delivery.0)).await {
+    match engine.request(actor, &channel, &ask, Some(&delivery.0)).await {
         Ok(Ok(rollback)) => {
             let ack = Effect::Ephemeral {
                 channel: crate::domain::ChannelId(channel),

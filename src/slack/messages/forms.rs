@@ -49,7 +49,7 @@ pub fn confirm_modal(rollback: &Rollback, index: usize) -> Value {
 }
 
 /// The form that completes an incomplete `/rollback`, pre-filled with what was typed.
-pub fn request_modal(services: &[&str], args: &crate::grammar::RequestArgs, channel: &str) -> Value {
+pub fn request_modal(services: &[&str], ask: &crate::domain::plan::Ask, channel: &str) -> Value {
     let option =
         |value: &str, label: &str| json!({"text": {"type": "plain_text", "text": truncate(label, 75)}, "value": value});
     let mut service = json!({
@@ -58,8 +58,8 @@ pub fn request_modal(services: &[&str], args: &crate::grammar::RequestArgs, chan
         "placeholder": {"type": "plain_text", "text": "Which service?"},
         "options": services.iter().take(100).map(|s| option(s, s)).collect::<Vec<_>>(),
     });
-    if services.contains(&args.service.as_str()) {
-        service["initial_option"] = option(&args.service, &args.service);
+    if services.contains(&ask.plan.service.as_str()) {
+        service["initial_option"] = option(&ask.plan.service, &ask.plan.service);
     }
     let mut severity = json!({
         "type": "static_select",
@@ -67,7 +67,7 @@ pub fn request_modal(services: &[&str], args: &crate::grammar::RequestArgs, chan
         "placeholder": {"type": "plain_text", "text": "How severe?"},
         "options": Severity::ALL.iter().map(|s| option(s.as_str(), severity_label(*s))).collect::<Vec<_>>(),
     });
-    if let Some(s) = args.severity {
+    if let Some(s) = ask.severity {
         severity["initial_option"] = option(s.as_str(), severity_label(s));
     }
     let text_input = |action_id: &str, initial: Option<&String>, multiline: bool, max: usize| {
@@ -86,14 +86,14 @@ pub fn request_modal(services: &[&str], args: &crate::grammar::RequestArgs, chan
         block
     };
     // The form carries the drill mark with the channel, so the submission stays a drill.
-    let (title, submit) = if args.drill {
+    let (title, submit) = if ask.drill {
         ("Start a drill", "Start drill")
     } else {
         ("Request a rollback", "Request")
     };
     let form = Form::Request {
         channel: crate::domain::ChannelId(channel.to_owned()),
-        drill: args.drill,
+        drill: ask.drill,
     };
     json!({
         "type": "modal",
@@ -105,9 +105,9 @@ pub fn request_modal(services: &[&str], args: &crate::grammar::RequestArgs, chan
         "blocks": [
             input("service", "Service", service, false, None),
             input("severity", "Severity", severity, false, Some("Decides who must approve: critical runs at once.")),
-            input("target", "Target", text_input("target", args.target.as_ref(), false, 200), true, Some("What to roll back to, e.g. a revision or release.")),
-            input("runbook", "Runbook", text_input("runbook", args.runbook.as_ref(), false, 100), true, Some("Leave empty for the service's default runbook.")),
-            input("reason", "Reason", text_input("reason", args.reason.as_ref(), true, 500), true, Some("Required for low severity.")),
+            input("target", "Target", text_input("target", ask.plan.target.as_ref(), false, 200), true, Some("What to roll back to, e.g. a revision or release.")),
+            input("runbook", "Runbook", text_input("runbook", ask.plan.runbook.as_ref(), false, 100), true, Some("Leave empty for the service's default runbook.")),
+            input("reason", "Reason", text_input("reason", ask.reason.as_ref(), true, 500), true, Some("Required for low severity.")),
         ]
     })
 }

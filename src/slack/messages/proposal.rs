@@ -1,5 +1,6 @@
 //! A proposal's card: what the alerts say, and Start or Dismiss.
 use super::*;
+use crate::domain::proposal::AutoRequestRefused;
 
 /// What a proposal's card needs besides the proposal: the plan it would freeze (or why none),
 /// and what its severity asks for.
@@ -141,9 +142,13 @@ pub fn proposal_card(proposal: &Proposal, context_of: &ProposalContext) -> Messa
             }
         )));
     }
-    if let Some(why) = &proposal.auto_request_skipped
+    if let Some(why) = &proposal.auto_request_refused
         && proposal.decision.is_none()
     {
+        let why = match why {
+            AutoRequestRefused::Refused(refused) => refusal(refused).text,
+            AutoRequestRefused::Worded(worded) => worded.clone(),
+        };
         blocks.push(context(format!("Not filed automatically: {why}")));
     }
     if open {

@@ -1,6 +1,6 @@
 use super::*;
 use crate::domain::fixtures::*;
-use crate::domain::proposal::ProposalId;
+use crate::domain::proposal::{AutoRequestRefused, ProposalId};
 use crate::domain::{Action, Actor, ChannelId, StepOutcome};
 
 fn card_json(story: &Story) -> Value {
@@ -401,12 +401,9 @@ fn proposal_card_after_people_or_the_alert_decided() {
     };
     let resolved = Proposal::observe(Some(&proposal), &alert_group(false, 2), at(20)).unwrap();
     let skipped = Proposal {
-        auto_request_skipped: Some(
-            refusal(&Refusal::AutomaticRequestNeedsApproval {
-                severity: Severity::Critical,
-            })
-            .text,
-        ),
+        auto_request_refused: Some(AutoRequestRefused::Refused(Refusal::AutomaticRequestNeedsApproval {
+            severity: Severity::Critical,
+        })),
         severity: Severity::Critical,
         ..proposal.clone()
     };
@@ -503,9 +500,12 @@ fn modals_are_valid_slack_views() {
     let story = Story::requested_with(policy(), Severity::High, None);
     let mut paused = story.rollback.clone();
     paused.plan = plan_with_gates();
-    let typed = crate::grammar::RequestArgs {
-        service: "checkout-api".into(),
-        target: Some("41".into()),
+    let typed = crate::domain::plan::Ask {
+        plan: crate::domain::plan::PlanRequest {
+            service: "checkout-api".into(),
+            target: Some("41".into()),
+            ..Default::default()
+        },
         reason: Some("bad <deploy>".into()),
         ..Default::default()
     };

@@ -1,8 +1,8 @@
 //! Drains the outbox to Slack: renders each effect from the rollback's current state, calls
 //! the Web API, and retries with backoff (honouring `Retry-After`) until it is delivered or
 //! recorded as undeliverable.
-use super::client::{CallError, SlackApi, Thread};
-use super::messages;
+use crate::slack::client::{self, CallError, SlackApi, Thread};
+use crate::slack::messages;
 use crate::domain::plan::PlanRequest;
 use crate::domain::proposal::ProposalId;
 use crate::domain::{Action, Actor};
@@ -63,7 +63,7 @@ impl Delivery {
             self.engine.store.slack_backoffs(now).await?.into_iter().collect();
         let started = std::time::Instant::now();
         for (position, item) in items.iter().enumerate() {
-            if started.elapsed() + super::client::CALL_TIMEOUT >= LEASE {
+            if started.elapsed() + client::CALL_TIMEOUT >= LEASE {
                 // Slack is slow: hand the rest back before their claim could lapse mid-call.
                 for unsent in &items[position..] {
                     self.engine.store.outbox_hand_back(unsent.id).await?;
