@@ -167,18 +167,32 @@ pub struct App {
     pub router: axum::Router,
 }
 
+/// What a rollbot process is made of: its configuration, where it keeps its state, whose
+/// clock it reads and how it reaches the outside.
+pub struct Parts {
+    pub config: Config,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub verifier: SignatureVerifier,
+    pub slack: SlackApi,
+    pub tokens: crate::http::BearerTokens,
+    pub status_page: Option<StatusPage>,
+    /// Where `${env:…}` references in steps are read from.
+    pub step_secrets: SecretSource,
+}
+
 impl App {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        config: Config,
-        store: Store,
-        clock: Arc<dyn Clock>,
-        verifier: SignatureVerifier,
-        slack: SlackApi,
-        tokens: crate::http::BearerTokens,
-        status_page: Option<StatusPage>,
-        step_secrets: SecretSource,
-    ) -> App {
+    pub fn new(parts: Parts) -> App {
+        let Parts {
+            config,
+            store,
+            clock,
+            verifier,
+            slack,
+            tokens,
+            status_page,
+            step_secrets,
+        } = parts;
         let metrics = Arc::new(crate::metrics::Live::default());
         let slack = slack.reporting_to(metrics.clone());
         let engine = Arc::new(Engine {

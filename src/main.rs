@@ -290,19 +290,19 @@ async fn serve(config: Config, listen: &str, data_dir: Option<&std::path::Path>)
     tracing::info!(store = %settings.store.describe(), "store open");
     let slack = SlackApi::new(&settings.slack_api_url, &settings.bot_token)?;
     let status_page = rollbot::app::status_page_from_env(&config)?;
-    let app = App::new(
+    let app = App::new(rollbot::app::Parts {
         config,
         store,
-        Arc::new(SystemClock),
-        SignatureVerifier::new(settings.signing_secrets),
+        clock: Arc::new(SystemClock),
+        verifier: SignatureVerifier::new(settings.signing_secrets),
         slack,
-        rollbot::http::BearerTokens {
+        tokens: rollbot::http::BearerTokens {
             api: settings.api_token,
             alertmanager: alertmanager_token,
         },
         status_page,
-        rollbot::engine::secrets::SecretSource::Process,
-    );
+        step_secrets: rollbot::engine::secrets::SecretSource::Process,
+    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

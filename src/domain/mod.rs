@@ -4,6 +4,7 @@ pub mod decide;
 pub mod effects;
 /// Test data shared by the unit tests and the store's conformance suite (an integration test).
 #[doc(hidden)]
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod plan;
 pub mod policy;

@@ -35,6 +35,11 @@ impl Engine {
         self.store.figures(self.clock.now()).await
     }
 
+    /// The timers of rollback `id` that have not fired yet: what it waits for, and until when.
+    pub async fn pending_timers(&self, id: RollbackId) -> Result<Vec<(crate::store::TimerAction, chrono::DateTime<chrono::Utc>)>> {
+        self.store.pending_timers(id).await
+    }
+
     /// Whether `actor` may answer the form a button opens, checked before it opens, so that
     /// nobody types into a form that will be refused: only a step that really waits for its
     /// phrase gets a confirmation form. The rollback as it is, or why not.

@@ -119,12 +119,12 @@ async fn a_firing_alert_proposes_a_rollback_that_starts_as_the_clickers_own_requ
     }
     assert_eq!(proposal.buttons(), ["start_proposal", "dismiss_proposal"]);
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollbacks").await,
+        bot.rollbacks().await.len(),
         0,
         "a proposal is not a request"
     );
 
-    assert_eq!(bot.click(ALICE, "start_proposal", "P-1").await, 200);
+    assert_eq!(bot.click(ALICE, Button::StartProposal(pr(1))).await, 200);
     bot.settle().await;
     let ack = bot.ephemerals(ALICE);
     assert!(ack[0].contains("RB-1"), "{ack:?}");
@@ -160,10 +160,10 @@ async fn a_firing_alert_proposes_a_rollback_that_starts_as_the_clickers_own_requ
     assert!(bot.marker().is_empty(), "nothing runs before the policy's approval");
 
     // It is an ordinary request: the requester cannot approve it, an on-call engineer can.
-    bot.click(ALICE, "approve", "RB-1").await;
+    bot.click(ALICE, Button::Approve(rb(1))).await;
     bot.settle().await;
     assert!(bot.ephemerals(ALICE)[0].contains("cannot approve it"));
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     assert_eq!(bot.marker(), ["undo 41", "health"]);
     bot.thread(&card);
@@ -211,7 +211,7 @@ async fn repeated_notifications_update_one_card_and_resolution_takes_start_away(
     assert!(now.buttons().is_empty());
 
     // Someone clicks Start on a stale copy of the card.
-    bot.click(CAROL, "start_proposal", "P-1").await;
+    bot.click(CAROL, Button::StartProposal(pr(1))).await;
     bot.settle().await;
     let refused = bot.ephemerals(CAROL);
     assert!(
@@ -219,7 +219,7 @@ async fn repeated_notifications_update_one_card_and_resolution_takes_start_away(
         "{refused:?}"
     );
     assert!(refused[0].contains("/rollback checkout-api to <target>"), "{refused:?}");
-    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+    assert_eq!(bot.rollbacks().await.len(), 0);
 
     // The same group firing again later is a new incident: a new proposal, a new card.
     bot.advance(60);
@@ -362,7 +362,7 @@ async fn dismissing_closes_the_proposal_for_everyone_and_later_notifications_kee
     let card = bot.expect_card();
 
     bot.advance(2);
-    assert_eq!(bot.click(BOB, "dismiss_proposal", "P-1").await, 200);
+    assert_eq!(bot.click(BOB, Button::DismissProposal(pr(1))).await, 200);
     bot.settle().await;
     let now = bot.card_now(&card);
     assert!(
@@ -372,8 +372,8 @@ async fn dismissing_closes_the_proposal_for_everyone_and_later_notifications_kee
     );
     assert!(now.buttons().is_empty());
 
-    bot.click(CAROL, "start_proposal", "P-1").await;
-    bot.click(CAROL, "dismiss_proposal", "P-1").await;
+    bot.click(CAROL, Button::StartProposal(pr(1))).await;
+    bot.click(CAROL, Button::DismissProposal(pr(1))).await;
     bot.settle().await;
     let refused = bot.ephemerals(CAROL);
     assert_eq!(refused.len(), 2);
@@ -394,7 +394,7 @@ async fn dismissing_closes_the_proposal_for_everyone_and_later_notifications_kee
         now.text
     );
     assert!(now.buttons().is_empty());
-    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+    assert_eq!(bot.rollbacks().await.len(), 0);
 }
 
 #[tokio::test]
@@ -405,12 +405,12 @@ async fn two_people_starting_at_once_file_one_request() {
     let proposal = bot.expect_card();
 
     let (a, b) = tokio::join!(
-        bot.click(ALICE, "start_proposal", "P-1"),
-        bot.click(CAROL, "start_proposal", "P-1")
+        bot.click(ALICE, Button::StartProposal(pr(1))),
+        bot.click(CAROL, Button::StartProposal(pr(1)))
     );
     assert_eq!((a, b), (reqwest::StatusCode::OK, reqwest::StatusCode::OK));
     bot.settle().await;
-    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 1);
+    assert_eq!(bot.rollbacks().await.len(), 1);
     let mut answers = bot.ephemerals(ALICE);
     answers.extend(bot.ephemerals(CAROL));
     assert_eq!(answers.len(), 2, "{answers:?}");
@@ -461,13 +461,13 @@ async fn auto_request_files_the_request_but_nothing_runs_without_approval() {
     bot.alertmanager(&firing("pod-1")).await;
     bot.settle().await;
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollbacks").await,
+        bot.rollbacks().await.len(),
         1,
         "a repeat files nothing new"
     );
     bot.card_now(&proposal);
 
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     assert_eq!(bot.marker(), ["undo 41", "health"]);
     bot.thread(&request);
@@ -490,7 +490,7 @@ async fn auto_request_never_files_a_request_that_would_run_without_approval() {
         card.text
     );
     assert_eq!(card.buttons(), ["start_proposal", "dismiss_proposal"]);
-    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+    assert_eq!(bot.rollbacks().await.len(), 0);
     assert!(bot.marker().is_empty());
 }
 

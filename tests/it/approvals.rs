@@ -12,20 +12,19 @@ async fn actions_on_a_rollback_are_taken_in_its_incident_channel() {
     let card = bot.expect_card();
 
     let elsewhere = "*RB-1* lives in <#C0INCIDENTS>. Act on it there, so everyone in the incident sees it.";
-    assert_eq!(bot.click_in(BOB, RANDOM, "approve", "RB-1").await, 200);
+    assert_eq!(bot.click_in(BOB, RANDOM, Button::Approve(rb(1))).await, 200);
     assert_eq!(bot.slash_in(ALICE, RANDOM, "cancel RB-1").await, elsewhere);
     bot.settle().await;
     assert_eq!(bot.ephemerals(BOB), [elsewhere]);
     assert_eq!(bot.card_now(&card).text, card.text, "nothing changed");
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'type' IN ('approved', 'cancelled')")
-            .await,
+        (bot.events_with(&[("type", "approved")]).await + bot.events_with(&[("type", "cancelled")]).await),
         0
     );
     // Looking is fine from anywhere.
     assert!(bot.slash_in(ALICE, RANDOM, "status RB-1").await.contains("RB-1"));
 
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     assert!(bot.card_now(&card).text.contains("*Approved by*"));
     bot.thread(&card);
@@ -38,7 +37,7 @@ async fn an_unanswered_request_escalates_to_the_devops_lead_who_can_then_approve
     bot.settle().await;
     let card = bot.expect_card();
 
-    bot.click(DAVE, "approve", "RB-1").await;
+    bot.click(DAVE, Button::Approve(rb(1))).await;
     bot.advance(29);
     bot.settle().await;
     assert_eq!(
@@ -74,7 +73,7 @@ async fn an_unanswered_request_escalates_to_the_devops_lead_who_can_then_approve
         escalated.text
     );
 
-    bot.click(DAVE, "approve", "RB-1").await;
+    bot.click(DAVE, Button::Approve(rb(1))).await;
     bot.settle().await;
     let done = bot.card_now(&card);
     assert!(
@@ -86,13 +85,12 @@ async fn an_unanswered_request_escalates_to_the_devops_lead_who_can_then_approve
     assert!(done.text.contains("✅ *Succeeded*"), "{}", done.text);
     bot.thread(&card);
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'type' = 'approved' AND event->>'level' = '1'")
-            .await,
+        bot.events_with(&[("type", "approved"), ("level", "1")]).await,
         1,
         "the approval records its level"
     );
     assert_eq!(
-        bot.count("SELECT count(*) FROM timers WHERE fired_at IS NULL").await,
+        bot.pending_timers().await,
         0,
         "a decided rollback has no timers left"
     );
@@ -136,7 +134,7 @@ async fn the_on_call_engineer_can_still_approve_after_escalation() {
             .contains("Escalated to level 2 of 2 (`eng_manager` joined).")
     );
 
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     let card = bot.card_now(&card);
     assert!(
@@ -170,7 +168,7 @@ async fn nobody_answering_expires_the_request_and_says_so_in_the_channel() {
     assert_eq!(broadcast, 1, "the expiry is also shown in the channel");
     assert!(bot.card_now(&card).buttons().is_empty());
 
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     assert_eq!(
         bot.ephemerals(BOB),
@@ -186,9 +184,9 @@ async fn escalate_now_opens_the_next_level_at_once() {
     bot.settle().await;
     let card = bot.expect_card();
 
-    bot.click(MALLORY, "escalate", "RB-1").await;
+    bot.click(MALLORY, Button::EscalateNow(rb(1))).await;
     bot.advance(5);
-    bot.click(ALICE, "escalate", "RB-1").await;
+    bot.click(ALICE, Button::EscalateNow(rb(1))).await;
     bot.settle().await;
     assert_eq!(
         bot.ephemerals(MALLORY),
@@ -205,8 +203,8 @@ async fn escalate_now_opens_the_next_level_at_once() {
     bot.advance(25);
     bot.settle().await;
     assert!(bot.thread(&card).is_empty());
-    bot.click(ALICE, "escalate", "RB-1").await;
-    bot.click(ALICE, "escalate", "RB-1").await;
+    bot.click(ALICE, Button::EscalateNow(rb(1))).await;
+    bot.click(ALICE, Button::EscalateNow(rb(1))).await;
     bot.settle().await;
     assert_eq!(bot.thread(&card).len(), 1, "eng_manager joined");
     assert_eq!(
@@ -248,8 +246,7 @@ async fn a_timer_due_while_rollbot_was_down_fires_once_when_it_comes_back() {
             .contains("Escalated to level 1 of 2 (`devops_lead` joined).")
     );
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'type' = 'escalated'")
-            .await,
+        bot.events_with(&[("type", "escalated")]).await,
         1
     );
 }
@@ -260,7 +257,7 @@ async fn a_run_queued_by_one_process_and_claimed_by_another_runs_once() {
     bot.slash(ALICE, REQUEST).await;
     bot.settle().await;
     let card = bot.expect_card();
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
 
     // The process that took the click hands the queued rollback to its own executor; before
     // that executor gets to it, another process finds the rollback in the store and runs it.
@@ -278,8 +275,7 @@ async fn a_run_queued_by_one_process_and_claimed_by_another_runs_once() {
     let card = bot.card_now(&card);
     assert!(card.text.contains("✅ *Succeeded*"), "{}", card.text);
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'type' = 'run_started'")
-            .await,
+        bot.events_with(&[("type", "run_started")]).await,
         1
     );
     bot.thread(&card);
@@ -296,8 +292,8 @@ async fn a_quorum_of_two_needs_two_different_approvers() {
     let card = bot.expect_card();
     assert!(card.text.contains("*Awaiting approval*: 0 of 2 so far"));
 
-    bot.click(BOB, "approve", "RB-1").await;
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     assert_eq!(
         bot.ephemerals(BOB),
@@ -306,7 +302,7 @@ async fn a_quorum_of_two_needs_two_different_approvers() {
     assert!(bot.card_now(&card).text.contains("*Awaiting approval*: 1 of 2 so far"));
     assert!(bot.marker().is_empty(), "one approval of two runs nothing");
 
-    bot.click(BETH, "approve", "RB-1").await;
+    bot.click(BETH, Button::Approve(rb(1))).await;
     bot.settle().await;
     let card = bot.card_now(&card);
     assert!(card.text.contains("✅ *Succeeded*"), "{}", card.text);
@@ -336,7 +332,7 @@ async fn roles_held_through_a_user_group_are_read_from_slack_and_fail_closed() {
     bot.group_lookups();
 
     bot.slack.fail_group_lookups(Some("ratelimited"));
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     assert_eq!(
         bot.ephemerals(BOB),
@@ -351,7 +347,7 @@ async fn roles_held_through_a_user_group_are_read_from_slack_and_fail_closed() {
     bot.slack
         .slow("usergroups.users.list", Some(std::time::Duration::from_secs(30)));
     let asked = std::time::Instant::now();
-    bot.click(BETH, "approve", "RB-1").await;
+    bot.click(BETH, Button::Approve(rb(1))).await;
     assert!(
         asked.elapsed() < std::time::Duration::from_millis(2500),
         "answered within Slack's 3 s: {:?}",
@@ -367,8 +363,8 @@ async fn roles_held_through_a_user_group_are_read_from_slack_and_fail_closed() {
     bot.slack.slow("usergroups.users.list", None);
     bot.group_lookups();
 
-    bot.click(MALLORY, "approve", "RB-1").await;
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(MALLORY, Button::Approve(rb(1))).await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     assert_eq!(bot.group_lookups(), ["S0ONCALL"], "read once, then cached");
     assert_eq!(bot.ephemerals(MALLORY).len(), 1, "not in the group: refused");
@@ -387,7 +383,7 @@ async fn a_gate_waits_for_continue_and_a_destructive_step_for_its_phrase() {
     bot.slash(ALICE, "checkout-api runbook database severity high").await;
     bot.settle().await;
     let card = bot.expect_card();
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
 
     let paused = bot.card_now(&card);
@@ -396,8 +392,8 @@ async fn a_gate_waits_for_continue_and_a_destructive_step_for_its_phrase() {
     assert_eq!(bot.marker(), ["undo"]);
     bot.thread(&card);
 
-    bot.click(MALLORY, "continue", "RB-1@1").await;
-    bot.click(ALICE, "continue", "RB-1@1").await;
+    bot.click(MALLORY, Button::Continue(rb(1), 1)).await;
+    bot.click(ALICE, Button::Continue(rb(1), 1)).await;
     bot.settle().await;
     assert_eq!(
         bot.ephemerals(MALLORY),
@@ -412,7 +408,7 @@ async fn a_gate_waits_for_continue_and_a_destructive_step_for_its_phrase() {
     assert_eq!(bot.card_now(&card).buttons(), ["confirm", "abort"]);
     assert_eq!(bot.marker(), ["undo"], "the destructive step has not run");
 
-    bot.click(BETH, "continue", "RB-1@1").await;
+    bot.click(BETH, Button::Continue(rb(1), 1)).await;
     bot.settle().await;
     assert_eq!(
         bot.ephemerals(BETH),
@@ -423,7 +419,7 @@ async fn a_gate_waits_for_continue_and_a_destructive_step_for_its_phrase() {
     );
     assert_eq!(bot.marker(), ["undo"]);
 
-    bot.click(BOB, "confirm", "RB-1@2").await;
+    bot.click(BOB, Button::Confirm(rb(1), 2)).await;
     let modal = bot.expect_modal();
     assert_eq!(modal["private_metadata"], "RB-1:2");
     let wrong = bot.submit(BOB, &modal, &[("phrase", "confirm_full_restore")]).await;
@@ -456,9 +452,9 @@ async fn abort_at_a_gate_stops_the_run() {
     bot.slash(ALICE, "checkout-api runbook database severity high").await;
     bot.settle().await;
     let card = bot.expect_card();
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
-    bot.click(BOB, "abort", "RB-1@1").await;
+    bot.click(BOB, Button::Abort(rb(1), 1)).await;
     bot.settle().await;
     let card = bot.card_now(&card);
     assert!(
@@ -477,7 +473,7 @@ async fn abort_at_a_gate_stops_the_run() {
             .starts_with("❌ *ROLLBACK FAILED* — checkout-api (RB-1): step 2 did not complete (aborted by <@U0BOB>)."),
         "{thread:#?}"
     );
-    bot.click(BOB, "continue", "RB-1@1").await;
+    bot.click(BOB, Button::Continue(rb(1), 1)).await;
     bot.settle().await;
     assert_eq!(
         bot.ephemerals(BOB),
@@ -545,7 +541,7 @@ async fn an_incomplete_request_opens_a_form_prefilled_with_what_was_typed() {
         "A low-severity rollback needs a reason. Add `reason \"<why>\"` to the command and run it again."
     );
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollbacks").await,
+        bot.rollbacks().await.len(),
         0,
         "nothing is recorded while the form has errors"
     );
@@ -594,7 +590,7 @@ async fn interrupted_rollback(bot: &Rollbot) -> Posted {
     bot.slash(ALICE, REQUEST).await;
     bot.app.delivery.run_once().await.unwrap();
     let card = bot.expect_card();
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.die_during_first_step(1).await;
     bot.settle().await;
     assert!(bot.marker().is_empty(), "the dead process never finished the step");
@@ -637,8 +633,8 @@ async fn a_step_whose_process_died_is_interrupted_and_only_retried_when_clicked(
         "nothing re-runs the started step by itself, however long it waits"
     );
 
-    bot.click(MALLORY, "retry", "RB-1@0").await;
-    bot.click(BETH, "retry", "RB-1@0").await;
+    bot.click(MALLORY, Button::Retry(rb(1), 0)).await;
+    bot.click(BETH, Button::Retry(rb(1), 0)).await;
     bot.settle().await;
     assert_eq!(bot.ephemerals(MALLORY).len(), 1);
     assert_eq!(bot.marker(), ["undo 41", "health"], "retried once, then the rest ran");
@@ -657,11 +653,11 @@ async fn a_retry_of_an_interrupted_destructive_step_asks_for_its_phrase_again() 
     bot.slash(ALICE, "checkout-api runbook database severity high").await;
     bot.settle().await;
     let card = bot.expect_card();
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
-    bot.click(ALICE, "continue", "RB-1@1").await;
+    bot.click(ALICE, Button::Continue(rb(1), 1)).await;
     bot.settle().await;
-    bot.click(BOB, "confirm", "RB-1@2").await;
+    bot.click(BOB, Button::Confirm(rb(1), 2)).await;
     let modal = bot.expect_modal();
     // The phrase is typed; the process that takes the run dies during the restore.
     let confirmed = bot.submit(BOB, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]);
@@ -686,7 +682,7 @@ async fn a_retry_of_an_interrupted_destructive_step_asks_for_its_phrase_again() 
     );
     assert_eq!(retry["confirm"]["style"], "danger");
 
-    bot.click(BOB, "retry", "RB-1@2").await;
+    bot.click(BOB, Button::Retry(rb(1), 2)).await;
     bot.settle().await;
     assert_eq!(
         bot.marker(),
@@ -700,7 +696,7 @@ async fn a_retry_of_an_interrupted_destructive_step_asks_for_its_phrase_again() 
     );
     assert_eq!(bot.card_now(&card).buttons(), ["confirm", "abort"]);
 
-    bot.click(BOB, "confirm", "RB-1@2").await;
+    bot.click(BOB, Button::Confirm(rb(1), 2)).await;
     let modal = bot.expect_modal();
     assert_eq!(
         bot.submit(BOB, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await,
@@ -717,7 +713,7 @@ async fn an_interrupted_step_can_be_skipped_after_checking_it() {
     let bot = Rollbot::start().await;
     let card = interrupted_rollback(&bot).await;
     bot.thread(&card);
-    bot.click(ALICE, "skip", "RB-1@0").await;
+    bot.click(ALICE, Button::Skip(rb(1), 0)).await;
     bot.settle().await;
     assert_eq!(bot.marker(), ["health"], "the skipped step is not run; the next one is");
     let thread = bot.thread(&card);
@@ -734,9 +730,9 @@ async fn a_confirm_click_for_a_step_that_does_not_exist_is_refused_not_a_crash()
     bot.slash(ALICE, "checkout-api runbook database severity high").await;
     bot.settle().await;
     let card = bot.expect_card();
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
-    assert_eq!(bot.click(BOB, "confirm", "RB-1@99").await, 200);
+    assert_eq!(bot.click(BOB, Button::Confirm(rb(1), 99)).await, 200);
     bot.settle().await;
     assert_eq!(
         bot.ephemerals(BOB),

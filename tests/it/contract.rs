@@ -264,7 +264,7 @@ async fn unsigned_forged_and_stale_requests_get_401_and_change_nothing() {
     assert_eq!(bot.raw_post("/slack/commands", &headers, tampered).await.status(), 401);
 
     bot.settle().await;
-    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+    assert_eq!(bot.rollbacks().await.len(), 0);
     assert!(bot.slack.calls().is_empty());
     assert!(bot.marker().is_empty());
 }
@@ -291,13 +291,13 @@ async fn ssl_check_oversized_bodies_and_probes() {
     );
     let ready = reqwest::get(format!("{}/readyz", bot.url)).await.unwrap();
     assert_eq!(ready.status(), 200, "PostgreSQL is reachable");
-    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+    assert_eq!(bot.rollbacks().await.len(), 0);
 }
 
 #[tokio::test]
 async fn with_the_database_down_a_request_is_refused_as_not_recorded_and_service_resumes_when_it_is_back() {
     let proxy = crate::support::proxy::Proxy::to("127.0.0.1:5432".into()).await;
-    let bot = Rollbot::start_behind(&proxy).await;
+    let bot = Rollbot::builder().behind(&proxy).start().await;
     let ready = || async {
         reqwest::get(format!("{}/readyz", bot.url))
             .await
@@ -321,14 +321,14 @@ async fn with_the_database_down_a_request_is_refused_as_not_recorded_and_service
     assert!(answer.contains("Your request was NOT recorded; try again"), "{answer}");
     assert_eq!(ready().await, 503, "unready while the store is unreachable");
     assert_eq!(
-        bot.click(BOB, "approve", "RB-1").await,
+        bot.click(BOB, Button::Approve(rb(1))).await,
         500,
         "a click that cannot be recorded is not acknowledged"
     );
 
     proxy.restore();
     assert_eq!(ready().await, 200, "ready again without a restart");
-    assert_eq!(bot.click(BOB, "approve", "RB-1").await, 200);
+    assert_eq!(bot.click(BOB, Button::Approve(rb(1))).await, 200);
     bot.settle().await;
     let first = bot.expect_card();
     assert!(bot.card_now(&first).text.contains("✅ *Succeeded*"));
@@ -340,7 +340,7 @@ async fn with_the_database_down_a_request_is_refused_as_not_recorded_and_service
             .starts_with("Recorded *RB-2*")
     );
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollbacks").await,
+        bot.rollbacks().await.len(),
         2,
         "the refused request left nothing behind"
     );

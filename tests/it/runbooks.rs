@@ -65,7 +65,7 @@ async fn http_and_health_steps_retry_time_out_and_keep_the_secret_out_of_every_r
     service.script("/health", answers(&[503, 200, 200], "status: ok"));
     service.script("/never", answers(&[500], "down"));
     let url = service.url.clone();
-    let bot = Rollbot::start_with_secrets(|m| steps_config(m, &url), &[("FLAG_TOKEN", FLAG_TOKEN)]).await;
+    let bot = Rollbot::builder().config(|m| steps_config(m, &url)).secrets(&[("FLAG_TOKEN", FLAG_TOKEN)]).start().await;
 
     let plan = bot
         .slash(ALICE, "plan checkout-api to new-checkout runbook flag-off")
@@ -223,7 +223,7 @@ async fn sql_steps_snapshot_compare_and_assert_against_a_scratch_database() {
         )
         .await
         .unwrap();
-    let bot = Rollbot::start_with_secrets(sql_config, &[("SHOP_DATABASE_URL", &scratch.url)]).await;
+    let bot = Rollbot::builder().config(sql_config).secrets(&[("SHOP_DATABASE_URL", &scratch.url)]).start().await;
 
     bot.slash(ALICE, "checkout-api runbook checks severity critical").await;
     bot.settle().await;
@@ -324,12 +324,12 @@ async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
             &format!(r#"backup_dir = "{dir}""#),
         );
     assert_ne!(config, example);
-    let bot = Rollbot::start_with_secrets(|_| config, &[("ORDERS_DATABASE_URL", &scratch.url)]).await;
+    let bot = Rollbot::builder().config(|_| config).secrets(&[("ORDERS_DATABASE_URL", &scratch.url)]).start().await;
 
     bot.slash(ALICE, "orders to predeploy.dump severity high").await;
     bot.settle().await;
     let card = bot.expect_card();
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     let paused = bot.card_now(&card);
     assert_eq!(paused.buttons(), ["confirm", "abort"], "{}", paused.text);
@@ -338,7 +338,7 @@ async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
         "the safety copy is taken before anyone is asked to confirm"
     );
 
-    bot.click(BOB, "confirm", "RB-1@2").await;
+    bot.click(BOB, Button::Confirm(rb(1), 2)).await;
     let modal = bot.expect_modal();
     assert_eq!(
         bot.submit(BOB, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await,
@@ -436,11 +436,11 @@ async fn a_drill_walks_the_whole_path_executes_nothing_and_reports_its_timings()
     assert_eq!(escalated.len(), 1, "{escalated:#?}");
     assert!(escalated[0].contains("<@U0DEVOPS>"), "{}", escalated[0]);
     bot.advance(2);
-    bot.click(DAVE, "approve", "RB-1").await;
+    bot.click(DAVE, Button::Approve(rb(1))).await;
     bot.settle().await;
-    bot.click(ALICE, "continue", "RB-1@1").await;
+    bot.click(ALICE, Button::Continue(rb(1), 1)).await;
     bot.settle().await;
-    bot.click(BOB, "confirm", "RB-1@2").await;
+    bot.click(BOB, Button::Confirm(rb(1), 2)).await;
     let modal = bot.expect_modal();
     bot.submit(BOB, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await;
     bot.settle().await;

@@ -44,7 +44,7 @@ const SECRETS: [&str; 6] = [
 async fn no_secret_reaches_logs_slack_the_database_or_the_api() {
     captured_logs();
     let page = FakeStatusPage::start().await;
-    let bot = Rollbot::start_with_page_and_secrets(config, page.atlassian(), &[("DEPLOY_TOKEN", DEPLOY_TOKEN)]).await;
+    let bot = Rollbot::builder().config(config).page(page.atlassian()).secrets(&[("DEPLOY_TOKEN", DEPLOY_TOKEN)]).start().await;
 
     // An alert proposes, a person starts, another approves; the step prints its token.
     let alert = json!({
@@ -64,12 +64,12 @@ async fn no_secret_reaches_logs_slack_the_database_or_the_api() {
     assert_eq!(answer.status(), 200);
     bot.settle().await;
     let proposal = bot.expect_card();
-    bot.click(ALICE, "start_proposal", "P-1").await;
+    bot.click(ALICE, Button::StartProposal(pr(1))).await;
     bot.settle().await;
     let card = bot.expect_card();
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
-    bot.click(BOB, "resolve", "RB-1").await;
+    bot.click(BOB, Button::Resolve(rb(1))).await;
     bot.settle().await;
 
     let thread = bot.thread(&card).join("\n");
@@ -165,7 +165,7 @@ async fn oversized_headers_and_bodies_are_refused_and_change_nothing() {
     let body = slash_body(ALICE, INCIDENTS, "checkout-api to 41 severity high") + &"&pad=".repeat(60_000);
     let refused = bot.signed_post("/slack/commands", body).await;
     assert_eq!(refused.status(), 413, "payload too large");
-    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+    assert_eq!(bot.rollbacks().await.len(), 0);
     bot.settle().await;
     assert!(bot.slack.calls().is_empty());
 }

@@ -16,7 +16,7 @@ async fn approved_and_run(bot: &Rollbot) -> Posted {
     bot.slash(ALICE, REQUEST).await;
     bot.settle().await;
     let card = bot.expect_card();
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     card
 }
@@ -24,7 +24,7 @@ async fn approved_and_run(bot: &Rollbot) -> Posted {
 #[tokio::test]
 async fn from_request_to_resolved_every_post_and_page_call_in_order() {
     let page = FakeStatusPage::start().await;
-    let bot = Rollbot::start_with_page(|m| page_config(m, ""), page.atlassian()).await;
+    let bot = Rollbot::builder().config(|m| page_config(m, "")).page(page.atlassian()).start().await;
     let card = approved_and_run(&bot).await;
 
     let thread = bot.thread(&card);
@@ -67,10 +67,10 @@ async fn from_request_to_resolved_every_post_and_page_call_in_order() {
         done.text
     );
 
-    bot.click(MALLORY, "resolve", "RB-1").await;
+    bot.click(MALLORY, Button::Resolve(rb(1))).await;
     bot.advance(12);
-    bot.click(ALICE, "resolve", "RB-1").await;
-    bot.click(BOB, "resolve", "RB-1").await;
+    bot.click(ALICE, Button::Resolve(rb(1))).await;
+    bot.click(BOB, Button::Resolve(rb(1))).await;
     bot.settle().await;
     assert_eq!(bot.ephemerals(MALLORY).len(), 1);
     assert_eq!(
@@ -113,7 +113,7 @@ async fn from_request_to_resolved_every_post_and_page_call_in_order() {
 #[tokio::test]
 async fn a_failing_page_is_retried_and_never_holds_up_slack() {
     let page = FakeStatusPage::start().await;
-    let bot = Rollbot::start_with_page(|m| page_config(m, ""), page.atlassian()).await;
+    let bot = Rollbot::builder().config(|m| page_config(m, "")).page(page.atlassian()).start().await;
     page.fail_next(&[PageOutage::ServerError, PageOutage::RateLimited(7)]);
     let card = approved_and_run(&bot).await;
     assert_eq!(
@@ -138,7 +138,7 @@ async fn a_failing_page_is_retried_and_never_holds_up_slack() {
 #[tokio::test]
 async fn a_page_that_refuses_for_good_is_reported_in_the_thread_and_the_rollback_completes() {
     let page = FakeStatusPage::start().await;
-    let bot = Rollbot::start_with_page(|m| page_config(m, ""), page.atlassian()).await;
+    let bot = Rollbot::builder().config(|m| page_config(m, "")).page(page.atlassian()).start().await;
     page.fail_next(&[PageOutage::Refused]);
     let card = approved_and_run(&bot).await;
     let thread = bot.thread(&card);
@@ -152,8 +152,7 @@ async fn a_page_that_refuses_for_good_is_reported_in_the_thread_and_the_rollback
     );
     assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'what' = 'page_update'")
-            .await,
+        bot.events_with(&[("what", "page_update")]).await,
         2,
         "both page updates are on the record as undeliverable"
     );
@@ -162,7 +161,7 @@ async fn a_page_that_refuses_for_good_is_reported_in_the_thread_and_the_rollback
 #[tokio::test]
 async fn the_watch_window_resolves_the_incident_by_itself() {
     let page = FakeStatusPage::start().await;
-    let bot = Rollbot::start_with_page(|m| page_config(m, "resolve_after = \"30m\""), page.atlassian()).await;
+    let bot = Rollbot::builder().config(|m| page_config(m, "resolve_after = \"30m\"")).page(page.atlassian()).start().await;
     let card = approved_and_run(&bot).await;
     bot.thread(&card);
     bot.advance(29);
@@ -190,7 +189,7 @@ async fn the_webhook_provider_signs_every_update() {
                 "http://127.0.0.1:9"
             )
     };
-    let bot = Rollbot::start_with_page(config, page.webhook()).await;
+    let bot = Rollbot::builder().config(config).page(page.webhook()).start().await;
     let card = approved_and_run(&bot).await;
     bot.thread(&card);
     bot.card_now(&card);
@@ -234,11 +233,11 @@ statuspage = { status = "monitoring", message = "The previous version of {{ serv
 #[tokio::test]
 async fn a_statuspage_step_sets_the_status_with_its_own_words() {
     let page = FakeStatusPage::start().await;
-    let bot = Rollbot::start_with_page(page_step_config, page.atlassian()).await;
+    let bot = Rollbot::builder().config(page_step_config).page(page.atlassian()).start().await;
     bot.slash(ALICE, "checkout-api runbook with-page severity high").await;
     bot.settle().await;
     let card = bot.expect_card();
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
 
     let calls = page.calls();
@@ -276,7 +275,7 @@ async fn a_drill_never_calls_the_status_page_nor_the_stakeholder_channels() {
             "channels = [\"C0INCIDENTS\"]\nnotify_channels = [\"C0STATUS\"]",
         )
     };
-    let bot = Rollbot::start_with_page(config, page.atlassian()).await;
+    let bot = Rollbot::builder().config(config).page(page.atlassian()).start().await;
     bot.slash(ALICE, "drill checkout-api runbook with-page severity critical")
         .await;
     bot.settle().await;

@@ -56,7 +56,7 @@ async fn requested_approved_and_run_step_by_step() {
     );
 
     bot.clock.advance(std::time::Duration::from_secs(120));
-    assert_eq!(bot.click(BOB, "approve", "RB-1").await, 200);
+    assert_eq!(bot.click(BOB, Button::Approve(rb(1))).await, 200);
     bot.settle().await;
 
     let card = bot.card_now(&card);
@@ -126,8 +126,7 @@ async fn requested_approved_and_run_step_by_step() {
         "{list}"
     );
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollback_events WHERE rollback_id = 1")
-            .await,
+        bot.history(1).await.len(),
         8,
         "requested, approved, run started, 2×(step started, finished), succeeded"
     );
@@ -140,7 +139,7 @@ async fn the_requester_cannot_approve_their_own_rollback() {
     bot.settle().await;
     let card = bot.expect_card();
 
-    assert_eq!(bot.click(ALICE, "approve", "RB-1").await, 200);
+    assert_eq!(bot.click(ALICE, Button::Approve(rb(1))).await, 200);
     bot.settle().await;
     assert_eq!(
         bot.ephemerals(ALICE),
@@ -157,10 +156,10 @@ async fn outsiders_and_approvers_of_another_severity_are_refused() {
     bot.settle().await;
     let card = bot.expect_card();
 
-    bot.click(MALLORY, "approve", "RB-1").await;
-    bot.click(CAROL, "approve", "RB-1").await;
-    bot.click(MALLORY, "reject", "RB-1").await;
-    bot.click(MALLORY, "cancel", "RB-1").await;
+    bot.click(MALLORY, Button::Approve(rb(1))).await;
+    bot.click(CAROL, Button::Approve(rb(1))).await;
+    bot.click(MALLORY, Button::Reject(rb(1))).await;
+    bot.click(MALLORY, Button::Cancel(rb(1))).await;
     bot.settle().await;
     let refusal = "You cannot approve or reject *RB-1*: a high-severity rollback needs someone in `on_call`. The card lists who may approve.";
     assert_eq!(
@@ -174,7 +173,7 @@ async fn outsiders_and_approvers_of_another_severity_are_refused() {
     assert_eq!(bot.ephemerals(CAROL), [refusal]);
     assert!(bot.card_now(&card).text.contains("Awaiting approval"));
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollback_events").await,
+        bot.events_with(&[]).await,
         1,
         "refusals change nothing"
     );
@@ -190,7 +189,7 @@ async fn a_request_from_another_channel_is_refused_with_where_to_go() {
     );
     bot.settle().await;
     assert!(bot.slack.calls().is_empty());
-    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+    assert_eq!(bot.rollbacks().await.len(), 0);
 }
 
 #[tokio::test]
@@ -216,7 +215,7 @@ async fn a_rejected_rollback_never_runs_and_keeps_its_reason() {
     bot.settle().await;
     let card = bot.expect_card();
 
-    bot.click(BOB, "reject", "RB-1").await;
+    bot.click(BOB, Button::Reject(rb(1))).await;
     let modal = bot.expect_modal();
     assert_eq!(modal["callback_id"], "reject");
     assert_eq!(modal["title"]["text"], "Reject RB-1");
@@ -248,8 +247,8 @@ async fn a_rejected_rollback_never_runs_and_keeps_its_reason() {
     );
     assert!(card.buttons().is_empty());
 
-    bot.click(BETH, "approve", "RB-1").await;
-    bot.click(BETH, "reject", "RB-1").await;
+    bot.click(BETH, Button::Approve(rb(1))).await;
+    bot.click(BETH, Button::Reject(rb(1))).await;
     bot.settle().await;
     let already =
         "*RB-1* is already rejected by <@U0BOB>; your click changed nothing. The card shows its current state.";
@@ -260,12 +259,11 @@ async fn a_rejected_rollback_never_runs_and_keeps_its_reason() {
     );
     assert!(bot.marker().is_empty());
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollbacks WHERE state = 'rejected'")
-            .await,
+        bot.rollbacks().await.iter().filter(|r| r.state.name() == "rejected").count(),
         1
     );
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'reason' = 'the deploy is not the cause: <!here> check the DB'").await,
+        bot.events_with(&[("reason", "the deploy is not the cause: <!here> check the DB")]).await,
         1,
         "the reason is kept in the timeline as typed"
     );
@@ -278,7 +276,7 @@ async fn a_failing_step_stops_the_run_and_the_card_says_which() {
         .await;
     bot.settle().await;
     let card = bot.expect_card();
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
 
     let card = bot.card_now(&card);
@@ -353,7 +351,7 @@ async fn a_parameter_that_fails_its_pattern_is_refused_before_any_plan_exists() 
     let plan = bot.slash(ALICE, r#"plan checkout-api to "$(reboot)""#).await;
     assert!(plan.starts_with("`$(reboot)` is not a valid `target`"), "{plan}");
     bot.settle().await;
-    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+    assert_eq!(bot.rollbacks().await.len(), 0);
     assert!(bot.slack.calls().is_empty());
 }
 
@@ -389,7 +387,7 @@ async fn two_approvers_clicking_at_once_start_the_runbook_exactly_once() {
     bot.settle().await;
     let card = bot.expect_card();
 
-    let (bob, beth) = tokio::join!(bot.click(BOB, "approve", "RB-1"), bot.click(BETH, "approve", "RB-1"));
+    let (bob, beth) = tokio::join!(bot.click(BOB, Button::Approve(rb(1))), bot.click(BETH, Button::Approve(rb(1))));
     assert_eq!((bob, beth), (reqwest::StatusCode::OK, reqwest::StatusCode::OK));
     bot.settle().await;
 
@@ -409,8 +407,7 @@ async fn two_approvers_clicking_at_once_start_the_runbook_exactly_once() {
     let card = bot.card_now(&card);
     assert_eq!(card.text.matches("*Approved by*").count(), 1, "{}", card.text);
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'type' = 'run_started'")
-            .await,
+        bot.events_with(&[("type", "run_started")]).await,
         1
     );
     bot.thread(&card);
@@ -451,7 +448,7 @@ async fn cancel_before_it_starts() {
         bot.slash(ALICE, "cancel RB-7").await,
         "There is no rollback *RB-7*. `/rollback list` shows the recent ones."
     );
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     assert_eq!(bot.ephemerals(BOB).len(), 1);
     assert!(bot.marker().is_empty());
@@ -513,7 +510,7 @@ async fn help_plan_status_list_and_grammar_errors_answer_privately() {
         bot.slash_without_trigger(ALICE, "checkout-api severity high").await,
         "Runbook `app` needs `target` (release number). Add `to <target>` and run the command again."
     );
-    assert_eq!(bot.count("SELECT count(*) FROM rollbacks").await, 0);
+    assert_eq!(bot.rollbacks().await.len(), 0);
     bot.settle().await;
 }
 
@@ -544,7 +541,7 @@ async fn slack_outages_are_ridden_out_in_order_without_duplicate_cards() {
 
     bot.slack
         .fail_next(&[Outage::ServerError, Outage::RateLimited(3), Outage::ServerError]);
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.ride_out(5, 600).await;
     let thread = bot.thread(&card);
     assert_eq!(thread.len(), 7, "{thread:#?}");
@@ -568,8 +565,7 @@ async fn slack_outages_are_ridden_out_in_order_without_duplicate_cards() {
         .count();
     assert_eq!(cards, 1, "the card was posted exactly once");
     assert_eq!(
-        bot.count("SELECT count(*) FROM outbox WHERE outcome = 'undeliverable'")
-            .await,
+        bot.undeliverable().await,
         0
     );
 }
@@ -590,7 +586,7 @@ async fn a_minute_of_429_then_ten_minutes_of_500_loses_nothing_and_keeps_the_ord
             (Outage::ServerError, std::time::Duration::from_secs(600)),
         ],
     );
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     let waited = bot.ride_out(2, 3600).await;
     assert!(waited >= 660, "the outage was ridden out ({waited} s)");
     assert!(
@@ -611,8 +607,7 @@ async fn a_minute_of_429_then_ten_minutes_of_500_loses_nothing_and_keeps_the_ord
     assert!(thread[5].starts_with("✅ *ROLLBACK COMPLETE*"), "{thread:#?}");
     assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
     assert_eq!(
-        bot.count("SELECT count(*) FROM outbox WHERE outcome = 'undeliverable'")
-            .await,
+        bot.undeliverable().await,
         0,
         "nothing acknowledged was given up on"
     );
@@ -690,7 +685,7 @@ async fn a_message_slack_refuses_for_good_is_kept_on_the_record_and_counted() {
     bot.settle().await;
     let card = bot.expect_card();
     bot.slack.fail_next(&[Outage::Refused("not_in_channel")]);
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     assert_eq!(
         bot.slack.refused(),
@@ -698,7 +693,7 @@ async fn a_message_slack_refuses_for_good_is_kept_on_the_record_and_counted() {
         "a permanent error is not retried"
     );
     assert_eq!(
-        bot.count("SELECT count(*) FROM rollback_events WHERE event->>'type' = 'undeliverable' AND event->>'error' = 'not_in_channel' AND event->>'what' = 'update_card'").await,
+        bot.events_with(&[("type", "undeliverable"), ("error", "not_in_channel"), ("what", "update_card")]).await,
         1,
         "the timeline keeps what could not be said"
     );
@@ -742,7 +737,7 @@ async fn the_post_mortem_draft_comes_from_the_timeline_in_slack_and_through_the_
     bot.settle().await;
     let card = bot.expect_card();
     bot.advance(3);
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     bot.thread(&card);
     bot.card_now(&card);
@@ -835,7 +830,7 @@ async fn lifecycle_announcements_reach_the_extra_channels_in_the_teams_own_words
     .await;
     bot.settle().await;
     let card = bot.expect_card();
-    bot.click(BOB, "approve", "RB-1").await;
+    bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
 
     let to_status = bot.posts_in("C0STATUS");

@@ -8,7 +8,8 @@ pub mod serve;
 
 use chrono::{DateTime, TimeZone, Utc};
 use fake_slack::{Call, FakeSlack};
-use rollbot::app::App;
+use rollbot::app::{App, Parts};
+pub use rollbot::slack::wire::Button;
 use rollbot::clock::{Clock, ManualClock};
 use rollbot::config::Config;
 use rollbot::engine::secrets::SecretSource;
@@ -413,47 +414,66 @@ impl TestStorage {
     }
 }
 
+/// How a test rollbot is started: `Rollbot::builder().config(f).page(p).secrets(&[…]).start()`.
+pub struct Builder<'a> {
+    config: Box<dyn FnOnce(&str) -> String + 'a>,
+    proxy_port: Option<u16>,
+    page: Option<rollbot::statuspage::Provider>,
+    step_secrets: BTreeMap<String, String>,
+}
+
+impl<'a> Builder<'a> {
+    /// The configuration, as `config(marker_path)`; the test configuration by default.
+    pub fn config(mut self, config: impl FnOnce(&str) -> String + 'a) -> Builder<'a> {
+        self.config = Box::new(config);
+        self
+    }
+
+    /// Reaches its database through `proxy`, which the test can cut.
+    pub fn behind(mut self, proxy: &proxy::Proxy) -> Builder<'a> {
+        self.proxy_port = Some(proxy.port);
+        self
+    }
+
+    /// Keeps a status page through `provider` (a fake on loopback).
+    pub fn page(mut self, provider: rollbot::statuspage::Provider) -> Builder<'a> {
+        self.page = Some(provider);
+        self
+    }
+
+    /// These values for the steps' `${env:NAME}` references.
+    pub fn secrets(mut self, secrets: &[(&str, &str)]) -> Builder<'a> {
+        self.step_secrets = secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self
+    }
+
+    pub async fn start(self) -> Rollbot {
+        Rollbot::start_on(self.config, self.proxy_port, self.page, self.step_secrets).await
+    }
+}
+
 impl Rollbot {
+    pub fn builder<'a>() -> Builder<'a> {
+        Builder {
+            config: Box::new(test_config),
+            proxy_port: None,
+            page: None,
+            step_secrets: BTreeMap::new(),
+        }
+    }
+
+    /// The test configuration, nothing else.
     pub async fn start() -> Rollbot {
-        Rollbot::start_with(test_config).await
+        Rollbot::builder().start().await
     }
 
     /// Starts rollbot with the configuration `config(marker_path)`.
-    /// Starts rollbot with its database reached through `proxy`, which the test can cut.
-    pub async fn start_behind(proxy: &proxy::Proxy) -> Rollbot {
-        Rollbot::start_on(test_config, Some(proxy.port), None, BTreeMap::new()).await
-    }
-
     pub async fn start_with(config: impl FnOnce(&str) -> String) -> Rollbot {
-        Rollbot::start_on(config, None, None, BTreeMap::new()).await
-    }
-
-    /// Starts rollbot with these values for the steps' `${env:NAME}` references.
-    pub async fn start_with_secrets(config: impl FnOnce(&str) -> String, secrets: &[(&str, &str)]) -> Rollbot {
-        let secrets = secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Rollbot::start_on(config, None, None, secrets).await
-    }
-
-    /// Starts rollbot keeping a status page through `provider` (a fake on loopback).
-    pub async fn start_with_page(
-        config: impl FnOnce(&str) -> String,
-        provider: rollbot::statuspage::Provider,
-    ) -> Rollbot {
-        Rollbot::start_on(config, None, Some(provider), BTreeMap::new()).await
-    }
-
-    /// Starts rollbot with a status page through `provider` and these step secrets.
-    pub async fn start_with_page_and_secrets(
-        config: impl FnOnce(&str) -> String,
-        provider: rollbot::statuspage::Provider,
-        secrets: &[(&str, &str)],
-    ) -> Rollbot {
-        let secrets = secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Rollbot::start_on(config, None, Some(provider), secrets).await
+        Rollbot::builder().config(config).start().await
     }
 
     async fn start_on(
-        config: impl FnOnce(&str) -> String,
+        config: Box<dyn FnOnce(&str) -> String + '_>,
         proxy_port: Option<u16>,
         page: Option<rollbot::statuspage::Provider>,
         step_secrets: BTreeMap<String, String>,
@@ -467,19 +487,16 @@ impl Rollbot {
         let slack = FakeSlack::start().await;
         let clock = Arc::new(ManualClock::at(t0()));
         let api = SlackApi::new(&slack.api_url, &Secret::new(BOT_TOKEN)).unwrap();
-        let app = App::new(
-            config.clone(),
+        let app = App::new(Parts {
+            config: config.clone(),
             store,
-            clock.clone(),
-            SignatureVerifier::new(vec![Secret::new(SIGNING_SECRET)]),
-            api,
-            rollbot::http::BearerTokens {
-                api: Some(Secret::new(API_TOKEN)),
-                alertmanager: Some(Secret::new(ALERTMANAGER_TOKEN)),
-            },
-            page.map(|provider| rollbot::statuspage::StatusPage::new(provider).unwrap()),
-            SecretSource::Fixed(Arc::new(step_secrets.clone())),
-        )
+            clock: clock.clone(),
+            verifier: SignatureVerifier::new(vec![Secret::new(SIGNING_SECRET)]),
+            slack: api,
+            tokens: test_tokens(),
+            status_page: page.map(|provider| rollbot::statuspage::StatusPage::new(provider).unwrap()),
+            step_secrets: SecretSource::Fixed(Arc::new(step_secrets.clone())),
+        })
         .with_step_supervisor(env!("CARGO_BIN_EXE_rollbot-step-supervisor").into());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -512,19 +529,16 @@ impl Rollbot {
         let store = self.storage.open(None).await;
         let api = SlackApi::new(&self.slack.api_url, &Secret::new(BOT_TOKEN)).unwrap();
         let verifier = SignatureVerifier::new(vec![Secret::new(SIGNING_SECRET)]);
-        App::new(
-            self.config.clone(),
+        App::new(Parts {
+            config: self.config.clone(),
             store,
-            self.clock.clone(),
+            clock: self.clock.clone(),
             verifier,
-            api,
-            rollbot::http::BearerTokens {
-                api: Some(Secret::new(API_TOKEN)),
-                alertmanager: Some(Secret::new(ALERTMANAGER_TOKEN)),
-            },
-            None,
-            SecretSource::Fixed(Arc::new(self.step_secrets.clone())),
-        )
+            slack: api,
+            tokens: test_tokens(),
+            status_page: None,
+            step_secrets: SecretSource::Fixed(Arc::new(self.step_secrets.clone())),
+        })
         .with_step_supervisor(env!("CARGO_BIN_EXE_rollbot-step-supervisor").into())
     }
 
@@ -650,19 +664,16 @@ impl Rollbot {
         body["text"].as_str().unwrap().to_owned()
     }
 
-    /// `user` clicks the button `action` on the card of rollback `id` (e.g. "RB-1", or "RB-1@2"
-    /// for a button at a paused step).
-    pub async fn click(&self, user: &str, action: &str, id: &str) -> reqwest::StatusCode {
-        self.signed_post("/slack/interactions", click_body(user, INCIDENTS, action, id))
-            .await
-            .status()
+    /// `user` clicks `button` (`Button::Approve(rb(1))`, `Button::Continue(rb(1), 2)`) where
+    /// rollbot posted it, in the incident channel.
+    pub async fn click(&self, user: &str, button: Button) -> reqwest::StatusCode {
+        self.click_in(user, INCIDENTS, button).await
     }
 
-    /// `user` clicks `action` on a copy of rollback `id`'s buttons seen in another `channel`.
-    pub async fn click_in(&self, user: &str, channel: &str, action: &str, id: &str) -> reqwest::StatusCode {
-        self.signed_post("/slack/interactions", click_body(user, channel, action, id))
-            .await
-            .status()
+    /// `user` clicks `button` on a copy of it seen in another `channel`.
+    pub async fn click_in(&self, user: &str, channel: &str, button: Button) -> reqwest::StatusCode {
+        let body = click_body(user, channel, button.action_id(), &button.value());
+        self.signed_post("/slack/interactions", body).await.status()
     }
 
     /// Runs the outbox and the executor until neither has anything left to do (at most
@@ -816,8 +827,52 @@ impl Rollbot {
     }
 
     /// Runs a SQL query on the test's store (for assertions about what was recorded).
+    /// Counts rows with raw SQL, for what the store façade does not read (kept to a few).
     pub async fn count(&self, sql: &str) -> i64 {
         self.storage.count(sql).await
+    }
+
+    /// Every rollback recorded, newest first, read through the engine.
+    pub async fn rollbacks(&self) -> Vec<rollbot::domain::Rollback> {
+        self.app.engine.recent(None, false, 10_000).await.unwrap()
+    }
+
+    /// Every event rollback `RB-n` recorded, in order.
+    pub async fn history(&self, n: i64) -> Vec<rollbot::domain::Recorded> {
+        self.app.engine.record(rb(n)).await.unwrap().map(|(_, history)| history).unwrap_or_default()
+    }
+
+    /// How many events of every rollback have these fields (`("type", "approved")`), as stored.
+    pub async fn events_with(&self, fields: &[(&str, &str)]) -> usize {
+        let mut found = 0;
+        for rollback in self.rollbacks().await {
+            for recorded in self.history(rollback.id.0).await {
+                let event = serde_json::to_value(&recorded.event).unwrap();
+                // As SQL's `->>` reads a field: text as it is, anything else as JSON.
+                let field = |name: &str| match &event[name] {
+                    serde_json::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                if fields.iter().all(|(name, value)| field(name) == *value) {
+                    found += 1;
+                }
+            }
+        }
+        found
+    }
+
+    /// Timers not yet fired, of every rollback.
+    pub async fn pending_timers(&self) -> usize {
+        let mut pending = 0;
+        for rollback in self.rollbacks().await {
+            pending += self.app.engine.pending_timers(rollback.id).await.unwrap().len();
+        }
+        pending
+    }
+
+    /// Messages given up on, as `/metrics` counts them.
+    pub async fn undeliverable(&self) -> i64 {
+        self.app.engine.figures().await.unwrap().outbox_undeliverable
     }
 
     /// When the first undelivered message may next be tried, in Unix seconds.
@@ -904,4 +959,22 @@ pub fn click_body_from_team(user: &str, team: &str, channel: &str, action: &str,
     let action_value = json!({"type": "button", "action_id": action, "block_id": format!("rollback:{id}"), "value": id, "action_ts": "1790000001.000000"});
     payload["actions"] = json!([action_value]);
     serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
+}
+
+/// Rollback `RB-n`, for a button.
+pub fn rb(n: i64) -> rollbot::domain::RollbackId {
+    rollbot::domain::RollbackId(n)
+}
+
+/// Proposal `P-n`, for a button.
+pub fn pr(n: i64) -> rollbot::domain::ProposalId {
+    rollbot::domain::ProposalId(n)
+}
+
+/// The bearer tokens every test rollbot accepts.
+fn test_tokens() -> rollbot::http::BearerTokens {
+    rollbot::http::BearerTokens {
+        api: Some(Secret::new(API_TOKEN)),
+        alertmanager: Some(Secret::new(ALERTMANAGER_TOKEN)),
+    }
 }
