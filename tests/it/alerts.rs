@@ -118,6 +118,7 @@ async fn a_firing_alert_proposes_a_rollback_that_starts_as_the_clickers_own_requ
         assert!(proposal.text.contains(shown), "missing {shown:?} in {}", proposal.text);
     }
     assert_eq!(proposal.buttons(), ["start_proposal", "dismiss_proposal"]);
+    insta::assert_snapshot!("proposal_card", redacted(&proposal.text));
     assert_eq!(
         bot.rollbacks().await.len(),
         0,

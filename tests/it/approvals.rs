@@ -389,6 +389,7 @@ async fn a_gate_waits_for_continue_and_a_destructive_step_for_its_phrase() {
     let paused = bot.card_now(&card);
     assert!(paused.text.contains("⏸️ *Paused at step 2 of 3, Decide on the data*: Code is rolled back. Restore the database too?. Next: *Continue* runs the rest; *Abort* stops here."), "{}", paused.text);
     assert_eq!(paused.buttons(), ["continue", "abort"]);
+    insta::assert_snapshot!("paused_at_gate_card", redacted(&paused.text));
     assert_eq!(bot.marker(), ["undo"]);
     bot.thread(&card);
 

@@ -43,6 +43,7 @@ async fn requested_approved_and_run_step_by_step() {
         card.text
     );
     assert_eq!(card.buttons(), ["approve", "reject", "escalate", "cancel"]);
+    insta::assert_snapshot!("awaiting_card", redacted(&card.text));
     assert!(
         card.text.contains("Next: `devops_lead` (<@U0DEVOPS>) joins at 03:30 UTC if nobody approves; *Escalate now* brings them in at once. Expires at 05:00 UTC unapproved."),
         "{}",
@@ -67,8 +68,10 @@ async fn requested_approved_and_run_step_by_step() {
         card.text
     );
     assert!(card.buttons().is_empty(), "a finished rollback offers no buttons");
+    insta::assert_snapshot!("succeeded_card", redacted(&card.text));
 
     let mut thread = bot.thread(&card);
+    insta::assert_snapshot!("succeeded_thread", redacted(&transcript(&thread)));
     assert_eq!(
         thread.remove(0),
         "🔴 *ROLLBACK IN PROGRESS* — checkout-api (RB-1)\n*Version:* rolling back to 41\n*Reason:* bad deploy\n*Started:* 03:02 UTC\n*Expected completion:* unknown\n*Point of contact:* <@U0ALICE>\nFollow along: https://slack.com/archives/C0INCIDENTS/p1790000000000001",

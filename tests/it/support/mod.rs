@@ -961,6 +961,25 @@ pub fn click_body_from_team(user: &str, team: &str, channel: &str, action: &str,
     serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
 }
 
+/// `text` with what changes from run to run (step durations, loopback ports, scratch paths and
+/// the plan digests that include them) replaced by a placeholder, for a snapshot of what people
+/// read.
+pub fn redacted(text: &str) -> String {
+    let durations = regex::Regex::new(r"\b\d+(\.\d+)? ?(ms|s)\b").unwrap();
+    let ports = regex::Regex::new(r"127\.0\.0\.1:\d+").unwrap();
+    let scratch = regex::Regex::new(r"/tmp/\.tmp\w+").unwrap();
+    let digest = regex::Regex::new(r"digest `[0-9a-f]{12}`").unwrap();
+    let text = digest.replace_all(text, "digest `[digest]`");
+    let text = durations.replace_all(&text, "[duration]");
+    let text = ports.replace_all(&text, "127.0.0.1:[port]");
+    scratch.replace_all(&text, "[scratch]").into_owned()
+}
+
+/// A thread as one text to pin: its messages in order, each after a rule.
+pub fn transcript(thread: &[String]) -> String {
+    thread.iter().map(|m| format!("---\n{m}\n")).collect()
+}
+
 /// Rollback `RB-n`, for a button.
 pub fn rb(n: i64) -> rollbot::domain::RollbackId {
     rollbot::domain::RollbackId(n)
