@@ -80,11 +80,6 @@ pub(super) fn check_kind(
         );
         return None;
     }
-    let timeout = |c: &mut Checker, default: Duration| {
-        f.timeout
-            .and_then(|t| c.duration(t, DurationSetting::StepTimeout))
-            .unwrap_or(default)
-    };
     if let Some(run) = f.run {
         if run.get_ref().is_empty() {
             c.error(
@@ -97,7 +92,7 @@ pub(super) fn check_kind(
             run: run.get_ref().clone(),
             env: f.env.clone(),
             workdir: f.workdir.cloned(),
-            timeout: timeout(c, DEFAULT_STEP_TIMEOUT),
+            timeout: step_timeout(c, f.timeout, DEFAULT_STEP_TIMEOUT),
         });
     }
     if !f.env.is_empty() || f.workdir.is_some() {
@@ -113,181 +108,216 @@ pub(super) fn check_kind(
         });
     }
     if let Some(http) = f.http {
-        let method = http.method.get_ref().to_ascii_uppercase();
-        if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&method.as_str()) {
-            c.error(
-                http.method.span(),
-                format!(
-                    "step `{step_name}`: `{}` is not an HTTP method rollbot sends",
-                    http.method.get_ref()
-                ),
-                Some("GET, POST, PUT, PATCH, DELETE or HEAD".into()),
-            );
-        }
-        check_url(c, step_name, &http.url);
-        if http.expect_status.is_empty() || http.expect_status.iter().any(|s| !(100..=599).contains(s)) {
-            c.error(
-                at.clone(),
-                format!("step `{step_name}`: `expect_status` must list HTTP status codes"),
-                None,
-            );
-        }
-        let json = match http.json.as_ref().map(serde_json::to_value) {
-            Some(Ok(json)) => Some(json),
-            Some(Err(e)) => {
-                c.error(
-                    at.clone(),
-                    format!("step `{step_name}`: `json` cannot be sent as JSON: {e}"),
-                    None,
-                );
-                None
-            }
-            None => None,
-        };
-        return Some(StepKind::Http {
-            method,
-            url: http.url.get_ref().clone(),
-            headers: http.headers.clone(),
-            json,
-            expect_status: http.expect_status.clone(),
-            timeout: timeout(c, DEFAULT_CALL_TIMEOUT),
-        });
+        return Some(check_http(c, step_name, at, http, f.timeout));
     }
     if let Some(health) = f.health {
-        check_url(c, step_name, &health.url);
-        let within = health
-            .within
-            .as_ref()
-            .and_then(|d| c.duration(d, DurationSetting::HealthWithin))
-            .unwrap_or_else(|| timeout(c, Duration::from_secs(120)));
-        let every = health
-            .every
-            .as_ref()
-            .and_then(|d| c.duration(d, DurationSetting::HealthEvery))
-            .unwrap_or(Duration::from_secs(5));
-        if every.is_zero() || every > within {
-            c.error(
-                at.clone(),
-                format!("step `{step_name}`: `every` must be shorter than `within`"),
-                Some("e.g. within = \"2m\", every = \"5s\"".into()),
-            );
-        }
-        return Some(StepKind::Health {
-            url: health.url.get_ref().clone(),
-            expect_status: health.expect_status,
-            body_contains: health.body_contains.clone(),
-            within,
-            every,
-        });
+        return Some(check_health(c, step_name, at, health, f.timeout));
     }
     if let Some(sql) = f.sql {
-        let Some(url_env) = databases.get(sql.database.get_ref()) else {
-            c.error(
-                sql.database.span(),
-                format!(
-                    "step `{step_name}`: database `{}` is not defined",
-                    sql.database.get_ref()
-                ),
-                Some(format!(
-                    "add [databases.{}] url_env = \"<VARIABLE>\" (defined: {})",
-                    sql.database.get_ref(),
-                    if databases.is_empty() {
-                        "none".into()
-                    } else {
-                        databases.keys().cloned().collect::<Vec<_>>().join(", ")
-                    }
-                )),
-            );
-            return None;
-        };
-        let checks = [sql.snapshot.is_some(), sql.compare.is_some(), sql.assertion.is_some()];
-        if checks.iter().filter(|g| **g).count() != 1 {
-            c.error(
-                sql.database.span(),
-                format!("step `{step_name}`: a `sql` step needs exactly one of `snapshot`, `compare` or `assert`"),
-                None,
-            );
-            return None;
-        }
-        let check = if let Some(snapshot) = &sql.snapshot {
-            if snapshot.tables.is_empty() == snapshot.schema.is_none() {
-                c.error(
-                    sql.database.span(),
-                    format!("step `{step_name}`: `snapshot` takes either `tables` or `schema`"),
-                    Some("tables = [\"orders\", \"order_items\"], or schema = \"public\" for all its tables".into()),
-                );
-            }
-            SqlCheck::Snapshot {
-                tables: snapshot.tables.clone(),
-                schema: snapshot.schema.clone(),
-            }
-        } else if let Some(compare) = &sql.compare {
-            let drift_of = |c: &mut Checker, text: &Spanned<String>| {
-                Drift::parse(text.get_ref()).unwrap_or_else(|| {
-                    c.error(
-                        text.span(),
-                        format!("step `{step_name}`: `{}` is not an allowed drift", text.get_ref()),
-                        Some("a number of rows (\"0\", \"25\") or a percentage (\"10%\")".into()),
-                    );
-                    Drift::Rows(0)
-                })
-            };
-            SqlCheck::Compare {
-                default_drift: drift_of(c, &compare.drift),
-                drift: compare
-                    .tables
-                    .iter()
-                    .map(|(t, d)| (t.clone(), drift_of(c, d)))
-                    .collect(),
-            }
-        } else {
-            let assertion = sql.assertion.as_ref().expect("one check is given");
-            if crate::engine::steps::Expectation::parse(assertion.expect.get_ref()).is_none() {
-                c.error(
-                    assertion.expect.span(),
-                    format!(
-                        "step `{step_name}`: `{}` is not an expectation",
-                        assertion.expect.get_ref()
-                    ),
-                    Some("an operator and a value: \"= 0\", \">= 3\", \"!= 0\", \"= true\"".into()),
-                );
-            }
-            SqlCheck::Assert {
-                query: assertion.query.clone(),
-                expect: assertion.expect.get_ref().trim().to_owned(),
-            }
-        };
-        if !sql.read_only && !matches!(check, SqlCheck::Assert { .. }) {
-            c.error(
-                sql.database.span(),
-                format!("step `{step_name}`: only an `assert` query can be given `read_only = false`"),
-                None,
-            );
-        }
-        return Some(StepKind::Sql {
-            database: sql.database.get_ref().clone(),
-            connection: format!("${{env:{url_env}}}"),
-            check,
-            read_only: sql.read_only,
-            timeout: timeout(c, DEFAULT_CALL_TIMEOUT),
-        });
+        return check_sql(c, step_name, sql, databases, f.timeout);
     }
     if let Some(notify) = f.notify {
-        if let Some(channel) = &notify.channel
-            && !is_channel_id(channel.get_ref())
-        {
+        return Some(check_notify(c, step_name, notify));
+    }
+    Some(check_page_step(c, step_name, f.statuspage.expect("one kind is given")))
+}
+
+/// A step's `timeout`, or `default` when it has none (or an invalid one, reported).
+fn step_timeout(c: &mut Checker, timeout: Option<&Spanned<String>>, default: Duration) -> Duration {
+    timeout
+        .and_then(|t| c.duration(t, DurationSetting::StepTimeout))
+        .unwrap_or(default)
+}
+
+type Timeout<'a> = Option<&'a Spanned<String>>;
+
+fn check_http(c: &mut Checker, step_name: &str, at: Range<usize>, http: &RawHttp, timeout: Timeout) -> StepKind {
+    let method = http.method.get_ref().to_ascii_uppercase();
+    if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&method.as_str()) {
+        c.error(
+            http.method.span(),
+            format!(
+                "step `{step_name}`: `{}` is not an HTTP method rollbot sends",
+                http.method.get_ref()
+            ),
+            Some("GET, POST, PUT, PATCH, DELETE or HEAD".into()),
+        );
+    }
+    check_url(c, step_name, &http.url);
+    if http.expect_status.is_empty() || http.expect_status.iter().any(|s| !(100..=599).contains(s)) {
+        c.error(
+            at.clone(),
+            format!("step `{step_name}`: `expect_status` must list HTTP status codes"),
+            None,
+        );
+    }
+    let json = match http.json.as_ref().map(serde_json::to_value) {
+        Some(Ok(json)) => Some(json),
+        Some(Err(e)) => {
             c.error(
-                channel.span(),
-                format!("step `{step_name}`: `{}` is not a Slack channel ID", channel.get_ref()),
-                Some("channel IDs look like C0123ABCD; leave `channel` out to post in the rollback's thread".into()),
+                at.clone(),
+                format!("step `{step_name}`: `json` cannot be sent as JSON: {e}"),
+                None,
+            );
+            None
+        }
+        None => None,
+    };
+    StepKind::Http {
+        method,
+        url: http.url.get_ref().clone(),
+        headers: http.headers.clone(),
+        json,
+        expect_status: http.expect_status.clone(),
+        timeout: step_timeout(c, timeout, DEFAULT_CALL_TIMEOUT),
+    }
+}
+
+/// `timeout` is how long it waits for health when `within` is not given.
+fn check_health(c: &mut Checker, step_name: &str, at: Range<usize>, health: &RawHealth, timeout: Timeout) -> StepKind {
+    check_url(c, step_name, &health.url);
+    let within = health
+        .within
+        .as_ref()
+        .and_then(|d| c.duration(d, DurationSetting::HealthWithin))
+        .unwrap_or_else(|| step_timeout(c, timeout, Duration::from_secs(120)));
+    let every = health
+        .every
+        .as_ref()
+        .and_then(|d| c.duration(d, DurationSetting::HealthEvery))
+        .unwrap_or(Duration::from_secs(5));
+    if every.is_zero() || every > within {
+        c.error(
+            at.clone(),
+            format!("step `{step_name}`: `every` must be shorter than `within`"),
+            Some("e.g. within = \"2m\", every = \"5s\"".into()),
+        );
+    }
+    StepKind::Health {
+        url: health.url.get_ref().clone(),
+        expect_status: health.expect_status,
+        body_contains: health.body_contains.clone(),
+        within,
+        every,
+    }
+}
+
+fn check_sql(
+    c: &mut Checker,
+    step_name: &str,
+    sql: &RawSql,
+    databases: &BTreeMap<String, String>,
+    timeout: Timeout,
+) -> Option<StepKind> {
+    let Some(url_env) = databases.get(sql.database.get_ref()) else {
+        c.error(
+            sql.database.span(),
+            format!(
+                "step `{step_name}`: database `{}` is not defined",
+                sql.database.get_ref()
+            ),
+            Some(format!(
+                "add [databases.{}] url_env = \"<VARIABLE>\" (defined: {})",
+                sql.database.get_ref(),
+                if databases.is_empty() {
+                    "none".into()
+                } else {
+                    databases.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            )),
+        );
+        return None;
+    };
+    let checks = [sql.snapshot.is_some(), sql.compare.is_some(), sql.assertion.is_some()];
+    if checks.iter().filter(|g| **g).count() != 1 {
+        c.error(
+            sql.database.span(),
+            format!("step `{step_name}`: a `sql` step needs exactly one of `snapshot`, `compare` or `assert`"),
+            None,
+        );
+        return None;
+    }
+    let check = if let Some(snapshot) = &sql.snapshot {
+        if snapshot.tables.is_empty() == snapshot.schema.is_none() {
+            c.error(
+                sql.database.span(),
+                format!("step `{step_name}`: `snapshot` takes either `tables` or `schema`"),
+                Some("tables = [\"orders\", \"order_items\"], or schema = \"public\" for all its tables".into()),
             );
         }
-        return Some(StepKind::Notify {
-            channel: notify.channel.as_ref().map(|c| c.get_ref().clone()),
-            text: notify.text.clone(),
-        });
+        SqlCheck::Snapshot {
+            tables: snapshot.tables.clone(),
+            schema: snapshot.schema.clone(),
+        }
+    } else if let Some(compare) = &sql.compare {
+        let drift_of = |c: &mut Checker, text: &Spanned<String>| {
+            Drift::parse(text.get_ref()).unwrap_or_else(|| {
+                c.error(
+                    text.span(),
+                    format!("step `{step_name}`: `{}` is not an allowed drift", text.get_ref()),
+                    Some("a number of rows (\"0\", \"25\") or a percentage (\"10%\")".into()),
+                );
+                Drift::Rows(0)
+            })
+        };
+        SqlCheck::Compare {
+            default_drift: drift_of(c, &compare.drift),
+            drift: compare
+                .tables
+                .iter()
+                .map(|(t, d)| (t.clone(), drift_of(c, d)))
+                .collect(),
+        }
+    } else {
+        let assertion = sql.assertion.as_ref().expect("one check is given");
+        if crate::engine::steps::Expectation::parse(assertion.expect.get_ref()).is_none() {
+            c.error(
+                assertion.expect.span(),
+                format!(
+                    "step `{step_name}`: `{}` is not an expectation",
+                    assertion.expect.get_ref()
+                ),
+                Some("an operator and a value: \"= 0\", \">= 3\", \"!= 0\", \"= true\"".into()),
+            );
+        }
+        SqlCheck::Assert {
+            query: assertion.query.clone(),
+            expect: assertion.expect.get_ref().trim().to_owned(),
+        }
+    };
+    if !sql.read_only && !matches!(check, SqlCheck::Assert { .. }) {
+        c.error(
+            sql.database.span(),
+            format!("step `{step_name}`: only an `assert` query can be given `read_only = false`"),
+            None,
+        );
     }
-    let page = f.statuspage.expect("one kind is given");
+    return Some(StepKind::Sql {
+        database: sql.database.get_ref().clone(),
+        connection: format!("${{env:{url_env}}}"),
+        check,
+        read_only: sql.read_only,
+        timeout: step_timeout(c, timeout, DEFAULT_CALL_TIMEOUT),
+    });
+}
+
+fn check_notify(c: &mut Checker, step_name: &str, notify: &RawNotify) -> StepKind {
+    if let Some(channel) = &notify.channel
+        && !is_channel_id(channel.get_ref())
+    {
+        c.error(
+            channel.span(),
+            format!("step `{step_name}`: `{}` is not a Slack channel ID", channel.get_ref()),
+            Some("channel IDs look like C0123ABCD; leave `channel` out to post in the rollback's thread".into()),
+        );
+    }
+    StepKind::Notify {
+        channel: notify.channel.as_ref().map(|c| c.get_ref().clone()),
+        text: notify.text.clone(),
+    }
+}
+
+fn check_page_step(c: &mut Checker, step_name: &str, page: &RawPageStep) -> StepKind {
     if !PAGE_STEP_STATUSES.contains(&page.status.get_ref().as_str()) {
         c.error(
             page.status.span(),
@@ -301,10 +331,10 @@ pub(super) fn check_kind(
             )),
         );
     }
-    Some(StepKind::StatusPage {
+    StepKind::StatusPage {
         status: page.status.get_ref().clone(),
         message: page.message.clone(),
-    })
+    }
 }
 
 pub(super) fn check_url(c: &mut Checker, step_name: &str, url: &Spanned<String>) {

@@ -3,8 +3,6 @@ use super::*;
 
 /// The rollback's card in the channel, re-rendered from current state on every change.
 pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, status_page: bool) -> Message {
-    let id = rollback.id;
-    let request = &rollback.request;
     let mut blocks = vec![json!({
         "type": "header",
         "text": {"type": "plain_text", "text": truncate(&escape(&headline(rollback)), MAX_HEADER_CHARS), "emoji": true}
@@ -18,6 +16,19 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
         ));
     }
     blocks.push(section(state_line(rollback)));
+    blocks.push(request_fields(rollback));
+    blocks.push(section(plan_section(rollback)));
+    blocks.extend(controls(rollback, directory, status_page));
+    let text = format!("{}: {}", escape(&headline(rollback)), state_line(rollback));
+    Message {
+        text: truncate(&text, MAX_SECTION_CHARS),
+        blocks,
+    }
+}
+
+/// Who asked for what, and who approved it, as a card's fields.
+fn request_fields(rollback: &Rollback) -> Value {
+    let request = &rollback.request;
     let mut fields = vec![
         format!("*Service*\n{}", escape(&request.service)),
         format!(
@@ -53,11 +64,14 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
         ));
     }
     fields.truncate(10);
-    blocks.push(json!({
+    json!({
         "type": "section",
         "fields": fields.into_iter().map(|f| json!({"type": "mrkdwn", "text": f})).collect::<Vec<_>>()
-    }));
+    })
+}
 
+/// The frozen plan, step by step, with each step's progress.
+fn plan_section(rollback: &Rollback) -> String {
     let steps: Vec<String> = rollback
         .plan
         .steps
@@ -75,11 +89,17 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
         .collect();
     let plan_header = format!(
         "*Plan* (runbook `{}`, digest `{}`): exactly what runs, in order.\n",
-        escape(&request.runbook),
+        escape(&rollback.request.runbook),
         &rollback.plan_digest[..12]
     );
-    blocks.push(section(plan_header + &steps.join("\n")));
+    plan_header + &steps.join("\n")
+}
 
+/// The buttons the rollback's state offers, and what each does.
+fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, status_page: bool) -> Vec<Value> {
+    let id = rollback.id;
+    let actions = |elements: Vec<Value>| json!({"type": "actions", "block_id": format!("rollback:{id}"), "elements": elements});
+    let mut blocks = vec![];
     match rollback.state {
         State::AwaitingApproval => {
             let self_note = if rollback.allow_self_approval {
@@ -104,7 +124,7 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
                 buttons.push(button(Button::EscalateNow(id), "Escalate now", None));
             }
             buttons.push(button(Button::Cancel(id), "Cancel", None));
-            blocks.push(json!({"type": "actions", "block_id": format!("rollback:{id}"), "elements": buttons}));
+            blocks.push(actions(buttons));
             blocks.push(context(
                 "*Approve* runs the plan above as shown. *Reject* asks for a reason and closes the request without running anything. *Cancel* withdraws it (requester or approvers).".into(),
             ));
@@ -112,15 +132,11 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
         State::Interrupted { step } => {
             let mut retry = button(Button::Retry(id, step), "Retry step", Some("danger"));
             retry["confirm"] = retry_confirm(rollback, step);
-            blocks.push(json!({
-                "type": "actions",
-                "block_id": format!("rollback:{id}"),
-                "elements": [
-                    retry,
-                    button(Button::Skip(id, step), "Skip step", None),
-                    button(Button::Abort(id, step), "Abort", None),
-                ]
-            }));
+            blocks.push(actions(vec![
+                retry,
+                button(Button::Skip(id, step), "Skip step", None),
+                button(Button::Abort(id, step), "Abort", None),
+            ]));
             blocks.push(context(
                 "The requester or anyone who may approve it can decide. rollbot never runs a started step again by itself.".into(),
             ));
@@ -132,30 +148,18 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
             } else {
                 button(Button::Continue(id, step), "Continue", Some("primary"))
             };
-            blocks.push(json!({
-                "type": "actions",
-                "block_id": format!("rollback:{id}"),
-                "elements": [first, button(Button::Abort(id, step), "Abort", None)]
-            }));
+            blocks.push(actions(vec![first, button(Button::Abort(id, step), "Abort", None)]));
             blocks.push(context(
                 "The requester or anyone who may approve it can answer. *Abort* stops the run here; nothing after this step runs.".into(),
             ));
         }
         State::Queued => {
-            blocks.push(json!({
-                "type": "actions",
-                "block_id": format!("rollback:{id}"),
-                "elements": [button(Button::Cancel(id), "Cancel", None)]
-            }));
+            blocks.push(actions(vec![button(Button::Cancel(id), "Cancel", None)]));
             blocks.push(context("*Cancel* stops it before the first step starts.".into()));
         }
         State::Succeeded if status_page => match &rollback.resolved {
             None => {
-                blocks.push(json!({
-                    "type": "actions",
-                    "block_id": format!("rollback:{id}"),
-                    "elements": [button(Button::Resolve(id), "Mark resolved", Some("primary"))]
-                }));
+                blocks.push(actions(vec![button(Button::Resolve(id), "Mark resolved", Some("primary"))]));
                 blocks.push(context(
                     "Status page: *monitoring*. *Mark resolved* once the service is healthy: the incident is resolved and its components set operational.".into(),
                 ));
@@ -173,9 +177,5 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
         },
         _ => {}
     }
-    let text = format!("{}: {}", escape(&headline(rollback)), state_line(rollback));
-    Message {
-        text: truncate(&text, MAX_SECTION_CHARS),
-        blocks,
-    }
+    blocks
 }

@@ -39,33 +39,7 @@ pub fn proposal_card(proposal: &Proposal, context_of: &ProposalContext) -> Messa
         "*{id}* from Alertmanager. Nothing runs unless someone starts it and the policy's approvals are given."
     )));
 
-    // One section per alert, each cut before escaping, so no alert can crowd out the others.
-    for alert in proposal.alerts.iter().take(PROPOSAL_ALERTS_SHOWN) {
-        let icon = if alert.firing { "🔥" } else { "✅" };
-        let mut line = format!("{icon} *{}*", escape(&truncate(&alert.name, 100)));
-        match (alert.firing, alert.starts_at, alert.ends_at) {
-            (true, Some(start), _) => line.push_str(&format!(" firing since {}", day_time(start))),
-            (true, None, _) => line.push_str(" firing"),
-            (false, _, Some(end)) => line.push_str(&format!(" resolved at {}", day_time(end))),
-            (false, _, None) => line.push_str(" resolved"),
-        }
-        if let Some(summary) = &alert.summary {
-            line.push_str(&format!(": {}", escape(&truncate(summary, 300))));
-        }
-        if let Some(source) = alert
-            .source
-            .as_deref()
-            .filter(|u| u.len() <= 1000)
-            .and_then(|u| link(u, "source"))
-        {
-            line.push_str(&format!(" ({source})"));
-        }
-        blocks.push(section(line));
-    }
-    let hidden = proposal.alerts.len().saturating_sub(PROPOSAL_ALERTS_SHOWN) as u64 + proposal.truncated;
-    if hidden > 0 {
-        blocks.push(context(format!("…and {hidden} more alert(s) in this group.")));
-    }
+    blocks.extend(alert_sections(proposal));
 
     let labels: Vec<String> = proposal.common_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let runbook = match context_of.plan {
@@ -111,7 +85,73 @@ pub fn proposal_card(proposal: &Proposal, context_of: &ProposalContext) -> Messa
         ))),
     }
 
+    blocks.extend(outcome(proposal));
     let open = proposal.resolved_at.is_none() && proposal.decision.is_none();
+    if open {
+        blocks.extend(proposal_controls(proposal, context_of));
+    }
+    blocks.push(context(format!(
+        "Notified {} time(s); first at {}, last at {}.",
+        proposal.notifications,
+        hhmm(proposal.first_seen),
+        hhmm(proposal.last_seen)
+    )));
+    if let Some(url) = proposal.external_url.as_deref().and_then(|u| link(u, "Alertmanager")) {
+        blocks.push(context(format!("Group in {url}")));
+    }
+    let lead = proposal.lead_alert().map_or("an alert", |a| a.name.as_str());
+    let state = match (&proposal.decision, proposal.resolved_at) {
+        (Some(Decision::Started { .. }), _) => "started",
+        (Some(Decision::Dismissed { .. }), _) => "dismissed",
+        (None, Some(_)) => "resolved",
+        (None, None) => "firing",
+    };
+    Message {
+        text: truncate(
+            &format!("{headline} ({id}): {} {state}", escape(lead)),
+            MAX_SECTION_CHARS,
+        ),
+        blocks,
+    }
+}
+
+/// One section per alert, each cut before escaping, so no alert can crowd out the others.
+fn alert_sections(proposal: &Proposal) -> Vec<Value> {
+    let mut blocks = vec![];
+    for alert in proposal.alerts.iter().take(PROPOSAL_ALERTS_SHOWN) {
+        let icon = if alert.firing { "🔥" } else { "✅" };
+        let mut line = format!("{icon} *{}*", escape(&truncate(&alert.name, 100)));
+        match (alert.firing, alert.starts_at, alert.ends_at) {
+            (true, Some(start), _) => line.push_str(&format!(" firing since {}", day_time(start))),
+            (true, None, _) => line.push_str(" firing"),
+            (false, _, Some(end)) => line.push_str(&format!(" resolved at {}", day_time(end))),
+            (false, _, None) => line.push_str(" resolved"),
+        }
+        if let Some(summary) = &alert.summary {
+            line.push_str(&format!(": {}", escape(&truncate(summary, 300))));
+        }
+        if let Some(source) = alert
+            .source
+            .as_deref()
+            .filter(|u| u.len() <= 1000)
+            .and_then(|u| link(u, "source"))
+        {
+            line.push_str(&format!(" ({source})"));
+        }
+        blocks.push(section(line));
+    }
+    let hidden = proposal.alerts.len().saturating_sub(PROPOSAL_ALERTS_SHOWN) as u64 + proposal.truncated;
+    if hidden > 0 {
+        blocks.push(context(format!("…and {hidden} more alert(s) in this group.")));
+    }
+
+    blocks
+}
+
+/// What became of the proposal: started (by whom), dismissed, resolved, or not filed
+/// automatically and why.
+fn outcome(proposal: &Proposal) -> Vec<Value> {
+    let mut blocks = vec![];
     match (&proposal.decision, proposal.rollback) {
         (Some(Decision::Started { by, at }), Some(rollback)) if by.0 == crate::domain::SYSTEM_USER => {
             blocks.push(section(format!(
@@ -151,50 +191,33 @@ pub fn proposal_card(proposal: &Proposal, context_of: &ProposalContext) -> Messa
         };
         blocks.push(context(format!("Not filed automatically: {why}")));
     }
-    if open {
-        let mut buttons = vec![];
-        if context_of.plan.is_ok() {
-            buttons.push(button(Button::StartProposal(id), "Start rollback", Some("primary")));
-        }
-        buttons.push(button(Button::DismissProposal(id), "Dismiss", None));
-        blocks.push(json!({"type": "actions", "block_id": format!("proposal:{id}"), "elements": buttons}));
-        let start = if context_of.plan.is_err() {
-            "*Start rollback* is not offered: the plan above cannot be built from this alert; use `/rollback` with a target.".to_owned()
-        } else if context_of.approvals == 0 {
-            format!(
-                "*Start rollback* files this as your request. 🚨 At {} severity it runs *at once, without approval*, and flags a post-incident review.",
-                proposal.severity
-            )
-        } else {
-            format!(
-                "*Start rollback* files this as your request; nothing runs until {} approval(s) from {} on its card.",
-                context_of.approvals,
-                role_names(context_of.approver_roles)
-            )
-        };
-        blocks.push(context(format!("{start} *Dismiss* closes the proposal for everyone.")));
+    blocks
+}
+
+/// The buttons of an open proposal, and what each does.
+fn proposal_controls(proposal: &Proposal, context_of: &ProposalContext) -> Vec<Value> {
+    let id = proposal.id;
+    let mut blocks = vec![];
+    let mut buttons = vec![];
+    if context_of.plan.is_ok() {
+        buttons.push(button(Button::StartProposal(id), "Start rollback", Some("primary")));
     }
-    blocks.push(context(format!(
-        "Notified {} time(s); first at {}, last at {}.",
-        proposal.notifications,
-        hhmm(proposal.first_seen),
-        hhmm(proposal.last_seen)
-    )));
-    if let Some(url) = proposal.external_url.as_deref().and_then(|u| link(u, "Alertmanager")) {
-        blocks.push(context(format!("Group in {url}")));
-    }
-    let lead = proposal.lead_alert().map_or("an alert", |a| a.name.as_str());
-    let state = match (&proposal.decision, proposal.resolved_at) {
-        (Some(Decision::Started { .. }), _) => "started",
-        (Some(Decision::Dismissed { .. }), _) => "dismissed",
-        (None, Some(_)) => "resolved",
-        (None, None) => "firing",
+    buttons.push(button(Button::DismissProposal(id), "Dismiss", None));
+    blocks.push(json!({"type": "actions", "block_id": format!("proposal:{id}"), "elements": buttons}));
+    let start = if context_of.plan.is_err() {
+        "*Start rollback* is not offered: the plan above cannot be built from this alert; use `/rollback` with a target.".to_owned()
+    } else if context_of.approvals == 0 {
+        format!(
+            "*Start rollback* files this as your request. 🚨 At {} severity it runs *at once, without approval*, and flags a post-incident review.",
+            proposal.severity
+        )
+    } else {
+        format!(
+            "*Start rollback* files this as your request; nothing runs until {} approval(s) from {} on its card.",
+            context_of.approvals,
+            role_names(context_of.approver_roles)
+        )
     };
-    Message {
-        text: truncate(
-            &format!("{headline} ({id}): {} {state}", escape(lead)),
-            MAX_SECTION_CHARS,
-        ),
-        blocks,
-    }
+    blocks.push(context(format!("{start} *Dismiss* closes the proposal for everyone.")));
+    blocks
 }
