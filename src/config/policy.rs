@@ -56,20 +56,23 @@ pub(super) fn check_roles(
     roles
 }
 
+/// Reports a role that [roles] does not define.
+fn check_role_ref(c: &mut Checker, roles: &BTreeMap<String, Vec<String>>, role: &Spanned<String>) {
+    if !roles.contains_key(role.get_ref()) {
+        let known = roles.keys().cloned().collect::<Vec<_>>().join(", ");
+        c.error(
+            role.span(),
+            format!("role `{}` is not defined in [roles]", role.get_ref()),
+            Some(format!(
+                "defined roles: {}",
+                if roles.is_empty() { "none".into() } else { known }
+            )),
+        );
+    }
+}
+
 pub(super) fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<String>>) -> Policy {
-    let known_roles = || roles.keys().cloned().collect::<Vec<_>>().join(", ");
-    let check_role_ref = |c: &mut Checker, role: &Spanned<String>| {
-        if !roles.contains_key(role.get_ref()) {
-            c.error(
-                role.span(),
-                format!("role `{}` is not defined in [roles]", role.get_ref()),
-                Some(format!(
-                    "defined roles: {}",
-                    if roles.is_empty() { "none".into() } else { known_roles() }
-                )),
-            );
-        }
-    };
+    let check_role_ref = |c: &mut Checker, role: &Spanned<String>| check_role_ref(c, roles, role);
 
     let workspace = raw.slack.workspace.as_ref().map(|w| {
         if !w.get_ref().starts_with('T') && !w.get_ref().starts_with('E') {
@@ -114,6 +117,39 @@ pub(super) fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<St
         list.iter().map(|r| r.get_ref().clone()).collect()
     });
 
+    let severities = check_severities(c, raw, roles);
+    let escalation = check_escalation(c, raw, roles);
+
+    Policy {
+        workspace,
+        channels,
+        requester_roles,
+        severities,
+        max_reason_chars: raw.limits.max_reason_chars.unwrap_or(500),
+        max_open_requests_per_person: match &raw.limits.max_open_requests_per_person {
+            Some(n) if *n.get_ref() == 0 => {
+                c.error(
+                    n.span(),
+                    "`max_open_requests_per_person` is 0, which would refuse every request",
+                    Some("use at least 1, or leave it out for the default of 5".into()),
+                );
+                0
+            }
+            Some(n) => *n.get_ref(),
+            None => 5,
+        },
+        escalation,
+        status_page: false,
+    }
+}
+
+/// Each severity's approval rules: what the file says, the defaults for the rest.
+fn check_severities(
+    c: &mut Checker,
+    raw: &RawConfig,
+    roles: &BTreeMap<String, Vec<String>>,
+) -> BTreeMap<Severity, SeverityPolicy> {
+    let check_role_ref = |c: &mut Checker, role: &Spanned<String>| check_role_ref(c, roles, role);
     let mut severities = BTreeMap::new();
     for (name, section) in &raw.severity {
         let Ok(severity) = name.get_ref().parse::<Severity>() else {
@@ -188,10 +224,14 @@ pub(super) fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<St
             );
         }
     }
+    severities
+}
 
+/// The escalation ladder, level by level.
+fn check_escalation(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, Vec<String>>) -> Vec<EscalationLevel> {
     let mut escalation = vec![];
     for level in &raw.escalation {
-        check_role_ref(c, &level.role);
+        check_role_ref(c, roles, &level.role);
         let severities = level.severities.as_ref().map(|list| {
             list.iter()
                 .filter_map(|name| match name.get_ref().parse::<Severity>() {
@@ -215,26 +255,5 @@ pub(super) fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<St
             });
         }
     }
-
-    Policy {
-        workspace,
-        channels,
-        requester_roles,
-        severities,
-        max_reason_chars: raw.limits.max_reason_chars.unwrap_or(500),
-        max_open_requests_per_person: match &raw.limits.max_open_requests_per_person {
-            Some(n) if *n.get_ref() == 0 => {
-                c.error(
-                    n.span(),
-                    "`max_open_requests_per_person` is 0, which would refuse every request",
-                    Some("use at least 1, or leave it out for the default of 5".into()),
-                );
-                0
-            }
-            Some(n) => *n.get_ref(),
-            None => 5,
-        },
-        escalation,
-        status_page: false,
-    }
+    escalation
 }

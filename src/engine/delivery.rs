@@ -1,12 +1,12 @@
 //! Drains the outbox to Slack: renders each effect from the rollback's current state, calls
 //! the Web API, and retries with backoff (honouring `Retry-After`) until it is delivered or
 //! recorded as undeliverable.
-use crate::slack::client::{self, CallError, SlackApi, Thread};
-use crate::slack::messages;
 use crate::domain::plan::PlanRequest;
 use crate::domain::proposal::ProposalId;
 use crate::domain::{Action, Actor};
 use crate::engine::Engine;
+use crate::slack::client::{self, CallError, SlackApi, Thread};
+use crate::slack::messages;
 use crate::statuspage::{PageMessage, PageUpdate, StatusPage};
 use crate::store::{CardRef, Effect, OutboxItem};
 use crate::templates::Announcement;

@@ -1,8 +1,8 @@
 //! The engine turns actions into recorded decisions: load, decide, store with the effects the
 //! events cause, and retry the decision when another writer got there first.
 pub mod command;
-pub mod executor;
 pub mod delivery;
+pub mod executor;
 pub mod proposals;
 mod reads;
 pub mod secrets;
@@ -13,12 +13,12 @@ pub mod timers;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::State;
-pub use reads::FormFor;
 pub use crate::domain::effects::{Reach, consequences_of};
 use crate::domain::plan::{Ask, PlanRequest};
 use crate::domain::{Action, Actor, Event, Plan, Recorded, Refusal, Rollback, RollbackId, RollbackRequest, decide};
 use crate::store::{Consequences, Effect, Filed, Guard, Store, Written};
 use anyhow::{Context, Result};
+pub use reads::FormFor;
 use std::sync::Arc;
 use tokio::sync::Notify;
 

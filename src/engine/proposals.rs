@@ -2,10 +2,10 @@
 //! Starting files an ordinary request by the person who clicked, so every policy rule applies;
 //! a service's `auto_request` files it as rollbot, and only where a person must still approve.
 use super::{Engine, MAX_CONFLICT_RETRIES};
-use crate::domain::proposal::{AlertGroup, Decision, Proposal, ProposalAction, ProposalId, decide_proposal};
-use crate::domain::{Actor, Refusal, Rollback};
 use crate::domain::plan::{Ask, PlanRequest};
 use crate::domain::proposal::AutoRequestRefused;
+use crate::domain::proposal::{AlertGroup, Decision, Proposal, ProposalAction, ProposalId, decide_proposal};
+use crate::domain::{Actor, Refusal, Rollback};
 use crate::store::Filed;
 use anyhow::{Context, Result, bail};
 

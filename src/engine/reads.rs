@@ -36,7 +36,10 @@ impl Engine {
     }
 
     /// The timers of rollback `id` that have not fired yet: what it waits for, and until when.
-    pub async fn pending_timers(&self, id: RollbackId) -> Result<Vec<(crate::store::TimerAction, chrono::DateTime<chrono::Utc>)>> {
+    pub async fn pending_timers(
+        &self,
+        id: RollbackId,
+    ) -> Result<Vec<(crate::store::TimerAction, chrono::DateTime<chrono::Utc>)>> {
         self.store.pending_timers(id).await
     }
 

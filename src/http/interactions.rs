@@ -123,7 +123,9 @@ async fn open_form(
     let engine = &state.engine;
     let rollback = match engine.may_answer(id, form, actor).await? {
         Ok(rollback) => rollback,
-        Err(Refusal::NoSuchRollback { .. }) => return engine.tell(&[answer_to(click, messages::not_found(id).text)]).await,
+        Err(Refusal::NoSuchRollback { .. }) => {
+            return engine.tell(&[answer_to(click, messages::not_found(id).text)]).await;
+        }
         Err(refusal) => return engine.tell(&[answer_to(click, messages::refusal(&refusal).text)]).await,
     };
     let view = match form {

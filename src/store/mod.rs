@@ -4,8 +4,8 @@
 //! inside one transaction, passed by type to its helpers.
 pub mod embedded;
 pub mod ops;
-mod rows;
 mod postgres;
+mod rows;
 
 pub use embedded::EmbeddedStore;
 pub use postgres::PostgresStore;
@@ -18,8 +18,8 @@ pub use crate::domain::effects::{Consequences, Effect, Fence, Guard, Lease, Time
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use ops::Backend;
-use std::time::Duration;
 use std::path::Path;
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct DueTimer {
@@ -257,7 +257,13 @@ impl Store {
         within_deadline("waiting_to_run", self.backend().waiting_to_run(limit)).await
     }
 
-    pub async fn hold_lease(&self, id: RollbackId, fence: &Fence, length: Duration, at: Option<DateTime<Utc>>) -> Result<bool> {
+    pub async fn hold_lease(
+        &self,
+        id: RollbackId,
+        fence: &Fence,
+        length: Duration,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
         within_deadline("hold_lease", self.backend().hold_lease(id, fence, length, at)).await
     }
 
@@ -266,7 +272,11 @@ impl Store {
     }
 
     pub async fn runs_with_lapsed_lease(&self, at: Option<DateTime<Utc>>, grace: Duration) -> Result<Vec<RollbackId>> {
-        within_deadline("runs_with_lapsed_lease", self.backend().runs_with_lapsed_lease(at, grace)).await
+        within_deadline(
+            "runs_with_lapsed_lease",
+            self.backend().runs_with_lapsed_lease(at, grace),
+        )
+        .await
     }
 
     pub async fn card(&self, id: RollbackId) -> Result<Option<CardRef>> {
@@ -282,7 +292,11 @@ impl Store {
     }
 
     pub async fn remember_page_incident(&self, id: RollbackId, incident: &str) -> Result<()> {
-        within_deadline("remember_page_incident", self.backend().remember_page_incident(id, incident)).await
+        within_deadline(
+            "remember_page_incident",
+            self.backend().remember_page_incident(id, incident),
+        )
+        .await
     }
 
     pub async fn forget_deliveries(&self, seen_before: DateTime<Utc>) -> Result<u64> {
@@ -306,7 +320,11 @@ impl Store {
     }
 
     pub async fn remember_proposal_card(&self, id: ProposalId, card: &CardRef) -> Result<()> {
-        within_deadline("remember_proposal_card", self.backend().remember_proposal_card(id, card)).await
+        within_deadline(
+            "remember_proposal_card",
+            self.backend().remember_proposal_card(id, card),
+        )
+        .await
     }
 
     pub async fn enqueue_for(&self, id: RollbackId, effects: &[Effect], now: DateTime<Utc>) -> Result<()> {
@@ -317,12 +335,26 @@ impl Store {
         within_deadline("enqueue", self.backend().enqueue(effects, now)).await
     }
 
-    pub async fn claim_outbox(&self, at: Option<DateTime<Utc>>, lease: Duration, limit: i64) -> Result<Vec<OutboxItem>> {
+    pub async fn claim_outbox(
+        &self,
+        at: Option<DateTime<Utc>>,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>> {
         within_deadline("claim_outbox", self.backend().claim_outbox(at, lease, limit)).await
     }
 
-    pub async fn reserve_channel_slot(&self, channel: &str, now: DateTime<Utc>, gap: Duration) -> Result<DateTime<Utc>> {
-        within_deadline("reserve_channel_slot", self.backend().reserve_channel_slot(channel, now, gap)).await
+    pub async fn reserve_channel_slot(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+        gap: Duration,
+    ) -> Result<DateTime<Utc>> {
+        within_deadline(
+            "reserve_channel_slot",
+            self.backend().reserve_channel_slot(channel, now, gap),
+        )
+        .await
     }
 
     pub async fn outbox_wait_for_slot(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
@@ -342,7 +374,11 @@ impl Store {
     }
 
     pub async fn outbox_undeliverable(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
-        within_deadline("outbox_undeliverable", self.backend().outbox_undeliverable(id, now, error)).await
+        within_deadline(
+            "outbox_undeliverable",
+            self.backend().outbox_undeliverable(id, now, error),
+        )
+        .await
     }
 
     pub async fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {
@@ -369,7 +405,12 @@ impl Store {
         within_deadline("slack_backoffs", self.backend().slack_backoffs(now)).await
     }
 
-    pub async fn claim_due_timers(&self, at: Option<DateTime<Utc>>, lease: Duration, limit: i64) -> Result<Vec<DueTimer>> {
+    pub async fn claim_due_timers(
+        &self,
+        at: Option<DateTime<Utc>>,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<DueTimer>> {
         within_deadline("claim_due_timers", self.backend().claim_due_timers(at, lease, limit)).await
     }
 
@@ -387,7 +428,11 @@ impl Store {
         consequences: &Consequences,
         open_limit: Option<usize>,
     ) -> Result<Filed<Rollback>> {
-        within_deadline("create_rollback", self.backend().create_rollback(history, consequences, open_limit)).await
+        within_deadline(
+            "create_rollback",
+            self.backend().create_rollback(history, consequences, open_limit),
+        )
+        .await
     }
 
     pub async fn append(
@@ -397,7 +442,11 @@ impl Store {
         events: &[Recorded],
         consequences: &Consequences,
     ) -> Result<Written> {
-        within_deadline("append", self.backend().append(rollback, expected_version, events, consequences)).await
+        within_deadline(
+            "append",
+            self.backend().append(rollback, expected_version, events, consequences),
+        )
+        .await
     }
 
     pub async fn start_from_proposal(
@@ -409,7 +458,8 @@ impl Store {
     ) -> Result<Filed<(Rollback, Proposal)>> {
         within_deadline(
             "start_from_proposal",
-            self.backend().start_from_proposal(proposal, history, consequences, open_limit),
+            self.backend()
+                .start_from_proposal(proposal, history, consequences, open_limit),
         )
         .await
     }

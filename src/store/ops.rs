@@ -55,8 +55,13 @@ pub trait Rollbacks {
     async fn waiting_to_run(&self, limit: i64) -> Result<Vec<RollbackId>>;
     /// Renews the lease `fence` holds on a running rollback, for `length` from `at` (`None`: the
     /// database's clock); `false` when it no longer holds it (then the holder must stop).
-    async fn hold_lease(&self, id: RollbackId, fence: &Fence, length: Duration, at: Option<DateTime<Utc>>)
-    -> Result<bool>;
+    async fn hold_lease(
+        &self,
+        id: RollbackId,
+        fence: &Fence,
+        length: Duration,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<bool>;
     /// Gives the lease up, if `fence` still holds it.
     async fn release_lease(&self, id: RollbackId, fence: &Fence) -> Result<()>;
     /// Running rollbacks whose process stopped renewing its lease, by the store's clock (`at`,

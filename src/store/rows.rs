@@ -118,9 +118,7 @@ pub(crate) struct LeaseColumns {
 pub(crate) fn guard_holds(guard: &Guard, row: &LeaseColumns, now: DateTime<Utc>) -> Result<bool> {
     Ok(match guard {
         Guard::Version => true,
-        Guard::Holder(fence) => {
-            row.owner.as_deref() == Some(fence.owner.as_str()) && row.epoch == Some(fence.epoch)
-        }
+        Guard::Holder(fence) => row.owner.as_deref() == Some(fence.owner.as_str()) && row.epoch == Some(fence.epoch),
         Guard::Lapsed { grace, .. } => {
             row.state == State::Running.name()
                 && match row.until {

@@ -119,11 +119,7 @@ async fn a_firing_alert_proposes_a_rollback_that_starts_as_the_clickers_own_requ
     }
     assert_eq!(proposal.buttons(), ["start_proposal", "dismiss_proposal"]);
     insta::assert_snapshot!("proposal_card", redacted(&proposal.text));
-    assert_eq!(
-        bot.rollbacks().await.len(),
-        0,
-        "a proposal is not a request"
-    );
+    assert_eq!(bot.rollbacks().await.len(), 0, "a proposal is not a request");
 
     assert_eq!(bot.click(ALICE, Button::StartProposal(pr(1))).await, 200);
     bot.settle().await;
@@ -461,11 +457,7 @@ async fn auto_request_files_the_request_but_nothing_runs_without_approval() {
     bot.advance(1);
     bot.alertmanager(&firing("pod-1")).await;
     bot.settle().await;
-    assert_eq!(
-        bot.rollbacks().await.len(),
-        1,
-        "a repeat files nothing new"
-    );
+    assert_eq!(bot.rollbacks().await.len(), 1, "a repeat files nothing new");
     bot.card_now(&proposal);
 
     bot.click(BOB, Button::Approve(rb(1))).await;

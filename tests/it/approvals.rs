@@ -89,11 +89,7 @@ async fn an_unanswered_request_escalates_to_the_devops_lead_who_can_then_approve
         1,
         "the approval records its level"
     );
-    assert_eq!(
-        bot.pending_timers().await,
-        0,
-        "a decided rollback has no timers left"
-    );
+    assert_eq!(bot.pending_timers().await, 0, "a decided rollback has no timers left");
     let metrics = bot.metrics().await;
     for line in [
         "rollbot_escalations_total{level=\"1\"} 1\n",
@@ -245,10 +241,7 @@ async fn a_timer_due_while_rollbot_was_down_fires_once_when_it_comes_back() {
             .text
             .contains("Escalated to level 1 of 2 (`devops_lead` joined).")
     );
-    assert_eq!(
-        bot.events_with(&[("type", "escalated")]).await,
-        1
-    );
+    assert_eq!(bot.events_with(&[("type", "escalated")]).await, 1);
 }
 
 #[tokio::test]
@@ -274,10 +267,7 @@ async fn a_run_queued_by_one_process_and_claimed_by_another_runs_once() {
     assert_eq!(bot.marker(), ["undo 41", "health"]);
     let card = bot.card_now(&card);
     assert!(card.text.contains("✅ *Succeeded*"), "{}", card.text);
-    assert_eq!(
-        bot.events_with(&[("type", "run_started")]).await,
-        1
-    );
+    assert_eq!(bot.events_with(&[("type", "run_started")]).await, 1);
     bot.thread(&card);
 }
 

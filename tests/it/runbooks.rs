@@ -65,7 +65,11 @@ async fn http_and_health_steps_retry_time_out_and_keep_the_secret_out_of_every_r
     service.script("/health", answers(&[503, 200, 200], "status: ok"));
     service.script("/never", answers(&[500], "down"));
     let url = service.url.clone();
-    let bot = Rollbot::builder().config(|m| steps_config(m, &url)).secrets(&[("FLAG_TOKEN", FLAG_TOKEN)]).start().await;
+    let bot = Rollbot::builder()
+        .config(|m| steps_config(m, &url))
+        .secrets(&[("FLAG_TOKEN", FLAG_TOKEN)])
+        .start()
+        .await;
 
     let plan = bot
         .slash(ALICE, "plan checkout-api to new-checkout runbook flag-off")
@@ -223,7 +227,11 @@ async fn sql_steps_snapshot_compare_and_assert_against_a_scratch_database() {
         )
         .await
         .unwrap();
-    let bot = Rollbot::builder().config(sql_config).secrets(&[("SHOP_DATABASE_URL", &scratch.url)]).start().await;
+    let bot = Rollbot::builder()
+        .config(sql_config)
+        .secrets(&[("SHOP_DATABASE_URL", &scratch.url)])
+        .start()
+        .await;
 
     bot.slash(ALICE, "checkout-api runbook checks severity critical").await;
     bot.settle().await;
@@ -324,7 +332,11 @@ async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
             &format!(r#"backup_dir = "{dir}""#),
         );
     assert_ne!(config, example);
-    let bot = Rollbot::builder().config(|_| config).secrets(&[("ORDERS_DATABASE_URL", &scratch.url)]).start().await;
+    let bot = Rollbot::builder()
+        .config(|_| config)
+        .secrets(&[("ORDERS_DATABASE_URL", &scratch.url)])
+        .start()
+        .await;
 
     bot.slash(ALICE, "orders to predeploy.dump severity high").await;
     bot.settle().await;

@@ -44,7 +44,12 @@ const SECRETS: [&str; 6] = [
 async fn no_secret_reaches_logs_slack_the_database_or_the_api() {
     captured_logs();
     let page = FakeStatusPage::start().await;
-    let bot = Rollbot::builder().config(config).page(page.atlassian()).secrets(&[("DEPLOY_TOKEN", DEPLOY_TOKEN)]).start().await;
+    let bot = Rollbot::builder()
+        .config(config)
+        .page(page.atlassian())
+        .secrets(&[("DEPLOY_TOKEN", DEPLOY_TOKEN)])
+        .start()
+        .await;
 
     // An alert proposes, a person starts, another approves; the step prints its token.
     let alert = json!({

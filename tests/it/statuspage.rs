@@ -24,7 +24,11 @@ async fn approved_and_run(bot: &Rollbot) -> Posted {
 #[tokio::test]
 async fn from_request_to_resolved_every_post_and_page_call_in_order() {
     let page = FakeStatusPage::start().await;
-    let bot = Rollbot::builder().config(|m| page_config(m, "")).page(page.atlassian()).start().await;
+    let bot = Rollbot::builder()
+        .config(|m| page_config(m, ""))
+        .page(page.atlassian())
+        .start()
+        .await;
     let card = approved_and_run(&bot).await;
 
     let thread = bot.thread(&card);
@@ -113,7 +117,11 @@ async fn from_request_to_resolved_every_post_and_page_call_in_order() {
 #[tokio::test]
 async fn a_failing_page_is_retried_and_never_holds_up_slack() {
     let page = FakeStatusPage::start().await;
-    let bot = Rollbot::builder().config(|m| page_config(m, "")).page(page.atlassian()).start().await;
+    let bot = Rollbot::builder()
+        .config(|m| page_config(m, ""))
+        .page(page.atlassian())
+        .start()
+        .await;
     page.fail_next(&[PageOutage::ServerError, PageOutage::RateLimited(7)]);
     let card = approved_and_run(&bot).await;
     assert_eq!(
@@ -138,7 +146,11 @@ async fn a_failing_page_is_retried_and_never_holds_up_slack() {
 #[tokio::test]
 async fn a_page_that_refuses_for_good_is_reported_in_the_thread_and_the_rollback_completes() {
     let page = FakeStatusPage::start().await;
-    let bot = Rollbot::builder().config(|m| page_config(m, "")).page(page.atlassian()).start().await;
+    let bot = Rollbot::builder()
+        .config(|m| page_config(m, ""))
+        .page(page.atlassian())
+        .start()
+        .await;
     page.fail_next(&[PageOutage::Refused]);
     let card = approved_and_run(&bot).await;
     let thread = bot.thread(&card);
@@ -161,7 +173,11 @@ async fn a_page_that_refuses_for_good_is_reported_in_the_thread_and_the_rollback
 #[tokio::test]
 async fn the_watch_window_resolves_the_incident_by_itself() {
     let page = FakeStatusPage::start().await;
-    let bot = Rollbot::builder().config(|m| page_config(m, "resolve_after = \"30m\"")).page(page.atlassian()).start().await;
+    let bot = Rollbot::builder()
+        .config(|m| page_config(m, "resolve_after = \"30m\""))
+        .page(page.atlassian())
+        .start()
+        .await;
     let card = approved_and_run(&bot).await;
     bot.thread(&card);
     bot.advance(29);
@@ -233,7 +249,11 @@ statuspage = { status = "monitoring", message = "The previous version of {{ serv
 #[tokio::test]
 async fn a_statuspage_step_sets_the_status_with_its_own_words() {
     let page = FakeStatusPage::start().await;
-    let bot = Rollbot::builder().config(page_step_config).page(page.atlassian()).start().await;
+    let bot = Rollbot::builder()
+        .config(page_step_config)
+        .page(page.atlassian())
+        .start()
+        .await;
     bot.slash(ALICE, "checkout-api runbook with-page severity high").await;
     bot.settle().await;
     let card = bot.expect_card();

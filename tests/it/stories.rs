@@ -175,11 +175,7 @@ async fn outsiders_and_approvers_of_another_severity_are_refused() {
     );
     assert_eq!(bot.ephemerals(CAROL), [refusal]);
     assert!(bot.card_now(&card).text.contains("Awaiting approval"));
-    assert_eq!(
-        bot.events_with(&[]).await,
-        1,
-        "refusals change nothing"
-    );
+    assert_eq!(bot.events_with(&[]).await, 1, "refusals change nothing");
 }
 
 #[tokio::test]
@@ -262,11 +258,16 @@ async fn a_rejected_rollback_never_runs_and_keeps_its_reason() {
     );
     assert!(bot.marker().is_empty());
     assert_eq!(
-        bot.rollbacks().await.iter().filter(|r| r.state.name() == "rejected").count(),
+        bot.rollbacks()
+            .await
+            .iter()
+            .filter(|r| r.state.name() == "rejected")
+            .count(),
         1
     );
     assert_eq!(
-        bot.events_with(&[("reason", "the deploy is not the cause: <!here> check the DB")]).await,
+        bot.events_with(&[("reason", "the deploy is not the cause: <!here> check the DB")])
+            .await,
         1,
         "the reason is kept in the timeline as typed"
     );
@@ -390,7 +391,10 @@ async fn two_approvers_clicking_at_once_start_the_runbook_exactly_once() {
     bot.settle().await;
     let card = bot.expect_card();
 
-    let (bob, beth) = tokio::join!(bot.click(BOB, Button::Approve(rb(1))), bot.click(BETH, Button::Approve(rb(1))));
+    let (bob, beth) = tokio::join!(
+        bot.click(BOB, Button::Approve(rb(1))),
+        bot.click(BETH, Button::Approve(rb(1)))
+    );
     assert_eq!((bob, beth), (reqwest::StatusCode::OK, reqwest::StatusCode::OK));
     bot.settle().await;
 
@@ -409,10 +413,7 @@ async fn two_approvers_clicking_at_once_start_the_runbook_exactly_once() {
     );
     let card = bot.card_now(&card);
     assert_eq!(card.text.matches("*Approved by*").count(), 1, "{}", card.text);
-    assert_eq!(
-        bot.events_with(&[("type", "run_started")]).await,
-        1
-    );
+    assert_eq!(bot.events_with(&[("type", "run_started")]).await, 1);
     bot.thread(&card);
 }
 
@@ -567,10 +568,7 @@ async fn slack_outages_are_ridden_out_in_order_without_duplicate_cards() {
         .filter(|c| c.method == "chat.postMessage" && c.body.get("thread_ts").is_none())
         .count();
     assert_eq!(cards, 1, "the card was posted exactly once");
-    assert_eq!(
-        bot.undeliverable().await,
-        0
-    );
+    assert_eq!(bot.undeliverable().await, 0);
 }
 
 /// 429s are appointments and outages last: a minute of 429 (Retry-After 2 s), then ten
@@ -609,11 +607,7 @@ async fn a_minute_of_429_then_ten_minutes_of_500_loses_nothing_and_keeps_the_ord
     assert!(thread[3].starts_with("▶️ Step 2/2") && thread[4].starts_with("✅ Step 2/2"));
     assert!(thread[5].starts_with("✅ *ROLLBACK COMPLETE*"), "{thread:#?}");
     assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
-    assert_eq!(
-        bot.undeliverable().await,
-        0,
-        "nothing acknowledged was given up on"
-    );
+    assert_eq!(bot.undeliverable().await, 0, "nothing acknowledged was given up on");
     let updates = bot.slack.calls().iter().filter(|c| c.method == "chat.update").count();
     assert!(
         updates <= 3,
@@ -696,7 +690,12 @@ async fn a_message_slack_refuses_for_good_is_kept_on_the_record_and_counted() {
         "a permanent error is not retried"
     );
     assert_eq!(
-        bot.events_with(&[("type", "undeliverable"), ("error", "not_in_channel"), ("what", "update_card")]).await,
+        bot.events_with(&[
+            ("type", "undeliverable"),
+            ("error", "not_in_channel"),
+            ("what", "update_card")
+        ])
+        .await,
         1,
         "the timeline keeps what could not be said"
     );

@@ -98,7 +98,8 @@ fn plan_section(rollback: &Rollback) -> String {
 /// The buttons the rollback's state offers, and what each does.
 fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, status_page: bool) -> Vec<Value> {
     let id = rollback.id;
-    let actions = |elements: Vec<Value>| json!({"type": "actions", "block_id": format!("rollback:{id}"), "elements": elements});
+    let actions =
+        |elements: Vec<Value>| json!({"type": "actions", "block_id": format!("rollback:{id}"), "elements": elements});
     let mut blocks = vec![];
     match rollback.state {
         State::AwaitingApproval => {
@@ -159,7 +160,11 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
         }
         State::Succeeded if status_page => match &rollback.resolved {
             None => {
-                blocks.push(actions(vec![button(Button::Resolve(id), "Mark resolved", Some("primary"))]));
+                blocks.push(actions(vec![button(
+                    Button::Resolve(id),
+                    "Mark resolved",
+                    Some("primary"),
+                )]));
                 blocks.push(context(
                     "Status page: *monitoring*. *Mark resolved* once the service is healthy: the incident is resolved and its components set operational.".into(),
                 ));

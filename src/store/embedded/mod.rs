@@ -23,11 +23,10 @@ mod proposals;
 mod rollbacks;
 mod timers;
 use super::ops::{Outbox, Proposals, Rollbacks, Schema, Timers};
-use async_trait::async_trait;
 use super::rows::{self, EffectRow, LeaseColumns, LeaseWrite};
+use async_trait::async_trait;
 use outbox::*;
 use rollbacks::*;
-
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (

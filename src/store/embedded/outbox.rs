@@ -240,11 +240,21 @@ pub(super) fn take_channel_slot(
 pub(super) const BEHIND_ITS_LANE: &str = "max(?4, coalesce((SELECT max(w.slot_at) FROM outbox w
      WHERE w.rollback_id IS ?1 AND w.lane = ?5 AND w.done_at IS NULL), ?4))";
 
-pub(super) fn insert_effects(tx: &Transaction, id: Option<RollbackId>, effects: &[Effect], now: DateTime<Utc>) -> Result<()> {
+pub(super) fn insert_effects(
+    tx: &Transaction,
+    id: Option<RollbackId>,
+    effects: &[Effect],
+    now: DateTime<Utc>,
+) -> Result<()> {
     insert_effect_rows(tx, id, &EffectRow::of_all(effects)?, now)
 }
 
-pub(super) fn insert_effect_rows(tx: &Transaction, id: Option<RollbackId>, effects: &[EffectRow], now: DateTime<Utc>) -> Result<()> {
+pub(super) fn insert_effect_rows(
+    tx: &Transaction,
+    id: Option<RollbackId>,
+    effects: &[EffectRow],
+    now: DateTime<Utc>,
+) -> Result<()> {
     let rollback_id = id.map(|i| i.0);
     for effect in effects {
         let insert = if effect.collapses {

@@ -316,7 +316,12 @@ pub(super) fn insert_rollback(tx: &Transaction, history: &[Recorded], consequenc
     Ok(rollback)
 }
 
-pub(super) fn apply_consequences(tx: &Transaction, id: RollbackId, consequences: &Consequences, now: DateTime<Utc>) -> Result<()> {
+pub(super) fn apply_consequences(
+    tx: &Transaction,
+    id: RollbackId,
+    consequences: &Consequences,
+    now: DateTime<Utc>,
+) -> Result<()> {
     insert_effect_rows(tx, Some(id), &EffectRow::of_change(consequences)?, now)?;
     if consequences.cancel_timers {
         tx.execute("DELETE FROM timers WHERE rollback_id = ?1 AND fired_at IS NULL", [id.0])?;

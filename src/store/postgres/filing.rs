@@ -9,8 +9,8 @@
 //! cannot fail the others it happened to share a batch with.
 use super::rollbacks::{already_admitted, insert_rollback, requester_is_full};
 use super::{jsonb, raw_json};
-use crate::store::rows::EffectRow;
 use crate::domain::{Recorded, Rollback, RollbackId};
+use crate::store::rows::EffectRow;
 use crate::store::{CHANNEL_POST_GAP, CommitOutcomeUnknown, Consequences, FINISHED_STATES, Filed};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};

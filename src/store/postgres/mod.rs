@@ -14,21 +14,24 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Transaction};
 
 mod export;
+mod filing;
 mod outbox;
 mod proposals;
 mod rollbacks;
 mod timers;
-mod filing;
 use super::ops::{Outbox, Proposals, Rollbacks, Schema, Timers};
-use async_trait::async_trait;
 use super::rows::{EffectRow, LeaseWrite, millis};
+use async_trait::async_trait;
 use outbox::*;
 use rollbacks::*;
 
-
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "0001_init.sql", include_str!("../../../migrations/0001_init.sql")),
-    (2, "0002_timers.sql", include_str!("../../../migrations/0002_timers.sql")),
+    (
+        2,
+        "0002_timers.sql",
+        include_str!("../../../migrations/0002_timers.sql"),
+    ),
     (
         3,
         "0003_execution_leases.sql",
@@ -85,7 +88,6 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../../migrations/0013_slack_backoff.sql"),
     ),
 ];
-
 
 /// The longest a new connection to PostgreSQL may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -275,7 +277,6 @@ impl Schema for PostgresStore {
     }
 }
 
-
 /// A jsonb parameter serialized straight to JSON text, without building a `Value` tree first.
 pub(super) fn jsonb<T: serde::Serialize>(value: &T) -> Result<Json<Box<RawValue>>> {
     Ok(Json(serde_json::value::to_raw_value(value)?))
@@ -287,7 +288,11 @@ pub(super) fn raw_json(text: &str) -> Result<Json<Box<RawValue>>> {
 }
 
 /// A jsonb column read straight into its type.
-pub(super) fn from_jsonb<T: serde::de::DeserializeOwned>(row: &tokio_postgres::Row, column: usize, what: &str) -> Result<T> {
+pub(super) fn from_jsonb<T: serde::de::DeserializeOwned>(
+    row: &tokio_postgres::Row,
+    column: usize,
+    what: &str,
+) -> Result<T> {
     Ok(row
         .try_get::<_, Json<T>>(column)
         .with_context(|| format!("reading a stored {what}"))?

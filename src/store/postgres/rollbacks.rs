@@ -381,7 +381,11 @@ impl<'a> ChangeParams<'a> {
             event_actors: events.iter().map(|e| e.actor.0.as_str()).collect(),
             events: events.iter().map(|e| jsonb(&e.event)).collect::<Result<_>>()?,
             cancel_timers: consequences.cancel_timers,
-            timer_actions: consequences.timers.iter().map(|t| jsonb(&t.action)).collect::<Result<_>>()?,
+            timer_actions: consequences
+                .timers
+                .iter()
+                .map(|t| jsonb(&t.action))
+                .collect::<Result<_>>()?,
             timer_dues: consequences.timers.iter().map(|t| t.due_at).collect(),
             effects: EffectRows::of(&EffectRow::of_change(consequences)?)?,
             guard: GuardParams::of(&consequences.guard),

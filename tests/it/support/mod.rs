@@ -9,12 +9,12 @@ pub mod serve;
 use chrono::{DateTime, TimeZone, Utc};
 use fake_slack::{Call, FakeSlack};
 use rollbot::app::{App, Parts};
-pub use rollbot::slack::wire::Button;
 use rollbot::clock::{Clock, ManualClock};
 use rollbot::config::Config;
 use rollbot::engine::secrets::SecretSource;
 use rollbot::slack::client::SlackApi;
 use rollbot::slack::signature::{Secret, SignatureVerifier, sign};
+pub use rollbot::slack::wire::Button;
 use rollbot::store::Store;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -839,7 +839,13 @@ impl Rollbot {
 
     /// Every event rollback `RB-n` recorded, in order.
     pub async fn history(&self, n: i64) -> Vec<rollbot::domain::Recorded> {
-        self.app.engine.record(rb(n)).await.unwrap().map(|(_, history)| history).unwrap_or_default()
+        self.app
+            .engine
+            .record(rb(n))
+            .await
+            .unwrap()
+            .map(|(_, history)| history)
+            .unwrap_or_default()
     }
 
     /// How many events of every rollback have these fields (`("type", "approved")`), as stored.
