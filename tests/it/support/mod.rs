@@ -4,7 +4,14 @@ pub mod fake_service;
 pub mod fake_slack;
 pub mod fake_statuspage;
 pub mod proxy;
+mod reading;
+mod requests;
 pub mod serve;
+mod storage;
+
+pub use reading::*;
+pub use requests::*;
+pub use storage::*;
 
 use chrono::{DateTime, TimeZone, Utc};
 use fake_slack::{Call, FakeSlack};
@@ -45,74 +52,6 @@ pub const DAVE: &str = "U0DEVOPS";
 pub const ERIN: &str = "U0EM";
 /// Told about critical rollbacks only.
 pub const CHLOE: &str = "U0CTO";
-
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("ROLLBOT_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
-}
-
-pub fn postgres_base_url() -> String {
-    std::env::var("ROLLBOT_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-/// A database of its own for one test, dropped when the test ends, pass or fail.
-pub struct TestDb {
-    pub name: String,
-    pub url: String,
-}
-
-impl TestDb {
-    pub fn new() -> TestDb {
-        let name = format!("rollbot_test_{}", uuid::Uuid::new_v4().simple());
-        TestDb {
-            url: format!("{}/{name}", postgres_base_url()),
-            name,
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let admin = format!("{}/postgres", postgres_base_url());
-        let name = self.name.clone();
-        // Drop runs outside any runtime we may block, so use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async move {
-                    if let Ok((client, connection)) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await {
-                        tokio::spawn(connection);
-                        let _ = client
-                            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .await;
-                    }
-                })
-        })
-        .join();
-    }
-}
-
-/// A database of its own for a test's steps to work on; dropped with the returned TestDb.
-pub async fn scratch_database() -> TestDb {
-    let db = TestDb::new();
-    connect(&format!("{}/postgres", postgres_base_url()))
-        .await
-        .batch_execute(&format!("CREATE DATABASE \"{}\"", db.name))
-        .await
-        .unwrap();
-    db
-}
-
-pub async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL must be running at 127.0.0.1:5432 (.ci/run starts it)");
-    tokio::spawn(connection);
-    client
-}
 
 /// Everything rollbot logged in this test process since logs were first captured. The first
 /// call installs the capture (at DEBUG), so call it before the part of a test it should see.
@@ -238,71 +177,6 @@ vars = {{ marker = "{marker}" }}
 /// How many rounds `settle` drives the workers before it calls the loop endless.
 const SETTLE_ROUNDS: usize = 500;
 
-/// A message as the fake Slack received it, with its text flattened for assertions.
-#[derive(Debug, Clone)]
-pub struct Posted {
-    pub channel: String,
-    pub ts: String,
-    pub text: String,
-    pub blocks: Value,
-}
-
-impl Posted {
-    fn from_call(call: &Call, ts: String) -> Posted {
-        let mut text = call.body["text"].as_str().unwrap_or_default().to_owned();
-        collect_text(&call.body["blocks"], &mut text);
-        Posted {
-            channel: call.body["channel"].as_str().unwrap_or_default().to_owned(),
-            ts,
-            text,
-            blocks: call.body["blocks"].clone(),
-        }
-    }
-
-    /// The action_ids of the buttons on the message.
-    pub fn buttons(&self) -> Vec<String> {
-        let mut ids = vec![];
-        for block in self.blocks.as_array().into_iter().flatten() {
-            for element in block["elements"].as_array().into_iter().flatten() {
-                if let Some(id) = element["action_id"].as_str() {
-                    ids.push(id.to_owned());
-                }
-            }
-        }
-        ids
-    }
-
-    /// The button with `action_id`, as posted.
-    pub fn button(&self, action_id: &str) -> Value {
-        self.blocks
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|block| block["elements"].as_array().into_iter().flatten())
-            .find(|element| element["action_id"] == action_id)
-            .unwrap_or_else(|| panic!("no `{action_id}` button in {}", self.text))
-            .clone()
-    }
-}
-
-fn collect_text(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::String(t)) = map.get("text") {
-                out.push('\n');
-                out.push_str(t);
-            }
-            for (k, v) in map {
-                if k != "text" || !v.is_string() {
-                    collect_text(v, out);
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
-        _ => {}
-    }
-}
-
 pub struct Rollbot {
     pub url: String,
     pub app: App,
@@ -315,103 +189,6 @@ pub struct Rollbot {
     server: tokio::task::JoinHandle<()>,
     step_secrets: BTreeMap<String, String>,
     storage: TestStorage,
-}
-
-/// Which store a story runs on. Stories run on PostgreSQL unless `on_embedded_store` runs them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Embedded,
-}
-
-thread_local! {
-    static BACKEND: std::cell::Cell<Backend> = const { std::cell::Cell::new(Backend::Postgres) };
-}
-
-/// Runs a `#[tokio::test]` story with every `Rollbot` it starts on the embedded store. The
-/// story's runtime runs on this thread, so it sees the choice.
-pub fn on_embedded_store(story: fn()) {
-    BACKEND.with(|b| b.set(Backend::Embedded));
-    let outcome = std::panic::catch_unwind(story);
-    BACKEND.with(|b| b.set(Backend::Postgres));
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-/// Generates, for each story named, a test that runs it again on the embedded store.
-#[macro_export]
-macro_rules! also_on_embedded_store {
-    ($($story:ident),* $(,)?) => {
-        mod on_embedded_store {
-            $(
-                #[test]
-                fn $story() {
-                    $crate::support::on_embedded_store(super::$story);
-                }
-            )*
-        }
-    };
-}
-
-/// The store behind a test's rollbot, removed when the test ends.
-pub enum TestStorage {
-    Postgres(TestDb),
-    Embedded(tempfile::TempDir),
-}
-
-impl TestStorage {
-    pub fn new(backend: Backend) -> TestStorage {
-        match backend {
-            Backend::Postgres => TestStorage::Postgres(TestDb::new()),
-            Backend::Embedded => TestStorage::Embedded(tempfile::tempdir().unwrap()),
-        }
-    }
-
-    pub fn embedded_file(&self) -> Option<PathBuf> {
-        match self {
-            TestStorage::Embedded(dir) => Some(dir.path().join(rollbot::store::embedded::FILE_NAME)),
-            TestStorage::Postgres(_) => None,
-        }
-    }
-
-    /// Opens the store (migrated), reaching PostgreSQL through `proxy_port` if given.
-    pub async fn open(&self, proxy_port: Option<u16>) -> Store {
-        let store = match self {
-            TestStorage::Postgres(db) => {
-                let url = match proxy_port {
-                    Some(port) => db.url.replace(":5432/", &format!(":{port}/")),
-                    None => db.url.clone(),
-                };
-                Store::connect(&url)
-                    .await
-                    .expect("PostgreSQL must be running at 127.0.0.1:5432 (.ci/run starts it)")
-            }
-            TestStorage::Embedded(_) => {
-                assert!(proxy_port.is_none(), "only PostgreSQL is reached through a proxy");
-                Store::open_embedded(&self.embedded_file().unwrap()).unwrap()
-            }
-        };
-        store.migrate().await.unwrap();
-        store
-    }
-
-    /// The single number `sql` selects, read beside rollbot (SQLite understands `->>` too).
-    pub async fn count(&self, sql: &str) -> i64 {
-        match self {
-            TestStorage::Postgres(db) => connect(&db.url).await.query_one(sql, &[]).await.unwrap().get(0),
-            TestStorage::Embedded(_) => {
-                let reader = rusqlite::Connection::open_with_flags(
-                    self.embedded_file().unwrap(),
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-                )
-                .unwrap();
-                reader
-                    .query_row(sql, [], |r| r.get(0))
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            }
-        }
-    }
 }
 
 /// How a test rollbot is started: `Rollbot::builder().config(f).page(p).secrets(&[…]).start()`.
@@ -713,119 +490,6 @@ impl Rollbot {
         taken
     }
 
-    /// The next new card posted to a channel (not a thread reply).
-    pub fn expect_card(&self) -> Posted {
-        let mut cards =
-            self.take(|c| c.method == "chat.postMessage" && c.body.get("thread_ts").is_none_or(Value::is_null));
-        assert!(
-            !cards.is_empty(),
-            "expected a new card; Slack saw: {:#?}",
-            self.slack.calls()
-        );
-        let (_, call) = cards.remove(0);
-        // Put back any further cards for later expectations.
-        let mut seen = self.seen.lock().unwrap();
-        for (i, _) in cards {
-            seen[i] = false;
-        }
-        Posted::from_call(&call, call.ts.clone().unwrap())
-    }
-
-    /// The card as people see it now: its last update, or the original if never updated.
-    pub fn card_now(&self, card: &Posted) -> Posted {
-        let updates = self.take(|c| c.method == "chat.update" && c.body["ts"] == card.ts.as_str());
-        match updates.last() {
-            Some((_, call)) => Posted::from_call(call, card.ts.clone()),
-            None => card.clone(),
-        }
-    }
-
-    /// Top-level posts to `channel` (not the card's) since the last look, in order.
-    pub fn posts_in(&self, channel: &str) -> Vec<String> {
-        self.take(|c| {
-            c.method == "chat.postMessage"
-                && c.body["channel"] == channel
-                && c.body.get("thread_ts").is_none_or(Value::is_null)
-        })
-        .into_iter()
-        .map(|(_, c)| c.body["text"].as_str().unwrap_or_default().to_owned())
-        .collect()
-    }
-
-    /// Replies in the card's thread since the last look, in order.
-    pub fn thread(&self, card: &Posted) -> Vec<String> {
-        self.take(|c| c.method == "chat.postMessage" && c.body["thread_ts"] == card.ts.as_str())
-            .into_iter()
-            .map(|(_, c)| c.body["text"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    }
-
-    /// The next modal rollbot opened (`views.open`), for the person who clicked.
-    pub fn expect_modal(&self) -> Value {
-        let mut opened = self.take(|c| c.method == "views.open");
-        assert_eq!(
-            opened.len(),
-            1,
-            "expected one modal; Slack saw: {:#?}",
-            self.slack.calls()
-        );
-        opened.remove(0).1.body["view"].clone()
-    }
-
-    /// Group lookups since the last look (they are Slack calls too).
-    pub fn group_lookups(&self) -> Vec<String> {
-        self.take(|c| c.method == "usergroups.users.list")
-            .into_iter()
-            .map(|(_, c)| c.body["usergroup"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    }
-
-    /// `user` submits `view` with these typed values (input block id → text); returns
-    /// rollbot's answer: `None` when the modal may close, or the JSON it answered with.
-    pub async fn submit(&self, user: &str, view: &Value, values: &[(&str, &str)]) -> Option<Value> {
-        let mut payload: Value = serde_json::from_str(
-            &std::fs::read_to_string(shared_dir().join("slack/payloads/ViewSubmissionPayload.json")).unwrap(),
-        )
-        .unwrap();
-        payload["team"]["id"] = json!(TEAM);
-        payload["user"]["id"] = json!(user);
-        payload["user"]["team_id"] = json!(TEAM);
-        payload["view"]["callback_id"] = view["callback_id"].clone();
-        payload["view"]["private_metadata"] = view["private_metadata"].clone();
-        let mut state = serde_json::Map::new();
-        for (block, text) in values {
-            state.insert(
-                block.to_string(),
-                json!({ *block: {"type": "plain_text_input", "value": text} }),
-            );
-        }
-        payload["view"]["state"] = json!({ "values": state });
-        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
-        let response = self.signed_post("/slack/interactions", body).await;
-        assert_eq!(response.status(), 200);
-        let text = response.text().await.unwrap();
-        (!text.is_empty()).then(|| serde_json::from_str(&text).unwrap())
-    }
-
-    /// Private messages to `user` since the last look.
-    pub fn ephemerals(&self, user: &str) -> Vec<String> {
-        self.take(|c| c.method == "chat.postEphemeral" && c.body["user"] == user)
-            .into_iter()
-            .map(|(_, c)| c.body["text"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    }
-
-    pub fn unseen(&self) -> Vec<Call> {
-        let calls = self.slack.calls();
-        let seen = self.seen.lock().unwrap();
-        calls
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| !seen.get(*i).copied().unwrap_or(false))
-            .map(|(_, c)| c)
-            .collect()
-    }
-
     /// Runs a SQL query on the test's store (for assertions about what was recorded).
     /// Counts rows with raw SQL, for what the store façade does not read (kept to a few).
     pub async fn count(&self, sql: &str) -> i64 {
@@ -904,86 +568,6 @@ impl Drop for Rollbot {
             );
         }
     }
-}
-
-/// A slash-command form, field for field as Slack sends it (from the shared sample).
-/// Slack gives every invocation (a command typed, a button clicked) a trigger of its own, so
-/// two invocations never have the same body: the same body twice is one delivery repeated.
-fn new_trigger_id() -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("13345224609.738474920.{n:019x}")
-}
-
-pub fn slash_body(user: &str, channel: &str, text: &str) -> String {
-    let sample: Value = serde_json::from_str(
-        &std::fs::read_to_string(shared_dir().join("slack/payloads/SlashCommandPayload.json")).unwrap(),
-    )
-    .unwrap();
-    let mut fields: Vec<(String, String)> = vec![];
-    for (key, value) in sample.as_object().unwrap() {
-        let filled = match key.as_str() {
-            "team_id" => TEAM.to_owned(),
-            "team_domain" => "acme".to_owned(),
-            "channel_id" => channel.to_owned(),
-            "channel_name" => "incident-response".to_owned(),
-            "user_id" => user.to_owned(),
-            "user_name" => user.to_lowercase(),
-            "command" => "/rollback".to_owned(),
-            // Slack escapes these three in command text.
-            "text" => text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"),
-            "response_url" => "http://127.0.0.1:9/commands/T0TEST/1/x".to_owned(),
-            "trigger_id" => new_trigger_id(),
-            "api_app_id" => "A0ROLLBOT".to_owned(),
-            _ => match value {
-                Value::String(_) => String::new(),
-                other => other.to_string(),
-            },
-        };
-        fields.push((key.clone(), filled));
-    }
-    serde_urlencoded::to_string(&fields).unwrap()
-}
-
-/// A block_actions payload for a button on a card, shaped like Slack's sample.
-pub fn click_body(user: &str, channel: &str, action: &str, id: &str) -> String {
-    click_body_from_team(user, TEAM, channel, action, id)
-}
-
-pub fn click_body_from_team(user: &str, team: &str, channel: &str, action: &str, id: &str) -> String {
-    let mut payload: Value = serde_json::from_str(
-        &std::fs::read_to_string(shared_dir().join("slack/payloads/BlockActionPayload.json")).unwrap(),
-    )
-    .unwrap();
-    payload["team"]["id"] = json!(team);
-    payload["user"]["id"] = json!(user);
-    payload["user"]["team_id"] = json!(team);
-    payload["channel"]["id"] = json!(channel);
-    payload["container"]["channel_id"] = json!(channel);
-    payload["container"]["message_ts"] = json!("1790000000.000001");
-    payload["trigger_id"] = json!(new_trigger_id());
-    let action_value = json!({"type": "button", "action_id": action, "block_id": format!("rollback:{id}"), "value": id, "action_ts": "1790000001.000000"});
-    payload["actions"] = json!([action_value]);
-    serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
-}
-
-/// `text` with what changes from run to run (step durations, loopback ports, scratch paths and
-/// the plan digests that include them) replaced by a placeholder, for a snapshot of what people
-/// read.
-pub fn redacted(text: &str) -> String {
-    let durations = regex::Regex::new(r"\b\d+(\.\d+)? ?(ms|s)\b").unwrap();
-    let ports = regex::Regex::new(r"127\.0\.0\.1:\d+").unwrap();
-    let scratch = regex::Regex::new(r"/tmp/\.tmp\w+").unwrap();
-    let digest = regex::Regex::new(r"digest `[0-9a-f]{12}`").unwrap();
-    let text = digest.replace_all(text, "digest `[digest]`");
-    let text = durations.replace_all(&text, "[duration]");
-    let text = ports.replace_all(&text, "127.0.0.1:[port]");
-    scratch.replace_all(&text, "[scratch]").into_owned()
-}
-
-/// A thread as one text to pin: its messages in order, each after a rule.
-pub fn transcript(thread: &[String]) -> String {
-    thread.iter().map(|m| format!("---\n{m}\n")).collect()
 }
 
 /// Rollback `RB-n`, for a button.

@@ -1,0 +1,202 @@
+//! Reading what rollbot posted, as people in the channel would: cards, threads, private
+//! answers, modals; and making it stable enough to pin in a snapshot.
+use super::*;
+
+/// A message as the fake Slack received it, with its text flattened for assertions.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub channel: String,
+    pub ts: String,
+    pub text: String,
+    pub blocks: Value,
+}
+
+impl Posted {
+    pub(super) fn from_call(call: &Call, ts: String) -> Posted {
+        let mut text = call.body["text"].as_str().unwrap_or_default().to_owned();
+        collect_text(&call.body["blocks"], &mut text);
+        Posted {
+            channel: call.body["channel"].as_str().unwrap_or_default().to_owned(),
+            ts,
+            text,
+            blocks: call.body["blocks"].clone(),
+        }
+    }
+
+    /// The action_ids of the buttons on the message.
+    pub fn buttons(&self) -> Vec<String> {
+        let mut ids = vec![];
+        for block in self.blocks.as_array().into_iter().flatten() {
+            for element in block["elements"].as_array().into_iter().flatten() {
+                if let Some(id) = element["action_id"].as_str() {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        ids
+    }
+
+    /// The button with `action_id`, as posted.
+    pub fn button(&self, action_id: &str) -> Value {
+        self.blocks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|block| block["elements"].as_array().into_iter().flatten())
+            .find(|element| element["action_id"] == action_id)
+            .unwrap_or_else(|| panic!("no `{action_id}` button in {}", self.text))
+            .clone()
+    }
+}
+
+fn collect_text(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(t)) = map.get("text") {
+                out.push('\n');
+                out.push_str(t);
+            }
+            for (k, v) in map {
+                if k != "text" || !v.is_string() {
+                    collect_text(v, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
+        _ => {}
+    }
+}
+
+impl Rollbot {
+    /// The next new card posted to a channel (not a thread reply).
+    pub fn expect_card(&self) -> Posted {
+        let mut cards =
+            self.take(|c| c.method == "chat.postMessage" && c.body.get("thread_ts").is_none_or(Value::is_null));
+        assert!(
+            !cards.is_empty(),
+            "expected a new card; Slack saw: {:#?}",
+            self.slack.calls()
+        );
+        let (_, call) = cards.remove(0);
+        // Put back any further cards for later expectations.
+        let mut seen = self.seen.lock().unwrap();
+        for (i, _) in cards {
+            seen[i] = false;
+        }
+        Posted::from_call(&call, call.ts.clone().unwrap())
+    }
+
+    /// The card as people see it now: its last update, or the original if never updated.
+    pub fn card_now(&self, card: &Posted) -> Posted {
+        let updates = self.take(|c| c.method == "chat.update" && c.body["ts"] == card.ts.as_str());
+        match updates.last() {
+            Some((_, call)) => Posted::from_call(call, card.ts.clone()),
+            None => card.clone(),
+        }
+    }
+
+    /// Top-level posts to `channel` (not the card's) since the last look, in order.
+    pub fn posts_in(&self, channel: &str) -> Vec<String> {
+        self.take(|c| {
+            c.method == "chat.postMessage"
+                && c.body["channel"] == channel
+                && c.body.get("thread_ts").is_none_or(Value::is_null)
+        })
+        .into_iter()
+        .map(|(_, c)| c.body["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+    }
+
+    /// Replies in the card's thread since the last look, in order.
+    pub fn thread(&self, card: &Posted) -> Vec<String> {
+        self.take(|c| c.method == "chat.postMessage" && c.body["thread_ts"] == card.ts.as_str())
+            .into_iter()
+            .map(|(_, c)| c.body["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// The next modal rollbot opened (`views.open`), for the person who clicked.
+    pub fn expect_modal(&self) -> Value {
+        let mut opened = self.take(|c| c.method == "views.open");
+        assert_eq!(
+            opened.len(),
+            1,
+            "expected one modal; Slack saw: {:#?}",
+            self.slack.calls()
+        );
+        opened.remove(0).1.body["view"].clone()
+    }
+
+    /// Group lookups since the last look (they are Slack calls too).
+    pub fn group_lookups(&self) -> Vec<String> {
+        self.take(|c| c.method == "usergroups.users.list")
+            .into_iter()
+            .map(|(_, c)| c.body["usergroup"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// `user` submits `view` with these typed values (input block id → text); returns
+    /// rollbot's answer: `None` when the modal may close, or the JSON it answered with.
+    pub async fn submit(&self, user: &str, view: &Value, values: &[(&str, &str)]) -> Option<Value> {
+        let mut payload: Value = serde_json::from_str(
+            &std::fs::read_to_string(shared_dir().join("slack/payloads/ViewSubmissionPayload.json")).unwrap(),
+        )
+        .unwrap();
+        payload["team"]["id"] = json!(TEAM);
+        payload["user"]["id"] = json!(user);
+        payload["user"]["team_id"] = json!(TEAM);
+        payload["view"]["callback_id"] = view["callback_id"].clone();
+        payload["view"]["private_metadata"] = view["private_metadata"].clone();
+        let mut state = serde_json::Map::new();
+        for (block, text) in values {
+            state.insert(
+                block.to_string(),
+                json!({ *block: {"type": "plain_text_input", "value": text} }),
+            );
+        }
+        payload["view"]["state"] = json!({ "values": state });
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+        let response = self.signed_post("/slack/interactions", body).await;
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        (!text.is_empty()).then(|| serde_json::from_str(&text).unwrap())
+    }
+
+    /// Private messages to `user` since the last look.
+    pub fn ephemerals(&self, user: &str) -> Vec<String> {
+        self.take(|c| c.method == "chat.postEphemeral" && c.body["user"] == user)
+            .into_iter()
+            .map(|(_, c)| c.body["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    pub fn unseen(&self) -> Vec<Call> {
+        let calls = self.slack.calls();
+        let seen = self.seen.lock().unwrap();
+        calls
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !seen.get(*i).copied().unwrap_or(false))
+            .map(|(_, c)| c)
+            .collect()
+    }
+}
+
+/// `text` with what changes from run to run (step durations, loopback ports, scratch paths and
+/// the plan digests that include them) replaced by a placeholder, for a snapshot of what people
+/// read.
+pub fn redacted(text: &str) -> String {
+    let durations = regex::Regex::new(r"\b\d+(\.\d+)? ?(ms|s)\b").unwrap();
+    let ports = regex::Regex::new(r"127\.0\.0\.1:\d+").unwrap();
+    let scratch = regex::Regex::new(r"/tmp/\.tmp\w+").unwrap();
+    let digest = regex::Regex::new(r"digest `[0-9a-f]{12}`").unwrap();
+    let text = digest.replace_all(text, "digest `[digest]`");
+    let text = durations.replace_all(&text, "[duration]");
+    let text = ports.replace_all(&text, "127.0.0.1:[port]");
+    scratch.replace_all(&text, "[scratch]").into_owned()
+}
+
+/// A thread as one text to pin: its messages in order, each after a rule.
+pub fn transcript(thread: &[String]) -> String {
+    thread.iter().map(|m| format!("---\n{m}\n")).collect()
+}
