@@ -1,13 +1,10 @@
 //! `POST /slack/commands`: `/rollback …` typed by a person, answered privately.
 use super::*;
 
-pub(super) async fn slash_command(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(delivery) = verified(&state, &headers, &body, "commands") else {
-        if is_ssl_check(&body) {
-            return StatusCode::OK.into_response();
-        }
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
+pub(super) async fn slash_command(
+    State(state): State<Arc<HttpState>>,
+    SignedBySlack { body, delivery }: SignedBySlack,
+) -> Response {
     let command = match inbound::parse_slash_command(&body) {
         Ok(command) => command,
         Err(e) => {

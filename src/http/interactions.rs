@@ -3,10 +3,10 @@ use super::*;
 use crate::domain::plan::{Ask, PlanRequest};
 use crate::engine::FormFor;
 
-pub(super) async fn interaction(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(delivery) = verified(&state, &headers, &body, "interactions") else {
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
+pub(super) async fn interaction(
+    State(state): State<Arc<HttpState>>,
+    SignedBySlack { body, delivery }: SignedBySlack,
+) -> Response {
     match inbound::parse_interaction(&body) {
         Ok(Interaction::Button(click)) => {
             let span =

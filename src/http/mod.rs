@@ -132,27 +132,49 @@ fn bearer(headers: &HeaderMap, token: &crate::slack::signature::Secret) -> Resul
     }
 }
 
-/// Checks Slack's signature. A signed request names its delivery: the same signature over the
-/// same timestamp is the same request delivered again (a retrying proxy, a resent body), so
-/// its digest lets the store answer it as the first. `None`: not signed by Slack.
-fn verified(state: &HttpState, headers: &HeaderMap, body: &[u8], route: &str) -> Option<Delivery> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let now = state.engine.clock.now();
-    let signature = header("x-slack-signature");
-    match state
-        .verifier
-        .verify(header("x-slack-request-timestamp"), signature, body, now)
-    {
-        Ok(()) => Some(Delivery::of(signature.unwrap_or_default())),
-        Err(reason) => {
-            tracing::warn!(route, ?reason, "refused a request that is not signed by Slack");
-            None
+/// A request Slack signed: its body, and the delivery it names. Handlers take this extractor
+/// instead of the raw body, so nothing reads a byte that Slack did not sign (bors's webhook
+/// extractor works the same way). A request that is not signed is answered 401 before any
+/// handler runs; Slack's unsigned certificate check (`ssl_check=1`) gets its 200.
+pub(super) struct SignedBySlack {
+    pub body: Bytes,
+    /// The same signature over the same timestamp is the same request delivered again (a
+    /// retrying proxy, a resent body): its digest lets the store answer it as the first.
+    pub delivery: Delivery,
+}
+
+impl axum::extract::FromRequest<Arc<HttpState>> for SignedBySlack {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &Arc<HttpState>) -> Result<Self, Response> {
+        let route = request.uri().path().to_owned();
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let signature = header("x-slack-signature");
+        match state.verifier.verify(
+            header("x-slack-request-timestamp"),
+            signature,
+            &body,
+            state.engine.clock.now(),
+        ) {
+            Ok(()) => Ok(SignedBySlack {
+                delivery: Delivery::of(signature.unwrap_or_default()),
+                body,
+            }),
+            Err(_) if route == "/slack/commands" && is_ssl_check(&body) => Err(StatusCode::OK.into_response()),
+            Err(reason) => {
+                tracing::warn!(route, ?reason, "refused a request that is not signed by Slack");
+                Err(StatusCode::UNAUTHORIZED.into_response())
+            }
         }
     }
 }
 
 /// A signed delivery's name: the digest of its signature (which covers its timestamp).
-struct Delivery(String);
+pub(super) struct Delivery(pub String);
 
 impl Delivery {
     fn of(signature: &str) -> Delivery {
