@@ -165,6 +165,7 @@ mod tests {
     const CONFIG: &str = r#"
 [slack]
 channels = ["C0INCIDENTS"]
+anyone_may_request = true
 [roles]
 on_call = ["U0BOB"]
 team_lead = ["U0CAROL"]

@@ -30,6 +30,17 @@ pub fn check(config: &Config) -> String {
         .as_ref()
         .map_or("anyone in an incident channel".to_owned(), |r| r.join(", "));
     let _ = writeln!(out, "  who may request: {requesters}");
+    if policy.two_person_rule {
+        let _ = writeln!(
+            out,
+            "  two-person rule: on (a gate or a destructive step is passed by someone other than the requester)"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  ⚠️  TWO-PERSON RULE OFF ([safety] two_person_rule = false): a requester may pass their own gates and confirm their own destructive steps, alone"
+        );
+    }
     let _ = writeln!(out, "\nRoles");
     for (role, members) in &config.roles {
         let _ = writeln!(out, "  {role}: {}", members.join(", "));

@@ -192,6 +192,7 @@ fn bench_config(bench_exe: &str, udp_port: u16) -> String {
 [slack]
 workspace = "{TEAM}"
 channels = ["{CHANNEL}"]
+anyone_may_request = true
 
 [roles]
 on_call = ["{APPROVER}", "U0APPROVER2"]

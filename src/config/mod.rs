@@ -140,8 +140,11 @@ pub const DEFAULT_ALERTMANAGER_TOKEN_ENV: &str = "ROLLBOT_ALERTMANAGER_TOKEN";
 impl AlertmanagerSettings {
     /// The severity an alert's label value stands for.
     pub fn severity_of(&self, value: Option<&str>) -> Severity {
+        // A label's own wording is capped at high: only the configuration's explicit mapping
+        // can make an alert critical, the severity that runs without approval.
+        let named = |v: &str| v.parse::<Severity>().ok().map(|s| s.max(Severity::High));
         value
-            .and_then(|v| self.severities.get(v).copied().or_else(|| v.parse().ok()))
+            .and_then(|v| self.severities.get(v).copied().or_else(|| named(v)))
             .unwrap_or(self.default_severity)
     }
 }

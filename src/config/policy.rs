@@ -118,6 +118,7 @@ pub(super) fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<St
     });
 
     let severities = check_severities(c, raw, roles);
+    check_who_may_run_alone(c, raw, &severities);
     let escalation = check_escalation(c, raw, roles);
 
     Policy {
@@ -140,6 +141,7 @@ pub(super) fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<St
         },
         escalation,
         status_page: false,
+        two_person_rule: raw.safety.two_person_rule.unwrap_or(true),
     }
 }
 
@@ -256,4 +258,28 @@ fn check_escalation(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<String, V
         }
     }
     escalation
+}
+
+/// A severity that runs without approval, with `requesters` unset, lets anyone in an incident
+/// channel start a rollback that nobody else looks at: refused unless the file says so.
+fn check_who_may_run_alone(c: &mut Checker, raw: &RawConfig, severities: &BTreeMap<Severity, SeverityPolicy>) {
+    if raw.slack.requesters.is_some() || raw.slack.anyone_may_request == Some(true) {
+        return;
+    }
+    let unapproved: Vec<String> = Severity::ALL
+        .into_iter()
+        .filter(|s| severities.get(s).is_some_and(|p| p.approvals == 0))
+        .map(|s| s.to_string())
+        .collect();
+    if unapproved.is_empty() {
+        return;
+    }
+    c.error(
+        raw.slack.channels.span(),
+        format!(
+            "[slack] requesters is unset, so anyone in an incident channel may request, and {} needs no approval: one person could start a rollback nobody else sees first",
+            unapproved.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+        ),
+        Some("name who may request (requesters = [\"on_call\", \"team_lead\"]), give the severity approvals, or write anyone_may_request = true under [slack]".into()),
+    );
 }

@@ -23,6 +23,15 @@ pub(super) struct RawConfig {
     pub(super) templates: BTreeMap<Spanned<String>, Spanned<String>>,
     pub(super) statuspage: Option<RawStatusPage>,
     pub(super) alertmanager: Option<RawAlertmanager>,
+    #[serde(default)]
+    pub(super) safety: RawSafety,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSafety {
+    /// `false` turns the two-person rule off; nothing else does.
+    pub(super) two_person_rule: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +60,9 @@ pub(super) struct RawSlack {
     pub(super) workspace: Option<Spanned<String>>,
     pub(super) channels: Spanned<Vec<Spanned<String>>>,
     pub(super) requesters: Option<Vec<Spanned<String>>>,
+    /// Says in so many words that anyone in an incident channel may request, where `requesters`
+    /// is unset and some severity runs without approval.
+    pub(super) anyone_may_request: Option<bool>,
     pub(super) group_cache: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) notify_channels: Vec<Spanned<String>>,

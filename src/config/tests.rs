@@ -12,6 +12,7 @@ fn errors(source: &str) -> Vec<String> {
 const MINIMAL: &str = r#"
 [slack]
 channels = ["C0INCIDENTS"]
+anyone_may_request = true
 [roles]
 on_call = ["U0BOB"]
 team_lead = ["U0CAROL"]
@@ -30,7 +31,7 @@ fn a_word_of_the_grammar_cannot_name_a_service() {
     assert_eq!(
         errors(&MINIMAL.replace("[services.api]", "[services.status]")),
         [
-            "rollbot.toml:13:12: `status` cannot be a service name: it is a word of the /rollback grammar\n  hint: `/rollback <name> …` would read it as that word; rename the service"
+            "rollbot.toml:14:12: `status` cannot be a service name: it is a word of the /rollback grammar\n  hint: `/rollback <name> …` would read it as that word; rename the service"
         ]
     );
 }
@@ -73,17 +74,17 @@ fn the_alertmanager_section_is_checked_and_defaulted() {
             "{MINIMAL}\n[alertmanager]\nchannel = \"C0RANDOM\"\ndefault_severity = \"urgent\"\n"
         )),
         [
-            "rollbot.toml:17:11: `C0RANDOM` is not one of the incident channels\n  hint: proposals are requests in waiting: post them where requests are accepted ([slack] channels)"
+            "rollbot.toml:18:11: `C0RANDOM` is not one of the incident channels\n  hint: proposals are requests in waiting: post them where requests are accepted ([slack] channels)"
         ]
     );
     assert_eq!(
         errors(&format!("{MINIMAL}\n[alertmanager]\ndefault_severity = \"urgent\"\n")),
-        ["rollbot.toml:17:20: `urgent` is not a severity\n  hint: severities are critical, high, medium and low"]
+        ["rollbot.toml:18:20: `urgent` is not a severity\n  hint: severities are critical, high, medium and low"]
     );
     assert_eq!(
         errors(&MINIMAL.replace("[services.api]\n", "[services.api]\nauto_request = true\n")),
         [
-            "rollbot.toml:13:16: service `api` sets auto_request, but [alertmanager] is not configured\n  hint: configure [alertmanager] (docs/alerts.md), or remove auto_request"
+            "rollbot.toml:14:16: service `api` sets auto_request, but [alertmanager] is not configured\n  hint: configure [alertmanager] (docs/alerts.md), or remove auto_request"
         ]
     );
 }
@@ -146,23 +147,23 @@ fn mistakes_are_reported_with_file_line_and_column() {
     assert_eq!(
         errors(&MINIMAL.replace("[runbooks.k8s]", "[runbooks.k8s]\ntimout = \"1m\"")),
         [
-            "rollbot.toml:8:1: unknown field `timout`, expected one of `description`, `expected_duration`, `lock`, `params`, `steps`\n  hint: every key is documented in docs/configuration.md; unknown keys are errors so typos cannot pass silently"
+            "rollbot.toml:9:1: unknown field `timout`, expected one of `description`, `expected_duration`, `lock`, `params`, `steps`\n  hint: every key is documented in docs/configuration.md; unknown keys are errors so typos cannot pass silently"
         ]
     );
     assert_eq!(
         errors(&MINIMAL.replace("runbooks = [\"k8s\"]", "runbooks = [\"k9s\"]")),
-        ["rollbot.toml:13:13: runbook `k9s` is not defined\n  hint: defined runbooks: k8s"]
+        ["rollbot.toml:14:13: runbook `k9s` is not defined\n  hint: defined runbooks: k8s"]
     );
     assert_eq!(
         errors(&MINIMAL.replace("{{ vars.deployment }}", "{{ vars.deploymnet }}")),
         [
-            "rollbot.toml:13:13: service `api` does not define `vars.deploymnet`, which runbook `k8s` step `Undo` uses in `deployment/{{ vars.deploymnet }}`\n  hint: add it to [services.api] vars (defined: deployment)"
+            "rollbot.toml:14:13: service `api` does not define `vars.deploymnet`, which runbook `k8s` step `Undo` uses in `deployment/{{ vars.deploymnet }}`\n  hint: add it to [services.api] vars (defined: deployment)"
         ]
     );
     assert_eq!(
         errors(&MINIMAL.replace("params.target }}", "params.revision }}")),
         [
-            "rollbot.toml:10:8: step `Undo`: `--to-revision={{ params.revision }}` uses `params.revision`, which is neither vars.<name> nor a declared parameter (params: target)"
+            "rollbot.toml:11:8: step `Undo`: `--to-revision={{ params.revision }}` uses `params.revision`, which is neither vars.<name> nor a declared parameter (params: target)"
         ]
     );
     assert_eq!(
@@ -172,12 +173,12 @@ fn mistakes_are_reported_with_file_line_and_column() {
     );
     assert_eq!(
         errors(&format!("{MINIMAL}\n[severity.high]\napprovers = [\"oncall\"]\n")),
-        ["rollbot.toml:17:14: role `oncall` is not defined in [roles]\n  hint: defined roles: on_call, team_lead"]
+        ["rollbot.toml:18:14: role `oncall` is not defined in [roles]\n  hint: defined roles: on_call, team_lead"]
     );
     assert_eq!(
         errors(&MINIMAL.replace("on_call = [\"U0BOB\"]", "on_call = [\"bob\"]")),
         [
-            "rollbot.toml:5:12: `bob` in role `on_call` is not a Slack user ID or user-group ID\n  hint: use IDs like U0123ABCD (user) or S0123ABCD (user group), from the profile's \"Copy member ID\""
+            "rollbot.toml:6:12: `bob` in role `on_call` is not a Slack user ID or user-group ID\n  hint: use IDs like U0123ABCD (user) or S0123ABCD (user group), from the profile's \"Copy member ID\""
         ]
     );
     assert_eq!(
@@ -195,13 +196,13 @@ fn a_duration_that_cannot_work_fails_check_instead_of_the_run() {
     assert_eq!(
         errors(&format!("{MINIMAL}\n[limits]\nexecution_lease = \"0s\"\n")),
         [
-            "rollbot.toml:17:19: `0s` is too short for `execution_lease`: it must be between 2s and 1h\n  hint: it is renewed every third of it, and a renewal must fit a database round trip; past it, a dead process's run waits that long to be noticed; use 2s or more"
+            "rollbot.toml:18:19: `0s` is too short for `execution_lease`: it must be between 2s and 1h\n  hint: it is renewed every third of it, and a renewal must fit a database round trip; past it, a dead process's run waits that long to be noticed; use 2s or more"
         ]
     );
     assert_eq!(
         errors(&MINIMAL.replace("name = \"Undo\"", "name = \"Undo\"\ntimeout = \"400d\"")),
         [
-            "rollbot.toml:11:11: `400d` is too long for `timeout`: it must be between 1s and 1day\n  hint: a step is killed after this long; use 1day or less"
+            "rollbot.toml:12:11: `400d` is too long for `timeout`: it must be between 1s and 1day\n  hint: a step is killed after this long; use 1day or less"
         ]
     );
     for (section, line) in [
@@ -242,13 +243,13 @@ fn templates_with_unknown_variables_fail_check_not_an_incident() {
     assert_eq!(
         errors(&with("succeeded = \"{{ servce }} is back\"")),
         [
-            "rollbot.toml:17:13: template `succeeded` uses servce which is not a template variable\n  hint: variables are id, service, target, runbook, severity, reason, requester, approvers, started, expected_completion, duration, state, failed_step, failure_reason, cancelled_by, thread, steps, requested, finished (docs/configuration.md says what each holds)"
+            "rollbot.toml:18:13: template `succeeded` uses servce which is not a template variable\n  hint: variables are id, service, target, runbook, severity, reason, requester, approvers, started, expected_completion, duration, state, failed_step, failure_reason, cancelled_by, thread, steps, requested, finished (docs/configuration.md says what each holds)"
         ]
     );
     assert_eq!(
         errors(&with("finished = \"done\"")),
         [
-            "rollbot.toml:17:1: unknown template `finished`\n  hint: templates are started, succeeded, failed, cancelled, customer_notice, page_opened, page_monitoring, page_still_investigating, page_resolved"
+            "rollbot.toml:18:1: unknown template `finished`\n  hint: templates are started, succeeded, failed, cancelled, customer_notice, page_opened, page_monitoring, page_still_investigating, page_resolved"
         ]
     );
 }
@@ -293,7 +294,7 @@ fn a_step_cannot_borrow_the_status_pages_secret() {
     assert_eq!(
         errors(&source),
         [
-            "rollbot.toml:22:8: step `S`: `${env:PAGE_KEY}` is the status page's secret; give the step its own credential"
+            "rollbot.toml:23:8: step `S`: `${env:PAGE_KEY}` is the status page's secret; give the step its own credential"
         ]
     );
 }
@@ -306,7 +307,7 @@ fn sql_never_takes_request_parameters() {
     assert_eq!(
         errors(&source),
         [
-            "rollbot.toml:21:8: step `S`: SQL may use `vars` but not request parameters, which come from Slack\n  hint: put the value in the service's vars, or use a `run` step with its own checks"
+            "rollbot.toml:22:8: step `S`: SQL may use `vars` but not request parameters, which come from Slack\n  hint: put the value in the service's vars, or use a `run` step with its own checks"
         ]
     );
 }
@@ -319,5 +320,67 @@ fn patterns_match_the_whole_value() {
     assert!(
         !pattern.is_match("41; rm -rf /"),
         "an unanchored pattern would accept this"
+    );
+}
+
+#[test]
+fn nobody_may_run_a_rollback_alone_unless_the_file_says_so_in_so_many_words() {
+    let open_door = MINIMAL.replace("anyone_may_request = true\n", "");
+    assert_eq!(
+        errors(&open_door),
+        [
+            "rollbot.toml:3:12: [slack] requesters is unset, so anyone in an incident channel may request, and `critical` needs no approval: one person could start a rollback nobody else sees first\n  hint: name who may request (requesters = [\"on_call\", \"team_lead\"]), give the severity approvals, or write anyone_may_request = true under [slack]"
+        ],
+        "the default matrix runs critical without approval"
+    );
+    let named = open_door.replace("[roles]\n", "requesters = [\"on_call\"]\n[roles]\n");
+    assert!(
+        Config::parse("rollbot.toml", &named).is_ok(),
+        "naming the requesters is enough"
+    );
+    let approved = format!("{open_door}\n[severity.critical]\napprovals = 1\napprovers = [\"on_call\"]\n");
+    assert!(
+        Config::parse("rollbot.toml", &approved).is_ok(),
+        "so is giving every severity an approval"
+    );
+}
+
+#[test]
+fn the_two_person_rule_is_on_unless_turned_off_and_check_says_so_loudly() {
+    let on = Config::parse("rollbot.toml", MINIMAL).unwrap();
+    assert!(on.policy.two_person_rule);
+    assert!(crate::report::check(&on).contains("two-person rule: on"));
+    let off = Config::parse(
+        "rollbot.toml",
+        &format!("{MINIMAL}\n[safety]\ntwo_person_rule = false\n"),
+    )
+    .unwrap();
+    assert!(!off.policy.two_person_rule);
+    assert!(
+        crate::report::check(&off).contains("⚠️  TWO-PERSON RULE OFF ([safety] two_person_rule = false)"),
+        "{}",
+        crate::report::check(&off)
+    );
+}
+
+#[test]
+fn an_alert_label_alone_never_makes_a_rollback_critical() {
+    let plain = Config::parse("rollbot.toml", &format!("{MINIMAL}\n[alertmanager]\n")).unwrap();
+    let settings = plain.alertmanager.as_ref().unwrap();
+    assert_eq!(
+        settings.severity_of(Some("critical")),
+        Severity::High,
+        "the Prometheus convention `severity=\"critical\"` is capped at high"
+    );
+    assert_eq!(settings.severity_of(Some("low")), Severity::Low);
+    let mapped = Config::parse(
+        "rollbot.toml",
+        &format!("{MINIMAL}\n[alertmanager]\nseverities = {{ critical = \"critical\" }}\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        mapped.alertmanager.as_ref().unwrap().severity_of(Some("critical")),
+        Severity::Critical,
+        "only an explicit mapping makes it critical"
     );
 }

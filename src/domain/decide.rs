@@ -238,6 +238,13 @@ pub enum Refusal {
     NotAllowedAtGate {
         id: RollbackId,
     },
+    /// The requester tried to pass a gate or confirm a destructive step of their own rollback.
+    SecondPersonNeeded {
+        id: RollbackId,
+        step: usize,
+        name: String,
+        destructive: bool,
+    },
     WrongPhrase {
         id: RollbackId,
     },
@@ -413,6 +420,7 @@ pub fn decide(
             let Some(expected) = &step.confirm else {
                 return Err(out_of_order(format!("step {} needs no confirmation", index + 1)));
             };
+            second_person(rollback, actor, *index)?;
             if phrase.trim() != expected {
                 return Err(Refusal::WrongPhrase { id });
             }
@@ -427,6 +435,7 @@ pub fn decide(
             if !matches!(step.action, StepAction::Gate { .. }) {
                 return Err(out_of_order(format!("step {} is not a gate", index + 1)));
             }
+            second_person(rollback, actor, *index)?;
             Ok(vec![Event::Continued {
                 index: *index,
                 by: actor.user.clone(),
@@ -623,6 +632,7 @@ fn decide_request(
         approver_roles: severity.approvers.clone(),
         allow_self_approval: severity.allow_self_approval,
         review_required: severity.review_required || severity.approvals == 0,
+        second_person: policy.two_person_rule,
         expire_after_secs: severity.expire_after.map(|d| d.as_secs()),
     }])
 }
@@ -669,6 +679,25 @@ fn gate_keeper(rollback: &Rollback, actor: &Actor) -> Result<(), Refusal> {
         Err(unknown @ Refusal::MembershipUnknown { .. }) => Err(unknown),
         _ => Err(Refusal::NotAllowedAtGate { id: rollback.id }),
     }
+}
+
+/// The two-person rule: whatever the severity, a gate or a destructive step is passed by
+/// someone other than the requester, unless the configuration turned the rule off.
+fn second_person(rollback: &Rollback, actor: &Actor, index: usize) -> Result<(), Refusal> {
+    if rollback.second_person && actor.user == rollback.request.requester {
+        return Err(Refusal::SecondPersonNeeded {
+            id: rollback.id,
+            step: index,
+            name: rollback
+                .plan
+                .steps
+                .get(index)
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
+            destructive: rollback.plan.steps.get(index).is_some_and(|s| s.confirm.is_some()),
+        });
+    }
+    Ok(())
 }
 
 fn interrupted_step(rollback: &Rollback, index: usize) -> Result<(), Refusal> {

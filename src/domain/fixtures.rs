@@ -63,6 +63,7 @@ pub fn policy() -> Policy {
             },
         ],
         status_page: true,
+        two_person_rule: true,
     }
 }
 

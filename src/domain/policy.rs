@@ -19,6 +19,9 @@ pub struct Policy {
     pub escalation: Vec<EscalationLevel>,
     /// Whether a status page is kept, so that incidents can be marked resolved.
     pub status_page: bool,
+    /// The two-person rule: a gate or a destructive step always needs someone other than the
+    /// requester. On unless `[safety] two_person_rule = false`.
+    pub two_person_rule: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

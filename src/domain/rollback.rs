@@ -40,6 +40,10 @@ pub enum Event {
         approver_roles: Vec<String>,
         allow_self_approval: bool,
         review_required: bool,
+        /// The two-person rule: a gate or a destructive step is passed by someone other than
+        /// the requester. (Requests recorded before it was frozen here follow it.)
+        #[serde(default = "two_person_rule")]
+        second_person: bool,
         /// Who joins the approvers, and when, if nobody answers.
         #[serde(default)]
         ladder: Vec<LadderLevel>,
@@ -313,6 +317,9 @@ pub struct Rollback {
     pub approver_roles: Vec<String>,
     pub allow_self_approval: bool,
     pub review_required: bool,
+    /// Gates and destructive steps need someone other than the requester (the two-person rule).
+    #[serde(default = "two_person_rule")]
+    pub second_person: bool,
     #[serde(default)]
     pub ladder: Vec<LadderLevel>,
     /// How many ladder levels have joined the approvers.
@@ -351,6 +358,7 @@ impl Rollback {
             approver_roles,
             allow_self_approval,
             review_required,
+            second_person,
             ladder,
             expire_after_secs,
         } = &first.event
@@ -367,6 +375,7 @@ impl Rollback {
             approver_roles: approver_roles.clone(),
             allow_self_approval: *allow_self_approval,
             review_required: *review_required,
+            second_person: *second_person,
             ladder: ladder.clone(),
             level: 0,
             escalations: vec![],
@@ -636,4 +645,8 @@ pub fn path_timings(history: &[Recorded]) -> Option<PathTimings> {
         running: run_started.zip(finished).map(|(start, end)| end - start),
         total: last - requested,
     })
+}
+
+fn two_person_rule() -> bool {
+    true
 }

@@ -7,7 +7,7 @@ const GROUP: &str = "{}/{service=~\"^(?:.*)$\"}:{alertname=\"HighErrorRate\", se
 fn alert_config(marker: &str, extra: &str) -> String {
     test_config(marker)
         + &format!(
-            "\n[alertmanager]\ntarget_label = \"previous_release\"\n{extra}\n[alertmanager.severities]\npage = \"high\"\nwarning = \"medium\"\n"
+            "\n[alertmanager]\ntarget_label = \"previous_release\"\n{extra}\n[alertmanager.severities]\npage = \"high\"\nwarning = \"medium\"\ncritical = \"critical\"\n"
         )
 }
 
@@ -538,3 +538,20 @@ crate::also_on_embedded_store!(
     two_people_starting_at_once_file_one_request,
     auto_request_files_the_request_but_nothing_runs_without_approval,
 );
+
+#[tokio::test]
+async fn an_alert_labelled_critical_proposes_a_high_severity_rollback_unless_the_config_maps_it() {
+    let bot = Rollbot::start_with(|m| alert_config(m, "").replace("critical = \"critical\"\n", "")).await;
+    let critical = notification(
+        GROUP,
+        vec![alert("HighErrorRate", "checkout-api", "critical", true, "pod-1")],
+    );
+    bot.alertmanager(&critical).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert!(
+        card.text.contains("🟠 High") && card.text.contains("nothing runs until 1 approval(s) from `on_call`"),
+        "the Prometheus convention severity=\"critical\" alone does not skip approval:\n{}",
+        card.text
+    );
+}

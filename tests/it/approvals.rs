@@ -390,10 +390,20 @@ async fn a_gate_waits_for_continue_and_a_destructive_step_for_its_phrase() {
         bot.ephemerals(MALLORY),
         ["Only the requester or someone who may approve *RB-1* can answer at this step. Ask them in the thread."]
     );
+    assert_eq!(
+        bot.ephemerals(ALICE),
+        [
+            "You requested *RB-1*, so someone else must answer step 2 (*Decide on the data*): the two-person rule says a gate is passed by a second person. Ask the people who may approve it in the thread."
+        ],
+        "the requester does not pass their own gate"
+    );
+    assert_eq!(bot.marker(), ["undo"]);
+    bot.click(BOB, Button::Continue(rb(1), 1)).await;
+    bot.settle().await;
     let thread = bot.thread(&card);
     assert_eq!(
         thread[0],
-        "▶️ <@U0ALICE> passed step 2 *Decide on the data*; the run continues."
+        "▶️ <@U0BOB> passed step 2 *Decide on the data*; the run continues."
     );
     assert!(thread.last().unwrap().contains("⏸️ *Paused before step 3 of 3, Full restore*: it is destructive. Next: click *Confirm…* and type `CONFIRM_FULL_RESTORE` exactly"), "{thread:#?}");
     assert_eq!(bot.card_now(&card).buttons(), ["confirm", "abort"]);
@@ -646,7 +656,7 @@ async fn a_retry_of_an_interrupted_destructive_step_asks_for_its_phrase_again() 
     let card = bot.expect_card();
     bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
-    bot.click(ALICE, Button::Continue(rb(1), 1)).await;
+    bot.click(BOB, Button::Continue(rb(1), 1)).await;
     bot.settle().await;
     bot.click(BOB, Button::Confirm(rb(1), 2)).await;
     let modal = bot.expect_modal();
@@ -747,4 +757,38 @@ async fn when_slack_is_slow_to_open_the_form_the_answer_comes_in_text_within_sla
         asked.elapsed()
     );
     assert!(answer.starts_with("How severe is the incident?"), "{answer}");
+}
+
+#[tokio::test]
+async fn one_person_cannot_pass_their_own_gate_or_confirm_their_own_destructive_step_even_at_critical() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, "checkout-api runbook database severity critical")
+        .await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert_eq!(bot.marker(), ["undo"], "critical runs at once, up to its gate");
+
+    bot.click(ALICE, Button::Continue(rb(1), 1)).await;
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(ALICE),
+        [
+            "You requested *RB-1*, so someone else must answer step 2 (*Decide on the data*): the two-person rule says a gate is passed by a second person. Ask the people who may approve it in the thread."
+        ]
+    );
+    bot.click(DAVE, Button::Continue(rb(1), 1)).await;
+    bot.settle().await;
+
+    bot.click(ALICE, Button::Confirm(rb(1), 2)).await;
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(ALICE),
+        [
+            "You requested *RB-1*, so someone else must confirm step 3 (*Full restore*): it is destructive, and the two-person rule says no one runs a destructive step alone. Ask the people who may approve it in the thread."
+        ],
+        "no form opens for the requester's own destructive step"
+    );
+    assert_eq!(bot.marker(), ["undo"], "the destructive step has not run");
+    bot.thread(&card);
+    assert_eq!(bot.card_now(&card).buttons(), ["confirm", "abort"]);
 }

@@ -193,7 +193,7 @@ fn check_and_plan_exit_codes() {
 
     let scratch = tempfile::tempdir().unwrap();
     let broken = scratch.path().join("broken.toml");
-    std::fs::write(&broken, "[slack]\nchannels = [\"C0INCIDENTS\"]\n\n[roles]\non_call = [\"U0BOB\"]\nteam_lead = [\"U0C\"]\n\n[severity.high]\napprovers = [\"oncall\"]\n").unwrap();
+    std::fs::write(&broken, "[slack]\nchannels = [\"C0INCIDENTS\"]\nanyone_may_request = true\n\n[roles]\non_call = [\"U0BOB\"]\nteam_lead = [\"U0C\"]\n\n[severity.high]\napprovers = [\"oncall\"]\n").unwrap();
     let check = Command::new(BIN)
         .args(["check", "--config", broken.to_str().unwrap()])
         .output()
@@ -202,7 +202,7 @@ fn check_and_plan_exit_codes() {
     let stderr = String::from_utf8_lossy(&check.stderr);
     assert!(
         stderr.starts_with(&format!(
-            "{}:9:14: role `oncall` is not defined in [roles]",
+            "{}:10:14: role `oncall` is not defined in [roles]",
             broken.display()
         )),
         "{stderr}"

@@ -327,6 +327,7 @@ async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
     let dir = backups.path().display().to_string();
     let config = example
         .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
+        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
         .replace(
             r#"backup_dir = "/var/backups/orders""#,
             &format!(r#"backup_dir = "{dir}""#),
@@ -450,7 +451,7 @@ async fn a_drill_walks_the_whole_path_executes_nothing_and_reports_its_timings()
     bot.advance(2);
     bot.click(DAVE, Button::Approve(rb(1))).await;
     bot.settle().await;
-    bot.click(ALICE, Button::Continue(rb(1), 1)).await;
+    bot.click(BOB, Button::Continue(rb(1), 1)).await;
     bot.settle().await;
     bot.click(BOB, Button::Confirm(rb(1), 2)).await;
     let modal = bot.expect_modal();

@@ -152,7 +152,22 @@ fn gates_and_destructive_steps_wait_for_an_eligible_person() {
         ),
         Err(Refusal::OutOfOrder { .. })
     ));
-    story.try_act(&actor(REQUESTER), Action::Continue { index: 2 }).unwrap();
+    assert_eq!(
+        story.try_act(&actor(REQUESTER), Action::Continue { index: 2 }),
+        Err(Refusal::SecondPersonNeeded {
+            id: RollbackId(1),
+            step: 2,
+            name: story.rollback.plan.steps[2].name.clone(),
+            destructive: false,
+        }),
+        "the two-person rule: the requester does not pass their own gate"
+    );
+    let mut alone = story.clone();
+    alone.rollback.second_person = false;
+    alone
+        .try_act(&actor(REQUESTER), Action::Continue { index: 2 })
+        .expect("with the rule turned off, the requester may");
+    story.try_act(&actor(ON_CALL), Action::Continue { index: 2 }).unwrap();
     assert_eq!(story.rollback.state, State::Queued);
     let story = story.act(&Actor::system(), Action::StartRun).step(2, ok_result(""));
     let mut story = story.act(&Actor::system(), Action::StartStep { index: 3 });

@@ -150,9 +150,14 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
                 button(Button::Continue(id, step), "Continue", Some("primary"))
             };
             blocks.push(actions(vec![first, button(Button::Abort(id, step), "Abort", None)]));
-            blocks.push(context(
-                "The requester or anyone who may approve it can answer. *Abort* stops the run here; nothing after this step runs.".into(),
-            ));
+            let who = if rollback.second_person {
+                "Someone who may approve it, not the requester (the two-person rule), answers; the requester may abort."
+            } else {
+                "The requester or anyone who may approve it can answer."
+            };
+            blocks.push(context(format!(
+                "{who} *Abort* stops the run here; nothing after this step runs."
+            )));
         }
         State::Queued => {
             blocks.push(actions(vec![button(Button::Cancel(id), "Cancel", None)]));

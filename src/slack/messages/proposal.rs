@@ -35,9 +35,18 @@ pub fn proposal_card(proposal: &Proposal, context_of: &ProposalContext) -> Messa
         "type": "header",
         "text": {"type": "plain_text", "text": truncate(&headline, MAX_HEADER_CHARS), "emoji": true}
     })];
-    blocks.push(context(format!(
-        "*{id}* from Alertmanager. Nothing runs unless someone starts it and the policy's approvals are given."
-    )));
+    let promise = if context_of.approvals == 0 {
+        format!(
+            "Nothing runs unless someone starts it; at {} severity it then runs without approval, and its gates and destructive steps still need a second person.",
+            proposal.severity
+        )
+    } else {
+        format!(
+            "Nothing runs unless someone starts it and {} approval(s) are given.",
+            context_of.approvals
+        )
+    };
+    blocks.push(context(format!("*{id}* from Alertmanager. {promise}")));
 
     blocks.extend(alert_sections(proposal));
 

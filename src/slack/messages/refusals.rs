@@ -211,6 +211,22 @@ pub fn refusal(refusal: &Refusal) -> Message {
         NotAllowedAtGate { id } => format!(
             "Only the requester or someone who may approve *{id}* can answer at this step. Ask them in the thread."
         ),
+        SecondPersonNeeded {
+            id,
+            step,
+            name,
+            destructive,
+        } => format!(
+            "You requested *{id}*, so someone else must {} step {} (*{}*): {} Ask the people who may approve it in the thread.",
+            if *destructive { "confirm" } else { "answer" },
+            step + 1,
+            escape(name),
+            if *destructive {
+                "it is destructive, and the two-person rule says no one runs a destructive step alone."
+            } else {
+                "the two-person rule says a gate is passed by a second person."
+            }
+        ),
         WrongPhrase { id } => {
             format!("The confirmation phrase for *{id}* did not match; the step did not run. {WRONG_PHRASE}")
         }

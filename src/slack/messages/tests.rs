@@ -303,6 +303,12 @@ fn every_refusal_says_why_and_what_next() {
             waiting: 2,
         },
         Refusal::NotAllowedAtGate { id },
+        Refusal::SecondPersonNeeded {
+            id,
+            step: 2,
+            name: "Full restore".into(),
+            destructive: true,
+        },
         Refusal::WrongPhrase { id },
         Refusal::AutomaticRequestNeedsApproval {
             severity: Severity::Critical,

@@ -95,6 +95,8 @@ pub fn test_config(marker: &str) -> String {
 [slack]
 workspace = "{TEAM}"
 channels = ["{INCIDENTS}"]
+# The stories let anyone in the channel request (MALLORY too): they test what happens next.
+anyone_may_request = true
 
 [roles]
 on_call = ["{ALICE}", "{BOB}", "{BETH}"]
