@@ -124,6 +124,16 @@ pub enum Refusal {
     WrongChannel {
         allowed: Vec<ChannelId>,
     },
+    /// A rollback's status or post-mortem asked for outside its channel by someone who took no
+    /// part in it.
+    ReadWhereItLives {
+        id: RollbackId,
+        channel: ChannelId,
+    },
+    /// A plan previewed outside the incident channels.
+    PreviewInIncidentChannel {
+        allowed: Vec<ChannelId>,
+    },
     /// An action on a rollback or proposal taken outside the channel it lives in.
     LivesInAnotherChannel {
         what: String,
@@ -577,6 +587,37 @@ pub(crate) fn acting_where_it_lives(actor: &Actor, lives_in: &ChannelId, what: S
         Some(from) if from != lives_in => Err(Refusal::LivesInAnotherChannel {
             what,
             channel: lives_in.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Who may read a rollback's status and post-mortem, where: its reasons, approvers, argv,
+/// hosts and phrases are for its incident. Anyone in its own channel (from the same
+/// workspace), and its requester and approvers anywhere in the workspace.
+pub fn may_read(rollback: &Rollback, actor: &Actor, policy: &Policy) -> Result<(), Refusal> {
+    if !in_workspace(actor, policy) {
+        return Err(Refusal::WrongWorkspace);
+    }
+    let participant = actor.user == rollback.request.requester || rollback.approvals.iter().any(|a| a.by == actor.user);
+    let here = actor.channel.as_ref().is_none_or(|c| *c == rollback.request.channel);
+    if here || participant {
+        return Ok(());
+    }
+    Err(Refusal::ReadWhereItLives {
+        id: rollback.id,
+        channel: rollback.request.channel.clone(),
+    })
+}
+
+/// Where a plan may be previewed: in the workspace's incident channels, where it would run.
+pub fn may_preview(actor: &Actor, policy: &Policy) -> Result<(), Refusal> {
+    if !in_workspace(actor, policy) {
+        return Err(Refusal::WrongWorkspace);
+    }
+    match &actor.channel {
+        Some(channel) if !policy.channels.contains(channel) => Err(Refusal::PreviewInIncidentChannel {
+            allowed: policy.channels.clone(),
         }),
         _ => Ok(()),
     }

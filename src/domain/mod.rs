@@ -11,7 +11,7 @@ pub mod policy;
 pub mod proposal;
 pub mod rollback;
 
-pub use decide::{Action, Refusal, decide};
+pub use decide::{Action, Refusal, decide, may_preview, may_read};
 pub use plan::{Catalog, Plan, PlanStep, StepAction};
 pub use policy::EscalationLevel;
 pub use policy::{Policy, SeverityPolicy};

@@ -35,6 +35,52 @@ impl Engine {
         self.store.figures(self.clock.now()).await
     }
 
+    /// Rollback `id` for `actor`'s status command, if they may read it where they are.
+    pub async fn status_for(&self, id: RollbackId, actor: &Actor) -> Result<Result<Rollback, Refusal>> {
+        let Some(rollback) = self.store.load(id).await? else {
+            return Ok(Err(Refusal::NoSuchRollback { id: Some(id) }));
+        };
+        Ok(crate::domain::may_read(&rollback, actor, &self.config.policy).map(|()| rollback))
+    }
+
+    /// Rollback `id` with its history, for `actor`'s post-mortem command, if they may read it
+    /// where they are.
+    pub async fn postmortem_for(
+        &self,
+        id: RollbackId,
+        actor: &Actor,
+    ) -> Result<Result<(Rollback, Vec<Recorded>), Refusal>> {
+        let Some((rollback, history)) = self.store.load_with_history(id).await? else {
+            return Ok(Err(Refusal::NoSuchRollback { id: Some(id) }));
+        };
+        Ok(crate::domain::may_read(&rollback, actor, &self.config.policy).map(|()| (rollback, history)))
+    }
+
+    /// The newest rollbacks of `channel`, for `actor`'s list and status commands (only from
+    /// rollbot's own workspace).
+    pub async fn recent_for(
+        &self,
+        actor: &Actor,
+        channel: &str,
+        drills: bool,
+        limit: i64,
+    ) -> Result<Result<Vec<Rollback>, Refusal>> {
+        if !crate::domain::decide::in_workspace(actor, &self.config.policy) {
+            return Ok(Err(Refusal::WrongWorkspace));
+        }
+        Ok(Ok(self.recent(Some(channel), drills, limit).await?))
+    }
+
+    /// What `/rollback plan` shows `actor`, where they are.
+    pub fn preview(
+        &self,
+        wanted: &crate::domain::plan::PlanRequest,
+        actor: &Actor,
+    ) -> Result<crate::domain::Plan, Refusal> {
+        crate::domain::may_preview(actor, &self.config.policy)?;
+        self.plan(wanted)
+    }
+
     /// The timers of rollback `id` that have not fired yet: what it waits for, and until when.
     pub async fn pending_timers(
         &self,

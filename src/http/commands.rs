@@ -68,7 +68,7 @@ pub(super) async fn handle_command(
         }
         Command::Help => messages::help(),
 
-        Command::Plan(args) => match engine.plan(&args.ask().plan) {
+        Command::Plan(args) => match engine.preview(&args.ask().plan, &actor) {
             Ok(plan) => messages::plan_preview(&plan),
             Err(refusal) => messages::refusal(&with_subcommand_hint(refusal)),
         },
@@ -88,20 +88,27 @@ pub(super) async fn handle_command(
                 .unwrap_or_else(|| messages::refusal(&refusal)),
             Err(refusal) => messages::refusal(&with_subcommand_hint(refusal)),
         },
-        Command::Status(Some(id)) => match engine.rollback(id).await? {
-            Some(rollback) => messages::status(&rollback),
-            None => messages::not_found(id),
+        Command::Status(Some(id)) => match engine.status_for(id, &actor).await? {
+            Ok(rollback) => messages::status(&rollback),
+            Err(Refusal::NoSuchRollback { .. }) => messages::not_found(id),
+            Err(refusal) => messages::refusal(&refusal),
         },
-        Command::Status(None) => match engine.recent(Some(&command.channel_id), false, 1).await?.first() {
-            Some(rollback) => messages::status(rollback),
-            None => messages::list(&[]),
+        Command::Status(None) => match engine.recent_for(&actor, &command.channel_id, false, 1).await? {
+            Ok(latest) => match latest.first() {
+                Some(rollback) => messages::status(rollback),
+                None => messages::list(&[]),
+            },
+            Err(refusal) => messages::refusal(&refusal),
         },
-        Command::List { drills: false } => messages::list(&engine.recent(Some(&command.channel_id), false, 10).await?),
-        Command::List { drills: true } => messages::list(&engine.recent(Some(&command.channel_id), true, 10).await?),
+        Command::List { drills } => match engine.recent_for(&actor, &command.channel_id, drills, 10).await? {
+            Ok(recent) => messages::list(&recent),
+            Err(refusal) => messages::refusal(&refusal),
+        },
 
-        Command::Postmortem(id) => match engine.record(id).await? {
-            Some((rollback, history)) => messages::postmortem(id, &crate::postmortem::draft(&rollback, &history)),
-            None => messages::not_found(id),
+        Command::Postmortem(id) => match engine.postmortem_for(id, &actor).await? {
+            Ok((rollback, history)) => messages::postmortem(id, &crate::postmortem::draft(&rollback, &history)),
+            Err(Refusal::NoSuchRollback { .. }) => messages::not_found(id),
+            Err(refusal) => messages::refusal(&refusal),
         },
         Command::Cancel(id) => match engine.act(id, &Action::Cancel, &actor).await? {
             Ok(_) => messages::cancelled(id),

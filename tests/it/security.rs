@@ -174,3 +174,51 @@ async fn oversized_headers_and_bodies_are_refused_and_change_nothing() {
     bot.settle().await;
     assert!(bot.slack.calls().is_empty());
 }
+
+#[tokio::test]
+async fn a_rollbacks_status_and_post_mortem_are_read_where_it_lives_or_by_those_in_it() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, r#"checkout-api to 41 severity high reason "bad deploy""#)
+        .await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    bot.card_now(&card);
+    bot.thread(&card);
+
+    let elsewhere = "*RB-1* lives in <#C0INCIDENTS>: its status and post-mortem are shown there, and to its requester and approvers. Run the same command in <#C0INCIDENTS>.";
+    const DM: &str = "D0MALLORY";
+    for (channel, command) in [(RANDOM, "status RB-1"), (DM, "status RB-1"), (DM, "postmortem RB-1")] {
+        let answer = bot.slash_in(MALLORY, channel, command).await;
+        assert_eq!(answer, elsewhere, "{command} in {channel}");
+    }
+    let other_workspace = bot.slash_from_team(MALLORY, "T0OTHER", INCIDENTS, "status RB-1").await;
+    assert!(
+        other_workspace.starts_with("rollbot only takes requests from its own Slack workspace"),
+        "{other_workspace}"
+    );
+    let other_workspace = bot
+        .slash_from_team(MALLORY, "T0OTHER", INCIDENTS, "postmortem RB-1")
+        .await;
+    assert!(!other_workspace.contains("bad deploy"), "{other_workspace}");
+    let plan = bot.slash_in(MALLORY, DM, "plan checkout-api to 41").await;
+    assert_eq!(
+        plan,
+        "Plans are previewed in the incident channels, where they would run: <#C0INCIDENTS>. Run the same command there."
+    );
+    let plan = bot
+        .slash_from_team(MALLORY, "T0OTHER", INCIDENTS, "plan checkout-api to 41")
+        .await;
+    assert!(!plan.contains("ran.log"), "no argv for another workspace: {plan}");
+
+    let in_channel = bot.slash_in(MALLORY, INCIDENTS, "status RB-1").await;
+    assert!(in_channel.contains("Succeeded"), "{in_channel}");
+    for who in [ALICE, BOB] {
+        let answer = bot.slash_in(who, DM, "postmortem RB-1").await;
+        assert!(
+            answer.contains("bad deploy"),
+            "the requester and the approvers may read it anywhere: {answer}"
+        );
+    }
+}

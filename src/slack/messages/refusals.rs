@@ -33,6 +33,19 @@ pub fn refusal(refusal: &Refusal) -> Message {
                 "Rollbacks are requested in the incident channel so everyone sees them: {channels}. Run the same command there."
             )
         }
+        ReadWhereItLives { id, channel } => format!(
+            "*{id}* lives in <#{}>: its status and post-mortem are shown there, and to its requester and approvers. Run the same command in <#{}>.",
+            escape(&channel.0),
+            escape(&channel.0)
+        ),
+        PreviewInIncidentChannel { allowed } => format!(
+            "Plans are previewed in the incident channels, where they would run: {}. Run the same command there.",
+            allowed
+                .iter()
+                .map(|c| format!("<#{}>", escape(&c.0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         LivesInAnotherChannel { what, channel } => format!(
             "*{}* lives in <#{}>. Act on it there, so everyone in the incident sees it.",
             escape(what),

@@ -428,6 +428,12 @@ impl Rollbot {
         .await
     }
 
+    /// `user` of another workspace `team` types `/rollback <text>` in `channel`.
+    pub async fn slash_from_team(&self, user: &str, team: &str, channel: &str, text: &str) -> String {
+        let body = slash_body_from_team(user, team, channel, text);
+        self.answer_of(self.signed_post("/slack/commands", body).await).await
+    }
+
     async fn answer_of(&self, response: reqwest::Response) -> String {
         assert_eq!(
             response.status(),

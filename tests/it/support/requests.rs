@@ -11,6 +11,11 @@ fn new_trigger_id() -> String {
 }
 
 pub fn slash_body(user: &str, channel: &str, text: &str) -> String {
+    slash_body_from_team(user, TEAM, channel, text)
+}
+
+/// The same, typed in workspace `team` (another workspace sharing the app).
+pub fn slash_body_from_team(user: &str, team: &str, channel: &str, text: &str) -> String {
     let sample: Value = serde_json::from_str(
         &std::fs::read_to_string(shared_dir().join("slack/payloads/SlashCommandPayload.json")).unwrap(),
     )
@@ -18,7 +23,7 @@ pub fn slash_body(user: &str, channel: &str, text: &str) -> String {
     let mut fields: Vec<(String, String)> = vec![];
     for (key, value) in sample.as_object().unwrap() {
         let filled = match key.as_str() {
-            "team_id" => TEAM.to_owned(),
+            "team_id" => team.to_owned(),
             "team_domain" => "acme".to_owned(),
             "channel_id" => channel.to_owned(),
             "channel_name" => "incident-response".to_owned(),
