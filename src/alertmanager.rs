@@ -54,8 +54,13 @@ pub struct Alert {
 
 /// Reads a notification, or says what is wrong with it (for the log and Alertmanager's).
 pub fn parse(body: &[u8]) -> Result<Notification, String> {
-    let notification: Notification =
+    let mut value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("not an Alertmanager notification: {e}"))?;
+    // An alert's text is relayed, not typed to rollbot: a control character in it is replaced,
+    // so that the notification is never refused (Alertmanager would resend it forever).
+    make_printable(&mut value);
+    let notification: Notification =
+        serde_json::from_value(value).map_err(|e| format!("not an Alertmanager notification: {e}"))?;
     if notification.version != VERSION {
         return Err(format!(
             "payload version {:?} is not supported; rollbot reads version {VERSION}",
@@ -74,6 +79,26 @@ pub fn parse(body: &[u8]) -> Result<Notification, String> {
         }
     }
     Ok(notification)
+}
+
+fn make_printable(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => {
+            if let std::borrow::Cow::Owned(clean) = crate::text::printable(text) {
+                *text = clean;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(make_printable),
+        serde_json::Value::Object(fields) => {
+            let keys: Vec<String> = fields.keys().cloned().collect();
+            for key in keys {
+                let mut field = fields.remove(&key).unwrap_or_default();
+                make_printable(&mut field);
+                fields.insert(crate::text::printable(&key).into_owned(), field);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A time Alertmanager sent; its "no time" (`0001-01-01T00:00:00Z`) and anything unreadable is `None`.

@@ -55,6 +55,8 @@ pub enum ParseError {
         max: usize,
     },
     UnterminatedQuote,
+    /// A control character (a NUL byte, an escape sequence pasted from a terminal).
+    ControlCharacter,
     MissingService {
         found: Option<String>,
     },
@@ -141,6 +143,9 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
 pub fn parse(text: &str) -> Result<Command, ParseError> {
     if text.chars().count() > MAX_COMMAND_CHARS {
         return Err(ParseError::TooLong { max: MAX_COMMAND_CHARS });
+    }
+    if text.chars().any(crate::text::is_unprintable) {
+        return Err(ParseError::ControlCharacter);
     }
     let tokens = tokenize(&unescape_slack(text))?;
     let Some(first) = tokens.first() else {
@@ -335,9 +340,10 @@ mod properties {
         })
     }
 
-    /// Any text a person can type inside quotes: everything but the quote characters.
+    /// Any text a person can type inside quotes: everything but the quote characters and the
+    /// control characters rollbot refuses (tested apart).
     fn value() -> impl Strategy<Value = String> {
-        "[^\"“”]{0,60}"
+        "[^\"“”\\p{Cc}]{0,60}"
     }
 
     fn args() -> impl Strategy<Value = RequestArgs> {
@@ -367,6 +373,12 @@ mod properties {
         fn print_then_parse_is_the_identity(args in args()) {
             let parsed = parse(&slack_escaped(&args.to_text()));
             prop_assert_eq!(parsed, Ok(Command::Request(args.clone())), "text: {}", args.to_text());
+        }
+
+        /// A control character anywhere is refused before anything else is read.
+        #[test]
+        fn a_control_character_anywhere_is_refused(before in "[a-z ]{0,20}", c in "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]", after in "[a-z ]{0,20}") {
+            prop_assert_eq!(parse(&format!("{before}{c}{after}")), Err(ParseError::ControlCharacter));
         }
 
         /// Whatever is typed, the parser answers: a command or a reason, never a panic.

@@ -7,6 +7,25 @@ pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
+/// A character no message, record or page can carry: a control character other than a line
+/// break or a tab (PostgreSQL's `jsonb` refuses NUL outright).
+pub fn is_unprintable(c: char) -> bool {
+    c.is_control() && !matches!(c, '\n' | '\t' | '\r')
+}
+
+/// `text` with every unprintable character replaced by `�`, for text rollbot relays but did not
+/// ask for (an alert's summary), where refusing would lose the whole notification.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(is_unprintable) {
+        text.chars()
+            .map(|c| if is_unprintable(c) { '\u{FFFD}' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
 /// Cuts text to `max` characters, leaving a visible marker when it did.
 pub fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {

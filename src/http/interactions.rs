@@ -213,6 +213,13 @@ pub(super) async fn handle_submission(
         .directory
         .actor(&submission.user_id, submission.team_id.as_deref())
         .await;
+    if let Some((block, _)) = submission
+        .values
+        .iter()
+        .find(|(_, value)| value.chars().any(crate::text::is_unprintable))
+    {
+        return field_error(block, messages::CONTROL_CHARACTER.into());
+    }
     let form = Form::decode(&submission.callback_id, &submission.private_metadata);
     let (action, id, block) = match (submission.callback_id.as_str(), form) {
         (_, Some(Form::Reject(id))) => {

@@ -537,6 +537,7 @@ crate::also_on_embedded_store!(
     repeated_notifications_update_one_card_and_resolution_takes_start_away,
     two_people_starting_at_once_file_one_request,
     auto_request_files_the_request_but_nothing_runs_without_approval,
+    an_alert_with_a_nul_character_still_becomes_a_proposal,
 );
 
 #[tokio::test]
@@ -554,4 +555,16 @@ async fn an_alert_labelled_critical_proposes_a_high_severity_rollback_unless_the
         "the Prometheus convention severity=\"critical\" alone does not skip approval:\n{}",
         card.text
     );
+}
+
+#[tokio::test]
+async fn an_alert_with_a_nul_character_still_becomes_a_proposal() {
+    let bot = Rollbot::start_with(|m| alert_config(m, "")).await;
+    let mut body = firing("pod-1");
+    body["alerts"][0]["annotations"]["summary"] = json!("error rate\u{0} above 10%");
+    let (status, _) = bot.alertmanager(&body).await;
+    assert_eq!(status, 200, "refused, Alertmanager would send it again forever");
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert!(card.text.contains("error rate\u{FFFD} above 10%"), "{}", card.text);
 }

@@ -222,3 +222,28 @@ async fn a_rollbacks_status_and_post_mortem_are_read_where_it_lives_or_by_those_
         );
     }
 }
+
+#[tokio::test]
+async fn a_nul_character_is_refused_with_why_and_records_nothing() {
+    let bot = Rollbot::start().await;
+    let answer = bot
+        .slash(ALICE, "checkout-api to 41 severity high reason \"bad\u{0}deploy\"")
+        .await;
+    assert_eq!(
+        answer,
+        "That command contains a control character (a NUL byte or a terminal escape, often pasted from a terminal), which rollbot cannot record. Nothing was recorded; type the command again without it. Type `/rollback help` for the grammar and examples."
+    );
+    bot.settle().await;
+    assert_eq!(bot.rollbacks().await.len(), 0);
+    let answer = bot
+        .slash(ALICE, "checkout-api to 41 severity high reason \"bad deploy\"")
+        .await;
+    assert!(
+        answer.starts_with("Recorded *RB-1*"),
+        "the same command without it is recorded: {answer}"
+    );
+    bot.settle().await;
+    bot.expect_card();
+}
+
+crate::also_on_embedded_store!(a_nul_character_is_refused_with_why_and_records_nothing);

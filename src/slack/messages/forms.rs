@@ -120,3 +120,5 @@ pub fn form_opened(missing: &str) -> Message {
 
 pub const WRONG_PHRASE: &str = "That is not the phrase. Type it exactly as shown above (it is case-sensitive).";
 pub const REASON_NEEDED: &str = "Say why, so the requester knows what to do instead.";
+
+pub const CONTROL_CHARACTER: &str = "This contains a control character (a NUL byte or a terminal escape, often pasted from a terminal), which rollbot cannot record. Remove it and submit again.";

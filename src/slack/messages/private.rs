@@ -157,6 +157,7 @@ pub fn parse_error(error: &ParseError) -> Message {
     let text = match error {
         TooLong { max } => format!("That command is longer than {max} characters."),
         UnterminatedQuote => "A quote is opened but never closed. Close it: `reason \"bad deploy\"`.".into(),
+        ControlCharacter => "That command contains a control character (a NUL byte or a terminal escape, often pasted from a terminal), which rollbot cannot record. Nothing was recorded; type the command again without it.".into(),
         MissingService { found: None } => {
             "Which service? Name it first: `/rollback <service> to <target> severity <level>`.".into()
         }
