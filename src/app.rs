@@ -165,6 +165,8 @@ pub struct App {
     pub delivery: Arc<Delivery>,
     pub timers: Arc<Timers>,
     pub router: axum::Router,
+    /// The HTTP server's deadlines and connection cap.
+    pub limits: crate::http::server::Limits,
 }
 
 /// What a rollbot process is made of: its configuration, where it keeps its state, whose
@@ -226,6 +228,7 @@ impl App {
                 figures: Default::default(),
             }),
             engine,
+            limits: Default::default(),
         }
     }
 
@@ -241,8 +244,7 @@ impl App {
         let executor = tokio::spawn(self.executor.clone().run_forever(shutdown.clone()));
         let delivery = tokio::spawn(self.delivery.clone().run_forever(shutdown.clone()));
         let timers = tokio::spawn(self.timers.clone().run_forever(shutdown.clone()));
-        let stop = shutdown.clone();
-        let server = axum::serve(listener, self.router).with_graceful_shutdown(async move { stop.wait().await });
+        let server = crate::http::server::serve(listener, self.router, shutdown.clone(), self.limits);
         let result = server.await.context("the HTTP server stopped");
         let _ = tokio::join!(executor, delivery, timers);
         // The executor may have just recorded interruptions: tell the channel before leaving.

@@ -24,6 +24,7 @@ mod alertmanager;
 mod api;
 mod commands;
 mod interactions;
+pub mod server;
 
 use alertmanager::*;
 use api::*;

@@ -280,8 +280,15 @@ impl Rollbot {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let router = app.router.clone();
+        // Served as `rollbot serve` serves it, with its deadlines and connection cap; the
+        // harness stops it by dropping the task.
+        let (held, never) = rollbot::shutdown::channel();
+        let limits = app.limits;
         let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
+            let _never_fired = held;
+            rollbot::http::server::serve(listener, router, never, limits)
+                .await
+                .unwrap();
         });
         Rollbot {
             url,
