@@ -1,8 +1,9 @@
 //! The embedded store: the same operations as PostgreSQL's, in one SQLite file, for a single
 //! rollbot process. Every write is a transaction committed to the write-ahead log with a sync
 //! (`synchronous = FULL`) before the caller hears "done", so an acknowledged request survives a
-//! crash. One process owns the file: a second one is refused (an exclusive lock on a file beside
-//! it, released by the kernel when the owner dies, even by kill -9).
+//! crash. One process owns the file: a second one is refused (an exclusive lock on the database
+//! file itself, whatever path or symlink names it, released by the kernel when the owner dies,
+//! even by kill -9).
 use super::{
     CHANNEL_POST_GAP, CardRef, CardTable, Consequences, DueTimer, Effect, FINISHED_STATES, Fence, Filed, Guard,
     OutboxItem, Written,
@@ -102,29 +103,30 @@ impl EmbeddedStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
         }
-        let path = path.to_owned();
-        let mut lock_path = path.clone().into_os_string();
-        lock_path.push(".lock");
-        let lock_path = PathBuf::from(lock_path);
-        let lock_file = File::options()
+        // The lock is taken on the database file itself (the kernel locks the file, whatever
+        // path or symlink names it), never on a file beside it that could be removed.
+        let file = File::options()
+            .read(true)
+            .write(true)
             .create(true)
             .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("opening {}", lock_path.display()))?;
-        let owner =
-            nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-                match errno {
-                    nix::errno::Errno::EWOULDBLOCK => anyhow!(
-                        "{} is in use by another rollbot process. The embedded store serves one process; \
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let path = path
+            .canonicalize()
+            .with_context(|| format!("resolving {}", path.display()))?;
+        let owner = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
+            |(_, errno)| match errno {
+                nix::errno::Errno::EWOULDBLOCK => anyhow!(
+                    "{} is in use by another rollbot process. The embedded store serves one process; \
                      to run several replicas, use PostgreSQL (set DATABASE_URL=postgres://…, and move \
                      this file's history there with `rollbot migrate --from {} --to postgres://…`).",
-                        path.display(),
-                        path.display()
-                    ),
-                    other => anyhow!(other).context(format!("locking {}", lock_path.display())),
-                }
-            })?;
+                    path.display(),
+                    path.display()
+                ),
+                other => anyhow!(other).context(format!("locking {}", path.display())),
+            },
+        )?;
         let connection = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
         connection
             .execute_batch(

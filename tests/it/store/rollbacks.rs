@@ -454,6 +454,30 @@ async fn a_second_process_on_the_same_file_is_told_to_use_postgres() {
     let next = Store::open_embedded(&file).expect("free once its owner is gone");
     assert!(next.load(RollbackId(1)).await.unwrap().is_none());
 }
+
+/// The owner's lock is on the database file itself: another path to it (a symlink) is the same
+/// file, and there is no side file whose removal would let a second owner in.
+#[tokio::test]
+async fn the_embedded_file_has_one_owner_whatever_path_names_it() {
+    let storage = TestStorage::new(Backend::Embedded);
+    let file = storage.embedded_file().unwrap();
+    let _owner = storage.open(None).await;
+    let alias = file.with_file_name("alias.db");
+    std::os::unix::fs::symlink(&file, &alias).unwrap();
+    let refusal = Store::open_embedded(&alias)
+        .err()
+        .expect("a symlink names the same file");
+    assert!(
+        refusal.to_string().contains("is in use by another rollbot process"),
+        "{refusal}"
+    );
+    let side_file = file.with_extension("db.lock");
+    let _ = std::fs::remove_file(&side_file);
+    assert!(
+        Store::open_embedded(&file).is_err(),
+        "removing a lock file beside it changes nothing"
+    );
+}
 /// What each store gives back is what it was given, to the microsecond and the character
 /// (a drill's mark, a reason with mrkdwn in it), so the two are interchangeable.
 #[tokio::test]
