@@ -270,7 +270,11 @@ impl Config {
         if checker.errors.is_empty() {
             Ok(Config {
                 policy,
-                catalog: Catalog { runbooks, services },
+                catalog: Catalog {
+                    runbooks,
+                    services,
+                    allowed_hosts: raw.safety.allowed_hosts.clone(),
+                },
                 roles: roles.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect(),
                 output_tail_bytes: raw.limits.output_tail_bytes.unwrap_or(3 * 1024),
                 group_cache,

@@ -32,6 +32,8 @@ pub(super) struct RawConfig {
 pub(super) struct RawSafety {
     /// `false` turns the two-person rule off; nothing else does.
     pub(super) two_person_rule: Option<bool>,
+    /// The only hosts `http` and `health` steps may call.
+    pub(super) allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

@@ -346,6 +346,18 @@ pub(super) fn check_url(c: &mut Checker, step_name: &str, url: &Spanned<String>)
             None,
         );
     }
+    // Where the call goes (scheme, host, port) is the configuration's to say, never a request's.
+    let origin = match text.split_once("://") {
+        Some((_, rest)) => &text[..text.len() - rest.len() + rest.find(['/', '?', '#']).unwrap_or(rest.len())],
+        None => text.find("}}").map_or(text.as_str(), |end| &text[..end]),
+    };
+    if origin.contains("params.") {
+        c.error(
+            url.span(),
+            format!("step `{step_name}`: `{text}` takes its scheme, host or port from a request parameter"),
+            Some("put the host in the URL or in the service's vars; parameters may fill the path and the query, where they are percent-encoded".into()),
+        );
+    }
 }
 
 /// The variables a template refers to, as dotted paths (`vars.deployment`, `params.target`).

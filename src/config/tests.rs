@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::Refusal;
 
 fn errors(source: &str) -> Vec<String> {
     Config::parse("rollbot.toml", source)
@@ -382,5 +383,75 @@ fn an_alert_label_alone_never_makes_a_rollback_critical() {
         mapped.alertmanager.as_ref().unwrap().severity_of(Some("critical")),
         Severity::Critical,
         "only an explicit mapping makes it critical"
+    );
+}
+
+/// A runbook whose `http` step calls `url`, with a free-text `flag` parameter.
+fn calling(url: &str, safety: &str) -> String {
+    format!(
+        "{MINIMAL}\n{safety}\n[runbooks.flags]\nparams.flag = {{ pattern = \".+\" }}\n[[runbooks.flags.steps]]\nname = \"Flip\"\nhttp = {{ method = \"POST\", url = \"{url}\" }}\n[services.shop]\nrunbooks = [\"flags\"]\nvars = {{ host = \"flags.internal\" }}\n"
+    )
+}
+
+fn frozen_url(source: &str, flag: &str) -> Result<String, Refusal> {
+    let config = Config::parse("rollbot.toml", source).unwrap_or_else(|e| panic!("{e}"));
+    let plan = config.catalog.freeze(&crate::domain::plan::PlanRequest {
+        service: "shop".into(),
+        params: [("flag".to_owned(), flag.to_owned())].into(),
+        ..Default::default()
+    })?;
+    match &plan.steps[0].action {
+        crate::domain::plan::StepAction::Http { url, .. } => Ok(url.clone()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_request_parameter_cannot_steer_where_a_step_calls() {
+    for steered in [
+        "https://{{ params.flag }}/api",
+        "https://flags.internal:{{ params.flag }}/api",
+        "{{ params.flag }}/api",
+    ] {
+        let found = errors(&calling(steered, ""));
+        assert_eq!(found.len(), 1, "{steered}: {found:?}");
+        assert!(
+            found[0].contains("takes its scheme, host or port from a request parameter"),
+            "{steered}: {found:?}"
+        );
+    }
+    let source = calling(
+        "https://{{ vars.host }}/api/v2/flags/{{ params.flag }}?env={{ params.flag }}",
+        "",
+    );
+    assert_eq!(
+        frozen_url(&source, "new checkout/../admin?x=1#y").unwrap(),
+        "https://flags.internal/api/v2/flags/new%20checkout%2F..%2Fadmin%3Fx%3D1%23y?env=new%20checkout%2F..%2Fadmin%3Fx%3D1%23y",
+        "a value fills its place and no more"
+    );
+    for dots in ["..", "."] {
+        let refused = frozen_url(&source, dots).unwrap_err();
+        assert!(
+            matches!(&refused, Refusal::PlanTemplate { detail, .. } if detail.contains("`.` or `..` path segment")),
+            "{dots}: {refused:?}"
+        );
+    }
+}
+
+#[test]
+fn allowed_hosts_bound_where_steps_may_call() {
+    let source = calling(
+        "https://{{ vars.host }}/api/{{ params.flag }}",
+        "[safety]\nallowed_hosts = [\"flags.internal\"]",
+    );
+    assert_eq!(frozen_url(&source, "on").unwrap(), "https://flags.internal/api/on");
+    let elsewhere = source.replace(
+        "vars = { host = \"flags.internal\" }",
+        "vars = { host = \"evil.example\" }",
+    );
+    let refused = frozen_url(&elsewhere, "on").unwrap_err();
+    assert!(
+        matches!(&refused, Refusal::PlanTemplate { detail, .. } if detail.contains("`evil.example`, which is not in [safety] allowed_hosts")),
+        "{refused:?}"
     );
 }

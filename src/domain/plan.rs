@@ -15,6 +15,8 @@ pub const MAX_PARAM_CHARS: usize = 200;
 pub struct Catalog {
     pub runbooks: BTreeMap<String, Runbook>,
     pub services: BTreeMap<String, Service>,
+    /// `[safety] allowed_hosts`: the only hosts `http` and `health` steps may call, when set.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -239,7 +241,12 @@ impl StepKind {
     }
 
     /// Resolves the templates into the action that will be frozen in the plan.
-    fn render(&self, render: &dyn Fn(&str) -> Result<String, String>) -> Result<StepAction, String> {
+    /// `render_url` renders a URL: parameters percent-encoded, the result checked.
+    fn render(
+        &self,
+        render: &dyn Fn(&str) -> Result<String, String>,
+        render_url: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<StepAction, String> {
         Ok(match self {
             StepKind::Command {
                 run,
@@ -267,7 +274,7 @@ impl StepKind {
                 timeout,
             } => StepAction::Http {
                 method: method.clone(),
-                url: render(url)?,
+                url: render_url(url)?,
                 headers: headers
                     .iter()
                     .map(|(k, v)| render(v).map(|v| (k.clone(), v)))
@@ -286,7 +293,7 @@ impl StepKind {
                 within,
                 every,
             } => StepAction::Health {
-                url: render(url)?,
+                url: render_url(url)?,
                 expect_status: *expect_status,
                 body_contains: body_contains.as_deref().map(render).transpose()?,
                 within_secs: within.as_secs().max(1),
@@ -613,10 +620,12 @@ impl Catalog {
             .iter()
             .map(|step| {
                 let render = |t: &str| render_template(t, &service.name, &service.vars, &params);
+                let render_url =
+                    |t: &str| render_url(t, &service.name, &service.vars, &params, self.allowed_hosts.as_deref());
                 let rendered = || -> Result<PlanStep, String> {
                     Ok(PlanStep {
                         name: step.name.clone(),
-                        action: step.kind.render(&render)?,
+                        action: step.kind.render(&render, &render_url)?,
                         confirm: step.confirm.as_deref().map(render).transpose()?,
                         retries: step.retries,
                         retry_delay_ms: if step.retries > 0 {
@@ -628,7 +637,7 @@ impl Catalog {
                         drill: step
                             .drill
                             .as_ref()
-                            .map(|d| d.render(&render).map(Box::new))
+                            .map(|d| d.render(&render, &render_url).map(Box::new))
                             .transpose()?,
                     })
                 };
@@ -671,6 +680,64 @@ pub fn render_template(
         }
         _ => format!("`{template}`: {e}"),
     })
+}
+
+/// What a parameter's value may leave unencoded in a URL: nothing but RFC 3986's unreserved
+/// characters, so a value cannot add a path segment, a query or a fragment.
+const PARAM_IN_URL: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Renders an `http` or `health` step's URL: each parameter percent-encoded, then the URL checked:
+/// http or https, no `.` or `..` path segment (a value that would move the call to another path),
+/// and a host from `allowed_hosts` when it is set.
+pub fn render_url(
+    template: &str,
+    service: &str,
+    vars: &BTreeMap<String, String>,
+    params: &BTreeMap<String, String>,
+    allowed_hosts: Option<&[String]>,
+) -> Result<String, String> {
+    let encoded: BTreeMap<String, String> = params
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                percent_encoding::utf8_percent_encode(v, PARAM_IN_URL).to_string(),
+            )
+        })
+        .collect();
+    let url = render_template(template, service, vars, &encoded)?;
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!("`{url}` is not an http:// or https:// URL"));
+    };
+    if !["http", "https"].contains(&scheme.to_ascii_lowercase().as_str()) {
+        return Err(format!("`{url}` is not an http:// or https:// URL"));
+    }
+    let path = rest.find('/').map_or("", |at| &rest[at..]);
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let dot_segment = path.split('/').any(|segment| {
+        let segment = segment.to_ascii_lowercase().replace("%2e", ".");
+        segment == "." || segment == ".."
+    });
+    if dot_segment {
+        return Err(format!(
+            "`{url}` has a `.` or `..` path segment, which would call another path than the runbook's"
+        ));
+    }
+    let parsed = url::Url::parse(&url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    if let Some(hosts) = allowed_hosts {
+        let host = parsed.host_str().unwrap_or_default();
+        if !hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host)) {
+            return Err(format!(
+                "`{url}` calls `{host}`, which is not in [safety] allowed_hosts ({})",
+                hosts.join(", ")
+            ));
+        }
+    }
+    Ok(url)
 }
 
 fn join_or_none<'a>(keys: impl Iterator<Item = &'a String>) -> String {
