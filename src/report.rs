@@ -114,6 +114,9 @@ pub fn check(config: &Config) -> String {
                 .unwrap_or_default()
         );
     }
+    for warning in secrets_in_argv(config) {
+        let _ = writeln!(out, "  ⚠️  {warning}");
+    }
     let _ = writeln!(out, "\nServices");
     for (name, service) in &config.catalog.services {
         let _ = writeln!(
@@ -177,4 +180,24 @@ pub fn refusal(refusal: &Refusal) -> String {
 
 pub fn parse_error(error: &ParseError) -> String {
     messages::parse_error(error).text
+}
+
+/// Steps that pass a secret on their command line, where any local user can read it in
+/// `/proc/<pid>/cmdline`, with how to pass it through the step's environment instead.
+fn secrets_in_argv(config: &Config) -> Vec<String> {
+    let mut warnings = vec![];
+    for (name, runbook) in &config.catalog.runbooks {
+        for step in &runbook.steps {
+            let crate::domain::plan::StepKind::Command { run, .. } = &step.kind else {
+                continue;
+            };
+            for reference in run.iter().flat_map(|a| crate::engine::secrets::references(a)) {
+                warnings.push(format!(
+                    "runbook `{name}`, step `{}` passes `${{env:{reference}}}` in its argv, which other local users can read in /proc; pass it in the step's env instead: env = {{ {reference} = \"${{env:{reference}}}\" }}, and read ${reference} in the command",
+                    step.name
+                ));
+            }
+        }
+    }
+    warnings
 }

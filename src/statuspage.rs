@@ -94,8 +94,34 @@ impl StatusPage {
         Ok((status, answer.retry_after, answer.body))
     }
 
-    /// Sends one update. Returns the incident's id when a provider created one.
+    /// Sends one update. Returns the incident's id when a provider created one. An error's text
+    /// (which reaches the thread, the timeline and the log) never carries the page's secret,
+    /// even when the page or a proxy echoes it back.
     pub async fn send(&self, message: &PageMessage, incident: Option<&str>) -> Result<Option<String>, CallError> {
+        self.send_unscrubbed(message, incident)
+            .await
+            .map_err(|e| self.scrubbed(e))
+    }
+
+    fn scrubbed(&self, error: CallError) -> CallError {
+        let secret = match &self.provider {
+            Provider::Atlassian { api_key, .. } => api_key,
+            Provider::Webhook { secret, .. } => secret,
+        };
+        let scrub =
+            |text: String| crate::secret::scrub_values(&text, [("STATUSPAGE_SECRET", secret.expose())].into_iter());
+        match error {
+            CallError::Transient(text) => CallError::Transient(scrub(text)),
+            CallError::Permanent(text) => CallError::Permanent(scrub(text)),
+            other => other,
+        }
+    }
+
+    async fn send_unscrubbed(
+        &self,
+        message: &PageMessage,
+        incident: Option<&str>,
+    ) -> Result<Option<String>, CallError> {
         let component_status = if message.update == PageUpdate::Resolved {
             "operational"
         } else {

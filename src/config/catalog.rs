@@ -5,7 +5,7 @@ pub(super) fn check_runbooks(
     c: &mut Checker,
     raw: &BTreeMap<String, RawRunbook>,
     databases: &BTreeMap<String, String>,
-    page_secret: Option<&str>,
+    own_secrets: &[(String, &str)],
 ) -> BTreeMap<String, Runbook> {
     let mut runbooks = BTreeMap::new();
     for (name, rb) in raw {
@@ -112,11 +112,12 @@ pub(super) fn check_runbooks(
                     c.error(step.name.span(), format!("step `{step_name}`: {detail}"), None);
                 }
                 for name in secrets::references(element) {
-                    let is_page_secret = page_secret.is_some_and(|p| name.strip_suffix("_FILE").unwrap_or(name) == p);
+                    let base = name.strip_suffix("_FILE").unwrap_or(name);
                     let problem = secrets::invalid_reference(name).or_else(|| {
-                        is_page_secret.then(|| {
-                            format!("`${{env:{name}}}` is the status page's secret; give the step its own credential")
-                        })
+                        own_secrets
+                            .iter()
+                            .find(|(env, _)| env == base)
+                            .map(|(_, what)| format!("`${{env:{name}}}` is {what}; give the step its own credential"))
                     });
                     if let Some(problem) = problem {
                         c.error(step.name.span(), format!("step `{step_name}`: {problem}"), None);

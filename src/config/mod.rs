@@ -234,8 +234,21 @@ impl Config {
         let mut policy = check_policy(&mut checker, &raw, &roles);
         policy.status_page = status_page.is_some();
         let databases = check_databases(&mut checker, &raw.databases);
-        let page_secret = status_page.as_ref().map(|p| p.secret_env.as_str());
-        let runbooks = check_runbooks(&mut checker, &raw.runbooks, &databases, page_secret);
+        // Every variable rollbot itself reads a secret from: no step may reference one.
+        let mut own_secrets: Vec<(String, &str)> = vec![];
+        if let Some(page) = &status_page {
+            own_secrets.push((page.secret_env.clone(), "the status page's secret"));
+        }
+        let alertmanager_token = raw
+            .alertmanager
+            .as_ref()
+            .map_or(DEFAULT_ALERTMANAGER_TOKEN_ENV.to_owned(), |a| {
+                a.token_env
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_ALERTMANAGER_TOKEN_ENV.to_owned())
+            });
+        own_secrets.push((alertmanager_token, "Alertmanager's token"));
+        let runbooks = check_runbooks(&mut checker, &raw.runbooks, &databases, &own_secrets);
         let services = check_services(&mut checker, &raw.services, &runbooks);
         let alertmanager = raw
             .alertmanager

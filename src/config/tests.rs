@@ -455,3 +455,58 @@ fn allowed_hosts_bound_where_steps_may_call() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn a_step_cannot_borrow_any_secret_rollbot_itself_reads() {
+    let borrowing = |reference: &str, alertmanager: &str| {
+        format!(
+            "{MINIMAL}\n{alertmanager}\n[runbooks.extra]\n[[runbooks.extra.steps]]\nname = \"S\"\nhttp = {{ url = \"https://example.com\", headers = {{ Authorization = \"${{env:{reference}}}\" }} }}\n"
+        )
+    };
+    for (reference, alertmanager) in [
+        ("ROLLBOT_ALERTMANAGER_TOKEN", ""),
+        ("ROLLBOT_ALERTMANAGER_TOKEN_FILE", ""),
+        ("AM_TOKEN", "[alertmanager]\ntoken_env = \"AM_TOKEN\""),
+    ] {
+        let found = errors(&borrowing(reference, alertmanager));
+        assert_eq!(found.len(), 1, "{reference}: {found:?}");
+        assert!(
+            found[0].contains(&format!("`${{env:{reference}}}` is"))
+                && found[0].contains("give the step its own credential"),
+            "{found:?}"
+        );
+    }
+}
+
+#[test]
+fn request_parameters_cannot_spell_out_a_secret_reference() {
+    let source = format!(
+        "{MINIMAL}\n[runbooks.spell]\nparams.a = {{ pattern = \".+\" }}\nparams.b = {{ pattern = \".+\" }}\n[[runbooks.spell.steps]]\nname = \"S\"\nrun = [\"echo\", \"{{{{ params.a }}}}{{{{ params.b }}}}\"]\n[services.shop]\nrunbooks = [\"spell\"]\n"
+    );
+    let config = Config::parse("rollbot.toml", &source).unwrap_or_else(|e| panic!("{e}"));
+    let freeze = |a: &str, b: &str| {
+        config.catalog.freeze(&crate::domain::plan::PlanRequest {
+            service: "shop".into(),
+            params: [("a".to_owned(), a.to_owned()), ("b".to_owned(), b.to_owned())].into(),
+            ..Default::default()
+        })
+    };
+    let refused = freeze("$", "{env:SLACK_BOT_TOKEN}").unwrap_err();
+    assert!(
+        matches!(&refused, Refusal::PlanTemplate { detail, .. } if detail.contains("only the configuration may name a secret")),
+        "{refused:?}"
+    );
+    assert!(freeze("plain", "words").is_ok());
+}
+
+#[test]
+fn check_warns_of_a_secret_passed_on_the_command_line() {
+    let source = format!(
+        "{MINIMAL}\n[runbooks.leaky]\n[[runbooks.leaky.steps]]\nname = \"Deploy\"\nrun = [\"deploy\", \"--token\", \"${{env:DEPLOY_TOKEN}}\"]\n"
+    );
+    let report = crate::report::check(&Config::parse("rollbot.toml", &source).unwrap());
+    assert!(
+        report.contains("⚠️  runbook `leaky`, step `Deploy` passes `${env:DEPLOY_TOKEN}` in its argv, which other local users can read in /proc; pass it in the step's env instead: env = { DEPLOY_TOKEN = \"${env:DEPLOY_TOKEN}\" }"),
+        "{report}"
+    );
+}

@@ -666,11 +666,28 @@ pub fn render_template(
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.render_str(
+    let rendered = env.render_str(
         template,
         minijinja::context! { service => service, vars => vars, params => params },
-    )
-    .map_err(|e| match e.kind() {
+    );
+    // `${env:…}` references are the configuration's (its text and its vars), never a value's:
+    // two parameters side by side could otherwise spell one out after rendering.
+    const REFERENCE: &str = "${env:";
+    let inert: BTreeMap<String, String> = params.keys().map(|k| (k.clone(), "x".to_owned())).collect();
+    let configured = env
+        .render_str(
+            template,
+            minijinja::context! { service => service, vars => vars, params => inert },
+        )
+        .map_or(0, |text| text.matches(REFERENCE).count());
+    if let Ok(text) = &rendered
+        && text.matches(REFERENCE).count() > configured
+    {
+        return Err(format!(
+            "`{template}` would hold a `${{env:…}}` reference made of request parameters; only the configuration may name a secret"
+        ));
+    }
+    rendered.map_err(|e| match e.kind() {
         minijinja::ErrorKind::UndefinedError => {
             format!(
                 "`{template}` uses a variable that is not defined (vars: {}; params: {})",

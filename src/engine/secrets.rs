@@ -1,15 +1,17 @@
 //! `${env:NAME}` references in a plan are resolved only when a step runs, so plans, cards, the
 //! database and logs hold the reference, never the value. Whatever a step sends back (output,
 //! response excerpts, errors) is scrubbed of the resolved values before it is recorded.
+pub use crate::secret::scrub_values;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The variables rollbot itself is configured with. Runbooks may never reference them: a step
 /// could otherwise send the bot token or the signing secret anywhere.
-pub const ROLLBOT_OWN: [&str; 6] = [
+pub const ROLLBOT_OWN: [&str; 7] = [
     "SLACK_SIGNING_SECRET",
     "SLACK_BOT_TOKEN",
     "ROLLBOT_API_TOKEN",
+    "ROLLBOT_ALERTMANAGER_TOKEN",
     "DATABASE_URL",
     "STATUSPAGE_API_KEY",
     "STATUSPAGE_WEBHOOK_SECRET",
@@ -92,16 +94,14 @@ impl Resolved {
         Ok(out)
     }
 
-    /// `text` with every resolved value replaced by its reference.
+    /// `text` with every resolved value replaced by its reference: as it is, and as the
+    /// encodings that echo it back most often write it (percent-encoded, base64, JSON-escaped).
+    /// A tail cut from a longer output that begins inside a value loses that part too.
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        // Longest first, so a value that contains another is replaced whole.
-        let mut values: Vec<&(String, String)> = self.values.iter().collect();
-        values.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
-        for (name, value) in values {
-            out = out.replace(value.as_str(), &format!("${{env:{name}}}"));
-        }
-        out
+        scrub_values(
+            text,
+            self.values.iter().map(|(name, value)| (name.as_str(), value.as_str())),
+        )
     }
 }
 
@@ -142,5 +142,44 @@ mod tests {
         );
         assert!(invalid_reference("lower").is_some());
         assert_eq!(references("a ${env:A} b ${env:B_2} ${env:"), ["A", "B_2"]);
+        assert!(
+            invalid_reference("ROLLBOT_ALERTMANAGER_TOKEN").is_some(),
+            "Alertmanager's token is rollbot's own too"
+        );
+    }
+
+    #[test]
+    fn echoes_of_a_secret_in_common_encodings_are_scrubbed() {
+        let mut resolved = Resolved::default();
+        resolved.resolve(&source(), "${env:ORDERS_DB}").unwrap();
+        for echo in [
+            "postgres%3A%2F%2Fu%3Apw%40db%2Forders",
+            "cG9zdGdyZXM6Ly91OnB3QGRiL29yZGVycw==",
+            "cG9zdGdyZXM6Ly91OnB3QGRiL29yZGVycw",
+        ] {
+            assert_eq!(
+                resolved.scrub(&format!("seen: {echo}!")),
+                "seen: ${env:ORDERS_DB}!",
+                "{echo}"
+            );
+        }
+        let mut quoted = Resolved::default();
+        let source = SecretSource::Fixed(Arc::new(BTreeMap::from([("Q".to_owned(), "pa\"ss\\word".to_owned())])));
+        quoted.resolve(&source, "${env:Q}").unwrap();
+        assert_eq!(quoted.scrub(r#"{"token":"pa\"ss\\word"}"#), r#"{"token":"${env:Q}"}"#);
+    }
+
+    #[test]
+    fn a_tail_cut_inside_a_secret_loses_the_piece() {
+        let mut resolved = Resolved::default();
+        resolved.resolve(&source(), "${env:FLAG_TOKEN}").unwrap();
+        // The output was `token=s3cr3t-token done`, and its tail was cut after `token=s3c`.
+        assert_eq!(resolved.scrub("r3t-token done"), "${env:FLAG_TOKEN} done");
+        assert_eq!(resolved.scrub("oken done"), "${env:FLAG_TOKEN} done");
+        assert_eq!(
+            resolved.scrub("ken done"),
+            "ken done",
+            "three characters are too few to tell apart"
+        );
     }
 }

@@ -146,7 +146,11 @@ pub async fn http(client: &HttpClient, secrets: &SecretSource, spec: HttpSpec<'_
                     StepOutcome::Failed
                 },
                 duration_ms: elapsed_ms(started),
-                output_tail: excerpt(&format!("HTTP {}\n{}", answer.status, answer.body), spec.tail_bytes),
+                // Scrubbed whole, then cut: a secret straddling the cut cannot leak in part.
+                output_tail: excerpt(
+                    &resolved.scrub(&format!("HTTP {}\n{}", answer.status, answer.body)),
+                    spec.tail_bytes,
+                ),
                 detail: (!expected).then(|| {
                     format!(
                         "answered HTTP {}; expected {}",

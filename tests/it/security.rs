@@ -247,3 +247,53 @@ async fn a_nul_character_is_refused_with_why_and_records_nothing() {
 }
 
 crate::also_on_embedded_store!(a_nul_character_is_refused_with_why_and_records_nothing);
+
+#[tokio::test]
+async fn a_status_page_that_echoes_its_key_in_an_error_does_not_leak_it() {
+    captured_logs();
+    let page = FakeStatusPage::start().await;
+    page.fail_next(&[PageOutage::EchoesCredential]);
+    let bot = Rollbot::builder()
+        .config(config)
+        .page(page.atlassian())
+        .secrets(&[("DEPLOY_TOKEN", DEPLOY_TOKEN)])
+        .start()
+        .await;
+    bot.slash(ALICE, "checkout-api to 41 severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    assert_eq!(page.refused(), [401], "the page refused with the key in its answer");
+    bot.card_now(&card);
+    let thread = bot.thread(&card).join("\n");
+    assert!(
+        thread.contains("invalid credential: OAuth ${env:STATUSPAGE_SECRET}"),
+        "{thread}"
+    );
+    let record = reqwest::Client::new()
+        .get(format!("{}/api/v1/rollbacks/RB-1", bot.url))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let slack: String = bot.slack.calls().iter().map(|c| c.body.to_string()).collect();
+    let logs = captured_logs();
+    for (place, text) in [
+        ("the thread", &thread),
+        ("the timeline", &record),
+        ("Slack", &slack),
+        ("the log", &logs),
+    ] {
+        assert!(!text.contains(API_KEY), "the status page's key reached {place}");
+    }
+    let stored = bot
+        .count(&format!(
+            "SELECT count(*) FROM rollback_events t WHERE t::text LIKE '%{API_KEY}%'"
+        ))
+        .await;
+    assert_eq!(stored, 0);
+}

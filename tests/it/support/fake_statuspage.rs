@@ -29,6 +29,8 @@ pub enum PageOutage {
     ServerError,
     /// 422: the page refuses the request for good.
     Refused,
+    /// 401 whose body echoes the credential it was sent, as some proxies and upstreams do.
+    EchoesCredential,
 }
 
 #[derive(Default)]
@@ -108,6 +110,11 @@ async fn record(
     body: Bytes,
 ) -> Response {
     let mut recorder = recorder.lock().unwrap();
+    let sent_credential = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     if let Some(outage) = recorder.outages.pop_front() {
         return match outage {
             PageOutage::RateLimited(seconds) => {
@@ -122,6 +129,14 @@ async fn record(
             PageOutage::ServerError => {
                 recorder.refused.push(500);
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+            PageOutage::EchoesCredential => {
+                recorder.refused.push(401);
+                (
+                    StatusCode::UNAUTHORIZED,
+                    format!("invalid credential: {sent_credential}"),
+                )
+                    .into_response()
             }
             PageOutage::Refused => {
                 recorder.refused.push(422);
