@@ -55,6 +55,19 @@ fn classify_status(status: http::StatusCode, retry_after: Option<std::time::Dura
     }
 }
 
+/// The timestamped signature of a webhook body sent at `timestamp` (Unix seconds):
+/// `v1=` and the hex HMAC-SHA256 of `v1:<timestamp>:<body>`, as Slack signs its own requests.
+/// Receivers recompute it and refuse a timestamp more than five minutes old, so a captured
+/// delivery cannot be replayed later.
+pub fn signature_v1(secret: &str, timestamp: u64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(format!("v1:{timestamp}:").as_bytes());
+    mac.update(body);
+    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The body's signature without a timestamp (`sha256=`), kept for receivers written before
+/// `signature_v1`; it cannot tell a replay from the original.
 pub fn signature(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(body);
@@ -67,6 +80,30 @@ impl StatusPage {
             http: crate::outbound::HttpClient::new()?,
             provider,
         })
+    }
+
+    /// The unresolved incident this page already holds for `rollback`, if any (Atlassian only).
+    async fn opened_already(&self, rollback: &str) -> Result<Option<String>, CallError> {
+        let Provider::Atlassian {
+            api_url,
+            page_id,
+            api_key,
+        } = &self.provider
+        else {
+            return Ok(None);
+        };
+        let url = format!("{}/pages/{page_id}/incidents/unresolved", api_url.trim_end_matches('/'));
+        let headers = vec![("authorization", format!("OAuth {}", api_key.expose()))];
+        let (status, retry_after, text) = self.call(http::Method::GET, &url, headers, vec![]).await?;
+        if !status.is_success() {
+            return Err(classify_status(status, retry_after, &text));
+        }
+        let incidents: Vec<serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| CallError::Transient(format!("the page's unresolved incidents are unreadable: {e}")))?;
+        Ok(incidents
+            .iter()
+            .find(|i| i["metadata"]["rollbot"]["rollback"] == rollback)
+            .and_then(|i| i["id"].as_str().map(str::to_owned)))
     }
 
     async fn call(
@@ -122,6 +159,13 @@ impl StatusPage {
         message: &PageMessage,
         incident: Option<&str>,
     ) -> Result<Option<String>, CallError> {
+        // A create whose answer was lost may have opened the incident: look before opening a
+        // second public one.
+        if message.update == PageUpdate::Opened
+            && let Some(opened) = self.opened_already(&message.rollback).await?
+        {
+            return Ok(Some(opened));
+        }
         let component_status = if message.update == PageUpdate::Resolved {
             "operational"
         } else {
@@ -151,6 +195,8 @@ impl StatusPage {
                     "body": message.body,
                     "component_ids": message.components,
                     "components": components,
+                    // What the lookup before a create finds it by.
+                    "metadata": {"rollbot": {"rollback": message.rollback}},
                 }}),
             ),
             (
@@ -193,6 +239,14 @@ impl StatusPage {
         let body = serde_json::to_vec(&body).expect("JSON");
         let mut headers = headers;
         if let Provider::Webhook { secret, .. } = &self.provider {
+            let timestamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            headers.push(("x-rollbot-timestamp", timestamp.to_string()));
+            headers.push((
+                "x-rollbot-signature-v1",
+                signature_v1(secret.expose(), timestamp, &body),
+            ));
             headers.push(("x-rollbot-signature", signature(secret.expose(), &body)));
         }
         let (status, retry_after, text) = self.call(method, &url, headers, body).await?;

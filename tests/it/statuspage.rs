@@ -54,8 +54,11 @@ async fn from_request_to_resolved_every_post_and_page_call_in_order() {
             "body": "We are currently experiencing issues with checkout-api. We have identified the issue and are rolling back to the previous version. Impact: some requests to checkout-api may fail or be slow. Started: 03:00 UTC.",
             "component_ids": ["cmp-checkout"],
             "components": {"cmp-checkout": "partial_outage"},
-        }})
+            "metadata": {"rollbot": {"rollback": "RB-1"}},
+        }}),
+        "the metadata is what a retry looks the incident up by"
     );
+    assert_eq!(page.lookups(), 1, "it looked before it opened one");
     assert_eq!(
         (calls[1].method.as_str(), calls[1].path.as_str()),
         ("PATCH", "/v1/pages/page42/incidents/inc1")
@@ -216,6 +219,24 @@ async fn the_webhook_provider_signs_every_update() {
             call.signature.as_deref(),
             Some(rollbot::statuspage::signature(WEBHOOK_SECRET, &call.raw).as_str())
         );
+        let sent_at: u64 = call.timestamp.as_deref().expect("a timestamp").parse().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(
+            now.abs_diff(sent_at) < 300,
+            "a receiver refuses older ones: {sent_at} vs {now}"
+        );
+        assert_eq!(
+            call.signature_v1.as_deref(),
+            Some(rollbot::statuspage::signature_v1(WEBHOOK_SECRET, sent_at, &call.raw).as_str()),
+            "the timestamp is signed with the body, so a replay cannot move it"
+        );
+        assert_ne!(
+            call.signature_v1.as_deref(),
+            Some(rollbot::statuspage::signature_v1(WEBHOOK_SECRET, sent_at + 600, &call.raw).as_str())
+        );
         assert_eq!(call.body["rollback"], "RB-1");
     }
     assert_eq!(
@@ -322,4 +343,29 @@ async fn a_drill_never_calls_the_status_page_nor_the_stakeholder_channels() {
         "a drill stays in its thread"
     );
     bot.card_now(&card);
+}
+
+#[tokio::test]
+async fn an_incident_created_whose_answer_was_lost_is_not_opened_twice() {
+    let page = FakeStatusPage::start().await;
+    page.fail_next(&[PageOutage::CreatedAnswerLost]);
+    let bot = Rollbot::builder()
+        .config(|m| page_config(m, ""))
+        .page(page.atlassian())
+        .start()
+        .await;
+    let card = approved_and_run(&bot).await;
+    bot.advance(1);
+    bot.settle().await;
+    bot.thread(&card);
+    bot.card_now(&card);
+    assert_eq!(page.refused(), [502], "the first answer was lost");
+    assert_eq!(
+        page.incidents(),
+        1,
+        "the retry found the incident it had opened instead of opening a second public one"
+    );
+    let methods: Vec<String> = page.calls().iter().map(|c| c.method.clone()).collect();
+    assert_eq!(methods, ["PATCH"], "the retry went on to the next update: {methods:?}");
+    assert!(page.lookups() >= 1);
 }

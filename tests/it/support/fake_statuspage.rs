@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{patch, post};
+use axum::routing::{get, patch, post};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -19,6 +19,8 @@ pub struct PageCall {
     pub path: String,
     pub authorization: Option<String>,
     pub signature: Option<String>,
+    pub signature_v1: Option<String>,
+    pub timestamp: Option<String>,
     pub body: Value,
     pub raw: Vec<u8>,
 }
@@ -31,6 +33,8 @@ pub enum PageOutage {
     Refused,
     /// 401 whose body echoes the credential it was sent, as some proxies and upstreams do.
     EchoesCredential,
+    /// The incident is created, but the answer is lost on the way back (a 502 from a proxy).
+    CreatedAnswerLost,
 }
 
 #[derive(Default)]
@@ -39,6 +43,10 @@ struct Recorder {
     refused: Vec<u16>,
     outages: VecDeque<PageOutage>,
     incidents: u32,
+    /// Incidents as the page holds them: (id, body as created, resolved).
+    open: Vec<(String, Value, bool)>,
+    /// `GET` lookups, apart from the changes in `calls`.
+    lookups: u32,
 }
 
 #[derive(Clone)]
@@ -61,6 +69,7 @@ impl FakeStatusPage {
         let recorder = Arc::new(Mutex::new(Recorder::default()));
         let app = Router::new()
             .route("/v1/pages/{page}/incidents", post(record))
+            .route("/v1/pages/{page}/incidents/unresolved", get(unresolved))
             .route("/v1/pages/{page}/incidents/{incident}", patch(record))
             .route("/hook", post(record))
             .with_state(recorder.clone());
@@ -97,6 +106,15 @@ impl FakeStatusPage {
         self.recorder.lock().unwrap().refused.clone()
     }
 
+    /// Incidents the page holds, resolved or not.
+    pub fn incidents(&self) -> usize {
+        self.recorder.lock().unwrap().open.len()
+    }
+
+    pub fn lookups(&self) -> u32 {
+        self.recorder.lock().unwrap().lookups
+    }
+
     pub fn fail_next(&self, outages: &[PageOutage]) {
         self.recorder.lock().unwrap().outages.extend(outages.iter().copied());
     }
@@ -115,8 +133,18 @@ async fn record(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let creating = method == Method::POST && uri.path().ends_with("/incidents");
     if let Some(outage) = recorder.outages.pop_front() {
         return match outage {
+            PageOutage::CreatedAnswerLost if creating => {
+                recorder.incidents += 1;
+                let id = format!("inc{}", recorder.incidents);
+                let created = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                recorder.open.push((id, created, false));
+                recorder.refused.push(502);
+                StatusCode::BAD_GATEWAY.into_response()
+            }
+            PageOutage::CreatedAnswerLost => StatusCode::BAD_GATEWAY.into_response(),
             PageOutage::RateLimited(seconds) => {
                 recorder.refused.push(429);
                 (
@@ -154,16 +182,47 @@ async fn record(
         path: uri.path().to_owned(),
         authorization: header("authorization"),
         signature: header("x-rollbot-signature"),
+        signature_v1: header("x-rollbot-signature-v1"),
+        timestamp: header("x-rollbot-timestamp"),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         raw: body.to_vec(),
     });
+    let sent: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let id = match uri.path().rsplit('/').next() {
         Some("incidents") => {
             recorder.incidents += 1;
-            format!("inc{}", recorder.incidents)
+            let id = format!("inc{}", recorder.incidents);
+            recorder.open.push((id.clone(), sent, false));
+            id
         }
-        Some(existing) => existing.to_owned(),
+        Some(existing) => {
+            let resolved = sent["incident"]["status"] == "resolved";
+            if let Some(incident) = recorder.open.iter_mut().find(|(id, _, _)| id == existing) {
+                incident.2 |= resolved;
+            }
+            existing.to_owned()
+        }
         None => String::new(),
     };
     axum::Json(json!({"id": id, "status": "ok"})).into_response()
+}
+
+/// `GET /v1/pages/{page}/incidents/unresolved`, as Statuspage answers it: an array of incidents.
+async fn unresolved(State(recorder): State<Arc<Mutex<Recorder>>>) -> Response {
+    let mut recorder = recorder.lock().unwrap();
+    recorder.lookups += 1;
+    let open: Vec<Value> = recorder
+        .open
+        .iter()
+        .filter(|(_, _, resolved)| !resolved)
+        .map(|(id, created, _)| {
+            json!({
+                "id": id,
+                "name": created["incident"]["name"],
+                "status": created["incident"]["status"],
+                "metadata": created["incident"]["metadata"],
+            })
+        })
+        .collect();
+    axum::Json(Value::Array(open)).into_response()
 }
