@@ -25,6 +25,16 @@ pub struct Delivery {
     engine: Arc<Engine>,
     slack: Arc<SlackApi>,
     status_page: Option<StatusPage>,
+    /// Cards posted whose place could not be recorded yet (the database blinked after Slack
+    /// answered): the retry records them instead of posting a second card.
+    unrecorded: std::sync::Mutex<std::collections::HashMap<CardOf, CardRef>>,
+}
+
+/// Whose card a posted message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum CardOf {
+    Rollback(crate::domain::RollbackId),
+    Proposal(ProposalId),
 }
 
 enum Outcome {
@@ -41,7 +51,22 @@ impl Delivery {
             engine,
             slack,
             status_page,
+            unrecorded: Default::default(),
         }
+    }
+
+    fn posted_unrecorded(&self, of: CardOf) -> Option<CardRef> {
+        self.unrecorded.lock().expect("unpoisoned").get(&of).cloned()
+    }
+
+    /// Remembers a card Slack took, until its place is recorded.
+    fn posted(&self, of: CardOf, card: CardRef) -> CardRef {
+        self.unrecorded.lock().expect("unpoisoned").insert(of, card.clone());
+        card
+    }
+
+    fn recorded(&self, of: CardOf) {
+        self.unrecorded.lock().expect("unpoisoned").remove(&of);
     }
 
     /// Delivers what is due now; returns how many effects it handled (delivered, given up, set
@@ -156,17 +181,26 @@ impl Delivery {
             return self.update_page(&rollback, *update, message.as_deref()).await;
         }
         if item.effect == Effect::PostCard {
-            let channel = rollback.request.channel.0.clone();
-            self.take_slot(item, &channel).await?;
-            let ts = self
-                .slack
-                .post(
-                    &channel,
-                    &messages::card(&rollback, directory, self.engine.config.status_page.is_some()),
-                    None,
-                )
-                .await?;
-            store.remember_card(id, &CardRef { channel, ts }).await?;
+            // Recorded already: an earlier attempt posted it and failed after that.
+            if store.card(id).await?.is_some() {
+                return Ok(());
+            }
+            let message = messages::card(&rollback, directory, self.engine.config.status_page.is_some());
+            let card = match self.posted_unrecorded(CardOf::Rollback(id)) {
+                // Posted by an attempt that could not record it: record it, and bring it up to date.
+                Some(card) => {
+                    self.slack.update(&card.channel, &card.ts, &message).await?;
+                    card
+                }
+                None => {
+                    let channel = rollback.request.channel.0.clone();
+                    self.take_slot(item, &channel).await?;
+                    let ts = self.slack.post(&channel, &message, None).await?;
+                    self.posted(CardOf::Rollback(id), CardRef { channel, ts })
+                }
+            };
+            store.remember_card(id, &card).await?;
+            self.recorded(CardOf::Rollback(id));
             return Ok(());
         }
         let card = store
@@ -289,10 +323,20 @@ impl Delivery {
         match store.proposal_card(id).await? {
             Some(card) => self.slack.update(&card.channel, &card.ts, &message).await?,
             None => {
-                let channel = proposal.channel.0.clone();
-                self.take_slot(item, &channel).await?;
-                let ts = self.slack.post(&channel, &message, None).await?;
-                store.remember_proposal_card(id, &CardRef { channel, ts }).await?;
+                let card = match self.posted_unrecorded(CardOf::Proposal(id)) {
+                    Some(card) => {
+                        self.slack.update(&card.channel, &card.ts, &message).await?;
+                        card
+                    }
+                    None => {
+                        let channel = proposal.channel.0.clone();
+                        self.take_slot(item, &channel).await?;
+                        let ts = self.slack.post(&channel, &message, None).await?;
+                        self.posted(CardOf::Proposal(id), CardRef { channel, ts })
+                    }
+                };
+                store.remember_proposal_card(id, &card).await?;
+                self.recorded(CardOf::Proposal(id));
             }
         }
         Ok(())

@@ -400,3 +400,42 @@ fn extreme_timestamps_are_stale_not_a_crash() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_card_posted_while_the_database_blinked_is_recorded_not_posted_again() {
+    let proxy = crate::support::proxy::Proxy::to("127.0.0.1:5432".into()).await;
+    let bot = Rollbot::builder().behind(&proxy).start().await;
+    assert!(
+        bot.slash(ALICE, "checkout-api to 41 severity high")
+            .await
+            .starts_with("Recorded *RB-1*")
+    );
+    // Slack takes its time with the card; the database goes away before rollbot can record
+    // where the card is, and comes back afterwards.
+    bot.slack
+        .slow("chat.postMessage", Some(std::time::Duration::from_millis(600)));
+    let delivery = bot.app.delivery.clone();
+    let first = tokio::spawn(async move { delivery.run_once().await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    proxy.cut();
+    let _ = first.await.unwrap();
+    proxy.restore();
+    bot.slack.slow("chat.postMessage", None);
+    bot.advance(5);
+    bot.settle().await;
+    let cards = bot
+        .slack
+        .calls()
+        .iter()
+        .filter(|c| c.method == "chat.postMessage" && c.body.get("thread_ts").is_none_or(|t| t.is_null()))
+        .count();
+    assert_eq!(cards, 1, "one request, one card");
+    let card = bot.expect_card();
+    assert_eq!(bot.click(BOB, Button::Approve(rb(1))).await, 200);
+    bot.settle().await;
+    assert!(
+        bot.card_now(&card).text.contains("✅ *Succeeded*"),
+        "the card recorded is the one updated"
+    );
+    bot.thread(&card);
+}
