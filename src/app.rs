@@ -181,6 +181,8 @@ pub struct Parts {
     pub status_page: Option<StatusPage>,
     /// Where `${env:…}` references in steps are read from.
     pub step_secrets: SecretSource,
+    /// What requests and approvals are sealed with (derived from the signing secrets).
+    pub seal_key: crate::domain::seal::SealKey,
 }
 
 impl App {
@@ -194,6 +196,7 @@ impl App {
             tokens,
             status_page,
             step_secrets,
+            seal_key,
         } = parts;
         let metrics = Arc::new(crate::metrics::Live::default());
         let slack = slack.reporting_to(metrics.clone());
@@ -206,6 +209,7 @@ impl App {
             ready_here: Default::default(),
             secrets: step_secrets,
             metrics: metrics.clone(),
+            seal: seal_key,
         });
         let slack = Arc::new(slack);
         let directory = Arc::new(Directory::new(

@@ -290,7 +290,9 @@ async fn serve(config: Config, listen: &str, data_dir: Option<&std::path::Path>)
     tracing::info!(store = %settings.store.describe(), "store open");
     let slack = SlackApi::new(&settings.slack_api_url, &settings.bot_token)?;
     let status_page = rollbot::app::status_page_from_env(&config)?;
+    let seal_key = rollbot::domain::seal::SealKey::derive(settings.signing_secrets.iter().map(|s| s.expose()));
     let app = App::new(rollbot::app::Parts {
+        seal_key,
         config,
         store,
         clock: Arc::new(SystemClock),

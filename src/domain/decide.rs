@@ -348,6 +348,7 @@ pub fn decide(
                 role,
                 plan_digest: rollback.plan_digest.clone(),
                 level,
+                seal: None,
             }])
         }
         Action::Reject { reason } => {
@@ -674,6 +675,7 @@ fn decide_request(
         allow_self_approval: severity.allow_self_approval,
         review_required: severity.review_required || severity.approvals == 0,
         second_person: policy.two_person_rule,
+        seal: None,
         expire_after_secs: severity.expire_after.map(|d| d.as_secs()),
     }])
 }

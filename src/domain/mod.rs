@@ -10,6 +10,7 @@ pub mod plan;
 pub mod policy;
 pub mod proposal;
 pub mod rollback;
+pub mod seal;
 
 pub use decide::{Action, Refusal, decide, may_preview, may_read};
 pub use plan::{Catalog, Plan, PlanStep, StepAction};

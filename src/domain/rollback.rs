@@ -44,6 +44,9 @@ pub enum Event {
         /// the requester. (Requests recorded before it was frozen here follow it.)
         #[serde(default = "two_person_rule")]
         second_person: bool,
+        /// The request's seal (`domain::seal`), made by the engine.
+        #[serde(default)]
+        seal: Option<String>,
         /// Who joins the approvers, and when, if nobody answers.
         #[serde(default)]
         ladder: Vec<LadderLevel>,
@@ -57,6 +60,9 @@ pub enum Event {
         /// 0 for the severity's own approvers, n for the n-th escalation level.
         #[serde(default)]
         level: usize,
+        /// The approval's seal (`domain::seal`), made by the engine.
+        #[serde(default)]
+        seal: Option<String>,
     },
     /// The next level of the ladder joins the approvers: by its timer, or by someone's click.
     Escalated {
@@ -296,6 +302,8 @@ pub struct Approval {
     pub plan_digest: String,
     #[serde(default)]
     pub level: usize,
+    #[serde(default)]
+    pub seal: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -320,6 +328,9 @@ pub struct Rollback {
     /// Gates and destructive steps need someone other than the requester (the two-person rule).
     #[serde(default = "two_person_rule")]
     pub second_person: bool,
+    /// What binds the plan and its approval rules to rollbot's key (`domain::seal`).
+    #[serde(default)]
+    pub seal: Option<String>,
     #[serde(default)]
     pub ladder: Vec<LadderLevel>,
     /// How many ladder levels have joined the approvers.
@@ -359,6 +370,7 @@ impl Rollback {
             allow_self_approval,
             review_required,
             second_person,
+            seal,
             ladder,
             expire_after_secs,
         } = &first.event
@@ -376,6 +388,7 @@ impl Rollback {
             allow_self_approval: *allow_self_approval,
             review_required: *review_required,
             second_person: *second_person,
+            seal: seal.clone(),
             ladder: ladder.clone(),
             level: 0,
             escalations: vec![],
@@ -412,6 +425,7 @@ impl Rollback {
                 role,
                 plan_digest,
                 level,
+                seal,
             } => {
                 self.approvals.push(Approval {
                     by: by.clone(),
@@ -419,6 +433,7 @@ impl Rollback {
                     at,
                     plan_digest: plan_digest.clone(),
                     level: *level,
+                    seal: seal.clone(),
                 });
                 if self.valid_approvals() >= self.approvals_required as usize {
                     self.state = State::Queued;

@@ -235,6 +235,13 @@ impl Executor {
                     outcome: StepOutcome::Rehearsed,
                     ..Default::default()
                 },
+                // Whoever can write the database's rows cannot make rollbot run what nobody approved.
+                Some(_) if let Err(why) = self.engine.seal.verify(&rollback) => {
+                    tracing::error!(rollback = %rollback.id, step = index + 1, why, "the run stopped: its seal does not hold");
+                    could_not_start(format!(
+                        "the run was stopped before this step: {why}. Nothing of this step ran; request the rollback again."
+                    ))
+                }
                 Some(action) => match self
                     .while_leased(&mut run, |stop_by| self.with_retries(&rollback, index, action, stop_by))
                     .await

@@ -39,6 +39,8 @@ pub struct Engine {
     pub(crate) secrets: secrets::SecretSource,
     /// This process's figures for `/metrics`: decisions are counted here as they are recorded.
     pub(crate) metrics: Arc<crate::metrics::Live>,
+    /// Seals requests and approvals, and checks them before each step (`domain::seal`).
+    pub(crate) seal: crate::domain::seal::SealKey,
 }
 
 /// Rollbacks this process queued to run, handed to its executor as they were written, so a
@@ -245,7 +247,7 @@ impl Engine {
             Ok(events) => events,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let history: Vec<Recorded> = events
+        let mut history: Vec<Recorded> = events
             .into_iter()
             .map(|event| Recorded {
                 at: now,
@@ -253,6 +255,15 @@ impl Engine {
                 event,
             })
             .collect();
+        let unsealed =
+            Rollback::from_history(RollbackId(0), &history).expect("decide starts a rollback with its request");
+        if let Some(Recorded {
+            event: Event::Requested { seal, .. },
+            ..
+        }) = history.first_mut()
+        {
+            *seal = Some(self.seal.request(&unsealed));
+        }
         let draft = Rollback::from_history(RollbackId(0), &history).expect("decide starts a rollback with its request");
         let consequences = consequences_of(false, &draft, &events_of(&history), &self.reach());
         Ok(Ok((history, consequences)))
@@ -302,6 +313,18 @@ impl Engine {
                 Ok(events) => events,
                 Err(refusal) => return Ok(Changed::Refused(refusal)),
             };
+            for event in &mut events {
+                if let Event::Approved {
+                    by,
+                    role,
+                    plan_digest,
+                    seal,
+                    ..
+                } = event
+                {
+                    *seal = Some(self.seal.approval(plan_digest, by, role));
+                }
+            }
             let expected_version = rollback.version;
             let awaited_approval = rollback.state == State::AwaitingApproval;
             let record = |events: &[Event]| -> Vec<Recorded> {

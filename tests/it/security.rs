@@ -297,3 +297,44 @@ async fn a_status_page_that_echoes_its_key_in_an_error_does_not_leak_it() {
         .await;
     assert_eq!(stored, 0);
 }
+
+#[tokio::test]
+async fn a_plan_rewritten_in_the_database_after_approval_never_runs() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, "checkout-api runbook database severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    assert_eq!(bot.marker(), ["undo"], "paused at its gate");
+
+    // Someone who can write rows (not rollbot's key) swaps the destructive step's command and
+    // recomputes the digest stored beside the plan and in its approvals.
+    let mut tampered = bot.app.engine.rollback(rb(1)).await.unwrap().unwrap();
+    let rollbot::domain::StepAction::Command { argv, .. } = &mut tampered.plan.steps[2].action else {
+        panic!("the full restore is a command");
+    };
+    argv[2] = "echo \"pwned\" >> \"$1\"".into();
+    tampered.plan_digest = tampered.plan.digest();
+    for approval in &mut tampered.approvals {
+        approval.plan_digest = tampered.plan_digest.clone();
+    }
+    bot.tamper_with(&tampered).await;
+
+    bot.click(BOB, Button::Continue(rb(1), 1)).await;
+    bot.settle().await;
+    bot.click(BOB, Button::Confirm(rb(1), 2)).await;
+    let modal = bot.expect_modal();
+    assert_eq!(
+        bot.submit(BOB, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await,
+        None
+    );
+    bot.settle().await;
+    assert_eq!(bot.marker(), ["undo"], "the rewritten step did not run");
+    let thread = bot.thread(&card).join("\n");
+    assert!(
+        thread.contains("its plan or its approval rules are not the ones rollbot recorded"),
+        "the run says why it stopped: {thread}"
+    );
+    assert!(bot.card_now(&card).text.contains("Failed"));
+}

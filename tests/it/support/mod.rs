@@ -275,6 +275,7 @@ impl Rollbot {
             tokens: test_tokens(),
             status_page: page.map(|provider| rollbot::statuspage::StatusPage::new(provider).unwrap()),
             step_secrets: SecretSource::Fixed(Arc::new(step_secrets.clone())),
+            seal_key: test_seal_key(),
         })
         .with_step_supervisor(env!("CARGO_BIN_EXE_rollbot-step-supervisor").into());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -324,6 +325,7 @@ impl Rollbot {
             tokens: test_tokens(),
             status_page: None,
             step_secrets: SecretSource::Fixed(Arc::new(self.step_secrets.clone())),
+            seal_key: test_seal_key(),
         })
         .with_step_supervisor(env!("CARGO_BIN_EXE_rollbot-step-supervisor").into())
     }
@@ -505,6 +507,20 @@ impl Rollbot {
         taken
     }
 
+    /// Overwrites rollback `rollback.id`'s stored document, as someone with write access to
+    /// the database (and not to rollbot's key) could.
+    pub async fn tamper_with(&self, rollback: &rollbot::domain::Rollback) {
+        let TestStorage::Postgres(db) = &self.storage else {
+            panic!("tampering is shown on PostgreSQL");
+        };
+        let doc = serde_json::to_value(rollback).unwrap();
+        connect(&db.url)
+            .await
+            .execute("UPDATE rollbacks SET doc = $1 WHERE id = $2", &[&doc, &rollback.id.0])
+            .await
+            .unwrap();
+    }
+
     /// Runs a SQL query on the test's store (for assertions about what was recorded).
     /// Counts rows with raw SQL, for what the store façade does not read (kept to a few).
     pub async fn count(&self, sql: &str) -> i64 {
@@ -593,6 +609,11 @@ pub fn rb(n: i64) -> rollbot::domain::RollbackId {
 /// Proposal `P-n`, for a button.
 pub fn pr(n: i64) -> rollbot::domain::ProposalId {
     rollbot::domain::ProposalId(n)
+}
+
+/// The seal key every test rollbot derives, as `rollbot serve` does, from its signing secret.
+pub fn test_seal_key() -> rollbot::domain::seal::SealKey {
+    rollbot::domain::seal::SealKey::derive([SIGNING_SECRET])
 }
 
 /// The bearer tokens every test rollbot accepts.
