@@ -90,11 +90,13 @@ fn make_printable(value: &mut serde_json::Value) {
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(make_printable),
         serde_json::Value::Object(fields) => {
-            let keys: Vec<String> = fields.keys().cloned().collect();
-            for key in keys {
-                let mut field = fields.remove(&key).unwrap_or_default();
-                make_printable(&mut field);
-                fields.insert(crate::text::printable(&key).into_owned(), field);
+            fields.values_mut().for_each(make_printable);
+            if fields.keys().any(|key| key.chars().any(crate::text::is_unprintable)) {
+                let cleaned = std::mem::take(fields)
+                    .into_iter()
+                    .map(|(key, value)| (crate::text::printable(&key).into_owned(), value))
+                    .collect();
+                *fields = cleaned;
             }
         }
         _ => {}

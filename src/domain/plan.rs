@@ -673,16 +673,21 @@ pub fn render_template(
     // `${env:…}` references are the configuration's (its text and its vars), never a value's:
     // two parameters side by side could otherwise spell one out after rendering.
     const REFERENCE: &str = "${env:";
-    let inert: BTreeMap<String, String> = params.keys().map(|k| (k.clone(), "x".to_owned())).collect();
-    let configured = env
-        .render_str(
-            template,
-            minijinja::context! { service => service, vars => vars, params => inert },
-        )
-        .map_or(0, |text| text.matches(REFERENCE).count());
-    if let Ok(text) = &rendered
-        && text.matches(REFERENCE).count() > configured
-    {
+    let references = |text: &str| text.matches(REFERENCE).count();
+    // Rendered again with inert parameters only when the text holds a reference at all.
+    let spelled_by_params = rendered.as_ref().is_ok_and(|text| {
+        references(text) > 0 && {
+            let inert: BTreeMap<String, String> = params.keys().map(|k| (k.clone(), "x".to_owned())).collect();
+            let configured = env
+                .render_str(
+                    template,
+                    minijinja::context! { service => service, vars => vars, params => inert },
+                )
+                .map_or(0, |text| references(&text));
+            references(text) > configured
+        }
+    });
+    if spelled_by_params {
         return Err(format!(
             "`{template}` would hold a `${{env:…}}` reference made of request parameters; only the configuration may name a secret"
         ));

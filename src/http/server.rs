@@ -216,10 +216,18 @@ mod tests {
         crate::shutdown::Trigger,
         tokio::task::JoinHandle<std::io::Result<()>>,
     ) {
-        let router = Router::new().route(
-            "/echo",
-            axum::routing::post(|body: axum::body::Bytes| async move { format!("got {} bytes", body.len()) }),
-        );
+        let router = Router::new()
+            .route(
+                "/echo",
+                axum::routing::post(|body: axum::body::Bytes| async move { format!("got {} bytes", body.len()) }),
+            )
+            .route(
+                "/stuck",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    "too late"
+                }),
+            );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let (trigger, shutdown) = crate::shutdown::channel();
@@ -272,6 +280,23 @@ mod tests {
         // Reading the body fails at the deadline; the handler's extractor answers it (400).
         assert!(said.starts_with("HTTP/1.1 4"), "{said}");
         assert!(said.contains("Failed to buffer the request body"), "{said}");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_takes_too_long_is_answered_408() {
+        let limits = Limits {
+            request: Duration::from_millis(500),
+            ..QUICK
+        };
+        let (address, _trigger, _server) = started(limits).await;
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /stuck HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let (said, waited) = until_closed(&mut stream).await;
+        assert!(said.starts_with("HTTP/1.1 408"), "{said}");
         assert!(waited < Duration::from_secs(2), "{waited:?}");
     }
 
