@@ -78,6 +78,7 @@ pub(super) enum DurationSetting {
     ExpectedDuration,
     DeliveryGivesUpAfter,
     OutboxRetention,
+    AutoRequestEvery,
 }
 
 impl DurationSetting {
@@ -145,6 +146,12 @@ impl DurationSetting {
                 MINUTE,
                 30 * DAY,
                 "a message Slack could not take for this long is kept as undeliverable; outages last hours",
+            ),
+            DurationSetting::AutoRequestEvery => (
+                "auto_request_every",
+                MINUTE,
+                7 * DAY,
+                "a service files at most one request by itself this often, so a flapping alert cannot file request after request",
             ),
             DurationSetting::OutboxRetention => (
                 "outbox_retention",

@@ -49,6 +49,10 @@ pub(super) fn check_alertmanager(
             severities.insert(label.clone(), severity);
         }
     }
+    let auto_request_every = match &raw.auto_request_every {
+        Some(every) => c.duration(every, DurationSetting::AutoRequestEvery)?,
+        None => DEFAULT_AUTO_REQUEST_EVERY,
+    };
     let label = |name: &Option<String>, default: &str| name.clone().unwrap_or_else(|| default.to_owned());
     Some(AlertmanagerSettings {
         channel,
@@ -58,6 +62,7 @@ pub(super) fn check_alertmanager(
         target_label: raw.target_label.clone(),
         default_severity,
         severities,
+        auto_request_every,
     })
 }
 

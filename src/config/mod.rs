@@ -133,7 +133,11 @@ pub struct AlertmanagerSettings {
     pub default_severity: Severity,
     /// Label value → severity, besides rollbot's own names (critical, high, medium, low, sev1–4).
     pub severities: BTreeMap<String, Severity>,
+    /// A service with `auto_request` files at most one request by itself per this interval.
+    pub auto_request_every: Duration,
 }
+
+pub const DEFAULT_AUTO_REQUEST_EVERY: Duration = Duration::from_secs(3600);
 
 pub const DEFAULT_ALERTMANAGER_TOKEN_ENV: &str = "ROLLBOT_ALERTMANAGER_TOKEN";
 

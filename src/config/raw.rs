@@ -295,6 +295,7 @@ pub(super) struct RawAlertmanager {
     pub(super) severity_label: Option<String>,
     pub(super) target_label: Option<String>,
     pub(super) default_severity: Option<Spanned<String>>,
+    pub(super) auto_request_every: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) severities: BTreeMap<String, Spanned<String>>,
 }

@@ -272,6 +272,14 @@ pub enum Refusal {
     AutomaticRequestNeedsApproval {
         severity: Severity,
     },
+    /// A service files at most one automatic request per interval, so a flapping alert does
+    /// not file request after request.
+    AutomaticRequestTooSoon {
+        service: String,
+        last: RollbackId,
+        at: DateTime<Utc>,
+        every: std::time::Duration,
+    },
     NoSuchProposal {
         id: ProposalId,
     },

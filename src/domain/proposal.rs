@@ -89,7 +89,35 @@ pub struct Proposal {
     /// before it was kept as a value hold it worded, as `auto_request_skipped`.)
     #[serde(default, alias = "auto_request_skipped", with = "refused_or_worded")]
     pub auto_request_refused: Option<AutoRequestRefused>,
+    /// Other alert groups about the same service, by group key: shown on this card instead of
+    /// a card each, so an alert storm about one service is one card.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub also: BTreeMap<String, FoldedGroup>,
 }
+
+/// An alert group folded into another group's proposal for the same service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoldedGroup {
+    pub severity: Severity,
+    pub alerts: Vec<AlertSummary>,
+    pub truncated: u64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub notifications: u32,
+}
+
+impl FoldedGroup {
+    pub fn firing(&self) -> bool {
+        self.alerts.iter().any(|a| a.firing)
+    }
+
+    pub fn lead_alert(&self) -> Option<&AlertSummary> {
+        self.alerts.iter().find(|a| a.firing).or_else(|| self.alerts.first())
+    }
+}
+
+/// Most alerts a folded group keeps: its card shows one line per group, the rest are counted.
+const FOLDED_ALERTS_KEPT: usize = 5;
 
 /// Why an automatic request was not filed: the refusal, or (recorded by an earlier version)
 /// its wording.
@@ -133,6 +161,78 @@ fn no_id() -> ProposalId {
 }
 
 impl Proposal {
+    /// The proposal a notification changes among its service's open (unresolved) proposals:
+    /// the one that holds its group; else, for a firing group, the service's proposal nobody
+    /// dismissed, which takes it in; else a new one. `None`: a resolved group with nothing open.
+    pub fn observe_among(open: &[Proposal], group: &AlertGroup, now: DateTime<Utc>) -> Option<Proposal> {
+        if let Some(lead) = open.iter().find(|p| p.group_key == group.group_key) {
+            return Proposal::observe(Some(lead), group, now);
+        }
+        if let Some(holder) = open.iter().find(|p| p.also.contains_key(&group.group_key)) {
+            return Some(holder.fold(group, now));
+        }
+        if !group.firing() {
+            return None;
+        }
+        match open.iter().find(|p| p.takes_in_other_groups()) {
+            Some(holder) => Some(holder.fold(group, now)),
+            None => Proposal::observe(None, group, now),
+        }
+    }
+
+    /// Whether a new proposal may open beside the service's open ones: none of them holds its
+    /// group, and none would take it in. Checked by the store as it inserts.
+    pub fn may_open_beside(&self, open: &[Proposal]) -> bool {
+        open.iter().all(|p| {
+            p.group_key != self.group_key && !p.also.contains_key(&self.group_key) && !p.takes_in_other_groups()
+        })
+    }
+
+    /// A dismissed proposal keeps its own groups quiet but takes in no new one: a new alert
+    /// after a dismissal deserves its own card.
+    fn takes_in_other_groups(&self) -> bool {
+        !matches!(self.decision, Some(Decision::Dismissed { .. }))
+    }
+
+    /// Whether any alert of any of its groups still fires.
+    pub fn firing(&self) -> bool {
+        self.alerts.iter().any(|a| a.firing) || self.also.values().any(FoldedGroup::firing)
+    }
+
+    /// The gravest severity of the folded groups still firing (critical orders first).
+    fn folded_severity(&self) -> Option<Severity> {
+        self.also.values().filter(|g| g.firing()).map(|g| g.severity).min()
+    }
+
+    /// The proposal with another group's notification taken in.
+    fn fold(&self, group: &AlertGroup, now: DateTime<Utc>) -> Proposal {
+        let mut next = self.clone();
+        let folded = next.also.entry(group.group_key.clone()).or_insert_with(|| FoldedGroup {
+            severity: group.severity,
+            alerts: vec![],
+            truncated: 0,
+            first_seen: now,
+            last_seen: now,
+            notifications: 0,
+        });
+        let kept = group.alerts.len().min(FOLDED_ALERTS_KEPT);
+        folded.severity = group.severity;
+        folded.alerts = group.alerts[..kept].to_vec();
+        folded.truncated = group.truncated + (group.alerts.len() - kept) as u64;
+        folded.last_seen = now;
+        folded.notifications = folded.notifications.saturating_add(1);
+        if next.rollback.is_none() {
+            if group.firing() {
+                next.severity = next.severity.min(group.severity);
+            }
+            next.target = next.target.or_else(|| group.target.clone());
+        }
+        next.last_seen = now;
+        next.notifications = next.notifications.saturating_add(1);
+        next.resolved_at = (!next.firing()).then_some(now);
+        next
+    }
+
     /// The proposal after a notification of its group: a new one for a firing group nobody
     /// proposed yet, the same one brought up to date otherwise. `None`: a resolved group with
     /// nothing open, which needs no card.
@@ -145,7 +245,7 @@ impl Proposal {
                 severity: if open.rollback.is_some() {
                     open.severity
                 } else {
-                    group.severity
+                    open.folded_severity().map_or(group.severity, |s| s.min(group.severity))
                 },
                 target: if open.rollback.is_some() {
                     open.target.clone()
@@ -158,7 +258,8 @@ impl Proposal {
                 truncated: group.truncated,
                 last_seen: now,
                 notifications: open.notifications.saturating_add(1),
-                resolved_at,
+                // Resolved once every group it holds is.
+                resolved_at: resolved_at.filter(|_| !open.also.values().any(FoldedGroup::firing)),
                 ..open.clone()
             }),
             None if group.firing() => Some(Proposal {
@@ -180,6 +281,7 @@ impl Proposal {
                 resolved_at: None,
                 decision: None,
                 auto_request_refused: None,
+                also: BTreeMap::new(),
             }),
             None => None,
         }
@@ -207,6 +309,27 @@ impl Proposal {
             reason = reason.chars().take(max_chars.saturating_sub(1)).collect::<String>() + "…";
         }
         reason
+    }
+}
+
+/// Whether rollbot may file another request for `service` by itself, given the last one it
+/// filed: at most one per `every`.
+pub fn may_file_automatically(
+    service: &str,
+    last: Option<(RollbackId, DateTime<Utc>)>,
+    every: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    match last {
+        Some((last, at)) if now.signed_duration_since(at).to_std().unwrap_or_default() < every => {
+            Err(Refusal::AutomaticRequestTooSoon {
+                service: service.to_owned(),
+                last,
+                at,
+                every,
+            })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -267,6 +390,61 @@ mod tests {
     use super::*;
     use crate::domain::Severity;
     use crate::domain::fixtures::{alert_group, at};
+
+    fn other_group(firing: bool, severity: Severity) -> AlertGroup {
+        let mut group = alert_group(firing, 1);
+        group.group_key = "{}:{alertname=\"LatencyHigh\"}".into();
+        group.severity = severity;
+        group.alerts[0].name = "LatencyHigh".into();
+        group
+    }
+
+    fn saved(mut proposal: Proposal, id: i64) -> Proposal {
+        proposal.id = ProposalId(id);
+        proposal
+    }
+
+    #[test]
+    fn a_services_other_alert_groups_fold_into_its_open_proposal_until_all_resolve() {
+        let lead = saved(Proposal::observe_among(&[], &alert_group(true, 1), at(0)).unwrap(), 1);
+        let folded = Proposal::observe_among(&[lead.clone()], &other_group(true, Severity::Critical), at(1)).unwrap();
+        assert_eq!(folded.id, lead.id, "the same proposal, not a new one");
+        assert_eq!(folded.also.len(), 1);
+        assert_eq!((folded.severity, folded.notifications), (Severity::Critical, 2));
+        assert!(
+            !Proposal::observe(None, &other_group(true, Severity::High), at(1))
+                .unwrap()
+                .may_open_beside(&[lead.clone()]),
+            "the store refuses a second card for the service"
+        );
+
+        let lead_resolved = Proposal::observe_among(&[folded.clone()], &alert_group(false, 1), at(2)).unwrap();
+        assert_eq!(lead_resolved.resolved_at, None, "the folded group still fires");
+        assert_eq!(lead_resolved.severity, Severity::Critical);
+        let all_resolved =
+            Proposal::observe_among(&[lead_resolved], &other_group(false, Severity::Critical), at(3)).unwrap();
+        assert_eq!(all_resolved.resolved_at, Some(at(3)));
+        assert_eq!(all_resolved.also.values().next().unwrap().notifications, 2);
+    }
+
+    #[test]
+    fn a_dismissed_proposal_keeps_its_groups_but_takes_in_no_new_one() {
+        let mut lead = saved(Proposal::observe_among(&[], &alert_group(true, 1), at(0)).unwrap(), 1);
+        lead.decision = Some(Decision::Dismissed {
+            by: crate::domain::UserId("U0ALICE".into()),
+            at: at(1),
+        });
+        let repeat = Proposal::observe_among(&[lead.clone()], &alert_group(true, 1), at(2)).unwrap();
+        assert_eq!((repeat.id, repeat.decision.is_some()), (lead.id, true));
+        let new = Proposal::observe_among(&[lead.clone()], &other_group(true, Severity::High), at(2)).unwrap();
+        assert_eq!(new.id, ProposalId(0), "a new alert after a dismissal gets its own card");
+        assert!(new.may_open_beside(&[lead]));
+        assert_eq!(
+            Proposal::observe_among(&[], &other_group(false, Severity::High), at(3)),
+            None,
+            "a resolved group with nothing open needs no card"
+        );
+    }
 
     #[test]
     fn why_an_automatic_request_was_not_filed_is_kept_as_a_value_and_old_wording_still_reads() {

@@ -43,6 +43,8 @@ enum Outcome {
     GiveUp(String),
     /// Not tried: the channel's next posting slot is at this time.
     Wait(chrono::DateTime<chrono::Utc>),
+    /// Not tried: the channel is busy with rollbacks' messages until this time.
+    WaitForChannel(chrono::DateTime<chrono::Utc>),
 }
 
 impl Delivery {
@@ -110,12 +112,14 @@ impl Delivery {
                 Err(DeliverError::Call(e)) => Outcome::Retry(e),
                 Err(DeliverError::Internal(e)) => Outcome::Retry(CallError::Transient(format!("{e:#}"))),
                 Err(DeliverError::Wait(at)) => Outcome::Wait(at),
+                Err(DeliverError::WaitForChannel(at)) => Outcome::WaitForChannel(at),
             };
             let now = self.engine.clock.now();
             let store = &self.engine.store;
             match outcome {
                 Outcome::Delivered => store.outbox_delivered(item.id, now).await?,
                 Outcome::Wait(at) => store.outbox_wait_for_slot(item.id, at).await?,
+                Outcome::WaitForChannel(at) => store.outbox_wait_for_channel(item.id, at).await?,
                 Outcome::GiveUp(error) => {
                     tracing::error!(outbox = item.id, rollback = ?item.rollback_id, kind = item.effect.kind(), %error, "Slack refused the message; recorded as undeliverable");
                     self.undeliverable(item, &error).await?;
@@ -170,7 +174,7 @@ impl Delivery {
                 .await?);
         }
         if let Effect::ProposalCard { proposal } = &item.effect {
-            return self.proposal_card(item, *proposal).await;
+            return self.proposal_card(*proposal).await;
         }
         let id = item
             .rollback_id
@@ -301,7 +305,7 @@ impl Delivery {
     }
 
     /// Posts a proposal's card, or brings the posted one up to date.
-    async fn proposal_card(&self, item: &OutboxItem, id: ProposalId) -> Result<(), DeliverError> {
+    async fn proposal_card(&self, id: ProposalId) -> Result<(), DeliverError> {
         let store = &self.engine.store;
         let config = &self.engine.config;
         let proposal = store.load_proposal(id).await?.ok_or_else(|| anyhow!("{id} is gone"))?;
@@ -330,7 +334,7 @@ impl Delivery {
                     }
                     None => {
                         let channel = proposal.channel.0.clone();
-                        self.take_slot(item, &channel).await?;
+                        self.take_idle_slot(&channel).await?;
                         let ts = self.slack.post(&channel, &message, None).await?;
                         self.posted(CardOf::Proposal(id), CardRef { channel, ts })
                     }
@@ -471,6 +475,22 @@ impl Delivery {
         }
     }
 
+    /// A proposal's card gives way to rollbacks: it takes the channel's slot only when nothing
+    /// is reserved ahead, and otherwise waits (holding no slot) until the channel is free, so an
+    /// alert flood never queues ahead of an Approve button.
+    async fn take_idle_slot(&self, channel: &str) -> Result<(), DeliverError> {
+        let now = self.engine.clock.now();
+        match self
+            .engine
+            .store
+            .take_idle_channel_slot(channel, now, crate::store::CHANNEL_POST_GAP)
+            .await?
+        {
+            None => Ok(()),
+            Some(free_at) => Err(DeliverError::WaitForChannel(free_at)),
+        }
+    }
+
     pub async fn run_forever(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
         loop {
             match self.run_once().await {
@@ -494,6 +514,7 @@ enum DeliverError {
     Call(CallError),
     Internal(anyhow::Error),
     Wait(chrono::DateTime<chrono::Utc>),
+    WaitForChannel(chrono::DateTime<chrono::Utc>),
 }
 
 impl From<CallError> for DeliverError {

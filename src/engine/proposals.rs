@@ -4,7 +4,9 @@
 use super::{Engine, MAX_CONFLICT_RETRIES};
 use crate::domain::plan::{Ask, PlanRequest};
 use crate::domain::proposal::AutoRequestRefused;
-use crate::domain::proposal::{AlertGroup, Decision, Proposal, ProposalAction, ProposalId, decide_proposal};
+use crate::domain::proposal::{
+    AlertGroup, Decision, Proposal, ProposalAction, ProposalId, decide_proposal, may_file_automatically,
+};
 use crate::domain::{Actor, Refusal, Rollback};
 use crate::store::Filed;
 use anyhow::{Context, Result, bail};
@@ -17,20 +19,40 @@ impl Engine {
         for _ in 0..MAX_CONFLICT_RETRIES {
             let open = self
                 .store
-                .open_proposal(&group.group_key, &group.service)
+                .open_proposals(&group.service)
                 .await
-                .context("loading the group's open proposal")?;
+                .context("loading the service's open proposals")?;
             let now = self.clock.now();
-            let Some(mut next) = Proposal::observe(open.as_ref(), group, now) else {
+            let Some(mut next) = Proposal::observe_among(&open, group, now) else {
                 return Ok(None);
             };
-            let auto_request = open.is_none()
+            let auto_request = next.id.0 == 0
                 && self
                     .config
                     .catalog
                     .services
                     .get(&group.service)
                     .is_some_and(|s| s.auto_request);
+            let auto_request = auto_request && {
+                let every = self
+                    .config
+                    .alertmanager
+                    .as_ref()
+                    .map_or(crate::config::DEFAULT_AUTO_REQUEST_EVERY, |a| a.auto_request_every);
+                let last = self
+                    .store
+                    .last_automatic_request(&next.service)
+                    .await
+                    .context("looking up the service's last automatic request")?;
+                match may_file_automatically(&next.service, last, every, now) {
+                    Ok(()) => true,
+                    Err(refusal) => {
+                        tracing::info!(service = %next.service, ?refusal, "auto_request is resting for this service; the proposal waits for a person");
+                        next.auto_request_refused = Some(AutoRequestRefused::Refused(refusal));
+                        false
+                    }
+                }
+            };
             if auto_request {
                 match self.start(&next, &Actor::system()).await? {
                     Started::Yes(rollback, saved) => {

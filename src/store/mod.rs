@@ -35,7 +35,8 @@ pub struct OutboxItem {
     pub effect: Effect,
     pub attempts: i32,
     /// A channel slot was reserved for it (when its rollback was filed, or when it was put back
-    /// to wait): it posts without taking another.
+    /// to wait): it posts without taking another. A message that gives way (a proposal's card)
+    /// holds none and looks again whether the channel is free.
     pub slot_reserved: bool,
 }
 
@@ -303,8 +304,12 @@ impl Store {
         within_deadline("forget_deliveries", self.backend().forget_deliveries(seen_before)).await
     }
 
-    pub async fn open_proposal(&self, group_key: &str, service: &str) -> Result<Option<Proposal>> {
-        within_deadline("open_proposal", self.backend().open_proposal(group_key, service)).await
+    pub async fn open_proposals(&self, service: &str) -> Result<Vec<Proposal>> {
+        within_deadline("open_proposals", self.backend().open_proposals(service)).await
+    }
+
+    pub async fn last_automatic_request(&self, service: &str) -> Result<Option<(RollbackId, DateTime<Utc>)>> {
+        within_deadline("last_automatic_request", self.backend().last_automatic_request(service)).await
     }
 
     pub async fn load_proposal(&self, id: ProposalId) -> Result<Option<Proposal>> {
@@ -353,6 +358,27 @@ impl Store {
         within_deadline(
             "reserve_channel_slot",
             self.backend().reserve_channel_slot(channel, now, gap),
+        )
+        .await
+    }
+
+    pub async fn take_idle_channel_slot(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+        gap: Duration,
+    ) -> Result<Option<DateTime<Utc>>> {
+        within_deadline(
+            "take_idle_channel_slot",
+            self.backend().take_idle_channel_slot(channel, now, gap),
+        )
+        .await
+    }
+
+    pub async fn outbox_wait_for_channel(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        within_deadline(
+            "outbox_wait_for_channel",
+            self.backend().outbox_wait_for_channel(id, at),
         )
         .await
     }

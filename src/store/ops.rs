@@ -81,11 +81,14 @@ pub trait Rollbacks {
 /// Proposals made from alerts, and their cards.
 #[async_trait]
 pub trait Proposals {
-    /// The proposal still open (not resolved) for an alert group and service.
-    async fn open_proposal(&self, group_key: &str, service: &str) -> Result<Option<Proposal>>;
+    /// The service's proposals still open (not resolved), oldest first.
+    async fn open_proposals(&self, service: &str) -> Result<Vec<Proposal>>;
+    /// The newest request rollbot filed by itself (`auto_request`) for the service, and when.
+    async fn last_automatic_request(&self, service: &str) -> Result<Option<(RollbackId, DateTime<Utc>)>>;
     async fn load_proposal(&self, id: ProposalId) -> Result<Option<Proposal>>;
     /// Stores a new proposal (id 0) or a change to one loaded at `proposal.version`, and queues
-    /// its card. `None`: someone else wrote first (or opened the same group); load and retry.
+    /// its card. `None`: someone else wrote first (or opened a proposal that should hold this
+    /// one's group: `Proposal::may_open_beside`); load and retry.
     async fn save_proposal(&self, proposal: &Proposal, now: DateTime<Utc>) -> Result<Option<Proposal>>;
     /// Records a rollback requested from `proposal` (already marked started, loaded at its
     /// version) and the proposal's change in one transaction, under the same `open_limit` as
@@ -115,12 +118,25 @@ pub trait Outbox {
     /// Reserves the channel's next posting slot, `gap` after the one before it and not before
     /// `now`, and says when it is: `now` means post now.
     async fn reserve_channel_slot(&self, channel: &str, now: DateTime<Utc>, gap: Duration) -> Result<DateTime<Utc>>;
+    /// Takes the channel's posting slot only if nothing is reserved ahead of `now`: for messages
+    /// that give way to rollbacks' (proposal cards). `None`: taken, post now; otherwise when the
+    /// channel is next free.
+    async fn take_idle_channel_slot(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+        gap: Duration,
+    ) -> Result<Option<DateTime<Utc>>>;
+    /// Puts a claimed effect back untried until `at`, when its channel should be free again (a
+    /// paced wait, like a slot's, but it reserves nothing: it looks again then).
+    async fn outbox_wait_for_channel(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
     /// Puts a claimed effect back until the slot reserved for it at `at`, without counting an
     /// attempt: it was not tried.
     async fn outbox_wait_for_slot(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
     /// Puts a claimed effect back untried, due at once (its claim would lapse before its turn).
     async fn outbox_hand_back(&self, id: i64) -> Result<()>;
-    /// When the next effect that waits only for its channel's slot becomes due.
+    /// When the next effect that waits only for its channel (its slot, or the channel to be
+    /// free) becomes due; one with an error on record, or behind one, is not counted.
     async fn next_paced_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
     async fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
     /// Gives up on an effect: kept, with why, so that nothing disappears silently.

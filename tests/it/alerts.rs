@@ -2,16 +2,16 @@
 use crate::support::*;
 use serde_json::{Value, json};
 
-const GROUP: &str = "{}/{service=~\"^(?:.*)$\"}:{alertname=\"HighErrorRate\", service=\"checkout-api\"}";
+pub(crate) const GROUP: &str = "{}/{service=~\"^(?:.*)$\"}:{alertname=\"HighErrorRate\", service=\"checkout-api\"}";
 
-fn alert_config(marker: &str, extra: &str) -> String {
+pub(crate) fn alert_config(marker: &str, extra: &str) -> String {
     test_config(marker)
         + &format!(
             "\n[alertmanager]\ntarget_label = \"previous_release\"\n{extra}\n[alertmanager.severities]\npage = \"high\"\nwarning = \"medium\"\ncritical = \"critical\"\n"
         )
 }
 
-fn auto_request_config(marker: &str) -> String {
+pub(crate) fn auto_request_config(marker: &str) -> String {
     alert_config(marker, "").replace(
         "[services.checkout-api]\n",
         "[services.checkout-api]\nauto_request = true\n",
@@ -19,7 +19,7 @@ fn auto_request_config(marker: &str) -> String {
 }
 
 /// One alert as Alertmanager sends it.
-fn alert(name: &str, service: &str, severity: &str, firing: bool, instance: &str) -> Value {
+pub(crate) fn alert(name: &str, service: &str, severity: &str, firing: bool, instance: &str) -> Value {
     json!({
         "status": if firing { "firing" } else { "resolved" },
         "labels": {
@@ -41,7 +41,7 @@ fn alert(name: &str, service: &str, severity: &str, firing: bool, instance: &str
 }
 
 /// A version 4 notification of `group` carrying `alerts`, shaped as Alertmanager sends it.
-fn notification(group: &str, alerts: Vec<Value>) -> Value {
+pub(crate) fn notification(group: &str, alerts: Vec<Value>) -> Value {
     let firing = alerts.iter().any(|a| a["status"] == "firing");
     json!({
         "version": "4",
@@ -73,7 +73,7 @@ fn resolved(instance: &str) -> Value {
 
 impl Rollbot {
     /// Alertmanager delivers `body` with the configured bearer token.
-    async fn alertmanager(&self, body: &Value) -> (reqwest::StatusCode, String) {
+    pub(crate) async fn alertmanager(&self, body: &Value) -> (reqwest::StatusCode, String) {
         self.alertmanager_with(Some(ALERTMANAGER_TOKEN), body.to_string()).await
     }
 
@@ -86,7 +86,7 @@ impl Rollbot {
         (response.status(), response.text().await.unwrap())
     }
 
-    async fn proposals(&self) -> i64 {
+    pub(crate) async fn proposals(&self) -> i64 {
         self.count("SELECT count(*) FROM proposals").await
     }
 }

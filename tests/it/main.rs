@@ -2,6 +2,7 @@
 //! driven as Slack drives it — signed HTTP requests from named users.
 mod support;
 
+mod alert_flood;
 mod alerts;
 mod approvals;
 mod contract;

@@ -124,37 +124,74 @@ pub fn proposal_card(proposal: &Proposal, context_of: &ProposalContext) -> Messa
     }
 }
 
-/// One section per alert, each cut before escaping, so no alert can crowd out the others.
+/// Most folded groups a card lists, one line each; the rest are counted.
+pub(super) const FOLDED_GROUPS_SHOWN: usize = 5;
+
+/// One section per alert, each cut before escaping, so no alert can crowd out the others;
+/// then one line per other alert group of the service.
 fn alert_sections(proposal: &Proposal) -> Vec<Value> {
     let mut blocks = vec![];
     for alert in proposal.alerts.iter().take(PROPOSAL_ALERTS_SHOWN) {
-        let icon = if alert.firing { "🔥" } else { "✅" };
-        let mut line = format!("{icon} *{}*", escape(&truncate(&alert.name, 100)));
-        match (alert.firing, alert.starts_at, alert.ends_at) {
-            (true, Some(start), _) => line.push_str(&format!(" firing since {}", day_time(start))),
-            (true, None, _) => line.push_str(" firing"),
-            (false, _, Some(end)) => line.push_str(&format!(" resolved at {}", day_time(end))),
-            (false, _, None) => line.push_str(" resolved"),
-        }
-        if let Some(summary) = &alert.summary {
-            line.push_str(&format!(": {}", escape(&truncate(summary, 300))));
-        }
-        if let Some(source) = alert
-            .source
-            .as_deref()
-            .filter(|u| u.len() <= 1000)
-            .and_then(|u| link(u, "source"))
-        {
-            line.push_str(&format!(" ({source})"));
-        }
-        blocks.push(section(line));
+        blocks.push(section(alert_line(alert)));
     }
     let hidden = proposal.alerts.len().saturating_sub(PROPOSAL_ALERTS_SHOWN) as u64 + proposal.truncated;
     if hidden > 0 {
         blocks.push(context(format!("…and {hidden} more alert(s) in this group.")));
     }
-
+    if proposal.also.is_empty() {
+        return blocks;
+    }
+    let groups = proposal.also.len();
+    let firing = proposal.also.values().any(|g| g.firing());
+    blocks.push(section(format!(
+        "*{} for {}* ({groups} more alert group{}):",
+        if firing { "Also firing" } else { "Also seen" },
+        escape(&proposal.service),
+        if groups == 1 { "" } else { "s" }
+    )));
+    // Firing groups first, newest notification first within each.
+    let mut folded: Vec<_> = proposal.also.values().collect();
+    folded.sort_by_key(|g| (!g.firing(), std::cmp::Reverse(g.last_seen)));
+    for group in folded.iter().take(FOLDED_GROUPS_SHOWN) {
+        let Some(alert) = group.lead_alert() else { continue };
+        let more = group.alerts.len().saturating_sub(1) as u64 + group.truncated;
+        let mut line = alert_line(alert);
+        if more > 0 {
+            line.push_str(&format!(" (+{more} more in its group)"));
+        }
+        blocks.push(section(line));
+    }
+    if groups > FOLDED_GROUPS_SHOWN {
+        blocks.push(context(format!(
+            "…and {} more alert group(s) for this service; Alertmanager has them all.",
+            groups - FOLDED_GROUPS_SHOWN
+        )));
+    }
     blocks
+}
+
+/// What one alert says, in one line: cut before escaping.
+fn alert_line(alert: &crate::domain::proposal::AlertSummary) -> String {
+    let icon = if alert.firing { "🔥" } else { "✅" };
+    let mut line = format!("{icon} *{}*", escape(&truncate(&alert.name, 100)));
+    match (alert.firing, alert.starts_at, alert.ends_at) {
+        (true, Some(start), _) => line.push_str(&format!(" firing since {}", day_time(start))),
+        (true, None, _) => line.push_str(" firing"),
+        (false, _, Some(end)) => line.push_str(&format!(" resolved at {}", day_time(end))),
+        (false, _, None) => line.push_str(" resolved"),
+    }
+    if let Some(summary) = &alert.summary {
+        line.push_str(&format!(": {}", escape(&truncate(summary, 300))));
+    }
+    if let Some(source) = alert
+        .source
+        .as_deref()
+        .filter(|u| u.len() <= 1000)
+        .and_then(|u| link(u, "source"))
+    {
+        line.push_str(&format!(" ({source})"));
+    }
+    line
 }
 
 /// What became of the proposal: started (by whom), dismissed, resolved, or not filed

@@ -247,6 +247,17 @@ pub fn refusal(refusal: &Refusal) -> Message {
         AutomaticRequestNeedsApproval { severity } => format!(
             "rollbot did not file this request by itself: a {severity}-severity rollback runs without approval, so a person must start it. Use *Start rollback* on the proposal, or `/rollback`."
         ),
+        AutomaticRequestTooSoon {
+            service,
+            last,
+            at,
+            every,
+        } => format!(
+            "rollbot filed *{last}* for {} at {} and files at most one request per service every {}. Use *Start rollback* on the proposal if this one is needed too.",
+            escape(service),
+            hhmm(*at),
+            humantime::format_duration(*every)
+        ),
         NoSuchProposal { id } => {
             format!("There is no proposal *{id}*; nothing changed. Use `/rollback` to request a rollback.")
         }

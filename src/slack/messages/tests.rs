@@ -313,6 +313,12 @@ fn every_refusal_says_why_and_what_next() {
         Refusal::AutomaticRequestNeedsApproval {
             severity: Severity::Critical,
         },
+        Refusal::AutomaticRequestTooSoon {
+            service: "checkout-api".into(),
+            last: RollbackId(4),
+            at: at(0),
+            every: std::time::Duration::from_secs(3600),
+        },
         Refusal::NoSuchProposal { id: ProposalId(3) },
         Refusal::ProposalResolved {
             id: ProposalId(3),
@@ -385,6 +391,34 @@ fn firing_proposal() -> Proposal {
 #[test]
 fn proposal_card_firing_offers_start_and_dismiss() {
     insta::assert_json_snapshot!(proposal_json(&firing_proposal(), Severity::High));
+}
+
+#[test]
+fn proposal_card_with_the_services_other_alert_groups_folded_in() {
+    let mut proposal = firing_proposal();
+    for (n, name) in ["LatencyHigh", "PodCrashLooping", "SaturationHigh", "DiskFull", "QueueBacklog", "CertExpiry"]
+        .iter()
+        .enumerate()
+    {
+        let group = |firing| {
+            let mut group = alert_group(firing, 1 + n % 3);
+            group.group_key = format!("{{}}:{{alertname=\"{name}\"}}");
+            group.alerts.iter_mut().for_each(|a| a.name = (*name).into());
+            group
+        };
+        proposal = Proposal::observe_among(&[proposal], &group(true), at(n as i64 + 1)).unwrap();
+        if n == 2 {
+            proposal = Proposal::observe_among(&[proposal], &group(false), at(9)).unwrap();
+        }
+    }
+    let card = proposal_json(&proposal, Severity::High);
+    let lines: Vec<&str> = card["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["text"]["text"].as_str().or(b["elements"][0]["text"].as_str()))
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"));
 }
 
 #[test]

@@ -76,6 +76,36 @@ impl Outbox for EmbeddedStore {
             .await
     }
 
+    async fn take_idle_channel_slot(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+        gap: std::time::Duration,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let channel = channel.to_owned();
+        self.transaction(move |tx| {
+            let next: Option<String> = tx
+                .query_row("SELECT next_at FROM channel_pace WHERE channel = ?1", [&channel], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            match next.map(|n| parse_ts(&n)).transpose()? {
+                Some(busy_until) if busy_until > now => Ok(Some(busy_until)),
+                _ => take_channel_slot(tx, &channel, now, gap).map(|_| None),
+            }
+        })
+        .await
+    }
+
+    async fn outbox_wait_for_channel(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        self.execute(
+            "UPDATE outbox SET available_at = ?2, slot_at = ?2, claimed_until = NULL, attempts = attempts - 1 WHERE id = ?1",
+            vec![id.into(), ts(at).into()],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn outbox_wait_for_slot(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
         self.transaction(move |tx| {
             tx.execute(

@@ -2,19 +2,27 @@ use super::*;
 
 #[async_trait]
 impl Proposals for EmbeddedStore {
-    async fn open_proposal(&self, group_key: &str, service: &str) -> Result<Option<Proposal>> {
-        let (group_key, service) = (group_key.to_owned(), service.to_owned());
-        let row = self
+    async fn open_proposals(&self, service: &str) -> Result<Vec<Proposal>> {
+        let service = service.to_owned();
+        let rows = self.with(move |c| open_proposal_rows(c, &service)).await?;
+        rows.into_iter().map(proposal_from).collect()
+    }
+
+    async fn last_automatic_request(&self, service: &str) -> Result<Option<(RollbackId, DateTime<Utc>)>> {
+        let service = service.to_owned();
+        let row: Option<(i64, String)> = self
             .with(move |c| {
                 Ok(c.query_row(
-                    &format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE group_key = ?1 AND service = ?2 AND resolved = 0"),
-                    params![group_key, service],
-                    proposal_row,
+                    "SELECT id, created_at FROM rollbacks
+                     WHERE service = ?1 AND json_extract(doc, '$.request.requester') = ?2
+                     ORDER BY id DESC LIMIT 1",
+                    params![service, crate::domain::SYSTEM_USER],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?)
             })
             .await?;
-        row.map(proposal_from).transpose()
+        row.map(|(id, at)| Ok((RollbackId(id), parse_ts(&at)?))).transpose()
     }
 
     async fn load_proposal(&self, id: ProposalId) -> Result<Option<Proposal>> {
@@ -85,6 +93,14 @@ impl Proposals for EmbeddedStore {
     }
 }
 
+fn open_proposal_rows(c: &rusqlite::Connection, service: &str) -> Result<Vec<(i64, i64, Option<i64>, String)>> {
+    let mut statement = c.prepare_cached(&format!(
+        "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE service = ?1 AND resolved = 0 ORDER BY id"
+    ))?;
+    let rows = statement.query_map([service], proposal_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub(super) const PROPOSAL_COLUMNS: &str = "id, version, rollback_id, doc";
 
 pub(super) fn proposal_row(r: &rusqlite::Row) -> rusqlite::Result<(i64, i64, Option<i64>, String)> {
@@ -103,11 +119,11 @@ pub(super) fn proposal_from((id, version, rollback, doc): (i64, i64, Option<i64>
 /// changed one is still at the version it was loaded at.
 pub(super) fn proposal_unchanged(tx: &Transaction, proposal: &Proposal) -> Result<bool> {
     Ok(if proposal.id.0 == 0 {
-        !tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM proposals WHERE group_key = ?1 AND service = ?2 AND resolved = 0)",
-            params![proposal.group_key, proposal.service],
-            |r| r.get::<_, bool>(0),
-        )?
+        let open = open_proposal_rows(tx, &proposal.service)?
+            .into_iter()
+            .map(proposal_from)
+            .collect::<Result<Vec<_>>>()?;
+        proposal.may_open_beside(&open)
     } else {
         tx.query_row("SELECT version FROM proposals WHERE id = ?1", [proposal.id.0], |r| {
             r.get::<_, i64>(0)

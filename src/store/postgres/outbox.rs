@@ -75,6 +75,40 @@ impl Outbox for PostgresStore {
         Ok(row.get(0))
     }
 
+    /// One statement: the outer select reads the row as it was before the claim, so a busy
+    /// channel answers with the end of what is reserved.
+    async fn take_idle_channel_slot(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+        gap: std::time::Duration,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let gap_seconds = gap.as_secs_f64();
+        let row = self
+            .prepared_query_one(
+                "WITH taken AS (
+                     INSERT INTO channel_pace (channel, next_at) VALUES ($1, $2::timestamptz + make_interval(secs => $3::float8))
+                     ON CONFLICT (channel) DO UPDATE SET next_at = excluded.next_at
+                       WHERE channel_pace.next_at <= $2::timestamptz
+                     RETURNING next_at)
+                 SELECT CASE WHEN EXISTS (SELECT 1 FROM taken) THEN NULL
+                             ELSE (SELECT next_at FROM channel_pace WHERE channel = $1) END",
+                &[&channel, &now, &gap_seconds],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn outbox_wait_for_channel(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        self.prepared_execute(
+            "UPDATE outbox SET available_at = $2, slot_at = $2, claimed_until = NULL, attempts = attempts - 1
+             WHERE id = $1",
+            &[&id, &at],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn outbox_wait_for_slot(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
         self.prepared_execute(
             "WITH head AS (
@@ -98,7 +132,7 @@ impl Outbox for PostgresStore {
         Ok(())
     }
 
-    /// When the next effect that waits only for its channel's slot becomes due.
+    /// When the next effect that waits only for its channel becomes due.
     async fn next_paced_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
         let row = self
             .prepared_query_one(

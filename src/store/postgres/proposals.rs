@@ -1,17 +1,27 @@
 use super::*;
+use crate::domain::SYSTEM_USER;
 
 #[async_trait]
 impl Proposals for PostgresStore {
-    async fn open_proposal(&self, group_key: &str, service: &str) -> Result<Option<Proposal>> {
-        let row = self
-            .prepared_query_opt(
-                &format!(
-                    "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE group_key = $1 AND service = $2 AND NOT resolved"
-                ),
-                &[&group_key, &service],
+    async fn open_proposals(&self, service: &str) -> Result<Vec<Proposal>> {
+        let rows = self
+            .prepared_query(
+                &format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE service = $1 AND NOT resolved ORDER BY id"),
+                &[&service],
             )
             .await?;
-        row.map(|r| proposal_from(&r)).transpose()
+        rows.iter().map(proposal_from).collect()
+    }
+
+    async fn last_automatic_request(&self, service: &str) -> Result<Option<(RollbackId, DateTime<Utc>)>> {
+        let row = self
+            .prepared_query_opt(
+                "SELECT id, created_at FROM rollbacks WHERE service = $1 AND requester = $2
+                 ORDER BY id DESC LIMIT 1",
+                &[&service, &SYSTEM_USER],
+            )
+            .await?;
+        Ok(row.map(|r| (RollbackId(r.get(0)), r.get(1))))
     }
 
     async fn load_proposal(&self, id: ProposalId) -> Result<Option<Proposal>> {
@@ -92,12 +102,22 @@ pub(super) fn proposal_from(row: &tokio_postgres::Row) -> Result<Proposal> {
 /// changed one is still at the version it was loaded at (and is now locked until commit).
 pub(super) async fn proposal_unchanged(tx: &Transaction<'_>, proposal: &Proposal) -> Result<bool> {
     Ok(if proposal.id.0 == 0 {
-        !tx.query_one(
-            "SELECT EXISTS (SELECT 1 FROM proposals WHERE group_key = $1 AND service = $2 AND NOT resolved)",
-            &[&proposal.group_key, &proposal.service],
+        // Two new groups of one service at once: the second waits here, then sees the first.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('rollbot proposals of ' || $1, 0))",
+            &[&proposal.service],
         )
-        .await?
-        .get::<_, bool>(0)
+        .await?;
+        let open = tx
+            .query(
+                &format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE service = $1 AND NOT resolved"),
+                &[&proposal.service],
+            )
+            .await?
+            .iter()
+            .map(proposal_from)
+            .collect::<Result<Vec<_>>>()?;
+        proposal.may_open_beside(&open)
     } else {
         tx.query_opt(
             "SELECT version FROM proposals WHERE id = $1 FOR UPDATE",

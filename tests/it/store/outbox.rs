@@ -9,6 +9,7 @@ on_both_stores!(
     retries_waits_and_give_ups_are_kept_with_their_reason,
     timers_fire_in_due_order_once_and_die_with_the_wait,
     channel_slots_space_posts_one_gap_apart,
+    a_message_that_gives_way_takes_only_a_free_channel,
     a_message_waiting_for_its_slot_comes_back_holding_it,
     a_card_filed_while_its_channel_is_busy_holds_the_next_slot,
     figures_count_what_waits_and_what_exists,
@@ -305,6 +306,55 @@ async fn channel_slots_space_posts_one_gap_apart(store: Store) {
         slot("C0INCIDENTS", now + Duration::seconds(10)).await,
         now + Duration::seconds(11)
     );
+}
+/// A message that gives way (a proposal's card) takes a slot only from a free channel, and
+/// never pushes back what is reserved.
+async fn a_message_that_gives_way_takes_only_a_free_channel(store: Store) {
+    let gap = std::time::Duration::from_secs(1);
+    let second = |n: i64| at(0) + Duration::seconds(n);
+    let idle = |when| {
+        let store = store.clone();
+        async move { store.take_idle_channel_slot("C0INCIDENTS", when, gap).await.unwrap() }
+    };
+    assert_eq!(idle(second(0)).await, None, "a free channel: post now");
+    assert_eq!(idle(second(0)).await, Some(second(1)), "busy until its slot is over");
+    assert_eq!(
+        store.reserve_channel_slot("C0INCIDENTS", second(0), gap).await.unwrap(),
+        second(1),
+        "a rollback's message still gets the next slot"
+    );
+    assert_eq!(idle(second(1)).await, Some(second(2)), "and goes first");
+    assert_eq!(idle(second(2)).await, None);
+    assert_eq!(
+        store.reserve_channel_slot("C0INCIDENTS", second(2), gap).await.unwrap(),
+        second(3),
+        "taking a free slot spaces what follows"
+    );
+
+    let created = store
+        .create_unlimited(
+            &request("C0INCIDENTS", false).history,
+            &effects(vec![Effect::NotifyLadder]),
+        )
+        .await
+        .unwrap();
+    let claimed = store.claim_outbox(Some(second(3)), CLAIM, 10).await.unwrap();
+    let waiting = claimed.iter().find(|i| i.effect == Effect::NotifyLadder).unwrap();
+    store.outbox_wait_for_channel(waiting.id, second(5)).await.unwrap();
+    assert_eq!(
+        store.next_paced_delivery(second(3)).await.unwrap(),
+        Some(second(5)),
+        "waiting for the channel is paced, not a failure"
+    );
+    let again = store.claim_outbox(Some(second(5)), CLAIM, 10).await.unwrap();
+    let again = again.iter().find(|i| i.id == waiting.id).unwrap();
+    assert_eq!(again.attempts, waiting.attempts, "not an attempt");
+    assert_eq!(
+        store.take_idle_channel_slot("C0INCIDENTS", second(5), gap).await.unwrap(),
+        None,
+        "and it reserved nothing: the channel is free when it looks again"
+    );
+    let _ = created;
 }
 /// A new rollback's card takes its channel's next posting slot when it is filed, so the
 /// delivery worker only has to post it; what follows the card waits with it.

@@ -22,10 +22,20 @@ async fn one_proposal_is_open_per_alert_group_and_changes_by_version(store: Stor
         "a second open proposal for the same group and service is a conflict"
     );
     assert_eq!(
-        store.open_proposal(&group.group_key, "checkout-api").await.unwrap(),
-        Some(saved.clone())
+        store.open_proposals("checkout-api").await.unwrap(),
+        [saved.clone()]
     );
-    assert_eq!(store.open_proposal(&group.group_key, "search").await.unwrap(), None);
+    assert_eq!(store.open_proposals("search").await.unwrap(), []);
+    let mut other_group = group.clone();
+    other_group.group_key = "{}:{alertname=\"LatencyHigh\"}".into();
+    assert_eq!(
+        store
+            .save_proposal(&Proposal::observe(None, &other_group, at(1)).unwrap(), at(1))
+            .await
+            .unwrap(),
+        None,
+        "another group of the service while its proposal is open: folded into it, not a second card"
+    );
     assert_eq!(store.load_proposal(saved.id).await.unwrap(), Some(saved.clone()));
 
     let repeated = Proposal::observe(Some(&saved), &group, at(5)).unwrap();
@@ -44,10 +54,7 @@ async fn one_proposal_is_open_per_alert_group_and_changes_by_version(store: Stor
 
     let resolved = Proposal::observe(Some(&second), &alert_group(false, 2), at(20)).unwrap();
     store.save_proposal(&resolved, at(20)).await.unwrap().unwrap();
-    assert_eq!(
-        store.open_proposal(&group.group_key, "checkout-api").await.unwrap(),
-        None
-    );
+    assert_eq!(store.open_proposals("checkout-api").await.unwrap(), []);
     let next = store
         .save_proposal(&Proposal::observe(None, &group, at(60)).unwrap(), at(60))
         .await
@@ -72,6 +79,7 @@ async fn a_proposal_card_waits_for_the_one_before_it(store: Store) {
         .unwrap();
     let mut other_group = alert_group(true, 1);
     other_group.group_key = "{}:{alertname=\"Down\"}".into();
+    other_group.service = "search".into();
     store
         .save_proposal(&Proposal::observe(None, &other_group, at(0)).unwrap(), at(0))
         .await
@@ -210,6 +218,7 @@ async fn proposals_move_to_postgres_with_their_rollback_and_card() {
     assert_eq!(next, None, "the copied proposal is still the group's open one");
     let mut other = alert_group(true, 1);
     other.group_key = "other".into();
+    other.service = "search".into();
     let next = to
         .save_proposal(&Proposal::observe(None, &other, at(90)).unwrap(), at(90))
         .await
