@@ -28,6 +28,13 @@ impl SealKey {
         )
     }
 
+    /// A public tag of this installation (12 hex digits, derived from the current key and telling
+    /// nothing about it): stamped on the cards it posts, so it finds its own and no other's.
+    pub fn instance_tag(&self) -> String {
+        let tag = self.make(&["rollbot installation tag"]);
+        tag.chars().take(12).collect()
+    }
+
     /// The seal of a request: its plan's digest, who asked, and the approval rules it froze.
     pub fn request(&self, rollback: &Rollback) -> String {
         self.make(&strs(&request_parts(rollback)))

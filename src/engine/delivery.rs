@@ -7,6 +7,7 @@ use crate::domain::{Action, Actor};
 use crate::engine::Engine;
 use crate::slack::client::{self, CallError, SlackApi, Thread};
 use crate::slack::messages;
+use crate::slack::wire::{CardOf, CardStamp};
 use crate::statuspage::{PageMessage, PageUpdate, StatusPage};
 use crate::store::{CardRef, Effect, OutboxItem};
 use crate::templates::Announcement;
@@ -28,13 +29,8 @@ pub struct Delivery {
     /// Cards posted whose place could not be recorded yet (the database blinked after Slack
     /// answered): the retry records them instead of posting a second card.
     unrecorded: std::sync::Mutex<std::collections::HashMap<CardOf, CardRef>>,
-}
-
-/// Whose card a posted message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum CardOf {
-    Rollback(crate::domain::RollbackId),
-    Proposal(ProposalId),
+    /// This installation's tag on the cards it stamps.
+    instance: String,
 }
 
 enum Outcome {
@@ -50,10 +46,11 @@ enum Outcome {
 impl Delivery {
     pub fn new(engine: Arc<Engine>, slack: Arc<SlackApi>, status_page: Option<StatusPage>) -> Self {
         Delivery {
-            engine,
             slack,
             status_page,
             unrecorded: Default::default(),
+            instance: engine.seal.instance_tag(),
+            engine,
         }
     }
 
@@ -69,6 +66,61 @@ impl Delivery {
 
     fn recorded(&self, of: CardOf) {
         self.unrecorded.lock().expect("unpoisoned").remove(&of);
+    }
+
+    /// Posts the card `of` into `channel`, unless an earlier attempt already did: one whose
+    /// place is known to this process, or (after an attempt whose outcome is unknown: an answer
+    /// lost, a process that died) one found in the channel by its stamp. A card found is brought
+    /// up to date. Returns where the card is; it still has to be recorded.
+    async fn post_card_once(
+        &self,
+        item: &OutboxItem,
+        of: CardOf,
+        channel: &str,
+        message: &messages::Message,
+        pace: Pace,
+    ) -> Result<CardRef, DeliverError> {
+        if let Some(card) = self.posted_unrecorded(of) {
+            self.slack.update(&card.channel, &card.ts, message).await?;
+            return Ok(card);
+        }
+        let stamp = CardStamp {
+            card: of,
+            instance: self.instance.clone(),
+        };
+        // `attempts` counts this claim: above one, an earlier attempt may have reached Slack.
+        if item.attempts > 1 {
+            match self.slack.find_card(channel, &stamp).await {
+                Ok(Some(ts)) => {
+                    tracing::info!(outbox = item.id, card = ?of, "found the card an earlier attempt posted; recording it instead of posting again");
+                    self.slack.update(channel, &ts, message).await?;
+                    let card = CardRef {
+                        channel: channel.to_owned(),
+                        ts,
+                    };
+                    return Ok(self.posted(of, card));
+                }
+                Ok(None) => {}
+                // Without the history scope (or access), posting risks a second card; not
+                // posting would lose the first. A card people can act on comes first.
+                Err(CallError::Permanent(error)) => {
+                    tracing::warn!(outbox = item.id, card = ?of, %error, "could not look for a card an earlier attempt may have posted; posting it (there may be two)");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        match pace {
+            Pace::Slot => self.take_slot(item, channel).await?,
+            Pace::GiveWay => self.take_idle_slot(channel).await?,
+        }
+        let ts = self.slack.post_card(channel, message, &stamp).await?;
+        Ok(self.posted(
+            of,
+            CardRef {
+                channel: channel.to_owned(),
+                ts,
+            },
+        ))
     }
 
     /// Delivers what is due now; returns how many effects it handled (delivered, given up, set
@@ -174,7 +226,7 @@ impl Delivery {
                 .await?);
         }
         if let Effect::ProposalCard { proposal } = &item.effect {
-            return self.proposal_card(*proposal).await;
+            return self.proposal_card(item, *proposal).await;
         }
         let id = item
             .rollback_id
@@ -190,19 +242,10 @@ impl Delivery {
                 return Ok(());
             }
             let message = messages::card(&rollback, directory, self.engine.config.status_page.is_some());
-            let card = match self.posted_unrecorded(CardOf::Rollback(id)) {
-                // Posted by an attempt that could not record it: record it, and bring it up to date.
-                Some(card) => {
-                    self.slack.update(&card.channel, &card.ts, &message).await?;
-                    card
-                }
-                None => {
-                    let channel = rollback.request.channel.0.clone();
-                    self.take_slot(item, &channel).await?;
-                    let ts = self.slack.post(&channel, &message, None).await?;
-                    self.posted(CardOf::Rollback(id), CardRef { channel, ts })
-                }
-            };
+            let channel = &rollback.request.channel.0;
+            let card = self
+                .post_card_once(item, CardOf::Rollback(id), channel, &message, Pace::Slot)
+                .await?;
             store.remember_card(id, &card).await?;
             self.recorded(CardOf::Rollback(id));
             return Ok(());
@@ -305,7 +348,7 @@ impl Delivery {
     }
 
     /// Posts a proposal's card, or brings the posted one up to date.
-    async fn proposal_card(&self, id: ProposalId) -> Result<(), DeliverError> {
+    async fn proposal_card(&self, item: &OutboxItem, id: ProposalId) -> Result<(), DeliverError> {
         let store = &self.engine.store;
         let config = &self.engine.config;
         let proposal = store.load_proposal(id).await?.ok_or_else(|| anyhow!("{id} is gone"))?;
@@ -327,18 +370,9 @@ impl Delivery {
         match store.proposal_card(id).await? {
             Some(card) => self.slack.update(&card.channel, &card.ts, &message).await?,
             None => {
-                let card = match self.posted_unrecorded(CardOf::Proposal(id)) {
-                    Some(card) => {
-                        self.slack.update(&card.channel, &card.ts, &message).await?;
-                        card
-                    }
-                    None => {
-                        let channel = proposal.channel.0.clone();
-                        self.take_idle_slot(&channel).await?;
-                        let ts = self.slack.post(&channel, &message, None).await?;
-                        self.posted(CardOf::Proposal(id), CardRef { channel, ts })
-                    }
-                };
+                let card = self
+                    .post_card_once(item, CardOf::Proposal(id), &proposal.channel.0, &message, Pace::GiveWay)
+                    .await?;
                 store.remember_proposal_card(id, &card).await?;
                 self.recorded(CardOf::Proposal(id));
             }
@@ -508,6 +542,13 @@ impl Delivery {
             tokio::time::sleep(GATHER).await;
         }
     }
+}
+
+/// How a card waits for its channel: with a slot of its own, or giving way to rollbacks'.
+#[derive(Clone, Copy)]
+enum Pace {
+    Slot,
+    GiveWay,
 }
 
 enum DeliverError {

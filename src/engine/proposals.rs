@@ -33,26 +33,27 @@ impl Engine {
                     .services
                     .get(&group.service)
                     .is_some_and(|s| s.auto_request);
-            let auto_request = auto_request && {
-                let every = self
-                    .config
-                    .alertmanager
-                    .as_ref()
-                    .map_or(crate::config::DEFAULT_AUTO_REQUEST_EVERY, |a| a.auto_request_every);
-                let last = self
-                    .store
-                    .last_automatic_request(&next.service)
-                    .await
-                    .context("looking up the service's last automatic request")?;
-                match may_file_automatically(&next.service, last, every, now) {
-                    Ok(()) => true,
-                    Err(refusal) => {
-                        tracing::info!(service = %next.service, ?refusal, "auto_request is resting for this service; the proposal waits for a person");
-                        next.auto_request_refused = Some(AutoRequestRefused::Refused(refusal));
-                        false
+            let auto_request = auto_request
+                && {
+                    let every = self
+                        .config
+                        .alertmanager
+                        .as_ref()
+                        .map_or(crate::config::DEFAULT_AUTO_REQUEST_EVERY, |a| a.auto_request_every);
+                    let last = self
+                        .store
+                        .last_automatic_request(&next.service)
+                        .await
+                        .context("looking up the service's last automatic request")?;
+                    match may_file_automatically(&next.service, last, every, now) {
+                        Ok(()) => true,
+                        Err(refusal) => {
+                            tracing::info!(service = %next.service, ?refusal, "auto_request is resting for this service; the proposal waits for a person");
+                            next.auto_request_refused = Some(AutoRequestRefused::Refused(refusal));
+                            false
+                        }
                     }
-                }
-            };
+                };
             if auto_request {
                 match self.start(&next, &Actor::system()).await? {
                     Started::Yes(rollback, saved) => {

@@ -1,5 +1,6 @@
 //! The Slack Web API, through slack-morphism, at a base URL that tests point at a fake.
 use super::messages::Message;
+use super::wire::CardStamp;
 use crate::metrics::Live;
 use crate::secret::Secret;
 use anyhow::Result;
@@ -70,6 +71,10 @@ fn classify(error: SlackClientError) -> CallError {
 /// claim never lapses while its call could still be under way (no double posts).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many pages of a channel's newest messages a lost card is looked for in: a retry comes
+/// within seconds to minutes of the post, and an alert flood folds into few cards.
+const CARD_SEARCH_PAGES: usize = 3;
+
 fn content(message: &Message) -> Result<SlackMessageContent, CallError> {
     serde_json::from_value(serde_json::to_value(message).expect("messages serialize"))
         .map_err(|e| CallError::Permanent(format!("rollbot built a message Slack's model rejects: {e}")))
@@ -138,6 +143,69 @@ impl SlackApi {
             .bounded("chat.postMessage", CALL_TIMEOUT, session.chat_post_message(&request))
             .await?;
         Ok(response.ts.0)
+    }
+
+    /// Posts a card stamped with `stamp` (message metadata), so it can be found again by
+    /// `find_card`; returns the message ts.
+    pub async fn post_card(&self, channel: &str, message: &Message, stamp: &CardStamp) -> Result<String, CallError> {
+        let mut content = content(message)?;
+        let metadata = stamp.metadata();
+        content.metadata = Some(SlackMessageMetadata {
+            event_type: CardStamp::EVENT_TYPE.to_owned(),
+            event_payload: serde_json::from_value(metadata["event_payload"].clone()).ok(),
+        });
+        let request = SlackApiChatPostMessageRequest::new(channel.into(), content);
+        let session = self.client.open_session(&self.token);
+        let response = self
+            .bounded("chat.postMessage", CALL_TIMEOUT, session.chat_post_message(&request))
+            .await?;
+        Ok(response.ts.0)
+    }
+
+    /// The ts of the card stamped `stamp` among the channel's newest messages, if it is there:
+    /// an earlier attempt's post may have reached Slack although its answer never reached us.
+    /// Reads up to `CARD_SEARCH_PAGES` pages of 200, newest first (`conversations.history`,
+    /// which needs `channels:history`, or `groups:history` in a private channel).
+    pub async fn find_card(&self, channel: &str, stamp: &CardStamp) -> Result<Option<String>, CallError> {
+        let session = self.client.open_session(&self.token);
+        let mut cursor = None;
+        for _ in 0..CARD_SEARCH_PAGES {
+            let request = SlackApiConversationsHistoryRequest {
+                channel: Some(channel.into()),
+                cursor: cursor.take(),
+                latest: None,
+                limit: Some(200),
+                oldest: None,
+                inclusive: None,
+                include_all_metadata: Some(true),
+            };
+            let page = self
+                .bounded(
+                    "conversations.history",
+                    CALL_TIMEOUT,
+                    session.conversations_history(&request),
+                )
+                .await?;
+            let found = page.messages.iter().find(|m| {
+                m.content.metadata.as_ref().is_some_and(|meta| {
+                    meta.event_payload
+                        .as_ref()
+                        .and_then(|payload| CardStamp::decode(&meta.event_type, payload))
+                        .is_some_and(|found| found == *stamp)
+                })
+            });
+            if let Some(message) = found {
+                return Ok(Some(message.origin.ts.0.clone()));
+            }
+            cursor = page
+                .response_metadata
+                .and_then(|m| m.next_cursor)
+                .filter(|c| !c.0.is_empty());
+            if cursor.is_none() || page.has_more == Some(false) {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     pub async fn update(&self, channel: &str, ts: &str, message: &Message) -> Result<(), CallError> {

@@ -137,10 +137,92 @@ impl Form {
     }
 }
 
+/// Whose card a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CardOf {
+    Rollback(RollbackId),
+    Proposal(ProposalId),
+}
+
+/// The stamp rollbot puts on each card it posts (Slack message metadata): whose card it is, and
+/// which rollbot posted it (a tag derived from its signing secret, so two installations in one
+/// channel never take each other's cards). A retry whose answer never arrived finds its card in
+/// the channel's history by it instead of posting a second one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardStamp {
+    pub card: CardOf,
+    pub instance: String,
+}
+
+impl CardStamp {
+    pub const EVENT_TYPE: &'static str = "rollbot_card";
+
+    /// `chat.postMessage`'s `metadata` argument.
+    pub fn metadata(&self) -> serde_json::Value {
+        let card = match self.card {
+            CardOf::Rollback(id) => id.to_string(),
+            CardOf::Proposal(id) => id.to_string(),
+        };
+        serde_json::json!({
+            "event_type": Self::EVENT_TYPE,
+            "event_payload": {"card": card, "instance": self.instance},
+        })
+    }
+
+    /// The stamp a message's metadata carries; `None` for anything rollbot did not stamp.
+    pub fn decode(event_type: &str, payload: &std::collections::HashMap<String, String>) -> Option<CardStamp> {
+        if event_type != Self::EVENT_TYPE {
+            return None;
+        }
+        let card = payload.get("card")?;
+        let card = match card.parse::<RollbackId>() {
+            Ok(id) => CardOf::Rollback(id),
+            Err(_) => CardOf::Proposal(card.parse::<ProposalId>().ok()?),
+        };
+        Some(CardStamp {
+            card,
+            instance: payload.get("instance")?.clone(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn stamp_payload(stamp: &CardStamp) -> (String, std::collections::HashMap<String, String>) {
+        let metadata = stamp.metadata();
+        (
+            metadata["event_type"].as_str().unwrap().to_owned(),
+            serde_json::from_value(metadata["event_payload"].clone()).unwrap(),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn a_card_stamp_decodes_to_itself(n in 1i64..1_000_000_000_000, proposal in any::<bool>(), instance in "[0-9a-f]{12}") {
+            let card = if proposal { CardOf::Proposal(ProposalId(n)) } else { CardOf::Rollback(RollbackId(n)) };
+            let stamp = CardStamp { card, instance };
+            let (event_type, payload) = stamp_payload(&stamp);
+            prop_assert_eq!(CardStamp::decode(&event_type, &payload), Some(stamp));
+        }
+    }
+
+    #[test]
+    fn only_rollbots_own_stamp_decodes() {
+        let stamp = CardStamp {
+            card: CardOf::Rollback(RollbackId(1)),
+            instance: "abc".into(),
+        };
+        let (_, payload) = stamp_payload(&stamp);
+        assert_eq!(CardStamp::decode("deploy_card", &payload), None);
+        let mut no_card = payload.clone();
+        no_card.insert("card".into(), "42".into());
+        assert_eq!(CardStamp::decode(CardStamp::EVENT_TYPE, &no_card), None);
+        no_card.remove("card");
+        assert_eq!(CardStamp::decode(CardStamp::EVENT_TYPE, &no_card), None);
+    }
 
     fn button() -> impl Strategy<Value = Button> {
         let id = (1i64..1_000_000_000_000).prop_map(RollbackId);

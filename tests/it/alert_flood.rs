@@ -126,11 +126,16 @@ async fn a_service_files_at_most_one_automatic_request_per_interval() {
     let request = bot.expect_card();
     let first_proposal = bot.expect_card();
     assert!(request.text.contains("RB-1"), "{}", request.text);
-    assert!(first_proposal.text.contains("Proposed rollback"), "{}", first_proposal.text);
+    assert!(
+        first_proposal.text.contains("Proposed rollback"),
+        "{}",
+        first_proposal.text
+    );
     assert_eq!(bot.rollbacks().await.len(), 1);
     bot.click(BOB, Button::Reject(rb(1))).await;
     let modal = bot.expect_modal();
-    bot.submit(BOB, &modal, &[("reason", "the deploy is not the cause")]).await;
+    bot.submit(BOB, &modal, &[("reason", "the deploy is not the cause")])
+        .await;
     bot.settle().await;
     bot.card_now(&request);
     bot.thread(&request);

@@ -439,3 +439,94 @@ async fn a_card_posted_while_the_database_blinked_is_recorded_not_posted_again()
     );
     bot.thread(&card);
 }
+
+/// Slack took the card but its answer never reached rollbot, and the process that posted it is
+/// gone: the replica that retries finds the card by the stamp rollbot put on it (message
+/// metadata) in the channel's history, records it and brings it up to date; it posts no second.
+#[tokio::test]
+async fn a_card_whose_answer_was_lost_is_found_in_the_channel_not_posted_again() {
+    use crate::support::fake_slack::Outage;
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, "checkout-api to 41 severity high").await;
+    bot.slack.fail_next(&[Outage::AnswerLost]);
+    bot.app.delivery.run_once().await.unwrap();
+    assert_eq!(bot.slack.refused(), [("chat.postMessage".to_owned(), 503)]);
+
+    // The process that posted it dies; another one takes the retry.
+    let replica = bot.another_process().await;
+    bot.advance(1);
+    while replica.delivery.run_once().await.unwrap() > 0 {}
+    let card = bot.expect_card();
+    assert_eq!(bot.history_lookups(), [INCIDENTS], "the retry looked before posting");
+    let cards: Vec<_> = bot
+        .slack
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "chat.postMessage" && c.body.get("thread_ts").is_none_or(|t| t.is_null()))
+        .collect();
+    assert_eq!(cards.len(), 1, "one request, one card");
+    assert_eq!(
+        (
+            &cards[0].body["metadata"]["event_type"],
+            &cards[0].body["metadata"]["event_payload"]["card"]
+        ),
+        (&serde_json::json!("rollbot_card"), &serde_json::json!("RB-1")),
+        "the card carries rollbot's stamp: {:#?}",
+        cards[0].body
+    );
+
+    assert_eq!(bot.click(BOB, Button::Approve(rb(1))).await, 200);
+    bot.settle().await;
+    assert!(
+        bot.card_now(&card).text.contains("✅ *Succeeded*"),
+        "the card found is the one updated"
+    );
+    bot.thread(&card);
+    bot.ephemerals(ALICE);
+}
+
+/// The same for a proposal's card, and a stamp of another rollbot in the channel is not ours.
+#[tokio::test]
+async fn a_proposal_card_whose_answer_was_lost_is_found_and_a_foreign_stamp_is_ignored() {
+    use crate::support::fake_slack::Outage;
+    let bot = Rollbot::start_with(|m| crate::alerts::alert_config(m, "")).await;
+    bot.slack.post_as_another_app(
+        INCIDENTS,
+        "rollbot_card",
+        &[("card", "P-1"), ("instance", "0000deadbeef")],
+    );
+    bot.alertmanager(&crate::alerts::notification(
+        crate::alerts::GROUP,
+        vec![crate::alerts::alert(
+            "HighErrorRate",
+            "checkout-api",
+            "page",
+            true,
+            "pod-1",
+        )],
+    ))
+    .await;
+    bot.slack.fail_next(&[Outage::AnswerLost]);
+    bot.app.delivery.run_once().await.unwrap();
+    let replica = bot.another_process().await;
+    bot.advance(1);
+    while replica.delivery.run_once().await.unwrap() > 0 {}
+    let card = bot.expect_card();
+    assert!(card.text.contains("Proposed rollback"), "{}", card.text);
+    assert_eq!(bot.history_lookups(), [INCIDENTS]);
+    assert_eq!(
+        bot.slack
+            .calls()
+            .iter()
+            .filter(|c| c.method == "chat.postMessage" && c.body["metadata"]["event_type"] == "rollbot_card")
+            .count(),
+        1,
+        "one proposal, one card"
+    );
+    assert_eq!(bot.click(ALICE, Button::DismissProposal(pr(1))).await, 200);
+    bot.settle().await;
+    assert!(
+        bot.card_now(&card).text.contains("Dismissed by"),
+        "the card found is the one updated"
+    );
+}

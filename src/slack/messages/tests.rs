@@ -396,9 +396,16 @@ fn proposal_card_firing_offers_start_and_dismiss() {
 #[test]
 fn proposal_card_with_the_services_other_alert_groups_folded_in() {
     let mut proposal = firing_proposal();
-    for (n, name) in ["LatencyHigh", "PodCrashLooping", "SaturationHigh", "DiskFull", "QueueBacklog", "CertExpiry"]
-        .iter()
-        .enumerate()
+    for (n, name) in [
+        "LatencyHigh",
+        "PodCrashLooping",
+        "SaturationHigh",
+        "DiskFull",
+        "QueueBacklog",
+        "CertExpiry",
+    ]
+    .iter()
+    .enumerate()
     {
         let group = |firing| {
             let mut group = alert_group(firing, 1 + n % 3);

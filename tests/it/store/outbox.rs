@@ -350,7 +350,10 @@ async fn a_message_that_gives_way_takes_only_a_free_channel(store: Store) {
     let again = again.iter().find(|i| i.id == waiting.id).unwrap();
     assert_eq!(again.attempts, waiting.attempts, "not an attempt");
     assert_eq!(
-        store.take_idle_channel_slot("C0INCIDENTS", second(5), gap).await.unwrap(),
+        store
+            .take_idle_channel_slot("C0INCIDENTS", second(5), gap)
+            .await
+            .unwrap(),
         None,
         "and it reserved nothing: the channel is free when it looks again"
     );

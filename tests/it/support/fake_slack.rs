@@ -37,6 +37,8 @@ struct Recorder {
     /// When set, posts to a channel less than a second after the last one get a 429, as Slack does.
     pace_clock: Option<Arc<dyn rollbot::clock::Clock>>,
     last_post: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
+    /// Top-level messages as `conversations.history` lists them: (channel, message), oldest first.
+    history: Vec<(String, Value)>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +49,9 @@ pub enum Outage {
     ServerError,
     /// 200 with `{"ok": false, "error": <code>}`: Slack's way of saying no for good.
     Refused(&'static str),
+    /// Slack takes the call (a post is in the channel) but the answer never arrives: 503, as a
+    /// proxy in between says when the upstream's answer is lost.
+    AnswerLost,
 }
 
 #[derive(Clone)]
@@ -126,6 +131,21 @@ impl FakeSlack {
         };
     }
 
+    /// A message another app posted earlier in `channel`, stamped with `event_type` metadata.
+    pub fn post_as_another_app(&self, channel: &str, event_type: &str, payload: &[(&str, &str)]) {
+        let mut recorder = self.recorder.lock().unwrap();
+        recorder.next_ts += 1;
+        let payload: serde_json::Map<String, Value> = payload.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let message = json!({
+            "type": "message",
+            "ts": format!("1790000000.{:06}", recorder.next_ts),
+            "text": "another app's message",
+            "bot_id": "B0OTHER",
+            "metadata": {"event_type": event_type, "event_payload": payload},
+        });
+        recorder.history.push((channel.to_owned(), message));
+    }
+
     pub fn set_group(&self, group: &str, members: &[&str]) {
         let members = members.iter().map(|m| m.to_string()).collect();
         self.recorder.lock().unwrap().groups.insert(group.to_owned(), members);
@@ -188,7 +208,8 @@ async fn handle(
             .find(|(until, _)| now < *until)
             .map(|(_, o)| *o)
     });
-    if let Some(outage) = scheduled.or_else(|| recorder.outages.pop_front()) {
+    let outage = scheduled.or_else(|| recorder.outages.pop_front());
+    if let Some(outage) = outage.filter(|o| !matches!(o, Outage::AnswerLost)) {
         use axum::response::IntoResponse;
         return match outage {
             Outage::RateLimited(seconds) => {
@@ -209,17 +230,29 @@ async fn handle(
                 recorder.refused.push((method, 500));
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
             }
+            Outage::AnswerLost => unreachable!("played below"),
         };
     }
+    let answer_lost = matches!(outage, Some(Outage::AnswerLost));
     recorder.next_ts += 1;
     let ts = format!("1790000000.{:06}", recorder.next_ts);
     let channel = body["channel"].clone();
-    let message = json!({"type": "message", "ts": ts, "text": body["text"], "blocks": body.get("blocks").cloned().unwrap_or(json!([]))});
+    let mut message = json!({"type": "message", "ts": ts, "text": body["text"], "blocks": body.get("blocks").cloned().unwrap_or(json!([]))});
+    if let Some(metadata) = metadata_of(&body) {
+        message["metadata"] = metadata;
+    }
     let (answer, posted_ts) = match method.as_str() {
-        "chat.postMessage" => (
-            json!({"ok": true, "channel": channel, "ts": ts, "message": message}),
-            Some(ts.clone()),
-        ),
+        "chat.postMessage" => {
+            if body.get("thread_ts").is_none_or(Value::is_null) {
+                let channel = channel.as_str().unwrap_or_default().to_owned();
+                recorder.history.push((channel, message.clone()));
+            }
+            (
+                json!({"ok": true, "channel": channel, "ts": ts, "message": message}),
+                Some(ts.clone()),
+            )
+        }
+        "conversations.history" => (history(&recorder.history, &body), None),
         "chat.update" => (
             json!({"ok": true, "channel": channel, "ts": body["ts"], "message": {"text": body["text"]}}),
             None,
@@ -246,10 +279,61 @@ async fn handle(
         _ => (json!({"ok": false, "error": "unknown_method"}), None),
     };
     recorder.calls.push(Call {
-        method,
+        method: method.clone(),
         body,
         authorization,
         ts: posted_ts,
     });
+    if answer_lost {
+        recorder.refused.push((method, 503));
+        return axum::response::IntoResponse::into_response(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
     axum::response::IntoResponse::into_response(axum::Json(answer))
+}
+
+/// A post's `metadata` argument: JSON in a JSON body, a JSON string in a form body.
+fn metadata_of(body: &Value) -> Option<Value> {
+    match body.get("metadata")? {
+        Value::String(text) => serde_json::from_str(text).ok(),
+        Value::Null => None,
+        metadata => Some(metadata.clone()),
+    }
+}
+
+/// `conversations.history` as Slack answers it: a channel's top-level messages newest first,
+/// from `oldest` on, `limit` a page (cursor-paginated), metadata only with `include_all_metadata`.
+fn history(messages: &[(String, Value)], query: &Value) -> Value {
+    let arg = |name: &str| {
+        query[name]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| query[name].as_u64().map(|n| n.to_string()))
+    };
+    let Some(channel) = arg("channel") else {
+        return json!({"ok": false, "error": "channel_not_found"});
+    };
+    let oldest: f64 = arg("oldest").and_then(|o| o.parse().ok()).unwrap_or(0.0);
+    let limit: usize = arg("limit").and_then(|l| l.parse().ok()).unwrap_or(100).clamp(1, 999);
+    let start: usize = arg("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let with_metadata = arg("include_all_metadata").is_some_and(|v| v == "true");
+    let matching: Vec<Value> = messages
+        .iter()
+        .rev()
+        .filter(|(c, m)| *c == channel && m["ts"].as_str().and_then(|t| t.parse::<f64>().ok()).unwrap_or(0.0) >= oldest)
+        .map(|(_, m)| {
+            let mut m = m.clone();
+            if !with_metadata {
+                m.as_object_mut().unwrap().remove("metadata");
+            }
+            m
+        })
+        .collect();
+    let page: Vec<Value> = matching.iter().skip(start).take(limit).cloned().collect();
+    let more = start + page.len() < matching.len();
+    json!({
+        "ok": true,
+        "messages": page,
+        "has_more": more,
+        "response_metadata": {"next_cursor": if more { (start + limit).to_string() } else { String::new() }},
+    })
 }

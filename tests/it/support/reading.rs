@@ -170,12 +170,22 @@ impl Rollbot {
             .collect()
     }
 
+    /// The channels rollbot read the history of (`conversations.history`), since the last look.
+    pub fn history_lookups(&self) -> Vec<String> {
+        self.take(|c| c.method == "conversations.history")
+            .into_iter()
+            .map(|(_, c)| c.body["channel"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Calls that changed what people see and the test has not looked at (reads change nothing).
     pub fn unseen(&self) -> Vec<Call> {
         let calls = self.slack.calls();
         let seen = self.seen.lock().unwrap();
         calls
             .into_iter()
             .enumerate()
+            .filter(|(_, c)| c.method != "conversations.history")
             .filter(|(i, _)| !seen.get(*i).copied().unwrap_or(false))
             .map(|(_, c)| c)
             .collect()
