@@ -174,15 +174,17 @@ impl CardStamp {
         if event_type != Self::EVENT_TYPE {
             return None;
         }
-        let card = payload.get("card")?;
-        let card = match card.parse::<RollbackId>() {
+        let written = payload.get("card")?;
+        let card = match written.parse::<RollbackId>() {
             Ok(id) => CardOf::Rollback(id),
-            Err(_) => CardOf::Proposal(card.parse::<ProposalId>().ok()?),
+            Err(_) => CardOf::Proposal(written.parse::<ProposalId>().ok()?),
         };
-        Some(CardStamp {
+        let stamp = CardStamp {
             card,
             instance: payload.get("instance")?.clone(),
-        })
+        };
+        // Only what rollbot writes, exactly: `RB-42`, never a lenient `42`.
+        (stamp.metadata()["event_payload"]["card"] == written.as_str()).then_some(stamp)
     }
 }
 

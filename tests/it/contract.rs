@@ -203,7 +203,13 @@ fn the_app_manifest_validates_against_slacks_schema() {
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(
         manifest["oauth_config"]["scopes"]["bot"],
-        serde_json::json!(["commands", "chat:write", "usergroups:read"]),
+        serde_json::json!([
+            "commands",
+            "chat:write",
+            "usergroups:read",
+            "channels:history",
+            "groups:history"
+        ]),
         "only the scopes rollbot uses"
     );
     assert_eq!(manifest["features"]["slash_commands"][0]["command"], "/rollback");
@@ -490,11 +496,6 @@ async fn a_card_whose_answer_was_lost_is_found_in_the_channel_not_posted_again()
 async fn a_proposal_card_whose_answer_was_lost_is_found_and_a_foreign_stamp_is_ignored() {
     use crate::support::fake_slack::Outage;
     let bot = Rollbot::start_with(|m| crate::alerts::alert_config(m, "")).await;
-    bot.slack.post_as_another_app(
-        INCIDENTS,
-        "rollbot_card",
-        &[("card", "P-1"), ("instance", "0000deadbeef")],
-    );
     bot.alertmanager(&crate::alerts::notification(
         crate::alerts::GROUP,
         vec![crate::alerts::alert(
@@ -508,6 +509,12 @@ async fn a_proposal_card_whose_answer_was_lost_is_found_and_a_foreign_stamp_is_i
     .await;
     bot.slack.fail_next(&[Outage::AnswerLost]);
     bot.app.delivery.run_once().await.unwrap();
+    // Another rollbot (staging, say) posts its own P-1 in the same channel meanwhile.
+    bot.slack.post_as_another_app(
+        INCIDENTS,
+        "rollbot_card",
+        &[("card", "P-1"), ("instance", "0000deadbeef")],
+    );
     let replica = bot.another_process().await;
     bot.advance(1);
     while replica.delivery.run_once().await.unwrap() > 0 {}

@@ -540,7 +540,13 @@ async fn slack_outages_are_ridden_out_in_order_without_duplicate_cards() {
         bot.slack
             .refused()
             .iter()
-            .all(|(method, _)| method == "chat.postMessage")
+            .all(|(method, _)| method == "chat.postMessage" || method == "conversations.history"),
+        "the card's posts, and after a 500 (which may have posted it) the look for it: {:?}",
+        bot.slack.refused()
+    );
+    assert!(
+        !bot.history_lookups().is_empty(),
+        "after a 500 the retry looks for the card before posting"
     );
 
     bot.slack
