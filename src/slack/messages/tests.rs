@@ -382,6 +382,17 @@ fn proposal_json(proposal: &Proposal, severity: Severity) -> Value {
     serde_json::to_value(message).unwrap()
 }
 
+/// The text of each block of a card, one per line, as people read it.
+fn block_lines(card: &Value) -> String {
+    let lines: Vec<&str> = card["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["text"]["text"].as_str().or(b["elements"][0]["text"].as_str()))
+        .collect();
+    lines.join("\n")
+}
+
 fn firing_proposal() -> Proposal {
     let mut proposal = Proposal::observe(None, &alert_group(true, 2), at(0)).unwrap();
     proposal.id = ProposalId(3);
@@ -418,14 +429,7 @@ fn proposal_card_with_the_services_other_alert_groups_folded_in() {
             proposal = Proposal::observe_among(&[proposal], &group(false), at(9)).unwrap();
         }
     }
-    let card = proposal_json(&proposal, Severity::High);
-    let lines: Vec<&str> = card["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|b| b["text"]["text"].as_str().or(b["elements"][0]["text"].as_str()))
-        .collect();
-    insta::assert_snapshot!(lines.join("\n"));
+    insta::assert_snapshot!(block_lines(&proposal_json(&proposal, Severity::High)));
 }
 
 #[test]
@@ -470,13 +474,7 @@ fn proposal_card_after_people_or_the_alert_decided() {
             .flat_map(|b| b["elements"].as_array().into_iter().flatten())
             .filter_map(|e| e["action_id"].as_str())
             .collect();
-        let lines: Vec<&str> = card["blocks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|b| b["text"]["text"].as_str().or(b["elements"][0]["text"].as_str()))
-            .collect();
-        format!("{}\nbuttons: {buttons:?}\n{}", card["text"], lines.join("\n"))
+        format!("{}\nbuttons: {buttons:?}\n{}", card["text"], block_lines(&card))
     })
     .collect();
     insta::assert_snapshot!(texts.join("\n\n---\n\n"));
