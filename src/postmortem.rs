@@ -92,6 +92,7 @@ fn timeline_entry(rollback: &Rollback, recorded: &Recorded) -> Option<String> {
                 StepOutcome::CouldNotStart => "could not start",
                 StepOutcome::Interrupted => "was interrupted",
                 StepOutcome::Rehearsed => "was not run (drill)",
+                StepOutcome::Aborted => "was stopped (aborted)",
             };
             let exit = result.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
             format!(
@@ -105,6 +106,9 @@ fn timeline_entry(rollback: &Rollback, recorded: &Recorded) -> Option<String> {
         Event::Confirmed { index, by } => format!("{} typed the confirmation for step {}", who(by), index + 1),
         Event::Continued { index, by } => format!("{} passed the gate at step {}", who(by), index + 1),
         Event::Aborted { index, by } => format!("Aborted by {} at step {}", who(by), index + 1),
+        Event::AbortRequested { index, by } => {
+            format!("{} asked to abort while step {} ran", who(by), index + 1)
+        }
         Event::Interrupted { step: Some(index) } => {
             format!(
                 "Interrupted at step {}: the rollbot process running it stopped",

@@ -120,6 +120,15 @@ pub(super) fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<St
     let severities = check_severities(c, raw, roles);
     check_who_may_run_alone(c, raw, &severities);
     let escalation = check_escalation(c, raw, roles);
+    let abort_roles = raw
+        .safety
+        .abort_roles
+        .iter()
+        .map(|role| {
+            check_role_ref(c, role);
+            role.get_ref().clone()
+        })
+        .collect();
 
     Policy {
         workspace,
@@ -142,6 +151,7 @@ pub(super) fn check_policy(c: &mut Checker, raw: &RawConfig, roles: &BTreeMap<St
         escalation,
         status_page: false,
         two_person_rule: raw.safety.two_person_rule.unwrap_or(true),
+        abort_roles,
     }
 }
 

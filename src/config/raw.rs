@@ -34,6 +34,9 @@ pub(super) struct RawSafety {
     pub(super) two_person_rule: Option<bool>,
     /// The only hosts `http` and `health` steps may call.
     pub(super) allowed_hosts: Option<Vec<String>>,
+    /// Roles that may abort any rollback, besides its requester and approvers.
+    #[serde(default)]
+    pub(super) abort_roles: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

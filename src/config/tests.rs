@@ -365,6 +365,20 @@ fn the_two_person_rule_is_on_unless_turned_off_and_check_says_so_loudly() {
 }
 
 #[test]
+fn abort_roles_name_defined_roles() {
+    let config = Config::parse(
+        "rollbot.toml",
+        &format!("{MINIMAL}\n[safety]\nabort_roles = [\"team_lead\"]\n"),
+    )
+    .unwrap();
+    assert_eq!(config.policy.abort_roles, ["team_lead"]);
+    assert_eq!(
+        errors(&format!("{MINIMAL}\n[safety]\nabort_roles = [\"commander\"]\n")),
+        ["rollbot.toml:18:16: role `commander` is not defined in [roles]\n  hint: defined roles: on_call, team_lead"]
+    );
+}
+
+#[test]
 fn an_alert_label_alone_never_makes_a_rollback_critical() {
     let plain = Config::parse("rollbot.toml", &format!("{MINIMAL}\n[alertmanager]\n")).unwrap();
     let settings = plain.alertmanager.as_ref().unwrap();

@@ -266,6 +266,11 @@ pub enum Refusal {
     NothingToResolve {
         id: RollbackId,
     },
+    /// Someone already asked to abort the running step; it is being stopped.
+    AbortUnderWay {
+        id: RollbackId,
+        by: UserId,
+    },
     /// Only rollbot's own timers and executor take these; a person asking for one is a forgery.
     SystemOnly,
     /// rollbot files requests from alerts only where a person must still approve them.
@@ -460,16 +465,7 @@ pub fn decide(
                 by: actor.user.clone(),
             }])
         }
-        Action::Abort { index } => {
-            if rollback.state != (State::Interrupted { step: *index }) {
-                paused_step(rollback, *index)?;
-            }
-            gate_keeper(rollback, actor)?;
-            Ok(vec![Event::Aborted {
-                index: *index,
-                by: actor.user.clone(),
-            }])
-        }
+        Action::Abort { index } => decide_abort(rollback, *index, actor, policy),
         Action::RetryStep { index } => {
             interrupted_step(rollback, *index)?;
             gate_keeper(rollback, actor)?;
@@ -520,9 +516,17 @@ pub fn decide(
                 return Err(out_of_order(format!("nothing runs in state {}", rollback.state.name())));
             }
             // A step that was started is never run again by itself: a person decides.
-            Ok(vec![Event::Interrupted {
+            let mut events = vec![Event::Interrupted {
                 step: rollback.step_in_flight(),
-            }])
+            }];
+            // The process died while stopping the step someone aborted: it is aborted.
+            if let Some(abort) = &rollback.abort_requested {
+                events.push(Event::Aborted {
+                    index: abort.index,
+                    by: abort.by.clone(),
+                });
+            }
+            Ok(events)
         }
         Action::StartRun => {
             if rollback.state != State::Queued {
@@ -562,6 +566,14 @@ pub fn decide(
                 index: *index,
                 result: result.clone(),
             }];
+            // Someone asked to stop: nothing after this step starts, whatever its outcome.
+            if let Some(abort) = &rollback.abort_requested {
+                events.push(Event::Aborted {
+                    index: *index,
+                    by: abort.by.clone(),
+                });
+                return Ok(events);
+            }
             let may_fail = rollback.plan.steps[*index].on_failure == super::plan::OnFailure::Continue;
             if !result.outcome.passed() && !may_fail {
                 events.push(Event::Failed {
@@ -721,6 +733,63 @@ fn approving_role(rollback: &Rollback, actor: &Actor) -> Result<(String, usize),
 
 /// Who may pass a gate, confirm a destructive step or abort: the requester, anyone who may
 /// approve now, and for a rollback that needed no approval, everyone on its ladder.
+/// Abort: at a pause or an interruption it ends the run at once; while a step runs, it asks the
+/// process running it to stop the step (the run ends as aborted once it has); between steps
+/// (queued to go on) it ends the run before the next starts.
+fn decide_abort(rollback: &Rollback, index: usize, actor: &Actor, policy: &Policy) -> Result<Vec<Event>, Refusal> {
+    let aborted = || Event::Aborted {
+        index,
+        by: actor.user.clone(),
+    };
+    match &rollback.state {
+        State::Interrupted { step } | State::Paused { step } if *step == index => {}
+        State::Running if let Some(abort) = &rollback.abort_requested => {
+            return Err(Refusal::AbortUnderWay {
+                id: rollback.id,
+                by: abort.by.clone(),
+            });
+        }
+        State::Running if rollback.step_in_flight() == Some(index) => {
+            may_abort(rollback, actor, policy)?;
+            return Ok(vec![Event::AbortRequested {
+                index,
+                by: actor.user.clone(),
+            }]);
+        }
+        State::Running | State::Queued if !rollback.steps.is_empty() && rollback.resume_step() == Some(index) => {}
+        State::Running | State::Queued if !rollback.steps.is_empty() => {
+            return Err(Refusal::StaleStep {
+                id: rollback.id,
+                clicked: index,
+                waiting: rollback.step_in_flight().or(rollback.resume_step()).unwrap_or(index),
+            });
+        }
+        State::Paused { .. } => {
+            paused_step(rollback, index)?;
+        }
+        State::Interrupted { .. } => {
+            interrupted_step(rollback, index)?;
+        }
+        _ => {
+            return Err(Refusal::NotPaused {
+                id: rollback.id,
+                state: rollback.state.clone(),
+            });
+        }
+    }
+    may_abort(rollback, actor, policy)?;
+    Ok(vec![aborted()])
+}
+
+/// Who may abort: whoever may pass its gates (requester, approvers), and the roles
+/// `[safety] abort_roles` names.
+fn may_abort(rollback: &Rollback, actor: &Actor, policy: &Policy) -> Result<(), Refusal> {
+    if policy.abort_roles.iter().any(|role| actor.roles.contains(role)) {
+        return Ok(());
+    }
+    gate_keeper(rollback, actor)
+}
+
 fn gate_keeper(rollback: &Rollback, actor: &Actor) -> Result<(), Refusal> {
     let on_ladder = rollback.approvals_required == 0 && rollback.ladder.iter().any(|l| actor.roles.contains(&l.role));
     if actor.user == rollback.request.requester || on_ladder || approving_role(rollback, actor).is_ok() {

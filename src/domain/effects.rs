@@ -139,6 +139,11 @@ pub enum Effect {
     Interrupted {
         index: usize,
     },
+    /// In the thread: `by` asked to abort while step `index` runs; it is being stopped.
+    AbortRequested {
+        index: usize,
+        by: UserId,
+    },
     /// A communication template: into the card's thread, also shown in the channel (`None`), or
     /// as a message of its own in another channel.
     Announce {
@@ -212,6 +217,7 @@ impl Effect {
             Effect::GateCleared { .. } => "gate_cleared",
             Effect::NotifyLadder => "notify_ladder",
             Effect::Interrupted { .. } => "interrupted",
+            Effect::AbortRequested { .. } => "abort_requested",
             Effect::Announce { .. } => "announce",
             Effect::PageUpdate { .. } => "page_update",
             Effect::Notify { .. } => "notify",
@@ -394,12 +400,25 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                     });
                 }
             }
-            Event::Failed { .. } | Event::Aborted { .. } => {
+            Event::Failed { .. } => {
+                announce(&mut effects, Announcement::Failed);
+                page(&mut effects, PageUpdate::StillInvestigating);
+            }
+            // Who aborted, and what ran and what did not: the system may be half-way.
+            Event::Aborted { .. } => {
+                effects.push(Effect::RunFinished);
                 announce(&mut effects, Announcement::Failed);
                 page(&mut effects, PageUpdate::StillInvestigating);
             }
             Event::Resolved { .. } => page(&mut effects, PageUpdate::Resolved),
-            Event::Cancelled { .. } => announce(&mut effects, Announcement::Cancelled),
+            Event::Cancelled { by } => {
+                // Someone else withdrew the request: its requester is told, by name.
+                if *by != after.request.requester {
+                    effects.push(Effect::RunFinished);
+                }
+                announce(&mut effects, Announcement::Cancelled)
+            }
+            Event::Rejected { .. } => effects.push(Effect::RunFinished),
             // The first start of a run; a resumed run (after a gate) is not news.
             Event::RunStarted if after.steps.is_empty() => {
                 announce(&mut effects, Announcement::Started);
@@ -413,6 +432,10 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                 by: by.clone(),
             }),
             Event::Interrupted { step: Some(index) } => effects.push(Effect::Interrupted { index: *index }),
+            Event::AbortRequested { index, by } => effects.push(Effect::AbortRequested {
+                index: *index,
+                by: by.clone(),
+            }),
             Event::Retried { index, by } => effects.push(Effect::StepDecided {
                 index: *index,
                 by: by.clone(),
@@ -423,7 +446,7 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                 by: by.clone(),
                 retry: false,
             }),
-            Event::Approved { .. } | Event::Rejected { .. } | Event::RunStarted | Event::Interrupted { step: None } => {
+            Event::Approved { .. } | Event::RunStarted | Event::Interrupted { step: None } => {
             }
             // Telling Slack that Slack refused a message would only fail again.
             Event::Undeliverable { .. } | Event::PageUpdated { .. } => continue,

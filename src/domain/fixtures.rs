@@ -64,6 +64,7 @@ pub fn policy() -> Policy {
         ],
         status_page: true,
         two_person_rule: true,
+        abort_roles: vec![],
     }
 }
 

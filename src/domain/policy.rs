@@ -22,6 +22,8 @@ pub struct Policy {
     /// The two-person rule: a gate or a destructive step always needs someone other than the
     /// requester. On unless `[safety] two_person_rule = false`.
     pub two_person_rule: bool,
+    /// Roles that may abort any rollback, besides its requester and approvers.
+    pub abort_roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -89,6 +89,12 @@ pub enum Event {
         index: usize,
         by: UserId,
     },
+    /// Someone asked to stop the run while step `index` runs: the process running it stops the
+    /// step (SIGTERM, then SIGKILL) and records it as aborted; nothing after it starts.
+    AbortRequested {
+        index: usize,
+        by: UserId,
+    },
     /// The process running the rollback stopped renewing its lease. `step` is the step that was
     /// in flight, whose effect is unknown; `None` when it stopped between steps.
     Interrupted {
@@ -188,6 +194,8 @@ pub enum StepOutcome {
     Interrupted,
     /// A drill: the step was shown, not executed.
     Rehearsed,
+    /// Stopped while it ran because a person aborted the rollback.
+    Aborted,
 }
 
 impl StepOutcome {
@@ -199,6 +207,7 @@ impl StepOutcome {
             StepOutcome::CouldNotStart => "could_not_start",
             StepOutcome::Interrupted => "interrupted",
             StepOutcome::Rehearsed => "rehearsed",
+            StepOutcome::Aborted => "aborted",
         }
     }
 
@@ -213,6 +222,17 @@ pub struct LadderLevel {
     pub role: String,
     /// Seconds after the request at which this level joins the approvers.
     pub after_secs: u64,
+}
+
+/// How long an aborted step gets between SIGTERM and SIGKILL: long enough to let a tool such as
+/// `pg_restore` or `kubectl` stop cleanly, short enough that an abort is an abort.
+pub const ABORT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortRequest {
+    pub index: usize,
+    pub by: UserId,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -349,6 +369,9 @@ pub struct Rollback {
     /// When the status page incident was marked resolved, and by whom (`None`: the watch window).
     #[serde(default)]
     pub resolved: Option<Resolution>,
+    /// Someone asked to stop the running step; the run ends as aborted once it has stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_requested: Option<AbortRequest>,
     pub state: State,
     pub approvals: Vec<Approval>,
     pub steps: Vec<StepRecord>,
@@ -398,6 +421,7 @@ impl Rollback {
             cleared: vec![],
             retry_step: None,
             resolved: None,
+            abort_requested: None,
             state: if *approvals_required == 0 {
                 State::Queued
             } else {
@@ -463,6 +487,13 @@ impl Rollback {
                     by: by.clone(),
                 };
                 self.finished_at = Some(at);
+            }
+            Event::AbortRequested { index, by } => {
+                self.abort_requested = Some(AbortRequest {
+                    index: *index,
+                    by: by.clone(),
+                    at,
+                })
             }
             Event::Interrupted { step: Some(index) } => {
                 if let Some(record) = self
@@ -557,6 +588,12 @@ impl Rollback {
         if self.state != State::Running {
             return None;
         }
+        self.resume_step()
+    }
+
+    /// The step the run goes on with, whatever its state: the first, the one after the last
+    /// that finished, or a step someone chose to retry. `None` while a step runs, or after the last.
+    pub fn resume_step(&self) -> Option<usize> {
         match self.steps.last() {
             None => Some(0),
             Some(StepRecord { result: None, .. }) => None,

@@ -15,6 +15,34 @@ pub struct CommandSpec<'a> {
     /// Run under the step supervisor (`engine::supervisor`), so the step dies with rollbot and
     /// when the lease can no longer be vouched for. `None` only where no lease is involved.
     pub supervision: Option<Supervision<'a>>,
+    /// Turns `true` when a person aborts the rollback: the step's group gets SIGTERM, then
+    /// SIGKILL after `ABORT_GRACE`, and the step is recorded as aborted with its output.
+    pub abort: Option<AbortSeen>,
+}
+
+/// Whether someone asked to abort the running step.
+pub type AbortSeen = tokio::sync::watch::Receiver<bool>;
+
+/// Returns once `abort` says the step is aborted; never, without one.
+pub async fn until_aborted(abort: Option<AbortSeen>) {
+    let Some(mut abort) = abort else {
+        return std::future::pending().await;
+    };
+    loop {
+        if *abort.borrow_and_update() {
+            return;
+        }
+        if abort.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// What ended a step's process.
+enum Ended {
+    Exited(std::io::Result<std::process::ExitStatus>),
+    TimedOut,
+    Aborted,
 }
 
 /// The supervisor program (rollbot's own binary) and the moments until which the step may run:
@@ -110,8 +138,15 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
     let tail_bytes = spec.tail_bytes;
     let output = tokio::task::spawn_blocking(move || read_tail(reader, tail_bytes));
 
-    let (outcome, exit_code, detail) = match tokio::time::timeout(spec.timeout, child.wait()).await {
-        Ok(Ok(status)) => {
+    let ended = tokio::select! {
+        waited = tokio::time::timeout(spec.timeout, child.wait()) => match waited {
+            Ok(status) => Ended::Exited(status),
+            Err(_) => Ended::TimedOut,
+        },
+        _ = until_aborted(spec.abort) => Ended::Aborted,
+    };
+    let (outcome, exit_code, detail) = match ended {
+        Ended::Exited(Ok(status)) => {
             use std::os::unix::process::ExitStatusExt;
             let detail = status.signal().map(|s| format!("killed by signal {s}"));
             let outcome = if status.success() {
@@ -121,12 +156,33 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
             };
             (outcome, status.code(), detail)
         }
-        Ok(Err(e)) => (
+        Ended::Exited(Err(e)) => (
             StepOutcome::Failed,
             None,
             Some(format!("waiting for the process failed: {e}")),
         ),
-        Err(_) => {
+        Ended::Aborted => {
+            let grace = crate::domain::ABORT_GRACE;
+            let mut detail = "aborted: its process group was sent SIGTERM".to_owned();
+            if let Some(pgid) = pgid {
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+            }
+            let status = match tokio::time::timeout(grace, child.wait()).await {
+                Ok(status) => {
+                    detail.push_str(" and it stopped");
+                    status.ok()
+                }
+                Err(_) => {
+                    if let Some(pgid) = pgid {
+                        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                    detail.push_str(&format!(", then SIGKILL after {}s", grace.as_secs()));
+                    child.wait().await.ok()
+                }
+            };
+            (StepOutcome::Aborted, status.and_then(|s| s.code()), Some(detail))
+        }
+        Ended::TimedOut => {
             if let Some(pgid) = pgid {
                 let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
                 if tokio::time::timeout(KILL_GRACE, child.wait()).await.is_err() {
@@ -254,8 +310,65 @@ mod tests {
             timeout,
             tail_bytes,
             supervision: None,
+            abort: None,
         })
         .await
+    }
+
+    async fn aborted_after(script: &str, after: Duration) -> (StepResult, Duration) {
+        let argv = argv(&["sh", "-c", script]);
+        let env = BTreeMap::new();
+        let (abort, seen) = tokio::sync::watch::channel(false);
+        let started = Instant::now();
+        let run = run(CommandSpec {
+            argv: &argv,
+            env: &env,
+            workdir: None,
+            timeout: Duration::from_secs(60),
+            tail_bytes: 1000,
+            supervision: None,
+            abort: Some(seen),
+        });
+        let press = async {
+            tokio::time::sleep(after).await;
+            abort.send_replace(true);
+        };
+        let (result, ()) = tokio::join!(run, press);
+        (result, started.elapsed())
+    }
+
+    #[tokio::test]
+    async fn an_aborted_step_gets_sigterm_and_keeps_its_output() {
+        let (result, took) = aborted_after(
+            "trap 'echo stopping cleanly; exit 143' TERM; echo restoring; while true; do sleep 0.05; done",
+            Duration::from_millis(400),
+        )
+        .await;
+        assert_eq!(result.outcome, StepOutcome::Aborted);
+        assert_eq!(result.exit_code, Some(143));
+        assert!(
+            result.output_tail.starts_with("restoring\n") && result.output_tail.ends_with("stopping cleanly\n"),
+            "{:?}",
+            result.output_tail
+        );
+        assert_eq!(
+            result.detail.as_deref(),
+            Some("aborted: its process group was sent SIGTERM and it stopped")
+        );
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn an_aborted_step_that_ignores_sigterm_is_killed_after_the_grace() {
+        let (result, took) =
+            aborted_after("trap '' TERM; echo stubborn; while true; do sleep 0.05; done", Duration::from_millis(200)).await;
+        assert_eq!(result.outcome, StepOutcome::Aborted);
+        assert_eq!(result.output_tail, "stubborn\n");
+        assert_eq!(
+            result.detail.as_deref(),
+            Some("aborted: its process group was sent SIGTERM, then SIGKILL after 10s")
+        );
+        assert!(took >= crate::domain::ABORT_GRACE, "{took:?}");
     }
 
     #[tokio::test]
@@ -340,6 +453,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             tail_bytes: 1000,
             supervision: None,
+            abort: None,
         };
         let result = run(spec).await;
         assert_eq!(
@@ -359,6 +473,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             tail_bytes: 100,
             supervision: None,
+            abort: None,
         })
         .await;
         assert_eq!(result.outcome, StepOutcome::CouldNotStart);
@@ -379,6 +494,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             tail_bytes: 1000,
             supervision: None,
+            abort: None,
         })
         .await;
         assert_eq!(result.output_tail, "41; touch /tmp/rollbot-injected $(id)\n");

@@ -299,6 +299,9 @@ impl Delivery {
                 reply(messages::gate_cleared(&rollback, *index, Some(by)), false).await?
             }
             Effect::Interrupted { index } => reply(messages::interrupted(&rollback, *index), true).await?,
+            Effect::AbortRequested { index, by } => {
+                reply(messages::abort_requested(&rollback, *index, by), false).await?
+            }
             Effect::Announce { which, channel } => {
                 let config = &self.engine.config;
                 let expected = config

@@ -357,6 +357,8 @@ impl Executor {
     }
 
     /// Runs an action, and again after a growing delay while it fails and retries are left.
+    /// An abort stops the attempt under way (a command gets SIGTERM, then SIGKILL, and keeps
+    /// its output; any other step is dropped) and every retry after it.
     async fn with_retries(
         &self,
         rollback: &Rollback,
@@ -364,25 +366,72 @@ impl Executor {
         action: &StepAction,
         stop_by: StopBy,
     ) -> StepResult {
+        let (_watching, abort) = self.watch_for_abort(rollback.id);
         let step = &rollback.plan.steps[index];
+        let started = Instant::now();
+        let aborted = || StepResult {
+            outcome: StepOutcome::Aborted,
+            duration_ms: started.elapsed().as_millis() as u64,
+            detail: Some("aborted while it ran".into()),
+            ..Default::default()
+        };
         let mut attempt = 1;
         loop {
-            let mut result = self.run_action(rollback, action, stop_by.clone()).await;
+            let run = self.run_action(rollback, action, stop_by.clone(), abort.clone());
+            let mut result = if matches!(action, StepAction::Command { .. }) {
+                run.await
+            } else {
+                tokio::select! {
+                    result = run => result,
+                    _ = command::until_aborted(Some(abort.clone())) => aborted(),
+                }
+            };
             if attempt > 1 {
                 result.attempts = Some(attempt);
             }
-            if result.outcome.passed() || attempt > step.retries {
+            if result.outcome.passed() || result.outcome == StepOutcome::Aborted || attempt > step.retries {
                 return result;
             }
             let delay = Duration::from_millis(step.retry_delay_ms.saturating_mul(1 << (attempt - 1).min(10)))
                 .min(MAX_RETRY_DELAY);
             tracing::warn!(rollback = %rollback.id, step = index + 1, attempt, outcome = ?result.outcome, retry_in_ms = delay.as_millis() as u64, "step failed; retrying");
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = command::until_aborted(Some(abort.clone())) => return aborted(),
+            }
             attempt += 1;
         }
     }
 
-    async fn run_action(&self, rollback: &Rollback, action: &StepAction, stop_by: StopBy) -> StepResult {
+    /// Looks every `ABORT_POLL` whether someone (on any replica) asked to abort the rollback;
+    /// the watch turns `true` when they did. Looking stops when the guard is dropped.
+    fn watch_for_abort(&self, id: RollbackId) -> (AbortOnDrop, command::AbortSeen) {
+        let (seen, abort) = tokio::sync::watch::channel(false);
+        let engine = self.engine.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ABORT_POLL).await;
+                match engine.store.load(id).await {
+                    Ok(Some(rollback)) if rollback.abort_requested.is_some() => {
+                        tracing::info!(rollback = %id, "abort requested; stopping the running step");
+                        seen.send_replace(true);
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(rollback = %id, error = format!("{e:#}"), "could not look whether the run was aborted; looking again"),
+                }
+            }
+        });
+        (AbortOnDrop(task), abort)
+    }
+
+    async fn run_action(
+        &self,
+        rollback: &Rollback,
+        action: &StepAction,
+        stop_by: StopBy,
+        abort: command::AbortSeen,
+    ) -> StepResult {
         let id = rollback.id;
         let engine = &self.engine;
         let tail_bytes = engine.config.output_tail_bytes;
@@ -423,6 +472,7 @@ impl Executor {
                         program: &self.supervisor,
                         stop_by,
                     }),
+                    abort: Some(abort),
                 };
                 let mut result = command::run(spec).await;
                 result.output_tail = resolved.scrub(&result.output_tail);
@@ -700,6 +750,18 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// The longest wait between two attempts of a step, however many retries are left.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// How often the process running a step looks whether someone asked to abort it.
+const ABORT_POLL: Duration = Duration::from_secs(1);
+
+/// Stops a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// The small `rollbot-step-supervisor` installed beside this binary, else this binary itself
 /// (its `__supervise-step` mode does the same, at the cost of a heavier process per step).

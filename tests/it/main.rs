@@ -6,6 +6,7 @@ mod alert_flood;
 mod alerts;
 mod approvals;
 mod contract;
+mod control;
 mod faults;
 mod process;
 mod runbooks;

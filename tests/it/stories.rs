@@ -245,6 +245,11 @@ async fn a_rejected_rollback_never_runs_and_keeps_its_reason() {
         card.text
     );
     assert!(card.buttons().is_empty());
+    assert_eq!(
+        bot.thread(&card),
+        ["<@U0ALICE>: RB-1 🚫 *Rejected* by <@U0BOB>: “the deploy is not the cause: &lt;!here&gt; check the DB”. Nothing ran."],
+        "the requester is told, by name"
+    );
 
     bot.click(BETH, Button::Approve(rb(1))).await;
     bot.click(BETH, Button::Reject(rb(1))).await;

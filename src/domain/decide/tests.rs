@@ -542,6 +542,64 @@ fn steps_run_in_order_once_and_a_failure_stops_the_run() {
 /// action is tried on a rollback (or proposal) in the state where it makes sense, so a
 /// refusal here is about who asks, not about when.
 #[test]
+fn an_abort_while_a_step_runs_stops_it_and_nothing_after_it_starts() {
+    let running = Story::requested(Severity::High, None)
+        .approved()
+        .act(&Actor::system(), Action::StartRun)
+        .act(&Actor::system(), Action::StartStep { index: 0 });
+    let asked = running.clone().act(&actor(ON_CALL), Action::Abort { index: 0 });
+    assert_eq!(asked.rollback.state, State::Running, "the step is stopped by the process running it");
+    assert_eq!(asked.rollback.abort_requested.as_ref().map(|a| a.index), Some(0));
+    assert!(matches!(
+        asked.clone().try_act(&actor(REQUESTER), Action::Abort { index: 0 }),
+        Err(Refusal::AbortUnderWay { .. })
+    ));
+    assert!(matches!(
+        running.clone().try_act(&actor(OUTSIDER), Action::Abort { index: 0 }),
+        Err(Refusal::NotAllowedAtGate { .. })
+    ));
+    assert!(matches!(
+        running.clone().try_act(&actor(ON_CALL), Action::Abort { index: 1 }),
+        Err(Refusal::StaleStep { .. })
+    ));
+
+    // The step ends (stopped, or it happened to succeed at that moment): the run is aborted.
+    let stopped = asked.clone().act(
+        &Actor::system(),
+        Action::FinishStep {
+            index: 0,
+            result: ok_result("done anyway"),
+        },
+    );
+    assert_eq!(
+        stopped.rollback.state,
+        State::Aborted {
+            step: 0,
+            by: UserId(ON_CALL.into())
+        }
+    );
+    assert!(stopped.rollback.next_step().is_none(), "nothing after it starts");
+
+    // The process running it died instead: aborted too, not left waiting as interrupted.
+    let died = asked.act(&Actor::system(), Action::Interrupt);
+    assert_eq!(died.rollback.state.name(), "aborted");
+
+    // A role named in `[safety] abort_roles` may abort though it may not approve.
+    let mut policy = policy();
+    policy.abort_roles = vec!["incident_commander".into()];
+    let mut commander = actor(OUTSIDER);
+    commander.roles.insert("incident_commander".into());
+    let outcome = decide(
+        Some(&running.rollback),
+        &Action::Abort { index: 0 },
+        &commander.in_channel(CHANNEL),
+        &policy,
+        at(5),
+    );
+    assert!(matches!(outcome.as_deref(), Ok([Event::AbortRequested { .. }])), "{outcome:?}");
+}
+
+#[test]
 fn authorization_matrix() {
     use crate::domain::TeamId;
     use crate::domain::proposal::{Proposal, ProposalAction, ProposalId, decide_proposal};
@@ -573,6 +631,9 @@ fn authorization_matrix() {
         running()
             .act(&Actor::system(), Action::StartStep { index: 0 })
             .act(&Actor::system(), Action::Interrupt)
+    }
+    fn step_running() -> Story {
+        running().act(&Actor::system(), Action::StartStep { index: 0 })
     }
     fn succeeded() -> Story {
         let mut policy = policy();
@@ -658,6 +719,7 @@ fn authorization_matrix() {
         ("retry step", on(interrupted, Action::RetryStep { index: 0 })),
         ("skip step", on(interrupted, Action::SkipStep { index: 0 })),
         ("abort", on(interrupted, Action::Abort { index: 0 })),
+        ("abort while a step runs", on(step_running, Action::Abort { index: 0 })),
         ("mark resolved", on(succeeded, Action::MarkResolved)),
         ("start from alert", on_proposal(ProposalAction::Start)),
         ("dismiss alert", on_proposal(ProposalAction::Dismiss)),

@@ -159,10 +159,30 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
                 "{who} *Abort* stops the run here; nothing after this step runs."
             )));
         }
-        State::Queued => {
+        State::Queued if rollback.steps.is_empty() => {
             blocks.push(actions(vec![button(Button::Cancel(id), "Cancel", None)]));
             blocks.push(context("*Cancel* stops it before the first step starts.".into()));
         }
+        State::Running | State::Queued => match (&rollback.abort_requested, rollback.step_in_flight()) {
+            (Some(asked), _) => blocks.push(context(format!(
+                "🛑 {} asked to abort at {}: step {} is being stopped (SIGTERM, then SIGKILL after {}s); nothing after it starts.",
+                user(&asked.by),
+                hhmm(asked.at),
+                asked.index + 1,
+                crate::domain::ABORT_GRACE.as_secs()
+            ))),
+            (None, in_flight) => {
+                let Some(step) = in_flight.or(rollback.resume_step()) else {
+                    return blocks;
+                };
+                let mut abort = button(Button::Abort(id, step), "Abort", Some("danger"));
+                abort["confirm"] = abort_confirm(rollback, step);
+                blocks.push(actions(vec![abort]));
+                blocks.push(context(
+                    "*Abort* stops the run now: the running step is stopped and nothing after it starts (the requester, approvers, or a role allowed to abort).".into(),
+                ));
+            }
+        },
         State::Succeeded if status_page => match &rollback.resolved {
             None => {
                 blocks.push(actions(vec![button(

@@ -416,6 +416,36 @@ fn retry_confirm(rollback: &Rollback, index: usize) -> Value {
     })
 }
 
+/// The dialog before an abort: what stops, and what will not run.
+fn abort_confirm(rollback: &Rollback, index: usize) -> Value {
+    let step = &rollback.plan.steps[index];
+    let later: Vec<&str> = rollback.plan.steps[index + 1..].iter().map(|s| s.name.as_str()).collect();
+    let running = if rollback.step_in_flight() == Some(index) {
+        format!(
+            "Step {} “{}” is stopped now (SIGTERM, then SIGKILL after {}s).",
+            index + 1,
+            step.name,
+            crate::domain::ABORT_GRACE.as_secs()
+        )
+    } else {
+        format!("The run stops before step {} “{}”.", index + 1, step.name)
+    };
+    let never = if later.is_empty() {
+        String::new()
+    } else {
+        format!(" Never run: {}.", later.join(", "))
+    };
+    json!({
+        "title": {"type": "plain_text", "text": format!("Abort {}?", rollback.id)},
+        "text": {"type": "plain_text", "text": truncate(&format!(
+            "{running}{never} The system may be left half-way."
+        ), 300)},
+        "confirm": {"type": "plain_text", "text": "Abort"},
+        "deny": {"type": "plain_text", "text": "Keep running"},
+        "style": "danger",
+    })
+}
+
 /// A Block Kit button for one of rollbot's controls, encoded by `slack::wire`.
 fn button(control: Button, label: &str, style: Option<&str>) -> Value {
     let mut button = json!({

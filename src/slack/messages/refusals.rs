@@ -258,6 +258,10 @@ pub fn refusal(refusal: &Refusal) -> Message {
             hhmm(*at),
             humantime::format_duration(*every)
         ),
+        AbortUnderWay { id, by } => format!(
+            "{} already asked to abort *{id}*; its step is being stopped and nothing after it will start. Watch the thread.",
+            user(by)
+        ),
         NoSuchProposal { id } => {
             format!("There is no proposal *{id}*; nothing changed. Use `/rollback` to request a rollback.")
         }

@@ -26,6 +26,7 @@ pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> 
         StepOutcome::TimedOut => ("⏱️", "timed out and was killed".to_owned()),
         StepOutcome::Interrupted => ("⚠️", "was interrupted".to_owned()),
         StepOutcome::Rehearsed => ("🧪", "was not run (drill)".to_owned()),
+        StepOutcome::Aborted => ("🛑", "was stopped (aborted)".to_owned()),
         StepOutcome::CouldNotStart => (
             "❌",
             format!(
@@ -127,8 +128,59 @@ pub fn drill_summary(rollback: &Rollback, history: &[crate::domain::Recorded]) -
 }
 
 /// The thread's last word on a rollback: how it ended.
+/// In the thread (and the channel) when a rollback ends. When someone other than the requester
+/// ended it, the requester is mentioned, so they hear of it; an abort says what ran and what
+/// did not, since the system may be half-way.
 pub fn run_finished(rollback: &Rollback) -> Message {
-    Message::plain(format!("{} {}", rollback.id, state_line(rollback)))
+    let requester = &rollback.request.requester;
+    let ended_by = match &rollback.state {
+        State::Rejected { by, .. } | State::Cancelled { by } | State::Aborted { by, .. } => Some(by),
+        _ => None,
+    };
+    let mut text = match ended_by {
+        Some(by) if by != requester && requester.0 != crate::domain::SYSTEM_USER => {
+            format!("{}: {} {}", user(requester), rollback.id, state_line(rollback))
+        }
+        _ => format!("{} {}", rollback.id, state_line(rollback)),
+    };
+    if let State::Aborted { step, .. } = rollback.state {
+        text.push_str("\n");
+        text.push_str(&half_way(rollback, step));
+    }
+    Message::plain(text)
+}
+
+/// What ran, what was stopped and what did not run, for a rollback aborted at `step`.
+fn half_way(rollback: &Rollback, step: usize) -> String {
+    let mut ran = vec![];
+    let mut stopped = None;
+    for record in &rollback.steps {
+        match &record.result {
+            Some(result) if record.index == step && !result.outcome.passed() => stopped = Some(record.index),
+            Some(_) if !ran.contains(&record.index) => ran.push(record.index),
+            _ => {}
+        }
+    }
+    let name = |i: usize| format!("{}. {}", i + 1, step_name(rollback, i));
+    let list = |steps: Vec<usize>| {
+        if steps.is_empty() {
+            "none".to_owned()
+        } else {
+            steps.into_iter().map(name).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let not_run: Vec<usize> = (0..rollback.plan.steps.len())
+        .filter(|i| !ran.contains(i) && stopped != Some(*i))
+        .collect();
+    let stopped = match stopped {
+        Some(i) => format!(" Stopped while it ran: {}.", name(i)),
+        None => String::new(),
+    };
+    format!(
+        "⚠️ The system may be half-way. Ran: {}.{stopped} Did not run: {}. Check the service before anything else runs.",
+        list(ran),
+        list(not_run)
+    )
 }
 
 /// In the thread when a ladder level joins: its people are mentioned so they are notified.
@@ -247,6 +299,18 @@ pub fn thread_link(channel: &str, ts: &str) -> String {
 }
 
 /// In the thread when the process running a step stopped.
+/// In the thread when someone asks to abort while a step runs.
+pub fn abort_requested(rollback: &Rollback, index: usize, by: &crate::domain::UserId) -> Message {
+    Message::plain(format!(
+        "🛑 {} asked to abort *{}*: stopping step {} *{}* now (SIGTERM, then SIGKILL after {}s). No later step will start.",
+        user(by),
+        rollback.id,
+        index + 1,
+        step_name(rollback, index),
+        crate::domain::ABORT_GRACE.as_secs()
+    ))
+}
+
 pub fn interrupted(rollback: &Rollback, index: usize) -> Message {
     let mut interrupted = rollback.clone();
     interrupted.state = State::Interrupted { step: index };
