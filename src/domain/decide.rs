@@ -501,7 +501,14 @@ pub fn decide(
             }])
         }
         Action::MarkResolved => {
-            if !policy.status_page || rollback.state != State::Succeeded || rollback.resolved.is_some() {
+            // The page's incident opens when a run starts; after a failure or an abort it stays
+            // open until someone says the service is healthy by other means.
+            let ended = match rollback.state {
+                State::Succeeded => true,
+                State::Failed { .. } | State::Aborted { .. } => rollback.started_at.is_some() && !rollback.request.drill,
+                _ => false,
+            };
+            if !policy.status_page || !ended || rollback.resolved.is_some() {
                 return Err(Refusal::NothingToResolve { id });
             }
             if !actor.is_system() {

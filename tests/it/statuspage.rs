@@ -369,3 +369,49 @@ async fn an_incident_created_whose_answer_was_lost_is_not_opened_twice() {
     assert_eq!(methods, ["PATCH"], "the retry went on to the next update: {methods:?}");
     assert!(page.lookups() >= 1);
 }
+
+/// Issue 26: a rollback that failed leaves the public incident open; once the service is healthy
+/// by other means, the card resolves it.
+#[tokio::test]
+async fn the_status_page_is_resolved_from_the_card_after_a_failure() {
+    let page = FakeStatusPage::start().await;
+    let bot = Rollbot::builder()
+        .config(|m| page_config(m, ""))
+        .page(page.atlassian())
+        .start()
+        .await;
+    bot.slash(ALICE, "checkout-api runbook broken to 41 severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    let failed = bot.card_now(&card);
+    assert!(failed.text.contains("❌ *Failed* at step 2 of 3"), "{}", failed.text);
+    assert_eq!(failed.buttons(), ["resolve"], "{}", failed.text);
+    assert!(
+        failed
+            .text
+            .contains("Status page: *investigating*. The rollback did not finish"),
+        "{}",
+        failed.text
+    );
+    let before = page.calls().len();
+    assert_ne!(
+        page.calls().last().map(|c| c.body["incident"]["status"].clone()),
+        Some(json!("resolved")),
+        "the failure leaves the incident open"
+    );
+
+    bot.click(BOB, Button::Resolve(rb(1))).await;
+    bot.settle().await;
+    assert_eq!(page.calls().len(), before + 1);
+    assert_eq!(
+        page.calls().last().map(|c| c.body["incident"]["status"].clone()),
+        Some(json!("resolved"))
+    );
+    let resolved = bot.card_now(&card);
+    assert!(resolved.text.contains("Status page: *resolved* by <@U0BOB>"), "{}", resolved.text);
+    assert!(resolved.buttons().is_empty());
+    bot.thread(&card);
+    bot.ephemerals(ALICE);
+}

@@ -330,7 +330,7 @@ async fn critical_runs_at_once_and_flags_a_review() {
     let card = bot.card_now(&card);
     assert!(
         card.text
-            .contains("🚨 *Critical severity: runs without approval.* A post-incident review is required."),
+            .contains("🚨 *Critical severity: no approval needed — it runs at once.* A post-incident review is required."),
         "{}",
         card.text
     );

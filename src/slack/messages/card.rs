@@ -12,7 +12,7 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
     }
     if rollback.review_required && !rollback.request.drill {
         blocks.push(section(
-            "🚨 *Critical severity: runs without approval.* A post-incident review is required.".into(),
+            "🚨 *Critical severity: no approval needed — it runs at once.* A post-incident review is required.".into(),
         ));
     }
     blocks.push(section(state_line(rollback)));
@@ -24,6 +24,14 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
         text: truncate(&text, MAX_SECTION_CHARS),
         blocks,
     }
+}
+
+fn resolved_line(resolution: &crate::domain::rollback::Resolution) -> String {
+    let how = match &resolution.by {
+        Some(by) => format!("by {}", user(by)),
+        None => "at the end of the watch window".to_owned(),
+    };
+    format!("Status page: *resolved* {how} at {}.", hhmm(resolution.at))
 }
 
 /// Who asked for what, and who approved it, as a card's fields.
@@ -117,8 +125,10 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
             if let Some(line) = ladder_line(rollback, directory) {
                 blocks.push(context(line));
             }
+            let mut approve = button(Button::Approve(id), "Approve", Some("primary"));
+            approve["confirm"] = approve_confirm(rollback);
             let mut buttons = vec![
-                button(Button::Approve(id), "Approve", Some("primary")),
+                approve,
                 button(Button::Reject(id), "Reject", Some("danger")),
             ];
             if rollback.next_level().is_some() {
@@ -133,11 +143,11 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
         State::Interrupted { step } => {
             let mut retry = button(Button::Retry(id, step), "Retry step", Some("danger"));
             retry["confirm"] = retry_confirm(rollback, step);
-            blocks.push(actions(vec![
-                retry,
-                button(Button::Skip(id, step), "Skip step", None),
-                button(Button::Abort(id, step), "Abort", None),
-            ]));
+            let mut skip = button(Button::Skip(id, step), "Skip step", None);
+            skip["confirm"] = skip_confirm(rollback, step);
+            let mut abort = button(Button::Abort(id, step), "Abort", None);
+            abort["confirm"] = abort_confirm(rollback, step);
+            blocks.push(actions(vec![retry, skip, abort]));
             blocks.push(context(
                 "The requester or anyone who may approve it can decide. rollbot never runs a started step again by itself.".into(),
             ));
@@ -149,7 +159,9 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
             } else {
                 button(Button::Continue(id, step), "Continue", Some("primary"))
             };
-            blocks.push(actions(vec![first, button(Button::Abort(id, step), "Abort", None)]));
+            let mut abort = button(Button::Abort(id, step), "Abort", None);
+            abort["confirm"] = abort_confirm(rollback, step);
+            blocks.push(actions(vec![first, abort]));
             let who = if rollback.second_person {
                 "Someone who may approve it, not the requester (the two-person rule), answers; the requester may abort."
             } else {
@@ -183,6 +195,17 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
                 ));
             }
         },
+        State::Failed { .. } | State::Aborted { .. } if status_page && !rollback.request.drill => {
+            match &rollback.resolved {
+                None => {
+                    blocks.push(actions(vec![button(Button::Resolve(id), "Mark resolved", None)]));
+                    blocks.push(context(
+                        "Status page: *investigating*. The rollback did not finish; once the service is healthy by other means, *Mark resolved* resolves the incident and sets its components operational.".into(),
+                    ));
+                }
+                Some(resolution) => blocks.push(context(resolved_line(resolution))),
+            }
+        }
         State::Succeeded if status_page => match &rollback.resolved {
             None => {
                 blocks.push(actions(vec![button(
@@ -194,16 +217,7 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
                     "Status page: *monitoring*. *Mark resolved* once the service is healthy: the incident is resolved and its components set operational.".into(),
                 ));
             }
-            Some(resolution) => {
-                let how = match &resolution.by {
-                    Some(by) => format!("by {}", user(by)),
-                    None => "at the end of the watch window".to_owned(),
-                };
-                blocks.push(context(format!(
-                    "Status page: *resolved* {how} at {}.",
-                    hhmm(resolution.at)
-                )));
-            }
+            Some(resolution) => blocks.push(context(resolved_line(resolution))),
         },
         _ => {}
     }

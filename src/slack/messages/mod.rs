@@ -280,12 +280,21 @@ const DRILL_NOTE: &str = "🧪 *This is a drill.* Approvals, escalation and gate
 fn state_line(rollback: &Rollback) -> String {
     let total = rollback.plan.steps.len();
     match &rollback.state {
+        State::AwaitingApproval if rollback.request.drill => format!(
+            "⏳ *Awaiting approval* (drill): {} of {} so far. Next: an approver below clicks *Approve* to rehearse the plan; no step is executed.",
+            rollback.valid_approvals(),
+            rollback.approvals_required
+        ),
         State::AwaitingApproval => format!(
             "⏳ *Awaiting approval*: {} of {} so far. Next: an approver below clicks *Approve* to run the plan exactly as shown.",
             rollback.valid_approvals(),
             rollback.approvals_required
         ),
-        State::Queued => "▶️ *Approved*: starting the runbook now.".into(),
+        State::Queued if rollback.approvals_required == 0 && rollback.steps.is_empty() => {
+            "▶️ *No approval needed*: starting the runbook now.".into()
+        }
+        State::Queued if rollback.steps.is_empty() => "▶️ *Approved*: starting the runbook now.".into(),
+        State::Queued => "▶️ *Going on*: the next step starts now.".into(),
         State::Running => {
             let current = rollback.steps.last().map(|s| s.index).unwrap_or(0);
             let name = step_name(rollback, current);
@@ -413,6 +422,47 @@ fn retry_confirm(rollback: &Rollback, index: usize) -> Value {
         "confirm": {"type": "plain_text", "text": "Retry step"},
         "deny": {"type": "plain_text", "text": "Not yet"},
         "style": "danger",
+    })
+}
+
+/// The dialog before an approval: what it sets off.
+fn approve_confirm(rollback: &Rollback) -> Value {
+    let steps = rollback.plan.steps.len();
+    let destructive = rollback.plan.steps.iter().filter(|s| s.confirm.is_some()).count();
+    let destructive = match destructive {
+        0 => String::new(),
+        n => format!(" {n} of them destructive (each asks for its phrase)."),
+    };
+    let what = if rollback.request.drill {
+        "rehearses (nothing is executed)"
+    } else {
+        "runs"
+    };
+    json!({
+        "title": {"type": "plain_text", "text": format!("Approve {}?", rollback.id)},
+        "text": {"type": "plain_text", "text": truncate(&format!(
+            "Your approval of this {} rollback {what} plan `{}`: {steps} step(s) on {}, in order, once the approvals are complete.{destructive}",
+            rollback.request.severity,
+            &rollback.plan_digest[..12],
+            rollback.request.service
+        ), 300)},
+        "confirm": {"type": "plain_text", "text": "Approve"},
+        "deny": {"type": "plain_text", "text": "Not yet"},
+    })
+}
+
+/// The dialog before skipping an interrupted step.
+fn skip_confirm(rollback: &Rollback, index: usize) -> Value {
+    let step = &rollback.plan.steps[index];
+    json!({
+        "title": {"type": "plain_text", "text": "Skip this step?"},
+        "text": {"type": "plain_text", "text": truncate(&format!(
+            "The run goes on after step {} “{}” as if it had done its work. Skip only if you checked that it did, or that it is not needed.",
+            index + 1,
+            step.name
+        ), 300)},
+        "confirm": {"type": "plain_text", "text": "Skip step"},
+        "deny": {"type": "plain_text", "text": "Not yet"},
     })
 }
 
