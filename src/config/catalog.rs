@@ -104,6 +104,7 @@ pub(super) fn check_runbooks(
                 retries: step.retries,
                 retry_delay,
                 on_failure,
+                skippable: step.skippable,
                 drill,
             };
             // Templates may only use params here; vars are checked per service below.

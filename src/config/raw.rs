@@ -136,6 +136,9 @@ pub(super) struct RawStep {
     pub(super) retries: u32,
     pub(super) retry_delay: Option<Spanned<String>>,
     pub(super) on_failure: Option<Spanned<String>>,
+    /// After it fails or is aborted, people may skip it and go on.
+    #[serde(default)]
+    pub(super) skippable: bool,
     pub(super) drill: Option<Spanned<RawDrill>>,
 }
 

@@ -266,6 +266,12 @@ pub enum Refusal {
     NothingToResolve {
         id: RollbackId,
     },
+    /// The step cannot be skipped after it failed or was aborted: the runbook does not allow it.
+    NotSkippable {
+        id: RollbackId,
+        step: usize,
+        name: String,
+    },
     /// Someone already asked to abort the running step; it is being stopped.
     AbortUnderWay {
         id: RollbackId,
@@ -391,7 +397,17 @@ pub fn decide(
             Ok(vec![Event::Cancelled { by: actor.user.clone() }])
         }
         Action::EscalateNow => {
-            if rollback.state != State::AwaitingApproval {
+            // Whenever a person is awaited: an approval, a gate or phrase, a decision after an
+            // interruption, a failure or an abort.
+            let awaited = matches!(
+                rollback.state,
+                State::AwaitingApproval
+                    | State::Paused { .. }
+                    | State::Interrupted { .. }
+                    | State::Failed { .. }
+                    | State::Aborted { .. }
+            );
+            if !awaited {
                 return Err(not_awaiting());
             }
             if actor.user != rollback.request.requester && approving_role(rollback, actor).is_err() {
@@ -467,7 +483,7 @@ pub fn decide(
         }
         Action::Abort { index } => decide_abort(rollback, *index, actor, policy),
         Action::RetryStep { index } => {
-            interrupted_step(rollback, *index)?;
+            stopped_step(rollback, *index)?;
             gate_keeper(rollback, actor)?;
             Ok(vec![Event::Retried {
                 index: *index,
@@ -475,7 +491,17 @@ pub fn decide(
             }])
         }
         Action::SkipStep { index } => {
-            interrupted_step(rollback, *index)?;
+            stopped_step(rollback, *index)?;
+            // An interrupted step may have done its work; a failed or aborted one did not, so
+            // going on without it is the runbook's call.
+            let step = &rollback.plan.steps[*index];
+            if !matches!(rollback.state, State::Interrupted { .. }) && !step.skippable {
+                return Err(Refusal::NotSkippable {
+                    id,
+                    step: *index,
+                    name: step.name.clone(),
+                });
+            }
             gate_keeper(rollback, actor)?;
             let mut events = vec![Event::Skipped {
                 index: *index,
@@ -825,6 +851,19 @@ fn second_person(rollback: &Rollback, actor: &Actor, index: usize) -> Result<(),
         });
     }
     Ok(())
+}
+
+/// The step a person decides about after the run stopped there: interrupted, failed or aborted.
+fn stopped_step(rollback: &Rollback, index: usize) -> Result<(), Refusal> {
+    match rollback.state {
+        State::Failed { step, .. } | State::Aborted { step, .. } if step == index => Ok(()),
+        State::Failed { step, .. } | State::Aborted { step, .. } => Err(Refusal::StaleStep {
+            id: rollback.id,
+            clicked: index,
+            waiting: step,
+        }),
+        _ => interrupted_step(rollback, index),
+    }
 }
 
 fn interrupted_step(rollback: &Rollback, index: usize) -> Result<(), Refusal> {

@@ -61,6 +61,8 @@ pub struct StepTemplate {
     pub retries: u32,
     pub retry_delay: Duration,
     pub on_failure: OnFailure,
+    /// After it fails or is aborted, people may skip it and go on (*Skip step and continue*).
+    pub skippable: bool,
     /// What a drill does instead; without it a drill shows the step as "would run".
     pub drill: Option<StepKind>,
 }
@@ -378,6 +380,9 @@ pub struct PlanStep {
     pub retry_delay_ms: u64,
     #[serde(default, skip_serializing_if = "OnFailure::is_abort")]
     pub on_failure: OnFailure,
+    /// After it fails or is aborted, people may skip it and go on with the next step.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skippable: bool,
     /// What a drill runs instead; `None`: a drill does not execute this step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<Box<StepAction>>,
@@ -401,6 +406,7 @@ impl PlanStep {
             retries: 0,
             retry_delay_ms: 0,
             on_failure: OnFailure::Abort,
+            skippable: false,
             drill: None,
         }
     }
@@ -634,6 +640,7 @@ impl Catalog {
                             0
                         },
                         on_failure: step.on_failure,
+                        skippable: step.skippable,
                         drill: step
                             .drill
                             .as_ref()

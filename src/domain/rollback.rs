@@ -515,13 +515,17 @@ impl Rollback {
             }
             Event::Interrupted { step: None } => self.state = State::Queued,
             Event::Retried { index, .. } => {
+                self.reopen();
                 self.retry_step = Some(*index);
                 // What a person had to confirm before the first attempt, they confirm again.
                 self.cleared.retain(|cleared| cleared != index);
                 self.state = State::Queued;
             }
             Event::LateResult { .. } => {}
-            Event::Skipped { .. } => self.state = State::Queued,
+            Event::Skipped { .. } => {
+                self.reopen();
+                self.state = State::Queued;
+            }
             Event::Undeliverable { .. } | Event::PageUpdated { .. } => {}
             Event::Resolved { by } => self.resolved = Some(Resolution { by: by.clone(), at }),
             Event::Rejected { by, reason } => {
@@ -564,6 +568,12 @@ impl Rollback {
                 self.finished_at = Some(at);
             }
         }
+    }
+
+    /// A run that stopped (failed, aborted) goes on again after someone decided.
+    fn reopen(&mut self) {
+        self.finished_at = None;
+        self.abort_requested = None;
     }
 
     /// Approvals from distinct people that were given for the plan as it is now.

@@ -327,6 +327,7 @@ impl Engine {
             }
             let expected_version = rollback.version;
             let awaited_approval = rollback.state == State::AwaitingApproval;
+            let was_finished = rollback.state.is_finished();
             let record = |events: &[Event]| -> Vec<Recorded> {
                 events
                     .iter()
@@ -356,6 +357,16 @@ impl Engine {
                     events.extend(more);
                     recorded.extend(more_recorded);
                 }
+            }
+            // A stopped run that goes on again (a retry or a skip after a failure) takes its lock
+            // back: not while another rollback of the same service has started meanwhile.
+            if was_finished
+                && !rollback.state.is_finished()
+                && let Some(lock) = &rollback.request.lock
+                && let Some(open) = self.store.open_holding(lock).await?
+                && open != id
+            {
+                return Ok(Changed::Refused(self.busy(open).await?));
             }
             consequences.lease = lease.clone();
             consequences.guard = guard.clone();

@@ -304,6 +304,10 @@ impl Store {
         within_deadline("forget_deliveries", self.backend().forget_deliveries(seen_before)).await
     }
 
+    pub async fn open_holding(&self, lock: &str) -> Result<Option<RollbackId>> {
+        within_deadline("open_holding", self.backend().open_holding(lock)).await
+    }
+
     pub async fn open_proposals(&self, service: &str) -> Result<Vec<Proposal>> {
         within_deadline("open_proposals", self.backend().open_proposals(service)).await
     }

@@ -25,6 +25,8 @@ pub trait Schema {
 /// Rollbacks, their events, their leases and their cards.
 #[async_trait]
 pub trait Rollbacks {
+    /// The unfinished rollback holding `lock`, if any.
+    async fn open_holding(&self, lock: &str) -> Result<Option<RollbackId>>;
     /// Records a new rollback from its first events, with the effects they cause, and returns
     /// it with its number, unless its requester already has `open_limit` open rollbacks
     /// (checked in the same transaction, so simultaneous requests cannot both slip past), the

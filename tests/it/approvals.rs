@@ -465,7 +465,11 @@ async fn abort_at_a_gate_stops_the_run() {
         "{}",
         card.text
     );
-    assert!(card.buttons().is_empty());
+    assert_eq!(
+        card.buttons(),
+        ["retry", "escalate"],
+        "after an abort: run the step again, or bring the next level in"
+    );
     let thread = bot.thread(&card);
     assert!(
         thread
@@ -620,7 +624,7 @@ async fn a_step_whose_process_died_is_interrupted_and_only_retried_when_clicked(
         .count();
     assert_eq!(broadcast, 1, "the channel is told, not only the thread");
     let interrupted = bot.card_now(&card);
-    assert_eq!(interrupted.buttons(), ["retry", "skip", "abort"]);
+    assert_eq!(interrupted.buttons(), ["retry", "skip", "abort", "escalate"]);
     assert!(
         interrupted.text.contains("⚠️ 1. *Undo release*"),
         "{}",

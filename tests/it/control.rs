@@ -73,7 +73,7 @@ async fn a_running_step_is_aborted_from_another_replica_and_nothing_after_it_sta
     bot.settle().await;
 
     assert_eq!(bot.marker(), ["undo 41", "restore"], "the restart never started");
-    let rollback = &bot.rollbacks().await[0];
+    let rollback = &bot.rollbacks().await.into_iter().find(|r| r.id == rb(1)).unwrap();
     assert_eq!(rollback.state.name(), "aborted");
     let stopped = rollback.steps[1].result.as_ref().unwrap();
     assert_eq!(stopped.outcome, rollbot::domain::StepOutcome::Aborted);
@@ -121,4 +121,141 @@ async fn a_rejection_by_someone_else_tells_the_requester() {
         "{thread:#?}"
     );
     bot.card_now(&card);
+}
+
+/// A runbook whose destructive restore fails the first time, and a skippable check.
+fn flaky_config(marker: &str) -> String {
+    test_config(marker).replace(
+        "[services.checkout-api]\nrunbooks = [\"app\", \"broken\", \"database\"]",
+        "[services.checkout-api]\nrunbooks = [\"app\", \"broken\", \"database\", \"flaky\", \"checked\"]",
+    ) + &format!(
+        r#"
+[runbooks.flaky]
+description = "A restore that fails once"
+
+[[runbooks.flaky.steps]]
+name = "Full restore"
+run = ["sh", "-c", 'echo "restore" >> "$1"; [ "$(grep -c restore "$1")" -ge 2 ] || {{ echo "ERROR: connection reset" >&2; exit 1; }}', "step", "{marker}"]
+destructive = true
+confirm = "CONFIRM_FULL_RESTORE"
+
+[runbooks.checked]
+description = "Undo, then a check that only informs"
+
+[[runbooks.checked.steps]]
+name = "Undo release"
+run = ["sh", "-c", 'echo "undo" >> "$1"', "step", "{marker}"]
+
+[[runbooks.checked.steps]]
+name = "Smoke test"
+run = ["sh", "-c", 'echo "smoke" >> "$1"; exit 1', "step", "{marker}"]
+skippable = true
+
+[[runbooks.checked.steps]]
+name = "Announce"
+run = ["sh", "-c", 'echo "announce" >> "$1"', "step", "{marker}"]
+"#
+    )
+}
+
+async fn confirm_phrase(bot: &Rollbot, who: &str, step: usize) {
+    bot.click(who, Button::Confirm(rb(1), step)).await;
+    let modal = bot.expect_modal();
+    assert_eq!(bot.submit(who, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await, None);
+    bot.settle().await;
+}
+
+#[tokio::test]
+async fn a_failed_step_is_retried_with_its_phrase_and_the_ladder_is_brought_in() {
+    let bot = Rollbot::start_with(flaky_config).await;
+    bot.slash(ALICE, "checkout-api runbook flaky severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.ephemerals(ALICE);
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    confirm_phrase(&bot, BETH, 0).await;
+
+    let failed = bot.card_now(&card);
+    assert!(failed.text.contains("❌ *Failed* at step 1 of 1"), "{}", failed.text);
+    assert_eq!(failed.buttons(), ["retry", "escalate"], "{}", failed.text);
+    assert!(
+        failed.text.contains("Next: *Retry step* runs step 1 again; *Escalate now* brings in `devops_lead` (<@U0DEVOPS>)"),
+        "{}",
+        failed.text
+    );
+    assert!(
+        failed.button("retry")["confirm"]["text"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("failed, and may have done part of its work")
+                && t.contains("asked for its confirmation phrase again")),
+        "{:#}",
+        failed.button("retry")
+    );
+
+    // Not skippable: the runbook does not allow going on without a restore.
+    bot.click(BOB, Button::Skip(rb(1), 0)).await;
+    bot.settle().await;
+    assert!(bot.ephemerals(BOB)[0].contains("cannot be skipped after it failed"));
+
+    // Nobody on call knows the restore: the requester brings in the next level.
+    bot.click(ALICE, Button::EscalateNow(rb(1))).await;
+    bot.settle().await;
+    let thread = bot.thread(&card);
+    let escalated = thread.iter().find(|m| m.starts_with("⏫")).unwrap_or_else(|| panic!("{thread:#?}"));
+    assert!(
+        escalated.contains("<@U0DEVOPS>, you are needed on the card above: ❌ *Failed* at step 1 of 1"),
+        "{escalated}"
+    );
+
+    // The DevOps lead retries: the phrase is asked again, from a second person.
+    bot.click(DAVE, Button::Retry(rb(1), 0)).await;
+    bot.settle().await;
+    bot.click(ALICE, Button::Confirm(rb(1), 0)).await;
+    bot.settle().await;
+    assert!(
+        bot.ephemerals(ALICE)[0].contains("two-person rule"),
+        "the requester still cannot type the destructive phrase"
+    );
+    confirm_phrase(&bot, DAVE, 0).await;
+    assert_eq!(bot.marker(), ["restore", "restore"]);
+    let now = bot.card_now(&card);
+    assert!(now.text.contains("✅ *Succeeded*"), "{}", now.text);
+    bot.thread(&card);
+}
+
+#[tokio::test]
+async fn a_skippable_step_is_skipped_after_it_failed_unless_another_rollback_took_the_service() {
+    let bot = Rollbot::start_with(flaky_config).await;
+    bot.slash(ALICE, "checkout-api runbook checked severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    let failed = bot.card_now(&card);
+    assert_eq!(failed.buttons(), ["retry", "skip", "escalate"], "{}", failed.text);
+
+    // Meanwhile someone requests another rollback of the same service (allowed: RB-1 ended).
+    bot.slash(CAROL, "checkout-api to 41 severity high").await;
+    bot.settle().await;
+    let other = bot.expect_card();
+    bot.click(BOB, Button::Skip(rb(1), 1)).await;
+    bot.settle().await;
+    let refused = bot.ephemerals(BOB);
+    assert!(refused[0].contains("RB-2"), "RB-1 cannot take the service back while RB-2 is open: {refused:?}");
+    let first = bot.rollbacks().await.into_iter().find(|r| r.id == rb(1)).unwrap();
+    assert_eq!(first.state.name(), "failed", "nothing changed");
+
+    bot.click(CAROL, Button::Cancel(rb(2))).await;
+    bot.settle().await;
+    bot.click(BOB, Button::Skip(rb(1), 1)).await;
+    bot.settle().await;
+    assert_eq!(bot.marker(), ["undo", "smoke", "announce"]);
+    let now = bot.card_now(&card);
+    assert!(now.text.contains("✅ *Succeeded*"), "{}", now.text);
+    bot.thread(&card);
+    bot.thread(&other);
+    bot.card_now(&other);
+    bot.ephemerals(ALICE);
+    bot.ephemerals(CAROL);
 }

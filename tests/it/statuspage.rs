@@ -387,7 +387,7 @@ async fn the_status_page_is_resolved_from_the_card_after_a_failure() {
     bot.settle().await;
     let failed = bot.card_now(&card);
     assert!(failed.text.contains("❌ *Failed* at step 2 of 3"), "{}", failed.text);
-    assert_eq!(failed.buttons(), ["resolve"], "{}", failed.text);
+    assert_eq!(failed.buttons(), ["retry", "escalate", "resolve"], "{}", failed.text);
     assert!(
         failed
             .text
@@ -411,7 +411,7 @@ async fn the_status_page_is_resolved_from_the_card_after_a_failure() {
     );
     let resolved = bot.card_now(&card);
     assert!(resolved.text.contains("Status page: *resolved* by <@U0BOB>"), "{}", resolved.text);
-    assert!(resolved.buttons().is_empty());
+    assert_eq!(resolved.buttons(), ["retry", "escalate"], "resolved: no more Mark resolved");
     bot.thread(&card);
     bot.ephemerals(ALICE);
 }

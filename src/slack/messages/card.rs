@@ -26,6 +26,57 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
     }
 }
 
+/// What people can do after a run failed or was aborted at `step`: run it again, skip it where
+/// the runbook allows, bring in the next level, and resolve the status page by hand.
+fn after_a_stop(
+    rollback: &Rollback,
+    step: usize,
+    status_page: bool,
+    directory: &BTreeMap<String, Vec<String>>,
+) -> Vec<Value> {
+    let id = rollback.id;
+    let mut buttons = vec![];
+    let mut said = vec![];
+    let mut retry = button(Button::Retry(id, step), "Retry step", Some("danger"));
+    retry["confirm"] = retry_confirm(rollback, step);
+    buttons.push(retry);
+    said.push(format!("*Retry step* runs step {} again", step + 1));
+    if rollback.plan.steps[step].skippable {
+        let mut skip = button(Button::Skip(id, step), "Skip step and continue", None);
+        skip["confirm"] = skip_confirm(rollback, step);
+        buttons.push(skip);
+        said.push("*Skip step and continue* goes on with the next step".into());
+    }
+    if let Some((_, next, _)) = rollback.next_level() {
+        buttons.push(button(Button::EscalateNow(id), "Escalate now", None));
+        said.push(format!(
+            "*Escalate now* brings in `{}` ({})",
+            escape(&next.role),
+            members_of(std::slice::from_ref(&next.role), directory, None)
+        ));
+    }
+    let page_open = status_page && rollback.started_at.is_some() && rollback.resolved.is_none();
+    if page_open {
+        buttons.push(button(Button::Resolve(id), "Mark resolved", None));
+        said.push("*Mark resolved* resolves the status page incident once the service is healthy by other means".into());
+    }
+    let mut blocks = vec![
+        json!({"type": "actions", "block_id": format!("rollback:{id}"), "elements": buttons}),
+        context(format!(
+            "Next: {}. The requester or anyone who may approve it can decide.",
+            said.join("; ")
+        )),
+    ];
+    match (&rollback.resolved, status_page) {
+        (Some(resolution), true) => blocks.push(context(resolved_line(resolution))),
+        (None, true) if page_open => blocks.push(context(
+            "Status page: *investigating*. The rollback did not finish.".into(),
+        )),
+        _ => {}
+    }
+    blocks
+}
+
 fn resolved_line(resolution: &crate::domain::rollback::Resolution) -> String {
     let how = match &resolution.by {
         Some(by) => format!("by {}", user(by)),
@@ -147,10 +198,17 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
             skip["confirm"] = skip_confirm(rollback, step);
             let mut abort = button(Button::Abort(id, step), "Abort", None);
             abort["confirm"] = abort_confirm(rollback, step);
-            blocks.push(actions(vec![retry, skip, abort]));
+            let mut buttons = vec![retry, skip, abort];
+            if rollback.next_level().is_some() {
+                buttons.push(button(Button::EscalateNow(id), "Escalate now", None));
+            }
+            blocks.push(actions(buttons));
             blocks.push(context(
                 "The requester or anyone who may approve it can decide. rollbot never runs a started step again by itself.".into(),
             ));
+        }
+        State::Failed { step, .. } | State::Aborted { step, .. } if !rollback.request.drill => {
+            blocks.extend(after_a_stop(rollback, step, status_page, directory));
         }
         State::Paused { step } => {
             let paused = &rollback.plan.steps[step];
@@ -195,17 +253,6 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
                 ));
             }
         },
-        State::Failed { .. } | State::Aborted { .. } if status_page && !rollback.request.drill => {
-            match &rollback.resolved {
-                None => {
-                    blocks.push(actions(vec![button(Button::Resolve(id), "Mark resolved", None)]));
-                    blocks.push(context(
-                        "Status page: *investigating*. The rollback did not finish; once the service is healthy by other means, *Mark resolved* resolves the incident and sets its components operational.".into(),
-                    ));
-                }
-                Some(resolution) => blocks.push(context(resolved_line(resolution))),
-            }
-        }
         State::Succeeded if status_page => match &rollback.resolved {
             None => {
                 blocks.push(actions(vec![button(

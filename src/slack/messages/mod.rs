@@ -412,10 +412,15 @@ fn retry_confirm(rollback: &Rollback, index: usize) -> Value {
     } else {
         ""
     };
+    let how = match rollback.state {
+        State::Failed { .. } => "failed, and may have done part of its work",
+        State::Aborted { .. } => "was aborted, and may have done part of its work",
+        _ => "may already have taken effect before it was interrupted",
+    };
     json!({
         "title": {"type": "plain_text", "text": "Run this step again?"},
         "text": {"type": "plain_text", "text": truncate(&format!(
-            "Step {} “{}” may already have taken effect before it was interrupted. Check it first: running it again repeats it.{phrase}",
+            "Step {} “{}” {how}. Check it first: running it again repeats it.{phrase}",
             index + 1,
             step.name
         ), 300)},
@@ -441,7 +446,7 @@ fn approve_confirm(rollback: &Rollback) -> Value {
     json!({
         "title": {"type": "plain_text", "text": format!("Approve {}?", rollback.id)},
         "text": {"type": "plain_text", "text": truncate(&format!(
-            "Your approval of this {} rollback {what} plan `{}`: {steps} step(s) on {}, in order, once the approvals are complete.{destructive}",
+            "Your approval of this {} rollback {what} the plan with digest `{}`: {steps} step(s) on {}, in order, once the approvals are complete.{destructive}",
             rollback.request.severity,
             &rollback.plan_digest[..12],
             rollback.request.service

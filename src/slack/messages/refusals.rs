@@ -258,6 +258,11 @@ pub fn refusal(refusal: &Refusal) -> Message {
             hhmm(*at),
             humantime::format_duration(*every)
         ),
+        NotSkippable { id, step, name } => format!(
+            "Step {} *{}* of *{id}* cannot be skipped after it failed or was aborted: its runbook does not allow it (`skippable = true`). Use *Retry step*, or request a new rollback; nothing changed.",
+            step + 1,
+            escape(name)
+        ),
         AbortUnderWay { id, by } => format!(
             "{} already asked to abort *{id}*; its step is being stopped and nothing after it will start. Watch the thread.",
             user(by)

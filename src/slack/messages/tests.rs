@@ -319,6 +319,11 @@ fn every_refusal_says_why_and_what_next() {
             at: at(0),
             every: std::time::Duration::from_secs(3600),
         },
+        Refusal::NotSkippable {
+            id: RollbackId(4),
+            step: 1,
+            name: "Migrate schema down".into(),
+        },
         Refusal::NoSuchProposal { id: ProposalId(3) },
         Refusal::ProposalResolved {
             id: ProposalId(3),

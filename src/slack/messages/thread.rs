@@ -198,8 +198,12 @@ pub fn escalated(rollback: &Rollback, level: usize, directory: &BTreeMap<String,
             )
         }
     };
+    let now = match rollback.state {
+        State::AwaitingApproval => "you may now approve or reject it on the card above.".to_owned(),
+        _ => format!("you are needed on the card above: {}", state_line(rollback)),
+    };
     Message::plain(format!(
-        "⏫ *{}* escalated to `{}` ({why}): {}, you may now approve or reject it on the card above.",
+        "⏫ *{}* escalated to `{}` ({why}): {}, {now}",
         rollback.id,
         escape(&escalation.role),
         members_of(std::slice::from_ref(&escalation.role), directory, None)

@@ -72,6 +72,21 @@ impl Rollbacks for EmbeddedStore {
         .await
     }
 
+    async fn open_holding(&self, lock: &str) -> Result<Option<RollbackId>> {
+        let lock = lock.to_owned();
+        let holder: Option<i64> = self
+            .with(move |c| {
+                Ok(c.query_row(
+                    &format!("SELECT id FROM rollbacks WHERE lock_key = ?1 AND state NOT IN ({FINISHED_STATES})"),
+                    [lock],
+                    |r| r.get(0),
+                )
+                .optional()?)
+            })
+            .await?;
+        Ok(holder.map(RollbackId))
+    }
+
     async fn load(&self, id: RollbackId) -> Result<Option<Rollback>> {
         let doc: Option<String> = self
             .with(move |c| {

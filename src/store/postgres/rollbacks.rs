@@ -40,6 +40,16 @@ impl Rollbacks for PostgresStore {
         })
     }
 
+    async fn open_holding(&self, lock: &str) -> Result<Option<RollbackId>> {
+        let row = self
+            .prepared_query_opt(
+                &format!("SELECT id FROM rollbacks WHERE lock_key = $1 AND state NOT IN ({FINISHED_STATES})"),
+                &[&lock],
+            )
+            .await?;
+        Ok(row.map(|r| RollbackId(r.get(0))))
+    }
+
     async fn load(&self, id: RollbackId) -> Result<Option<Rollback>> {
         let row = self
             .prepared_query_opt("SELECT doc FROM rollbacks WHERE id = $1", &[&id.0])
