@@ -399,15 +399,8 @@ pub fn decide(
         Action::EscalateNow => {
             // Whenever a person is awaited: an approval, a gate or phrase, a decision after an
             // interruption, a failure or an abort.
-            let awaited = matches!(
-                rollback.state,
-                State::AwaitingApproval
-                    | State::Paused { .. }
-                    | State::Interrupted { .. }
-                    | State::Failed { .. }
-                    | State::Aborted { .. }
-            );
-            if !awaited {
+            // An abort is a person's decision; whoever it leaves things to may still call for help.
+            if !rollback.awaits_person() && !matches!(rollback.state, State::Aborted { .. }) {
                 return Err(not_awaiting());
             }
             if actor.user != rollback.request.requester && approving_role(rollback, actor).is_err() {
@@ -423,7 +416,7 @@ pub fn decide(
             }])
         }
         Action::Escalate { level } => {
-            if rollback.state != State::AwaitingApproval {
+            if !rollback.awaits_person() {
                 return Err(out_of_order(format!(
                     "no escalation in state {}",
                     rollback.state.name()
@@ -435,7 +428,7 @@ pub fn decide(
             // A timer that fires late (after a restart) opens every level whose time has come.
             let mut events = vec![];
             for (index, step) in rollback.ladder.iter().enumerate().take(*level).skip(rollback.level) {
-                let due = rollback.requested_at + chrono::Duration::seconds(step.after_secs as i64);
+                let due = rollback.waiting_since() + chrono::Duration::seconds(step.after_secs as i64);
                 if due > now {
                     break;
                 }

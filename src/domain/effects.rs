@@ -468,10 +468,34 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
     if card_changed {
         effects.push(Effect::UpdateCard);
     }
+    // A wait for a person that ends voids its timers; one that begins (a gate, a phrase, an
+    // interruption, a failure) sets the ladder's levels not yet open, counted from now.
+    let wait_ended = events.iter().any(|e| {
+        matches!(
+            e,
+            Event::Confirmed { .. }
+                | Event::Continued { .. }
+                | Event::Retried { .. }
+                | Event::Skipped { .. }
+                | Event::Aborted { .. }
+        )
+    });
+    let wait_began = events
+        .iter()
+        .any(|e| matches!(e, Event::Paused { .. } | Event::Interrupted { step: Some(_) } | Event::Failed { .. }));
+    if wait_began && after.awaits_person() && !after.request.drill {
+        let since = after.waiting_since();
+        for (index, level) in after.ladder.iter().enumerate().skip(after.level) {
+            timers.push(Timer {
+                action: TimerAction::Escalate { level: index + 1 },
+                due_at: since + chrono::Duration::seconds(level.after_secs as i64),
+            });
+        }
+    }
     Consequences {
         effects,
         timers,
-        cancel_timers: awaited_approval && after.state != State::AwaitingApproval,
+        cancel_timers: (awaited_approval && after.state != State::AwaitingApproval) || wait_ended,
         lease: None,
         guard: Guard::Version,
     }

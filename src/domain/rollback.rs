@@ -369,6 +369,10 @@ pub struct Rollback {
     /// When the status page incident was marked resolved, and by whom (`None`: the watch window).
     #[serde(default)]
     pub resolved: Option<Resolution>,
+    /// Since when a person is awaited after the run stopped for one (a gate, a phrase, an
+    /// interruption, a failure): the ladder counts from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaited_since: Option<DateTime<Utc>>,
     /// Someone asked to stop the running step; the run ends as aborted once it has stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort_requested: Option<AbortRequest>,
@@ -421,6 +425,7 @@ impl Rollback {
             cleared: vec![],
             retry_step: None,
             resolved: None,
+            awaited_since: None,
             abort_requested: None,
             state: if *approvals_required == 0 {
                 State::Queued
@@ -442,6 +447,7 @@ impl Rollback {
     pub fn apply(&mut self, recorded: &Recorded) {
         self.version += 1;
         let at = recorded.at;
+        let awaited = self.awaits_person();
         match &recorded.event {
             Event::Requested { .. } => {}
             Event::Approved {
@@ -568,7 +574,14 @@ impl Rollback {
                 self.finished_at = Some(at);
             }
         }
+        // The ladder counts from when the run began to wait for a person, not from the request.
+        match (awaited, self.awaits_person()) {
+            (_, false) => self.awaited_since = None,
+            (false, true) if self.state != State::AwaitingApproval => self.awaited_since = Some(at),
+            _ => {}
+        }
     }
+
 
     /// A run that stopped (failed, aborted) goes on again after someone decided.
     fn reopen(&mut self) {
@@ -637,8 +650,22 @@ impl Rollback {
         Some((
             self.level + 1,
             next,
-            self.requested_at + chrono::Duration::seconds(next.after_secs as i64),
+            self.waiting_since() + chrono::Duration::seconds(next.after_secs as i64),
         ))
+    }
+
+    /// Whether the rollback waits for a person: an approval, a gate or a phrase, a decision
+    /// after an interruption or a failure. The escalation ladder moves while it does.
+    pub fn awaits_person(&self) -> bool {
+        matches!(
+            self.state,
+            State::AwaitingApproval | State::Paused { .. } | State::Interrupted { .. } | State::Failed { .. }
+        )
+    }
+
+    /// Since when the current wait for a person began (the request, for an approval).
+    pub fn waiting_since(&self) -> DateTime<Utc> {
+        self.awaited_since.unwrap_or(self.requested_at)
     }
 
     pub fn elapsed(&self) -> Option<chrono::Duration> {

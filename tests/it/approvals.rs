@@ -645,7 +645,12 @@ async fn a_step_whose_process_died_is_interrupted_and_only_retried_when_clicked(
     assert_eq!(bot.marker(), ["undo 41", "health"], "retried once, then the rest ran");
     let thread = bot.thread(&card);
     assert_eq!(
-        thread[0],
+        thread.iter().filter(|m| m.starts_with("⏫")).count(),
+        2,
+        "an hour of nobody deciding brought in both levels of the ladder: {thread:#?}"
+    );
+    assert_eq!(
+        thread[2],
         "↪️ Step 1 *Undo release* was interrupted; <@U0BETH> chose to run it again."
     );
     let card = bot.card_now(&card);

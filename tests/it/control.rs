@@ -259,3 +259,44 @@ async fn a_skippable_step_is_skipped_after_it_failed_unless_another_rollback_too
     bot.ephemerals(ALICE);
     bot.ephemerals(CAROL);
 }
+
+#[tokio::test]
+async fn a_gate_nobody_answers_brings_in_the_next_level_and_the_answer_voids_the_rest() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, "checkout-api runbook database severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.ephemerals(ALICE);
+    bot.advance(10);
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    assert_eq!(bot.marker(), ["undo"]);
+    assert!(bot.card_now(&card).text.contains("⏸️ *Paused at step 2 of 3"));
+    assert_eq!(bot.pending_timers().await, 2, "the ladder's two levels, counted from the pause");
+
+    // Twenty minutes after the request's own first level would have joined: not yet.
+    bot.advance(25);
+    bot.settle().await;
+    assert!(bot.thread(&card).iter().all(|m| !m.starts_with("⏫")));
+    bot.advance(6);
+    bot.settle().await;
+    let thread = bot.thread(&card);
+    let escalated = thread.iter().find(|m| m.starts_with("⏫")).unwrap_or_else(|| panic!("{thread:#?}"));
+    assert!(
+        escalated.contains("escalated to `devops_lead` (nobody answered for 31m): <@U0DEVOPS>, you are needed on the card above: ⏸️ *Paused at step 2 of 3"),
+        "{escalated}"
+    );
+
+    // The DevOps lead answers the gate; the restore's phrase is a new wait, with its own clock.
+    bot.click(DAVE, Button::Continue(rb(1), 1)).await;
+    bot.settle().await;
+    assert_eq!(bot.pending_timers().await, 1, "the next level, counted from the new pause");
+    bot.click(DAVE, Button::Confirm(rb(1), 2)).await;
+    let modal = bot.expect_modal();
+    bot.submit(DAVE, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await;
+    bot.settle().await;
+    assert_eq!(bot.marker(), ["undo", "restore"]);
+    assert_eq!(bot.pending_timers().await, 0, "answered: nobody else is called");
+    bot.card_now(&card);
+    bot.thread(&card);
+}

@@ -191,11 +191,12 @@ pub fn escalated(rollback: &Rollback, level: usize, directory: &BTreeMap<String,
     let why = match &escalation.by {
         Some(by) => format!("{} asked to escalate", user(by)),
         None => {
-            let waited = (escalation.at - rollback.requested_at).to_std().unwrap_or_default();
-            format!(
-                "nobody approved for {}",
-                humantime::format_duration(std::time::Duration::from_secs(waited.as_secs() / 60 * 60))
-            )
+            let waited = (escalation.at - rollback.waiting_since()).to_std().unwrap_or_default();
+            let waited = humantime::format_duration(std::time::Duration::from_secs(waited.as_secs() / 60 * 60));
+            match rollback.state {
+                State::AwaitingApproval => format!("nobody approved for {waited}"),
+                _ => format!("nobody answered for {waited}"),
+            }
         }
     };
     let now = match rollback.state {
