@@ -287,8 +287,9 @@ fn check_who_may_run_alone(c: &mut Checker, raw: &RawConfig, severities: &BTreeM
     c.error(
         raw.slack.channels.span(),
         format!(
-            "[slack] requesters is unset, so anyone in an incident channel may request, and {} needs no approval: one person could start a rollback nobody else sees first",
-            unapproved.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+            "[slack] requesters is unset, so anyone in an incident channel may request, and {} {} no approval: one person could start a rollback nobody else sees first",
+            unapproved.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" and "),
+            if unapproved.len() == 1 { "needs" } else { "need" }
         ),
         Some("name who may request (requesters = [\"on_call\", \"team_lead\"]), give the severity approvals, or write anyone_may_request = true under [slack]".into()),
     );

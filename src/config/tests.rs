@@ -330,16 +330,18 @@ fn nobody_may_run_a_rollback_alone_unless_the_file_says_so_in_so_many_words() {
     assert_eq!(
         errors(&open_door),
         [
-            "rollbot.toml:3:12: [slack] requesters is unset, so anyone in an incident channel may request, and `critical` needs no approval: one person could start a rollback nobody else sees first\n  hint: name who may request (requesters = [\"on_call\", \"team_lead\"]), give the severity approvals, or write anyone_may_request = true under [slack]"
+            "rollbot.toml:3:12: [slack] requesters is unset, so anyone in an incident channel may request, and `critical` and `low` need no approval: one person could start a rollback nobody else sees first\n  hint: name who may request (requesters = [\"on_call\", \"team_lead\"]), give the severity approvals, or write anyone_may_request = true under [slack]"
         ],
-        "the default matrix runs critical without approval"
+        "the default matrix runs critical and low without approval"
     );
     let named = open_door.replace("[roles]\n", "requesters = [\"on_call\"]\n[roles]\n");
     assert!(
         Config::parse("rollbot.toml", &named).is_ok(),
         "naming the requesters is enough"
     );
-    let approved = format!("{open_door}\n[severity.critical]\napprovals = 1\napprovers = [\"on_call\"]\n");
+    let approved = format!(
+        "{open_door}\n[severity.critical]\napprovals = 1\napprovers = [\"on_call\"]\n[severity.low]\napprovals = 1\napprovers = [\"team_lead\"]\n"
+    );
     assert!(
         Config::parse("rollbot.toml", &approved).is_ok(),
         "so is giving every severity an approval"

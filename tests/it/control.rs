@@ -300,3 +300,26 @@ async fn a_gate_nobody_answers_brings_in_the_next_level_and_the_answer_voids_the
     bot.card_now(&card);
     bot.thread(&card);
 }
+
+/// The decision matrix: low needs a reason and no approval, and says it is usually a forward fix.
+#[tokio::test]
+async fn a_low_severity_rollback_runs_with_a_reason_and_the_matrixs_advice() {
+    let bot = Rollbot::start().await;
+    let ack = bot
+        .slash(ALICE, r#"checkout-api to 41 severity low reason "typo on the receipt page""#)
+        .await;
+    assert!(
+        ack.contains("Low severity: no approval needed, so it runs now, and a post-incident review is flagged. The decision matrix's advice for low severity: usually a forward fix, not a rollback"),
+        "{ack}"
+    );
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert!(
+        card.text.contains("🟢 *Low severity: no approval needed — it runs at once.* The decision matrix's advice"),
+        "{}",
+        card.text
+    );
+    assert_eq!(bot.marker(), ["undo 41", "health"]);
+    bot.card_now(&card);
+    bot.thread(&card);
+}

@@ -27,10 +27,12 @@ fn outcome(result: Result<(), Refusal>) -> String {
 fn approval_matrix() {
     let mut table = String::new();
     for severity in Severity::ALL {
-        let levels = policy().ladder(severity).len();
+        // Critical and low need no approval (the decision matrix): nothing waits, nobody joins.
+        let unapproved = SeverityPolicy::default_for(severity).approvals == 0;
+        let levels = if unapproved { 0 } else { policy().ladder(severity).len() };
         for allow_self in [false, true] {
             for quorum in [1, 2] {
-                if severity == Severity::Critical && (allow_self || quorum == 2) {
+                if unapproved && (allow_self || quorum == 2) {
                     continue;
                 }
                 let mut policy = policy();

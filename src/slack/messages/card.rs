@@ -11,9 +11,15 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
         blocks.push(context(DRILL_NOTE.into()));
     }
     if rollback.review_required && !rollback.request.drill {
-        blocks.push(section(
-            "🚨 *Critical severity: no approval needed — it runs at once.* A post-incident review is required.".into(),
-        ));
+        blocks.push(section(match rollback.request.severity {
+            crate::domain::Severity::Low => format!(
+                "🟢 *Low severity: no approval needed — it runs at once.* {LOW_ADVICE} Like every rollback that runs without approval, it is flagged for a post-incident review."
+            ),
+            severity => format!(
+                "🚨 *{} severity: no approval needed — it runs at once.* A post-incident review is required.",
+                capitalized(severity.as_str())
+            ),
+        }));
     }
     blocks.push(section(state_line(rollback)));
     blocks.push(request_fields(rollback));
@@ -75,6 +81,14 @@ fn after_a_stop(
         _ => {}
     }
     blocks
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 fn resolved_line(resolution: &crate::domain::rollback::Resolution) -> String {

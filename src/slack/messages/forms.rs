@@ -61,14 +61,20 @@ pub fn request_modal(services: &[&str], ask: &crate::domain::plan::Ask, channel:
     if services.contains(&ask.plan.service.as_str()) {
         service["initial_option"] = option(&ask.plan.service, &ask.plan.service);
     }
+    // Slack matches the initial option by its whole object, description included.
+    let described = |s: Severity| {
+        let mut described = option(s.as_str(), severity_label(s));
+        described["description"] = json!({"type": "plain_text", "text": severity_description(s)});
+        described
+    };
     let mut severity = json!({
         "type": "static_select",
         "action_id": "severity",
         "placeholder": {"type": "plain_text", "text": "How severe?"},
-        "options": Severity::ALL.iter().map(|s| option(s.as_str(), severity_label(*s))).collect::<Vec<_>>(),
+        "options": Severity::ALL.iter().map(|s| described(*s)).collect::<Vec<_>>(),
     });
     if let Some(s) = ask.severity {
-        severity["initial_option"] = option(s.as_str(), severity_label(s));
+        severity["initial_option"] = described(s);
     }
     let text_input = |action_id: &str, initial: Option<&String>, multiline: bool, max: usize| {
         let mut element =
@@ -104,7 +110,7 @@ pub fn request_modal(services: &[&str], ask: &crate::domain::plan::Ask, channel:
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
             input("service", "Service", service, false, None),
-            input("severity", "Severity", severity, false, Some("Decides who must approve: critical runs at once.")),
+            input("severity", "Severity", severity, false, Some("Decides who must approve, as the decision matrix says: critical and low need no approval.")),
             input("target", "Target", text_input("target", ask.plan.target.as_ref(), false, 200), true, Some("What to roll back to, e.g. a revision or release.")),
             input("runbook", "Runbook", text_input("runbook", ask.plan.runbook.as_ref(), false, 100), true, Some("Leave empty for the service's default runbook.")),
             input("reason", "Reason", text_input("reason", ask.reason.as_ref(), true, 500), true, Some("Required for low severity.")),

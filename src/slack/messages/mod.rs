@@ -275,6 +275,20 @@ fn headline(rollback: &Rollback) -> String {
     )
 }
 
+/// What the decision matrix says of low severity, wherever a low request is made or shown.
+pub(super) const LOW_ADVICE: &str = "The decision matrix's advice for low severity: usually a forward fix, not a rollback (monitor and fix: minor bugs with workarounds, small slowdowns, cosmetic issues).";
+
+/// Each severity as the decision matrix describes it, for the request form (75 characters each).
+pub(super) fn severity_description(severity: crate::domain::Severity) -> &'static str {
+    use crate::domain::Severity::*;
+    match severity {
+        Critical => "Crash, data corruption, breach, errors >10%: runs at once",
+        High => "Errors 1-10%, key feature broken: on-call lead approves",
+        Medium => "Degraded, subset of users: team lead evaluates",
+        Low => "Minor, has a workaround: usually a forward fix, no approval",
+    }
+}
+
 const DRILL_NOTE: &str = "🧪 *This is a drill.* Approvals, escalation and gates work as in a real rollback, but no step is executed (each shows what it would run, or runs its drill override), and neither the status page nor the stakeholder channels hear of it.";
 
 fn state_line(rollback: &Rollback) -> String {

@@ -4,7 +4,9 @@ use super::*;
 /// The private answer to the requester once the request is recorded.
 pub fn request_acknowledged(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> Message {
     let id = rollback.id;
-    let next = if rollback.approvals_required == 0 {
+    let next = if rollback.approvals_required == 0 && rollback.request.severity == crate::domain::Severity::Low {
+        format!("Low severity: no approval needed, so it runs now, and a post-incident review is flagged. {LOW_ADVICE}")
+    } else if rollback.approvals_required == 0 {
         "Critical severity: it runs now without approval, and a post-incident review is flagged.".to_owned()
     } else {
         format!(
