@@ -294,11 +294,13 @@ impl Delivery {
             Effect::RunFinished => reply(messages::run_finished(&rollback), true).await?,
             Effect::Escalated { level } => reply(messages::escalated(&rollback, *level, directory), false).await?,
             Effect::NotifyLadder => reply(messages::ladder_notified(&rollback, directory), false).await?,
-            Effect::Paused { index } => reply(messages::paused(&rollback, *index), false).await?,
+            Effect::Paused { index } => reply(messages::paused(&rollback, *index, directory), false).await?,
             Effect::GateCleared { index, by } => {
                 reply(messages::gate_cleared(&rollback, *index, Some(by)), false).await?
             }
-            Effect::Interrupted { index } => reply(messages::interrupted(&rollback, *index), true).await?,
+            Effect::Interrupted { index } => {
+                reply(messages::interrupted(&rollback, *index, directory), true).await?
+            }
             Effect::AbortRequested { index, by } => {
                 reply(messages::abort_requested(&rollback, *index, by), false).await?
             }

@@ -180,7 +180,7 @@ async fn a_failed_step_is_retried_with_its_phrase_and_the_ladder_is_brought_in()
     assert!(failed.text.contains("❌ *Failed* at step 1 of 1"), "{}", failed.text);
     assert_eq!(failed.buttons(), ["retry", "escalate"], "{}", failed.text);
     assert!(
-        failed.text.contains("Next: *Retry step* runs step 1 again; *Escalate now* brings in `devops_lead` (<@U0DEVOPS>)"),
+        failed.text.contains("Next: *Retry step* runs step 1 again; *Escalate now* brings in `devops_lead`"),
         "{}",
         failed.text
     );

@@ -45,7 +45,13 @@ async fn requested_approved_and_run_step_by_step() {
     assert_eq!(card.buttons(), ["approve", "reject", "escalate", "cancel"]);
     insta::assert_snapshot!("awaiting_card", redacted(&card.text));
     assert!(
-        card.text.contains("Next: `devops_lead` (<@U0DEVOPS>) joins at 03:30 UTC if nobody approves; *Escalate now* brings them in at once. Expires at 05:00 UTC unapproved."),
+        card.text
+            .starts_with("Rollback RB-1: checkout-api to 41: ⏳ *Awaiting approval*: 0 of 1 so far. Next: an approver below clicks *Approve* to run the plan exactly as shown. Awaited: <@U0BETH>, <@U0BOB>\n"),
+        "the notification text names who must approve, and nobody of a later level: {}",
+        card.text
+    );
+    assert!(
+        card.text.contains("Next: `devops_lead` joins at 03:30 UTC if nobody approves, and is mentioned then; *Escalate now* brings them in at once. Expires at 05:00 UTC unapproved."),
         "{}",
         card.text
     );

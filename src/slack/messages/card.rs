@@ -25,7 +25,15 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
     blocks.push(request_fields(rollback));
     blocks.push(section(plan_section(rollback)));
     blocks.extend(controls(rollback, directory, status_page));
-    let text = format!("{}: {}", escape(&headline(rollback)), state_line(rollback));
+    // Slack notifies from `text`: it names whoever is awaited, so they hear of it.
+    let text = match awaited(rollback, directory) {
+        Some(people) => format!(
+            "{}: {} Awaited: {people}",
+            escape(&headline(rollback)),
+            state_line(rollback)
+        ),
+        None => format!("{}: {}", escape(&headline(rollback)), state_line(rollback)),
+    };
     Message {
         text: truncate(&text, MAX_SECTION_CHARS),
         blocks,
@@ -34,12 +42,7 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
 
 /// What people can do after a run failed or was aborted at `step`: run it again, skip it where
 /// the runbook allows, bring in the next level, and resolve the status page by hand.
-fn after_a_stop(
-    rollback: &Rollback,
-    step: usize,
-    status_page: bool,
-    directory: &BTreeMap<String, Vec<String>>,
-) -> Vec<Value> {
+fn after_a_stop(rollback: &Rollback, step: usize, status_page: bool) -> Vec<Value> {
     let id = rollback.id;
     let mut buttons = vec![];
     let mut said = vec![];
@@ -55,11 +58,7 @@ fn after_a_stop(
     }
     if let Some((_, next, _)) = rollback.next_level() {
         buttons.push(button(Button::EscalateNow(id), "Escalate now", None));
-        said.push(format!(
-            "*Escalate now* brings in `{}` ({})",
-            escape(&next.role),
-            members_of(std::slice::from_ref(&next.role), directory, None)
-        ));
+        said.push(format!("*Escalate now* brings in `{}`", escape(&next.role)));
     }
     let page_open = status_page && rollback.started_at.is_some() && rollback.resolved.is_none();
     if page_open {
@@ -187,7 +186,7 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
                 approvers(rollback, directory),
                 role_names(&roles)
             )));
-            if let Some(line) = ladder_line(rollback, directory) {
+            if let Some(line) = ladder_line(rollback) {
                 blocks.push(context(line));
             }
             let mut approve = button(Button::Approve(id), "Approve", Some("primary"));
@@ -222,7 +221,7 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
             ));
         }
         State::Failed { step, .. } | State::Aborted { step, .. } if !rollback.request.drill => {
-            blocks.extend(after_a_stop(rollback, step, status_page, directory));
+            blocks.extend(after_a_stop(rollback, step, status_page));
         }
         State::Paused { step } => {
             let paused = &rollback.plan.steps[step];

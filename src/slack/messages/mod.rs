@@ -210,6 +210,32 @@ fn approvers(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> 
     members_of(&roles, directory, requester)
 }
 
+/// Who the rollback waits for now, as mentions: the approvers while it awaits approval; at a
+/// gate or a phrase, whoever may answer (not the requester under the two-person rule); after an
+/// interruption or a failure, the requester and whoever may approve. `None` when nobody is awaited.
+pub(super) fn awaited(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> Option<String> {
+    let mut roles: Vec<String> = rollback.approver_roles_now().into_iter().map(|(r, _)| r).collect();
+    if rollback.approvals_required == 0 {
+        // Nothing needed approval: its ladder answers gates (`decide::gate_keeper`).
+        roles.extend(rollback.ladder.iter().take(rollback.level.max(1)).map(|l| l.role.clone()));
+    }
+    let requester = rollback.request.requester.0.as_str();
+    let people = match rollback.state {
+        State::AwaitingApproval => approvers(rollback, directory),
+        State::Paused { .. } => members_of(&roles, directory, rollback.second_person.then_some(requester)),
+        State::Interrupted { .. } | State::Failed { .. } => {
+            let others = members_of(&roles, directory, Some(requester));
+            match (requester == crate::domain::SYSTEM_USER, others.starts_with("nobody")) {
+                (true, _) => others,
+                (false, true) => mention(requester),
+                (false, false) => format!("{}, {others}", mention(requester)),
+            }
+        }
+        _ => return None,
+    };
+    Some(people)
+}
+
 /// Everyone in `roles`, as mentions (groups as group mentions), less `except`.
 fn members_of(roles: &[String], directory: &BTreeMap<String, Vec<String>>, except: Option<&str>) -> String {
     let members: Vec<String> = roles
@@ -228,7 +254,7 @@ fn members_of(roles: &[String], directory: &BTreeMap<String, Vec<String>>, excep
 }
 
 /// The escalation status while a rollback awaits approval: current level, next level, expiry.
-fn ladder_line(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> Option<String> {
+fn ladder_line(rollback: &Rollback) -> Option<String> {
     let mut parts = vec![];
     if rollback.level > 0 {
         let joined = &rollback.escalations.last()?.role;
@@ -240,10 +266,10 @@ fn ladder_line(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -
         ));
     }
     if let Some((_, next, at)) = rollback.next_level() {
+        // Named, not mentioned: a mention would notify them before their time.
         parts.push(format!(
-            "Next: `{}` ({}) joins at {} if nobody approves; *Escalate now* brings them in at once.",
+            "Next: `{}` joins at {} if nobody approves, and is mentioned then; *Escalate now* brings them in at once.",
             escape(&next.role),
-            members_of(std::slice::from_ref(&next.role), directory, None),
             hhmm(at)
         ));
     }

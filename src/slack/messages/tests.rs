@@ -128,7 +128,7 @@ fn card_interrupted_asks_before_a_retry_and_a_late_result_stays_late() {
         .act(&Actor::system(), Action::StartStep { index: 0 })
         .act(&Actor::system(), Action::Interrupt);
     insta::assert_json_snapshot!(card_json(&story));
-    insta::assert_snapshot!(interrupted(&story.rollback, 0).text);
+    insta::assert_snapshot!(interrupted(&story.rollback, 0, &directory()).text);
     let late = StepResult {
         outcome: StepOutcome::Interrupted,
         detail: Some(

@@ -233,14 +233,23 @@ pub fn ladder_notified(rollback: &Rollback, directory: &BTreeMap<String, Vec<Str
 }
 
 /// In the thread when the run stops before a step that needs a person.
-pub fn paused(rollback: &Rollback, index: usize) -> Message {
-    Message::plain(format!("{} {}", rollback.id, state_line_for_pause(rollback, index)))
-}
-
-pub(super) fn state_line_for_pause(rollback: &Rollback, index: usize) -> String {
+/// In the thread when the run stops for a person: they are mentioned, so they are notified.
+pub fn paused(rollback: &Rollback, index: usize, directory: &BTreeMap<String, Vec<String>>) -> Message {
     let mut paused = rollback.clone();
     paused.state = State::Paused { step: index };
-    state_line(&paused)
+    Message::plain(format!(
+        "{} {}{}",
+        rollback.id,
+        state_line(&paused),
+        awaited_line(&paused, directory)
+    ))
+}
+
+/// " Awaited: <people>." for a rollback that waits for someone, else nothing.
+fn awaited_line(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> String {
+    awaited(rollback, directory)
+        .map(|people| format!("\nAwaited: {people}."))
+        .unwrap_or_default()
 }
 
 /// In the thread when someone confirmed or passed a step.
@@ -316,10 +325,15 @@ pub fn abort_requested(rollback: &Rollback, index: usize, by: &crate::domain::Us
     ))
 }
 
-pub fn interrupted(rollback: &Rollback, index: usize) -> Message {
+pub fn interrupted(rollback: &Rollback, index: usize, directory: &BTreeMap<String, Vec<String>>) -> Message {
     let mut interrupted = rollback.clone();
     interrupted.state = State::Interrupted { step: index };
-    Message::plain(format!("{} {}", rollback.id, state_line(&interrupted)))
+    Message::plain(format!(
+        "{} {}{}",
+        rollback.id,
+        state_line(&interrupted),
+        awaited_line(&interrupted, directory)
+    ))
 }
 
 /// In the thread when an attempt that had lost the run ended after all (its process stalled
