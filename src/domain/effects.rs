@@ -446,8 +446,7 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                 by: by.clone(),
                 retry: false,
             }),
-            Event::Approved { .. } | Event::RunStarted | Event::Interrupted { step: None } => {
-            }
+            Event::Approved { .. } | Event::RunStarted | Event::Interrupted { step: None } => {}
             // Telling Slack that Slack refused a message would only fail again.
             Event::Undeliverable { .. } | Event::PageUpdated { .. } => continue,
         }
@@ -480,9 +479,12 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                 | Event::Aborted { .. }
         )
     });
-    let wait_began = events
-        .iter()
-        .any(|e| matches!(e, Event::Paused { .. } | Event::Interrupted { step: Some(_) } | Event::Failed { .. }));
+    let wait_began = events.iter().any(|e| {
+        matches!(
+            e,
+            Event::Paused { .. } | Event::Interrupted { step: Some(_) } | Event::Failed { .. }
+        )
+    });
     if wait_began && after.awaits_person() && !after.request.drill {
         let since = after.waiting_since();
         for (index, level) in after.ladder.iter().enumerate().skip(after.level) {

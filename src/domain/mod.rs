@@ -17,7 +17,8 @@ pub use plan::{Catalog, Plan, PlanStep, StepAction};
 pub use policy::EscalationLevel;
 pub use policy::{Policy, SeverityPolicy};
 pub use rollback::{
-    ABORT_GRACE, AbortRequest, Event, LadderLevel, PathTimings, Recorded, Rollback, RollbackRequest, State, StepOutcome, StepResult, path_timings,
+    ABORT_GRACE, AbortRequest, Event, LadderLevel, PathTimings, Recorded, Rollback, RollbackRequest, State,
+    StepOutcome, StepResult, path_timings,
 };
 
 use serde::{Deserialize, Serialize};

@@ -582,7 +582,6 @@ impl Rollback {
         }
     }
 
-
     /// A run that stopped (failed, aborted) goes on again after someone decided.
     fn reopen(&mut self) {
         self.finished_at = None;

@@ -360,8 +360,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_aborted_step_that_ignores_sigterm_is_killed_after_the_grace() {
-        let (result, took) =
-            aborted_after("trap '' TERM; echo stubborn; while true; do sleep 0.05; done", Duration::from_millis(200)).await;
+        let (result, took) = aborted_after(
+            "trap '' TERM; echo stubborn; while true; do sleep 0.05; done",
+            Duration::from_millis(200),
+        )
+        .await;
         assert_eq!(result.outcome, StepOutcome::Aborted);
         assert_eq!(result.output_tail, "stubborn\n");
         assert_eq!(

@@ -298,9 +298,7 @@ impl Delivery {
             Effect::GateCleared { index, by } => {
                 reply(messages::gate_cleared(&rollback, *index, Some(by)), false).await?
             }
-            Effect::Interrupted { index } => {
-                reply(messages::interrupted(&rollback, *index, directory), true).await?
-            }
+            Effect::Interrupted { index } => reply(messages::interrupted(&rollback, *index, directory), true).await?,
             Effect::AbortRequested { index, by } => {
                 reply(messages::abort_requested(&rollback, *index, by), false).await?
             }

@@ -418,7 +418,9 @@ impl Executor {
                         return;
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(rollback = %id, error = format!("{e:#}"), "could not look whether the run was aborted; looking again"),
+                    Err(e) => {
+                        tracing::warn!(rollback = %id, error = format!("{e:#}"), "could not look whether the run was aborted; looking again")
+                    }
                 }
             }
         });

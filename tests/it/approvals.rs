@@ -66,9 +66,9 @@ async fn an_unanswered_request_escalates_to_the_devops_lead_who_can_then_approve
         escalated.text
     );
     assert!(
-        escalated.text.contains(
-            "Escalated to level 1 of 2 (`devops_lead` joined). Next: `eng_manager` joins at 04:00 UTC"
-        ),
+        escalated
+            .text
+            .contains("Escalated to level 1 of 2 (`devops_lead` joined). Next: `eng_manager` joins at 04:00 UTC"),
         "{}",
         escalated.text
     );
@@ -615,7 +615,11 @@ async fn a_step_whose_process_died_is_interrupted_and_only_retried_when_clicked(
     let bot = Rollbot::start().await;
     let card = interrupted_rollback(&bot).await;
     let expected = "RB-1 ⚠️ *Interrupted* at step 1 of 2, *Undo release*: the rollbot process running it stopped. That attempt is not running any more (a step is stopped when its process can no longer renew its lease), but whether it took effect is unknown. Check it, then choose: *Retry step* runs it again, *Skip step* goes on with the next step, *Abort* stops here.\nAwaited: <@U0ALICE>, <@U0BETH>, <@U0BOB>.";
-    assert_eq!(bot.thread(&card), [expected], "the requester and who may approve are woken");
+    assert_eq!(
+        bot.thread(&card),
+        [expected],
+        "the requester and who may approve are woken"
+    );
     let broadcast = bot
         .slack
         .calls()

@@ -64,7 +64,10 @@ async fn a_running_step_is_aborted_from_another_replica_and_nothing_after_it_sta
 
     let clicked = Instant::now();
     assert_eq!(bot.click(BETH, Button::Abort(rb(1), 1)).await, 200);
-    tokio::time::timeout(Duration::from_secs(15), running).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(15), running)
+        .await
+        .unwrap()
+        .unwrap();
     let took = clicked.elapsed();
     assert!(
         took < Duration::from_secs(5),
@@ -78,7 +81,8 @@ async fn a_running_step_is_aborted_from_another_replica_and_nothing_after_it_sta
     let stopped = rollback.steps[1].result.as_ref().unwrap();
     assert_eq!(stopped.outcome, rollbot::domain::StepOutcome::Aborted);
     assert!(
-        stopped.output_tail.contains("restored 120 of 9000 tables") && stopped.output_tail.contains("restore stopped cleanly"),
+        stopped.output_tail.contains("restored 120 of 9000 tables")
+            && stopped.output_tail.contains("restore stopped cleanly"),
         "its output is kept: {stopped:?}"
     );
 
@@ -86,8 +90,14 @@ async fn a_running_step_is_aborted_from_another_replica_and_nothing_after_it_sta
     assert!(now.text.contains("🛑 *Aborted* by <@U0BETH>"), "{}", now.text);
     assert!(now.buttons().is_empty() || !now.buttons().contains(&"abort".to_owned()));
     let thread = bot.thread(&card);
-    let asked = thread.iter().find(|m| m.contains("asked to abort")).expect("the abort is announced");
-    assert!(asked.contains("<@U0BETH> asked to abort *RB-1*: stopping step 2 *Restore orders*"), "{asked}");
+    let asked = thread
+        .iter()
+        .find(|m| m.contains("asked to abort"))
+        .expect("the abort is announced");
+    assert!(
+        asked.contains("<@U0BETH> asked to abort *RB-1*: stopping step 2 *Restore orders*"),
+        "{asked}"
+    );
     let finished = thread
         .iter()
         .find(|m| m.contains("The system may be half-way"))
@@ -111,7 +121,8 @@ async fn a_rejection_by_someone_else_tells_the_requester() {
     bot.ephemerals(ALICE);
     bot.click(BOB, Button::Reject(rb(1))).await;
     let modal = bot.expect_modal();
-    bot.submit(BOB, &modal, &[("reason", "the deploy is not the cause")]).await;
+    bot.submit(BOB, &modal, &[("reason", "the deploy is not the cause")])
+        .await;
     bot.settle().await;
     let thread = bot.thread(&card);
     assert!(
@@ -161,7 +172,10 @@ run = ["sh", "-c", 'echo "announce" >> "$1"', "step", "{marker}"]
 async fn confirm_phrase(bot: &Rollbot, who: &str, step: usize) {
     bot.click(who, Button::Confirm(rb(1), step)).await;
     let modal = bot.expect_modal();
-    assert_eq!(bot.submit(who, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await, None);
+    assert_eq!(
+        bot.submit(who, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await,
+        None
+    );
     bot.settle().await;
 }
 
@@ -180,7 +194,9 @@ async fn a_failed_step_is_retried_with_its_phrase_and_the_ladder_is_brought_in()
     assert!(failed.text.contains("❌ *Failed* at step 1 of 1"), "{}", failed.text);
     assert_eq!(failed.buttons(), ["retry", "escalate"], "{}", failed.text);
     assert!(
-        failed.text.contains("Next: *Retry step* runs step 1 again; *Escalate now* brings in `devops_lead`"),
+        failed
+            .text
+            .contains("Next: *Retry step* runs step 1 again; *Escalate now* brings in `devops_lead`"),
         "{}",
         failed.text
     );
@@ -202,7 +218,10 @@ async fn a_failed_step_is_retried_with_its_phrase_and_the_ladder_is_brought_in()
     bot.click(ALICE, Button::EscalateNow(rb(1))).await;
     bot.settle().await;
     let thread = bot.thread(&card);
-    let escalated = thread.iter().find(|m| m.starts_with("⏫")).unwrap_or_else(|| panic!("{thread:#?}"));
+    let escalated = thread
+        .iter()
+        .find(|m| m.starts_with("⏫"))
+        .unwrap_or_else(|| panic!("{thread:#?}"));
     assert!(
         escalated.contains("<@U0DEVOPS>, you are needed on the card above: ❌ *Failed* at step 1 of 1"),
         "{escalated}"
@@ -242,7 +261,10 @@ async fn a_skippable_step_is_skipped_after_it_failed_unless_another_rollback_too
     bot.click(BOB, Button::Skip(rb(1), 1)).await;
     bot.settle().await;
     let refused = bot.ephemerals(BOB);
-    assert!(refused[0].contains("RB-2"), "RB-1 cannot take the service back while RB-2 is open: {refused:?}");
+    assert!(
+        refused[0].contains("RB-2"),
+        "RB-1 cannot take the service back while RB-2 is open: {refused:?}"
+    );
     let first = bot.rollbacks().await.into_iter().find(|r| r.id == rb(1)).unwrap();
     assert_eq!(first.state.name(), "failed", "nothing changed");
 
@@ -272,7 +294,11 @@ async fn a_gate_nobody_answers_brings_in_the_next_level_and_the_answer_voids_the
     bot.settle().await;
     assert_eq!(bot.marker(), ["undo"]);
     assert!(bot.card_now(&card).text.contains("⏸️ *Paused at step 2 of 3"));
-    assert_eq!(bot.pending_timers().await, 2, "the ladder's two levels, counted from the pause");
+    assert_eq!(
+        bot.pending_timers().await,
+        2,
+        "the ladder's two levels, counted from the pause"
+    );
 
     // Twenty minutes after the request's own first level would have joined: not yet.
     bot.advance(25);
@@ -281,7 +307,10 @@ async fn a_gate_nobody_answers_brings_in_the_next_level_and_the_answer_voids_the
     bot.advance(6);
     bot.settle().await;
     let thread = bot.thread(&card);
-    let escalated = thread.iter().find(|m| m.starts_with("⏫")).unwrap_or_else(|| panic!("{thread:#?}"));
+    let escalated = thread
+        .iter()
+        .find(|m| m.starts_with("⏫"))
+        .unwrap_or_else(|| panic!("{thread:#?}"));
     assert!(
         escalated.contains("escalated to `devops_lead` (nobody answered for 31m): <@U0DEVOPS>, you are needed on the card above: ⏸️ *Paused at step 2 of 3"),
         "{escalated}"
@@ -290,7 +319,11 @@ async fn a_gate_nobody_answers_brings_in_the_next_level_and_the_answer_voids_the
     // The DevOps lead answers the gate; the restore's phrase is a new wait, with its own clock.
     bot.click(DAVE, Button::Continue(rb(1), 1)).await;
     bot.settle().await;
-    assert_eq!(bot.pending_timers().await, 1, "the next level, counted from the new pause");
+    assert_eq!(
+        bot.pending_timers().await,
+        1,
+        "the next level, counted from the new pause"
+    );
     bot.click(DAVE, Button::Confirm(rb(1), 2)).await;
     let modal = bot.expect_modal();
     bot.submit(DAVE, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await;
@@ -306,7 +339,10 @@ async fn a_gate_nobody_answers_brings_in_the_next_level_and_the_answer_voids_the
 async fn a_low_severity_rollback_runs_with_a_reason_and_the_matrixs_advice() {
     let bot = Rollbot::start().await;
     let ack = bot
-        .slash(ALICE, r#"checkout-api to 41 severity low reason "typo on the receipt page""#)
+        .slash(
+            ALICE,
+            r#"checkout-api to 41 severity low reason "typo on the receipt page""#,
+        )
         .await;
     assert!(
         ack.contains("Low severity: no approval needed, so it runs now, and a post-incident review is flagged. The decision matrix's advice for low severity: usually a forward fix, not a rollback"),
@@ -315,7 +351,8 @@ async fn a_low_severity_rollback_runs_with_a_reason_and_the_matrixs_advice() {
     bot.settle().await;
     let card = bot.expect_card();
     assert!(
-        card.text.contains("🟢 *Low severity: no approval needed — it runs at once.* The decision matrix's advice"),
+        card.text
+            .contains("🟢 *Low severity: no approval needed — it runs at once.* The decision matrix's advice"),
         "{}",
         card.text
     );

@@ -380,7 +380,8 @@ async fn the_status_page_is_resolved_from_the_card_after_a_failure() {
         .page(page.atlassian())
         .start()
         .await;
-    bot.slash(ALICE, "checkout-api runbook broken to 41 severity high").await;
+    bot.slash(ALICE, "checkout-api runbook broken to 41 severity high")
+        .await;
     bot.settle().await;
     let card = bot.expect_card();
     bot.click(BOB, Button::Approve(rb(1))).await;
@@ -410,8 +411,16 @@ async fn the_status_page_is_resolved_from_the_card_after_a_failure() {
         Some(json!("resolved"))
     );
     let resolved = bot.card_now(&card);
-    assert!(resolved.text.contains("Status page: *resolved* by <@U0BOB>"), "{}", resolved.text);
-    assert_eq!(resolved.buttons(), ["retry", "escalate"], "resolved: no more Mark resolved");
+    assert!(
+        resolved.text.contains("Status page: *resolved* by <@U0BOB>"),
+        "{}",
+        resolved.text
+    );
+    assert_eq!(
+        resolved.buttons(),
+        ["retry", "escalate"],
+        "resolved: no more Mark resolved"
+    );
     bot.thread(&card);
     bot.ephemerals(ALICE);
 }

@@ -253,7 +253,9 @@ async fn a_rejected_rollback_never_runs_and_keeps_its_reason() {
     assert!(card.buttons().is_empty());
     assert_eq!(
         bot.thread(&card),
-        ["<@U0ALICE>: RB-1 🚫 *Rejected* by <@U0BOB>: “the deploy is not the cause: &lt;!here&gt; check the DB”. Nothing ran."],
+        [
+            "<@U0ALICE>: RB-1 🚫 *Rejected* by <@U0BOB>: “the deploy is not the cause: &lt;!here&gt; check the DB”. Nothing ran."
+        ],
         "the requester is told, by name"
     );
 
@@ -335,8 +337,9 @@ async fn critical_runs_at_once_and_flags_a_review() {
     let card = bot.expect_card();
     let card = bot.card_now(&card);
     assert!(
-        card.text
-            .contains("🚨 *Critical severity: no approval needed — it runs at once.* A post-incident review is required."),
+        card.text.contains(
+            "🚨 *Critical severity: no approval needed — it runs at once.* A post-incident review is required."
+        ),
         "{}",
         card.text
     );

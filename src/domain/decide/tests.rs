@@ -550,7 +550,11 @@ fn an_abort_while_a_step_runs_stops_it_and_nothing_after_it_starts() {
         .act(&Actor::system(), Action::StartRun)
         .act(&Actor::system(), Action::StartStep { index: 0 });
     let asked = running.clone().act(&actor(ON_CALL), Action::Abort { index: 0 });
-    assert_eq!(asked.rollback.state, State::Running, "the step is stopped by the process running it");
+    assert_eq!(
+        asked.rollback.state,
+        State::Running,
+        "the step is stopped by the process running it"
+    );
     assert_eq!(asked.rollback.abort_requested.as_ref().map(|a| a.index), Some(0));
     assert!(matches!(
         asked.clone().try_act(&actor(REQUESTER), Action::Abort { index: 0 }),
@@ -598,7 +602,10 @@ fn an_abort_while_a_step_runs_stops_it_and_nothing_after_it_starts() {
         &policy,
         at(5),
     );
-    assert!(matches!(outcome.as_deref(), Ok([Event::AbortRequested { .. }])), "{outcome:?}");
+    assert!(
+        matches!(outcome.as_deref(), Ok([Event::AbortRequested { .. }])),
+        "{outcome:?}"
+    );
 }
 
 #[test]

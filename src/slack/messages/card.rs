@@ -63,7 +63,9 @@ fn after_a_stop(rollback: &Rollback, step: usize, status_page: bool) -> Vec<Valu
     let page_open = status_page && rollback.started_at.is_some() && rollback.resolved.is_none();
     if page_open {
         buttons.push(button(Button::Resolve(id), "Mark resolved", None));
-        said.push("*Mark resolved* resolves the status page incident once the service is healthy by other means".into());
+        said.push(
+            "*Mark resolved* resolves the status page incident once the service is healthy by other means".into(),
+        );
     }
     let mut blocks = vec![
         json!({"type": "actions", "block_id": format!("rollback:{id}"), "elements": buttons}),

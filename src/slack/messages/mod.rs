@@ -217,7 +217,13 @@ pub(super) fn awaited(rollback: &Rollback, directory: &BTreeMap<String, Vec<Stri
     let mut roles: Vec<String> = rollback.approver_roles_now().into_iter().map(|(r, _)| r).collect();
     if rollback.approvals_required == 0 {
         // Nothing needed approval: its ladder answers gates (`decide::gate_keeper`).
-        roles.extend(rollback.ladder.iter().take(rollback.level.max(1)).map(|l| l.role.clone()));
+        roles.extend(
+            rollback
+                .ladder
+                .iter()
+                .take(rollback.level.max(1))
+                .map(|l| l.role.clone()),
+        );
     }
     let requester = rollback.request.requester.0.as_str();
     let people = match rollback.state {
@@ -514,7 +520,10 @@ fn skip_confirm(rollback: &Rollback, index: usize) -> Value {
 /// The dialog before an abort: what stops, and what will not run.
 fn abort_confirm(rollback: &Rollback, index: usize) -> Value {
     let step = &rollback.plan.steps[index];
-    let later: Vec<&str> = rollback.plan.steps[index + 1..].iter().map(|s| s.name.as_str()).collect();
+    let later: Vec<&str> = rollback.plan.steps[index + 1..]
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
     let running = if rollback.step_in_flight() == Some(index) {
         format!(
             "Step {} “{}” is stopped now (SIGTERM, then SIGKILL after {}s).",
