@@ -470,6 +470,18 @@ pub enum StepAction {
 }
 
 impl StepAction {
+    /// How long one attempt may take before it is stopped, for the steps that have a limit.
+    pub fn time_limit(&self) -> Option<std::time::Duration> {
+        let secs = match self {
+            StepAction::Command { timeout_secs, .. }
+            | StepAction::Http { timeout_secs, .. }
+            | StepAction::Sql { timeout_secs, .. } => *timeout_secs,
+            StepAction::Health { within_secs, .. } => *within_secs,
+            StepAction::Gate { .. } | StepAction::Notify { .. } | StepAction::StatusPage { .. } => return None,
+        };
+        Some(std::time::Duration::from_secs(secs))
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             StepAction::Command { .. } => "command",

@@ -53,6 +53,11 @@ async fn a_running_step_is_aborted_from_another_replica_and_nothing_after_it_sta
     until("the restore runs", || bot.marker().contains(&"restore".to_owned())).await;
     bot.settle().await;
     let running_card = bot.card_now(&card);
+    assert!(
+        running_card.text.contains("🔄 *Running* step 2 of 3: Restore orders. Step started at 03:00 UTC (the run started at 03:00 UTC); it is stopped if it has not finished by 04:00 UTC."),
+        "a running card says since when, and until when: {}",
+        running_card.text
+    );
     let abort = running_card.button("abort");
     assert_eq!(abort["value"], "RB-1@1", "{}", running_card.text);
     assert!(

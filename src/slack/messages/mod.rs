@@ -344,8 +344,25 @@ fn state_line(rollback: &Rollback) -> String {
         State::Running => {
             let current = rollback.steps.last().map(|s| s.index).unwrap_or(0);
             let name = step_name(rollback, current);
+            // When it started and when it is stopped: a hung step must not look like progress.
+            let timing = match rollback.steps.last().filter(|s| s.result.is_none()) {
+                Some(record) => {
+                    let limit = rollback.plan.steps[current]
+                        .action
+                        .time_limit()
+                        .and_then(|l| chrono::Duration::from_std(l).ok())
+                        .map(|l| format!("; it is stopped if it has not finished by {}", hhmm(record.started_at + l)))
+                        .unwrap_or_default();
+                    let run = rollback
+                        .started_at
+                        .map(|at| format!(" (the run started at {})", hhmm(at)))
+                        .unwrap_or_default();
+                    format!(" Step started at {}{run}{limit}.", hhmm(record.started_at))
+                }
+                None => String::new(),
+            };
             format!(
-                "🔄 *Running* step {} of {total}: {name}. Output goes to the thread.",
+                "🔄 *Running* step {} of {total}: {name}.{timing} Output goes to the thread.",
                 current + 1
             )
         }
