@@ -341,6 +341,13 @@ fn state_line(rollback: &Rollback) -> String {
         }
         State::Queued if rollback.steps.is_empty() => "▶️ *Approved*: starting the runbook now.".into(),
         State::Queued => "▶️ *Going on*: the next step starts now.".into(),
+        State::Running if let Some(asked) = &rollback.abort_requested => format!(
+            "🛑 *Stopping* step {} of {total}, {}: {} asked to abort at {}. Nothing after it will start.",
+            asked.index + 1,
+            step_name(rollback, asked.index),
+            user(&asked.by),
+            hhmm(asked.at)
+        ),
         State::Running => {
             let current = rollback.steps.last().map(|s| s.index).unwrap_or(0);
             let name = step_name(rollback, current);

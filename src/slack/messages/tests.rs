@@ -179,6 +179,86 @@ fn card_rejected_and_cancelled() {
     insta::assert_snapshot!(state_line(&cancelled.rollback));
 }
 
+/// Every state a card can show, as people read it: the notification text Slack pushes (who is
+/// awaited), the state line, and the buttons it offers.
+#[test]
+fn every_card_state_with_its_buttons_and_notification_text() {
+    fn gated() -> Story {
+        let mut story = Story::requested(Severity::High, None);
+        story.rollback.plan = crate::domain::fixtures::plan_with_gates();
+        story.rollback.plan_digest = story.rollback.plan.digest();
+        story
+            .approved()
+            .act(&Actor::system(), Action::StartRun)
+            .step(0, ok_result(""))
+            .step(1, ok_result(""))
+            .act(&Actor::system(), Action::StartStep { index: 2 })
+    }
+    let running = || {
+        Story::requested(Severity::High, None)
+            .approved()
+            .act(&Actor::system(), Action::StartRun)
+            .act(&Actor::system(), Action::StartStep { index: 0 })
+    };
+    let failed = || {
+        Story::requested(Severity::High, None)
+            .approved()
+            .act(&Actor::system(), Action::StartRun)
+            .step(0, failed_result(1, "error"))
+    };
+    let states: Vec<(&str, Story)> = vec![
+        ("awaiting approval", Story::requested(Severity::High, None)),
+        ("awaiting, drill", {
+            let mut story = Story::requested(Severity::High, None);
+            story.rollback.request.drill = true;
+            story
+        }),
+        ("queued", Story::requested(Severity::High, None).approved()),
+        ("running", running()),
+        ("abort asked", running().act(&actor(ON_CALL), Action::Abort { index: 0 })),
+        ("paused at a gate", gated()),
+        (
+            "paused before a destructive step",
+            gated()
+                .act(&actor(ON_CALL), Action::Continue { index: 2 })
+                .act(&Actor::system(), Action::StartRun)
+                .step(2, ok_result(""))
+                .act(&Actor::system(), Action::StartStep { index: 3 }),
+        ),
+        ("interrupted", running().act(&Actor::system(), Action::Interrupt)),
+        ("failed", failed()),
+        ("aborted", gated().act(&actor(ON_CALL), Action::Abort { index: 2 })),
+        (
+            "succeeded",
+            Story::requested(Severity::High, None)
+                .approved()
+                .act(&Actor::system(), Action::StartRun)
+                .step(0, ok_result(""))
+                .step(1, ok_result("")),
+        ),
+        (
+            "rejected",
+            Story::requested(Severity::High, None).act(&actor(ON_CALL), Action::Reject { reason: Some("no".into()) }),
+        ),
+        ("cancelled", Story::requested(Severity::High, None).act(&actor(REQUESTER), Action::Cancel)),
+        ("critical", Story::requested(Severity::Critical, None)),
+        ("low", Story::requested(Severity::Low, Some("typo"))),
+    ];
+    let mut table = String::new();
+    for (name, story) in states {
+        let card = serde_json::to_value(card(&story.rollback, &directory(), true)).unwrap();
+        let buttons: Vec<&str> = card["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|b| b["elements"].as_array().into_iter().flatten())
+            .filter_map(|e| e["action_id"].as_str())
+            .collect();
+        table += &format!("## {name}\nnotification: {}\nbuttons: {buttons:?}\n\n", card["text"].as_str().unwrap());
+    }
+    insta::assert_snapshot!(table);
+}
+
 #[test]
 fn card_critical() {
     insta::assert_json_snapshot!(card_json(&Story::requested(Severity::Critical, None)));
