@@ -467,8 +467,21 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
     if card_changed {
         effects.push(Effect::UpdateCard);
     }
-    // A wait for a person that ends voids its timers; one that begins (a gate, a phrase, an
-    // interruption, a failure) sets the ladder's levels not yet open, counted from now.
+    let (ladder, wait_ended) = ladder_during_a_wait(after, events);
+    timers.extend(ladder);
+    Consequences {
+        effects,
+        timers,
+        cancel_timers: (awaited_approval && after.state != State::AwaitingApproval) || wait_ended,
+        lease: None,
+        guard: Guard::Version,
+    }
+}
+
+/// The ladder while the run waits for a person after it started: a wait that begins (a gate, a
+/// phrase, an interruption, a failure) sets the levels not yet open, counted from now; one that
+/// ends (someone answered) voids them. Returns the timers to set and whether the wait ended.
+fn ladder_during_a_wait(after: &Rollback, events: &[Event]) -> (Vec<Timer>, bool) {
     let wait_ended = events.iter().any(|e| {
         matches!(
             e,
@@ -485,22 +498,21 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
             Event::Paused { .. } | Event::Interrupted { step: Some(_) } | Event::Failed { .. }
         )
     });
-    if wait_began && after.awaits_person() && !after.request.drill {
-        let since = after.waiting_since();
-        for (index, level) in after.ladder.iter().enumerate().skip(after.level) {
-            timers.push(Timer {
-                action: TimerAction::Escalate { level: index + 1 },
-                due_at: since + chrono::Duration::seconds(level.after_secs as i64),
-            });
-        }
+    if !wait_began || !after.awaits_person() || after.request.drill {
+        return (vec![], wait_ended);
     }
-    Consequences {
-        effects,
-        timers,
-        cancel_timers: (awaited_approval && after.state != State::AwaitingApproval) || wait_ended,
-        lease: None,
-        guard: Guard::Version,
-    }
+    let since = after.waiting_since();
+    let timers = after
+        .ladder
+        .iter()
+        .enumerate()
+        .skip(after.level)
+        .map(|(index, level)| Timer {
+            action: TimerAction::Escalate { level: index + 1 },
+            due_at: since + chrono::Duration::seconds(level.after_secs as i64),
+        })
+        .collect();
+    (timers, wait_ended)
 }
 
 #[cfg(test)]

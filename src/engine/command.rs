@@ -161,27 +161,7 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
             None,
             Some(format!("waiting for the process failed: {e}")),
         ),
-        Ended::Aborted => {
-            let grace = crate::domain::ABORT_GRACE;
-            let mut detail = "aborted: its process group was sent SIGTERM".to_owned();
-            if let Some(pgid) = pgid {
-                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
-            }
-            let status = match tokio::time::timeout(grace, child.wait()).await {
-                Ok(status) => {
-                    detail.push_str(" and it stopped");
-                    status.ok()
-                }
-                Err(_) => {
-                    if let Some(pgid) = pgid {
-                        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-                    }
-                    detail.push_str(&format!(", then SIGKILL after {}s", grace.as_secs()));
-                    child.wait().await.ok()
-                }
-            };
-            (StepOutcome::Aborted, status.and_then(|s| s.code()), Some(detail))
-        }
+        Ended::Aborted => stop_aborted(&mut child, pgid).await,
         Ended::TimedOut => {
             if let Some(pgid) = pgid {
                 let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
@@ -222,6 +202,33 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
         detail,
         ..Default::default()
     }
+}
+
+/// Stops an aborted step: SIGTERM to its group, then SIGKILL if it is still there after
+/// `ABORT_GRACE`. Says how it ended, for the step's record.
+async fn stop_aborted(
+    child: &mut tokio::process::Child,
+    pgid: Option<nix::unistd::Pid>,
+) -> (StepOutcome, Option<i32>, Option<String>) {
+    let grace = crate::domain::ABORT_GRACE;
+    let mut detail = "aborted: its process group was sent SIGTERM".to_owned();
+    if let Some(pgid) = pgid {
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+    }
+    let status = match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => {
+            detail.push_str(" and it stopped");
+            status.ok()
+        }
+        Err(_) => {
+            if let Some(pgid) = pgid {
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            }
+            detail.push_str(&format!(", then SIGKILL after {}s", grace.as_secs()));
+            child.wait().await.ok()
+        }
+    };
+    (StepOutcome::Aborted, status.and_then(|s| s.code()), Some(detail))
 }
 
 /// Tells the supervisor each new moment until which the step may run, as CLOCK_MONOTONIC time;

@@ -358,7 +358,12 @@ fn state_line(rollback: &Rollback) -> String {
                         .action
                         .time_limit()
                         .and_then(|l| chrono::Duration::from_std(l).ok())
-                        .map(|l| format!("; it is stopped if it has not finished by {}", hhmm(record.started_at + l)))
+                        .map(|l| {
+                            format!(
+                                "; it is stopped if it has not finished by {}",
+                                hhmm(record.started_at + l)
+                            )
+                        })
                         .unwrap_or_default();
                     let run = rollback
                         .started_at

@@ -215,7 +215,10 @@ fn every_card_state_with_its_buttons_and_notification_text() {
         }),
         ("queued", Story::requested(Severity::High, None).approved()),
         ("running", running()),
-        ("abort asked", running().act(&actor(ON_CALL), Action::Abort { index: 0 })),
+        (
+            "abort asked",
+            running().act(&actor(ON_CALL), Action::Abort { index: 0 }),
+        ),
         ("paused at a gate", gated()),
         (
             "paused before a destructive step",
@@ -238,9 +241,17 @@ fn every_card_state_with_its_buttons_and_notification_text() {
         ),
         (
             "rejected",
-            Story::requested(Severity::High, None).act(&actor(ON_CALL), Action::Reject { reason: Some("no".into()) }),
+            Story::requested(Severity::High, None).act(
+                &actor(ON_CALL),
+                Action::Reject {
+                    reason: Some("no".into()),
+                },
+            ),
         ),
-        ("cancelled", Story::requested(Severity::High, None).act(&actor(REQUESTER), Action::Cancel)),
+        (
+            "cancelled",
+            Story::requested(Severity::High, None).act(&actor(REQUESTER), Action::Cancel),
+        ),
         ("critical", Story::requested(Severity::Critical, None)),
         ("low", Story::requested(Severity::Low, Some("typo"))),
     ];
@@ -254,7 +265,10 @@ fn every_card_state_with_its_buttons_and_notification_text() {
             .flat_map(|b| b["elements"].as_array().into_iter().flatten())
             .filter_map(|e| e["action_id"].as_str())
             .collect();
-        table += &format!("## {name}\nnotification: {}\nbuttons: {buttons:?}\n\n", card["text"].as_str().unwrap());
+        table += &format!(
+            "## {name}\nnotification: {}\nbuttons: {buttons:?}\n\n",
+            card["text"].as_str().unwrap()
+        );
     }
     insta::assert_snapshot!(table);
 }
