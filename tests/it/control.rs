@@ -93,7 +93,11 @@ async fn a_running_step_is_aborted_from_another_replica_and_nothing_after_it_sta
 
     let now = bot.card_now(&card);
     assert!(now.text.contains("🛑 *Aborted* by <@U0BETH>"), "{}", now.text);
-    assert!(now.buttons().is_empty() || !now.buttons().contains(&"abort".to_owned()));
+    assert_eq!(
+        now.buttons(),
+        ["retry", "escalate"],
+        "no Abort once aborted: run the step again, or bring the next level in"
+    );
     let thread = bot.thread(&card);
     let asked = thread
         .iter()
@@ -364,4 +368,37 @@ async fn a_low_severity_rollback_runs_with_a_reason_and_the_matrixs_advice() {
     assert_eq!(bot.marker(), ["undo 41", "health"]);
     bot.card_now(&card);
     bot.thread(&card);
+}
+
+/// The process running the step dies before it could stop it: when its lease lapses, the
+/// rollback is aborted (someone asked), not left waiting as interrupted.
+#[tokio::test]
+async fn an_abort_asked_of_a_process_that_then_dies_ends_the_run_as_aborted() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, "checkout-api to 41 severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.ephemerals(ALICE);
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.die_during_first_step(1).await;
+    bot.settle().await;
+    bot.click(BETH, Button::Abort(rb(1), 0)).await;
+    bot.settle().await;
+    assert!(
+        bot.card_now(&card).text.contains("🛑 *Stopping* step 1 of 2"),
+        "the abort is asked of the (dead) process running the step"
+    );
+
+    // Its lease (30 s) lapses: another replica's check ends the run.
+    bot.advance_secs(35);
+    bot.settle().await;
+    let rollback = bot.rollbacks().await.into_iter().find(|r| r.id == rb(1)).unwrap();
+    assert_eq!(rollback.state.name(), "aborted", "{:?}", rollback.state);
+    assert!(bot.marker().is_empty(), "nothing ran after the abort");
+    let thread = bot.thread(&card);
+    assert!(
+        thread.iter().any(|m| m.contains("🛑 *Aborted* by <@U0BETH>")),
+        "{thread:#?}"
+    );
+    bot.card_now(&card);
 }
