@@ -230,6 +230,20 @@ impl Story {
             .expect("the level is due");
     }
 
+    /// A high-severity request on `plan_with_gates`, approved, run to its gate (step 3) and
+    /// paused there.
+    pub fn paused_at_the_gate() -> Story {
+        let mut story = Story::requested(Severity::High, None);
+        story.rollback.plan = plan_with_gates();
+        story.rollback.plan_digest = story.rollback.plan.digest();
+        story
+            .approved()
+            .act(&Actor::system(), Action::StartRun)
+            .step(0, ok_result(""))
+            .step(1, ok_result(""))
+            .act(&Actor::system(), Action::StartStep { index: 2 })
+    }
+
     pub fn approved(self) -> Story {
         self.act(&actor(ON_CALL), Action::Approve)
     }

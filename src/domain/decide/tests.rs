@@ -619,15 +619,7 @@ fn authorization_matrix() {
         awaiting().approved().act(&Actor::system(), Action::StartRun)
     }
     fn gates() -> Story {
-        let mut story = awaiting();
-        story.rollback.plan = crate::domain::fixtures::plan_with_gates();
-        story.rollback.plan_digest = story.rollback.plan.digest();
-        story
-            .approved()
-            .act(&Actor::system(), Action::StartRun)
-            .step(0, ok_result(""))
-            .step(1, ok_result(""))
-            .act(&Actor::system(), Action::StartStep { index: 2 })
+        Story::paused_at_the_gate()
     }
     fn destructive() -> Story {
         gates()

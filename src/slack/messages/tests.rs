@@ -183,17 +183,7 @@ fn card_rejected_and_cancelled() {
 /// awaited), the state line, and the buttons it offers.
 #[test]
 fn every_card_state_with_its_buttons_and_notification_text() {
-    fn gated() -> Story {
-        let mut story = Story::requested(Severity::High, None);
-        story.rollback.plan = crate::domain::fixtures::plan_with_gates();
-        story.rollback.plan_digest = story.rollback.plan.digest();
-        story
-            .approved()
-            .act(&Actor::system(), Action::StartRun)
-            .step(0, ok_result(""))
-            .step(1, ok_result(""))
-            .act(&Actor::system(), Action::StartStep { index: 2 })
-    }
+    let gated = Story::paused_at_the_gate;
     let running = || {
         Story::requested(Severity::High, None)
             .approved()
@@ -258,13 +248,7 @@ fn every_card_state_with_its_buttons_and_notification_text() {
     let mut table = String::new();
     for (name, story) in states {
         let card = serde_json::to_value(card(&story.rollback, &directory(), true)).unwrap();
-        let buttons: Vec<&str> = card["blocks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|b| b["elements"].as_array().into_iter().flatten())
-            .filter_map(|e| e["action_id"].as_str())
-            .collect();
+        let buttons = buttons_of(&card);
         table += &format!(
             "## {name}\nnotification: {}\nbuttons: {buttons:?}\n\n",
             card["text"].as_str().unwrap()
@@ -481,6 +465,17 @@ fn proposal_json(proposal: &Proposal, severity: Severity) -> Value {
     serde_json::to_value(message).unwrap()
 }
 
+/// The action ids of a card's buttons, in order.
+fn buttons_of(card: &Value) -> Vec<&str> {
+    card["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["elements"].as_array().into_iter().flatten())
+        .filter_map(|e| e["action_id"].as_str())
+        .collect()
+}
+
 /// The text of each block of a card, one per line, as people read it.
 fn block_lines(card: &Value) -> String {
     let lines: Vec<&str> = card["blocks"]
@@ -566,13 +561,7 @@ fn proposal_card_after_people_or_the_alert_decided() {
     .into_iter()
     .map(|(p, severity)| {
         let card = proposal_json(p, severity);
-        let buttons: Vec<&str> = card["blocks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|b| b["elements"].as_array().into_iter().flatten())
-            .filter_map(|e| e["action_id"].as_str())
-            .collect();
+        let buttons = buttons_of(&card);
         format!("{}\nbuttons: {buttons:?}\n{}", card["text"], block_lines(&card))
     })
     .collect();
