@@ -129,7 +129,23 @@ fn timeline_entry(rollback: &Rollback, recorded: &Recorded) -> Option<String> {
         Event::Succeeded => "Succeeded".into(),
         Event::Failed { step, reason } => format!("Failed at step {}: {}", step + 1, md(reason)),
         Event::PageUpdated { status } => format!("Status page set to {}", md(status)),
-        Event::Resolved { by: Some(by) } => format!("{} marked the status page incident resolved", who(by)),
+        Event::Resolved { by: Some(by) } => format!("{} marked the incident resolved", who(by)),
+        // The cadence is rollbot's prompt; the updates people posted are what a reader needs.
+        Event::Reminded { .. } => return None,
+        Event::UpdatePosted {
+            by,
+            text,
+            to_status_page,
+        } => format!(
+            "{} posted an update{}: “{}”",
+            who(by),
+            if *to_status_page {
+                " (also to the status page)"
+            } else {
+                ""
+            },
+            md(text)
+        ),
         Event::Resolved { by: None } => "The status page incident was resolved at the end of the watch window".into(),
         Event::Undeliverable { what, error } => {
             format!("A Slack message ({}) could not be delivered: {}", md(what), md(error))

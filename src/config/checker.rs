@@ -79,6 +79,7 @@ pub(super) enum DurationSetting {
     DeliveryGivesUpAfter,
     OutboxRetention,
     AutoRequestEvery,
+    UpdateReminder,
 }
 
 impl DurationSetting {
@@ -146,6 +147,12 @@ impl DurationSetting {
                 MINUTE,
                 30 * DAY,
                 "a message Slack could not take for this long is kept as undeliverable; outages last hours",
+            ),
+            DurationSetting::UpdateReminder => (
+                "update_reminders",
+                MINUTE,
+                7 * DAY,
+                "the point of contact is reminded to post an update this long after the request (or this often after the last mark)",
             ),
             DurationSetting::AutoRequestEvery => (
                 "auto_request_every",

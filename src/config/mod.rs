@@ -5,7 +5,7 @@
 use crate::domain::plan::{
     Catalog, Drift, Lock, OnFailure, PAGE_STEP_STATUSES, ParamSpec, Runbook, Service, SqlCheck, StepKind, StepTemplate,
 };
-use crate::domain::{ChannelId, EscalationLevel, Policy, Severity, SeverityPolicy, TeamId};
+use crate::domain::{ChannelId, EscalationLevel, Policy, Reminders, Severity, SeverityPolicy, TeamId};
 use crate::engine::secrets;
 use crate::templates::Announcement;
 use regex::Regex;

@@ -208,6 +208,7 @@ fn check_severities(
                 respond_within,
                 review_required: approvals == 0,
                 expire_after,
+                reminders: check_reminders(c, section, defaults.reminders),
             },
         );
     }
@@ -237,6 +238,37 @@ fn check_severities(
         }
     }
     severities
+}
+
+/// A severity's update cadence: marks after the request, ascending, then a repeat interval
+/// (`"never"` for none).
+fn check_reminders(c: &mut Checker, section: &RawSeverity, defaults: Reminders) -> Reminders {
+    let mut reminders = defaults;
+    if let Some(marks) = &section.update_reminders {
+        let mut secs = vec![];
+        for mark in marks {
+            let Some(d) = c.duration(mark, DurationSetting::UpdateReminder) else {
+                continue;
+            };
+            if secs.last().is_some_and(|last| *last >= d.as_secs()) {
+                c.error(
+                    mark.span(),
+                    format!("`{}` is not after the reminder before it", mark.get_ref()),
+                    Some("list the reminders in the order they come due, e.g. [\"15m\", \"30m\", \"1h\"]".into()),
+                );
+            }
+            secs.push(d.as_secs());
+        }
+        reminders.marks_secs = secs;
+    }
+    if let Some(every) = &section.update_reminders_then_every {
+        reminders.then_every_secs = if every.get_ref() == "never" {
+            None
+        } else {
+            c.duration(every, DurationSetting::UpdateReminder).map(|d| d.as_secs())
+        };
+    }
+    reminders
 }
 
 /// The escalation ladder, level by level.

@@ -82,6 +82,8 @@ pub(super) struct RawSeverity {
     pub(super) allow_self_approval: Option<bool>,
     pub(super) respond_within: Option<Spanned<String>>,
     pub(super) expire_after: Option<Spanned<String>>,
+    pub(super) update_reminders: Option<Vec<Spanned<String>>>,
+    pub(super) update_reminders_then_every: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -526,3 +526,33 @@ fn check_warns_of_a_secret_passed_on_the_command_line() {
         "{report}"
     );
 }
+
+#[test]
+fn update_reminders_default_to_the_communication_plan_and_can_be_set_per_severity() {
+    let plain = Config::parse("rollbot.toml", MINIMAL).unwrap();
+    let high = plain.policy.severity(Severity::High).reminders;
+    assert_eq!(
+        (high.marks_secs, high.then_every_secs),
+        (vec![900, 1800, 3600], Some(3600))
+    );
+    let set = Config::parse(
+        "rollbot.toml",
+        &format!("{MINIMAL}\n[severity.critical]\nupdate_reminders = [\"10m\", \"20m\"]\nupdate_reminders_then_every = \"never\"\n"),
+    )
+    .unwrap();
+    let critical = set.policy.severity(Severity::Critical).reminders;
+    assert_eq!((critical.marks_secs, critical.then_every_secs), (vec![600, 1200], None));
+    assert_eq!(
+        errors(&format!(
+            "{MINIMAL}\n[severity.high]\nupdate_reminders = [\"30m\", \"15m\"]\n"
+        )),
+        [
+            "rollbot.toml:18:28: `15m` is not after the reminder before it\n  hint: list the reminders in the order they come due, e.g. [\"15m\", \"30m\", \"1h\"]"
+        ]
+    );
+    assert_eq!(
+        errors(&format!("{MINIMAL}\n[severity.high]\nupdate_reminders = [\"10s\"]\n")).len(),
+        1,
+        "a reminder every few seconds would flood the thread"
+    );
+}

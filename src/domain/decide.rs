@@ -2,7 +2,7 @@
 //! an action and who takes it, it returns the events to record or a refusal that says why.
 use super::plan::{Plan, StepAction};
 use super::rollback::{Event, Rollback, RollbackRequest, State, StepOutcome, StepResult};
-use super::{Actor, ChannelId, Policy, ProposalId, RollbackId, Severity, UserId};
+use super::{Actor, ChannelId, Policy, ProposalId, Reminders, RollbackId, Severity, UserId};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +39,21 @@ pub enum Action {
     SkipStep {
         index: usize,
     },
+    /// Post an update on the incident: the thread, the stakeholders' channels and, when asked,
+    /// the status page.
+    PostUpdate {
+        text: String,
+        to_status_page: bool,
+    },
     // rollbot's own actions: timers and the executor.
     Escalate {
         level: usize,
     },
     Expire,
+    /// Reminder `n` of the update cadence is due.
+    Remind {
+        n: usize,
+    },
     /// The run's lease lapsed: its process is gone.
     Interrupt,
     /// The status page took an update.
@@ -85,6 +95,8 @@ impl Action {
             Action::Abort { .. } => "abort",
             Action::RetryStep { .. } => "retry_step",
             Action::SkipStep { .. } => "skip_step",
+            Action::PostUpdate { .. } => "post_update",
+            Action::Remind { .. } => "remind",
             Action::Interrupt => "interrupt",
             Action::RecordUndeliverable { .. } => "record_undeliverable",
             Action::MarkResolved => "mark_resolved",
@@ -103,6 +115,7 @@ impl Action {
             self,
             Action::Escalate { .. }
                 | Action::Expire
+                | Action::Remind { .. }
                 | Action::Interrupt
                 | Action::RecordUndeliverable { .. }
                 | Action::RecordPageUpdated { .. }
@@ -276,6 +289,22 @@ pub enum Refusal {
     AbortUnderWay {
         id: RollbackId,
         by: UserId,
+    },
+    /// An update with no words.
+    UpdateEmpty {
+        id: RollbackId,
+    },
+    UpdateTooLong {
+        id: RollbackId,
+        max: usize,
+    },
+    /// Updates speak for the incident: its requester, approvers and the roles that may abort.
+    NotAllowedToUpdate {
+        id: RollbackId,
+    },
+    /// An update for the status page, where the page has no open incident for this rollback.
+    NoPageToUpdate {
+        id: RollbackId,
     },
     /// Only rollbot's own timers and executor take these; a person asking for one is a forgery.
     SystemOnly,
@@ -475,6 +504,10 @@ pub fn decide(
             }])
         }
         Action::Abort { index } => decide_abort(rollback, *index, actor, policy),
+        Action::PostUpdate { text, to_status_page } => {
+            decide_post_update(rollback, text, *to_status_page, actor, policy)
+        }
+        Action::Remind { n } => decide_remind(rollback, *n, policy, now),
         Action::RetryStep { index } => {
             stopped_step(rollback, *index)?;
             gate_keeper(rollback, actor)?;
@@ -529,7 +562,10 @@ pub fn decide(
                 }
                 _ => false,
             };
-            if !policy.status_page || !ended || rollback.resolved.is_some() {
+            // Without a status page, resolving a failed or aborted rollback's incident is what
+            // ends its update reminders.
+            let has_page = policy.status_page || rollback.state != State::Succeeded;
+            if !has_page || !ended || rollback.resolved.is_some() {
                 return Err(Refusal::NothingToResolve { id });
             }
             if !actor.is_system() {
@@ -713,6 +749,12 @@ fn decide_request(
         requester: actor.user.clone(),
         ..request.clone()
     };
+    // A drill rehearses the path, not the incident's communication.
+    let reminders = if request.drill {
+        Reminders::none()
+    } else {
+        severity.reminders.clone()
+    };
     Ok(vec![Event::Requested {
         ladder: policy.ladder(request.severity),
         request,
@@ -725,6 +767,7 @@ fn decide_request(
         second_person: policy.two_person_rule,
         seal: None,
         expire_after_secs: severity.expire_after.map(|d| d.as_secs()),
+        reminders,
     }])
 }
 
@@ -775,6 +818,9 @@ fn failure_reason(result: &StepResult) -> String {
 
 mod at_steps;
 use at_steps::*;
+mod updates;
+pub use updates::{MAX_UPDATE_CHARS, page_open};
+use updates::{decide_post_update, decide_remind};
 
 #[cfg(test)]
 mod properties;

@@ -179,6 +179,15 @@ pub enum Effect {
     ProposalCard {
         proposal: ProposalId,
     },
+    /// In the thread, to the point of contact: time to post an update (reminder `n`).
+    Remind {
+        n: usize,
+    },
+    /// Update `index` of the rollback: into the thread (`None`) or a stakeholders' channel.
+    Update {
+        index: usize,
+        channel: Option<ChannelId>,
+    },
     /// In the thread: an attempt that had lost the run ended; what it did is on the record,
     /// and it is not the step's result.
     LateResult {
@@ -226,6 +235,8 @@ impl Effect {
             Effect::StepDecided { .. } => "step_decided",
             Effect::ProposalCard { .. } => "proposal_card",
             Effect::LateResult { .. } => "late_result",
+            Effect::Remind { .. } => "remind",
+            Effect::Update { .. } => "update",
         }
     }
 }
@@ -240,6 +251,10 @@ pub enum TimerAction {
     Expire,
     /// The watch window after success ended: resolve the status page incident.
     Resolve,
+    /// Reminder `n` of the update cadence.
+    Remind {
+        n: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -359,6 +374,12 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
         match event {
             Event::Requested { .. } => {
                 effects.push(Effect::PostCard);
+                if let Some((n, due_at)) = after.next_reminder() {
+                    timers.push(Timer {
+                        action: TimerAction::Remind { n },
+                        due_at,
+                    });
+                }
                 if after.approvals_required == 0 {
                     if !after.ladder.is_empty() {
                         effects.push(Effect::NotifyLadder);
@@ -446,6 +467,42 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                 by: by.clone(),
                 retry: false,
             }),
+            Event::Reminded { n } => {
+                // Whoever updated since the last mark is not nagged; the cadence goes on.
+                if !after.updated_since_previous_mark(*n) {
+                    effects.push(Effect::Remind { n: *n });
+                }
+                if let Some((n, due_at)) = after.next_reminder() {
+                    timers.push(Timer {
+                        action: TimerAction::Remind { n },
+                        due_at,
+                    });
+                }
+                continue;
+            }
+            Event::UpdatePosted {
+                to_status_page, text, ..
+            } => {
+                let index = after.updates.len().saturating_sub(1);
+                effects.push(Effect::Update { index, channel: None });
+                effects.extend(notify.iter().map(|c| Effect::Update {
+                    index,
+                    channel: Some(c.clone()),
+                }));
+                if *to_status_page {
+                    let status = if after.state == State::Succeeded {
+                        PageStatus::Monitoring
+                    } else {
+                        PageStatus::Identified
+                    };
+                    if status_page {
+                        effects.push(Effect::PageUpdate {
+                            update: PageUpdate::Set(status),
+                            message: Some(text.clone()),
+                        });
+                    }
+                }
+            }
             Event::Approved { .. } | Event::RunStarted | Event::Interrupted { step: None } => {}
             // Telling Slack that Slack refused a message would only fail again.
             Event::Undeliverable { .. } | Event::PageUpdated { .. } => continue,
@@ -469,10 +526,22 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
     }
     let (ladder, wait_ended) = ladder_during_a_wait(after, events);
     timers.extend(ladder);
+    let cancel_timers = (awaited_approval && after.state != State::AwaitingApproval) || wait_ended;
+    // Voiding the ladder's timers voids every pending timer: the update cadence is set again.
+    if cancel_timers
+        && after.incident_open(reach.status_page)
+        && let Some((n, due_at)) = after.next_reminder()
+        && !timers.iter().any(|t| matches!(t.action, TimerAction::Remind { .. }))
+    {
+        timers.push(Timer {
+            action: TimerAction::Remind { n },
+            due_at,
+        });
+    }
     Consequences {
         effects,
         timers,
-        cancel_timers: (awaited_approval && after.state != State::AwaitingApproval) || wait_ended,
+        cancel_timers,
         lease: None,
         guard: Guard::Version,
     }
@@ -490,6 +559,7 @@ fn ladder_during_a_wait(after: &Rollback, events: &[Event]) -> (Vec<Timer>, bool
                 | Event::Retried { .. }
                 | Event::Skipped { .. }
                 | Event::Aborted { .. }
+                | Event::Resolved { .. }
         )
     });
     let wait_began = events.iter().any(|e| {
@@ -553,8 +623,8 @@ mod tests {
         let approved = requested.approved();
         assert_eq!(
             caused(&approved, 1, &reach),
-            (vec!["update_card"], 0, true),
-            "approval voids the timers"
+            (vec!["update_card"], 1, true),
+            "approval voids the ladder's timers; the update reminder is set again"
         );
 
         let started = approved.act(&system, Action::StartRun);
@@ -571,6 +641,45 @@ mod tests {
 
         let critical = Story::requested(Severity::Critical, None);
         assert_eq!(caused(&critical, 1, &reach).0, ["post_card", "notify_ladder"]);
+    }
+
+    #[test]
+    fn a_reminder_asks_only_who_has_not_updated_and_an_update_reaches_everyone_it_should() {
+        let stakeholders = [ChannelId("C0STAKE".into())];
+        let reach = Reach {
+            notify: &stakeholders,
+            status_page: true,
+            resolve_after: None,
+        };
+        let mut story = Story::requested(Severity::High, None)
+            .approved()
+            .act(&Actor::system(), Action::StartRun);
+        story.next_act_at(15);
+        let reminded = story.act(&Actor::system(), Action::Remind { n: 1 });
+        assert_eq!(
+            caused(&reminded, 1, &reach),
+            (vec!["remind"], 1, false),
+            "the next reminder is set"
+        );
+        let mut updated = reminded.act(
+            &crate::domain::fixtures::actor(crate::domain::fixtures::REQUESTER),
+            Action::PostUpdate {
+                text: "Rolled back to 41".into(),
+                to_status_page: true,
+            },
+        );
+        assert_eq!(
+            caused(&updated, 1, &reach).0,
+            ["update", "update", "page_update", "update_card"],
+            "the thread, the stakeholders' channel, the status page, and the card's last-update line"
+        );
+        updated.next_act_at(30);
+        let quiet = updated.act(&Actor::system(), Action::Remind { n: 2 });
+        assert_eq!(
+            caused(&quiet, 1, &reach),
+            (vec![], 1, false),
+            "an update since the last mark: no reminder posted, the cadence goes on"
+        );
     }
 
     #[test]

@@ -214,6 +214,11 @@ impl Story {
         Ok(())
     }
 
+    /// Lets time pass: the next action happens at `minute` after the request.
+    pub fn next_act_at(&mut self, minute: i64) {
+        self.minute = minute - 1;
+    }
+
     pub fn act(mut self, who: &Actor, action: Action) -> Story {
         self.try_act(who, action).unwrap_or_else(|r| panic!("refused: {r:?}"));
         self

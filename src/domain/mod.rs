@@ -11,6 +11,7 @@ pub mod policy;
 pub mod proposal;
 pub mod rollback;
 pub mod seal;
+pub mod updates;
 
 pub use decide::{Action, Refusal, decide, may_preview, may_read};
 pub use plan::{Catalog, Plan, PlanStep, StepAction};
@@ -20,6 +21,7 @@ pub use rollback::{
     ABORT_GRACE, AbortRequest, Event, LadderLevel, PathTimings, Recorded, Rollback, RollbackRequest, State,
     StepOutcome, StepResult, path_timings,
 };
+pub use updates::{Reminders, UpdateNote};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;

@@ -45,6 +45,9 @@ pub struct SeverityPolicy {
     pub review_required: bool,
     /// A request nobody approved by then is marked expired.
     pub expire_after: Option<Duration>,
+    /// When, after the request, the point of contact is reminded to post an update, and how
+    /// often after the last of those marks (`None`: no more).
+    pub reminders: crate::domain::updates::Reminders,
 }
 
 impl SeverityPolicy {
@@ -60,6 +63,7 @@ impl SeverityPolicy {
                 respond_within: None,
                 review_required: true,
                 expire_after: None,
+                reminders: Default::default(),
             },
             Severity::High => SeverityPolicy {
                 approvals: 1,
@@ -69,6 +73,7 @@ impl SeverityPolicy {
                 respond_within: minutes(15),
                 review_required: false,
                 expire_after: minutes(4 * 60),
+                reminders: Default::default(),
             },
             Severity::Medium => SeverityPolicy {
                 approvals: 1,
@@ -78,6 +83,7 @@ impl SeverityPolicy {
                 respond_within: minutes(60),
                 review_required: false,
                 expire_after: minutes(8 * 60),
+                reminders: Default::default(),
             },
             // The decision matrix: low needs no approval and is "probably not" a rollback, so
             // it needs a reason, and its card and form say the matrix's advice.
@@ -89,6 +95,7 @@ impl SeverityPolicy {
                 respond_within: None,
                 review_required: false,
                 expire_after: None,
+                reminders: Default::default(),
             },
         }
     }

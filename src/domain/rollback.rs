@@ -1,5 +1,6 @@
 //! A rollback is the fold of its events; the events are the record.
 use super::plan::Plan;
+use super::updates::{Reminders, UpdateNote};
 use super::{ChannelId, RollbackId, Severity, TeamId, UserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,9 @@ pub enum Event {
         ladder: Vec<LadderLevel>,
         #[serde(default)]
         expire_after_secs: Option<u64>,
+        /// When the point of contact is reminded to post an update.
+        #[serde(default = "Reminders::none")]
+        reminders: Reminders,
     },
     Approved {
         by: UserId,
@@ -115,6 +119,16 @@ pub enum Event {
     Skipped {
         index: usize,
         by: UserId,
+    },
+    /// Reminder `n` of the update cadence came due while the incident was open.
+    Reminded {
+        n: usize,
+    },
+    /// Someone posted an update on the incident.
+    UpdatePosted {
+        by: UserId,
+        text: String,
+        to_status_page: bool,
     },
     /// The status page now shows this status.
     PageUpdated {
@@ -376,6 +390,14 @@ pub struct Rollback {
     /// Someone asked to stop the running step; the run ends as aborted once it has stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort_requested: Option<AbortRequest>,
+    #[serde(default = "Reminders::none")]
+    pub reminders: Reminders,
+    /// How many reminders of the cadence have come due.
+    #[serde(default)]
+    pub reminded: usize,
+    /// The updates people posted, oldest first.
+    #[serde(default)]
+    pub updates: Vec<UpdateNote>,
     pub state: State,
     pub approvals: Vec<Approval>,
     pub steps: Vec<StepRecord>,
@@ -400,6 +422,7 @@ impl Rollback {
             seal,
             ladder,
             expire_after_secs,
+            reminders,
         } = &first.event
         else {
             return None;
@@ -427,6 +450,9 @@ impl Rollback {
             resolved: None,
             awaited_since: None,
             abort_requested: None,
+            reminders: reminders.clone(),
+            reminded: 0,
+            updates: vec![],
             state: if *approvals_required == 0 {
                 State::Queued
             } else {
@@ -533,6 +559,17 @@ impl Rollback {
                 self.state = State::Queued;
             }
             Event::Undeliverable { .. } | Event::PageUpdated { .. } => {}
+            Event::Reminded { n } => self.reminded = self.reminded.max(*n),
+            Event::UpdatePosted {
+                by,
+                text,
+                to_status_page,
+            } => self.updates.push(UpdateNote {
+                by: by.clone(),
+                at,
+                text: text.clone(),
+                to_status_page: *to_status_page,
+            }),
             Event::Resolved { by } => self.resolved = Some(Resolution { by: by.clone(), at }),
             Event::Rejected { by, reason } => {
                 self.state = State::Rejected {
@@ -656,10 +693,12 @@ impl Rollback {
     /// Whether the rollback waits for a person: an approval, a gate or a phrase, a decision
     /// after an interruption or a failure. The escalation ladder moves while it does.
     pub fn awaits_person(&self) -> bool {
-        matches!(
-            self.state,
-            State::AwaitingApproval | State::Paused { .. } | State::Interrupted { .. } | State::Failed { .. }
-        )
+        match self.state {
+            State::AwaitingApproval | State::Paused { .. } | State::Interrupted { .. } => true,
+            // Once someone marked the incident resolved, a failure waits for nobody.
+            State::Failed { .. } => self.resolved.is_none(),
+            _ => false,
+        }
     }
 
     /// Since when the current wait for a person began (the request, for an approval).

@@ -339,6 +339,17 @@ impl Delivery {
                     }
                 }
             }
+            Effect::Remind { n } => reply(messages::update_reminder(&rollback, *n), false).await?,
+            // An update is news for the channel, like an announcement.
+            Effect::Update { index, channel } => match channel {
+                None => reply(messages::update_posted(&rollback, *index, None), true).await?,
+                Some(channel) => {
+                    let link = messages::thread_link(&card.channel, &card.ts);
+                    let message = messages::update_posted(&rollback, *index, Some(&link));
+                    self.take_slot(item, &channel.0).await?;
+                    self.slack.post(&channel.0, &message, None).await?;
+                }
+            },
             Effect::DrillSummary => {
                 let history = store.history(id).await?;
                 reply(messages::drill_summary(&rollback, &history), true).await?

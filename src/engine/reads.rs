@@ -102,6 +102,10 @@ impl Engine {
                 phrase: (rollback.plan.steps.get(step).and_then(|s| s.confirm.clone())).unwrap_or_default(),
             },
             FormFor::Reject => Action::Reject { reason: None },
+            FormFor::PostUpdate => Action::PostUpdate {
+                text: "(asking whether the form may open)".into(),
+                to_status_page: false,
+            },
         };
         Ok(decide(Some(&rollback), &answer, actor, &self.config.policy, self.clock.now()).map(|_| rollback))
     }
@@ -119,4 +123,6 @@ pub enum FormFor {
     Confirm { step: usize },
     /// Why the request is rejected.
     Reject,
+    /// An update on the incident.
+    PostUpdate,
 }

@@ -91,6 +91,7 @@ impl Timers {
                 TimerAction::Escalate { level } => Action::Escalate { level },
                 TimerAction::Expire => Action::Expire,
                 TimerAction::Resolve => Action::MarkResolved,
+                TimerAction::Remind { n } => Action::Remind { n },
             };
             match self.engine.act(timer.rollback_id, &action, &Actor::system()).await? {
                 Ok(rollback) => {

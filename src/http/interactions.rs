@@ -50,6 +50,7 @@ pub(super) enum ButtonIntent {
     },
     /// Open a modal first: the action needs typed input.
     AskRejectReason,
+    AskForUpdate,
     AskConfirmation {
         step: usize,
     },
@@ -68,6 +69,7 @@ pub(super) fn button_intent(action_id: &str, value: &str) -> Option<(RollbackId,
         Button::Abort(id, step) => (id, ButtonIntent::Abort { step }),
         Button::Retry(id, step) => (id, ButtonIntent::Retry { step }),
         Button::Skip(id, step) => (id, ButtonIntent::Skip { step }),
+        Button::PostUpdate(id) => (id, ButtonIntent::AskForUpdate),
         Button::StartProposal(_) | Button::DismissProposal(_) => return None,
     })
 }
@@ -93,6 +95,7 @@ pub(super) async fn handle_click(state: &HttpState, click: inbound::ButtonClick)
                 return open_form(state, &click, id, FormFor::Confirm { step }, &actor).await;
             }
             ButtonIntent::AskRejectReason => return open_form(state, &click, id, FormFor::Reject, &actor).await,
+            ButtonIntent::AskForUpdate => return open_form(state, &click, id, FormFor::PostUpdate, &actor).await,
         };
         match engine.act(id, &action, &actor).await? {
             Ok(_) => Ok(()),
@@ -131,6 +134,10 @@ async fn open_form(
     let view = match form {
         FormFor::Confirm { step } => messages::confirm_modal(&rollback, step),
         FormFor::Reject => messages::reject_modal(id),
+        FormFor::PostUpdate => {
+            let policy = &engine.config.policy;
+            messages::update_modal(&rollback, crate::domain::decide::page_open(&rollback, policy))
+        }
     };
     open_modal(state, click, view).await
 }
@@ -233,6 +240,17 @@ pub(super) async fn handle_submission(
             }
             (Action::Reject { reason }, id, "reason")
         }
+        (_, Some(Form::PostUpdate(id))) => {
+            let text = submission.values.get("update").cloned().unwrap_or_default();
+            if text.trim().is_empty() {
+                return field_error("update", messages::UPDATE_NEEDED.into());
+            }
+            let to_status_page = submission
+                .values
+                .get("status_page")
+                .is_some_and(|ticked| ticked.split(',').any(|v| v == "yes"));
+            (Action::PostUpdate { text, to_status_page }, id, "update")
+        }
         (_, Some(Form::Confirm(id, index))) => {
             let phrase = submission.values.get("phrase").cloned().unwrap_or_default();
             (Action::Confirm { index, phrase }, id, "phrase")
@@ -242,6 +260,7 @@ pub(super) async fn handle_submission(
         }
         ("reject", None) => return field_error("reason", messages::unknown_button().text),
         ("confirm", None) => return field_error("phrase", messages::unknown_button().text),
+        ("post_update", None) => return field_error("update", messages::unknown_button().text),
         (other, None) => {
             tracing::warn!(callback_id = other, "a submission of a view rollbot does not know");
             return StatusCode::OK.into_response();

@@ -122,6 +122,8 @@ struct RawViewState {
 struct RawInput {
     value: Option<String>,
     selected_option: Option<RawOption>,
+    /// Checkboxes: the values of the boxes ticked.
+    selected_options: Option<Vec<RawOption>>,
 }
 
 #[derive(Deserialize)]
@@ -168,7 +170,11 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, InboundError> {
             .into_iter()
             .filter_map(|(block, inputs)| {
                 let input = inputs.into_values().next()?;
-                let value = input.value.or(input.selected_option.and_then(|o| o.value))?;
+                let ticked = input.selected_options.map(|options| {
+                    let values: Vec<String> = options.into_iter().filter_map(|o| o.value).collect();
+                    values.join(",")
+                });
+                let value = input.value.or(input.selected_option.and_then(|o| o.value)).or(ticked)?;
                 Some((block, value))
             })
             .collect();

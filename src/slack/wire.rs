@@ -20,6 +20,8 @@ pub enum Button {
     Abort(RollbackId, usize),
     Retry(RollbackId, usize),
     Skip(RollbackId, usize),
+    /// Opens the form for an update on the incident.
+    PostUpdate(RollbackId),
     StartProposal(ProposalId),
     DismissProposal(ProposalId),
 }
@@ -37,6 +39,7 @@ impl Button {
             Button::Abort(..) => "abort",
             Button::Retry(..) => "retry",
             Button::Skip(..) => "skip",
+            Button::PostUpdate(_) => "post_update",
             Button::StartProposal(_) => "start_proposal",
             Button::DismissProposal(_) => "dismiss_proposal",
         }
@@ -49,7 +52,8 @@ impl Button {
             | Button::Reject(id)
             | Button::Cancel(id)
             | Button::EscalateNow(id)
-            | Button::Resolve(id) => id.to_string(),
+            | Button::Resolve(id)
+            | Button::PostUpdate(id) => id.to_string(),
             Button::Confirm(id, step)
             | Button::Continue(id, step)
             | Button::Abort(id, step)
@@ -78,6 +82,7 @@ impl Button {
             "abort" => at_step().map(|(id, step)| Button::Abort(id, step))?,
             "retry" => at_step().map(|(id, step)| Button::Retry(id, step))?,
             "skip" => at_step().map(|(id, step)| Button::Skip(id, step))?,
+            "post_update" => Button::PostUpdate(rollback()?),
             "start_proposal" => Button::StartProposal(proposal()?),
             "dismiss_proposal" => Button::DismissProposal(proposal()?),
             _ => return None,
@@ -94,6 +99,8 @@ pub enum Form {
     Confirm(RollbackId, usize),
     /// A request to finish, posted from `channel`; a drill when `drill`.
     Request { channel: ChannelId, drill: bool },
+    /// An update on the incident a rollback answers.
+    PostUpdate(RollbackId),
 }
 
 impl Form {
@@ -102,12 +109,13 @@ impl Form {
             Form::Reject(_) => "reject",
             Form::Confirm(..) => "confirm",
             Form::Request { .. } => "request",
+            Form::PostUpdate(_) => "post_update",
         }
     }
 
     pub fn private_metadata(&self) -> String {
         match self {
-            Form::Reject(id) => id.to_string(),
+            Form::Reject(id) | Form::PostUpdate(id) => id.to_string(),
             Form::Confirm(id, step) => format!("{id}:{step}"),
             Form::Request { channel, drill: true } => format!("drill:{}", channel.0),
             Form::Request { channel, drill: false } => channel.0.clone(),
@@ -118,6 +126,7 @@ impl Form {
     pub fn decode(callback_id: &str, private_metadata: &str) -> Option<Form> {
         Some(match callback_id {
             "reject" => Form::Reject(private_metadata.parse().ok()?),
+            "post_update" => Form::PostUpdate(private_metadata.parse().ok()?),
             "confirm" => {
                 let (id, step) = private_metadata.split_once(':')?;
                 Form::Confirm(id.parse().ok()?, step.parse().ok()?)
@@ -236,6 +245,7 @@ mod tests {
             id.clone().prop_map(Button::Cancel),
             id.clone().prop_map(Button::EscalateNow),
             id.clone().prop_map(Button::Resolve),
+            id.clone().prop_map(Button::PostUpdate),
             (id.clone(), step.clone()).prop_map(|(i, s)| Button::Confirm(i, s)),
             (id.clone(), step.clone()).prop_map(|(i, s)| Button::Continue(i, s)),
             (id.clone(), step.clone()).prop_map(|(i, s)| Button::Abort(i, s)),
@@ -250,6 +260,7 @@ mod tests {
         let id = (1i64..1_000_000_000_000).prop_map(RollbackId);
         prop_oneof![
             id.clone().prop_map(Form::Reject),
+            id.clone().prop_map(Form::PostUpdate),
             (id, 0usize..500).prop_map(|(i, s)| Form::Confirm(i, s)),
             ("C[0-9A-Z]{8,10}", any::<bool>()).prop_map(|(c, drill)| Form::Request {
                 channel: ChannelId(c),

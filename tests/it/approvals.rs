@@ -378,7 +378,7 @@ async fn a_gate_waits_for_continue_and_a_destructive_step_for_its_phrase() {
 
     let paused = bot.card_now(&card);
     assert!(paused.text.contains("⏸️ *Paused at step 2 of 3, Decide on the data*: Code is rolled back. Restore the database too?. Next: *Continue* runs the rest; *Abort* stops here."), "{}", paused.text);
-    assert_eq!(paused.buttons(), ["continue", "abort"]);
+    assert_eq!(paused.buttons(), ["continue", "abort", "post_update"]);
     insta::assert_snapshot!("paused_at_gate_card", redacted(&paused.text));
     assert_eq!(bot.marker(), ["undo"]);
     bot.thread(&card);
@@ -406,7 +406,7 @@ async fn a_gate_waits_for_continue_and_a_destructive_step_for_its_phrase() {
         "▶️ <@U0BOB> passed step 2 *Decide on the data*; the run continues."
     );
     assert!(thread.last().unwrap().contains("⏸️ *Paused before step 3 of 3, Full restore*: it is destructive. Next: click *Confirm…* and type `CONFIRM_FULL_RESTORE` exactly"), "{thread:#?}");
-    assert_eq!(bot.card_now(&card).buttons(), ["confirm", "abort"]);
+    assert_eq!(bot.card_now(&card).buttons(), ["confirm", "abort", "post_update"]);
     assert_eq!(bot.marker(), ["undo"], "the destructive step has not run");
 
     bot.click(BETH, Button::Continue(rb(1), 1)).await;
@@ -467,8 +467,8 @@ async fn abort_at_a_gate_stops_the_run() {
     );
     assert_eq!(
         card.buttons(),
-        ["retry", "escalate"],
-        "after an abort: run the step again, or bring the next level in"
+        ["retry", "escalate", "post_update", "resolve"],
+        "after an abort: run the step again, bring the next level in, post an update, or close the incident"
     );
     let thread = bot.thread(&card);
     assert!(
@@ -628,7 +628,10 @@ async fn a_step_whose_process_died_is_interrupted_and_only_retried_when_clicked(
         .count();
     assert_eq!(broadcast, 1, "the channel is told, not only the thread");
     let interrupted = bot.card_now(&card);
-    assert_eq!(interrupted.buttons(), ["retry", "skip", "abort", "escalate"]);
+    assert_eq!(
+        interrupted.buttons(),
+        ["retry", "skip", "abort", "escalate", "post_update"]
+    );
     assert!(
         interrupted.text.contains("⚠️ 1. *Undo release*"),
         "{}",
@@ -708,7 +711,7 @@ async fn a_retry_of_an_interrupted_destructive_step_asks_for_its_phrase_again() 
         thread.iter().any(|m| m.contains("⏸️ *Paused before step 3 of 3, Full restore*: it is destructive. Next: click *Confirm…* and type `CONFIRM_FULL_RESTORE` exactly")),
         "{thread:#?}"
     );
-    assert_eq!(bot.card_now(&card).buttons(), ["confirm", "abort"]);
+    assert_eq!(bot.card_now(&card).buttons(), ["confirm", "abort", "post_update"]);
 
     bot.click(BOB, Button::Confirm(rb(1), 2)).await;
     let modal = bot.expect_modal();
@@ -803,5 +806,5 @@ async fn one_person_cannot_pass_their_own_gate_or_confirm_their_own_destructive_
     );
     assert_eq!(bot.marker(), ["undo"], "the destructive step has not run");
     bot.thread(&card);
-    assert_eq!(bot.card_now(&card).buttons(), ["confirm", "abort"]);
+    assert_eq!(bot.card_now(&card).buttons(), ["confirm", "abort", "post_update"]);
 }

@@ -95,8 +95,8 @@ async fn a_running_step_is_aborted_from_another_replica_and_nothing_after_it_sta
     assert!(now.text.contains("🛑 *Aborted* by <@U0BETH>"), "{}", now.text);
     assert_eq!(
         now.buttons(),
-        ["retry", "escalate"],
-        "no Abort once aborted: run the step again, or bring the next level in"
+        ["retry", "escalate", "post_update", "resolve"],
+        "no Abort once aborted: run the step again, bring the next level in, post an update, or close the incident"
     );
     let thread = bot.thread(&card);
     let asked = thread
@@ -201,7 +201,12 @@ async fn a_failed_step_is_retried_with_its_phrase_and_the_ladder_is_brought_in()
 
     let failed = bot.card_now(&card);
     assert!(failed.text.contains("❌ *Failed* at step 1 of 1"), "{}", failed.text);
-    assert_eq!(failed.buttons(), ["retry", "escalate"], "{}", failed.text);
+    assert_eq!(
+        failed.buttons(),
+        ["retry", "escalate", "post_update", "resolve"],
+        "{}",
+        failed.text
+    );
     assert!(
         failed
             .text
@@ -261,7 +266,12 @@ async fn a_skippable_step_is_skipped_after_it_failed_unless_another_rollback_too
     bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     let failed = bot.card_now(&card);
-    assert_eq!(failed.buttons(), ["retry", "skip", "escalate"], "{}", failed.text);
+    assert_eq!(
+        failed.buttons(),
+        ["retry", "skip", "escalate", "post_update", "resolve"],
+        "{}",
+        failed.text
+    );
 
     // Meanwhile someone requests another rollback of the same service (allowed: RB-1 ended).
     bot.slash(CAROL, "checkout-api to 41 severity high").await;

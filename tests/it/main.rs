@@ -14,3 +14,4 @@ mod security;
 mod statuspage;
 mod store;
 mod stories;
+mod updates;

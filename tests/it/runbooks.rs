@@ -345,7 +345,7 @@ async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
     bot.click(BOB, Button::Approve(rb(1))).await;
     bot.settle().await;
     let paused = bot.card_now(&card);
-    assert_eq!(paused.buttons(), ["confirm", "abort"], "{}", paused.text);
+    assert_eq!(paused.buttons(), ["confirm", "abort", "post_update"], "{}", paused.text);
     assert!(
         std::path::Path::new(&format!("{dir}/before-restore-RB-1.dump")).exists(),
         "the safety copy is taken before anyone is asked to confirm"

@@ -5,7 +5,7 @@ use serde_json::json;
 
 const REQUEST: &str = r#"checkout-api to 41 severity high reason "bad deploy""#;
 
-fn page_config(marker: &str, extra: &str) -> String {
+pub(crate) fn page_config(marker: &str, extra: &str) -> String {
     test_config(marker).replace(
         "[services.checkout-api]\n",
         "[services.checkout-api]\nstatuspage_components = [\"cmp-checkout\"]\n",
@@ -66,7 +66,7 @@ async fn from_request_to_resolved_every_post_and_page_call_in_order() {
     assert_eq!(calls[1].body["incident"]["status"], "monitoring");
 
     let done = bot.card_now(&card);
-    assert_eq!(done.buttons(), ["resolve"]);
+    assert_eq!(done.buttons(), ["resolve", "post_update"]);
     assert!(
         done.text
             .contains("Status page: *monitoring*. *Mark resolved* once the service is healthy"),
@@ -83,7 +83,7 @@ async fn from_request_to_resolved_every_post_and_page_call_in_order() {
     assert_eq!(
         bot.ephemerals(BOB),
         [
-            "*RB-1* has no open status page incident to resolve (it is resolved already, or the rollback has not succeeded); nothing changed."
+            "*RB-1* has no open incident to resolve (it is resolved already, or the rollback has not finished); nothing changed."
         ]
     );
     let calls = page.calls();
@@ -100,7 +100,7 @@ async fn from_request_to_resolved_every_post_and_page_call_in_order() {
     for line in [
         "Status page set to identified",
         "Status page set to monitoring",
-        "@U0ALICE marked the status page incident resolved",
+        "@U0ALICE marked the incident resolved",
         "Status page set to resolved",
     ] {
         assert!(draft.contains(line), "the post-mortem lacks {line:?}:\n{draft}");
@@ -388,7 +388,12 @@ async fn the_status_page_is_resolved_from_the_card_after_a_failure() {
     bot.settle().await;
     let failed = bot.card_now(&card);
     assert!(failed.text.contains("❌ *Failed* at step 2 of 3"), "{}", failed.text);
-    assert_eq!(failed.buttons(), ["retry", "escalate", "resolve"], "{}", failed.text);
+    assert_eq!(
+        failed.buttons(),
+        ["retry", "escalate", "post_update", "resolve"],
+        "{}",
+        failed.text
+    );
     assert!(
         failed
             .text
@@ -418,8 +423,8 @@ async fn the_status_page_is_resolved_from_the_card_after_a_failure() {
     );
     assert_eq!(
         resolved.buttons(),
-        ["retry", "escalate"],
-        "resolved: no more Mark resolved"
+        ["retry", "escalate", "post_update"],
+        "resolved: no more Mark resolved; an update can still be posted"
     );
     bot.thread(&card);
     bot.ephemerals(ALICE);

@@ -24,6 +24,7 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
     blocks.push(section(state_line(rollback)));
     blocks.push(request_fields(rollback));
     blocks.push(section(plan_section(rollback)));
+    blocks.extend(last_update_line(rollback));
     blocks.extend(controls(rollback, directory, status_page));
     // Slack notifies from `text`: it names whoever is awaited, so they hear of it.
     let text = match awaited(rollback, directory) {
@@ -60,12 +61,16 @@ fn after_a_stop(rollback: &Rollback, step: usize, status_page: bool) -> Vec<Valu
         buttons.push(button(Button::EscalateNow(id), "Escalate now", None));
         said.push(format!("*Escalate now* brings in `{}`", escape(&next.role)));
     }
+    buttons.push(post_update_button(id));
+    said.push("*Post update* tells the thread, the stakeholders and, if you tick it, the status page".into());
     let page_open = status_page && rollback.started_at.is_some() && rollback.resolved.is_none();
-    if page_open {
+    if rollback.resolved.is_none() {
         buttons.push(button(Button::Resolve(id), "Mark resolved", None));
-        said.push(
-            "*Mark resolved* resolves the status page incident once the service is healthy by other means".into(),
-        );
+        said.push(if page_open {
+            "*Mark resolved* resolves the status page incident once the service is healthy by other means".into()
+        } else {
+            "*Mark resolved* closes the incident once the service is healthy by other means, which ends the update reminders".into()
+        });
     }
     let mut blocks = vec![
         json!({"type": "actions", "block_id": format!("rollback:{id}"), "elements": buttons}),
@@ -75,7 +80,7 @@ fn after_a_stop(rollback: &Rollback, step: usize, status_page: bool) -> Vec<Valu
         )),
     ];
     match (&rollback.resolved, status_page) {
-        (Some(resolution), true) => blocks.push(context(resolved_line(resolution))),
+        (Some(resolution), _) => blocks.push(context(resolved_line(resolution, status_page))),
         (None, true) if page_open => blocks.push(context(
             "Status page: *investigating*. The rollback did not finish.".into(),
         )),
@@ -92,12 +97,33 @@ fn capitalized(word: &str) -> String {
         .unwrap_or_default()
 }
 
-fn resolved_line(resolution: &crate::domain::rollback::Resolution) -> String {
+fn resolved_line(resolution: &crate::domain::rollback::Resolution, status_page: bool) -> String {
     let how = match &resolution.by {
         Some(by) => format!("by {}", user(by)),
         None => "at the end of the watch window".to_owned(),
     };
-    format!("Status page: *resolved* {how} at {}.", hhmm(resolution.at))
+    let what = if status_page { "Status page" } else { "Incident" };
+    format!("{what}: *resolved* {how} at {}.", hhmm(resolution.at))
+}
+
+const POST_UPDATE_SAYS: &str = "*Post update* tells the thread, the stakeholders and, if you tick it, the status page.";
+
+fn post_update_button(id: RollbackId) -> Value {
+    button(Button::PostUpdate(id), "Post update", None)
+}
+
+/// The latest update people posted, when there is one.
+fn last_update_line(rollback: &Rollback) -> Option<Value> {
+    let update = rollback.last_update()?;
+    Some(context(truncate(
+        &format!(
+            "📣 Last update by {} at {}: {}",
+            user(&update.by),
+            hhmm(update.at),
+            escape(&update.text)
+        ),
+        300,
+    )))
 }
 
 /// Who asked for what, and who approved it, as a card's fields.
@@ -217,9 +243,10 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
             if rollback.next_level().is_some() {
                 buttons.push(button(Button::EscalateNow(id), "Escalate now", None));
             }
+            buttons.push(post_update_button(id));
             blocks.push(actions(buttons));
             blocks.push(context(
-                "The requester or anyone who may approve it can decide. rollbot never runs a started step again by itself.".into(),
+                format!("The requester or anyone who may approve it can decide. rollbot never runs a started step again by itself. {POST_UPDATE_SAYS}"),
             ));
         }
         State::Failed { step, .. } | State::Aborted { step, .. } if !rollback.request.drill => {
@@ -234,14 +261,14 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
             };
             let mut abort = button(Button::Abort(id, step), "Abort", None);
             abort["confirm"] = abort_confirm(rollback, step);
-            blocks.push(actions(vec![first, abort]));
+            blocks.push(actions(vec![first, abort, post_update_button(id)]));
             let who = if rollback.second_person {
                 "Someone who may approve it, not the requester (the two-person rule), answers; the requester may abort."
             } else {
                 "The requester or anyone who may approve it can answer."
             };
             blocks.push(context(format!(
-                "{who} *Abort* stops the run here; nothing after this step runs."
+                "{who} *Abort* stops the run here; nothing after this step runs. {POST_UPDATE_SAYS}"
             )));
         }
         State::Queued if rollback.steps.is_empty() => {
@@ -262,24 +289,23 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
                 };
                 let mut abort = button(Button::Abort(id, step), "Abort", Some("danger"));
                 abort["confirm"] = abort_confirm(rollback, step);
-                blocks.push(actions(vec![abort]));
-                blocks.push(context(
-                    "*Abort* stops the run now: the running step is stopped and nothing after it starts (the requester, approvers, or a role allowed to abort).".into(),
-                ));
+                blocks.push(actions(vec![abort, post_update_button(id)]));
+                blocks.push(context(format!(
+                    "*Abort* stops the run now: the running step is stopped and nothing after it starts (the requester, approvers, or a role allowed to abort). {POST_UPDATE_SAYS}"
+                )));
             }
         },
         State::Succeeded if status_page => match &rollback.resolved {
             None => {
-                blocks.push(actions(vec![button(
-                    Button::Resolve(id),
-                    "Mark resolved",
-                    Some("primary"),
-                )]));
+                blocks.push(actions(vec![
+                    button(Button::Resolve(id), "Mark resolved", Some("primary")),
+                    post_update_button(id),
+                ]));
                 blocks.push(context(
-                    "Status page: *monitoring*. *Mark resolved* once the service is healthy: the incident is resolved and its components set operational.".into(),
+                    format!("Status page: *monitoring*. *Mark resolved* once the service is healthy: the incident is resolved and its components set operational. {POST_UPDATE_SAYS}"),
                 ));
             }
-            Some(resolution) => blocks.push(context(resolved_line(resolution))),
+            Some(resolution) => blocks.push(context(resolved_line(resolution, true))),
         },
         _ => {}
     }

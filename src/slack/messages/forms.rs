@@ -1,5 +1,6 @@
 //! Forms (Slack modals): the request form, the reason for a rejection, a destructive step's phrase.
 use super::*;
+use crate::domain::decide::MAX_UPDATE_CHARS;
 
 /// The modal that asks why a rollback is rejected.
 pub fn reject_modal(id: RollbackId) -> Value {
@@ -19,6 +20,54 @@ pub fn reject_modal(id: RollbackId) -> Value {
                 "element": {"type": "plain_text_input", "action_id": "reason", "multiline": true, "max_length": 500}
             }
         ]
+    })
+}
+
+/// The modal for an update on the incident: where it goes, what it says. The status page box is
+/// offered only while the page has an open incident for this rollback.
+pub fn update_modal(rollback: &Rollback, page_open: bool) -> Value {
+    let id = rollback.id;
+    let form = Form::PostUpdate(id);
+    let drill = if rollback.request.drill {
+        " This is a drill: the update stays in its thread."
+    } else {
+        ""
+    };
+    let mut blocks = vec![
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!(
+            "An update on *{id}* ({}): {}. It is posted in the rollback's thread and to the stakeholders' channels, and kept in the timeline.{drill}",
+            escape(&rollback.request.service),
+            state_line(rollback)
+        ), MAX_SECTION_CHARS)}}),
+        json!({
+            "type": "input",
+            "block_id": "update",
+            "label": {"type": "plain_text", "text": "What changed, and what happens next?"},
+            "element": {"type": "plain_text_input", "action_id": "update", "multiline": true, "max_length": MAX_UPDATE_CHARS},
+            "hint": {"type": "plain_text", "text": "Say what people notice, what is being done, and when the next update comes."}
+        }),
+    ];
+    if page_open {
+        blocks.push(json!({
+            "type": "input",
+            "block_id": "status_page",
+            "optional": true,
+            "label": {"type": "plain_text", "text": "Status page"},
+            "element": {"type": "checkboxes", "action_id": "status_page", "options": [{
+                "text": {"type": "plain_text", "text": "Also post it on the public status page"},
+                "description": {"type": "plain_text", "text": "Customers read it: leave out internal names and links."},
+                "value": "yes"
+            }]}
+        }));
+    }
+    json!({
+        "type": "modal",
+        "callback_id": form.callback_id(),
+        "private_metadata": form.private_metadata(),
+        "title": {"type": "plain_text", "text": truncate(&format!("Update on {id}"), 24)},
+        "submit": {"type": "plain_text", "text": "Post update"},
+        "close": {"type": "plain_text", "text": "Not now"},
+        "blocks": blocks
     })
 }
 
@@ -125,6 +174,7 @@ pub fn form_opened(missing: &str) -> Message {
 }
 
 pub const WRONG_PHRASE: &str = "That is not the phrase. Type it exactly as shown above (it is case-sensitive).";
+pub const UPDATE_NEEDED: &str = "Write the update: what changed, and what happens next.";
 pub const REASON_NEEDED: &str = "Say why, so the requester knows what to do instead.";
 
 pub const CONTROL_CHARACTER: &str = "This contains a control character (a NUL byte or a terminal escape, often pasted from a terminal), which rollbot cannot record. Remove it and submit again.";

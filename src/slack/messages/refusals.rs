@@ -199,7 +199,19 @@ pub fn refusal(refusal: &Refusal) -> Message {
         }
         SystemOnly => "That action is rollbot's own and cannot be taken from Slack.".into(),
         NothingToResolve { id } => format!(
-            "*{id}* has no open status page incident to resolve (it is resolved already, or the rollback has not succeeded); nothing changed."
+            "*{id}* has no open incident to resolve (it is resolved already, or the rollback has not finished); nothing changed."
+        ),
+        UpdateEmpty { id } => {
+            format!("The update on *{id}* has no words; nothing was posted. Write what changed and what happens next.")
+        }
+        UpdateTooLong { id, max } => format!(
+            "The update on *{id}* is longer than {max} characters; nothing was posted. Shorten it and link to details."
+        ),
+        NotAllowedToUpdate { id } => format!(
+            "Updates on *{id}* speak for the incident, so they come from its requester, someone who may approve it, or a role allowed to abort it. Ask one of them in the thread, or reply there yourself."
+        ),
+        NoPageToUpdate { id } => format!(
+            "The status page has no open incident for *{id}* (the run has not started, it is a drill, or it is resolved), so nothing was posted. Post the update without the status page."
         ),
         MembershipUnknown { id, roles } => format!(
             "rollbot could not check with Slack whether you are in {} (a user group), so it did not act{}. Nothing changed; try again in a minute.",

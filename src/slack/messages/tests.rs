@@ -649,6 +649,64 @@ fn modals_are_valid_slack_views() {
         assert!(parsed.is_ok(), "{:?}\n{view:#}", parsed.err());
     }
     insta::assert_json_snapshot!(confirm_modal(&paused, 3));
+    for page_open in [true, false] {
+        let view = update_modal(&story.rollback, page_open);
+        let parsed: Result<slack_morphism::prelude::SlackView, _> = serde_json::from_value(view.clone());
+        assert!(parsed.is_ok(), "{:?}\n{view:#}", parsed.err());
+        assert_eq!(
+            view.to_string().contains("status_page"),
+            page_open,
+            "the status page box only while the page has an incident"
+        );
+    }
+    insta::assert_json_snapshot!(update_modal(&story.rollback, true));
+}
+
+/// The reminder names the point of contact in its notification text, says what the incident
+/// plan asks for by then, and offers the button; an update quotes its author's words, escaped.
+#[test]
+fn update_reminders_and_updates_as_people_read_them() {
+    let mut story = Story::requested(Severity::High, None)
+        .approved()
+        .act(&Actor::system(), Action::StartRun);
+    story.next_act_at(15);
+    let story = story.act(&Actor::system(), Action::Remind { n: 1 });
+    let first = update_reminder(&story.rollback, 1);
+    assert!(first.text.contains("<@U0ALICE>"), "{}", first.text);
+    assert_within_block_kit_limits(&first);
+    insta::assert_json_snapshot!("first_reminder", first);
+    let updated = story.act(
+        &crate::domain::fixtures::actor(ON_CALL),
+        Action::PostUpdate {
+            text: "Rolled back to 41.\n<!channel> errors are *down*".into(),
+            to_status_page: true,
+        },
+    );
+    let third = update_reminder(&updated.rollback, 3);
+    assert!(
+        third.text.contains("within the hour") && third.text.contains("Last update: <@U0BOB>"),
+        "{}",
+        third.text
+    );
+    let in_thread = update_posted(&updated.rollback, 0, None);
+    assert!(
+        !in_thread.text.contains("<!channel>"),
+        "user text cannot ping the channel"
+    );
+    insta::assert_snapshot!("update_in_thread", in_thread.text);
+    let elsewhere = update_posted(&updated.rollback, 0, Some("https://slack.com/archives/C0INCIDENTS/p1"));
+    assert!(
+        elsewhere
+            .text
+            .contains("<https://slack.com/archives/C0INCIDENTS/p1|Thread>")
+    );
+    let card = card_json(&updated);
+    assert!(
+        block_lines(&card).contains("Last update by <@U0BOB>"),
+        "{}",
+        block_lines(&card)
+    );
+    assert!(buttons_of(&card).contains(&"post_update"));
 }
 
 #[test]

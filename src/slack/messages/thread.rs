@@ -376,3 +376,81 @@ pub fn step_decided(rollback: &Rollback, index: usize, by: &UserId, retry: bool)
         user(by)
     ))
 }
+
+/// In the thread, to the point of contact (the requester): reminder `n` of the update cadence.
+/// What the incident plans' communication plan asks for by then, where things stand, the last
+/// update, and the button that posts one.
+pub fn update_reminder(rollback: &Rollback, n: usize) -> Message {
+    let id = rollback.id;
+    let due = rollback.reminder_due(n).unwrap_or(rollback.requested_at);
+    let open_for = due - rollback.requested_at;
+    let ask = match open_for.num_minutes() {
+        ..=15 => "the incident plan asks to update the development team by now",
+        16..=30 => "the incident plan asks to inform stakeholders by now",
+        31..=60 => "the incident plan asks for a status update within the hour",
+        _ => "keep people posted",
+    };
+    let last = match rollback.last_update() {
+        Some(update) => format!("Last update: {} at {}.", user(&update.by), hhmm(update.at)),
+        None => "No update has been posted yet.".to_owned(),
+    };
+    let head = format!(
+        "⏰ {} *{id}* ({}) has been open for {}: time for an update ({ask}).",
+        user(&rollback.request.requester),
+        escape(&rollback.request.service),
+        open_for_words(open_for),
+    );
+    let body = format!("Now: {} {last}", state_line(rollback));
+    let mut post = button(Button::PostUpdate(id), "Post update", Some("primary"));
+    post["accessibility_label"] = json!(format!("Post an update on {id}"));
+    Message {
+        text: truncate(&format!("{head} {body}"), MAX_SECTION_CHARS),
+        blocks: vec![
+            section(truncate(&format!("{head}\n{body}"), MAX_SECTION_CHARS)),
+            json!({"type": "actions", "block_id": format!("rollback:{id}"), "elements": [post]}),
+            context("*Post update* opens a form: the update goes to this thread, the stakeholders' channels and, if you tick it, the status page.".into()),
+        ],
+    }
+}
+
+/// An update someone posted: in the thread (`thread_link` `None`) or in a stakeholders'
+/// channel, with a link to the thread.
+pub fn update_posted(rollback: &Rollback, index: usize, thread_link: Option<&str>) -> Message {
+    let Some(update) = rollback.updates.get(index) else {
+        return Message::plain(format!("📣 An update on {} could not be found.", rollback.id));
+    };
+    let page = if update.to_status_page {
+        " _(also posted on the status page)_"
+    } else {
+        ""
+    };
+    let link = thread_link.map(|link| format!(" <{link}|Thread>")).unwrap_or_default();
+    let head = format!(
+        "📣 *Update on {}* ({}) from {}{page}:{link}",
+        rollback.id,
+        escape(&rollback.request.service),
+        user(&update.by)
+    );
+    Message::plain(truncate(
+        &format!("{head}\n{}", quoted(&escape(&update.text))),
+        MAX_SECTION_CHARS,
+    ))
+}
+
+/// "15 min", "1 h", "2 h 30 min": how long an incident has been open, as people say it.
+fn open_for_words(d: chrono::Duration) -> String {
+    let minutes = d.num_minutes().max(0);
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
+/// Text as a Slack block quote, line by line.
+fn quoted(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("> {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

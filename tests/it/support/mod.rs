@@ -105,9 +105,21 @@ devops_lead = ["{DAVE}"]
 eng_manager = ["{ERIN}"]
 cto = ["{CHLOE}"]
 
+# Update reminders have stories of their own (tests/it/updates.rs); the others let hours
+# pass and would each see a reminder every quarter of an hour.
 [severity.high]
 approvers = ["on_call"]
 expire_after = "2h"
+update_reminders = []
+
+[severity.critical]
+update_reminders = []
+
+[severity.medium]
+update_reminders = []
+
+[severity.low]
+update_reminders = []
 
 [[escalation]]
 role = "devops_lead"

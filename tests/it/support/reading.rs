@@ -115,6 +115,14 @@ impl Rollbot {
             .collect()
     }
 
+    /// Replies in the card's thread since the last look, whole (text, blocks, buttons).
+    pub fn thread_posts(&self, card: &Posted) -> Vec<Posted> {
+        self.take(|c| c.method == "chat.postMessage" && c.body["thread_ts"] == card.ts.as_str())
+            .into_iter()
+            .map(|(_, c)| Posted::from_call(&c, String::new()))
+            .collect()
+    }
+
     /// The next modal rollbot opened (`views.open`), for the person who clicked.
     pub fn expect_modal(&self) -> Value {
         let mut opened = self.take(|c| c.method == "views.open");
@@ -138,6 +146,17 @@ impl Rollbot {
     /// `user` submits `view` with these typed values (input block id → text); returns
     /// rollbot's answer: `None` when the modal may close, or the JSON it answered with.
     pub async fn submit(&self, user: &str, view: &Value, values: &[(&str, &str)]) -> Option<Value> {
+        self.submit_ticking(user, view, values, &[]).await
+    }
+
+    /// `submit`, with checkboxes ticked too: (input block id, the ticked option's value).
+    pub async fn submit_ticking(
+        &self,
+        user: &str,
+        view: &Value,
+        values: &[(&str, &str)],
+        ticked: &[(&str, &str)],
+    ) -> Option<Value> {
         let mut payload: Value = serde_json::from_str(
             &std::fs::read_to_string(shared_dir().join("slack/payloads/ViewSubmissionPayload.json")).unwrap(),
         )
@@ -152,6 +171,12 @@ impl Rollbot {
             state.insert(
                 block.to_string(),
                 json!({ *block: {"type": "plain_text_input", "value": text} }),
+            );
+        }
+        for (block, value) in ticked {
+            state.insert(
+                block.to_string(),
+                json!({ *block: {"type": "checkboxes", "selected_options": [{"text": {"type": "plain_text", "text": "ticked"}, "value": value}]}}),
             );
         }
         payload["view"]["state"] = json!({ "values": state });
