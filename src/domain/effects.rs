@@ -374,12 +374,7 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
         match event {
             Event::Requested { .. } => {
                 effects.push(Effect::PostCard);
-                if let Some((n, due_at)) = after.next_reminder() {
-                    timers.push(Timer {
-                        action: TimerAction::Remind { n },
-                        due_at,
-                    });
-                }
+                timers.extend(next_reminder(after));
                 if after.approvals_required == 0 {
                     if !after.ladder.is_empty() {
                         effects.push(Effect::NotifyLadder);
@@ -472,12 +467,7 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                 if !after.updated_since_previous_mark(*n) {
                     effects.push(Effect::Remind { n: *n });
                 }
-                if let Some((n, due_at)) = after.next_reminder() {
-                    timers.push(Timer {
-                        action: TimerAction::Remind { n },
-                        due_at,
-                    });
-                }
+                timers.extend(next_reminder(after));
                 continue;
             }
             Event::UpdatePosted {
@@ -530,13 +520,9 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
     // Voiding the ladder's timers voids every pending timer: the update cadence is set again.
     if cancel_timers
         && after.incident_open(reach.status_page)
-        && let Some((n, due_at)) = after.next_reminder()
         && !timers.iter().any(|t| matches!(t.action, TimerAction::Remind { .. }))
     {
-        timers.push(Timer {
-            action: TimerAction::Remind { n },
-            due_at,
-        });
+        timers.extend(next_reminder(after));
     }
     Consequences {
         effects,
@@ -545,6 +531,15 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
         lease: None,
         guard: Guard::Version,
     }
+}
+
+/// The timer of the rollback's next update reminder, if its cadence has one left.
+fn next_reminder(after: &Rollback) -> Option<Timer> {
+    let (n, due_at) = after.next_reminder()?;
+    Some(Timer {
+        action: TimerAction::Remind { n },
+        due_at,
+    })
 }
 
 /// The ladder while the run waits for a person after it started: a wait that begins (a gate, a
