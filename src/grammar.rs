@@ -44,6 +44,7 @@ impl RequestArgs {
             },
             severity: self.severity,
             reason: self.reason.clone(),
+            fallback_of: None,
             drill: self.drill,
         }
     }

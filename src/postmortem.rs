@@ -146,6 +146,11 @@ fn timeline_entry(rollback: &Rollback, recorded: &Recorded) -> Option<String> {
             },
             md(text)
         ),
+        Event::FallbackRequested { rollback, runbook, by } => format!(
+            "{} requested the fallback runbook {} as {rollback}, with its own approvals",
+            who(by),
+            md(runbook)
+        ),
         Event::Resolved { by: None } => "The status page incident was resolved at the end of the watch window".into(),
         Event::Undeliverable { what, error } => {
             format!("A Slack message ({}) could not be delivered: {}", md(what), md(error))

@@ -160,8 +160,10 @@ impl StatusPage {
         incident: Option<&str>,
     ) -> Result<Option<String>, CallError> {
         // A create whose answer was lost may have opened the incident: look before opening a
-        // second public one.
+        // second public one. An incident already known (a fallback carries on the one of the
+        // run it follows) is updated instead of opened.
         if message.update == PageUpdate::Opened
+            && incident.is_none()
             && let Some(opened) = self.opened_already(&message.rollback).await?
         {
             return Ok(Some(opened));
@@ -184,7 +186,7 @@ impl StatusPage {
                     api_key,
                 },
                 PageUpdate::Opened,
-                _,
+                None,
             ) => (
                 http::Method::POST,
                 format!("{}/pages/{page_id}/incidents", api_url.trim_end_matches('/')),

@@ -153,6 +153,29 @@ pub(super) fn check_runbooks(
             .as_ref()
             .and_then(|d| c.duration(d, DurationSetting::ExpectedDuration));
         let lock = rb.lock.as_ref().and_then(|l| check_lock(c, l));
+        let fallback = rb.fallback.as_ref().and_then(|f| {
+            let fallback = f.get_ref();
+            if fallback == name {
+                c.error(
+                    f.span(),
+                    format!("runbook `{name}` names itself as its fallback"),
+                    Some("a fallback is another way to recover, like a full restore after a schema rollback; use Retry step to run the same again".into()),
+                );
+                return None;
+            }
+            if !raw.contains_key(fallback) {
+                c.error(
+                    f.span(),
+                    format!("runbook `{name}`: fallback `{fallback}` is not defined"),
+                    Some(format!(
+                        "defined runbooks: {}",
+                        raw.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )),
+                );
+                return None;
+            }
+            Some(fallback.clone())
+        });
         runbooks.insert(
             name.clone(),
             Runbook {
@@ -162,6 +185,7 @@ pub(super) fn check_runbooks(
                 params,
                 steps,
                 lock,
+                fallback,
             },
         );
     }
@@ -211,6 +235,19 @@ pub(super) fn check_services(
                 );
                 continue;
             };
+            // The fallback is a request of this service: it must be one of its runbooks.
+            if let Some(fallback) = &runbook.fallback
+                && !svc.runbooks.get_ref().iter().any(|r| r.get_ref() == fallback)
+            {
+                c.error(
+                    rb.span(),
+                    format!(
+                        "service `{name}` offers runbook `{}`, whose fallback `{fallback}` it does not offer",
+                        runbook.name
+                    ),
+                    Some(format!("add \"{fallback}\" to [services.{name}] runbooks")),
+                );
+            }
             // Every `vars.*` a step uses must be defined by this service.
             for step in &runbook.steps {
                 for element in step.templates() {

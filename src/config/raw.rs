@@ -104,6 +104,8 @@ pub(super) struct RawRunbook {
     pub(super) description: Option<String>,
     pub(super) expected_duration: Option<Spanned<String>>,
     pub(super) lock: Option<Spanned<RawLock>>,
+    /// The runbook offered after one of this runbook's rollbacks fails or is aborted.
+    pub(super) fallback: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) params: BTreeMap<String, RawParam>,
     pub(super) steps: Spanned<Vec<RawStep>>,

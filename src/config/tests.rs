@@ -148,7 +148,7 @@ fn mistakes_are_reported_with_file_line_and_column() {
     assert_eq!(
         errors(&MINIMAL.replace("[runbooks.k8s]", "[runbooks.k8s]\ntimout = \"1m\"")),
         [
-            "rollbot.toml:9:1: unknown field `timout`, expected one of `description`, `expected_duration`, `lock`, `params`, `steps`\n  hint: every key is documented in docs/configuration.md; unknown keys are errors so typos cannot pass silently"
+            "rollbot.toml:9:1: unknown field `timout`, expected one of `description`, `expected_duration`, `lock`, `fallback`, `params`, `steps`\n  hint: every key is documented in docs/configuration.md; unknown keys are errors so typos cannot pass silently"
         ]
     );
     assert_eq!(
@@ -554,5 +554,36 @@ fn update_reminders_default_to_the_communication_plan_and_can_be_set_per_severit
         errors(&format!("{MINIMAL}\n[severity.high]\nupdate_reminders = [\"10s\"]\n")).len(),
         1,
         "a reminder every few seconds would flood the thread"
+    );
+}
+
+#[test]
+fn a_fallback_is_another_runbook_the_same_services_offer() {
+    let with_full = MINIMAL.to_owned()
+        + r#"
+[runbooks.full]
+[[runbooks.full.steps]]
+name = "Restore"
+run = ["true"]
+"#;
+    let fine = with_full
+        .replace("[runbooks.k8s]\n", "[runbooks.k8s]\nfallback = \"full\"\n")
+        .replace("runbooks = [\"k8s\"]", "runbooks = [\"k8s\", \"full\"]");
+    let config = Config::parse("rollbot.toml", &fine).unwrap();
+    assert_eq!(config.catalog.runbooks["k8s"].fallback.as_deref(), Some("full"));
+    assert_eq!(config.catalog.runbooks["full"].fallback, None);
+
+    let not_offered = with_full.replace("[runbooks.k8s]\n", "[runbooks.k8s]\nfallback = \"full\"\n");
+    assert_eq!(
+        errors(&not_offered),
+        ["rollbot.toml:15:13: service `api` offers runbook `k8s`, whose fallback `full` it does not offer\n  hint: add \"full\" to [services.api] runbooks"]
+    );
+    let itself = MINIMAL.replace("[runbooks.k8s]\n", "[runbooks.k8s]\nfallback = \"k8s\"\n");
+    assert!(errors(&itself)[0].contains("runbook `k8s` names itself as its fallback"), "{:?}", errors(&itself));
+    let undefined = MINIMAL.replace("[runbooks.k8s]\n", "[runbooks.k8s]\nfallback = \"ful\"\n");
+    assert!(
+        errors(&undefined)[0].contains("runbook `k8s`: fallback `ful` is not defined\n  hint: defined runbooks: k8s"),
+        "{:?}",
+        errors(&undefined)
     );
 }

@@ -45,6 +45,11 @@ pub enum Action {
         text: String,
         to_status_page: bool,
     },
+    /// Link the fallback rollback `rollback` (of `runbook`), just requested, to this stopped one.
+    RecordFallback {
+        rollback: RollbackId,
+        runbook: String,
+    },
     // rollbot's own actions: timers and the executor.
     Escalate {
         level: usize,
@@ -96,6 +101,7 @@ impl Action {
             Action::RetryStep { .. } => "retry_step",
             Action::SkipStep { .. } => "skip_step",
             Action::PostUpdate { .. } => "post_update",
+            Action::RecordFallback { .. } => "record_fallback",
             Action::Remind { .. } => "remind",
             Action::Interrupt => "interrupt",
             Action::RecordUndeliverable { .. } => "record_undeliverable",
@@ -306,6 +312,25 @@ pub enum Refusal {
     NoPageToUpdate {
         id: RollbackId,
     },
+    /// *Run fallback* on a rollback whose runbook names no fallback.
+    NoFallback {
+        id: RollbackId,
+        runbook: String,
+    },
+    /// A fallback is offered once the run has failed or was aborted, and not after it is resolved.
+    FallbackNotNow {
+        id: RollbackId,
+        state: State,
+    },
+    FallbackAlreadyRequested {
+        id: RollbackId,
+        fallback: RollbackId,
+        by: UserId,
+    },
+    /// A fallback is requested by whoever may steer the stopped rollback.
+    NotAllowedToRunFallback {
+        id: RollbackId,
+    },
     /// Only rollbot's own timers and executor take these; a person asking for one is a forgery.
     SystemOnly,
     /// rollbot files requests from alerts only where a person must still approve them.
@@ -508,6 +533,10 @@ pub fn decide(
             decide_post_update(rollback, text, *to_status_page, actor, policy)
         }
         Action::Remind { n } => decide_remind(rollback, *n, policy, now),
+        Action::RecordFallback {
+            rollback: fallback,
+            runbook,
+        } => decide_record_fallback(rollback, *fallback, runbook, actor, policy),
         Action::RetryStep { index } => {
             stopped_step(rollback, *index)?;
             gate_keeper(rollback, actor)?;
@@ -818,6 +847,9 @@ fn failure_reason(result: &StepResult) -> String {
 
 mod at_steps;
 use at_steps::*;
+mod fallback;
+use fallback::decide_record_fallback;
+pub use fallback::{fallback_ask, may_run_fallback};
 mod updates;
 pub use updates::{MAX_UPDATE_CHARS, page_open};
 use updates::{decide_post_update, decide_remind};

@@ -188,6 +188,10 @@ pub enum Effect {
         index: usize,
         channel: Option<ChannelId>,
     },
+    /// In the thread: fallback `index` of the rollback was requested as a rollback of its own.
+    FallbackRequested {
+        index: usize,
+    },
     /// In the thread: an attempt that had lost the run ended; what it did is on the record,
     /// and it is not the step's result.
     LateResult {
@@ -237,6 +241,7 @@ impl Effect {
             Effect::LateResult { .. } => "late_result",
             Effect::Remind { .. } => "remind",
             Effect::Update { .. } => "update",
+            Effect::FallbackRequested { .. } => "fallback_requested",
         }
     }
 }
@@ -493,6 +498,9 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                     }
                 }
             }
+            Event::FallbackRequested { .. } => effects.push(Effect::FallbackRequested {
+                index: after.fallbacks.len().saturating_sub(1),
+            }),
             Event::Approved { .. } | Event::RunStarted | Event::Interrupted { step: None } => {}
             // Telling Slack that Slack refused a message would only fail again.
             Event::Undeliverable { .. } | Event::PageUpdated { .. } => continue,
@@ -555,6 +563,7 @@ fn ladder_during_a_wait(after: &Rollback, events: &[Event]) -> (Vec<Timer>, bool
                 | Event::Skipped { .. }
                 | Event::Aborted { .. }
                 | Event::Resolved { .. }
+                | Event::FallbackRequested { .. }
         )
     });
     let wait_began = events.iter().any(|e| {

@@ -110,6 +110,7 @@ pub fn plan() -> Plan {
                 command(&["kubectl", "rollout", "status", "deployment/checkout-api", "-n", "prod"]),
             ),
         ],
+        fallback: None,
     }
 }
 
@@ -159,6 +160,7 @@ pub fn request(severity: Severity, reason: Option<&str>) -> RollbackRequest {
         drill: false,
         lock: None,
         delivery: None,
+        fallback_of: None,
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Runbook {
     pub steps: Vec<StepTemplate>,
     /// What its rollbacks lock; `None`: as the service says.
     pub lock: Option<Lock>,
+    /// The runbook offered after one of its rollbacks fails or is aborted.
+    pub fallback: Option<String>,
 }
 
 /// What an open rollback holds, so that a second one cannot run beside it: two
@@ -364,6 +366,9 @@ pub struct Plan {
     pub service: String,
     pub runbook: String,
     pub steps: Vec<PlanStep>,
+    /// The runbook to request next if this one fails or is aborted (`[runbooks.X] fallback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -526,6 +531,8 @@ pub struct Ask {
     pub reason: Option<String>,
     /// Rehearse only: show every step, execute none.
     pub drill: bool,
+    /// Asked as the fallback of this stopped rollback (its card's *Run fallback*).
+    pub fallback_of: Option<super::RollbackId>,
 }
 
 impl Catalog {
@@ -670,6 +677,7 @@ impl Catalog {
             service: service.name.clone(),
             runbook: runbook.name.clone(),
             steps,
+            fallback: runbook.fallback.clone(),
         })
     }
 }

@@ -28,6 +28,9 @@ pub struct RollbackRequest {
     /// seen again is answered as the first and files nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<String>,
+    /// The failed or aborted rollback whose runbook named this one's as its fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_of: Option<RollbackId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +132,13 @@ pub enum Event {
         by: UserId,
         text: String,
         to_status_page: bool,
+    },
+    /// Someone requested the runbook's fallback after this rollback stopped: a new, linked
+    /// rollback with its own approvals takes the incident on.
+    FallbackRequested {
+        rollback: RollbackId,
+        runbook: String,
+        by: UserId,
     },
     /// The status page now shows this status.
     PageUpdated {
@@ -340,6 +350,15 @@ pub struct Approval {
     pub seal: Option<String>,
 }
 
+/// A fallback rollback requested after this one stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FallbackLink {
+    pub rollback: RollbackId,
+    pub runbook: String,
+    pub by: UserId,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub index: usize,
@@ -398,6 +417,9 @@ pub struct Rollback {
     /// The updates people posted, oldest first.
     #[serde(default)]
     pub updates: Vec<UpdateNote>,
+    /// The fallback rollbacks requested after this one stopped (one, but for a race).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<FallbackLink>,
     pub state: State,
     pub approvals: Vec<Approval>,
     pub steps: Vec<StepRecord>,
@@ -453,6 +475,7 @@ impl Rollback {
             reminders: reminders.clone(),
             reminded: 0,
             updates: vec![],
+            fallbacks: vec![],
             state: if *approvals_required == 0 {
                 State::Queued
             } else {
@@ -571,6 +594,12 @@ impl Rollback {
                 to_status_page: *to_status_page,
             }),
             Event::Resolved { by } => self.resolved = Some(Resolution { by: by.clone(), at }),
+            Event::FallbackRequested { rollback, runbook, by } => self.fallbacks.push(FallbackLink {
+                rollback: *rollback,
+                runbook: runbook.clone(),
+                by: by.clone(),
+                at,
+            }),
             Event::Rejected { by, reason } => {
                 self.state = State::Rejected {
                     by: by.clone(),
@@ -696,7 +725,7 @@ impl Rollback {
         match self.state {
             State::AwaitingApproval | State::Paused { .. } | State::Interrupted { .. } => true,
             // Once someone marked the incident resolved, a failure waits for nobody.
-            State::Failed { .. } => self.resolved.is_none(),
+            State::Failed { .. } => self.resolved.is_none() && self.fallbacks.is_empty(),
             _ => false,
         }
     }

@@ -60,12 +60,13 @@ pub struct UpdateNote {
 impl Rollback {
     /// Whether the incident this rollback answers is still going on: until the request ends
     /// without a run, the run succeeds (with a status page: until its incident is resolved),
-    /// or, after a failure or an abort, someone marks it resolved.
+    /// or, after a failure or an abort, someone marks it resolved or requests its fallback.
     pub fn incident_open(&self, status_page: bool) -> bool {
         match self.state {
             State::Rejected { .. } | State::Cancelled { .. } | State::Expired => false,
             State::Succeeded => status_page && !self.request.drill && self.resolved.is_none(),
-            State::Failed { .. } | State::Aborted { .. } => self.resolved.is_none(),
+            // A fallback takes the incident on: its own record reminds people from then on.
+            State::Failed { .. } | State::Aborted { .. } => self.resolved.is_none() && self.fallbacks.is_empty(),
             _ => true,
         }
     }

@@ -339,6 +339,9 @@ impl Delivery {
                     }
                 }
             }
+            Effect::FallbackRequested { index } => {
+                reply(messages::fallback_requested(&rollback, *index), true).await?
+            }
             Effect::Remind { n } => reply(messages::update_reminder(&rollback, *n), false).await?,
             // An update is news for the channel, like an announcement.
             Effect::Update { index, channel } => match channel {
@@ -437,7 +440,17 @@ impl Delivery {
                 .map(|p| p.impacted_status.clone())
                 .unwrap_or_default(),
         };
-        let incident = self.engine.store.page_incident(rollback.id).await?;
+        let store = &self.engine.store;
+        let mut incident = store.page_incident(rollback.id).await?;
+        // A fallback carries on the public incident of the rollback it follows: one incident
+        // on the page, not a second one for the same outage.
+        if incident.is_none()
+            && let Some(of) = rollback.request.fallback_of
+            && let Some(followed) = store.page_incident(of).await?
+        {
+            store.remember_page_incident(rollback.id, &followed).await?;
+            incident = Some(followed);
+        }
         if let Some(created) = page.send(&message, incident.as_deref()).await? {
             self.engine.store.remember_page_incident(rollback.id, &created).await?;
         }

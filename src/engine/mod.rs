@@ -3,6 +3,7 @@
 pub mod command;
 pub mod delivery;
 pub mod executor;
+mod fallback;
 pub mod proposals;
 mod reads;
 pub mod secrets;
@@ -149,6 +150,11 @@ impl Engine {
         ask: &Ask,
         delivery: Option<&str>,
     ) -> Result<Result<Rollback, Refusal>> {
+        if let Some(of) = ask.fallback_of
+            && let Err(refusal) = self.may_file_fallback(of, actor, delivery).await?
+        {
+            return Ok(refusal);
+        }
         let (history, consequences) = match self.prepare_request(actor, channel, ask, delivery)? {
             Ok(prepared) => prepared,
             Err(refusal) => return Ok(Err(refusal)),
@@ -161,10 +167,12 @@ impl Engine {
         match filed {
             Filed::Yes(rollback) => {
                 self.requested(&rollback, actor);
+                self.link_fallback(&rollback, actor).await?;
                 Ok(Ok(rollback))
             }
             Filed::Seen(rollback) => {
                 tracing::info!(rollback = %rollback.id, "the same signed request came again; answered as the first");
+                self.link_fallback(&rollback, actor).await?;
                 Ok(Ok(rollback))
             }
             Filed::TooManyOpen(open) => Ok(Err(Refusal::TooManyOpenRequests { open })),
@@ -240,6 +248,7 @@ impl Engine {
             drill: ask.drill,
             lock: self.config.catalog.lock_key(&plan, ask.drill),
             delivery: delivery.map(str::to_owned),
+            fallback_of: ask.fallback_of,
         };
         let now = self.clock.now();
         let action = Action::Request { request, plan };

@@ -147,6 +147,7 @@ impl Engine {
             severity: Some(proposal.severity),
             reason: Some(proposal.reason(self.config.policy.max_reason_chars)),
             drill: false,
+            fallback_of: None,
         };
         let (history, consequences) = match self.prepare_request(actor, &proposal.channel.0, &ask, None)? {
             Ok(prepared) => prepared,

@@ -51,6 +51,7 @@ pub(super) enum ButtonIntent {
     /// Open a modal first: the action needs typed input.
     AskRejectReason,
     AskForUpdate,
+    AskForFallback,
     AskConfirmation {
         step: usize,
     },
@@ -70,6 +71,7 @@ pub(super) fn button_intent(action_id: &str, value: &str) -> Option<(RollbackId,
         Button::Retry(id, step) => (id, ButtonIntent::Retry { step }),
         Button::Skip(id, step) => (id, ButtonIntent::Skip { step }),
         Button::PostUpdate(id) => (id, ButtonIntent::AskForUpdate),
+        Button::RunFallback(id) => (id, ButtonIntent::AskForFallback),
         Button::StartProposal(_) | Button::DismissProposal(_) => return None,
     })
 }
@@ -96,6 +98,7 @@ pub(super) async fn handle_click(state: &HttpState, click: inbound::ButtonClick)
             }
             ButtonIntent::AskRejectReason => return open_form(state, &click, id, FormFor::Reject, &actor).await,
             ButtonIntent::AskForUpdate => return open_form(state, &click, id, FormFor::PostUpdate, &actor).await,
+            ButtonIntent::AskForFallback => return open_fallback_form(state, &click, id, &actor).await,
         };
         match engine.act(id, &action, &actor).await? {
             Ok(_) => Ok(()),
@@ -139,6 +142,34 @@ async fn open_form(
             messages::update_modal(&rollback, crate::domain::decide::page_open(&rollback, policy))
         }
     };
+    open_modal(state, click, view).await
+}
+
+/// Opens the request form for a stopped rollback's fallback, filled in from it; or says why not.
+async fn open_fallback_form(
+    state: &HttpState,
+    click: &inbound::ButtonClick,
+    id: RollbackId,
+    actor: &Actor,
+) -> anyhow::Result<()> {
+    let engine = &state.engine;
+    let (stopped, ask) = match engine.fallback_form(id, actor).await? {
+        Ok(form) => form,
+        Err(Refusal::NoSuchRollback { .. }) => {
+            return engine.tell(&[answer_to(click, messages::not_found(id).text)]).await;
+        }
+        Err(refusal) => return engine.tell(&[answer_to(click, messages::refusal(&refusal).text)]).await,
+    };
+    let catalog = &engine.config.catalog;
+    let services: Vec<&str> = catalog.services.keys().map(String::as_str).collect();
+    let target_help = ask
+        .plan
+        .runbook
+        .as_ref()
+        .and_then(|runbook| catalog.runbooks.get(runbook))
+        .and_then(|runbook| runbook.params.get("target"))
+        .and_then(|target| target.help.as_deref());
+    let view = messages::fallback_modal(&stopped, &services, &ask, target_help);
     open_modal(state, click, view).await
 }
 
@@ -255,8 +286,15 @@ pub(super) async fn handle_submission(
             let phrase = submission.values.get("phrase").cloned().unwrap_or_default();
             (Action::Confirm { index, phrase }, id, "phrase")
         }
-        (_, Some(Form::Request { channel, drill })) => {
-            return submit_request(state, &actor, &submission, delivery, channel, drill).await;
+        (
+            _,
+            Some(Form::Request {
+                channel,
+                drill,
+                fallback_of,
+            }),
+        ) => {
+            return submit_request(state, &actor, &submission, delivery, channel, (drill, fallback_of)).await;
         }
         ("reject", None) => return field_error("reason", messages::unknown_button().text),
         ("confirm", None) => return field_error("phrase", messages::unknown_button().text),
@@ -289,7 +327,7 @@ pub(super) async fn submit_request(
     submission: &inbound::ViewSubmission,
     delivery: &Delivery,
     channel: crate::domain::ChannelId,
-    drill: bool,
+    (drill, fallback_of): (bool, Option<RollbackId>),
 ) -> Response {
     let engine = &state.engine;
     let value = |block: &str| {
@@ -324,6 +362,7 @@ pub(super) async fn submit_request(
         severity: Some(severity),
         reason: value("reason"),
         drill,
+        fallback_of,
     };
     match engine.request(actor, &channel, &ask, Some(&delivery.0)).await {
         Ok(Ok(rollback)) => {

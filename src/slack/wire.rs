@@ -22,6 +22,8 @@ pub enum Button {
     Skip(RollbackId, usize),
     /// Opens the form for an update on the incident.
     PostUpdate(RollbackId),
+    /// Opens the request form for the runbook's fallback, linked to this stopped rollback.
+    RunFallback(RollbackId),
     StartProposal(ProposalId),
     DismissProposal(ProposalId),
 }
@@ -40,6 +42,7 @@ impl Button {
             Button::Retry(..) => "retry",
             Button::Skip(..) => "skip",
             Button::PostUpdate(_) => "post_update",
+            Button::RunFallback(_) => "run_fallback",
             Button::StartProposal(_) => "start_proposal",
             Button::DismissProposal(_) => "dismiss_proposal",
         }
@@ -53,7 +56,8 @@ impl Button {
             | Button::Cancel(id)
             | Button::EscalateNow(id)
             | Button::Resolve(id)
-            | Button::PostUpdate(id) => id.to_string(),
+            | Button::PostUpdate(id)
+            | Button::RunFallback(id) => id.to_string(),
             Button::Confirm(id, step)
             | Button::Continue(id, step)
             | Button::Abort(id, step)
@@ -83,6 +87,7 @@ impl Button {
             "retry" => at_step().map(|(id, step)| Button::Retry(id, step))?,
             "skip" => at_step().map(|(id, step)| Button::Skip(id, step))?,
             "post_update" => Button::PostUpdate(rollback()?),
+            "run_fallback" => Button::RunFallback(rollback()?),
             "start_proposal" => Button::StartProposal(proposal()?),
             "dismiss_proposal" => Button::DismissProposal(proposal()?),
             _ => return None,
@@ -97,8 +102,13 @@ pub enum Form {
     Reject(RollbackId),
     /// The phrase of a destructive step.
     Confirm(RollbackId, usize),
-    /// A request to finish, posted from `channel`; a drill when `drill`.
-    Request { channel: ChannelId, drill: bool },
+    /// A request to finish, posted from `channel`; a drill when `drill`; the fallback of a
+    /// stopped rollback when `fallback_of`.
+    Request {
+        channel: ChannelId,
+        drill: bool,
+        fallback_of: Option<RollbackId>,
+    },
     /// An update on the incident a rollback answers.
     PostUpdate(RollbackId),
 }
@@ -117,8 +127,15 @@ impl Form {
         match self {
             Form::Reject(id) | Form::PostUpdate(id) => id.to_string(),
             Form::Confirm(id, step) => format!("{id}:{step}"),
-            Form::Request { channel, drill: true } => format!("drill:{}", channel.0),
-            Form::Request { channel, drill: false } => channel.0.clone(),
+            Form::Request {
+                channel,
+                drill,
+                fallback_of,
+            } => {
+                let linked = fallback_of.map(|id| format!("fallback:{id}:")).unwrap_or_default();
+                let drill = if *drill { "drill:" } else { "" };
+                format!("{linked}{drill}{}", channel.0)
+            }
         }
     }
 
@@ -131,16 +148,24 @@ impl Form {
                 let (id, step) = private_metadata.split_once(':')?;
                 Form::Confirm(id.parse().ok()?, step.parse().ok()?)
             }
-            "request" => match private_metadata.strip_prefix("drill:") {
-                Some(channel) => Form::Request {
+            "request" => {
+                let (fallback_of, rest) = match private_metadata.strip_prefix("fallback:") {
+                    Some(linked) => {
+                        let (id, rest) = linked.split_once(':')?;
+                        (Some(id.parse().ok()?), rest)
+                    }
+                    None => (None, private_metadata),
+                };
+                let (drill, channel) = match rest.strip_prefix("drill:") {
+                    Some(channel) => (true, channel),
+                    None => (false, rest),
+                };
+                Form::Request {
                     channel: ChannelId(channel.to_owned()),
-                    drill: true,
-                },
-                None => Form::Request {
-                    channel: ChannelId(private_metadata.to_owned()),
-                    drill: false,
-                },
-            },
+                    drill,
+                    fallback_of,
+                }
+            }
             _ => return None,
         })
     }
@@ -246,6 +271,7 @@ mod tests {
             id.clone().prop_map(Button::EscalateNow),
             id.clone().prop_map(Button::Resolve),
             id.clone().prop_map(Button::PostUpdate),
+            id.clone().prop_map(Button::RunFallback),
             (id.clone(), step.clone()).prop_map(|(i, s)| Button::Confirm(i, s)),
             (id.clone(), step.clone()).prop_map(|(i, s)| Button::Continue(i, s)),
             (id.clone(), step.clone()).prop_map(|(i, s)| Button::Abort(i, s)),
@@ -261,10 +287,11 @@ mod tests {
         prop_oneof![
             id.clone().prop_map(Form::Reject),
             id.clone().prop_map(Form::PostUpdate),
-            (id, 0usize..500).prop_map(|(i, s)| Form::Confirm(i, s)),
-            ("C[0-9A-Z]{8,10}", any::<bool>()).prop_map(|(c, drill)| Form::Request {
+            (id.clone(), 0usize..500).prop_map(|(i, s)| Form::Confirm(i, s)),
+            ("C[0-9A-Z]{8,10}", any::<bool>(), proptest::option::of(id)).prop_map(|(c, drill, fallback_of)| Form::Request {
                 channel: ChannelId(c),
-                drill
+                drill,
+                fallback_of,
             }),
         ]
     }

@@ -10,6 +10,11 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
     if rollback.request.drill {
         blocks.push(context(DRILL_NOTE.into()));
     }
+    if let Some(of) = rollback.request.fallback_of {
+        blocks.push(context(format!(
+            "↪️ The fallback of *{of}*, which stopped: its thread has what ran and what did not."
+        )));
+    }
     if rollback.review_required && !rollback.request.drill {
         blocks.push(section(match rollback.request.severity {
             crate::domain::Severity::Low => format!(
@@ -45,6 +50,22 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
 /// the runbook allows, bring in the next level, and resolve the status page by hand.
 fn after_a_stop(rollback: &Rollback, step: usize, status_page: bool) -> Vec<Value> {
     let id = rollback.id;
+    if !rollback.fallbacks.is_empty() {
+        // The fallback carries the incident on: its card is where people act now.
+        return rollback
+            .fallbacks
+            .iter()
+            .map(|link| {
+                context(format!(
+                    "↪️ {} requested the fallback runbook *{}* as *{}* at {}. Follow the incident on that card: it needs its own approvals, and updates continue there.",
+                    user(&link.by),
+                    escape(&link.runbook),
+                    link.rollback,
+                    hhmm(link.at)
+                ))
+            })
+            .collect();
+    }
     let mut buttons = vec![];
     let mut said = vec![];
     let mut retry = button(Button::Retry(id, step), "Retry step", Some("danger"));
@@ -56,6 +77,13 @@ fn after_a_stop(rollback: &Rollback, step: usize, status_page: bool) -> Vec<Valu
         skip["confirm"] = skip_confirm(rollback, step);
         buttons.push(skip);
         said.push("*Skip step and continue* goes on with the next step".into());
+    }
+    if let (Some(fallback), None) = (&rollback.plan.fallback, &rollback.resolved) {
+        buttons.push(button(Button::RunFallback(id), "Run fallback…", None));
+        said.push(format!(
+            "*Run fallback…* opens a request for the runbook *{}*, a new rollback that needs its own approvals",
+            escape(fallback)
+        ));
     }
     if let Some((_, next, _)) = rollback.next_level() {
         buttons.push(button(Button::EscalateNow(id), "Escalate now", None));

@@ -149,6 +149,7 @@ pub fn request_modal(services: &[&str], ask: &crate::domain::plan::Ask, channel:
     let form = Form::Request {
         channel: crate::domain::ChannelId(channel.to_owned()),
         drill: ask.drill,
+        fallback_of: ask.fallback_of,
     };
     json!({
         "type": "modal",
@@ -165,6 +166,41 @@ pub fn request_modal(services: &[&str], ask: &crate::domain::plan::Ask, channel:
             input("reason", "Reason", text_input("reason", ask.reason.as_ref(), true, 500), true, Some("Required for low severity.")),
         ]
     })
+}
+
+/// The request form for a stopped rollback's fallback: filled in from it, and saying what the
+/// submission files (a new rollback with its own approvals) before anyone submits it.
+pub fn fallback_modal(
+    stopped: &Rollback,
+    services: &[&str],
+    ask: &crate::domain::plan::Ask,
+    target_help: Option<&str>,
+) -> Value {
+    let mut view = request_modal(services, ask, &stopped.request.channel.0);
+    let runbook = ask.plan.runbook.as_deref().unwrap_or_default();
+    let how = match &stopped.state {
+        State::Aborted { step, .. } => format!("was aborted at step {}", step + 1),
+        State::Failed { step, .. } => format!("failed at step {}", step + 1),
+        other => format!("is {}", state_phrase(other)),
+    };
+    let target = match (ask.plan.target.is_some(), target_help) {
+        (true, _) => "The target is carried over; check it.".to_owned(),
+        (false, Some(help)) => format!("Its target: {}.", escape(help)),
+        (false, None) => String::new(),
+    };
+    let intro = format!(
+        "↪️ *{}* ({}) {how}. Its runbook names *{}* as the fallback. Submitting files a new rollback linked to *{}*: it needs its own approvals, like any request of its severity, and nothing runs before then. {target}",
+        stopped.id,
+        escape(&stopped.plan.runbook),
+        escape(runbook),
+        stopped.id
+    );
+    if let Some(blocks) = view["blocks"].as_array_mut() {
+        blocks.insert(0, json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(intro.trim_end(), MAX_SECTION_CHARS)}}));
+    }
+    view["title"] = json!({"type": "plain_text", "text": "Request the fallback"});
+    view["submit"] = json!({"type": "plain_text", "text": "Request fallback"});
+    view
 }
 
 pub fn form_opened(missing: &str) -> Message {

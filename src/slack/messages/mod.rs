@@ -214,6 +214,10 @@ fn approvers(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> 
 /// gate or a phrase, whoever may answer (not the requester under the two-person rule); after an
 /// interruption or a failure, the requester and whoever may approve. `None` when nobody is awaited.
 pub(super) fn awaited(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>) -> Option<String> {
+    // A failure someone resolved, or handed on to its fallback, waits for nobody.
+    if !rollback.awaits_person() {
+        return None;
+    }
     let mut roles: Vec<String> = rollback.approver_roles_now().into_iter().map(|(r, _)| r).collect();
     if rollback.approvals_required == 0 {
         // Nothing needed approval: its ladder answers gates (`decide::gate_keeper`).

@@ -210,6 +210,21 @@ pub fn refusal(refusal: &Refusal) -> Message {
         NotAllowedToUpdate { id } => format!(
             "Updates on *{id}* speak for the incident, so they come from its requester, someone who may approve it, or a role allowed to abort it. Ask one of them in the thread, or reply there yourself."
         ),
+        NoFallback { id, runbook } => format!(
+            "The runbook *{}* of *{id}* names no fallback, so there is none to run; nothing changed. Request the rollback you need with `/rollback`, or add `fallback = \"<runbook>\"` to the runbook.",
+            escape(runbook)
+        ),
+        FallbackNotNow { id, state } => format!(
+            "*{id}* is {}; a fallback is offered once a run has failed or was aborted (abort an interrupted run first), and not after the incident is resolved. Nothing changed.",
+            state_phrase(state)
+        ),
+        FallbackAlreadyRequested { id, fallback, by } => format!(
+            "{} already requested the fallback of *{id}* as *{fallback}*; nothing new was filed. Follow *{fallback}* on its card.",
+            user(by)
+        ),
+        NotAllowedToRunFallback { id } => format!(
+            "The fallback of *{id}* is requested by whoever may steer it: its requester, someone who may approve it, or a role allowed to abort it. Ask one of them in the thread; nothing changed."
+        ),
         NoPageToUpdate { id } => format!(
             "The status page has no open incident for *{id}* (the run has not started, it is a drill, or it is resolved), so nothing was posted. Post the update without the status page."
         ),

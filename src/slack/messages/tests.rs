@@ -196,8 +196,22 @@ fn every_card_state_with_its_buttons_and_notification_text() {
             .act(&Actor::system(), Action::StartRun)
             .step(0, failed_result(1, "error"))
     };
+    let with_fallback = || {
+        let mut story = Story::requested(Severity::High, None);
+        story.rollback.plan.fallback = Some("full-restore".into());
+        story.rollback.plan_digest = story.rollback.plan.digest();
+        story
+            .approved()
+            .act(&Actor::system(), Action::StartRun)
+            .step(0, failed_result(1, "error"))
+    };
     let states: Vec<(&str, Story)> = vec![
         ("awaiting approval", Story::requested(Severity::High, None)),
+        ("awaiting, the fallback of another", {
+            let mut story = Story::requested(Severity::High, None);
+            story.rollback.request.fallback_of = Some(RollbackId(3));
+            story
+        }),
         ("awaiting, drill", {
             let mut story = Story::requested(Severity::High, None);
             story.rollback.request.drill = true;
@@ -220,6 +234,17 @@ fn every_card_state_with_its_buttons_and_notification_text() {
         ),
         ("interrupted", running().act(&Actor::system(), Action::Interrupt)),
         ("failed", failed()),
+        ("failed, with a fallback", with_fallback()),
+        (
+            "failed, its fallback requested",
+            with_fallback().act(
+                &actor(REQUESTER),
+                Action::RecordFallback {
+                    rollback: RollbackId(2),
+                    runbook: "full-restore".into(),
+                },
+            ),
+        ),
         ("aborted", gated().act(&actor(ON_CALL), Action::Abort { index: 2 })),
         (
             "succeeded",
@@ -293,6 +318,20 @@ fn every_refusal_says_why_and_what_next() {
             severity: Severity::Low,
         },
         Refusal::ReasonTooLong { max: 500 },
+        Refusal::NoFallback {
+            id,
+            runbook: "kubernetes".into(),
+        },
+        Refusal::FallbackNotNow {
+            id,
+            state: State::Interrupted { step: 1 },
+        },
+        Refusal::FallbackAlreadyRequested {
+            id,
+            fallback: RollbackId(8),
+            by: UserId("U0BOB".into()),
+        },
+        Refusal::NotAllowedToRunFallback { id },
         Refusal::TooManyOpenRequests {
             open: vec![RollbackId(3), RollbackId(4), RollbackId(9)],
         },
@@ -644,7 +683,26 @@ fn modals_are_valid_slack_views() {
     };
     let request = request_modal(&["checkout-api", "payments"], &typed, "C0INCIDENTS");
     insta::assert_json_snapshot!(request);
-    for view in [reject_modal(RollbackId(1)), confirm_modal(&paused, 3), request] {
+    let mut stopped = Story::requested(Severity::High, Some("bad deploy"))
+        .approved()
+        .act(&Actor::system(), Action::StartRun)
+        .step(0, failed_result(1, "error"))
+        .rollback;
+    stopped.plan.fallback = Some("full-restore".into());
+    let fallback = crate::domain::plan::Ask {
+        plan: crate::domain::plan::PlanRequest {
+            service: "checkout-api".into(),
+            runbook: Some("full-restore".into()),
+            ..Default::default()
+        },
+        severity: Some(Severity::High),
+        reason: Some("Fallback for RB-1: kubernetes failed at step 1. bad deploy".into()),
+        drill: false,
+        fallback_of: Some(RollbackId(1)),
+    };
+    let fallback = fallback_modal(&stopped, &["checkout-api"], &fallback, Some("the dump's <file> name"));
+    insta::assert_json_snapshot!(fallback);
+    for view in [reject_modal(RollbackId(1)), confirm_modal(&paused, 3), request, fallback] {
         let parsed: Result<slack_morphism::prelude::SlackView, _> = serde_json::from_value(view.clone());
         assert!(parsed.is_ok(), "{:?}\n{view:#}", parsed.err());
     }

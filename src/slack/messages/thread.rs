@@ -377,6 +377,21 @@ pub fn step_decided(rollback: &Rollback, index: usize, by: &UserId, retry: bool)
     ))
 }
 
+/// In the thread, shown in the channel: the runbook's fallback was requested as a rollback of
+/// its own, so this one's record ends here and the new card carries the incident.
+pub fn fallback_requested(rollback: &Rollback, index: usize) -> Message {
+    let Some(link) = rollback.fallbacks.get(index) else {
+        return Message::plain(format!("↪️ A fallback of *{}* was requested.", rollback.id));
+    };
+    Message::plain(format!(
+        "↪️ {} requested the fallback runbook *{}* as *{}*, a new rollback with its own card and approvals. Follow the incident there: updates and reminders continue on *{}*.",
+        user(&link.by),
+        escape(&link.runbook),
+        link.rollback,
+        link.rollback
+    ))
+}
+
 /// In the thread, to the point of contact (the requester): reminder `n` of the update cadence.
 /// What the incident plans' communication plan asks for by then, where things stand, the last
 /// update, and the button that posts one.

@@ -1,0 +1,75 @@
+//! A runbook's fallback, requested from a stopped rollback's card: the form is filled in from
+//! the stopped rollback, and the new request is linked to it once recorded.
+use super::Engine;
+use crate::domain::decide::{fallback_ask, may_run_fallback};
+use crate::domain::plan::Ask;
+use crate::domain::{Action, Actor, Refusal, Rollback, RollbackId};
+use anyhow::{Context, Result};
+
+impl Engine {
+    /// The stopped rollback and the request form's first answers for its fallback, or why
+    /// `actor` may not request it now.
+    pub async fn fallback_form(&self, id: RollbackId, actor: &Actor) -> Result<Result<(Rollback, Ask), Refusal>> {
+        let Some(stopped) = self.store.load(id).await.with_context(|| format!("loading {id}"))? else {
+            return Ok(Err(Refusal::NoSuchRollback { id: Some(id) }));
+        };
+        let runbook = match may_run_fallback(&stopped, actor, &self.config.policy) {
+            Ok(runbook) => runbook,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let runbook = self
+            .config
+            .catalog
+            .runbooks
+            .get(runbook)
+            .with_context(|| format!("{id} names the fallback runbook {runbook}, which the configuration no longer has"))?;
+        let ask = fallback_ask(&stopped, runbook, self.config.policy.max_reason_chars);
+        Ok(Ok((stopped, ask)))
+    }
+
+    /// Before a fallback request is filed: whether its stopped rollback still hands on to it.
+    /// `Err` holds the answer instead: a refusal, or, for the same submission Slack sent again
+    /// after it was filed and linked, the fallback it filed.
+    pub(super) async fn may_file_fallback(
+        &self,
+        of: RollbackId,
+        actor: &Actor,
+        delivery: Option<&str>,
+    ) -> Result<Result<(), Result<Rollback, Refusal>>> {
+        let Some(stopped) = self.store.load(of).await.with_context(|| format!("loading {of}"))? else {
+            return Ok(Err(Err(Refusal::NoSuchRollback { id: Some(of) })));
+        };
+        match may_run_fallback(&stopped, actor, &self.config.policy) {
+            Ok(_) => Ok(Ok(())),
+            Err(refusal @ Refusal::FallbackAlreadyRequested { fallback, .. }) => {
+                let filed = self.store.load(fallback).await.with_context(|| format!("loading {fallback}"))?;
+                Ok(Err(match filed {
+                    Some(filed) if delivery.is_some() && filed.request.delivery.as_deref() == delivery => Ok(filed),
+                    _ => Err(refusal),
+                }))
+            }
+            Err(refusal) => Ok(Err(Err(refusal))),
+        }
+    }
+
+    /// Links a recorded fallback request to the rollback it follows. Slack sending the same
+    /// submission again finds the link made; the request stands whatever happens here, since
+    /// it is recorded and its card says what it follows.
+    pub(super) async fn link_fallback(&self, fallback: &Rollback, actor: &Actor) -> Result<()> {
+        let Some(of) = fallback.request.fallback_of else {
+            return Ok(());
+        };
+        let link = Action::RecordFallback {
+            rollback: fallback.id,
+            runbook: fallback.request.runbook.clone(),
+        };
+        match self.act(of, &link, actor).await? {
+            Ok(_) => {}
+            Err(Refusal::FallbackAlreadyRequested { fallback: linked, .. }) if linked == fallback.id => {}
+            Err(refusal) => {
+                tracing::warn!(rollback = %of, fallback = %fallback.id, ?refusal, "the fallback could not be linked to the rollback it follows");
+            }
+        }
+        Ok(())
+    }
+}
