@@ -224,7 +224,8 @@ async fn a_replica_stalled_past_its_lease_runs_nothing_beside_the_retry_and_its_
         rollbot::domain::StepOutcome::Succeeded,
         "the retried attempt's own result"
     );
-    wait_for_or_show(&|| first.log(), "the late result in the thread", async || {
+    // Every message of the run is paced at one per second in the channel, behind the others.
+    wait_for_or_show_within(60, &|| first.log() + &second.log(), "the late result in the thread", async || {
         slack
             .calls()
             .iter()

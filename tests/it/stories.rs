@@ -37,6 +37,14 @@ async fn requested_approved_and_run_step_by_step() {
     ] {
         assert!(card.text.contains(expected), "card lacks {expected:?}:\n{}", card.text);
     }
+    // Each reader sees the time in their own zone; UTC is what Slack shows where it cannot.
+    assert!(
+        card.blocks
+            .to_string()
+            .contains(r"<@U0ALICE> at <!date^1795316400^{time}|03:00 UTC>"),
+        "{:#}",
+        card.blocks
+    );
     assert!(
         card.text.contains("/ran.log 41```"),
         "the plan shows the exact argv with the target:\n{}",

@@ -77,8 +77,10 @@ fn user(id: &UserId) -> String {
     }
 }
 
+/// A time as Slack shows it to each reader, in their own time zone (`<!date^…>`), with UTC
+/// where a client cannot (notifications, older apps). Only for mrkdwn: plain text shows the token.
 fn hhmm(at: DateTime<Utc>) -> String {
-    at.format("%H:%M UTC").to_string()
+    format!("<!date^{}^{{time}}|{}>", at.timestamp(), at.format("%H:%M UTC"))
 }
 
 fn severity_label(severity: Severity) -> &'static str {

@@ -11,6 +11,14 @@ pub struct Posted {
     pub blocks: Value,
 }
 
+/// Text as a reader in UTC sees it: Slack shows each `<!date^…|fallback>` in the reader's
+/// own time zone, which for these stories is the fallback.
+pub fn as_read(text: &str) -> String {
+    static DATE: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"<!date\^[0-9]+\^[^|>]*\|([^>]*)>").unwrap());
+    DATE.replace_all(text, "$1").into_owned()
+}
+
 impl Posted {
     pub(super) fn from_call(call: &Call, ts: String) -> Posted {
         let mut text = call.body["text"].as_str().unwrap_or_default().to_owned();
@@ -18,7 +26,7 @@ impl Posted {
         Posted {
             channel: call.body["channel"].as_str().unwrap_or_default().to_owned(),
             ts,
-            text,
+            text: as_read(&text),
             blocks: call.body["blocks"].clone(),
         }
     }
@@ -103,7 +111,7 @@ impl Rollbot {
                 && c.body.get("thread_ts").is_none_or(Value::is_null)
         })
         .into_iter()
-        .map(|(_, c)| c.body["text"].as_str().unwrap_or_default().to_owned())
+        .map(|(_, c)| as_read(c.body["text"].as_str().unwrap_or_default()))
         .collect()
     }
 
@@ -111,7 +119,7 @@ impl Rollbot {
     pub fn thread(&self, card: &Posted) -> Vec<String> {
         self.take(|c| c.method == "chat.postMessage" && c.body["thread_ts"] == card.ts.as_str())
             .into_iter()
-            .map(|(_, c)| c.body["text"].as_str().unwrap_or_default().to_owned())
+            .map(|(_, c)| as_read(c.body["text"].as_str().unwrap_or_default()))
             .collect()
     }
 
@@ -191,7 +199,7 @@ impl Rollbot {
     pub fn ephemerals(&self, user: &str) -> Vec<String> {
         self.take(|c| c.method == "chat.postEphemeral" && c.body["user"] == user)
             .into_iter()
-            .map(|(_, c)| c.body["text"].as_str().unwrap_or_default().to_owned())
+            .map(|(_, c)| as_read(c.body["text"].as_str().unwrap_or_default()))
             .collect()
     }
 
