@@ -80,6 +80,7 @@ pub(super) enum DurationSetting {
     OutboxRetention,
     AutoRequestEvery,
     UpdateReminder,
+    StepProgressEvery,
 }
 
 impl DurationSetting {
@@ -147,6 +148,12 @@ impl DurationSetting {
                 MINUTE,
                 30 * DAY,
                 "a message Slack could not take for this long is kept as undeliverable; outages last hours",
+            ),
+            DurationSetting::StepProgressEvery => (
+                "step_progress_every",
+                SECOND,
+                10 * MINUTE,
+                "a running step's card shows its latest output this often; each refresh is one chat.update",
             ),
             DurationSetting::UpdateReminder => (
                 "update_reminders",

@@ -51,6 +51,9 @@ pub struct Config {
     /// On SIGTERM, how long running steps may go on before they are stopped and recorded as
     /// interrupted.
     pub shutdown_grace: Duration,
+    /// While a step runs, how often its card shows the latest output (and at least every
+    /// second period, output or not, so the time it has run stays current).
+    pub step_progress_every: Duration,
     /// A Slack message (or status page update) that could not be delivered for this long is
     /// kept as undeliverable: outages are measured in hours, so this is an age, not a count.
     pub delivery_gives_up_after: Duration,
@@ -200,6 +203,12 @@ impl Config {
             .as_ref()
             .and_then(|d| checker.duration(d, DurationSetting::ShutdownGrace))
             .unwrap_or(Duration::from_secs(20));
+        let step_progress_every = raw
+            .limits
+            .step_progress_every
+            .as_ref()
+            .and_then(|d| checker.duration(d, DurationSetting::StepProgressEvery))
+            .unwrap_or(Duration::from_secs(30));
         let delivery_gives_up_after = raw
             .limits
             .delivery_gives_up_after
@@ -301,6 +310,7 @@ impl Config {
                 alertmanager,
                 execution_lease,
                 shutdown_grace,
+                step_progress_every,
                 delivery_gives_up_after,
                 outbox_retention,
             })

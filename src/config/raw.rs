@@ -94,6 +94,7 @@ pub(super) struct RawLimits {
     pub(super) output_tail_bytes: Option<usize>,
     pub(super) execution_lease: Option<Spanned<String>>,
     pub(super) shutdown_grace: Option<Spanned<String>>,
+    pub(super) step_progress_every: Option<Spanned<String>>,
     pub(super) delivery_gives_up_after: Option<Spanned<String>>,
     pub(super) outbox_retention: Option<Spanned<String>>,
 }

@@ -576,10 +576,16 @@ run = ["true"]
     let not_offered = with_full.replace("[runbooks.k8s]\n", "[runbooks.k8s]\nfallback = \"full\"\n");
     assert_eq!(
         errors(&not_offered),
-        ["rollbot.toml:15:13: service `api` offers runbook `k8s`, whose fallback `full` it does not offer\n  hint: add \"full\" to [services.api] runbooks"]
+        [
+            "rollbot.toml:15:13: service `api` offers runbook `k8s`, whose fallback `full` it does not offer\n  hint: add \"full\" to [services.api] runbooks"
+        ]
     );
     let itself = MINIMAL.replace("[runbooks.k8s]\n", "[runbooks.k8s]\nfallback = \"k8s\"\n");
-    assert!(errors(&itself)[0].contains("runbook `k8s` names itself as its fallback"), "{:?}", errors(&itself));
+    assert!(
+        errors(&itself)[0].contains("runbook `k8s` names itself as its fallback"),
+        "{:?}",
+        errors(&itself)
+    );
     let undefined = MINIMAL.replace("[runbooks.k8s]\n", "[runbooks.k8s]\nfallback = \"ful\"\n");
     assert!(
         errors(&undefined)[0].contains("runbook `k8s`: fallback `ful` is not defined\n  hint: defined runbooks: k8s"),

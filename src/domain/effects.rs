@@ -188,6 +188,13 @@ pub enum Effect {
         index: usize,
         channel: Option<ChannelId>,
     },
+    /// On the card: step `index` still runs; its latest output (secrets scrubbed) as of `at`.
+    /// Queued by the process running it, never by a decision; stale once the step ended.
+    StepProgress {
+        index: usize,
+        output: String,
+        at: chrono::DateTime<chrono::Utc>,
+    },
     /// In the thread: fallback `index` of the rollback was requested as a rollback of its own.
     FallbackRequested {
         index: usize,
@@ -242,6 +249,7 @@ impl Effect {
             Effect::Remind { .. } => "remind",
             Effect::Update { .. } => "update",
             Effect::FallbackRequested { .. } => "fallback_requested",
+            Effect::StepProgress { .. } => "step_progress",
         }
     }
 }

@@ -18,6 +18,35 @@ pub struct CommandSpec<'a> {
     /// Turns `true` when a person aborts the rollback: the step's group gets SIGTERM, then
     /// SIGKILL after `ABORT_GRACE`, and the step is recorded as aborted with its output.
     pub abort: Option<AbortSeen>,
+    /// Where the latest output is kept while the step runs, for people watching a long step.
+    pub live: Option<LiveOutput>,
+}
+
+/// The latest bytes a running step wrote, shared with whoever shows its progress.
+#[derive(Clone, Default)]
+pub struct LiveOutput(std::sync::Arc<std::sync::Mutex<VecDeque<u8>>>);
+
+impl LiveOutput {
+    /// Enough for the last lines of a progress report.
+    const KEEP: usize = 2048;
+
+    fn extend(&self, bytes: &[u8]) {
+        let mut kept = self.0.lock().expect("live output lock");
+        kept.extend(bytes);
+        let len = kept.len();
+        if len > Self::KEEP {
+            kept.drain(..len - Self::KEEP);
+        }
+    }
+
+    /// The last `lines` complete or partial lines written so far.
+    pub fn latest(&self, lines: usize) -> String {
+        let bytes: Vec<u8> = self.0.lock().expect("live output lock").iter().copied().collect();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim_start_matches('\u{fffd}').trim_end();
+        let kept: Vec<&str> = text.lines().rev().take(lines).collect();
+        kept.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
 }
 
 /// Whether someone asked to abort the running step.
@@ -136,7 +165,8 @@ pub async fn run(spec: CommandSpec<'_>) -> StepResult {
         _ => None,
     };
     let tail_bytes = spec.tail_bytes;
-    let output = tokio::task::spawn_blocking(move || read_tail(reader, tail_bytes));
+    let live = spec.live.clone();
+    let output = tokio::task::spawn_blocking(move || read_tail(reader, tail_bytes, live));
 
     let ended = tokio::select! {
         waited = tokio::time::timeout(spec.timeout, child.wait()) => match waited {
@@ -272,7 +302,7 @@ impl Drop for GroupGuard {
     }
 }
 
-fn read_tail(mut reader: std::io::PipeReader, keep: usize) -> String {
+fn read_tail(mut reader: std::io::PipeReader, keep: usize, live: Option<LiveOutput>) -> String {
     let mut tail: VecDeque<u8> = VecDeque::with_capacity(keep.min(64 * 1024));
     let mut buffer = [0u8; 8192];
     let mut dropped = false;
@@ -280,6 +310,9 @@ fn read_tail(mut reader: std::io::PipeReader, keep: usize) -> String {
         match reader.read(&mut buffer) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if let Some(live) = &live {
+                    live.extend(&buffer[..n]);
+                }
                 tail.extend(&buffer[..n]);
                 if tail.len() > keep {
                     tail.drain(..tail.len() - keep);
@@ -318,8 +351,37 @@ mod tests {
             tail_bytes,
             supervision: None,
             abort: None,
+            live: None,
         })
         .await
+    }
+
+    #[tokio::test]
+    async fn the_latest_lines_are_readable_while_the_step_still_runs() {
+        let argv = argv(&["sh", "-c", "for i in 1 2 3 4 5; do echo \"line $i\"; done; sleep 2"]);
+        let env = BTreeMap::new();
+        let live = LiveOutput::default();
+        let watching = live.clone();
+        let step = tokio::spawn(async move {
+            run(CommandSpec {
+                argv: &argv,
+                env: &env,
+                workdir: None,
+                timeout: Duration::from_secs(10),
+                tail_bytes: 1024,
+                supervision: None,
+                abort: None,
+                live: Some(live),
+            })
+            .await
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while watching.latest(3) != "line 3\nline 4\nline 5" {
+            assert!(std::time::Instant::now() < deadline, "{:?}", watching.latest(3));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!step.is_finished(), "read while it runs");
+        assert_eq!(step.await.unwrap().outcome, StepOutcome::Succeeded);
     }
 
     async fn aborted_after(script: &str, after: Duration) -> (StepResult, Duration) {
@@ -335,6 +397,7 @@ mod tests {
             tail_bytes: 1000,
             supervision: None,
             abort: Some(seen),
+            live: None,
         });
         let press = async {
             tokio::time::sleep(after).await;
@@ -464,6 +527,7 @@ mod tests {
             tail_bytes: 1000,
             supervision: None,
             abort: None,
+            live: None,
         };
         let result = run(spec).await;
         assert_eq!(
@@ -484,6 +548,7 @@ mod tests {
             tail_bytes: 100,
             supervision: None,
             abort: None,
+            live: None,
         })
         .await;
         assert_eq!(result.outcome, StepOutcome::CouldNotStart);
@@ -505,6 +570,7 @@ mod tests {
             tail_bytes: 1000,
             supervision: None,
             abort: None,
+            live: None,
         })
         .await;
         assert_eq!(result.output_tail, "41; touch /tmp/rollbot-injected $(id)\n");

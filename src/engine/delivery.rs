@@ -279,6 +279,19 @@ impl Delivery {
                     )
                     .await?
             }
+            // Only while that step still runs: after it, the card says how it ended.
+            Effect::StepProgress { index, output, at } => {
+                if rollback.step_in_flight() == Some(*index) {
+                    let status_page = self.engine.config.status_page.is_some();
+                    let live = messages::LiveStep {
+                        index: *index,
+                        output,
+                        at: *at,
+                    };
+                    let message = messages::card_while_a_step_runs(&rollback, directory, status_page, &live);
+                    self.slack.update(&card.channel, &card.ts, &message).await?
+                }
+            }
             Effect::StepStarted { index } => reply(messages::step_started(&rollback, *index), false).await?,
             Effect::StepFinished { index } => {
                 let result = rollback
@@ -339,9 +352,7 @@ impl Delivery {
                     }
                 }
             }
-            Effect::FallbackRequested { index } => {
-                reply(messages::fallback_requested(&rollback, *index), true).await?
-            }
+            Effect::FallbackRequested { index } => reply(messages::fallback_requested(&rollback, *index), true).await?,
             Effect::Remind { n } => reply(messages::update_reminder(&rollback, *n), false).await?,
             // An update is news for the channel, like an announcement.
             Effect::Update { index, channel } => match channel {
@@ -613,7 +624,7 @@ fn jittered(wait: Duration, seed: i64) -> Duration {
 fn slack_method(effect: &Effect) -> Option<&'static str> {
     match effect {
         Effect::PageUpdate { .. } => None,
-        Effect::UpdateCard => Some("chat.update"),
+        Effect::UpdateCard | Effect::StepProgress { .. } => Some("chat.update"),
         Effect::Ephemeral { .. } => Some("chat.postEphemeral"),
         // A proposal's card is posted once and updated after; both count as posts' pace.
         _ => Some("chat.postMessage"),

@@ -1,5 +1,6 @@
 //! The executor runs approved plans, one step at a time, recording each step's start before it
 //! runs and its result after, so the record always says what was in flight.
+use super::beside_a_step;
 use super::command::{self, CommandSpec, Supervision};
 use super::secrets::Resolved;
 use super::steps::{self, HealthSpec, HttpSpec, SqlSpec};
@@ -366,7 +367,7 @@ impl Executor {
         action: &StepAction,
         stop_by: StopBy,
     ) -> StepResult {
-        let (_watching, abort) = self.watch_for_abort(rollback.id);
+        let (_watching, abort) = beside_a_step::watch_for_abort(&self.engine, rollback.id);
         let step = &rollback.plan.steps[index];
         let started = Instant::now();
         let aborted = || StepResult {
@@ -377,7 +378,7 @@ impl Executor {
         };
         let mut attempt = 1;
         loop {
-            let run = self.run_action(rollback, action, stop_by.clone(), abort.clone());
+            let run = self.run_action(rollback, index, action, stop_by.clone(), abort.clone());
             let mut result = if matches!(action, StepAction::Command { .. }) {
                 run.await
             } else {
@@ -403,33 +404,10 @@ impl Executor {
         }
     }
 
-    /// Looks every `ABORT_POLL` whether someone (on any replica) asked to abort the rollback;
-    /// the watch turns `true` when they did. Looking stops when the guard is dropped.
-    fn watch_for_abort(&self, id: RollbackId) -> (AbortOnDrop, command::AbortSeen) {
-        let (seen, abort) = tokio::sync::watch::channel(false);
-        let engine = self.engine.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(ABORT_POLL).await;
-                match engine.store.load(id).await {
-                    Ok(Some(rollback)) if rollback.abort_requested.is_some() => {
-                        tracing::info!(rollback = %id, "abort requested; stopping the running step");
-                        seen.send_replace(true);
-                        return;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(rollback = %id, error = format!("{e:#}"), "could not look whether the run was aborted; looking again")
-                    }
-                }
-            }
-        });
-        (AbortOnDrop(task), abort)
-    }
-
     async fn run_action(
         &self,
         rollback: &Rollback,
+        index: usize,
         action: &StepAction,
         stop_by: StopBy,
         abort: command::AbortSeen,
@@ -464,6 +442,9 @@ impl Executor {
                 };
                 env.insert("ROLLBOT_ROLLBACK_ID".into(), id.to_string());
                 env.insert("ROLLBOT_SERVICE".into(), rollback.request.service.clone());
+                let live = command::LiveOutput::default();
+                let _reporting =
+                    beside_a_step::report_progress(&self.engine, id, index, live.clone(), resolved.clone());
                 let spec = CommandSpec {
                     argv: &argv,
                     env: &env,
@@ -475,6 +456,7 @@ impl Executor {
                         stop_by,
                     }),
                     abort: Some(abort),
+                    live: Some(live),
                 };
                 let mut result = command::run(spec).await;
                 result.output_tail = resolved.scrub(&result.output_tail);
@@ -752,18 +734,6 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// The longest wait between two attempts of a step, however many retries are left.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
-
-/// How often the process running a step looks whether someone asked to abort it.
-const ABORT_POLL: Duration = Duration::from_secs(1);
-
-/// Stops a background task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 /// The small `rollbot-step-supervisor` installed beside this binary, else this binary itself
 /// (its `__supervise-step` mode does the same, at the cost of a heavier process per step).

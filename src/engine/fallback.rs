@@ -17,12 +17,9 @@ impl Engine {
             Ok(runbook) => runbook,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let runbook = self
-            .config
-            .catalog
-            .runbooks
-            .get(runbook)
-            .with_context(|| format!("{id} names the fallback runbook {runbook}, which the configuration no longer has"))?;
+        let runbook = self.config.catalog.runbooks.get(runbook).with_context(|| {
+            format!("{id} names the fallback runbook {runbook}, which the configuration no longer has")
+        })?;
         let ask = fallback_ask(&stopped, runbook, self.config.policy.max_reason_chars);
         Ok(Ok((stopped, ask)))
     }
@@ -42,7 +39,11 @@ impl Engine {
         match may_run_fallback(&stopped, actor, &self.config.policy) {
             Ok(_) => Ok(Ok(())),
             Err(refusal @ Refusal::FallbackAlreadyRequested { fallback, .. }) => {
-                let filed = self.store.load(fallback).await.with_context(|| format!("loading {fallback}"))?;
+                let filed = self
+                    .store
+                    .load(fallback)
+                    .await
+                    .with_context(|| format!("loading {fallback}"))?;
                 Ok(Err(match filed {
                     Some(filed) if delivery.is_some() && filed.request.delivery.as_deref() == delivery => Ok(filed),
                     _ => Err(refusal),

@@ -1,5 +1,6 @@
 //! The engine turns actions into recorded decisions: load, decide, store with the effects the
 //! events cause, and retry the decision when another writer got there first.
+mod beside_a_step;
 pub mod command;
 pub mod delivery;
 pub mod executor;

@@ -70,7 +70,7 @@ pub fn invalid_reference(name: &str) -> Option<String> {
 }
 
 /// Values resolved for one step, remembered so they can be scrubbed from what it returns.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Resolved {
     values: Vec<(String, String)>,
 }

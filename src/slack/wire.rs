@@ -288,10 +288,12 @@ mod tests {
             id.clone().prop_map(Form::Reject),
             id.clone().prop_map(Form::PostUpdate),
             (id.clone(), 0usize..500).prop_map(|(i, s)| Form::Confirm(i, s)),
-            ("C[0-9A-Z]{8,10}", any::<bool>(), proptest::option::of(id)).prop_map(|(c, drill, fallback_of)| Form::Request {
-                channel: ChannelId(c),
-                drill,
-                fallback_of,
+            ("C[0-9A-Z]{8,10}", any::<bool>(), proptest::option::of(id)).prop_map(|(c, drill, fallback_of)| {
+                Form::Request {
+                    channel: ChannelId(c),
+                    drill,
+                    fallback_of,
+                }
             }),
         ]
     }

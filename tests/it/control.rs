@@ -412,3 +412,79 @@ async fn an_abort_asked_of_a_process_that_then_dies_ends_the_run_as_aborted() {
     );
     bot.card_now(&card);
 }
+
+/// The slow restore, writing a line every 0.2 s, and a card that shows progress every second.
+fn chatty_config(marker: &str) -> String {
+    slow_config(marker).replace(
+        r#"echo "restored 120 of 9000 tables"; while true; do sleep 0.1; done"#,
+        r#"i=0; while true; do i=$((i+1)); echo "restored $i of 9000 tables"; sleep 0.2; done"#,
+    ) + "\n[limits]\nstep_progress_every = \"1s\"\n"
+}
+
+#[tokio::test]
+async fn a_long_steps_card_shows_how_long_it_has_run_and_its_latest_output() {
+    let bot = Rollbot::start_with(chatty_config).await;
+    bot.slash(ALICE, "checkout-api runbook slow to 41 severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.ephemerals(ALICE);
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    let replica = bot.another_process().await;
+    let running = tokio::spawn(async move { replica.executor.run_once().await.unwrap() });
+    // The story's clock moves only as the harness moves it (minutes would lapse the run's
+    // lease); the message's own test covers the minutes.
+    until("the restore runs", || bot.marker().contains(&"restore".to_owned())).await;
+
+    // The process running the step refreshes the card; this replica delivers it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let live = loop {
+        bot.settle().await;
+        let now = bot.card_now(&card);
+        if now.text.contains("⏱️") && now.text.contains("restored 4 of 9000 tables") {
+            break now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no progress on the card: {}\n{:#?}",
+            now.text,
+            bot.slack
+                .calls()
+                .iter()
+                .filter(|c| c.method == "chat.update")
+                .map(|c| c.body["text"].clone())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        live.text.contains("⏱️ Step 2 has run for ")
+            && live.text.contains("s (as of 03:00 UTC). Its latest output:\n```"),
+        "{}",
+        live.text
+    );
+    let output = live.text.split("```").nth(1).unwrap();
+    assert!(output.lines().count() <= 8, "the latest lines only: {output}");
+    assert!(output.lines().last().unwrap().starts_with("restored "), "{output}");
+    assert_eq!(live.buttons(), ["abort", "post_update"], "still abortable");
+    let refreshes = bot.slack.calls().iter().filter(|c| c.method == "chat.update").count();
+
+    bot.click(BETH, Button::Abort(rb(1), 1)).await;
+    tokio::time::timeout(Duration::from_secs(15), running)
+        .await
+        .unwrap()
+        .unwrap();
+    bot.settle().await;
+    let ended = bot.card_now(&card);
+    assert!(ended.text.contains("🛑 *Aborted*"), "{}", ended.text);
+    assert!(
+        !ended.text.contains("⏱️"),
+        "a stopped step shows no live output: {}",
+        ended.text
+    );
+    assert!(
+        refreshes < 40,
+        "a refresh a second at most, well inside chat.update's limits: {refreshes}"
+    );
+    bot.thread(&card);
+    bot.ephemerals(ALICE);
+}

@@ -6,17 +6,16 @@ use crate::support::*;
 
 /// The broken runbook names the application rollback as its fallback.
 fn with_fallback(config: String) -> String {
-    config.replacen(
-        "[runbooks.broken]\n",
-        "[runbooks.broken]\nfallback = \"app\"\n",
-        1,
-    )
+    config.replacen("[runbooks.broken]\n", "[runbooks.broken]\nfallback = \"app\"\n", 1)
 }
 
 /// ALICE's high-severity request of the broken runbook, approved by BOB, failed at step 2.
 async fn failed_run(bot: &Rollbot) -> Posted {
-    bot.slash(ALICE, r#"checkout-api to 41 runbook broken severity high reason "bad deploy""#)
-        .await;
+    bot.slash(
+        ALICE,
+        r#"checkout-api to 41 runbook broken severity high reason "bad deploy""#,
+    )
+    .await;
     bot.settle().await;
     let card = bot.expect_card();
     bot.click(BOB, Button::Approve(rb(1))).await;
@@ -38,7 +37,9 @@ async fn a_failed_run_hands_on_to_its_fallback_which_needs_its_own_approval() {
         failed.text
     );
     assert!(
-        failed.text.contains("*Run fallback…* opens a request for the runbook *app*, a new rollback that needs its own approvals"),
+        failed.text.contains(
+            "*Run fallback…* opens a request for the runbook *app*, a new rollback that needs its own approvals"
+        ),
         "{}",
         failed.text
     );
@@ -48,14 +49,22 @@ async fn a_failed_run_hands_on_to_its_fallback_which_needs_its_own_approval() {
     bot.settle().await;
     assert_eq!(
         bot.ephemerals(MALLORY),
-        ["The fallback of *RB-1* is requested by whoever may steer it: its requester, someone who may approve it, or a role allowed to abort it. Ask one of them in the thread; nothing changed."]
+        [
+            "The fallback of *RB-1* is requested by whoever may steer it: its requester, someone who may approve it, or a role allowed to abort it. Ask one of them in the thread; nothing changed."
+        ]
     );
 
     // The requester opens the form: filled in from the failed rollback, saying what it files.
     bot.click(ALICE, Button::RunFallback(rb(1))).await;
     let modal = bot.expect_modal();
     assert_eq!(modal["title"]["text"], "Request the fallback");
-    assert!(modal["private_metadata"].as_str().unwrap().starts_with("fallback:RB-1:"), "{modal:#}");
+    assert!(
+        modal["private_metadata"]
+            .as_str()
+            .unwrap()
+            .starts_with("fallback:RB-1:"),
+        "{modal:#}"
+    );
     let intro = modal["blocks"][0]["text"]["text"].as_str().unwrap();
     assert_eq!(
         intro,
@@ -72,7 +81,10 @@ async fn a_failed_run_hands_on_to_its_fallback_which_needs_its_own_approval() {
     };
     assert_eq!(initial("runbook"), "app");
     assert_eq!(initial("target"), "41");
-    assert_eq!(initial("reason"), "Fallback for RB-1: broken failed at step 2. bad deploy");
+    assert_eq!(
+        initial("reason"),
+        "Fallback for RB-1: broken failed at step 2. bad deploy"
+    );
     let answers = [
         ("service", "checkout-api"),
         ("severity", "high"),
@@ -88,7 +100,10 @@ async fn a_failed_run_hands_on_to_its_fallback_which_needs_its_own_approval() {
     assert!(fallback.text.contains("RB-2"), "{}", fallback.text);
     assert!(fallback.text.contains("Awaiting approval"), "{}", fallback.text);
     assert!(
-        fallback.blocks.to_string().contains("↪️ The fallback of *RB-1*, which stopped"),
+        fallback
+            .blocks
+            .to_string()
+            .contains("↪️ The fallback of *RB-1*, which stopped"),
         "{}",
         fallback.blocks.to_string()
     );
@@ -103,14 +118,17 @@ async fn a_failed_run_hands_on_to_its_fallback_which_needs_its_own_approval() {
     assert!(handed_on.buttons().is_empty(), "{:?}", handed_on.buttons());
     assert!(
         handed_on
-            .blocks.to_string()
+            .blocks
+            .to_string()
             .contains("↪️ <@U0ALICE> requested the fallback runbook *app* as *RB-2* at"),
         "{}",
         handed_on.blocks.to_string()
     );
     assert_eq!(
         bot.thread(&card),
-        ["↪️ <@U0ALICE> requested the fallback runbook *app* as *RB-2*, a new rollback with its own card and approvals. Follow the incident there: updates and reminders continue on *RB-2*."]
+        [
+            "↪️ <@U0ALICE> requested the fallback runbook *app* as *RB-2*, a new rollback with its own card and approvals. Follow the incident there: updates and reminders continue on *RB-2*."
+        ]
     );
 
     // A second form for the same failure files nothing.
@@ -118,11 +136,19 @@ async fn a_failed_run_hands_on_to_its_fallback_which_needs_its_own_approval() {
     bot.settle().await;
     assert_eq!(
         bot.ephemerals(BOB),
-        ["<@U0ALICE> already requested the fallback of *RB-1* as *RB-2*; nothing new was filed. Follow *RB-2* on its card."]
+        [
+            "<@U0ALICE> already requested the fallback of *RB-1* as *RB-2*; nothing new was filed. Follow *RB-2* on its card."
+        ]
     );
-    let again = bot.submit(BOB, &modal, &answers).await.expect("refused beside its field");
+    let again = bot
+        .submit(BOB, &modal, &answers)
+        .await
+        .expect("refused beside its field");
     assert!(
-        again["errors"]["service"].as_str().unwrap().contains("already requested the fallback of *RB-1* as *RB-2*"),
+        again["errors"]["service"]
+            .as_str()
+            .unwrap()
+            .contains("already requested the fallback of *RB-1* as *RB-2*"),
         "{again:#}"
     );
 
@@ -167,7 +193,12 @@ async fn the_fallback_carries_on_the_public_incident_of_the_run_it_follows() {
     bot.thread(&fallback);
     bot.ephemerals(ALICE);
 
-    assert_eq!(page.incidents(), 1, "one public incident for one outage: {:#?}", page.calls());
+    assert_eq!(
+        page.incidents(),
+        1,
+        "one public incident for one outage: {:#?}",
+        page.calls()
+    );
     let calls = page.calls();
     let last = calls.last().unwrap();
     assert_eq!(last.method, "PATCH", "{calls:#?}");

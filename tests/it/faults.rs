@@ -225,17 +225,22 @@ async fn a_replica_stalled_past_its_lease_runs_nothing_beside_the_retry_and_its_
         "the retried attempt's own result"
     );
     // Every message of the run is paced at one per second in the channel, behind the others.
-    wait_for_or_show_within(60, &|| first.log() + &second.log(), "the late result in the thread", async || {
-        slack
-            .calls()
-            .iter()
-            .any(|c| {
-                c.body["text"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with("🕰️ An earlier attempt of step 1 *Slow undo* ended late"))
-            })
-            .then_some(())
-    })
+    wait_for_or_show_within(
+        60,
+        &|| first.log() + &second.log(),
+        "the late result in the thread",
+        async || {
+            slack
+                .calls()
+                .iter()
+                .any(|c| {
+                    c.body["text"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("🕰️ An earlier attempt of step 1 *Slow undo* ended late"))
+                })
+                .then_some(())
+        },
+    )
     .await;
 }
 

@@ -45,11 +45,12 @@ pub fn may_run_fallback<'a>(rollback: &'a Rollback, actor: &Actor, policy: &Poli
 /// channel and drill mark; the target where the fallback runbook takes one that fits its
 /// pattern; a reason that says where it comes from.
 pub fn fallback_ask(stopped: &Rollback, fallback: &super::super::plan::Runbook, max_reason_chars: usize) -> Ask {
-    let target = stopped
-        .request
-        .target
-        .clone()
-        .filter(|t| fallback.params.get("target").is_some_and(|spec| spec.pattern.is_match(t)));
+    let target = stopped.request.target.clone().filter(|t| {
+        fallback
+            .params
+            .get("target")
+            .is_some_and(|spec| spec.pattern.is_match(t))
+    });
     let how = match &stopped.state {
         State::Aborted { step, .. } => format!("aborted at step {}", step + 1),
         State::Failed { step, .. } => format!("failed at step {}", step + 1),

@@ -46,6 +46,54 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
     }
 }
 
+/// What the process running a step last saw of it: its latest output lines, as of `at`.
+pub struct LiveStep<'a> {
+    pub index: usize,
+    pub output: &'a str,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The card while a step runs, refreshed by the process running it: how long the step has run
+/// as of the refresh, and its latest output, so a hung step does not look like progress.
+pub fn card_while_a_step_runs(
+    rollback: &Rollback,
+    directory: &BTreeMap<String, Vec<String>>,
+    status_page: bool,
+    live: &LiveStep,
+) -> Message {
+    let mut message = card(rollback, directory, status_page);
+    let started = rollback
+        .steps
+        .iter()
+        .rev()
+        .find(|s| s.index == live.index && s.result.is_none())
+        .map(|s| s.started_at);
+    let Some(started) = started else {
+        return message;
+    };
+    let ran = (live.at - started).num_milliseconds().max(0) as u64;
+    let mut text = format!(
+        "⏱️ Step {} has run for {} (as of {}).",
+        live.index + 1,
+        duration_text(ran),
+        hhmm(live.at)
+    );
+    if live.output.trim().is_empty() {
+        text.push_str(" It has written no output yet.");
+    } else {
+        text.push_str(" Its latest output:\n");
+        text.push_str(&code_block(&truncate(live.output, 1200)));
+    }
+    // Beside the state line, above the request's fields.
+    let at = message
+        .blocks
+        .iter()
+        .position(|b| b["type"] == "fields" || b.get("fields").is_some())
+        .unwrap_or(message.blocks.len());
+    message.blocks.insert(at, section(text));
+    message
+}
+
 /// What people can do after a run failed or was aborted at `step`: run it again, skip it where
 /// the runbook allows, bring in the next level, and resolve the status page by hand.
 fn after_a_stop(rollback: &Rollback, step: usize, status_page: bool) -> Vec<Value> {

@@ -109,6 +109,45 @@ fn card_running_and_its_thread() {
     );
 }
 
+/// A long step's card, refreshed by the process running it: how long it has run, its latest
+/// lines escaped inside a code block that they cannot close.
+#[test]
+fn card_while_a_long_step_runs() {
+    let story = Story::requested(Severity::High, None)
+        .approved()
+        .act(&Actor::system(), Action::StartRun)
+        .act(&Actor::system(), Action::StartStep { index: 0 });
+    let started = story.rollback.steps[0].started_at;
+    let live = LiveStep {
+        index: 0,
+        output: "Waiting for deployment \"checkout-api\" rollout: 1 of 3 <updated>\n```",
+        at: started + chrono::Duration::seconds(754),
+    };
+    let message = card_while_a_step_runs(&story.rollback, &directory(), true, &live);
+    assert_within_block_kit_limits(&message);
+    let live_block = message.blocks.iter().find(|b| b.to_string().contains("⏱️")).unwrap();
+    insta::assert_snapshot!(live_block["text"]["text"].as_str().unwrap());
+    let quiet = card_while_a_step_runs(&story.rollback, &directory(), true, &LiveStep { output: "", ..live });
+    assert!(
+        quiet
+            .blocks
+            .iter()
+            .any(|b| b.to_string().contains("It has written no output yet."))
+    );
+    assert_eq!(
+        serde_json::to_value(&quiet).unwrap()["blocks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        serde_json::to_value(card(&story.rollback, &directory(), true)).unwrap()["blocks"]
+            .as_array()
+            .unwrap()
+            .len()
+            + 1,
+        "the card as it is, and one block more"
+    );
+}
+
 #[test]
 fn card_succeeded() {
     let story = Story::requested(Severity::High, None)
@@ -702,7 +741,12 @@ fn modals_are_valid_slack_views() {
     };
     let fallback = fallback_modal(&stopped, &["checkout-api"], &fallback, Some("the dump's <file> name"));
     insta::assert_json_snapshot!(fallback);
-    for view in [reject_modal(RollbackId(1)), confirm_modal(&paused, 3), request, fallback] {
+    for view in [
+        reject_modal(RollbackId(1)),
+        confirm_modal(&paused, 3),
+        request,
+        fallback,
+    ] {
         let parsed: Result<slack_morphism::prelude::SlackView, _> = serde_json::from_value(view.clone());
         assert!(parsed.is_ok(), "{:?}\n{view:#}", parsed.err());
     }
