@@ -267,6 +267,11 @@ pub enum Refusal {
     NotAllowedAtGate {
         id: RollbackId,
     },
+    /// An abort by someone who is neither the requester, an approver, nor in `abort_roles`.
+    NotAllowedToAbort {
+        id: RollbackId,
+        abort_roles: Vec<String>,
+    },
     /// The requester tried to pass a gate or confirm a destructive step of their own rollback.
     SecondPersonNeeded {
         id: RollbackId,

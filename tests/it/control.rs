@@ -67,6 +67,16 @@ async fn a_running_step_is_aborted_from_another_replica_and_nothing_after_it_sta
         "the abort asks first, and says what stops and what will not run: {abort:#}"
     );
 
+    // Someone with no part in it cannot stop it, and is told who can.
+    bot.click(MALLORY, Button::Abort(rb(1), 1)).await;
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(MALLORY),
+        [
+            "Only the requester of *RB-1*, someone who may approve it, or a role the configuration allows to abort (`[safety] abort_roles`, none set) can abort it; nothing changed. Ask one of them in the thread."
+        ]
+    );
+
     let clicked = Instant::now();
     assert_eq!(bot.click(BETH, Button::Abort(rb(1), 1)).await, 200);
     tokio::time::timeout(Duration::from_secs(15), running)

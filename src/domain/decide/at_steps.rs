@@ -61,7 +61,13 @@ pub(super) fn may_abort(rollback: &Rollback, actor: &Actor, policy: &Policy) -> 
     if policy.abort_roles.iter().any(|role| actor.roles.contains(role)) {
         return Ok(());
     }
-    gate_keeper(rollback, actor)
+    gate_keeper(rollback, actor).map_err(|refusal| match refusal {
+        unknown @ Refusal::MembershipUnknown { .. } => unknown,
+        _ => Refusal::NotAllowedToAbort {
+            id: rollback.id,
+            abort_roles: policy.abort_roles.clone(),
+        },
+    })
 }
 
 /// Who may pass a gate, confirm a destructive step or abort: the requester, anyone who may

@@ -186,7 +186,10 @@ fn gates_and_destructive_steps_wait_for_an_eligible_person() {
     );
     assert_eq!(
         story.try_act(&actor(TEAM_LEAD), Action::Abort { index: 3 }),
-        Err(Refusal::NotAllowedAtGate { id: RollbackId(1) })
+        Err(Refusal::NotAllowedToAbort {
+            id: RollbackId(1),
+            abort_roles: vec![]
+        })
     );
     story
         .try_act(
@@ -562,7 +565,7 @@ fn an_abort_while_a_step_runs_stops_it_and_nothing_after_it_starts() {
     ));
     assert!(matches!(
         running.clone().try_act(&actor(OUTSIDER), Action::Abort { index: 0 }),
-        Err(Refusal::NotAllowedAtGate { .. })
+        Err(Refusal::NotAllowedToAbort { .. })
     ));
     assert!(matches!(
         running.clone().try_act(&actor(ON_CALL), Action::Abort { index: 1 }),
@@ -636,6 +639,17 @@ fn authorization_matrix() {
     fn step_running() -> Story {
         running().act(&Actor::system(), Action::StartStep { index: 0 })
     }
+    /// Failed at its first step, which may be skipped; its runbook names a fallback.
+    fn failed() -> Story {
+        let mut story = awaiting();
+        story.rollback.plan.steps[0].skippable = true;
+        story.rollback.plan.fallback = Some("full-restore".into());
+        story.rollback.plan_digest = story.rollback.plan.digest();
+        story
+            .approved()
+            .act(&Actor::system(), Action::StartRun)
+            .step(0, crate::domain::fixtures::failed_result(1, "error"))
+    }
     fn succeeded() -> Story {
         let mut policy = policy();
         policy.status_page = true;
@@ -655,11 +669,12 @@ fn authorization_matrix() {
         ..actor(user)
     };
     // Everyone acts from the incident channel except the eligible approver in the last column.
-    let kinds: [(&str, Actor); 6] = [
+    let kinds: [(&str, Actor); 7] = [
         ("requester", actor(REQUESTER).in_channel(CHANNEL)),
         ("eligible approver", actor(ON_CALL).in_channel(CHANNEL)),
         ("approver of a later level", actor(DEVOPS_LEAD).in_channel(CHANNEL)),
         ("outsider", actor(OUTSIDER).in_channel(CHANNEL)),
+        ("abort role", actor(ENG_MANAGER).in_channel(CHANNEL)),
         ("other workspace", other_workspace(ON_CALL).in_channel(CHANNEL)),
         (
             "eligible approver in another channel",
@@ -667,8 +682,13 @@ fn authorization_matrix() {
         ),
     ];
     type Attempt = Box<dyn Fn(&Actor) -> Result<(), Refusal>>;
+    // `eng_manager` may abort any rollback (`[safety] abort_roles`) and has no other part in it.
     let on = |story: fn() -> Story, action: Action| -> Attempt {
-        Box::new(move |who: &Actor| story().try_act(who, action.clone()))
+        Box::new(move |who: &Actor| {
+            let mut story = story();
+            story.policy.abort_roles = vec!["eng_manager".into()];
+            story.try_act(who, action.clone())
+        })
     };
     // Starting is then a request like any other, decided as the engine does.
     let on_proposal = |action: ProposalAction| -> Attempt {
@@ -721,6 +741,32 @@ fn authorization_matrix() {
         ("skip step", on(interrupted, Action::SkipStep { index: 0 })),
         ("abort", on(interrupted, Action::Abort { index: 0 })),
         ("abort while a step runs", on(step_running, Action::Abort { index: 0 })),
+        ("retry a failed step", on(failed, Action::RetryStep { index: 0 })),
+        (
+            "skip a failed skippable step",
+            on(failed, Action::SkipStep { index: 0 }),
+        ),
+        ("abort at a gate", on(gates, Action::Abort { index: 2 })),
+        (
+            "run fallback",
+            on(
+                failed,
+                Action::RecordFallback {
+                    rollback: RollbackId(2),
+                    runbook: "full-restore".into(),
+                },
+            ),
+        ),
+        (
+            "post update",
+            on(
+                step_running,
+                Action::PostUpdate {
+                    text: "rolling back".into(),
+                    to_status_page: false,
+                },
+            ),
+        ),
         ("mark resolved", on(succeeded, Action::MarkResolved)),
         ("start from alert", on_proposal(ProposalAction::Start)),
         ("dismiss alert", on_proposal(ProposalAction::Dismiss)),

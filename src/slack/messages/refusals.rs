@@ -248,6 +248,14 @@ pub fn refusal(refusal: &Refusal) -> Message {
             clicked + 1,
             waiting + 1
         ),
+        NotAllowedToAbort { id, abort_roles } => format!(
+            "Only the requester of *{id}*, someone who may approve it, or {} can abort it; nothing changed. Ask one of them in the thread.",
+            if abort_roles.is_empty() {
+                "a role the configuration allows to abort (`[safety] abort_roles`, none set)".to_owned()
+            } else {
+                format!("a role allowed to abort ({})", role_names(abort_roles))
+            }
+        ),
         NotAllowedAtGate { id } => format!(
             "Only the requester or someone who may approve *{id}* can answer at this step. Ask them in the thread."
         ),

@@ -371,6 +371,14 @@ fn every_refusal_says_why_and_what_next() {
             by: UserId("U0BOB".into()),
         },
         Refusal::NotAllowedToRunFallback { id },
+        Refusal::NotAllowedToAbort {
+            id,
+            abort_roles: vec!["incident_commander".into()],
+        },
+        Refusal::NotAllowedToAbort {
+            id,
+            abort_roles: vec![],
+        },
         Refusal::TooManyOpenRequests {
             open: vec![RollbackId(3), RollbackId(4), RollbackId(9)],
         },
