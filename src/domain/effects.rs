@@ -104,6 +104,8 @@ impl PageUpdate {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Effect {
     PostCard,
+    /// In the thread, first: the plan's steps the card has no room for (nothing when it has).
+    PlanInThread,
     /// Re-render the card from current state; several pending updates collapse into one.
     UpdateCard,
     StepStarted {
@@ -227,6 +229,7 @@ impl Effect {
     pub fn kind(&self) -> &'static str {
         match self {
             Effect::PostCard => "post_card",
+            Effect::PlanInThread => "plan_in_thread",
             Effect::UpdateCard => "update_card",
             Effect::StepStarted { .. } => "step_started",
             Effect::StepFinished { .. } => "step_finished",
@@ -387,6 +390,7 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
         match event {
             Event::Requested { .. } => {
                 effects.push(Effect::PostCard);
+                effects.push(Effect::PlanInThread);
                 timers.extend(next_reminder(after));
                 if after.approvals_required == 0 {
                     if !after.ladder.is_empty() {

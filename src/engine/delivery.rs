@@ -292,6 +292,11 @@ impl Delivery {
                     self.slack.update(&card.channel, &card.ts, &message).await?
                 }
             }
+            Effect::PlanInThread => {
+                for message in messages::plan_in_thread(&rollback) {
+                    reply(message, false).await?;
+                }
+            }
             Effect::StepStarted { index } => reply(messages::step_started(&rollback, *index), false).await?,
             Effect::StepFinished { index } => {
                 let result = rollback

@@ -938,3 +938,61 @@ async fn one_person_may_have_only_so_many_open_requests() {
     assert!(first.text.contains("*Cancelled*"), "{}", first.text);
     bot.thread(&cards[0]);
 }
+
+/// A runbook of 40 steps, each with a long command.
+fn long_runbook_config(marker: &str) -> String {
+    let mut config = test_config(marker).replace(
+        "runbooks = [\"app\", \"broken\", \"database\"]",
+        "runbooks = [\"app\", \"broken\", \"database\", \"tables\"]",
+    );
+    config.push_str("\n[runbooks.tables]\ndescription = \"Restore forty tables one by one\"\n");
+    for n in 1..=40 {
+        config.push_str(&format!(
+            "\n[[runbooks.tables.steps]]\nname = \"Restore table {n}\"\nrun = [\"sh\", \"-c\", 'echo restoring {}', \"step\"]\n",
+            "t".repeat(300)
+        ));
+    }
+    config
+}
+
+#[tokio::test]
+async fn a_plan_too_long_for_the_card_is_in_full_in_its_thread_before_anyone_approves() {
+    let bot = Rollbot::start_with(long_runbook_config).await;
+    bot.slash(ALICE, "checkout-api runbook tables severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.ephemerals(ALICE);
+    let notice = card
+        .text
+        .lines()
+        .find(|l| l.starts_with("⚠️ *Steps "))
+        .unwrap_or_else(|| panic!("the card says which steps it cannot show: {}", card.text));
+    let first_in_thread: usize = notice
+        .trim_start_matches("⚠️ *Steps ")
+        .split('–')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(notice.contains("of 40 are not shown on this card"), "{notice}");
+    let on_card: Vec<usize> = (1..=40)
+        .filter(|n| card.text.contains(&format!(". *Restore table {n}*\n")))
+        .collect();
+    assert_eq!(on_card, (1..first_in_thread).collect::<Vec<_>>());
+
+    let replies = bot.thread_posts(&card);
+    assert!(!replies.is_empty(), "the rest of the plan is in the thread");
+    let in_thread: String = replies.iter().map(|r| r.text.clone()).collect();
+    assert!(
+        replies[0].text.contains("📋 *Plan of RB-1, continued*"),
+        "{}",
+        replies[0].text
+    );
+    for n in first_in_thread..=40 {
+        assert!(
+            in_thread.contains(&format!(". *Restore table {n}*\n")),
+            "step {n} is in the thread"
+        );
+    }
+    assert!(!in_thread.contains(". *Restore table 1*\n"), "shown once");
+}

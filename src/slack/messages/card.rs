@@ -28,7 +28,7 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
     }
     blocks.push(section(state_line(rollback)));
     blocks.push(request_fields(rollback));
-    blocks.push(section(plan_section(rollback)));
+    blocks.extend(plan_sections(rollback).into_iter().map(section));
     blocks.extend(last_update_line(rollback));
     blocks.extend(controls(rollback, directory, status_page));
     // Slack notifies from `text`: it names whoever is awaited, so they hear of it.
@@ -247,30 +247,6 @@ fn request_fields(rollback: &Rollback) -> Value {
 }
 
 /// The frozen plan, step by step, with each step's progress.
-fn plan_section(rollback: &Rollback) -> String {
-    let steps: Vec<String> = rollback
-        .plan
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            format!(
-                "{} {}. *{}*\n{}",
-                step_icon(rollback, i),
-                i + 1,
-                escape(&s.name),
-                code_block(&step_line(&s.action))
-            )
-        })
-        .collect();
-    let plan_header = format!(
-        "*Plan* (runbook `{}`, digest `{}`): exactly what runs, in order.\n",
-        escape(&rollback.request.runbook),
-        &rollback.plan_digest[..12]
-    );
-    plan_header + &steps.join("\n")
-}
-
 /// The buttons the rollback's state offers, and what each does.
 fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, status_page: bool) -> Vec<Value> {
     let id = rollback.id;

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 mod card;
 mod forms;
+mod plan;
 mod private;
 mod proposal;
 mod refusals;
@@ -24,6 +25,8 @@ mod thread;
 
 pub use card::*;
 pub use forms::*;
+pub use plan::plan_in_thread;
+use plan::plan_sections;
 pub use private::*;
 pub use proposal::*;
 pub use refusals::*;

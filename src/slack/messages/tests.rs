@@ -828,3 +828,80 @@ fn escaping_leaves_no_markup_from_user_text() {
         "user text cannot close a code block"
     );
 }
+
+/// Every step of what is approved is visible: on the card when it fits, else in full in the
+/// card's thread with the card saying which steps are there. Each section holds what Slack
+/// takes, and every code block closes in the section it opened in.
+#[test]
+fn a_long_plan_is_shown_in_full_never_cut() {
+    let long = |n: usize, chars: usize| {
+        crate::domain::PlanStep::new(
+            format!("Restore table_{n:02}"),
+            crate::domain::StepAction::Command {
+                argv: vec![
+                    "pg_restore".into(),
+                    format!("--table=table_{n:02}"),
+                    format!("/backups/{}&<{n}>.dump", "x".repeat(chars)),
+                ],
+                env: Default::default(),
+                workdir: None,
+                timeout_secs: 60,
+            },
+        )
+    };
+    let mut story = Story::requested(Severity::High, None);
+    story.rollback.plan.steps = (1..=30).map(|n| long(n, 400)).collect();
+    story.rollback.plan.steps.push(long(31, 7000));
+    story.rollback.plan_digest = story.rollback.plan.digest();
+    let rollback = &story.rollback;
+
+    let card = serde_json::to_value(card(rollback, &directory(), false)).unwrap();
+    let thread: Vec<Value> = plan_in_thread(rollback)
+        .iter()
+        .map(|m| serde_json::to_value(m).unwrap())
+        .collect();
+    assert!(!thread.is_empty(), "the plan does not fit on the card");
+    let mut every_section = vec![];
+    for message in std::iter::once(&card).chain(&thread) {
+        let blocks = message["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= 50, "{} blocks", blocks.len());
+        for block in blocks.iter().filter(|b| b["type"] == "section") {
+            let text = block["text"]["text"].as_str().unwrap_or_default().to_owned();
+            assert!(text.chars().count() <= MAX_SECTION_CHARS, "{}", text.chars().count());
+            assert!(!text.contains("(truncated)"), "nothing is cut: {text}");
+            assert_eq!(text.matches("```").count() % 2, 0, "code blocks close: {text}");
+            every_section.push(text);
+        }
+    }
+    let shown = every_section.join("\n");
+    for n in 1..=31 {
+        assert_eq!(
+            shown.matches(&format!(". *Restore table_{n:02}*")).count(),
+            1,
+            "step {n} is shown once"
+        );
+    }
+    let whole = |text: &str| text.replace("\u{200b}", "");
+    let longest = escape(&step_line(&rollback.plan.steps[30].action));
+    let pieces: String = every_section
+        .iter()
+        .flat_map(|s| s.split("```").skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    assert!(
+        whole(&pieces).contains(&longest),
+        "the longest command, in order, across its parts"
+    );
+    let notice = card["blocks"].to_string();
+    assert!(notice.contains("of 31 are not shown on this card"), "{notice}");
+    insta::assert_snapshot!(
+        thread
+            .iter()
+            .map(|m| m["text"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // A short plan stays on the card, and nothing goes to the thread.
+    let short = Story::requested(Severity::High, None);
+    assert!(plan_in_thread(&short.rollback).is_empty());
+}
