@@ -6,7 +6,7 @@ use rollbot::clock::Clock;
 use rollbot::slack::inbound::{Interaction, parse_interaction, parse_slash_command};
 use rollbot::slack::signature::{Secret, SignatureError, SignatureVerifier, sign};
 
-// Slack's worked example from "Verifying requests from Slack" (../shared/slack/README.md).
+// Slack's worked example from "Verifying requests from Slack" (tests/data/slack/README.md).
 const VECTOR_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const VECTOR_TIMESTAMP: &str = "1531420618";
 const VECTOR_BODY: &str = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
@@ -18,7 +18,7 @@ fn vector_time() -> chrono::DateTime<Utc> {
 
 #[test]
 fn the_official_signing_vector_verifies_at_its_own_time() {
-    let readme = std::fs::read_to_string(shared_dir().join("slack/README.md")).unwrap();
+    let readme = std::fs::read_to_string(slack_samples().join("README.md")).unwrap();
     assert!(
         readme.contains(VECTOR_BODY) && readme.contains(VECTOR_SIGNATURE),
         "the vector here is the one Slack publishes"
@@ -123,7 +123,7 @@ fn a_rotated_secret_is_accepted_beside_the_new_one() {
 
 #[test]
 fn slacks_payload_samples_parse_or_are_refused_clearly() {
-    let dir = shared_dir().join("slack/payloads");
+    let dir = slack_samples().join("payloads");
     let slash: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("SlashCommandPayload.json")).unwrap()).unwrap();
     let form: Vec<(String, String)> = slash
@@ -189,7 +189,7 @@ fn slacks_payload_samples_parse_or_are_refused_clearly() {
 #[test]
 fn the_app_manifest_validates_against_slacks_schema() {
     let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(shared_dir().join("slack/manifest.schema.1.0.0.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(slack_samples().join("manifest.schema.1.0.0.json")).unwrap())
             .unwrap();
     let manifest: serde_json::Value = serde_yaml::from_str(
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/manifest/slack-app.yaml")).unwrap(),
@@ -363,7 +363,7 @@ fn rollbot_manifest_prints_a_valid_manifest_for_the_base_url() {
     assert!(output.status.success());
     let manifest: serde_json::Value = serde_yaml::from_slice(&output.stdout).unwrap();
     let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(shared_dir().join("slack/manifest.schema.1.0.0.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(slack_samples().join("manifest.schema.1.0.0.json")).unwrap())
             .unwrap();
     let validator = jsonschema::draft7::new(&schema).unwrap();
     let errors: Vec<String> = validator

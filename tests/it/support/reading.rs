@@ -166,7 +166,7 @@ impl Rollbot {
         ticked: &[(&str, &str)],
     ) -> Option<Value> {
         let mut payload: Value = serde_json::from_str(
-            &std::fs::read_to_string(shared_dir().join("slack/payloads/ViewSubmissionPayload.json")).unwrap(),
+            &std::fs::read_to_string(slack_samples().join("payloads/ViewSubmissionPayload.json")).unwrap(),
         )
         .unwrap();
         payload["team"]["id"] = json!(TEAM);

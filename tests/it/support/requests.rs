@@ -1,7 +1,7 @@
 //! Requests exactly as Slack sends them: slash commands and button clicks, field for field.
 use super::*;
 
-/// A slash-command form, field for field as Slack sends it (from the shared sample).
+/// A slash-command form, field for field as Slack sends it (from Slack's published sample in tests/data/slack).
 /// Slack gives every invocation (a command typed, a button clicked) a trigger of its own, so
 /// two invocations never have the same body: the same body twice is one delivery repeated.
 fn new_trigger_id() -> String {
@@ -17,7 +17,7 @@ pub fn slash_body(user: &str, channel: &str, text: &str) -> String {
 /// The same, typed in workspace `team` (another workspace sharing the app).
 pub fn slash_body_from_team(user: &str, team: &str, channel: &str, text: &str) -> String {
     let sample: Value = serde_json::from_str(
-        &std::fs::read_to_string(shared_dir().join("slack/payloads/SlashCommandPayload.json")).unwrap(),
+        &std::fs::read_to_string(slack_samples().join("payloads/SlashCommandPayload.json")).unwrap(),
     )
     .unwrap();
     let mut fields: Vec<(String, String)> = vec![];
@@ -52,7 +52,7 @@ pub fn click_body(user: &str, channel: &str, action: &str, id: &str) -> String {
 
 pub fn click_body_from_team(user: &str, team: &str, channel: &str, action: &str, id: &str) -> String {
     let mut payload: Value = serde_json::from_str(
-        &std::fs::read_to_string(shared_dir().join("slack/payloads/BlockActionPayload.json")).unwrap(),
+        &std::fs::read_to_string(slack_samples().join("payloads/BlockActionPayload.json")).unwrap(),
     )
     .unwrap();
     payload["team"]["id"] = json!(team);

@@ -1,10 +1,10 @@
 //! Where a test rollbot keeps its state: a fresh PostgreSQL database or embedded file per test.
 use super::*;
 
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("ROLLBOT_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+/// Slack's published reference data the tests read (payload samples, the manifest schema, the
+/// signing test vector), kept in the repository so that a clone tests itself.
+pub fn slack_samples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/slack")
 }
 
 pub fn postgres_base_url() -> String {
