@@ -86,7 +86,7 @@ enum Cmd {
     },
 }
 
-fn load_config(path: &PathBuf) -> Result<Config, ExitCode> {
+fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|errors| {
         eprintln!("{errors}");
         eprintln!("{} error(s) in {}", errors.0.len(), path.display());

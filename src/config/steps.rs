@@ -292,13 +292,13 @@ fn check_sql(
             None,
         );
     }
-    return Some(StepKind::Sql {
+    Some(StepKind::Sql {
         database: sql.database.get_ref().clone(),
         connection: format!("${{env:{url_env}}}"),
         check,
         read_only: sql.read_only,
         timeout: step_timeout(c, timeout, DEFAULT_CALL_TIMEOUT),
-    });
+    })
 }
 
 fn check_notify(c: &mut Checker, step_name: &str, notify: &RawNotify) -> StepKind {

@@ -407,18 +407,24 @@ mod tests {
     #[test]
     fn a_services_other_alert_groups_fold_into_its_open_proposal_until_all_resolve() {
         let lead = saved(Proposal::observe_among(&[], &alert_group(true, 1), at(0)).unwrap(), 1);
-        let folded = Proposal::observe_among(&[lead.clone()], &other_group(true, Severity::Critical), at(1)).unwrap();
+        let folded = Proposal::observe_among(
+            std::slice::from_ref(&lead),
+            &other_group(true, Severity::Critical),
+            at(1),
+        )
+        .unwrap();
         assert_eq!(folded.id, lead.id, "the same proposal, not a new one");
         assert_eq!(folded.also.len(), 1);
         assert_eq!((folded.severity, folded.notifications), (Severity::Critical, 2));
         assert!(
             !Proposal::observe(None, &other_group(true, Severity::High), at(1))
                 .unwrap()
-                .may_open_beside(&[lead.clone()]),
+                .may_open_beside(std::slice::from_ref(&lead)),
             "the store refuses a second card for the service"
         );
 
-        let lead_resolved = Proposal::observe_among(&[folded.clone()], &alert_group(false, 1), at(2)).unwrap();
+        let lead_resolved =
+            Proposal::observe_among(std::slice::from_ref(&folded), &alert_group(false, 1), at(2)).unwrap();
         assert_eq!(lead_resolved.resolved_at, None, "the folded group still fires");
         assert_eq!(lead_resolved.severity, Severity::Critical);
         let all_resolved =

@@ -324,12 +324,12 @@ fn read_tail(mut reader: std::io::PipeReader, keep: usize, live: Option<LiveOutp
     let bytes: Vec<u8> = tail.into_iter().collect();
     let text = String::from_utf8_lossy(&bytes);
     // A cut may split a character; drop the damaged start rather than show garbage.
-    let text = if dropped {
+
+    if dropped {
         text.trim_start_matches('\u{fffd}').to_string()
     } else {
         text.into_owned()
-    };
-    text
+    }
 }
 
 #[cfg(test)]

@@ -356,17 +356,17 @@ impl Engine {
             let mut consequences = consequences_of(awaited_approval, &rollback, &events, &self.reach());
             // The follow-up is decided on the state the action left, and its consequences
             // follow the action's; if it is refused, the action is recorded alone.
-            if let Some(next) = then.and_then(|then| then(&rollback)) {
-                if let Ok(more) = decide(Some(&rollback), &next, &actor, &self.config.policy, now) {
-                    let was_awaiting = rollback.state == State::AwaitingApproval;
-                    let more_recorded = record(&more);
-                    for r in &more_recorded {
-                        rollback.apply(r);
-                    }
-                    consequences.then(consequences_of(was_awaiting, &rollback, &more, &self.reach()));
-                    events.extend(more);
-                    recorded.extend(more_recorded);
+            if let Some(next) = then.and_then(|then| then(&rollback))
+                && let Ok(more) = decide(Some(&rollback), &next, &actor, &self.config.policy, now)
+            {
+                let was_awaiting = rollback.state == State::AwaitingApproval;
+                let more_recorded = record(&more);
+                for r in &more_recorded {
+                    rollback.apply(r);
                 }
+                consequences.then(consequences_of(was_awaiting, &rollback, &more, &self.reach()));
+                events.extend(more);
+                recorded.extend(more_recorded);
             }
             // A stopped run that goes on again (a retry or a skip after a failure) takes its lock
             // back: not while another rollback of the same service has started meanwhile.

@@ -12,12 +12,15 @@ use std::time::Duration;
 /// The longest a group lookup may take on the request path.
 const LOOKUP_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// A user group's members as read from Slack, and when.
+type CachedMembers = (DateTime<Utc>, Vec<String>);
+
 pub struct Directory {
     roles: BTreeMap<String, Vec<String>>,
     slack: Arc<SlackApi>,
     clock: Arc<dyn Clock>,
     ttl: Duration,
-    cache: Mutex<HashMap<String, (DateTime<Utc>, Vec<String>)>>,
+    cache: Mutex<HashMap<String, CachedMembers>>,
 }
 
 fn is_group(member: &str) -> bool {
@@ -74,10 +77,10 @@ impl Directory {
 
     async fn group_members(&self, group: &str) -> Option<Vec<String>> {
         let now = self.clock.now();
-        if let Some((fetched, members)) = self.cache.lock().expect("cache lock").get(group) {
-            if now - *fetched < chrono::Duration::from_std(self.ttl).unwrap_or_default() {
-                return Some(members.clone());
-            }
+        if let Some((fetched, members)) = self.cache.lock().expect("cache lock").get(group)
+            && now - *fetched < chrono::Duration::from_std(self.ttl).unwrap_or_default()
+        {
+            return Some(members.clone());
         }
         // This runs while Slack waits for our answer (3 s), so a slow lookup counts as a failed one:
         // the role stays unresolved and the decision refuses rather than guesses.

@@ -226,7 +226,9 @@ async fn unsigned_forged_and_stale_requests_get_401_and_change_nothing() {
     let now = bot.clock.now().timestamp();
     let form = ("content-type", "application/x-www-form-urlencoded".to_owned());
 
-    let unsigned = bot.raw_post("/slack/commands", &[form.clone()], body.clone()).await;
+    let unsigned = bot
+        .raw_post("/slack/commands", std::slice::from_ref(&form), body.clone())
+        .await;
     assert_eq!(unsigned.status(), 401);
     assert_eq!(unsigned.text().await.unwrap(), "", "refusals carry no detail");
 
@@ -255,7 +257,7 @@ async fn unsigned_forged_and_stale_requests_get_401_and_change_nothing() {
 
     let click = click_body(BOB, INCIDENTS, "approve", "RB-1");
     assert_eq!(
-        bot.raw_post("/slack/interactions", &[form.clone()], click)
+        bot.raw_post("/slack/interactions", std::slice::from_ref(&form), click)
             .await
             .status(),
         401

@@ -155,10 +155,10 @@ async fn a_replica_stalled_past_its_lease_runs_nothing_beside_the_retry_and_its_
     let scene = Scene::new(4, "2s").await;
     let (db, slack, scratch, marker, config) = scene.parts();
 
-    let first = Serve::start("first", &db, &slack, &config, scratch.path()).await;
+    let first = Serve::start("first", db, slack, config, scratch.path()).await;
     scene.request_and_wait_for_the_step(&first).await;
-    let first_attempt = pid_in(&lines(&marker)[0]);
-    let second = Serve::start("second", &db, &slack, &config, scratch.path()).await;
+    let first_attempt = pid_in(&lines(marker)[0]);
+    let second = Serve::start("second", db, slack, config, scratch.path()).await;
 
     // A stalls: a GC-like pause, a frozen VM. Its step keeps no lease alive.
     let stalled = Pid::from_raw(first.child.id() as i32);
@@ -178,7 +178,7 @@ async fn a_replica_stalled_past_its_lease_runs_nothing_beside_the_retry_and_its_
         .await;
     assert_eq!(retry.status(), 200);
     wait_for_or_show(&|| second.log(), "the retried attempt", async || {
-        (lines(&marker).len() == 2).then_some(())
+        (lines(marker).len() == 2).then_some(())
     })
     .await;
     // A wakes up while the retry runs: it must neither take the run back nor record anything
@@ -188,7 +188,7 @@ async fn a_replica_stalled_past_its_lease_runs_nothing_beside_the_retry_and_its_
         (state_of(&store, 1).await == "succeeded").then_some(())
     })
     .await;
-    let ran = lines(&marker);
+    let ran = lines(marker);
     let retried_attempt = pid_in(&ran[1]);
     assert_eq!(
         ran,
@@ -258,7 +258,7 @@ async fn a_database_blip_around_a_steps_end_loses_no_result() {
     proxy.cut();
     let cut_at = Instant::now();
     wait_for_or_show(&|| serve.log(), "the step's end", async || {
-        (lines(&marker).len() == 2).then_some(())
+        (lines(marker).len() == 2).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2).saturating_sub(cut_at.elapsed()) + Duration::from_millis(1000)).await;
@@ -275,7 +275,7 @@ async fn a_database_blip_around_a_steps_end_loses_no_result() {
         "the result was recorded as the step's, not lost: {kinds:?}"
     );
     assert_eq!(
-        lines(&marker).last().map(String::as_str),
+        lines(marker).last().map(String::as_str),
         Some("second step"),
         "the run went on after the blip"
     );
@@ -292,8 +292,8 @@ async fn a_database_blip_around_a_steps_end_loses_no_result() {
 async fn two_requests_for_one_service_run_one_at_a_time_and_one_delivery_sent_three_times_files_one() {
     let scene = Scene::new(3, "10s").await;
     let (db, slack, scratch, marker, config) = scene.parts();
-    let first = Serve::start("first", &db, &slack, &config, scratch.path()).await;
-    let second = Serve::start("second", &db, &slack, &config, scratch.path()).await;
+    let first = Serve::start("first", db, slack, config, scratch.path()).await;
+    let second = Serve::start("second", db, slack, config, scratch.path()).await;
     let answer = |response: reqwest::Response| async move {
         let body: serde_json::Value = response.json().await.unwrap();
         body["text"].as_str().unwrap().to_owned()
@@ -319,7 +319,7 @@ async fn two_requests_for_one_service_run_one_at_a_time_and_one_delivery_sent_th
 
     // Bob, at the same time, types it himself: a second rollback of the same service.
     wait_for_or_show(&|| first.log() + &second.log(), "the step to start", async || {
-        (lines(&marker).len() == 1).then_some(())
+        (lines(marker).len() == 1).then_some(())
     })
     .await;
     let refused = answer(
@@ -353,7 +353,7 @@ async fn two_requests_for_one_service_run_one_at_a_time_and_one_delivery_sent_th
     })
     .await;
     assert_eq!(
-        lines(&marker).iter().filter(|l| l.starts_with("start")).count(),
+        lines(marker).iter().filter(|l| l.starts_with("start")).count(),
         1,
         "RB-1's slow step ran once, and nothing ran beside it"
     );
@@ -379,14 +379,7 @@ async fn a_database_that_never_answers_costs_seconds_not_the_request_and_rollbot
     scene.migrate().await;
     let proxy = Proxy::to("127.0.0.1:5432".into()).await;
     let through_proxy = db.url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
-    let serve = Serve::start_on(
-        "serve",
-        ("DATABASE_URL", through_proxy),
-        &slack,
-        &config,
-        scratch.path(),
-    )
-    .await;
+    let serve = Serve::start_on("serve", ("DATABASE_URL", through_proxy), slack, config, scratch.path()).await;
     let text = |response: reqwest::Response| async move {
         let body: serde_json::Value = response.json().await.unwrap();
         body["text"].as_str().unwrap().to_owned()
@@ -439,7 +432,7 @@ async fn a_database_that_never_answers_costs_seconds_not_the_request_and_rollbot
             .calls()
             .iter()
             .any(|c| c.method == "chat.postMessage" && c.body["text"].as_str().is_some_and(|t| t.contains("RB-2")));
-        (posted && lines(&marker).last().map(String::as_str) == Some("second step")).then_some(())
+        (posted && lines(marker).last().map(String::as_str) == Some("second step")).then_some(())
     })
     .await;
     assert!(
@@ -453,8 +446,8 @@ async fn a_database_that_never_answers_costs_seconds_not_the_request_and_rollbot
 async fn a_replica_whose_clock_is_a_minute_ahead_interrupts_nothing_and_posts_nothing_twice() {
     let scene = Scene::new(8, "3s").await;
     let (db, slack, scratch, marker, config) = scene.parts();
-    let on_time = Serve::start("on-time", &db, &slack, &config, scratch.path()).await;
-    let ahead = Serve::start_skewed("ahead", &db, &slack, &config, scratch.path(), "+60s").await;
+    let on_time = Serve::start("on-time", db, slack, config, scratch.path()).await;
+    let ahead = Serve::start_skewed("ahead", db, slack, config, scratch.path(), "+60s").await;
     // Posts take a while, so a message is being posted by one replica while the other looks.
     slack.slow("chat.postMessage", Some(Duration::from_millis(1500)));
     on_time
@@ -472,7 +465,7 @@ async fn a_replica_whose_clock_is_a_minute_ahead_interrupts_nothing_and_posts_no
     assert_eq!(state_of(&store, 1).await, "succeeded", "{}", ahead.log());
     let kinds = event_kinds(&store, 1).await;
     assert!(!kinds.iter().any(|k| k == "interrupted"), "{kinds:?}");
-    assert_eq!(lines(&marker).iter().filter(|l| l.starts_with("start")).count(), 1);
+    assert_eq!(lines(marker).iter().filter(|l| l.starts_with("start")).count(), 1);
     wait_for_or_show(
         &|| on_time.log() + &ahead.log(),
         "the thread to be delivered",
@@ -514,9 +507,9 @@ async fn a_flood_of_metrics_scrapes_over_a_large_outbox_cannot_starve_a_runs_lea
         )
         .await
         .unwrap();
-    let serve = Serve::start("serve", &db, &slack, &config, scratch.path()).await;
+    let serve = Serve::start("serve", db, slack, config, scratch.path()).await;
     // A second replica, not scraped: the one that would declare a starved lease lapsed.
-    let watcher = Serve::start("watcher", &db, &slack, &config, scratch.path()).await;
+    let watcher = Serve::start("watcher", db, slack, config, scratch.path()).await;
     scene.request_and_wait_for_the_step(&serve).await;
     let http = reqwest::Client::new();
     let url = format!("{}/metrics", serve.base);

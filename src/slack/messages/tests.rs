@@ -333,7 +333,7 @@ fn private_answers() {
     insta::assert_snapshot!(help().text);
     insta::assert_snapshot!(plan_preview(&plan()).text);
     insta::assert_snapshot!(status(&story.rollback).text);
-    insta::assert_snapshot!(list(&[story.rollback.clone()]).text);
+    insta::assert_snapshot!(list(std::slice::from_ref(&story.rollback)).text);
     insta::assert_snapshot!(internal_error("1a2b3c4d").text);
     insta::assert_snapshot!(request_outcome_unknown("1a2b3c4d").text);
 }

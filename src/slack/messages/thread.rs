@@ -144,7 +144,7 @@ pub fn run_finished(rollback: &Rollback) -> Message {
         _ => format!("{} {}", rollback.id, state_line(rollback)),
     };
     if let State::Aborted { step, .. } = rollback.state {
-        text.push_str("\n");
+        text.push('\n');
         text.push_str(&half_way(rollback, step));
     }
     Message::plain(text)

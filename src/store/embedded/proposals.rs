@@ -93,7 +93,10 @@ impl Proposals for EmbeddedStore {
     }
 }
 
-fn open_proposal_rows(c: &rusqlite::Connection, service: &str) -> Result<Vec<(i64, i64, Option<i64>, String)>> {
+/// An open proposal's row: id, version, its rollback, and its state as JSON.
+type ProposalRow = (i64, i64, Option<i64>, String);
+
+fn open_proposal_rows(c: &rusqlite::Connection, service: &str) -> Result<Vec<ProposalRow>> {
     let mut statement = c.prepare_cached(&format!(
         "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE service = ?1 AND resolved = 0 ORDER BY id"
     ))?;

@@ -21,7 +21,10 @@ async fn one_proposal_is_open_per_alert_group_and_changes_by_version(store: Stor
         None,
         "a second open proposal for the same group and service is a conflict"
     );
-    assert_eq!(store.open_proposals("checkout-api").await.unwrap(), [saved.clone()]);
+    assert_eq!(
+        store.open_proposals("checkout-api").await.unwrap(),
+        std::slice::from_ref(&saved)
+    );
     assert_eq!(store.open_proposals("search").await.unwrap(), []);
     let mut other_group = group.clone();
     other_group.group_key = "{}:{alertname=\"LatencyHigh\"}".into();

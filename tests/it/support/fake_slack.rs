@@ -185,19 +185,19 @@ async fn handle(
         tokio::time::sleep(delay).await;
     }
     let mut recorder = recorder.lock().unwrap();
-    if method == "chat.postMessage" {
-        if let Some(clock) = recorder.pace_clock.clone() {
-            let channel = body["channel"].as_str().unwrap_or_default().to_owned();
-            let now = clock.now();
-            let too_soon = recorder
-                .last_post
-                .get(&channel)
-                .is_some_and(|last| now - *last < chrono::Duration::seconds(1));
-            if too_soon {
-                recorder.outages.push_front(Outage::RateLimited(1));
-            } else {
-                recorder.last_post.insert(channel, now);
-            }
+    if method == "chat.postMessage"
+        && let Some(clock) = recorder.pace_clock.clone()
+    {
+        let channel = body["channel"].as_str().unwrap_or_default().to_owned();
+        let now = clock.now();
+        let too_soon = recorder
+            .last_post
+            .get(&channel)
+            .is_some_and(|last| now - *last < chrono::Duration::seconds(1));
+        if too_soon {
+            recorder.outages.push_front(Outage::RateLimited(1));
+        } else {
+            recorder.last_post.insert(channel, now);
         }
     }
     let scheduled = recorder.schedule_clock.as_ref().and_then(|clock| {

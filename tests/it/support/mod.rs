@@ -592,9 +592,9 @@ impl Rollbot {
     pub async fn next_attempt_of_pending_message(&self) -> i64 {
         let sql = match self.storage {
             TestStorage::Postgres(_) => {
-                "SELECT EXTRACT(EPOCH FROM available_at)::bigint FROM outbox WHERE done_at IS NULL"
+                "SELECT EXTRACT(EPOCH FROM available_at)::bigint FROM outbox WHERE done_at IS NULL ORDER BY id LIMIT 1"
             }
-            TestStorage::Embedded(_) => "SELECT unixepoch(available_at) FROM outbox WHERE done_at IS NULL",
+            TestStorage::Embedded(_) => "SELECT unixepoch(available_at) FROM outbox WHERE done_at IS NULL ORDER BY id LIMIT 1",
         };
         self.count(sql).await
     }
