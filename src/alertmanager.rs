@@ -1,5 +1,6 @@
-//! Prometheus Alertmanager's webhook (payload version 4): the wire format, and how its alerts
-//! map to services and severities by label. The core only sees `AlertGroup`s.
+//! Prometheus Alertmanager's webhook (payload version 4), and Grafana Alerting's webhook contact
+//! point, which sends the same shape with a few fields more as its version 1: the wire format,
+//! and how their alerts map to services and severities by label. The core only sees `AlertGroup`s.
 use crate::config::AlertmanagerSettings;
 use crate::domain::plan::Catalog;
 use crate::domain::proposal::{AlertGroup, AlertSummary};
@@ -7,8 +8,11 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// The payload version this module reads; Alertmanager has sent 4 since 2016.
+/// The payload version Alertmanager has sent since 2016.
 pub const VERSION: &str = "4";
+/// The payload version of Grafana Alerting's webhook contact point: Alertmanager's fields, and
+/// `orgId`, `title`, `state`, `message` and per-alert URLs and values, which rollbot does not need.
+pub const GRAFANA_VERSION: &str = "1";
 /// Alerts kept per proposal: a card shows a handful, and a storm must not grow one record
 /// without bound. The rest are counted.
 pub const MAX_ALERTS_KEPT: usize = 20;
@@ -61,9 +65,9 @@ pub fn parse(body: &[u8]) -> Result<Notification, String> {
     make_printable(&mut value);
     let notification: Notification =
         serde_json::from_value(value).map_err(|e| format!("not an Alertmanager notification: {e}"))?;
-    if notification.version != VERSION {
+    if notification.version != VERSION && notification.version != GRAFANA_VERSION {
         return Err(format!(
-            "payload version {:?} is not supported; rollbot reads version {VERSION}",
+            "payload version {:?} is not supported; rollbot reads Alertmanager's version {VERSION} and Grafana Alerting's version {GRAFANA_VERSION}",
             notification.version
         ));
     }
@@ -277,7 +281,7 @@ page = "critical"
     }
 
     #[test]
-    fn only_version_4_notifications_with_a_group_key_are_read() {
+    fn only_alertmanager_and_grafana_notifications_with_a_group_key_are_read() {
         assert!(
             parse(b"[]")
                 .unwrap_err()
@@ -292,8 +296,11 @@ page = "critical"
         assert!(
             parse(body.to_string().as_bytes())
                 .unwrap_err()
-                .contains("rollbot reads version 4")
+                .contains("rollbot reads Alertmanager's version 4 and Grafana Alerting's version 1")
         );
+        body["version"] = "1".into();
+        body["groupKey"] = "{}:{alertname=\"X\"}".into();
+        assert!(parse(body.to_string().as_bytes()).is_ok(), "Grafana Alerting's webhook");
     }
 
     #[test]

@@ -633,7 +633,11 @@ mod tests {
         let system = Actor::system();
         let requested = Story::requested(Severity::High, Some("bad deploy"));
         let (kinds, timers, _) = caused(&requested, 1, &reach);
-        assert_eq!(kinds, ["post_card", "plan_in_thread"], "the card, then what it has no room for");
+        assert_eq!(
+            kinds,
+            ["post_card", "plan_in_thread"],
+            "the card, then what it has no room for"
+        );
         assert!(timers >= 2, "escalation levels and the expiry are set: {timers}");
 
         let approved = requested.approved();
@@ -656,7 +660,10 @@ mod tests {
         assert_eq!(timers, 1, "the watch window's resolve");
 
         let critical = Story::requested(Severity::Critical, None);
-        assert_eq!(caused(&critical, 1, &reach).0, ["post_card", "plan_in_thread", "notify_ladder"]);
+        assert_eq!(
+            caused(&critical, 1, &reach).0,
+            ["post_card", "plan_in_thread", "notify_ladder"]
+        );
     }
 
     #[test]

@@ -91,6 +91,50 @@ impl Rollbot {
     }
 }
 
+/// The same alert as Grafana Alerting's webhook contact point sends it (Grafana's documented
+/// payload): version 1, Alertmanager's fields and Grafana's own beside them, an offset start
+/// time, and Go's zero time as the end of a firing alert.
+fn from_grafana() -> Value {
+    let mut alert = alert("HighErrorRate", "checkout-api", "page", true, "pod-1");
+    alert["startsAt"] = json!("2026-11-22T03:50:00+01:00");
+    alert["endsAt"] = json!("0001-01-01T00:00:00Z");
+    alert["silenceURL"] = json!("https://grafana.example.com/alerting/silence/new?matchers=alertname%3DHighErrorRate");
+    alert["dashboardURL"] = json!("");
+    alert["panelURL"] = json!("");
+    alert["values"] = json!({"B": 12.5, "C": 1});
+    alert["valueString"] = json!("[ var='B' labels={} value=12.5 ]");
+    let mut body = firing("pod-1");
+    body["alerts"] = json!([alert]);
+    body["version"] = json!("1");
+    body["orgId"] = json!(1);
+    body["title"] = json!("[FIRING:1] HighErrorRate (checkout-api page)");
+    body["state"] = json!("alerting");
+    body["message"] = json!("**Firing**\n\nValue: B=12.5");
+    body["externalURL"] = json!("https://grafana.example.com/");
+    body
+}
+
+#[tokio::test]
+async fn grafana_alertings_webhook_proposes_a_rollback_as_alertmanagers_does() {
+    let bot = Rollbot::start_with(|m| alert_config(m, "")).await;
+    let (status, answer) = bot.alertmanager(&from_grafana()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer).unwrap()["proposals"],
+        json!(["P-1"])
+    );
+    bot.settle().await;
+    let proposal = bot.expect_card();
+    assert!(
+        proposal
+            .text
+            .contains("🔥 *HighErrorRate* firing since 2026-11-22 02:50 UTC"),
+        "{}",
+        proposal.text
+    );
+    assert_eq!(proposal.buttons(), ["start_proposal", "dismiss_proposal"]);
+}
+
 #[tokio::test]
 async fn a_firing_alert_proposes_a_rollback_that_starts_as_the_clickers_own_request() {
     let bot = Rollbot::start_with(|m| alert_config(m, "")).await;
@@ -326,7 +370,10 @@ async fn forged_malformed_and_foreign_notifications_are_refused_and_change_nothi
     old["version"] = json!("3");
     let (status, answer) = bot.alertmanager(&old).await;
     assert_eq!(status, 400);
-    assert!(answer.contains("rollbot reads version 4"), "{answer}");
+    assert!(
+        answer.contains("rollbot reads Alertmanager's version 4 and Grafana Alerting's version 1"),
+        "{answer}"
+    );
 
     let mut odd = firing("pod-1");
     odd["alerts"][0]["status"] = json!("exploded");

@@ -594,7 +594,9 @@ impl Rollbot {
             TestStorage::Postgres(_) => {
                 "SELECT EXTRACT(EPOCH FROM available_at)::bigint FROM outbox WHERE done_at IS NULL ORDER BY id LIMIT 1"
             }
-            TestStorage::Embedded(_) => "SELECT unixepoch(available_at) FROM outbox WHERE done_at IS NULL ORDER BY id LIMIT 1",
+            TestStorage::Embedded(_) => {
+                "SELECT unixepoch(available_at) FROM outbox WHERE done_at IS NULL ORDER BY id LIMIT 1"
+            }
         };
         self.count(sql).await
     }
