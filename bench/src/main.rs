@@ -4,6 +4,7 @@
 //! loopback, and a reference server (axum + the same HMAC check + a fixed JSON answer) as the
 //! machine's lower bound; it signs every request itself with a fresh timestamp, and reports
 //! latency, throughput, errors, CPU and memory per scenario, as a table and as JSON.
+mod channel;
 mod client;
 mod load;
 mod proc_stats;
@@ -59,6 +60,7 @@ struct Scenarios {
     create: bool,
     approve: bool,
     steps: bool,
+    channel: bool,
 }
 
 impl Scenarios {
@@ -70,12 +72,15 @@ impl Scenarios {
                 create: true,
                 approve: true,
                 steps: true,
+                channel: true,
             });
         };
         let names: Vec<&str> = only.split(',').map(str::trim).collect();
         for name in &names {
-            if !["help", "forged", "create", "approve", "steps"].contains(name) {
-                bail!("--only takes help, forged, create, approve and steps, separated by commas; not {name:?}");
+            if !["help", "forged", "create", "approve", "steps", "channel"].contains(name) {
+                bail!(
+                    "--only takes help, forged, create, approve, steps and channel, separated by commas; not {name:?}"
+                );
             }
         }
         let has = |n: &str| names.contains(&n);
@@ -85,6 +90,7 @@ impl Scenarios {
             create: has("create"),
             approve: has("approve"),
             steps: has("steps"),
+            channel: has("channel"),
         })
     }
 }
@@ -149,7 +155,7 @@ async fn run(quick: bool, only: Scenarios, out: &str) -> Result<()> {
     let database_url = format!("{postgres}/{database}");
     let config = work.join("rollbot.toml");
     std::fs::write(&config, bench_config(&me.display().to_string(), udp_port))?;
-    let slack_url = servers::fake_slack().await?;
+    let (slack_url, slack_log) = servers::fake_slack().await?;
 
     let result = measure(
         &sizes,
@@ -158,6 +164,7 @@ async fn run(quick: bool, only: Scenarios, out: &str) -> Result<()> {
         &config,
         &database_url,
         &slack_url,
+        &slack_log,
         &started,
         only,
     )
@@ -187,6 +194,9 @@ async fn admin_connection(postgres: &str) -> Result<tokio_postgres::Client> {
 /// Severity high takes two approvals, so one approval click is a decision and a write and
 /// nothing runs; medium takes one, so its approval starts the run whose step reports back.
 fn bench_config(bench_exe: &str, udp_port: u16) -> String {
+    let quick_steps: String = (1..=channel::STEPS)
+        .map(|n| format!("[[runbooks.quick.steps]]\nname = \"Step {n}\"\nrun = [\"true\"]\n"))
+        .collect();
     format!(
         r#"
 [slack]
@@ -226,6 +236,13 @@ timeout = "30s"
 # service lets them stand side by side (a real service holds one open rollback at a time).
 [services.checkout-api]
 runbooks = ["report"]
+lock = false
+
+[runbooks.quick]
+description = "Twenty instant steps: what the channel shows of a fast runbook"
+{quick_steps}
+[services.quick-api]
+runbooks = ["quick"]
 lock = false
 "#
     )
@@ -386,6 +403,7 @@ async fn measure(
     config: &std::path::Path,
     database_url: &str,
     slack_url: &str,
+    slack_log: &servers::SlackLog,
     started: &Arc<load::Started>,
     only: Scenarios,
 ) -> Result<Value> {
@@ -573,6 +591,13 @@ async fn measure(
         }
     }
     print_table(&rows);
+    // How current the channel is, within Slack's limits: one rollback, then ten at once.
+    let mut channel_rows = vec![];
+    if only.channel {
+        for concurrent in [1, 10] {
+            channel_rows.push(channel::freshness(&rollbot.address, database_url, slack_log, concurrent).await?);
+        }
+    }
     drop(rollbot);
     drop(reference);
     Ok(json!({
@@ -583,6 +608,7 @@ async fn measure(
         "idle_rss_mib": idle_rss_kib as f64 / 1024.0,
         "reference_idle_rss_mib": reference_idle_rss_kib as f64 / 1024.0,
         "runs": rows,
+        "channel": channel_rows,
     }))
 }
 

@@ -39,33 +39,131 @@ pub async fn reference_server(secret: String) -> Result<()> {
     axum::serve(listener, app).await.context("serving the reference")
 }
 
-/// Answers every Web API call as Slack would when all goes well, so rollbot's deliveries run
-/// their whole path.
-pub async fn fake_slack() -> Result<String> {
+/// What the fake Slack saw: every call with when it came, and how many it refused with 429.
+#[derive(Default)]
+pub struct SlackLog {
+    calls: std::sync::Mutex<Vec<(std::time::Instant, String, String)>>,
+    /// Slack's published limits, applied while `true` (the channel scenarios); other scenarios
+    /// measure rollbot's own path and would only measure the model.
+    pub limits_on: std::sync::atomic::AtomicBool,
+    limits: std::sync::Mutex<Limits>,
+    pub rate_limited: AtomicU64,
+}
+
+/// Slack's limits as token buckets: `chat.postMessage` about one a second per channel with a
+/// short burst; `chat.update` Tier 3 (50 a minute per workspace, shared by every message).
+#[derive(Default)]
+struct Limits {
+    per_channel_posts: std::collections::HashMap<String, Bucket>,
+    updates: Option<Bucket>,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+    burst: f64,
+    per_second: f64,
+}
+
+impl Bucket {
+    fn new(burst: f64, per_second: f64) -> Bucket {
+        Bucket {
+            tokens: burst,
+            at: std::time::Instant::now(),
+            burst,
+            per_second,
+        }
+    }
+
+    /// Takes a token, or says how many seconds until one is there.
+    fn take(&mut self) -> Result<(), u64> {
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_second).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - self.tokens) / self.per_second).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+impl SlackLog {
+    pub fn clear(&self) {
+        self.calls.lock().unwrap().clear();
+        *self.limits.lock().unwrap() = Limits::default();
+        self.rate_limited.store(0, Ordering::Relaxed);
+    }
+
+    /// The calls since the last `clear`: when, which method, the message's `text`.
+    pub fn calls(&self) -> Vec<(std::time::Instant, String, String)> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// `Err(seconds)`: Slack would answer 429 with this `Retry-After`.
+    fn admit(&self, method: &str, channel: &str) -> Result<(), u64> {
+        if !self.limits_on.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut limits = self.limits.lock().unwrap();
+        match method {
+            "chat.postMessage" => limits
+                .per_channel_posts
+                .entry(channel.to_owned())
+                .or_insert_with(|| Bucket::new(3.0, 1.0))
+                .take(),
+            "chat.update" => limits
+                .updates
+                .get_or_insert_with(|| Bucket::new(50.0, 50.0 / 60.0))
+                .take(),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Answers every Web API call as Slack would, within Slack's limits when they are on (429 with
+/// `Retry-After` past them), so rollbot's deliveries run their whole path.
+pub async fn fake_slack() -> Result<(String, Arc<SlackLog>)> {
     let next_ts = Arc::new(AtomicU64::new(1));
+    let log: Arc<SlackLog> = Arc::default();
+    let seen = log.clone();
     let app = Router::new().route(
         "/api/{method}",
         post(move |Path(method): Path<String>, body: Bytes| {
             let next_ts = next_ts.clone();
+            let log = seen.clone();
             async move {
                 let body: Value = serde_json::from_slice(&body)
                     .or_else(|_| serde_urlencoded_like(&body))
                     .unwrap_or(Value::Null);
-                let ts = format!("1790000000.{:06}", next_ts.fetch_add(1, Ordering::Relaxed));
                 let channel = body.get("channel").cloned().unwrap_or(Value::Null);
+                if let Err(retry_after) = log.admit(&method, channel.as_str().unwrap_or_default()) {
+                    log.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    return (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", retry_after.to_string())],
+                        axum::Json(json!({"ok": false, "error": "ratelimited"})),
+                    )
+                        .into_response();
+                }
+                let text = body["text"].as_str().unwrap_or_default().to_owned();
+                log.calls.lock().unwrap().push((std::time::Instant::now(), method.clone(), text));
+                let ts = format!("1790000000.{:06}", next_ts.fetch_add(1, Ordering::Relaxed));
                 axum::Json(match method.as_str() {
                     "chat.postEphemeral" => json!({"ok": true, "message_ts": ts}),
                     "chat.update" => json!({"ok": true, "channel": channel, "ts": body["ts"], "message": {"text": ""}}),
                     "views.open" => json!({"ok": true, "view": {"id": "V0BENCH"}}),
                     _ => json!({"ok": true, "channel": channel, "ts": ts, "message": {"type": "message", "ts": ts, "text": ""}}),
                 })
+                .into_response()
             }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/api/", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(url)
+    Ok((url, log))
 }
 
 /// Slack's client sometimes posts forms; the fake only needs `channel` and `ts` from them.
