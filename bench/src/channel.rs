@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub const STEPS: usize = 20;
 /// The channel is taken as caught up once Slack has heard nothing for this long.
 const QUIET: Duration = Duration::from_secs(5);
-const GIVE_UP: Duration = Duration::from_secs(300);
+const GIVE_UP: Duration = Duration::from_secs(900);
 
 /// Files `concurrent` critical rollbacks of the quick runbook at once and measures the channel.
 pub async fn freshness(address: &str, database_url: &str, log: &SlackLog, concurrent: usize) -> Result<Value> {
