@@ -38,19 +38,25 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[tokio::test]
-async fn a_running_step_is_aborted_from_another_replica_and_nothing_after_it_starts() {
-    let bot = Rollbot::start_with(slow_config).await;
+/// ALICE's request of the slow runbook, approved by BOB and run on another replica (this one's
+/// workers find it leased; clicks arrive here) until the restore step runs. Returns the card
+/// and the other replica's run.
+async fn slow_restore_running_elsewhere(bot: &Rollbot) -> (Posted, tokio::task::JoinHandle<bool>) {
     bot.slash(ALICE, "checkout-api runbook slow to 41 severity high").await;
     bot.settle().await;
     let card = bot.expect_card();
     bot.ephemerals(ALICE);
     bot.click(BOB, Button::Approve(rb(1))).await;
-
-    // The run happens on another replica (this one's workers find it leased); clicks arrive here.
     let replica = bot.another_process().await;
     let running = tokio::spawn(async move { replica.executor.run_once().await.unwrap() });
     until("the restore runs", || bot.marker().contains(&"restore".to_owned())).await;
+    (card, running)
+}
+
+#[tokio::test]
+async fn a_running_step_is_aborted_from_another_replica_and_nothing_after_it_starts() {
+    let bot = Rollbot::start_with(slow_config).await;
+    let (card, running) = slow_restore_running_elsewhere(&bot).await;
     bot.settle().await;
     let running_card = bot.card_now(&card);
     assert!(
@@ -434,16 +440,9 @@ fn chatty_config(marker: &str) -> String {
 #[tokio::test]
 async fn a_long_steps_card_shows_how_long_it_has_run_and_its_latest_output() {
     let bot = Rollbot::start_with(chatty_config).await;
-    bot.slash(ALICE, "checkout-api runbook slow to 41 severity high").await;
-    bot.settle().await;
-    let card = bot.expect_card();
-    bot.ephemerals(ALICE);
-    bot.click(BOB, Button::Approve(rb(1))).await;
-    let replica = bot.another_process().await;
-    let running = tokio::spawn(async move { replica.executor.run_once().await.unwrap() });
     // The story's clock moves only as the harness moves it (minutes would lapse the run's
     // lease); the message's own test covers the minutes.
-    until("the restore runs", || bot.marker().contains(&"restore".to_owned())).await;
+    let (card, running) = slow_restore_running_elsewhere(&bot).await;
 
     // The process running the step refreshes the card; this replica delivers it.
     let deadline = Instant::now() + Duration::from_secs(20);
