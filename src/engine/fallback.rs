@@ -25,32 +25,32 @@ impl Engine {
     }
 
     /// Before a fallback request is filed: whether its stopped rollback still hands on to it.
-    /// `Err` holds the answer instead: a refusal, or, for the same submission Slack sent again
-    /// after it was filed and linked, the fallback it filed.
     pub(super) async fn may_file_fallback(
         &self,
         of: RollbackId,
         actor: &Actor,
         delivery: Option<&str>,
-    ) -> Result<Result<(), Result<Rollback, Refusal>>> {
+    ) -> Result<FallbackFiling> {
         let Some(stopped) = self.store.load(of).await.with_context(|| format!("loading {of}"))? else {
-            return Ok(Err(Err(Refusal::NoSuchRollback { id: Some(of) })));
+            return Ok(FallbackFiling::Refused(Refusal::NoSuchRollback { id: Some(of) }));
         };
-        match may_run_fallback(&stopped, actor, &self.config.policy) {
-            Ok(_) => Ok(Ok(())),
-            Err(refusal @ Refusal::FallbackAlreadyRequested { fallback, .. }) => {
-                let filed = self
-                    .store
-                    .load(fallback)
-                    .await
-                    .with_context(|| format!("loading {fallback}"))?;
-                Ok(Err(match filed {
-                    Some(filed) if delivery.is_some() && filed.request.delivery.as_deref() == delivery => Ok(filed),
-                    _ => Err(refusal),
-                }))
-            }
-            Err(refusal) => Ok(Err(Err(refusal))),
+        let refusal = match may_run_fallback(&stopped, actor, &self.config.policy) {
+            Ok(_) => return Ok(FallbackFiling::Proceed),
+            Err(refusal) => refusal,
+        };
+        // The same submission again, after it was filed and linked, is answered with what it filed.
+        if let Refusal::FallbackAlreadyRequested { fallback, .. } = &refusal
+            && let Some(filed) = self
+                .store
+                .load(*fallback)
+                .await
+                .with_context(|| format!("loading {fallback}"))?
+            && delivery.is_some()
+            && filed.request.delivery.as_deref() == delivery
+        {
+            return Ok(FallbackFiling::FiledAlready(filed));
         }
+        Ok(FallbackFiling::Refused(refusal))
     }
 
     /// Links a recorded fallback request to the rollback it follows. Slack sending the same
@@ -73,4 +73,12 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// What a fallback request may do before it is filed.
+pub(super) enum FallbackFiling {
+    Proceed,
+    /// Slack sent the same submission again: this is what it filed the first time.
+    FiledAlready(Rollback),
+    Refused(Refusal),
 }

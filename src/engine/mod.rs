@@ -151,10 +151,12 @@ impl Engine {
         ask: &Ask,
         delivery: Option<&str>,
     ) -> Result<Result<Rollback, Refusal>> {
-        if let Some(of) = ask.fallback_of
-            && let Err(refusal) = self.may_file_fallback(of, actor, delivery).await?
-        {
-            return Ok(refusal);
+        if let Some(of) = ask.fallback_of {
+            match self.may_file_fallback(of, actor, delivery).await? {
+                fallback::FallbackFiling::Proceed => {}
+                fallback::FallbackFiling::FiledAlready(filed) => return Ok(Ok(filed)),
+                fallback::FallbackFiling::Refused(refusal) => return Ok(Err(refusal)),
+            }
         }
         let (history, consequences) = match self.prepare_request(actor, channel, ask, delivery)? {
             Ok(prepared) => prepared,

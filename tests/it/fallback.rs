@@ -93,7 +93,15 @@ async fn a_failed_run_hands_on_to_its_fallback_which_needs_its_own_approval() {
         ("reason", "Fallback for RB-1: broken failed at step 2. bad deploy"),
     ];
     assert_eq!(bot.submit(ALICE, &modal, &answers).await, None, "the form closes");
+    // Slack sending the same submission again (same body, same signature) is answered as the
+    // first: nothing new is filed.
+    assert_eq!(bot.submit(ALICE, &modal, &answers).await, None, "the form closes again");
     bot.settle().await;
+    assert_eq!(
+        bot.rollbacks().await.len(),
+        2,
+        "the failed rollback and its one fallback"
+    );
 
     // A new card, awaiting its own approval, says what it follows; nothing ran yet.
     let fallback = bot.expect_card();
@@ -110,8 +118,9 @@ async fn a_failed_run_hands_on_to_its_fallback_which_needs_its_own_approval() {
     assert_eq!(fallback.buttons(), ["approve", "reject", "escalate", "cancel"]);
     assert_eq!(bot.marker(), ["undo 41"], "only the failed run's first step ran");
     let acknowledged = bot.ephemerals(ALICE);
-    assert_eq!(acknowledged.len(), 1, "{acknowledged:#?}");
+    assert_eq!(acknowledged.len(), 2, "each delivery is answered: {acknowledged:#?}");
     assert!(acknowledged[0].contains("RB-2"), "{}", acknowledged[0]);
+    assert_eq!(acknowledged[0], acknowledged[1], "the second as the first");
 
     // The failed card hands on: no more buttons, a line that points to the fallback.
     let handed_on = bot.card_now(&card);

@@ -88,7 +88,7 @@ pub fn card_while_a_step_runs(
     let at = message
         .blocks
         .iter()
-        .position(|b| b["type"] == "fields" || b.get("fields").is_some())
+        .position(|b| b.get("fields").is_some())
         .unwrap_or(message.blocks.len());
     message.blocks.insert(at, section(text));
     message

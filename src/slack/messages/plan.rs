@@ -97,15 +97,22 @@ fn card_header(rollback: &Rollback) -> String {
     )
 }
 
+/// The first step the card has no room for; `None` when it shows every step.
+fn first_in_thread(rollback: &Rollback) -> Option<usize> {
+    let header = card_header(rollback);
+    let (_, packed) = pack(rollback, 0, &header, CARD_PLAN_SECTIONS);
+    // Short of the whole plan, one section goes to saying where the rest is.
+    (packed < rollback.plan.steps.len()).then(|| pack(rollback, 0, &header, CARD_PLAN_SECTIONS - 1).1)
+}
+
 /// The plan's sections on the card: every step when they fit; otherwise the first steps and a
 /// section that says which steps are in the thread.
 pub(super) fn plan_sections(rollback: &Rollback) -> Vec<String> {
     let total = rollback.plan.steps.len();
-    let (all, packed) = pack(rollback, 0, &card_header(rollback), CARD_PLAN_SECTIONS);
-    if packed == total {
-        return all;
-    }
-    let (mut shown, first_unshown) = pack(rollback, 0, &card_header(rollback), CARD_PLAN_SECTIONS - 1);
+    let Some(first_unshown) = first_in_thread(rollback) else {
+        return pack(rollback, 0, &card_header(rollback), CARD_PLAN_SECTIONS).0;
+    };
+    let (mut shown, _) = pack(rollback, 0, &card_header(rollback), CARD_PLAN_SECTIONS - 1);
     shown.push(format!(
         "⚠️ *Steps {}–{total} of {total} are not shown on this card*: the plan is longer than one message holds. They are in full in this card's thread, in the first replies. *Approve* covers every step, as the digest `{}` says; read them before you approve.",
         first_unshown + 1,
@@ -117,11 +124,9 @@ pub(super) fn plan_sections(rollback: &Rollback) -> Vec<String> {
 /// In the thread, first: the steps the card could not show, in full (none when it shows all).
 pub fn plan_in_thread(rollback: &Rollback) -> Vec<Message> {
     let total = rollback.plan.steps.len();
-    let (_, mut next) = pack(rollback, 0, &card_header(rollback), CARD_PLAN_SECTIONS);
-    if next == total {
+    let Some(mut next) = first_in_thread(rollback) else {
         return vec![];
-    }
-    (_, next) = pack(rollback, 0, &card_header(rollback), CARD_PLAN_SECTIONS - 1);
+    };
     let mut messages = vec![];
     while next < total {
         let header = format!(
