@@ -108,6 +108,7 @@ pub enum Effect {
     PlanInThread,
     /// Re-render the card from current state; several pending updates collapse into one.
     UpdateCard,
+    /// No longer queued: a step's start is on the card. Rows queued before say nothing.
     StepStarted {
         index: usize,
     },
@@ -255,6 +256,36 @@ impl Effect {
             Effect::StepProgress { .. } => "step_progress",
         }
     }
+}
+
+/// What one thread message about finished step `head` may say besides, when the lane fell behind
+/// Slack's pace and more is queued behind it (`behind`, in order): the steps that passed right
+/// after it, in one message, so a thread never trails its run by a message a step. Returns the
+/// steps the message is about (`head` first) and the queued effects it says.
+///
+/// A step that did not pass is posted on its own, and so is everything else (a pause, an
+/// announcement): merging stops there, so the thread keeps the order things happened. A step's
+/// start (queued before starts went to the card only) says nothing and goes along; card updates
+/// are stepped over, since they render the current state whenever they go.
+pub fn steps_said_together(rollback: &Rollback, head: usize, behind: &[(i64, Effect)]) -> (Vec<usize>, Vec<i64>) {
+    let passed = |index: usize| rollback.last_result(index).is_some_and(|r| r.outcome.passed());
+    let mut steps = vec![head];
+    let mut merged = vec![];
+    if !passed(head) {
+        return (steps, merged);
+    }
+    for (id, effect) in behind {
+        match effect {
+            Effect::StepStarted { .. } => merged.push(*id),
+            Effect::UpdateCard | Effect::StepProgress { .. } => {}
+            Effect::StepFinished { index } if passed(*index) && !steps.contains(index) => {
+                steps.push(*index);
+                merged.push(*id);
+            }
+            _ => break,
+        }
+    }
+    (steps, merged)
 }
 
 /// Something rollbot itself must do to a rollback at a given time.
@@ -412,7 +443,9 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                     }
                 }
             }
-            Event::StepStarted { index } => effects.push(Effect::StepStarted { index: *index }),
+            // The card shows the running step (it changed, so it is updated); the thread hears
+            // of the step when it ends.
+            Event::StepStarted { .. } => {}
             Event::StepFinished { index, .. } => effects.push(Effect::StepFinished { index: *index }),
             Event::LateResult { index, result } => effects.push(Effect::LateResult {
                 index: *index,
@@ -605,7 +638,7 @@ fn ladder_during_a_wait(after: &Rollback, events: &[Event]) -> (Vec<Timer>, bool
 mod tests {
     use super::*;
     use crate::domain::fixtures::{Story, ok_result};
-    use crate::domain::{Action, Actor, Severity};
+    use crate::domain::{Action, Actor, PlanStep, Severity};
 
     /// The kinds of effect the last `n` events of `story` cause, as the engine would queue them.
     fn caused(story: &Story, n: usize, reach: &Reach) -> (Vec<&'static str>, usize, bool) {
@@ -655,7 +688,11 @@ mod tests {
         );
         let done = started.step(0, ok_result("")).step(1, ok_result(""));
         let (kinds, timers, _) = caused(&done, 3, &reach);
-        assert_eq!(kinds[..2], ["step_started", "step_finished"]);
+        assert_eq!(kinds[0], "step_finished");
+        assert!(
+            !kinds.contains(&"step_started"),
+            "a step costs one thread message, when it ends; its start is on the card: {kinds:?}"
+        );
         assert!(kinds.contains(&"page_update") && kinds.iter().filter(|k| **k == "update_card").count() == 1);
         assert_eq!(timers, 1, "the watch window's resolve");
 
@@ -721,5 +758,46 @@ mod tests {
             ["announce", "update_card"],
             "no stakeholder channel, no status page"
         );
+    }
+
+    /// A run of five steps whose third failed, its thread queued and not yet posted.
+    fn five_steps_third_failed() -> Story {
+        let mut plan = crate::domain::fixtures::plan();
+        let step = plan.steps[0].clone();
+        plan.steps = (0..5).map(|i| PlanStep { name: format!("Step {i}"), ..step.clone() }).collect();
+        Story::requested_plan(crate::domain::fixtures::policy(), Severity::Critical, None, plan)
+            .act(&Actor::system(), Action::StartRun)
+            .step(0, ok_result("one"))
+            .step(1, ok_result("two"))
+            .step(2, crate::domain::fixtures::failed_result(1, "three"))
+    }
+
+    #[test]
+    fn a_thread_behind_says_the_steps_that_passed_in_one_message_and_a_failure_on_its_own() {
+        let story = five_steps_third_failed();
+        let behind = [
+            (11, Effect::UpdateCard),
+            (12, Effect::StepStarted { index: 1 }),
+            (13, Effect::StepFinished { index: 1 }),
+            (14, Effect::StepFinished { index: 2 }),
+            (15, Effect::StepFinished { index: 3 }),
+        ];
+        assert_eq!(
+            steps_said_together(&story.rollback, 0, &behind),
+            (vec![0, 1], vec![12, 13]),
+            "steps 1 and 2 in one message; the card update stays queued, the failure is posted next"
+        );
+        assert_eq!(
+            steps_said_together(&story.rollback, 2, &behind[4..]),
+            (vec![2], vec![]),
+            "a failed step takes nothing along"
+        );
+        let paused_between = [(13, Effect::Paused { index: 1 }), (14, Effect::StepFinished { index: 1 })];
+        assert_eq!(
+            steps_said_together(&story.rollback, 0, &paused_between),
+            (vec![0], vec![]),
+            "nothing goes ahead of a pause: the thread keeps the order things happened"
+        );
+        assert_eq!(steps_said_together(&story.rollback, 0, &[]), (vec![0], vec![]), "a current thread: one message a step");
     }
 }

@@ -180,9 +180,14 @@ impl Story {
     }
 
     pub fn requested_with(policy: Policy, severity: Severity, reason: Option<&str>) -> Story {
+        Story::requested_plan(policy, severity, reason, plan())
+    }
+
+    /// A request for `plan` instead of the usual two steps.
+    pub fn requested_plan(policy: Policy, severity: Severity, reason: Option<&str>, plan: Plan) -> Story {
         let action = Action::Request {
             request: request(severity, reason),
-            plan: plan(),
+            plan,
         };
         let events = decide(None, &action, &actor(REQUESTER), &policy, at(0)).expect("the request is valid");
         let history: Vec<Recorded> = events

@@ -21,6 +21,8 @@ const LEASE: Duration = Duration::from_secs(30);
 const BATCH: i64 = 16;
 /// How long the worker waits after being woken before it claims, to take a burst at once.
 const GATHER: Duration = Duration::from_millis(100);
+/// How many queued effects one step message looks at to say with it.
+const MERGE_AT_MOST: i64 = 200;
 
 pub struct Delivery {
     engine: Arc<Engine>,
@@ -34,7 +36,8 @@ pub struct Delivery {
 }
 
 enum Outcome {
-    Delivered,
+    /// With the effects queued behind it that the same message said.
+    Delivered(Vec<i64>),
     Retry(CallError),
     GiveUp(String),
     /// Not tried: the channel's next posting slot is at this time.
@@ -159,7 +162,7 @@ impl Delivery {
                 continue;
             }
             let outcome = match self.deliver(item).await {
-                Ok(()) => Outcome::Delivered,
+                Ok(merged) => Outcome::Delivered(merged),
                 Err(DeliverError::Call(CallError::Permanent(e))) => Outcome::GiveUp(e),
                 Err(DeliverError::Call(e)) => Outcome::Retry(e),
                 Err(DeliverError::Internal(e)) => Outcome::Retry(CallError::Transient(format!("{e:#}"))),
@@ -169,7 +172,8 @@ impl Delivery {
             let now = self.engine.clock.now();
             let store = &self.engine.store;
             match outcome {
-                Outcome::Delivered => store.outbox_delivered(item.id, now).await?,
+                Outcome::Delivered(merged) if merged.is_empty() => store.outbox_delivered(item.id, now).await?,
+                Outcome::Delivered(merged) => store.outbox_delivered_merging(item.id, &merged, now).await?,
                 Outcome::Wait(at) => store.outbox_wait_for_slot(item.id, at).await?,
                 Outcome::WaitForChannel(at) => store.outbox_wait_for_channel(item.id, at).await?,
                 Outcome::GiveUp(error) => {
@@ -217,16 +221,17 @@ impl Delivery {
         Ok(items.len())
     }
 
-    async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliverError> {
+    /// Delivers `item`; returns the effects queued behind it that the same message said.
+    async fn deliver(&self, item: &OutboxItem) -> Result<Vec<i64>, DeliverError> {
         let directory = &self.engine.config.roles;
         if let Effect::Ephemeral { channel, user, text } = &item.effect {
-            return Ok(self
-                .slack
+            self.slack
                 .ephemeral(&channel.0, &user.0, &messages::Message::plain(text.clone()))
-                .await?);
+                .await?;
+            return Ok(vec![]);
         }
         if let Effect::ProposalCard { proposal } = &item.effect {
-            return self.proposal_card(item, *proposal).await;
+            return self.proposal_card(item, *proposal).await.map(|()| vec![]);
         }
         let id = item
             .rollback_id
@@ -234,12 +239,12 @@ impl Delivery {
         let store = &self.engine.store;
         let rollback = store.load(id).await?.ok_or_else(|| anyhow!("{id} is gone"))?;
         if let Effect::PageUpdate { update, message } = &item.effect {
-            return self.update_page(&rollback, *update, message.as_deref()).await;
+            return self.update_page(&rollback, *update, message.as_deref()).await.map(|()| vec![]);
         }
         if item.effect == Effect::PostCard {
             // Recorded already: an earlier attempt posted it and failed after that.
             if store.card(id).await?.is_some() {
-                return Ok(());
+                return Ok(vec![]);
             }
             let message = messages::card(&rollback, directory, self.engine.config.status_page.is_some());
             let channel = &rollback.request.channel.0;
@@ -248,7 +253,7 @@ impl Delivery {
                 .await?;
             store.remember_card(id, &card).await?;
             self.recorded(CardOf::Rollback(id));
-            return Ok(());
+            return Ok(vec![]);
         }
         let card = store
             .card(id)
@@ -297,16 +302,23 @@ impl Delivery {
                     reply(message, false).await?;
                 }
             }
-            Effect::StepStarted { index } => reply(messages::step_started(&rollback, *index), false).await?,
+            // Queued before a step's start went to the card only: nothing to say.
+            Effect::StepStarted { .. } => {}
             Effect::StepFinished { index } => {
-                let result = rollback
-                    .steps
+                let behind = store.outbox_queued_behind(item.id, MERGE_AT_MOST).await?;
+                let (steps, merged) = crate::domain::effects::steps_said_together(&rollback, *index, &behind);
+                let finished = steps
                     .iter()
-                    .rev()
-                    .find(|s| s.index == *index)
-                    .and_then(|s| s.result.clone())
-                    .ok_or_else(|| anyhow!("{id} has no result for step {index}"))?;
-                reply(messages::step_finished(&rollback, *index, &result), false).await?
+                    .map(|i| {
+                        let result = rollback.last_result(*i);
+                        result.map(|r| (*i, r)).ok_or_else(|| anyhow!("{id} has no result for step {i}"))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                reply(messages::steps_finished(&rollback, &finished), false).await?;
+                if !merged.is_empty() {
+                    tracing::info!(outbox = item.id, rollback = %id, steps = steps.len(), "the thread was behind; one message said several steps");
+                }
+                return Ok(merged);
             }
             // How a rollback ended is news for the whole channel, not only the thread.
             Effect::RunFinished => reply(messages::run_finished(&rollback), true).await?,
@@ -377,7 +389,7 @@ impl Delivery {
                 unreachable!("handled above")
             }
         }
-        Ok(())
+        Ok(vec![])
     }
 
     /// Posts a proposal's card, or brings the posted one up to date.

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod directory;
 pub mod inbound;
+pub mod limits;
 pub mod messages;
 pub mod signature;
 pub mod wire;

@@ -403,6 +403,18 @@ impl Store {
         within_deadline("outbox_delivered", self.backend().outbox_delivered(id, now)).await
     }
 
+    pub async fn outbox_queued_behind(&self, id: i64, limit: i64) -> Result<Vec<(i64, Effect)>> {
+        within_deadline("outbox_queued_behind", self.backend().outbox_queued_behind(id, limit)).await
+    }
+
+    pub async fn outbox_delivered_merging(&self, id: i64, merged: &[i64], now: DateTime<Utc>) -> Result<()> {
+        within_deadline(
+            "outbox_delivered_merging",
+            self.backend().outbox_delivered_merging(id, merged, now),
+        )
+        .await
+    }
+
     pub async fn outbox_undeliverable(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
         within_deadline(
             "outbox_undeliverable",

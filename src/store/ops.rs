@@ -141,6 +141,11 @@ pub trait Outbox {
     /// free) becomes due; one with an error on record, or behind one, is not counted.
     async fn next_paced_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
     async fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
+    /// Up to `limit` effects queued behind `id` in its rollback's lane, in order, not yet done:
+    /// what one message may say for them when the lane fell behind.
+    async fn outbox_queued_behind(&self, id: i64, limit: i64) -> Result<Vec<(i64, Effect)>>;
+    /// `id` was delivered, and `merged` (queued behind it) with it, by the same message; at once.
+    async fn outbox_delivered_merging(&self, id: i64, merged: &[i64], now: DateTime<Utc>) -> Result<()>;
     /// Gives up on an effect: kept, with why, so that nothing disappears silently.
     async fn outbox_undeliverable(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()>;
     async fn outbox_retry_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()>;

@@ -243,44 +243,34 @@ async fn sql_steps_snapshot_compare_and_assert_against_a_scratch_database() {
         card.text
     );
     let thread = bot.thread(&card);
-    let finished: Vec<&String> = thread
-        .iter()
-        .filter(|m| m.contains(" Step ") && !m.starts_with("▶️"))
-        .collect();
-    assert_eq!(finished.len(), 7, "{thread:#?}");
-    assert!(finished[0].contains("items: 9 rows\norders: 3 rows"), "{}", finished[0]);
+    let results: Vec<&String> = thread.iter().filter(|m| m.contains(" Step")).collect();
+    // Steps that passed before the thread's next slot share a message; a failure has its own.
+    assert_eq!(results.len(), 3, "{thread:#?}");
     assert!(
-        finished[2].starts_with("❌ Step 3/7 *Compare after the damage* failed"),
+        results[0].starts_with("✅ Steps 1–2 of 7 passed") && results[0].contains("items: 9 rows\norders: 3 rows"),
         "{}",
-        finished[2]
+        results[0]
     );
     assert!(
-        finished[2].contains("row counts moved beyond the allowed drift: items")
-            && finished[2].contains("✗ items: 9 → 6 (-3; allowed 0 rows)")
-            && finished[2].contains("✓ orders: 3 → 3 (+0; allowed 10%)"),
+        results[1].starts_with("❌ Step 3/7 *Compare after the damage* failed"),
         "{}",
-        finished[2]
+        results[1]
     );
     assert!(
-        finished[4].starts_with("✅ Step 5/7 *Compare after the repair* succeeded"),
+        results[1].contains("row counts moved beyond the allowed drift: items")
+            && results[1].contains("✗ items: 9 → 6 (-3; allowed 0 rows)")
+            && results[1].contains("✓ orders: 3 → 3 (+0; allowed 10%)"),
         "{}",
-        finished[4]
+        results[1]
     );
+    let rest = results[2];
+    assert!(rest.starts_with("✅ Steps 4–7 of 7 passed"), "{rest}");
     assert!(
-        finished[4].contains("✓ items: 9 → 9 (+0; allowed 0 rows)"),
-        "{}",
-        finished[4]
+        rest.contains("5. *Compare after the repair* — ✅") && rest.contains("✓ items: 9 → 9 (+0; allowed 0 rows)"),
+        "{rest}"
     );
-    assert!(
-        finished[5].starts_with("✅ Step 6/7") && finished[5].contains("1 meets &gt;= 1"),
-        "{}",
-        finished[5]
-    );
-    assert!(
-        finished[6].starts_with("✅ Step 7/7") && finished[6].contains("on meets = on"),
-        "{}",
-        finished[6]
-    );
+    assert!(rest.contains("6. *Foreign keys are there* — ✅") && rest.contains("1 meets &gt;= 1"), "{rest}");
+    assert!(rest.contains("7. *Snapshot steps cannot write* — ✅") && rest.contains("on meets = on"), "{rest}");
     bot.card_now(&card);
     let items: i64 = connect(&scratch.url)
         .await
@@ -469,18 +459,13 @@ async fn a_drill_walks_the_whole_path_executes_nothing_and_reports_its_timings()
     assert!(
         thread
             .iter()
-            .any(|m| m.starts_with("🧪 Step 1/3 *Undo release* is not run in a drill; it would run")),
+            .any(|m| m.starts_with("🧪 Step 1/3 *Undo release* was not run (drill)\n_It would run:_\n```sh -c")),
         "{thread:#?}"
     );
     assert!(
-        thread
-            .iter()
-            .any(|m| m.starts_with("🧪 Step 1/3 *Undo release* was not run (drill)"))
-    );
-    assert!(
-        thread
-            .iter()
-            .any(|m| m.starts_with("🧪 Step 3/3 *Full restore* runs its drill override instead"))
+        thread.iter().any(|m| m.starts_with("✅ Step 3/3 *Full restore* succeeded")
+            && m.contains("_A drill: its drill override ran instead of the step._")),
+        "{thread:#?}"
     );
     let summary = thread.last().unwrap();
     // The escalation timer fired when the clock reached minute 31; DAVE approved at 33.

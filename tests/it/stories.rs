@@ -91,39 +91,29 @@ async fn requested_approved_and_run_step_by_step() {
         "🔴 *ROLLBACK IN PROGRESS* — checkout-api (RB-1)\n*Version:* rolling back to 41\n*Reason:* bad deploy\n*Started:* 03:02 UTC\n*Expected completion:* unknown\n*Point of contact:* <@U0ALICE>\nFollow along: https://slack.com/archives/C0INCIDENTS/p1790000000000001",
         "the team's template announces the start"
     );
-    assert_eq!(thread.len(), 6, "{thread:#?}");
+    assert_eq!(thread.len(), 3, "{thread:#?}");
+    // Both steps ended before the thread's next slot: one message says both, each with its output.
+    assert!(thread[0].starts_with("✅ Steps 1–2 of 2 passed"), "{}", thread[0]);
     assert!(
-        thread[0].starts_with("▶️ Step 1/2 *Undo release* started"),
+        thread[0].contains("1. *Undo release* — ✅")
+            && thread[0].contains("exit code 0")
+            && thread[0].contains("rolled back to release 41")
+            && thread[0].contains("2. *Check health* — ✅")
+            && thread[0].contains("200 OK"),
         "{}",
         thread[0]
     );
     assert!(
-        thread[1].starts_with("✅ Step 1/2 *Undo release* succeeded after"),
-        "{}",
-        thread[1]
-    );
-    assert!(
-        thread[1].contains("exit code 0") && thread[1].contains("rolled back to release 41"),
-        "{}",
-        thread[1]
-    );
-    assert!(
-        thread[2].starts_with("▶️ Step 2/2 *Check health* started"),
-        "{}",
-        thread[2]
-    );
-    assert!(thread[3].contains("200 OK"), "{}", thread[3]);
-    assert!(
-        thread[5].starts_with(
+        thread[2].starts_with(
             "📣 *Customer notice, ready to send:*\n> Between 03:00 UTC and 03:02 UTC some requests to checkout-api"
         ),
         "{}",
-        thread[5]
+        thread[2]
     );
     assert!(
-        thread[4].starts_with("✅ *ROLLBACK COMPLETE* — checkout-api is back on 41 (RB-1, "),
+        thread[1].starts_with("✅ *ROLLBACK COMPLETE* — checkout-api is back on 41 (RB-1, "),
         "{}",
-        thread[4]
+        thread[1]
     );
 
     assert_eq!(
@@ -314,21 +304,22 @@ async fn a_failing_step_stops_the_run_and_the_card_says_which() {
     );
     let mut thread = bot.thread(&card);
     assert!(thread.remove(0).starts_with("🔴 *ROLLBACK IN PROGRESS*"));
-    assert_eq!(thread.len(), 5, "{thread:#?}");
+    assert_eq!(thread.len(), 3, "{thread:#?}");
+    assert!(thread[0].starts_with("✅ Step 1/3 *Undo release* succeeded"), "{}", thread[0]);
     assert!(
-        thread[3].starts_with("❌ Step 2/3 *Migrate schema down* failed after") && thread[3].contains("exit code 3"),
-        "{}",
-        thread[3]
+        thread[1].starts_with("❌ Step 2/3 *Migrate schema down* failed after") && thread[1].contains("exit code 3"),
+        "a failure is posted on its own, never merged with the steps before it: {}",
+        thread[1]
     );
     assert!(
-        thread[3].contains("migrating\nERROR: disk full"),
+        thread[1].contains("migrating\nERROR: disk full"),
         "stdout and stderr are both in the tail: {}",
-        thread[3]
+        thread[1]
     );
     assert!(
-        thread[4].starts_with("❌ *ROLLBACK FAILED* — checkout-api (RB-1): step 2 (Migrate schema down) did not complete (exited with code 3)."),
+        thread[2].starts_with("❌ *ROLLBACK FAILED* — checkout-api (RB-1): step 2 (Migrate schema down) did not complete (exited with code 3)."),
         "{}",
-        thread[4]
+        thread[2]
     );
     assert_eq!(bot.marker(), ["undo 41"], "the step after the failure never ran");
 }
@@ -353,7 +344,8 @@ async fn critical_runs_at_once_and_flags_a_review() {
     );
     assert!(card.text.contains("✅ *Succeeded*"), "{}", card.text);
     let thread = bot.thread(&card);
-    assert_eq!(thread.len(), 8, "{thread:#?}");
+    assert_eq!(thread.len(), 5, "{thread:#?}");
+    assert!(thread[2].starts_with("✅ Steps 1–2 of 2 passed"), "{}", thread[2]);
     assert_eq!(
         thread[0],
         "🚨 *RB-1* is a critical rollback and runs without approval. For awareness: `devops_lead` (<@U0DEVOPS>), `eng_manager` (<@U0EM>), `cto` (<@U0CTO>). A post-incident review is required.",
@@ -576,18 +568,12 @@ async fn slack_outages_are_ridden_out_in_order_without_duplicate_cards() {
     bot.click(BOB, Button::Approve(rb(1))).await;
     bot.ride_out(5, 600).await;
     let thread = bot.thread(&card);
-    assert_eq!(thread.len(), 7, "{thread:#?}");
+    assert_eq!(thread.len(), 4, "{thread:#?}");
     assert!(
-        thread[0].starts_with("🔴 *ROLLBACK IN PROGRESS*")
-            && thread[1].starts_with("▶️ Step 1/2")
-            && thread[2].starts_with("✅ Step 1/2"),
+        thread[0].starts_with("🔴 *ROLLBACK IN PROGRESS*") && thread[1].starts_with("✅ Steps 1–2 of 2 passed"),
         "thread order kept: {thread:#?}"
     );
-    assert!(
-        thread[3].starts_with("▶️ Step 2/2") && thread[4].starts_with("✅ Step 2/2"),
-        "thread order kept: {thread:#?}"
-    );
-    assert!(thread[5].starts_with("✅ *ROLLBACK COMPLETE*"));
+    assert!(thread[2].starts_with("✅ *ROLLBACK COMPLETE*"), "{thread:#?}");
     assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
     let cards = bot
         .slack
@@ -629,11 +615,10 @@ async fn a_minute_of_429_then_ten_minutes_of_500_loses_nothing_and_keeps_the_ord
     );
     assert!(refused.iter().any(|(_, status)| *status == 500));
     let thread = bot.thread(&card);
-    assert_eq!(thread.len(), 7, "{thread:#?}");
+    assert_eq!(thread.len(), 4, "{thread:#?}");
     assert!(thread[0].starts_with("🔴 *ROLLBACK IN PROGRESS*"), "{thread:#?}");
-    assert!(thread[1].starts_with("▶️ Step 1/2") && thread[2].starts_with("✅ Step 1/2"));
-    assert!(thread[3].starts_with("▶️ Step 2/2") && thread[4].starts_with("✅ Step 2/2"));
-    assert!(thread[5].starts_with("✅ *ROLLBACK COMPLETE*"), "{thread:#?}");
+    assert!(thread[1].starts_with("✅ Steps 1–2 of 2 passed"), "{thread:#?}");
+    assert!(thread[2].starts_with("✅ *ROLLBACK COMPLETE*"), "{thread:#?}");
     assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
     assert_eq!(bot.undeliverable().await, 0, "nothing acknowledged was given up on");
     let updates = bot.slack.calls().iter().filter(|c| c.method == "chat.update").count();
@@ -684,9 +669,17 @@ async fn a_twenty_step_runbook_never_posts_faster_than_slack_allows() {
     let thread = bot.thread(&card);
     assert_eq!(
         thread.len(),
-        1 + 1 + 20 * 2 + 1 + 1,
-        "ladder notice, start announcement, each step's start and result, the end, the customer notice"
+        1 + 1 + 1 + 1 + 1,
+        "ladder notice, start announcement, the twenty steps' results in one message (they ended before the thread's next slot), the end, the customer notice: {thread:#?}"
     );
+    assert!(thread[2].starts_with("✅ Steps 1–20 of 20 passed"), "{}", thread[2]);
+    for n in 1..=20 {
+        assert!(
+            thread[2].contains(&format!("{n}. *Step {n}* — ✅")) && thread[2].contains(&format!("```{n}```")),
+            "step {n} and its output are in the message: {}",
+            thread[2]
+        );
+    }
     assert!(
         thread[thread.len() - 2].starts_with("✅ *ROLLBACK COMPLETE* — long-api"),
         "{thread:#?}"
@@ -699,7 +692,7 @@ async fn a_twenty_step_runbook_never_posts_faster_than_slack_allows() {
         .iter()
         .filter(|c| c.method == "chat.postMessage")
         .count();
-    assert_eq!(posts, 45, "the card and its thread, each post once");
+    assert_eq!(posts, 6, "the card and its thread, each post once");
 }
 
 #[tokio::test]

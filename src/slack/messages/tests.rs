@@ -1,7 +1,7 @@
 use super::*;
 use crate::domain::fixtures::*;
 use crate::domain::proposal::{AutoRequestRefused, ProposalId};
-use crate::domain::{Action, Actor, ChannelId, StepOutcome};
+use crate::domain::{Action, Actor, ChannelId, PlanStep, StepOutcome};
 
 fn card_json(story: &Story) -> Value {
     serde_json::to_value(card(&story.rollback, &directory(), false)).unwrap()
@@ -70,7 +70,6 @@ fn a_drill_is_marked_on_its_card_and_its_steps() {
     let mut story = Story::requested(Severity::High, None);
     story.rollback.request.drill = true;
     insta::assert_json_snapshot!(card_json(&story));
-    insta::assert_snapshot!(step_started(&story.rollback, 0).text);
     let rehearsed = StepResult {
         outcome: StepOutcome::Rehearsed,
         ..Default::default()
@@ -98,7 +97,6 @@ fn card_running_and_its_thread() {
         .step(0, ok_result("deployment.apps/checkout-api rolled back"))
         .act(&Actor::system(), Action::StartStep { index: 1 });
     insta::assert_json_snapshot!(card_json(&story));
-    insta::assert_snapshot!(step_started(&story.rollback, 1).text);
     insta::assert_snapshot!(
         step_finished(
             &story.rollback,
@@ -904,4 +902,39 @@ fn a_long_plan_is_shown_in_full_never_cut() {
     // A short plan stays on the card, and nothing goes to the thread.
     let short = Story::requested(Severity::High, None);
     assert!(plan_in_thread(&short.rollback).is_empty());
+}
+
+/// A thread that fell behind: the steps that passed, in one message that still names each.
+#[test]
+fn steps_said_together_keep_every_step_and_what_they_printed() {
+    let mut plan = crate::domain::fixtures::plan();
+    let step = plan.steps[0].clone();
+    plan.steps = (0..12)
+        .map(|i| PlanStep {
+            name: format!("Check <table {i}>"),
+            ..step.clone()
+        })
+        .collect();
+    let story = Story::requested_plan(crate::domain::fixtures::policy(), Severity::Critical, None, plan)
+        .act(&Actor::system(), Action::StartRun);
+    let results = [
+        ok_result("orders: 1200 rows\npayments: 830 rows\nusers: 77 rows\nall equal"),
+        ok_result(""),
+        ok_result("done"),
+    ];
+    let finished: Vec<(usize, &StepResult)> = results.iter().enumerate().collect();
+    insta::assert_snapshot!(steps_finished(&story.rollback, &finished).text);
+    assert_eq!(
+        steps_finished(&story.rollback, &finished[..1]).text,
+        step_finished(&story.rollback, 0, &results[0]).text,
+        "one step alone reads as always"
+    );
+    let loud = ok_result(&"x".repeat(400).repeat(20));
+    let many: Vec<(usize, &StepResult)> = (0..12).map(|i| (i, &loud)).collect();
+    let message = steps_finished(&story.rollback, &many).text;
+    assert!(message.chars().count() <= MAX_SECTION_CHARS, "{}", message.len());
+    for i in 1..=12 {
+        assert!(message.contains(&format!("{i}. *Check &lt;table {}&gt;*", i - 1)), "step {i} is named: {message}");
+    }
+    assert!(message.contains("kept with each step's result"), "{message}");
 }

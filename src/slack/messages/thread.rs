@@ -1,21 +1,6 @@
-//! The card's thread: each step's start and end, pauses, escalations, announcements.
+//! The card's thread: each step's result (several at once when the thread is behind), pauses,
+//! escalations, announcements. A step's start is on the card, which shows it live.
 use super::*;
-
-pub fn step_started(rollback: &Rollback, index: usize) -> Message {
-    let step = &rollback.plan.steps[index];
-    let (icon, verb, action) = match (rollback.request.drill, &step.drill) {
-        (false, _) => ("▶️", "started", &step.action),
-        (true, None) => ("🧪", "is not run in a drill; it would run", &step.action),
-        (true, Some(instead)) => ("🧪", "runs its drill override instead", instead.as_ref()),
-    };
-    Message::plain(format!(
-        "{icon} Step {}/{} *{}* {verb}\n{}",
-        index + 1,
-        rollback.plan.steps.len(),
-        escape(&step.name),
-        code_block(&step_line(action))
-    ))
-}
 
 pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> Message {
     let step = &rollback.plan.steps[index];
@@ -57,12 +42,16 @@ pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> 
     {
         head += &format!("\n{}", escape(detail));
     }
+    if rollback.request.drill && step.drill.is_some() && result.outcome != StepOutcome::Rehearsed {
+        head += "\n_A drill: its drill override ran instead of the step._";
+    }
     if !result.outcome.passed() && step.on_failure == crate::domain::plan::OnFailure::Continue {
         head += "\n_This step may fail (`on_failure = \"continue\"`): the run goes on._";
     }
-    // A rehearsed step ran nothing, so it has no output to speak of.
+    // A rehearsed step ran nothing, so it has no output to speak of; what it would have run is
+    // what the drill is for.
     let output = if result.outcome == StepOutcome::Rehearsed {
-        String::new()
+        format!("\n_It would run:_\n{}", code_block(&step_line(&step.action)))
     } else if result.output_tail.trim().is_empty() {
         "\n_(no output)_".to_owned()
     } else {
@@ -75,6 +64,82 @@ pub fn step_finished(rollback: &Rollback, index: usize, result: &StepResult) -> 
         )
     };
     Message::plain(head + &output)
+}
+
+/// Several steps that passed, in one message: what a thread that fell behind Slack's pace posts
+/// instead of one message each. Every step keeps its line (how it ended, how long, its exit code)
+/// and, while the message has room, the last lines of its output; one step alone reads as
+/// [`step_finished`].
+pub fn steps_finished(rollback: &Rollback, finished: &[(usize, &StepResult)]) -> Message {
+    match finished {
+        [] => Message::plain(String::new()),
+        [(index, result)] => step_finished(rollback, *index, result),
+        [(first, _), .., (last, _)] => {
+            let total = rollback.plan.steps.len();
+            let all_rehearsed = finished.iter().all(|(_, r)| r.outcome == StepOutcome::Rehearsed);
+            let took: u64 = finished.iter().map(|(_, r)| r.duration_ms).sum();
+            let head = if all_rehearsed {
+                format!("🧪 Steps {}–{} of {total} were not run (drill)", first + 1, last + 1)
+            } else {
+                format!(
+                    "✅ Steps {}–{} of {total} passed, {} in all",
+                    first + 1,
+                    last + 1,
+                    duration_text(took)
+                )
+            };
+            let lines: Vec<String> = finished.iter().map(|(i, r)| merged_step_line(rollback, *i, r)).collect();
+            let outputs: Vec<String> = finished.iter().map(|(_, r)| merged_step_output(r)).collect();
+            let with_outputs: String = lines
+                .iter()
+                .zip(&outputs)
+                .map(|(line, output)| format!("\n{line}{output}"))
+                .collect();
+            let body = if head.chars().count() + with_outputs.chars().count() <= MAX_SECTION_CHARS {
+                with_outputs
+            } else {
+                // Never a step left out: their outputs go first (each is kept with its result).
+                let mut bare: String = lines.iter().map(|line| format!("\n{line}")).collect();
+                bare += "\n_Their output is kept with each step's result, in the timeline and the post-mortem draft._";
+                bare
+            };
+            Message::plain(head + &body)
+        }
+    }
+}
+
+/// Lines of a step's output kept in a merged message.
+const MERGED_OUTPUT_LINES: usize = 3;
+
+fn merged_step_line(rollback: &Rollback, index: usize, result: &StepResult) -> String {
+    let step = &rollback.plan.steps[index];
+    let how = match result.outcome {
+        StepOutcome::Rehearsed => {
+            // What it would have run is what the drill is for; inline, so the list stays a list.
+            let action = truncate(&step_line(&step.action), 200).replace('`', "'");
+            format!("🧪 not run (drill); it would run `{}`", escape(&action))
+        }
+        _ => {
+            let exit = result.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
+            format!("✅ {}{exit}", duration_text(result.duration_ms))
+        }
+    };
+    let detail = result
+        .detail
+        .as_deref()
+        .map(|d| format!(" · {}", escape(&truncate(d, 200))))
+        .unwrap_or_default();
+    format!("{}. *{}* — {how}{detail}", index + 1, escape(&step.name))
+}
+
+fn merged_step_output(result: &StepResult) -> String {
+    let output = result.output_tail.trim_end();
+    if result.outcome == StepOutcome::Rehearsed || output.trim().is_empty() {
+        return String::new();
+    }
+    let lines: Vec<&str> = output.lines().collect();
+    let kept = lines[lines.len().saturating_sub(MERGED_OUTPUT_LINES)..].join("\n");
+    format!("\n{}", code_block(&tail(&kept, 300)))
 }
 
 /// A runbook's `notify` step, in its own words.

@@ -150,6 +150,46 @@ impl Outbox for EmbeddedStore {
         self.finish_outbox(id, now, "delivered", None).await
     }
 
+    async fn outbox_queued_behind(&self, id: i64, limit: i64) -> Result<Vec<(i64, Effect)>> {
+        let rows: Vec<(i64, String)> = self
+            .with(move |c| {
+                let mut query = c.prepare_cached(
+                    "SELECT b.id, b.payload FROM outbox h JOIN outbox b
+                       ON b.rollback_id = h.rollback_id AND b.lane = h.lane AND b.id > h.id
+                     WHERE h.id = ?1 AND b.done_at IS NULL
+                     ORDER BY b.id LIMIT ?2",
+                )?;
+                let rows = query
+                    .query_map(params![id, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, payload)| Ok((id, json(&payload, "effect")?)))
+            .collect()
+    }
+
+    async fn outbox_delivered_merging(&self, id: i64, merged: &[i64], now: DateTime<Utc>) -> Result<()> {
+        let merged = merged.to_vec();
+        self.transaction(move |tx| {
+            let now = ts(now);
+            let mut merge = tx.prepare_cached(
+                "UPDATE outbox SET done_at = ?2, outcome = 'merged', claimed_until = NULL
+                 WHERE id = ?1 AND done_at IS NULL",
+            )?;
+            for other in merged {
+                merge.execute(params![other, now])?;
+            }
+            tx.execute(
+                "UPDATE outbox SET done_at = ?2, outcome = 'delivered', claimed_until = NULL WHERE id = ?1",
+                params![id, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn outbox_undeliverable(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
         self.finish_outbox(id, now, "undeliverable", Some(error)).await
     }
@@ -170,7 +210,7 @@ impl Outbox for EmbeddedStore {
         let pruned = self
             .execute(
                 "DELETE FROM outbox WHERE id IN (
-                     SELECT id FROM outbox WHERE done_at < ?1 AND outcome = 'delivered' ORDER BY id LIMIT ?2)",
+                     SELECT id FROM outbox WHERE done_at < ?1 AND outcome IN ('delivered', 'merged') ORDER BY id LIMIT ?2)",
                 vec![ts(delivered_before).into(), limit.into()],
             )
             .await?;

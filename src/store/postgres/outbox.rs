@@ -147,6 +147,33 @@ impl Outbox for PostgresStore {
         self.finish_outbox(id, now, "delivered", None).await
     }
 
+    async fn outbox_queued_behind(&self, id: i64, limit: i64) -> Result<Vec<(i64, Effect)>> {
+        let rows = self
+            .prepared_query(
+                "SELECT b.id, b.payload FROM outbox h JOIN outbox b
+                   ON b.rollback_id = h.rollback_id AND b.lane = h.lane AND b.id > h.id
+                 WHERE h.id = $1 AND b.done_at IS NULL
+                 ORDER BY b.id LIMIT $2",
+                &[&id, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.get(0), from_jsonb(r, 1, "effect")?)))
+            .collect()
+    }
+
+    /// One statement, so the merged messages cannot be done without the one that said them.
+    async fn outbox_delivered_merging(&self, id: i64, merged: &[i64], now: DateTime<Utc>) -> Result<()> {
+        self.prepared_execute(
+            "UPDATE outbox SET done_at = $2, claimed_until = NULL,
+                               outcome = CASE WHEN id = $1 THEN 'delivered' ELSE 'merged' END
+             WHERE id = $1 OR (id = ANY($3) AND done_at IS NULL)",
+            &[&id, &now, &merged],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Gives up on an effect: kept, with why, so that nothing disappears silently.
     async fn outbox_undeliverable(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
         self.finish_outbox(id, now, "undeliverable", Some(error)).await
@@ -167,7 +194,7 @@ impl Outbox for PostgresStore {
     async fn prune_outbox(&self, delivered_before: DateTime<Utc>, limit: i64) -> Result<u64> {
         self.prepared_execute(
             "DELETE FROM outbox WHERE id IN (
-                 SELECT id FROM outbox WHERE done_at < $1 AND outcome = 'delivered' ORDER BY id LIMIT $2)",
+                 SELECT id FROM outbox WHERE done_at < $1 AND outcome IN ('delivered', 'merged') ORDER BY id LIMIT $2)",
             &[&delivered_before, &limit],
         )
         .await
