@@ -662,7 +662,6 @@ async fn a_twenty_step_runbook_never_posts_faster_than_slack_allows() {
         )
     })
     .await;
-    bot.slack.enforce_one_post_per_second(bot.clock.clone());
     bot.slash(ALICE, "long-api severity critical").await;
     bot.settle().await;
     let card = bot.expect_card();
@@ -685,6 +684,7 @@ async fn a_twenty_step_runbook_never_posts_faster_than_slack_allows() {
         "{thread:#?}"
     );
     assert_eq!(bot.slack.refused(), [], "zero 429s");
+    assert_eq!(bot.slack.rate_limited(), 0, "Slack's limits were never reached");
     bot.card_now(&card);
     let posts = bot
         .slack

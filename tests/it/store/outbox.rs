@@ -15,6 +15,7 @@ on_both_stores!(
     figures_count_what_waits_and_what_exists,
     a_rate_limit_is_not_an_attempt_and_every_replica_sees_it,
     delivered_messages_are_pruned_after_their_retention_and_the_timeline_stays,
+    one_message_says_what_is_queued_behind_it_and_all_of_it_is_done_at_once,
 );
 
 /// Everything one change causes goes out in the order it was caused, however many messages,
@@ -564,4 +565,56 @@ async fn delivered_messages_are_pruned_after_their_retention_and_the_timeline_st
         story.history.len(),
         "the timeline stays"
     );
+}
+
+/// A step message that takes along what queued behind it in its lane: it sees exactly that lane,
+/// in order; the merged rows are done with it (and pruned like it), the rest still goes out.
+async fn one_message_says_what_is_queued_behind_it_and_all_of_it_is_done_at_once(store: Store) {
+    let story = request("C0INCIDENTS", false);
+    let page = Effect::PageUpdate {
+        update: rollbot::statuspage::PageUpdate::Opened,
+        message: None,
+    };
+    let caused = effects(vec![
+        Effect::StepFinished { index: 0 },
+        page.clone(),
+        Effect::StepFinished { index: 1 },
+        Effect::StepFinished { index: 2 },
+        Effect::RunFinished,
+    ]);
+    store.create_unlimited(&story.history, &caused).await.unwrap();
+    let other = request("C0INCIDENTS", false);
+    store
+        .create_unlimited(&other.history, &effects(vec![Effect::StepFinished { index: 0 }]))
+        .await
+        .unwrap();
+    let claimed = store.claim_outbox(Some(at(0)), CLAIM, 10).await.unwrap();
+    let head = claimed.iter().find(|i| i.effect == Effect::StepFinished { index: 0 }).unwrap();
+    let behind = store.outbox_queued_behind(head.id, 10).await.unwrap();
+    let kinds: Vec<&Effect> = behind.iter().map(|(_, e)| e).collect();
+    assert_eq!(
+        kinds,
+        [&Effect::StepFinished { index: 1 }, &Effect::StepFinished { index: 2 }, &Effect::RunFinished],
+        "its own lane only (not the page's, not another rollback's), in order"
+    );
+    let merged = [behind[0].0, behind[1].0];
+    store.outbox_delivered_merging(head.id, &merged, at(1)).await.unwrap();
+    let mut next = vec![];
+    loop {
+        let claimed = store.claim_outbox(Some(at(2)), CLAIM, 10).await.unwrap();
+        if claimed.is_empty() {
+            break;
+        }
+        for item in claimed {
+            next.push(item.effect.kind());
+            store.outbox_delivered(item.id, at(2)).await.unwrap();
+        }
+    }
+    next.sort();
+    assert_eq!(
+        next,
+        ["page_update", "run_finished", "step_finished"],
+        "the merged steps never go out again; the run's end, the page and the other rollback's step do"
+    );
+    assert_eq!(store.prune_outbox(at(3), 100).await.unwrap(), 6, "merged rows are pruned as delivered ones");
 }

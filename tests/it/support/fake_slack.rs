@@ -34,9 +34,11 @@ struct Recorder {
     /// Outages by time: each answers every call until its end, by the clock given.
     outage_schedule: Vec<(chrono::DateTime<chrono::Utc>, Outage)>,
     schedule_clock: Option<Arc<dyn rollbot::clock::Clock>>,
-    /// When set, posts to a channel less than a second after the last one get a 429, as Slack does.
-    pace_clock: Option<Arc<dyn rollbot::clock::Clock>>,
-    last_post: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
+    /// When set, Slack's published limits by this clock: a call past them gets a 429 with
+    /// `Retry-After`, as Slack answers.
+    limits: Option<(Arc<dyn rollbot::clock::Clock>, rollbot::slack::limits::SlackLimits)>,
+    /// How many of those 429s the test has looked at.
+    rate_limits_seen: u64,
     /// Top-level messages as `conversations.history` lists them: (channel, message), oldest first.
     history: Vec<(String, Value)>,
 }
@@ -111,10 +113,26 @@ impl FakeSlack {
         recorder.schedule_clock = Some(clock);
     }
 
-    /// From now on, answer 429 to a post that comes within a second of the last post to the same
-    /// channel, by `clock`.
-    pub fn enforce_one_post_per_second(&self, clock: Arc<dyn rollbot::clock::Clock>) {
-        self.recorder.lock().unwrap().pace_clock = Some(clock);
+    /// From now on, hold rollbot to Slack's published limits by `clock` (posts about one a
+    /// second per channel with a burst of 3, Tier 3 updates and Tier 4 ephemerals and views per
+    /// workspace): past them, 429 with `Retry-After`. The harness turns this on for every story.
+    pub fn enforce_slack_limits(&self, clock: Arc<dyn rollbot::clock::Clock>) {
+        self.recorder.lock().unwrap().limits = Some((clock, Default::default()));
+    }
+
+    /// How many calls Slack's limits refused (not counting outages a test scripted); the test
+    /// has then seen them.
+    pub fn rate_limited(&self) -> u64 {
+        let mut recorder = self.recorder.lock().unwrap();
+        let refused = recorder.limits.as_ref().map_or(0, |(_, limits)| limits.refused());
+        recorder.rate_limits_seen = refused;
+        refused
+    }
+
+    /// 429s Slack's limits gave that the test never looked at.
+    pub fn unseen_rate_limits(&self) -> u64 {
+        let recorder = self.recorder.lock().unwrap();
+        recorder.limits.as_ref().map_or(0, |(_, limits)| limits.refused()) - recorder.rate_limits_seen
     }
 
     /// The calls answered with an outage: (method, HTTP status).
@@ -185,20 +203,10 @@ async fn handle(
         tokio::time::sleep(delay).await;
     }
     let mut recorder = recorder.lock().unwrap();
-    if method == "chat.postMessage"
-        && let Some(clock) = recorder.pace_clock.clone()
+    if let Some((clock, limits)) = recorder.limits.as_mut()
+        && let Err(retry_after) = limits.admit(&method, body["channel"].as_str(), clock.now())
     {
-        let channel = body["channel"].as_str().unwrap_or_default().to_owned();
-        let now = clock.now();
-        let too_soon = recorder
-            .last_post
-            .get(&channel)
-            .is_some_and(|last| now - *last < chrono::Duration::seconds(1));
-        if too_soon {
-            recorder.outages.push_front(Outage::RateLimited(1));
-        } else {
-            recorder.last_post.insert(channel, now);
-        }
+        recorder.outages.push_front(Outage::RateLimited(retry_after));
     }
     let scheduled = recorder.schedule_clock.as_ref().and_then(|clock| {
         let now = clock.now();

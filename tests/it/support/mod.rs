@@ -277,6 +277,7 @@ impl Rollbot {
         let store = storage.open(proxy_port).await;
         let slack = FakeSlack::start().await;
         let clock = Arc::new(ManualClock::at(t0()));
+        slack.enforce_slack_limits(clock.clone());
         let api = SlackApi::new(&slack.api_url, &Secret::new(BOT_TOKEN)).unwrap();
         let app = App::new(Parts {
             config: config.clone(),
@@ -610,6 +611,11 @@ impl Drop for Rollbot {
             assert!(
                 unseen.is_empty(),
                 "the test never looked at these Slack calls: {unseen:#?}"
+            );
+            assert_eq!(
+                self.slack.unseen_rate_limits(),
+                0,
+                "rollbot went past Slack's published limits (429) and the test never looked"
             );
         }
     }
