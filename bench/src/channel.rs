@@ -1,10 +1,12 @@
 //! How current the channel is (issue 27): from the moment rollbacks of 20 instant steps end to
 //! the last Slack call about them, the Slack calls per step, and the 429s provoked, against the
-//! fake Slack's model of Slack's published limits.
+//! fake Slack's model of Slack's published limits; and how soon the channel catches up after
+//! a minute in which Slack answered every call with 503.
 use crate::client;
-use crate::servers::SlackLog;
+use crate::servers::{Call, SlackLog};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -13,13 +15,25 @@ pub const STEPS: usize = 20;
 /// The channel is taken as caught up once Slack has heard nothing for this long.
 const QUIET: Duration = Duration::from_secs(5);
 const GIVE_UP: Duration = Duration::from_secs(900);
+/// Scenario (c): how long Slack is down, from the moment the first card is posted.
+pub const OUTAGE: Duration = Duration::from_secs(60);
 
-/// Files `concurrent` critical rollbacks of the quick runbook at once and measures the channel.
-pub async fn freshness(address: &str, database_url: &str, log: &SlackLog, concurrent: usize) -> Result<Value> {
+/// Files `concurrent` critical rollbacks of the quick runbook at once and measures the channel;
+/// with `outage`, Slack is down for that long from the first card on (the runs happen in it).
+pub async fn freshness(
+    address: &str,
+    database_url: &str,
+    log: &SlackLog,
+    concurrent: usize,
+    outage: Option<Duration>,
+) -> Result<Value> {
     let (db, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     log.clear();
     log.limits_on.store(true, Ordering::Relaxed);
+    if let Some(length) = outage {
+        log.outage_after(1, length);
+    }
     let requested = Instant::now();
     let mut ids = vec![];
     for n in 0..concurrent {
@@ -54,8 +68,9 @@ pub async fn freshness(address: &str, database_url: &str, log: &SlackLog, concur
     };
     let last_call = loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let last = log.calls().last().map(|(at, _, _)| *at).unwrap_or(ended);
-        if last.elapsed() >= QUIET {
+        let down = log.outage_ends().is_some_and(|until| Instant::now() < until);
+        let last = log.calls().last().map(|c| c.at).unwrap_or(ended);
+        if !down && last.elapsed() >= QUIET {
             break last;
         }
         if requested.elapsed() > GIVE_UP {
@@ -64,14 +79,11 @@ pub async fn freshness(address: &str, database_url: &str, log: &SlackLog, concur
     };
     log.limits_on.store(false, Ordering::Relaxed);
     let calls = log.calls();
-    let count = |method: &str| calls.iter().filter(|(_, m, _)| m == method).count();
-    let complete = calls
-        .iter()
-        .filter(|(_, m, t)| m == "chat.postMessage" && t.contains("ROLLBACK COMPLETE"))
-        .count();
+    let count = |method: &str| calls.iter().filter(|c| c.method == method).count();
     let steps = (STEPS * concurrent) as f64;
     let posts = count("chat.postMessage");
-    let row = json!({
+    let threads = read_threads(&calls);
+    let mut row = json!({
         "rollbacks": concurrent,
         "steps_each": STEPS,
         "run_seconds": ended.duration_since(requested).as_secs_f64(),
@@ -81,15 +93,82 @@ pub async fn freshness(address: &str, database_url: &str, log: &SlackLog, concur
         "posts_per_step": posts as f64 / steps,
         "slack_calls_per_step": calls.len() as f64 / steps,
         "rate_limited": log.rate_limited.load(Ordering::Relaxed),
-        "complete_announcements": complete,
+        "cards": threads.len(),
+        "cards_succeeded_at_the_end": threads.values().filter(|t| t.card_says_succeeded).count(),
+        "threads_in_order": threads.values().filter(|t| t.in_order()).count(),
+        "duplicate_posts": threads.values().map(|t| t.duplicates).sum::<usize>(),
     });
+    let outage_text = match log.outage_ends() {
+        Some(recovered) => {
+            let caught_up = last_call.saturating_duration_since(recovered).as_secs_f64();
+            row["outage_seconds"] = json!(outage.unwrap_or_default().as_secs_f64());
+            row["caught_up_after_recovery_seconds"] = json!(caught_up);
+            row["unavailable_answers"] = json!(log.unavailable.load(Ordering::Relaxed));
+            format!(
+                "; after {} s of 503s ({} refused calls) it caught up {caught_up:.1} s after Slack recovered",
+                outage.unwrap_or_default().as_secs(),
+                log.unavailable.load(Ordering::Relaxed)
+            )
+        }
+        None => String::new(),
+    };
     println!(
-        "channel, {concurrent} rollback(s) of {STEPS} instant steps: runs in {:.1} s; the channel is {:.1} s behind at the end; {posts} posts ({:.2} per step), {} updates, {} rate-limited calls",
+        "channel, {concurrent} rollback(s) of {STEPS} instant steps: runs in {:.1} s; the channel is {:.1} s behind at the end; {posts} posts ({:.2} per step), {} updates, {} rate-limited calls; {}/{} cards say Succeeded, {}/{} threads in order, {} duplicate posts{outage_text}",
         row["run_seconds"].as_f64().unwrap_or(0.0),
         row["staleness_seconds"].as_f64().unwrap_or(0.0),
         row["posts_per_step"].as_f64().unwrap_or(0.0),
         row["updates"],
-        row["rate_limited"]
+        row["rate_limited"],
+        row["cards_succeeded_at_the_end"],
+        row["cards"],
+        row["threads_in_order"],
+        row["cards"],
+        row["duplicate_posts"],
     );
     Ok(row)
+}
+
+/// What one card and its thread show at the end.
+#[derive(Default)]
+struct Thread {
+    posts: Vec<String>,
+    card_says_succeeded: bool,
+    duplicates: usize,
+}
+
+impl Thread {
+    /// Announced, then the steps, then the end and the customer notice, each once.
+    fn in_order(&self) -> bool {
+        let at = |needle: &str| self.posts.iter().position(|p| p.contains(needle));
+        let (Some(started), Some(steps), Some(complete), Some(notice)) = (
+            at("ROLLBACK IN PROGRESS"),
+            self.posts.iter().position(|p| p.starts_with("✅ Step")),
+            at("ROLLBACK COMPLETE"),
+            at("Customer notice"),
+        ) else {
+            return false;
+        };
+        started < steps && steps < complete && complete < notice
+    }
+}
+
+/// Each card's thread as the channel shows it: posts in the order Slack took them, the card's
+/// last text, and any message posted twice.
+fn read_threads(calls: &[Call]) -> HashMap<String, Thread> {
+    let mut threads: HashMap<String, Thread> = HashMap::new();
+    for call in calls {
+        let thread = threads.entry(call.card.clone()).or_default();
+        match call.method.as_str() {
+            "chat.postMessage" => {
+                if thread.posts.contains(&call.text) {
+                    thread.duplicates += 1;
+                }
+                thread.posts.push(call.text.clone());
+            }
+            "chat.update" => thread.card_says_succeeded = call.text.contains("Succeeded"),
+            _ => {}
+        }
+    }
+    threads.retain(|_, t| !t.posts.is_empty());
+    threads
 }

@@ -594,8 +594,9 @@ async fn measure(
     // How current the channel is, within Slack's limits: one rollback, then ten at once.
     let mut channel_rows = vec![];
     if only.channel {
-        for concurrent in [1, 10] {
-            channel_rows.push(channel::freshness(&rollbot.address, database_url, slack_log, concurrent).await?);
+        // (a) one rollback, (b) ten at once, (c) one through a minute of 503s.
+        for (concurrent, outage) in [(1, None), (10, None), (1, Some(channel::OUTAGE))] {
+            channel_rows.push(channel::freshness(&rollbot.address, database_url, slack_log, concurrent, outage).await?);
         }
     }
     drop(rollbot);

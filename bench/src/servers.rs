@@ -39,66 +39,70 @@ pub async fn reference_server(secret: String) -> Result<()> {
     axum::serve(listener, app).await.context("serving the reference")
 }
 
+/// One call Slack took.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub at: std::time::Instant,
+    pub method: String,
+    pub text: String,
+    /// The card the call is about: the thread it posts in, the message it updates, or the
+    /// message it posted at the top of the channel.
+    pub card: String,
+}
+
 /// What the fake Slack saw: every call with when it came, and how many it refused with 429.
 #[derive(Default)]
 pub struct SlackLog {
-    calls: std::sync::Mutex<Vec<(std::time::Instant, String, String)>>,
+    calls: std::sync::Mutex<Vec<Call>>,
     /// Slack's published limits, applied while `true` (the channel scenarios); other scenarios
     /// measure rollbot's own path and would only measure the model.
     pub limits_on: std::sync::atomic::AtomicBool,
-    limits: std::sync::Mutex<Limits>,
+    /// The same model of Slack's limits as the test suite's fake Slack.
+    limits: std::sync::Mutex<rollbot::slack::limits::SlackLimits>,
     pub rate_limited: AtomicU64,
-}
-
-/// Slack's limits as token buckets: `chat.postMessage` about one a second per channel with a
-/// short burst; `chat.update` Tier 3 (50 a minute per workspace, shared by every message).
-#[derive(Default)]
-struct Limits {
-    per_channel_posts: std::collections::HashMap<String, Bucket>,
-    updates: Option<Bucket>,
-}
-
-struct Bucket {
-    tokens: f64,
-    at: std::time::Instant,
-    burst: f64,
-    per_second: f64,
-}
-
-impl Bucket {
-    fn new(burst: f64, per_second: f64) -> Bucket {
-        Bucket {
-            tokens: burst,
-            at: std::time::Instant::now(),
-            burst,
-            per_second,
-        }
-    }
-
-    /// Takes a token, or says how many seconds until one is there.
-    fn take(&mut self) -> Result<(), u64> {
-        let now = std::time::Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_second).min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - self.tokens) / self.per_second).ceil().max(1.0) as u64)
-        }
-    }
+    /// Until then, every call is answered 503 (an outage); `None`: Slack is up.
+    outage_until: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The outage starts at the post after this many posts (armed), for `outage_for`.
+    outage_after_posts: std::sync::Mutex<Option<(usize, std::time::Duration)>>,
+    pub unavailable: AtomicU64,
 }
 
 impl SlackLog {
     pub fn clear(&self) {
         self.calls.lock().unwrap().clear();
-        *self.limits.lock().unwrap() = Limits::default();
+        *self.limits.lock().unwrap() = Default::default();
         self.rate_limited.store(0, Ordering::Relaxed);
+        self.unavailable.store(0, Ordering::Relaxed);
+        *self.outage_until.lock().unwrap() = None;
+        *self.outage_after_posts.lock().unwrap() = None;
     }
 
-    /// The calls since the last `clear`: when, which method, the message's `text`.
-    pub fn calls(&self) -> Vec<(std::time::Instant, String, String)> {
+    /// The calls since the last `clear`.
+    pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
+    }
+
+    /// Once `posts` messages were posted, Slack is down for `length`: every call gets a 503.
+    pub fn outage_after(&self, posts: usize, length: std::time::Duration) {
+        *self.outage_after_posts.lock().unwrap() = Some((posts, length));
+    }
+
+    /// When the outage ends (`None` before it started).
+    pub fn outage_ends(&self) -> Option<std::time::Instant> {
+        *self.outage_until.lock().unwrap()
+    }
+
+    /// Whether Slack is down now, starting the armed outage when its time has come.
+    fn down(&self) -> bool {
+        let now = std::time::Instant::now();
+        let mut until = self.outage_until.lock().unwrap();
+        if until.is_none()
+            && let Some((posts, length)) = *self.outage_after_posts.lock().unwrap()
+            && self.calls.lock().unwrap().iter().filter(|c| c.method == "chat.postMessage").count() >= posts
+        {
+            *until = Some(now + length);
+        }
+        until.is_some_and(|until| now < until)
     }
 
     /// `Err(seconds)`: Slack would answer 429 with this `Retry-After`.
@@ -106,19 +110,8 @@ impl SlackLog {
         if !self.limits_on.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let mut limits = self.limits.lock().unwrap();
-        match method {
-            "chat.postMessage" => limits
-                .per_channel_posts
-                .entry(channel.to_owned())
-                .or_insert_with(|| Bucket::new(3.0, 1.0))
-                .take(),
-            "chat.update" => limits
-                .updates
-                .get_or_insert_with(|| Bucket::new(50.0, 50.0 / 60.0))
-                .take(),
-            _ => Ok(()),
-        }
+        let channel = Some(channel).filter(|c| !c.is_empty());
+        self.limits.lock().unwrap().admit(method, channel, chrono::Utc::now())
     }
 }
 
@@ -138,6 +131,10 @@ pub async fn fake_slack() -> Result<(String, Arc<SlackLog>)> {
                     .or_else(|_| serde_urlencoded_like(&body))
                     .unwrap_or(Value::Null);
                 let channel = body.get("channel").cloned().unwrap_or(Value::Null);
+                if log.down() {
+                    log.unavailable.fetch_add(1, Ordering::Relaxed);
+                    return (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response();
+                }
                 if let Err(retry_after) = log.admit(&method, channel.as_str().unwrap_or_default()) {
                     log.rate_limited.fetch_add(1, Ordering::Relaxed);
                     return (
@@ -148,8 +145,18 @@ pub async fn fake_slack() -> Result<(String, Arc<SlackLog>)> {
                         .into_response();
                 }
                 let text = body["text"].as_str().unwrap_or_default().to_owned();
-                log.calls.lock().unwrap().push((std::time::Instant::now(), method.clone(), text));
                 let ts = format!("1790000000.{:06}", next_ts.fetch_add(1, Ordering::Relaxed));
+                let card = body["thread_ts"]
+                    .as_str()
+                    .or(body["ts"].as_str())
+                    .unwrap_or(&ts)
+                    .to_owned();
+                log.calls.lock().unwrap().push(Call {
+                    at: std::time::Instant::now(),
+                    method: method.clone(),
+                    text,
+                    card,
+                });
                 axum::Json(match method.as_str() {
                     "chat.postEphemeral" => json!({"ok": true, "message_ts": ts}),
                     "chat.update" => json!({"ok": true, "channel": channel, "ts": body["ts"], "message": {"text": ""}}),

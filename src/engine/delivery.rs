@@ -555,7 +555,7 @@ impl Delivery {
         let slot = self
             .engine
             .store
-            .reserve_channel_slot(channel, now, crate::store::CHANNEL_POST_GAP)
+            .reserve_channel_slot(channel, now, crate::store::CHANNEL_POST_GAP, crate::store::CHANNEL_POST_BURST)
             .await?;
         if slot <= now {
             Ok(())
@@ -626,8 +626,14 @@ impl From<anyhow::Error> for DeliverError {
 }
 
 /// 1s, 2s, 4s … capped at five minutes; only failures count as attempts, never a 429.
+/// The longest a failed message waits before it is tried again. Slack's outages end without
+/// notice: a short wait lets the channel catch up within seconds of Slack's recovery, and it
+/// costs Slack little, since only the first waiting message of each lane is tried (one call per
+/// lane every few seconds while Slack is down).
+const RETRY_AT_MOST: Duration = Duration::from_secs(5);
+
 fn backoff(attempts: i32) -> Duration {
-    Duration::from_secs(1u64 << attempts.clamp(0, 9) as u32).min(Duration::from_secs(300))
+    Duration::from_secs(1u64 << attempts.clamp(0, 9) as u32).min(RETRY_AT_MOST)
 }
 
 /// `wait` give or take a fifth, differently for each message, so that the replicas and the

@@ -105,6 +105,9 @@ pub enum Filed<T> {
 /// far apart. A new rollback's card takes its channel's next slot when it is filed; every other
 /// message takes one when it is about to be posted.
 pub const CHANNEL_POST_GAP: std::time::Duration = std::time::Duration::from_secs(1);
+/// Slack allows short bursts above that pace: a quiet channel takes this many posts at once
+/// (the thread of a fast runbook goes out at once instead of one a second).
+pub const CHANNEL_POST_BURST: u32 = 3;
 
 /// Rollbacks in these states are over; every other state still needs someone's attention.
 pub(crate) const FINISHED_STATES: &str = "'succeeded', 'failed', 'rejected', 'cancelled', 'expired', 'aborted'";
@@ -358,10 +361,11 @@ impl Store {
         channel: &str,
         now: DateTime<Utc>,
         gap: Duration,
+        burst: u32,
     ) -> Result<DateTime<Utc>> {
         within_deadline(
             "reserve_channel_slot",
-            self.backend().reserve_channel_slot(channel, now, gap),
+            self.backend().reserve_channel_slot(channel, now, gap, burst),
         )
         .await
     }

@@ -117,9 +117,16 @@ pub trait Outbox {
     /// out one at a time per lane, in order, so its thread reads in the order things happened.
     /// Claims count by the store's clock (`at`, `None` for the database's; see `Clock::store_time`).
     async fn claim_outbox(&self, at: Option<DateTime<Utc>>, lease: Duration, limit: i64) -> Result<Vec<OutboxItem>>;
-    /// Reserves the channel's next posting slot, `gap` after the one before it and not before
-    /// `now`, and says when it is: `now` means post now.
-    async fn reserve_channel_slot(&self, channel: &str, now: DateTime<Utc>, gap: Duration) -> Result<DateTime<Utc>>;
+    /// Reserves the channel's next posting slot and says when it is (`now` means post now): one
+    /// `gap` apart, except that a channel that was quiet takes up to `burst` posts at once, as
+    /// Slack allows (a token bucket, kept as the time the channel's credit runs out).
+    async fn reserve_channel_slot(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+        gap: Duration,
+        burst: u32,
+    ) -> Result<DateTime<Utc>>;
     /// Takes the channel's posting slot only if nothing is reserved ahead of `now`: for messages
     /// that give way to rollbacks' (proposal cards). `None`: taken, post now; otherwise when the
     /// channel is next free.

@@ -70,9 +70,10 @@ impl Outbox for EmbeddedStore {
         channel: &str,
         now: DateTime<Utc>,
         gap: std::time::Duration,
+        burst: u32,
     ) -> Result<DateTime<Utc>> {
         let channel = channel.to_owned();
-        self.transaction(move |tx| take_channel_slot(tx, &channel, now, gap))
+        self.transaction(move |tx| take_channel_slot(tx, &channel, now, gap, burst))
             .await
     }
 
@@ -91,7 +92,7 @@ impl Outbox for EmbeddedStore {
                 .optional()?;
             match next.map(|n| parse_ts(&n)).transpose()? {
                 Some(busy_until) if busy_until > now => Ok(Some(busy_until)),
-                _ => take_channel_slot(tx, &channel, now, gap).map(|_| None),
+                _ => take_channel_slot(tx, &channel, now, gap, 1).map(|_| None),
             }
         })
         .await
@@ -287,20 +288,24 @@ pub(super) fn take_channel_slot(
     channel: &str,
     now: DateTime<Utc>,
     gap: std::time::Duration,
+    burst: u32,
 ) -> Result<DateTime<Utc>> {
     let next: Option<String> = tx
         .query_row("SELECT next_at FROM channel_pace WHERE channel = ?1", [channel], |r| {
             r.get(0)
         })
         .optional()?;
-    let slot = match next {
+    // `next_at` is when the channel's credit runs out; a post may go `burst` gaps before.
+    let credit_ends = match next {
         Some(next) => parse_ts(&next)?.max(now),
         None => now,
     };
+    let gap = chrono::Duration::from_std(gap)?;
+    let slot = (credit_ends - gap * (burst.max(1) as i32 - 1)).max(now);
     tx.execute(
         "INSERT INTO channel_pace (channel, next_at) VALUES (?1, ?2)
          ON CONFLICT (channel) DO UPDATE SET next_at = ?2",
-        params![channel, ts(slot + chrono::Duration::from_std(gap)?)],
+        params![channel, ts(credit_ends + gap)],
     )?;
     Ok(slot)
 }

@@ -320,7 +320,7 @@ pub(super) fn insert_rollback(tx: &Transaction, history: &[Recorded], consequenc
     apply_consequences(tx, id, consequences, now)?;
     if EffectRow::of_change(consequences)?.iter().any(|e| e.takes_channel_slot) {
         // The card holds its channel's next slot from now on; nothing in its lane goes before it.
-        let slot = take_channel_slot(tx, &rollback.request.channel.0, now, CHANNEL_POST_GAP)?;
+        let slot = take_channel_slot(tx, &rollback.request.channel.0, now, CHANNEL_POST_GAP, 1)?;
         tx.execute(
             "UPDATE outbox SET available_at = max(available_at, ?2),
                                slot_at = CASE WHEN kind = 'post_card' THEN ?2 END

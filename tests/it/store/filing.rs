@@ -163,7 +163,7 @@ async fn simultaneous_requests_each_keep_their_own_events_effects_and_timers(sto
     assert!(cards.iter().all(|c| c.effect == Effect::PostCard && c.slot_reserved));
     assert_eq!(
         store
-            .reserve_channel_slot("C0INCIDENTS", at(0), std::time::Duration::from_secs(1))
+            .reserve_channel_slot("C0INCIDENTS", at(0), std::time::Duration::from_secs(1), 1)
             .await
             .unwrap(),
         second(PEOPLE),

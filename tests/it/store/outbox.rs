@@ -284,7 +284,7 @@ async fn channel_slots_space_posts_one_gap_apart(store: Store) {
     let now = at(0);
     let slot = |channel: &'static str, when| {
         let store = store.clone();
-        async move { store.reserve_channel_slot(channel, when, gap).await.unwrap() }
+        async move { store.reserve_channel_slot(channel, when, gap, 1).await.unwrap() }
     };
     assert_eq!(slot("C0INCIDENTS", now).await, now, "a free channel: post now");
     assert_eq!(
@@ -307,6 +307,33 @@ async fn channel_slots_space_posts_one_gap_apart(store: Store) {
         slot("C0INCIDENTS", now + Duration::seconds(10)).await,
         now + Duration::seconds(11)
     );
+
+    // As Slack allows short bursts: a quiet channel takes three at once, then one a second.
+    let burst = |when| {
+        let store = store.clone();
+        async move { store.reserve_channel_slot("C0BURST", when, gap, 3).await.unwrap() }
+    };
+    let mut slots = vec![];
+    for _ in 0..5 {
+        slots.push(burst(now).await);
+    }
+    assert_eq!(
+        slots,
+        [now, now, now, now + Duration::seconds(1), now + Duration::seconds(2)],
+        "three at once, then one a gap"
+    );
+    let later = now + Duration::seconds(4);
+    assert_eq!(
+        [burst(later).await, burst(later).await, burst(later).await],
+        [later, later, later + Duration::seconds(1)],
+        "the credit comes back one post a gap: two seconds after the last slot, two at once"
+    );
+    assert_eq!(
+        burst(now + Duration::seconds(60)).await,
+        now + Duration::seconds(60),
+        "after a quiet minute, a burst again"
+    );
+    assert_eq!(burst(now + Duration::seconds(60)).await, now + Duration::seconds(60));
 }
 /// A message that gives way (a proposal's card) takes a slot only from a free channel, and
 /// never pushes back what is reserved.
@@ -320,14 +347,14 @@ async fn a_message_that_gives_way_takes_only_a_free_channel(store: Store) {
     assert_eq!(idle(second(0)).await, None, "a free channel: post now");
     assert_eq!(idle(second(0)).await, Some(second(1)), "busy until its slot is over");
     assert_eq!(
-        store.reserve_channel_slot("C0INCIDENTS", second(0), gap).await.unwrap(),
+        store.reserve_channel_slot("C0INCIDENTS", second(0), gap, 1).await.unwrap(),
         second(1),
         "a rollback's message still gets the next slot"
     );
     assert_eq!(idle(second(1)).await, Some(second(2)), "and goes first");
     assert_eq!(idle(second(2)).await, None);
     assert_eq!(
-        store.reserve_channel_slot("C0INCIDENTS", second(2), gap).await.unwrap(),
+        store.reserve_channel_slot("C0INCIDENTS", second(2), gap, 1).await.unwrap(),
         second(3),
         "taking a free slot spaces what follows"
     );
@@ -366,7 +393,7 @@ async fn a_card_filed_while_its_channel_is_busy_holds_the_next_slot(store: Store
     let gap = std::time::Duration::from_secs(1);
     let second = |n: i64| at(0) + Duration::seconds(n);
     assert_eq!(
-        store.reserve_channel_slot("C0INCIDENTS", at(0), gap).await.unwrap(),
+        store.reserve_channel_slot("C0INCIDENTS", at(0), gap, 1).await.unwrap(),
         at(0)
     );
     let busy = store
@@ -410,7 +437,7 @@ async fn a_card_filed_while_its_channel_is_busy_holds_the_next_slot(store: Store
         "then it is due, once, holding the slot: not put back, not counted as tried"
     );
     assert_eq!(
-        store.reserve_channel_slot("C0INCIDENTS", at(0), gap).await.unwrap(),
+        store.reserve_channel_slot("C0INCIDENTS", at(0), gap, 1).await.unwrap(),
         second(2),
         "the slot is taken"
     );

@@ -486,16 +486,19 @@ impl Rollbot {
     /// Runs the outbox and the executor until neither has anything left to do (at most
     /// `SETTLE_ROUNDS` rounds: more means something keeps making work).
     pub async fn settle(&self) {
+        /// A channel's slots are at most this far ahead after a burst; a longer wait is not pacing.
+        const PACED_WAIT: chrono::Duration = chrono::Duration::seconds(rollbot::store::CHANNEL_POST_BURST as i64 + 1);
         for _ in 0..SETTLE_ROUNDS {
             let fired = self.app.timers.run_once().await.unwrap();
             let delivered = self.app.delivery.run_once().await.unwrap();
             let ran = self.app.executor.run_once().await.unwrap();
             if fired == 0 && delivered == 0 && !ran {
-                // Posts waiting for their channel's next slot are due within a second: let
-                // that second pass, as it would for a real rollbot. Retries after errors wait.
+                // Posts waiting for their channel's next slot are due within seconds (a burst
+                // spends the channel's credit): let that time pass, as it would for a real
+                // rollbot. Retries after errors wait.
                 let paced = self.app.engine.next_paced_delivery().await.unwrap();
                 match paced {
-                    Some(at) if at > self.clock.now() && at - self.clock.now() <= chrono::Duration::seconds(1) => {
+                    Some(at) if at > self.clock.now() && at - self.clock.now() <= PACED_WAIT => {
                         self.clock.set(at);
                         continue;
                     }
