@@ -11,6 +11,7 @@ pub mod http;
 pub mod manifest;
 pub mod metrics;
 pub mod outbound;
+pub mod postgres_tls;
 pub mod postmortem;
 pub mod report;
 pub mod secret;

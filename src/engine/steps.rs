@@ -283,6 +283,10 @@ pub struct SqlSpec<'a> {
     pub snapshot: Option<&'a RowCounts>,
 }
 
+/// How long a `sql` step waits for its database to accept a connection, unless its URL says
+/// (`connect_timeout`); never longer than the step's own timeout.
+const SQL_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub async fn sql(secrets: &SecretSource, spec: SqlSpec<'_>) -> StepResult {
     let started = Instant::now();
     let mut resolved = Resolved::default();
@@ -290,14 +294,23 @@ pub async fn sql(secrets: &SecretSource, spec: SqlSpec<'_>) -> StepResult {
         let url = resolved
             .resolve(secrets, spec.connection)
             .map_err(|d| (StepOutcome::CouldNotStart, d))?;
-        let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        let cannot_connect = |e: String| {
+            (
+                StepOutcome::CouldNotStart,
+                format!("cannot connect to database `{}`: {e}", spec.database),
+            )
+        };
+        // TLS as libpq does it (`sslmode`, `sslrootcert`, … in the URL); a database that never
+        // answers costs the connect timeout (the URL's `connect_timeout`, else ours), not the step.
+        let connector = crate::postgres_tls::connector(&url).map_err(|e| cannot_connect(format!("{e:#}")))?;
+        let mut config = connector.config;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(SQL_CONNECT_TIMEOUT.min(spec.timeout));
+        }
+        let (mut client, connection) = config
+            .connect(connector.tls)
             .await
-            .map_err(|e| {
-                (
-                    StepOutcome::CouldNotStart,
-                    format!("cannot connect to database `{}`: {e}", spec.database),
-                )
-            })?;
+            .map_err(|e| cannot_connect(e.to_string()))?;
         let driver = tokio::spawn(connection);
         let outcome = check(&mut client, &spec).await;
         drop(client);

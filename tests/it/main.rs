@@ -15,4 +15,5 @@ mod security;
 mod statuspage;
 mod store;
 mod stories;
+mod tls;
 mod updates;

@@ -8,10 +8,9 @@ use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::value::RawValue;
-use std::str::FromStr;
 use tokio_postgres::types::Json;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row, Transaction};
+use tokio_postgres::{Row, Transaction};
 
 mod export;
 mod filing;
@@ -105,7 +104,9 @@ impl PostgresStore {
     /// Connects to the database in `url`, creating the database itself when it does not exist
     /// yet, so that a fresh PostgreSQL needs no manual setup.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
-        let mut config = tokio_postgres::Config::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        // TLS as libpq does it: `sslmode`, `sslrootcert`, `sslcert`, `sslkey` in the URL.
+        let crate::postgres_tls::Connector { mut config, tls, .. } =
+            crate::postgres_tls::connector(url).context("DATABASE_URL cannot be used")?;
         // A database that accepts connections and never answers (a failover, a partition) must
         // cost seconds, not the request: connecting, waiting for a pooled connection and each
         // operation (`store::OPERATION_DEADLINE`) have deadlines; keepalives find dead peers.
@@ -115,16 +116,16 @@ impl PostgresStore {
         config
             .keepalives(true)
             .keepalives_idle(std::time::Duration::from_secs(10));
-        if let Err(e) = config.connect(NoTls).await {
+        if let Err(e) = config.connect(tls.clone()).await {
             if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
-                create_database(&config).await?;
+                create_database(&config, tls.clone()).await?;
             } else {
                 return Err(anyhow!(e).context(format!("cannot connect to PostgreSQL at {}", describe(&config))));
             }
         }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -299,7 +300,10 @@ pub(super) fn from_jsonb<T: serde::de::DeserializeOwned>(
         .0)
 }
 
-pub(super) async fn create_database(config: &tokio_postgres::Config) -> Result<()> {
+pub(super) async fn create_database(
+    config: &tokio_postgres::Config,
+    tls: crate::postgres_tls::MakeRustlsConnect,
+) -> Result<()> {
     let name = config
         .get_dbname()
         .ok_or_else(|| anyhow!("DATABASE_URL names no database"))?
@@ -307,7 +311,7 @@ pub(super) async fn create_database(config: &tokio_postgres::Config) -> Result<(
     let mut admin = config.clone();
     admin.dbname("postgres");
     let (client, connection) = admin
-        .connect(NoTls)
+        .connect(tls)
         .await
         .with_context(|| format!("cannot connect to PostgreSQL at {}", describe(config)))?;
     tokio::spawn(connection);
