@@ -4,8 +4,8 @@
 //! client certificate, `sslcert` and `sslkey`; TLS through rustls. As with libpq, `require` with
 //! an `sslrootcert` checks the chain like `verify-ca`; `allow` tries TLS first, as `prefer` does.
 use anyhow::{Context, Result, anyhow, bail};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error as TlsError, SignatureScheme};
@@ -35,9 +35,7 @@ impl FromStr for TlsMode {
             "require" => TlsMode::Require,
             "verify-ca" => TlsMode::VerifyCa,
             "verify-full" => TlsMode::VerifyFull,
-            other => bail!(
-                "sslmode `{other}` is not one of disable, allow, prefer, require, verify-ca, verify-full"
-            ),
+            other => bail!("sslmode `{other}` is not one of disable, allow, prefer, require, verify-ca, verify-full"),
         })
     }
 }
@@ -72,7 +70,11 @@ pub fn connector(connection: &str) -> Result<Connector> {
     let verify = match (mode, roots) {
         (TlsMode::VerifyCa | TlsMode::VerifyFull, None) => bail!(
             "sslmode={} needs sslrootcert: the CA certificates to check the server against (a PEM file, or `system`)",
-            if mode == TlsMode::VerifyCa { "verify-ca" } else { "verify-full" }
+            if mode == TlsMode::VerifyCa {
+                "verify-ca"
+            } else {
+                "verify-full"
+            }
         ),
         (TlsMode::VerifyFull, Some(roots)) => Verify::Full(roots),
         (TlsMode::VerifyCa | TlsMode::Require, Some(roots)) => Verify::ChainOnly(roots),
@@ -281,11 +283,17 @@ mod tests {
             "postgres://app:pw@db.internal:5432/rollbot?sslmode=verify-full&application_name=rollbot&sslrootcert=%2Fetc%2Fca.pem",
         )
         .unwrap();
-        assert_eq!(rest, "postgres://app:pw@db.internal:5432/rollbot?application_name=rollbot");
+        assert_eq!(
+            rest,
+            "postgres://app:pw@db.internal:5432/rollbot?application_name=rollbot"
+        );
         assert_eq!(tls["sslmode"], "verify-full");
         assert_eq!(tls["sslrootcert"], "/etc/ca.pem");
         let (rest, tls) = split_tls_parameters("host=db user=app sslmode=require").unwrap();
-        assert_eq!(rest, "host=db user=app sslmode=require", "tokio-postgres reads its own form");
+        assert_eq!(
+            rest, "host=db user=app sslmode=require",
+            "tokio-postgres reads its own form"
+        );
         assert!(tls.is_empty());
     }
 
@@ -296,10 +304,16 @@ mod tests {
         assert_eq!(mode("postgres://h/db?sslmode=disable").unwrap(), TlsMode::Disable);
         assert_eq!(mode("postgres://h/db?sslmode=allow").unwrap(), TlsMode::Prefer);
         assert_eq!(mode("host=h dbname=db sslmode=require").unwrap(), TlsMode::Require);
-        let refused = connector("postgres://u:secret@h/db?sslmode=verify-full").err().unwrap().to_string();
+        let refused = connector("postgres://u:secret@h/db?sslmode=verify-full")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(refused.contains("needs sslrootcert"), "{refused}");
         assert!(!refused.contains("secret"), "{refused}");
-        let refused = connector("postgres://h/db?sslmode=verify-everything").err().unwrap().to_string();
+        let refused = connector("postgres://h/db?sslmode=verify-everything")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(refused.contains("is not one of disable"), "{refused}");
         let refused = connector("postgres://h/db?sslmode=require&sslrootcert=/nonexistent.pem")
             .err()

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub const STEPS: usize = 20;
 /// The channel is taken as caught up once Slack has heard nothing for this long.
 const QUIET: Duration = Duration::from_secs(5);
+/// After an outage: longer than a failed message's longest wait between tries.
+const QUIET_AFTER_OUTAGE: Duration = Duration::from_secs(15);
 const GIVE_UP: Duration = Duration::from_secs(900);
 /// Scenario (c): how long Slack is down, from the moment the first card is posted.
 pub const OUTAGE: Duration = Duration::from_secs(60);
@@ -68,9 +70,14 @@ pub async fn freshness(
     };
     let last_call = loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let down = log.outage_ends().is_some_and(|until| Instant::now() < until);
+        let recovered = log.outage_ends();
+        let down = recovered.is_some_and(|until| Instant::now() < until);
         let last = log.calls().last().map(|c| c.at).unwrap_or(ended);
-        if !down && last.elapsed() >= QUIET {
+        // After an outage, quiet counts from Slack's recovery too: the first retry may come a
+        // few seconds after it.
+        let quiet_since = recovered.map_or(last, |r| last.max(r));
+        let quiet = if recovered.is_some() { QUIET_AFTER_OUTAGE } else { QUIET };
+        if !down && quiet_since.elapsed() >= quiet {
             break last;
         }
         if requested.elapsed() > GIVE_UP {

@@ -98,7 +98,14 @@ impl SlackLog {
         let mut until = self.outage_until.lock().unwrap();
         if until.is_none()
             && let Some((posts, length)) = *self.outage_after_posts.lock().unwrap()
-            && self.calls.lock().unwrap().iter().filter(|c| c.method == "chat.postMessage").count() >= posts
+            && self
+                .calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| c.method == "chat.postMessage")
+                .count()
+                >= posts
         {
             *until = Some(now + length);
         }

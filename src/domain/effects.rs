@@ -764,7 +764,12 @@ mod tests {
     fn five_steps_third_failed() -> Story {
         let mut plan = crate::domain::fixtures::plan();
         let step = plan.steps[0].clone();
-        plan.steps = (0..5).map(|i| PlanStep { name: format!("Step {i}"), ..step.clone() }).collect();
+        plan.steps = (0..5)
+            .map(|i| PlanStep {
+                name: format!("Step {i}"),
+                ..step.clone()
+            })
+            .collect();
         Story::requested_plan(crate::domain::fixtures::policy(), Severity::Critical, None, plan)
             .act(&Actor::system(), Action::StartRun)
             .step(0, ok_result("one"))
@@ -792,12 +797,19 @@ mod tests {
             (vec![2], vec![]),
             "a failed step takes nothing along"
         );
-        let paused_between = [(13, Effect::Paused { index: 1 }), (14, Effect::StepFinished { index: 1 })];
+        let paused_between = [
+            (13, Effect::Paused { index: 1 }),
+            (14, Effect::StepFinished { index: 1 }),
+        ];
         assert_eq!(
             steps_said_together(&story.rollback, 0, &paused_between),
             (vec![0], vec![]),
             "nothing goes ahead of a pause: the thread keeps the order things happened"
         );
-        assert_eq!(steps_said_together(&story.rollback, 0, &[]), (vec![0], vec![]), "a current thread: one message a step");
+        assert_eq!(
+            steps_said_together(&story.rollback, 0, &[]),
+            (vec![0], vec![]),
+            "a current thread: one message a step"
+        );
     }
 }

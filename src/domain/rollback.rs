@@ -431,7 +431,11 @@ pub struct Rollback {
 impl Rollback {
     /// How step `index` last ended, if it did.
     pub fn last_result(&self, index: usize) -> Option<&StepResult> {
-        self.steps.iter().rev().find(|s| s.index == index).and_then(|s| s.result.as_ref())
+        self.steps
+            .iter()
+            .rev()
+            .find(|s| s.index == index)
+            .and_then(|s| s.result.as_ref())
     }
 
     /// Folds a rollback's history. The first event must be `Requested`.

@@ -239,7 +239,10 @@ impl Delivery {
         let store = &self.engine.store;
         let rollback = store.load(id).await?.ok_or_else(|| anyhow!("{id} is gone"))?;
         if let Effect::PageUpdate { update, message } = &item.effect {
-            return self.update_page(&rollback, *update, message.as_deref()).await.map(|()| vec![]);
+            return self
+                .update_page(&rollback, *update, message.as_deref())
+                .await
+                .map(|()| vec![]);
         }
         if item.effect == Effect::PostCard {
             // Recorded already: an earlier attempt posted it and failed after that.
@@ -311,7 +314,9 @@ impl Delivery {
                     .iter()
                     .map(|i| {
                         let result = rollback.last_result(*i);
-                        result.map(|r| (*i, r)).ok_or_else(|| anyhow!("{id} has no result for step {i}"))
+                        result
+                            .map(|r| (*i, r))
+                            .ok_or_else(|| anyhow!("{id} has no result for step {i}"))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 reply(messages::steps_finished(&rollback, &finished), false).await?;
@@ -555,7 +560,12 @@ impl Delivery {
         let slot = self
             .engine
             .store
-            .reserve_channel_slot(channel, now, crate::store::CHANNEL_POST_GAP, crate::store::CHANNEL_POST_BURST)
+            .reserve_channel_slot(
+                channel,
+                now,
+                crate::store::CHANNEL_POST_GAP,
+                crate::store::CHANNEL_POST_BURST,
+            )
             .await?;
         if slot <= now {
             Ok(())

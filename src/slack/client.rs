@@ -5,7 +5,6 @@ use crate::metrics::Live;
 use crate::secret::Secret;
 use anyhow::Result;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use std::time::Duration;
 
 pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
 
-type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
+type Connector = SlackClientHyperConnector<HttpsConnector<crate::outbound::Egress>>;
 
 /// Where a reply goes: the thread of the message `ts`, also shown in the channel if `broadcast`.
 #[derive(Clone, Copy)]
@@ -116,7 +115,7 @@ impl SlackApi {
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .build();
+            .wrap_connector(crate::outbound::Egress::from_env());
         let connector =
             SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url.trim_end_matches('/'));
         Ok(SlackApi {

@@ -63,7 +63,11 @@ impl SlackLimits {
         let Some(limit) = Limit::of(method) else {
             return Ok(());
         };
-        let scope = if limit.per_channel { channel.unwrap_or_default() } else { "" };
+        let scope = if limit.per_channel {
+            channel.unwrap_or_default()
+        } else {
+            ""
+        };
         let bucket = self
             .buckets
             .entry((method.to_owned(), scope.to_owned()))
@@ -103,9 +107,21 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(slack.admit("chat.postMessage", Some("C1"), at(0)), Ok(()));
         }
-        assert_eq!(slack.admit("chat.postMessage", Some("C1"), at(0)), Err(1), "the fourth at once");
-        assert_eq!(slack.admit("chat.postMessage", Some("C2"), at(0)), Ok(()), "another channel has its own");
-        assert_eq!(slack.admit("chat.postMessage", Some("C1"), at(1000)), Ok(()), "a second later");
+        assert_eq!(
+            slack.admit("chat.postMessage", Some("C1"), at(0)),
+            Err(1),
+            "the fourth at once"
+        );
+        assert_eq!(
+            slack.admit("chat.postMessage", Some("C2"), at(0)),
+            Ok(()),
+            "another channel has its own"
+        );
+        assert_eq!(
+            slack.admit("chat.postMessage", Some("C1"), at(1000)),
+            Ok(()),
+            "a second later"
+        );
         assert_eq!(slack.admit("chat.postMessage", Some("C1"), at(1500)), Err(1));
         assert_eq!(slack.refused(), 2);
     }
@@ -116,12 +132,19 @@ mod tests {
         for i in 0..50 {
             assert_eq!(slack.admit("chat.update", Some(&format!("C{i}")), at(0)), Ok(()));
         }
-        assert_eq!(slack.admit("chat.update", Some("C99"), at(0)), Err(2), "60/50 s for the next one");
+        assert_eq!(
+            slack.admit("chat.update", Some("C99"), at(0)),
+            Err(2),
+            "60/50 s for the next one"
+        );
         assert_eq!(slack.admit("chat.update", Some("C99"), at(1200)), Ok(()));
         assert_eq!(slack.admit("auth.test", None, at(0)), Ok(()), "not modelled: open");
         for _ in 0..100 {
             assert_eq!(slack.admit("views.open", None, at(0)), Ok(()));
         }
-        assert!(slack.admit("views.open", None, at(0)).is_err(), "Tier 4: a hundred a minute");
+        assert!(
+            slack.admit("views.open", None, at(0)).is_err(),
+            "Tier 4: a hundred a minute"
+        );
     }
 }

@@ -109,6 +109,15 @@ pub const CHANNEL_POST_GAP: std::time::Duration = std::time::Duration::from_secs
 /// (the thread of a fast runbook goes out at once instead of one a second).
 pub const CHANNEL_POST_BURST: u32 = 3;
 
+/// How far ahead of its one-a-gap place a post may go on a quiet channel's credit: the burst's
+/// gaps, less a margin, because Slack starts counting when the first post arrives, a little
+/// after rollbot reserved its slot, so a post at the exact edge of the credit could be early by
+/// Slack's clock.
+pub(crate) fn burst_credit(gap: std::time::Duration, burst: u32) -> std::time::Duration {
+    const MARGIN: std::time::Duration = std::time::Duration::from_millis(100);
+    (gap * burst.max(1).saturating_sub(1)).saturating_sub(MARGIN)
+}
+
 /// Rollbacks in these states are over; every other state still needs someone's attention.
 pub(crate) const FINISHED_STATES: &str = "'succeeded', 'failed', 'rejected', 'cancelled', 'expired', 'aborted'";
 

@@ -292,12 +292,20 @@ async fn ssl_check_oversized_bodies_and_probes() {
     let huge = format!("text={}", "a".repeat(300 * 1024));
     assert_eq!(bot.signed_post("/slack/commands", huge).await.status(), 413);
 
-    let health = reqwest::get(format!("{}/healthz", bot.url)).await.unwrap();
+    let health = crate::support::http_client()
+        .get(format!("{}/healthz", bot.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         (health.status().as_u16(), health.text().await.unwrap()),
         (200, "ok".to_owned())
     );
-    let ready = reqwest::get(format!("{}/readyz", bot.url)).await.unwrap();
+    let ready = crate::support::http_client()
+        .get(format!("{}/readyz", bot.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200, "PostgreSQL is reachable");
     assert_eq!(bot.rollbacks().await.len(), 0);
 }
@@ -307,7 +315,9 @@ async fn with_the_database_down_a_request_is_refused_as_not_recorded_and_service
     let proxy = crate::support::proxy::Proxy::to("127.0.0.1:5432".into()).await;
     let bot = Rollbot::builder().behind(&proxy).start().await;
     let ready = || async {
-        reqwest::get(format!("{}/readyz", bot.url))
+        crate::support::http_client()
+            .get(format!("{}/readyz", bot.url))
+            .send()
             .await
             .unwrap()
             .status()

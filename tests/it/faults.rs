@@ -407,13 +407,22 @@ async fn a_database_that_never_answers_costs_seconds_not_the_request_and_rollbot
     assert!(took < Duration::from_secs(3), "answered within Slack's 3 s: {took:?}");
     assert!(answer.contains("Your request was NOT recorded; try again"), "{answer}");
     let asked = Instant::now();
-    let ready = reqwest::get(format!("{}/readyz", serve.base)).await.unwrap().status();
+    let ready = crate::support::http_client()
+        .get(format!("{}/readyz", serve.base))
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert_eq!(ready, 503);
     assert!(asked.elapsed() < Duration::from_secs(3), "{:?}", asked.elapsed());
 
     proxy.restore();
     wait_for_or_show(&|| serve.log(), "readiness without a restart", async || {
-        let ready = reqwest::get(format!("{}/readyz", serve.base)).await.ok()?;
+        let ready = crate::support::http_client()
+            .get(format!("{}/readyz", serve.base))
+            .send()
+            .await
+            .ok()?;
         (ready.status() == 200).then_some(())
     })
     .await;
@@ -511,7 +520,7 @@ async fn a_flood_of_metrics_scrapes_over_a_large_outbox_cannot_starve_a_runs_lea
     // A second replica, not scraped: the one that would declare a starved lease lapsed.
     let watcher = Serve::start("watcher", db, slack, config, scratch.path()).await;
     scene.request_and_wait_for_the_step(&serve).await;
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
     let url = format!("{}/metrics", serve.base);
     let flood_until = Instant::now() + Duration::from_secs(7);
     let mut answered = 0;

@@ -38,7 +38,7 @@ async fn serve_takes_a_request_runs_it_and_stops_cleanly_on_sigterm() {
         .unwrap();
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
 
     wait_for("/readyz", async || {
         let r = http.get(format!("{base}/readyz")).send().await.ok()?;
@@ -845,5 +845,103 @@ async fn a_team_outgrows_the_file_migrate_carries_every_event_to_postgres_and_th
     assert!(
         next["text"].as_str().unwrap().starts_with("Recorded *RB-3*"),
         "numbers go on after the copied ones: {next}"
+    );
+}
+
+/// Behind a company's egress proxy: with HTTP_PROXY and HTTPS_PROXY set, Slack's Web API calls
+/// go through it by a CONNECT tunnel and an `http` step's request through it as an absolute
+/// URL; a host in NO_PROXY is reached directly. `rollbot serve` runs as its own process so the
+/// environment is its alone.
+#[tokio::test]
+async fn behind_an_egress_proxy_slack_and_steps_go_through_it_and_no_proxy_hosts_do_not() {
+    use crate::support::fake_service::{FakeService, answers};
+    use crate::support::http_proxy::HttpProxy;
+    let db = TestDb::new();
+    let slack = FakeSlack::start().await;
+    let proxy = HttpProxy::start().await;
+    let service = FakeService::start().await;
+    service.script("/flags/off", answers(&[200], "ok"));
+    let direct = FakeService::start().await;
+    direct.script("/audit", answers(&[200], "ok"));
+    let direct_url = direct.url.replace("127.0.0.1", "localhost");
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("rollbot.toml");
+    let runbook = format!(
+        r#"
+[runbooks.egress]
+description = "Calls out through the proxy, and past it"
+
+[[runbooks.egress.steps]]
+name = "Turn the flag off"
+http = {{ method = "POST", url = "{}/flags/off", expect_status = [200] }}
+
+[[runbooks.egress.steps]]
+name = "Tell the audit log"
+http = {{ method = "POST", url = "{direct_url}/audit", expect_status = [200] }}
+"#,
+        service.url
+    );
+    let text = test_config(scratch.path().join("ran.log").to_str().unwrap()).replace(
+        r#"runbooks = ["app", "broken", "database"]"#,
+        r#"runbooks = ["app", "broken", "database", "egress"]"#,
+    ) + &runbook;
+    std::fs::write(&config, text).unwrap();
+    let env = [
+        ("HTTP_PROXY", proxy.url.as_str()),
+        ("HTTPS_PROXY", proxy.url.as_str()),
+        ("NO_PROXY", "localhost"),
+    ];
+    let serve = Serve::start_with_env(
+        "proxied",
+        ("DATABASE_URL", db.url.clone()),
+        &slack,
+        &config,
+        scratch.path(),
+        &env,
+    )
+    .await;
+    let ack: serde_json::Value = serve
+        .post_signed(
+            "/slack/commands",
+            slash_body(ALICE, INCIDENTS, "checkout-api runbook egress severity critical"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(ack["text"].as_str().unwrap().starts_with("Recorded *RB-1*"), "{ack}");
+    wait_for_or_show(&|| serve.log(), "the run's end in the thread", async || {
+        slack
+            .calls()
+            .iter()
+            .any(|c| c.method == "chat.postMessage" && c.body.to_string().contains("ROLLBACK COMPLETE"))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(service.received("/flags/off").len(), 1);
+    assert_eq!(direct.received("/audit").len(), 1, "the NO_PROXY host was reached");
+    let seen = proxy.seen();
+    let slack_authority = slack
+        .api_url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        seen.iter()
+            .any(|line| line == &format!("CONNECT {slack_authority} HTTP/1.1")),
+        "Slack's Web API through a tunnel: {seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|line| line.starts_with(&format!("POST {}/flags/off ", service.url))),
+        "the http step through the proxy: {seen:#?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|line| line.contains("localhost") || line.contains("/audit")),
+        "the NO_PROXY host went around it: {seen:#?}"
     );
 }

@@ -269,8 +269,14 @@ async fn sql_steps_snapshot_compare_and_assert_against_a_scratch_database() {
         rest.contains("5. *Compare after the repair* — ✅") && rest.contains("✓ items: 9 → 9 (+0; allowed 0 rows)"),
         "{rest}"
     );
-    assert!(rest.contains("6. *Foreign keys are there* — ✅") && rest.contains("1 meets &gt;= 1"), "{rest}");
-    assert!(rest.contains("7. *Snapshot steps cannot write* — ✅") && rest.contains("on meets = on"), "{rest}");
+    assert!(
+        rest.contains("6. *Foreign keys are there* — ✅") && rest.contains("1 meets &gt;= 1"),
+        "{rest}"
+    );
+    assert!(
+        rest.contains("7. *Snapshot steps cannot write* — ✅") && rest.contains("on meets = on"),
+        "{rest}"
+    );
     bot.card_now(&card);
     let items: i64 = connect(&scratch.url)
         .await
@@ -463,8 +469,10 @@ async fn a_drill_walks_the_whole_path_executes_nothing_and_reports_its_timings()
         "{thread:#?}"
     );
     assert!(
-        thread.iter().any(|m| m.starts_with("✅ Step 3/3 *Full restore* succeeded")
-            && m.contains("_A drill: its drill override ran instead of the step._")),
+        thread
+            .iter()
+            .any(|m| m.starts_with("✅ Step 3/3 *Full restore* succeeded")
+                && m.contains("_A drill: its drill override ran instead of the step._")),
         "{thread:#?}"
     );
     let summary = thread.last().unwrap();

@@ -108,7 +108,7 @@ async fn no_secret_reaches_logs_slack_the_database_or_the_api() {
         "/api/v1/rollbacks/RB-1/postmortem.md",
         "/metrics",
     ] {
-        let response = reqwest::Client::new()
+        let response = crate::support::http_client()
             .get(format!("{}{path}", bot.url))
             .bearer_auth(API_TOKEN)
             .send()
@@ -271,7 +271,7 @@ async fn a_status_page_that_echoes_its_key_in_an_error_does_not_leak_it() {
         thread.contains("invalid credential: OAuth ${env:STATUSPAGE_SECRET}"),
         "{thread}"
     );
-    let record = reqwest::Client::new()
+    let record = crate::support::http_client()
         .get(format!("{}/api/v1/rollbacks/RB-1", bot.url))
         .bearer_auth(API_TOKEN)
         .send()

@@ -305,7 +305,11 @@ async fn a_failing_step_stops_the_run_and_the_card_says_which() {
     let mut thread = bot.thread(&card);
     assert!(thread.remove(0).starts_with("🔴 *ROLLBACK IN PROGRESS*"));
     assert_eq!(thread.len(), 3, "{thread:#?}");
-    assert!(thread[0].starts_with("✅ Step 1/3 *Undo release* succeeded"), "{}", thread[0]);
+    assert!(
+        thread[0].starts_with("✅ Step 1/3 *Undo release* succeeded"),
+        "{}",
+        thread[0]
+    );
     assert!(
         thread[1].starts_with("❌ Step 2/3 *Migrate schema down* failed after") && thread[1].contains("exit code 3"),
         "a failure is posted on its own, never merged with the steps before it: {}",
@@ -786,7 +790,7 @@ async fn the_post_mortem_draft_comes_from_the_timeline_in_slack_and_through_the_
     );
 
     let api = |path: &str, token: Option<&str>| {
-        let mut request = reqwest::Client::new().get(format!("{}{path}", bot.url));
+        let mut request = crate::support::http_client().get(format!("{}{path}", bot.url));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -21,7 +21,9 @@ fn certificates(dir: &Path) -> Certificates {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "rollbot test CA");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "rollbot test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let server_key = KeyPair::generate().unwrap();
@@ -70,7 +72,9 @@ fn server_program(name: &str) -> PathBuf {
         .filter(|p| p.exists())
         .collect();
     found.sort();
-    found.pop().unwrap_or_else(|| panic!("no {name} under /usr/lib/postgresql"))
+    found
+        .pop()
+        .unwrap_or_else(|| panic!("no {name} under /usr/lib/postgresql"))
 }
 
 fn running_as_root() -> bool {
@@ -93,18 +97,34 @@ async fn tls_postgres() -> TlsPostgres {
     let dir = tempfile::tempdir().unwrap();
     let certificates = certificates(dir.path());
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     if running_as_root() {
-        let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
         assert!(status.success());
     }
-    std::fs::set_permissions(&certificates.server_key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        &certificates.server_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let initdb = as_server_user(&server_program("initdb"))
         .args(["--auth=trust", "--username=postgres", "--no-sync", "-D"])
         .arg(&data)
         .output()
         .unwrap();
-    assert!(initdb.status.success(), "initdb: {}", String::from_utf8_lossy(&initdb.stderr));
+    assert!(
+        initdb.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&initdb.stderr)
+    );
     // The role `tlsonly` may only come in over TLS; everyone else may come in either way.
     std::fs::write(
         data.join("pg_hba.conf"),
@@ -129,7 +149,10 @@ async fn tls_postgres() -> TlsPostgres {
     })
     .await;
     tokio::spawn(connection);
-    for statement in ["CREATE ROLE tlsonly LOGIN CREATEDB", "CREATE DATABASE tls_checks OWNER tlsonly"] {
+    for statement in [
+        "CREATE ROLE tlsonly LOGIN CREATEDB",
+        "CREATE DATABASE tls_checks OWNER tlsonly",
+    ] {
         client.batch_execute(statement).await.unwrap();
     }
     TlsPostgres {
@@ -164,31 +187,59 @@ async fn the_store_speaks_tls_as_libpq_does_and_verify_full_refuses_a_wrong_host
     let ca = pg.ca();
 
     // verify-full: the chain and the name; the store creates its database and migrates over TLS.
-    let store = Store::connect(&pg.url("localhost", "rollbot_tls", &format!("sslmode=verify-full&sslrootcert={ca}")))
-        .await
-        .expect("verify-full against the server's own CA and name");
+    let store = Store::connect(&pg.url(
+        "localhost",
+        "rollbot_tls",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    ))
+    .await
+    .expect("verify-full against the server's own CA and name");
     store.migrate().await.unwrap();
     let figures = store.figures(chrono::Utc::now()).await.unwrap();
     assert_eq!(figures.outbox_undeliverable, 0, "the migrated store answers");
 
-    let refused = store_error(&pg.url("127.0.0.1", "rollbot_tls", &format!("sslmode=verify-full&sslrootcert={ca}"))).await;
+    let refused = store_error(&pg.url(
+        "127.0.0.1",
+        "rollbot_tls",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    ))
+    .await;
     assert!(
         refused.contains("not valid for name") || refused.contains("NotValidForName"),
         "the certificate names localhost, not 127.0.0.1: {refused}"
     );
     // verify-ca checks the chain only: the same address is fine.
-    Store::connect(&pg.url("127.0.0.1", "rollbot_tls", &format!("sslmode=verify-ca&sslrootcert={ca}")))
-        .await
-        .expect("verify-ca does not check the name");
+    Store::connect(&pg.url(
+        "127.0.0.1",
+        "rollbot_tls",
+        &format!("sslmode=verify-ca&sslrootcert={ca}"),
+    ))
+    .await
+    .expect("verify-ca does not check the name");
     let stranger = pg.certificates.stranger_ca.display().to_string();
-    let refused = store_error(&pg.url("localhost", "rollbot_tls", &format!("sslmode=verify-ca&sslrootcert={stranger}"))).await;
-    assert!(refused.contains("UnknownIssuer") || refused.contains("unknown issuer"), "{refused}");
+    let refused = store_error(&pg.url(
+        "localhost",
+        "rollbot_tls",
+        &format!("sslmode=verify-ca&sslrootcert={stranger}"),
+    ))
+    .await;
+    assert!(
+        refused.contains("UnknownIssuer") || refused.contains("unknown issuer"),
+        "{refused}"
+    );
     // require encrypts without checking; prefer (libpq's default) takes TLS when offered.
-    Store::connect(&pg.url("127.0.0.1", "rollbot_tls", "sslmode=require")).await.expect("require");
-    Store::connect(&pg.url("127.0.0.1", "rollbot_tls", "")).await.expect("prefer, the default");
+    Store::connect(&pg.url("127.0.0.1", "rollbot_tls", "sslmode=require"))
+        .await
+        .expect("require");
+    Store::connect(&pg.url("127.0.0.1", "rollbot_tls", ""))
+        .await
+        .expect("prefer, the default");
     // The role may not come in without TLS: disable is refused by the server's rules.
     let refused = store_error(&pg.url("127.0.0.1", "rollbot_tls", "sslmode=disable")).await;
-    assert!(refused.contains("pg_hba.conf rejects connection") || refused.contains("rejects"), "{refused}");
+    assert!(
+        refused.contains("pg_hba.conf rejects connection") || refused.contains("rejects"),
+        "{refused}"
+    );
     let refused = store_error(&pg.url("localhost", "rollbot_tls", "sslmode=verify-full")).await;
     assert!(refused.contains("needs sslrootcert"), "{refused}");
 }
@@ -213,31 +264,43 @@ sql = { database = "secure", assert = { query = "SELECT ssl::text FROM pg_stat_s
 #[tokio::test]
 async fn a_sql_step_connects_over_tls_and_names_why_it_could_not() {
     let pg = tls_postgres().await;
-    let url = pg.url("localhost", "tls_checks", &format!("sslmode=verify-full&sslrootcert={}", pg.ca()));
+    let url = pg.url(
+        "localhost",
+        "tls_checks",
+        &format!("sslmode=verify-full&sslrootcert={}", pg.ca()),
+    );
     let bot = Rollbot::builder()
         .config(tls_config)
         .secrets(&[("SECURE_DATABASE_URL", &url)])
         .start()
         .await;
-    bot.slash(ALICE, "checkout-api runbook over-tls severity critical").await;
+    bot.slash(ALICE, "checkout-api runbook over-tls severity critical")
+        .await;
     bot.settle().await;
     let card = bot.expect_card();
     let thread = bot.thread(&card);
     assert!(
-        thread.iter().any(|m| m.starts_with("✅ Step 1/1 *This connection is encrypted* succeeded")
-            && m.contains("true meets = true")),
+        thread.iter().any(
+            |m| m.starts_with("✅ Step 1/1 *This connection is encrypted* succeeded")
+                && m.contains("true meets = true")
+        ),
         "{thread:#?}"
     );
     assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
 
     // The wrong name: the step cannot start, and says why without the connection string.
-    let wrong = pg.url("127.0.0.1", "tls_checks", &format!("sslmode=verify-full&sslrootcert={}", pg.ca()));
+    let wrong = pg.url(
+        "127.0.0.1",
+        "tls_checks",
+        &format!("sslmode=verify-full&sslrootcert={}", pg.ca()),
+    );
     let bot = Rollbot::builder()
         .config(tls_config)
         .secrets(&[("SECURE_DATABASE_URL", &wrong)])
         .start()
         .await;
-    bot.slash(ALICE, "checkout-api runbook over-tls severity critical").await;
+    bot.slash(ALICE, "checkout-api runbook over-tls severity critical")
+        .await;
     bot.settle().await;
     let card = bot.expect_card();
     let thread = bot.thread(&card);
@@ -246,6 +309,9 @@ async fn a_sql_step_connects_over_tls_and_names_why_it_could_not() {
         .find(|m| m.starts_with("❌ Step 1/1 *This connection is encrypted* could not start"))
         .unwrap_or_else(|| panic!("{thread:#?}"));
     assert!(failed.contains("cannot connect to database `secure`"), "{failed}");
-    assert!(!failed.contains("tlsonly@"), "the connection string stays out of the thread: {failed}");
+    assert!(
+        !failed.contains("tlsonly@"),
+        "the connection string stays out of the thread: {failed}"
+    );
     bot.card_now(&card);
 }

@@ -934,7 +934,10 @@ fn steps_said_together_keep_every_step_and_what_they_printed() {
     let message = steps_finished(&story.rollback, &many).text;
     assert!(message.chars().count() <= MAX_SECTION_CHARS, "{}", message.len());
     for i in 1..=12 {
-        assert!(message.contains(&format!("{i}. *Check &lt;table {}&gt;*", i - 1)), "step {i} is named: {message}");
+        assert!(
+            message.contains(&format!("{i}. *Check &lt;table {}&gt;*", i - 1)),
+            "step {i} is named: {message}"
+        );
     }
     assert!(message.contains("kept with each step's result"), "{message}");
 }

@@ -88,7 +88,10 @@ pub fn steps_finished(rollback: &Rollback, finished: &[(usize, &StepResult)]) ->
                     duration_text(took)
                 )
             };
-            let lines: Vec<String> = finished.iter().map(|(i, r)| merged_step_line(rollback, *i, r)).collect();
+            let lines: Vec<String> = finished
+                .iter()
+                .map(|(i, r)| merged_step_line(rollback, *i, r))
+                .collect();
             let outputs: Vec<String> = finished.iter().map(|(_, r)| merged_step_output(r)).collect();
             let with_outputs: String = lines
                 .iter()

@@ -295,13 +295,14 @@ pub(super) fn take_channel_slot(
             r.get(0)
         })
         .optional()?;
-    // `next_at` is when the channel's credit runs out; a post may go `burst` gaps before.
+    // `next_at` is when the channel's credit runs out (PostgreSQL's store says the same in SQL).
     let credit_ends = match next {
         Some(next) => parse_ts(&next)?.max(now),
         None => now,
     };
+    let credit = chrono::Duration::from_std(crate::store::burst_credit(gap, burst))?;
     let gap = chrono::Duration::from_std(gap)?;
-    let slot = (credit_ends - gap * (burst.max(1) as i32 - 1)).max(now);
+    let slot = (credit_ends - credit).max(now);
     tx.execute(
         "INSERT INTO channel_pace (channel, next_at) VALUES (?1, ?2)
          ON CONFLICT (channel) DO UPDATE SET next_at = ?2",

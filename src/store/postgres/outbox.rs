@@ -65,14 +65,15 @@ impl Outbox for PostgresStore {
         burst: u32,
     ) -> Result<DateTime<Utc>> {
         let gap_seconds = gap.as_secs_f64();
-        let burst = burst.max(1) as f64;
-        // `next_at` is when the channel's credit runs out; a post may go `burst` gaps before.
+        let credit = crate::store::burst_credit(gap, burst).as_secs_f64();
+        // `next_at` is when the channel's credit runs out: a post goes one gap before it, or
+        // earlier by the burst's credit, never before now.
         let row = self.prepared_query_one(
                 "INSERT INTO channel_pace (channel, next_at) VALUES ($1, $2::timestamptz + make_interval(secs => $3::float8))
                  ON CONFLICT (channel) DO UPDATE
                    SET next_at = greatest(channel_pace.next_at, $2::timestamptz) + make_interval(secs => $3::float8)
-                 RETURNING greatest($2::timestamptz, next_at - make_interval(secs => $3::float8 * $4::float8))",
-                &[&channel, &now, &gap_seconds, &burst],
+                 RETURNING greatest($2::timestamptz, next_at - make_interval(secs => $3::float8 + $4::float8))",
+                &[&channel, &now, &gap_seconds, &credit],
             )
             .await?;
         Ok(row.get(0))

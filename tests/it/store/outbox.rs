@@ -317,16 +317,17 @@ async fn channel_slots_space_posts_one_gap_apart(store: Store) {
     for _ in 0..5 {
         slots.push(burst(now).await);
     }
+    let ms = Duration::milliseconds;
     assert_eq!(
         slots,
-        [now, now, now, now + Duration::seconds(1), now + Duration::seconds(2)],
-        "three at once, then one a gap"
+        [now, now, now + ms(100), now + ms(1100), now + ms(2100)],
+        "three at once (the third a margin later, as Slack counts from the first arrival), then one a gap"
     );
-    let later = now + Duration::seconds(4);
+    let later = now + Duration::seconds(5);
     assert_eq!(
         [burst(later).await, burst(later).await, burst(later).await],
-        [later, later, later + Duration::seconds(1)],
-        "the credit comes back one post a gap: two seconds after the last slot, two at once"
+        [later, later, later + ms(100)],
+        "the credit comes back a post a gap, up to the burst"
     );
     assert_eq!(
         burst(now + Duration::seconds(60)).await,
@@ -347,14 +348,20 @@ async fn a_message_that_gives_way_takes_only_a_free_channel(store: Store) {
     assert_eq!(idle(second(0)).await, None, "a free channel: post now");
     assert_eq!(idle(second(0)).await, Some(second(1)), "busy until its slot is over");
     assert_eq!(
-        store.reserve_channel_slot("C0INCIDENTS", second(0), gap, 1).await.unwrap(),
+        store
+            .reserve_channel_slot("C0INCIDENTS", second(0), gap, 1)
+            .await
+            .unwrap(),
         second(1),
         "a rollback's message still gets the next slot"
     );
     assert_eq!(idle(second(1)).await, Some(second(2)), "and goes first");
     assert_eq!(idle(second(2)).await, None);
     assert_eq!(
-        store.reserve_channel_slot("C0INCIDENTS", second(2), gap, 1).await.unwrap(),
+        store
+            .reserve_channel_slot("C0INCIDENTS", second(2), gap, 1)
+            .await
+            .unwrap(),
         second(3),
         "taking a free slot spaces what follows"
     );
@@ -616,12 +623,19 @@ async fn one_message_says_what_is_queued_behind_it_and_all_of_it_is_done_at_once
         .await
         .unwrap();
     let claimed = store.claim_outbox(Some(at(0)), CLAIM, 10).await.unwrap();
-    let head = claimed.iter().find(|i| i.effect == Effect::StepFinished { index: 0 }).unwrap();
+    let head = claimed
+        .iter()
+        .find(|i| i.effect == Effect::StepFinished { index: 0 })
+        .unwrap();
     let behind = store.outbox_queued_behind(head.id, 10).await.unwrap();
     let kinds: Vec<&Effect> = behind.iter().map(|(_, e)| e).collect();
     assert_eq!(
         kinds,
-        [&Effect::StepFinished { index: 1 }, &Effect::StepFinished { index: 2 }, &Effect::RunFinished],
+        [
+            &Effect::StepFinished { index: 1 },
+            &Effect::StepFinished { index: 2 },
+            &Effect::RunFinished
+        ],
         "its own lane only (not the page's, not another rollback's), in order"
     );
     let merged = [behind[0].0, behind[1].0];
@@ -643,5 +657,9 @@ async fn one_message_says_what_is_queued_behind_it_and_all_of_it_is_done_at_once
         ["page_update", "run_finished", "step_finished"],
         "the merged steps never go out again; the run's end, the page and the other rollback's step do"
     );
-    assert_eq!(store.prune_outbox(at(3), 100).await.unwrap(), 6, "merged rows are pruned as delivered ones");
+    assert_eq!(
+        store.prune_outbox(at(3), 100).await.unwrap(),
+        6,
+        "merged rows are pruned as delivered ones"
+    );
 }

@@ -3,6 +3,7 @@
 pub mod fake_service;
 pub mod fake_slack;
 pub mod fake_statuspage;
+pub mod http_proxy;
 pub mod proxy;
 mod reading;
 mod requests;
@@ -311,7 +312,7 @@ impl Rollbot {
             slack,
             scratch,
             config,
-            http: reqwest::Client::new(),
+            http: crate::support::http_client(),
             seen: Mutex::new(vec![]),
             server,
             step_secrets,
@@ -388,7 +389,11 @@ impl Rollbot {
 
     /// What `GET /metrics` says now.
     pub async fn metrics(&self) -> String {
-        let answer = reqwest::get(format!("{}/metrics", self.url)).await.unwrap();
+        let answer = crate::support::http_client()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(answer.status(), 200);
         answer.text().await.unwrap()
     }
@@ -645,4 +650,13 @@ fn test_tokens() -> rollbot::http::BearerTokens {
         api: Some(Secret::new(API_TOKEN)),
         alertmanager: Some(Secret::new(ALERTMANAGER_TOKEN)),
     }
+}
+
+/// An HTTP client for the tests' own calls, with rollbot's TLS settings (reqwest is built
+/// without a crypto provider of its own: rollbot's is ring).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(rollbot::outbound::system_roots().unwrap())
+        .build()
+        .unwrap()
 }

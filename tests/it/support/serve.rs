@@ -139,7 +139,7 @@ impl Serve {
             base: format!("http://127.0.0.1:{port}"),
             log_file,
         };
-        let http = reqwest::Client::new();
+        let http = crate::support::http_client();
         let ready = format!("{}/readyz", serve.base);
         wait_for_or_show(&|| serve.log(), "readiness", async || {
             http.get(&ready)
@@ -164,7 +164,7 @@ impl Serve {
     /// As Slack signs a delivery at `now` (Unix seconds): the same body and time give the same
     /// signature, as when one delivery is sent again.
     pub async fn post_signed_at(&self, path: &str, body: String, now: i64) -> reqwest::Response {
-        reqwest::Client::new()
+        crate::support::http_client()
             .post(format!("{}{path}", self.base))
             .header("x-slack-request-timestamp", now.to_string())
             .header("x-slack-signature", sign(SIGNING_SECRET, now, body.as_bytes()))
