@@ -114,7 +114,8 @@ pub fn check(config: &Config) -> String {
                 .unwrap_or_default()
         );
     }
-    for warning in secrets_in_argv(config) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for warning in secrets_in_argv(config).into_iter().chain(programs_not_found(config, &path)) {
         let _ = writeln!(out, "  ⚠️  {warning}");
     }
     let _ = writeln!(out, "\nServices");
@@ -182,6 +183,49 @@ pub fn parse_error(error: &ParseError) -> String {
     messages::parse_error(error).text
 }
 
+/// Command steps (and drill overrides) whose program is not where they would look for it: not
+/// on `path` (the `PATH` rollbot runs with), or, given as a path, not an executable file. Found
+/// here, it is a line to fix now instead of a step that cannot start in the middle of a run.
+fn programs_not_found(config: &Config, path: &std::ffi::OsStr) -> Vec<String> {
+    let dirs: Vec<std::path::PathBuf> = std::env::split_paths(path).collect();
+    let runs = |candidate: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let mut warnings = vec![];
+    for (name, runbook) in &config.catalog.runbooks {
+        for step in &runbook.steps {
+            for kind in std::iter::once(&step.kind).chain(step.drill.iter()) {
+                let crate::domain::plan::StepKind::Command { run, workdir, .. } = kind else {
+                    continue;
+                };
+                let Some(program) = run.first() else { continue };
+                // A templated or relative program is only known when the step runs.
+                if program.contains("{{") || program.contains("${") || (workdir.is_some() && program.contains('/')) {
+                    continue;
+                }
+                let found = if program.contains('/') {
+                    runs(std::path::Path::new(program))
+                } else {
+                    dirs.iter().any(|dir| runs(&dir.join(program)))
+                };
+                if !found {
+                    let where_ = if program.contains('/') {
+                        "is not an executable file here".to_owned()
+                    } else {
+                        format!("is not on PATH here ({})", path.to_string_lossy())
+                    };
+                    warnings.push(format!(
+                        "runbook `{name}`, step `{}` runs `{program}`, which {where_}; install it where rollbot runs (or set PATH), or the step cannot start",
+                        step.name
+                    ));
+                }
+            }
+        }
+    }
+    warnings
+}
+
 /// Steps that pass a secret on their command line, where any local user can read it in
 /// `/proc/<pid>/cmdline`, with how to pass it through the step's environment instead.
 fn secrets_in_argv(config: &Config) -> Vec<String> {
@@ -200,4 +244,9 @@ fn secrets_in_argv(config: &Config) -> Vec<String> {
         }
     }
     warnings
+}
+
+#[cfg(test)]
+pub(crate) fn programs_not_found_for_tests(config: &Config, path: &std::ffi::OsStr) -> Vec<String> {
+    programs_not_found(config, path)
 }

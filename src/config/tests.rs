@@ -528,6 +528,27 @@ fn check_warns_of_a_secret_passed_on_the_command_line() {
 }
 
 #[test]
+fn check_warns_of_a_program_that_is_not_on_path() {
+    let bin = tempfile::tempdir().unwrap();
+    let tool = bin.path().join("kubectl");
+    std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let source = format!(
+        "{MINIMAL}\n[runbooks.tools]\n[[runbooks.tools.steps]]\nname = \"Undo\"\nrun = [\"kubectl\", \"rollout\", \"undo\"]\n\n[[runbooks.tools.steps]]\nname = \"Chart\"\nrun = [\"helm\", \"rollback\", \"api\"]\n\n[[runbooks.tools.steps]]\nname = \"Script\"\nrun = [\"/opt/nowhere/undo.sh\"]\n"
+    );
+    let config = Config::parse("rollbot.toml", &source).unwrap();
+    let warnings = super::super::report::programs_not_found_for_tests(&config, bin.path().as_os_str());
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(
+        warnings[0].starts_with("runbook `tools`, step `Chart` runs `helm`, which is not on PATH here (")
+            && warnings[0].ends_with("install it where rollbot runs (or set PATH), or the step cannot start"),
+        "{}",
+        warnings[0]
+    );
+    assert!(warnings[1].contains("`/opt/nowhere/undo.sh`, which is not an executable file here"), "{}", warnings[1]);
+}
+
+#[test]
 fn update_reminders_default_to_the_communication_plan_and_can_be_set_per_severity() {
     let plain = Config::parse("rollbot.toml", MINIMAL).unwrap();
     let high = plain.policy.severity(Severity::High).reminders;
