@@ -4,6 +4,7 @@ pub mod alertmanager;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod doctor;
 pub mod domain;
 pub mod engine;
 pub mod grammar;

@@ -50,6 +50,11 @@ enum Cmd {
     },
     /// Validate the configuration and print services, runbooks and the resolved policy.
     Check,
+    /// Ask Slack, the store and the status page what `check` cannot see offline: the bot token
+    /// works, the bot is in each channel, user groups are readable, the database answers over
+    /// its TLS settings, the status page takes its key. Exit 1 when something does not work.
+    /// Reads the environment `serve` reads; posts and writes nothing.
+    Doctor,
     /// Print the plan a request would freeze, without requesting or running anything.
     /// Takes the words of `/rollback plan`, e.g. `rollbot plan checkout-api to 41`.
     Plan {
@@ -133,6 +138,20 @@ async fn run() -> ExitCode {
                 Err(code) => code,
             };
         }
+        Cmd::Doctor => {
+            let config = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            return match doctor(&config, cli.data_dir.as_deref()).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(error) => {
+                    eprintln!("rollbot: {error:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Cmd::Plan { words } => {
             let config = match load_config(&cli.config) {
                 Ok(c) => c,
@@ -203,6 +222,29 @@ fn plan(config: &Config, text: &str) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Prints each finding; whether all is well.
+async fn doctor(config: &Config, data_dir: Option<&std::path::Path>) -> Result<bool> {
+    let bot_token = rollbot::app::env_or_file("SLACK_BOT_TOKEN")?
+        .map(|t| rollbot::secret::Secret::new(t.trim()))
+        .ok_or_else(|| anyhow::anyhow!("set SLACK_BOT_TOKEN (or SLACK_BOT_TOKEN_FILE): doctor asks Slack with it"))?;
+    let api_url = std::env::var("SLACK_API_URL").unwrap_or_else(|_| rollbot::slack::client::DEFAULT_API_URL.to_owned());
+    let slack = SlackApi::new(&api_url, &bot_token)?;
+    let store = StoreLocation::from_env(data_dir)?;
+    let status_page = rollbot::app::status_page_from_env(config)?;
+    let findings = rollbot::doctor::examine(
+        config,
+        rollbot::doctor::Reach {
+            slack: &slack,
+            store: &store,
+            status_page: status_page.as_ref(),
+        },
+    )
+    .await;
+    let (report, healthy) = rollbot::doctor::report(&findings);
+    print!("{report}");
+    Ok(healthy)
 }
 
 async fn postmortem(id: &str, data_dir: Option<&std::path::Path>) -> Result<()> {

@@ -82,6 +82,28 @@ impl StatusPage {
         })
     }
 
+    /// Whether the page takes the key, by reading its unresolved incidents (`rollbot doctor`);
+    /// `None` for a webhook, which cannot be asked without posting.
+    pub async fn key_works(&self) -> Result<Option<String>, CallError> {
+        let Provider::Atlassian {
+            api_url,
+            page_id,
+            api_key,
+        } = &self.provider
+        else {
+            return Ok(None);
+        };
+        let url = format!("{}/pages/{page_id}/incidents/unresolved", api_url.trim_end_matches('/'));
+        let headers = vec![("authorization", format!("OAuth {}", api_key.expose()))];
+        let (status, retry_after, text) = self.call(http::Method::GET, &url, headers, vec![]).await?;
+        if !status.is_success() {
+            // A page (or a proxy) may echo the key back: it never reaches the terminal.
+            return Err(classify_status(status, retry_after, &text.replace(api_key.expose(), "[key]")));
+        }
+        let open = serde_json::from_str::<Vec<serde_json::Value>>(&text).map_or(0, |i| i.len());
+        Ok(Some(format!("page {page_id}, {open} unresolved incident(s)")))
+    }
+
     /// The unresolved incident this page already holds for `rollback`, if any (Atlassian only).
     async fn opened_already(&self, rollback: &str) -> Result<Option<String>, CallError> {
         let Provider::Atlassian {

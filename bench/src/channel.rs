@@ -100,6 +100,16 @@ pub async fn freshness(
         "posts_per_step": posts as f64 / steps,
         "slack_calls_per_step": calls.len() as f64 / steps,
         "rate_limited": log.rate_limited.load(Ordering::Relaxed),
+        "rate_limited_calls": log
+            .refused()
+            .iter()
+            .map(|(at, method)| format!("{method} at {:.2} s", at.saturating_duration_since(requested).as_secs_f64()))
+            .collect::<Vec<_>>(),
+        "posts_at": calls
+            .iter()
+            .filter(|c| c.method == "chat.postMessage")
+            .map(|c| format!("{:.2}", c.at.saturating_duration_since(requested).as_secs_f64()))
+            .collect::<Vec<_>>(),
         "cards": threads.len(),
         "cards_succeeded_at_the_end": threads.values().filter(|t| t.card_says_succeeded).count(),
         "threads_in_order": threads.values().filter(|t| t.in_order()).count(),

@@ -60,6 +60,8 @@ pub struct SlackLog {
     /// The same model of Slack's limits as the test suite's fake Slack.
     limits: std::sync::Mutex<rollbot::slack::limits::SlackLimits>,
     pub rate_limited: AtomicU64,
+    /// Which calls were answered 429, and when.
+    refused: std::sync::Mutex<Vec<(std::time::Instant, String)>>,
     /// Until then, every call is answered 503 (an outage); `None`: Slack is up.
     outage_until: std::sync::Mutex<Option<std::time::Instant>>,
     /// The outage starts at the post after this many posts (armed), for `outage_for`.
@@ -72,6 +74,7 @@ impl SlackLog {
         self.calls.lock().unwrap().clear();
         *self.limits.lock().unwrap() = Default::default();
         self.rate_limited.store(0, Ordering::Relaxed);
+        self.refused.lock().unwrap().clear();
         self.unavailable.store(0, Ordering::Relaxed);
         *self.outage_until.lock().unwrap() = None;
         *self.outage_after_posts.lock().unwrap() = None;
@@ -80,6 +83,11 @@ impl SlackLog {
     /// The calls since the last `clear`.
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
+    }
+
+    /// The calls answered 429 since the last `clear`: when, which method.
+    pub fn refused(&self) -> Vec<(std::time::Instant, String)> {
+        self.refused.lock().unwrap().clone()
     }
 
     /// Once `posts` messages were posted, Slack is down for `length`: every call gets a 503.
@@ -144,6 +152,7 @@ pub async fn fake_slack() -> Result<(String, Arc<SlackLog>)> {
                 }
                 if let Err(retry_after) = log.admit(&method, channel.as_str().unwrap_or_default()) {
                     log.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    log.refused.lock().unwrap().push((std::time::Instant::now(), method.clone()));
                     return (
                         StatusCode::TOO_MANY_REQUESTS,
                         [("retry-after", retry_after.to_string())],

@@ -30,6 +30,14 @@ pub struct SlackApi {
 
 pub use crate::outbound::CallError;
 
+/// The bot a token belongs to, as `auth.test` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotIdentity {
+    pub user_id: String,
+    pub team_id: String,
+    pub team: String,
+}
+
 const TRANSIENT_API_ERRORS: [&str; 6] = [
     "ratelimited",
     "internal_error",
@@ -227,6 +235,39 @@ impl SlackApi {
             "views.open",
             Duration::from_secs(2),
             self.client.open_session(&self.token).views_open(&request),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Whom the bot token belongs to (`auth.test`), for `rollbot doctor`.
+    pub async fn who_am_i(&self) -> Result<BotIdentity, CallError> {
+        let me = self
+            .bounded("auth.test", CALL_TIMEOUT, self.client.open_session(&self.token).auth_test())
+            .await?;
+        Ok(BotIdentity {
+            user_id: me.user_id.0,
+            team_id: me.team_id.0,
+            team: me.team,
+        })
+    }
+
+    /// Whether the bot may read `channel`'s messages, which it needs to find a card an earlier
+    /// attempt posted; reading them fails with `not_in_channel` when the bot was never invited.
+    pub async fn can_read(&self, channel: &str) -> Result<(), CallError> {
+        let request = SlackApiConversationsHistoryRequest {
+            channel: Some(channel.into()),
+            cursor: None,
+            latest: None,
+            limit: Some(1),
+            oldest: None,
+            inclusive: None,
+            include_all_metadata: None,
+        };
+        self.bounded(
+            "conversations.history",
+            CALL_TIMEOUT,
+            self.client.open_session(&self.token).conversations_history(&request),
         )
         .await?;
         Ok(())

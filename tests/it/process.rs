@@ -945,3 +945,78 @@ http = {{ method = "POST", url = "{direct_url}/audit", expect_status = [200] }}
         "the NO_PROXY host went around it: {seen:#?}"
     );
 }
+
+/// `rollbot doctor` asks each service what `check` cannot see offline, and says what to fix.
+#[tokio::test]
+async fn doctor_says_what_works_and_how_to_fix_what_does_not() {
+    let storage = TestStorage::new(Backend::Postgres);
+    let TestStorage::Postgres(db) = &storage else { unreachable!() };
+    storage.open(None).await;
+    let slack = FakeSlack::start().await;
+    slack.set_group("S0SRE", &[ALICE, BOB]);
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("rollbot.toml");
+    let text = test_config(scratch.path().join("ran.log").to_str().unwrap())
+        .replace(&format!("on_call = [\"{ALICE}\", \"{BOB}\", \"{BETH}\"]"), "on_call = [\"S0SRE\"]")
+        .replace(
+            &format!("channels = [\"{INCIDENTS}\"]"),
+            &format!("channels = [\"{INCIDENTS}\", \"C0WARROOM\"]"),
+        );
+    std::fs::write(&config, text).unwrap();
+    // Run beside the test's runtime, which serves the fake Slack meanwhile.
+    let doctor = async |token: &str, database: &str| {
+        tokio::process::Command::new(BIN)
+            .args(["doctor", "--config", config.to_str().unwrap()])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("SLACK_BOT_TOKEN", token)
+            .env("SLACK_API_URL", &slack.api_url)
+            .env("DATABASE_URL", database)
+            .output()
+            .await
+            .unwrap()
+    };
+
+    let healthy = doctor(BOT_TOKEN, &db.url).await;
+    let out = String::from_utf8_lossy(&healthy.stdout).into_owned();
+    assert!(
+        healthy.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&healthy.stderr)
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "✅ the bot token works: <@U0ROLLBOT> in Acme (T0TEST)",
+            "✅ the bot is in <#C0INCIDENTS>",
+            "✅ the bot is in <#C0WARROOM>",
+            "✅ user group <!subteam^S0SRE> is readable (2 members)",
+            "✅ the store answers: PostgreSQL (DATABASE_URL, sslmode=prefer)",
+        ]
+    );
+
+    slack.not_joined("C0WARROOM");
+    let closed = format!("postgres://postgres@127.0.0.1:{}/nowhere?connect_timeout=2", crate::support::serve::free_port());
+    let broken = doctor("xoxb-revoked-token", &closed).await;
+    let out = String::from_utf8_lossy(&broken.stdout).into_owned();
+    assert_eq!(broken.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("❌ Slack refused the bot token (invalid_auth)\n   fix: set SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-…) of the installed app"),
+        "{out}"
+    );
+    assert!(
+        out.contains("❌ the bot is not in <#C0WARROOM>\n   fix: type `/invite @rollbot` in <#C0WARROOM>"),
+        "{out}"
+    );
+    assert!(
+        out.contains("❌ the store does not answer: PostgreSQL (DATABASE_URL, sslmode=prefer): ")
+            && out.contains("fix: check DATABASE_URL (host, port, user, TLS parameters)"),
+        "{out}"
+    );
+    assert!(!out.contains("xoxb-revoked-token"), "the token stays out of the report: {out}");
+    let asked: Vec<String> = slack.calls().iter().map(|c| c.method.clone()).collect();
+    assert!(
+        asked.iter().all(|m| ["auth.test", "conversations.history", "usergroups.users.list"].contains(&m.as_str())),
+        "doctor only reads: {asked:?}"
+    );
+}

@@ -39,6 +39,8 @@ struct Recorder {
     limits: Option<(Arc<dyn rollbot::clock::Clock>, rollbot::slack::limits::SlackLimits)>,
     /// How many of those 429s the test has looked at.
     rate_limits_seen: u64,
+    /// Channels the bot was never invited to: reading them answers `not_in_channel`.
+    not_joined: Vec<String>,
     /// Top-level messages as `conversations.history` lists them: (channel, message), oldest first.
     history: Vec<(String, Value)>,
 }
@@ -164,6 +166,11 @@ impl FakeSlack {
         recorder.history.push((channel.to_owned(), message));
     }
 
+    /// The bot was never invited to `channel`.
+    pub fn not_joined(&self, channel: &str) {
+        self.recorder.lock().unwrap().not_joined.push(channel.to_owned());
+    }
+
     pub fn set_group(&self, group: &str, members: &[&str]) {
         let members = members.iter().map(|m| m.to_string()).collect();
         self.recorder.lock().unwrap().groups.insert(group.to_owned(), members);
@@ -260,7 +267,18 @@ async fn handle(
                 Some(ts.clone()),
             )
         }
+        "conversations.history" if recorder.not_joined.iter().any(|c| body["channel"] == c.as_str()) => {
+            (json!({"ok": false, "error": "not_in_channel"}), None)
+        }
         "conversations.history" => (history(&recorder.history, &body), None),
+        // As Slack answers a bot token: whose it is, in which workspace; a token Slack does not
+        // know gets `invalid_auth`.
+        "auth.test" if authorization.as_deref() == Some(&format!("Bearer {}", super::BOT_TOKEN)[..]) => (
+            json!({"ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "rollbot",
+                   "team_id": super::TEAM, "user_id": "U0ROLLBOT", "bot_id": "B0ROLLBOT", "is_enterprise_install": false}),
+            None,
+        ),
+        "auth.test" => (json!({"ok": false, "error": "invalid_auth"}), None),
         "chat.update" => (
             json!({"ok": true, "channel": channel, "ts": body["ts"], "message": {"text": body["text"]}}),
             None,

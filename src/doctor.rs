@@ -1,0 +1,174 @@
+//! `rollbot doctor`: what `rollbot check` cannot see offline, asked of the services themselves
+//! the way `serve` will use them. Each finding says what was checked and, when it fails, what
+//! to do; nothing is posted, nothing is written.
+use crate::app::StoreLocation;
+use crate::config::Config;
+use crate::slack::client::{CallError, SlackApi};
+use crate::statuspage::StatusPage;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Works,
+    /// It does not; `fix` says what to do.
+    Broken {
+        fix: String,
+    },
+    /// Could not be checked without changing something (a webhook would post).
+    NotChecked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub what: String,
+    pub verdict: Verdict,
+}
+
+impl Finding {
+    fn works(what: impl Into<String>) -> Finding {
+        Finding {
+            what: what.into(),
+            verdict: Verdict::Works,
+        }
+    }
+
+    fn broken(what: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding {
+            what: what.into(),
+            verdict: Verdict::Broken { fix: fix.into() },
+        }
+    }
+}
+
+/// What `doctor` talks to.
+pub struct Reach<'a> {
+    pub slack: &'a SlackApi,
+    pub store: &'a StoreLocation,
+    pub status_page: Option<&'a StatusPage>,
+}
+
+/// Asks each service in turn; one failure does not hide the others.
+pub async fn examine(config: &Config, reach: Reach<'_>) -> Vec<Finding> {
+    let mut findings = vec![];
+    match reach.slack.who_am_i().await {
+        Ok(me) => {
+            let workspace = config.policy.workspace.as_ref().map(|w| w.0.as_str());
+            match workspace {
+                Some(expected) if expected != me.team_id => findings.push(Finding::broken(
+                    format!("the bot token belongs to workspace {} ({}), not {expected}", me.team, me.team_id),
+                    format!("use the token of the app installed in {expected}, or set [slack] workspace = \"{}\"", me.team_id),
+                )),
+                _ => findings.push(Finding::works(format!(
+                    "the bot token works: <@{}> in {} ({})",
+                    me.user_id, me.team, me.team_id
+                ))),
+            }
+        }
+        Err(error) => findings.push(Finding::broken(
+            format!("Slack refused the bot token ({})", short(&error)),
+            "set SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-…) of the installed app",
+        )),
+    }
+    let mut channels: Vec<&str> = config.policy.channels.iter().map(|c| c.0.as_str()).collect();
+    channels.extend(config.notify_channels.iter().map(|c| c.0.as_str()));
+    channels.dedup();
+    for channel in channels {
+        findings.push(match reach.slack.can_read(channel).await {
+            Ok(()) => Finding::works(format!("the bot is in <#{channel}>")),
+            Err(CallError::Permanent(code)) if code.contains("not_in_channel") => Finding::broken(
+                format!("the bot is not in <#{channel}>"),
+                format!("type `/invite @rollbot` in <#{channel}>"),
+            ),
+            Err(CallError::Permanent(code)) if code.contains("channel_not_found") => Finding::broken(
+                format!("Slack knows no channel {channel}"),
+                "fix the channel id in the configuration (the id from the channel's details, C…)",
+            ),
+            Err(error) => Finding::broken(
+                format!("the bot cannot read <#{channel}> ({})", short(&error)),
+                "give the app channels:history and groups:history (see manifest/slack-app.yaml) and reinstall it",
+            ),
+        });
+    }
+    let mut groups: Vec<&str> = config
+        .roles
+        .values()
+        .flatten()
+        .map(String::as_str)
+        .filter(|m| m.starts_with('S'))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    for group in groups {
+        findings.push(match reach.slack.group_members(group).await {
+            Ok(members) => Finding::works(format!("user group <!subteam^{group}> is readable ({} members)", members.len())),
+            Err(error) => Finding::broken(
+                format!("user group {group} cannot be read ({})", short(&error)),
+                "give the app usergroups:read and reinstall it, or check the group's id (S…)",
+            ),
+        });
+    }
+    findings.push(store_finding(reach.store).await);
+    if let Some(page) = reach.status_page {
+        findings.push(match page.key_works().await {
+            Ok(Some(detail)) => Finding::works(format!("the status page accepts the key: {detail}")),
+            Ok(None) => Finding {
+                what: "the status page webhook (not called: it would post)".into(),
+                verdict: Verdict::NotChecked,
+            },
+            Err(error) => Finding::broken(
+                format!("the status page refused ({})", short(&error)),
+                "check [statuspage] page_id and the key in the variable its secret_env names",
+            ),
+        });
+    }
+    findings
+}
+
+async fn store_finding(store: &StoreLocation) -> Finding {
+    let describe = match store {
+        StoreLocation::Postgres(url) => match crate::postgres_tls::connector(url) {
+            Ok(connector) => format!("PostgreSQL (DATABASE_URL, sslmode={})", connector.mode.name()),
+            Err(error) => return Finding::broken(format!("DATABASE_URL cannot be used: {error:#}"), "fix DATABASE_URL"),
+        },
+        StoreLocation::Embedded(_) => store.describe(),
+    };
+    let answered = async {
+        let store = store.connect().await?;
+        store.figures(chrono::Utc::now()).await
+    };
+    match answered.await {
+        Ok(_) => Finding::works(format!("the store answers: {describe}")),
+        Err(error) => Finding::broken(
+            format!("the store does not answer: {describe}: {error:#}"),
+            "check DATABASE_URL (host, port, user, TLS parameters) and that rollbot has been migrated (`rollbot migrate`)",
+        ),
+    }
+}
+
+fn short(error: &CallError) -> String {
+    match error {
+        CallError::RateLimited { .. } => "rate limited; try again in a minute".into(),
+        CallError::Transient(e) | CallError::Permanent(e) => e.clone(),
+    }
+}
+
+/// The findings as people read them in a terminal; whether all is well.
+pub fn report(findings: &[Finding]) -> (String, bool) {
+    let mut out = String::new();
+    let mut healthy = true;
+    for finding in findings {
+        match &finding.verdict {
+            Verdict::Works => {
+                let _ = writeln!(out, "✅ {}", finding.what);
+            }
+            Verdict::NotChecked => {
+                let _ = writeln!(out, "⏭️  {}", finding.what);
+            }
+            Verdict::Broken { fix } => {
+                healthy = false;
+                let _ = writeln!(out, "❌ {}\n   fix: {fix}", finding.what);
+            }
+        }
+    }
+    (out, healthy)
+}
