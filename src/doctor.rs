@@ -55,8 +55,14 @@ pub async fn examine(config: &Config, reach: Reach<'_>) -> Vec<Finding> {
             let workspace = config.policy.workspace.as_ref().map(|w| w.0.as_str());
             match workspace {
                 Some(expected) if expected != me.team_id => findings.push(Finding::broken(
-                    format!("the bot token belongs to workspace {} ({}), not {expected}", me.team, me.team_id),
-                    format!("use the token of the app installed in {expected}, or set [slack] workspace = \"{}\"", me.team_id),
+                    format!(
+                        "the bot token belongs to workspace {} ({}), not {expected}",
+                        me.team, me.team_id
+                    ),
+                    format!(
+                        "use the token of the app installed in {expected}, or set [slack] workspace = \"{}\"",
+                        me.team_id
+                    ),
                 )),
                 _ => findings.push(Finding::works(format!(
                     "the bot token works: <@{}> in {} ({})",
@@ -100,7 +106,10 @@ pub async fn examine(config: &Config, reach: Reach<'_>) -> Vec<Finding> {
     groups.dedup();
     for group in groups {
         findings.push(match reach.slack.group_members(group).await {
-            Ok(members) => Finding::works(format!("user group <!subteam^{group}> is readable ({} members)", members.len())),
+            Ok(members) => Finding::works(format!(
+                "user group <!subteam^{group}> is readable ({} members)",
+                members.len()
+            )),
             Err(error) => Finding::broken(
                 format!("user group {group} cannot be read ({})", short(&error)),
                 "give the app usergroups:read and reinstall it, or check the group's id (S…)",
@@ -128,7 +137,9 @@ async fn store_finding(store: &StoreLocation) -> Finding {
     let describe = match store {
         StoreLocation::Postgres(url) => match crate::postgres_tls::connector(url) {
             Ok(connector) => format!("PostgreSQL (DATABASE_URL, sslmode={})", connector.mode.name()),
-            Err(error) => return Finding::broken(format!("DATABASE_URL cannot be used: {error:#}"), "fix DATABASE_URL"),
+            Err(error) => {
+                return Finding::broken(format!("DATABASE_URL cannot be used: {error:#}"), "fix DATABASE_URL");
+            }
         },
         StoreLocation::Embedded(_) => store.describe(),
     };

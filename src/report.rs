@@ -115,7 +115,10 @@ pub fn check(config: &Config) -> String {
         );
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for warning in secrets_in_argv(config).into_iter().chain(programs_not_found(config, &path)) {
+    for warning in secrets_in_argv(config)
+        .into_iter()
+        .chain(programs_not_found(config, &path))
+    {
         let _ = writeln!(out, "  ⚠️  {warning}");
     }
     let _ = writeln!(out, "\nServices");

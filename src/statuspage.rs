@@ -98,7 +98,11 @@ impl StatusPage {
         let (status, retry_after, text) = self.call(http::Method::GET, &url, headers, vec![]).await?;
         if !status.is_success() {
             // A page (or a proxy) may echo the key back: it never reaches the terminal.
-            return Err(classify_status(status, retry_after, &text.replace(api_key.expose(), "[key]")));
+            return Err(classify_status(
+                status,
+                retry_after,
+                &text.replace(api_key.expose(), "[key]"),
+            ));
         }
         let open = serde_json::from_str::<Vec<serde_json::Value>>(&text).map_or(0, |i| i.len());
         Ok(Some(format!("page {page_id}, {open} unresolved incident(s)")))

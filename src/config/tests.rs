@@ -545,7 +545,11 @@ fn check_warns_of_a_program_that_is_not_on_path() {
         "{}",
         warnings[0]
     );
-    assert!(warnings[1].contains("`/opt/nowhere/undo.sh`, which is not an executable file here"), "{}", warnings[1]);
+    assert!(
+        warnings[1].contains("`/opt/nowhere/undo.sh`, which is not an executable file here"),
+        "{}",
+        warnings[1]
+    );
 }
 
 #[test]

@@ -243,7 +243,11 @@ impl SlackApi {
     /// Whom the bot token belongs to (`auth.test`), for `rollbot doctor`.
     pub async fn who_am_i(&self) -> Result<BotIdentity, CallError> {
         let me = self
-            .bounded("auth.test", CALL_TIMEOUT, self.client.open_session(&self.token).auth_test())
+            .bounded(
+                "auth.test",
+                CALL_TIMEOUT,
+                self.client.open_session(&self.token).auth_test(),
+            )
             .await?;
         Ok(BotIdentity {
             user_id: me.user_id.0,

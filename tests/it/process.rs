@@ -950,14 +950,19 @@ http = {{ method = "POST", url = "{direct_url}/audit", expect_status = [200] }}
 #[tokio::test]
 async fn doctor_says_what_works_and_how_to_fix_what_does_not() {
     let storage = TestStorage::new(Backend::Postgres);
-    let TestStorage::Postgres(db) = &storage else { unreachable!() };
+    let TestStorage::Postgres(db) = &storage else {
+        unreachable!()
+    };
     storage.open(None).await;
     let slack = FakeSlack::start().await;
     slack.set_group("S0SRE", &[ALICE, BOB]);
     let scratch = tempfile::tempdir().unwrap();
     let config = scratch.path().join("rollbot.toml");
     let text = test_config(scratch.path().join("ran.log").to_str().unwrap())
-        .replace(&format!("on_call = [\"{ALICE}\", \"{BOB}\", \"{BETH}\"]"), "on_call = [\"S0SRE\"]")
+        .replace(
+            &format!("on_call = [\"{ALICE}\", \"{BOB}\", \"{BETH}\"]"),
+            "on_call = [\"S0SRE\"]",
+        )
         .replace(
             &format!("channels = [\"{INCIDENTS}\"]"),
             &format!("channels = [\"{INCIDENTS}\", \"C0WARROOM\"]"),
@@ -996,7 +1001,10 @@ async fn doctor_says_what_works_and_how_to_fix_what_does_not() {
     );
 
     slack.not_joined("C0WARROOM");
-    let closed = format!("postgres://postgres@127.0.0.1:{}/nowhere?connect_timeout=2", crate::support::serve::free_port());
+    let closed = format!(
+        "postgres://postgres@127.0.0.1:{}/nowhere?connect_timeout=2",
+        crate::support::serve::free_port()
+    );
     let broken = doctor("xoxb-revoked-token", &closed).await;
     let out = String::from_utf8_lossy(&broken.stdout).into_owned();
     assert_eq!(broken.status.code(), Some(1), "{out}");
@@ -1013,10 +1021,15 @@ async fn doctor_says_what_works_and_how_to_fix_what_does_not() {
             && out.contains("fix: check DATABASE_URL (host, port, user, TLS parameters)"),
         "{out}"
     );
-    assert!(!out.contains("xoxb-revoked-token"), "the token stays out of the report: {out}");
+    assert!(
+        !out.contains("xoxb-revoked-token"),
+        "the token stays out of the report: {out}"
+    );
     let asked: Vec<String> = slack.calls().iter().map(|c| c.method.clone()).collect();
     assert!(
-        asked.iter().all(|m| ["auth.test", "conversations.history", "usergroups.users.list"].contains(&m.as_str())),
+        asked
+            .iter()
+            .all(|m| ["auth.test", "conversations.history", "usergroups.users.list"].contains(&m.as_str())),
         "doctor only reads: {asked:?}"
     );
 }
