@@ -85,6 +85,17 @@ impl StatusPage {
     /// Whether the page takes the key, by reading its unresolved incidents (`rollbot doctor`);
     /// `None` for a webhook, which cannot be asked without posting.
     pub async fn key_works(&self) -> Result<Option<String>, CallError> {
+        let Some((page_id, incidents)) = self.unresolved_incidents().await? else {
+            return Ok(None);
+        };
+        Ok(Some(format!(
+            "page {page_id}, {} unresolved incident(s)",
+            incidents.len()
+        )))
+    }
+
+    /// The page's unresolved incidents, with the page's id (Atlassian only; `None` otherwise).
+    async fn unresolved_incidents(&self) -> Result<Option<(&str, Vec<serde_json::Value>)>, CallError> {
         let Provider::Atlassian {
             api_url,
             page_id,
@@ -97,35 +108,23 @@ impl StatusPage {
         let headers = vec![("authorization", format!("OAuth {}", api_key.expose()))];
         let (status, retry_after, text) = self.call(http::Method::GET, &url, headers, vec![]).await?;
         if !status.is_success() {
-            // A page (or a proxy) may echo the key back: it never reaches the terminal.
+            // A page (or a proxy) may echo the key back: it never reaches a message or the log.
             return Err(classify_status(
                 status,
                 retry_after,
                 &text.replace(api_key.expose(), "[key]"),
             ));
         }
-        let open = serde_json::from_str::<Vec<serde_json::Value>>(&text).map_or(0, |i| i.len());
-        Ok(Some(format!("page {page_id}, {open} unresolved incident(s)")))
+        let incidents = serde_json::from_str(&text)
+            .map_err(|e| CallError::Transient(format!("the page's unresolved incidents are unreadable: {e}")))?;
+        Ok(Some((page_id.as_str(), incidents)))
     }
 
     /// The unresolved incident this page already holds for `rollback`, if any (Atlassian only).
     async fn opened_already(&self, rollback: &str) -> Result<Option<String>, CallError> {
-        let Provider::Atlassian {
-            api_url,
-            page_id,
-            api_key,
-        } = &self.provider
-        else {
+        let Some((_, incidents)) = self.unresolved_incidents().await? else {
             return Ok(None);
         };
-        let url = format!("{}/pages/{page_id}/incidents/unresolved", api_url.trim_end_matches('/'));
-        let headers = vec![("authorization", format!("OAuth {}", api_key.expose()))];
-        let (status, retry_after, text) = self.call(http::Method::GET, &url, headers, vec![]).await?;
-        if !status.is_success() {
-            return Err(classify_status(status, retry_after, &text));
-        }
-        let incidents: Vec<serde_json::Value> = serde_json::from_str(&text)
-            .map_err(|e| CallError::Transient(format!("the page's unresolved incidents are unreadable: {e}")))?;
         Ok(incidents
             .iter()
             .find(|i| i["metadata"]["rollbot"]["rollback"] == rollback)

@@ -261,6 +261,21 @@ sql = { database = "secure", assert = { query = "SELECT ssl::text FROM pg_stat_s
 "#
 }
 
+/// Runs the `over-tls` runbook (critical: at once) against the database at `url`.
+async fn run_the_tls_check(url: &str) -> (Rollbot, Posted, Vec<String>) {
+    let bot = Rollbot::builder()
+        .config(tls_config)
+        .secrets(&[("SECURE_DATABASE_URL", url)])
+        .start()
+        .await;
+    bot.slash(ALICE, "checkout-api runbook over-tls severity critical")
+        .await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    let thread = bot.thread(&card);
+    (bot, card, thread)
+}
+
 #[tokio::test]
 async fn a_sql_step_connects_over_tls_and_names_why_it_could_not() {
     let pg = tls_postgres().await;
@@ -269,16 +284,7 @@ async fn a_sql_step_connects_over_tls_and_names_why_it_could_not() {
         "tls_checks",
         &format!("sslmode=verify-full&sslrootcert={}", pg.ca()),
     );
-    let bot = Rollbot::builder()
-        .config(tls_config)
-        .secrets(&[("SECURE_DATABASE_URL", &url)])
-        .start()
-        .await;
-    bot.slash(ALICE, "checkout-api runbook over-tls severity critical")
-        .await;
-    bot.settle().await;
-    let card = bot.expect_card();
-    let thread = bot.thread(&card);
+    let (bot, card, thread) = run_the_tls_check(&url).await;
     assert!(
         thread.iter().any(
             |m| m.starts_with("✅ Step 1/1 *This connection is encrypted* succeeded")
@@ -294,16 +300,7 @@ async fn a_sql_step_connects_over_tls_and_names_why_it_could_not() {
         "tls_checks",
         &format!("sslmode=verify-full&sslrootcert={}", pg.ca()),
     );
-    let bot = Rollbot::builder()
-        .config(tls_config)
-        .secrets(&[("SECURE_DATABASE_URL", &wrong)])
-        .start()
-        .await;
-    bot.slash(ALICE, "checkout-api runbook over-tls severity critical")
-        .await;
-    bot.settle().await;
-    let card = bot.expect_card();
-    let thread = bot.thread(&card);
+    let (bot, card, thread) = run_the_tls_check(&wrong).await;
     let failed = thread
         .iter()
         .find(|m| m.starts_with("❌ Step 1/1 *This connection is encrypted* could not start"))
