@@ -940,4 +940,26 @@ fn steps_said_together_keep_every_step_and_what_they_printed() {
         );
     }
     assert!(message.contains("kept with each step's result"), "{message}");
+
+    // In a drill, a step with an override says the override ran; one without says what it would run.
+    let mut drill = story.clone();
+    drill.rollback.request.drill = true;
+    drill.rollback.plan.steps[0].drill = Some(Box::new(StepAction::Notify {
+        channel: None,
+        text: "rehearsal".into(),
+    }));
+    let rehearsed = StepResult {
+        outcome: StepOutcome::Rehearsed,
+        ..Default::default()
+    };
+    let pair = [(0, &results[0]), (1, &rehearsed)];
+    let message = steps_finished(&drill.rollback, &pair).text;
+    assert!(
+        message.contains("1. *Check &lt;table 0&gt;* — ✅ 1.2s, exit code 0 (a drill: its drill override ran)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("2. *Check &lt;table 1&gt;* — 🧪 not run (drill); it would run `kubectl rollout undo"),
+        "{message}"
+    );
 }

@@ -124,7 +124,12 @@ fn merged_step_line(rollback: &Rollback, index: usize, result: &StepResult) -> S
         }
         _ => {
             let exit = result.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
-            format!("✅ {}{exit}", duration_text(result.duration_ms))
+            let instead = if rollback.request.drill && step.drill.is_some() {
+                " (a drill: its drill override ran)"
+            } else {
+                ""
+            };
+            format!("✅ {}{exit}{instead}", duration_text(result.duration_ms))
         }
     };
     let detail = result
