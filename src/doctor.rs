@@ -133,22 +133,30 @@ pub async fn examine(config: &Config, reach: Reach<'_>) -> Vec<Finding> {
     findings
 }
 
+/// Asks PostgreSQL once, creating nothing; the embedded store is a file `serve` owns while it
+/// runs, so it is only looked for, never opened.
 async fn store_finding(store: &StoreLocation) -> Finding {
-    let describe = match store {
-        StoreLocation::Postgres(url) => match crate::postgres_tls::connector(url) {
-            Ok(connector) => format!("PostgreSQL (DATABASE_URL, sslmode={})", connector.mode.name()),
-            Err(error) => {
-                return Finding::broken(format!("DATABASE_URL cannot be used: {error:#}"), "fix DATABASE_URL");
-            }
-        },
-        StoreLocation::Embedded(_) => store.describe(),
+    let url = match store {
+        StoreLocation::Postgres(url) => url,
+        StoreLocation::Embedded(path) if path.is_file() => {
+            return Finding::works(format!("{} is there", store.describe()));
+        }
+        StoreLocation::Embedded(_) => {
+            return Finding {
+                what: format!(
+                    "{} does not exist yet (`rollbot serve` creates it; set DATABASE_URL to keep the state in PostgreSQL)",
+                    store.describe()
+                ),
+                verdict: Verdict::NotChecked,
+            };
+        }
     };
-    let answered = async {
-        let store = store.connect().await?;
-        store.figures(chrono::Utc::now()).await
+    let describe = match crate::postgres_tls::connector(url) {
+        Ok(connector) => format!("PostgreSQL (DATABASE_URL, sslmode={})", connector.mode.name()),
+        Err(error) => return Finding::broken(format!("DATABASE_URL cannot be used: {error:#}"), "fix DATABASE_URL"),
     };
-    match answered.await {
-        Ok(_) => Finding::works(format!("the store answers: {describe}")),
+    match crate::store::Store::probe(url).await {
+        Ok(()) => Finding::works(format!("the store answers: {describe}")),
         Err(error) => Finding::broken(
             format!("the store does not answer: {describe}: {error:#}"),
             "check DATABASE_URL (host, port, user, TLS parameters) and that rollbot has been migrated (`rollbot migrate`)",

@@ -167,6 +167,12 @@ impl Store {
         Ok(Store::Postgres(PostgresStore::connect(url).await?))
     }
 
+    /// Whether PostgreSQL at `url` answers, without creating or changing anything; a database
+    /// that accepts and never answers costs the operation deadline.
+    pub async fn probe(url: &str) -> Result<()> {
+        within_deadline("probe", PostgresStore::probe(url)).await
+    }
+
     /// The embedded store in the file at `path`, owned by this process alone.
     pub fn open_embedded(path: &Path) -> Result<Store> {
         Ok(Store::Embedded(EmbeddedStore::open(path)?))

@@ -1025,6 +1025,27 @@ async fn doctor_says_what_works_and_how_to_fix_what_does_not() {
         !out.contains("xoxb-revoked-token"),
         "the token stays out of the report: {out}"
     );
+
+    // Doctor asks; it never creates: a database that is not there stays not there.
+    let absent = format!("rollbot_doctor_absent_{}", std::process::id());
+    let missing = doctor(BOT_TOKEN, &format!("postgres://postgres@127.0.0.1:5432/{absent}")).await;
+    let out = String::from_utf8_lossy(&missing.stdout).into_owned();
+    assert_eq!(missing.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("❌ the store does not answer") && out.contains("does not exist"),
+        "{out}"
+    );
+    let (admin, connection) =
+        tokio_postgres::connect("host=127.0.0.1 user=postgres dbname=postgres", tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let created: i64 = admin
+        .query_one("SELECT count(*) FROM pg_database WHERE datname = $1", &[&absent])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(created, 0, "doctor created the database it was asked about");
     let asked: Vec<String> = slack.calls().iter().map(|c| c.method.clone()).collect();
     assert!(
         asked

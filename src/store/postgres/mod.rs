@@ -104,18 +104,7 @@ impl PostgresStore {
     /// Connects to the database in `url`, creating the database itself when it does not exist
     /// yet, so that a fresh PostgreSQL needs no manual setup.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
-        // TLS as libpq does it: `sslmode`, `sslrootcert`, `sslcert`, `sslkey` in the URL.
-        let crate::postgres_tls::Connector { mut config, tls, .. } =
-            crate::postgres_tls::connector(url).context("DATABASE_URL cannot be used")?;
-        // A database that accepts connections and never answers (a failover, a partition) must
-        // cost seconds, not the request: connecting, waiting for a pooled connection and each
-        // operation (`store::OPERATION_DEADLINE`) have deadlines; keepalives find dead peers.
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        config
-            .keepalives(true)
-            .keepalives_idle(std::time::Duration::from_secs(10));
+        let (config, tls) = connection_settings(url)?;
         if let Err(e) = config.connect(tls.clone()).await {
             if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
                 create_database(&config, tls.clone()).await?;
@@ -140,6 +129,19 @@ impl PostgresStore {
             .context("building the connection pool")?;
         let filer = filing::start(pool.clone());
         Ok(PostgresStore { pool, filer })
+    }
+
+    /// Connects once, as the store would, and asks `SELECT 1`; creates nothing (`rollbot doctor`).
+    pub async fn probe(url: &str) -> Result<()> {
+        let (config, tls) = connection_settings(url)?;
+        let (client, connection) = config
+            .connect(tls)
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL at {}", describe(&config)))?;
+        let driver = tokio::spawn(connection);
+        let answer = client.simple_query("SELECT 1").await.context("database did not answer");
+        driver.abort();
+        answer.map(|_| ())
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -298,6 +300,22 @@ pub(super) fn from_jsonb<T: serde::de::DeserializeOwned>(
         .try_get::<_, Json<T>>(column)
         .with_context(|| format!("reading a stored {what}"))?
         .0)
+}
+
+/// The URL's settings with TLS as libpq reads it (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`).
+/// A database that accepts connections and never answers (a failover, a partition) must cost
+/// seconds, not the request: connecting, waiting for a pooled connection and each operation
+/// (`store::OPERATION_DEADLINE`) have deadlines; keepalives find dead peers.
+fn connection_settings(url: &str) -> Result<(tokio_postgres::Config, crate::postgres_tls::MakeRustlsConnect)> {
+    let crate::postgres_tls::Connector { mut config, tls, .. } =
+        crate::postgres_tls::connector(url).context("DATABASE_URL cannot be used")?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    config
+        .keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(10));
+    Ok((config, tls))
 }
 
 pub(super) async fn create_database(
