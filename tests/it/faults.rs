@@ -550,3 +550,52 @@ async fn a_flood_of_metrics_scrapes_over_a_large_outbox_cannot_starve_a_runs_lea
     let metrics = http.get(&url).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("rollbot_store_figures_age_seconds"), "{metrics}");
 }
+
+/// A `sql` step whose database accepts the connection and then says nothing (a failover, a
+/// partition) costs the step's timeout, not the run: the step ends as timed out, the thread says
+/// so, and the connection string stays out of it.
+#[tokio::test]
+async fn a_sql_step_against_a_silent_database_times_out_instead_of_hanging() {
+    let scratch = scratch_database().await;
+    let proxy = Proxy::to("127.0.0.1:5432".into()).await;
+    let silent_url = scratch.url.replace(":5432/", &format!(":{}/", proxy.port));
+    proxy.blackhole();
+    let config = |marker: &str| {
+        test_config(marker).replace(
+            r#"runbooks = ["app", "broken", "database"]"#,
+            r#"runbooks = ["app", "broken", "database", "silent"]"#,
+        ) + r#"
+[databases.silent]
+url_env = "SILENT_DATABASE_URL"
+
+[runbooks.silent]
+description = "A check against a database that never answers"
+
+[[runbooks.silent.steps]]
+name = "Count the orders"
+sql = { database = "silent", assert = { query = "SELECT count(*) FROM pg_class", expect = ">= 0" } }
+timeout = "2s"
+"#
+    };
+    let bot = Rollbot::builder()
+        .config(config)
+        .secrets(&[("SILENT_DATABASE_URL", &silent_url)])
+        .start()
+        .await;
+    let started = Instant::now();
+    bot.slash(ALICE, "checkout-api runbook silent severity critical").await;
+    bot.settle().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the step did not hang: {:?}",
+        started.elapsed()
+    );
+    let card = bot.expect_card();
+    let thread = bot.thread(&card);
+    let result = thread
+        .iter()
+        .find(|m| m.starts_with("⏱️ Step 1/1 *Count the orders* timed out"))
+        .unwrap_or_else(|| panic!("{thread:#?}"));
+    assert!(!result.contains(&silent_url), "{result}");
+    assert!(bot.card_now(&card).text.contains("❌ *Failed* at step 1 of 1"));
+}
