@@ -26,6 +26,27 @@ pub struct Settings {
     pub store: StoreLocation,
     /// Bearer token for `/api/v1`; the API is off without one.
     pub api_token: Option<Secret>,
+    /// The app-level token (`xapp-…`) for Socket Mode; without one Slack must reach rollbot's
+    /// HTTPS endpoints.
+    pub app_token: Option<Secret>,
+}
+
+/// `SLACK_APP_TOKEN`, when set: it must be an app-level token, which is what opens sockets.
+fn app_token_from_env() -> Result<Option<Secret>> {
+    let Some(token) = env_or_file("SLACK_APP_TOKEN")?.map(|t| t.trim().to_owned()) else {
+        return Ok(None);
+    };
+    if token.is_empty() {
+        return Ok(None);
+    }
+    if !token.starts_with("xapp-") {
+        bail!(
+            "SLACK_APP_TOKEN is not an app-level token (they start with xapp-). Create one with the \
+             connections:write scope under Basic Information → App-Level Tokens, or unset \
+             SLACK_APP_TOKEN to receive Slack's requests over HTTPS."
+        );
+    }
+    Ok(Some(Secret::new(token)))
 }
 
 /// Reads `NAME`, or the file named by `NAME_FILE` (for mounted secrets).
@@ -120,6 +141,7 @@ impl Settings {
                 .map(|t| t.trim().to_owned())
                 .filter(|t| !t.is_empty())
                 .map(Secret::new),
+            app_token: app_token_from_env()?,
         })
     }
 }
@@ -165,6 +187,10 @@ pub struct App {
     pub delivery: Arc<Delivery>,
     pub timers: Arc<Timers>,
     pub router: axum::Router,
+    /// What Slack's requests are answered with, over HTTP or Socket Mode.
+    pub edge: Arc<HttpState>,
+    /// Set when `SLACK_APP_TOKEN` is: Slack's requests also arrive over Socket Mode.
+    pub socket_mode: Option<Arc<crate::http::socket_mode::SocketMode>>,
     /// The HTTP server's deadlines and connection cap.
     pub limits: crate::http::server::Limits,
 }
@@ -218,22 +244,34 @@ impl App {
             engine.clock.clone(),
             engine.config.group_cache,
         ));
+        let edge = Arc::new(HttpState {
+            engine: engine.clone(),
+            verifier,
+            directory,
+            slack: slack.clone(),
+            tokens,
+            live: metrics,
+            figures: Default::default(),
+        });
         App {
             executor: Arc::new(Executor::new(engine.clone())),
-            delivery: Arc::new(Delivery::new(engine.clone(), slack.clone(), status_page)),
+            delivery: Arc::new(Delivery::new(engine.clone(), slack, status_page)),
             timers: Arc::new(Timers::new(engine.clone())),
-            router: router(HttpState {
-                engine: engine.clone(),
-                verifier,
-                directory,
-                slack,
-                tokens,
-                live: metrics,
-                figures: Default::default(),
-            }),
+            router: router(edge.clone()),
+            edge,
+            socket_mode: None,
             engine,
             limits: Default::default(),
         }
+    }
+
+    /// Also receives Slack's requests over Socket Mode, with the app-level token `app_token`.
+    pub fn with_socket_mode(mut self, app_token: Secret) -> App {
+        self.socket_mode = Some(Arc::new(crate::http::socket_mode::SocketMode::new(
+            self.edge.clone(),
+            app_token,
+        )));
+        self
     }
 
     /// Supervises `command` steps with `program`, a rollbot binary, where this process's own
@@ -248,9 +286,16 @@ impl App {
         let executor = tokio::spawn(self.executor.clone().run_forever(shutdown.clone()));
         let delivery = tokio::spawn(self.delivery.clone().run_forever(shutdown.clone()));
         let timers = tokio::spawn(self.timers.clone().run_forever(shutdown.clone()));
+        let socket_mode = self
+            .socket_mode
+            .clone()
+            .map(|socket| tokio::spawn(socket.run_forever(shutdown.clone())));
         let server = crate::http::server::serve(listener, self.router, shutdown.clone(), self.limits);
         let result = server.await.context("the HTTP server stopped");
         let _ = tokio::join!(executor, delivery, timers);
+        if let Some(socket_mode) = socket_mode {
+            let _ = socket_mode.await;
+        }
         // The executor may have just recorded interruptions: tell the channel before leaving.
         // Whatever is left stays in the outbox for the next process.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.delivery.flush()).await;

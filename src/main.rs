@@ -75,8 +75,11 @@ enum Cmd {
     /// into "Create New App → From an app manifest".
     Manifest {
         /// Where Slack reaches rollbot, e.g. https://rollbot.example.com
+        #[arg(long, required_unless_present = "socket_mode", conflicts_with = "socket_mode")]
+        base_url: Option<String>,
+        /// The variant for Socket Mode (SLACK_APP_TOKEN): no request URLs, as rollbot dials out.
         #[arg(long)]
-        base_url: String,
+        socket_mode: bool,
     },
     /// Exit 0 when a rollbot listening at ADDRESS answers /healthz with 200 (for container
     /// health checks: the runtime image has no curl).
@@ -163,7 +166,11 @@ async fn run() -> ExitCode {
             (Some(from), Some(to)) => copy_to_postgres(&from, &to).await,
             _ => migrate(cli.data_dir.as_deref()).await,
         },
-        Cmd::Manifest { base_url } => match rollbot::manifest::for_base_url(&base_url) {
+        Cmd::Manifest { socket_mode: true, .. } => {
+            print!("{}", rollbot::manifest::for_socket_mode());
+            Ok(())
+        }
+        Cmd::Manifest { base_url, .. } => match rollbot::manifest::for_base_url(&base_url.unwrap_or_default()) {
             Ok(manifest) => {
                 print!("{manifest}");
                 Ok(())
@@ -347,6 +354,13 @@ async fn serve(config: Config, listen: &str, data_dir: Option<&std::path::Path>)
         status_page,
         step_secrets: rollbot::engine::secrets::SecretSource::Process,
     });
+    let app = match settings.app_token {
+        Some(app_token) => {
+            tracing::info!("Socket Mode: Slack's requests also arrive over a socket rollbot opens (SLACK_APP_TOKEN)");
+            app.with_socket_mode(app_token)
+        }
+        None => app,
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

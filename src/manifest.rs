@@ -21,9 +21,37 @@ pub fn for_base_url(base_url: &str) -> Result<String, String> {
     Ok(TEMPLATE.replace(PLACEHOLDER, base))
 }
 
+/// The manifest for Socket Mode: no request URLs (Slack reaches rollbot over the socket rollbot
+/// opens), `socket_mode_enabled: true`.
+pub fn for_socket_mode() -> String {
+    TEMPLATE
+        .lines()
+        .filter(|line| !(line.contains(PLACEHOLDER) && line.trim_start().starts_with(['u', 'r'])))
+        .map(|line| {
+            if line.trim() == "socket_mode_enabled: false" {
+                line.replace("false", "true")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_socket_mode_variant_has_no_request_urls() {
+        let manifest = for_socket_mode();
+        assert!(!manifest.contains("rollbot.example.com/slack"), "{manifest}");
+        assert!(manifest.contains("socket_mode_enabled: true"));
+        assert!(!manifest.contains("socket_mode_enabled: false"));
+        assert!(manifest.contains("command: /rollback"));
+        assert!(manifest.contains("is_enabled: true"));
+    }
 
     #[test]
     fn urls_are_filled_in_and_bad_input_is_refused() {

@@ -5,7 +5,16 @@ pub(super) async fn slash_command(
     State(state): State<Arc<HttpState>>,
     SignedBySlack { body, delivery }: SignedBySlack,
 ) -> Response {
-    let command = match inbound::parse_slash_command(&body) {
+    answer_command(&state, inbound::parse_slash_command(&body), &delivery).await
+}
+
+/// The answer to a command however it came (a signed request, a Socket Mode envelope).
+pub(super) async fn answer_command(
+    state: &HttpState,
+    command: Result<SlashCommand, inbound::InboundError>,
+    delivery: &Delivery,
+) -> Response {
+    let command = match command {
         Ok(command) => command,
         Err(e) => {
             return ephemeral(Message::plain(format!(
@@ -14,7 +23,7 @@ pub(super) async fn slash_command(
         }
     };
     let span = tracing::info_span!("slash_command", user = %command.user_id, channel = %command.channel_id);
-    match handle_command(&state, &command, &delivery).instrument(span).await {
+    match handle_command(state, &command, delivery).instrument(span).await {
         Ok(message) => ephemeral(message),
         Err(e) => {
             let reference = new_reference();

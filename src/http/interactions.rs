@@ -7,15 +7,25 @@ pub(super) async fn interaction(
     State(state): State<Arc<HttpState>>,
     SignedBySlack { body, delivery }: SignedBySlack,
 ) -> Response {
-    match inbound::parse_interaction(&body) {
+    answer_interaction(&state, inbound::parse_interaction(&body), &delivery).await
+}
+
+/// The answer to a click or a submitted form however it came (a signed request, a Socket
+/// Mode envelope).
+pub(super) async fn answer_interaction(
+    state: &HttpState,
+    interaction: Result<Interaction, inbound::InboundError>,
+    delivery: &Delivery,
+) -> Response {
+    match interaction {
         Ok(Interaction::Button(click)) => {
             let span =
                 tracing::info_span!("click", user = %click.user_id, action = %click.action_id, value = %click.value);
-            handle_click(&state, click).instrument(span).await
+            handle_click(state, click).instrument(span).await
         }
         Ok(Interaction::Submission(submission)) => {
             let span = tracing::info_span!("submission", user = %submission.user_id, view = %submission.callback_id);
-            handle_submission(&state, submission, &delivery).instrument(span).await
+            handle_submission(state, submission, delivery).instrument(span).await
         }
         Ok(Interaction::Ignored { kind }) => {
             tracing::debug!(kind, "ignored an interaction rollbot does not handle");

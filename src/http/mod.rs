@@ -25,6 +25,7 @@ mod api;
 mod commands;
 mod interactions;
 pub mod server;
+pub mod socket_mode;
 
 use alertmanager::*;
 use api::*;
@@ -75,8 +76,7 @@ async fn measured(
     response
 }
 
-pub fn router(state: HttpState) -> Router {
-    let state = Arc::new(state);
+pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/slack/commands", post(slash_command))
         .route("/slack/interactions", post(interaction))
@@ -179,10 +179,20 @@ pub(super) struct Delivery(pub String);
 
 impl Delivery {
     fn of(signature: &str) -> Delivery {
+        Delivery::named("slack", signature.as_bytes())
+    }
+
+    /// A Socket Mode envelope's payload: Slack gives every invocation a trigger of its own, so
+    /// the same payload again is the same invocation delivered again.
+    fn of_envelope(payload: &serde_json::Value) -> Delivery {
+        Delivery::named("socket", payload.to_string().as_bytes())
+    }
+
+    fn named(transport: &str, what: &[u8]) -> Delivery {
         use sha2::Digest;
         Delivery(format!(
-            "slack:{}",
-            hex::encode(&sha2::Sha256::digest(signature.as_bytes())[..16])
+            "{transport}:{}",
+            hex::encode(&sha2::Sha256::digest(what)[..16])
         ))
     }
 }

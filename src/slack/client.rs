@@ -240,6 +240,22 @@ impl SlackApi {
         Ok(())
     }
 
+    /// A Socket Mode address to dial (`apps.connections.open`), with the app-level token
+    /// (`xapp-…`); each address is good for one connection.
+    pub async fn open_socket(&self, app_token: &Secret) -> Result<String, CallError> {
+        let token = SlackApiToken::new(SlackApiTokenValue(app_token.expose().to_owned()));
+        let opened = self
+            .bounded(
+                "apps.connections.open",
+                CALL_TIMEOUT,
+                self.client
+                    .open_session(&token)
+                    .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new()),
+            )
+            .await?;
+        Ok(opened.url.0.to_string())
+    }
+
     /// Whom the bot token belongs to (`auth.test`), for `rollbot doctor`.
     pub async fn who_am_i(&self) -> Result<BotIdentity, CallError> {
         let me = self

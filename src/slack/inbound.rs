@@ -45,6 +45,20 @@ fn optional(value: Option<String>) -> Option<String> {
 pub fn parse_slash_command(body: &[u8]) -> Result<SlashCommand, InboundError> {
     let form: SlashForm = serde_urlencoded::from_bytes(body)
         .map_err(|e| InboundError(format!("the command form could not be read: {e}")))?;
+    slash_command_of(form)
+}
+
+/// A slash command as Socket Mode carries it: the same fields as the form, as a JSON object.
+pub fn slash_command_from_json(payload: &serde_json::Value) -> Result<SlashCommand, InboundError> {
+    if !payload.is_object() {
+        return Err(InboundError("the command is not a JSON object".to_owned()));
+    }
+    let form =
+        SlashForm::deserialize(payload).map_err(|e| InboundError(format!("the command could not be read: {e}")))?;
+    slash_command_of(form)
+}
+
+fn slash_command_of(form: SlashForm) -> Result<SlashCommand, InboundError> {
     Ok(SlashCommand {
         team_id: optional(form.team_id),
         channel_id: required(form.channel_id, "channel_id")?,
@@ -159,6 +173,20 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, InboundError> {
     let payload = required(form.payload, "payload")?;
     let raw: RawPayload = serde_json::from_str(&payload)
         .map_err(|e| InboundError(format!("the interaction payload is not valid JSON: {e}")))?;
+    interaction_of(raw)
+}
+
+/// An interaction as Socket Mode carries it: the payload itself, not a form around it.
+pub fn interaction_from_json(payload: &serde_json::Value) -> Result<Interaction, InboundError> {
+    if !payload.is_object() {
+        return Err(InboundError("the interaction payload is not a JSON object".to_owned()));
+    }
+    let raw = RawPayload::deserialize(payload)
+        .map_err(|e| InboundError(format!("the interaction payload could not be read: {e}")))?;
+    interaction_of(raw)
+}
+
+fn interaction_of(raw: RawPayload) -> Result<Interaction, InboundError> {
     let kind = required(raw.kind, "type")?;
     if kind == "view_submission" {
         let user = raw.user.ok_or_else(|| InboundError("the request has no user".into()))?;

@@ -6,4 +6,5 @@ pub mod inbound;
 pub mod limits;
 pub mod messages;
 pub mod signature;
+pub mod socket_mode;
 pub mod wire;

@@ -367,6 +367,42 @@ async fn with_the_database_down_a_request_is_refused_as_not_recorded_and_service
 }
 
 #[test]
+fn rollbot_manifest_for_socket_mode_is_valid_and_names_no_request_url() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rollbot"))
+        .args(["manifest", "--socket-mode"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let manifest: serde_json::Value = serde_yaml::from_slice(&output.stdout).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(slack_samples().join("manifest.schema.1.0.0.json")).unwrap())
+            .unwrap();
+    let errors: Vec<String> = jsonschema::draft7::new(&schema)
+        .unwrap()
+        .iter_errors(&manifest)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(manifest["settings"]["socket_mode_enabled"], true);
+    assert_eq!(manifest["settings"]["interactivity"]["is_enabled"], true);
+    assert!(manifest["settings"]["interactivity"].get("request_url").is_none());
+    assert_eq!(manifest["features"]["slash_commands"][0]["command"], "/rollback");
+    assert!(manifest["features"]["slash_commands"][0].get("url").is_none());
+
+    let both = std::process::Command::new(env!("CARGO_BIN_EXE_rollbot"))
+        .args(["manifest", "--socket-mode", "--base-url", "https://rollbot.acme.io"])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2), "the two variants are exclusive");
+    let neither = std::process::Command::new(env!("CARGO_BIN_EXE_rollbot"))
+        .args(["manifest"])
+        .output()
+        .unwrap();
+    assert_eq!(neither.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&neither.stderr).contains("--base-url"));
+}
+
+#[test]
 fn rollbot_manifest_prints_a_valid_manifest_for_the_base_url() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_rollbot"))
         .args(["manifest", "--base-url", "https://rollbot.acme.io"])

@@ -12,6 +12,7 @@ mod faults;
 mod process;
 mod runbooks;
 mod security;
+mod socket_mode;
 mod statuspage;
 mod store;
 mod stories;

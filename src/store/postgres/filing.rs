@@ -254,6 +254,7 @@ async fn file_together(pool: &Pool, batch: &[Filing]) -> Result<Vec<Filed<Rollba
         })
         .collect::<Result<_>>()?;
 
+    clashes_nothing(&tx, batch).await?;
     let wanted = accepted.iter().filter(|a| **a).count() as i64;
     let numbers = tx
         .prepare_cached("SELECT nextval('rollback_numbers') FROM generate_series(1, $1::bigint)")
@@ -294,6 +295,45 @@ async fn file_together(pool: &Pool, batch: &[Filing]) -> Result<Vec<Filed<Rollba
             })
         })
         .collect()
+}
+
+/// Fails (so each is filed alone, and told what it clashes with) when a request of `batch` is
+/// a delivery seen before or twice in it, or wants a lock an open rollback or another of the
+/// batch holds. Checked before any rollback number is drawn: a batch that fails later leaves a
+/// gap in the numbers people read (the first rollback of a team filed as RB-3).
+async fn clashes_nothing(tx: &deadpool_postgres::Transaction<'_>, batch: &[Filing]) -> Result<()> {
+    let mut deliveries = HashSet::new();
+    let mut locks = HashSet::new();
+    for filing in batch {
+        let request = crate::store::request_of(&filing.history)?;
+        if let Some(delivery) = &request.delivery
+            && !deliveries.insert(delivery.clone())
+        {
+            anyhow::bail!("two requests of the batch are one delivery");
+        }
+        if let Some(lock) = &request.lock
+            && !locks.insert(lock.clone())
+        {
+            anyhow::bail!("two requests of the batch want one lock");
+        }
+    }
+    if deliveries.is_empty() && locks.is_empty() {
+        return Ok(());
+    }
+    let deliveries: Vec<String> = deliveries.into_iter().collect();
+    let locks: Vec<String> = locks.into_iter().collect();
+    let clash = tx
+        .prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE key = ANY($1))
+                 OR EXISTS (SELECT 1 FROM rollbacks WHERE lock_key = ANY($2) AND state NOT IN ({FINISHED_STATES}))"
+        ))
+        .await?;
+    let clashes: bool = tx.query_one(&clash, &[&deliveries, &locks]).await?.get(0);
+    anyhow::ensure!(
+        !clashes,
+        "a request of the batch was delivered before or wants a held lock"
+    );
+    Ok(())
 }
 
 /// New rollbacks' rows, column by column, for one multi-row insert per table.

@@ -43,6 +43,8 @@ struct Recorder {
     not_joined: Vec<String>,
     /// Top-level messages as `conversations.history` lists them: (channel, message), oldest first.
     history: Vec<(String, Value)>,
+    /// Where `apps.connections.open` sends rollbot.
+    socket: Option<super::fake_socket::Hub>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +63,8 @@ pub enum Outage {
 #[derive(Clone)]
 pub struct FakeSlack {
     pub api_url: String,
+    /// Socket Mode's side: the connections rollbot opened, and the envelopes sent over them.
+    pub socket: super::fake_socket::Hub,
     recorder: Arc<Mutex<Recorder>>,
     server: Arc<tokio::task::JoinHandle<()>>,
 }
@@ -75,7 +79,11 @@ impl Drop for FakeSlack {
 
 impl FakeSlack {
     pub async fn start() -> FakeSlack {
-        let recorder = Arc::new(Mutex::new(Recorder::default()));
+        let socket = super::fake_socket::Hub::start().await;
+        let recorder = Arc::new(Mutex::new(Recorder {
+            socket: Some(socket.clone()),
+            ..Recorder::default()
+        }));
         let app = Router::new()
             .route("/api/{method}", get(handle).post(handle))
             .with_state(recorder.clone());
@@ -86,6 +94,7 @@ impl FakeSlack {
         });
         FakeSlack {
             api_url: format!("http://{addr}/api/"),
+            socket,
             recorder,
             server: Arc::new(server),
         }
@@ -279,6 +288,15 @@ async fn handle(
             None,
         ),
         "auth.test" => (json!({"ok": false, "error": "invalid_auth"}), None),
+        "apps.connections.open" if authorization.as_deref() == Some(&format!("Bearer {}", super::APP_TOKEN)[..]) => (
+            json!({"ok": true, "url": recorder.socket.as_ref().map(|hub| hub.issue())}),
+            None,
+        ),
+        // Slack's answer to a bot token where an app-level token is needed.
+        "apps.connections.open" if authorization.as_deref().is_some_and(|a| a.starts_with("Bearer xoxb-")) => {
+            (json!({"ok": false, "error": "not_allowed_token_type"}), None)
+        }
+        "apps.connections.open" => (json!({"ok": false, "error": "invalid_auth"}), None),
         "chat.update" => (
             json!({"ok": true, "channel": channel, "ts": body["ts"], "message": {"text": body["text"]}}),
             None,

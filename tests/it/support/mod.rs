@@ -2,8 +2,10 @@
 //! loopback, and helpers that read like the story they tell.
 pub mod fake_service;
 pub mod fake_slack;
+pub mod fake_socket;
 pub mod fake_statuspage;
 pub mod http_proxy;
+pub mod over_socket;
 pub mod proxy;
 mod reading;
 mod requests;
@@ -31,6 +33,8 @@ use std::sync::{Arc, Mutex};
 
 pub const SIGNING_SECRET: &str = "test-signing-secret-5f0c2b7e";
 pub const BOT_TOKEN: &str = "xoxb-test-bot-token-9d81";
+/// The app-level token that opens Socket Mode connections.
+pub const APP_TOKEN: &str = "xapp-1-A0ROLLBOT-test-app-token-4e6a";
 pub const API_TOKEN: &str = "api-token-test-31f7";
 pub const ALERTMANAGER_TOKEN: &str = "alertmanager-token-test-8c2d";
 pub const TEAM: &str = "T0TEST";
@@ -202,6 +206,8 @@ pub struct Rollbot {
     http: reqwest::Client,
     seen: Mutex<Vec<bool>>,
     server: tokio::task::JoinHandle<()>,
+    /// The Socket Mode connection's worker, when the story receives Slack's requests that way.
+    socket_mode: Option<tokio::task::JoinHandle<()>>,
     step_secrets: BTreeMap<String, String>,
     storage: TestStorage,
 }
@@ -212,9 +218,17 @@ pub struct Builder<'a> {
     proxy_port: Option<u16>,
     page: Option<rollbot::statuspage::Provider>,
     step_secrets: BTreeMap<String, String>,
+    socket_mode: bool,
 }
 
 impl<'a> Builder<'a> {
+    /// Also receives Slack's requests over Socket Mode (a connection to the fake's hub, open
+    /// when `start` returns).
+    pub fn socket_mode(mut self) -> Builder<'a> {
+        self.socket_mode = true;
+        self
+    }
+
     /// The configuration, as `config(marker_path)`; the test configuration by default.
     pub fn config(mut self, config: impl FnOnce(&str) -> String + 'a) -> Builder<'a> {
         self.config = Box::new(config);
@@ -240,7 +254,12 @@ impl<'a> Builder<'a> {
     }
 
     pub async fn start(self) -> Rollbot {
-        Rollbot::start_on(self.config, self.proxy_port, self.page, self.step_secrets).await
+        let socket_mode = self.socket_mode;
+        let bot = Rollbot::start_on(self.config, self.proxy_port, self.page, self.step_secrets, socket_mode).await;
+        if socket_mode {
+            bot.slack.socket.wait_for_connections(1).await;
+        }
+        bot
     }
 }
 
@@ -251,6 +270,7 @@ impl Rollbot {
             proxy_port: None,
             page: None,
             step_secrets: BTreeMap::new(),
+            socket_mode: false,
         }
     }
 
@@ -269,6 +289,7 @@ impl Rollbot {
         proxy_port: Option<u16>,
         page: Option<rollbot::statuspage::Provider>,
         step_secrets: BTreeMap<String, String>,
+        socket_mode: bool,
     ) -> Rollbot {
         let scratch = tempfile::tempdir().unwrap();
         let marker = scratch.path().join("ran.log");
@@ -292,6 +313,18 @@ impl Rollbot {
             seal_key: test_seal_key(),
         })
         .with_step_supervisor(env!("CARGO_BIN_EXE_rollbot-step-supervisor").into());
+        let app = if socket_mode {
+            app.with_socket_mode(Secret::new(APP_TOKEN))
+        } else {
+            app
+        };
+        let socket_mode = app.socket_mode.clone().map(|worker| {
+            let (held, never) = rollbot::shutdown::channel();
+            tokio::spawn(async move {
+                let _never_fired = held;
+                worker.run_forever(never).await;
+            })
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let router = app.router.clone();
@@ -315,6 +348,7 @@ impl Rollbot {
             http: crate::support::http_client(),
             seen: Mutex::new(vec![]),
             server,
+            socket_mode,
             step_secrets,
             storage,
         }
@@ -614,6 +648,9 @@ impl Rollbot {
 impl Drop for Rollbot {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(worker) = &self.socket_mode {
+            worker.abort();
+        }
         if !std::thread::panicking() {
             let unseen = self.unseen();
             assert!(

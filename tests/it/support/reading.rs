@@ -165,29 +165,7 @@ impl Rollbot {
         values: &[(&str, &str)],
         ticked: &[(&str, &str)],
     ) -> Option<Value> {
-        let mut payload: Value = serde_json::from_str(
-            &std::fs::read_to_string(slack_samples().join("payloads/ViewSubmissionPayload.json")).unwrap(),
-        )
-        .unwrap();
-        payload["team"]["id"] = json!(TEAM);
-        payload["user"]["id"] = json!(user);
-        payload["user"]["team_id"] = json!(TEAM);
-        payload["view"]["callback_id"] = view["callback_id"].clone();
-        payload["view"]["private_metadata"] = view["private_metadata"].clone();
-        let mut state = serde_json::Map::new();
-        for (block, text) in values {
-            state.insert(
-                block.to_string(),
-                json!({ *block: {"type": "plain_text_input", "value": text} }),
-            );
-        }
-        for (block, value) in ticked {
-            state.insert(
-                block.to_string(),
-                json!({ *block: {"type": "checkboxes", "selected_options": [{"text": {"type": "plain_text", "text": "ticked"}, "value": value}]}}),
-            );
-        }
-        payload["view"]["state"] = json!({ "values": state });
+        let payload = submission_payload(user, view, values, ticked);
         let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
         let response = self.signed_post("/slack/interactions", body).await;
         assert_eq!(response.status(), 200);
@@ -218,7 +196,7 @@ impl Rollbot {
         calls
             .into_iter()
             .enumerate()
-            .filter(|(_, c)| c.method != "conversations.history")
+            .filter(|(_, c)| !["conversations.history", "apps.connections.open"].contains(&c.method.as_str()))
             .filter(|(i, _)| !seen.get(*i).copied().unwrap_or(false))
             .map(|(_, c)| c)
             .collect()
@@ -242,4 +220,33 @@ pub fn redacted(text: &str) -> String {
 /// A thread as one text to pin: its messages in order, each after a rule.
 pub fn transcript(thread: &[String]) -> String {
     thread.iter().map(|m| format!("---\n{m}\n")).collect()
+}
+
+/// A view_submission payload shaped like Slack's sample: `user` submits `view` with these typed
+/// values (input block id → text) and ticked checkboxes (input block id, option value).
+pub fn submission_payload(user: &str, view: &Value, values: &[(&str, &str)], ticked: &[(&str, &str)]) -> Value {
+    let mut payload: Value = serde_json::from_str(
+        &std::fs::read_to_string(slack_samples().join("payloads/ViewSubmissionPayload.json")).unwrap(),
+    )
+    .unwrap();
+    payload["team"]["id"] = json!(TEAM);
+    payload["user"]["id"] = json!(user);
+    payload["user"]["team_id"] = json!(TEAM);
+    payload["view"]["callback_id"] = view["callback_id"].clone();
+    payload["view"]["private_metadata"] = view["private_metadata"].clone();
+    let mut state = serde_json::Map::new();
+    for (block, text) in values {
+        state.insert(
+            block.to_string(),
+            json!({ *block: {"type": "plain_text_input", "value": text} }),
+        );
+    }
+    for (block, value) in ticked {
+        state.insert(
+            block.to_string(),
+            json!({ *block: {"type": "checkboxes", "selected_options": [{"text": {"type": "plain_text", "text": "ticked"}, "value": value}]}}),
+        );
+    }
+    payload["view"]["state"] = json!({ "values": state });
+    payload
 }
