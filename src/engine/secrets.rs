@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 /// The variables rollbot itself is configured with. Runbooks may never reference them: a step
 /// could otherwise send the bot token or the signing secret anywhere.
-pub const ROLLBOT_OWN: [&str; 7] = [
+pub const ROLLBOT_OWN: [&str; 8] = [
     "SLACK_SIGNING_SECRET",
     "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
     "ROLLBOT_API_TOKEN",
     "ROLLBOT_ALERTMANAGER_TOKEN",
     "DATABASE_URL",
