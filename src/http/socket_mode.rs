@@ -76,7 +76,8 @@ impl SocketMode {
             let (warned_tx, warned) = tokio::sync::oneshot::channel();
             let mut connection = tokio::spawn(self.clone().hold(shutdown.clone(), warned_tx));
             let ended = tokio::select! {
-                _ = warned => Ok(Ended::Warned),
+                // A connection that ends drops its sender: only a real warning counts.
+                Ok(()) = warned => Ok(Ended::Warned),
                 joined = &mut connection => joined.unwrap_or_else(|e| Err(anyhow::anyhow!("the connection task failed: {e}"))),
             };
             match ended {
