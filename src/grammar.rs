@@ -1,5 +1,5 @@
 //! The `/rollback` command language:
-//! `help | <service> [to <target>] [runbook <name>] [severity <level>] [reason "<text>"]
+//! `help | <service> [to <target>] [runbook <name>] [severity <level>] [reason "<text>"] [<param>=<value>…]
 //!  | plan … | drill … | status [RB-n] | list [drills] | cancel RB-n | postmortem RB-n`.
 use crate::domain::plan::nearest;
 use crate::domain::{RollbackId, Severity};
@@ -30,6 +30,8 @@ pub struct RequestArgs {
     pub runbook: Option<String>,
     pub severity: Option<Severity>,
     pub reason: Option<String>,
+    /// `name=value` words: the runbook's parameters (`target=41` is `to 41`).
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 impl RequestArgs {
@@ -40,7 +42,7 @@ impl RequestArgs {
                 service: self.service.clone(),
                 runbook: self.runbook.clone(),
                 target: self.target.clone(),
-                params: Default::default(),
+                params: self.params.clone(),
             },
             severity: self.severity,
             reason: self.reason.clone(),
@@ -74,6 +76,13 @@ pub enum ParseError {
     Repeated {
         keyword: &'static str,
     },
+    /// `tables=` with nothing after the `=`.
+    MissingParamValue {
+        name: String,
+    },
+    RepeatedParam {
+        name: String,
+    },
     BadSeverity {
         word: String,
         suggestion: Option<String>,
@@ -95,6 +104,9 @@ pub const SUBCOMMANDS: [&str; 7] = ["help", "plan", "status", "list", "cancel", 
 struct Token {
     text: String,
     quoted: bool,
+    /// Typed right after the previous token, with no space: `tables="a b"` is `tables=` and a
+    /// glued quoted `a b`.
+    glued: bool,
 }
 
 /// Slack escapes `&`, `<` and `>` in command text; undo it so the words are what was typed.
@@ -106,11 +118,14 @@ fn unescape_slack(text: &str) -> String {
 fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
     let mut tokens = vec![];
     let mut chars = text.chars().peekable();
+    let mut after_space = true;
     while let Some(&c) = chars.peek() {
         if c.is_whitespace() {
             chars.next();
+            after_space = true;
             continue;
         }
+        let glued = !std::mem::replace(&mut after_space, false);
         // Slack clients turn " into “ ” as people type, so accept both.
         if matches!(c, '"' | '“' | '”') {
             chars.next();
@@ -122,7 +137,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
                     Some(ch) => text.push(ch),
                 }
             }
-            tokens.push(Token { text, quoted: true });
+            tokens.push(Token {
+                text,
+                quoted: true,
+                glued,
+            });
             continue;
         }
         let mut word = String::new();
@@ -136,6 +155,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
         tokens.push(Token {
             text: word,
             quoted: false,
+            glued,
         });
     }
     Ok(tokens)
@@ -220,6 +240,26 @@ fn is_keyword(token: &Token) -> Option<&'static str> {
     OPTION_KEYWORDS.into_iter().find(|k| *k == lower)
 }
 
+/// `name=value` (or `name=` before a glued quoted value): a runbook parameter. The name is an
+/// identifier, so a reason or target with an `=` in it is never read as one when quoted.
+fn param_assignment(token: &Token) -> Option<(String, &str)> {
+    if token.quoted {
+        return None;
+    }
+    let (name, value) = token.text.split_once('=')?;
+    // Phones capitalise the first letter of a word: `Tables=` is `tables=`.
+    let name = name.to_ascii_lowercase();
+    is_param_name(&name).then_some((name, value))
+}
+
+/// What a parameter may be called: the configuration is checked against the same rule.
+pub fn is_param_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !OPTION_KEYWORDS.contains(&name)
+}
+
 fn parse_request(tokens: &[Token]) -> Result<RequestArgs, ParseError> {
     let Some((service, options)) = tokens.split_first() else {
         return Err(ParseError::MissingService { found: None });
@@ -247,6 +287,26 @@ fn parse_request(tokens: &[Token]) -> Result<RequestArgs, ParseError> {
     let mut i = 0;
     while i < options.len() {
         let token = &options[i];
+        if let Some((name, inline)) = param_assignment(token) {
+            i += 1;
+            let value = if !inline.is_empty() {
+                inline.to_owned()
+            } else if let Some(quoted) = options.get(i).filter(|t| t.quoted && t.glued) {
+                i += 1;
+                quoted.text.clone()
+            } else {
+                return Err(ParseError::MissingParamValue { name });
+            };
+            let taken = if name == "target" {
+                args.target.replace(value).is_some()
+            } else {
+                args.params.insert(name.clone(), value).is_some()
+            };
+            if taken {
+                return Err(ParseError::RepeatedParam { name });
+            }
+            continue;
+        }
         let Some(keyword) = is_keyword(token) else {
             let suggestion = if token.quoted {
                 None
@@ -258,7 +318,9 @@ fn parse_request(tokens: &[Token]) -> Result<RequestArgs, ParseError> {
                 suggestion,
             });
         };
-        let value = options.get(i + 1).filter(|t| is_keyword(t).is_none());
+        let value = options
+            .get(i + 1)
+            .filter(|t| is_keyword(t).is_none() && param_assignment(t).is_none());
         let Some(value) = value else {
             return Err(ParseError::MissingValue { keyword });
         };
@@ -277,7 +339,10 @@ fn parse_request(tokens: &[Token]) -> Result<RequestArgs, ParseError> {
                 // An unquoted reason runs to the next keyword, so `reason bad deploy` works too.
                 let mut reason = value.text.clone();
                 if !value.quoted {
-                    while let Some(next) = options.get(i).filter(|t| is_keyword(t).is_none()) {
+                    while let Some(next) = options
+                        .get(i)
+                        .filter(|t| is_keyword(t).is_none() && param_assignment(t).is_none())
+                    {
                         reason.push(' ');
                         reason.push_str(&next.text);
                         i += 1;
@@ -303,7 +368,11 @@ impl RequestArgs {
             self.service.clone()
         };
         let quote = |v: &str| {
-            if v.is_empty() || v.contains(char::is_whitespace) || OPTION_KEYWORDS.contains(&v.to_lowercase().as_str()) {
+            if v.is_empty()
+                || v.contains(char::is_whitespace)
+                || v.contains('=')
+                || OPTION_KEYWORDS.contains(&v.to_lowercase().as_str())
+            {
                 format!("\"{v}\"")
             } else {
                 v.to_owned()
@@ -317,6 +386,13 @@ impl RequestArgs {
         }
         if let Some(s) = &self.severity {
             text += &format!(" severity {s}");
+        }
+        for (name, value) in &self.params {
+            if value.is_empty() || value.contains(char::is_whitespace) || value.contains('=') {
+                text += &format!(" {name}=\"{value}\"");
+            } else {
+                text += &format!(" {name}={value}");
+            }
         }
         if let Some(r) = &self.reason {
             text += &format!(" reason \"{r}\"");
@@ -347,6 +423,10 @@ mod properties {
         "[^\"“”\\p{Cc}]{0,60}"
     }
 
+    fn param_name() -> impl Strategy<Value = String> {
+        "[a-z_][a-z0-9_]{0,12}".prop_filter("a parameter name, not `target`", |s| is_param_name(s) && s != "target")
+    }
+
     fn args() -> impl Strategy<Value = RequestArgs> {
         (
             any::<bool>(),
@@ -355,15 +435,19 @@ mod properties {
             proptest::option::of(value()),
             proptest::option::of(proptest::sample::select(Severity::ALL.to_vec())),
             proptest::option::of(value()),
+            proptest::collection::btree_map(param_name(), value(), 0..4),
         )
-            .prop_map(|(drill, service, target, runbook, severity, reason)| RequestArgs {
-                drill,
-                service,
-                target,
-                runbook,
-                severity,
-                reason,
-            })
+            .prop_map(
+                |(drill, service, target, runbook, severity, reason, params)| RequestArgs {
+                    drill,
+                    service,
+                    target,
+                    runbook,
+                    severity,
+                    reason,
+                    params,
+                },
+            )
     }
 
     proptest! {
@@ -419,6 +503,12 @@ mod tests {
             "drill checkout-api to 41 severity high",
             "list drills",
             "postmortem RB-1",
+            "orders runbook partial-restore tables=orders,payments severity high",
+            "orders tables=\"orders, payments\" to predeploy.dump",
+            "orders tables=“orders, payments” target=predeploy.dump",
+            "orders reason bad deploy since 10:02 tables=orders",
+            "orders reason \"tables=orders is the cause\"",
+            "plan orders tables=orders",
             // errors
             "checkout-api to 41 sevrity high",
             "checkout-api to 41 severity hihg",
@@ -435,6 +525,12 @@ mod tests {
             "list everything",
             "status RB-99999999999999999999",
             "plan",
+            "orders tables=",
+            "orders tables= orders",
+            "orders tables=a tables=b",
+            "orders to 41 target=42",
+            "orders Tables=orders",
+            "orders to tables=orders",
         ];
         let mut table = String::new();
         for input in inputs {
@@ -467,6 +563,7 @@ mod tests {
             runbook: Some("helm".into()),
             severity: Some(Severity::Low),
             reason: Some("to roll back".into()),
+            params: [("tables".to_owned(), "orders, payments".to_owned())].into(),
         };
         assert_eq!(parse(&args.to_text()), Ok(Command::Request(args.clone())));
         let drill = RequestArgs { drill: true, ..args };

@@ -96,7 +96,18 @@ pub fn check(config: &Config) -> String {
         let params: Vec<String> = runbook
             .params
             .iter()
-            .map(|(p, s)| format!("{p} ~ /{}/", s.pattern_source))
+            .map(|(p, s)| {
+                let accepts = if s.choices.is_empty() {
+                    format!("{p} ~ /{}/", s.pattern_source)
+                } else {
+                    format!("{p} one of {}", s.choices.join("|"))
+                };
+                match (&s.default, s.required) {
+                    (Some(default), _) => format!("{accepts} (default {default})"),
+                    (None, false) => format!("{accepts} (optional)"),
+                    (None, true) => accepts,
+                }
+            })
             .collect();
         let params = if params.is_empty() {
             String::new()

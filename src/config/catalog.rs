@@ -9,26 +9,7 @@ pub(super) fn check_runbooks(
 ) -> BTreeMap<String, Runbook> {
     let mut runbooks = BTreeMap::new();
     for (name, rb) in raw {
-        let mut params = BTreeMap::new();
-        for (param, spec) in &rb.params {
-            match Regex::new(&format!("^(?:{})$", spec.pattern.get_ref())) {
-                Ok(pattern) => {
-                    params.insert(
-                        param.clone(),
-                        ParamSpec {
-                            pattern,
-                            pattern_source: spec.pattern.get_ref().clone(),
-                            help: spec.help.clone(),
-                        },
-                    );
-                }
-                Err(e) => c.error(
-                    spec.pattern.span(),
-                    format!("pattern of parameter `{param}` is not a valid regular expression: {e}"),
-                    None,
-                ),
-            }
-        }
+        let params = check_params(c, name, &rb.params);
         if rb.steps.get_ref().is_empty() {
             c.error(rb.steps.span(), format!("runbook `{name}` has no steps"), None);
         }

@@ -108,15 +108,19 @@ pub(super) struct RawRunbook {
     /// The runbook offered after one of this runbook's rollbacks fails or is aborted.
     pub(super) fallback: Option<Spanned<String>>,
     #[serde(default)]
-    pub(super) params: BTreeMap<String, RawParam>,
+    pub(super) params: BTreeMap<String, Spanned<RawParam>>,
     pub(super) steps: Spanned<Vec<RawStep>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawParam {
-    pub(super) pattern: Spanned<String>,
+    pub(super) pattern: Option<Spanned<String>>,
     pub(super) help: Option<String>,
+    pub(super) choices: Option<Vec<String>>,
+    pub(super) default: Option<Spanned<String>>,
+    /// Absent: required unless there is a default. `false` without a default: empty when not given.
+    pub(super) required: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -618,3 +618,89 @@ run = ["true"]
         errors(&undefined)
     );
 }
+
+fn with_params(params: &str) -> String {
+    MINIMAL.replace(
+        "params.target = { pattern = \"[0-9]+\" }",
+        &format!("params.target = {{ pattern = \"[0-9]+\" }}\n{params}"),
+    )
+}
+
+fn freeze(config: &Config, params: &[(&str, &str)]) -> Result<crate::domain::plan::Plan, Refusal> {
+    config.catalog.freeze(&crate::domain::plan::PlanRequest {
+        service: "api".into(),
+        runbook: None,
+        target: Some("41".into()),
+        params: params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+    })
+}
+
+#[test]
+fn parameters_take_choices_defaults_and_may_be_optional() {
+    let config = Config::parse(
+        "rollbot.toml",
+        &with_params(
+            "params.region = { choices = [\"eu-west-1\", \"us-east-1\"], default = \"eu-west-1\" }\n\
+             params.note = { pattern = \"[a-z ]*\", required = false }\n\
+             params.tables = { pattern = \"[a-z_,]+\", help = \"comma-separated\" }",
+        ),
+    )
+    .unwrap();
+    let plan = freeze(&config, &[("tables", "orders")]).unwrap();
+    assert_eq!(
+        plan.params,
+        [
+            ("note".to_owned(), String::new()),
+            ("region".to_owned(), "eu-west-1".to_owned()),
+            ("tables".to_owned(), "orders".to_owned())
+        ]
+        .into(),
+        "the default and the empty optional are what the steps see, and what people approve"
+    );
+    assert_eq!(
+        freeze(&config, &[("tables", "orders"), ("region", "eu-west1")]),
+        Err(Refusal::NotAChoice {
+            name: "region".into(),
+            value: "eu-west1".into(),
+            suggestion: Some("eu-west-1".into()),
+            choices: vec!["eu-west-1".into(), "us-east-1".into()],
+        })
+    );
+    assert_eq!(
+        freeze(&config, &[]),
+        Err(Refusal::MissingParam {
+            runbook: "k8s".into(),
+            name: "tables".into(),
+            help: Some("comma-separated".into()),
+        })
+    );
+    assert_eq!(
+        freeze(&config, &[("tabels", "orders")]),
+        Err(Refusal::UnknownParam {
+            runbook: "k8s".into(),
+            name: "tabels".into(),
+            suggestion: Some("tables".into()),
+            known: vec!["note".into(), "region".into(), "tables".into(), "target".into()],
+        })
+    );
+}
+
+#[test]
+fn a_parameter_that_cannot_be_typed_or_checked_is_refused() {
+    let found = errors(&with_params(
+        "params.Tables = { pattern = \"x\" }\n\
+         params.loose = { help = \"anything\" }\n\
+         params.region = { choices = [\"eu\", \"us\"], pattern = \"[a-z]{2}-[0-9]\", default = \"mars\" }\n\
+         params.both = { pattern = \"x\", default = \"x\", required = true }",
+    ));
+    let found = found.join("\n");
+    for expected in [
+        "parameter `Tables` cannot be typed as `Tables=…` in Slack",
+        "parameter `loose` has neither a `pattern` nor `choices`",
+        "choice `eu` of parameter `region` does not match its pattern `[a-z]{2}-[0-9]`",
+        "the default `mars` of parameter `region` is not a value it accepts",
+        "parameter `both` has a default and `required = true`",
+    ] {
+        assert!(found.contains(expected), "{expected}\nin\n{found}");
+    }
+}

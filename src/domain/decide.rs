@@ -207,6 +207,16 @@ pub enum Refusal {
     UnknownParam {
         runbook: String,
         name: String,
+        suggestion: Option<String>,
+        /// What the runbook takes.
+        known: Vec<String>,
+    },
+    /// A value that is not one of the parameter's `choices`.
+    NotAChoice {
+        name: String,
+        value: String,
+        suggestion: Option<String>,
+        choices: Vec<String>,
     },
     PlanTemplate {
         step: String,

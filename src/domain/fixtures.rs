@@ -111,6 +111,7 @@ pub fn plan() -> Plan {
             ),
         ],
         fallback: None,
+        params: Default::default(),
     }
 }
 

@@ -51,6 +51,12 @@ pub struct ParamSpec {
     pub pattern: Regex,
     pub pattern_source: String,
     pub help: Option<String>,
+    /// The only values accepted, when given (the form offers them as a select).
+    pub choices: Vec<String>,
+    /// Taken when the request does not give the parameter.
+    pub default: Option<String>,
+    /// Missing and required: refused. Missing, not required and no default: empty.
+    pub required: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -369,6 +375,10 @@ pub struct Plan {
     /// The runbook to request next if this one fails or is aborted (`[runbooks.X] fallback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
+    /// The runbook's parameters besides the target, as the steps were rendered with them
+    /// (defaults included), so that people approve the values and the digest covers them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -616,14 +626,41 @@ impl Catalog {
             }
             params.insert("target".into(), target.clone());
         }
+        if let Some(extra) = params.keys().find(|k| !runbook.params.contains_key(*k)) {
+            return Err(Refusal::UnknownParam {
+                runbook: runbook.name.clone(),
+                name: extra.clone(),
+                suggestion: nearest(extra, runbook.params.keys().map(String::as_str)),
+                known: runbook.params.keys().cloned().collect(),
+            });
+        }
         for (name, spec) in &runbook.params {
             let Some(value) = params.get(name) else {
-                return Err(Refusal::MissingParam {
-                    runbook: runbook.name.clone(),
-                    name: name.clone(),
-                    help: spec.help.clone(),
-                });
+                match (&spec.default, spec.required) {
+                    (Some(default), _) => {
+                        params.insert(name.clone(), default.clone());
+                    }
+                    (None, false) => {
+                        params.insert(name.clone(), String::new());
+                    }
+                    (None, true) => {
+                        return Err(Refusal::MissingParam {
+                            runbook: runbook.name.clone(),
+                            name: name.clone(),
+                            help: spec.help.clone(),
+                        });
+                    }
+                }
+                continue;
             };
+            if !spec.choices.is_empty() && !spec.choices.contains(value) {
+                return Err(Refusal::NotAChoice {
+                    name: name.clone(),
+                    value: value.clone(),
+                    suggestion: nearest(value, spec.choices.iter().map(String::as_str)),
+                    choices: spec.choices.clone(),
+                });
+            }
             if value.chars().count() > MAX_PARAM_CHARS || !spec.pattern.is_match(value) {
                 return Err(Refusal::ParamMismatch {
                     name: name.clone(),
@@ -632,12 +669,6 @@ impl Catalog {
                     help: spec.help.clone(),
                 });
             }
-        }
-        if let Some(extra) = params.keys().find(|k| !runbook.params.contains_key(*k)) {
-            return Err(Refusal::UnknownParam {
-                runbook: runbook.name.clone(),
-                name: extra.clone(),
-            });
         }
 
         let steps = runbook
@@ -678,6 +709,7 @@ impl Catalog {
             runbook: runbook.name.clone(),
             steps,
             fallback: runbook.fallback.clone(),
+            params: params.into_iter().filter(|(name, _)| name != "target").collect(),
         })
     }
 }

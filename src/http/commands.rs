@@ -92,9 +92,11 @@ pub(super) async fn handle_command(
             .await?
         {
             Ok(rollback) => messages::request_acknowledged(&rollback, &engine.config.roles),
-            Err(refusal @ Refusal::MissingParam { .. }) => complete_in_form(state, command, &args, "target missing")
-                .await
-                .unwrap_or_else(|| messages::refusal(&refusal)),
+            Err(Refusal::MissingParam { runbook, name, help }) => {
+                complete_in_form(state, command, &args, &format!("{name} missing"))
+                    .await
+                    .unwrap_or_else(|| messages::refusal(&Refusal::MissingParam { runbook, name, help }))
+            }
             Err(refusal) => messages::refusal(&with_subcommand_hint(refusal)),
         },
         Command::Status(Some(id)) => match engine.status_for(id, &actor).await? {
@@ -135,15 +137,7 @@ pub(super) async fn complete_in_form(
     missing: &str,
 ) -> Option<Message> {
     let trigger = command.trigger_id.as_deref()?;
-    let services: Vec<&str> = state
-        .engine
-        .config
-        .catalog
-        .services
-        .keys()
-        .map(String::as_str)
-        .collect();
-    let view = messages::request_modal(&services, &args.ask(), &command.channel_id);
+    let view = messages::request_modal(&state.engine.config.catalog, &args.ask(), &command.channel_id);
     match state.slack.open_view(trigger, &view).await {
         Ok(()) => Some(messages::form_opened(missing)),
         Err(error) => {

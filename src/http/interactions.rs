@@ -1,6 +1,5 @@
 //! `POST /slack/interactions`: button clicks and form submissions.
 use super::*;
-use crate::domain::plan::{Ask, PlanRequest};
 use crate::engine::FormFor;
 
 pub(super) async fn interaction(
@@ -26,6 +25,10 @@ pub(super) async fn answer_interaction(
         Ok(Interaction::Submission(submission)) => {
             let span = tracing::info_span!("submission", user = %submission.user_id, view = %submission.callback_id);
             handle_submission(state, submission, delivery).instrument(span).await
+        }
+        Ok(Interaction::FormChanged(change)) => {
+            let span = tracing::info_span!("form", user = %change.user_id, view = %change.callback_id, block = %change.block_id);
+            redraw_request_form(state, change).instrument(span).await
         }
         Ok(Interaction::Ignored { kind }) => {
             tracing::debug!(kind, "ignored an interaction rollbot does not handle");
@@ -170,16 +173,7 @@ async fn open_fallback_form(
         }
         Err(refusal) => return engine.tell(&[answer_to(click, messages::refusal(&refusal).text)]).await,
     };
-    let catalog = &engine.config.catalog;
-    let services: Vec<&str> = catalog.services.keys().map(String::as_str).collect();
-    let target_help = ask
-        .plan
-        .runbook
-        .as_ref()
-        .and_then(|runbook| catalog.runbooks.get(runbook))
-        .and_then(|runbook| runbook.params.get("target"))
-        .and_then(|target| target.help.as_deref());
-    let view = messages::fallback_modal(&stopped, &services, &ask, target_help);
+    let view = messages::fallback_modal(&stopped, &engine.config.catalog, &ask);
     open_modal(state, click, view).await
 }
 
@@ -302,6 +296,7 @@ pub(super) async fn handle_submission(
                 channel,
                 drill,
                 fallback_of,
+                carried: _,
             }),
         ) => {
             return submit_request(state, &actor, &submission, delivery, channel, (drill, fallback_of)).await;
@@ -326,93 +321,6 @@ pub(super) async fn handle_submission(
                 "handling a modal submission failed"
             );
             field_error(block, messages::click_failed(&reference).text)
-        }
-    }
-}
-
-/// The request form's fields, checked on the server; each problem is shown beside its field.
-pub(super) async fn submit_request(
-    state: &HttpState,
-    actor: &crate::domain::Actor,
-    submission: &inbound::ViewSubmission,
-    delivery: &Delivery,
-    channel: crate::domain::ChannelId,
-    (drill, fallback_of): (bool, Option<RollbackId>),
-) -> Response {
-    let engine = &state.engine;
-    let value = |block: &str| {
-        submission
-            .values
-            .get(block)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    let errors = |pairs: Vec<(&str, String)>| {
-        let errors: serde_json::Map<String, serde_json::Value> =
-            pairs.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
-        axum::Json(serde_json::json!({"response_action": "errors", "errors": errors})).into_response()
-    };
-    let severity = match value("severity").map(|s| s.parse::<crate::domain::Severity>()) {
-        Some(Ok(severity)) => severity,
-        _ => {
-            return errors(vec![(
-                "severity",
-                "Choose a severity: it decides who must approve.".into(),
-            )]);
-        }
-    };
-    let channel = channel.0;
-    let ask = Ask {
-        plan: PlanRequest {
-            service: value("service").unwrap_or_default(),
-            target: value("target"),
-            runbook: value("runbook"),
-            params: Default::default(),
-        },
-        severity: Some(severity),
-        reason: value("reason"),
-        drill,
-        fallback_of,
-    };
-    match engine.request(actor, &channel, &ask, Some(&delivery.0)).await {
-        Ok(Ok(rollback)) => {
-            let ack = Effect::Ephemeral {
-                channel: crate::domain::ChannelId(channel),
-                user: actor.user.clone(),
-                text: messages::request_acknowledged(&rollback, &engine.config.roles).text,
-            };
-            match engine.tell(&[ack]).await {
-                Ok(()) => StatusCode::OK.into_response(),
-                Err(e) => {
-                    // The rollback is recorded; only the private note failed. Close the form.
-                    tracing::error!(
-                        error = format!("{e:#}"),
-                        "queueing the request's acknowledgement failed"
-                    );
-                    StatusCode::OK.into_response()
-                }
-            }
-        }
-        Ok(Err(refusal)) => {
-            let field = match &refusal {
-                Refusal::UnknownRunbook { .. } | Refusal::PlanTemplate { .. } => "runbook",
-                Refusal::MissingParam { .. }
-                | Refusal::ParamMismatch { .. }
-                | Refusal::TargetNotTaken { .. }
-                | Refusal::UnknownParam { .. } => "target",
-                Refusal::ReasonRequired { .. } | Refusal::ReasonTooLong { .. } => "reason",
-                _ => "service",
-            };
-            errors(vec![(field, messages::refusal(&refusal).text)])
-        }
-        Err(e) => {
-            let reference = new_reference();
-            tracing::error!(
-                reference,
-                error = format!("{e:#}"),
-                "recording a request from the form failed"
-            );
-            errors(vec![("service", messages::internal_error(&reference).text)])
         }
     }
 }

@@ -24,6 +24,7 @@ mod alertmanager;
 mod api;
 mod commands;
 mod interactions;
+mod request_form;
 pub mod server;
 pub mod socket_mode;
 
@@ -31,6 +32,7 @@ use alertmanager::*;
 use api::*;
 use commands::*;
 use interactions::*;
+use request_form::*;
 
 /// Largest request body accepted. Slack's interaction payloads carry the whole message, so
 /// this leaves room for a full card, and nothing more.

@@ -226,6 +226,32 @@ impl SlackApi {
         Ok(())
     }
 
+    /// Redraws an open form (`views.update`). With `hash`, Slack refuses (`hash_conflict`) when
+    /// the form changed meanwhile, so a slow redraw never overwrites a newer one.
+    pub async fn update_view(
+        &self,
+        view_id: &str,
+        hash: Option<&str>,
+        view: &serde_json::Value,
+    ) -> Result<(), CallError> {
+        let view: SlackView = serde_json::from_value(view.clone())
+            .map_err(|e| CallError::Permanent(format!("rollbot built a view Slack's model rejects: {e}")))?;
+        let request = SlackApiViewsUpdateRequest {
+            view,
+            external_id: None,
+            hash: hash.map(str::to_owned),
+            view_id: Some(SlackViewId(view_id.to_owned())),
+        };
+        // Like views.open: the person is looking at the form now.
+        self.bounded(
+            "views.update",
+            Duration::from_secs(2),
+            self.client.open_session(&self.token).views_update(&request),
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn open_view(&self, trigger_id: &str, view: &serde_json::Value) -> Result<(), CallError> {
         let view: SlackView = serde_json::from_value(view.clone())
             .map_err(|e| CallError::Permanent(format!("rollbot built a view Slack's model rejects: {e}")))?;

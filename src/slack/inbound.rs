@@ -74,6 +74,9 @@ fn slash_command_of(form: SlashForm) -> Result<SlashCommand, InboundError> {
 pub enum Interaction {
     Button(ButtonClick),
     Submission(ViewSubmission),
+    /// A select inside one of rollbot's open forms changed (a service or runbook picked), so the
+    /// form may show what the choice brings.
+    FormChanged(FormChange),
     /// Anything else Slack sends (view submissions, shortcuts): acknowledged and ignored.
     Ignored {
         kind: String,
@@ -100,6 +103,21 @@ pub struct ViewSubmission {
     pub values: std::collections::BTreeMap<String, String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormChange {
+    pub team_id: Option<String>,
+    pub user_id: String,
+    pub view_id: String,
+    /// What Slack answers `views.update` with `hash_conflict` for when the form moved on.
+    pub hash: Option<String>,
+    pub callback_id: String,
+    pub private_metadata: String,
+    /// The block whose element changed.
+    pub block_id: String,
+    /// Input block id → the value typed or selected so far.
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
 #[derive(Deserialize)]
 struct PayloadForm {
     payload: Option<String>,
@@ -121,6 +139,8 @@ struct RawPayload {
 
 #[derive(Deserialize)]
 struct RawView {
+    id: Option<String>,
+    hash: Option<String>,
     callback_id: Option<String>,
     private_metadata: Option<String>,
     state: Option<RawViewState>,
@@ -158,11 +178,14 @@ struct RawUser {
 
 #[derive(Deserialize)]
 struct RawContainer {
+    #[serde(rename = "type")]
+    kind: Option<String>,
     channel_id: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct RawAction {
+    block_id: Option<String>,
     action_id: Option<String>,
     value: Option<String>,
 }
@@ -191,21 +214,7 @@ fn interaction_of(raw: RawPayload) -> Result<Interaction, InboundError> {
     if kind == "view_submission" {
         let user = raw.user.ok_or_else(|| InboundError("the request has no user".into()))?;
         let view = raw.view.ok_or_else(|| InboundError("the request has no view".into()))?;
-        let values = view
-            .state
-            .map(|s| s.values)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(block, inputs)| {
-                let input = inputs.into_values().next()?;
-                let ticked = input.selected_options.map(|options| {
-                    let values: Vec<String> = options.into_iter().filter_map(|o| o.value).collect();
-                    values.join(",")
-                });
-                let value = input.value.or(input.selected_option.and_then(|o| o.value)).or(ticked)?;
-                Some((block, value))
-            })
-            .collect();
+        let values = view_values(view.state);
         return Ok(Interaction::Submission(ViewSubmission {
             team_id: raw.team.and_then(|t| optional(t.id)).or_else(|| optional(user.team_id)),
             user_id: required(user.id, "user.id")?,
@@ -218,6 +227,26 @@ fn interaction_of(raw: RawPayload) -> Result<Interaction, InboundError> {
         return Ok(Interaction::Ignored { kind });
     }
     let user = raw.user.ok_or_else(|| InboundError("the request has no user".into()))?;
+    if raw.container.as_ref().and_then(|c| c.kind.as_deref()) == Some("view") {
+        let view = raw
+            .view
+            .ok_or_else(|| InboundError("the form's action has no view".into()))?;
+        let action = raw
+            .actions
+            .into_iter()
+            .next()
+            .ok_or_else(|| InboundError("the request has no actions".into()))?;
+        return Ok(Interaction::FormChanged(FormChange {
+            team_id: raw.team.and_then(|t| optional(t.id)).or_else(|| optional(user.team_id)),
+            user_id: required(user.id, "user.id")?,
+            view_id: required(view.id, "view.id")?,
+            hash: optional(view.hash),
+            callback_id: required(view.callback_id, "view.callback_id")?,
+            private_metadata: view.private_metadata.unwrap_or_default(),
+            block_id: required(action.block_id, "actions[0].block_id")?,
+            values: view_values(view.state),
+        }));
+    }
     let action = raw
         .actions
         .into_iter()
@@ -235,4 +264,23 @@ fn interaction_of(raw: RawPayload) -> Result<Interaction, InboundError> {
         value: required(action.value, "actions[0].value")?,
         trigger_id: optional(raw.trigger_id),
     }))
+}
+
+/// A view's inputs as block id → value: text typed, the option selected, or the boxes ticked
+/// (comma-joined).
+fn view_values(state: Option<RawViewState>) -> std::collections::BTreeMap<String, String> {
+    state
+        .map(|s| s.values)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(block, inputs)| {
+            let input = inputs.into_values().next()?;
+            let ticked = input.selected_options.map(|options| {
+                let values: Vec<String> = options.into_iter().filter_map(|o| o.value).collect();
+                values.join(",")
+            });
+            let value = input.value.or(input.selected_option.and_then(|o| o.value)).or(ticked)?;
+            Some((block, value))
+        })
+        .collect()
 }

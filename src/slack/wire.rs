@@ -108,6 +108,9 @@ pub enum Form {
         channel: ChannelId,
         drill: bool,
         fallback_of: Option<RollbackId>,
+        /// Parameters typed in the command that the runbook shown does not take: kept for a
+        /// redraw with another runbook, never submitted.
+        carried: std::collections::BTreeMap<String, String>,
     },
     /// An update on the incident a rollback answers.
     PostUpdate(RollbackId),
@@ -131,10 +134,19 @@ impl Form {
                 channel,
                 drill,
                 fallback_of,
+                carried,
             } => {
                 let linked = fallback_of.map(|id| format!("fallback:{id}:")).unwrap_or_default();
                 let drill = if *drill { "drill:" } else { "" };
-                format!("{linked}{drill}{}", channel.0)
+                let carried = if carried.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "?{}",
+                        serde_urlencoded::to_string(carried).expect("strings always encode")
+                    )
+                };
+                format!("{linked}{drill}{}{carried}", channel.0)
             }
         }
     }
@@ -156,14 +168,19 @@ impl Form {
                     }
                     None => (None, private_metadata),
                 };
-                let (drill, channel) = match rest.strip_prefix("drill:") {
-                    Some(channel) => (true, channel),
+                let (drill, rest) = match rest.strip_prefix("drill:") {
+                    Some(rest) => (true, rest),
                     None => (false, rest),
+                };
+                let (channel, carried) = match rest.split_once('?') {
+                    Some((channel, carried)) => (channel, serde_urlencoded::from_str(carried).ok()?),
+                    None => (rest, Default::default()),
                 };
                 Form::Request {
                     channel: ChannelId(channel.to_owned()),
                     drill,
                     fallback_of,
+                    carried,
                 }
             }
             _ => return None,
@@ -288,13 +305,18 @@ mod tests {
             id.clone().prop_map(Form::Reject),
             id.clone().prop_map(Form::PostUpdate),
             (id.clone(), 0usize..500).prop_map(|(i, s)| Form::Confirm(i, s)),
-            ("C[0-9A-Z]{8,10}", any::<bool>(), proptest::option::of(id)).prop_map(|(c, drill, fallback_of)| {
-                Form::Request {
+            (
+                "C[0-9A-Z]{8,10}",
+                any::<bool>(),
+                proptest::option::of(id),
+                proptest::collection::btree_map("[a-z_]{1,10}", "\\PC{0,20}", 0..3)
+            )
+                .prop_map(|(c, drill, fallback_of, carried)| Form::Request {
                     channel: ChannelId(c),
                     drill,
                     fallback_of,
-                }
-            }),
+                    carried,
+                }),
         ]
     }
 

@@ -76,7 +76,15 @@ async fn a_failed_run_hands_on_to_its_fallback_which_needs_its_own_approval() {
             .unwrap()
             .iter()
             .find(|b| b["block_id"] == block)
-            .map(|b| b["element"]["initial_value"].clone())
+            .map(|b| {
+                let element = &b["element"];
+                // Text as typed; a select (the runbook) by the option it starts on.
+                if element["initial_value"].is_null() {
+                    element["initial_option"]["value"].clone()
+                } else {
+                    element["initial_value"].clone()
+                }
+            })
             .unwrap()
     };
     assert_eq!(initial("runbook"), "app");

@@ -9,6 +9,7 @@ mod contract;
 mod control;
 mod fallback;
 mod faults;
+mod parameters;
 mod process;
 mod runbooks;
 mod security;

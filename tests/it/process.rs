@@ -576,29 +576,15 @@ async fn two_hundred_clicks_on_three_replicas_run_the_rollback_once_and_answer_e
         "every click acknowledged: {statuses:?}"
     );
 
-    let answered = wait_for_or_show(&logs, "199 refusals and the end of the run", async || {
-        let calls = slack.calls();
-        let refusals = calls.iter().filter(|c| c.method == "chat.postEphemeral").count();
-        let done = calls.iter().any(|c| {
-            c.body["text"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("✅ *ROLLBACK COMPLETE*"))
-        });
-        (refusals == 199 && done).then_some(calls)
-    })
-    .await;
-    let answered_users: std::collections::BTreeSet<&str> = answered
-        .iter()
-        .filter(|c| c.method == "chat.postEphemeral")
-        .filter_map(|c| c.body["user"].as_str())
-        .collect();
+    let answered_users = wait_for_refusals_and_the_end_of_the_run(&slack, &logs, 199).await;
     assert_eq!(answered_users.len(), 199, "each refused clicker got their own answer");
     let winner: Vec<&String> = clickers
         .iter()
         .filter(|u| !answered_users.contains(u.as_str()))
         .collect();
     assert_eq!(winner.len(), 1);
-    let card_text = answered
+    let card_text = slack
+        .calls()
         .iter()
         .rev()
         .find(|c| c.method == "chat.update")

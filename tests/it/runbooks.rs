@@ -398,6 +398,116 @@ async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
     );
 }
 
+/// The library's partial-restore runbook given its tables in the command: the tables named are
+/// refilled from the dump, a table left out keeps what it has, and a misspelt parameter is
+/// refused with the right name before anything is recorded.
+#[tokio::test]
+async fn the_partial_restore_example_refills_only_the_tables_named_in_the_command() {
+    let scratch = scratch_database().await;
+    let db = connect(&scratch.url).await;
+    db.batch_execute(
+        "CREATE TABLE orders (id int PRIMARY KEY, total numeric NOT NULL);
+         CREATE TABLE order_items (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders(id), sku text NOT NULL);
+         CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
+         INSERT INTO orders SELECT g, g * 10 FROM generate_series(1, 100) g;
+         INSERT INTO order_items SELECT g, 1 + g % 100, 'sku-' || g FROM generate_series(1, 300) g;
+         INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 20) g;",
+    )
+    .await
+    .unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let dump = std::process::Command::new("pg_dump")
+        .args(["--format=custom", &format!("--dbname={}", scratch.url)])
+        .arg(format!("--file={}/predeploy.dump", backups.path().display()))
+        .status()
+        .expect("pg_dump must be installed (.ci/run installs postgresql-client)");
+    assert!(dump.success());
+    // The bad deploy broke the orders; customers changed since the dump, and must keep it.
+    db.batch_execute(
+        "DELETE FROM order_items WHERE order_id > 50; DELETE FROM orders WHERE id > 50;
+         INSERT INTO customers VALUES (21, 'signed up after the dump');",
+    )
+    .await
+    .unwrap();
+
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/runbooks/database-partial-restore.toml"
+    ))
+    .unwrap();
+    let dir = backups.path().display().to_string();
+    let config = example
+        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
+        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+        .replace(
+            r#"backup_dir = "/var/backups/orders""#,
+            &format!(r#"backup_dir = "{dir}""#),
+        );
+    assert_ne!(config, example);
+    let bot = Rollbot::builder()
+        .config(|_| config)
+        .secrets(&[("ORDERS_DATABASE_URL", &scratch.url)])
+        .start()
+        .await;
+
+    let misspelt = bot
+        .slash(ALICE, "orders-tables to predeploy.dump table=orders severity high")
+        .await;
+    assert_eq!(
+        misspelt,
+        "Runbook `partial-restore` has no parameter `table`. Did you mean `tables`? It takes `tables`, `target`. Nothing was requested; fix it and run the command again."
+    );
+    bot.slash(
+        ALICE,
+        "orders-tables to predeploy.dump tables=orders,order_items severity high",
+    )
+    .await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert!(
+        card.text.contains("RB-1"),
+        "the refused request drew no number: {}",
+        card.text
+    );
+    assert!(
+        card.text.contains("*Parameters*\n`tables` = `orders,order_items`"),
+        "the card shows the tables people approve: {}",
+        card.text
+    );
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    assert!(
+        std::path::Path::new(&format!("{dir}/tables-before-restore-RB-1.dump")).exists(),
+        "the safety copy of the named tables is taken before anyone is asked to confirm"
+    );
+    bot.click(BOB, Button::Confirm(rb(1), 2)).await;
+    let modal = bot.expect_modal();
+    assert_eq!(
+        bot.submit(BOB, &modal, &[("phrase", "RESTORE orders-tables")]).await,
+        None
+    );
+    bot.settle().await;
+    let thread = bot.thread(&card);
+    assert!(
+        thread
+            .iter()
+            .any(|m| m.starts_with("✅ Step 3/5 *Refill the tables from the dump* succeeded")),
+        "{thread:#?}"
+    );
+    assert!(bot.card_now(&card).text.contains("Succeeded"));
+    let after = connect(&scratch.url).await;
+    let count = async |sql: &str| -> i64 { after.query_one(sql, &[]).await.unwrap().get(0) };
+    assert_eq!(
+        (
+            count("SELECT count(*) FROM orders").await,
+            count("SELECT count(*) FROM order_items").await,
+            count("SELECT count(*) FROM customers").await,
+        ),
+        (100, 300, 21),
+        "orders and their items are back; customers, not named, kept the one who signed up since"
+    );
+}
+
 fn drill_config(marker: &str) -> String {
     test_config(marker).replace(
         r#"runbooks = ["app", "broken", "database"]"#,

@@ -316,22 +316,7 @@ async fn two_replicas_in_socket_mode_share_slacks_envelopes_and_run_the_rollback
             "every click acknowledged in time"
         );
     }
-    let calls = wait_for_or_show(&logs, "39 refusals and the end of the run", async || {
-        let calls = slack.calls();
-        let refusals = calls.iter().filter(|c| c.method == "chat.postEphemeral").count();
-        let done = calls.iter().any(|c| {
-            c.body["text"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("✅ *ROLLBACK COMPLETE*"))
-        });
-        (refusals == 39 && done).then_some(calls)
-    })
-    .await;
-    let refused: std::collections::BTreeSet<&str> = calls
-        .iter()
-        .filter(|c| c.method == "chat.postEphemeral")
-        .filter_map(|c| c.body["user"].as_str())
-        .collect();
+    let refused = wait_for_refusals_and_the_end_of_the_run(&slack, &logs, 39).await;
     assert_eq!(refused.len(), 39, "each other approver is told, once");
     assert_eq!(
         std::fs::read_to_string(&marker).unwrap(),

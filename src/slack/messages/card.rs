@@ -217,6 +217,17 @@ fn request_fields(rollback: &Rollback) -> Value {
         ),
         format!("*Severity*\n{}", severity_label(request.severity)),
         format!("*Runbook*\n{}", escape(&request.runbook)),
+    ];
+    if !rollback.plan.params.is_empty() {
+        let params: Vec<String> = rollback
+            .plan
+            .params
+            .iter()
+            .map(|(name, value)| format!("`{}` = {}", escape(name), inline_code_or_empty(value)))
+            .collect();
+        fields.push(truncate(&format!("*Parameters*\n{}", params.join("\n")), 1900));
+    }
+    fields.extend([
         format!(
             "*Requested by*\n{} at {}",
             user(&request.requester),
@@ -230,7 +241,7 @@ fn request_fields(rollback: &Rollback) -> Value {
                 .map(|r| truncate(&escape(r), 1900))
                 .unwrap_or_else(|| "(none given)".into())
         ),
-    ];
+    ]);
     for approval in &rollback.approvals {
         fields.push(format!(
             "*Approved by*\n{} (`{}`) at {}",
@@ -362,4 +373,14 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
         _ => {}
     }
     blocks
+}
+
+/// A value people approve, as inline code: a backtick in it would end the code span early, so it
+/// is shown as a look-alike; an empty value says so.
+fn inline_code_or_empty(value: &str) -> String {
+    if value.is_empty() {
+        "(empty)".to_owned()
+    } else {
+        format!("`{}`", escape(&value.replace('`', "ˋ")))
+    }
 }

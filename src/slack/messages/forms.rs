@@ -97,17 +97,43 @@ pub fn confirm_modal(rollback: &Rollback, index: usize) -> Value {
     })
 }
 
-/// The form that completes an incomplete `/rollback`, pre-filled with what was typed.
-pub fn request_modal(services: &[&str], ask: &crate::domain::plan::Ask, channel: &str) -> Value {
+/// The block of the form where a runbook parameter is typed or picked: `target` keeps its own
+/// block, the others are `param.<name>`.
+pub fn param_block(name: &str) -> String {
+    if name == "target" {
+        "target".to_owned()
+    } else {
+        format!("param.{name}")
+    }
+}
+
+/// The parameters of a submitted or changed form, from its `param.<name>` blocks.
+pub fn params_of_form(
+    values: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    values
+        .iter()
+        .filter_map(|(block, value)| Some((block.strip_prefix("param.")?.to_owned(), value.trim().to_owned())))
+        .filter(|(_, value)| !value.is_empty())
+        .collect()
+}
+
+/// The form that completes an incomplete `/rollback`, pre-filled with what was typed. Once the
+/// service is known it offers that service's runbooks, and the fields of the chosen runbook's
+/// parameters (a select where the runbook lists the choices); picking another service or
+/// runbook redraws it (the selects dispatch their action).
+pub fn request_modal(catalog: &crate::domain::plan::Catalog, ask: &crate::domain::plan::Ask, channel: &str) -> Value {
     let option =
         |value: &str, label: &str| json!({"text": {"type": "plain_text", "text": truncate(label, 75)}, "value": value});
+    let services: Vec<&str> = catalog.services.keys().map(String::as_str).collect();
     let mut service = json!({
         "type": "static_select",
         "action_id": "service",
         "placeholder": {"type": "plain_text", "text": "Which service?"},
         "options": services.iter().take(100).map(|s| option(s, s)).collect::<Vec<_>>(),
     });
-    if services.contains(&ask.plan.service.as_str()) {
+    let chosen_service = catalog.services.get(&ask.plan.service);
+    if chosen_service.is_some() {
         service["initial_option"] = option(&ask.plan.service, &ask.plan.service);
     }
     // Slack matches the initial option by its whole object, description included.
@@ -128,15 +154,15 @@ pub fn request_modal(services: &[&str], ask: &crate::domain::plan::Ask, channel:
     let text_input = |action_id: &str, initial: Option<&String>, multiline: bool, max: usize| {
         let mut element =
             json!({"type": "plain_text_input", "action_id": action_id, "multiline": multiline, "max_length": max});
-        if let Some(value) = initial {
+        if let Some(value) = initial.filter(|v| !v.is_empty()) {
             element["initial_value"] = json!(truncate(value, max));
         }
         element
     };
     let input = |block: &str, label: &str, element: Value, optional: bool, hint: Option<&str>| {
-        let mut block = json!({"type": "input", "block_id": block, "label": {"type": "plain_text", "text": label}, "element": element, "optional": optional});
+        let mut block = json!({"type": "input", "block_id": block, "label": {"type": "plain_text", "text": truncate(label, 2000)}, "element": element, "optional": optional});
         if let Some(hint) = hint {
-            block["hint"] = json!({"type": "plain_text", "text": hint});
+            block["hint"] = json!({"type": "plain_text", "text": truncate(hint, 2000)});
         }
         block
     };
@@ -146,11 +172,118 @@ pub fn request_modal(services: &[&str], ask: &crate::domain::plan::Ask, channel:
     } else {
         ("Request a rollback", "Request")
     };
+    let chosen_runbook = chosen_service.and_then(|service| {
+        ask.plan
+            .runbook
+            .as_ref()
+            .filter(|r| service.runbooks.contains(r))
+            .or(service.runbooks.first())
+    });
+    let taken = |name: &String| {
+        chosen_runbook
+            .and_then(|r| catalog.runbooks.get(r))
+            .is_some_and(|r| r.params.contains_key(name))
+    };
+    let carried: std::collections::BTreeMap<String, String> = ask
+        .plan
+        .params
+        .iter()
+        .filter(|(name, _)| !taken(name))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let form = Form::Request {
         channel: crate::domain::ChannelId(channel.to_owned()),
         drill: ask.drill,
         fallback_of: ask.fallback_of,
+        carried: carried.clone(),
     };
+    let mut service_block = input("service", "Service", service, false, None);
+    service_block["dispatch_action"] = json!(true);
+    let mut blocks = vec![
+        service_block,
+        input(
+            "severity",
+            "Severity",
+            severity,
+            false,
+            Some("Decides who must approve, as the decision matrix says: critical and low need no approval."),
+        ),
+    ];
+    match chosen_service {
+        None => blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": "Choose the service: its runbooks and what each needs appear here."}]})),
+        Some(service) => {
+            let runbook_name = chosen_runbook;
+            let runbook_option = |name: &String| {
+                let mut option = option(name, name);
+                let runbook = catalog.runbooks.get(name);
+                let about: Vec<String> = runbook
+                    .and_then(|r| r.description.clone())
+                    .into_iter()
+                    .chain(runbook.and_then(|r| r.expected_duration).map(|d| format!("about {} min", d.as_secs().div_ceil(60))))
+                    .collect();
+                if !about.is_empty() {
+                    option["description"] = json!({"type": "plain_text", "text": truncate(&about.join(" · "), 75)});
+                }
+                option
+            };
+            let mut runbook = json!({
+                "type": "static_select",
+                "action_id": "runbook",
+                "options": service.runbooks.iter().take(100).map(runbook_option).collect::<Vec<_>>(),
+            });
+            if let Some(name) = runbook_name {
+                runbook["initial_option"] = runbook_option(name);
+            }
+            let mut runbook_block = input("runbook", "Runbook", runbook, false, Some("The first is the service's default."));
+            runbook_block["dispatch_action"] = json!(true);
+            blocks.push(runbook_block);
+            let params = runbook_name
+                .and_then(|name| catalog.runbooks.get(name))
+                .map(|r| &r.params);
+            // The target first: it is what people came to give.
+            let ordered = params.into_iter().flatten().filter(|(n, _)| *n == "target")
+                .chain(params.into_iter().flatten().filter(|(n, _)| *n != "target"));
+            for (name, spec) in ordered {
+                let given = if name == "target" { ask.plan.target.as_ref() } else { ask.plan.params.get(name) };
+                let initial = given.or(spec.default.as_ref());
+                let block = param_block(name);
+                let element = if spec.choices.is_empty() {
+                    text_input(&block, initial, false, crate::domain::plan::MAX_PARAM_CHARS)
+                } else {
+                    let mut select = json!({
+                        "type": "static_select",
+                        "action_id": block,
+                        "options": spec.choices.iter().take(100).map(|c| option(c, c)).collect::<Vec<_>>(),
+                    });
+                    if let Some(value) = initial.filter(|v| spec.choices.contains(v)) {
+                        select["initial_option"] = option(value, value);
+                    }
+                    select
+                };
+                let label = if name == "target" { "Target".to_owned() } else { name.clone() };
+                let hint = match (&spec.help, spec.choices.is_empty()) {
+                    (Some(help), _) => help.clone(),
+                    (None, true) => format!("Must match {}", spec.pattern_source),
+                    (None, false) => "One of the runbook's choices.".to_owned(),
+                };
+                blocks.push(input(&block, &label, element, !spec.required, Some(&hint)));
+            }
+            let left_out: Vec<String> = carried
+                .iter()
+                .map(|(name, value)| format!("`{}={}`", escape(name), escape(value)))
+                .collect();
+            if !left_out.is_empty() {
+                blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&format!("Not taken by this runbook, so left out: {}", left_out.join(" ")), 2000)}]}));
+            }
+        }
+    }
+    blocks.push(input(
+        "reason",
+        "Reason",
+        text_input("reason", ask.reason.as_ref(), true, 500),
+        true,
+        Some("Required for low severity."),
+    ));
     json!({
         "type": "modal",
         "callback_id": form.callback_id(),
@@ -158,13 +291,7 @@ pub fn request_modal(services: &[&str], ask: &crate::domain::plan::Ask, channel:
         "title": {"type": "plain_text", "text": title},
         "submit": {"type": "plain_text", "text": submit},
         "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            input("service", "Service", service, false, None),
-            input("severity", "Severity", severity, false, Some("Decides who must approve, as the decision matrix says: critical and low need no approval.")),
-            input("target", "Target", text_input("target", ask.plan.target.as_ref(), false, 200), true, Some("What to roll back to, e.g. a revision or release.")),
-            input("runbook", "Runbook", text_input("runbook", ask.plan.runbook.as_ref(), false, 100), true, Some("Leave empty for the service's default runbook.")),
-            input("reason", "Reason", text_input("reason", ask.reason.as_ref(), true, 500), true, Some("Required for low severity.")),
-        ]
+        "blocks": blocks,
     })
 }
 
@@ -172,11 +299,17 @@ pub fn request_modal(services: &[&str], ask: &crate::domain::plan::Ask, channel:
 /// submission files (a new rollback with its own approvals) before anyone submits it.
 pub fn fallback_modal(
     stopped: &Rollback,
-    services: &[&str],
+    catalog: &crate::domain::plan::Catalog,
     ask: &crate::domain::plan::Ask,
-    target_help: Option<&str>,
 ) -> Value {
-    let mut view = request_modal(services, ask, &stopped.request.channel.0);
+    let mut view = request_modal(catalog, ask, &stopped.request.channel.0);
+    let target_help = ask
+        .plan
+        .runbook
+        .as_ref()
+        .and_then(|runbook| catalog.runbooks.get(runbook))
+        .and_then(|runbook| runbook.params.get("target"))
+        .and_then(|target| target.help.as_deref());
     let runbook = ask.plan.runbook.as_deref().unwrap_or_default();
     let how = match &stopped.state {
         State::Aborted { step, .. } => format!("was aborted at step {}", step + 1),

@@ -32,8 +32,8 @@ pub fn help() -> Message {
     Message::plain(
         "*rollbot* rolls a service back with the approvals your incident's severity needs.\n\
 *Request a rollback*\n\
-`/rollback <service> [to <target>] [runbook <name>] severity <critical|high|medium|low> [reason \"<text>\"]`\n\
-e.g. `/rollback checkout-api to 41 severity high reason \"bad deploy\"`\n\
+`/rollback <service> [to <target>] [runbook <name>] [<param>=<value>…] severity <critical|high|medium|low> [reason \"<text>\"]`\n\
+e.g. `/rollback checkout-api to 41 severity high reason \"bad deploy\"` · `/rollback orders runbook partial-restore tables=orders,payments severity high`\n\
 *See what would run, without requesting*: `/rollback plan checkout-api to 41`\n\
 *Rehearse the whole path, nothing executed*: `/rollback drill checkout-api to 41 severity high` · `/rollback list drills`\n\
 *Follow up*: `/rollback status RB-12` · `/rollback list` · `/rollback cancel RB-12` (before it starts)\n\
@@ -173,7 +173,7 @@ pub fn parse_error(error: &ParseError) -> Message {
             escape(&truncate(word, 100))
         ),
         UnknownWord { word, suggestion } => format!(
-            "I don't understand `{}`.{} After the service, use `to`, `runbook`, `severity` or `reason`.",
+            "I don't understand `{}`.{} After the service, use `to`, `runbook`, `severity`, `reason` or the runbook's parameters as `name=value`.",
             escape(&truncate(word, 100)),
             suggest(suggestion)
         ),
@@ -187,6 +187,13 @@ pub fn parse_error(error: &ParseError) -> Message {
             }
         ),
         Repeated { keyword } => format!("`{keyword}` is given twice; keep one."),
+        MissingParamValue { name } => format!(
+            "`{name}=` needs a value right after the `=`, e.g. `{name}=orders,payments` or `{name}=\"a value with spaces\"`."
+        ),
+        RepeatedParam { name } => {
+            let also = if name == "target" { " (`to …` is `target=…`)" } else { "" };
+            format!("`{name}` is given twice{also}; keep one.")
+        }
         BadSeverity { word, suggestion } => format!(
             "`{}` is not a severity.{} Use critical, high, medium or low.",
             escape(&truncate(word, 100)),

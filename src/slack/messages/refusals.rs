@@ -123,7 +123,7 @@ pub fn refusal(refusal: &Refusal) -> Message {
             let how = if name == "target" {
                 "Add `to <target>`".to_owned()
             } else {
-                format!("Give `{}`", escape(name))
+                format!("Add `{}=<value>`", escape(name))
             };
             let help = help.as_deref().map(|h| format!(" ({})", escape(h))).unwrap_or_default();
             format!(
@@ -146,11 +146,44 @@ pub fn refusal(refusal: &Refusal) -> Message {
                 escape(pattern)
             )
         }
-        UnknownParam { runbook, name } => format!(
-            "Runbook `{}` has no parameter `{}`. Leave it out and run the command again; `/rollback plan` shows what the runbook takes.",
-            escape(runbook),
-            escape(name)
-        ),
+        UnknownParam {
+            runbook,
+            name,
+            suggestion,
+            known,
+        } => {
+            let hint = match suggestion {
+                Some(s) => format!(" Did you mean `{}`?", escape(s)),
+                None => String::new(),
+            };
+            let takes = if known.is_empty() {
+                "It takes no parameters.".to_owned()
+            } else {
+                format!("It takes {}.", ticked_list(known))
+            };
+            format!(
+                "Runbook `{}` has no parameter `{}`.{hint} {takes} Nothing was requested; fix it and run the command again.",
+                escape(runbook),
+                escape(&truncate(name, 100))
+            )
+        }
+        NotAChoice {
+            name,
+            value,
+            suggestion,
+            choices,
+        } => {
+            let hint = match suggestion {
+                Some(s) => format!(" Did you mean `{}`?", escape(s)),
+                None => String::new(),
+            };
+            format!(
+                "`{}` is not one of the values of `{}`.{hint} Choose {}. Nothing was requested.",
+                escape(&truncate(value, 100)),
+                escape(name),
+                ticked_list(choices)
+            )
+        }
         PlanTemplate { step, detail } => format!(
             "The plan could not be built: step `{}`: {}. This is a configuration problem; tell whoever runs rollbot (`rollbot check` shows it).",
             escape(step),
@@ -318,4 +351,13 @@ pub fn refusal(refusal: &Refusal) -> Message {
             user(by)
         ),
     })
+}
+
+/// `` `a`, `b`, `c` `` with each item escaped.
+fn ticked_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|k| format!("`{}`", escape(k)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

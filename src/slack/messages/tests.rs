@@ -419,6 +419,25 @@ fn every_refusal_says_why_and_what_next() {
         Refusal::UnknownParam {
             runbook: "kubernetes".into(),
             name: "x".into(),
+            suggestion: None,
+            known: vec![],
+        },
+        Refusal::UnknownParam {
+            runbook: "partial-restore".into(),
+            name: "table".into(),
+            suggestion: Some("tables".into()),
+            known: vec!["tables".into(), "target".into()],
+        },
+        Refusal::MissingParam {
+            runbook: "partial-restore".into(),
+            name: "tables".into(),
+            help: Some("comma-separated table names".into()),
+        },
+        Refusal::NotAChoice {
+            name: "region".into(),
+            value: "eu-west1".into(),
+            suggestion: Some("eu-west-1".into()),
+            choices: vec!["eu-west-1".into(), "us-east-1".into()],
         },
         Refusal::PlanTemplate {
             step: "Undo".into(),
@@ -712,6 +731,39 @@ fn huge_content_stays_inside_block_kit_limits_with_a_visible_marker() {
     );
 }
 
+/// Two services; one with a runbook of several parameters (a choice, a default, an optional).
+fn form_catalog() -> crate::domain::plan::Catalog {
+    let source = r#"
+[slack]
+channels = ["C0INCIDENTS"]
+anyone_may_request = true
+[roles]
+on_call = ["U0BOB"]
+team_lead = ["U0CAROL"]
+[runbooks.kubernetes]
+description = "Undo the deployment's rollout"
+expected_duration = "5m"
+params.target = { pattern = "[0-9]+", help = "revision from `kubectl rollout history`" }
+[[runbooks.kubernetes.steps]]
+name = "Undo"
+run = ["kubectl", "rollout", "undo", "--to-revision={{ params.target }}"]
+[runbooks.full-restore]
+description = "Restore the database from a dump"
+expected_duration = "45m"
+params.target = { pattern = "[a-z0-9.-]+", help = "the dump's <file> name" }
+params.region = { choices = ["eu-west-1", "us-east-1"], default = "eu-west-1" }
+params.note = { pattern = "[a-z ]*", required = false }
+[[runbooks.full-restore.steps]]
+name = "Restore"
+run = ["restore", "{{ params.target }}", "{{ params.region }}", "{{ params.note }}"]
+[services.checkout-api]
+runbooks = ["kubernetes", "full-restore"]
+[services.payments]
+runbooks = ["kubernetes"]
+"#;
+    crate::config::Config::parse("rollbot.toml", source).unwrap().catalog
+}
+
 #[test]
 fn modals_are_valid_slack_views() {
     let story = Story::requested_with(policy(), Severity::High, None);
@@ -726,7 +778,8 @@ fn modals_are_valid_slack_views() {
         reason: Some("bad <deploy>".into()),
         ..Default::default()
     };
-    let request = request_modal(&["checkout-api", "payments"], &typed, "C0INCIDENTS");
+    let catalog = form_catalog();
+    let request = request_modal(&catalog, &typed, "C0INCIDENTS");
     insta::assert_json_snapshot!(request);
     let mut stopped = Story::requested(Severity::High, Some("bad deploy"))
         .approved()
@@ -745,16 +798,26 @@ fn modals_are_valid_slack_views() {
         drill: false,
         fallback_of: Some(RollbackId(1)),
     };
-    let fallback = fallback_modal(&stopped, &["checkout-api"], &fallback, Some("the dump's <file> name"));
+    let fallback = fallback_modal(&stopped, &catalog, &fallback);
+    let nothing_chosen = request_modal(&catalog, &crate::domain::plan::Ask::default(), "C0INCIDENTS");
+    insta::assert_json_snapshot!(nothing_chosen);
     insta::assert_json_snapshot!(fallback);
     for view in [
         reject_modal(RollbackId(1)),
         confirm_modal(&paused, 3),
         request,
         fallback,
+        nothing_chosen,
     ] {
         let parsed: Result<slack_morphism::prelude::SlackView, _> = serde_json::from_value(view.clone());
         assert!(parsed.is_ok(), "{:?}\n{view:#}", parsed.err());
+        // What goes to Slack is what its model kept: a select that redraws the form must stay one.
+        let sent = serde_json::to_string(&parsed.unwrap()).unwrap();
+        assert_eq!(
+            sent.matches("\"dispatch_action\":true").count(),
+            view.to_string().matches("\"dispatch_action\":true").count(),
+            "{sent}"
+        );
     }
     insta::assert_json_snapshot!(confirm_modal(&paused, 3));
     for page_open in [true, false] {

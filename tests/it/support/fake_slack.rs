@@ -45,6 +45,8 @@ struct Recorder {
     history: Vec<(String, Value)>,
     /// Where `apps.connections.open` sends rollbot.
     socket: Option<super::fake_socket::Hub>,
+    /// Open views: id → the hash `views.update` must name (Slack's guard against lost updates).
+    views: std::collections::HashMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -204,7 +206,7 @@ async fn handle(
     } else {
         body
     };
-    let body: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
+    let mut body: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
         serde_json::to_value(
             serde_urlencoded::from_bytes::<std::collections::BTreeMap<String, String>>(&body).unwrap_or_default(),
         )
@@ -302,13 +304,32 @@ async fn handle(
             None,
         ),
         "chat.postEphemeral" => (json!({"ok": true, "message_ts": ts}), None),
-        "views.open" => {
-            let mut view = body["view"].clone();
-            view["id"] = json!(format!("V{}", recorder.next_ts));
-            view["team_id"] = json!("T0TEST");
-            view["hash"] = json!(format!("{}.abc", recorder.next_ts));
-            view["state"] = json!({"values": {}});
-            (json!({"ok": true, "view": view}), None)
+        "views.open" | "views.update" => {
+            let id = if method == "views.open" {
+                Some(format!("V{}", recorder.next_ts))
+            } else {
+                body["view_id"].as_str().map(str::to_owned)
+            };
+            let current = id.as_ref().and_then(|id| recorder.views.get(id)).cloned();
+            let conflict = method == "views.update"
+                && body["hash"]
+                    .as_str()
+                    .is_some_and(|hash| Some(hash) != current.as_deref());
+            match id {
+                Some(_) if conflict => (json!({"ok": false, "error": "hash_conflict"}), None),
+                Some(id) if method == "views.open" || current.is_some() => {
+                    let hash = format!("{}.abc", recorder.next_ts);
+                    recorder.views.insert(id.clone(), hash.clone());
+                    // The test reads the view with its id and hash, as rollbot's next action will.
+                    body["view"]["id"] = json!(id);
+                    body["view"]["hash"] = json!(hash);
+                    let mut view = body["view"].clone();
+                    view["team_id"] = json!("T0TEST");
+                    view["state"] = json!({"values": {}});
+                    (json!({"ok": true, "view": view}), None)
+                }
+                _ => (json!({"ok": false, "error": "not_found"}), None),
+            }
         }
         "usergroups.users.list" => {
             let group = body["usergroup"].as_str().unwrap_or_default().to_owned();

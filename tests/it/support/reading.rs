@@ -143,6 +143,28 @@ impl Rollbot {
         opened.remove(0).1.body["view"].clone()
     }
 
+    /// The open form as rollbot last redrew it (`views.update`), with its id and new hash.
+    pub fn expect_form_redrawn(&self) -> Value {
+        let mut updated = self.take(|c| c.method == "views.update");
+        assert_eq!(
+            updated.len(),
+            1,
+            "expected one redraw of the form; Slack saw: {:#?}",
+            self.slack.calls()
+        );
+        updated.remove(0).1.body["view"].clone()
+    }
+
+    /// `user` picks `value` in the select of `block` of the open form `view`, with the other
+    /// fields as typed so far (block id → text), as Slack sends it when the select dispatches
+    /// its action.
+    pub async fn pick(&self, user: &str, view: &Value, block: &str, value: &str, typed: &[(&str, &str)]) {
+        let payload = form_action_payload(user, view, block, value, typed);
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+        let response = self.signed_post("/slack/interactions", body).await;
+        assert_eq!(response.status(), 200);
+    }
+
     /// Group lookups since the last look (they are Slack calls too).
     pub fn group_lookups(&self) -> Vec<String> {
         self.take(|c| c.method == "usergroups.users.list")
@@ -220,6 +242,66 @@ pub fn redacted(text: &str) -> String {
 /// A thread as one text to pin: its messages in order, each after a rule.
 pub fn transcript(thread: &[String]) -> String {
     thread.iter().map(|m| format!("---\n{m}\n")).collect()
+}
+
+/// A block_actions payload from a select in an open modal, shaped like Slack's sample: the
+/// container is the view, there is no channel or message, and the state holds every field.
+pub fn form_action_payload(user: &str, view: &Value, block: &str, value: &str, typed: &[(&str, &str)]) -> Value {
+    let mut payload: Value = serde_json::from_str(
+        &std::fs::read_to_string(slack_samples().join("payloads/BlockActionPayload.json")).unwrap(),
+    )
+    .unwrap();
+    let object = payload.as_object_mut().unwrap();
+    for absent in ["channel", "message", "response_url", "state"] {
+        object.remove(absent);
+    }
+    payload["type"] = json!("block_actions");
+    payload["team"]["id"] = json!(TEAM);
+    payload["user"]["id"] = json!(user);
+    payload["user"]["team_id"] = json!(TEAM);
+    payload["container"] = json!({"type": "view", "view_id": view["id"]});
+    let selected = json!({"text": {"type": "plain_text", "text": value}, "value": value});
+    payload["actions"] = json!([{"type": "static_select", "action_id": block, "block_id": block,
+                                 "selected_option": selected, "action_ts": "1790000000.000001"}]);
+    // Slack's state holds every input as it stands: what the form started with, then what
+    // was typed over it.
+    let mut state = serde_json::Map::new();
+    for input in view["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "input")
+    {
+        let id = input["block_id"].as_str().unwrap_or_default();
+        let element = &input["element"];
+        if let Some(value) = element["initial_value"].as_str() {
+            state.insert(
+                id.to_owned(),
+                json!({ id: {"type": "plain_text_input", "value": value} }),
+            );
+        } else if element["initial_option"].is_object() {
+            state.insert(
+                id.to_owned(),
+                json!({ id: {"type": "static_select", "selected_option": element["initial_option"]} }),
+            );
+        }
+    }
+    for (block, text) in typed {
+        state.insert(
+            block.to_string(),
+            json!({ *block: {"type": "plain_text_input", "value": text} }),
+        );
+    }
+    state.insert(
+        block.to_owned(),
+        json!({ block: {"type": "static_select", "selected_option": selected} }),
+    );
+    payload["view"]["id"] = view["id"].clone();
+    payload["view"]["hash"] = view["hash"].clone();
+    payload["view"]["callback_id"] = view["callback_id"].clone();
+    payload["view"]["private_metadata"] = view["private_metadata"].clone();
+    payload["view"]["state"] = json!({ "values": state });
+    payload
 }
 
 /// A view_submission payload shaped like Slack's sample: `user` submits `view` with these typed

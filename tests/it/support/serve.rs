@@ -41,6 +41,32 @@ pub async fn wait_for_or_show_within<T>(
     }
 }
 
+/// Waits until `refusals` people have been told privately that they were too late (or may not)
+/// and the run has posted its end, and answers who was told.
+pub async fn wait_for_refusals_and_the_end_of_the_run(
+    slack: &FakeSlack,
+    log: &impl Fn() -> String,
+    refusals: usize,
+) -> std::collections::BTreeSet<String> {
+    let what = format!("{refusals} refusals and the end of the run");
+    let calls = wait_for_or_show(log, &what, async || {
+        let calls = slack.calls();
+        let told = calls.iter().filter(|c| c.method == "chat.postEphemeral").count();
+        let done = calls.iter().any(|c| {
+            c.body["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("✅ *ROLLBACK COMPLETE*"))
+        });
+        (told == refusals && done).then_some(calls)
+    })
+    .await;
+    calls
+        .iter()
+        .filter(|c| c.method == "chat.postEphemeral")
+        .filter_map(|c| c.body["user"].as_str().map(str::to_owned))
+        .collect()
+}
+
 pub async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
