@@ -160,7 +160,7 @@ async fn run() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            return plan(&config, &words.join(" "));
+            return plan(&config, &shell_words_as_typed(&words));
         }
         Cmd::Migrate { from, to } => match (from, to) {
             (Some(from), Some(to)) => copy_to_postgres(&from, &to).await,
@@ -205,6 +205,21 @@ async fn run() -> ExitCode {
     }
 }
 
+/// The words the shell passed, as they would be typed in Slack: the shell took the quotes off
+/// `tables="a b"` and `reason "bad deploy"`, so a word with a space gets them back.
+fn shell_words_as_typed(words: &[String]) -> String {
+    let quoted = |word: &String| {
+        if !word.contains(char::is_whitespace) {
+            return word.clone();
+        }
+        match word.split_once('=') {
+            Some((name, value)) if grammar::is_param_name(&name.to_ascii_lowercase()) => format!("{name}=\"{value}\""),
+            _ => format!("\"{word}\""),
+        }
+    };
+    words.iter().map(quoted).collect::<Vec<_>>().join(" ")
+}
+
 fn plan(config: &Config, text: &str) -> ExitCode {
     let args = match grammar::parse(&format!("plan {text}")) {
         Ok(Command::Plan(args)) => args,
@@ -214,12 +229,7 @@ fn plan(config: &Config, text: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match config.catalog.freeze(&rollbot::domain::plan::PlanRequest {
-        service: args.service,
-        runbook: args.runbook,
-        target: args.target,
-        params: Default::default(),
-    }) {
+    match config.catalog.freeze(&args.ask().plan) {
         Ok(plan) => {
             print!("{}", rollbot::report::plan(&plan));
             ExitCode::SUCCESS

@@ -151,6 +151,10 @@ pub fn plan(plan: &Plan) -> String {
         plan.runbook,
         plan.short_digest()
     );
+    if !plan.params.is_empty() {
+        let params: Vec<String> = plan.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out += &format!("Parameters: {}\n", params.join(" "));
+    }
     for (i, step) in plan.steps.iter().enumerate() {
         let mut notes = match &step.action {
             crate::domain::StepAction::Command {

@@ -223,6 +223,47 @@ fn check_and_plan_exit_codes() {
         .unwrap();
     assert_eq!(plan.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&plan.stderr).starts_with("`41;reboot` is not a valid `target`"));
+
+    // Parameters as in Slack, the shell's quotes put back: the value is one word again.
+    let partial = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/runbooks/database-partial-restore.toml"
+    );
+    let plan = Command::new(BIN)
+        .args([
+            "plan",
+            "--config",
+            partial,
+            "orders-tables",
+            "to",
+            "x.dump",
+            "tables=orders",
+        ])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.status.success() && printed.contains("\nParameters: tables=orders\n"),
+        "{printed}"
+    );
+    let plan = Command::new(BIN)
+        .args([
+            "plan",
+            "--config",
+            partial,
+            "orders-tables",
+            "to",
+            "x.dump",
+            "tables=orders, items",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&plan.stderr).starts_with("`orders, items` is not a valid `tables`"),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
 }
 
 #[test]

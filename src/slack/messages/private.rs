@@ -42,8 +42,18 @@ Critical severity runs at once and flags a post-incident review; other severitie
 }
 
 pub fn plan_preview(plan: &Plan) -> Message {
+    let params: Vec<String> = plan
+        .params
+        .iter()
+        .map(|(k, v)| format!("`{}={}`", escape(k), escape(&v.replace('`', "ˋ"))))
+        .collect();
+    let params = if params.is_empty() {
+        String::new()
+    } else {
+        format!(", parameters {}", params.join(" "))
+    };
     Message::plain(format!(
-        "Plan for *{}* (runbook `{}`, digest `{}`); nothing was requested or run:\n{}",
+        "Plan for *{}* (runbook `{}`, digest `{}`{params}); nothing was requested or run:\n{}",
         escape(&plan.service),
         escape(&plan.runbook),
         plan.short_digest(),
