@@ -128,6 +128,7 @@ pub fn check(config: &Config) -> String {
     let path = std::env::var_os("PATH").unwrap_or_default();
     for warning in secrets_in_argv(config)
         .into_iter()
+        .chain(unverified_changes(config))
         .chain(programs_not_found(config, &path))
     {
         let _ = writeln!(out, "  ⚠️  {warning}");
@@ -239,6 +240,24 @@ fn programs_not_found(config: &Config, path: &std::ffi::OsStr) -> Vec<String> {
                     ));
                 }
             }
+        }
+    }
+    warnings
+}
+
+/// Runbooks whose last change is not checked by any step after it: the run would say
+/// *Succeeded* on the strength of exit codes alone.
+fn unverified_changes(config: &Config) -> Vec<String> {
+    let mut warnings = vec![];
+    for (name, runbook) in &config.catalog.runbooks {
+        let Some(last_change) = runbook.steps.iter().rposition(|s| s.changes_something()) else {
+            continue;
+        };
+        if !runbook.steps[last_change + 1..].iter().any(|s| s.verifies_something()) {
+            warnings.push(format!(
+                "runbook `{name}`: nothing checks the result after its last change (step `{}`); add a health, sql compare/assert or GET step after it, or mark a checking command verify = true",
+                runbook.steps[last_change].name
+            ));
         }
     }
     warnings

@@ -87,7 +87,10 @@ pub(super) fn check_runbooks(
                 on_failure,
                 skippable: step.skippable,
                 drill,
+                backup: step.backup,
+                verify: step.verify,
             };
+            check_backup_before(c, name, step, &template, &steps);
             // Templates may only use params here; vars are checked per service below.
             for element in template.templates() {
                 if let Err(detail) = check_template_syntax(element, &placeholder_params) {
@@ -286,5 +289,39 @@ pub(super) fn check_lock(c: &mut Checker, raw: &Spanned<RawLock>) -> Option<Lock
             );
             None
         }
+    }
+}
+
+/// A destructive step needs a step before it that keeps a copy (`backup = true`), or a stated
+/// reason why none is needed: a 3 a.m. restore over the only copy cannot be taken back.
+fn check_backup_before(c: &mut Checker, runbook: &str, raw: &RawStep, step: &StepTemplate, before: &[StepTemplate]) {
+    let step_name = raw.name.get_ref();
+    match (&raw.no_backup_because, raw.destructive) {
+        (Some(reason), false) => c.error(
+            reason.span(),
+            format!("step `{step_name}` says why it needs no backup but is not `destructive = true`"),
+            Some("remove no_backup_because".into()),
+        ),
+        (Some(reason), true) if reason.get_ref().trim().is_empty() => c.error(
+            reason.span(),
+            format!("step `{step_name}`: no_backup_because is empty"),
+            Some("say why no copy is needed, for the people who approve it".into()),
+        ),
+        (None, true) if !before.iter().any(|earlier| earlier.backup) => c.error(
+            raw.name.span(),
+            format!("runbook `{runbook}`: destructive step `{step_name}` has no backup step before it"),
+            Some(
+                "add a step that keeps a copy (pg_dump, a snapshot) with backup = true before it, or say why none is needed: no_backup_because = \"…\""
+                    .into(),
+            ),
+        ),
+        _ => {}
+    }
+    if raw.verify && !matches!(step.kind, StepKind::Command { .. }) {
+        c.error(
+            raw.name.span(),
+            format!("step `{step_name}`: only a command step takes `verify`"),
+            Some("health, sql compare/assert and GET steps verify already".into()),
+        );
     }
 }

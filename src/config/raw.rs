@@ -137,6 +137,14 @@ pub(super) struct RawStep {
     #[serde(default)]
     pub(super) destructive: bool,
     pub(super) confirm: Option<Spanned<String>>,
+    /// This step keeps a copy (a dump, a snapshot) of what later steps change.
+    #[serde(default)]
+    pub(super) backup: bool,
+    /// A destructive step with no backup before it says why none is needed.
+    pub(super) no_backup_because: Option<Spanned<String>>,
+    /// A command step that checks rather than changes (`kubectl rollout status`).
+    #[serde(default)]
+    pub(super) verify: bool,
     #[serde(default)]
     pub(super) env: BTreeMap<String, String>,
     pub(super) workdir: Option<String>,

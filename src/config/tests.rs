@@ -704,3 +704,68 @@ fn a_parameter_that_cannot_be_typed_or_checked_is_refused() {
         assert!(found.contains(expected), "{expected}\nin\n{found}");
     }
 }
+
+const RESTORE: &str = r#"
+[slack]
+channels = ["C0INCIDENTS"]
+anyone_may_request = true
+[roles]
+on_call = ["U0BOB"]
+team_lead = ["U0CAROL"]
+[runbooks.restore]
+[[runbooks.restore.steps]]
+name = "Copy"
+run = ["pg_dump", "--file=/backups/before.dump"]
+[[runbooks.restore.steps]]
+name = "Restore"
+run = ["pg_restore", "--clean", "/backups/predeploy.dump"]
+destructive = true
+[[runbooks.restore.steps]]
+name = "Check"
+health = { url = "https://api.example.com/healthz", expect_status = 200 }
+[services.api]
+runbooks = ["restore"]
+"#;
+
+#[test]
+fn a_destructive_step_needs_a_backup_before_it_or_a_reason_why_not() {
+    assert_eq!(
+        errors(RESTORE),
+        ["rollbot.toml:13:8: runbook `restore`: destructive step `Restore` has no backup step before it\n  hint: add a step that keeps a copy (pg_dump, a snapshot) with backup = true before it, or say why none is needed: no_backup_because = \"…\""]
+    );
+    let backed_up = RESTORE.replace("name = \"Copy\"\n", "name = \"Copy\"\nbackup = true\n");
+    assert!(Config::parse("rollbot.toml", &backed_up).is_ok());
+    let reasoned = RESTORE.replace(
+        "destructive = true\n",
+        "destructive = true\nno_backup_because = \"the dump is the copy; the database is rebuilt nightly\"\n",
+    );
+    assert!(Config::parse("rollbot.toml", &reasoned).is_ok());
+    // A backup after the destructive step is no backup for it.
+    let late = RESTORE.replace("name = \"Check\"\n", "name = \"Check\"\nbackup = true\n");
+    assert_eq!(errors(&late), errors(RESTORE));
+    let misplaced = backed_up.replace("name = \"Copy\"\n", "name = \"Copy\"\nno_backup_because = \"x\"\n");
+    assert!(
+        errors(&misplaced)[0].contains("step `Copy` says why it needs no backup but is not `destructive = true`"),
+        "{:?}",
+        errors(&misplaced)
+    );
+}
+
+#[test]
+fn check_warns_of_a_runbook_whose_last_change_nothing_checks() {
+    let backed_up = RESTORE.replace("name = \"Copy\"\n", "name = \"Copy\"\nbackup = true\n");
+    let unchecked = backed_up.replace(
+        "health = { url = \"https://api.example.com/healthz\", expect_status = 200 }",
+        "run = [\"kubectl\", \"rollout\", \"restart\", \"deployment/api\"]",
+    );
+    let warning = "runbook `restore`: nothing checks the result after its last change (step `Check`)";
+    let report = crate::report::check(&Config::parse("rollbot.toml", &unchecked).unwrap());
+    assert!(report.contains(warning), "{report}");
+    for checked in [
+        unchecked.replace("name = \"Check\"\n", "name = \"Check\"\nverify = true\n"),
+        backed_up.clone(),
+    ] {
+        let report = crate::report::check(&Config::parse("rollbot.toml", &checked).unwrap());
+        assert!(!report.contains("nothing checks the result"), "{report}");
+    }
+}

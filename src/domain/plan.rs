@@ -73,6 +73,10 @@ pub struct StepTemplate {
     pub skippable: bool,
     /// What a drill does instead; without it a drill shows the step as "would run".
     pub drill: Option<StepKind>,
+    /// It keeps a copy (a dump, a snapshot) of what later steps change (`backup = true`).
+    pub backup: bool,
+    /// A command that checks rather than changes (`verify = true`).
+    pub verify: bool,
 }
 
 /// What happens to the run when a step fails after its retries.
@@ -345,6 +349,29 @@ impl StepKind {
 }
 
 impl StepTemplate {
+    /// Whether running it changes something people would roll back: a command (unless it says
+    /// it only checks), an HTTP call other than GET or HEAD. Reads, gates and messages do not.
+    pub fn changes_something(&self) -> bool {
+        match &self.kind {
+            StepKind::Command { .. } => !self.verify,
+            StepKind::Http { method, .. } => !matches!(method.to_ascii_uppercase().as_str(), "GET" | "HEAD"),
+            StepKind::Sql { read_only, .. } => !read_only,
+            StepKind::Gate { .. } | StepKind::Health { .. } | StepKind::Notify { .. } | StepKind::StatusPage { .. } => false,
+        }
+    }
+
+    /// Whether it checks that the service or the data is right: a health check, a row-count
+    /// comparison or assertion, a GET or HEAD, or a command marked `verify = true`.
+    pub fn verifies_something(&self) -> bool {
+        match &self.kind {
+            StepKind::Command { .. } => self.verify,
+            StepKind::Http { method, .. } => matches!(method.to_ascii_uppercase().as_str(), "GET" | "HEAD"),
+            StepKind::Health { .. } => true,
+            StepKind::Sql { check, .. } => !matches!(check, SqlCheck::Snapshot { .. }),
+            StepKind::Gate { .. } | StepKind::Notify { .. } | StepKind::StatusPage { .. } => false,
+        }
+    }
+
     /// Every template string of the step, for validation.
     pub fn templates(&self) -> Vec<&String> {
         let mut all = self.kind.templates();

@@ -173,6 +173,7 @@ description = "A restore that fails once"
 name = "Full restore"
 run = ["sh", "-c", 'echo "restore" >> "$1"; [ "$(grep -c restore "$1")" -ge 2 ] || {{ echo "ERROR: connection reset" >&2; exit 1; }}', "step", "{marker}"]
 destructive = true
+no_backup_because = "a test step: it writes a line to a scratch file"
 confirm = "CONFIRM_FULL_RESTORE"
 
 [runbooks.checked]

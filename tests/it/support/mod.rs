@@ -184,6 +184,7 @@ gate = "Code is rolled back. Restore the database too?"
 name = "Full restore"
 run = ["sh", "-c", 'echo "restore" >> "$1"', "step", "{{{{ vars.marker }}}}"]
 destructive = true
+no_backup_because = "a test step: it writes a line to a scratch file"
 confirm = "CONFIRM_FULL_RESTORE"
 
 [services.checkout-api]
