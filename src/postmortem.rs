@@ -68,7 +68,40 @@ fn timeline_entry(rollback: &Rollback, recorded: &Recorded) -> Option<String> {
                 request.severity
             )
         }
-        Event::Approved { by, role, level, .. } => format!("Approved by {} ({}, level {level})", who(by), md(role)),
+        Event::Approved {
+            by,
+            role,
+            level,
+            despite_failed_preflight,
+            ..
+        } => {
+            let despite = if *despite_failed_preflight {
+                ", despite a failed preflight check"
+            } else {
+                ""
+            };
+            format!("Approved by {} ({}, level {level}){despite}", who(by), md(role))
+        }
+        Event::PreflightChecked { checks } => {
+            let failed: Vec<String> = checks
+                .iter()
+                .filter(|c| !c.passed())
+                .map(|c| {
+                    let detail = if c.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", md(&c.detail))
+                    };
+                    format!("{} FAILED{detail}", md(&c.name))
+                })
+                .collect();
+            let lines = if failed.is_empty() {
+                vec![format!("all {} check(s) passed", checks.len())]
+            } else {
+                failed
+            };
+            format!("Preflight: {}", lines.join("; "))
+        }
         Event::Rejected { by, reason } => {
             format!(
                 "Rejected by {}{}",

@@ -206,11 +206,6 @@ pub fn parse_error(error: &ParseError) -> String {
 /// on `path` (the `PATH` rollbot runs with), or, given as a path, not an executable file. Found
 /// here, it is a line to fix now instead of a step that cannot start in the middle of a run.
 fn programs_not_found(config: &Config, path: &std::ffi::OsStr) -> Vec<String> {
-    let dirs: Vec<std::path::PathBuf> = std::env::split_paths(path).collect();
-    let runs = |candidate: &std::path::Path| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
     let mut warnings = vec![];
     for (name, runbook) in &config.catalog.runbooks {
         for step in &runbook.steps {
@@ -223,12 +218,7 @@ fn programs_not_found(config: &Config, path: &std::ffi::OsStr) -> Vec<String> {
                 if program.contains("{{") || program.contains("${") || (workdir.is_some() && program.contains('/')) {
                     continue;
                 }
-                let found = if program.contains('/') {
-                    runs(std::path::Path::new(program))
-                } else {
-                    dirs.iter().any(|dir| runs(&dir.join(program)))
-                };
-                if !found {
+                if crate::engine::command::find_program(program, path).is_none() {
                     let where_ = if program.contains('/') {
                         "is not an executable file here".to_owned()
                     } else {

@@ -16,122 +16,11 @@ pub(super) fn check_runbooks(
         let placeholder_params: BTreeMap<String, String> = rb.params.keys().map(|k| (k.clone(), "x".into())).collect();
         let mut steps = vec![];
         for step in rb.steps.get_ref() {
-            let step_name = step.name.get_ref();
-            let Some(kind) = check_kind(c, step_name, step.name.span(), step.kind_fields(), databases) else {
-                continue;
-            };
-            let drill = step.drill.as_ref().and_then(|d| {
-                if matches!(kind, StepKind::Gate { .. } | StepKind::StatusPage { .. }) {
-                    c.error(
-                        d.span(),
-                        format!("step `{step_name}`: a gate or status-page step takes no `drill` override"),
-                        Some("a drill stops at gates like a rollback, and never touches the status page".into()),
-                    );
-                    return None;
-                }
-                check_kind(c, step_name, d.span(), d.get_ref().kind_fields(), databases)
-            });
-            let on_failure = match step.on_failure.as_ref().map(|o| (o, o.get_ref().as_str())) {
-                None | Some((_, "abort")) => OnFailure::Abort,
-                Some((_, "continue")) => OnFailure::Continue,
-                Some((o, other)) => {
-                    c.error(
-                        o.span(),
-                        format!("step `{step_name}`: on_failure `{other}` is neither `abort` nor `continue`"),
-                        None,
-                    );
-                    OnFailure::Abort
-                }
-            };
-            if step.retries > 10 {
-                c.error(
-                    step.name.span(),
-                    format!(
-                        "step `{step_name}`: {} retries is more than the 10 rollbot allows",
-                        step.retries
-                    ),
-                    Some("a step that fails ten times needs a person; use a gate".into()),
-                );
+            if let Some(template) = check_step(c, name, step, &steps, databases, own_secrets, &placeholder_params) {
+                steps.push(template);
             }
-            if step.retries > 0 && matches!(kind, StepKind::Gate { .. }) {
-                c.error(
-                    step.name.span(),
-                    format!("step `{step_name}`: a gate cannot be retried"),
-                    None,
-                );
-            }
-            let retry_delay = step
-                .retry_delay
-                .as_ref()
-                .and_then(|d| c.duration(d, DurationSetting::RetryDelay))
-                .unwrap_or(Duration::from_secs(5));
-            let confirm = match (step.destructive, &step.confirm) {
-                (true, Some(phrase)) => Some(phrase.get_ref().clone()),
-                (true, None) => Some("{{ service }}".to_owned()),
-                (false, Some(phrase)) => {
-                    c.error(
-                        phrase.span(),
-                        format!("step `{step_name}` has a `confirm` phrase but is not `destructive = true`"),
-                        Some("add destructive = true, or remove confirm".into()),
-                    );
-                    None
-                }
-                (false, None) => None,
-            };
-            let template = StepTemplate {
-                name: step_name.clone(),
-                kind,
-                confirm,
-                retries: step.retries,
-                retry_delay,
-                on_failure,
-                skippable: step.skippable,
-                drill,
-                backup: step.backup,
-                verify: step.verify,
-            };
-            check_backup_before(c, name, step, &template, &steps);
-            // Templates may only use params here; vars are checked per service below.
-            for element in template.templates() {
-                if let Err(detail) = check_template_syntax(element, &placeholder_params) {
-                    c.error(step.name.span(), format!("step `{step_name}`: {detail}"), None);
-                }
-                for name in secrets::references(element) {
-                    let base = name.strip_suffix("_FILE").unwrap_or(name);
-                    let problem = secrets::invalid_reference(name).or_else(|| {
-                        own_secrets
-                            .iter()
-                            .find(|(env, _)| env == base)
-                            .map(|(_, what)| format!("`${{env:{name}}}` is {what}; give the step its own credential"))
-                    });
-                    if let Some(problem) = problem {
-                        c.error(step.name.span(), format!("step `{step_name}`: {problem}"), None);
-                    }
-                }
-            }
-            // Parameters come from Slack; a query must never be built from them.
-            let queries = [&template.kind]
-                .into_iter()
-                .chain(template.drill.iter())
-                .filter(|k| matches!(k, StepKind::Sql { .. }))
-                .flat_map(StepKind::templates);
-            for query in queries {
-                if template_references(query)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|r| r.starts_with("params"))
-                {
-                    c.error(
-                        step.name.span(),
-                        format!(
-                            "step `{step_name}`: SQL may use `vars` but not request parameters, which come from Slack"
-                        ),
-                        Some("put the value in the service's vars, or use a `run` step with its own checks".into()),
-                    );
-                }
-            }
-            steps.push(template);
         }
+        let preflight = check_preflight(c, name, &rb.preflight, databases, own_secrets, &placeholder_params);
         let expected_duration = rb
             .expected_duration
             .as_ref()
@@ -168,6 +57,7 @@ pub(super) fn check_runbooks(
                 expected_duration,
                 params,
                 steps,
+                preflight,
                 lock,
                 fallback,
             },
@@ -232,8 +122,8 @@ pub(super) fn check_services(
                     Some(format!("add \"{fallback}\" to [services.{name}] runbooks")),
                 );
             }
-            // Every `vars.*` a step uses must be defined by this service.
-            for step in &runbook.steps {
+            // Every `vars.*` a step or preflight check uses must be defined by this service.
+            for step in runbook.steps.iter().chain(&runbook.preflight) {
                 for element in step.templates() {
                     let missing: Vec<String> = template_references(element)
                         .unwrap_or_default()
@@ -325,3 +215,193 @@ fn check_backup_before(c: &mut Checker, runbook: &str, raw: &RawStep, step: &Ste
         );
     }
 }
+
+/// One step of runbook `name` (or one of its preflight checks), checked; `None` after
+/// reporting why it cannot be one. `earlier`: the steps before it.
+fn check_step(
+    c: &mut Checker,
+    name: &str,
+    step: &RawStep,
+    earlier: &[StepTemplate],
+    databases: &BTreeMap<String, String>,
+    own_secrets: &[(String, &str)],
+    placeholder_params: &BTreeMap<String, String>,
+) -> Option<StepTemplate> {
+    let step_name = step.name.get_ref();
+    let kind = check_kind(c, step_name, step.name.span(), step.kind_fields(), databases)?;
+    let drill = step.drill.as_ref().and_then(|d| {
+        if matches!(kind, StepKind::Gate { .. } | StepKind::StatusPage { .. }) {
+            c.error(
+                d.span(),
+                format!("step `{step_name}`: a gate or status-page step takes no `drill` override"),
+                Some("a drill stops at gates like a rollback, and never touches the status page".into()),
+            );
+            return None;
+        }
+        check_kind(c, step_name, d.span(), d.get_ref().kind_fields(), databases)
+    });
+    let on_failure = match step.on_failure.as_ref().map(|o| (o, o.get_ref().as_str())) {
+        None | Some((_, "abort")) => OnFailure::Abort,
+        Some((_, "continue")) => OnFailure::Continue,
+        Some((o, other)) => {
+            c.error(
+                o.span(),
+                format!("step `{step_name}`: on_failure `{other}` is neither `abort` nor `continue`"),
+                None,
+            );
+            OnFailure::Abort
+        }
+    };
+    if step.retries > 10 {
+        c.error(
+            step.name.span(),
+            format!(
+                "step `{step_name}`: {} retries is more than the 10 rollbot allows",
+                step.retries
+            ),
+            Some("a step that fails ten times needs a person; use a gate".into()),
+        );
+    }
+    if step.retries > 0 && matches!(kind, StepKind::Gate { .. }) {
+        c.error(
+            step.name.span(),
+            format!("step `{step_name}`: a gate cannot be retried"),
+            None,
+        );
+    }
+    let retry_delay = step
+        .retry_delay
+        .as_ref()
+        .and_then(|d| c.duration(d, DurationSetting::RetryDelay))
+        .unwrap_or(Duration::from_secs(5));
+    let confirm = match (step.destructive, &step.confirm) {
+        (true, Some(phrase)) => Some(phrase.get_ref().clone()),
+        (true, None) => Some("{{ service }}".to_owned()),
+        (false, Some(phrase)) => {
+            c.error(
+                phrase.span(),
+                format!("step `{step_name}` has a `confirm` phrase but is not `destructive = true`"),
+                Some("add destructive = true, or remove confirm".into()),
+            );
+            None
+        }
+        (false, None) => None,
+    };
+    let template = StepTemplate {
+        name: step_name.clone(),
+        kind,
+        confirm,
+        retries: step.retries,
+        retry_delay,
+        on_failure,
+        skippable: step.skippable,
+        drill,
+        backup: step.backup,
+        verify: step.verify,
+    };
+    check_backup_before(c, name, step, &template, earlier);
+    // Templates may only use params here; vars are checked per service below.
+    for element in template.templates() {
+        if let Err(detail) = check_template_syntax(element, placeholder_params) {
+            c.error(step.name.span(), format!("step `{step_name}`: {detail}"), None);
+        }
+        for name in secrets::references(element) {
+            let base = name.strip_suffix("_FILE").unwrap_or(name);
+            let problem = secrets::invalid_reference(name).or_else(|| {
+                own_secrets
+                    .iter()
+                    .find(|(env, _)| env == base)
+                    .map(|(_, what)| format!("`${{env:{name}}}` is {what}; give the step its own credential"))
+            });
+            if let Some(problem) = problem {
+                c.error(step.name.span(), format!("step `{step_name}`: {problem}"), None);
+            }
+        }
+    }
+    // Parameters come from Slack; a query must never be built from them.
+    let queries = [&template.kind]
+        .into_iter()
+        .chain(template.drill.iter())
+        .filter(|k| matches!(k, StepKind::Sql { .. }))
+        .flat_map(StepKind::templates);
+    for query in queries {
+        if template_references(query)
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r.starts_with("params"))
+        {
+            c.error(
+                step.name.span(),
+                format!("step `{step_name}`: SQL may use `vars` but not request parameters, which come from Slack"),
+                Some("put the value in the service's vars, or use a `run` step with its own checks".into()),
+            );
+        }
+    }
+    Some(template)
+}
+
+/// A runbook's preflight checks: steps that only read (a command, a GET or HEAD, a health
+/// check, an SQL assertion), with a short default timeout, and none of a step's controls.
+fn check_preflight(
+    c: &mut Checker,
+    name: &str,
+    raw: &[RawStep],
+    databases: &BTreeMap<String, String>,
+    own_secrets: &[(String, &str)],
+    placeholder_params: &BTreeMap<String, String>,
+) -> Vec<StepTemplate> {
+    let mut checks = vec![];
+    for step in raw {
+        let check_name = step.name.get_ref();
+        let controls = [
+            ("destructive", step.destructive),
+            ("confirm", step.confirm.is_some()),
+            ("backup", step.backup),
+            ("no_backup_because", step.no_backup_because.is_some()),
+            ("verify", step.verify),
+            ("retries", step.retries > 0),
+            ("on_failure", step.on_failure.is_some()),
+            ("skippable", step.skippable),
+            ("drill", step.drill.is_some()),
+            ("gate", step.gate.is_some()),
+            ("notify", step.notify.is_some()),
+            ("statuspage", step.statuspage.is_some()),
+        ];
+        if let Some((key, _)) = controls.iter().find(|(_, given)| *given) {
+            c.error(
+                step.name.span(),
+                format!("runbook `{name}`: preflight check `{check_name}` takes no `{key}`"),
+                Some("a preflight check only reads: `run`, `http` (GET or HEAD), `health` or `sql` (assert), with `env`, `workdir` and `timeout`".into()),
+            );
+            continue;
+        }
+        let Some(mut template) = check_step(c, name, step, &[], databases, own_secrets, placeholder_params) else {
+            continue;
+        };
+        let reads = match &mut template.kind {
+            StepKind::Command { timeout, .. } | StepKind::Http { timeout, .. } => {
+                if step.timeout.is_none() {
+                    *timeout = PREFLIGHT_TIMEOUT;
+                }
+                !template.changes_something() || matches!(template.kind, StepKind::Command { .. })
+            }
+            StepKind::Sql { check, .. } => matches!(check, crate::domain::plan::SqlCheck::Assert { .. }),
+            StepKind::Health { .. } => true,
+            _ => false,
+        };
+        if !reads {
+            c.error(
+                step.name.span(),
+                format!("runbook `{name}`: preflight check `{check_name}` would change something"),
+                Some("preflight runs before anyone approves: use GET or HEAD, or an SQL assert".into()),
+            );
+            continue;
+        }
+        checks.push(template);
+    }
+    checks
+}
+
+/// How long a preflight command or HTTP check may take unless it says: people are waiting for
+/// the card.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);

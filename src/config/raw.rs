@@ -110,6 +110,9 @@ pub(super) struct RawRunbook {
     #[serde(default)]
     pub(super) params: BTreeMap<String, Spanned<RawParam>>,
     pub(super) steps: Spanned<Vec<RawStep>>,
+    /// Read-only checks run when a rollback is requested, before anyone approves.
+    #[serde(default)]
+    pub(super) preflight: Vec<RawStep>,
 }
 
 #[derive(Deserialize)]

@@ -148,7 +148,7 @@ fn mistakes_are_reported_with_file_line_and_column() {
     assert_eq!(
         errors(&MINIMAL.replace("[runbooks.k8s]", "[runbooks.k8s]\ntimout = \"1m\"")),
         [
-            "rollbot.toml:9:1: unknown field `timout`, expected one of `description`, `expected_duration`, `lock`, `fallback`, `params`, `steps`\n  hint: every key is documented in docs/configuration.md; unknown keys are errors so typos cannot pass silently"
+            "rollbot.toml:9:1: unknown field `timout`, expected one of `description`, `expected_duration`, `lock`, `fallback`, `params`, `steps`, `preflight`\n  hint: every key is documented in docs/configuration.md; unknown keys are errors so typos cannot pass silently"
         ]
     );
     assert_eq!(
@@ -731,7 +731,9 @@ runbooks = ["restore"]
 fn a_destructive_step_needs_a_backup_before_it_or_a_reason_why_not() {
     assert_eq!(
         errors(RESTORE),
-        ["rollbot.toml:13:8: runbook `restore`: destructive step `Restore` has no backup step before it\n  hint: add a step that keeps a copy (pg_dump, a snapshot) with backup = true before it, or say why none is needed: no_backup_because = \"…\""]
+        [
+            "rollbot.toml:13:8: runbook `restore`: destructive step `Restore` has no backup step before it\n  hint: add a step that keeps a copy (pg_dump, a snapshot) with backup = true before it, or say why none is needed: no_backup_because = \"…\""
+        ]
     );
     let backed_up = RESTORE.replace("name = \"Copy\"\n", "name = \"Copy\"\nbackup = true\n");
     assert!(Config::parse("rollbot.toml", &backed_up).is_ok());
@@ -767,5 +769,41 @@ fn check_warns_of_a_runbook_whose_last_change_nothing_checks() {
     ] {
         let report = crate::report::check(&Config::parse("rollbot.toml", &checked).unwrap());
         assert!(!report.contains("nothing checks the result"), "{report}");
+    }
+}
+
+#[test]
+fn a_preflight_check_may_only_read() {
+    let with = |check: &str| {
+        MINIMAL.replace(
+            "[[runbooks.k8s.steps]]",
+            &format!("[[runbooks.k8s.preflight]]\nname = \"Check\"\n{check}\n\n[[runbooks.k8s.steps]]"),
+        )
+    };
+    let config = Config::parse(
+        "rollbot.toml",
+        &with("run = [\"test\", \"-f\", \"/backups/{{ params.target }}.dump\"]"),
+    )
+    .unwrap();
+    let plan = freeze(&config, &[]).unwrap();
+    assert_eq!(plan.preflight.len(), 1);
+    assert!(
+        matches!(&plan.preflight[0].action, crate::domain::StepAction::Command { argv, timeout_secs: 10, .. } if argv[2] == "/backups/41.dump"),
+        "rendered with the request's parameters, 10 s unless it says: {:?}",
+        plan.preflight[0]
+    );
+    for (check, expected) in [
+        (
+            "run = [\"true\"]\ndestructive = true",
+            "preflight check `Check` takes no `destructive`",
+        ),
+        (
+            "http = { method = \"POST\", url = \"https://api.example.com/warm\", expect_status = [200] }",
+            "preflight check `Check` would change something",
+        ),
+        ("gate = \"Ready?\"", "preflight check `Check` takes no `gate`"),
+    ] {
+        let found = errors(&with(check)).join("\n");
+        assert!(found.contains(expected), "{expected}\nin\n{found}");
     }
 }

@@ -12,6 +12,12 @@ pub enum Action {
         plan: Plan,
     },
     Approve,
+    /// Approve knowing that a preflight check failed (the card asked to confirm it).
+    ApproveDespitePreflight,
+    /// The preflight checks' results, recorded by rollbot.
+    RecordPreflight {
+        checks: Vec<crate::domain::preflight::PreflightCheck>,
+    },
     Reject {
         reason: Option<String>,
     },
@@ -92,6 +98,8 @@ impl Action {
         match self {
             Action::Request { .. } => "request",
             Action::Approve => "approve",
+            Action::ApproveDespitePreflight => "approve_despite_preflight",
+            Action::RecordPreflight { .. } => "record_preflight",
             Action::Reject { .. } => "reject",
             Action::Cancel => "cancel",
             Action::EscalateNow => "escalate_now",
@@ -129,6 +137,7 @@ impl Action {
                 | Action::StartStep { .. }
                 | Action::FinishStep { .. }
                 | Action::RecordLateResult { .. }
+                | Action::RecordPreflight { .. }
         )
     }
 }
@@ -210,6 +219,11 @@ pub enum Refusal {
         suggestion: Option<String>,
         /// What the runbook takes.
         known: Vec<String>,
+    },
+    /// A preflight check failed: approving needs the card's *Approve despite preflight…*.
+    PreflightFailed {
+        id: RollbackId,
+        failed: Vec<String>,
     },
     /// A value that is not one of the parameter's `choices`.
     NotAChoice {
@@ -412,9 +426,24 @@ pub fn decide(
     let out_of_order = |detail: String| Refusal::OutOfOrder { id, detail };
     match action {
         Action::Request { .. } => Err(out_of_order("already requested".into())),
-        Action::Approve => {
+        Action::RecordPreflight { checks } => {
+            if rollback.preflight.is_some() {
+                return Err(out_of_order("preflight is recorded once".into()));
+            }
+            Ok(vec![Event::PreflightChecked { checks: checks.clone() }])
+        }
+        Action::Approve | Action::ApproveDespitePreflight => {
             if rollback.state != State::AwaitingApproval {
                 return Err(not_awaiting());
+            }
+            let failed = rollback
+                .preflight
+                .as_deref()
+                .map(crate::domain::preflight::failed)
+                .unwrap_or_default();
+            let despite = matches!(action, Action::ApproveDespitePreflight);
+            if !failed.is_empty() && !despite {
+                return Err(Refusal::PreflightFailed { id, failed });
             }
             if actor.user == rollback.request.requester && !rollback.allow_self_approval {
                 return Err(Refusal::SelfApproval { id });
@@ -437,6 +466,7 @@ pub fn decide(
                 plan_digest: rollback.plan_digest.clone(),
                 level,
                 seal: None,
+                despite_failed_preflight: despite && !failed.is_empty(),
             }])
         }
         Action::Reject { reason } => {

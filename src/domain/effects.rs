@@ -302,6 +302,8 @@ pub enum TimerAction {
     Remind {
         n: usize,
     },
+    /// Run the preflight checks and record what they found.
+    Preflight,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -428,6 +430,11 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                         effects.push(Effect::NotifyLadder);
                     }
                 } else {
+                    // Checked at once, before anyone approves; void once approved.
+                    timers.push(Timer {
+                        action: TimerAction::Preflight,
+                        due_at: after.requested_at,
+                    });
                     for (index, level) in after.ladder.iter().enumerate() {
                         let due_at = after.requested_at + chrono::Duration::seconds(level.after_secs as i64);
                         timers.push(Timer {
@@ -546,11 +553,20 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
             Event::FallbackRequested { .. } => effects.push(Effect::FallbackRequested {
                 index: after.fallbacks.len().saturating_sub(1),
             }),
-            Event::Approved { .. } | Event::RunStarted | Event::Interrupted { step: None } => {}
+            Event::Approved { .. }
+            | Event::RunStarted
+            | Event::Interrupted { step: None }
+            | Event::PreflightChecked { .. } => {}
             // Telling Slack that Slack refused a message would only fail again.
             Event::Undeliverable { .. } | Event::PageUpdated { .. } => continue,
         }
-        card_changed |= !matches!(event, Event::Requested { .. });
+        card_changed |= match event {
+            Event::Requested { .. } => false,
+            Event::PreflightChecked { checks } => {
+                crate::domain::preflight::shown(after.plan.preflight.len(), Some(checks))
+            }
+            _ => true,
+        };
         let ends = matches!(
             event,
             Event::Succeeded

@@ -112,6 +112,7 @@ pub fn plan() -> Plan {
         ],
         fallback: None,
         params: Default::default(),
+        preflight: vec![],
     }
 }
 

@@ -8,6 +8,7 @@ pub mod effects;
 pub mod fixtures;
 pub mod plan;
 pub mod policy;
+pub mod preflight;
 pub mod proposal;
 pub mod rollback;
 pub mod seal;

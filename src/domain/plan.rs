@@ -26,6 +26,8 @@ pub struct Runbook {
     pub expected_duration: Option<Duration>,
     pub params: BTreeMap<String, ParamSpec>,
     pub steps: Vec<StepTemplate>,
+    /// Read-only checks run when a rollback is requested (`[[runbooks.X.preflight]]`).
+    pub preflight: Vec<StepTemplate>,
     /// What its rollbacks lock; `None`: as the service says.
     pub lock: Option<Lock>,
     /// The runbook offered after one of its rollbacks fails or is aborted.
@@ -356,7 +358,9 @@ impl StepTemplate {
             StepKind::Command { .. } => !self.verify,
             StepKind::Http { method, .. } => !matches!(method.to_ascii_uppercase().as_str(), "GET" | "HEAD"),
             StepKind::Sql { read_only, .. } => !read_only,
-            StepKind::Gate { .. } | StepKind::Health { .. } | StepKind::Notify { .. } | StepKind::StatusPage { .. } => false,
+            StepKind::Gate { .. } | StepKind::Health { .. } | StepKind::Notify { .. } | StepKind::StatusPage { .. } => {
+                false
+            }
         }
     }
 
@@ -406,6 +410,9 @@ pub struct Plan {
     /// (defaults included), so that people approve the values and the digest covers them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
+    /// The runbook's read-only checks, run before anyone approves and shown on the card.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preflight: Vec<PlanStep>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -698,45 +705,51 @@ impl Catalog {
             }
         }
 
-        let steps = runbook
-            .steps
-            .iter()
-            .map(|step| {
-                let render = |t: &str| render_template(t, &service.name, &service.vars, &params);
-                let render_url =
-                    |t: &str| render_url(t, &service.name, &service.vars, &params, self.allowed_hosts.as_deref());
-                let rendered = || -> Result<PlanStep, String> {
-                    Ok(PlanStep {
-                        name: step.name.clone(),
-                        action: step.kind.render(&render, &render_url)?,
-                        confirm: step.confirm.as_deref().map(render).transpose()?,
-                        retries: step.retries,
-                        retry_delay_ms: if step.retries > 0 {
-                            step.retry_delay.as_millis() as u64
-                        } else {
-                            0
-                        },
-                        on_failure: step.on_failure,
-                        skippable: step.skippable,
-                        drill: step
-                            .drill
-                            .as_ref()
-                            .map(|d| d.render(&render, &render_url).map(Box::new))
-                            .transpose()?,
-                    })
-                };
-                rendered().map_err(|detail| Refusal::PlanTemplate {
-                    step: step.name.clone(),
-                    detail,
+        let render = |t: &str| render_template(t, &service.name, &service.vars, &params);
+        let render_url = |t: &str| render_url(t, &service.name, &service.vars, &params, self.allowed_hosts.as_deref());
+        let render_step = |step: &StepTemplate| {
+            let rendered = || -> Result<PlanStep, String> {
+                Ok(PlanStep {
+                    name: step.name.clone(),
+                    action: step.kind.render(&render, &render_url)?,
+                    confirm: step.confirm.as_deref().map(render).transpose()?,
+                    retries: step.retries,
+                    retry_delay_ms: if step.retries > 0 {
+                        step.retry_delay.as_millis() as u64
+                    } else {
+                        0
+                    },
+                    on_failure: step.on_failure,
+                    skippable: step.skippable,
+                    drill: step
+                        .drill
+                        .as_ref()
+                        .map(|d| d.render(&render, &render_url).map(Box::new))
+                        .transpose()?,
                 })
+            };
+            rendered().map_err(|detail| Refusal::PlanTemplate {
+                step: step.name.clone(),
+                detail,
             })
+        };
+        let steps = runbook.steps.iter().map(render_step).collect::<Result<Vec<_>, _>>()?;
+        let preflight = runbook
+            .preflight
+            .iter()
+            .map(render_step)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Plan {
             service: service.name.clone(),
             runbook: runbook.name.clone(),
             steps,
             fallback: runbook.fallback.clone(),
-            params: params.into_iter().filter(|(name, _)| name != "target").collect(),
+            params: params
+                .iter()
+                .filter(|(name, _)| *name != "target")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            preflight,
         })
     }
 }

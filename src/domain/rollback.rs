@@ -70,6 +70,13 @@ pub enum Event {
         /// The approval's seal (`domain::seal`), made by the engine.
         #[serde(default)]
         seal: Option<String>,
+        /// The approver was shown that a preflight check failed, and approved anyway.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        despite_failed_preflight: bool,
+    },
+    /// The preflight checks ran: what the card shows before anyone approves.
+    PreflightChecked {
+        checks: Vec<super::preflight::PreflightCheck>,
     },
     /// The next level of the ladder joins the approvers: by its timer, or by someone's click.
     Escalated {
@@ -348,6 +355,9 @@ pub struct Approval {
     pub level: usize,
     #[serde(default)]
     pub seal: Option<String>,
+    /// Given knowing that a preflight check had failed (`Approve despite preflight`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub despite_failed_preflight: bool,
 }
 
 /// A fallback rollback requested after this one stopped.
@@ -422,6 +432,9 @@ pub struct Rollback {
     pub fallbacks: Vec<FallbackLink>,
     pub state: State,
     pub approvals: Vec<Approval>,
+    /// The preflight checks' results, once they ran (`None`: running, or not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<Vec<super::preflight::PreflightCheck>>,
     pub steps: Vec<StepRecord>,
     pub requested_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -491,6 +504,7 @@ impl Rollback {
                 State::AwaitingApproval
             },
             approvals: vec![],
+            preflight: None,
             steps: vec![],
             requested_at: first.at,
             started_at: None,
@@ -514,6 +528,7 @@ impl Rollback {
                 plan_digest,
                 level,
                 seal,
+                despite_failed_preflight,
             } => {
                 self.approvals.push(Approval {
                     by: by.clone(),
@@ -522,11 +537,13 @@ impl Rollback {
                     plan_digest: plan_digest.clone(),
                     level: *level,
                     seal: seal.clone(),
+                    despite_failed_preflight: *despite_failed_preflight,
                 });
                 if self.valid_approvals() >= self.approvals_required as usize {
                     self.state = State::Queued;
                 }
             }
+            Event::PreflightChecked { checks } => self.preflight = Some(checks.clone()),
             Event::Escalated { level, role, by } => {
                 self.level = self.level.max(*level);
                 self.escalations.push(Escalation {

@@ -332,6 +332,41 @@ fn read_tail(mut reader: std::io::PipeReader, keep: usize, live: Option<LiveOutp
     }
 }
 
+/// Where `program` would be found, as a step starting it would look: a path must be an
+/// executable file; a bare name is looked up on `path` (the `PATH` steps inherit).
+pub fn find_program(program: &str, path: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
+    let runs = |candidate: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let candidate = std::path::PathBuf::from(program);
+        return runs(&candidate).then_some(candidate);
+    }
+    std::env::split_paths(path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| runs(candidate))
+}
+
+/// A command's argv and environment with their `${env:…}` references resolved (and remembered
+/// in `resolved`, to scrub what the command prints).
+pub fn resolve(
+    resolved: &mut super::secrets::Resolved,
+    secrets: &super::secrets::SecretSource,
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+) -> Result<(Vec<String>, BTreeMap<String, String>), String> {
+    let argv: Vec<String> = argv
+        .iter()
+        .map(|a| resolved.resolve(secrets, a))
+        .collect::<Result<_, _>>()?;
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| resolved.resolve(secrets, v).map(|v| (k.clone(), v)))
+        .collect::<Result<_, _>>()?;
+    Ok((argv, env))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,6 @@ use crate::outbound::HttpClient;
 use crate::statuspage::{PageStatus, PageUpdate};
 use crate::store::{Effect, Fence, Guard, Lease};
 use anyhow::Result;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -425,17 +424,7 @@ impl Executor {
                 timeout_secs,
             } => {
                 let mut resolved = Resolved::default();
-                let prepared = (|| -> Result<_, String> {
-                    let argv: Vec<String> = argv
-                        .iter()
-                        .map(|a| resolved.resolve(&engine.secrets, a))
-                        .collect::<Result<_, _>>()?;
-                    let env: BTreeMap<String, String> = env
-                        .iter()
-                        .map(|(k, v)| resolved.resolve(&engine.secrets, v).map(|v| (k.clone(), v)))
-                        .collect::<Result<_, _>>()?;
-                    Ok((argv, env))
-                })();
+                let prepared = command::resolve(&mut resolved, &engine.secrets, argv, env);
                 let (argv, mut env) = match prepared {
                     Ok(p) => p,
                     Err(detail) => return could_not_start(detail),

@@ -5,6 +5,7 @@ pub mod command;
 pub mod delivery;
 pub mod executor;
 mod fallback;
+mod preflight;
 pub mod proposals;
 mod reads;
 pub mod secrets;

@@ -26,6 +26,11 @@ pub enum SecretSource {
 }
 
 impl SecretSource {
+    /// Whether `${env:NAME}` would resolve, without handing out the value.
+    pub fn is_set(&self, name: &str) -> bool {
+        self.lookup(name).is_some()
+    }
+
     fn lookup(&self, name: &str) -> Option<String> {
         match self {
             SecretSource::Process => std::env::var(name).ok(),

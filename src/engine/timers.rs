@@ -88,6 +88,11 @@ impl Timers {
             .await?;
         for timer in &due {
             let action = match timer.action {
+                TimerAction::Preflight => {
+                    self.preflight(timer.rollback_id).await?;
+                    store.timer_fired(timer.id, self.engine.clock.now()).await?;
+                    continue;
+                }
                 TimerAction::Escalate { level } => Action::Escalate { level },
                 TimerAction::Expire => Action::Expire,
                 TimerAction::Resolve => Action::MarkResolved,
@@ -105,6 +110,28 @@ impl Timers {
             store.timer_fired(timer.id, self.engine.clock.now()).await?;
         }
         Ok(due.len() + lapsed.len())
+    }
+
+    /// Runs the preflight checks of a rollback that still awaits approval, and records them.
+    async fn preflight(&self, id: crate::domain::RollbackId) -> Result<()> {
+        let Some(rollback) = self.engine.store.load(id).await? else {
+            return Ok(());
+        };
+        if rollback.preflight.is_some() || rollback.state != crate::domain::State::AwaitingApproval {
+            return Ok(());
+        }
+        let checks = super::preflight::check(&self.engine, &rollback).await;
+        let failed = crate::domain::preflight::failed(&checks);
+        match self
+            .engine
+            .act(id, &Action::RecordPreflight { checks }, &Actor::system())
+            .await?
+        {
+            Ok(_) if failed.is_empty() => tracing::info!(rollback = %id, "preflight passed"),
+            Ok(_) => tracing::warn!(rollback = %id, ?failed, "preflight found problems"),
+            Err(refusal) => tracing::debug!(rollback = %id, ?refusal, "preflight had nothing left to record"),
+        }
+        Ok(())
     }
 
     pub async fn run_forever(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {

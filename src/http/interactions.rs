@@ -74,6 +74,7 @@ pub(super) enum ButtonIntent {
 pub(super) fn button_intent(action_id: &str, value: &str) -> Option<(RollbackId, ButtonIntent)> {
     Some(match Button::decode(action_id, value)? {
         Button::Approve(id) => (id, ButtonIntent::Act(Action::Approve)),
+        Button::ApproveDespitePreflight(id) => (id, ButtonIntent::Act(Action::ApproveDespitePreflight)),
         Button::Reject(id) => (id, ButtonIntent::AskRejectReason),
         Button::Cancel(id) => (id, ButtonIntent::Act(Action::Cancel)),
         Button::EscalateNow(id) => (id, ButtonIntent::Act(Action::EscalateNow)),

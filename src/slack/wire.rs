@@ -8,6 +8,8 @@ use crate::domain::{ChannelId, ProposalId, RollbackId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Button {
     Approve(RollbackId),
+    /// Approve although a preflight check failed (the card shows it, a dialog asks first).
+    ApproveDespitePreflight(RollbackId),
     /// Opens the form that asks why.
     Reject(RollbackId),
     Cancel(RollbackId),
@@ -32,6 +34,7 @@ impl Button {
     pub fn action_id(self) -> &'static str {
         match self {
             Button::Approve(_) => "approve",
+            Button::ApproveDespitePreflight(_) => "approve_despite_preflight",
             Button::Reject(_) => "reject",
             Button::Cancel(_) => "cancel",
             Button::EscalateNow(_) => "escalate",
@@ -52,6 +55,7 @@ impl Button {
     pub fn value(self) -> String {
         match self {
             Button::Approve(id)
+            | Button::ApproveDespitePreflight(id)
             | Button::Reject(id)
             | Button::Cancel(id)
             | Button::EscalateNow(id)
@@ -77,6 +81,7 @@ impl Button {
         let proposal = || value.parse::<ProposalId>().ok();
         Some(match action_id {
             "approve" => Button::Approve(rollback()?),
+            "approve_despite_preflight" => Button::ApproveDespitePreflight(rollback()?),
             "reject" => Button::Reject(rollback()?),
             "cancel" => Button::Cancel(rollback()?),
             "escalate" => Button::EscalateNow(rollback()?),
@@ -283,6 +288,7 @@ mod tests {
         let proposal = (1i64..1_000_000_000_000).prop_map(ProposalId);
         prop_oneof![
             id.clone().prop_map(Button::Approve),
+            id.clone().prop_map(Button::ApproveDespitePreflight),
             id.clone().prop_map(Button::Reject),
             id.clone().prop_map(Button::Cancel),
             id.clone().prop_map(Button::EscalateNow),

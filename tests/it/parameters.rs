@@ -177,3 +177,105 @@ async fn the_form_offers_the_services_runbooks_and_redraws_with_the_fields_of_th
         card.text
     );
 }
+
+/// A runbook whose plan needs a program that is not installed and a variable that is not set,
+/// and whose declared check fails: the card says so before anyone approves.
+fn with_preflight(marker: &str) -> String {
+    format!(
+        r#"{}
+[runbooks.restore]
+description = "Restore from a dump"
+params.target = {{ pattern = "[a-z0-9.-]+", help = "the dump's file name" }}
+
+[[runbooks.restore.preflight]]
+name = "The dump file exists"
+run = ["test", "-f", "/nonexistent/backups/{{{{ params.target }}}}"]
+
+[[runbooks.restore.preflight]]
+name = "The scratch directory is there"
+run = ["test", "-d", "/tmp"]
+
+[[runbooks.restore.steps]]
+name = "Restore"
+run = ["no-such-restore-tool", "--token", "${{env:RESTORE_TOKEN}}", "{{{{ params.target }}}}"]
+destructive = true
+no_backup_because = "a test"
+
+[[runbooks.restore.steps]]
+name = "Record"
+run = ["sh", "-c", 'echo "restored" >> "$1"', "step", "{{{{ vars.marker }}}}"]
+
+[services.ledger]
+runbooks = ["restore"]
+vars = {{ marker = "{marker}" }}
+"#,
+        test_config(marker)
+    )
+}
+
+#[tokio::test]
+async fn a_failed_preflight_is_on_the_card_and_approving_over_it_is_asked_and_recorded() {
+    let bot = Rollbot::start_with(with_preflight).await;
+    bot.slash(ALICE, "ledger to nightly.dump severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    let now = bot.card_now(&card);
+    let preflight = now
+        .text
+        .lines()
+        .skip_while(|l| !l.starts_with("*Preflight*"))
+        .take_while(|l| !l.starts_with("*Plan*"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path_dirs = std::env::var("PATH").unwrap();
+    let sh_at = path_dirs
+        .split(':')
+        .map(|d| format!("{d}/sh"))
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap();
+    assert_eq!(
+        preflight,
+        format!(
+            "*Preflight*: 3 check(s) failed. Fix them and request again, or approve knowing it (the approval records that).\n\
+             ❌ `no-such-restore-tool` can be started: not found on rollbot's PATH: install it where rollbot runs\n\
+             ✅ `sh` can be started: {sh_at}\n\
+             ❌ 1 referenced variable(s) set: not set where rollbot runs: ${{env:RESTORE_TOKEN}}\n\
+             ❌ The dump file exists: exited with code 1\n\
+             ✅ The scratch directory is there"
+        ),
+        "{}",
+        now.text
+    );
+    assert_eq!(
+        now.buttons(),
+        ["approve_despite_preflight", "reject", "escalate", "cancel"],
+        "Approve asks first"
+    );
+
+    // A plain Approve (an old card, a client that skips the dialog) is refused and says why.
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    assert_eq!(
+        bot.ephemerals(BOB),
+        [
+            "A preflight check of *RB-1* failed: `no-such-restore-tool` can be started; 1 referenced variable(s) set; The dump file exists. If you have checked that it is safe to run anyway, click *Approve despite preflight…* on the card; the approval records that you did."
+        ]
+    );
+    bot.click(BOB, Button::ApproveDespitePreflight(rb(1))).await;
+    bot.settle().await;
+    let approved = bot.card_now(&card);
+    assert!(
+        approved
+            .text
+            .contains("<@U0BOB> (`on_call`) at 03:00 UTC ⚠️ despite a failed preflight check"),
+        "{}",
+        approved.text
+    );
+    bot.thread(&card);
+    let postmortem = bot.slash(ALICE, "postmortem RB-1").await;
+    assert!(
+        postmortem.contains("Preflight: `no-such-restore-tool` can be started FAILED")
+            && postmortem.contains("despite a failed preflight check"),
+        "{postmortem}"
+    );
+}

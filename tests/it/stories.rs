@@ -134,8 +134,8 @@ async fn requested_approved_and_run_step_by_step() {
     );
     assert_eq!(
         bot.history(1).await.len(),
-        8,
-        "requested, approved, run started, 2×(step started, finished), succeeded"
+        9,
+        "requested, preflight checked, approved, run started, 2×(step started, finished), succeeded"
     );
 }
 
@@ -179,7 +179,11 @@ async fn outsiders_and_approvers_of_another_severity_are_refused() {
     );
     assert_eq!(bot.ephemerals(CAROL), [refusal]);
     assert!(bot.card_now(&card).text.contains("Awaiting approval"));
-    assert_eq!(bot.events_with(&[]).await, 1, "refusals change nothing");
+    assert_eq!(
+        bot.events_with(&[]).await,
+        2,
+        "refusals change nothing: the request and its preflight are all there is"
+    );
 }
 
 #[tokio::test]
@@ -816,10 +820,11 @@ async fn the_post_mortem_draft_comes_from_the_timeline_in_slack_and_through_the_
         .unwrap();
     assert_eq!(
         one["events"].as_array().unwrap().len(),
-        8,
-        "the whole record, events included"
+        9,
+        "the whole record, events included (the preflight too)"
     );
-    assert_eq!(one["events"][1]["event"]["type"], "approved");
+    assert_eq!(one["events"][1]["event"]["type"], "preflight_checked");
+    assert_eq!(one["events"][2]["event"]["type"], "approved");
     let markdown = api("/api/v1/rollbacks/RB-1/postmortem.md", Some(API_TOKEN))
         .await
         .unwrap();

@@ -28,6 +28,7 @@ pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
     }
     blocks.push(section(state_line(rollback)));
     blocks.push(request_fields(rollback));
+    blocks.extend(preflight_section(rollback).map(section));
     blocks.extend(plan_sections(rollback).into_iter().map(section));
     blocks.extend(last_update_line(rollback));
     blocks.extend(controls(rollback, directory, status_page));
@@ -243,8 +244,13 @@ fn request_fields(rollback: &Rollback) -> Value {
         ),
     ]);
     for approval in &rollback.approvals {
+        let despite = if approval.despite_failed_preflight {
+            " ⚠️ despite a failed preflight check"
+        } else {
+            ""
+        };
         fields.push(format!(
-            "*Approved by*\n{} (`{}`) at {}",
+            "*Approved by*\n{} (`{}`) at {}{despite}",
             user(&approval.by),
             escape(&approval.role),
             hhmm(approval.at)
@@ -280,8 +286,24 @@ fn controls(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, stat
             if let Some(line) = ladder_line(rollback) {
                 blocks.push(context(line));
             }
-            let mut approve = button(Button::Approve(id), "Approve", Some("primary"));
-            approve["confirm"] = approve_confirm(rollback);
+            let failed = rollback
+                .preflight
+                .as_deref()
+                .map(crate::domain::preflight::failed)
+                .unwrap_or_default();
+            let approve = if failed.is_empty() {
+                let mut approve = button(Button::Approve(id), "Approve", Some("primary"));
+                approve["confirm"] = approve_confirm(rollback);
+                approve
+            } else {
+                let mut approve = button(
+                    Button::ApproveDespitePreflight(id),
+                    "Approve despite preflight…",
+                    Some("danger"),
+                );
+                approve["confirm"] = approve_despite_preflight_confirm(rollback, &failed);
+                approve
+            };
             let mut buttons = vec![
                 approve,
                 button(Button::Reject(id), "Reject", Some("danger")),
@@ -383,4 +405,41 @@ fn inline_code_or_empty(value: &str) -> String {
     } else {
         format!("`{}`", escape(&value.replace('`', "ˋ")))
     }
+}
+
+/// What the preflight checks found, while a person may still act on it: ⏳ while they run,
+/// then one line per check. Gone from the card once the rollback left the approval stage (the
+/// timeline and post-mortem keep it).
+fn preflight_section(rollback: &Rollback) -> Option<String> {
+    if rollback.state != State::AwaitingApproval
+        || !crate::domain::preflight::shown(rollback.plan.preflight.len(), rollback.preflight.as_deref())
+    {
+        return None;
+    }
+    let Some(checks) = &rollback.preflight else {
+        return Some(
+            "*Preflight* ⏳ checking that the plan can run (programs, variables, the runbook's checks)…".into(),
+        );
+    };
+    let lines: Vec<String> = checks
+        .iter()
+        .map(|check| {
+            let mark = if check.passed() { "✅" } else { "❌" };
+            let detail = if check.detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", escape(&truncate(&check.detail, 200)))
+            };
+            // Check names come from the runbook and may hold backticks of their own.
+            format!("{mark} {}{detail}", escape(&check.name))
+        })
+        .collect();
+    let failed = checks.iter().filter(|c| !c.passed()).count();
+    let head = match failed {
+        0 => "*Preflight*: every check passed.".to_owned(),
+        n => format!(
+            "*Preflight*: {n} check(s) failed. Fix them and request again, or approve knowing it (the approval records that)."
+        ),
+    };
+    Some(truncate(&format!("{head}\n{}", lines.join("\n")), MAX_SECTION_CHARS))
 }

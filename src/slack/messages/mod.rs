@@ -540,6 +540,22 @@ fn approve_confirm(rollback: &Rollback) -> Value {
     })
 }
 
+/// The dialog before approving over a failed preflight check: what failed, and that the
+/// approval says so.
+fn approve_despite_preflight_confirm(rollback: &Rollback, failed: &[String]) -> Value {
+    json!({
+        "title": {"type": "plain_text", "text": truncate(&format!("Approve {} anyway?", rollback.id), 24)},
+        "text": {"type": "plain_text", "text": truncate(&format!(
+            "Preflight failed: {}. Approving runs the plan with digest `{}` as shown all the same, and the card, the timeline and the post-mortem record that you approved despite the failed check.",
+            failed.join("; "),
+            &rollback.plan_digest[..12]
+        ), 300)},
+        "confirm": {"type": "plain_text", "text": "Approve anyway"},
+        "deny": {"type": "plain_text", "text": "Not yet"},
+        "style": "danger",
+    })
+}
+
 /// The dialog before skipping an interrupted step.
 fn skip_confirm(rollback: &Rollback, index: usize) -> Value {
     let step = &rollback.plan.steps[index];

@@ -167,6 +167,10 @@ pub fn refusal(refusal: &Refusal) -> Message {
                 escape(&truncate(name, 100))
             )
         }
+        PreflightFailed { id, failed } => format!(
+            "A preflight check of *{id}* failed: {}. If you have checked that it is safe to run anyway, click *Approve despite preflight…* on the card; the approval records that you did.",
+            failed.iter().map(|f| escape(f)).collect::<Vec<_>>().join("; ")
+        ),
         NotAChoice {
             name,
             value,

@@ -1,0 +1,272 @@
+//! Runs a rollback's preflight checks: read-only, bounded by their timeouts, before anyone
+//! approves. What they find goes on the card and the timeline; nothing here changes anything.
+use super::Engine;
+use super::command::{self, CommandSpec};
+use super::secrets::Resolved;
+use super::steps::{self, HealthSpec, HttpSpec, SqlSpec};
+use crate::domain::plan::PlanStep;
+use crate::domain::preflight::{CheckOutcome, PreflightCheck};
+use crate::domain::{Rollback, StepAction, StepOutcome, StepResult};
+use crate::outbound::HttpClient;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// How much of a check's output the card shows.
+const DETAIL_CHARS: usize = 200;
+
+/// Every check for `rollback`: the programs its command steps start, the `${env:…}` they
+/// reference, then the runbook's declared checks (run side by side). A drill checks what a
+/// drill runs: its steps' drill overrides.
+pub async fn check(engine: &Engine, rollback: &Rollback) -> Vec<PreflightCheck> {
+    let runs: Vec<&StepAction> = rollback
+        .plan
+        .steps
+        .iter()
+        .filter_map(|step| match (&step.drill, rollback.request.drill) {
+            (_, false) => Some(&step.action),
+            (Some(drill), true) => Some(drill.as_ref()),
+            (None, true) => None,
+        })
+        .collect();
+    let mut checks = programs_found(&runs);
+    checks.extend(references_set(engine, &runs, &rollback.plan.preflight));
+    let client = HttpClient::new().map_err(|e| format!("no HTTP client: {e:#}"));
+    let declared = rollback
+        .plan
+        .preflight
+        .iter()
+        .map(|step| declared_check(engine, client.as_ref(), rollback, step));
+    checks.extend(futures_util::future::join_all(declared).await);
+    checks
+}
+
+fn programs_found(runs: &[&StepAction]) -> Vec<PreflightCheck> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let programs: BTreeSet<&str> = runs
+        .iter()
+        .filter_map(|action| match action {
+            StepAction::Command { argv, workdir, .. } => {
+                let program = argv.first()?;
+                // A relative path is only known in the step's directory; a reference, when it runs.
+                let known_now = !(program.contains("${") || workdir.is_some() && program.contains('/'));
+                known_now.then_some(program.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    programs
+        .into_iter()
+        .map(|program| match command::find_program(program, &path) {
+            Some(found) => PreflightCheck {
+                name: format!("`{program}` can be started"),
+                outcome: CheckOutcome::Passed,
+                detail: found.display().to_string(),
+                duration_ms: 0,
+            },
+            None => PreflightCheck {
+                name: format!("`{program}` can be started"),
+                outcome: CheckOutcome::Failed,
+                detail: "not found on rollbot's PATH: install it where rollbot runs".into(),
+                duration_ms: 0,
+            },
+        })
+        .collect()
+}
+
+fn references_set(engine: &Engine, runs: &[&StepAction], declared: &[PlanStep]) -> Vec<PreflightCheck> {
+    let texts = runs
+        .iter()
+        .copied()
+        .chain(declared.iter().map(|d| &d.action))
+        .flat_map(action_texts);
+    let names: BTreeSet<String> = texts
+        .flat_map(|t| {
+            super::secrets::references(t)
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if names.is_empty() {
+        return vec![];
+    }
+    let missing: Vec<String> = names
+        .iter()
+        .filter(|name| {
+            !engine.secrets.is_set(name.strip_suffix("_FILE").unwrap_or(name)) && !engine.secrets.is_set(name)
+        })
+        .map(|name| format!("${{env:{name}}}"))
+        .collect();
+    let name = format!("{} referenced variable(s) set", names.len());
+    let check = if missing.is_empty() {
+        PreflightCheck {
+            name,
+            outcome: CheckOutcome::Passed,
+            detail: String::new(),
+            duration_ms: 0,
+        }
+    } else {
+        PreflightCheck {
+            name,
+            outcome: CheckOutcome::Failed,
+            detail: format!("not set where rollbot runs: {}", missing.join(", ")),
+            duration_ms: 0,
+        }
+    };
+    vec![check]
+}
+
+/// The strings of an action a `${env:…}` may hide in.
+fn action_texts(action: &StepAction) -> Vec<&str> {
+    match action {
+        StepAction::Command { argv, env, .. } => argv.iter().chain(env.values()).map(String::as_str).collect(),
+        StepAction::Http { url, headers, body, .. } => std::iter::once(url.as_str())
+            .chain(headers.values().map(String::as_str))
+            .chain(body.as_deref())
+            .collect(),
+        StepAction::Health { url, .. } => vec![url.as_str()],
+        StepAction::Sql { connection, .. } => vec![connection.as_str()],
+        StepAction::Gate { .. } | StepAction::Notify { .. } | StepAction::StatusPage { .. } => vec![],
+    }
+}
+
+async fn declared_check(
+    engine: &Engine,
+    client: Result<&HttpClient, &String>,
+    rollback: &Rollback,
+    step: &PlanStep,
+) -> PreflightCheck {
+    let result = run(engine, client, rollback, &step.action).await;
+    let passed = result.outcome == StepOutcome::Succeeded;
+    let said = result.output_tail.trim();
+    let detail = match (&result.detail, said.is_empty()) {
+        (Some(why), true) => why.clone(),
+        (Some(why), false) => format!("{why}: {}", last_line(said)),
+        (None, false) => last_line(said).to_owned(),
+        (None, true) => match (passed, result.exit_code) {
+            (false, Some(code)) => format!("exited with code {code}"),
+            _ => String::new(),
+        },
+    };
+    PreflightCheck {
+        name: step.name.clone(),
+        outcome: if passed {
+            CheckOutcome::Passed
+        } else {
+            CheckOutcome::Failed
+        },
+        detail: crate::text::truncate(&detail, DETAIL_CHARS),
+        duration_ms: result.duration_ms,
+    }
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines().last().unwrap_or_default().trim()
+}
+
+async fn run(
+    engine: &Engine,
+    client: Result<&HttpClient, &String>,
+    rollback: &Rollback,
+    action: &StepAction,
+) -> StepResult {
+    let tail_bytes = engine.config.output_tail_bytes;
+    let could_not_start = |detail: String| StepResult {
+        outcome: StepOutcome::CouldNotStart,
+        detail: Some(detail),
+        ..Default::default()
+    };
+    match action {
+        StepAction::Command {
+            argv,
+            env,
+            workdir,
+            timeout_secs,
+        } => {
+            let mut resolved = Resolved::default();
+            let (argv, mut env) = match command::resolve(&mut resolved, &engine.secrets, argv, env) {
+                Ok(prepared) => prepared,
+                Err(detail) => return could_not_start(detail),
+            };
+            env.insert("ROLLBOT_ROLLBACK_ID".into(), rollback.id.to_string());
+            env.insert("ROLLBOT_SERVICE".into(), rollback.request.service.clone());
+            // No lease is involved: the check is short, read-only and dies with its timeout.
+            let spec = CommandSpec {
+                argv: &argv,
+                env: &env,
+                workdir: workdir.as_deref(),
+                timeout: Duration::from_secs(*timeout_secs),
+                tail_bytes,
+                supervision: None,
+                abort: None,
+                live: None,
+            };
+            let mut result = command::run(spec).await;
+            result.output_tail = resolved.scrub(&result.output_tail);
+            result.detail = result.detail.map(|d| resolved.scrub(&d));
+            result
+        }
+        StepAction::Http {
+            method,
+            url,
+            headers,
+            body,
+            expect_status,
+            timeout_secs,
+        } => match client {
+            Ok(client) => {
+                let spec = HttpSpec {
+                    method,
+                    url,
+                    headers,
+                    body: body.as_deref(),
+                    expect_status,
+                    timeout: Duration::from_secs(*timeout_secs),
+                    tail_bytes,
+                };
+                steps::http(client, &engine.secrets, spec).await
+            }
+            Err(e) => could_not_start(e.clone()),
+        },
+        StepAction::Health {
+            url,
+            expect_status,
+            body_contains,
+            within_secs,
+            every_ms,
+        } => match client {
+            Ok(client) => {
+                let spec = HealthSpec {
+                    url,
+                    expect_status: *expect_status,
+                    body_contains: body_contains.as_deref(),
+                    within: Duration::from_secs(*within_secs),
+                    every: Duration::from_millis(*every_ms),
+                    tail_bytes,
+                };
+                steps::health(client, &engine.secrets, spec).await
+            }
+            Err(e) => could_not_start(e.clone()),
+        },
+        StepAction::Sql {
+            database,
+            connection,
+            check,
+            timeout_secs,
+            ..
+        } => {
+            let spec = SqlSpec {
+                database,
+                connection,
+                check,
+                read_only: true,
+                timeout: Duration::from_secs(*timeout_secs),
+                snapshot: None,
+            };
+            steps::sql(&engine.secrets, spec).await
+        }
+        StepAction::Gate { .. } | StepAction::Notify { .. } | StepAction::StatusPage { .. } => {
+            could_not_start("not a check".into())
+        }
+    }
+}
