@@ -385,7 +385,9 @@ fn check_preflight(
                 }
                 !template.changes_something() || matches!(template.kind, StepKind::Command { .. })
             }
-            StepKind::Sql { check, .. } => matches!(check, crate::domain::plan::SqlCheck::Assert { .. }),
+            StepKind::Sql { check, read_only, .. } => {
+                *read_only && matches!(check, crate::domain::plan::SqlCheck::Assert { .. })
+            }
             StepKind::Health { .. } => true,
             _ => false,
         };

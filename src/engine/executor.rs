@@ -3,7 +3,7 @@
 use super::beside_a_step;
 use super::command::{self, CommandSpec, Supervision};
 use super::secrets::Resolved;
-use super::steps::{self, HealthSpec, HttpSpec, SqlSpec};
+use super::steps;
 use super::{Change, Changed, Engine};
 use crate::domain::{Action, Actor, ChannelId, Rollback, RollbackId, State, StepAction, StepOutcome, StepResult};
 use crate::outbound::HttpClient;
@@ -452,72 +452,20 @@ impl Executor {
                 result.detail = result.detail.map(|d| resolved.scrub(&d));
                 result
             }
-            StepAction::Http {
-                method,
-                url,
-                headers,
-                body,
-                expect_status,
-                timeout_secs,
-            } => {
-                let client = match outbound() {
-                    Ok(c) => c,
-                    Err(detail) => return could_not_start(detail),
+            StepAction::Http { .. } | StepAction::Health { .. } | StepAction::Sql { .. } => {
+                let snapshot = match action {
+                    StepAction::Sql { database, .. } => rollback
+                        .steps
+                        .iter()
+                        .rev()
+                        .filter_map(|s| s.result.as_ref()?.snapshot.as_ref())
+                        .find(|s| &s.database == database),
+                    _ => None,
                 };
-                let spec = HttpSpec {
-                    method,
-                    url,
-                    headers,
-                    body: body.as_deref(),
-                    expect_status,
-                    timeout: Duration::from_secs(*timeout_secs),
-                    tail_bytes,
-                };
-                steps::http(client, &engine.secrets, spec).await
-            }
-            StepAction::Health {
-                url,
-                expect_status,
-                body_contains,
-                within_secs,
-                every_ms,
-            } => {
-                let client = match outbound() {
-                    Ok(c) => c,
-                    Err(detail) => return could_not_start(detail),
-                };
-                let spec = HealthSpec {
-                    url,
-                    expect_status: *expect_status,
-                    body_contains: body_contains.as_deref(),
-                    within: Duration::from_secs(*within_secs),
-                    every: Duration::from_millis(*every_ms),
-                    tail_bytes,
-                };
-                steps::health(client, &engine.secrets, spec).await
-            }
-            StepAction::Sql {
-                database,
-                connection,
-                check,
-                read_only,
-                timeout_secs,
-            } => {
-                let snapshot = rollback
-                    .steps
-                    .iter()
-                    .rev()
-                    .filter_map(|s| s.result.as_ref()?.snapshot.as_ref())
-                    .find(|s| &s.database == database);
-                let spec = SqlSpec {
-                    database,
-                    connection,
-                    check,
-                    read_only: *read_only,
-                    timeout: Duration::from_secs(*timeout_secs),
-                    snapshot,
-                };
-                steps::sql(&engine.secrets, spec).await
+                let client = outbound();
+                steps::call_service(client, &engine.secrets, action, tail_bytes, snapshot)
+                    .await
+                    .unwrap_or_else(|| could_not_start("not a service call".into()))
             }
             StepAction::Notify { channel, text } => {
                 let effect = Effect::Notify {

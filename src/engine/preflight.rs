@@ -3,7 +3,7 @@
 use super::Engine;
 use super::command::{self, CommandSpec};
 use super::secrets::Resolved;
-use super::steps::{self, HealthSpec, HttpSpec, SqlSpec};
+use super::steps;
 use crate::domain::plan::PlanStep;
 use crate::domain::preflight::{CheckOutcome, PreflightCheck};
 use crate::domain::{Rollback, StepAction, StepOutcome, StepResult};
@@ -206,67 +206,9 @@ async fn run(
             result.detail = result.detail.map(|d| resolved.scrub(&d));
             result
         }
-        StepAction::Http {
-            method,
-            url,
-            headers,
-            body,
-            expect_status,
-            timeout_secs,
-        } => match client {
-            Ok(client) => {
-                let spec = HttpSpec {
-                    method,
-                    url,
-                    headers,
-                    body: body.as_deref(),
-                    expect_status,
-                    timeout: Duration::from_secs(*timeout_secs),
-                    tail_bytes,
-                };
-                steps::http(client, &engine.secrets, spec).await
-            }
-            Err(e) => could_not_start(e.clone()),
-        },
-        StepAction::Health {
-            url,
-            expect_status,
-            body_contains,
-            within_secs,
-            every_ms,
-        } => match client {
-            Ok(client) => {
-                let spec = HealthSpec {
-                    url,
-                    expect_status: *expect_status,
-                    body_contains: body_contains.as_deref(),
-                    within: Duration::from_secs(*within_secs),
-                    every: Duration::from_millis(*every_ms),
-                    tail_bytes,
-                };
-                steps::health(client, &engine.secrets, spec).await
-            }
-            Err(e) => could_not_start(e.clone()),
-        },
-        StepAction::Sql {
-            database,
-            connection,
-            check,
-            timeout_secs,
-            ..
-        } => {
-            let spec = SqlSpec {
-                database,
-                connection,
-                check,
-                read_only: true,
-                timeout: Duration::from_secs(*timeout_secs),
-                snapshot: None,
-            };
-            steps::sql(&engine.secrets, spec).await
-        }
-        StepAction::Gate { .. } | StepAction::Notify { .. } | StepAction::StatusPage { .. } => {
-            could_not_start("not a check".into())
-        }
+        // Read-only by configuration: `check` lets only GET, HEAD, health and SQL asserts through.
+        other => steps::call_service(client.map_err(Clone::clone), &engine.secrets, other, tail_bytes, None)
+            .await
+            .unwrap_or_else(|| could_not_start("not a check".into())),
     }
 }

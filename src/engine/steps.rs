@@ -9,6 +9,85 @@ use crate::outbound::{Answer, ExchangeError, HttpClient};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// Runs an `http`, `health` or `sql` action as its step kind does (`None`: not one of them).
+/// `snapshot`: the rollback's latest row counts of the action's database, for `compare`.
+pub async fn call_service(
+    client: Result<&HttpClient, String>,
+    secrets: &SecretSource,
+    action: &crate::domain::StepAction,
+    tail_bytes: usize,
+    snapshot: Option<&RowCounts>,
+) -> Option<StepResult> {
+    use crate::domain::StepAction;
+    let no_client = |detail: String| StepResult {
+        outcome: StepOutcome::CouldNotStart,
+        detail: Some(detail),
+        ..Default::default()
+    };
+    Some(match action {
+        StepAction::Http {
+            method,
+            url,
+            headers,
+            body,
+            expect_status,
+            timeout_secs,
+        } => match client {
+            Ok(client) => {
+                let spec = HttpSpec {
+                    method,
+                    url,
+                    headers,
+                    body: body.as_deref(),
+                    expect_status,
+                    timeout: Duration::from_secs(*timeout_secs),
+                    tail_bytes,
+                };
+                http(client, secrets, spec).await
+            }
+            Err(detail) => no_client(detail),
+        },
+        StepAction::Health {
+            url,
+            expect_status,
+            body_contains,
+            within_secs,
+            every_ms,
+        } => match client {
+            Ok(client) => {
+                let spec = HealthSpec {
+                    url,
+                    expect_status: *expect_status,
+                    body_contains: body_contains.as_deref(),
+                    within: Duration::from_secs(*within_secs),
+                    every: Duration::from_millis(*every_ms),
+                    tail_bytes,
+                };
+                health(client, secrets, spec).await
+            }
+            Err(detail) => no_client(detail),
+        },
+        StepAction::Sql {
+            database,
+            connection,
+            check,
+            read_only,
+            timeout_secs,
+        } => {
+            let spec = SqlSpec {
+                database,
+                connection,
+                check,
+                read_only: *read_only,
+                timeout: Duration::from_secs(*timeout_secs),
+                snapshot,
+            };
+            sql(secrets, spec).await
+        }
+        _ => return None,
+    })
+}
+
 /// A condition on a single value: `>= 3`, `= 0`, `!= 0`, `= true`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {

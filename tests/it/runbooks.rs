@@ -287,20 +287,14 @@ async fn sql_steps_snapshot_compare_and_assert_against_a_scratch_database() {
     assert_eq!(items, 9);
 }
 
-/// The library's full-restore runbook, unchanged but for where its files are, against a real
-/// database: data broken after the backup is back after the rollback.
-#[tokio::test]
-async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
+/// One of the library's database runbooks, unchanged but for who approves and where its dumps
+/// are, against a real scratch database: `before` sets the data up, a real `pg_dump` takes
+/// `predeploy.dump`, then `bad_deploy` damages the data. Answers the database, the backup
+/// directory (kept alive by the `TempDir`) and rollbot.
+async fn database_example(runbook_file: &str, before: &str, bad_deploy: &str) -> (TestDb, tempfile::TempDir, Rollbot) {
     let scratch = scratch_database().await;
     let db = connect(&scratch.url).await;
-    db.batch_execute(
-        "CREATE TABLE orders (id int PRIMARY KEY, total numeric NOT NULL);
-         CREATE TABLE order_items (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders(id), sku text NOT NULL);
-         INSERT INTO orders SELECT g, g * 10 FROM generate_series(1, 100) g;
-         INSERT INTO order_items SELECT g, 1 + g % 100, 'sku-' || g FROM generate_series(1, 300) g;",
-    )
-    .await
-    .unwrap();
+    db.batch_execute(before).await.unwrap();
     let backups = tempfile::tempdir().unwrap();
     let dump = std::process::Command::new("pg_dump")
         .args(["--format=custom", &format!("--dbname={}", scratch.url)])
@@ -308,16 +302,10 @@ async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
         .status()
         .expect("pg_dump must be installed (.ci/run installs postgresql-client)");
     assert!(dump.success());
-    // The bad deploy: half the orders gone, the rest zeroed.
-    db.batch_execute(
-        "DELETE FROM order_items WHERE order_id > 50; DELETE FROM orders WHERE id > 50; UPDATE orders SET total = 0;",
-    )
-    .await
-    .unwrap();
-
-    let example = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/runbooks/database-full-restore.toml"
+    db.batch_execute(bad_deploy).await.unwrap();
+    let example = std::fs::read_to_string(format!(
+        "{}/examples/runbooks/{runbook_file}",
+        env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
     let dir = backups.path().display().to_string();
@@ -334,6 +322,24 @@ async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
         .secrets(&[("ORDERS_DATABASE_URL", &scratch.url)])
         .start()
         .await;
+    (scratch, backups, bot)
+}
+
+/// The library's full-restore runbook, unchanged but for where its files are, against a real
+/// database: data broken after the backup is back after the rollback.
+#[tokio::test]
+async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
+    let (scratch, backups, bot) = database_example(
+        "database-full-restore.toml",
+        "CREATE TABLE orders (id int PRIMARY KEY, total numeric NOT NULL);
+         CREATE TABLE order_items (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders(id), sku text NOT NULL);
+         INSERT INTO orders SELECT g, g * 10 FROM generate_series(1, 100) g;
+         INSERT INTO order_items SELECT g, 1 + g % 100, 'sku-' || g FROM generate_series(1, 300) g;",
+        // The bad deploy: half the orders gone, the rest zeroed.
+        "DELETE FROM order_items WHERE order_id > 50; DELETE FROM orders WHERE id > 50; UPDATE orders SET total = 0;",
+    )
+    .await;
+    let dir = backups.path().display().to_string();
 
     bot.slash(ALICE, "orders to predeploy.dump severity high").await;
     bot.settle().await;
@@ -403,52 +409,20 @@ async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
 /// refused with the right name before anything is recorded.
 #[tokio::test]
 async fn the_partial_restore_example_refills_only_the_tables_named_in_the_command() {
-    let scratch = scratch_database().await;
-    let db = connect(&scratch.url).await;
-    db.batch_execute(
+    let (scratch, backups, bot) = database_example(
+        "database-partial-restore.toml",
         "CREATE TABLE orders (id int PRIMARY KEY, total numeric NOT NULL);
          CREATE TABLE order_items (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders(id), sku text NOT NULL);
          CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
          INSERT INTO orders SELECT g, g * 10 FROM generate_series(1, 100) g;
          INSERT INTO order_items SELECT g, 1 + g % 100, 'sku-' || g FROM generate_series(1, 300) g;
          INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 20) g;",
-    )
-    .await
-    .unwrap();
-    let backups = tempfile::tempdir().unwrap();
-    let dump = std::process::Command::new("pg_dump")
-        .args(["--format=custom", &format!("--dbname={}", scratch.url)])
-        .arg(format!("--file={}/predeploy.dump", backups.path().display()))
-        .status()
-        .expect("pg_dump must be installed (.ci/run installs postgresql-client)");
-    assert!(dump.success());
-    // The bad deploy broke the orders; customers changed since the dump, and must keep it.
-    db.batch_execute(
+        // The bad deploy broke the orders; customers changed since the dump, and must keep it.
         "DELETE FROM order_items WHERE order_id > 50; DELETE FROM orders WHERE id > 50;
          INSERT INTO customers VALUES (21, 'signed up after the dump');",
     )
-    .await
-    .unwrap();
-
-    let example = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/runbooks/database-partial-restore.toml"
-    ))
-    .unwrap();
+    .await;
     let dir = backups.path().display().to_string();
-    let config = example
-        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
-        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
-        .replace(
-            r#"backup_dir = "/var/backups/orders""#,
-            &format!(r#"backup_dir = "{dir}""#),
-        );
-    assert_ne!(config, example);
-    let bot = Rollbot::builder()
-        .config(|_| config)
-        .secrets(&[("ORDERS_DATABASE_URL", &scratch.url)])
-        .start()
-        .await;
 
     let misspelt = bot
         .slash(ALICE, "orders-tables to predeploy.dump table=orders severity high")
