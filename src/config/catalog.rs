@@ -9,7 +9,8 @@ pub(super) fn check_runbooks(
 ) -> BTreeMap<String, Runbook> {
     let mut runbooks = BTreeMap::new();
     for (name, rb) in raw {
-        let params = check_params(c, name, &rb.params);
+        let mut params = check_params(c, name, &rb.params);
+        check_discoveries(c, name, &rb.params, &mut params, databases, own_secrets);
         if rb.steps.get_ref().is_empty() {
             c.error(rb.steps.span(), format!("runbook `{name}` has no steps"), None);
         }
@@ -123,7 +124,11 @@ pub(super) fn check_services(
                 );
             }
             // Every `vars.*` a step or preflight check uses must be defined by this service.
-            for step in runbook.steps.iter().chain(&runbook.preflight) {
+            let discoveries = runbook
+                .params
+                .values()
+                .filter_map(|p| p.discover.as_ref().map(|d| &d.source));
+            for step in runbook.steps.iter().chain(&runbook.preflight).chain(discoveries) {
                 for element in step.templates() {
                     let missing: Vec<String> = template_references(element)
                         .unwrap_or_default()
@@ -342,7 +347,7 @@ fn check_step(
 
 /// A runbook's preflight checks: steps that only read (a command, a GET or HEAD, a health
 /// check, an SQL assertion), with a short default timeout, and none of a step's controls.
-fn check_preflight(
+pub(super) fn check_preflight(
     c: &mut Checker,
     name: &str,
     raw: &[RawStep],

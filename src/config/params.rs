@@ -91,8 +91,162 @@ pub(super) fn check_params(
                 required: spec.required.unwrap_or(default.is_none()),
                 choices,
                 default,
+                discover: None,
             },
         );
     }
     params
 }
+
+/// Each parameter's `discover`: a read-only command or GET (checked as a preflight check is,
+/// with the service and its vars only), and a reading of its output that can work.
+pub(super) fn check_discoveries(
+    c: &mut Checker,
+    runbook: &str,
+    raw: &BTreeMap<String, Spanned<RawParam>>,
+    params: &mut BTreeMap<String, ParamSpec>,
+    databases: &BTreeMap<String, String>,
+    own_secrets: &[(String, &str)],
+) {
+    for (name, spanned) in raw {
+        let (Some(discover), Some(spec)) = (&spanned.get_ref().discover, params.get_mut(name)) else {
+            continue;
+        };
+        let span = discover.span();
+        let discover = discover.get_ref();
+        let check_name = Spanned::new(span.clone(), format!("discover {name}"));
+        if discover.run.is_some() == discover.http.is_some() {
+            c.error(
+                span.clone(),
+                format!("runbook `{runbook}`: parameter `{name}` discovers with neither or both of `run` and `http`"),
+                Some("give one: run = [\"kubectl\", \"rollout\", \"history\", …] or http = { url = \"…\" }".into()),
+            );
+            continue;
+        }
+        let before = c.errors.len();
+        let checked = check_preflight(
+            c,
+            runbook,
+            &[discover.as_step(check_name)],
+            databases,
+            own_secrets,
+            &BTreeMap::new(),
+        );
+        let Some(source) = checked.into_iter().next().filter(|_| c.errors.len() == before) else {
+            continue;
+        };
+        if let Some(timeout) = &discover.timeout
+            && let StepKind::Command { timeout: t, .. } | StepKind::Http { timeout: t, .. } = &source.kind
+            && *t > MAX_DISCOVERY_TIMEOUT
+        {
+            c.error(
+                timeout.span(),
+                format!(
+                    "runbook `{runbook}`: discovering `{name}` may take at most {} s",
+                    MAX_DISCOVERY_TIMEOUT.as_secs()
+                ),
+                Some("someone is looking at the form while it runs".into()),
+            );
+            continue;
+        }
+        let reading = match (&discover.lines, &discover.json) {
+            (Some(lines), None) => match Regex::new(lines.get_ref()) {
+                Ok(pattern) if pattern.capture_names().flatten().next().is_some() => {
+                    crate::domain::discovery::Reading::Lines(pattern)
+                }
+                Ok(_) => {
+                    c.error(
+                        lines.span(),
+                        format!("`lines` of discovering `{name}` has no named group"),
+                        Some("name what a line holds, e.g. '^(?P<revision>[0-9]+)\\s+(?P<cause>.*)$', and use it as {{ entry.revision }}".into()),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    c.error(
+                        lines.span(),
+                        format!("`lines` of discovering `{name}` is not a valid regular expression: {e}"),
+                        None,
+                    );
+                    continue;
+                }
+            },
+            (None, Some(pointer)) if pointer.get_ref().is_empty() || pointer.get_ref().starts_with('/') => {
+                crate::domain::discovery::Reading::Json(pointer.get_ref().clone())
+            }
+            (None, Some(pointer)) => {
+                c.error(
+                    pointer.span(),
+                    format!("`json` of discovering `{name}` is not a JSON pointer"),
+                    Some("\"\" for the whole output, or a path like \"/items\"".into()),
+                );
+                continue;
+            }
+            _ => {
+                c.error(
+                    span.clone(),
+                    format!("runbook `{runbook}`: discovering `{name}` needs one of `lines` (a regular expression) or `json` (a pointer)"),
+                    None,
+                );
+                continue;
+            }
+        };
+        let mut templates_valid = true;
+        for template in std::iter::once(&discover.value).chain(discover.label.as_ref()) {
+            if let Err(e) = minijinja::Environment::new().template_from_str(template.get_ref()) {
+                c.error(
+                    template.span(),
+                    format!("`{}` is not a valid template: {e}", template.get_ref()),
+                    None,
+                );
+                templates_valid = false;
+            }
+        }
+        let oldest_first = match discover.listed.as_ref().map(|l| l.get_ref().as_str()) {
+            None | Some("newest-first") => false,
+            Some("oldest-first") => true,
+            Some(other) => {
+                c.error(
+                    discover.listed.as_ref().map_or(span.clone(), Spanned::span),
+                    format!("`listed = \"{other}\"` is neither \"oldest-first\" nor \"newest-first\""),
+                    None,
+                );
+                continue;
+            }
+        };
+        let limit = discover.limit.as_ref().map_or(10, |l| *l.get_ref());
+        if !(1..=crate::domain::discovery::MAX_CHOICES).contains(&limit) {
+            c.error(
+                discover.limit.as_ref().map_or(span.clone(), Spanned::span),
+                format!(
+                    "`limit` of discovering `{name}` must be 1 to {}",
+                    crate::domain::discovery::MAX_CHOICES
+                ),
+                Some("a Slack select shows at most 100 options".into()),
+            );
+            continue;
+        }
+        if !templates_valid {
+            continue;
+        }
+        let mut source = source;
+        if discover.timeout.is_none()
+            && let StepKind::Command { timeout, .. } | StepKind::Http { timeout, .. } = &mut source.kind
+        {
+            *timeout = DISCOVERY_TIMEOUT;
+        }
+        spec.discover = Some(crate::domain::discovery::Discovery {
+            source,
+            reading,
+            value: discover.value.get_ref().clone(),
+            label: discover.label.as_ref().map(|l| l.get_ref().clone()),
+            oldest_first,
+            skip_newest: discover.skip_newest,
+            limit,
+        });
+    }
+}
+
+/// How long a discovery runs unless it says, and at most: the form waits for it.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -124,6 +124,74 @@ pub(super) struct RawParam {
     pub(super) default: Option<Spanned<String>>,
     /// Absent: required unless there is a default. `false` without a default: empty when not given.
     pub(super) required: Option<bool>,
+    /// Where the request form finds recent values to offer.
+    pub(super) discover: Option<Spanned<RawDiscover>>,
+}
+
+/// `[runbooks.X.params.Y.discover]`: a read-only command or GET, and how its output reads.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDiscover {
+    pub(super) run: Option<Spanned<Vec<String>>>,
+    pub(super) http: Option<RawDiscoverHttp>,
+    #[serde(default)]
+    pub(super) env: BTreeMap<String, String>,
+    pub(super) workdir: Option<String>,
+    pub(super) timeout: Option<Spanned<String>>,
+    /// A regular expression with named groups, matched against each line.
+    pub(super) lines: Option<Spanned<String>>,
+    /// A JSON pointer to the list of entries (`""`: the whole output).
+    pub(super) json: Option<Spanned<String>>,
+    pub(super) value: Spanned<String>,
+    pub(super) label: Option<Spanned<String>>,
+    /// `"oldest-first"` (as `kubectl rollout history` and `helm history` list) or `"newest-first"`.
+    pub(super) listed: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) skip_newest: bool,
+    pub(super) limit: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDiscoverHttp {
+    pub(super) url: Spanned<String>,
+    #[serde(default)]
+    pub(super) headers: BTreeMap<String, String>,
+}
+
+impl RawDiscover {
+    /// The command or GET it runs, as a step to check like a preflight check.
+    pub(super) fn as_step(&self, name: Spanned<String>) -> RawStep {
+        RawStep {
+            name,
+            run: self.run.clone(),
+            gate: None,
+            http: self.http.as_ref().map(|http| RawHttp {
+                method: Spanned::new(0..0, "GET".to_owned()),
+                url: http.url.clone(),
+                headers: http.headers.clone(),
+                json: None,
+                expect_status: vec![200],
+            }),
+            health: None,
+            sql: None,
+            notify: None,
+            statuspage: None,
+            destructive: false,
+            confirm: None,
+            backup: false,
+            no_backup_because: None,
+            verify: false,
+            env: self.env.clone(),
+            workdir: self.workdir.clone(),
+            timeout: self.timeout.clone(),
+            retries: 0,
+            retry_delay: None,
+            on_failure: None,
+            skippable: false,
+            drill: None,
+        }
+    }
 }
 
 #[derive(Deserialize)]

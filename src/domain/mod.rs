@@ -1,6 +1,7 @@
 //! The core: rollbacks, actors, plans, steps and the pure decisions over them.
 //! Nothing here knows about Slack, HTTP or the database.
 pub mod decide;
+pub mod discovery;
 pub mod effects;
 /// Test data shared by the unit tests and the store's conformance suite (an integration test).
 #[doc(hidden)]

@@ -59,6 +59,8 @@ pub struct ParamSpec {
     pub default: Option<String>,
     /// Missing and required: refused. Missing, not required and no default: empty.
     pub required: bool,
+    /// Where the form finds recent values to offer (`[runbooks.X.params.Y.discover]`).
+    pub discover: Option<super::discovery::Discovery>,
 }
 
 #[derive(Debug, Clone)]
@@ -258,7 +260,7 @@ impl StepKind {
 
     /// Resolves the templates into the action that will be frozen in the plan.
     /// `render_url` renders a URL: parameters percent-encoded, the result checked.
-    fn render(
+    pub(super) fn render(
         &self,
         render: &dyn Fn(&str) -> Result<String, String>,
         render_url: &dyn Fn(&str) -> Result<String, String>,
@@ -584,8 +586,15 @@ impl Catalog {
         nearest(name, self.services.keys().map(String::as_str))
     }
 
-    /// Resolve a request into the plan that would be frozen. Every parameter must match its
-    /// pattern before any plan exists.
+    /// The runbook a request form shows for `service`: the one named when the service offers
+    /// it, else the service's default (its first).
+    pub fn runbook_for_form(&self, service: &str, runbook: Option<&str>) -> Option<&String> {
+        let service = self.services.get(service)?;
+        runbook
+            .and_then(|r| service.runbooks.iter().find(|name| *name == r))
+            .or(service.runbooks.first())
+    }
+
     /// The key an open rollback of `plan` holds: the runbook's lock, else its service's.
     /// Drills hold none, so they never block a real rollback.
     pub fn lock_key(&self, plan: &Plan, drill: bool) -> Option<String> {
@@ -605,6 +614,8 @@ impl Catalog {
         }
     }
 
+    /// Resolve a request into the plan that would be frozen. Every parameter must match its
+    /// pattern before any plan exists.
     pub fn freeze(&self, request: &PlanRequest) -> Result<Plan, Refusal> {
         let service = self
             .services

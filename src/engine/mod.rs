@@ -3,6 +3,7 @@
 mod beside_a_step;
 pub mod command;
 pub mod delivery;
+mod discovery;
 pub mod executor;
 mod fallback;
 mod preflight;

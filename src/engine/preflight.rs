@@ -136,7 +136,11 @@ async fn declared_check(
     rollback: &Rollback,
     step: &PlanStep,
 ) -> PreflightCheck {
-    let result = run(engine, client, rollback, &step.action).await;
+    let about = [
+        ("ROLLBOT_ROLLBACK_ID", rollback.id.to_string()),
+        ("ROLLBOT_SERVICE", rollback.request.service.clone()),
+    ];
+    let result = run_reading(engine, client, &about, &step.action, engine.config.output_tail_bytes).await;
     let passed = result.outcome == StepOutcome::Succeeded;
     let said = result.output_tail.trim();
     let detail = match (&result.detail, said.is_empty()) {
@@ -164,13 +168,15 @@ fn last_line(text: &str) -> &str {
     text.lines().last().unwrap_or_default().trim()
 }
 
-async fn run(
+/// Runs an action that only reads (a preflight check, a discovery), keeping `tail_bytes` of
+/// what it says; `about` is the environment it gets besides its own.
+pub(super) async fn run_reading(
     engine: &Engine,
     client: Result<&HttpClient, &String>,
-    rollback: &Rollback,
+    about: &[(&str, String)],
     action: &StepAction,
+    tail_bytes: usize,
 ) -> StepResult {
-    let tail_bytes = engine.config.output_tail_bytes;
     let could_not_start = |detail: String| StepResult {
         outcome: StepOutcome::CouldNotStart,
         detail: Some(detail),
@@ -188,8 +194,7 @@ async fn run(
                 Ok(prepared) => prepared,
                 Err(detail) => return could_not_start(detail),
             };
-            env.insert("ROLLBOT_ROLLBACK_ID".into(), rollback.id.to_string());
-            env.insert("ROLLBOT_SERVICE".into(), rollback.request.service.clone());
+            env.extend(about.iter().map(|(k, v)| (k.to_string(), v.clone())));
             // No lease is involved: the check is short, read-only and dies with its timeout.
             let spec = CommandSpec {
                 argv: &argv,

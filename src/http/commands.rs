@@ -137,8 +137,12 @@ pub(super) async fn complete_in_form(
     missing: &str,
 ) -> Option<Message> {
     let trigger = command.trigger_id.as_deref()?;
-    let view = messages::request_modal(&state.engine.config.catalog, &args.ask(), &command.channel_id);
-    match state.slack.open_view(trigger, &view).await {
+    let form = RequestForm {
+        ask: args.ask(),
+        channel: command.channel_id.clone(),
+        fallback: None,
+    };
+    match form.open(state, trigger).await {
         Ok(()) => Some(messages::form_opened(missing)),
         Err(error) => {
             tracing::warn!(%error, "could not open the request form; answering in text");

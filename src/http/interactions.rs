@@ -174,8 +174,19 @@ async fn open_fallback_form(
         }
         Err(refusal) => return engine.tell(&[answer_to(click, messages::refusal(&refusal).text)]).await,
     };
-    let view = messages::fallback_modal(&stopped, &engine.config.catalog, &ask);
-    open_modal(state, click, view).await
+    let Some(trigger) = click.trigger_id.as_deref() else {
+        anyhow::bail!("the click carried no trigger_id to open a modal with");
+    };
+    let form = RequestForm {
+        ask,
+        channel: stopped.request.channel.0.clone(),
+        fallback: Some(stopped),
+    };
+    if let Err(error) = form.open(state, trigger).await {
+        tracing::warn!(%error, "could not open the fallback form");
+        engine.tell(&[answer_to(click, messages::modal_failed().text)]).await?;
+    }
+    Ok(())
 }
 
 /// A private line to the person who clicked, where they clicked.

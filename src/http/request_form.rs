@@ -1,7 +1,9 @@
 //! The request form: what its fields mean when it is submitted, and its redraw when a service or
 //! runbook is picked in it.
 use super::*;
+use crate::domain::discovery::Offers;
 use crate::domain::plan::{Ask, PlanRequest};
+use crate::slack::client::OpenView;
 
 /// What the form says so far, as a request. A severity that does not parse is none.
 fn ask_of_form(
@@ -21,6 +23,92 @@ fn ask_of_form(
         reason: value("reason"),
         drill,
         fallback_of,
+    }
+}
+
+/// A request form as rollbot draws it, so that it can draw it again when discovery returns.
+#[derive(Clone)]
+pub(super) struct RequestForm {
+    pub ask: Ask,
+    pub channel: String,
+    /// The stopped rollback whose fallback this form files.
+    pub fallback: Option<crate::domain::Rollback>,
+}
+
+impl RequestForm {
+    pub fn view(&self, engine: &Engine, offers: &Offers) -> serde_json::Value {
+        let catalog = &engine.config.catalog;
+        match &self.fallback {
+            Some(stopped) => messages::fallback_modal(stopped, catalog, &self.ask, offers),
+            None => messages::request_modal(catalog, &self.ask, &self.channel, offers),
+        }
+    }
+
+    /// What the form shows, while they run, for the parameters of its runbook that nobody gave
+    /// and that declare a discovery.
+    pub fn pending(&self, engine: &Engine) -> Offers {
+        let catalog = &engine.config.catalog;
+        let plan = &self.ask.plan;
+        let Some(runbook) = catalog.runbook_for_form(&plan.service, plan.runbook.as_deref()) else {
+            return Offers::new();
+        };
+        let Some(spec) = catalog.runbooks.get(runbook) else {
+            return Offers::new();
+        };
+        spec.params
+            .keys()
+            .filter(|name| {
+                let given = if *name == "target" {
+                    plan.target.as_ref()
+                } else {
+                    plan.params.get(*name)
+                };
+                given.is_none()
+            })
+            .filter_map(|name| Some((name.clone(), engine.discovery_pending(&plan.service, runbook, name)?)))
+            .collect()
+    }
+
+    /// Opens the form at once (Slack's trigger lasts three seconds), then runs its discoveries
+    /// and redraws it with what they found. `Err` when the form could not be opened.
+    pub async fn open(self, state: &HttpState, trigger: &str) -> Result<(), crate::slack::client::CallError> {
+        let offers = self.pending(&state.engine);
+        let opened = state
+            .slack
+            .open_view(trigger, &self.view(&state.engine, &offers))
+            .await?;
+        self.discover_into(state, opened, offers);
+        Ok(())
+    }
+
+    /// Runs the discoveries `pending` lists in the background and redraws the form with their
+    /// offers. A form changed meanwhile (another runbook picked, closed) is left as it is.
+    pub fn discover_into(self, state: &HttpState, opened: OpenView, pending: Offers) {
+        if pending.is_empty() {
+            return;
+        }
+        let engine = state.engine.clone();
+        let slack = state.slack.clone();
+        tokio::spawn(async move {
+            let plan = &self.ask.plan;
+            let catalog = &engine.config.catalog;
+            let Some(runbook) = catalog.runbook_for_form(&plan.service, plan.runbook.as_deref()) else {
+                return;
+            };
+            let lookups = pending.keys().map(|name| {
+                let engine = &engine;
+                async move { (name.clone(), engine.discover(&plan.service, runbook, name).await) }
+            });
+            let offers: Offers = futures_util::future::join_all(lookups)
+                .await
+                .into_iter()
+                .filter_map(|(name, offer)| Some((name, offer?)))
+                .collect();
+            let view = self.view(&engine, &offers);
+            if let Err(error) = slack.update_view(&opened.id, Some(&opened.hash), &view).await {
+                tracing::info!(%error, "the request form changed or closed before discovery returned; left as it is");
+            }
+        });
     }
 }
 
@@ -50,24 +138,30 @@ pub(super) async fn redraw_request_form(state: &HttpState, change: inbound::Form
         // Another service: start from its default runbook, not the one picked for the last.
         ask.plan.runbook = None;
     }
-    let catalog = &engine.config.catalog;
-    let view = match fallback_of {
+    let fallback = match fallback_of {
         Some(id) => {
             let actor = state.directory.actor(&change.user_id, change.team_id.as_deref()).await;
             match engine.fallback_form(id, &actor).await {
-                Ok(Ok((stopped, _))) => messages::fallback_modal(&stopped, catalog, &ask),
-                _ => messages::request_modal(catalog, &ask, &channel.0),
+                Ok(Ok((stopped, _))) => Some(stopped),
+                _ => None,
             }
         }
-        None => messages::request_modal(catalog, &ask, &channel.0),
+        None => None,
     };
-    if let Err(error) = state
+    let form = RequestForm {
+        ask,
+        channel: channel.0,
+        fallback,
+    };
+    let pending = form.pending(engine);
+    match state
         .slack
-        .update_view(&change.view_id, change.hash.as_deref(), &view)
+        .update_view(&change.view_id, change.hash.as_deref(), &form.view(engine, &pending))
         .await
     {
+        Ok(redrawn) => form.discover_into(state, redrawn, pending),
         // The form still works as it is: submitting it says what is missing beside the field.
-        tracing::warn!(%error, "could not redraw the request form");
+        Err(error) => tracing::warn!(%error, "could not redraw the request form"),
     }
     StatusCode::OK.into_response()
 }

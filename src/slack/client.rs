@@ -21,6 +21,23 @@ pub struct Thread<'a> {
     pub broadcast: bool,
 }
 
+/// A form as Slack holds it: what a redraw names.
+#[derive(Debug, Clone)]
+pub struct OpenView {
+    pub id: String,
+    /// Changes with every redraw; a redraw naming an old one is refused (`hash_conflict`).
+    pub hash: String,
+}
+
+impl OpenView {
+    fn of(view: &slack_morphism::prelude::SlackStatefulView) -> OpenView {
+        OpenView {
+            id: view.state_params.id.0.clone(),
+            hash: view.state_params.hash.clone(),
+        }
+    }
+}
+
 pub struct SlackApi {
     client: SlackClient<Connector>,
     token: SlackApiToken,
@@ -233,7 +250,7 @@ impl SlackApi {
         view_id: &str,
         hash: Option<&str>,
         view: &serde_json::Value,
-    ) -> Result<(), CallError> {
+    ) -> Result<OpenView, CallError> {
         let view: SlackView = serde_json::from_value(view.clone())
             .map_err(|e| CallError::Permanent(format!("rollbot built a view Slack's model rejects: {e}")))?;
         let request = SlackApiViewsUpdateRequest {
@@ -243,27 +260,30 @@ impl SlackApi {
             view_id: Some(SlackViewId(view_id.to_owned())),
         };
         // Like views.open: the person is looking at the form now.
-        self.bounded(
-            "views.update",
-            Duration::from_secs(2),
-            self.client.open_session(&self.token).views_update(&request),
-        )
-        .await?;
-        Ok(())
+        let updated = self
+            .bounded(
+                "views.update",
+                Duration::from_secs(2),
+                self.client.open_session(&self.token).views_update(&request),
+            )
+            .await?;
+        Ok(OpenView::of(&updated.view))
     }
 
-    pub async fn open_view(&self, trigger_id: &str, view: &serde_json::Value) -> Result<(), CallError> {
+    /// Opens a form on `trigger_id`; answers its id and hash, for redrawing it later.
+    pub async fn open_view(&self, trigger_id: &str, view: &serde_json::Value) -> Result<OpenView, CallError> {
         let view: SlackView = serde_json::from_value(view.clone())
             .map_err(|e| CallError::Permanent(format!("rollbot built a view Slack's model rejects: {e}")))?;
         let request = SlackApiViewsOpenRequest::new(SlackTriggerId(trigger_id.to_owned()), view);
         // Slack's trigger lives 3 s and we are answering a request meanwhile: no point waiting longer.
-        self.bounded(
-            "views.open",
-            Duration::from_secs(2),
-            self.client.open_session(&self.token).views_open(&request),
-        )
-        .await?;
-        Ok(())
+        let opened = self
+            .bounded(
+                "views.open",
+                Duration::from_secs(2),
+                self.client.open_session(&self.token).views_open(&request),
+            )
+            .await?;
+        Ok(OpenView::of(&opened.view))
     }
 
     /// A Socket Mode address to dial (`apps.connections.open`), with the app-level token

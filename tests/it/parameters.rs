@@ -279,3 +279,216 @@ async fn a_failed_preflight_is_on_the_card_and_approving_over_it_is_asked_and_re
         "{postmortem}"
     );
 }
+
+/// A stand-in `kubectl` that answers `rollout history` as the real one does (oldest first,
+/// the running revision last) and records that it was asked.
+fn fake_kubectl(dir: &std::path::Path) {
+    let script = r#"#!/bin/sh
+echo "$@" >> "$(dirname "$0")/asked"
+if [ "$1 $2" = "rollout history" ]; then
+  echo "deployment.apps/checkout-api "
+  echo "REVISION  CHANGE-CAUSE"
+  echo "39        <none>"
+  echo "40        image checkout:1.4.1"
+  echo "41        image checkout:1.4.2"
+  echo "42        image checkout:1.5.0"
+  echo
+  exit 0
+fi
+echo "error: unknown command \"$1\" for \"kubectl\"" >&2
+exit 1
+"#;
+    let path = dir.join("kubectl");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn with_history(marker: &str, bin: &std::path::Path) -> String {
+    format!(
+        r#"{}
+[runbooks.kube]
+description = "Undo the rollout"
+
+[runbooks.kube.params.target]
+pattern = "[0-9]+"
+help = "the revision to go back to"
+
+[runbooks.kube.params.target.discover]
+run = ["kubectl", "rollout", "history", "deployment/{{{{ vars.deployment }}}}", "-n", "shop"]
+env = {{ PATH = "{bin}:/usr/bin:/bin" }}
+timeout = "5s"
+lines = '^(?P<revision>[0-9]+)\s+(?P<cause>.*)$'
+value = "{{{{ entry.revision }}}}"
+label = "{{{{ entry.revision }}}} · {{{{ entry.cause }}}}"
+listed = "oldest-first"
+skip_newest = true
+
+[[runbooks.kube.steps]]
+name = "Undo"
+run = ["sh", "-c", 'echo "undo to $2" >> "$1"', "step", "{{{{ vars.marker }}}}", "{{{{ params.target }}}}"]
+
+[services.storefront]
+runbooks = ["kube"]
+vars = {{ marker = "{marker}", deployment = "checkout-api" }}
+"#,
+        test_config(marker),
+        bin = bin.display()
+    )
+}
+
+/// The options of the select of `block` in `view`: (value, label).
+fn options(view: &Value, block: &str) -> Vec<(String, String)> {
+    let field = view["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["block_id"] == block)
+        .unwrap();
+    field["element"]["options"]
+        .as_array()
+        .unwrap_or_else(|| panic!("`{block}` is not a select: {field}"))
+        .iter()
+        .map(|o| {
+            (
+                o["value"].as_str().unwrap().to_owned(),
+                o["text"]["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_form_opens_at_once_then_offers_the_revisions_kubectl_lists_newest_first() {
+    let bin = tempfile::tempdir().unwrap();
+    fake_kubectl(bin.path());
+    let bot = Rollbot::start_with(|marker| with_history(marker, bin.path())).await;
+    let said = bot.slash(ALICE, "storefront severity high").await;
+    assert!(said.starts_with("Opening a form"), "{said}");
+    let form = bot.expect_modal();
+    let blocks = form["blocks"].to_string();
+    assert!(
+        blocks.contains("⏳ Looking up recent values with `kubectl rollout history deployment/checkout-api -n shop`…"),
+        "the form does not wait for the lookup: it says one is running: {blocks}"
+    );
+    assert_eq!(
+        form["blocks"][3]["element"]["type"], "plain_text_input",
+        "meanwhile the target can be typed"
+    );
+
+    let offered = bot.await_form_redrawn().await;
+    assert_eq!(
+        options(&offered, "target"),
+        owned(&[
+            ("41", "41 · image checkout:1.4.2"),
+            ("40", "40 · image checkout:1.4.1"),
+            ("39", "39 · <none>"),
+        ]),
+        "newest first, without 42, which is what runs now"
+    );
+    assert!(
+        offered["blocks"].to_string().contains(
+            "🕘 3 recent values, newest first, from `kubectl rollout history deployment/checkout-api -n shop`. Another value: type `/rollback storefront to &lt;value&gt;`."
+        ),
+        "{offered}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(bin.path().join("asked")).unwrap(),
+        "rollout history deployment/checkout-api -n shop\n",
+        "discovery ran once, read-only, for the service's deployment"
+    );
+
+    let closed = bot
+        .submit(
+            ALICE,
+            &offered,
+            &[
+                ("service", "storefront"),
+                ("severity", "high"),
+                ("runbook", "kube"),
+                ("target", "40"),
+            ],
+        )
+        .await;
+    assert_eq!(closed, None, "the form closes");
+    bot.settle().await;
+    assert!(bot.ephemerals(ALICE)[0].starts_with("Recorded *RB-1*"));
+    let card = bot.expect_card();
+    assert!(
+        card.text.starts_with("Rollback RB-1: storefront to 40"),
+        "{}",
+        card.text
+    );
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    assert_eq!(bot.marker(), ["undo to 40"]);
+    bot.thread(&card);
+    assert!(bot.card_now(&card).text.contains("Succeeded"));
+}
+
+#[tokio::test]
+async fn a_failing_discovery_says_why_and_leaves_the_target_to_type() {
+    let bin = tempfile::tempdir().unwrap();
+    // `kubectl` is there but the cluster is not: it fails as the real one does.
+    std::fs::write(
+        bin.path().join("kubectl"),
+        "#!/bin/sh\necho 'The connection to the server localhost:8080 was refused - did you specify the right host or port?' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.path().join("kubectl"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bot = Rollbot::start_with(|marker| with_history(marker, bin.path())).await;
+    bot.slash(ALICE, "storefront").await;
+    let _looking = bot.expect_modal();
+    let failed = bot.await_form_redrawn().await;
+    let target = failed["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["block_id"] == "target")
+        .unwrap();
+    assert_eq!(target["element"]["type"], "plain_text_input");
+    assert!(
+        failed["blocks"].to_string().contains(
+            "⚠️ Could not list recent values with `kubectl rollout history deployment/checkout-api -n shop`: exited with code 1: The connection to the server localhost:8080 was refused - did you specify the right host or port?. Type the value."
+        ),
+        "{failed}"
+    );
+}
+
+#[tokio::test]
+async fn a_form_changed_before_discovery_returns_is_left_as_the_person_left_it() {
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::write(
+        bin.path().join("kubectl"),
+        "#!/bin/sh\nsleep 0.5\necho '41 image-a'\necho '42 image-b'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.path().join("kubectl"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bot = Rollbot::start_with(|marker| with_history(marker, bin.path())).await;
+    bot.slash(ALICE, "storefront").await;
+    let form = bot.expect_modal();
+    // Alice picks the runbook again before kubectl answers: the form is redrawn, its hash moves on.
+    bot.pick(ALICE, &form, "runbook", "kube", &[("severity", "high")]).await;
+    let redrawn = bot.expect_form_redrawn();
+    assert!(
+        redrawn["blocks"].to_string().contains("⏳ Looking up"),
+        "the redraw starts its own lookup"
+    );
+    // Both lookups answer. The one the first form started names its hash, which Slack refuses:
+    // it would have put back the form as it was before the pick.
+    let mut updates = bot.await_form_updates(2).await;
+    updates.sort_by_key(|u| u["hash"] == redrawn["hash"]);
+    let [stale, current] = &updates[..] else { unreachable!() };
+    assert_eq!(stale["hash"], form["hash"]);
+    assert!(
+        stale["view"]["hash"].is_null(),
+        "Slack refused the stale redraw: {stale}"
+    );
+    assert!(
+        current["view"]["hash"].is_string(),
+        "Slack took the current one: {current}"
+    );
+    assert_eq!(options(&current["view"], "target"), owned(&[("41", "41 · image-a")]));
+}

@@ -1,6 +1,7 @@
 //! Forms (Slack modals): the request form, the reason for a rejection, a destructive step's phrase.
 use super::*;
 use crate::domain::decide::MAX_UPDATE_CHARS;
+use crate::domain::discovery::{Offer, Offers};
 
 /// The modal that asks why a rollback is rejected.
 pub fn reject_modal(id: RollbackId) -> Value {
@@ -118,24 +119,133 @@ pub fn params_of_form(
         .collect()
 }
 
+/// An option of a static select.
+fn option(value: &str, label: &str) -> Value {
+    json!({"text": {"type": "plain_text", "text": truncate(label, 75)}, "value": value})
+}
+
+/// A text field, pre-filled when something was typed.
+fn text_input(action_id: &str, initial: Option<&String>, multiline: bool, max: usize) -> Value {
+    let mut element =
+        json!({"type": "plain_text_input", "action_id": action_id, "multiline": multiline, "max_length": max});
+    if let Some(value) = initial.filter(|v| !v.is_empty()) {
+        element["initial_value"] = json!(truncate(value, max));
+    }
+    element
+}
+
+/// An input block of a form.
+fn input(block: &str, label: &str, element: Value, optional: bool, hint: Option<&str>) -> Value {
+    let mut block = json!({"type": "input", "block_id": block, "label": {"type": "plain_text", "text": truncate(label, 2000)}, "element": element, "optional": optional});
+    if let Some(hint) = hint {
+        block["hint"] = json!({"type": "plain_text", "text": truncate(hint, 2000)});
+    }
+    block
+}
+
+fn context(text: &str) -> Value {
+    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, 2000)}]})
+}
+
 /// The form that completes an incomplete `/rollback`, pre-filled with what was typed. Once the
 /// service is known it offers that service's runbooks, and the fields of the chosen runbook's
-/// parameters (a select where the runbook lists the choices); picking another service or
-/// runbook redraws it (the selects dispatch their action).
-pub fn request_modal(catalog: &crate::domain::plan::Catalog, ask: &crate::domain::plan::Ask, channel: &str) -> Value {
-    let option =
-        |value: &str, label: &str| json!({"text": {"type": "plain_text", "text": truncate(label, 75)}, "value": value});
-    let services: Vec<&str> = catalog.services.keys().map(String::as_str).collect();
+/// parameters (a select where the runbook lists the choices, or where its discovery found recent
+/// values); picking another service or runbook redraws it (the selects dispatch their action).
+pub fn request_modal(
+    catalog: &crate::domain::plan::Catalog,
+    ask: &crate::domain::plan::Ask,
+    channel: &str,
+    offers: &Offers,
+) -> Value {
+    let chosen_runbook = catalog.runbook_for_form(&ask.plan.service, ask.plan.runbook.as_deref());
+    let runbook = chosen_runbook.and_then(|r| catalog.runbooks.get(r));
+    let carried: std::collections::BTreeMap<String, String> = ask
+        .plan
+        .params
+        .iter()
+        .filter(|(name, _)| !runbook.is_some_and(|r| r.params.contains_key(*name)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let form = Form::Request {
+        channel: crate::domain::ChannelId(channel.to_owned()),
+        drill: ask.drill,
+        fallback_of: ask.fallback_of,
+        carried: carried.clone(),
+    };
+    let mut blocks = vec![service_field(catalog, &ask.plan.service), severity_field(ask.severity)];
+    match catalog.services.get(&ask.plan.service) {
+        None => blocks.push(context(
+            "Choose the service: its runbooks and what each needs appear here.",
+        )),
+        Some(service) => {
+            blocks.push(runbook_field(catalog, &service.runbooks, chosen_runbook));
+            let params = runbook.map(|r| &r.params);
+            // The target first: it is what people came to give.
+            let ordered = params
+                .into_iter()
+                .flatten()
+                .filter(|(n, _)| *n == "target")
+                .chain(params.into_iter().flatten().filter(|(n, _)| *n != "target"));
+            for (name, spec) in ordered {
+                let given = if name == "target" {
+                    ask.plan.target.as_ref()
+                } else {
+                    ask.plan.params.get(name)
+                };
+                blocks.extend(param_field(&service.name, name, spec, given, offers.get(name)));
+            }
+            let left_out: Vec<String> = carried
+                .iter()
+                .map(|(name, value)| format!("`{}={}`", escape(name), escape(value)))
+                .collect();
+            if !left_out.is_empty() {
+                blocks.push(context(&format!(
+                    "Not taken by this runbook, so left out: {}",
+                    left_out.join(" ")
+                )));
+            }
+        }
+    }
+    blocks.push(input(
+        "reason",
+        "Reason",
+        text_input("reason", ask.reason.as_ref(), true, 500),
+        true,
+        Some("Required for low severity."),
+    ));
+    // The form carries the drill mark with the channel, so the submission stays a drill.
+    let (title, submit) = if ask.drill {
+        ("Start a drill", "Start drill")
+    } else {
+        ("Request a rollback", "Request")
+    };
+    json!({
+        "type": "modal",
+        "callback_id": form.callback_id(),
+        "private_metadata": form.private_metadata(),
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": submit},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    })
+}
+
+fn service_field(catalog: &crate::domain::plan::Catalog, chosen: &str) -> Value {
     let mut service = json!({
         "type": "static_select",
         "action_id": "service",
         "placeholder": {"type": "plain_text", "text": "Which service?"},
-        "options": services.iter().take(100).map(|s| option(s, s)).collect::<Vec<_>>(),
+        "options": catalog.services.keys().take(100).map(|s| option(s, s)).collect::<Vec<_>>(),
     });
-    let chosen_service = catalog.services.get(&ask.plan.service);
-    if chosen_service.is_some() {
-        service["initial_option"] = option(&ask.plan.service, &ask.plan.service);
+    if catalog.services.contains_key(chosen) {
+        service["initial_option"] = option(chosen, chosen);
     }
+    let mut block = input("service", "Service", service, false, None);
+    block["dispatch_action"] = json!(true);
+    block
+}
+
+fn severity_field(chosen: Option<Severity>) -> Value {
     // Slack matches the initial option by its whole object, description included.
     let described = |s: Severity| {
         let mut described = option(s.as_str(), severity_label(s));
@@ -148,151 +258,156 @@ pub fn request_modal(catalog: &crate::domain::plan::Catalog, ask: &crate::domain
         "placeholder": {"type": "plain_text", "text": "How severe?"},
         "options": Severity::ALL.iter().map(|s| described(*s)).collect::<Vec<_>>(),
     });
-    if let Some(s) = ask.severity {
+    if let Some(s) = chosen {
         severity["initial_option"] = described(s);
     }
-    let text_input = |action_id: &str, initial: Option<&String>, multiline: bool, max: usize| {
-        let mut element =
-            json!({"type": "plain_text_input", "action_id": action_id, "multiline": multiline, "max_length": max});
-        if let Some(value) = initial.filter(|v| !v.is_empty()) {
-            element["initial_value"] = json!(truncate(value, max));
+    input(
+        "severity",
+        "Severity",
+        severity,
+        false,
+        Some("Decides who must approve, as the decision matrix says: critical and low need no approval."),
+    )
+}
+
+fn runbook_field(catalog: &crate::domain::plan::Catalog, offered: &[String], chosen: Option<&String>) -> Value {
+    let runbook_option = |name: &String| {
+        let mut option = option(name, name);
+        let runbook = catalog.runbooks.get(name);
+        let about: Vec<String> = runbook
+            .and_then(|r| r.description.clone())
+            .into_iter()
+            .chain(
+                runbook
+                    .and_then(|r| r.expected_duration)
+                    .map(|d| format!("about {} min", d.as_secs().div_ceil(60))),
+            )
+            .collect();
+        if !about.is_empty() {
+            option["description"] = json!({"type": "plain_text", "text": truncate(&about.join(" · "), 75)});
         }
-        element
+        option
     };
-    let input = |block: &str, label: &str, element: Value, optional: bool, hint: Option<&str>| {
-        let mut block = json!({"type": "input", "block_id": block, "label": {"type": "plain_text", "text": truncate(label, 2000)}, "element": element, "optional": optional});
-        if let Some(hint) = hint {
-            block["hint"] = json!({"type": "plain_text", "text": truncate(hint, 2000)});
-        }
-        block
-    };
-    // The form carries the drill mark with the channel, so the submission stays a drill.
-    let (title, submit) = if ask.drill {
-        ("Start a drill", "Start drill")
-    } else {
-        ("Request a rollback", "Request")
-    };
-    let chosen_runbook = chosen_service.and_then(|service| {
-        ask.plan
-            .runbook
-            .as_ref()
-            .filter(|r| service.runbooks.contains(r))
-            .or(service.runbooks.first())
+    let mut runbook = json!({
+        "type": "static_select",
+        "action_id": "runbook",
+        "options": offered.iter().take(100).map(runbook_option).collect::<Vec<_>>(),
     });
-    let taken = |name: &String| {
-        chosen_runbook
-            .and_then(|r| catalog.runbooks.get(r))
-            .is_some_and(|r| r.params.contains_key(name))
+    if let Some(name) = chosen {
+        runbook["initial_option"] = runbook_option(name);
+    }
+    let mut block = input(
+        "runbook",
+        "Runbook",
+        runbook,
+        false,
+        Some("The first is the service's default."),
+    );
+    block["dispatch_action"] = json!(true);
+    block
+}
+
+/// The field of one runbook parameter: a select of the runbook's choices or of the values its
+/// discovery found, else a text field; with a line saying where found values come from.
+fn param_field(
+    service: &str,
+    name: &str,
+    spec: &crate::domain::plan::ParamSpec,
+    given: Option<&String>,
+    offer: Option<&Offer>,
+) -> Vec<Value> {
+    let initial = given.or(spec.default.as_ref());
+    let block = param_block(name);
+    let label = if name == "target" { "Target" } else { name };
+    let select = |options: Vec<Value>, initial: Option<Value>| {
+        let mut select = json!({"type": "static_select", "action_id": block, "options": options});
+        if let Some(initial) = initial {
+            select["initial_option"] = initial;
+        }
+        select
     };
-    let carried: std::collections::BTreeMap<String, String> = ask
-        .plan
-        .params
-        .iter()
-        .filter(|(name, _)| !taken(name))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let form = Form::Request {
-        channel: crate::domain::ChannelId(channel.to_owned()),
-        drill: ask.drill,
-        fallback_of: ask.fallback_of,
-        carried: carried.clone(),
+    // A typed value that discovery did not list stays in a text field, as typed.
+    let found = match offer {
+        Some(Offer::Found { found, .. })
+            if spec.choices.is_empty()
+                && !found.choices.is_empty()
+                && given.is_none_or(|v| found.choices.iter().any(|c| &c.value == v)) =>
+        {
+            Some(found)
+        }
+        _ => None,
     };
-    let mut service_block = input("service", "Service", service, false, None);
-    service_block["dispatch_action"] = json!(true);
-    let mut blocks = vec![
-        service_block,
-        input(
-            "severity",
-            "Severity",
-            severity,
-            false,
-            Some("Decides who must approve, as the decision matrix says: critical and low need no approval."),
+    let element = if let Some(found) = found {
+        let options: Vec<Value> = found.choices.iter().map(|c| option(&c.value, &c.label)).collect();
+        let initial = initial
+            .and_then(|v| found.choices.iter().find(|c| &c.value == v))
+            .map(|c| option(&c.value, &c.label));
+        select(options, initial)
+    } else if spec.choices.is_empty() {
+        text_input(&block, initial, false, crate::domain::plan::MAX_PARAM_CHARS)
+    } else {
+        let options = spec.choices.iter().take(100).map(|c| option(c, c)).collect();
+        select(
+            options,
+            initial.filter(|v| spec.choices.contains(v)).map(|v| option(v, v)),
+        )
+    };
+    let hint = match (&spec.help, spec.choices.is_empty()) {
+        (Some(help), _) => help.clone(),
+        (None, true) => format!("Must match {}", spec.pattern_source),
+        (None, false) => "One of the runbook's choices.".to_owned(),
+    };
+    let mut blocks = vec![input(&block, label, element, !spec.required, Some(&hint))];
+    if spec.choices.is_empty()
+        && let Some(offer) = offer
+    {
+        blocks.push(context(&offer_line(service, name, offer, given)));
+    }
+    blocks
+}
+
+/// Where the values a parameter's field offers come from, and what to do when the one wanted
+/// is not among them.
+fn offer_line(service: &str, name: &str, offer: &Offer, given: Option<&String>) -> String {
+    let other = if name == "target" {
+        format!("type `/rollback {} to &lt;value&gt;`", escape(service))
+    } else {
+        format!("type `/rollback {} {}=&lt;value&gt;`", escape(service), escape(name))
+    };
+    match offer {
+        Offer::Looking { source } => format!("⏳ Looking up recent values with `{}`…", escape(source)),
+        Offer::Found { source, found } if found.choices.is_empty() => format!(
+            "`{}` listed no value this runbook accepts{}: type the value.",
+            escape(source),
+            if found.not_accepted > 0 {
+                format!(" ({} did not match its pattern)", found.not_accepted)
+            } else {
+                String::new()
+            }
         ),
-    ];
-    match chosen_service {
-        None => blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": "Choose the service: its runbooks and what each needs appear here."}]})),
-        Some(service) => {
-            let runbook_name = chosen_runbook;
-            let runbook_option = |name: &String| {
-                let mut option = option(name, name);
-                let runbook = catalog.runbooks.get(name);
-                let about: Vec<String> = runbook
-                    .and_then(|r| r.description.clone())
-                    .into_iter()
-                    .chain(runbook.and_then(|r| r.expected_duration).map(|d| format!("about {} min", d.as_secs().div_ceil(60))))
-                    .collect();
-                if !about.is_empty() {
-                    option["description"] = json!({"type": "plain_text", "text": truncate(&about.join(" · "), 75)});
-                }
-                option
-            };
-            let mut runbook = json!({
-                "type": "static_select",
-                "action_id": "runbook",
-                "options": service.runbooks.iter().take(100).map(runbook_option).collect::<Vec<_>>(),
-            });
-            if let Some(name) = runbook_name {
-                runbook["initial_option"] = runbook_option(name);
-            }
-            let mut runbook_block = input("runbook", "Runbook", runbook, false, Some("The first is the service's default."));
-            runbook_block["dispatch_action"] = json!(true);
-            blocks.push(runbook_block);
-            let params = runbook_name
-                .and_then(|name| catalog.runbooks.get(name))
-                .map(|r| &r.params);
-            // The target first: it is what people came to give.
-            let ordered = params.into_iter().flatten().filter(|(n, _)| *n == "target")
-                .chain(params.into_iter().flatten().filter(|(n, _)| *n != "target"));
-            for (name, spec) in ordered {
-                let given = if name == "target" { ask.plan.target.as_ref() } else { ask.plan.params.get(name) };
-                let initial = given.or(spec.default.as_ref());
-                let block = param_block(name);
-                let element = if spec.choices.is_empty() {
-                    text_input(&block, initial, false, crate::domain::plan::MAX_PARAM_CHARS)
-                } else {
-                    let mut select = json!({
-                        "type": "static_select",
-                        "action_id": block,
-                        "options": spec.choices.iter().take(100).map(|c| option(c, c)).collect::<Vec<_>>(),
-                    });
-                    if let Some(value) = initial.filter(|v| spec.choices.contains(v)) {
-                        select["initial_option"] = option(value, value);
-                    }
-                    select
-                };
-                let label = if name == "target" { "Target".to_owned() } else { name.clone() };
-                let hint = match (&spec.help, spec.choices.is_empty()) {
-                    (Some(help), _) => help.clone(),
-                    (None, true) => format!("Must match {}", spec.pattern_source),
-                    (None, false) => "One of the runbook's choices.".to_owned(),
-                };
-                blocks.push(input(&block, &label, element, !spec.required, Some(&hint)));
-            }
-            let left_out: Vec<String> = carried
-                .iter()
-                .map(|(name, value)| format!("`{}={}`", escape(name), escape(value)))
-                .collect();
-            if !left_out.is_empty() {
-                blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&format!("Not taken by this runbook, so left out: {}", left_out.join(" ")), 2000)}]}));
-            }
+        Offer::Found { source, found } => {
+            let unlisted = given
+                .filter(|v| !found.choices.iter().any(|c| &c.value == *v))
+                .map(|v| format!(" `{}`, as typed, is not among them.", escape(v)))
+                .unwrap_or_default();
+            format!(
+                "🕘 {} recent value{}, newest first, from `{}`.{unlisted} Another value: {other}.",
+                found.choices.len(),
+                if found.choices.len() == 1 { "" } else { "s" },
+                escape(source)
+            )
+        }
+        Offer::Failed { source, why } if source.is_empty() => {
+            format!("⚠️ Could not list recent values: {}. Type the value.", escape(why))
+        }
+        Offer::Failed { source, why } => {
+            format!(
+                "⚠️ Could not list recent values with `{}`: {}. Type the value.",
+                escape(source),
+                escape(why)
+            )
         }
     }
-    blocks.push(input(
-        "reason",
-        "Reason",
-        text_input("reason", ask.reason.as_ref(), true, 500),
-        true,
-        Some("Required for low severity."),
-    ));
-    json!({
-        "type": "modal",
-        "callback_id": form.callback_id(),
-        "private_metadata": form.private_metadata(),
-        "title": {"type": "plain_text", "text": title},
-        "submit": {"type": "plain_text", "text": submit},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": blocks,
-    })
 }
 
 /// The request form for a stopped rollback's fallback: filled in from it, and saying what the
@@ -301,8 +416,9 @@ pub fn fallback_modal(
     stopped: &Rollback,
     catalog: &crate::domain::plan::Catalog,
     ask: &crate::domain::plan::Ask,
+    offers: &Offers,
 ) -> Value {
-    let mut view = request_modal(catalog, ask, &stopped.request.channel.0);
+    let mut view = request_modal(catalog, ask, &stopped.request.channel.0, offers);
     let target_help = ask
         .plan
         .runbook

@@ -764,6 +764,67 @@ runbooks = ["kubernetes"]
     crate::config::Config::parse("rollbot.toml", source).unwrap().catalog
 }
 
+/// The target's field and the line under it, as the form draws them with `offer`.
+fn target_field(offer: crate::domain::discovery::Offer, typed: Option<&str>) -> Vec<Value> {
+    let ask = crate::domain::plan::Ask {
+        plan: crate::domain::plan::PlanRequest {
+            service: "checkout-api".into(),
+            target: typed.map(str::to_owned),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let offers = [("target".to_owned(), offer)].into();
+    let view = request_modal(&form_catalog(), &ask, "C0INCIDENTS", &offers);
+    let parsed: Result<slack_morphism::prelude::SlackView, _> = serde_json::from_value(view.clone());
+    assert!(parsed.is_ok(), "{:?}\n{view:#}", parsed.err());
+    let blocks = view["blocks"].as_array().unwrap();
+    let at = blocks.iter().position(|b| b["block_id"] == "target").unwrap();
+    blocks[at..at + 2].to_vec()
+}
+
+#[test]
+fn the_form_offers_discovered_targets_while_and_after_looking() {
+    use crate::domain::discovery::{Choice, Found, Offer};
+    let source = "kubectl rollout history deployment/checkout-api -n shop".to_owned();
+    let looking = target_field(Offer::Looking { source: source.clone() }, None);
+    insta::assert_json_snapshot!("target_while_looking", looking);
+    let choices = vec![
+        Choice {
+            value: "41".into(),
+            label: "41 · image checkout:1.4.2".into(),
+        },
+        Choice {
+            value: "40".into(),
+            label: "40 · image <checkout:1.4.1>".into(),
+        },
+    ];
+    let found = || Offer::Found {
+        source: source.clone(),
+        found: Found {
+            choices: choices.clone(),
+            not_accepted: 0,
+        },
+    };
+    insta::assert_json_snapshot!("target_found", target_field(found(), None));
+    // What was typed stays as typed when it is listed (picked) and when it is not (a text field).
+    let typed_listed = target_field(found(), Some("40"));
+    assert_eq!(typed_listed[0]["element"]["initial_option"]["value"], "40");
+    let typed_unlisted = target_field(found(), Some("12"));
+    assert_eq!(typed_unlisted[0]["element"]["type"], "plain_text_input");
+    assert_eq!(typed_unlisted[0]["element"]["initial_value"], "12");
+    assert!(
+        typed_unlisted[1]
+            .to_string()
+            .contains("`12`, as typed, is not among them")
+    );
+    let failed = Offer::Failed {
+        source,
+        why: "timed out after 10 s <kubectl>".into(),
+    };
+    insta::assert_json_snapshot!("target_discovery_failed", target_field(failed, None));
+}
+
 #[test]
 fn modals_are_valid_slack_views() {
     let story = Story::requested_with(policy(), Severity::High, None);
@@ -779,7 +840,7 @@ fn modals_are_valid_slack_views() {
         ..Default::default()
     };
     let catalog = form_catalog();
-    let request = request_modal(&catalog, &typed, "C0INCIDENTS");
+    let request = request_modal(&catalog, &typed, "C0INCIDENTS", &Default::default());
     insta::assert_json_snapshot!(request);
     let mut stopped = Story::requested(Severity::High, Some("bad deploy"))
         .approved()
@@ -798,8 +859,13 @@ fn modals_are_valid_slack_views() {
         drill: false,
         fallback_of: Some(RollbackId(1)),
     };
-    let fallback = fallback_modal(&stopped, &catalog, &fallback);
-    let nothing_chosen = request_modal(&catalog, &crate::domain::plan::Ask::default(), "C0INCIDENTS");
+    let fallback = fallback_modal(&stopped, &catalog, &fallback, &Default::default());
+    let nothing_chosen = request_modal(
+        &catalog,
+        &crate::domain::plan::Ask::default(),
+        "C0INCIDENTS",
+        &Default::default(),
+    );
     insta::assert_json_snapshot!(nothing_chosen);
     insta::assert_json_snapshot!(fallback);
     for view in [

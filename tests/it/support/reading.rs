@@ -155,6 +155,29 @@ impl Rollbot {
         updated.remove(0).1.body["view"].clone()
     }
 
+    /// `expect_form_redrawn`, once rollbot redrew the form in the background (a discovery
+    /// returning); fails after ten seconds.
+    pub async fn await_form_redrawn(&self) -> Value {
+        self.await_form_updates(1).await.remove(0)["view"].clone()
+    }
+
+    /// The next `n` redraws rollbot asked of Slack (`views.update` bodies: the hash they named,
+    /// and the view, which has its new `hash` where Slack took it), once there are `n`.
+    pub async fn await_form_updates(&self, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.unseen().iter().filter(|c| c.method == "views.update").count() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the form was not redrawn {n} time(s); Slack saw: {:#?}",
+                self.slack.calls()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let updates = self.take(|c| c.method == "views.update");
+        assert_eq!(updates.len(), n, "more redraws than expected: {updates:#?}");
+        updates.into_iter().map(|(_, c)| c.body).collect()
+    }
+
     /// `user` picks `value` in the select of `block` of the open form `view`, with the other
     /// fields as typed so far (block id → text), as Slack sends it when the select dispatches
     /// its action.
