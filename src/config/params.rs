@@ -123,6 +123,21 @@ pub(super) fn check_discoveries(
             );
             continue;
         }
+        let raw_templates = (discover.run.iter().flat_map(|run| run.get_ref().iter()))
+            .chain(discover.http.iter().map(|http| http.url.get_ref()))
+            .chain(discover.http.iter().flat_map(|http| http.headers.values()))
+            .chain(discover.env.values());
+        if raw_templates
+            .into_iter()
+            .any(|t| t.contains("params.") || t.contains("params["))
+        {
+            c.error(
+                span.clone(),
+                format!("runbook `{runbook}`: discovering `{name}` uses a parameter, and runs before any is given"),
+                Some("use the service's vars ({{ vars.deployment }}) and {{ service }}".into()),
+            );
+            continue;
+        }
         let before = c.errors.len();
         let checked = check_preflight(
             c,

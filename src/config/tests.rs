@@ -807,3 +807,76 @@ fn a_preflight_check_may_only_read() {
         assert!(found.contains(expected), "{expected}\nin\n{found}");
     }
 }
+
+#[test]
+fn a_discovery_is_checked_before_anyone_opens_a_form() {
+    let with = |discover: &str| {
+        MINIMAL.replace(
+            "params.target = { pattern = \"[0-9]+\" }",
+            &format!(
+                "[runbooks.k8s.params.target]\npattern = \"[0-9]+\"\n[runbooks.k8s.params.target.discover]\n{discover}"
+            ),
+        )
+    };
+    let kubectl = "run = [\"kubectl\", \"rollout\", \"history\", \"deployment/{{ vars.deployment }}\"]";
+    let good = with(&format!(
+        "{kubectl}\nlines = '^(?P<revision>[0-9]+)\\s+(?P<cause>.*)$'\nvalue = \"{{{{ entry.revision }}}}\"\nlisted = \"oldest-first\"\nskip_newest = true"
+    ));
+    let config = Config::parse("rollbot.toml", &good).unwrap();
+    let discovery = config.catalog.runbooks["k8s"].params["target"]
+        .discover
+        .as_ref()
+        .unwrap();
+    assert!(discovery.oldest_first && discovery.skip_newest);
+    assert_eq!(discovery.limit, 10, "ten unless it says");
+    assert!(
+        matches!(&discovery.source.kind, crate::domain::plan::StepKind::Command { timeout, .. } if timeout.as_secs() == 5),
+        "5 s unless it says: someone is looking at the form"
+    );
+    let read = "lines = '^(?P<revision>[0-9]+)'\nvalue = \"{{ entry.revision }}\"";
+    for (discover, expected) in [
+        (
+            read.to_owned(),
+            "parameter `target` discovers with neither or both of `run` and `http`",
+        ),
+        (
+            format!("{kubectl}\nhttp = {{ url = \"https://deploys.example.com/api\" }}\n{read}"),
+            "discovers with neither or both",
+        ),
+        (
+            format!("{kubectl}\nvalue = \"{{{{ entry.revision }}}}\""),
+            "discovering `target` needs one of `lines` (a regular expression) or `json` (a pointer)",
+        ),
+        (
+            format!("{kubectl}\nlines = '^[0-9]+'\nvalue = \"x\""),
+            "`lines` of discovering `target` has no named group",
+        ),
+        (
+            format!("{kubectl}\njson = \"items\"\nvalue = \"x\""),
+            "`json` of discovering `target` is not a JSON pointer",
+        ),
+        (
+            format!("{kubectl}\n{read}\nlisted = \"by date\""),
+            "`listed = \"by date\"` is neither \"oldest-first\" nor \"newest-first\"",
+        ),
+        (
+            format!("{kubectl}\n{read}\nlimit = 500"),
+            "`limit` of discovering `target` must be 1 to 100",
+        ),
+        (
+            format!("{kubectl}\n{read}\ntimeout = \"2m\""),
+            "discovering `target` may take at most 30 s",
+        ),
+        (
+            format!("run = [\"git\", \"log\", \"{{{{ params.target }}}}\"]\n{read}"),
+            "discovering `target` uses a parameter, and runs before any is given",
+        ),
+        (
+            format!("{kubectl}\n{read}\nlabel = \"{{{{ entry.revision \""),
+            "is not a valid template",
+        ),
+    ] {
+        let found = errors(&with(&discover)).join("\n");
+        assert!(found.contains(expected), "{expected}\nin\n{found}\nfor\n{discover}");
+    }
+}
