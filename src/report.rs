@@ -102,6 +102,10 @@ pub fn check(config: &Config) -> String {
                 } else {
                     format!("{p} one of {}", s.choices.join("|"))
                 };
+                let accepts = match &s.discover {
+                    Some(d) => format!("{accepts} offered from `{}`", discovery_source(&d.source.kind)),
+                    None => accepts,
+                };
                 match (&s.default, s.required) {
                     (Some(default), _) => format!("{accepts} (default {default})"),
                     (None, false) => format!("{accepts} (optional)"),
@@ -116,8 +120,12 @@ pub fn check(config: &Config) -> String {
         };
         let _ = writeln!(
             out,
-            "  {name}: {} step(s){params}{}",
+            "  {name}: {} step(s){}{params}{}",
             runbook.steps.len(),
+            match runbook.preflight.len() {
+                0 => String::new(),
+                n => format!(", {n} preflight check(s)"),
+            },
             runbook
                 .description
                 .as_deref()
@@ -276,4 +284,14 @@ fn secrets_in_argv(config: &Config) -> Vec<String> {
 #[cfg(test)]
 pub(crate) fn programs_not_found_for_tests(config: &Config, path: &std::ffi::OsStr) -> Vec<String> {
     programs_not_found(config, path)
+}
+
+/// What a discovery runs, as its template reads.
+fn discovery_source(kind: &crate::domain::plan::StepKind) -> String {
+    use crate::domain::plan::StepKind;
+    match kind {
+        StepKind::Command { run, .. } => run.join(" "),
+        StepKind::Http { url, .. } => format!("GET {url}"),
+        other => format!("{other:?}"),
+    }
 }

@@ -609,3 +609,143 @@ async fn a_drill_finished_in_the_form_is_still_a_drill() {
     let acks = bot.ephemerals(ALICE);
     assert!(acks[0].contains("It is a drill"), "{acks:?}");
 }
+
+/// A shipped example as the stories run it: its roles are the stories' people, and its
+/// discovery finds `tool` (a stand-in printing what the real one prints) first on its PATH.
+async fn example_with_tool(file: &str, section: &str, tool: &str, prints: &str) -> (tempfile::TempDir, Rollbot) {
+    let bin = tempfile::tempdir().unwrap();
+    let script = bin.path().join(tool);
+    std::fs::write(&script, format!("#!/bin/sh\ncat <<'OUT'\n{prints}\nOUT\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let example = std::fs::read_to_string(format!("{}/examples/runbooks/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let header = format!("[runbooks.{section}.params.target.discover]\n");
+    let config = example
+        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
+        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+        .replace(
+            &header,
+            &format!(
+                "{header}env = {{ PATH = \"{}:/usr/bin:/bin\" }}\n",
+                bin.path().display()
+            ),
+        );
+    assert!(config.contains("env = { PATH"), "{file} declares a discovery");
+    let bot = Rollbot::builder().config(|_| config).start().await;
+    (bin, bot)
+}
+
+fn offered_targets(view: &serde_json::Value) -> Vec<String> {
+    let target = view["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["block_id"] == "target")
+        .unwrap();
+    target["element"]["options"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no select: {view}"))
+        .iter()
+        .map(|o| o["text"]["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_kubernetes_and_helm_examples_offer_recent_revisions_in_the_form() {
+    // What `kubectl rollout history` and `helm history -o json` print (kubectl 1.31, helm 3.16).
+    let kubectl = "deployment.apps/checkout-api \nREVISION  CHANGE-CAUSE\n40        <none>\n41        kubectl set image deployment/checkout-api app=checkout:1.4.2\n42        kubectl set image deployment/checkout-api app=checkout:1.5.0\n";
+    let helm = r#"[{"revision":11,"updated":"2026-11-30T10:00:00.123+00:00","status":"superseded","chart":"search-2.3.0","app_version":"2.3.0","description":"Upgrade complete"},{"revision":12,"updated":"2026-12-01T09:30:00.456+00:00","status":"deployed","chart":"search-2.4.0","app_version":"2.4.0","description":"Upgrade complete"}]"#;
+    for (file, section, tool, prints, service, expected) in [
+        (
+            "kubernetes.toml",
+            "kubernetes",
+            "kubectl",
+            kubectl,
+            "checkout-api",
+            vec![
+                "41 · kubectl set image deployment/checkout-api app=checkout:1.4.2",
+                "40 · <none>",
+            ],
+        ),
+        (
+            "helm.toml",
+            "helm",
+            "helm",
+            helm,
+            "search",
+            vec!["11 · search-2.3.0 · superseded · 2026-11-30T10:00"],
+        ),
+    ] {
+        let (_bin, bot) = example_with_tool(file, section, tool, prints).await;
+        let said = bot.slash(ALICE, service).await;
+        assert!(said.starts_with("Opening a form"), "{said}");
+        let _looking = bot.expect_modal();
+        let offered = bot.await_form_redrawn().await;
+        assert_eq!(
+            offered_targets(&offered),
+            expected,
+            "{file}: newest first, without the running revision"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_git_revert_example_offers_the_branchs_last_commits() {
+    let scratch = tempfile::tempdir().unwrap();
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.com",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git must be installed");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let remote = scratch.path().join("remote.git");
+    let clone = scratch.path().join("clone");
+    git(scratch.path(), &["init", "-q", "--bare", remote.to_str().unwrap()]);
+    git(
+        scratch.path(),
+        &["clone", "-q", remote.to_str().unwrap(), clone.to_str().unwrap()],
+    );
+    for subject in ["Add checkout", "Bad merge: <drop> the cache"] {
+        git(&clone, &["commit", "-q", "--allow-empty", "-m", subject]);
+    }
+    git(&clone, &["push", "-q", "origin", "HEAD:main"]);
+    let shas = git(&clone, &["log", "--format=%h", "origin/main"]);
+    let example = std::fs::read_to_string(format!(
+        "{}/examples/runbooks/git-revert.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let config = example
+        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
+        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+        .replace("/srv/rollbot/clones/web", clone.to_str().unwrap());
+    let bot = Rollbot::builder().config(|_| config).start().await;
+    bot.slash(ALICE, "web").await;
+    let _looking = bot.expect_modal();
+    let offered = bot.await_form_redrawn().await;
+    let newest_first: Vec<String> = shas
+        .lines()
+        .zip(["Bad merge: <drop> the cache", "Add checkout"])
+        .map(|(sha, s)| format!("{sha} {s}"))
+        .collect();
+    assert_eq!(
+        offered_targets(&offered),
+        newest_first,
+        "the clone's branch as last fetched, newest first"
+    );
+}
