@@ -437,6 +437,10 @@ pub struct PlanStep {
     /// What a drill runs instead; `None`: a drill does not execute this step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<Box<StepAction>>,
+    /// It keeps a copy of what later steps change (`backup = true`): a destructive step's
+    /// confirmation says when it ran.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backup: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -459,6 +463,7 @@ impl PlanStep {
             on_failure: OnFailure::Abort,
             skippable: false,
             drill: None,
+            backup: false,
         }
     }
 
@@ -737,6 +742,7 @@ impl Catalog {
                         .as_ref()
                         .map(|d| d.render(&render, &render_url).map(Box::new))
                         .transpose()?,
+                    backup: step.backup,
                 })
             };
             rendered().map_err(|detail| Refusal::PlanTemplate {

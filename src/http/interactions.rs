@@ -149,7 +149,7 @@ async fn open_form(
         Err(refusal) => return engine.tell(&[answer_to(click, messages::refusal(&refusal).text)]).await,
     };
     let view = match form {
-        FormFor::Confirm { step } => messages::confirm_modal(&rollback, step),
+        FormFor::Confirm { step } => messages::confirm_modal(&rollback, step, engine.clock.now()),
         FormFor::Reject => messages::reject_modal(id),
         FormFor::PostUpdate => {
             let policy = &engine.config.policy;

@@ -492,3 +492,32 @@ async fn a_form_changed_before_discovery_returns_is_left_as_the_person_left_it()
     );
     assert_eq!(options(&current["view"], "target"), owned(&[("41", "41 · image-a")]));
 }
+
+#[tokio::test]
+async fn a_drill_is_preflighted_for_what_it_runs() {
+    let bot = Rollbot::start_with(|marker| {
+        with_preflight(marker).replace(
+            "no_backup_because = \"a test\"",
+            "no_backup_because = \"a test\"\ndrill = { run = [\"also-not-installed\", \"--list\", \"{{ params.target }}\"] }",
+        )
+    })
+    .await;
+    bot.slash(ALICE, "drill ledger to nightly.dump severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    let text = bot.card_now(&card).text;
+    let preflight: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("*Preflight*"))
+        .take_while(|l| !l.starts_with("*Plan*"))
+        .collect();
+    assert_eq!(
+        preflight[1..],
+        [
+            "❌ `also-not-installed` can be started: not found on rollbot's PATH: install it where rollbot runs",
+            "❌ The dump file exists: exited with code 1",
+            "✅ The scratch directory is there"
+        ],
+        "a drill checks the programs its overrides start (not the real steps' nor `sh` of a step it only shows), and the runbook's checks: {text}"
+    );
+}

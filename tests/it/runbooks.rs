@@ -355,6 +355,18 @@ async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
 
     bot.click(BOB, Button::Confirm(rb(1), 2)).await;
     let modal = bot.expect_modal();
+    let facts = modal["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert!(
+        facts.starts_with("🛟 *Backup*: step 2 *Safety copy of the current data* finished at")
+            && facts.contains("(0 min ago)")
+            && facts.contains(
+                "📊 *Rows now* (step 1, `orders`), which it may replace: public.order_items 150 · public.orders 50"
+            )
+            && facts.contains("*Checked before approval*\n")
+            && facts.contains("✅ The dump file is there: ")
+            && facts.contains("✅ The database answers"),
+        "what the person typing the phrase should know: {facts}"
+    );
     assert_eq!(
         bot.submit(BOB, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await,
         None

@@ -421,7 +421,20 @@ fn preflight_section(rollback: &Rollback) -> Option<String> {
             "*Preflight* ⏳ checking that the plan can run (programs, variables, the runbook's checks)…".into(),
         );
     };
-    let lines: Vec<String> = checks
+    let lines = preflight_lines(checks);
+    let failed = checks.iter().filter(|c| !c.passed()).count();
+    let head = match failed {
+        0 => "*Preflight*: every check passed.".to_owned(),
+        n => format!(
+            "*Preflight*: {n} check(s) failed. Fix them and request again, or approve knowing it (the approval records that)."
+        ),
+    };
+    Some(truncate(&format!("{head}\n{}", lines.join("\n")), MAX_SECTION_CHARS))
+}
+
+/// One line per preflight check: ✅ or ❌, its name and what it saw.
+pub(super) fn preflight_lines(checks: &[crate::domain::preflight::PreflightCheck]) -> Vec<String> {
+    checks
         .iter()
         .map(|check| {
             let mark = if check.passed() { "✅" } else { "❌" };
@@ -433,13 +446,5 @@ fn preflight_section(rollback: &Rollback) -> Option<String> {
             // Check names come from the runbook and may hold backticks of their own.
             format!("{mark} {}{detail}", escape(&check.name))
         })
-        .collect();
-    let failed = checks.iter().filter(|c| !c.passed()).count();
-    let head = match failed {
-        0 => "*Preflight*: every check passed.".to_owned(),
-        n => format!(
-            "*Preflight*: {n} check(s) failed. Fix them and request again, or approve knowing it (the approval records that)."
-        ),
-    };
-    Some(truncate(&format!("{head}\n{}", lines.join("\n")), MAX_SECTION_CHARS))
+        .collect()
 }

@@ -72,8 +72,66 @@ pub fn update_modal(rollback: &Rollback, page_open: bool) -> Value {
     })
 }
 
+/// What a person should know before typing a destructive step's phrase: when the copy that
+/// protects it was made, what the run counted before it, what was checked before approval.
+fn before_destroying(rollback: &Rollback, index: usize, now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut lines = vec![];
+    let backup = (0..index).rev().find(|i| rollback.plan.steps[*i].backup);
+    match backup {
+        None => lines.push("⚠️ *Backup*: no step before it keeps a copy in this plan.".to_owned()),
+        Some(i) => {
+            let name = escape(&rollback.plan.steps[i].name);
+            let record = rollback.steps.iter().rev().find(|s| s.index == i);
+            let line = match record.and_then(|r| r.result.as_ref().map(|result| (r, result))) {
+                Some((record, result)) if result.outcome == crate::domain::StepOutcome::Succeeded => {
+                    let done = record.started_at + chrono::Duration::milliseconds(result.duration_ms as i64);
+                    let minutes = (now - done).num_minutes().max(0);
+                    format!(
+                        "🛟 *Backup*: step {} *{name}* finished at {} ({minutes} min ago).",
+                        i + 1,
+                        hhmm(done)
+                    )
+                }
+                Some((_, result)) => format!(
+                    "⚠️ *Backup*: step {} *{name}* did not succeed ({}): there may be no copy.",
+                    i + 1,
+                    result.outcome.name().replace('_', " ")
+                ),
+                None => format!("⚠️ *Backup*: step {} *{name}* has not run in this rollback.", i + 1),
+            };
+            lines.push(line);
+        }
+    }
+    let counted = (0..index).rev().find_map(|i| {
+        rollback
+            .last_result(i)
+            .and_then(|r| r.snapshot.as_ref())
+            .map(|counts| (i, counts))
+    });
+    if let Some((i, counts)) = counted {
+        let tables: Vec<String> = counts
+            .counts
+            .iter()
+            .map(|(table, rows)| format!("{} {rows}", escape(table)))
+            .collect();
+        lines.push(format!(
+            "📊 *Rows now* (step {}, `{}`), which it may replace: {}",
+            i + 1,
+            escape(&counts.database),
+            tables.join(" · ")
+        ));
+    }
+    if let Some(checks) = rollback.preflight.as_deref().filter(|c| !c.is_empty()) {
+        lines.push(format!(
+            "*Checked before approval*\n{}",
+            super::card::preflight_lines(checks).join("\n")
+        ));
+    }
+    lines.join("\n")
+}
+
 /// The modal where a destructive step's phrase must be typed.
-pub fn confirm_modal(rollback: &Rollback, index: usize) -> Value {
+pub fn confirm_modal(rollback: &Rollback, index: usize, now: chrono::DateTime<chrono::Utc>) -> Value {
     let step = &rollback.plan.steps[index];
     let phrase = step.confirm.as_deref().unwrap_or_default();
     json!({
@@ -88,6 +146,7 @@ pub fn confirm_modal(rollback: &Rollback, index: usize) -> Value {
                 "Step {} *{}* is destructive. It will run:\n{}\nType `{}` to run it.",
                 index + 1, escape(&step.name), code_block(&step_line(&step.action)), escape(phrase)
             ), MAX_SECTION_CHARS)}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": truncate(&before_destroying(rollback, index, now), MAX_SECTION_CHARS)}},
             {
                 "type": "input",
                 "block_id": "phrase",

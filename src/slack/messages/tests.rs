@@ -870,7 +870,7 @@ fn modals_are_valid_slack_views() {
     insta::assert_json_snapshot!(fallback);
     for view in [
         reject_modal(RollbackId(1)),
-        confirm_modal(&paused, 3),
+        confirm_modal(&paused, 3, at(0)),
         request,
         fallback,
         nothing_chosen,
@@ -885,7 +885,7 @@ fn modals_are_valid_slack_views() {
             "{sent}"
         );
     }
-    insta::assert_json_snapshot!(confirm_modal(&paused, 3));
+    insta::assert_json_snapshot!(confirm_modal(&paused, 3, at(0)));
     for page_open in [true, false] {
         let view = update_modal(&story.rollback, page_open);
         let parsed: Result<slack_morphism::prelude::SlackView, _> = serde_json::from_value(view.clone());
@@ -1090,5 +1090,46 @@ fn steps_said_together_keep_every_step_and_what_they_printed() {
     assert!(
         message.contains("2. *Check &lt;table 1&gt;* — 🧪 not run (drill); it would run `kubectl rollout undo"),
         "{message}"
+    );
+}
+
+/// Before typing a full restore's phrase: when the safety copy was made, what the run counted,
+/// what preflight saw.
+#[test]
+fn a_destructive_confirmation_says_how_old_the_backup_is_and_what_it_replaces() {
+    let mut plan = crate::domain::fixtures::plan_with_gates();
+    plan.steps[0].name = "Safety copy of the current data".into();
+    plan.steps[0].backup = true;
+    let mut story = Story::requested_plan(policy(), Severity::Critical, None, plan);
+    story.rollback.preflight = Some(vec![crate::domain::preflight::PreflightCheck {
+        name: "The dump file is there".into(),
+        outcome: crate::domain::preflight::CheckOutcome::Passed,
+        detail: "1.2M, written 2026-12-01T02:07Z".into(),
+        duration_ms: 12,
+    }]);
+    let counted = StepResult {
+        snapshot: Some(crate::domain::rollback::RowCounts {
+            database: "orders".into(),
+            counts: [("orders".to_owned(), 1204), ("payments".to_owned(), 530)].into(),
+        }),
+        ..ok_result("")
+    };
+    let story = story
+        .act(&Actor::system(), Action::StartRun)
+        .step(0, ok_result(""))
+        .step(1, counted);
+    let started = story.rollback.steps[0].started_at;
+    let modal = confirm_modal(&story.rollback, 3, started + chrono::Duration::minutes(7));
+    let facts = modal["blocks"][1]["text"]["text"].as_str().unwrap().to_owned();
+    insta::assert_snapshot!(facts);
+    assert!(facts.contains("(6 min ago)"), "{facts}");
+
+    let unprotected = confirm_modal(&Story::paused_at_the_gate().rollback, 3, at(0));
+    assert!(
+        unprotected["blocks"][1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("⚠️ *Backup*: no step before it keeps a copy in this plan."),
+        "{unprotected}"
     );
 }
