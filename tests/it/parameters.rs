@@ -283,8 +283,7 @@ async fn a_failed_preflight_is_on_the_card_and_approving_over_it_is_asked_and_re
 /// A stand-in `kubectl` that answers `rollout history` as the real one does (oldest first,
 /// the running revision last) and records that it was asked.
 fn fake_kubectl(dir: &std::path::Path) {
-    let script = r#"#!/bin/sh
-echo "$@" >> "$(dirname "$0")/asked"
+    let script = r#"echo "$@" >> "$(dirname "$0")/asked"
 if [ "$1 $2" = "rollout history" ]; then
   echo "deployment.apps/checkout-api "
   echo "REVISION  CHANGE-CAUSE"
@@ -298,10 +297,7 @@ fi
 echo "error: unknown command \"$1\" for \"kubectl\"" >&2
 exit 1
 "#;
-    let path = dir.join("kubectl");
-    std::fs::write(&path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake_program(dir, "kubectl", script);
 }
 
 fn with_history(marker: &str, bin: &std::path::Path) -> String {
@@ -430,13 +426,11 @@ async fn the_form_opens_at_once_then_offers_the_revisions_kubectl_lists_newest_f
 async fn a_failing_discovery_says_why_and_leaves_the_target_to_type() {
     let bin = tempfile::tempdir().unwrap();
     // `kubectl` is there but the cluster is not: it fails as the real one does.
-    std::fs::write(
-        bin.path().join("kubectl"),
-        "#!/bin/sh\necho 'The connection to the server localhost:8080 was refused - did you specify the right host or port?' >&2\nexit 1\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(bin.path().join("kubectl"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake_program(
+        bin.path(),
+        "kubectl",
+        "echo 'The connection to the server localhost:8080 was refused - did you specify the right host or port?' >&2\nexit 1\n",
+    );
     let bot = Rollbot::start_with(|marker| with_history(marker, bin.path())).await;
     bot.slash(ALICE, "storefront").await;
     let _looking = bot.expect_modal();
@@ -450,7 +444,7 @@ async fn a_failing_discovery_says_why_and_leaves_the_target_to_type() {
     assert_eq!(target["element"]["type"], "plain_text_input");
     assert!(
         failed["blocks"].to_string().contains(
-            "⚠️ Could not list recent values with `kubectl rollout history deployment/checkout-api -n shop`: exited with code 1: The connection to the server localhost:8080 was refused - did you specify the right host or port?. Type the value."
+            "⚠️ Could not list recent values with `kubectl rollout history deployment/checkout-api -n shop` (exited with code 1: The connection to the server localhost:8080 was refused - did you specify the right host or port?). Type the value."
         ),
         "{failed}"
     );
@@ -459,13 +453,11 @@ async fn a_failing_discovery_says_why_and_leaves_the_target_to_type() {
 #[tokio::test]
 async fn a_form_changed_before_discovery_returns_is_left_as_the_person_left_it() {
     let bin = tempfile::tempdir().unwrap();
-    std::fs::write(
-        bin.path().join("kubectl"),
-        "#!/bin/sh\nsleep 0.5\necho '41 image-a'\necho '42 image-b'\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(bin.path().join("kubectl"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake_program(
+        bin.path(),
+        "kubectl",
+        "sleep 0.5\necho '41 image-a'\necho '42 image-b'\n",
+    );
     let bot = Rollbot::start_with(|marker| with_history(marker, bin.path())).await;
     bot.slash(ALICE, "storefront").await;
     let form = bot.expect_modal();

@@ -626,10 +626,7 @@ async fn a_drill_finished_in_the_form_is_still_a_drill() {
 /// discovery finds `tool` (a stand-in printing what the real one prints) first on its PATH.
 async fn example_with_tool(file: &str, section: &str, tool: &str, prints: &str) -> (tempfile::TempDir, Rollbot) {
     let bin = tempfile::tempdir().unwrap();
-    let script = bin.path().join(tool);
-    std::fs::write(&script, format!("#!/bin/sh\ncat <<'OUT'\n{prints}\nOUT\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake_program(bin.path(), tool, &format!("cat <<'OUT'\n{prints}\nOUT\n"));
     let example = std::fs::read_to_string(format!("{}/examples/runbooks/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let header = format!("[runbooks.{section}.params.target.discover]\n");
     let config = example

@@ -457,11 +457,11 @@ fn offer_line(service: &str, name: &str, offer: &Offer, given: Option<&String>) 
             )
         }
         Offer::Failed { source, why } if source.is_empty() => {
-            format!("⚠️ Could not list recent values: {}. Type the value.", escape(why))
+            format!("⚠️ Could not list recent values ({}). Type the value.", escape(why))
         }
         Offer::Failed { source, why } => {
             format!(
-                "⚠️ Could not list recent values with `{}`: {}. Type the value.",
+                "⚠️ Could not list recent values with `{}` ({}). Type the value.",
                 escape(source),
                 escape(why)
             )

@@ -667,6 +667,14 @@ impl Drop for Rollbot {
     }
 }
 
+/// Writes an executable shell script `name` into `dir`: a stand-in for a tool a runbook calls.
+pub fn fake_program(dir: &std::path::Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Rollback `RB-n`, for a button.
 pub fn rb(n: i64) -> rollbot::domain::RollbackId {
     rollbot::domain::RollbackId(n)
