@@ -9,7 +9,16 @@ use crate::outbound::HttpClient;
 /// How much of a discovery's output is read: enough for a hundred entries of JSON.
 const OUTPUT_BYTES: usize = 256 * 1024;
 
+/// Discoveries running at once in this process; more wait their turn, so that many people
+/// opening forms at once cannot start programs without bound.
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
 impl Engine {
+    /// Whether `actor` may file requests here, and so have a form's discoveries run for them.
+    pub fn may_request(&self, actor: &crate::domain::Actor) -> bool {
+        crate::domain::decide::may_request(actor, &self.config.policy).is_ok()
+    }
+
     /// What the form shows for `param` while discovery runs; `None` when it declares none.
     pub fn discovery_pending(&self, service: &str, runbook: &str, param: &str) -> Option<Offer> {
         let found = self.config.catalog.discovery(service, runbook, param)?;
@@ -39,7 +48,10 @@ impl Engine {
         let source = discovery::source_words(&action);
         let client = HttpClient::new().map_err(|e| format!("no HTTP client: {e:#}"));
         let about = [("ROLLBOT_SERVICE", service.to_owned())];
-        let result = run_reading(self, client.as_ref(), &about, &action, OUTPUT_BYTES).await;
+        let result = {
+            let _turn = RUNNING.acquire().await.ok();
+            run_reading(self, client.as_ref(), &about, &action, OUTPUT_BYTES).await
+        };
         let offer = if result.outcome != StepOutcome::Succeeded {
             let said = result.output_tail.lines().last().unwrap_or_default().trim();
             let why = match (&result.detail, result.exit_code) {

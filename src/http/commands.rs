@@ -71,7 +71,7 @@ pub(super) async fn handle_command(
     Ok(match parsed {
         Command::Help if command.text.trim().is_empty() => {
             let args = RequestArgs::default();
-            complete_in_form(state, command, &args, "service and severity")
+            complete_in_form(state, command, &actor, &args, "service and severity")
                 .await
                 .unwrap_or_else(messages::help)
         }
@@ -83,7 +83,7 @@ pub(super) async fn handle_command(
         },
 
         Command::Request(args) if args.severity.is_none() => {
-            complete_in_form(state, command, &args, "severity missing")
+            complete_in_form(state, command, &actor, &args, "severity missing")
                 .await
                 .unwrap_or_else(|| messages::severity_missing(&args))
         }
@@ -93,7 +93,7 @@ pub(super) async fn handle_command(
         {
             Ok(rollback) => messages::request_acknowledged(&rollback, &engine.config.roles),
             Err(Refusal::MissingParam { runbook, name, help }) => {
-                complete_in_form(state, command, &args, &format!("{name} missing"))
+                complete_in_form(state, command, &actor, &args, &format!("{name} missing"))
                     .await
                     .unwrap_or_else(|| messages::refusal(&Refusal::MissingParam { runbook, name, help }))
             }
@@ -133,6 +133,7 @@ pub(super) async fn handle_command(
 pub(super) async fn complete_in_form(
     state: &HttpState,
     command: &SlashCommand,
+    actor: &Actor,
     args: &RequestArgs,
     missing: &str,
 ) -> Option<Message> {
@@ -141,6 +142,7 @@ pub(super) async fn complete_in_form(
         ask: args.ask(),
         channel: command.channel_id.clone(),
         fallback: None,
+        may_look_up: state.engine.may_request(actor),
     };
     match form.open(state, trigger).await {
         Ok(()) => Some(messages::form_opened(missing)),

@@ -181,6 +181,7 @@ async fn open_fallback_form(
         ask,
         channel: stopped.request.channel.0.clone(),
         fallback: Some(stopped),
+        may_look_up: engine.may_request(actor),
     };
     if let Err(error) = form.open(state, trigger).await {
         tracing::warn!(%error, "could not open the fallback form");

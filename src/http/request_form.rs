@@ -33,6 +33,8 @@ pub(super) struct RequestForm {
     pub channel: String,
     /// The stopped rollback whose fallback this form files.
     pub fallback: Option<crate::domain::Rollback>,
+    /// Discoveries run only for someone who may request: they start programs.
+    pub may_look_up: bool,
 }
 
 impl RequestForm {
@@ -49,7 +51,10 @@ impl RequestForm {
     pub fn pending(&self, engine: &Engine) -> Offers {
         let catalog = &engine.config.catalog;
         let plan = &self.ask.plan;
-        let Some(runbook) = catalog.runbook_for_form(&plan.service, plan.runbook.as_deref()) else {
+        let Some(runbook) = catalog
+            .runbook_for_form(&plan.service, plan.runbook.as_deref())
+            .filter(|_| self.may_look_up)
+        else {
             return Offers::new();
         };
         let Some(spec) = catalog.runbooks.get(runbook) else {
@@ -138,20 +143,19 @@ pub(super) async fn redraw_request_form(state: &HttpState, change: inbound::Form
         // Another service: start from its default runbook, not the one picked for the last.
         ask.plan.runbook = None;
     }
+    let actor = state.directory.actor(&change.user_id, change.team_id.as_deref()).await;
     let fallback = match fallback_of {
-        Some(id) => {
-            let actor = state.directory.actor(&change.user_id, change.team_id.as_deref()).await;
-            match engine.fallback_form(id, &actor).await {
-                Ok(Ok((stopped, _))) => Some(stopped),
-                _ => None,
-            }
-        }
+        Some(id) => match engine.fallback_form(id, &actor).await {
+            Ok(Ok((stopped, _))) => Some(stopped),
+            _ => None,
+        },
         None => None,
     };
     let form = RequestForm {
         ask,
         channel: channel.0,
         fallback,
+        may_look_up: engine.may_request(&actor),
     };
     let pending = form.pending(engine);
     match state

@@ -513,3 +513,24 @@ async fn a_drill_is_preflighted_for_what_it_runs() {
         "a drill checks the programs its overrides start (not the real steps' nor `sh` of a step it only shows), and the runbook's checks: {text}"
     );
 }
+
+#[tokio::test]
+async fn a_form_opened_by_someone_who_may_not_request_starts_no_lookup() {
+    let bin = tempfile::tempdir().unwrap();
+    fake_kubectl(bin.path());
+    let bot = Rollbot::start_with(|marker| {
+        with_history(marker, bin.path()).replace(
+            "anyone_may_request = true",
+            "anyone_may_request = false\nrequesters = [\"on_call\"]",
+        )
+    })
+    .await;
+    bot.slash(MALLORY, "storefront").await;
+    let form = bot.expect_modal();
+    assert!(!form["blocks"].to_string().contains("Looking up"), "{form}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !bin.path().join("asked").exists(),
+        "no program started for someone whose request would be refused"
+    );
+}
