@@ -619,6 +619,8 @@ fn button(control: Button, label: &str, style: Option<&str>) -> Value {
 }
 
 #[cfg(test)]
+mod form_tests;
+#[cfg(test)]
 mod properties;
 #[cfg(test)]
 mod tests;
