@@ -164,47 +164,8 @@ pub(super) fn check_discoveries(
             );
             continue;
         }
-        let reading = match (&discover.lines, &discover.json) {
-            (Some(lines), None) => match Regex::new(lines.get_ref()) {
-                Ok(pattern) if pattern.capture_names().flatten().next().is_some() => {
-                    crate::domain::discovery::Reading::Lines(pattern)
-                }
-                Ok(_) => {
-                    c.error(
-                        lines.span(),
-                        format!("`lines` of discovering `{name}` has no named group"),
-                        Some("name what a line holds, e.g. '^(?P<revision>[0-9]+)\\s+(?P<cause>.*)$', and use it as {{ entry.revision }}".into()),
-                    );
-                    continue;
-                }
-                Err(e) => {
-                    c.error(
-                        lines.span(),
-                        format!("`lines` of discovering `{name}` is not a valid regular expression: {e}"),
-                        None,
-                    );
-                    continue;
-                }
-            },
-            (None, Some(pointer)) if pointer.get_ref().is_empty() || pointer.get_ref().starts_with('/') => {
-                crate::domain::discovery::Reading::Json(pointer.get_ref().clone())
-            }
-            (None, Some(pointer)) => {
-                c.error(
-                    pointer.span(),
-                    format!("`json` of discovering `{name}` is not a JSON pointer"),
-                    Some("\"\" for the whole output, or a path like \"/items\"".into()),
-                );
-                continue;
-            }
-            _ => {
-                c.error(
-                    span.clone(),
-                    format!("runbook `{runbook}`: discovering `{name}` needs one of `lines` (a regular expression) or `json` (a pointer)"),
-                    None,
-                );
-                continue;
-            }
+        let Some(reading) = discovery_reading(c, runbook, name, &span, discover) else {
+            continue;
         };
         let mut templates_valid = true;
         for template in std::iter::once(&discover.value).chain(discover.label.as_ref()) {
@@ -260,6 +221,59 @@ pub(super) fn check_discoveries(
             limit,
         });
     }
+}
+
+/// How a discovery's output reads into entries: `lines` (a regular expression that names what
+/// a line holds) or `json` (a pointer to a list); `None` after saying what is wrong.
+fn discovery_reading(
+    c: &mut Checker,
+    runbook: &str,
+    name: &str,
+    span: &std::ops::Range<usize>,
+    discover: &RawDiscover,
+) -> Option<crate::domain::discovery::Reading> {
+    Some(match (&discover.lines, &discover.json) {
+        (Some(lines), None) => match Regex::new(lines.get_ref()) {
+            Ok(pattern) if pattern.capture_names().flatten().next().is_some() => {
+                crate::domain::discovery::Reading::Lines(pattern)
+            }
+            Ok(_) => {
+                c.error(
+                    lines.span(),
+                    format!("`lines` of discovering `{name}` has no named group"),
+                    Some("name what a line holds, e.g. '^(?P<revision>[0-9]+)\\s+(?P<cause>.*)$', and use it as {{ entry.revision }}".into()),
+                );
+                return None;
+            }
+            Err(e) => {
+                c.error(
+                    lines.span(),
+                    format!("`lines` of discovering `{name}` is not a valid regular expression: {e}"),
+                    None,
+                );
+                return None;
+            }
+        },
+        (None, Some(pointer)) if pointer.get_ref().is_empty() || pointer.get_ref().starts_with('/') => {
+            crate::domain::discovery::Reading::Json(pointer.get_ref().clone())
+        }
+        (None, Some(pointer)) => {
+            c.error(
+                pointer.span(),
+                format!("`json` of discovering `{name}` is not a JSON pointer"),
+                Some("\"\" for the whole output, or a path like \"/items\"".into()),
+            );
+            return None;
+        }
+        _ => {
+            c.error(
+                span.clone(),
+                format!("runbook `{runbook}`: discovering `{name}` needs one of `lines` (a regular expression) or `json` (a pointer)"),
+                None,
+            );
+            return None;
+        }
+    })
 }
 
 /// How long a discovery runs unless it says, and at most: the form waits for it.

@@ -21,6 +21,12 @@ pub struct Thread<'a> {
     pub broadcast: bool,
 }
 
+/// A view rollbot built, in Slack's model: refused here if the model rejects it, before any call.
+fn slack_view(view: &serde_json::Value) -> Result<SlackView, CallError> {
+    serde_json::from_value(view.clone())
+        .map_err(|e| CallError::Permanent(format!("rollbot built a view Slack's model rejects: {e}")))
+}
+
 /// A form as Slack holds it: what a redraw names.
 #[derive(Debug, Clone)]
 pub struct OpenView {
@@ -251,8 +257,7 @@ impl SlackApi {
         hash: Option<&str>,
         view: &serde_json::Value,
     ) -> Result<OpenView, CallError> {
-        let view: SlackView = serde_json::from_value(view.clone())
-            .map_err(|e| CallError::Permanent(format!("rollbot built a view Slack's model rejects: {e}")))?;
+        let view = slack_view(view)?;
         let request = SlackApiViewsUpdateRequest {
             view,
             external_id: None,
@@ -272,8 +277,7 @@ impl SlackApi {
 
     /// Opens a form on `trigger_id`; answers its id and hash, for redrawing it later.
     pub async fn open_view(&self, trigger_id: &str, view: &serde_json::Value) -> Result<OpenView, CallError> {
-        let view: SlackView = serde_json::from_value(view.clone())
-            .map_err(|e| CallError::Permanent(format!("rollbot built a view Slack's model rejects: {e}")))?;
+        let view = slack_view(view)?;
         let request = SlackApiViewsOpenRequest::new(SlackTriggerId(trigger_id.to_owned()), view);
         // Slack's trigger lives 3 s and we are answering a request meanwhile: no point waiting longer.
         let opened = self
