@@ -534,3 +534,41 @@ async fn a_form_opened_by_someone_who_may_not_request_starts_no_lookup() {
         "no program started for someone whose request would be refused"
     );
 }
+
+#[tokio::test]
+async fn many_forms_at_once_run_at_most_eight_lookups_at_a_time_and_each_gets_its_values() {
+    let bin = tempfile::tempdir().unwrap();
+    // Each run notes how many runs are going on as it starts, and lasts long enough to overlap.
+    fake_program(
+        bin.path(),
+        "kubectl",
+        r#"here="$(dirname "$0")"
+mkdir "$here/running.$$"
+ls -d "$here"/running.* | wc -l >> "$here/seen"
+sleep 0.4
+rmdir "$here/running.$$"
+echo '41 image-a'
+echo '42 image-b'
+"#,
+    );
+    let bot = Rollbot::start_with(|marker| with_history(marker, bin.path())).await;
+    let forms = 12;
+    futures_util::future::join_all((0..forms).map(|_| bot.slash(ALICE, "storefront"))).await;
+    for form in bot.expect_modals(forms) {
+        assert!(form["blocks"].to_string().contains("⏳ Looking up"), "{form}");
+    }
+    let offered = bot.await_form_updates(forms).await;
+    for update in &offered {
+        assert_eq!(options(&update["view"], "target"), owned(&[("41", "41 · image-a")]));
+    }
+    let peak = std::fs::read_to_string(bin.path().join("seen"))
+        .unwrap()
+        .lines()
+        .map(|n| n.trim().parse::<usize>().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        (2..=8).contains(&peak),
+        "lookups overlapped ({peak} at once at most), and never more than eight"
+    );
+}

@@ -133,14 +133,19 @@ impl Rollbot {
 
     /// The next modal rollbot opened (`views.open`), for the person who clicked.
     pub fn expect_modal(&self) -> Value {
-        let mut opened = self.take(|c| c.method == "views.open");
+        self.expect_modals(1).remove(0)
+    }
+
+    /// The `n` modals opened since the last look.
+    pub fn expect_modals(&self, n: usize) -> Vec<Value> {
+        let opened = self.take(|c| c.method == "views.open");
         assert_eq!(
             opened.len(),
-            1,
-            "expected one modal; Slack saw: {:#?}",
+            n,
+            "expected {n} modal(s); Slack saw: {:#?}",
             self.slack.calls()
         );
-        opened.remove(0).1.body["view"].clone()
+        opened.into_iter().map(|(_, c)| c.body["view"].clone()).collect()
     }
 
     /// The open form as rollbot last redrew it (`views.update`), with its id and new hash.
