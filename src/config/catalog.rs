@@ -303,6 +303,7 @@ fn check_step(
         drill,
         backup: step.backup,
         verify: step.verify,
+        loses: check_loses(c, name, step, databases, own_secrets, placeholder_params),
     };
     check_backup_before(c, name, step, &template, earlier);
     // Templates may only use params here; vars are checked per service below.
@@ -345,6 +346,45 @@ fn check_step(
     Some(template)
 }
 
+/// A destructive step's `loses`: a command or GET that only reads, checked as a preflight
+/// check is, and which may use the request's parameters (the plan is frozen when it runs).
+fn check_loses(
+    c: &mut Checker,
+    name: &str,
+    step: &RawStep,
+    databases: &BTreeMap<String, String>,
+    own_secrets: &[(String, &str)],
+    placeholder_params: &BTreeMap<String, String>,
+) -> Option<StepKind> {
+    let loses = step.loses.as_ref()?;
+    let step_name = step.name.get_ref();
+    if !step.destructive {
+        c.error(
+            loses.span(),
+            format!("step `{step_name}` counts what it `loses` but is not `destructive = true`"),
+            Some("only a destructive step's confirmation shows what it would undo".into()),
+        );
+        return None;
+    }
+    let raw = loses.get_ref();
+    if raw.run.is_some() == raw.http.is_some() {
+        c.error(
+            loses.span(),
+            format!("step `{step_name}`: `loses` needs one of `run` and `http`"),
+            Some("for example run = [\"psql\", …] printing \"orders: +1204 rows since the dump\"".into()),
+        );
+        return None;
+    }
+    let as_check = raw.as_step(Spanned::new(loses.span(), format!("what {step_name} loses")));
+    let before = c.errors.len();
+    let checked = check_preflight(c, name, &[as_check], databases, own_secrets, placeholder_params);
+    checked
+        .into_iter()
+        .next()
+        .filter(|_| c.errors.len() == before)
+        .map(|t| t.kind)
+}
+
 /// A runbook's preflight checks: steps that only read (a command, a GET or HEAD, a health
 /// check, an SQL assertion), with a short default timeout, and none of a step's controls.
 pub(super) fn check_preflight(
@@ -363,6 +403,7 @@ pub(super) fn check_preflight(
             ("confirm", step.confirm.is_some()),
             ("backup", step.backup),
             ("no_backup_because", step.no_backup_because.is_some()),
+            ("loses", step.loses.is_some()),
             ("verify", step.verify),
             ("retries", step.retries > 0),
             ("on_failure", step.on_failure.is_some()),

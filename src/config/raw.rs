@@ -162,35 +162,68 @@ pub(super) struct RawDiscoverHttp {
 impl RawDiscover {
     /// The command or GET it runs, as a step to check like a preflight check.
     pub(super) fn as_step(&self, name: Spanned<String>) -> RawStep {
-        RawStep {
-            name,
-            run: self.run.clone(),
-            gate: None,
-            http: self.http.as_ref().map(|http| RawHttp {
-                method: Spanned::new(0..0, "GET".to_owned()),
-                url: http.url.clone(),
-                headers: http.headers.clone(),
-                json: None,
-                expect_status: vec![200],
-            }),
-            health: None,
-            sql: None,
-            notify: None,
-            statuspage: None,
-            destructive: false,
-            confirm: None,
-            backup: false,
-            no_backup_because: None,
-            verify: false,
-            env: self.env.clone(),
-            workdir: self.workdir.clone(),
-            timeout: self.timeout.clone(),
-            retries: 0,
-            retry_delay: None,
-            on_failure: None,
-            skippable: false,
-            drill: None,
-        }
+        reading_step(name, &self.run, &self.http, &self.env, &self.workdir, &self.timeout)
+    }
+}
+
+/// `[runbooks.X.steps.loses]` of a destructive step: a read-only command or GET that says what
+/// the step would undo ("orders: +1,204 rows since the dump"), run when its confirmation opens.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLoses {
+    pub(super) run: Option<Spanned<Vec<String>>>,
+    pub(super) http: Option<RawDiscoverHttp>,
+    #[serde(default)]
+    pub(super) env: BTreeMap<String, String>,
+    pub(super) workdir: Option<String>,
+    pub(super) timeout: Option<Spanned<String>>,
+}
+
+impl RawLoses {
+    /// The command or GET it runs, as a step to check like a preflight check.
+    pub(super) fn as_step(&self, name: Spanned<String>) -> RawStep {
+        reading_step(name, &self.run, &self.http, &self.env, &self.workdir, &self.timeout)
+    }
+}
+
+/// A command or GET that only reads, as a step that `check_preflight` can check.
+fn reading_step(
+    name: Spanned<String>,
+    run: &Option<Spanned<Vec<String>>>,
+    http: &Option<RawDiscoverHttp>,
+    env: &BTreeMap<String, String>,
+    workdir: &Option<String>,
+    timeout: &Option<Spanned<String>>,
+) -> RawStep {
+    RawStep {
+        name,
+        run: run.clone(),
+        gate: None,
+        http: http.as_ref().map(|http| RawHttp {
+            method: Spanned::new(0..0, "GET".to_owned()),
+            url: http.url.clone(),
+            headers: http.headers.clone(),
+            json: None,
+            expect_status: vec![200],
+        }),
+        health: None,
+        sql: None,
+        notify: None,
+        statuspage: None,
+        destructive: false,
+        confirm: None,
+        backup: false,
+        no_backup_because: None,
+        loses: None,
+        verify: false,
+        env: env.clone(),
+        workdir: workdir.clone(),
+        timeout: timeout.clone(),
+        retries: 0,
+        retry_delay: None,
+        on_failure: None,
+        skippable: false,
+        drill: None,
     }
 }
 
@@ -213,6 +246,8 @@ pub(super) struct RawStep {
     pub(super) backup: bool,
     /// A destructive step with no backup before it says why none is needed.
     pub(super) no_backup_because: Option<Spanned<String>>,
+    /// A destructive step's count of what it would undo, shown when it is confirmed.
+    pub(super) loses: Option<Spanned<RawLoses>>,
     /// A command step that checks rather than changes (`kubectl rollout status`).
     #[serde(default)]
     pub(super) verify: bool,

@@ -753,6 +753,68 @@ fn a_destructive_step_needs_a_backup_before_it_or_a_reason_why_not() {
     );
 }
 
+/// `loses`: what a destructive step would undo, counted read-only when its confirmation opens,
+/// with the request's parameters; only on a destructive step, and only a command or a GET.
+#[test]
+fn a_destructive_step_may_count_what_it_would_undo() {
+    let backed_up = RESTORE
+        .replace("name = \"Copy\"\n", "name = \"Copy\"\nbackup = true\n")
+        .replace(
+            "[runbooks.restore]\n",
+            "[runbooks.restore]\nparams.target = { pattern = \"[0-9]+\" }\n",
+        );
+    let counting = |table: &str| backed_up.replace("destructive = true\n", &format!("destructive = true\n{table}\n"));
+    let config = Config::parse(
+        "rollbot.toml",
+        &counting("loses = { run = [\"count-since\", \"/backups/{{ params.target }}.dump\"] }"),
+    )
+    .unwrap();
+    let plan = freeze(&config, &[]).unwrap();
+    assert!(
+        matches!(plan.steps[1].loses.as_deref(), Some(crate::domain::StepAction::Command { argv, timeout_secs: 10, .. }) if argv[1] == "/backups/41.dump"),
+        "frozen with the plan, 10 s unless it says: {:?}",
+        plan.steps[1]
+    );
+    assert!(plan.steps[0].loses.is_none());
+    for (loses, expected) in [
+        (
+            "loses = { env = { A = \"b\" } }",
+            "step `Restore`: `loses` needs one of `run` and `http`",
+        ),
+        (
+            "loses = { run = [\"x\"], http = { url = \"https://api.example.com/n\" } }",
+            "step `Restore`: `loses` needs one of `run` and `http`",
+        ),
+        ("loses = { run = [\"x\"], method = \"POST\" }", "unknown field `method`"),
+        ("loses = { run = [\"x\"], timeout = \"soon\" }", "soon"),
+    ] {
+        let found = errors(&counting(loses)).join("\n");
+        assert!(found.contains(expected), "{loses}: {expected}\nin\n{found}");
+    }
+    let misplaced = backed_up.replace(
+        "name = \"Check\"\n",
+        "name = \"Check\"\nloses = { run = [\"count\"] }\n",
+    );
+    assert!(
+        errors(&misplaced)
+            .join("\n")
+            .contains("step `Check` counts what it `loses` but is not `destructive = true`"),
+        "{:?}",
+        errors(&misplaced)
+    );
+    let preflight = backed_up.replace(
+        "[[runbooks.restore.steps]]\nname = \"Copy\"",
+        "[[runbooks.restore.preflight]]\nname = \"P\"\nrun = [\"true\"]\nloses = { run = [\"count\"] }\n\n[[runbooks.restore.steps]]\nname = \"Copy\"",
+    );
+    assert!(
+        errors(&preflight)
+            .join("\n")
+            .contains("preflight check `P` takes no `loses`"),
+        "{:?}",
+        errors(&preflight)
+    );
+}
+
 #[test]
 fn check_warns_of_a_runbook_whose_last_change_nothing_checks() {
     let backed_up = RESTORE.replace("name = \"Copy\"\n", "name = \"Copy\"\nbackup = true\n");

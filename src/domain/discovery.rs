@@ -253,6 +253,7 @@ mod tests {
                 drill: None,
                 backup: false,
                 verify: false,
+                loses: None,
             },
             reading,
             value: value.into(),

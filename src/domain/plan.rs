@@ -81,6 +81,8 @@ pub struct StepTemplate {
     pub backup: bool,
     /// A command that checks rather than changes (`verify = true`).
     pub verify: bool,
+    /// A destructive step's read-only count of what it would undo (`loses`).
+    pub loses: Option<StepKind>,
 }
 
 /// What happens to the run when a step fails after its retries.
@@ -382,6 +384,7 @@ impl StepTemplate {
     pub fn templates(&self) -> Vec<&String> {
         let mut all = self.kind.templates();
         all.extend(self.drill.iter().flat_map(StepKind::templates));
+        all.extend(self.loses.iter().flat_map(StepKind::templates));
         all.extend(self.confirm.iter());
         all
     }
@@ -441,6 +444,10 @@ pub struct PlanStep {
     /// confirmation says when it ran.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub backup: bool,
+    /// What a destructive step runs, read-only, when its confirmation opens, to say what it
+    /// would undo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loses: Option<Box<StepAction>>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -464,6 +471,7 @@ impl PlanStep {
             skippable: false,
             drill: None,
             backup: false,
+            loses: None,
         }
     }
 
@@ -743,6 +751,11 @@ impl Catalog {
                         .map(|d| d.render(&render, &render_url).map(Box::new))
                         .transpose()?,
                     backup: step.backup,
+                    loses: step
+                        .loses
+                        .as_ref()
+                        .map(|l| l.render(&render, &render_url).map(Box::new))
+                        .transpose()?,
                 })
             };
             rendered().map_err(|detail| Refusal::PlanTemplate {

@@ -38,3 +38,36 @@ pub fn failed(checks: &[PreflightCheck]) -> Vec<String> {
 pub fn shown(declared: usize, checks: Option<&[PreflightCheck]>) -> bool {
     declared > 0 || checks.is_some_and(|checks| checks.iter().any(|c| !c.passed()))
 }
+
+/// What a destructive step's `loses` check says, for the form where its phrase is typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Losses {
+    /// The step declares no count.
+    Undeclared,
+    /// The count runs; the form is redrawn when it ends.
+    Counting { source: String },
+    /// What it printed, its last lines.
+    Counted { source: String, lines: Vec<String> },
+    /// It failed or timed out: why, so that nobody reads silence as "nothing lost".
+    Failed { source: String, why: String },
+}
+
+/// How many lines of a count the form shows, and how long each may be.
+const LOSS_LINES: usize = 12;
+const LOSS_LINE_CHARS: usize = 200;
+
+impl Losses {
+    /// The lines of a count's output worth showing: its last non-empty ones, shortened.
+    pub fn counted(source: String, output: &str) -> Losses {
+        let lines: Vec<&str> = output
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let shown = lines[lines.len().saturating_sub(LOSS_LINES)..]
+            .iter()
+            .map(|l| crate::text::truncate(l, LOSS_LINE_CHARS))
+            .collect();
+        Losses::Counted { source, lines: shown }
+    }
+}

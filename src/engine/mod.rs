@@ -6,6 +6,7 @@ pub mod delivery;
 mod discovery;
 pub mod executor;
 mod fallback;
+mod losses;
 mod preflight;
 pub mod proposals;
 mod reads;

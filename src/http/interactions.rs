@@ -149,7 +149,7 @@ async fn open_form(
         Err(refusal) => return engine.tell(&[answer_to(click, messages::refusal(&refusal).text)]).await,
     };
     let view = match form {
-        FormFor::Confirm { step } => messages::confirm_modal(&rollback, step, engine.clock.now()),
+        FormFor::Confirm { step } => return open_confirmation(state, click, rollback, step).await,
         FormFor::Reject => messages::reject_modal(id),
         FormFor::PostUpdate => {
             let policy = &engine.config.policy;
@@ -157,6 +157,43 @@ async fn open_form(
         }
     };
     open_modal(state, click, view).await
+}
+
+/// Opens a destructive step's confirmation at once (the trigger lasts three seconds), then
+/// runs its `loses` count and redraws it with what the count said. A form closed or submitted
+/// meanwhile is left as it is.
+async fn open_confirmation(
+    state: &HttpState,
+    click: &inbound::ButtonClick,
+    rollback: crate::domain::Rollback,
+    step: usize,
+) -> anyhow::Result<()> {
+    let engine = &state.engine;
+    let Some(trigger) = click.trigger_id.as_deref() else {
+        anyhow::bail!("the click carried no trigger_id to open a modal with");
+    };
+    let pending = engine.losses_pending(&rollback, step);
+    let view = messages::confirm_modal(&rollback, step, engine.clock.now(), &pending);
+    let opened = match state.slack.open_view(trigger, &view).await {
+        Ok(opened) => opened,
+        Err(error) => {
+            tracing::warn!(%error, "could not open a confirmation");
+            return engine.tell(&[answer_to(click, messages::modal_failed().text)]).await;
+        }
+    };
+    if pending == crate::domain::preflight::Losses::Undeclared {
+        return Ok(());
+    }
+    let engine = engine.clone();
+    let slack = state.slack.clone();
+    tokio::spawn(async move {
+        let losses = engine.count_losses(&rollback, step).await;
+        let view = messages::confirm_modal(&rollback, step, engine.clock.now(), &losses);
+        if let Err(error) = slack.update_view(&opened.id, Some(&opened.hash), &view).await {
+            tracing::info!(%error, "the confirmation closed before its count returned; left as it is");
+        }
+    });
+    Ok(())
 }
 
 /// Opens the request form for a stopped rollback's fallback, filled in from it; or says why not.

@@ -498,3 +498,58 @@ async fn a_long_steps_card_shows_how_long_it_has_run_and_its_latest_output() {
     bot.thread(&card);
     bot.ephemerals(ALICE);
 }
+
+/// A destructive step's count of what it would undo that fails: the form opens at once, then
+/// says the count failed and why (with the step secret it used replaced by its name), so
+/// silence never reads as "nothing lost"; the phrase still runs the step.
+#[tokio::test]
+async fn a_failed_loss_count_says_so_in_the_confirmation_and_keeps_its_secret() {
+    let bot = Rollbot::builder()
+        .config(|marker| {
+            // The flaky restore is the last destructive step of the configuration.
+            let config = flaky_config(marker);
+            let at = config.rfind("confirm = \"CONFIRM_FULL_RESTORE\"\n").unwrap();
+            let count = "loses = { run = [\"sh\", \"-c\", 'echo \"counting\"; echo \"no access to the orders database with $T\" >&2; exit 2'], env = { T = \"${env:COUNT_TOKEN}\" } }\n";
+            format!("{}{count}{}", &config[..at], &config[at..])
+        })
+        .secrets(&[("COUNT_TOKEN", "tok-3f9a7c")])
+        .start()
+        .await;
+    bot.slash(ALICE, "checkout-api runbook flaky severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.ephemerals(ALICE);
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    bot.card_now(&card);
+
+    bot.click(BETH, Button::Confirm(rb(1), 0)).await;
+    let modal = bot.expect_modal();
+    assert_eq!(
+        modal["blocks"][2]["text"]["text"],
+        "⏳ *What it would undo*: counting with `sh -c echo \"counting\"; echo \"no access to the orders databa…`…",
+        "{modal:#}"
+    );
+    let counted = bot.await_form_updates(1).await.remove(0);
+    assert_eq!(
+        counted["view"]["blocks"][2]["text"]["text"],
+        "⚠️ *What it would undo*: the count (`sh -c echo \"counting\"; echo \"no access to the orders databa…`) failed: \
+         exited with code 2: no access to the orders database with ${env:COUNT_TOKEN}. \
+         Nothing says what is lost: check before typing the phrase."
+    );
+    assert_eq!(counted["hash"], modal["hash"], "the redraw names the form it opened");
+    assert!(!counted.to_string().contains("tok-3f9a7c"));
+    assert_eq!(
+        bot.submit(BETH, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await,
+        None
+    );
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("❌ *Failed* at step 1 of 1"));
+    let thread = bot.thread(&card);
+    assert!(
+        thread
+            .iter()
+            .any(|m| m.starts_with("❌ Step 1/1 *Full restore* failed")),
+        "the phrase ran the step: {thread:#?}"
+    );
+}

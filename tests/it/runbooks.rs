@@ -331,12 +331,14 @@ async fn database_example(runbook_file: &str, before: &str, bad_deploy: &str) ->
 async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
     let (scratch, backups, bot) = database_example(
         "database-full-restore.toml",
-        "CREATE TABLE orders (id int PRIMARY KEY, total numeric NOT NULL);
+        "CREATE TABLE orders (id int PRIMARY KEY, total numeric NOT NULL, created_at timestamptz NOT NULL);
          CREATE TABLE order_items (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders(id), sku text NOT NULL);
-         INSERT INTO orders SELECT g, g * 10 FROM generate_series(1, 100) g;
+         INSERT INTO orders SELECT g, g * 10, now() - interval '1 day' FROM generate_series(1, 100) g;
          INSERT INTO order_items SELECT g, 1 + g % 100, 'sku-' || g FROM generate_series(1, 300) g;",
-        // The bad deploy: half the orders gone, the rest zeroed.
-        "DELETE FROM order_items WHERE order_id > 50; DELETE FROM orders WHERE id > 50; UPDATE orders SET total = 0;",
+        // The bad deploy: half the orders gone, the rest zeroed; and 12 orders taken since,
+        // which the restore will undo.
+        "DELETE FROM order_items WHERE order_id > 50; DELETE FROM orders WHERE id > 50; UPDATE orders SET total = 0;
+         INSERT INTO orders SELECT g, 5, now() + interval '1 second' FROM generate_series(1001, 1012) g;",
     )
     .await;
     let dir = backups.path().display().to_string();
@@ -360,12 +362,39 @@ async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
         facts.starts_with("🛟 *Backup*: step 2 *Safety copy of the current data* finished at")
             && facts.contains("(0 min ago)")
             && facts.contains(
-                "📊 *Rows now* (step 1, `orders`), which it may replace: public.order_items 150 · public.orders 50"
+                "📊 *Rows now* (step 1, `orders`), which it may replace: public.order_items 150 · public.orders 62"
             )
             && facts.contains("*Checked before approval*\n")
             && facts.contains("✅ The dump file is there: ")
             && facts.contains("✅ The database answers"),
         "what the person typing the phrase should know: {facts}"
+    );
+    assert!(
+        modal["blocks"][2]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("⏳ *What it would undo*: counting with `sh -ec dumped=$(pg_restore"),
+        "the form opens at once, while the count runs: {modal:#}"
+    );
+    let counted = bot.await_form_updates(1).await.remove(0);
+    let losses = counted["view"]["blocks"][2]["text"]["text"].as_str().unwrap();
+    let dumped = std::process::Command::new("pg_restore")
+        .args(["--list", &format!("{dir}/predeploy.dump")])
+        .output()
+        .unwrap();
+    let dumped = String::from_utf8_lossy(&dumped.stdout);
+    let dumped = dumped
+        .lines()
+        .find_map(|l| l.strip_prefix("; Archive created at "))
+        .unwrap();
+    assert_eq!(
+        losses,
+        format!(
+            "🧾 *What it would undo* (`sh -ec dumped=$(pg_restore --list \"$1\" | sed -n 's/^; *Arch…`):\n\
+             >The dump was written at {dumped}; everything since is undone:\n\
+             >orders: +12 rows written since the dump"
+        ),
+        "the orders taken since the dump, counted by the example's own query"
     );
     assert_eq!(
         bot.submit(BOB, &modal, &[("phrase", "CONFIRM_FULL_RESTORE")]).await,
@@ -386,7 +415,7 @@ async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
         .unwrap();
     assert!(
         // Doubling back to the dump's counts is more than the example's 50%: flagged, not fatal.
-        compare.contains("✗ public.orders: 50 → 100 (+50; allowed 50%)")
+        compare.contains("✗ public.orders: 62 → 100 (+38; allowed 50%)")
             && compare.contains("✗ public.order_items: 150 → 300 (+150; allowed 50%)")
             && compare.contains("the run goes on"),
         "{compare}"

@@ -2,6 +2,7 @@
 //! values discovery found, the fallback form, a destructive step's phrase.
 use super::*;
 use crate::domain::fixtures::*;
+use crate::domain::preflight::Losses;
 use crate::domain::{Action, Actor, RollbackId, StepResult};
 
 /// Two services; one with a runbook of several parameters (a choice, a default, an optional).
@@ -143,7 +144,7 @@ fn modals_are_valid_slack_views() {
     insta::assert_json_snapshot!(fallback);
     for view in [
         reject_modal(RollbackId(1)),
-        confirm_modal(&paused, 3, at(0)),
+        confirm_modal(&paused, 3, at(0), &Losses::Undeclared),
         request,
         fallback,
         nothing_chosen,
@@ -158,7 +159,7 @@ fn modals_are_valid_slack_views() {
             "{sent}"
         );
     }
-    insta::assert_json_snapshot!(confirm_modal(&paused, 3, at(0)));
+    insta::assert_json_snapshot!(confirm_modal(&paused, 3, at(0), &Losses::Undeclared));
     for page_open in [true, false] {
         let view = update_modal(&story.rollback, page_open);
         let parsed: Result<slack_morphism::prelude::SlackView, _> = serde_json::from_value(view.clone());
@@ -198,12 +199,17 @@ fn a_destructive_confirmation_says_how_old_the_backup_is_and_what_it_replaces() 
         .step(0, ok_result(""))
         .step(1, counted);
     let started = story.rollback.steps[0].started_at;
-    let modal = confirm_modal(&story.rollback, 3, started + chrono::Duration::minutes(7));
+    let modal = confirm_modal(
+        &story.rollback,
+        3,
+        started + chrono::Duration::minutes(7),
+        &Losses::Undeclared,
+    );
     let facts = modal["blocks"][1]["text"]["text"].as_str().unwrap().to_owned();
     insta::assert_snapshot!(facts);
     assert!(facts.contains("(6 min ago)"), "{facts}");
 
-    let unprotected = confirm_modal(&Story::paused_at_the_gate().rollback, 3, at(0));
+    let unprotected = confirm_modal(&Story::paused_at_the_gate().rollback, 3, at(0), &Losses::Undeclared);
     assert!(
         unprotected["blocks"][1]["text"]["text"]
             .as_str()
@@ -211,4 +217,45 @@ fn a_destructive_confirmation_says_how_old_the_backup_is_and_what_it_replaces() 
             .starts_with("⚠️ *Backup*: no step before it keeps a copy in this plan."),
         "{unprotected}"
     );
+}
+
+/// A step's `loses` count is shown between what was checked and the phrase: while it runs,
+/// what it printed (as quoted lines, escaped), or that it failed, so silence never reads as
+/// "nothing lost".
+#[test]
+fn a_destructive_confirmation_shows_what_the_step_would_undo() {
+    let paused = Story::paused_at_the_gate().rollback;
+    let source = || "sh -ec dumped=$(pg_restore --list \"$1\"…".to_owned();
+    let shown = |losses: Losses| {
+        let modal = confirm_modal(&paused, 3, at(0), &losses);
+        let parsed: Result<slack_morphism::prelude::SlackView, _> = serde_json::from_value(modal.clone());
+        assert!(parsed.is_ok(), "{:?}\n{modal:#}", parsed.err());
+        let blocks = modal["blocks"].as_array().unwrap();
+        assert_eq!(
+            blocks.last().unwrap()["block_id"],
+            "phrase",
+            "the phrase stays last: {modal:#}"
+        );
+        blocks
+            .iter()
+            .find(|b| b["block_id"] == "losses")
+            .map(|b| b["text"]["text"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(shown(Losses::Undeclared), None);
+    let counting = shown(Losses::Counting { source: source() }).unwrap();
+    let counted = shown(Losses::counted(
+        source(),
+        "The dump was written at 2026-12-01 02:07:00 UTC.\n\norders: +1204 rows since the dump\n<!channel> *payments*: +3\n",
+    ))
+    .unwrap();
+    let failed = shown(Losses::Failed {
+        source: source(),
+        why: "exited with code 2: psql: error: connection refused".into(),
+    })
+    .unwrap();
+    assert!(
+        counted.contains("&lt;!channel&gt;") && !counted.contains("<!channel>"),
+        "{counted}"
+    );
+    insta::assert_snapshot!(format!("{counting}\n---\n{counted}\n---\n{failed}"));
 }

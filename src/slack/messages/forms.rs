@@ -2,6 +2,7 @@
 use super::*;
 use crate::domain::decide::MAX_UPDATE_CHARS;
 use crate::domain::discovery::{Offer, Offers};
+use crate::domain::preflight::Losses;
 
 /// The modal that asks why a rollback is rejected.
 pub fn reject_modal(id: RollbackId) -> Value {
@@ -130,11 +131,33 @@ fn before_destroying(rollback: &Rollback, index: usize, now: chrono::DateTime<ch
     lines.join("\n")
 }
 
+/// What the step would undo, from its `loses` count: being counted, counted, or why not.
+fn losses_text(losses: &Losses) -> Option<String> {
+    Some(match losses {
+        Losses::Undeclared => return None,
+        Losses::Counting { source } => {
+            format!("⏳ *What it would undo*: counting with `{}`…", escape(source))
+        }
+        Losses::Counted { source, lines } if lines.is_empty() => {
+            format!("🧾 *What it would undo* (`{}`): it printed nothing.", escape(source))
+        }
+        Losses::Counted { source, lines } => {
+            let quoted: Vec<String> = lines.iter().map(|l| format!(">{}", escape(l))).collect();
+            format!("🧾 *What it would undo* (`{}`):\n{}", escape(source), quoted.join("\n"))
+        }
+        Losses::Failed { source, why } => format!(
+            "⚠️ *What it would undo*: the count (`{}`) failed: {}. Nothing says what is lost: check before typing the phrase.",
+            escape(source),
+            escape(why)
+        ),
+    })
+}
+
 /// The modal where a destructive step's phrase must be typed.
-pub fn confirm_modal(rollback: &Rollback, index: usize, now: chrono::DateTime<chrono::Utc>) -> Value {
+pub fn confirm_modal(rollback: &Rollback, index: usize, now: chrono::DateTime<chrono::Utc>, losses: &Losses) -> Value {
     let step = &rollback.plan.steps[index];
     let phrase = step.confirm.as_deref().unwrap_or_default();
-    json!({
+    let mut modal = json!({
         "type": "modal",
         "callback_id": Form::Confirm(rollback.id, index).callback_id(),
         "private_metadata": Form::Confirm(rollback.id, index).private_metadata(),
@@ -147,14 +170,19 @@ pub fn confirm_modal(rollback: &Rollback, index: usize, now: chrono::DateTime<ch
                 index + 1, escape(&step.name), code_block(&step_line(&step.action)), escape(phrase)
             ), MAX_SECTION_CHARS)}},
             {"type": "section", "text": {"type": "mrkdwn", "text": truncate(&before_destroying(rollback, index, now), MAX_SECTION_CHARS)}},
-            {
-                "type": "input",
-                "block_id": "phrase",
-                "label": {"type": "plain_text", "text": "Confirmation phrase"},
-                "element": {"type": "plain_text_input", "action_id": "phrase"}
-            }
         ]
-    })
+    });
+    let blocks = modal["blocks"].as_array_mut().expect("blocks are a list");
+    if let Some(text) = losses_text(losses) {
+        blocks.push(json!({"type": "section", "block_id": "losses", "text": {"type": "mrkdwn", "text": truncate(&text, MAX_SECTION_CHARS)}}));
+    }
+    blocks.push(json!({
+        "type": "input",
+        "block_id": "phrase",
+        "label": {"type": "plain_text", "text": "Confirmation phrase"},
+        "element": {"type": "plain_text_input", "action_id": "phrase"}
+    }));
+    modal
 }
 
 /// The block of the form where a runbook parameter is typed or picked: `target` keeps its own
