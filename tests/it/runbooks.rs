@@ -787,3 +787,139 @@ async fn the_git_revert_example_offers_the_branchs_last_commits() {
         "the clone's branch as last fetched, newest first"
     );
 }
+
+/// A stand-in for golang-migrate's `migrate -path P -database URL goto V`: it runs the down
+/// files of the versions above V with real `psql`, newest first, and records the version.
+const FAKE_MIGRATE: &str = r#"while [ $# -gt 0 ]; do case "$1" in
+  -path) dir=$2; shift 2;; -database) db=$2; shift 2;; goto) to=$2; shift 2;;
+  *) echo "error: unknown argument $1" >&2; exit 2;; esac; done
+now=$(psql -X -At -d "$db" -c "SELECT version FROM schema_migrations")
+for f in $(ls "$dir" | grep '\.down\.sql$' | sort -rn); do
+  v=${f%%_*}
+  if [ "$v" -gt "$to" ] && [ "$v" -le "$now" ]; then
+    psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$dir/$f" || exit 1
+    echo "$v/d ${f#*_}" >&2
+  fi
+done
+psql -X -q -d "$db" -c "UPDATE schema_migrations SET version = $to"
+"#;
+
+/// The library's schema rollback against a real database: preflight finds the target among the
+/// migrations and the schema newer than it, the schema goes back with every row kept; asked
+/// again for a version that does not exist, preflight says so on the card before anyone approves.
+#[tokio::test]
+async fn the_schema_example_checks_its_target_first_and_keeps_every_row() {
+    let scratch = scratch_database().await;
+    let db = connect(&scratch.url).await;
+    let work = tempfile::tempdir().unwrap();
+    let migrations = work.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    let files = [
+        (
+            "1_accounts.up.sql",
+            "CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL); CREATE TABLE sessions (id int PRIMARY KEY, account_id int NOT NULL REFERENCES accounts(id));",
+        ),
+        ("1_accounts.down.sql", "DROP TABLE sessions; DROP TABLE accounts;"),
+        ("2_email.up.sql", "ALTER TABLE accounts ADD COLUMN email text;"),
+        ("2_email.down.sql", "ALTER TABLE accounts DROP COLUMN email;"),
+        (
+            "3_email_index.up.sql",
+            "CREATE INDEX accounts_email ON accounts (email);",
+        ),
+        ("3_email_index.down.sql", "DROP INDEX accounts_email;"),
+    ];
+    for (name, sql) in files {
+        std::fs::write(migrations.join(name), sql).unwrap();
+        if name.contains(".up.") {
+            db.batch_execute(sql).await.unwrap();
+        }
+    }
+    db.batch_execute(
+        "CREATE TABLE schema_migrations (version bigint NOT NULL, dirty boolean NOT NULL);
+         INSERT INTO schema_migrations VALUES (3, false);
+         INSERT INTO accounts SELECT g, 'account ' || g, g || '@example.com' FROM generate_series(1, 10) g;
+         INSERT INTO sessions SELECT g, 1 + g % 10 FROM generate_series(1, 30) g;",
+    )
+    .await
+    .unwrap();
+    fake_program(work.path(), "migrate", FAKE_MIGRATE);
+    let example = std::fs::read_to_string(format!(
+        "{}/examples/runbooks/database-schema.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let at = work.path().display().to_string();
+    let config = example
+        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
+        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+        .replace("/var/backups/accounts", &at)
+        .replace("/srv/accounts/migrations", &format!("{at}/migrations"))
+        .replace("exec migrate ", &format!("exec {at}/migrate "));
+    let bot = Rollbot::builder()
+        .config(|_| config)
+        .secrets(&[("ACCOUNTS_DATABASE_URL", &scratch.url)])
+        .start()
+        .await;
+
+    bot.slash(ALICE, "accounts-db to 1 severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    let checked = bot.card_now(&card);
+    assert!(
+        checked
+            .text
+            .contains("✅ The target is a known migration: 1_accounts.up.sql")
+            && checked
+                .text
+                .contains("✅ The schema is newer than the target: at 3, going back to 1"),
+        "{}",
+        checked.text
+    );
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    bot.card_now(&card);
+    bot.click(BOB, Button::Confirm(rb(1), 2)).await;
+    let modal = bot.expect_modal();
+    assert_eq!(bot.submit(BOB, &modal, &[("phrase", "accounts-db 1")]).await, None);
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("Succeeded"));
+    let thread = bot.thread(&card);
+    assert!(
+        thread
+            .iter()
+            .any(|m| m.contains("4. *Every row is still there* — ✅") && m.contains("✓ public.sessions: 30 → 30")),
+        "{thread:#?}"
+    );
+    let columns: i64 = db
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'email'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let rows: i64 = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM accounts) + (SELECT count(*) FROM sessions)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!((columns, rows), (0, 40), "the schema is back at 1, every row kept");
+    assert!(std::path::Path::new(&format!("{at}/schema-before-rollback-RB-1.sql")).exists());
+
+    bot.slash(ALICE, "accounts-db to 5 severity high").await;
+    bot.settle().await;
+    let refused = bot.expect_card();
+    assert!(
+        refused.text.contains(&format!(
+            "❌ The target is a known migration: no 5_*.up.sql in {at}/migrations"
+        )) && refused
+            .text
+            .contains("❌ The schema is newer than the target: the schema is at 1, not after 5"),
+        "{}",
+        refused.text
+    );
+    bot.card_now(&refused);
+}
