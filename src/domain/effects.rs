@@ -288,6 +288,65 @@ pub fn steps_said_together(rollback: &Rollback, head: usize, behind: &[(i64, Eff
     (steps, merged)
 }
 
+/// What a start announcement that waited for the channel may say besides, once the run it
+/// announces has succeeded meanwhile: the steps, the end and the customer notice queued behind
+/// it, so that a lane behind Slack's pace costs one post per rollback and the channel never
+/// reads "in progress" after the run is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSaidTogether {
+    /// The steps that passed, in the order they are queued.
+    pub steps: Vec<usize>,
+    /// The customer notice rides along (it is queued right after the end).
+    pub notice: bool,
+    /// The queued effects the one message says.
+    pub merged: Vec<i64>,
+}
+
+/// `None` unless `rollback` succeeded and its end announcement is queued behind (`behind`, in
+/// order), with nothing between that must be read on its own (a failure, a pause, a decision):
+/// then only a run that went straight through is folded. Card updates, live progress and posts
+/// to other channels are stepped over and stay queued.
+pub fn run_said_together(rollback: &Rollback, behind: &[(i64, Effect)]) -> Option<RunSaidTogether> {
+    if rollback.state != crate::domain::State::Succeeded {
+        return None;
+    }
+    let passed = |index: usize| rollback.last_result(index).is_some_and(|r| r.outcome.passed());
+    let mut fold = RunSaidTogether {
+        steps: vec![],
+        notice: false,
+        merged: vec![],
+    };
+    let mut ended = false;
+    for (id, effect) in behind {
+        match effect {
+            Effect::UpdateCard | Effect::StepProgress { .. } => {}
+            Effect::Announce { channel: Some(_), .. } => {}
+            Effect::StepStarted { .. } if !ended => fold.merged.push(*id),
+            Effect::StepFinished { index } if !ended && passed(*index) && !fold.steps.contains(index) => {
+                fold.steps.push(*index);
+                fold.merged.push(*id);
+            }
+            Effect::Announce {
+                which: Announcement::Succeeded,
+                channel: None,
+            } if !ended => {
+                ended = true;
+                fold.merged.push(*id);
+            }
+            Effect::Announce {
+                which: Announcement::CustomerNotice,
+                channel: None,
+            } if ended => {
+                fold.notice = true;
+                fold.merged.push(*id);
+                break;
+            }
+            _ => break,
+        }
+    }
+    ended.then_some(fold)
+}
+
 /// Something rollbot itself must do to a rollback at a given time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -791,6 +850,78 @@ mod tests {
             .step(0, ok_result("one"))
             .step(1, ok_result("two"))
             .step(2, crate::domain::fixtures::failed_result(1, "three"))
+    }
+
+    #[test]
+    fn a_start_announcement_far_behind_a_run_that_went_through_says_the_whole_run() {
+        let mut plan = crate::domain::fixtures::plan();
+        let step = plan.steps[0].clone();
+        plan.steps = (0..3)
+            .map(|i| PlanStep {
+                name: format!("Step {i}"),
+                ..step.clone()
+            })
+            .collect();
+        let story = Story::requested_plan(crate::domain::fixtures::policy(), Severity::Critical, None, plan)
+            .act(&Actor::system(), Action::StartRun)
+            .step(0, ok_result("one"))
+            .step(1, ok_result("two"))
+            .step(2, ok_result("three"));
+        assert_eq!(story.rollback.state, crate::domain::State::Succeeded);
+        let stakeholders = Some(crate::domain::ChannelId("C0STAKE".into()));
+        let end = |channel: Option<crate::domain::ChannelId>| Effect::Announce {
+            which: Announcement::Succeeded,
+            channel,
+        };
+        let behind = [
+            (11, Effect::UpdateCard),
+            (12, Effect::StepFinished { index: 0 }),
+            (13, Effect::StepFinished { index: 1 }),
+            (14, Effect::StepFinished { index: 2 }),
+            (15, end(None)),
+            (16, end(stakeholders.clone())),
+            (
+                17,
+                Effect::Announce {
+                    which: Announcement::CustomerNotice,
+                    channel: None,
+                },
+            ),
+            (18, Effect::UpdateCard),
+        ];
+        assert_eq!(
+            run_said_together(&story.rollback, &behind),
+            Some(RunSaidTogether {
+                steps: vec![0, 1, 2],
+                notice: true,
+                merged: vec![12, 13, 14, 15, 17],
+            }),
+            "card updates and the stakeholders' channel stay queued: they are posts of their own"
+        );
+        assert_eq!(
+            run_said_together(&story.rollback, &behind[..4]),
+            None,
+            "no fold before the end is queued: the start is announced as it was"
+        );
+        let decided_between = [
+            (12, Effect::StepFinished { index: 0 }),
+            (
+                13,
+                Effect::StepDecided {
+                    index: 1,
+                    by: crate::domain::UserId("U0BOB".into()),
+                    retry: true,
+                },
+            ),
+            (14, end(None)),
+        ];
+        assert_eq!(run_said_together(&story.rollback, &decided_between), None);
+        let failed = five_steps_third_failed();
+        assert_eq!(
+            run_said_together(&failed.rollback, &behind),
+            None,
+            "a run that did not go through keeps every message"
+        );
     }
 
     #[test]

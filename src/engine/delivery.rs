@@ -24,6 +24,10 @@ const GATHER: Duration = Duration::from_millis(100);
 /// How many queued effects one step message looks at to say with it.
 const MERGE_AT_MOST: i64 = 200;
 
+/// How far a thread must trail its finished run before its start announcement says the whole
+/// run: a moment's wait for the channel keeps the announcements as they happened.
+const FOLD_WHEN_BEHIND_BY: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
+
 pub struct Delivery {
     engine: Arc<Engine>,
     slack: Arc<SlackApi>,
@@ -345,7 +349,32 @@ impl Delivery {
                     .get(&rollback.request.runbook)
                     .and_then(|r| r.expected_duration);
                 let link = messages::thread_link(&card.channel, &card.ts);
-                let message = messages::announcement(&rollback, *which, &config.templates[which], &link, expected);
+                let announced = |which: Announcement| {
+                    messages::announcement(&rollback, which, &config.templates[&which], &link, expected)
+                };
+                let message = announced(*which);
+                // A start announcement that waited for the channel while its run went through:
+                // one post says the run, from its end.
+                let behind_the_run = rollback
+                    .finished_at
+                    .is_some_and(|done| self.engine.clock.now() - done >= FOLD_WHEN_BEHIND_BY);
+                if (*which, channel, item.slot_reserved) == (Announcement::Started, &None, true) && behind_the_run {
+                    let behind = store.outbox_queued_behind(item.id, MERGE_AT_MOST).await?;
+                    if let Some(fold) = crate::domain::effects::run_said_together(&rollback, &behind) {
+                        let finished = fold
+                            .steps
+                            .iter()
+                            .filter_map(|i| Some((*i, rollback.last_result(*i)?)))
+                            .collect::<Vec<_>>();
+                        let steps = (!finished.is_empty()).then(|| messages::steps_finished(&rollback, &finished));
+                        let notice = fold.notice.then(|| announced(Announcement::CustomerNotice));
+                        let together =
+                            messages::run_said_together(announced(Announcement::Succeeded), message, steps, notice);
+                        reply(together, true).await?;
+                        tracing::info!(outbox = item.id, rollback = %id, steps = fold.steps.len(), "the thread was behind and the run over; one message said it");
+                        return Ok(fold.merged);
+                    }
+                }
                 match channel {
                     // Announcements are news for the channel; the customer notice is for copying.
                     None => reply(message, *which != Announcement::CustomerNotice).await?,

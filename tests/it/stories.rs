@@ -998,3 +998,78 @@ async fn a_plan_too_long_for_the_card_is_in_full_in_its_thread_before_anyone_app
     }
     assert!(!in_thread.contains(". *Restore table 1*\n"), "shown once");
 }
+
+/// Ten quick critical rollbacks filed at once in one channel: the cards take the channel's
+/// slots first, and a thread that trails its finished run by seconds says the whole run in one
+/// message (its end first), so the channel catches up at one post per rollback; never a 429,
+/// never "in progress" after "complete", every card Succeeded.
+#[tokio::test]
+async fn ten_quick_rollbacks_in_one_channel_catch_up_at_a_post_per_rollback() {
+    let services: String = (0..10)
+        .map(|n| format!("[services.shop-{n}]\nrunbooks = [\"quick\"]\n\n"))
+        .collect();
+    let bot = Rollbot::start_with(|marker| {
+        test_config(marker).replace(
+            "[services.checkout-api]",
+            &format!(
+                "[runbooks.quick]\n[[runbooks.quick.steps]]\nname = \"Undo\"\nrun = [\"echo\", \"undone\"]\n\n\
+                 [[runbooks.quick.steps]]\nname = \"Check\"\nrun = [\"echo\", \"ok\"]\nverify = true\n\n\
+                 {services}[services.checkout-api]"
+            ),
+        )
+    })
+    .await;
+    let people = [ALICE, BOB, BETH, CAROL, DAVE];
+    for n in 0..10 {
+        bot.slash(people[n % 5], &format!("shop-{n} severity critical")).await;
+    }
+    bot.settle().await;
+    let mut folded = 0;
+    let mut thread_posts = 0;
+    for n in 0..10 {
+        let card = bot.expect_card();
+        assert!(
+            card.text.contains(&format!("shop-{n}")),
+            "cards in the order they were filed: {}",
+            card.text
+        );
+        assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+        let thread = bot.thread(&card);
+        thread_posts += thread.len();
+        let complete = thread
+            .iter()
+            .position(|m| m.starts_with("✅ *ROLLBACK COMPLETE*"))
+            .unwrap_or_else(|| panic!("{thread:#?}"));
+        assert!(
+            !thread[complete..]
+                .iter()
+                .any(|m| m.starts_with("🔴 *ROLLBACK IN PROGRESS*")),
+            "never in progress after complete: {thread:#?}"
+        );
+        if thread[complete].contains("It started and ended while this thread waited for Slack's pace") {
+            folded += 1;
+            let together = &thread[complete];
+            assert!(
+                together.contains(">🔴 *ROLLBACK IN PROGRESS*")
+                    && together.contains("1. *Undo* — ✅")
+                    && together.contains("2. *Check* — ✅")
+                    && together.contains("📣 *Customer notice, ready to send:*"),
+                "{together}"
+            );
+            assert_eq!(
+                thread.len(),
+                2,
+                "the ladder notice, then the run in one message: {thread:#?}"
+            );
+        } else {
+            assert_eq!(thread.len(), 5, "{thread:#?}");
+        }
+    }
+    assert!(folded >= 5, "the later threads were folded: {folded} of 10");
+    assert!(
+        thread_posts <= 10 * 2 + (10 - folded) * 3,
+        "{thread_posts} thread posts for ten rollbacks"
+    );
+    assert_eq!(bot.slack.refused(), [], "zero 429s");
+    assert_eq!(bot.slack.rate_limited(), 0);
+}

@@ -624,3 +624,5 @@ mod form_tests;
 mod properties;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod thread_tests;

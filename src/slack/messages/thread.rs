@@ -363,6 +363,23 @@ pub fn announcement(
     }
 }
 
+/// One message for a run that started and succeeded while its thread waited for Slack's pace:
+/// the end first (the news), then what was announced at the start, quoted, then the steps and
+/// the customer notice. Every part is the message it stands for, unchanged.
+pub fn run_said_together(end: Message, started: Message, steps: Option<Message>, notice: Option<Message>) -> Message {
+    let quoted: Vec<String> = started.text.lines().map(|line| format!(">{line}")).collect();
+    let mut parts = vec![
+        end.text,
+        format!(
+            "_It started and ended while this thread waited for Slack's pace; what was announced at the start:_\n{}",
+            quoted.join("\n")
+        ),
+    ];
+    parts.extend(steps.map(|m| m.text));
+    parts.extend(notice.map(|m| m.text));
+    Message::plain(parts.join("\n\n"))
+}
+
 /// The status page's text for a rollback: plain text for the public, no Slack markup.
 pub fn page_text(rollback: &Rollback, template: &str) -> String {
     let variables = crate::templates::variables(rollback, "", None, &|s| s.to_owned(), &|u| format!("@{u}"));
