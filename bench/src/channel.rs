@@ -154,8 +154,30 @@ struct Thread {
 }
 
 impl Thread {
-    /// Announced, then the steps, then the end and the customer notice, each once.
+    /// Announced, then the steps, then the end and the customer notice, each once; or, for a
+    /// thread that fell behind its finished run, one post saying it all from the end (the start
+    /// quoted, then the steps and the notice) and no start announcement after it.
     fn in_order(&self) -> bool {
+        let together = self
+            .posts
+            .iter()
+            .position(|p| p.contains("It started and ended while this thread waited"));
+        if let Some(i) = together {
+            let text = &self.posts[i];
+            let at = |needle: &str| text.find(needle);
+            let later_start = self.posts[i + 1..].iter().any(|p| p.contains("ROLLBACK IN PROGRESS"));
+            return match (
+                at("ROLLBACK COMPLETE"),
+                at("ROLLBACK IN PROGRESS"),
+                at("✅ Step"),
+                at("Customer notice"),
+            ) {
+                (Some(complete), Some(started), Some(steps), Some(notice)) => {
+                    complete < started && started < steps && steps < notice && !later_start
+                }
+                _ => false,
+            };
+        }
         let at = |needle: &str| self.posts.iter().position(|p| p.contains(needle));
         let (Some(started), Some(steps), Some(complete), Some(notice)) = (
             at("ROLLBACK IN PROGRESS"),

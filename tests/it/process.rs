@@ -319,7 +319,7 @@ fn without_database_url_the_store_is_rollbot_db_in_the_data_directory() {
     );
     assert_eq!(
         String::from_utf8_lossy(&by_default.stdout),
-        "applied 0001_init.sql\napplied 0002_proposals.sql\napplied 0003_open_by_requester.sql\napplied 0004_reserved_slots.sql\napplied 0005_lease_epochs.sql\napplied 0006_one_open_per_lock.sql\napplied 0007_slack_backoff.sql\n"
+        "applied 0001_init.sql\napplied 0002_proposals.sql\napplied 0003_open_by_requester.sql\napplied 0004_reserved_slots.sql\napplied 0005_lease_epochs.sql\napplied 0006_one_open_per_lock.sql\napplied 0007_slack_backoff.sql\napplied 0008_channel_last_slot.sql\n"
     );
     assert!(here.path().join("rollbot.db").is_file(), "./rollbot.db by default");
 

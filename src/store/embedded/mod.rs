@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_slack_backoff.sql",
         include_str!("../../../migrations/embedded/0007_slack_backoff.sql"),
     ),
+    (
+        8,
+        "0008_channel_last_slot.sql",
+        include_str!("../../../migrations/embedded/0008_channel_last_slot.sql"),
+    ),
 ];
 
 /// The file's name inside the data directory.

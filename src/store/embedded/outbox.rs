@@ -290,23 +290,26 @@ pub(super) fn take_channel_slot(
     gap: std::time::Duration,
     burst: u32,
 ) -> Result<DateTime<Utc>> {
-    let next: Option<String> = tx
-        .query_row("SELECT next_at FROM channel_pace WHERE channel = ?1", [channel], |r| {
-            r.get(0)
-        })
+    let pace: Option<(String, Option<String>)> = tx
+        .query_row(
+            "SELECT next_at, last_slot FROM channel_pace WHERE channel = ?1",
+            [channel],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
-    // `next_at` is when the channel's credit runs out (PostgreSQL's store says the same in SQL).
-    let credit_ends = match next {
-        Some(next) => parse_ts(&next)?.max(now),
-        None => now,
+    // `next_at` is when the channel's credit runs out; `last_slot` the latest slot given, which
+    // no later reservation goes ahead of (PostgreSQL's store says the same in SQL).
+    let (credit_ends, last_slot) = match pace {
+        Some((next, last)) => (parse_ts(&next)?.max(now), last.map(|l| parse_ts(&l)).transpose()?),
+        None => (now, None),
     };
     let credit = chrono::Duration::from_std(crate::store::burst_credit(gap, burst))?;
     let gap = chrono::Duration::from_std(gap)?;
-    let slot = (credit_ends - credit).max(now);
+    let slot = (credit_ends - credit).max(now).max(last_slot.unwrap_or(now));
     tx.execute(
-        "INSERT INTO channel_pace (channel, next_at) VALUES (?1, ?2)
-         ON CONFLICT (channel) DO UPDATE SET next_at = ?2",
-        params![channel, ts(credit_ends + gap)],
+        "INSERT INTO channel_pace (channel, next_at, last_slot) VALUES (?1, ?2, ?3)
+         ON CONFLICT (channel) DO UPDATE SET next_at = ?2, last_slot = ?3",
+        params![channel, ts(credit_ends + gap), ts(slot)],
     )?;
     Ok(slot)
 }

@@ -454,11 +454,14 @@ impl Rows {
                          SELECT card_channel AS channel, count(*) AS cards, max(at) AS at
                          FROM effects WHERE card_channel IS NOT NULL GROUP BY card_channel),
                      reserved AS (
-                         INSERT INTO channel_pace AS pace (channel, next_at)
-                         SELECT channel, at + cards * make_interval(secs => $7::float8) FROM wanted
+                         INSERT INTO channel_pace AS pace (channel, next_at, last_slot)
+                         SELECT channel, at + cards * make_interval(secs => $7::float8),
+                                at + (cards - 1) * make_interval(secs => $7::float8) FROM wanted
                          ON CONFLICT (channel) DO UPDATE
                            SET next_at = (SELECT greatest(pace.next_at, w.at) + w.cards * make_interval(secs => $7::float8)
-                                          FROM wanted w WHERE w.channel = excluded.channel)
+                                          FROM wanted w WHERE w.channel = excluded.channel),
+                               last_slot = (SELECT greatest(pace.next_at, w.at) + (w.cards - 1) * make_interval(secs => $7::float8)
+                                            FROM wanted w WHERE w.channel = excluded.channel)
                          RETURNING channel, next_at),
                      slots AS (
                          SELECT c.rollback_id, c.lane, c.position,

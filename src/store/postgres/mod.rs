@@ -86,6 +86,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0013_slack_backoff.sql",
         include_str!("../../../migrations/0013_slack_backoff.sql"),
     ),
+    (
+        14,
+        "0014_channel_last_slot.sql",
+        include_str!("../../../migrations/0014_channel_last_slot.sql"),
+    ),
 ];
 
 /// The longest a new connection to PostgreSQL may take.

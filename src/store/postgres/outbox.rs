@@ -67,12 +67,16 @@ impl Outbox for PostgresStore {
         let gap_seconds = gap.as_secs_f64();
         let credit = crate::store::burst_credit(gap, burst).as_secs_f64();
         // `next_at` is when the channel's credit runs out: a post goes one gap before it, or
-        // earlier by the burst's credit, never before now.
+        // earlier by the burst's credit, never before now nor before the latest slot given
+        // (`last_slot`: credit never takes a post ahead of one already reserved).
         let row = self.prepared_query_one(
-                "INSERT INTO channel_pace (channel, next_at) VALUES ($1, $2::timestamptz + make_interval(secs => $3::float8))
+                "INSERT INTO channel_pace (channel, next_at, last_slot) VALUES ($1, $2::timestamptz + make_interval(secs => $3::float8), $2::timestamptz)
                  ON CONFLICT (channel) DO UPDATE
-                   SET next_at = greatest(channel_pace.next_at, $2::timestamptz) + make_interval(secs => $3::float8)
-                 RETURNING greatest($2::timestamptz, next_at - make_interval(secs => $3::float8 + $4::float8))",
+                   SET next_at = greatest(channel_pace.next_at, $2::timestamptz) + make_interval(secs => $3::float8),
+                       last_slot = greatest($2::timestamptz,
+                                            channel_pace.next_at - make_interval(secs => $4::float8),
+                                            channel_pace.last_slot)
+                 RETURNING last_slot",
                 &[&channel, &now, &gap_seconds, &credit],
             )
             .await?;
@@ -92,7 +96,7 @@ impl Outbox for PostgresStore {
             .prepared_query_one(
                 "WITH taken AS (
                      INSERT INTO channel_pace (channel, next_at) VALUES ($1, $2::timestamptz + make_interval(secs => $3::float8))
-                     ON CONFLICT (channel) DO UPDATE SET next_at = excluded.next_at
+                     ON CONFLICT (channel) DO UPDATE SET next_at = excluded.next_at, last_slot = $2::timestamptz
                        WHERE channel_pace.next_at <= $2::timestamptz
                      RETURNING next_at)
                  SELECT CASE WHEN EXISTS (SELECT 1 FROM taken) THEN NULL

@@ -335,6 +335,25 @@ async fn channel_slots_space_posts_one_gap_apart(store: Store) {
         "after a quiet minute, a burst again"
     );
     assert_eq!(burst(now + Duration::seconds(60)).await, now + Duration::seconds(60));
+
+    // Cards take their slots one a gap when they are filed; a message reserving later never
+    // goes ahead of a slot already given (burst credit only counts for the future), or the
+    // channel would see two posts at once where Slack's bucket has no credit left.
+    let mixed = |when, burst| {
+        let store = store.clone();
+        async move { store.reserve_channel_slot("C0MIXED", when, gap, burst).await.unwrap() }
+    };
+    let mut cards = vec![];
+    for _ in 0..5 {
+        cards.push(mixed(now, 1).await);
+    }
+    assert_eq!(cards.last(), Some(&(now + Duration::seconds(4))));
+    let thread = mixed(now + ms(500), 3).await;
+    assert!(
+        thread >= now + Duration::seconds(4),
+        "reserved after five cards (the last at +4 s), it goes no earlier than +4 s: {}",
+        (thread - now).num_milliseconds()
+    );
 }
 /// A message that gives way (a proposal's card) takes a slot only from a free channel, and
 /// never pushes back what is reserved.
