@@ -21,6 +21,8 @@ const LEASE: Duration = Duration::from_secs(30);
 const BATCH: i64 = 16;
 /// How long the worker waits after being woken before it claims, to take a burst at once.
 const GATHER: Duration = Duration::from_millis(100);
+/// How often an idle worker looks for work nobody announced (another replica's, a retry's).
+const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How many queued effects one step message looks at to say with it.
 const MERGE_AT_MOST: i64 = 200;
 
@@ -626,14 +628,37 @@ impl Delivery {
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = format!("{e:#}"), "delivering to Slack failed"),
             }
+            let idle = self.until_next_slot().await;
             tokio::select! {
-                _ = self.engine.outbox_ready.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = self.engine.outbox_ready.notified() => {
+                    // Gathers what a burst of requests queues into one claim instead of one
+                    // claim per request; Slack posts are paced a second apart per channel, so
+                    // nobody sees it.
+                    tokio::time::sleep(GATHER).await;
+                }
+                _ = tokio::time::sleep(idle) => {}
                 _ = shutdown.wait() => return,
             }
-            // Gathers what a burst of requests queues into one claim instead of one claim per
-            // request; Slack posts are paced a second apart per channel, so nobody sees it.
-            tokio::time::sleep(GATHER).await;
+        }
+    }
+
+    /// How long to wait for the next paced post (at most `IDLE_POLL`): waking on its slot, not
+    /// on a poll's tick, keeps posts a gap apart; two due by the same tick would go out together
+    /// and spend the channel's credit at once.
+    async fn until_next_slot(&self) -> Duration {
+        match self.engine.next_paced_delivery().await {
+            Ok(Some(at)) => (at - self.engine.clock.now())
+                .to_std()
+                .unwrap_or_default()
+                .min(IDLE_POLL),
+            Ok(None) => IDLE_POLL,
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "could not read when the next paced post is due"
+                );
+                IDLE_POLL
+            }
         }
     }
 }

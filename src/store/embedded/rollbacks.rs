@@ -319,8 +319,15 @@ pub(super) fn insert_rollback(tx: &Transaction, history: &[Recorded], consequenc
     let now = rollback.requested_at;
     apply_consequences(tx, id, consequences, now)?;
     if EffectRow::of_change(consequences)?.iter().any(|e| e.takes_channel_slot) {
-        // The card holds its channel's next slot from now on; nothing in its lane goes before it.
-        let slot = take_channel_slot(tx, &rollback.request.channel.0, now, CHANNEL_POST_GAP, 1)?;
+        // The card holds its channel's next slot from now on (a quiet channel's burst credit
+        // counts for cards too); nothing in its lane goes before it.
+        let slot = take_channel_slot(
+            tx,
+            &rollback.request.channel.0,
+            now,
+            CHANNEL_POST_GAP,
+            crate::store::CHANNEL_POST_BURST,
+        )?;
         tx.execute(
             "UPDATE outbox SET available_at = max(available_at, ?2),
                                slot_at = CASE WHEN kind = 'post_card' THEN ?2 END

@@ -456,16 +456,30 @@ impl Rows {
                      reserved AS (
                          INSERT INTO channel_pace AS pace (channel, next_at, last_slot)
                          SELECT channel, at + cards * make_interval(secs => $7::float8),
-                                at + (cards - 1) * make_interval(secs => $7::float8) FROM wanted
+                                greatest(at, at + (cards - 1) * make_interval(secs => $7::float8) - make_interval(secs => $8::float8))
+                         FROM wanted
                          ON CONFLICT (channel) DO UPDATE
                            SET next_at = (SELECT greatest(pace.next_at, w.at) + w.cards * make_interval(secs => $7::float8)
                                           FROM wanted w WHERE w.channel = excluded.channel),
-                               last_slot = (SELECT greatest(pace.next_at, w.at) + (w.cards - 1) * make_interval(secs => $7::float8)
+                               last_slot = (SELECT greatest(w.at,
+                                                   greatest(pace.next_at, w.at) + (w.cards - 1) * make_interval(secs => $7::float8)
+                                                     - make_interval(secs => $8::float8),
+                                                   pace.last_slot,
+                                                   CASE WHEN w.cards > 1 THEN greatest(pace.next_at, w.at) - make_interval(secs => $7::float8) END)
                                             FROM wanted w WHERE w.channel = excluded.channel)
-                         RETURNING channel, next_at),
+                         RETURNING channel, next_at, last_slot),
                      slots AS (
+                         -- As reserve_channel_slot: the k-th card one gap after the one before,
+                         -- earlier by the burst's credit, never before the latest slot given. A
+                         -- lone card's slot is the one just recorded; in a batch of several, the
+                         -- first is held to one gap before the old credit's end, which no earlier
+                         -- slot can be after.
                          SELECT c.rollback_id, c.lane, c.position,
-                                r.next_at - (w.cards - c.place + 1) * make_interval(secs => $7::float8) AS slot
+                                CASE WHEN w.cards = 1 THEN r.last_slot
+                                     ELSE greatest(w.at,
+                                                   r.next_at - (w.cards - c.place + 1) * make_interval(secs => $7::float8)
+                                                     - make_interval(secs => $8::float8),
+                                                   r.next_at - (w.cards + 1) * make_interval(secs => $7::float8)) END AS slot
                          FROM cards c JOIN wanted w ON w.channel = c.card_channel
                            JOIN reserved r ON r.channel = c.card_channel)
                      INSERT INTO outbox (rollback_id, kind, payload, created_at, available_at, lane, slot_at)
@@ -477,6 +491,7 @@ impl Rows {
             )
             .await?;
         let gap = CHANNEL_POST_GAP.as_secs_f64();
+        let credit = crate::store::burst_credit(CHANNEL_POST_GAP, crate::store::CHANNEL_POST_BURST).as_secs_f64();
         // Sent together: PostgreSQL runs them one after the other, in this order, without a
         // round trip between them; the first failure aborts the transaction.
         futures_util::try_join!(
@@ -526,6 +541,7 @@ impl Rows {
                         &self.effect_lanes,
                         &self.effect_card_channels,
                         &gap,
+                        &credit,
                     ],
                 )
                 .await

@@ -140,20 +140,23 @@ async fn simultaneous_requests_each_keep_their_own_events_effects_and_timers(sto
         );
     }
 
-    // All in one channel: each card holds a posting slot of its own, a second after the last.
+    // All in one channel: each card holds a posting slot of its own, a burst of three on the
+    // quiet channel (the third a margin later), then one a second.
     let second = |n: usize| at(0) + Duration::seconds(n as i64);
+    let ms = Duration::milliseconds;
+    let last = second(PEOPLE - 1) - ms(1900);
     assert_eq!(
         store.next_paced_delivery(at(0)).await.unwrap(),
-        Some(second(1)),
-        "one card may post now, the next a second later"
+        Some(at(0) + ms(100)),
+        "two cards may post now, the third a margin later"
     );
     assert_eq!(
-        store.next_paced_delivery(second(PEOPLE - 2)).await.unwrap(),
-        Some(second(PEOPLE - 1)),
-        "and the last {} seconds after the first",
-        PEOPLE - 1
+        store.next_paced_delivery(last - ms(1)).await.unwrap(),
+        Some(last),
+        "and the last one a second after the one before"
     );
-    let cards = store.claim_outbox(Some(second(PEOPLE - 1)), CLAIM, 100).await.unwrap();
+    assert_eq!(store.next_paced_delivery(last).await.unwrap(), None);
+    let cards = store.claim_outbox(Some(last), CLAIM, 100).await.unwrap();
     assert_eq!(
         cards.len(),
         PEOPLE,

@@ -417,11 +417,12 @@ async fn a_message_that_gives_way_takes_only_a_free_channel(store: Store) {
 /// delivery worker only has to post it; what follows the card waits with it.
 async fn a_card_filed_while_its_channel_is_busy_holds_the_next_slot(store: Store) {
     let gap = std::time::Duration::from_secs(1);
-    let second = |n: i64| at(0) + Duration::seconds(n);
-    assert_eq!(
-        store.reserve_channel_slot("C0INCIDENTS", at(0), gap, 1).await.unwrap(),
-        at(0)
-    );
+    let ms = Duration::milliseconds;
+    // A burst spends the channel's credit: the next post is due a gap after the credit ran out.
+    for _ in 0..3 {
+        store.reserve_channel_slot("C0INCIDENTS", at(0), gap, 3).await.unwrap();
+    }
+    let next = at(0) + ms(1100);
     let busy = store
         .create_unlimited(
             &request("C0INCIDENTS", false).history,
@@ -441,17 +442,17 @@ async fn a_card_filed_while_its_channel_is_busy_holds_the_next_slot(store: Store
     );
     assert_eq!(
         store.next_paced_delivery(at(0)).await.unwrap(),
-        Some(second(1)),
+        Some(next),
         "the busy channel's card waits for the next slot"
     );
     assert!(
         store
-            .claim_outbox(Some(second(1) - Duration::milliseconds(1)), CLAIM, 10)
+            .claim_outbox(Some(next - ms(1)), CLAIM, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    let card = store.claim_outbox(Some(second(1)), CLAIM, 10).await.unwrap();
+    let card = store.claim_outbox(Some(next), CLAIM, 10).await.unwrap();
     assert_eq!(
         (
             kinds(&card),
@@ -464,12 +465,12 @@ async fn a_card_filed_while_its_channel_is_busy_holds_the_next_slot(store: Store
     );
     assert_eq!(
         store.reserve_channel_slot("C0INCIDENTS", at(0), gap, 1).await.unwrap(),
-        second(2),
+        at(0) + Duration::seconds(4),
         "the slot is taken"
     );
-    store.outbox_delivered(card[0].id, second(1)).await.unwrap();
+    store.outbox_delivered(card[0].id, next).await.unwrap();
     assert_eq!(
-        kinds(&store.claim_outbox(Some(second(1)), CLAIM, 10).await.unwrap()),
+        kinds(&store.claim_outbox(Some(next), CLAIM, 10).await.unwrap()),
         ["notify_ladder"]
     );
 }
