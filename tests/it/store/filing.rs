@@ -144,10 +144,10 @@ async fn simultaneous_requests_each_keep_their_own_events_effects_and_timers(sto
     // quiet channel (the third a margin later), then one a second.
     let second = |n: usize| at(0) + Duration::seconds(n as i64);
     let ms = Duration::milliseconds;
-    let last = second(PEOPLE - 1) - ms(1900);
+    let last = second(PEOPLE - 1) - ms(1750);
     assert_eq!(
         store.next_paced_delivery(at(0)).await.unwrap(),
-        Some(at(0) + ms(100)),
+        Some(at(0) + ms(250)),
         "two cards may post now, the third a margin later"
     );
     assert_eq!(

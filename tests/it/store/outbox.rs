@@ -320,13 +320,13 @@ async fn channel_slots_space_posts_one_gap_apart(store: Store) {
     let ms = Duration::milliseconds;
     assert_eq!(
         slots,
-        [now, now, now + ms(100), now + ms(1100), now + ms(2100)],
+        [now, now, now + ms(250), now + ms(1250), now + ms(2250)],
         "three at once (the third a margin later, as Slack counts from the first arrival), then one a gap"
     );
     let later = now + Duration::seconds(5);
     assert_eq!(
         [burst(later).await, burst(later).await, burst(later).await],
-        [later, later, later + ms(100)],
+        [later, later, later + ms(250)],
         "the credit comes back a post a gap, up to the burst"
     );
     assert_eq!(
@@ -422,7 +422,7 @@ async fn a_card_filed_while_its_channel_is_busy_holds_the_next_slot(store: Store
     for _ in 0..3 {
         store.reserve_channel_slot("C0INCIDENTS", at(0), gap, 3).await.unwrap();
     }
-    let next = at(0) + ms(1100);
+    let next = at(0) + ms(1250);
     let busy = store
         .create_unlimited(
             &request("C0INCIDENTS", false).history,
