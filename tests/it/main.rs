@@ -7,6 +7,7 @@ mod alerts;
 mod approvals;
 mod contract;
 mod control;
+mod examples;
 mod fallback;
 mod faults;
 mod parameters;
