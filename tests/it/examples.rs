@@ -124,3 +124,222 @@ async fn the_blue_green_example_switches_only_to_a_healthy_colour() {
         "then the health check through the load balancer"
     );
 }
+
+/// A stand-in `docker compose` that reads the tag as Compose would, from the `--env-file` it is
+/// given, and records what it was asked with that tag.
+const FAKE_DOCKER: &str = r#"here=$(dirname "$0")
+env_file=""; prev=""
+for arg in "$@"; do [ "$prev" = "--env-file" ] && env_file=$arg; prev=$arg; done
+tag=$( [ -n "$env_file" ] && sed -n 's/^API_TAG=//p' "$env_file" )
+echo "$* [API_TAG=${tag:-unset}]" >> "$here/asked"
+case " $* " in
+  *" pull "*) echo " api Pulled";;
+  *" up "*) echo " Container shop-api-1  Healthy";;
+esac
+"#;
+
+/// The Compose example pins the previous tag in the project's env file (keeping the file as
+/// it was), so `pull` and `up` run it and the next `compose up` after a reboot keeps it.
+#[tokio::test]
+async fn the_compose_example_pins_the_previous_tag_where_the_next_up_reads_it() {
+    let service = FakeService::start().await;
+    service.script("/healthz", answers(&[200], "ok"));
+    let work = tempfile::tempdir().unwrap();
+    let env_file = work.path().join(".env");
+    std::fs::write(&env_file, "COMPOSE_PROJECT_NAME=shop\nAPI_TAG=v2.15.0\n").unwrap();
+    fake_program(work.path(), "docker", FAKE_DOCKER);
+    let example = std::fs::read_to_string(format!(
+        "{}/examples/runbooks/docker-compose.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let dir = work.path().display().to_string();
+    let config = example
+        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
+        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+        .replace("/srv/shop", &dir)
+        .replace(
+            "host = \"127.0.0.1:8080\"",
+            &format!("host = \"{}\"", service.url.trim_start_matches("http://")),
+        )
+        .replace("run = [\"docker\"", &format!("run = [\"{dir}/docker\""));
+    let bot = Rollbot::builder().config(|_| config).start().await;
+    bot.slash(ALICE, "shop-api to v2.14.3 severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    bot.thread(&card);
+
+    assert_eq!(
+        std::fs::read_to_string(&env_file).unwrap(),
+        "COMPOSE_PROJECT_NAME=shop\nAPI_TAG=v2.14.3\n",
+        "the previous tag is where the next `compose up` reads it"
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.path().join(".env.before-RB-1")).unwrap(),
+        "COMPOSE_PROJECT_NAME=shop\nAPI_TAG=v2.15.0\n",
+        "and the file as it was is kept"
+    );
+    let asked = std::fs::read_to_string(work.path().join("asked")).unwrap();
+    let compose = format!("compose -f {dir}/compose.yaml --env-file {dir}/.env");
+    assert_eq!(
+        asked.lines().collect::<Vec<_>>(),
+        [
+            format!("{compose} pull api [API_TAG=v2.14.3]"),
+            format!("{compose} up -d --no-deps --wait api [API_TAG=v2.14.3]"),
+        ]
+    );
+    assert_eq!(service.received("/healthz").len(), 1);
+}
+
+/// `git` in `dir` with a test identity, answering its output; fails the test on an error.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git must be installed");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A bare remote whose `main` is protected as GitHub protects it (a push to it is refused with
+/// GitHub's message), and rollbot's clone of it holding two commits, the second bad. Answers
+/// the scratch directory, the clone and the bad commit's short SHA.
+fn protected_remote() -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let scratch = tempfile::tempdir().unwrap();
+    let remote = scratch.path().join("remote.git");
+    let clone = scratch.path().join("clone");
+    git(scratch.path(), &["init", "-q", "--bare", remote.to_str().unwrap()]);
+    git(
+        scratch.path(),
+        &["clone", "-q", remote.to_str().unwrap(), clone.to_str().unwrap()],
+    );
+    git(&clone, &["config", "user.name", "rollbot"]);
+    git(&clone, &["config", "user.email", "rollbot@example.com"]);
+    std::fs::write(clone.join("cache.txt"), "ttl = 60\n").unwrap();
+    git(&clone, &["add", "cache.txt"]);
+    git(&clone, &["commit", "-q", "-m", "Add the cache"]);
+    std::fs::write(clone.join("cache.txt"), "ttl = 0\n").unwrap();
+    git(&clone, &["commit", "-q", "-am", "Bad merge: drop the cache"]);
+    git(&clone, &["push", "-q", "origin", "HEAD:main"]);
+    let hook = remote.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nwhile read old new ref; do\n  if [ \"$ref\" = refs/heads/main ]; then\n    echo \"error: GH006: Protected branch update failed for refs/heads/main.\" >&2\n    exit 1\n  fi\ndone\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bad = git(&clone, &["log", "-1", "--format=%h"]).trim().to_owned();
+    (scratch, clone, bad)
+}
+
+/// Against a protected `main`, the direct-push example stops at its push (GitHub's refusal in
+/// the thread); the pull-request variant reverts on a branch of its own, pushes that, opens the
+/// pull request through the API (token from the environment, never shown), waits at its gate
+/// while people merge, and ends with the health check.
+#[tokio::test]
+async fn the_git_revert_examples_against_a_protected_branch() {
+    let service = FakeService::start().await;
+    service.script("/healthz", answers(&[200], "ok"));
+    service.script(
+        "/repos/example/web/pulls",
+        answers(
+            &[201],
+            r#"{"number": 7, "html_url": "https://github.com/example/web/pull/7"}"#,
+        ),
+    );
+    let example = |file: &str, clone: &std::path::Path| {
+        std::fs::read_to_string(format!("{}/examples/runbooks/{file}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+            .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
+            .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+            .replace("/srv/rollbot/clones/web", clone.to_str().unwrap())
+            .replace("https://api.github.com", &service.url)
+            .replace("https://{{ vars.host }}/healthz", &format!("{}/healthz", service.url))
+    };
+
+    let (_scratch, clone, bad) = protected_remote();
+    let direct = example("git-revert.toml", &clone);
+    let bot = Rollbot::builder().config(|_| direct).start().await;
+    bot.slash(ALICE, &format!("web to {bad} severity high")).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("❌ *Failed* at step 4 of 6"));
+    let thread = bot.thread(&card);
+    assert!(
+        thread
+            .iter()
+            .any(|m| m.contains("GH006: Protected branch update failed")),
+        "{thread:#?}"
+    );
+
+    let (_scratch, clone, bad) = protected_remote();
+    let token = "ghp_0123456789abcdefTOKEN";
+    let through_a_pr = example("git-revert-pr.toml", &clone);
+    let bot = Rollbot::builder()
+        .config(|_| through_a_pr)
+        .secrets(&[("GITHUB_TOKEN", token)])
+        .start()
+        .await;
+    bot.slash(ALICE, &format!("web to {bad} severity high")).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    let paused = bot.card_now(&card);
+    assert!(
+        paused.text.contains(&format!(
+            "The pull request from `rollbot/revert-{bad}` is open in example/web"
+        )),
+        "{}",
+        paused.text
+    );
+    let opened = service.received("/repos/example/web/pulls");
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0].method, "POST");
+    assert_eq!(opened[0].authorization.as_deref(), Some(&*format!("Bearer {token}")));
+    let pull: serde_json::Value = serde_json::from_str(&opened[0].body).unwrap();
+    assert_eq!(
+        (&pull["head"], &pull["base"]),
+        (
+            &serde_json::json!(format!("rollbot/revert-{bad}")),
+            &serde_json::json!("main")
+        )
+    );
+    let remote = clone.parent().unwrap().join("remote.git");
+    assert_eq!(
+        git(&remote, &["log", "-1", "--format=%s", &format!("rollbot/revert-{bad}")]).trim(),
+        "Revert \"Bad merge: drop the cache\"",
+        "the revert is on its own branch"
+    );
+    assert_eq!(
+        git(&remote, &["log", "-1", "--format=%h", "main"]).trim(),
+        bad,
+        "the protected branch is untouched until people merge"
+    );
+    let thread = bot.thread(&card);
+    assert!(!thread.iter().any(|m| m.contains(token)), "{thread:#?}");
+    bot.click(BOB, Button::Continue(rb(1), 5)).await;
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    bot.thread(&card);
+    assert_eq!(service.received("/healthz").len(), 1);
+}
