@@ -118,6 +118,7 @@ fn every_example_passes_check() {
             "docker-compose",
             "feature-flags",
             "git-revert",
+            "git-revert-pr",
             "helm",
             "kubernetes",
             "maintenance",

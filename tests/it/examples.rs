@@ -343,3 +343,81 @@ async fn the_git_revert_examples_against_a_protected_branch() {
     bot.thread(&card);
     assert_eq!(service.received("/healthz").len(), 1);
 }
+
+/// A stand-in `aws rds` that records what it was asked and answers as the real CLI does.
+const FAKE_AWS_RDS: &str = r#"here=$(dirname "$0")
+echo "$@" >> "$here/asked"
+case "$1 $2" in
+  "rds restore-db-instance-from-db-snapshot")
+    while [ $# -gt 0 ]; do [ "$1" = "--db-instance-identifier" ] && id=$2; shift; done
+    echo "$id";;
+  "rds wait") ;;
+  "rds describe-db-instances")
+    while [ $# -gt 0 ]; do [ "$1" = "--db-instance-identifier" ] && id=$2; shift; done
+    printf '%s\t%s.abc123.eu-west-1.rds.amazonaws.com\tTrue\n' "$id" "$id";;
+  *) echo "aws: error: argument operation: Invalid choice" >&2; exit 252;;
+esac
+"#;
+
+/// The RDS snapshot restore builds the new instance like the one it replaces (its security
+/// groups, parameter group, Multi-AZ, deletion protection, private) and names it after the
+/// rollback, so a second restore does not collide with the first.
+#[tokio::test]
+async fn the_rds_example_restores_to_an_instance_like_the_old_one_named_after_the_rollback() {
+    let bin = tempfile::tempdir().unwrap();
+    fake_program(bin.path(), "aws", FAKE_AWS_RDS);
+    let aws = bin.path().join("aws").display().to_string();
+    let example = std::fs::read_to_string(format!(
+        "{}/examples/runbooks/cloud-snapshot.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let config = example
+        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
+        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+        .replace("exec aws ", &format!("exec {aws} "));
+    assert_eq!(config.matches(&aws).count(), 3);
+    let bot = Rollbot::builder().config(|_| config).start().await;
+    for n in 1..=2 {
+        bot.slash(ALICE, "orders-rds to rds:orders-2026-11-21-03-00 severity high")
+            .await;
+        bot.settle().await;
+        let card = bot.expect_card();
+        bot.click(BOB, Button::Approve(rb(n))).await;
+        bot.settle().await;
+        let paused = bot.card_now(&card);
+        assert!(paused.text.contains("named after this rollback"), "{}", paused.text);
+        let thread = bot.thread(&card);
+        let id = format!("orders-prod-restored-rb-{n}");
+        assert!(
+            thread.iter().any(
+                |m| m.contains(&format!("{id}\t{id}.abc123.eu-west-1.rds.amazonaws.com\tTrue"))
+                    || m.contains(&format!("{id} {id}.abc123"))
+            ),
+            "the endpoint of the new instance, Multi-AZ: {thread:#?}"
+        );
+        bot.click(BOB, Button::Continue(rb(n), 3)).await;
+        bot.settle().await;
+        assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+        bot.thread(&card);
+    }
+    let asked = std::fs::read_to_string(bin.path().join("asked")).unwrap();
+    let restores: Vec<&str> = asked.lines().filter(|l| l.contains("restore-db-instance")).collect();
+    assert_eq!(restores.len(), 2);
+    assert_eq!(
+        restores[0],
+        "rds restore-db-instance-from-db-snapshot --region eu-west-1 --db-snapshot-identifier rds:orders-2026-11-21-03-00 \
+         --db-instance-identifier orders-prod-restored-rb-1 --db-instance-class db.r6g.large --db-subnet-group-name prod-db \
+         --vpc-security-group-ids sg-0a1b2c3d4e5f60718 --db-parameter-group-name orders-pg16 \
+         --multi-az --deletion-protection --copy-tags-to-snapshot --no-publicly-accessible \
+         --query DBInstance.DBInstanceIdentifier --output text"
+    );
+    assert!(
+        restores[1].contains("--db-instance-identifier orders-prod-restored-rb-2"),
+        "{}",
+        restores[1]
+    );
+    assert!(asked.contains(
+        "rds wait db-instance-available --region eu-west-1 --db-instance-identifier orders-prod-restored-rb-2"
+    ));
+}

@@ -164,7 +164,10 @@ fn rollbot_check_passes_every_file_of_the_runbook_library() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 15, "one file per rollback family, and the pull-request variant of git revert");
+    assert_eq!(
+        checked, 15,
+        "one file per rollback family, and the pull-request variant of git revert"
+    );
 
     let flags = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/runbooks/feature-flags.toml");
     let plan = Command::new(BIN)
