@@ -421,3 +421,90 @@ async fn the_rds_example_restores_to_an_instance_like_the_old_one_named_after_th
         "rds wait db-instance-available --region eu-west-1 --db-instance-identifier orders-prod-restored-rb-2"
     ));
 }
+
+/// A stand-in `kubectl` for the Kubernetes example: `get deployment … -o jsonpath` prints the
+/// GitOps marks in `marks` (nothing when the file is absent, as kubectl prints nothing for a
+/// missing field); `rollout` answers as kubectl 1.31 does. What it was asked is in `asked`.
+const FAKE_KUBECTL: &str = r#"here=$(dirname "$0")
+echo "$@" >> "$here/asked"
+case "$1 $2" in
+  "get deployment") cat "$here/marks" 2>/dev/null; exit 0;;
+  "rollout history") echo "deployment.apps/checkout-api with revision #41"; echo "Pod Template:"; exit 0;;
+  "rollout undo") echo "deployment.apps/checkout-api rolled back"; exit 0;;
+  "rollout status") echo 'deployment "checkout-api" successfully rolled out'; exit 0;;
+esac
+echo "error: unknown command \"$1\" for \"kubectl\"" >&2
+exit 1
+"#;
+
+/// The Kubernetes example checks before approval that no GitOps controller manages the
+/// Deployment (Argo CD's self-heal would put the bad version back); unmanaged, it undoes the
+/// rollout to the revision asked, waits for it and checks health.
+#[tokio::test]
+async fn the_kubernetes_example_warns_of_gitops_self_heal_and_undoes_the_rollout() {
+    let service = FakeService::start().await;
+    service.script("/healthz", answers(&[200], "ok"));
+    let example = std::fs::read_to_string(format!(
+        "{}/examples/runbooks/kubernetes.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let start = |bin: &std::path::Path| {
+        let kubectl = bin.join("kubectl").display().to_string();
+        fake_program(bin, "kubectl", FAKE_KUBECTL);
+        let config = example
+            .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
+            .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+            .replace("\"kubectl\"", &format!("\"{kubectl}\""))
+            .replace("managed=$(kubectl ", &format!("managed=$({kubectl} "))
+            .replace("https://{{ vars.host }}/healthz", &format!("{}/healthz", service.url));
+        Rollbot::builder().config(|_| config).start()
+    };
+    let gitops = "No GitOps controller will put it back";
+
+    let managed = tempfile::tempdir().unwrap();
+    std::fs::write(
+        managed.path().join("marks"),
+        "checkout-api:apps/Deployment:prod/checkout-api",
+    )
+    .unwrap();
+    let bot = start(managed.path()).await;
+    bot.slash(ALICE, "checkout-api to 41 severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    let checked = bot.card_now(&card);
+    assert!(
+        checked.text.contains(&format!(
+            "❌ {gitops}: managed by GitOps (checkout-api:apps/Deployment:prod/checkout-api): its self-heal would undo the rollback; pause it first"
+        )),
+        "{}",
+        checked.text
+    );
+    assert_eq!(checked.buttons()[0], "approve_despite_preflight", "Approve asks first");
+
+    let unmanaged = tempfile::tempdir().unwrap();
+    let bot = start(unmanaged.path()).await;
+    bot.slash(ALICE, "checkout-api to 41 severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    let checked = bot.card_now(&card);
+    assert!(
+        checked
+            .text
+            .contains(&format!("✅ {gitops}: not managed by Argo CD or Flux"))
+            && checked.text.contains("✅ The target revision exists"),
+        "{}",
+        checked.text
+    );
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    bot.thread(&card);
+    let asked = std::fs::read_to_string(unmanaged.path().join("asked")).unwrap();
+    assert!(
+        asked.contains("rollout undo deployment/checkout-api -n prod --to-revision=41\n")
+            && asked.contains("rollout status deployment/checkout-api -n prod --timeout=180s\n"),
+        "{asked}"
+    );
+    assert_eq!(service.received("/healthz").len(), 1);
+}
