@@ -508,3 +508,84 @@ async fn the_kubernetes_example_warns_of_gitops_self_heal_and_undoes_the_rollout
     );
     assert_eq!(service.received("/healthz").len(), 1);
 }
+
+/// A stand-in `helm` (3.16): `status` answers the release, `rollback` to a revision in
+/// `revisions` succeeds (or, with `--dry-run`, only says it would), any other fails as helm does.
+const FAKE_HELM: &str = r#"here=$(dirname "$0")
+echo "$@" >> "$here/asked"
+case "$1" in
+  status) printf 'NAME: search\nNAMESPACE: prod\nSTATUS: deployed\nREVISION: 13\n'; exit 0;;
+  rollback)
+    if ! grep -qx "$3" "$here/revisions"; then echo "Error: release: not found" >&2; exit 1; fi
+    case " $* " in *" --dry-run "*) echo "Rollback was a success! Happy Helming! (dry run)";; *) echo "Rollback was a success! Happy Helming!";; esac
+    exit 0;;
+esac
+echo "Error: unknown command \"$1\" for \"helm\"" >&2
+exit 1
+"#;
+
+/// The Helm example rolls the release back to the revision asked and checks it; a revision
+/// Helm no longer keeps fails the step with Helm's words; a drill only asks `--dry-run`.
+#[tokio::test]
+async fn the_helm_example_rolls_back_fails_plainly_and_drills_with_dry_run() {
+    let service = FakeService::start().await;
+    service.script("/healthz", answers(&[200], "ok"));
+    let bin = tempfile::tempdir().unwrap();
+    fake_program(bin.path(), "helm", FAKE_HELM);
+    std::fs::write(bin.path().join("revisions"), "11\n12\n").unwrap();
+    let helm = bin.path().join("helm").display().to_string();
+    let example =
+        std::fs::read_to_string(format!("{}/examples/runbooks/helm.toml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let config = example
+        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
+        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+        .replace("[\"helm\",", &format!("[\"{helm}\","))
+        .replace("https://{{ vars.host }}/healthz", &format!("{}/healthz", service.url));
+    let bot = Rollbot::builder().config(|_| config).start().await;
+
+    bot.slash(ALICE, "search to 11 severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    assert!(bot.card_now(&card).text.contains("✅ The release answers"));
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    bot.thread(&card);
+
+    bot.slash(ALICE, "search to 9 severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(2))).await;
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("❌ *Failed* at step 1 of 3"));
+    let thread = bot.thread(&card);
+    assert!(
+        thread
+            .iter()
+            .any(|m| m.starts_with("❌ Step 1/3 *Helm rollback* failed") && m.contains("Error: release: not found")),
+        "{thread:#?}"
+    );
+    bot.click(ALICE, Button::Resolve(rb(2))).await;
+    bot.settle().await;
+    bot.card_now(&card);
+    bot.thread(&card);
+    bot.ephemerals(ALICE);
+
+    bot.slash(ALICE, "drill search to 12 severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(3))).await;
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("Succeeded"));
+    bot.thread(&card);
+    let asked = std::fs::read_to_string(bin.path().join("asked")).unwrap();
+    let rollbacks: Vec<&str> = asked.lines().filter(|l| l.starts_with("rollback")).collect();
+    assert_eq!(
+        rollbacks,
+        [
+            "rollback search 11 -n prod --wait --timeout 5m0s",
+            "rollback search 9 -n prod --wait --timeout 5m0s",
+            "rollback search 12 -n prod --dry-run",
+        ]
+    );
+}
