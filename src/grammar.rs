@@ -1,6 +1,7 @@
 //! The `/rollback` command language:
 //! `help | <service> [to <target>] [runbook <name>] [severity <level>] [reason "<text>"] [<param>=<value>…]
-//!  | plan … | drill … | status [RB-n] | list [drills] | cancel RB-n | postmortem RB-n`.
+//!  | plan … | drill … | status [RB-n] | list [drills] | cancel RB-n | postmortem RB-n
+//!  | note RB-n <text>`.
 use crate::domain::plan::nearest;
 use crate::domain::{RollbackId, Severity};
 
@@ -19,6 +20,11 @@ pub enum Command {
     },
     Cancel(RollbackId),
     Postmortem(RollbackId),
+    /// `note RB-n <text>`: a note on the rollback's timeline, for the post-mortem.
+    Note {
+        id: RollbackId,
+        text: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -219,6 +225,16 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
             [_, extra, ..] => Err(ParseError::UnexpectedAfter {
                 command: "postmortem",
                 word: extra.text.clone(),
+            }),
+        },
+        "note" => match rest {
+            [] => Err(ParseError::BadId {
+                command: "note",
+                word: None,
+            }),
+            [id, words @ ..] => parse_id("note", id).map(|id| Command::Note {
+                id,
+                text: words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" "),
             }),
         },
         _ => parse_request(&tokens).map(Command::Request),
@@ -503,6 +519,11 @@ mod tests {
             "drill checkout-api to 41 severity high",
             "list drills",
             "postmortem RB-1",
+            "note RB-4 the cache flush at 03:12 fixed it, not the rollback",
+            "note RB-4 \"quoted words\" and <!channel>",
+            "note RB-4",
+            "note",
+            "note RB-x words",
             "orders runbook partial-restore tables=orders,payments severity high",
             "orders tables=\"orders, payments\" to predeploy.dump",
             "orders tables=“orders, payments” target=predeploy.dump",

@@ -165,6 +165,7 @@ fn timeline_entry(rollback: &Rollback, recorded: &Recorded) -> Option<String> {
         Event::Resolved { by: Some(by) } => format!("{} marked the incident resolved", who(by)),
         // The cadence is rollbot's prompt; the updates people posted are what a reader needs.
         Event::Reminded { .. } => return None,
+        Event::Noted { by, text } => format!("{} noted: “{}”", who(by), md(text)),
         Event::UpdatePosted {
             by,
             text,

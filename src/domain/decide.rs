@@ -51,6 +51,10 @@ pub enum Action {
         text: String,
         to_status_page: bool,
     },
+    /// Add a note to the timeline, for the post-mortem: what people saw, tried or decided.
+    AddNote {
+        text: String,
+    },
     /// Link the fallback rollback `rollback` (of `runbook`), just requested, to this stopped one.
     RecordFallback {
         rollback: RollbackId,
@@ -109,6 +113,7 @@ impl Action {
             Action::RetryStep { .. } => "retry_step",
             Action::SkipStep { .. } => "skip_step",
             Action::PostUpdate { .. } => "post_update",
+            Action::AddNote { .. } => "add_note",
             Action::RecordFallback { .. } => "record_fallback",
             Action::Remind { .. } => "remind",
             Action::Interrupt => "interrupt",
@@ -330,6 +335,14 @@ pub enum Refusal {
         id: RollbackId,
     },
     UpdateTooLong {
+        id: RollbackId,
+        max: usize,
+    },
+    /// A note with no words.
+    NoteEmpty {
+        id: RollbackId,
+    },
+    NoteTooLong {
         id: RollbackId,
         max: usize,
     },
@@ -577,6 +590,7 @@ pub fn decide(
         Action::PostUpdate { text, to_status_page } => {
             decide_post_update(rollback, text, *to_status_page, actor, policy)
         }
+        Action::AddNote { text } => decide_add_note(rollback, text, actor, policy),
         Action::Remind { n } => decide_remind(rollback, *n, policy, now),
         Action::RecordFallback {
             rollback: fallback,
@@ -897,7 +911,7 @@ use fallback::decide_record_fallback;
 pub use fallback::{fallback_ask, may_run_fallback};
 mod updates;
 pub use updates::{MAX_UPDATE_CHARS, page_open};
-use updates::{decide_post_update, decide_remind};
+use updates::{decide_add_note, decide_post_update, decide_remind};
 
 #[cfg(test)]
 mod properties;

@@ -617,7 +617,8 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
             | Event::Interrupted { step: None }
             | Event::PreflightChecked { .. } => {}
             // Telling Slack that Slack refused a message would only fail again.
-            Event::Undeliverable { .. } | Event::PageUpdated { .. } => continue,
+            // A note is for the timeline and the post-mortem: the one who wrote it is answered.
+            Event::Undeliverable { .. } | Event::PageUpdated { .. } | Event::Noted { .. } => continue,
         }
         card_changed |= match event {
             Event::Requested { .. } => false,

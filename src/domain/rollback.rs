@@ -134,6 +134,11 @@ pub enum Event {
     Reminded {
         n: usize,
     },
+    /// Someone added a note to the timeline (`/rollback note RB-n …`).
+    Noted {
+        by: UserId,
+        text: String,
+    },
     /// Someone posted an update on the incident.
     UpdatePosted {
         by: UserId,
@@ -607,7 +612,7 @@ impl Rollback {
                 self.reopen();
                 self.state = State::Queued;
             }
-            Event::Undeliverable { .. } | Event::PageUpdated { .. } => {}
+            Event::Undeliverable { .. } | Event::PageUpdated { .. } | Event::Noted { .. } => {}
             Event::Reminded { n } => self.reminded = self.reminded.max(*n),
             Event::UpdatePosted {
                 by,

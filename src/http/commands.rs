@@ -125,6 +125,11 @@ pub(super) async fn handle_command(
             Ok(_) => messages::cancelled(id),
             Err(refusal) => messages::refusal(&refusal),
         },
+        Command::Note { id, text } => match engine.act(id, &Action::AddNote { text }, &actor).await? {
+            Ok(_) => messages::noted(id),
+            Err(Refusal::NoSuchRollback { .. }) => messages::not_found(id),
+            Err(refusal) => messages::refusal(&refusal),
+        },
     })
 }
 

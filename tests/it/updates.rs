@@ -235,3 +235,54 @@ async fn an_update_reaches_the_stakeholders_and_the_status_page_when_ticked() {
 }
 
 crate::also_on_embedded_store!(reminders_ask_the_requester_until_someone_marks_the_failure_resolved);
+
+/// A note is for the timeline: anyone in the rollback's channel adds one, also after the end;
+/// it is in the post-mortem draft with who and when, escaped; nothing is posted for it; an
+/// empty note or one from another channel is refused and changes nothing.
+#[tokio::test]
+async fn a_note_goes_on_the_timeline_and_into_the_post_mortem() {
+    let bot = Rollbot::start().await;
+    bot.slash(ALICE, "checkout-api to 41 severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    bot.thread(&card);
+
+    let noted = bot
+        .slash(
+            CAROL,
+            "note RB-1 the errors stopped at 03:02 <!channel>, before the health check",
+        )
+        .await;
+    assert_eq!(
+        noted,
+        "📝 Noted on *RB-1*'s timeline, with your name and the time; it is in the post-mortem draft (`/rollback postmortem RB-1`). Nobody else was notified."
+    );
+    bot.settle().await;
+    assert_eq!(
+        bot.slash(CAROL, "note RB-1   ").await,
+        "The note on *RB-1* has no words; nothing was added. Write it after the number: `/rollback note RB-1 what you saw or decided`."
+    );
+    let elsewhere = bot.slash_in(MALLORY, "C0ELSEWHERE", "note RB-1 pwned").await;
+    assert!(elsewhere.contains("RB-1"), "{elsewhere}");
+    assert!(!elsewhere.starts_with("📝"), "{elsewhere}");
+    assert!(
+        bot.slash(CAROL, "note RB-99 lost")
+            .await
+            .contains("There is no rollback *RB-99*")
+    );
+    bot.settle().await;
+
+    let postmortem = bot.slash(ALICE, "postmortem RB-1").await;
+    assert!(
+        // The draft is Markdown (its `<` written `&lt;`), shown in a Slack code block (escaped again).
+        postmortem.contains(
+            "| @U0CAROL noted: “the errors stopped at 03:02 &amp;lt;!channel&amp;gt;, before the health check” |"
+        ),
+        "{postmortem}"
+    );
+    assert!(!postmortem.contains("<!channel>"), "{postmortem}");
+    assert!(!postmortem.contains("pwned"), "{postmortem}");
+}

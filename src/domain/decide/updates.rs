@@ -37,6 +37,32 @@ pub(super) fn decide_post_update(
     }])
 }
 
+/// A note on the timeline: anyone who may read the rollback (who took part, or in its
+/// channel) may add one, at any time, also after the end: post-mortems are written later.
+pub(super) fn decide_add_note(
+    rollback: &Rollback,
+    text: &str,
+    actor: &Actor,
+    policy: &Policy,
+) -> Result<Vec<Event>, Refusal> {
+    let id = rollback.id;
+    may_read(rollback, actor, policy)?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(Refusal::NoteEmpty { id });
+    }
+    if text.chars().count() > MAX_UPDATE_CHARS {
+        return Err(Refusal::NoteTooLong {
+            id,
+            max: MAX_UPDATE_CHARS,
+        });
+    }
+    Ok(vec![Event::Noted {
+        by: actor.user.clone(),
+        text: text.to_owned(),
+    }])
+}
+
 /// Whether the status page has an incident for this rollback that is not resolved: it opens
 /// when a run starts (never for a drill).
 pub fn page_open(rollback: &Rollback, policy: &Policy) -> bool {

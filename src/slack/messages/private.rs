@@ -37,6 +37,7 @@ e.g. `/rollback checkout-api to 41 severity high reason \"bad deploy\"` · `/rol
 *See what would run, without requesting*: `/rollback plan checkout-api to 41`\n\
 *Rehearse the whole path, nothing executed*: `/rollback drill checkout-api to 41 severity high` · `/rollback list drills`\n\
 *Follow up*: `/rollback status RB-12` · `/rollback list` · `/rollback cancel RB-12` (before it starts)\n\
+*For the post-mortem*: `/rollback note RB-12 what you saw, tried or decided` · `/rollback postmortem RB-12`\n\
 Critical severity runs at once and flags a post-incident review; other severities wait for *Approve* on the card from someone in the approving role. You cannot approve your own request.",
     )
 }
@@ -131,6 +132,12 @@ pub fn postmortem(id: RollbackId, markdown: &str) -> Message {
 pub fn cancelled(id: RollbackId) -> Message {
     Message::plain(format!(
         "Cancelled *{id}*. Nothing ran; the card in the channel says so."
+    ))
+}
+
+pub fn noted(id: RollbackId) -> Message {
+    Message::plain(format!(
+        "📝 Noted on *{id}*'s timeline, with your name and the time; it is in the post-mortem draft (`/rollback postmortem {id}`). Nobody else was notified."
     ))
 }
 

@@ -244,6 +244,12 @@ pub fn refusal(refusal: &Refusal) -> Message {
         UpdateTooLong { id, max } => format!(
             "The update on *{id}* is longer than {max} characters; nothing was posted. Shorten it and link to details."
         ),
+        NoteEmpty { id } => format!(
+            "The note on *{id}* has no words; nothing was added. Write it after the number: `/rollback note {id} what you saw or decided`."
+        ),
+        NoteTooLong { id, max } => format!(
+            "The note on *{id}* is longer than {max} characters; nothing was added. Shorten it, or add several notes."
+        ),
         NotAllowedToUpdate { id } => format!(
             "Updates on *{id}* speak for the incident, so they come from its requester, someone who may approve it, or a role allowed to abort it. Ask one of them in the thread, or reply there yourself."
         ),
