@@ -276,10 +276,11 @@ pub fn draft(rollback: &Rollback, history: &[Recorded]) -> String {
         let _ = writeln!(out, "{}. {} — {what}", i + 1, md(&step.name));
     }
 
+    verification(&mut out, rollback);
     for section in ["Root Cause", "Impact"] {
         let _ = writeln!(out, "\n## {section}\n\n_To be written._");
     }
-    for section in ["What Went Well", "What Went Wrong"] {
+    for section in ["What Went Well", "What Went Wrong", "Lessons Learned"] {
         let _ = writeln!(out, "\n## {section}\n\n- ");
     }
     let _ = writeln!(
@@ -287,6 +288,58 @@ pub fn draft(rollback: &Rollback, history: &[Recorded]) -> String {
         "\n## Action Items\n\n| Action | Owner | Due |\n|---|---|---|\n|  |  |  |"
     );
     out
+}
+
+/// What was checked and what it found: preflight before approval, then every SQL and health
+/// step's last result with what it reported (row counts before and after, the assertion's value,
+/// the health check's answer), so the draft carries the evidence the thread showed.
+fn verification(out: &mut String, rollback: &Rollback) {
+    let _ = writeln!(out, "\n## Verification\n");
+    let mut any = false;
+    for check in rollback.preflight.iter().flatten() {
+        any = true;
+        let detail = if check.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", md(&check.detail))
+        };
+        let outcome = if check.passed() { "passed" } else { "FAILED" };
+        let _ = writeln!(out, "- Before approval, {}: {outcome}{detail}", md(&check.name));
+    }
+    for (i, step) in rollback.plan.steps.iter().enumerate() {
+        if !matches!(step.action, StepAction::Sql { .. } | StepAction::Health { .. }) {
+            continue;
+        }
+        any = true;
+        let Some(result) = rollback.last_result(i) else {
+            let _ = writeln!(out, "- Step {} {}: did not run", i + 1, md(&step.name));
+            continue;
+        };
+        let detail = result
+            .detail
+            .as_deref()
+            .map(|d| format!(" — {}", md(d)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "- Step {} {}: {}{detail}",
+            i + 1,
+            md(&step.name),
+            result.outcome.name().replace('_', " ")
+        );
+        let report = result.output_tail.trim();
+        if !report.is_empty() {
+            for line in report.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+    }
+    if !any {
+        let _ = writeln!(
+            out,
+            "_Nothing checked the result: no preflight, SQL or health step ran._"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -443,6 +443,19 @@ async fn the_full_restore_example_brings_back_data_broken_after_the_backup() {
         (100, 300),
         "the data from before the bad deploy is back"
     );
+    let postmortem = bot.slash(ALICE, "postmortem RB-1").await;
+    let verification = postmortem
+        .split("## Verification")
+        .nth(1)
+        .and_then(|rest| rest.split("## Root Cause").next())
+        .unwrap_or_else(|| panic!("{postmortem}"));
+    assert!(
+        verification.contains("- Before approval, The dump file is there: passed: ")
+            && verification.contains("- Step 1 Record row counts before the restore: succeeded")
+            && verification.contains("✗ public.orders: 62 → 100 (+38; allowed 50%)")
+            && verification.contains("- Step 5 Foreign keys are back and valid: succeeded"),
+        "the draft carries the evidence the thread showed: {verification}"
+    );
 }
 
 /// The library's partial-restore runbook given its tables in the command: the tables named are
