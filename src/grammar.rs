@@ -54,6 +54,7 @@ impl RequestArgs {
             reason: self.reason.clone(),
             fallback_of: None,
             drill: self.drill,
+            detected: None,
         }
     }
 }

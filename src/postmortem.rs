@@ -207,6 +207,17 @@ pub fn draft(rollback: &Rollback, history: &[Recorded]) -> String {
         md(&request.service)
     );
     let _ = writeln!(out, "- **Date:** {}", rollback.requested_at.format("%Y-%m-%d"));
+    if let Some(detected) = &request.detected {
+        let before = (rollback.requested_at - detected.at).num_milliseconds().max(0) as u64;
+        let _ = writeln!(
+            out,
+            "- **Issue detected:** {} UTC, by the alert {} ({}), {} before the request",
+            hhmm(detected.at),
+            md(&detected.alert),
+            detected.proposal,
+            duration_text(before)
+        );
+    }
     let end = rollback
         .finished_at
         .or_else(|| history.last().map(|r| r.at))

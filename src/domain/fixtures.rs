@@ -163,6 +163,7 @@ pub fn request(severity: Severity, reason: Option<&str>) -> RollbackRequest {
         lock: None,
         delivery: None,
         fallback_of: None,
+        detected: None,
     }
 }
 

@@ -592,6 +592,8 @@ pub struct Ask {
     pub drill: bool,
     /// Asked as the fallback of this stopped rollback (its card's *Run fallback*).
     pub fallback_of: Option<super::RollbackId>,
+    /// Started from an alert's proposal: when monitoring saw the issue.
+    pub detected: Option<super::rollback::Detection>,
 }
 
 impl Catalog {

@@ -39,6 +39,22 @@ pub struct AlertGroup {
     pub truncated: u64,
 }
 
+impl Proposal {
+    /// When monitoring first saw the issue: the earliest start among its alerts (one that has
+    /// resolved since still saw it first).
+    pub fn detected(&self) -> Option<super::rollback::Detection> {
+        self.alerts
+            .iter()
+            .filter_map(|a| Some((a.starts_at?, a)))
+            .min_by_key(|(at, _)| *at)
+            .map(|(at, alert)| super::rollback::Detection {
+                at,
+                alert: alert.name.clone(),
+                proposal: self.id,
+            })
+    }
+}
+
 impl AlertGroup {
     pub fn firing(&self) -> bool {
         self.alerts.iter().any(|a| a.firing)

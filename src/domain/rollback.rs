@@ -31,6 +31,17 @@ pub struct RollbackRequest {
     /// The failed or aborted rollback whose runbook named this one's as its fallback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_of: Option<RollbackId>,
+    /// When monitoring saw the issue, for a request started from an alert's proposal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected: Option<Detection>,
+}
+
+/// What monitoring saw first: the earliest firing alert of the proposal a request came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detection {
+    pub at: DateTime<Utc>,
+    pub alert: String,
+    pub proposal: super::ProposalId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -255,6 +255,7 @@ impl Engine {
             lock: self.config.catalog.lock_key(&plan, ask.drill),
             delivery: delivery.map(str::to_owned),
             fallback_of: ask.fallback_of,
+            detected: ask.detected.clone(),
         };
         let now = self.clock.now();
         let action = Action::Request { request, plan };

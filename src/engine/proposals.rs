@@ -148,6 +148,7 @@ impl Engine {
             reason: Some(proposal.reason(self.config.policy.max_reason_chars)),
             drill: false,
             fallback_of: None,
+            detected: proposal.detected(),
         };
         let (history, consequences) = match self.prepare_request(actor, &proposal.channel.0, &ask, None)? {
             Ok(prepared) => prepared,

@@ -23,6 +23,7 @@ fn ask_of_form(
         reason: value("reason"),
         drill,
         fallback_of,
+        detected: None,
     }
 }
 

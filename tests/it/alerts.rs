@@ -209,6 +209,14 @@ async fn a_firing_alert_proposes_a_rollback_that_starts_as_the_clickers_own_requ
     assert_eq!(bot.marker(), ["undo 41", "health"]);
     bot.thread(&card);
     bot.card_now(&card);
+    // The test clock stands at 03:00; the alert started at 02:50.
+    let postmortem = bot.slash(ALICE, "postmortem RB-1").await;
+    assert!(
+        postmortem.contains(
+            "- **Issue detected:** 02:50:00 UTC, by the alert HighErrorRate (P-1), 10m 00s before the request"
+        ),
+        "when monitoring saw it, from the alert: {postmortem}"
+    );
 }
 
 #[tokio::test]

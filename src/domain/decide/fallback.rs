@@ -72,6 +72,7 @@ pub fn fallback_ask(stopped: &Rollback, fallback: &super::super::plan::Runbook, 
         reason: Some(reason.chars().take(max_reason_chars).collect()),
         drill: stopped.request.drill,
         fallback_of: Some(stopped.id),
+        detected: stopped.request.detected.clone(),
     }
 }
 

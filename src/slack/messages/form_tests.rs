@@ -132,6 +132,7 @@ fn modals_are_valid_slack_views() {
         reason: Some("Fallback for RB-1: kubernetes failed at step 1. bad deploy".into()),
         drill: false,
         fallback_of: Some(RollbackId(1)),
+        detected: None,
     };
     let fallback = fallback_modal(&stopped, &catalog, &fallback, &Default::default());
     let nothing_chosen = request_modal(
