@@ -4,6 +4,18 @@
 use crate::support::fake_service::*;
 use crate::support::*;
 
+/// A file of the runbook library as shipped, its approvers the stories' people: Bob on call,
+/// Alice the team lead.
+pub(crate) fn shipped(file: &str) -> String {
+    let path = format!("{}/examples/runbooks/{file}", env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let config = example
+        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
+        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#));
+    assert_ne!(config, example, "{file} names its approvers as the library does");
+    config
+}
+
 /// A stand-in `aws` for the blue/green example: `describe-target-health` prints the states in
 /// `states` as the real CLI's `--output text` does (one line, tab-separated), or fails as it
 /// does without permission when `denied` exists; `modify-listener` answers the listener.
@@ -26,18 +38,11 @@ exit 252
 /// check pointed at `health`; what `aws` was asked is in `<bin>/asked`.
 async fn blue_green(bin: &std::path::Path, health: &str) -> Rollbot {
     fake_program(bin, "aws", FAKE_AWS);
-    let example = std::fs::read_to_string(format!(
-        "{}/examples/runbooks/blue-green.toml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
     let on_path = format!(
         "timeout = \"1m\"\nenv = {{ PATH = \"{}:/usr/bin:/bin\" }}",
         bin.display()
     );
-    let config = example
-        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
-        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+    let config = shipped("blue-green.toml")
         .replace("timeout = \"1m\"", &on_path)
         .replace("https://{{ vars.host }}/healthz", &format!("{health}/healthz"));
     assert_eq!(
@@ -148,15 +153,8 @@ async fn the_compose_example_pins_the_previous_tag_where_the_next_up_reads_it() 
     let env_file = work.path().join(".env");
     std::fs::write(&env_file, "COMPOSE_PROJECT_NAME=shop\nAPI_TAG=v2.15.0\n").unwrap();
     fake_program(work.path(), "docker", FAKE_DOCKER);
-    let example = std::fs::read_to_string(format!(
-        "{}/examples/runbooks/docker-compose.toml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
     let dir = work.path().display().to_string();
-    let config = example
-        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
-        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+    let config = shipped("docker-compose.toml")
         .replace("/srv/shop", &dir)
         .replace(
             "host = \"127.0.0.1:8080\"",
@@ -195,7 +193,7 @@ async fn the_compose_example_pins_the_previous_tag_where_the_next_up_reads_it() 
 }
 
 /// `git` in `dir` with a test identity, answering its output; fails the test on an error.
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
         .args([
             "-c",
@@ -265,10 +263,7 @@ async fn the_git_revert_examples_against_a_protected_branch() {
         ),
     );
     let example = |file: &str, clone: &std::path::Path| {
-        std::fs::read_to_string(format!("{}/examples/runbooks/{file}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap()
-            .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
-            .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+        shipped(file)
             .replace("/srv/rollbot/clones/web", clone.to_str().unwrap())
             .replace("https://api.github.com", &service.url)
             .replace("https://{{ vars.host }}/healthz", &format!("{}/healthz", service.url))
@@ -367,15 +362,7 @@ async fn the_rds_example_restores_to_an_instance_like_the_old_one_named_after_th
     let bin = tempfile::tempdir().unwrap();
     fake_program(bin.path(), "aws", FAKE_AWS_RDS);
     let aws = bin.path().join("aws").display().to_string();
-    let example = std::fs::read_to_string(format!(
-        "{}/examples/runbooks/cloud-snapshot.toml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let config = example
-        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
-        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
-        .replace("exec aws ", &format!("exec {aws} "));
+    let config = shipped("cloud-snapshot.toml").replace("exec aws ", &format!("exec {aws} "));
     assert_eq!(config.matches(&aws).count(), 3);
     let bot = Rollbot::builder().config(|_| config).start().await;
     for n in 1..=2 {
@@ -444,17 +431,10 @@ exit 1
 async fn the_kubernetes_example_warns_of_gitops_self_heal_and_undoes_the_rollout() {
     let service = FakeService::start().await;
     service.script("/healthz", answers(&[200], "ok"));
-    let example = std::fs::read_to_string(format!(
-        "{}/examples/runbooks/kubernetes.toml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
     let start = |bin: &std::path::Path| {
         let kubectl = bin.join("kubectl").display().to_string();
         fake_program(bin, "kubectl", FAKE_KUBECTL);
-        let config = example
-            .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
-            .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+        let config = shipped("kubernetes.toml")
             .replace("\"kubectl\"", &format!("\"{kubectl}\""))
             .replace("managed=$(kubectl ", &format!("managed=$({kubectl} "))
             .replace("https://{{ vars.host }}/healthz", &format!("{}/healthz", service.url));
@@ -534,11 +514,7 @@ async fn the_helm_example_rolls_back_fails_plainly_and_drills_with_dry_run() {
     fake_program(bin.path(), "helm", FAKE_HELM);
     std::fs::write(bin.path().join("revisions"), "11\n12\n").unwrap();
     let helm = bin.path().join("helm").display().to_string();
-    let example =
-        std::fs::read_to_string(format!("{}/examples/runbooks/helm.toml", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let config = example
-        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
-        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+    let config = shipped("helm.toml")
         .replace("[\"helm\",", &format!("[\"{helm}\","))
         .replace("https://{{ vars.host }}/healthz", &format!("{}/healthz", service.url));
     let bot = Rollbot::builder().config(|_| config).start().await;
@@ -638,14 +614,7 @@ async fn the_pm2_example_checks_out_the_release_tag_and_restarts_it() {
     for tool in ["pm2", "npm"] {
         fake_program(&bin, tool, FAKE_PM2_NPM);
     }
-    let example = std::fs::read_to_string(format!(
-        "{}/examples/runbooks/pm2-systemd.toml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let config = example
-        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
-        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+    let config = shipped("pm2-systemd.toml")
         .replace("/srv/billing", checkout.to_str().unwrap())
         .replace("run = [\"pm2\",", &format!("run = [\"{}/pm2\",", bin.display()))
         .replace("run = [\"npm\",", &format!("run = [\"{}/npm\",", bin.display()))

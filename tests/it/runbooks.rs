@@ -743,27 +743,7 @@ async fn the_kubernetes_and_helm_examples_offer_recent_revisions_in_the_form() {
 #[tokio::test]
 async fn the_git_revert_example_offers_the_branchs_last_commits() {
     let scratch = tempfile::tempdir().unwrap();
-    let git = |dir: &std::path::Path, args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args([
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@example.com",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("git must be installed");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    use crate::examples::git;
     let remote = scratch.path().join("remote.git");
     let clone = scratch.path().join("clone");
     git(scratch.path(), &["init", "-q", "--bare", remote.to_str().unwrap()]);
@@ -776,15 +756,8 @@ async fn the_git_revert_example_offers_the_branchs_last_commits() {
     }
     git(&clone, &["push", "-q", "origin", "HEAD:main"]);
     let shas = git(&clone, &["log", "--format=%h", "origin/main"]);
-    let example = std::fs::read_to_string(format!(
-        "{}/examples/runbooks/git-revert.toml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let config = example
-        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
-        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
-        .replace("/srv/rollbot/clones/web", clone.to_str().unwrap());
+    let config =
+        crate::examples::shipped("git-revert.toml").replace("/srv/rollbot/clones/web", clone.to_str().unwrap());
     let bot = Rollbot::builder().config(|_| config).start().await;
     bot.slash(ALICE, "web").await;
     let _looking = bot.expect_modal();
@@ -856,15 +829,8 @@ async fn the_schema_example_checks_its_target_first_and_keeps_every_row() {
     .await
     .unwrap();
     fake_program(work.path(), "migrate", FAKE_MIGRATE);
-    let example = std::fs::read_to_string(format!(
-        "{}/examples/runbooks/database-schema.toml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
     let at = work.path().display().to_string();
-    let config = example
-        .replace(r#"on_call = ["S0ONCALL"]"#, &format!(r#"on_call = ["{BOB}"]"#))
-        .replace(r#"team_lead = ["U0LEAD1"]"#, &format!(r#"team_lead = ["{ALICE}"]"#))
+    let config = crate::examples::shipped("database-schema.toml")
         .replace("/var/backups/accounts", &at)
         .replace("/srv/accounts/migrations", &format!("{at}/migrations"))
         .replace("exec migrate ", &format!("exec {at}/migrate "));
