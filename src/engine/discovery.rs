@@ -9,9 +9,9 @@ use crate::outbound::HttpClient;
 /// How much of a discovery's output is read: enough for a hundred entries of JSON.
 const OUTPUT_BYTES: usize = 256 * 1024;
 
-/// Discoveries running at once in this process; more wait their turn, so that many people
-/// opening forms at once cannot start programs without bound.
-static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+/// Discoveries and loss counts running at once in this process; more wait their turn, so
+/// that many people opening forms at once cannot start programs without bound.
+pub(super) static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
 
 impl Engine {
     /// Whether `actor` may file requests here, and so have a form's discoveries run for them.

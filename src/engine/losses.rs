@@ -26,7 +26,10 @@ impl Engine {
             ("ROLLBOT_ROLLBACK_ID", rollback.id.to_string()),
             ("ROLLBOT_SERVICE", rollback.request.service.clone()),
         ];
-        let result = run_reading(self, client.as_ref(), &about, action, self.config.output_tail_bytes).await;
+        let result = {
+            let _turn = super::discovery::RUNNING.acquire().await.ok();
+            run_reading(self, client.as_ref(), &about, action, self.config.output_tail_bytes).await
+        };
         if result.outcome == StepOutcome::Succeeded {
             let losses = Losses::counted(source, &result.output_tail);
             tracing::info!(rollback = %rollback.id, step = index + 1, ?losses, "counted what a destructive step would undo");
