@@ -3,7 +3,7 @@
 //! recorded as undeliverable.
 use crate::domain::plan::PlanRequest;
 use crate::domain::proposal::ProposalId;
-use crate::domain::{Action, Actor};
+use crate::domain::{Action, Actor, Rollback};
 use crate::engine::Engine;
 use crate::slack::client::{self, CallError, SlackApi, Thread};
 use crate::slack::messages;
@@ -355,27 +355,11 @@ impl Delivery {
                     messages::announcement(&rollback, which, &config.templates[&which], &link, expected)
                 };
                 let message = announced(*which);
-                // A start announcement that waited for the channel while its run went through:
-                // one post says the run, from its end.
-                let behind_the_run = rollback
-                    .finished_at
-                    .is_some_and(|done| self.engine.clock.now() - done >= FOLD_WHEN_BEHIND_BY);
-                if (*which, channel, item.slot_reserved) == (Announcement::Started, &None, true) && behind_the_run {
-                    let behind = store.outbox_queued_behind(item.id, MERGE_AT_MOST).await?;
-                    if let Some(fold) = crate::domain::effects::run_said_together(&rollback, &behind) {
-                        let finished = fold
-                            .steps
-                            .iter()
-                            .filter_map(|i| Some((*i, rollback.last_result(*i)?)))
-                            .collect::<Vec<_>>();
-                        let steps = (!finished.is_empty()).then(|| messages::steps_finished(&rollback, &finished));
-                        let notice = fold.notice.then(|| announced(Announcement::CustomerNotice));
-                        let together =
-                            messages::run_said_together(announced(Announcement::Succeeded), message, steps, notice);
-                        reply(together, true).await?;
-                        tracing::info!(outbox = item.id, rollback = %id, steps = fold.steps.len(), "the thread was behind and the run over; one message said it");
-                        return Ok(fold.merged);
-                    }
+                if (*which, channel) == (Announcement::Started, &None)
+                    && let Some((together, merged)) = self.run_said_together(item, &rollback, &announced).await?
+                {
+                    reply(together, true).await?;
+                    return Ok(merged);
                 }
                 match channel {
                     // Announcements are news for the channel; the customer notice is for copying.
@@ -640,6 +624,38 @@ impl Delivery {
                 _ = shutdown.wait() => return,
             }
         }
+    }
+
+    /// A start announcement that waited for the channel while its run went through: the one
+    /// post that says the whole run, from its end, and the queued effects it says; `None` when
+    /// the thread is not that far behind, or the run did not go straight through.
+    async fn run_said_together(
+        &self,
+        item: &OutboxItem,
+        rollback: &Rollback,
+        announced: &impl Fn(Announcement) -> messages::Message,
+    ) -> Result<Option<(messages::Message, Vec<i64>)>> {
+        let behind_the_run = rollback
+            .finished_at
+            .is_some_and(|done| self.engine.clock.now() - done >= FOLD_WHEN_BEHIND_BY);
+        if !(item.slot_reserved && behind_the_run) {
+            return Ok(None);
+        }
+        let behind = self.engine.store.outbox_queued_behind(item.id, MERGE_AT_MOST).await?;
+        let Some(fold) = crate::domain::effects::run_said_together(rollback, &behind) else {
+            return Ok(None);
+        };
+        let finished: Vec<_> = fold
+            .steps
+            .iter()
+            .filter_map(|i| Some((*i, rollback.last_result(*i)?)))
+            .collect();
+        let steps = (!finished.is_empty()).then(|| messages::steps_finished(rollback, &finished));
+        let notice = fold.notice.then(|| announced(Announcement::CustomerNotice));
+        let started = announced(Announcement::Started);
+        let together = messages::run_said_together(announced(Announcement::Succeeded), started, steps, notice);
+        tracing::info!(outbox = item.id, rollback = %rollback.id, steps = fold.steps.len(), "the thread was behind and the run over; one message said it");
+        Ok(Some((together, fold.merged)))
     }
 
     /// How long to wait for the next paced post (at most `IDLE_POLL`): waking on its slot, not
