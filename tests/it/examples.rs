@@ -16,6 +16,23 @@ pub(crate) fn shipped(file: &str) -> String {
     config
 }
 
+/// Alice's request, approved by Bob (on call) and run as far as it goes: its card.
+async fn approved_by_bob(bot: &Rollbot, request: &str, n: i64) -> Posted {
+    bot.slash(ALICE, request).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(n))).await;
+    bot.settle().await;
+    card
+}
+
+/// A service whose health check answers 200, for the runbooks' last step.
+async fn healthy_service() -> FakeService {
+    let service = FakeService::start().await;
+    service.script("/healthz", answers(&[200], "ok"));
+    service
+}
+
 /// A stand-in `aws` for the blue/green example: `describe-target-health` prints the states in
 /// `states` as the real CLI's `--output text` does (one line, tab-separated), or fails as it
 /// does without permission when `denied` exists; `modify-listener` answers the listener.
@@ -58,8 +75,7 @@ async fn blue_green(bin: &std::path::Path, health: &str) -> Rollbot {
 /// an `aws` that fails; only a healthy colour gets the listener, and the health check follows.
 #[tokio::test]
 async fn the_blue_green_example_switches_only_to_a_healthy_colour() {
-    let service = FakeService::start().await;
-    service.script("/healthz", answers(&[200], "ok"));
+    let service = healthy_service().await;
     let refusals = [
         (
             "healthy\tunhealthy\thealthy\n",
@@ -80,11 +96,7 @@ async fn the_blue_green_example_switches_only_to_a_healthy_colour() {
             std::fs::write(bin.path().join("denied"), "").unwrap();
         }
         let bot = blue_green(bin.path(), &service.url).await;
-        bot.slash(ALICE, "storefront to blue severity high").await;
-        bot.settle().await;
-        let card = bot.expect_card();
-        bot.click(BOB, Button::Approve(rb(1))).await;
-        bot.settle().await;
+        let card = approved_by_bob(&bot, "storefront to blue severity high", 1).await;
         let failed = bot.card_now(&card);
         assert!(
             failed.text.contains("❌ *Failed* at step 1 of 3"),
@@ -106,11 +118,7 @@ async fn the_blue_green_example_switches_only_to_a_healthy_colour() {
     let bin = tempfile::tempdir().unwrap();
     std::fs::write(bin.path().join("states"), "healthy\thealthy\thealthy\n").unwrap();
     let bot = blue_green(bin.path(), &service.url).await;
-    bot.slash(ALICE, "storefront to blue severity high").await;
-    bot.settle().await;
-    let card = bot.expect_card();
-    bot.click(BOB, Button::Approve(rb(1))).await;
-    bot.settle().await;
+    let card = approved_by_bob(&bot, "storefront to blue severity high", 1).await;
     assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
     let thread = bot.thread(&card);
     assert!(
@@ -147,8 +155,7 @@ esac
 /// it was), so `pull` and `up` run it and the next `compose up` after a reboot keeps it.
 #[tokio::test]
 async fn the_compose_example_pins_the_previous_tag_where_the_next_up_reads_it() {
-    let service = FakeService::start().await;
-    service.script("/healthz", answers(&[200], "ok"));
+    let service = healthy_service().await;
     let work = tempfile::tempdir().unwrap();
     let env_file = work.path().join(".env");
     std::fs::write(&env_file, "COMPOSE_PROJECT_NAME=shop\nAPI_TAG=v2.15.0\n").unwrap();
@@ -162,11 +169,7 @@ async fn the_compose_example_pins_the_previous_tag_where_the_next_up_reads_it() 
         )
         .replace("run = [\"docker\"", &format!("run = [\"{dir}/docker\""));
     let bot = Rollbot::builder().config(|_| config).start().await;
-    bot.slash(ALICE, "shop-api to v2.14.3 severity high").await;
-    bot.settle().await;
-    let card = bot.expect_card();
-    bot.click(BOB, Button::Approve(rb(1))).await;
-    bot.settle().await;
+    let card = approved_by_bob(&bot, "shop-api to v2.14.3 severity high", 1).await;
     assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
     bot.thread(&card);
 
@@ -253,8 +256,7 @@ fn protected_remote() -> (tempfile::TempDir, std::path::PathBuf, String) {
 /// while people merge, and ends with the health check.
 #[tokio::test]
 async fn the_git_revert_examples_against_a_protected_branch() {
-    let service = FakeService::start().await;
-    service.script("/healthz", answers(&[200], "ok"));
+    let service = healthy_service().await;
     service.script(
         "/repos/example/web/pulls",
         answers(
@@ -272,11 +274,7 @@ async fn the_git_revert_examples_against_a_protected_branch() {
     let (_scratch, clone, bad) = protected_remote();
     let direct = example("git-revert.toml", &clone);
     let bot = Rollbot::builder().config(|_| direct).start().await;
-    bot.slash(ALICE, &format!("web to {bad} severity high")).await;
-    bot.settle().await;
-    let card = bot.expect_card();
-    bot.click(BOB, Button::Approve(rb(1))).await;
-    bot.settle().await;
+    let card = approved_by_bob(&bot, &format!("web to {bad} severity high"), 1).await;
     assert!(bot.card_now(&card).text.contains("❌ *Failed* at step 4 of 6"));
     let thread = bot.thread(&card);
     assert!(
@@ -294,11 +292,7 @@ async fn the_git_revert_examples_against_a_protected_branch() {
         .secrets(&[("GITHUB_TOKEN", token)])
         .start()
         .await;
-    bot.slash(ALICE, &format!("web to {bad} severity high")).await;
-    bot.settle().await;
-    let card = bot.expect_card();
-    bot.click(BOB, Button::Approve(rb(1))).await;
-    bot.settle().await;
+    let card = approved_by_bob(&bot, &format!("web to {bad} severity high"), 1).await;
     let paused = bot.card_now(&card);
     assert!(
         paused.text.contains(&format!(
@@ -366,12 +360,7 @@ async fn the_rds_example_restores_to_an_instance_like_the_old_one_named_after_th
     assert_eq!(config.matches(&aws).count(), 3);
     let bot = Rollbot::builder().config(|_| config).start().await;
     for n in 1..=2 {
-        bot.slash(ALICE, "orders-rds to rds:orders-2026-11-21-03-00 severity high")
-            .await;
-        bot.settle().await;
-        let card = bot.expect_card();
-        bot.click(BOB, Button::Approve(rb(n))).await;
-        bot.settle().await;
+        let card = approved_by_bob(&bot, "orders-rds to rds:orders-2026-11-21-03-00 severity high", n).await;
         let paused = bot.card_now(&card);
         assert!(paused.text.contains("named after this rollback"), "{}", paused.text);
         let thread = bot.thread(&card);
@@ -429,8 +418,7 @@ exit 1
 /// rollout to the revision asked, waits for it and checks health.
 #[tokio::test]
 async fn the_kubernetes_example_warns_of_gitops_self_heal_and_undoes_the_rollout() {
-    let service = FakeService::start().await;
-    service.script("/healthz", answers(&[200], "ok"));
+    let service = healthy_service().await;
     let start = |bin: &std::path::Path| {
         let kubectl = bin.join("kubectl").display().to_string();
         fake_program(bin, "kubectl", FAKE_KUBECTL);
@@ -508,8 +496,7 @@ exit 1
 /// Helm no longer keeps fails the step with Helm's words; a drill only asks `--dry-run`.
 #[tokio::test]
 async fn the_helm_example_rolls_back_fails_plainly_and_drills_with_dry_run() {
-    let service = FakeService::start().await;
-    service.script("/healthz", answers(&[200], "ok"));
+    let service = healthy_service().await;
     let bin = tempfile::tempdir().unwrap();
     fake_program(bin.path(), "helm", FAKE_HELM);
     std::fs::write(bin.path().join("revisions"), "11\n12\n").unwrap();
@@ -528,11 +515,7 @@ async fn the_helm_example_rolls_back_fails_plainly_and_drills_with_dry_run() {
     assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
     bot.thread(&card);
 
-    bot.slash(ALICE, "search to 9 severity high").await;
-    bot.settle().await;
-    let card = bot.expect_card();
-    bot.click(BOB, Button::Approve(rb(2))).await;
-    bot.settle().await;
+    let card = approved_by_bob(&bot, "search to 9 severity high", 2).await;
     assert!(bot.card_now(&card).text.contains("❌ *Failed* at step 1 of 3"));
     let thread = bot.thread(&card);
     assert!(
@@ -547,11 +530,7 @@ async fn the_helm_example_rolls_back_fails_plainly_and_drills_with_dry_run() {
     bot.thread(&card);
     bot.ephemerals(ALICE);
 
-    bot.slash(ALICE, "drill search to 12 severity high").await;
-    bot.settle().await;
-    let card = bot.expect_card();
-    bot.click(BOB, Button::Approve(rb(3))).await;
-    bot.settle().await;
+    let card = approved_by_bob(&bot, "drill search to 12 severity high", 3).await;
     assert!(bot.card_now(&card).text.contains("Succeeded"));
     bot.thread(&card);
     let asked = std::fs::read_to_string(bin.path().join("asked")).unwrap();
@@ -578,8 +557,7 @@ echo "$tool $*$at" >> "$(dirname "$0")/asked"
 /// built and started under PM2 (stand-ins that record the checkout they ran in).
 #[tokio::test]
 async fn the_pm2_example_checks_out_the_release_tag_and_restarts_it() {
-    let service = FakeService::start().await;
-    service.script("/healthz", answers(&[200], "ok"));
+    let service = healthy_service().await;
     let scratch = tempfile::tempdir().unwrap();
     let remote = scratch.path().join("remote.git");
     let checkout = scratch.path().join("billing");
@@ -623,11 +601,7 @@ async fn the_pm2_example_checks_out_the_release_tag_and_restarts_it() {
             &format!("host = \"{}\"", service.url.trim_start_matches("http://")),
         );
     let bot = Rollbot::builder().config(|_| config).start().await;
-    bot.slash(ALICE, "billing to v3.8.2 severity high runbook pm2").await;
-    bot.settle().await;
-    let card = bot.expect_card();
-    bot.click(BOB, Button::Approve(rb(1))).await;
-    bot.settle().await;
+    let card = approved_by_bob(&bot, "billing to v3.8.2 severity high runbook pm2", 1).await;
     assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
     bot.thread(&card);
     assert_eq!(
