@@ -48,6 +48,18 @@ enum Cmd {
         #[arg(long, env = "ROLLBOT_LISTEN", default_value = "0.0.0.0:3000")]
         listen: String,
     },
+    /// Try rollbot without a Slack workspace: rollbot on a scratch embedded store, a stand-in for
+    /// Slack, and a local page that shows the incident channel as Slack would. Requests run as
+    /// drills (nothing is executed) unless --execute is given. Without --config, and with no
+    /// ./rollbot.toml, it uses a bundled demo configuration.
+    Playground {
+        /// Where the page listens (loopback unless you say otherwise).
+        #[arg(long, default_value = "127.0.0.1:3030")]
+        listen: String,
+        /// Run the runbooks' steps on this machine instead of rehearsing them as drills.
+        #[arg(long)]
+        execute: bool,
+    },
     /// Validate the configuration and print services, runbooks and the resolved policy.
     Check,
     /// Ask Slack, the store and the status page what `check` cannot see offline: the bot token
@@ -188,6 +200,7 @@ async fn run() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
+        Cmd::Playground { listen, execute } => playground(&cli.config, &listen, execute, cli.data_dir).await,
         Cmd::Serve { listen } => {
             let config = match load_config(&cli.config) {
                 Ok(c) => c,
@@ -339,6 +352,48 @@ fn healthcheck(address: &str) -> Result<()> {
     stream.take(4096).read_to_string(&mut answer)?;
     let status = answer.lines().next().unwrap_or_default();
     anyhow::ensure!(status.split_whitespace().nth(1) == Some("200"), "answered `{status}`");
+    Ok(())
+}
+
+async fn playground(config: &std::path::Path, listen: &str, execute: bool, data_dir: Option<PathBuf>) -> Result<()> {
+    let (config, source) = if config == std::path::Path::new("rollbot.toml") && !config.exists() {
+        let demo = Config::parse("playground.toml", rollbot::playground::DEMO_CONFIG)
+            .map_err(|errors| anyhow::anyhow!("the bundled demo configuration: {errors}"))?;
+        (demo, "the bundled demo (examples/playground.toml)".to_owned())
+    } else {
+        match load_config(config) {
+            Ok(loaded) => (loaded, config.display().to_string()),
+            Err(_) => anyhow::bail!("fix {} first (the errors are above)", config.display()),
+        }
+    };
+    let data_dir =
+        data_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("rollbot-playground-{}", std::process::id())));
+    let playground = rollbot::playground::Playground::start(rollbot::playground::Options {
+        config,
+        config_source: source.clone(),
+        listen: listen.to_owned(),
+        execute,
+        data_dir: data_dir.clone(),
+        step_supervisor: None,
+    })
+    .await?;
+    println!("rollbot playground: open {} in a browser", playground.url);
+    println!("  configuration: {source}");
+    println!(
+        "  store: {}",
+        data_dir.join(rollbot::store::embedded::FILE_NAME).display()
+    );
+    println!(
+        "  mode: {}",
+        if execute {
+            "--execute: steps run on this machine"
+        } else {
+            "rehearsal: every request runs as a drill, nothing is executed"
+        }
+    );
+    println!("  Slack is a stand-in on loopback: nothing is posted anywhere. Ctrl-C stops.");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    drop(playground);
     Ok(())
 }
 

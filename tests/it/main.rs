@@ -11,6 +11,7 @@ mod examples;
 mod fallback;
 mod faults;
 mod parameters;
+mod playground;
 mod process;
 mod runbooks;
 mod security;
