@@ -36,6 +36,8 @@ async fn start_driver() -> Driver {
         .port();
     let process = std::process::Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
+        // Slack shows dates in the reader's zone; this reader is in UTC.
+        .env("TZ", "UTC")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -130,17 +132,20 @@ async fn click_on_card(page: &Client, action_id: &str) -> Option<String> {
     Some(said)
 }
 
-async fn start_playground(scratch: &std::path::Path) -> Playground {
-    Playground::start(Options {
+/// The bundled demo, rehearsing, on any free port.
+fn options(scratch: &std::path::Path) -> Options {
+    Options {
         config: Config::parse("playground.toml", DEMO_CONFIG).unwrap(),
         config_source: "the bundled demo (examples/playground.toml)".into(),
         listen: "127.0.0.1:0".into(),
         execute: false,
         data_dir: scratch.to_owned(),
         step_supervisor: Some(env!("CARGO_BIN_EXE_rollbot-step-supervisor").into()),
-    })
-    .await
-    .unwrap()
+    }
+}
+
+async fn start_playground(scratch: &std::path::Path) -> Playground {
+    Playground::start(options(scratch)).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,6 +273,239 @@ async fn a_newcomer_requests_is_refused_as_an_outsider_approves_as_on_call_and_r
 
     // Nothing was executed: no step ran for real, and nothing went to Slack that the page did
     // not show (the stand-in refused nothing for its limits either).
+    let status_page = page
+        .find(Locator::Css("#statuspage"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(status_page, "No updates yet", "a drill never touches the status page");
     assert_eq!(playground.slack.rate_limited(), 0);
     page.close().await.unwrap();
+}
+
+/// What the page reads, as `user`.
+async fn state_as(http: &reqwest::Client, playground: &Playground, user: &str) -> serde_json::Value {
+    http.get(format!("{}/playground/state?as={user}", playground.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until `user`'s screen satisfies `ready`.
+async fn screen_when(
+    http: &reqwest::Client,
+    playground: &Playground,
+    user: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..150 {
+        last = state_as(http, playground, user).await;
+        if ready(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the page never got there; it showed {last:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_execute_the_steps_run_and_the_status_page_updates_go_to_the_stand_in() {
+    let scratch = tempfile::tempdir().unwrap();
+    let playground = Playground::start(Options {
+        execute: true,
+        ..options(scratch.path())
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mode = state_as(&http, &playground, "U0ALICE").await;
+    assert_eq!(mode["mode"], "execute");
+
+    let sent: serde_json::Value = http
+        .post(format!("{}/playground/command", playground.url))
+        .json(&serde_json::json!({"as": "U0ALICE", "channel": "C0INCIDENTS",
+                                  "text": "checkout-api to 41 severity high reason \"5xx after deploy 42\""}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        sent["sent"], "/rollback checkout-api to 41 severity high reason \"5xx after deploy 42\"",
+        "with --execute the request is sent as typed, not as a drill"
+    );
+    let card_of = |screen: &serde_json::Value| screen["screen"]["channels"]["C0INCIDENTS"][0].clone();
+    let screen = screen_when(&http, &playground, "U0BOB", |s| {
+        card_of(s)["blocks"].to_string().contains("\"approve\"")
+    })
+    .await;
+    let card = card_of(&screen);
+    let (block_id, approve) = card["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|block| {
+            let button = block["elements"]
+                .as_array()?
+                .iter()
+                .find(|e| e["action_id"] == "approve")?;
+            Some((block["block_id"].clone(), button.clone()))
+        })
+        .expect("an Approve button on the card");
+    assert!(!card["text"].as_str().unwrap().contains("DRILL"), "{card}");
+    let clicked = http
+        .post(format!("{}/playground/click", playground.url))
+        .json(
+            &serde_json::json!({"as": "U0BOB", "channel": "C0INCIDENTS", "ts": card["ts"],
+                                  "block_id": block_id, "element": approve}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(clicked.status(), 204);
+
+    // The real step ran (it sleeps 2 s and says the release is live), and the card says so.
+    let done = screen_when(&http, &playground, "U0BOB", |s| {
+        let card = card_of(s);
+        card["blocks"].to_string().contains("Succeeded") && card["replies"].to_string().contains("release 41 is live")
+    })
+    .await;
+    // The status page heard of the rollback at the stand-in, never at status.example.com.
+    let updates = done["status_page"].as_array().unwrap();
+    assert!(!updates.is_empty(), "{done:#}");
+    assert!(
+        updates
+            .iter()
+            .all(|u| u["rollback"] == "RB-1" && u["service"] == "checkout-api"),
+        "{updates:?}"
+    );
+    assert_eq!(playground.slack.rate_limited(), 0);
+}
+
+/// A message with every part of Block Kit rollbot uses, posted to the stand-in as rollbot would.
+fn every_kind_of_block() -> serde_json::Value {
+    serde_json::json!({
+        "channel": "C0INCIDENTS",
+        "text": "fallback",
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": "Header <b>as typed</b>"}},
+            {"type": "section",
+             "text": {"type": "mrkdwn", "text": "*bold* _italic_ ~struck~ `a code` <https://example.com/runbook|the runbook> <@U0BOB> <!subteam^S0ONCALL|oncall> <!date^1790000000^{date_num} {time}|fallback> &lt;script&gt;alert(1)&lt;/script&gt; a&amp;b\n```line one\nline two```\n&gt; quoted"},
+             "fields": [{"type": "mrkdwn", "text": "*Service*\ncheckout-api"}, {"type": "mrkdwn", "text": "*Target*\n41"}]},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "a context line"}]},
+            {"type": "divider"},
+            {"type": "actions", "block_id": "controls", "elements": [
+                {"type": "button", "action_id": "go", "text": {"type": "plain_text", "text": "Go"}, "style": "primary", "value": "x"},
+                {"type": "button", "action_id": "stop", "text": {"type": "plain_text", "text": "Stop"}, "style": "danger", "value": "y",
+                 "confirm": {"title": {"type": "plain_text", "text": "Really stop?"}, "text": {"type": "mrkdwn", "text": "It *stops* everything."},
+                             "confirm": {"type": "plain_text", "text": "Stop it"}, "deny": {"type": "plain_text", "text": "Keep going"}, "style": "danger"}},
+            ]},
+        ],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_draws_block_kit_and_mrkdwn_as_slack_does_and_never_runs_what_a_message_says() {
+    let scratch = tempfile::tempdir().unwrap();
+    let playground = start_playground(scratch.path()).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let posted = http
+        .post(format!("{}chat.postMessage", playground.slack.api_url))
+        .json(&every_kind_of_block())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let driver = start_driver().await;
+    let page = browser(&driver).await;
+    page.goto(&playground.url).await.unwrap();
+    wait_for_text(&page, "#messages .message", "checkout-api", 10).await;
+
+    // What each part became, read off the page.
+    let drawn = page
+        .execute(
+            r##"const m = document.querySelector("#messages .message[data-ts]");
+               const all = (css) => [...m.querySelectorAll(css)].map((e) => e.textContent);
+               return {
+                 header: all(".b-header"), bold: all(".b-section .text > b"), italic: all("i"), struck: all("s"),
+                 code: all("code"), pre: all("pre"), quote: all("blockquote"), mentions: all(".mention"),
+                 links: [...m.querySelectorAll("a")].map((a) => [a.textContent, a.href, a.rel]),
+                 scripts: m.querySelectorAll("script").length, fields: all(".fields > div").length,
+                 context: all(".b-context"), dividers: m.querySelectorAll("hr.b-divider").length,
+                 buttons: [...m.querySelectorAll("button.btn")].map((b) => [b.textContent, b.className]),
+                 text: m.querySelector(".b-section .text").textContent,
+               };"##,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        drawn["header"],
+        serde_json::json!(["Header <b>as typed</b>"]),
+        "plain text is shown as typed"
+    );
+    assert_eq!(drawn["bold"], serde_json::json!(["bold"]));
+    assert_eq!(drawn["italic"], serde_json::json!(["italic"]));
+    assert_eq!(drawn["struck"], serde_json::json!(["struck"]));
+    assert_eq!(drawn["code"], serde_json::json!(["a code"]));
+    assert_eq!(drawn["pre"], serde_json::json!(["line one\nline two"]));
+    assert_eq!(drawn["quote"], serde_json::json!(["quoted"]));
+    assert_eq!(drawn["mentions"], serde_json::json!(["@Bob", "@oncall"]));
+    assert_eq!(
+        drawn["links"],
+        serde_json::json!([["the runbook", "https://example.com/runbook", "noopener noreferrer"]])
+    );
+    assert_eq!(drawn["scripts"], 0, "escaped markup stays text");
+    let text = drawn["text"].as_str().unwrap();
+    assert!(text.contains("<script>alert(1)</script> a&b"), "{text}");
+    assert!(
+        text.contains("2026-09-21 14:13"),
+        "the date in the reader's zone: {text}"
+    );
+    assert_eq!(drawn["fields"], 2);
+    assert_eq!(drawn["context"], serde_json::json!(["a context line"]));
+    assert_eq!(drawn["dividers"], 1);
+    assert_eq!(
+        drawn["buttons"],
+        serde_json::json!([["Go", "btn primary"], ["Stop", "btn danger"]])
+    );
+
+    // A button with a confirm dialog asks first, in the words it carries; "Keep going" sends
+    // nothing.
+    let asked = click_and_deny(&page, "stop").await;
+    assert_eq!(asked, "Really stop?\nIt stops everything.\nKeep going\nStop it");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        page.find_all(Locator::Css("#messages .ephemeral"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing reached rollbot"
+    );
+    page.close().await.unwrap();
+}
+
+async fn click_and_deny(page: &Client, action_id: &str) -> String {
+    let css = format!("#messages button[data-action-id='{action_id}']");
+    page.find(Locator::Css(&css)).await.unwrap().click().await.unwrap();
+    let dialog = page
+        .wait()
+        .for_element(Locator::Css("dialog#confirm[open]"))
+        .await
+        .unwrap();
+    let said = dialog.text().await.unwrap();
+    page.find(Locator::Css("#confirm-deny"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    said
 }
