@@ -122,6 +122,7 @@ fn every_example_passes_check() {
             "helm",
             "kubernetes",
             "maintenance",
+            "playground",
             "pm2-systemd",
             "rollbot",
         ]

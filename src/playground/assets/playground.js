@@ -424,8 +424,12 @@ async function showRollbacks() {
   thread = null;
   const answer = await (await fetch("/playground/rollbacks")).json();
   const rows = (answer.rollbacks ?? [])
-    .map((r) => `<div class="rollback-row"><b>RB-${esc(r.id)}</b> ${esc(r.service ?? r.plan?.service ?? "")} · ${esc(r.state?.kind ?? r.state ?? "")}
-      <button class="link" data-postmortem="RB-${esc(r.id)}">Post-mortem draft</button></div>`)
+    .map((r) => {
+      const what = `${r.request.service}${r.request.target ? ` to ${r.request.target}` : ""}`;
+      const state = String(r.state?.state ?? "").replace(/_/g, " ");
+      return `<div class="rollback-row"><b>RB-${esc(r.id)}</b> ${esc(what)} · ${esc(state)}${r.request.drill ? " · 🧪 drill" : ""}
+        <button class="link" data-postmortem="RB-${esc(r.id)}">Post-mortem draft</button></div>`;
+    })
     .join("");
   openPane("Rollbacks", rows || '<div class="quiet rollback-row">No rollbacks yet.</div>');
 }

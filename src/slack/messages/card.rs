@@ -3,6 +3,8 @@ use super::*;
 
 /// The rollback's card in the channel, re-rendered from current state on every change.
 pub fn card(rollback: &Rollback, directory: &BTreeMap<String, Vec<String>>, status_page: bool) -> Message {
+    // A drill never touches the status page (docs/drills.md), so its card does not speak of one.
+    let status_page = status_page && !rollback.request.drill;
     let mut blocks = vec![json!({
         "type": "header",
         "text": {"type": "plain_text", "text": truncate(&escape(&headline(rollback)), MAX_HEADER_CHARS), "emoji": true}

@@ -157,6 +157,23 @@ fn card_succeeded() {
     insta::assert_snapshot!(run_finished(&story.rollback).text);
 }
 
+/// Found in the playground: a drill never touches the status page, so its card must not offer
+/// to resolve the page's incident or say the page is "monitoring".
+#[test]
+fn a_drills_card_never_speaks_of_the_status_page() {
+    let mut story = Story::requested(Severity::High, None);
+    story.rollback.request.drill = true;
+    let story = story
+        .approved()
+        .act(&Actor::system(), Action::StartRun)
+        .step(0, ok_result(""))
+        .step(1, ok_result(""));
+    let drill = serde_json::to_value(card(&story.rollback, &directory(), true)).unwrap();
+    let lines = block_lines(&drill);
+    assert!(!lines.contains("Status page"), "{lines}");
+    assert!(!buttons_of(&drill).contains(&"resolve"), "{:?}", buttons_of(&drill));
+}
+
 #[test]
 fn card_interrupted_asks_before_a_retry_and_a_late_result_stays_late() {
     let story = Story::requested(Severity::High, None)
