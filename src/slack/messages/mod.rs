@@ -475,6 +475,8 @@ fn step_icon(rollback: &Rollback, index: usize) -> &'static str {
             None => "🔄",
             Some(r) if r.outcome == StepOutcome::Succeeded => "✅",
             Some(r) if r.outcome == StepOutcome::Interrupted => "⚠️",
+            // A drill showed it without running it: not a failure.
+            Some(r) if r.outcome == StepOutcome::Rehearsed => "🧪",
             Some(_) => "❌",
         },
     }

@@ -174,6 +174,25 @@ fn a_drills_card_never_speaks_of_the_status_page() {
     assert!(!buttons_of(&drill).contains(&"resolve"), "{:?}", buttons_of(&drill));
 }
 
+/// Found in the playground: a drill's step that was shown, not executed, read as ❌ on the card's
+/// plan, as if it had failed.
+#[test]
+fn a_rehearsed_step_is_marked_as_rehearsed_on_the_card_not_as_failed() {
+    let mut story = Story::requested(Severity::High, None);
+    story.rollback.request.drill = true;
+    let rehearsed = StepResult {
+        outcome: StepOutcome::Rehearsed,
+        ..Default::default()
+    };
+    let story = story
+        .approved()
+        .act(&Actor::system(), Action::StartRun)
+        .step(0, rehearsed);
+    let lines = block_lines(&card_json(&story));
+    assert!(lines.contains("🧪 1. *"), "{lines}");
+    assert!(!lines.contains("❌"), "{lines}");
+}
+
 #[test]
 fn card_interrupted_asks_before_a_retry_and_a_late_result_stays_late() {
     let story = Story::requested(Severity::High, None)
