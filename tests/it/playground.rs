@@ -509,3 +509,79 @@ async fn click_and_deny(page: &Client, action_id: &str) -> String {
         .unwrap();
     said
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_and_a_destructive_steps_phrase_are_answered_on_the_page_with_rollbots_field_errors() {
+    let scratch = tempfile::tempdir().unwrap();
+    let playground = start_playground(scratch.path()).await;
+    let driver = start_driver().await;
+    let page = browser(&driver).await;
+    page.goto(&playground.url).await.unwrap();
+    be(&page, "U0ALICE").await;
+    let composer = page.wait().for_element(Locator::Css("#composer")).await.unwrap();
+    composer
+        .send_keys("orders runbook restore-database severity high reason \"orders lost\"")
+        .await
+        .unwrap();
+    page.find(Locator::Css("#send")).await.unwrap().click().await.unwrap();
+    wait_for_text(
+        &page,
+        "#messages .message[data-ts]",
+        "Full restore from the pre-deploy dump",
+        15,
+    )
+    .await;
+
+    be(&page, "U0BOB").await;
+    click_on_card(&page, "approve")
+        .await
+        .expect("Slack asks before an approval");
+    let paused = wait_for_text(&page, "#messages .message[data-ts]", "Paused at step 2 of 4", 30).await;
+    assert!(paused.contains("Continue"), "{paused}");
+    click_on_card(&page, "continue").await;
+    let confirm = wait_for_text(&page, "#messages .message[data-ts]", "Paused before step 4 of 4", 30).await;
+    assert!(
+        confirm.contains("CONFIRM_FULL_RESTORE"),
+        "the card says the phrase: {confirm}"
+    );
+
+    // The phrase form: a wrong phrase gets rollbot's error under the field, and the form stays.
+    click_on_card(&page, "confirm").await;
+    let form = wait_for_text(&page, "#modal", "Type CONFIRM_FULL_RESTORE to run it.", 10).await;
+    assert!(form.contains("is destructive"), "{form}");
+    let phrase = page.find(Locator::Css("#modal input[type='text']")).await.unwrap();
+    phrase.send_keys("confirm_full_restore").await.unwrap();
+    page.find(Locator::Css("#modal-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = wait_for_text(&page, "#modal .error", "not the phrase", 10).await;
+    assert!(error.contains("case-sensitive"), "{error}");
+    let phrase = page.find(Locator::Css("#modal input[type='text']")).await.unwrap();
+    phrase.clear().await.unwrap();
+    phrase.send_keys("CONFIRM_FULL_RESTORE").await.unwrap();
+    page.find(Locator::Css("#modal-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let ended = wait_for_text(&page, "#messages .message[data-ts]", "Succeeded", 30).await;
+    assert!(
+        ended.contains("🧪 4. Full restore"),
+        "the rehearsed step is marked so: {ended}"
+    );
+    assert!(
+        !page
+            .find(Locator::Css("#modal-backdrop"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "the form closed once rollbot took the phrase"
+    );
+    page.close().await.unwrap();
+}
