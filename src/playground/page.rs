@@ -51,6 +51,17 @@ impl PageState {
         })
     }
 
+    /// Who acts where, with the trigger Slack gave this invocation.
+    fn origin<'a>(&'a self, person: &'a Person, channel: &'a str, trigger: &'a str) -> Origin<'a> {
+        Origin {
+            team: &self.wiring.team,
+            user: &person.id,
+            user_name: &person.name,
+            channel,
+            trigger_id: trigger,
+        }
+    }
+
     fn person(&self, id: &str) -> Option<&Person> {
         self.wiring.people.iter().find(|p| p.id == id)
     }
@@ -168,13 +179,7 @@ async fn command(State(state): State<Arc<PageState>>, axum::Json(typed): axum::J
         return (StatusCode::BAD_REQUEST, "pick who you are first").into_response();
     };
     let trigger = state.trigger_for(&person.id);
-    let origin = Origin {
-        team: &state.wiring.team,
-        user: &person.id,
-        user_name: &person.name,
-        channel: &typed.channel,
-        trigger_id: &trigger,
-    };
+    let origin = state.origin(person, &typed.channel, &trigger);
     let sent = super::as_sent(&typed.text, state.wiring.execute);
     // No answer comes by response_url: rollbot answers in the response or posts.
     let body = requests::slash_command(&origin, "/rollback", &sent, "http://127.0.0.1:9/unused");
@@ -220,13 +225,7 @@ async fn click(State(state): State<Arc<PageState>>, axum::Json(clicked): axum::J
     let message = find_message(&state.wiring.slack, &clicked.channel, &clicked.ts)
         .unwrap_or_else(|| json!({"ts": clicked.ts, "type": "message"}));
     let trigger = state.trigger_for(&person.id);
-    let origin = Origin {
-        team: &state.wiring.team,
-        user: &person.id,
-        user_name: &person.name,
-        channel: &clicked.channel,
-        trigger_id: &trigger,
-    };
+    let origin = state.origin(person, &clicked.channel, &trigger);
     let mut action = clicked.element.clone();
     action["block_id"] = json!(clicked.block_id);
     action["action_ts"] = json!(format!("{:.6}", chrono::Utc::now().timestamp_micros() as f64 / 1e6));
@@ -280,13 +279,11 @@ async fn form(State(state): State<Arc<PageState>>, axum::Json(filled): axum::Jso
         return (StatusCode::CONFLICT, "that form is no longer open").into_response();
     };
     let trigger = state.trigger_for(&person.id);
-    let origin = Origin {
-        team: &state.wiring.team,
-        user: &person.id,
-        user_name: &person.name,
-        channel: state.wiring.channels.first().map_or("", String::as_str),
-        trigger_id: &trigger,
-    };
+    let origin = state.origin(
+        person,
+        state.wiring.channels.first().map_or("", String::as_str),
+        &trigger,
+    );
     let submitting = filled.action.is_none();
     let body = match filled.action {
         Some(mut action) => {

@@ -96,6 +96,11 @@ async fn wait_for_text(page: &Client, css: &str, text: &str, seconds: u64) -> St
     panic!("no `{css}` showed {text:?} within {seconds} s; the last one showed:\n{last}\nthe page said: {said}");
 }
 
+/// Clicks the element `css` finds.
+async fn press(page: &Client, css: &str) {
+    page.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+}
+
 async fn be(page: &Client, user: &str) {
     page.find(Locator::Css("#who"))
         .await
@@ -123,12 +128,7 @@ async fn click_on_card(page: &Client, action_id: &str) -> Option<String> {
         return None;
     }
     let said = dialog.text().await.unwrap();
-    page.find(Locator::Css("#confirm-ok"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(page, "#confirm-ok").await;
     Some(said)
 }
 
@@ -165,7 +165,7 @@ async fn a_newcomer_requests_is_refused_as_an_outsider_approves_as_on_call_and_r
         .send_keys("checkout-api to 41 reason \"5xx after deploy 42\"")
         .await
         .unwrap();
-    page.find(Locator::Css("#send")).await.unwrap().click().await.unwrap();
+    press(&page, "#send").await;
     let sent = wait_for_text(&page, "#sent", "Sent as Alice", 10).await;
     assert!(
         sent.contains("/rollback drill checkout-api to 41"),
@@ -182,12 +182,7 @@ async fn a_newcomer_requests_is_refused_as_an_outsider_approves_as_on_call_and_r
         .select_by_value("high")
         .await
         .unwrap();
-    page.find(Locator::Css("#modal-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(&page, "#modal-submit").await;
     let card = wait_for_text(&page, "#messages .message", "Deploy the earlier release", 15).await;
     assert!(
         !page
@@ -254,12 +249,7 @@ async fn a_newcomer_requests_is_refused_as_an_outsider_approves_as_on_call_and_r
     }
 
     // The post-mortem draft, from rollbot's API.
-    page.find(Locator::Css("#open-rollbacks"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(&page, "#open-rollbacks").await;
     page.wait()
         .for_element(Locator::Css("[data-postmortem='RB-1']"))
         .await
@@ -494,19 +484,14 @@ async fn the_page_draws_block_kit_and_mrkdwn_as_slack_does_and_never_runs_what_a
 
 async fn click_and_deny(page: &Client, action_id: &str) -> String {
     let css = format!("#messages button[data-action-id='{action_id}']");
-    page.find(Locator::Css(&css)).await.unwrap().click().await.unwrap();
+    press(page, &css).await;
     let dialog = page
         .wait()
         .for_element(Locator::Css("dialog#confirm[open]"))
         .await
         .unwrap();
     let said = dialog.text().await.unwrap();
-    page.find(Locator::Css("#confirm-deny"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(page, "#confirm-deny").await;
     said
 }
 
@@ -523,7 +508,7 @@ async fn a_gate_and_a_destructive_steps_phrase_are_answered_on_the_page_with_rol
         .send_keys("orders runbook restore-database severity high reason \"orders lost\"")
         .await
         .unwrap();
-    page.find(Locator::Css("#send")).await.unwrap().click().await.unwrap();
+    press(&page, "#send").await;
     wait_for_text(
         &page,
         "#messages .message[data-ts]",
@@ -551,23 +536,13 @@ async fn a_gate_and_a_destructive_steps_phrase_are_answered_on_the_page_with_rol
     assert!(form.contains("is destructive"), "{form}");
     let phrase = page.find(Locator::Css("#modal input[type='text']")).await.unwrap();
     phrase.send_keys("confirm_full_restore").await.unwrap();
-    page.find(Locator::Css("#modal-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(&page, "#modal-submit").await;
     let error = wait_for_text(&page, "#modal .error", "not the phrase", 10).await;
     assert!(error.contains("case-sensitive"), "{error}");
     let phrase = page.find(Locator::Css("#modal input[type='text']")).await.unwrap();
     phrase.clear().await.unwrap();
     phrase.send_keys("CONFIRM_FULL_RESTORE").await.unwrap();
-    page.find(Locator::Css("#modal-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(&page, "#modal-submit").await;
     let ended = wait_for_text(&page, "#messages .message[data-ts]", "Succeeded", 30).await;
     assert!(
         ended.contains("🧪 4. Full restore"),
