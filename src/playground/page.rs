@@ -43,6 +43,7 @@ impl PageState {
             wiring,
             // Loopback only: never through a proxy the environment names.
             http: reqwest::Client::builder()
+                .tls_backend_preconfigured(crate::outbound::system_roots()?)
                 .no_proxy()
                 .timeout(std::time::Duration::from_secs(10))
                 .build()?,

@@ -96,6 +96,15 @@ async fn wait_for_text(page: &Client, css: &str, text: &str, seconds: u64) -> St
     panic!("no `{css}` showed {text:?} within {seconds} s; the last one showed:\n{last}\nthe page said: {said}");
 }
 
+/// An HTTP client for the playground's own endpoints, never through a proxy.
+fn loopback() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(rollbot::outbound::system_roots().unwrap())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
 /// Clicks the element `css` finds.
 async fn press(page: &Client, css: &str) {
     page.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
@@ -313,7 +322,7 @@ async fn with_execute_the_steps_run_and_the_status_page_updates_go_to_the_stand_
     })
     .await
     .unwrap();
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = loopback();
     let mode = state_as(&http, &playground, "U0ALICE").await;
     assert_eq!(mode["mode"], "execute");
 
@@ -405,7 +414,7 @@ fn every_kind_of_block() -> serde_json::Value {
 async fn the_page_draws_block_kit_and_mrkdwn_as_slack_does_and_never_runs_what_a_message_says() {
     let scratch = tempfile::tempdir().unwrap();
     let playground = start_playground(scratch.path()).await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = loopback();
     let posted = http
         .post(format!("{}chat.postMessage", playground.slack.api_url))
         .json(&every_kind_of_block())
@@ -559,4 +568,63 @@ async fn a_gate_and_a_destructive_steps_phrase_are_answered_on_the_page_with_rol
         "the form closed once rollbot took the phrase"
     );
     page.close().await.unwrap();
+}
+
+/// The binary as a newcomer runs it: in a directory with no rollbot.toml it takes the bundled
+/// demo and prints where to look; a broken --config is refused with its errors.
+#[tokio::test]
+async fn rollbot_playground_starts_on_the_demo_and_refuses_a_broken_configuration() {
+    use tokio::io::AsyncBufReadExt;
+    let scratch = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbot"))
+        .args(["playground", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(scratch.path().join("state"))
+        .current_dir(scratch.path())
+        .env_remove("ROLLBOT_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the playground says where it is")
+        .unwrap()
+        .unwrap();
+    let url = first
+        .strip_prefix("rollbot playground: open ")
+        .and_then(|rest| rest.strip_suffix(" in a browser"))
+        .unwrap_or_else(|| panic!("{first}"));
+    let mut said = vec![];
+    for _ in 0..4 {
+        said.push(lines.next_line().await.unwrap().unwrap());
+    }
+    assert!(said[0].contains("the bundled demo"), "{said:?}");
+    assert!(said[2].contains("rehearsal"), "{said:?}");
+    let state: serde_json::Value = loopback()
+        .get(format!("{url}/playground/state?as=U0ALICE"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["incident_channels"], serde_json::json!(["C0INCIDENTS"]));
+    assert!(
+        scratch.path().join("state/rollbot.db").exists(),
+        "the store is where it said"
+    );
+    child.kill().await.unwrap();
+
+    let broken = scratch.path().join("broken.toml");
+    std::fs::write(&broken, "[slack]\nchannels = 3\n").unwrap();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_rollbot"))
+        .args(["playground", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let errors = String::from_utf8_lossy(&refused.stderr);
+    assert!(errors.contains("broken.toml:2:"), "the error names the line: {errors}");
+    assert!(errors.contains("fix"), "{errors}");
 }
