@@ -4,6 +4,9 @@
 use crate::support::fake_service::*;
 use crate::support::*;
 
+mod flags_and_hosts;
+mod gitops_and_traffic;
+
 /// A file of the runbook library as shipped, its approvers the stories' people: Bob on call,
 /// Alice the team lead.
 pub(crate) fn shipped(file: &str) -> String {
