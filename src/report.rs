@@ -218,15 +218,22 @@ fn programs_not_found(config: &Config, path: &std::ffi::OsStr) -> Vec<String> {
     for (name, runbook) in &config.catalog.runbooks {
         for step in &runbook.steps {
             for kind in std::iter::once(&step.kind).chain(step.drill.iter()) {
-                let crate::domain::plan::StepKind::Command { run, workdir, .. } = kind else {
+                let crate::domain::plan::StepKind::Command { run, workdir, env, .. } = kind else {
                     continue;
                 };
                 let Some(program) = run.first() else { continue };
+                // A step that sets its own PATH starts its program from there.
+                let own_path = env.get("PATH");
+                let path = own_path.map_or(path.to_owned(), std::ffi::OsString::from);
                 // A templated or relative program is only known when the step runs.
-                if program.contains("{{") || program.contains("${") || (workdir.is_some() && program.contains('/')) {
+                let templated = |text: &str| text.contains("{{") || text.contains("${");
+                if templated(program)
+                    || own_path.is_some_and(|p| templated(p))
+                    || (workdir.is_some() && program.contains('/'))
+                {
                     continue;
                 }
-                if crate::engine::command::find_program(program, path).is_none() {
+                if crate::engine::command::find_program(program, &path).is_none() {
                     let where_ = if program.contains('/') {
                         "is not an executable file here".to_owned()
                     } else {

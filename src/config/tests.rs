@@ -108,6 +108,8 @@ fn every_example_passes_check() {
     assert_eq!(
         checked,
         [
+            "argo-rollouts",
+            "argocd",
             "blue-green",
             "canary",
             "cloud-snapshot",
@@ -122,6 +124,7 @@ fn every_example_passes_check() {
             "helm",
             "kubernetes",
             "maintenance",
+            "nginx-upstream",
             "playground",
             "pm2-systemd",
             "rollbot",
@@ -526,6 +529,29 @@ fn check_warns_of_a_secret_passed_on_the_command_line() {
     assert!(
         report.contains("⚠️  runbook `leaky`, step `Deploy` passes `${env:DEPLOY_TOKEN}` in its argv, which other local users can read in /proc; pass it in the step's env instead: env = { DEPLOY_TOKEN = \"${env:DEPLOY_TOKEN}\" }"),
         "{report}"
+    );
+}
+
+/// A step with its own `env.PATH` starts its program from there: found there is no warning,
+/// missing there is, even when rollbot's own PATH has it.
+#[test]
+fn check_looks_for_a_program_on_the_path_its_step_sets() {
+    let own = tempfile::tempdir().unwrap();
+    let tool = own.path().join("nginx");
+    std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let source = format!(
+        "{MINIMAL}\n[runbooks.tools]\n[[runbooks.tools.steps]]\nname = \"Reload\"\nrun = [\"nginx\", \"-s\", \"reload\"]\nenv = {{ PATH = \"{}\" }}\n\n[[runbooks.tools.steps]]\nname = \"Shell\"\nrun = [\"sh\", \"-c\", \"true\"]\nenv = {{ PATH = \"{}\" }}\n",
+        own.path().display(),
+        own.path().display()
+    );
+    let config = Config::parse("rollbot.toml", &source).unwrap();
+    let warnings = super::super::report::programs_not_found_for_tests(&config, std::ffi::OsStr::new("/usr/bin:/bin"));
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].starts_with("runbook `tools`, step `Shell` runs `sh`, which is not on PATH here ("),
+        "{}",
+        warnings[0]
     );
 }
 

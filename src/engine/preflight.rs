@@ -42,33 +42,45 @@ pub async fn check(engine: &Engine, rollback: &Rollback) -> Vec<PreflightCheck> 
 
 fn programs_found(runs: &[&StepAction]) -> Vec<PreflightCheck> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let programs: BTreeSet<&str> = runs
+    // A step that sets its own PATH starts its program from there, so that is where to look.
+    let programs: BTreeSet<(&str, Option<&str>)> = runs
         .iter()
         .filter_map(|action| match action {
-            StepAction::Command { argv, workdir, .. } => {
+            StepAction::Command { argv, workdir, env, .. } => {
                 let program = argv.first()?;
+                let own_path = env.get("PATH").map(String::as_str);
                 // A relative path is only known in the step's directory; a reference, when it runs.
-                let known_now = !(program.contains("${") || workdir.is_some() && program.contains('/'));
-                known_now.then_some(program.as_str())
+                let known_now = !(program.contains("${")
+                    || own_path.is_some_and(|p| p.contains("${"))
+                    || workdir.is_some() && program.contains('/'));
+                known_now.then_some((program.as_str(), own_path))
             }
             _ => None,
         })
         .collect();
     programs
         .into_iter()
-        .map(|program| match command::find_program(program, &path) {
-            Some(found) => PreflightCheck {
-                name: format!("`{program}` can be started"),
-                outcome: CheckOutcome::Passed,
-                detail: found.display().to_string(),
-                duration_ms: 0,
-            },
-            None => PreflightCheck {
-                name: format!("`{program}` can be started"),
-                outcome: CheckOutcome::Failed,
-                detail: "not found on rollbot's PATH: install it where rollbot runs".into(),
-                duration_ms: 0,
-            },
+        .map(|(program, own_path)| {
+            let searched = own_path.map_or(path.clone(), std::ffi::OsString::from);
+            match command::find_program(program, &searched) {
+                Some(found) => PreflightCheck {
+                    name: format!("`{program}` can be started"),
+                    outcome: CheckOutcome::Passed,
+                    detail: found.display().to_string(),
+                    duration_ms: 0,
+                },
+                None => PreflightCheck {
+                    name: format!("`{program}` can be started"),
+                    outcome: CheckOutcome::Failed,
+                    detail: match own_path {
+                        Some(own) => format!(
+                            "not found on the step's PATH ({own}): install it there or fix the step's `env.PATH`"
+                        ),
+                        None => "not found on rollbot's PATH: install it where rollbot runs".into(),
+                    },
+                    duration_ms: 0,
+                },
+            }
         })
         .collect()
 }

@@ -165,8 +165,8 @@ fn rollbot_check_passes_every_file_of_the_runbook_library() {
         checked += 1;
     }
     assert_eq!(
-        checked, 15,
-        "one file per rollback family, and the pull-request variant of git revert"
+        checked, 18,
+        "one file per rollback family, the pull-request variant of git revert, Argo CD, Argo Rollouts and the nginx switch"
     );
 
     let flags = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/runbooks/feature-flags.toml");

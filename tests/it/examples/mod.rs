@@ -6,6 +6,7 @@ use crate::support::*;
 
 mod flags_and_hosts;
 mod gitops_and_traffic;
+mod process_managers;
 
 /// A file of the runbook library as shipped, its approvers the stories' people: Bob on call,
 /// Alice the team lead.
@@ -546,81 +547,4 @@ async fn the_helm_example_rolls_back_fails_plainly_and_drills_with_dry_run() {
             "rollback search 12 -n prod --dry-run",
         ]
     );
-}
-
-/// Stand-ins for `pm2` and `npm` that record what they were asked (and npm, which release it
-/// built).
-const FAKE_PM2_NPM: &str = r#"tool=$(basename "$0")
-# npm runs in the checkout (its workdir): say which release it built.
-at=""; [ "$tool" = npm ] && at=" @ $(git describe --tags)"
-echo "$tool $*$at" >> "$(dirname "$0")/asked"
-"#;
-
-/// The PM2 runbook with real git: tags fetched, the release tag checked out, then installed,
-/// built and started under PM2 (stand-ins that record the checkout they ran in).
-#[tokio::test]
-async fn the_pm2_example_checks_out_the_release_tag_and_restarts_it() {
-    let service = healthy_service().await;
-    let scratch = tempfile::tempdir().unwrap();
-    let remote = scratch.path().join("remote.git");
-    let checkout = scratch.path().join("billing");
-    let work = scratch.path().join("work");
-    git(scratch.path(), &["init", "-q", "--bare", remote.to_str().unwrap()]);
-    git(
-        scratch.path(),
-        &["clone", "-q", remote.to_str().unwrap(), work.to_str().unwrap()],
-    );
-    for tag in ["v3.8.1", "v3.9.0"] {
-        git(
-            &work,
-            &["commit", "-q", "--allow-empty", "-m", &format!("release {tag}")],
-        );
-        git(&work, &["tag", tag]);
-    }
-    git(&work, &["push", "-q", "origin", "HEAD:main", "--tags"]);
-    git(
-        scratch.path(),
-        &["clone", "-q", remote.to_str().unwrap(), checkout.to_str().unwrap()],
-    );
-    // The release tag the incident rolls back to was made after rollbot's clone last fetched.
-    git(&work, &["checkout", "-q", "-b", "hotfix", "v3.8.1"]);
-    git(
-        &work,
-        &["commit", "-q", "--allow-empty", "-m", "release v3.8.2: the hotfix"],
-    );
-    git(&work, &["tag", "v3.8.2"]);
-    git(&work, &["push", "-q", "origin", "v3.8.2"]);
-    let bin = scratch.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    for tool in ["pm2", "npm"] {
-        fake_program(&bin, tool, FAKE_PM2_NPM);
-    }
-    let config = shipped("pm2-systemd.toml")
-        .replace("/srv/billing", checkout.to_str().unwrap())
-        .replace("run = [\"pm2\",", &format!("run = [\"{}/pm2\",", bin.display()))
-        .replace("run = [\"npm\",", &format!("run = [\"{}/npm\",", bin.display()))
-        .replace(
-            "host = \"127.0.0.1:3000\"",
-            &format!("host = \"{}\"", service.url.trim_start_matches("http://")),
-        );
-    let bot = Rollbot::builder().config(|_| config).start().await;
-    let card = approved_by_bob(&bot, "billing to v3.8.2 severity high runbook pm2", 1).await;
-    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
-    bot.thread(&card);
-    assert_eq!(
-        git(&checkout, &["describe", "--tags"]).trim(),
-        "v3.8.2",
-        "the release is checked out"
-    );
-    let asked = std::fs::read_to_string(bin.join("asked")).unwrap();
-    assert_eq!(
-        asked.lines().collect::<Vec<_>>(),
-        [
-            "pm2 stop billing",
-            "npm ci --omit=dev @ v3.8.2",
-            "npm run build @ v3.8.2",
-            "pm2 start billing --update-env",
-        ]
-    );
-    assert_eq!(service.received("/healthz").len(), 1);
 }
