@@ -169,6 +169,19 @@ pub fn status_page_from_env(config: &Config) -> Result<Option<StatusPage>> {
     Ok(Some(StatusPage::new(provider)?))
 }
 
+/// PagerDuty's REST API with its key from the environment, when a role reads who is on call
+/// from it (then the key is required).
+pub fn pagerduty_from_env(config: &Config) -> Result<Option<crate::pagerduty::PagerDuty>> {
+    let Some(pager) = &config.pagerduty else {
+        return Ok(None);
+    };
+    let token = Secret::new(required(
+        &pager.token_env,
+        "it is a PagerDuty REST API key (read-only is enough), for roles read from PagerDuty ([pagerduty] token_env)",
+    )?);
+    Ok(Some(crate::pagerduty::PagerDuty::new(&pager.api_url, token)?))
+}
+
 /// A running rollbot's parts. Tests build one and drive the workers with `run_once`.
 /// The Alertmanager hook's bearer token, when `[alertmanager]` is configured (then required).
 pub fn alertmanager_token_from_env(config: &Config) -> Result<Option<Secret>> {
@@ -205,6 +218,8 @@ pub struct Parts {
     pub slack: SlackApi,
     pub tokens: crate::http::BearerTokens,
     pub status_page: Option<StatusPage>,
+    /// Who is on call, for roles that read it from PagerDuty.
+    pub pagerduty: Option<crate::pagerduty::PagerDuty>,
     /// Where `${env:…}` references in steps are read from.
     pub step_secrets: SecretSource,
     /// What requests and approvals are sealed with (derived from the signing secrets).
@@ -221,6 +236,7 @@ impl App {
             slack,
             tokens,
             status_page,
+            pagerduty,
             step_secrets,
             seal_key,
         } = parts;
@@ -241,6 +257,7 @@ impl App {
         let directory = Arc::new(Directory::new(
             engine.config.roles.clone(),
             slack.clone(),
+            pagerduty.map(Arc::new),
             engine.clock.clone(),
             engine.config.group_cache,
         ));

@@ -45,6 +45,7 @@ pub struct Reach<'a> {
     pub slack: &'a SlackApi,
     pub store: &'a StoreLocation,
     pub status_page: Option<&'a StatusPage>,
+    pub pagerduty: Option<&'a crate::pagerduty::PagerDuty>,
 }
 
 /// Asks each service in turn; one failure does not hide the others.
@@ -116,6 +117,7 @@ pub async fn examine(config: &Config, reach: Reach<'_>) -> Vec<Finding> {
             ),
         });
     }
+    findings.extend(on_call_findings(config, reach.slack, reach.pagerduty).await);
     findings.push(store_finding(reach.store).await);
     if let Some(page) = reach.status_page {
         findings.push(match page.key_works().await {
@@ -128,6 +130,60 @@ pub async fn examine(config: &Config, reach: Reach<'_>) -> Vec<Finding> {
                 format!("the status page refused ({})", short(&error)),
                 "check [statuspage] page_id and the key in the variable its secret_env names",
             ),
+        });
+    }
+    findings
+}
+
+/// Each PagerDuty source a role reads: who it has on call now, and whether Slack knows them by
+/// email (someone it does not know cannot approve).
+async fn on_call_findings(
+    config: &Config,
+    slack: &SlackApi,
+    pagerduty: Option<&crate::pagerduty::PagerDuty>,
+) -> Vec<Finding> {
+    let mut sources: Vec<crate::pagerduty::OnCallSource> = config
+        .roles
+        .values()
+        .flatten()
+        .filter_map(|m| crate::pagerduty::OnCallSource::parse(m)?.ok())
+        .collect();
+    sources.sort();
+    sources.dedup();
+    let Some(pagerduty) = pagerduty else {
+        return vec![];
+    };
+    let mut findings = vec![];
+    for source in sources {
+        let emails = match pagerduty.on_call_emails(&source).await {
+            Ok(emails) => emails,
+            Err(why) => {
+                findings.push(Finding::broken(
+                    format!("who is {} cannot be read ({why})", source.describe()),
+                    "check the ID and the REST API key in the variable [pagerduty] token_env names (read-only is enough)",
+                ));
+                continue;
+            }
+        };
+        let mut found = vec![];
+        let mut missing = vec![];
+        for email in &emails {
+            match slack.user_by_email(email).await {
+                Ok(Some(user)) => found.push(format!("<@{user}>")),
+                Ok(None) => missing.push(email.clone()),
+                Err(error) => missing.push(format!("{email} ({})", short(&error))),
+            }
+        }
+        let what = format!("{} on call now ({})", emails.len(), source.describe());
+        findings.push(if emails.is_empty() {
+            Finding::broken(what, "nobody is on call there now: check the schedule, or the role has no approver")
+        } else if missing.is_empty() {
+            Finding::works(format!("{what}, found in Slack: {}", found.join(", ")))
+        } else {
+            Finding::broken(
+                format!("{what}, not found in Slack by email: {}", missing.join(", ")),
+                "give the app users:read and users:read.email and reinstall it, or use the same email in PagerDuty and Slack",
+            )
         });
     }
     findings

@@ -12,6 +12,7 @@ pub mod http;
 pub mod manifest;
 pub mod metrics;
 pub mod outbound;
+pub mod pagerduty;
 pub mod playground;
 pub mod postgres_tls;
 pub mod postmortem;

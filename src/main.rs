@@ -263,12 +263,14 @@ async fn doctor(config: &Config, data_dir: Option<&std::path::Path>) -> Result<b
     let slack = SlackApi::new(&api_url, &bot_token)?;
     let store = StoreLocation::from_env(data_dir)?;
     let status_page = rollbot::app::status_page_from_env(config)?;
+    let pagerduty = rollbot::app::pagerduty_from_env(config)?;
     let findings = rollbot::doctor::examine(
         config,
         rollbot::doctor::Reach {
             slack: &slack,
             store: &store,
             status_page: status_page.as_ref(),
+            pagerduty: pagerduty.as_ref(),
         },
     )
     .await;
@@ -404,6 +406,7 @@ async fn serve(config: Config, listen: &str, data_dir: Option<&std::path::Path>)
     tracing::info!(store = %settings.store.describe(), "store open");
     let slack = SlackApi::new(&settings.slack_api_url, &settings.bot_token)?;
     let status_page = rollbot::app::status_page_from_env(&config)?;
+    let pagerduty = rollbot::app::pagerduty_from_env(&config)?;
     let seal_key = rollbot::domain::seal::SealKey::derive(settings.signing_secrets.iter().map(|s| s.expose()));
     let app = App::new(rollbot::app::Parts {
         seal_key,
@@ -417,6 +420,7 @@ async fn serve(config: Config, listen: &str, data_dir: Option<&std::path::Path>)
             alertmanager: alertmanager_token,
         },
         status_page,
+        pagerduty,
         step_secrets: rollbot::engine::secrets::SecretSource::Process,
     });
     let app = match settings.app_token {

@@ -68,6 +68,16 @@ pub struct Config {
     pub status_page: Option<StatusPageSettings>,
     /// `None`: the Alertmanager hook is off.
     pub alertmanager: Option<AlertmanagerSettings>,
+    /// Set when a role reads who is on call from PagerDuty (or `[pagerduty]` is given).
+    pub pagerduty: Option<PagerDutySettings>,
+}
+
+/// Where PagerDuty's REST API is and which environment variable holds its key (read when
+/// rollbot starts, like the status page's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PagerDutySettings {
+    pub api_url: String,
+    pub token_env: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,6 +273,24 @@ impl Config {
                     .unwrap_or_else(|| DEFAULT_ALERTMANAGER_TOKEN_ENV.to_owned())
             });
         own_secrets.push((alertmanager_token, "Alertmanager's token"));
+        let reads_pagerduty = roles
+            .values()
+            .flatten()
+            .any(|m| crate::pagerduty::OnCallSource::parse(m).is_some());
+        let pagerduty = (raw.pagerduty.is_some() || reads_pagerduty).then(|| {
+            let raw = raw.pagerduty.as_ref();
+            PagerDutySettings {
+                api_url: raw
+                    .and_then(|p| p.api_url.clone())
+                    .unwrap_or_else(|| crate::pagerduty::DEFAULT_API_URL.into()),
+                token_env: raw
+                    .and_then(|p| p.token_env.clone())
+                    .unwrap_or_else(|| crate::pagerduty::DEFAULT_TOKEN_ENV.into()),
+            }
+        });
+        if let Some(pager) = &pagerduty {
+            own_secrets.push((pager.token_env.clone(), "PagerDuty's API key"));
+        }
         let runbooks = check_runbooks(&mut checker, &raw.runbooks, &databases, &own_secrets);
         let services = check_services(&mut checker, &raw.services, &runbooks);
         let alertmanager = raw
@@ -310,6 +338,7 @@ impl Config {
                 notify_channels,
                 status_page,
                 alertmanager,
+                pagerduty,
                 execution_lease,
                 shutdown_grace,
                 step_progress_every,

@@ -23,8 +23,16 @@ pub(super) struct RawConfig {
     pub(super) templates: BTreeMap<Spanned<String>, Spanned<String>>,
     pub(super) statuspage: Option<RawStatusPage>,
     pub(super) alertmanager: Option<RawAlertmanager>,
+    pub(super) pagerduty: Option<RawPagerDuty>,
     #[serde(default)]
     pub(super) safety: RawSafety,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPagerDuty {
+    pub(super) api_url: Option<String>,
+    pub(super) token_env: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -184,7 +184,13 @@ fn mistakes_are_reported_with_file_line_and_column() {
     assert_eq!(
         errors(&MINIMAL.replace("on_call = [\"U0BOB\"]", "on_call = [\"bob\"]")),
         [
-            "rollbot.toml:6:12: `bob` in role `on_call` is not a Slack user ID or user-group ID\n  hint: use IDs like U0123ABCD (user) or S0123ABCD (user group), from the profile's \"Copy member ID\""
+            "rollbot.toml:6:12: `bob` in role `on_call` is not a Slack user ID or user-group ID\n  hint: use IDs like U0123ABCD (user) or S0123ABCD (user group), from the profile's \"Copy member ID\", or a PagerDuty schedule: pagerduty:schedule:PABC123"
+        ]
+    );
+    assert_eq!(
+        errors(&MINIMAL.replace("on_call = [\"U0BOB\"]", "on_call = [\"pagerduty:schedule:primary\"]")),
+        [
+            "rollbot.toml:6:12: `pagerduty:schedule:primary` in role `on_call` is not a PagerDuty on-call source\n  hint: write `pagerduty:schedule:<ID>` or `pagerduty:escalation_policy:<ID>[:<level>]`, with the ID from the schedule's or policy's URL (P…)"
         ]
     );
     assert_eq!(
@@ -192,6 +198,33 @@ fn mistakes_are_reported_with_file_line_and_column() {
         [
             "rollbot.toml:3:13: `#incidents` is not a Slack channel ID\n  hint: channel IDs look like C0123ABCD: open the channel's details and copy the ID at the bottom"
         ]
+    );
+}
+
+/// A role read from PagerDuty brings PagerDuty's settings (its API and the variable with its
+/// key), and that key is rollbot's own: no step may reference it.
+#[test]
+fn a_role_read_from_pagerduty_needs_its_key_and_keeps_it_from_steps() {
+    let source = MINIMAL.replace(
+        "on_call = [\"U0BOB\"]",
+        "on_call = [\"pagerduty:escalation_policy:PESC1:2\"]",
+    );
+    let config = Config::parse("rollbot.toml", &source).unwrap();
+    assert_eq!(
+        config.pagerduty,
+        Some(PagerDutySettings {
+            api_url: "https://api.pagerduty.com".into(),
+            token_env: "PAGERDUTY_API_TOKEN".into()
+        })
+    );
+    assert_eq!(Config::parse("rollbot.toml", MINIMAL).unwrap().pagerduty, None);
+    let leaky = format!(
+        "{source}\n[runbooks.leaky]\n[[runbooks.leaky.steps]]\nname = \"Page\"\nrun = [\"page\"]\nenv = {{ KEY = \"${{env:PAGERDUTY_API_TOKEN}}\" }}\n"
+    );
+    let refused = errors(&leaky);
+    assert!(
+        refused.iter().any(|e| e.contains("PagerDuty's API key")),
+        "{refused:#?}"
     );
 }
 

@@ -356,6 +356,25 @@ impl SlackApi {
         Ok(response.users.into_iter().map(|u| u.0).collect())
     }
 
+    /// The active Slack user with this email (`users.lookupByEmail`), or `None` when the
+    /// workspace has none (or only a deactivated one).
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<String>, CallError> {
+        let request = SlackApiUsersLookupByEmailRequest::new(EmailAddress(email.to_owned()));
+        let answer = self
+            .bounded(
+                "users.lookupByEmail",
+                CALL_TIMEOUT,
+                self.client.open_session(&self.token).users_lookup_by_email(&request),
+            )
+            .await;
+        match answer {
+            Ok(found) if found.user.deleted == Some(true) => Ok(None),
+            Ok(found) => Ok(Some(found.user.id.0)),
+            Err(CallError::Permanent(code)) if code == "users_not_found" => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     pub async fn ephemeral(&self, channel: &str, user: &str, message: &Message) -> Result<(), CallError> {
         let request = SlackApiChatPostEphemeralRequest::new(channel.into(), user.into(), content(message)?);
         self.bounded(

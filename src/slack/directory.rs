@@ -1,9 +1,12 @@
-//! Who holds which role: Slack user IDs listed in the config directly, and members of Slack
-//! user groups read with `usergroups.users.list`, cached for a short while. A group that cannot
-//! be read leaves its roles unresolved, and decisions that depend on them refuse (fail closed).
+//! Who holds which role: Slack user IDs listed in the config directly, members of Slack user
+//! groups read with `usergroups.users.list`, and whoever PagerDuty has on call for a schedule or
+//! an escalation level (their emails found in Slack with `users.lookupByEmail`), each cached for
+//! a short while. A source that cannot be read leaves its roles unresolved, and decisions that
+//! depend on them refuse (fail closed).
 use super::client::{CallError, SlackApi};
 use crate::clock::Clock;
 use crate::domain::{Actor, TeamId, UserId};
+use crate::pagerduty::{OnCallSource, PagerDuty};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -12,34 +15,54 @@ use std::time::Duration;
 /// The longest a group lookup may take on the request path.
 const LOOKUP_TIMEOUT: Duration = Duration::from_millis(1500);
 
-/// A user group's members as read from Slack, and when.
+/// A user group's (or an on-call source's) members as read, and when.
 type CachedMembers = (DateTime<Utc>, Vec<String>);
+/// The Slack user with an email (`None`: nobody active has it), and when Slack said so.
+type CachedUser = (DateTime<Utc>, Option<String>);
 
 pub struct Directory {
     roles: BTreeMap<String, Vec<String>>,
     slack: Arc<SlackApi>,
+    pagerduty: Option<Arc<PagerDuty>>,
     clock: Arc<dyn Clock>,
     ttl: Duration,
+    /// By the member as the configuration writes it (`S…`, `pagerduty:…`).
     cache: Mutex<HashMap<String, CachedMembers>>,
+    /// Emails to Slack users (`None`: nobody in Slack has it), as `users.lookupByEmail` answered.
+    emails: Mutex<HashMap<String, CachedUser>>,
 }
 
-fn is_group(member: &str) -> bool {
-    member.starts_with('S')
+/// A member that stands for others, read when someone clicks.
+enum Source {
+    Group,
+    OnCall(OnCallSource),
+}
+
+fn source(member: &str) -> Option<Source> {
+    match OnCallSource::parse(member) {
+        Some(Ok(on_call)) => Some(Source::OnCall(on_call)),
+        // The configuration refuses a malformed one; never read it as a user.
+        Some(Err(_)) => None,
+        None => member.starts_with('S').then_some(Source::Group),
+    }
 }
 
 impl Directory {
     pub fn new(
         roles: BTreeMap<String, Vec<String>>,
         slack: Arc<SlackApi>,
+        pagerduty: Option<Arc<PagerDuty>>,
         clock: Arc<dyn Clock>,
         ttl: Duration,
     ) -> Self {
         Directory {
             roles,
             slack,
+            pagerduty,
             clock,
             ttl,
             cache: Mutex::new(HashMap::new()),
+            emails: Mutex::new(HashMap::new()),
         }
     }
 
@@ -52,8 +75,8 @@ impl Directory {
                 roles.insert(role.clone());
                 continue;
             }
-            for group in members.iter().filter(|m| is_group(m)) {
-                match self.group_members(group).await {
+            for (member, source) in members.iter().filter_map(|m| Some((m, source(m)?))) {
+                match self.members_of(member, source).await {
                     Some(members) if members.iter().any(|m| m == user) => {
                         roles.insert(role.clone());
                         unresolved.remove(role);
@@ -75,28 +98,89 @@ impl Directory {
         }
     }
 
-    async fn group_members(&self, group: &str) -> Option<Vec<String>> {
+    /// Who `member` stands for now, from the cache while it is fresh; `None` when it could not
+    /// be read. This runs while Slack waits for our answer (3 s), so a slow lookup counts as a
+    /// failed one: the role stays unresolved and the decision refuses rather than guesses.
+    async fn members_of(&self, member: &str, source: Source) -> Option<Vec<String>> {
         let now = self.clock.now();
-        if let Some((fetched, members)) = self.cache.lock().expect("cache lock").get(group)
-            && now - *fetched < chrono::Duration::from_std(self.ttl).unwrap_or_default()
+        if let Some((fetched, members)) = self.cache.lock().expect("cache lock").get(member)
+            && self.fresh(now, *fetched)
         {
             return Some(members.clone());
         }
-        // This runs while Slack waits for our answer (3 s), so a slow lookup counts as a failed one:
-        // the role stays unresolved and the decision refuses rather than guesses.
-        let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, self.slack.group_members(group)).await;
-        match lookup.unwrap_or_else(|_| Err(CallError::Transient("usergroups.users.list took too long".into()))) {
-            Ok(members) => {
-                self.cache
-                    .lock()
-                    .expect("cache lock")
-                    .insert(group.to_owned(), (now, members.clone()));
-                Some(members)
+        let read = match &source {
+            Source::Group => Box::pin(self.slack.group_members(member)) as Lookup<'_>,
+            Source::OnCall(on_call) => Box::pin(self.on_call(on_call, now)),
+        };
+        let read = read_within(LOOKUP_TIMEOUT, member, &source, read).await?;
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .insert(member.to_owned(), (now, read.clone()));
+        Some(read)
+    }
+
+    fn fresh(&self, now: DateTime<Utc>, fetched: DateTime<Utc>) -> bool {
+        now - fetched < chrono::Duration::from_std(self.ttl).unwrap_or_default()
+    }
+
+    /// The Slack users PagerDuty has on call for `on_call`: its emails, each looked up in Slack.
+    /// Someone on call with no Slack user cannot approve, and is logged; a failed lookup fails
+    /// the whole read.
+    async fn on_call(&self, on_call: &OnCallSource, now: DateTime<Utc>) -> Result<Vec<String>, CallError> {
+        let pagerduty = self
+            .pagerduty
+            .as_ref()
+            .ok_or_else(|| CallError::Permanent("a role reads PagerDuty, but rollbot has no PagerDuty key".into()))?;
+        let emails = pagerduty.on_call_emails(on_call).await.map_err(CallError::Transient)?;
+        let mut users = vec![];
+        for email in emails {
+            let known = self
+                .emails
+                .lock()
+                .expect("email cache lock")
+                .get(&email)
+                .filter(|(fetched, _)| self.fresh(now, *fetched))
+                .map(|(_, user)| user.clone());
+            let user = match known {
+                Some(user) => user,
+                None => {
+                    let user = self.slack.user_by_email(&email).await?;
+                    self.emails
+                        .lock()
+                        .expect("email cache lock")
+                        .insert(email.clone(), (now, user.clone()));
+                    user
+                }
+            };
+            match user {
+                Some(user) => users.push(user),
+                None => tracing::warn!(
+                    source = %on_call.describe(),
+                    "someone PagerDuty has on call has no active Slack user with their email; they cannot approve"
+                ),
             }
-            Err(error) => {
-                tracing::warn!(group, %error, "could not read a user group's members; its roles stay unresolved");
-                None
-            }
+        }
+        Ok(users)
+    }
+}
+
+type Lookup<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<String>, CallError>> + Send + 'a>>;
+
+async fn read_within(limit: Duration, member: &str, source: &Source, read: Lookup<'_>) -> Option<Vec<String>> {
+    let what = match source {
+        Source::Group => "usergroups.users.list",
+        Source::OnCall(_) => "PagerDuty's on-call read",
+    };
+    match tokio::time::timeout(limit, read).await {
+        Ok(Ok(members)) => Some(members),
+        Ok(Err(error)) => {
+            tracing::warn!(member, %error, "could not read {what}; the roles it stands for stay unresolved");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(member, "{what} took too long; the roles it stands for stay unresolved");
+            None
         }
     }
 }

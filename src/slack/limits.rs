@@ -34,7 +34,7 @@ impl Limit {
                 per_minute: 60.0,
                 per_channel: true,
             },
-            "chat.update" | "conversations.history" => Limit::tier(50.0),
+            "chat.update" | "conversations.history" | "users.lookupByEmail" => Limit::tier(50.0),
             "chat.postEphemeral" | "views.open" | "views.update" => Limit::tier(100.0),
             "usergroups.users.list" => Limit::tier(20.0),
             _ => return None,

@@ -26,6 +26,8 @@ struct Recorder {
     next_ts: u64,
     /// Members of user groups, for `usergroups.users.list`.
     groups: std::collections::HashMap<String, Vec<String>>,
+    /// Active users by email, for `users.lookupByEmail`.
+    emails: std::collections::HashMap<String, String>,
     /// While set, `usergroups.users.list` answers with this Slack error.
     groups_error: Option<String>,
     /// Methods that take this long to answer.
@@ -210,6 +212,15 @@ impl SlackStandIn {
         self.recorder.lock().unwrap().groups.insert(group.to_owned(), members);
     }
 
+    /// Gives `user` the email `email` in the workspace's profiles (`users.lookupByEmail`).
+    pub fn set_email(&self, user: &str, email: &str) {
+        self.recorder
+            .lock()
+            .unwrap()
+            .emails
+            .insert(email.to_owned(), user.to_owned());
+    }
+
     /// Makes `usergroups.users.list` fail with `error` (or succeed again with `None`).
     pub fn fail_group_lookups(&self, error: Option<&str>) {
         self.recorder.lock().unwrap().groups_error = error.map(str::to_owned);
@@ -370,6 +381,16 @@ async fn handle(
                     Some(users) => (json!({"ok": true, "users": users}), None),
                     None => (json!({"ok": false, "error": "no_such_subteam"}), None),
                 },
+            }
+        }
+        "users.lookupByEmail" => {
+            let email = body["email"].as_str().unwrap_or_default();
+            match recorder.emails.get(email) {
+                Some(user) => (
+                    json!({"ok": true, "user": {"id": user, "team_id": recorder.identity.team_id, "deleted": false, "profile": {"email": email}}}),
+                    None,
+                ),
+                None => (json!({"ok": false, "error": "users_not_found"}), None),
             }
         }
         _ => (json!({"ok": false, "error": "unknown_method"}), None),

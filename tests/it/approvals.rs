@@ -327,7 +327,7 @@ async fn roles_held_through_a_user_group_are_read_from_slack_and_fail_closed() {
     assert_eq!(
         bot.ephemerals(BOB),
         [
-            "rollbot could not check with Slack whether you are in `on_call` (a user group), so it did not act on *RB-1*. Nothing changed; try again in a minute."
+            "rollbot could not check whether you are in `on_call` (its Slack user group or PagerDuty on-call schedule could not be read), so it did not act on *RB-1*. Nothing changed; try again in a minute."
         ]
     );
     assert!(!bot.group_lookups().is_empty());

@@ -207,6 +207,8 @@ fn the_app_manifest_validates_against_slacks_schema() {
             "commands",
             "chat:write",
             "usergroups:read",
+            "users:read",
+            "users:read.email",
             "channels:history",
             "groups:history"
         ]),

@@ -10,6 +10,7 @@ mod control;
 mod examples;
 mod fallback;
 mod faults;
+mod pagerduty;
 mod parameters;
 mod playground;
 mod process;

@@ -1,5 +1,6 @@
 //! The binary as an operator runs it: `rollbot serve` with its environment, its own workers
 //! delivering to Slack, and a clean stop on SIGTERM; `rollbot check` and `plan` exit codes.
+use crate::support::fake_pagerduty::PAGERDUTY_TOKEN;
 use crate::support::fake_slack::FakeSlack;
 use crate::support::*;
 use std::process::{Command, Stdio};
@@ -986,6 +987,9 @@ async fn doctor_says_what_works_and_how_to_fix_what_does_not() {
     storage.open(None).await;
     let slack = FakeSlack::start().await;
     slack.set_group("S0SRE", &[ALICE, BOB]);
+    slack.set_email(CAROL, "carol@example.com");
+    let pagerduty = crate::support::fake_pagerduty::FakePagerDuty::start().await;
+    pagerduty.on_call("PLEADS1", &[("PCAROL1", "Carol", "carol@example.com")]);
     let scratch = tempfile::tempdir().unwrap();
     let config = scratch.path().join("rollbot.toml");
     let text = test_config(scratch.path().join("ran.log").to_str().unwrap())
@@ -994,16 +998,27 @@ async fn doctor_says_what_works_and_how_to_fix_what_does_not() {
             "on_call = [\"S0SRE\"]",
         )
         .replace(
+            &format!("team_lead = [\"{CAROL}\"]"),
+            "team_lead = [\"pagerduty:schedule:PLEADS1\"]",
+        )
+        .replace(
             &format!("channels = [\"{INCIDENTS}\"]"),
             &format!("channels = [\"{INCIDENTS}\", \"C0WARROOM\"]"),
-        );
+        )
+        + &format!("\n[pagerduty]\napi_url = \"{}\"\n", pagerduty.url);
     std::fs::write(&config, text).unwrap();
     // Run beside the test's runtime, which serves the fake Slack meanwhile.
     let doctor = async |token: &str, database: &str| {
+        let pagerduty_key = if token == BOT_TOKEN {
+            PAGERDUTY_TOKEN
+        } else {
+            "pd-revoked"
+        };
         tokio::process::Command::new(BIN)
             .args(["doctor", "--config", config.to_str().unwrap()])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap())
+            .env("PAGERDUTY_API_TOKEN", pagerduty_key)
             .env("SLACK_BOT_TOKEN", token)
             .env("SLACK_API_URL", &slack.api_url)
             .env("DATABASE_URL", database)
@@ -1026,6 +1041,7 @@ async fn doctor_says_what_works_and_how_to_fix_what_does_not() {
             "✅ the bot is in <#C0INCIDENTS>",
             "✅ the bot is in <#C0WARROOM>",
             "✅ user group <!subteam^S0SRE> is readable (2 members)",
+            "✅ 1 on call now (on call in PagerDuty schedule PLEADS1), found in Slack: <@U0CAROL>",
             "✅ the store answers: PostgreSQL (DATABASE_URL, sslmode=prefer)",
         ]
     );
@@ -1052,7 +1068,11 @@ async fn doctor_says_what_works_and_how_to_fix_what_does_not() {
         "{out}"
     );
     assert!(
-        !out.contains("xoxb-revoked-token"),
+        out.contains("❌ who is on call in PagerDuty schedule PLEADS1 cannot be read (PagerDuty answered 401: Authentication failed)\n   fix: check the ID and the REST API key in the variable [pagerduty] token_env names (read-only is enough)"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("xoxb-revoked-token") && !out.contains("pd-revoked"),
         "the token stays out of the report: {out}"
     );
 
@@ -1078,9 +1098,13 @@ async fn doctor_says_what_works_and_how_to_fix_what_does_not() {
     assert_eq!(created, 0, "doctor created the database it was asked about");
     let asked: Vec<String> = slack.calls().iter().map(|c| c.method.clone()).collect();
     assert!(
-        asked
-            .iter()
-            .all(|m| ["auth.test", "conversations.history", "usergroups.users.list"].contains(&m.as_str())),
+        asked.iter().all(|m| [
+            "auth.test",
+            "conversations.history",
+            "usergroups.users.list",
+            "users.lookupByEmail"
+        ]
+        .contains(&m.as_str())),
         "doctor only reads: {asked:?}"
     );
 }

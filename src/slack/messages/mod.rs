@@ -65,7 +65,9 @@ fn tail(text: &str, max: usize) -> String {
 }
 
 fn mention(member: &str) -> String {
-    if member.starts_with('S') {
+    if let Some(Ok(on_call)) = crate::pagerduty::OnCallSource::parse(member) {
+        format!("whoever is {}", on_call.describe())
+    } else if member.starts_with('S') {
         format!("<!subteam^{member}>")
     } else {
         format!("<@{member}>")

@@ -272,7 +272,7 @@ pub fn refusal(refusal: &Refusal) -> Message {
             "The status page has no open incident for *{id}* (the run has not started, it is a drill, or it is resolved), so nothing was posted. Post the update without the status page."
         ),
         MembershipUnknown { id, roles } => format!(
-            "rollbot could not check with Slack whether you are in {} (a user group), so it did not act{}. Nothing changed; try again in a minute.",
+            "rollbot could not check whether you are in {} (its Slack user group or PagerDuty on-call schedule could not be read), so it did not act{}. Nothing changed; try again in a minute.",
             role_names(roles),
             id.map(|id| format!(" on *{id}*")).unwrap_or_default()
         ),

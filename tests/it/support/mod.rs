@@ -1,5 +1,6 @@
 //! The test harness: a fresh database per test, a fake Slack, rollbot's real router on
 //! loopback, and helpers that read like the story they tell.
+pub mod fake_pagerduty;
 pub mod fake_service;
 pub mod fake_slack;
 pub mod fake_socket;
@@ -213,6 +214,18 @@ pub struct Rollbot {
     storage: TestStorage,
 }
 
+/// PagerDuty as the configuration's `[pagerduty] api_url` names it (a fake on loopback), with
+/// the fake's key.
+fn pagerduty_of(config: &Config) -> Option<rollbot::pagerduty::PagerDuty> {
+    let pager = config.pagerduty.as_ref()?;
+    assert!(
+        pager.api_url.starts_with("http://127.0.0.1:"),
+        "tests reach PagerDuty only on loopback: set [pagerduty] api_url to a FakePagerDuty"
+    );
+    let token = Secret::new(fake_pagerduty::PAGERDUTY_TOKEN);
+    Some(rollbot::pagerduty::PagerDuty::new(&pager.api_url, token).unwrap())
+}
+
 /// How a test rollbot is started: `Rollbot::builder().config(f).page(p).secrets(&[…]).start()`.
 pub struct Builder<'a> {
     config: Box<dyn FnOnce(&str) -> String + 'a>,
@@ -310,6 +323,7 @@ impl Rollbot {
             slack: api,
             tokens: test_tokens(),
             status_page: page.map(|provider| rollbot::statuspage::StatusPage::new(provider).unwrap()),
+            pagerduty: pagerduty_of(&config),
             step_secrets: SecretSource::Fixed(Arc::new(step_secrets.clone())),
             seal_key: test_seal_key(),
         })
@@ -373,6 +387,7 @@ impl Rollbot {
             slack: api,
             tokens: test_tokens(),
             status_page: None,
+            pagerduty: pagerduty_of(&self.config),
             step_secrets: SecretSource::Fixed(Arc::new(self.step_secrets.clone())),
             seal_key: test_seal_key(),
         })

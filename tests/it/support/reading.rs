@@ -201,6 +201,14 @@ impl Rollbot {
             .collect()
     }
 
+    /// Emails looked up in Slack since the last look (`users.lookupByEmail`).
+    pub fn email_lookups(&self) -> Vec<String> {
+        self.take(|c| c.method == "users.lookupByEmail")
+            .into_iter()
+            .map(|(_, c)| c.body["email"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// `user` submits `view` with these typed values (input block id → text); returns
     /// rollbot's answer: `None` when the modal may close, or the JSON it answered with.
     pub async fn submit(&self, user: &str, view: &Value, values: &[(&str, &str)]) -> Option<Value> {

@@ -1,0 +1,161 @@
+//! A fake PagerDuty REST API on loopback: `GET /oncalls` answers who is on call now for a
+//! schedule or an escalation policy, as PagerDuty documents it (`include[]=users` adds the
+//! user's email; a wrong key gets 401 with PagerDuty's error body; past its rate limit, 429).
+//! Every call is recorded.
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub const PAGERDUTY_TOKEN: &str = "pd-key-u+2Fv9";
+
+/// Someone on call: (PagerDuty user ID, name, email).
+type Person = (&'static str, &'static str, &'static str);
+
+#[derive(Default)]
+struct Recorder {
+    /// Each call's query string and `Authorization` header.
+    calls: Vec<(String, Option<String>)>,
+    schedules: HashMap<String, Vec<Person>>,
+    /// Policy → (level, who) on call now.
+    policies: HashMap<String, Vec<(u32, Person)>>,
+    /// While set, every call is answered with this HTTP status.
+    outage: Option<u16>,
+}
+
+pub struct FakePagerDuty {
+    pub url: String,
+    recorder: Arc<Mutex<Recorder>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakePagerDuty {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakePagerDuty {
+    pub async fn start() -> FakePagerDuty {
+        let recorder = Arc::new(Mutex::new(Recorder::default()));
+        let app = Router::new()
+            .route("/oncalls", get(oncalls))
+            .with_state(recorder.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakePagerDuty { url, recorder, server }
+    }
+
+    /// Hands the schedule over: `people` are on call now.
+    pub fn on_call(&self, schedule: &str, people: &[Person]) {
+        self.recorder
+            .lock()
+            .unwrap()
+            .schedules
+            .insert(schedule.to_owned(), people.to_vec());
+    }
+
+    /// Who is on call at each level of an escalation policy now.
+    pub fn escalation(&self, policy: &str, levels: &[(u32, Person)]) {
+        self.recorder
+            .lock()
+            .unwrap()
+            .policies
+            .insert(policy.to_owned(), levels.to_vec());
+    }
+
+    /// Every call answers `status` (or, with `None`, as usual again).
+    pub fn outage(&self, status: Option<u16>) {
+        self.recorder.lock().unwrap().outage = status;
+    }
+
+    /// The calls since the last look: (query, Authorization).
+    pub fn calls(&self) -> Vec<(String, Option<String>)> {
+        std::mem::take(&mut self.recorder.lock().unwrap().calls)
+    }
+}
+
+fn decoded(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.replace("%5B%5D", "[]"), v.to_owned()))
+        .collect()
+}
+
+fn error(status: StatusCode, code: u32, message: &str) -> Response {
+    (status, axum::Json(json!({"error": {"message": message, "code": code}}))).into_response()
+}
+
+fn reference(kind: &str, id: &str) -> Value {
+    json!({"id": id, "type": format!("{kind}_reference"), "summary": id, "self": format!("https://api.pagerduty.com/{kind}s/{id}")})
+}
+
+fn entry(person: &Person, policy: &str, level: u32, schedule: Option<&str>, with_users: bool) -> Value {
+    let (id, name, email) = person;
+    let user = if with_users {
+        json!({"id": id, "type": "user", "summary": name, "name": name, "email": email, "time_zone": "Etc/UTC"})
+    } else {
+        reference("user", id)
+    };
+    json!({
+        "escalation_policy": reference("escalation_policy", policy),
+        "escalation_level": level,
+        "schedule": schedule.map(|s| reference("schedule", s)),
+        "user": user,
+        "start": "2026-12-01T00:00:00Z",
+        "end": "2026-12-08T00:00:00Z",
+    })
+}
+
+async fn oncalls(
+    State(recorder): State<Arc<Mutex<Recorder>>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut recorder = recorder.lock().unwrap();
+    recorder.calls.push((query.clone(), authorization.clone()));
+    match recorder.outage {
+        Some(429) => {
+            let mut answer = error(StatusCode::TOO_MANY_REQUESTS, 2020, "Rate Limit Exceeded");
+            answer.headers_mut().insert("retry-after", "30".parse().unwrap());
+            return answer;
+        }
+        Some(status) => {
+            return error(StatusCode::from_u16(status).unwrap(), 2000, "Internal Server Error");
+        }
+        None => {}
+    }
+    if authorization.as_deref() != Some(&format!("Token token={PAGERDUTY_TOKEN}")) {
+        return error(StatusCode::UNAUTHORIZED, 2006, "Authentication failed");
+    }
+    let params = decoded(&query);
+    let with_users = params.iter().any(|(k, v)| k == "include[]" && v == "users");
+    let mut oncalls = vec![];
+    for (key, id) in &params {
+        match key.as_str() {
+            "schedule_ids[]" => {
+                for person in recorder.schedules.get(id).into_iter().flatten() {
+                    oncalls.push(entry(person, "PESCALL", 1, Some(id), with_users));
+                }
+            }
+            "escalation_policy_ids[]" => {
+                for (level, person) in recorder.policies.get(id).into_iter().flatten() {
+                    oncalls.push(entry(person, id, *level, None, with_users));
+                }
+            }
+            _ => {}
+        }
+    }
+    axum::Json(json!({"oncalls": oncalls, "limit": 100, "offset": 0, "more": false, "total": null})).into_response()
+}
