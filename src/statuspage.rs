@@ -34,6 +34,17 @@ pub struct PageMessage {
     pub components: Vec<String>,
     /// Component status while the rollback is under way, e.g. `partial_outage`.
     pub impacted_status: String,
+    /// Opening, carry on an unresolved incident that already names one of `components`.
+    pub attach_to_open: bool,
+}
+
+/// An unresolved incident the page already holds that an opening update goes to.
+enum Existing {
+    /// The one rollbot opened for this rollback (a create whose answer was lost).
+    Ours(String),
+    /// One somebody else opened for the same components: updated, and tagged with the
+    /// rollback (its other metadata kept).
+    ForTheComponents { id: String, metadata: serde_json::Value },
 }
 
 pub struct StatusPage {
@@ -120,15 +131,39 @@ impl StatusPage {
         Ok(Some((page_id.as_str(), incidents)))
     }
 
-    /// The unresolved incident this page already holds for `rollback`, if any (Atlassian only).
-    async fn opened_already(&self, rollback: &str) -> Result<Option<String>, CallError> {
+    /// The unresolved incident an opening `message` goes to, if the page holds one (Atlassian
+    /// only): its own for this rollback first, then, when attaching, the newest that names one
+    /// of the service's components.
+    async fn existing_incident(&self, message: &PageMessage) -> Result<Option<Existing>, CallError> {
         let Some((_, incidents)) = self.unresolved_incidents().await? else {
             return Ok(None);
         };
-        Ok(incidents
+        let id = |incident: &serde_json::Value| incident["id"].as_str().map(str::to_owned);
+        if let Some(ours) = incidents
             .iter()
-            .find(|i| i["metadata"]["rollbot"]["rollback"] == rollback)
-            .and_then(|i| i["id"].as_str().map(str::to_owned)))
+            .find(|i| i["metadata"]["rollbot"]["rollback"] == message.rollback.as_str())
+            .and_then(id)
+        {
+            return Ok(Some(Existing::Ours(ours)));
+        }
+        if !message.attach_to_open {
+            return Ok(None);
+        }
+        let names_ours = |incident: &&serde_json::Value| {
+            incident["components"].as_array().is_some_and(|components| {
+                components
+                    .iter()
+                    .filter_map(|c| c["id"].as_str())
+                    .any(|c| message.components.iter().any(|ours| ours == c))
+            })
+        };
+        // Statuspage lists the newest first; the newest is the one people are reading.
+        Ok(incidents.iter().find(names_ours).and_then(|incident| {
+            Some(Existing::ForTheComponents {
+                id: id(incident)?,
+                metadata: incident["metadata"].clone(),
+            })
+        }))
     }
 
     async fn call(
@@ -187,12 +222,18 @@ impl StatusPage {
         // A create whose answer was lost may have opened the incident: look before opening a
         // second public one. An incident already known (a fallback carries on the one of the
         // run it follows) is updated instead of opened.
-        if message.update == PageUpdate::Opened
-            && incident.is_none()
-            && let Some(opened) = self.opened_already(&message.rollback).await?
-        {
-            return Ok(Some(opened));
+        let mut attached = None;
+        if message.update == PageUpdate::Opened && incident.is_none() {
+            match self.existing_incident(message).await? {
+                Some(Existing::Ours(opened)) => return Ok(Some(opened)),
+                Some(Existing::ForTheComponents { id, metadata }) => {
+                    tracing::info!(rollback = %message.rollback, incident = %id, "an unresolved incident already names the service's components: carrying it on instead of opening another");
+                    attached = Some((id, metadata));
+                }
+                None => {}
+            }
         }
+        let incident = incident.or(attached.as_ref().map(|(id, _)| id.as_str()));
         let component_status = if message.update == PageUpdate::Resolved {
             "operational"
         } else {
@@ -238,11 +279,20 @@ impl StatusPage {
                 http::Method::PATCH,
                 format!("{}/pages/{page_id}/incidents/{incident}", api_url.trim_end_matches('/')),
                 vec![("authorization", format!("OAuth {}", api_key.expose()))],
-                json!({"incident": {
-                    "status": message.update.status(),
-                    "body": message.body,
-                    "components": components,
-                }}),
+                {
+                    let mut incident = json!({
+                        "status": message.update.status(),
+                        "body": message.body,
+                        "components": components,
+                    });
+                    if let Some((_, metadata)) = &attached {
+                        // Tagged, so a retry of this opening finds it as this rollback's own.
+                        let mut metadata = metadata.as_object().cloned().unwrap_or_default();
+                        metadata.insert("rollbot".into(), json!({"rollback": message.rollback}));
+                        incident["metadata"] = serde_json::Value::Object(metadata);
+                    }
+                    json!({ "incident": incident })
+                },
             ),
             (Provider::Atlassian { .. }, _, None) => {
                 return Err(CallError::Permanent(
@@ -279,6 +329,9 @@ impl StatusPage {
         let (status, retry_after, text) = self.call(method, &url, headers, body).await?;
         if !status.is_success() {
             return Err(classify_status(status, retry_after, &text));
+        }
+        if let Some((id, _)) = attached {
+            return Ok(Some(id));
         }
         if matches!(self.provider, Provider::Atlassian { .. }) && message.update == PageUpdate::Opened {
             let id = serde_json::from_str::<serde_json::Value>(&text)

@@ -118,7 +118,20 @@ pub(super) fn check_status_page(c: &mut Checker, raw: &RawStatusPage) -> Option<
     } else {
         "STATUSPAGE_WEBHOOK_SECRET"
     };
+    let attach_to_open = match raw.attach.as_ref().map(|a| (a, a.get_ref().as_str())) {
+        None | Some((_, "components")) => true,
+        Some((_, "never")) => false,
+        Some((value, other)) => {
+            c.error(
+                value.span(),
+                format!("`{other}` is not a way to attach"),
+                Some("use \"components\" (carry on an open incident for the service's components) or \"never\"".into()),
+            );
+            return None;
+        }
+    };
     Some(StatusPageSettings {
+        attach_to_open,
         kind,
         secret_env: raw.secret_env.clone().unwrap_or_else(|| default_env.into()),
         impacted_status,

@@ -125,6 +125,9 @@ pub struct StatusPageSettings {
     pub impacted_status: String,
     /// Resolve by itself this long after success, unless someone clicks Mark resolved first.
     pub resolve_after: Option<Duration>,
+    /// Carry on an unresolved incident that already names one of the service's components
+    /// (opened by the incident commander, or by an earlier rollback) instead of opening another.
+    pub attach_to_open: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

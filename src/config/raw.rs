@@ -57,6 +57,9 @@ pub(super) struct RawStatusPage {
     pub(super) secret_env: Option<String>,
     pub(super) impacted_status: Option<Spanned<String>>,
     pub(super) resolve_after: Option<Spanned<String>>,
+    /// `components` (the default): carry on an unresolved incident that already names one of
+    /// the service's components; `never`: always open one's own.
+    pub(super) attach: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -194,6 +194,14 @@ fn mistakes_are_reported_with_file_line_and_column() {
         ]
     );
     assert_eq!(
+        errors(&format!(
+            "{MINIMAL}\n[statuspage]\nprovider = \"atlassian\"\npage_id = \"p1\"\nattach = \"always\"\n"
+        )),
+        [
+            "rollbot.toml:20:10: `always` is not a way to attach\n  hint: use \"components\" (carry on an open incident for the service's components) or \"never\""
+        ]
+    );
+    assert_eq!(
         errors(&MINIMAL.replace("channels = [\"C0INCIDENTS\"]", "channels = [\"#incidents\"]")),
         [
             "rollbot.toml:3:13: `#incidents` is not a Slack channel ID\n  hint: channel IDs look like C0123ABCD: open the channel's details and copy the ID at the bottom"

@@ -487,6 +487,7 @@ impl Delivery {
                 .as_ref()
                 .map(|p| p.impacted_status.clone())
                 .unwrap_or_default(),
+            attach_to_open: config.status_page.as_ref().is_some_and(|p| p.attach_to_open),
         };
         let store = &self.engine.store;
         let mut incident = store.page_incident(rollback.id).await?;

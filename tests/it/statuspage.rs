@@ -427,3 +427,64 @@ async fn the_status_page_is_resolved_from_the_card_after_a_failure() {
     bot.thread(&card);
     bot.ephemerals(ALICE);
 }
+
+/// The incident commander opened an incident for checkout before anyone asked for a rollback:
+/// rollbot carries on that one (tagged with the rollback, its other metadata kept) instead of
+/// opening a second public incident, and leaves an incident about another component alone. With
+/// `attach = "never"` it opens its own.
+#[tokio::test]
+async fn an_open_incident_for_the_same_components_is_carried_on_not_duplicated() {
+    let page = FakeStatusPage::start().await;
+    let checkout = page.opened_by_hand(
+        "Checkout errors",
+        &["cmp-cart", "cmp-checkout"],
+        json!({"jira": {"key": "INC-7"}}),
+    );
+    page.opened_by_hand("Search is slow", &["cmp-search"], json!({}));
+    let bot = Rollbot::builder()
+        .config(|m| page_config(m, ""))
+        .page(page.atlassian())
+        .start()
+        .await;
+    let card = approved_and_run(&bot).await;
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    bot.thread(&card);
+    let calls = page.calls();
+    let sent: Vec<(&str, &str)> = calls.iter().map(|c| (c.method.as_str(), c.path.as_str())).collect();
+    let on_checkout = format!("/v1/pages/page42/incidents/{checkout}");
+    assert_eq!(sent, [("PATCH", on_checkout.as_str()), ("PATCH", on_checkout.as_str())]);
+    assert_eq!(calls[0].body["incident"]["status"], "identified");
+    assert_eq!(
+        calls[0].body["incident"]["metadata"],
+        json!({"jira": {"key": "INC-7"}, "rollbot": {"rollback": "RB-1"}}),
+        "tagged with the rollback, the commander's own metadata kept"
+    );
+    assert_eq!(calls[1].body["incident"]["status"], "monitoring");
+    assert_eq!(page.incidents(), 2, "no incident of its own");
+    bot.click(ALICE, Button::Resolve(rb(1))).await;
+    bot.settle().await;
+    let calls = page.calls();
+    assert_eq!(
+        (calls[2].method.as_str(), calls[2].path.as_str()),
+        ("PATCH", on_checkout.as_str())
+    );
+    assert_eq!(calls[2].body["incident"]["status"], "resolved");
+    bot.card_now(&card);
+
+    let page = FakeStatusPage::start().await;
+    page.opened_by_hand("Checkout errors", &["cmp-checkout"], json!({}));
+    let bot = Rollbot::builder()
+        .config(|m| page_config(m, "attach = \"never\""))
+        .page(page.atlassian())
+        .start()
+        .await;
+    let card = approved_and_run(&bot).await;
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    bot.thread(&card);
+    let calls = page.calls();
+    assert_eq!(
+        (calls[0].method.as_str(), calls[0].path.as_str()),
+        ("POST", "/v1/pages/page42/incidents")
+    );
+    assert_eq!(page.incidents(), 2, "its own, beside the commander's");
+}

@@ -115,6 +115,16 @@ impl FakeStatusPage {
         self.recorder.lock().unwrap().lookups
     }
 
+    /// An incident someone opened on the page by hand (the incident commander): its id.
+    pub fn opened_by_hand(&self, name: &str, components: &[&str], metadata: Value) -> String {
+        let mut recorder = self.recorder.lock().unwrap();
+        recorder.incidents += 1;
+        let id = format!("inc{}", recorder.incidents);
+        let created = json!({"incident": {"name": name, "status": "investigating", "component_ids": components, "metadata": metadata}});
+        recorder.open.push((id.clone(), created, false));
+        id
+    }
+
     pub fn fail_next(&self, outages: &[PageOutage]) {
         self.recorder.lock().unwrap().outages.extend(outages.iter().copied());
     }
@@ -199,6 +209,9 @@ async fn record(
             let resolved = sent["incident"]["status"] == "resolved";
             if let Some(incident) = recorder.open.iter_mut().find(|(id, _, _)| id == existing) {
                 incident.2 |= resolved;
+                if !sent["incident"]["metadata"].is_null() {
+                    incident.1["incident"]["metadata"] = sent["incident"]["metadata"].clone();
+                }
             }
             existing.to_owned()
         }
@@ -211,16 +224,26 @@ async fn record(
 async fn unresolved(State(recorder): State<Arc<Mutex<Recorder>>>) -> Response {
     let mut recorder = recorder.lock().unwrap();
     recorder.lookups += 1;
+    // Newest first, each with its components as objects, as Statuspage lists them.
     let open: Vec<Value> = recorder
         .open
         .iter()
+        .rev()
         .filter(|(_, _, resolved)| !resolved)
         .map(|(id, created, _)| {
+            let components: Vec<Value> = created["incident"]["component_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| json!({"id": c, "name": c, "status": "partial_outage"}))
+                .collect();
             json!({
                 "id": id,
                 "name": created["incident"]["name"],
                 "status": created["incident"]["status"],
                 "metadata": created["incident"]["metadata"],
+                "components": components,
+                "shortlink": format!("https://stspg.io/{id}"),
             })
         })
         .collect();
