@@ -166,6 +166,13 @@ fn timeline_entry(rollback: &Rollback, recorded: &Recorded) -> Option<String> {
         // The cadence is rollbot's prompt; the updates people posted are what a reader needs.
         Event::Reminded { .. } => return None,
         Event::Noted { by, text } => format!("{} noted: “{}”", who(by), md(text)),
+        Event::ChecklistTicked { item, ticked, by } => {
+            let text = crate::domain::checklist::items(&rollback.request.checklists)
+                .find(|(at, ..)| at == item)
+                .map_or_else(|| "an item".to_owned(), |(_, _, _, text)| format!("“{}”", md(text)));
+            let verb = if *ticked { "ticked" } else { "unticked" };
+            format!("{} {verb} {text}", who(by))
+        }
         Event::UpdatePosted {
             by,
             text,
@@ -294,11 +301,37 @@ pub fn draft(rollback: &Rollback, history: &[Recorded]) -> String {
     for section in ["What Went Well", "What Went Wrong", "Lessons Learned"] {
         let _ = writeln!(out, "\n## {section}\n\n- ");
     }
-    let _ = writeln!(
-        out,
-        "\n## Action Items\n\n| Action | Owner | Due |\n|---|---|---|\n|  |  |  |"
-    );
+    action_items(&mut out, rollback);
     out
+}
+
+/// What is left to do: every checklist item nobody ticked, by its checklist and horizon, then a
+/// row to add more; what was ticked, with who and when, below.
+fn action_items(out: &mut String, rollback: &Rollback) {
+    let _ = writeln!(out, "\n## Action Items\n\n| Action | Owner | Due |\n|---|---|---|");
+    let items: Vec<_> = crate::domain::checklist::items(&rollback.request.checklists).collect();
+    for (item, checklist, section, text) in &items {
+        if !rollback.ticks.contains_key(item) {
+            let _ = writeln!(
+                out,
+                "| {} ({}, {}) |  |  |",
+                md(text),
+                md(&checklist.title),
+                md(&section.name)
+            );
+        }
+    }
+    let _ = writeln!(out, "|  |  |  |");
+    let done: Vec<String> = items
+        .iter()
+        .filter_map(|(item, _, _, text)| {
+            let tick = rollback.ticks.get(item)?;
+            Some(format!("- [x] {} — {} at {}", md(text), who(&tick.by), hhmm(tick.at)))
+        })
+        .collect();
+    if !done.is_empty() {
+        let _ = writeln!(out, "\nDone from the checklists:\n\n{}", done.join("\n"));
+    }
 }
 
 /// What was checked and what it found: preflight before approval, then every SQL and health

@@ -19,6 +19,7 @@ use toml::Spanned;
 
 mod catalog;
 mod checker;
+mod checklists;
 mod integrations;
 mod params;
 mod policy;
@@ -27,6 +28,8 @@ mod steps;
 
 use catalog::*;
 use checker::*;
+pub use checklists::Checklists;
+use checklists::check_checklists;
 use integrations::*;
 use params::*;
 use policy::*;
@@ -70,6 +73,8 @@ pub struct Config {
     pub alertmanager: Option<AlertmanagerSettings>,
     /// Set when a role reads who is on call from PagerDuty (or `[pagerduty]` is given).
     pub pagerduty: Option<PagerDutySettings>,
+    /// Post-incident checklists, and which severities and runbooks post them.
+    pub checklists: Checklists,
 }
 
 /// Where PagerDuty's REST API is and which environment variable holds its key (read when
@@ -295,6 +300,7 @@ impl Config {
             own_secrets.push((pager.token_env.clone(), "PagerDuty's API key"));
         }
         let runbooks = check_runbooks(&mut checker, &raw.runbooks, &databases, &own_secrets);
+        let checklists = check_checklists(&mut checker, &raw);
         let services = check_services(&mut checker, &raw.services, &runbooks);
         let alertmanager = raw
             .alertmanager
@@ -342,6 +348,7 @@ impl Config {
                 status_page,
                 alertmanager,
                 pagerduty,
+                checklists,
                 execution_lease,
                 shutdown_grace,
                 step_progress_every,

@@ -25,7 +25,23 @@ pub(super) struct RawConfig {
     pub(super) alertmanager: Option<RawAlertmanager>,
     pub(super) pagerduty: Option<RawPagerDuty>,
     #[serde(default)]
+    pub(super) checklists: BTreeMap<String, Spanned<RawChecklist>>,
+    #[serde(default)]
     pub(super) safety: RawSafety,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChecklist {
+    pub(super) title: Option<String>,
+    pub(super) sections: Vec<RawChecklistSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChecklistSection {
+    pub(super) name: String,
+    pub(super) items: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +111,9 @@ pub(super) struct RawSeverity {
     pub(super) expire_after: Option<Spanned<String>>,
     pub(super) update_reminders: Option<Vec<Spanned<String>>>,
     pub(super) update_reminders_then_every: Option<Spanned<String>>,
+    /// Post-incident checklists posted when one of its rollbacks ends.
+    #[serde(default)]
+    pub(super) checklists: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -124,6 +143,9 @@ pub(super) struct RawRunbook {
     /// Read-only checks run when a rollback is requested, before anyone approves.
     #[serde(default)]
     pub(super) preflight: Vec<RawStep>,
+    /// Post-incident checklists posted when one of its rollbacks ends.
+    #[serde(default)]
+    pub(super) checklists: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

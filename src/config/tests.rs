@@ -153,7 +153,7 @@ fn mistakes_are_reported_with_file_line_and_column() {
     assert_eq!(
         errors(&MINIMAL.replace("[runbooks.k8s]", "[runbooks.k8s]\ntimout = \"1m\"")),
         [
-            "rollbot.toml:9:1: unknown field `timout`, expected one of `description`, `expected_duration`, `lock`, `fallback`, `params`, `steps`, `preflight`\n  hint: every key is documented in docs/configuration.md; unknown keys are errors so typos cannot pass silently"
+            "rollbot.toml:9:1: unknown field `timout`, expected one of `description`, `expected_duration`, `lock`, `fallback`, `params`, `steps`, `preflight`, `checklists`\n  hint: every key is documented in docs/configuration.md; unknown keys are errors so typos cannot pass silently"
         ]
     );
     assert_eq!(
@@ -234,6 +234,61 @@ fn a_role_read_from_pagerduty_needs_its_key_and_keeps_it_from_steps() {
         refused.iter().any(|e| e.contains("PagerDuty's API key")),
         "{refused:#?}"
     );
+}
+
+/// A rollback gets its severity's checklists, then its runbook's, each once; a name nobody
+/// defined, a group Slack cannot show and an item Slack would cut are refused by check.
+#[test]
+fn checklists_come_from_the_severity_and_the_runbook_and_must_fit_slack() {
+    let defined = r#"
+[checklists.after]
+title = "After the incident"
+sections = [{ name = "Immediate", items = ["Document incident details"] }]
+[checklists.data]
+sections = [{ name = "Validation", items = ["Row counts match the backup", "Foreign keys intact"] }]
+"#;
+    let source = MINIMAL
+        .replace(
+            "[runbooks.k8s]\n",
+            "[runbooks.k8s]\nchecklists = [\"data\", \"after\"]\n",
+        )
+        .replace("[roles]", "[severity.high]\nchecklists = [\"after\"]\n[roles]")
+        + defined;
+    let config = Config::parse("rollbot.toml", &source).unwrap();
+    let names = |severity| -> Vec<String> {
+        config
+            .checklists
+            .for_request("k8s", severity)
+            .into_iter()
+            .map(|c| c.name)
+            .collect()
+    };
+    assert_eq!(names(Severity::High), ["after", "data"]);
+    assert_eq!(names(Severity::Low), ["data", "after"]);
+    assert_eq!(
+        config.checklists.for_request("k8s", Severity::Low)[0].title,
+        "data",
+        "the name when no title"
+    );
+
+    let undefined = MINIMAL.replace("[runbooks.k8s]\n", "[runbooks.k8s]\nchecklists = [\"aftermath\"]\n") + defined;
+    assert_eq!(
+        errors(&undefined),
+        [
+            "rollbot.toml:9:15: checklist `aftermath` is not defined in [checklists]\n  hint: defined checklists: after, data"
+        ]
+    );
+    let eleven: Vec<String> = (1..=11).map(|n| format!("\"item {n}\"")).collect();
+    let crowded = format!(
+        "{MINIMAL}\n[checklists.long]\nsections = [{{ name = \"All\", items = [{}] }}]\n",
+        eleven.join(", ")
+    );
+    assert!(errors(&crowded)[0].contains("section `All` has 11 items; Slack shows 1 to 10 boxes in one group"));
+    let wordy = format!(
+        "{MINIMAL}\n[checklists.wordy]\nsections = [{{ name = \"All\", items = [\"{}\"] }}]\n",
+        "x".repeat(76)
+    );
+    assert!(errors(&wordy)[0].contains("a checklist item has 76 characters; Slack shows 1 to 75"));
 }
 
 #[test]

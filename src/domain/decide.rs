@@ -55,6 +55,13 @@ pub enum Action {
     AddNote {
         text: String,
     },
+    /// The boxes of section `section` of checklist `checklist` now ticked are `ticked` (Slack
+    /// sends a group's whole selection): what changed goes on the record.
+    TickChecklist {
+        checklist: usize,
+        section: usize,
+        ticked: Vec<usize>,
+    },
     /// Link the fallback rollback `rollback` (of `runbook`), just requested, to this stopped one.
     RecordFallback {
         rollback: RollbackId,
@@ -114,6 +121,7 @@ impl Action {
             Action::SkipStep { .. } => "skip_step",
             Action::PostUpdate { .. } => "post_update",
             Action::AddNote { .. } => "add_note",
+            Action::TickChecklist { .. } => "tick_checklist",
             Action::RecordFallback { .. } => "record_fallback",
             Action::Remind { .. } => "remind",
             Action::Interrupt => "interrupt",
@@ -345,6 +353,10 @@ pub enum Refusal {
     NoteTooLong {
         id: RollbackId,
         max: usize,
+    },
+    /// A tick on boxes the rollback's checklists do not have (an old or forged message).
+    NoSuchChecklistItem {
+        id: RollbackId,
     },
     /// Updates speak for the incident: its requester, approvers and the roles that may abort.
     NotAllowedToUpdate {
@@ -591,6 +603,11 @@ pub fn decide(
             decide_post_update(rollback, text, *to_status_page, actor, policy)
         }
         Action::AddNote { text } => decide_add_note(rollback, text, actor, policy),
+        Action::TickChecklist {
+            checklist,
+            section,
+            ticked,
+        } => decide_tick(rollback, *checklist, *section, ticked, actor, policy),
         Action::Remind { n } => decide_remind(rollback, *n, policy, now),
         Action::RecordFallback {
             rollback: fallback,
@@ -909,6 +926,8 @@ use at_steps::*;
 mod fallback;
 use fallback::decide_record_fallback;
 pub use fallback::{fallback_ask, may_run_fallback};
+mod checklists;
+use checklists::decide_tick;
 mod updates;
 pub use updates::{MAX_UPDATE_CHARS, page_open};
 use updates::{decide_add_note, decide_post_update, decide_remind};

@@ -208,6 +208,14 @@ pub enum Effect {
         index: usize,
         result: Box<super::StepResult>,
     },
+    /// In the thread, once the rollback ended: its post-incident checklists, in one message.
+    Checklists,
+    /// Redraw the checklists of `rollback` with what is ticked now, in `message` (the message
+    /// they were ticked in, as Slack names it), so everyone sees the same boxes.
+    ChecklistChanged {
+        rollback: super::RollbackId,
+        message: String,
+    },
 }
 
 impl Effect {
@@ -254,6 +262,8 @@ impl Effect {
             Effect::Update { .. } => "update",
             Effect::FallbackRequested { .. } => "fallback_requested",
             Effect::StepProgress { .. } => "step_progress",
+            Effect::Checklists => "checklists",
+            Effect::ChecklistChanged { .. } => "checklist_changed",
         }
     }
 }
@@ -618,7 +628,11 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
             | Event::PreflightChecked { .. } => {}
             // Telling Slack that Slack refused a message would only fail again.
             // A note is for the timeline and the post-mortem: the one who wrote it is answered.
-            Event::Undeliverable { .. } | Event::PageUpdated { .. } | Event::Noted { .. } => continue,
+            // A tick redraws its checklist, queued by the edge with the message it came from.
+            Event::Undeliverable { .. }
+            | Event::PageUpdated { .. }
+            | Event::Noted { .. }
+            | Event::ChecklistTicked { .. } => continue,
         }
         card_changed |= match event {
             Event::Requested { .. } => false,
@@ -636,6 +650,10 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                 | Event::Expired
                 | Event::Rejected { .. }
         );
+        let ran = matches!(event, Event::Succeeded | Event::Failed { .. } | Event::Aborted { .. });
+        if ran && !after.request.checklists.is_empty() {
+            effects.push(Effect::Checklists);
+        }
         if drill && ends {
             effects.push(Effect::DrillSummary);
         }

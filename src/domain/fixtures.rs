@@ -164,6 +164,7 @@ pub fn request(severity: Severity, reason: Option<&str>) -> RollbackRequest {
         delivery: None,
         fallback_of: None,
         detected: None,
+        checklists: vec![],
     }
 }
 

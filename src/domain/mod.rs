@@ -1,5 +1,6 @@
 //! The core: rollbacks, actors, plans, steps and the pure decisions over them.
 //! Nothing here knows about Slack, HTTP or the database.
+pub mod checklist;
 pub mod decide;
 pub mod discovery;
 pub mod effects;

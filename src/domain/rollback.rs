@@ -34,6 +34,10 @@ pub struct RollbackRequest {
     /// When monitoring saw the issue, for a request started from an alert's proposal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detected: Option<Detection>,
+    /// The post-incident checklists its severity and runbook declare, as they were when it was
+    /// requested: posted in the thread when it ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checklists: Vec<super::checklist::Checklist>,
 }
 
 /// What monitoring saw first: the earliest firing alert of the proposal a request came from.
@@ -149,6 +153,12 @@ pub enum Event {
     Noted {
         by: UserId,
         text: String,
+    },
+    /// Someone ticked (or unticked) an item of a post-incident checklist.
+    ChecklistTicked {
+        item: super::checklist::ItemRef,
+        ticked: bool,
+        by: UserId,
     },
     /// Someone posted an update on the incident.
     UpdatePosted {
@@ -446,6 +456,13 @@ pub struct Rollback {
     /// The fallback rollbacks requested after this one stopped (one, but for a race).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallbacks: Vec<FallbackLink>,
+    /// The checklist items ticked now, with who ticked each and when.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "super::checklist::ticks_as_pairs"
+    )]
+    pub ticks: BTreeMap<super::checklist::ItemRef, super::checklist::Tick>,
     pub state: State,
     pub approvals: Vec<Approval>,
     /// The preflight checks' results, once they ran (`None`: running, or not run).
@@ -514,6 +531,7 @@ impl Rollback {
             reminded: 0,
             updates: vec![],
             fallbacks: vec![],
+            ticks: BTreeMap::new(),
             state: if *approvals_required == 0 {
                 State::Queued
             } else {
@@ -624,6 +642,13 @@ impl Rollback {
                 self.state = State::Queued;
             }
             Event::Undeliverable { .. } | Event::PageUpdated { .. } | Event::Noted { .. } => {}
+            Event::ChecklistTicked { item, ticked, by } => {
+                if *ticked {
+                    self.ticks.insert(*item, super::checklist::Tick { by: by.clone(), at });
+                } else {
+                    self.ticks.remove(item);
+                }
+            }
             Event::Reminded { n } => self.reminded = self.reminded.max(*n),
             Event::UpdatePosted {
                 by,

@@ -239,10 +239,24 @@ impl Delivery {
         if let Effect::ProposalCard { proposal } = &item.effect {
             return self.proposal_card(item, *proposal).await.map(|()| vec![]);
         }
+        let store = &self.engine.store;
+        if let Effect::ChecklistChanged { rollback, message } = &item.effect {
+            let rollback = store
+                .load(*rollback)
+                .await?
+                .ok_or_else(|| anyhow!("{rollback} is gone"))?;
+            let card = store
+                .card(rollback.id)
+                .await?
+                .ok_or_else(|| anyhow!("{}'s card has not been posted", rollback.id))?;
+            self.slack
+                .update(&card.channel, message, &messages::checklists(&rollback))
+                .await?;
+            return Ok(vec![]);
+        }
         let id = item
             .rollback_id
             .ok_or_else(|| anyhow!("a rollback effect without a rollback"))?;
-        let store = &self.engine.store;
         let rollback = store.load(id).await?.ok_or_else(|| anyhow!("{id} is gone"))?;
         if let Effect::PageUpdate { update, message } = &item.effect {
             return self
@@ -405,7 +419,12 @@ impl Delivery {
                 let history = store.history(id).await?;
                 reply(messages::drill_summary(&rollback, &history), true).await?
             }
-            Effect::PostCard | Effect::Ephemeral { .. } | Effect::PageUpdate { .. } | Effect::ProposalCard { .. } => {
+            Effect::Checklists => reply(messages::checklists(&rollback), false).await?,
+            Effect::PostCard
+            | Effect::Ephemeral { .. }
+            | Effect::PageUpdate { .. }
+            | Effect::ProposalCard { .. }
+            | Effect::ChecklistChanged { .. } => {
                 unreachable!("handled above")
             }
         }
@@ -728,7 +747,7 @@ fn jittered(wait: Duration, seed: i64) -> Duration {
 fn slack_method(effect: &Effect) -> Option<&'static str> {
     match effect {
         Effect::PageUpdate { .. } => None,
-        Effect::UpdateCard | Effect::StepProgress { .. } => Some("chat.update"),
+        Effect::UpdateCard | Effect::StepProgress { .. } | Effect::ChecklistChanged { .. } => Some("chat.update"),
         Effect::Ephemeral { .. } => Some("chat.postEphemeral"),
         // A proposal's card is posted once and updated after; both count as posts' pace.
         _ => Some("chat.postMessage"),

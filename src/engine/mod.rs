@@ -256,6 +256,12 @@ impl Engine {
             delivery: delivery.map(str::to_owned),
             fallback_of: ask.fallback_of,
             detected: ask.detected.clone(),
+            // A drill rehearses the response, not its aftermath: no post-incident checklists.
+            checklists: if ask.drill {
+                vec![]
+            } else {
+                self.config.checklists.for_request(&plan.runbook, severity)
+            },
         };
         let now = self.clock.now();
         let action = Action::Request { request, plan };
@@ -437,6 +443,33 @@ impl Engine {
             status_page: page.is_some(),
             resolve_after: page.and_then(|p| p.resolve_after),
         }
+    }
+
+    /// Records what changed on a section of a rollback's checklists, then redraws them in
+    /// `message` (where they were ticked) so everyone sees the same boxes.
+    pub async fn tick_checklist(
+        &self,
+        id: RollbackId,
+        checklist: usize,
+        section: usize,
+        ticked: Vec<usize>,
+        actor: &Actor,
+        message: &str,
+    ) -> Result<Result<Rollback, Refusal>> {
+        let action = Action::TickChecklist {
+            checklist,
+            section,
+            ticked,
+        };
+        let changed = self.act(id, &action, actor).await?;
+        if changed.is_ok() {
+            self.tell(&[Effect::ChecklistChanged {
+                rollback: id,
+                message: message.to_owned(),
+            }])
+            .await?;
+        }
+        Ok(changed)
     }
 
     /// Queues private answers that belong to no rollback change.

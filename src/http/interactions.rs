@@ -30,6 +30,10 @@ pub(super) async fn answer_interaction(
             let span = tracing::info_span!("form", user = %change.user_id, view = %change.callback_id, block = %change.block_id);
             redraw_request_form(state, change).instrument(span).await
         }
+        Ok(Interaction::Ticked(ticks)) => {
+            let span = tracing::info_span!("ticks", user = %ticks.user_id, action = %ticks.action_id);
+            handle_ticks(state, ticks).instrument(span).await
+        }
         Ok(Interaction::Ignored { kind }) => {
             tracing::debug!(kind, "ignored an interaction rollbot does not handle");
             StatusCode::OK.into_response()

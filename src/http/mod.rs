@@ -22,6 +22,7 @@ use tracing::Instrument;
 
 mod alertmanager;
 mod api;
+mod checklists;
 mod commands;
 mod interactions;
 mod request_form;
@@ -30,6 +31,7 @@ pub mod socket_mode;
 
 use alertmanager::*;
 use api::*;
+use checklists::*;
 use commands::*;
 use interactions::*;
 use request_form::*;

@@ -77,6 +77,8 @@ pub enum Interaction {
     /// A select inside one of rollbot's open forms changed (a service or runbook picked), so the
     /// form may show what the choice brings.
     FormChanged(FormChange),
+    /// Boxes ticked or unticked in one of rollbot's messages (a post-incident checklist).
+    Ticked(BoxesTicked),
     /// Anything else Slack sends (view submissions, shortcuts): acknowledged and ignored.
     Ignored {
         kind: String,
@@ -91,6 +93,19 @@ pub struct ButtonClick {
     pub action_id: String,
     pub value: String,
     pub trigger_id: Option<String>,
+}
+
+/// A checkbox group in a message changed: its whole selection now, and the message it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoxesTicked {
+    pub team_id: Option<String>,
+    pub user_id: String,
+    pub channel_id: String,
+    pub action_id: String,
+    /// The values of the boxes ticked now.
+    pub ticked: Vec<String>,
+    /// The message's `ts`.
+    pub message_ts: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,13 +196,17 @@ struct RawContainer {
     #[serde(rename = "type")]
     kind: Option<String>,
     channel_id: Option<String>,
+    message_ts: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct RawAction {
+    #[serde(rename = "type")]
+    kind: Option<String>,
     block_id: Option<String>,
     action_id: Option<String>,
     value: Option<String>,
+    selected_options: Option<Vec<RawOption>>,
 }
 
 pub fn parse_interaction(body: &[u8]) -> Result<Interaction, InboundError> {
@@ -252,10 +271,26 @@ fn interaction_of(raw: RawPayload) -> Result<Interaction, InboundError> {
         .into_iter()
         .next()
         .ok_or_else(|| InboundError("the request has no actions".into()))?;
+    let message_ts = raw.container.as_ref().and_then(|c| optional(c.message_ts.clone()));
     let channel_id = raw
         .channel
         .and_then(|c| optional(c.id))
         .or_else(|| raw.container.and_then(|c| optional(c.channel_id)));
+    if action.kind.as_deref() == Some("checkboxes") {
+        return Ok(Interaction::Ticked(BoxesTicked {
+            team_id: raw.team.and_then(|t| optional(t.id)).or_else(|| optional(user.team_id)),
+            user_id: required(user.id, "user.id")?,
+            channel_id: required(channel_id, "channel.id")?,
+            action_id: required(action.action_id, "actions[0].action_id")?,
+            ticked: action
+                .selected_options
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|o| o.value)
+                .collect(),
+            message_ts: required(message_ts, "container.message_ts")?,
+        }));
+    }
     Ok(Interaction::Button(ButtonClick {
         team_id: raw.team.and_then(|t| optional(t.id)).or_else(|| optional(user.team_id)),
         user_id: required(user.id, "user.id")?,

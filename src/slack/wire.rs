@@ -100,6 +100,41 @@ impl Button {
     }
 }
 
+/// One section's boxes in a rollback's post-incident checklists: the group's `action_id` is
+/// `checklist:RB-<n>:<checklist>:<section>`, each box's value its item's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChecklistBoxes {
+    pub rollback: RollbackId,
+    pub checklist: usize,
+    pub section: usize,
+}
+
+impl ChecklistBoxes {
+    pub fn action_id(self) -> String {
+        format!("checklist:{}:{}:{}", self.rollback, self.checklist, self.section)
+    }
+
+    pub fn box_value(item: usize) -> String {
+        item.to_string()
+    }
+
+    /// The group a tick names; `None` for anything rollbot did not post.
+    pub fn decode(action_id: &str) -> Option<ChecklistBoxes> {
+        let mut parts = action_id.strip_prefix("checklist:")?.split(':');
+        let boxes = ChecklistBoxes {
+            rollback: parts.next()?.parse().ok()?,
+            checklist: parts.next()?.parse().ok()?,
+            section: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(boxes)
+    }
+
+    /// The items a tick's boxes name, or `None` if one is not an item's position.
+    pub fn decode_ticked(values: &[String]) -> Option<Vec<usize>> {
+        values.iter().map(|v| v.parse().ok()).collect()
+    }
+}
+
 /// A form rollbot opens, with what it carries to its submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Form {

@@ -5,6 +5,7 @@ mod support;
 mod alert_flood;
 mod alerts;
 mod approvals;
+mod checklists;
 mod contract;
 mod control;
 mod examples;

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 mod card;
+mod checklists;
 mod forms;
 mod plan;
 mod private;
@@ -24,6 +25,7 @@ mod refusals;
 mod thread;
 
 pub use card::*;
+pub use checklists::checklists;
 pub use forms::*;
 pub use plan::plan_in_thread;
 use plan::plan_sections;

@@ -244,6 +244,9 @@ pub fn refusal(refusal: &Refusal) -> Message {
         UpdateTooLong { id, max } => format!(
             "The update on *{id}* is longer than {max} characters; nothing was posted. Shorten it and link to details."
         ),
+        NoSuchChecklistItem { id } => format!(
+            "Those boxes are not on *{id}*'s checklists (the message is out of date, or not rollbot's); nothing was recorded. Tick them in the latest checklist message in the thread."
+        ),
         NoteEmpty { id } => format!(
             "The note on *{id}* has no words; nothing was added. Write it after the number: `/rollback note {id} what you saw or decided`."
         ),

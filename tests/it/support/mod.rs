@@ -538,6 +538,38 @@ impl Rollbot {
         self.signed_post("/slack/interactions", body).await.status()
     }
 
+    /// `user` leaves exactly the boxes `ticked` (their texts) ticked in checkbox group `group`
+    /// (counting from 0) of `message`, as Slack sends it: the group's whole selection.
+    pub async fn tick(&self, user: &str, message: &Posted, group: usize, ticked: &[&str]) -> reqwest::StatusCode {
+        let groups: Vec<&serde_json::Value> = message
+            .blocks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["type"] == "actions")
+            .flat_map(|b| b["elements"].as_array().unwrap())
+            .filter(|e| e["type"] == "checkboxes")
+            .collect();
+        let element = groups
+            .get(group)
+            .unwrap_or_else(|| panic!("no checkbox group {group} in {:#?}", message.blocks));
+        let selected: Vec<serde_json::Value> = element["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| ticked.contains(&o["text"]["text"].as_str().unwrap()))
+            .cloned()
+            .collect();
+        assert_eq!(
+            selected.len(),
+            ticked.len(),
+            "every box to tick is in the group: {element:#}"
+        );
+        let action_id = element["action_id"].as_str().unwrap();
+        let body = ticks_body(user, &message.channel, &message.ts, action_id, selected);
+        self.signed_post("/slack/interactions", body).await.status()
+    }
+
     /// Runs the outbox and the executor until neither has anything left to do (at most
     /// `SETTLE_ROUNDS` rounds: more means something keeps making work).
     pub async fn settle(&self) {

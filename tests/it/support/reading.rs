@@ -127,7 +127,10 @@ impl Rollbot {
     pub fn thread_posts(&self, card: &Posted) -> Vec<Posted> {
         self.take(|c| c.method == "chat.postMessage" && c.body["thread_ts"] == card.ts.as_str())
             .into_iter()
-            .map(|(_, c)| Posted::from_call(&c, String::new()))
+            .map(|(_, c)| {
+                let ts = c.ts.clone().unwrap_or_default();
+                Posted::from_call(&c, ts)
+            })
             .collect()
     }
 

@@ -66,3 +66,22 @@ pub fn click_body_from_team(user: &str, team: &str, channel: &str, action: &str,
     payload["actions"] = json!([action_value]);
     serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
 }
+
+/// A block_actions payload for a checkbox group in a message, as Slack sends a tick: the
+/// group's whole selection (`selected`: its options as posted).
+pub fn ticks_body(user: &str, channel: &str, message_ts: &str, action_id: &str, selected: Vec<Value>) -> String {
+    let mut payload: Value = serde_json::from_str(
+        &std::fs::read_to_string(slack_samples().join("payloads/BlockActionPayload.json")).unwrap(),
+    )
+    .unwrap();
+    payload["team"]["id"] = json!(TEAM);
+    payload["user"]["id"] = json!(user);
+    payload["user"]["team_id"] = json!(TEAM);
+    payload["channel"]["id"] = json!(channel);
+    payload["container"]["channel_id"] = json!(channel);
+    payload["container"]["message_ts"] = json!(message_ts);
+    payload["trigger_id"] = json!(new_trigger_id());
+    let action = json!({"type": "checkboxes", "action_id": action_id, "block_id": "checklist", "selected_options": selected, "action_ts": "1790000001.000000"});
+    payload["actions"] = json!([action]);
+    serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
+}
