@@ -39,13 +39,5 @@ pub(super) async fn handle_ticks(state: &HttpState, ticks: BoxesTicked) -> Respo
         }
     }
     .await;
-    match outcome {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => {
-            let reference = new_reference();
-            tracing::error!(reference, error = format!("{e:#}"), "recording a checklist tick failed");
-            let _ = engine.tell(&[answer(messages::click_failed(&reference).text)]).await;
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    answered(engine, &click, outcome).await
 }

@@ -124,13 +124,25 @@ pub(super) async fn handle_click(state: &HttpState, click: inbound::ButtonClick)
         }
     }
     .await;
+    answered(engine, &click, outcome).await
+}
+
+/// Slack's answer to a click once it was handled: on an internal error, the person gets one
+/// line with a reference and the log the whole chain.
+pub(super) async fn answered(
+    engine: &crate::engine::Engine,
+    click: &inbound::ButtonClick,
+    outcome: anyhow::Result<()>,
+) -> Response {
     match outcome {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => {
             let reference = new_reference();
             tracing::error!(reference, error = format!("{e:#}"), "handling a click failed");
             // The click may not be recorded; try to say so, and let Slack show the failure too.
-            let _ = engine.tell(&[answer(messages::click_failed(&reference).text)]).await;
+            let _ = engine
+                .tell(&[answer_to(click, messages::click_failed(&reference).text)])
+                .await;
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }

@@ -68,6 +68,25 @@ fn configured(
     config
 }
 
+/// Alice's request, its preflight passed (the tag is on the remote), approved by Bob and run
+/// to success; its thread looked at.
+async fn released(bot: &Rollbot, request: &str, n: i64) {
+    bot.slash(ALICE, request).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    let checked = bot.card_now(&card);
+    assert!(
+        checked.text.contains("✅ The release tag is on the remote"),
+        "{}",
+        checked.text
+    );
+    bot.click(BOB, Button::Approve(rb(n))).await;
+    bot.settle().await;
+    let done = bot.card_now(&card);
+    assert!(done.text.contains("✅ *Succeeded*"), "{}", done.text);
+    bot.thread(&card);
+}
+
 /// The PM2 runbook: tags fetched, the release tag checked out, then installed, built and
 /// started under PM2.
 #[tokio::test]
@@ -79,20 +98,7 @@ async fn the_pm2_example_checks_out_the_release_tag_and_restarts_it() {
     std::fs::create_dir(&bin).unwrap();
     let config = configured(&checkout, &bin, &["pm2", "npm"], &service);
     let bot = Rollbot::builder().config(|_| config).start().await;
-    bot.slash(ALICE, "billing to v3.8.2 severity high runbook pm2").await;
-    bot.settle().await;
-    let card = bot.expect_card();
-    let checked = bot.card_now(&card);
-    assert!(
-        checked.text.contains("✅ The release tag is on the remote"),
-        "{}",
-        checked.text
-    );
-    bot.click(BOB, Button::Approve(rb(1))).await;
-    bot.settle().await;
-    let done = bot.card_now(&card);
-    assert!(done.text.contains("✅ *Succeeded*"), "{}", done.text);
-    bot.thread(&card);
+    released(&bot, "billing to v3.8.2 severity high runbook pm2", 1).await;
     assert_eq!(
         git(&checkout, &["describe", "--tags"]).trim(),
         "v3.8.2",
@@ -140,21 +146,7 @@ async fn the_systemd_example_checks_the_tag_before_stopping_the_unit() {
     bot.thread(&card);
     assert!(!bin.join("asked").exists(), "nothing was stopped");
 
-    bot.slash(ALICE, "billing to v3.8.2 severity high runbook systemd")
-        .await;
-    bot.settle().await;
-    let card = bot.expect_card();
-    let checked = bot.card_now(&card);
-    assert!(
-        checked.text.contains("✅ The release tag is on the remote"),
-        "{}",
-        checked.text
-    );
-    bot.click(BOB, Button::Approve(rb(2))).await;
-    bot.settle().await;
-    let done = bot.card_now(&card);
-    assert!(done.text.contains("✅ *Succeeded*"), "{}", done.text);
-    bot.thread(&card);
+    released(&bot, "billing to v3.8.2 severity high runbook systemd", 2).await;
     assert_eq!(git(&checkout, &["describe", "--tags"]).trim(), "v3.8.2");
     let asked = std::fs::read_to_string(bin.join("asked")).unwrap();
     assert_eq!(
