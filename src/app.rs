@@ -172,7 +172,7 @@ pub fn status_page_from_env(config: &Config) -> Result<Option<StatusPage>> {
 /// PagerDuty's REST API with its key from the environment, when a role reads who is on call
 /// from it (then the key is required).
 pub fn pagerduty_from_env(config: &Config) -> Result<Option<crate::pagerduty::PagerDuty>> {
-    let Some(pager) = &config.pagerduty else {
+    let Some(pager) = config.pagerduty.as_ref().filter(|p| p.reads_on_call) else {
         return Ok(None);
     };
     let token = Secret::new(required(
@@ -180,6 +180,19 @@ pub fn pagerduty_from_env(config: &Config) -> Result<Option<crate::pagerduty::Pa
         "it is a PagerDuty REST API key (read-only is enough), for roles read from PagerDuty ([pagerduty] token_env)",
     )?);
     Ok(Some(crate::pagerduty::PagerDuty::new(&pager.api_url, token)?))
+}
+
+/// PagerDuty's Events API with the integration key from the environment, when change events
+/// are configured (then the key is required).
+pub fn change_events_from_env(config: &Config) -> Result<Option<crate::pagerduty::ChangeEvents>> {
+    let Some(events) = config.pagerduty.as_ref().and_then(|p| p.change_events.as_ref()) else {
+        return Ok(None);
+    };
+    let key = Secret::new(required(
+        &events.routing_key_env,
+        "it is the integration key (routing key) of a PagerDuty service's Events API v2 integration ([pagerduty] routing_key_env)",
+    )?);
+    Ok(Some(crate::pagerduty::ChangeEvents::new(&events.url, key)?))
 }
 
 /// A running rollbot's parts. Tests build one and drive the workers with `run_once`.
@@ -220,6 +233,8 @@ pub struct Parts {
     pub status_page: Option<StatusPage>,
     /// Who is on call, for roles that read it from PagerDuty.
     pub pagerduty: Option<crate::pagerduty::PagerDuty>,
+    /// Where each rollback's start and end go as PagerDuty change events.
+    pub change_events: Option<crate::pagerduty::ChangeEvents>,
     /// Where `${env:…}` references in steps are read from.
     pub step_secrets: SecretSource,
     /// What requests and approvals are sealed with (derived from the signing secrets).
@@ -237,6 +252,7 @@ impl App {
             tokens,
             status_page,
             pagerduty,
+            change_events,
             step_secrets,
             seal_key,
         } = parts;
@@ -272,7 +288,7 @@ impl App {
         });
         App {
             executor: Arc::new(Executor::new(engine.clone())),
-            delivery: Arc::new(Delivery::new(engine.clone(), slack, status_page)),
+            delivery: Arc::new(Delivery::new(engine.clone(), slack, status_page).with_change_events(change_events)),
             timers: Arc::new(Timers::new(engine.clone())),
             router: router(edge.clone()),
             edge,

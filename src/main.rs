@@ -407,6 +407,7 @@ async fn serve(config: Config, listen: &str, data_dir: Option<&std::path::Path>)
     let slack = SlackApi::new(&settings.slack_api_url, &settings.bot_token)?;
     let status_page = rollbot::app::status_page_from_env(&config)?;
     let pagerduty = rollbot::app::pagerduty_from_env(&config)?;
+    let change_events = rollbot::app::change_events_from_env(&config)?;
     let seal_key = rollbot::domain::seal::SealKey::derive(settings.signing_secrets.iter().map(|s| s.expose()));
     let app = App::new(rollbot::app::Parts {
         seal_key,
@@ -421,6 +422,7 @@ async fn serve(config: Config, listen: &str, data_dir: Option<&std::path::Path>)
         },
         status_page,
         pagerduty,
+        change_events,
         step_secrets: rollbot::engine::secrets::SecretSource::Process,
     });
     let app = match settings.app_token {

@@ -11,6 +11,11 @@ use std::time::Duration;
 pub const DEFAULT_API_URL: &str = "https://api.pagerduty.com";
 /// Where the REST API key is read from, when `[pagerduty] token_env` does not say otherwise.
 pub const DEFAULT_TOKEN_ENV: &str = "PAGERDUTY_API_TOKEN";
+/// PagerDuty's Events API v2 endpoint for change events.
+pub const DEFAULT_CHANGE_EVENTS_URL: &str = "https://events.pagerduty.com/v2/change/enqueue";
+/// The longest one change event may take to be accepted (it goes through the outbox).
+const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The longest one `/oncalls` read may take (it runs while Slack waits for our answer).
 const CALL_TIMEOUT: Duration = Duration::from_millis(1200);
 
@@ -157,6 +162,129 @@ impl PagerDuty {
         emails.sort();
         emails.dedup();
         Ok(emails)
+    }
+}
+
+/// A change event as the Events API v2 takes it: what changed, when, from where, and links.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ChangeEvent {
+    pub summary: String,
+    pub timestamp: String,
+    pub custom_details: serde_json::Value,
+    /// (href, text)
+    pub links: Vec<(String, String)>,
+}
+
+/// The change event for `rollback` starting (`ended: false`) or ending, linking its thread.
+/// Pure: the same rollback gives the same event.
+pub fn change_event(rollback: &crate::domain::Rollback, ended: bool, thread: Option<String>) -> ChangeEvent {
+    let request = &rollback.request;
+    let target = request
+        .target
+        .as_deref()
+        .map(|t| format!(" to {t}"))
+        .unwrap_or_default();
+    let outcome = rollback.state.name().replace('_', " ");
+    let summary = if ended {
+        format!(
+            "Rollback {} of {}{target} {outcome} (rollbot)",
+            rollback.id, request.service
+        )
+    } else {
+        format!(
+            "Rollback {} of {}{target} started: runbook {}, severity {} (rollbot)",
+            rollback.id, request.service, request.runbook, request.severity
+        )
+    };
+    let at = if ended {
+        rollback.finished_at
+    } else {
+        rollback.started_at
+    };
+    let approvers: Vec<&str> = rollback.approvals.iter().map(|a| a.by.0.as_str()).collect();
+    ChangeEvent {
+        summary,
+        timestamp: at
+            .unwrap_or(rollback.requested_at)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        custom_details: serde_json::json!({
+            "rollback": rollback.id.to_string(),
+            "service": request.service,
+            "target": request.target,
+            "runbook": request.runbook,
+            "severity": request.severity.as_str(),
+            "requested_by": request.requester.0,
+            "approved_by": approvers,
+            "state": if ended { outcome.as_str() } else { "running" },
+            "plan_digest": rollback.plan_digest,
+        }),
+        links: thread
+            .map(|href| (href, format!("{} in Slack", rollback.id)))
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// PagerDuty's Events API with a service integration's key: change events appear on that
+/// service's timeline and beside its incidents, so responders see the rollback next to the page.
+pub struct ChangeEvents {
+    url: String,
+    routing_key: Secret,
+    http: HttpClient,
+}
+
+impl ChangeEvents {
+    pub fn new(url: &str, routing_key: Secret) -> anyhow::Result<ChangeEvents> {
+        Ok(ChangeEvents {
+            url: url.to_owned(),
+            routing_key,
+            http: HttpClient::new()?,
+        })
+    }
+
+    /// Sends one change event. PagerDuty answers 202 when it took it; 429 and 5xx are worth
+    /// another try, anything else is not. An error's text never carries the key.
+    pub async fn send(&self, event: &ChangeEvent) -> Result<(), crate::outbound::CallError> {
+        use crate::outbound::CallError;
+        let body = serde_json::json!({
+            "routing_key": self.routing_key.expose(),
+            "payload": {
+                "summary": crate::text::truncate(&event.summary, 1024),
+                "timestamp": event.timestamp,
+                "source": "rollbot",
+                "custom_details": event.custom_details,
+            },
+            "links": event.links.iter().map(|(href, text)| serde_json::json!({"href": href, "text": text})).collect::<Vec<_>>(),
+        });
+        let body = serde_json::to_vec(&body).expect("JSON");
+        let answer = self
+            .http
+            .exchange("POST", &self.url, [], Some(body), EVENT_TIMEOUT)
+            .await
+            .map_err(|e| match e {
+                ExchangeError::Build(e) => CallError::Permanent(format!("bad change event request: {e}")),
+                ExchangeError::Unreachable(e) => CallError::Transient(format!("PagerDuty unreachable: {e}")),
+                ExchangeError::TimedOut(t) => {
+                    CallError::Transient(format!("PagerDuty did not answer within {}s", t.as_secs()))
+                }
+            })?;
+        let said = crate::secret::scrub_values(
+            &crate::text::truncate(&answer.body, 200),
+            [("PAGERDUTY_ROUTING_KEY", self.routing_key.expose())].into_iter(),
+        );
+        match answer.status {
+            200..=299 => Ok(()),
+            429 => Err(CallError::RateLimited {
+                retry_after: answer.retry_after,
+            }),
+            500..=599 => Err(CallError::Transient(format!(
+                "PagerDuty answered {}: {said}",
+                answer.status
+            ))),
+            status => Err(CallError::Permanent(format!(
+                "PagerDuty refused the change event ({status}): {said}"
+            ))),
+        }
     }
 }
 

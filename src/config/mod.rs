@@ -81,8 +81,18 @@ pub struct Config {
 /// rollbot starts, like the status page's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PagerDutySettings {
+    /// A role reads who is on call (then the REST API key is required).
+    pub reads_on_call: bool,
     pub api_url: String,
     pub token_env: String,
+    /// Where change events go and which variable holds the integration key, when they are on.
+    pub change_events: Option<ChangeEventSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEventSettings {
+    pub url: String,
+    pub routing_key_env: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,16 +298,31 @@ impl Config {
         let pagerduty = (raw.pagerduty.is_some() || reads_pagerduty).then(|| {
             let raw = raw.pagerduty.as_ref();
             PagerDutySettings {
+                reads_on_call: reads_pagerduty,
                 api_url: raw
                     .and_then(|p| p.api_url.clone())
                     .unwrap_or_else(|| crate::pagerduty::DEFAULT_API_URL.into()),
                 token_env: raw
                     .and_then(|p| p.token_env.clone())
                     .unwrap_or_else(|| crate::pagerduty::DEFAULT_TOKEN_ENV.into()),
+                change_events: raw.and_then(|p| {
+                    Some(ChangeEventSettings {
+                        routing_key_env: p.routing_key_env.clone()?,
+                        url: p
+                            .events_url
+                            .clone()
+                            .unwrap_or_else(|| crate::pagerduty::DEFAULT_CHANGE_EVENTS_URL.into()),
+                    })
+                }),
             }
         });
         if let Some(pager) = &pagerduty {
-            own_secrets.push((pager.token_env.clone(), "PagerDuty's API key"));
+            if reads_pagerduty {
+                own_secrets.push((pager.token_env.clone(), "PagerDuty's API key"));
+            }
+            if let Some(events) = &pager.change_events {
+                own_secrets.push((events.routing_key_env.clone(), "PagerDuty's integration key"));
+            }
         }
         let runbooks = check_runbooks(&mut checker, &raw.runbooks, &databases, &own_secrets);
         let checklists = check_checklists(&mut checker, &raw);

@@ -49,6 +49,10 @@ pub(super) struct RawChecklistSection {
 pub(super) struct RawPagerDuty {
     pub(super) api_url: Option<String>,
     pub(super) token_env: Option<String>,
+    /// The variable holding an Events API v2 integration key: set, each rollback's start and
+    /// end are sent as change events.
+    pub(super) routing_key_env: Option<String>,
+    pub(super) events_url: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -221,8 +221,10 @@ fn a_role_read_from_pagerduty_needs_its_key_and_keeps_it_from_steps() {
     assert_eq!(
         config.pagerduty,
         Some(PagerDutySettings {
+            reads_on_call: true,
             api_url: "https://api.pagerduty.com".into(),
-            token_env: "PAGERDUTY_API_TOKEN".into()
+            token_env: "PAGERDUTY_API_TOKEN".into(),
+            change_events: None,
         })
     );
     assert_eq!(Config::parse("rollbot.toml", MINIMAL).unwrap().pagerduty, None);

@@ -210,6 +210,10 @@ pub enum Effect {
     },
     /// In the thread, once the rollback ended: its post-incident checklists, in one message.
     Checklists,
+    /// A PagerDuty change event: the rollback started (`ended: false`) or ended, in its own lane.
+    ChangeEvent {
+        ended: bool,
+    },
     /// Redraw the checklists of `rollback` with what is ticked now, in `message` (the message
     /// they were ticked in, as Slack names it), so everyone sees the same boxes.
     ChecklistChanged {
@@ -224,6 +228,7 @@ impl Effect {
     pub fn lane(&self) -> String {
         match self {
             Effect::PageUpdate { .. } => "statuspage".into(),
+            Effect::ChangeEvent { .. } => "pagerduty".into(),
             // Proposals have no rollback: each keeps its messages in order in a lane of its own.
             Effect::ProposalCard { proposal } => format!("proposal-{}", proposal.0),
             _ => "slack".into(),
@@ -263,6 +268,7 @@ impl Effect {
             Effect::FallbackRequested { .. } => "fallback_requested",
             Effect::StepProgress { .. } => "step_progress",
             Effect::Checklists => "checklists",
+            Effect::ChangeEvent { .. } => "change_event",
             Effect::ChecklistChanged { .. } => "checklist_changed",
         }
     }
@@ -463,6 +469,8 @@ pub struct Reach<'a> {
     pub notify: &'a [ChannelId],
     pub status_page: bool,
     pub resolve_after: Option<std::time::Duration>,
+    /// PagerDuty hears of each rollback's start and end as change events.
+    pub change_events: bool,
 }
 
 /// What recording `events` causes besides the events: messages to deliver, timers to set,
@@ -476,6 +484,11 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
     let page = |effects: &mut Vec<Effect>, update: PageUpdate| {
         if status_page {
             effects.push(Effect::PageUpdate { update, message: None });
+        }
+    };
+    let change = |effects: &mut Vec<Effect>, ended: bool| {
+        if reach.change_events && !drill {
+            effects.push(Effect::ChangeEvent { ended });
         }
     };
     let mut effects = vec![];
@@ -565,6 +578,7 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
             Event::RunStarted if after.steps.is_empty() => {
                 announce(&mut effects, Announcement::Started);
                 page(&mut effects, PageUpdate::Opened);
+                change(&mut effects, false);
             }
             Event::Expired => effects.push(Effect::RunFinished),
             Event::Escalated { level, .. } => effects.push(Effect::Escalated { level: *level }),
@@ -651,6 +665,9 @@ pub fn consequences_of(awaited_approval: bool, after: &Rollback, events: &[Event
                 | Event::Rejected { .. }
         );
         let ran = matches!(event, Event::Succeeded | Event::Failed { .. } | Event::Aborted { .. });
+        if ran {
+            change(&mut effects, true);
+        }
         if ran && !after.request.checklists.is_empty() {
             effects.push(Effect::Checklists);
         }
@@ -756,6 +773,7 @@ mod tests {
             notify: &stakeholders,
             status_page: true,
             resolve_after: Some(std::time::Duration::from_secs(1800)),
+            change_events: false,
         };
         let system = Actor::system();
         let requested = Story::requested(Severity::High, Some("bad deploy"));
@@ -804,6 +822,7 @@ mod tests {
             notify: &stakeholders,
             status_page: true,
             resolve_after: None,
+            change_events: false,
         };
         let mut story = Story::requested(Severity::High, None)
             .approved()
@@ -843,6 +862,7 @@ mod tests {
             notify: &stakeholders,
             status_page: true,
             resolve_after: None,
+            change_events: false,
         };
         let mut drill = Story::requested(Severity::High, None).approved();
         drill.rollback.request.drill = true;

@@ -34,6 +34,7 @@ pub struct Delivery {
     engine: Arc<Engine>,
     slack: Arc<SlackApi>,
     status_page: Option<StatusPage>,
+    change_events: Option<crate::pagerduty::ChangeEvents>,
     /// Cards posted whose place could not be recorded yet (the database blinked after Slack
     /// answered): the retry records them instead of posting a second card.
     unrecorded: std::sync::Mutex<std::collections::HashMap<CardOf, CardRef>>,
@@ -57,10 +58,17 @@ impl Delivery {
         Delivery {
             slack,
             status_page,
+            change_events: None,
             unrecorded: Default::default(),
             instance: engine.seal.instance_tag(),
             engine,
         }
+    }
+
+    /// Also sends each rollback's start and end to PagerDuty as change events.
+    pub fn with_change_events(mut self, change_events: Option<crate::pagerduty::ChangeEvents>) -> Self {
+        self.change_events = change_events;
+        self
     }
 
     fn posted_unrecorded(&self, of: CardOf) -> Option<CardRef> {
@@ -264,6 +272,21 @@ impl Delivery {
                 .await
                 .map(|()| vec![]);
         }
+        if let Effect::ChangeEvent { ended } = &item.effect {
+            let Some(events) = &self.change_events else {
+                return Err(DeliverError::Call(CallError::Permanent(
+                    "no PagerDuty integration key is configured".into(),
+                )));
+            };
+            let link = store
+                .card(id)
+                .await?
+                .map(|card| messages::thread_link(&card.channel, &card.ts));
+            events
+                .send(&crate::pagerduty::change_event(&rollback, *ended, link))
+                .await?;
+            return Ok(vec![]);
+        }
         if item.effect == Effect::PostCard {
             // Recorded already: an earlier attempt posted it and failed after that.
             if store.card(id).await?.is_some() {
@@ -424,7 +447,8 @@ impl Delivery {
             | Effect::Ephemeral { .. }
             | Effect::PageUpdate { .. }
             | Effect::ProposalCard { .. }
-            | Effect::ChecklistChanged { .. } => {
+            | Effect::ChecklistChanged { .. }
+            | Effect::ChangeEvent { .. } => {
                 unreachable!("handled above")
             }
         }
@@ -746,7 +770,7 @@ fn jittered(wait: Duration, seed: i64) -> Duration {
 /// The Web API method an effect is delivered with, for Slack's rate limits (`None`: not Slack).
 fn slack_method(effect: &Effect) -> Option<&'static str> {
     match effect {
-        Effect::PageUpdate { .. } => None,
+        Effect::PageUpdate { .. } | Effect::ChangeEvent { .. } => None,
         Effect::UpdateCard | Effect::StepProgress { .. } | Effect::ChecklistChanged { .. } => Some("chat.update"),
         Effect::Ephemeral { .. } => Some("chat.postEphemeral"),
         // A proposal's card is posted once and updated after; both count as posts' pace.

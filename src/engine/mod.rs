@@ -442,6 +442,11 @@ impl Engine {
             notify: &self.config.notify_channels,
             status_page: page.is_some(),
             resolve_after: page.and_then(|p| p.resolve_after),
+            change_events: self
+                .config
+                .pagerduty
+                .as_ref()
+                .is_some_and(|p| p.change_events.is_some()),
         }
     }
 

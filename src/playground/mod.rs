@@ -121,6 +121,7 @@ impl Playground {
             // The playground reaches nothing outside: a role read from PagerDuty stays
             // unresolved there, and its approvals refuse as they would with PagerDuty down.
             pagerduty: None,
+            change_events: None,
             step_secrets: crate::engine::secrets::SecretSource::Process,
         });
         let app = match options.step_supervisor {

@@ -160,3 +160,58 @@ async fn a_refused_pagerduty_key_fails_closed_and_never_reaches_slack() {
         "the key is only ever sent to PagerDuty"
     );
 }
+
+/// With an integration key, PagerDuty hears of the rollback as two change events: when its run
+/// starts and when it ends, each with the rollback's facts and a link to its thread. A 429 is
+/// retried after PagerDuty's `Retry-After`; a drill sends nothing.
+#[tokio::test]
+async fn the_rollbacks_start_and_end_are_pagerduty_change_events() {
+    let pagerduty = FakePagerDuty::start().await;
+    let bot = Rollbot::start_with(|marker| {
+        test_config(marker)
+            + &format!(
+                "\n[pagerduty]\nrouting_key_env = \"PAGERDUTY_ROUTING_KEY\"\nevents_url = \"{}\"\n",
+                pagerduty.events_url()
+            )
+    })
+    .await;
+    pagerduty.refuse_changes(&[429]);
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    bot.advance_secs(6);
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    bot.thread(&card);
+    let changes = pagerduty.changes();
+    assert_eq!(changes.len(), 2, "{changes:#?}");
+    let started = &changes[0]["payload"];
+    assert_eq!(
+        started["summary"],
+        "Rollback RB-1 of checkout-api to 41 started: runbook app, severity high (rollbot)"
+    );
+    assert_eq!(started["source"], "rollbot");
+    assert_eq!(started["custom_details"]["approved_by"], serde_json::json!(["U0BOB"]));
+    assert_eq!(started["custom_details"]["state"], "running");
+    assert_eq!(
+        changes[0]["links"][0]["href"],
+        format!("https://slack.com/archives/{INCIDENTS}/p{}", card.ts.replace('.', ""))
+    );
+    let ended = &changes[1]["payload"];
+    assert_eq!(
+        ended["summary"],
+        "Rollback RB-1 of checkout-api to 41 succeeded (rollbot)"
+    );
+    assert_eq!(ended["custom_details"]["state"], "succeeded");
+
+    bot.slash(ALICE, "drill checkout-api to 41 severity high").await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(2))).await;
+    bot.settle().await;
+    bot.card_now(&card);
+    bot.thread(&card);
+    assert!(pagerduty.changes().is_empty(), "a drill is not a change");
+}

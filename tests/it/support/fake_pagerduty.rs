@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub const PAGERDUTY_TOKEN: &str = "pd-key-u+2Fv9";
+/// The integration key change events must carry.
+pub const ROUTING_KEY: &str = "R0UT1NGKEY0000000000000000000042";
 
 /// Someone on call: (PagerDuty user ID, name, email).
 type Person = (&'static str, &'static str, &'static str);
@@ -25,6 +27,10 @@ struct Recorder {
     policies: HashMap<String, Vec<(u32, Person)>>,
     /// While set, every call is answered with this HTTP status.
     outage: Option<u16>,
+    /// Change events PagerDuty accepted, as sent.
+    changes: Vec<Value>,
+    /// Change-event answers to play first, in order (an HTTP status each).
+    change_outages: std::collections::VecDeque<u16>,
 }
 
 pub struct FakePagerDuty {
@@ -44,6 +50,7 @@ impl FakePagerDuty {
         let recorder = Arc::new(Mutex::new(Recorder::default()));
         let app = Router::new()
             .route("/oncalls", get(oncalls))
+            .route("/v2/change/enqueue", axum::routing::post(change))
             .with_state(recorder.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -72,6 +79,21 @@ impl FakePagerDuty {
     /// Every call answers `status` (or, with `None`, as usual again).
     pub fn outage(&self, status: Option<u16>) {
         self.recorder.lock().unwrap().outage = status;
+    }
+
+    /// Where change events go.
+    pub fn events_url(&self) -> String {
+        format!("{}/v2/change/enqueue", self.url)
+    }
+
+    /// The change events accepted since the last look.
+    pub fn changes(&self) -> Vec<Value> {
+        std::mem::take(&mut self.recorder.lock().unwrap().changes)
+    }
+
+    /// The next change events are answered with these statuses, in order, and not accepted.
+    pub fn refuse_changes(&self, statuses: &[u16]) {
+        self.recorder.lock().unwrap().change_outages.extend(statuses);
     }
 
     /// The calls since the last look: (query, Authorization).
@@ -158,4 +180,46 @@ async fn oncalls(
         }
     }
     axum::Json(json!({"oncalls": oncalls, "limit": 100, "offset": 0, "more": false, "total": null})).into_response()
+}
+
+/// `POST /v2/change/enqueue`, as the Events API v2 answers: 202 with a status for a well-formed
+/// event with a known integration key, 400 with the errors otherwise.
+async fn change(State(recorder): State<Arc<Mutex<Recorder>>>, body: axum::body::Bytes) -> Response {
+    let mut recorder = recorder.lock().unwrap();
+    if let Some(status) = recorder.change_outages.pop_front() {
+        let mut answer = (
+            StatusCode::from_u16(status).unwrap(),
+            axum::Json(
+                json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly."}),
+            ),
+        )
+            .into_response();
+        if status == 429 {
+            answer.headers_mut().insert("retry-after", "5".parse().unwrap());
+        }
+        return answer;
+    }
+    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut errors = vec![];
+    if event["routing_key"] != ROUTING_KEY {
+        errors.push("Invalid routing key");
+    }
+    for field in ["summary", "source"] {
+        if !event["payload"][field].is_string() {
+            errors.push("'payload' is invalid or missing");
+        }
+    }
+    if !errors.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"status": "invalid event", "message": "Event object is invalid", "errors": errors})),
+        )
+            .into_response();
+    }
+    recorder.changes.push(event);
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"status": "success", "message": "Change event processed"})),
+    )
+        .into_response()
 }

@@ -217,13 +217,25 @@ pub struct Rollbot {
 /// PagerDuty as the configuration's `[pagerduty] api_url` names it (a fake on loopback), with
 /// the fake's key.
 fn pagerduty_of(config: &Config) -> Option<rollbot::pagerduty::PagerDuty> {
-    let pager = config.pagerduty.as_ref()?;
+    let pager = config.pagerduty.as_ref().filter(|p| p.reads_on_call)?;
     assert!(
         pager.api_url.starts_with("http://127.0.0.1:"),
         "tests reach PagerDuty only on loopback: set [pagerduty] api_url to a FakePagerDuty"
     );
     let token = Secret::new(fake_pagerduty::PAGERDUTY_TOKEN);
     Some(rollbot::pagerduty::PagerDuty::new(&pager.api_url, token).unwrap())
+}
+
+/// PagerDuty's change events as `[pagerduty] events_url` names them (a fake on loopback),
+/// with the fake's integration key.
+fn change_events_of(config: &Config) -> Option<rollbot::pagerduty::ChangeEvents> {
+    let events = config.pagerduty.as_ref()?.change_events.as_ref()?;
+    assert!(
+        events.url.starts_with("http://127.0.0.1:"),
+        "tests reach PagerDuty only on loopback: set [pagerduty] events_url to a FakePagerDuty"
+    );
+    let key = Secret::new(fake_pagerduty::ROUTING_KEY);
+    Some(rollbot::pagerduty::ChangeEvents::new(&events.url, key).unwrap())
 }
 
 /// How a test rollbot is started: `Rollbot::builder().config(f).page(p).secrets(&[…]).start()`.
@@ -324,6 +336,7 @@ impl Rollbot {
             tokens: test_tokens(),
             status_page: page.map(|provider| rollbot::statuspage::StatusPage::new(provider).unwrap()),
             pagerduty: pagerduty_of(&config),
+            change_events: change_events_of(&config),
             step_secrets: SecretSource::Fixed(Arc::new(step_secrets.clone())),
             seal_key: test_seal_key(),
         })
@@ -388,6 +401,7 @@ impl Rollbot {
             tokens: test_tokens(),
             status_page: None,
             pagerduty: pagerduty_of(&self.config),
+            change_events: change_events_of(&self.config),
             step_secrets: SecretSource::Fixed(Arc::new(self.step_secrets.clone())),
             seal_key: test_seal_key(),
         })
