@@ -66,27 +66,43 @@ impl Directory {
         }
     }
 
-    /// The actor with every role they hold now; roles behind unreadable groups are unresolved.
+    /// The actor with every role they hold now; roles behind unreadable groups or schedules
+    /// are unresolved. Every source a role of theirs may come through is read side by side, so
+    /// a slow one costs its own bound once, not once per source.
     pub async fn actor(&self, user: &str, team: Option<&str>) -> Actor {
+        let direct: BTreeSet<&String> = self
+            .roles
+            .iter()
+            .filter(|(_, members)| members.iter().any(|m| m == user))
+            .map(|(role, _)| role)
+            .collect();
+        let to_read: BTreeSet<&String> = self
+            .roles
+            .iter()
+            .filter(|(role, _)| !direct.contains(role))
+            .flat_map(|(_, members)| members.iter().filter(|m| source(m).is_some()))
+            .collect();
+        let reads = to_read.iter().filter_map(|member| {
+            let source = source(member)?;
+            Some(async move { (member.as_str(), self.members_of(member, source).await) })
+        });
+        let read: HashMap<&str, Option<Vec<String>>> =
+            futures_util::future::join_all(reads).await.into_iter().collect();
         let mut roles = BTreeSet::new();
         let mut unresolved = BTreeSet::new();
         for (role, members) in &self.roles {
-            if members.iter().any(|m| m == user) {
+            if direct.contains(role) {
                 roles.insert(role.clone());
                 continue;
             }
-            for (member, source) in members.iter().filter_map(|m| Some((m, source(m)?))) {
-                match self.members_of(member, source).await {
-                    Some(members) if members.iter().any(|m| m == user) => {
-                        roles.insert(role.clone());
-                        unresolved.remove(role);
-                        break;
-                    }
-                    Some(_) => {}
-                    None => {
-                        unresolved.insert(role.clone());
-                    }
-                }
+            let sources: Vec<&Option<Vec<String>>> = members.iter().filter_map(|m| read.get(m.as_str())).collect();
+            if sources
+                .iter()
+                .any(|found| found.as_ref().is_some_and(|f| f.iter().any(|m| m == user)))
+            {
+                roles.insert(role.clone());
+            } else if sources.iter().any(|found| found.is_none()) {
+                unresolved.insert(role.clone());
             }
         }
         Actor {

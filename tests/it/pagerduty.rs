@@ -215,3 +215,36 @@ async fn the_rollbacks_start_and_end_are_pagerduty_change_events() {
     bot.thread(&card);
     assert!(pagerduty.changes().is_empty(), "a drill is not a change");
 }
+
+/// A role held through a Slack user group and a PagerDuty schedule, both slow: the click is
+/// still answered within Slack's 3 s (the sources are read side by side, each bounded), and
+/// refused rather than guessed.
+#[tokio::test]
+async fn slow_sources_are_read_side_by_side_within_slacks_three_seconds() {
+    let pagerduty = FakePagerDuty::start().await;
+    pagerduty.on_call("PSCHED1", &[("PBOB001", "Bob", "bob@example.com")]);
+    let bot = on_call_from("pagerduty:schedule:PSCHED1\", \"S0ONCALL", &pagerduty).await;
+    bot.slack.set_group("S0ONCALL", &[BETH]);
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.group_lookups();
+    bot.email_lookups();
+    pagerduty.calls();
+
+    bot.advance_secs(61);
+    pagerduty.slow(Some(std::time::Duration::from_secs(30)));
+    bot.slack
+        .slow("usergroups.users.list", Some(std::time::Duration::from_secs(30)));
+    let asked = std::time::Instant::now();
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    assert!(
+        asked.elapsed() < std::time::Duration::from_millis(2500),
+        "answered within Slack's 3 s: {:?}",
+        asked.elapsed()
+    );
+    bot.settle().await;
+    assert_eq!(bot.ephemerals(BOB), [UNREADABLE]);
+    assert!(bot.card_now(&card).text.contains("Awaiting approval"));
+    bot.group_lookups();
+}

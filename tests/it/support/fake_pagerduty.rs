@@ -27,6 +27,8 @@ struct Recorder {
     policies: HashMap<String, Vec<(u32, Person)>>,
     /// While set, every call is answered with this HTTP status.
     outage: Option<u16>,
+    /// How long `/oncalls` takes to answer.
+    delay: Option<std::time::Duration>,
     /// Change events PagerDuty accepted, as sent.
     changes: Vec<Value>,
     /// Change-event answers to play first, in order (an HTTP status each).
@@ -74,6 +76,11 @@ impl FakePagerDuty {
             .unwrap()
             .policies
             .insert(policy.to_owned(), levels.to_vec());
+    }
+
+    /// `/oncalls` answers only after `delay` (or, with `None`, at once again).
+    pub fn slow(&self, delay: Option<std::time::Duration>) {
+        self.recorder.lock().unwrap().delay = delay;
     }
 
     /// Every call answers `status` (or, with `None`, as usual again).
@@ -145,6 +152,10 @@ async fn oncalls(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let delay = recorder.lock().unwrap().delay;
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut recorder = recorder.lock().unwrap();
     recorder.calls.push((query.clone(), authorization.clone()));
     match recorder.outage {
