@@ -1,4 +1,5 @@
 //! Issue 10: what rollbot is given in confidence stays there.
+use crate::support::fake_pagerduty::{FakePagerDuty, PAGERDUTY_TOKEN, ROUTING_KEY};
 use crate::support::fake_statuspage::*;
 use crate::support::*;
 use serde_json::json;
@@ -30,13 +31,16 @@ target_label = "previous_release"
 }
 
 /// Every secret the process holds: Slack's signing secret and bot token, the status page's key,
-/// the API's and Alertmanager's bearer tokens, and a step's `${env:…}` value.
-const SECRETS: [&str; 6] = [
+/// the API's and Alertmanager's bearer tokens, PagerDuty's REST and integration keys, and a
+/// step's `${env:…}` value.
+const SECRETS: [&str; 8] = [
     SIGNING_SECRET,
     BOT_TOKEN,
     API_KEY,
     API_TOKEN,
     ALERTMANAGER_TOKEN,
+    PAGERDUTY_TOKEN,
+    ROUTING_KEY,
     DEPLOY_TOKEN,
 ];
 
@@ -44,8 +48,22 @@ const SECRETS: [&str; 6] = [
 async fn no_secret_reaches_logs_slack_the_database_or_the_api() {
     captured_logs();
     let page = FakeStatusPage::start().await;
+    // Who leads DevOps comes from PagerDuty (read at every click), and each run's start and end
+    // go to it as change events: both of its keys are in play.
+    let pagerduty = FakePagerDuty::start().await;
+    pagerduty.on_call("PLEADS1", &[("PDAVE01", "Dave", "dave@example.com")]);
+    let with_pagerduty = |marker: &str| {
+        config(marker).replace(
+            &format!("devops_lead = [\"{DAVE}\"]"),
+            "devops_lead = [\"pagerduty:schedule:PLEADS1\"]",
+        ) + &format!(
+            "\n[pagerduty]\napi_url = \"{}\"\nrouting_key_env = \"PAGERDUTY_ROUTING_KEY\"\nevents_url = \"{}\"\n",
+            pagerduty.url,
+            pagerduty.events_url()
+        )
+    };
     let bot = Rollbot::builder()
-        .config(config)
+        .config(with_pagerduty)
         .page(page.atlassian())
         .secrets(&[("DEPLOY_TOKEN", DEPLOY_TOKEN)])
         .start()
@@ -86,6 +104,12 @@ async fn no_secret_reaches_logs_slack_the_database_or_the_api() {
     bot.card_now(&card);
     bot.card_now(&proposal);
     assert_eq!(page.calls().len(), 3, "opened, monitoring, resolved");
+    assert!(!pagerduty.calls().is_empty(), "PagerDuty was asked who leads DevOps");
+    let changes: String = pagerduty.changes().iter().map(|c| c["payload"].to_string()).collect();
+    assert!(
+        changes.contains("started") && changes.contains("succeeded"),
+        "{changes}"
+    );
 
     // A refused forgery on every door, so that refusals are logged too.
     bot.raw_post(
@@ -121,6 +145,7 @@ async fn no_secret_reaches_logs_slack_the_database_or_the_api() {
 
     let slack: String = bot.slack.calls().iter().map(|c| c.body.to_string()).collect();
     let pages: String = page.calls().iter().map(|c| c.body.to_string()).collect();
+    bot.email_lookups();
     let logs = captured_logs();
     for secret in SECRETS {
         assert!(!logs.contains(secret), "{secret} is in the logs");
