@@ -220,8 +220,9 @@ impl StatusPage {
         incident: Option<&str>,
     ) -> Result<Option<String>, CallError> {
         // A create whose answer was lost may have opened the incident: look before opening a
-        // second public one. An incident already known (a fallback carries on the one of the
-        // run it follows) is updated instead of opened.
+        // second public one, and carry on one somebody opened for the same components. An
+        // incident already known (a fallback carries on the one of the run it follows) is
+        // updated instead of opened.
         let mut attached = None;
         if message.update == PageUpdate::Opened && incident.is_none() {
             match self.existing_incident(message).await? {
