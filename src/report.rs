@@ -222,17 +222,13 @@ fn programs_not_found(config: &Config, path: &std::ffi::OsStr) -> Vec<String> {
                     continue;
                 };
                 let Some(program) = run.first() else { continue };
-                // A step that sets its own PATH starts its program from there.
-                let own_path = env.get("PATH");
-                let path = own_path.map_or(path.to_owned(), std::ffi::OsString::from);
-                // A templated or relative program is only known when the step runs.
-                let templated = |text: &str| text.contains("{{") || text.contains("${");
-                if templated(program)
-                    || own_path.is_some_and(|p| templated(p))
-                    || (workdir.is_some() && program.contains('/'))
-                {
+                // A templated or relative program (or PATH) is only known when the step runs.
+                if program.contains("{{") || program.contains("${") || (workdir.is_some() && program.contains('/')) {
                     continue;
                 }
+                let Some(path) = crate::engine::command::search_path(env, path) else {
+                    continue;
+                };
                 if crate::engine::command::find_program(program, &path).is_none() {
                     let where_ = if program.contains('/') {
                         "is not an executable file here".to_owned()

@@ -332,6 +332,17 @@ fn read_tail(mut reader: std::io::PipeReader, keep: usize, live: Option<LiveOutp
     }
 }
 
+/// The `PATH` a command step's program is looked up on: the step's own `env.PATH` when it
+/// sets one (the child starts with it), otherwise `inherited` (rollbot's, which steps get).
+/// `None` when the step's PATH is only known when it runs (a template or an `${env:…}`).
+pub fn search_path(env: &BTreeMap<String, String>, inherited: &std::ffi::OsStr) -> Option<std::ffi::OsString> {
+    match env.get("PATH") {
+        Some(own) if own.contains("{{") || own.contains("${") => None,
+        Some(own) => Some(own.into()),
+        None => Some(inherited.to_owned()),
+    }
+}
+
 /// Where `program` would be found, as a step starting it would look: a path must be an
 /// executable file; a bare name is looked up on `path` (the `PATH` steps inherit).
 pub fn find_program(program: &str, path: &std::ffi::OsStr) -> Option<std::path::PathBuf> {

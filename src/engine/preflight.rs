@@ -42,27 +42,28 @@ pub async fn check(engine: &Engine, rollback: &Rollback) -> Vec<PreflightCheck> 
 
 fn programs_found(runs: &[&StepAction]) -> Vec<PreflightCheck> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    // A step that sets its own PATH starts its program from there, so that is where to look.
-    let programs: BTreeSet<(&str, Option<&str>)> = runs
+    let programs: BTreeSet<(&str, std::ffi::OsString, bool)> = runs
         .iter()
         .filter_map(|action| match action {
             StepAction::Command { argv, workdir, env, .. } => {
                 let program = argv.first()?;
-                let own_path = env.get("PATH").map(String::as_str);
                 // A relative path is only known in the step's directory; a reference, when it runs.
-                let known_now = !(program.contains("${")
-                    || own_path.is_some_and(|p| p.contains("${"))
-                    || workdir.is_some() && program.contains('/'));
-                known_now.then_some((program.as_str(), own_path))
+                if program.contains("${") || workdir.is_some() && program.contains('/') {
+                    return None;
+                }
+                Some((
+                    program.as_str(),
+                    command::search_path(env, &path)?,
+                    env.contains_key("PATH"),
+                ))
             }
             _ => None,
         })
         .collect();
     programs
         .into_iter()
-        .map(|(program, own_path)| {
-            let searched = own_path.map_or(path.clone(), std::ffi::OsString::from);
-            match command::find_program(program, &searched) {
+        .map(
+            |(program, searched, own_path)| match command::find_program(program, &searched) {
                 Some(found) => PreflightCheck {
                     name: format!("`{program}` can be started"),
                     outcome: CheckOutcome::Passed,
@@ -72,16 +73,18 @@ fn programs_found(runs: &[&StepAction]) -> Vec<PreflightCheck> {
                 None => PreflightCheck {
                     name: format!("`{program}` can be started"),
                     outcome: CheckOutcome::Failed,
-                    detail: match own_path {
-                        Some(own) => format!(
-                            "not found on the step's PATH ({own}): install it there or fix the step's `env.PATH`"
-                        ),
-                        None => "not found on rollbot's PATH: install it where rollbot runs".into(),
+                    detail: if own_path {
+                        format!(
+                            "not found on the step's PATH ({}): install it there or fix the step's `env.PATH`",
+                            searched.to_string_lossy()
+                        )
+                    } else {
+                        "not found on rollbot's PATH: install it where rollbot runs".into()
                     },
                     duration_ms: 0,
                 },
-            }
-        })
+            },
+        )
         .collect()
 }
 
