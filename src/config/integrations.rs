@@ -1,4 +1,4 @@
-//! `[alertmanager]` and `[statuspage]`.
+//! `[alertmanager]`, `[statuspage]` and `[pagerduty]`.
 use super::*;
 
 pub(super) const COMPONENT_STATUSES: [&str; 4] = [
@@ -139,5 +139,34 @@ pub(super) fn check_status_page(c: &mut Checker, raw: &RawStatusPage) -> Option<
             .resolve_after
             .as_ref()
             .and_then(|d| c.duration(d, DurationSetting::ResolveAfter)),
+    })
+}
+
+/// PagerDuty's settings: present when a role reads who is on call from it or `[pagerduty]` is
+/// given (for change events, say).
+pub(super) fn check_pagerduty(
+    raw: Option<&RawPagerDuty>,
+    roles: &BTreeMap<String, Vec<String>>,
+) -> Option<PagerDutySettings> {
+    let reads_on_call = roles
+        .values()
+        .flatten()
+        .any(|m| crate::pagerduty::OnCallSource::parse(m).is_some());
+    if raw.is_none() && !reads_on_call {
+        return None;
+    }
+    let setting = |pick: fn(&RawPagerDuty) -> &Option<String>, default: &str| {
+        raw.and_then(|p| pick(p).clone()).unwrap_or_else(|| default.to_owned())
+    };
+    Some(PagerDutySettings {
+        reads_on_call,
+        api_url: setting(|p| &p.api_url, crate::pagerduty::DEFAULT_API_URL),
+        token_env: setting(|p| &p.token_env, crate::pagerduty::DEFAULT_TOKEN_ENV),
+        change_events: raw
+            .and_then(|p| p.routing_key_env.clone())
+            .map(|routing_key_env| ChangeEventSettings {
+                routing_key_env,
+                url: setting(|p| &p.events_url, crate::pagerduty::DEFAULT_CHANGE_EVENTS_URL),
+            }),
     })
 }

@@ -291,33 +291,9 @@ impl Config {
                     .unwrap_or_else(|| DEFAULT_ALERTMANAGER_TOKEN_ENV.to_owned())
             });
         own_secrets.push((alertmanager_token, "Alertmanager's token"));
-        let reads_pagerduty = roles
-            .values()
-            .flatten()
-            .any(|m| crate::pagerduty::OnCallSource::parse(m).is_some());
-        let pagerduty = (raw.pagerduty.is_some() || reads_pagerduty).then(|| {
-            let raw = raw.pagerduty.as_ref();
-            PagerDutySettings {
-                reads_on_call: reads_pagerduty,
-                api_url: raw
-                    .and_then(|p| p.api_url.clone())
-                    .unwrap_or_else(|| crate::pagerduty::DEFAULT_API_URL.into()),
-                token_env: raw
-                    .and_then(|p| p.token_env.clone())
-                    .unwrap_or_else(|| crate::pagerduty::DEFAULT_TOKEN_ENV.into()),
-                change_events: raw.and_then(|p| {
-                    Some(ChangeEventSettings {
-                        routing_key_env: p.routing_key_env.clone()?,
-                        url: p
-                            .events_url
-                            .clone()
-                            .unwrap_or_else(|| crate::pagerduty::DEFAULT_CHANGE_EVENTS_URL.into()),
-                    })
-                }),
-            }
-        });
+        let pagerduty = check_pagerduty(raw.pagerduty.as_ref(), &roles);
         if let Some(pager) = &pagerduty {
-            if reads_pagerduty {
+            if pager.reads_on_call {
                 own_secrets.push((pager.token_env.clone(), "PagerDuty's API key"));
             }
             if let Some(events) = &pager.change_events {

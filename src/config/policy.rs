@@ -43,23 +43,22 @@ pub(super) fn check_roles(
     let mut roles = BTreeMap::new();
     for (name, members) in raw {
         for member in members {
-            if let Some(Err(why)) = crate::pagerduty::OnCallSource::parse(member.get_ref()) {
-                c.error(
+            match crate::pagerduty::OnCallSource::parse(member.get_ref()) {
+                Some(Ok(_)) => {}
+                Some(Err(why)) => c.error(
                     member.span(),
                     format!(
                         "`{}` in role `{name}` is not a PagerDuty on-call source",
                         member.get_ref()
                     ),
                     Some(why),
-                );
-            } else if crate::pagerduty::OnCallSource::parse(member.get_ref()).is_none()
-                && !is_slack_member_id(member.get_ref())
-            {
-                c.error(
+                ),
+                None if !is_slack_member_id(member.get_ref()) => c.error(
                     member.span(),
                     format!("`{}` in role `{name}` is not a Slack user ID or user-group ID", member.get_ref()),
                     Some("use IDs like U0123ABCD (user) or S0123ABCD (user group), from the profile's \"Copy member ID\", or a PagerDuty schedule: pagerduty:schedule:PABC123".into()),
-                );
+                ),
+                None => {}
             }
         }
         roles.insert(name.clone(), members.iter().map(|m| m.get_ref().clone()).collect());
