@@ -214,10 +214,9 @@ pub enum Effect {
     ChangeEvent {
         ended: bool,
     },
-    /// Redraw the checklists of `rollback` with what is ticked now, in `message` (the message
+    /// Redraw the rollback's checklists with what is ticked now, in `message` (the message
     /// they were ticked in, as Slack names it), so everyone sees the same boxes.
     ChecklistChanged {
-        rollback: super::RollbackId,
         message: String,
     },
 }

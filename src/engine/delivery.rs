@@ -248,20 +248,6 @@ impl Delivery {
             return self.proposal_card(item, *proposal).await.map(|()| vec![]);
         }
         let store = &self.engine.store;
-        if let Effect::ChecklistChanged { rollback, message } = &item.effect {
-            let rollback = store
-                .load(*rollback)
-                .await?
-                .ok_or_else(|| anyhow!("{rollback} is gone"))?;
-            let card = store
-                .card(rollback.id)
-                .await?
-                .ok_or_else(|| anyhow!("{}'s card has not been posted", rollback.id))?;
-            self.slack
-                .update(&card.channel, message, &messages::checklists(&rollback))
-                .await?;
-            return Ok(vec![]);
-        }
         let id = item
             .rollback_id
             .ok_or_else(|| anyhow!("a rollback effect without a rollback"))?;
@@ -443,11 +429,15 @@ impl Delivery {
                 reply(messages::drill_summary(&rollback, &history), true).await?
             }
             Effect::Checklists => reply(messages::checklists(&rollback), false).await?,
+            Effect::ChecklistChanged { message } => {
+                self.slack
+                    .update(&card.channel, message, &messages::checklists(&rollback))
+                    .await?
+            }
             Effect::PostCard
             | Effect::Ephemeral { .. }
             | Effect::PageUpdate { .. }
             | Effect::ProposalCard { .. }
-            | Effect::ChecklistChanged { .. }
             | Effect::ChangeEvent { .. } => {
                 unreachable!("handled above")
             }

@@ -468,11 +468,11 @@ impl Engine {
         };
         let changed = self.act(id, &action, actor).await?;
         if changed.is_ok() {
-            self.tell(&[Effect::ChecklistChanged {
-                rollback: id,
+            let redraw = Effect::ChecklistChanged {
                 message: message.to_owned(),
-            }])
-            .await?;
+            };
+            self.store.enqueue_for(id, &[redraw], self.clock.now()).await?;
+            self.outbox_ready.notify_one();
         }
         Ok(changed)
     }
