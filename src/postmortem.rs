@@ -194,7 +194,12 @@ fn timeline_entry(rollback: &Rollback, recorded: &Recorded) -> Option<String> {
         ),
         Event::Resolved { by: None } => "The status page incident was resolved at the end of the watch window".into(),
         Event::Undeliverable { what, error } => {
-            format!("A Slack message ({}) could not be delivered: {}", md(what), md(error))
+            let message = match what.as_str() {
+                "change_event" => "A PagerDuty change event".to_owned(),
+                "page_update" => "A status page update".to_owned(),
+                other => format!("A Slack message ({})", md(other)),
+            };
+            format!("{message} could not be delivered: {}", md(error))
         }
     })
 }

@@ -214,6 +214,24 @@ async fn the_rollbacks_start_and_end_are_pagerduty_change_events() {
     bot.card_now(&card);
     bot.thread(&card);
     assert!(pagerduty.changes().is_empty(), "a drill is not a change");
+
+    // PagerDuty refuses both events for good (400): the run is not held up, and the timeline
+    // says what did not get through.
+    pagerduty.refuse_changes(&[400, 400]);
+    bot.slash(ALICE, REQUEST).await;
+    bot.settle().await;
+    let card = bot.expect_card();
+    bot.click(BOB, Button::Approve(rb(3))).await;
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    bot.thread(&card);
+    let draft = bot.slash(ALICE, "postmortem RB-3").await;
+    assert_eq!(
+        draft.matches("A PagerDuty change event could not be delivered").count(),
+        2,
+        "{draft}"
+    );
+    assert!(pagerduty.changes().is_empty());
 }
 
 /// A role held through a Slack user group and a PagerDuty schedule, both slow: the click is

@@ -1076,6 +1076,17 @@ async fn doctor_says_what_works_and_how_to_fix_what_does_not() {
         "the token stays out of the report: {out}"
     );
 
+    // The shift goes to someone Slack does not know by email: they could not approve.
+    pagerduty.on_call("PLEADS1", &[("PGHOST1", "Contractor", "ghost@contractor.example")]);
+    let unknown = doctor(BOT_TOKEN, &db.url).await;
+    let out = String::from_utf8_lossy(&unknown.stdout).into_owned();
+    assert_eq!(unknown.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("❌ 1 on call now (on call in PagerDuty schedule PLEADS1), not found in Slack by email: ghost@contractor.example\n   fix: give the app users:read and users:read.email and reinstall it, or use the same email in PagerDuty and Slack"),
+        "{out}"
+    );
+    pagerduty.on_call("PLEADS1", &[("PCAROL1", "Carol", "carol@example.com")]);
+
     // Doctor asks; it never creates: a database that is not there stays not there.
     let absent = format!("rollbot_doctor_absent_{}", std::process::id());
     let missing = doctor(BOT_TOKEN, &format!("postgres://postgres@127.0.0.1:5432/{absent}")).await;
