@@ -268,6 +268,7 @@ impl App {
             secrets: step_secrets,
             metrics: metrics.clone(),
             seal: seal_key,
+            status_page,
         });
         let slack = Arc::new(slack);
         let directory = Arc::new(Directory::new(
@@ -288,7 +289,7 @@ impl App {
         });
         App {
             executor: Arc::new(Executor::new(engine.clone())),
-            delivery: Arc::new(Delivery::new(engine.clone(), slack, status_page).with_change_events(change_events)),
+            delivery: Arc::new(Delivery::new(engine.clone(), slack).with_change_events(change_events)),
             timers: Arc::new(Timers::new(engine.clone())),
             router: router(edge.clone()),
             edge,

@@ -1,5 +1,6 @@
 //! The `/rollback` command language:
-//! `help | <service> [to <target>] [runbook <name>] [severity <level>] [reason "<text>"] [<param>=<value>…]
+//! `help | <service> [to <target>] [runbook <name>] [severity <level>] [reason "<text>"]
+//!  [incident <status page incident id or URL>] [<param>=<value>…]
 //!  | plan … | drill … | status [RB-n] | list [drills] | cancel RB-n | postmortem RB-n
 //!  | note RB-n <text>`.
 use crate::domain::plan::nearest;
@@ -36,6 +37,8 @@ pub struct RequestArgs {
     pub runbook: Option<String>,
     pub severity: Option<Severity>,
     pub reason: Option<String>,
+    /// `incident <id>`: the status page incident to carry on instead of opening one.
+    pub status_incident: Option<String>,
     /// `name=value` words: the runbook's parameters (`target=41` is `to 41`).
     pub params: std::collections::BTreeMap<String, String>,
 }
@@ -52,6 +55,7 @@ impl RequestArgs {
             },
             severity: self.severity,
             reason: self.reason.clone(),
+            status_incident: self.status_incident.clone(),
             fallback_of: None,
             drill: self.drill,
             detected: None,
@@ -102,9 +106,13 @@ pub enum ParseError {
         command: &'static str,
         word: String,
     },
+    /// `incident` followed by neither an incident's id nor its address.
+    BadIncident {
+        word: String,
+    },
 }
 
-pub const OPTION_KEYWORDS: [&str; 4] = ["to", "runbook", "severity", "reason"];
+pub const OPTION_KEYWORDS: [&str; 5] = ["to", "runbook", "severity", "reason", "incident"];
 pub const SUBCOMMANDS: [&str; 7] = ["help", "plan", "status", "list", "cancel", "drill", "postmortem"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -367,6 +375,12 @@ fn parse_request(tokens: &[Token]) -> Result<RequestArgs, ParseError> {
                 }
                 args.reason.replace(reason).is_some()
             }
+            "incident" => {
+                let id = incident_id(&value.text).ok_or_else(|| ParseError::BadIncident {
+                    word: value.text.clone(),
+                })?;
+                args.status_incident.replace(id).is_some()
+            }
             _ => unreachable!("is_keyword only returns option keywords"),
         };
         if slot_taken {
@@ -374,6 +388,21 @@ fn parse_request(tokens: &[Token]) -> Result<RequestArgs, ParseError> {
         }
     }
     Ok(args)
+}
+
+/// The id of a status page incident, typed as itself or pasted as its address: Statuspage's
+/// manage page (`…/pages/<page>/incidents/<id>`) or the public one (`…/incidents/<id>`), bare or
+/// as Slack wraps a link (`<https://…|label>`).
+pub fn incident_id(word: &str) -> Option<String> {
+    let word = word.trim_start_matches('<').trim_end_matches('>');
+    let word = word.split('|').next().unwrap_or_default();
+    let id = match word.split_once("/incidents/") {
+        Some((_, rest)) => rest.split(['/', '?', '#']).next().unwrap_or_default(),
+        None => word,
+    };
+    let plausible =
+        !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    plausible.then(|| id.to_owned())
 }
 
 impl RequestArgs {
@@ -410,6 +439,9 @@ impl RequestArgs {
             } else {
                 text += &format!(" {name}={value}");
             }
+        }
+        if let Some(incident) = &self.status_incident {
+            text += &format!(" incident {incident}");
         }
         if let Some(r) = &self.reason {
             text += &format!(" reason \"{r}\"");
@@ -453,15 +485,17 @@ mod properties {
             proptest::option::of(proptest::sample::select(Severity::ALL.to_vec())),
             proptest::option::of(value()),
             proptest::collection::btree_map(param_name(), value(), 0..4),
+            proptest::option::of("[a-z0-9]{1,16}"),
         )
             .prop_map(
-                |(drill, service, target, runbook, severity, reason, params)| RequestArgs {
+                |(drill, service, target, runbook, severity, reason, params, status_incident)| RequestArgs {
                     drill,
                     service,
                     target,
                     runbook,
                     severity,
                     reason,
+                    status_incident,
                     params,
                 },
             )
@@ -531,6 +565,9 @@ mod tests {
             "orders reason bad deploy since 10:02 tables=orders",
             "orders reason \"tables=orders is the cause\"",
             "plan orders tables=orders",
+            "checkout-api to 41 incident p9x1k2lmn0qr severity high",
+            "checkout-api to 41 incident https://manage.statuspage.io/pages/pg1/incidents/p9x1k2lmn0qr",
+            "checkout-api to 41 incident <https://status.example.com/incidents/p9x1k2lmn0qr?u=1|status.example.com/incidents/p9x1k2lmn0qr>",
             // errors
             "checkout-api to 41 sevrity high",
             "checkout-api to 41 severity hihg",
@@ -553,6 +590,9 @@ mod tests {
             "orders to 41 target=42",
             "orders Tables=orders",
             "orders to tables=orders",
+            "checkout-api to 41 incident",
+            "checkout-api to 41 incident \"checkout errors\"",
+            "checkout-api to 41 incident a incident b",
         ];
         let mut table = String::new();
         for input in inputs {
@@ -585,6 +625,7 @@ mod tests {
             runbook: Some("helm".into()),
             severity: Some(Severity::Low),
             reason: Some("to roll back".into()),
+            status_incident: Some("p9x1k2lmn0qr".into()),
             params: [("tables".to_owned(), "orders, payments".to_owned())].into(),
         };
         assert_eq!(parse(&args.to_text()), Ok(Command::Request(args.clone())));

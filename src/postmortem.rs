@@ -56,13 +56,18 @@ fn timeline_entry(rollback: &Rollback, recorded: &Recorded) -> Option<String> {
                 .as_deref()
                 .map(|r| format!(", reason “{}”", md(r)))
                 .unwrap_or_default();
+            let incident = request
+                .status_incident
+                .as_deref()
+                .map(|i| format!(", carrying on status page incident `{}`", md(i)))
+                .unwrap_or_default();
             let approval = if *approvals_required == 0 {
                 "no approval required".to_owned()
             } else {
                 format!("{approvals_required} approval(s) required")
             };
             format!(
-                "Requested by {by}: {}{target}, runbook {}, severity {}{reason}; {approval}",
+                "Requested by {by}: {}{target}, runbook {}, severity {}{reason}{incident}; {approval}",
                 md(&request.service),
                 md(&request.runbook),
                 request.severity

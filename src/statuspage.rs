@@ -36,15 +36,33 @@ pub struct PageMessage {
     pub impacted_status: String,
     /// Opening, carry on an unresolved incident that already names one of `components`.
     pub attach_to_open: bool,
+    /// The incident the request named (`incident <id>`): opening carries on this one.
+    pub named_incident: Option<String>,
 }
 
-/// An unresolved incident the page already holds that an opening update goes to.
+/// An incident as the page holds it, for the card's preflight before approval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldIncident {
+    pub name: String,
+    /// Statuspage's word: `investigating`, `identified`, `monitoring`, `resolved`, `postmortem`…
+    pub status: String,
+    metadata: serde_json::Value,
+}
+
+impl HeldIncident {
+    /// Resolved incidents reopen, in public, when an update carries them on.
+    pub fn resolved(&self) -> bool {
+        matches!(self.status.as_str(), "resolved" | "postmortem" | "completed")
+    }
+}
+
+/// An incident the page already holds that an opening update goes to.
 enum Existing {
     /// The one rollbot opened for this rollback (a create whose answer was lost).
     Ours(String),
-    /// One somebody else opened for the same components: updated, and tagged with the
-    /// rollback (its other metadata kept).
-    ForTheComponents { id: String, metadata: serde_json::Value },
+    /// One somebody else opened (named in the request, or unresolved for the same components):
+    /// updated, and tagged with the rollback (its other metadata kept).
+    Attached { id: String, metadata: serde_json::Value },
 }
 
 pub struct StatusPage {
@@ -105,6 +123,45 @@ impl StatusPage {
         )))
     }
 
+    /// Whether the page can be asked about its incidents (Atlassian; a webhook cannot).
+    pub fn can_look_up(&self) -> bool {
+        matches!(self.provider, Provider::Atlassian { .. })
+    }
+
+    /// The incident `id` as the page holds it, resolved or not; `None` when the page has no such
+    /// incident, and for a webhook, which cannot be asked.
+    pub async fn incident(&self, id: &str) -> Result<Option<HeldIncident>, CallError> {
+        self.incident_unscrubbed(id).await.map_err(|e| self.scrubbed(e))
+    }
+
+    async fn incident_unscrubbed(&self, id: &str) -> Result<Option<HeldIncident>, CallError> {
+        let Provider::Atlassian {
+            api_url,
+            page_id,
+            api_key,
+        } = &self.provider
+        else {
+            return Ok(None);
+        };
+        // The id came from a person: only what `grammar::incident_id` lets through reaches the URL.
+        let url = format!("{}/pages/{page_id}/incidents/{id}", api_url.trim_end_matches('/'));
+        let headers = vec![("authorization", format!("OAuth {}", api_key.expose()))];
+        let (status, retry_after, text) = self.call(http::Method::GET, &url, headers, vec![]).await?;
+        if status == http::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(classify_status(status, retry_after, &text));
+        }
+        let incident: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| CallError::Transient(format!("the page's incident {id} is unreadable: {e}")))?;
+        Ok(Some(HeldIncident {
+            name: incident["name"].as_str().unwrap_or_default().to_owned(),
+            status: incident["status"].as_str().unwrap_or_default().to_owned(),
+            metadata: incident["metadata"].clone(),
+        }))
+    }
+
     /// The page's unresolved incidents, with the page's id (Atlassian only; `None` otherwise).
     async fn unresolved_incidents(&self) -> Result<Option<(&str, Vec<serde_json::Value>)>, CallError> {
         let Provider::Atlassian {
@@ -131,10 +188,24 @@ impl StatusPage {
         Ok(Some((page_id.as_str(), incidents)))
     }
 
-    /// The unresolved incident an opening `message` goes to, if the page holds one (Atlassian
-    /// only): its own for this rollback first, then, when attaching, the newest that names one
-    /// of the service's components.
+    /// The incident an opening `message` goes to, if the page holds one (Atlassian only): the
+    /// one the request named; else its own for this rollback, then, when attaching, the
+    /// newest unresolved one that names one of the service's components.
     async fn existing_incident(&self, message: &PageMessage) -> Result<Option<Existing>, CallError> {
+        if let Some(named) = &message.named_incident {
+            if !matches!(self.provider, Provider::Atlassian { .. }) {
+                return Ok(None);
+            }
+            return match self.incident_unscrubbed(named).await? {
+                Some(held) => Ok(Some(Existing::Attached {
+                    id: named.clone(),
+                    metadata: held.metadata,
+                })),
+                None => Err(CallError::Permanent(format!(
+                    "the page has no incident `{named}` (named in the request), so nothing was posted to it: update the page by hand"
+                ))),
+            };
+        }
         let Some((_, incidents)) = self.unresolved_incidents().await? else {
             return Ok(None);
         };
@@ -159,7 +230,7 @@ impl StatusPage {
         };
         // Statuspage lists the newest first; the newest is the one people are reading.
         Ok(incidents.iter().find(names_ours).and_then(|incident| {
-            Some(Existing::ForTheComponents {
+            Some(Existing::Attached {
                 id: id(incident)?,
                 metadata: incident["metadata"].clone(),
             })
@@ -227,8 +298,8 @@ impl StatusPage {
         if message.update == PageUpdate::Opened && incident.is_none() {
             match self.existing_incident(message).await? {
                 Some(Existing::Ours(opened)) => return Ok(Some(opened)),
-                Some(Existing::ForTheComponents { id, metadata }) => {
-                    tracing::info!(rollback = %message.rollback, incident = %id, "an unresolved incident already names the service's components: carrying it on instead of opening another");
+                Some(Existing::Attached { id, metadata }) => {
+                    tracing::info!(rollback = %message.rollback, incident = %id, "carrying on an incident the page already holds instead of opening another");
                     attached = Some((id, metadata));
                 }
                 None => {}
@@ -300,19 +371,21 @@ impl StatusPage {
                     "the page has no incident for this rollback to update".into(),
                 ));
             }
-            (Provider::Webhook { url, .. }, _, _) => (
-                http::Method::POST,
-                url.clone(),
-                vec![],
-                json!({
+            (Provider::Webhook { url, .. }, _, _) => (http::Method::POST, url.clone(), vec![], {
+                let mut body = json!({
                     "rollback": message.rollback,
                     "service": message.service,
                     "status": message.update.status(),
                     "name": message.name,
                     "body": message.body,
                     "components": components,
-                }),
-            ),
+                });
+                // The receiver's own incident, when the request named one.
+                if let Some(named) = &message.named_incident {
+                    body["incident"] = json!(named);
+                }
+                body
+            }),
         };
         let body = serde_json::to_vec(&body).expect("JSON");
         let mut headers = headers;

@@ -249,6 +249,10 @@ pub enum Refusal {
         step: String,
         detail: String,
     },
+    /// `incident <id>` where no status page is configured: there is nothing to carry on.
+    NoStatusPage {
+        incident: String,
+    },
     NoSuchRollback {
         id: Option<RollbackId>,
     },

@@ -165,6 +165,7 @@ pub fn request(severity: Severity, reason: Option<&str>) -> RollbackRequest {
         fallback_of: None,
         detected: None,
         checklists: vec![],
+        status_incident: None,
     }
 }
 

@@ -588,6 +588,8 @@ pub struct Ask {
     /// The edges ask for one (in text or in the form) before a request reaches the engine.
     pub severity: Option<super::Severity>,
     pub reason: Option<String>,
+    /// The status page incident to carry on (`incident <id>`), instead of opening one.
+    pub status_incident: Option<String>,
     /// Rehearse only: show every step, execute none.
     pub drill: bool,
     /// Asked as the fallback of this stopped rollback (its card's *Run fallback*).

@@ -38,6 +38,10 @@ pub struct RollbackRequest {
     /// requested: posted in the thread when it ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checklists: Vec<super::checklist::Checklist>,
+    /// The status page incident the request named (`incident <id>`): its updates carry on that
+    /// one instead of opening another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_incident: Option<String>,
 }
 
 /// What monitoring saw first: the earliest firing alert of the proposal a request came from.

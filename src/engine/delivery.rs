@@ -8,7 +8,7 @@ use crate::engine::Engine;
 use crate::slack::client::{self, CallError, SlackApi, Thread};
 use crate::slack::messages;
 use crate::slack::wire::{CardOf, CardStamp};
-use crate::statuspage::{PageMessage, PageUpdate, StatusPage};
+use crate::statuspage::{PageMessage, PageUpdate};
 use crate::store::{CardRef, Effect, OutboxItem};
 use crate::templates::Announcement;
 use anyhow::{Context, Result, anyhow};
@@ -33,7 +33,6 @@ const FOLD_WHEN_BEHIND_BY: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
 pub struct Delivery {
     engine: Arc<Engine>,
     slack: Arc<SlackApi>,
-    status_page: Option<StatusPage>,
     change_events: Option<crate::pagerduty::ChangeEvents>,
     /// Cards posted whose place could not be recorded yet (the database blinked after Slack
     /// answered): the retry records them instead of posting a second card.
@@ -54,10 +53,9 @@ enum Outcome {
 }
 
 impl Delivery {
-    pub fn new(engine: Arc<Engine>, slack: Arc<SlackApi>, status_page: Option<StatusPage>) -> Self {
+    pub fn new(engine: Arc<Engine>, slack: Arc<SlackApi>) -> Self {
         Delivery {
             slack,
-            status_page,
             change_events: None,
             unrecorded: Default::default(),
             instance: engine.seal.instance_tag(),
@@ -484,7 +482,7 @@ impl Delivery {
         update: PageUpdate,
         words: Option<&str>,
     ) -> Result<(), DeliverError> {
-        let Some(page) = &self.status_page else {
+        let Some(page) = &self.engine.status_page else {
             return Err(DeliverError::Call(CallError::Permanent(
                 "no status page is configured".into(),
             )));
@@ -521,6 +519,7 @@ impl Delivery {
                 .map(|p| p.impacted_status.clone())
                 .unwrap_or_default(),
             attach_to_open: config.status_page.as_ref().is_some_and(|p| p.attach_to_open),
+            named_incident: rollback.request.status_incident.clone(),
         };
         let store = &self.engine.store;
         let mut incident = store.page_incident(rollback.id).await?;

@@ -46,6 +46,8 @@ pub struct Engine {
     pub(crate) metrics: Arc<crate::metrics::Live>,
     /// Seals requests and approvals, and checks them before each step (`domain::seal`).
     pub(crate) seal: crate::domain::seal::SealKey,
+    /// The public status page: updated by delivery, asked by preflight about a named incident.
+    pub(crate) status_page: Option<crate::statuspage::StatusPage>,
 }
 
 /// Rollbacks this process queued to run, handed to its executor as they were written, so a
@@ -237,6 +239,11 @@ impl Engine {
             Ok(plan) => plan,
             Err(refusal) => return Ok(Err(refusal)),
         };
+        if let (Some(incident), None) = (&ask.status_incident, &self.config.status_page) {
+            return Ok(Err(Refusal::NoStatusPage {
+                incident: incident.clone(),
+            }));
+        }
         // The edges ask for a severity (text or form) before they get here.
         let severity = ask
             .severity
@@ -256,6 +263,7 @@ impl Engine {
             delivery: delivery.map(str::to_owned),
             fallback_of: ask.fallback_of,
             detected: ask.detected.clone(),
+            status_incident: ask.status_incident.clone(),
             // A drill rehearses the response, not its aftermath: no post-incident checklists.
             checklists: if ask.drill {
                 vec![]

@@ -15,8 +15,8 @@ use std::time::Duration;
 const DETAIL_CHARS: usize = 200;
 
 /// Every check for `rollback`: the programs its command steps start, the `${env:…}` they
-/// reference, then the runbook's declared checks (run side by side). A drill checks what a
-/// drill runs: its steps' drill overrides.
+/// reference, the status page incident it names, then the runbook's declared checks (run side
+/// by side). A drill checks what a drill runs: its steps' drill overrides, and no page.
 pub async fn check(engine: &Engine, rollback: &Rollback) -> Vec<PreflightCheck> {
     let runs: Vec<&StepAction> = rollback
         .plan
@@ -36,8 +36,49 @@ pub async fn check(engine: &Engine, rollback: &Rollback) -> Vec<PreflightCheck> 
         .preflight
         .iter()
         .map(|step| declared_check(engine, client.as_ref(), rollback, step));
-    checks.extend(futures_util::future::join_all(declared).await);
+    let (named, declared) = futures_util::future::join(
+        named_incident(engine, rollback),
+        futures_util::future::join_all(declared),
+    )
+    .await;
+    checks.extend(named);
+    checks.extend(declared);
     checks
+}
+
+/// Whether the status page holds the incident the request names, and open: a typo, another
+/// page's incident or a resolved one is seen before approval, not when the page is updated.
+async fn named_incident(engine: &Engine, rollback: &Rollback) -> Option<PreflightCheck> {
+    let named = rollback.request.status_incident.as_deref()?;
+    let page = engine.status_page.as_ref().filter(|_| !rollback.request.drill)?;
+    let started = std::time::Instant::now();
+    let (outcome, detail) = match page.incident(named).await {
+        Ok(Some(held)) if !held.resolved() => (
+            CheckOutcome::Passed,
+            format!("“{}”, {}: the rollback's updates carry it on", held.name, held.status),
+        ),
+        Ok(Some(held)) => (
+            CheckOutcome::Failed,
+            format!(
+                "“{}” is {}: carrying it on reopens it on the public page; request again without `incident` to open a new one",
+                held.name, held.status
+            ),
+        ),
+        // A webhook receiver keeps its own incidents: rollbot cannot ask it.
+        Ok(None) if !page.can_look_up() => return None,
+        Ok(None) => (
+            CheckOutcome::Failed,
+            "the page has no such incident: check the link or id, or request again without `incident` to open a new one"
+                .into(),
+        ),
+        Err(error) => (CheckOutcome::Failed, format!("the page could not be asked: {error}")),
+    };
+    Some(PreflightCheck {
+        name: format!("Status page incident `{named}` is open"),
+        outcome,
+        detail: crate::text::truncate(&detail, DETAIL_CHARS),
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
 }
 
 fn programs_found(runs: &[&StepAction]) -> Vec<PreflightCheck> {

@@ -149,6 +149,7 @@ impl Engine {
             drill: false,
             fallback_of: None,
             detected: proposal.detected(),
+            status_incident: None,
         };
         let (history, consequences) = match self.prepare_request(actor, &proposal.channel.0, &ask, None)? {
             Ok(prepared) => prepared,

@@ -21,6 +21,8 @@ fn ask_of_form(
         },
         severity: value("severity").and_then(|s| s.parse().ok()),
         reason: value("reason"),
+        // As typed: the submission checks it (`grammar::incident_id`) beside its field.
+        status_incident: value(messages::STATUS_INCIDENT_BLOCK),
         drill,
         fallback_of,
         detected: None,
@@ -43,7 +45,13 @@ impl RequestForm {
         let catalog = &engine.config.catalog;
         match &self.fallback {
             Some(stopped) => messages::fallback_modal(stopped, catalog, &self.ask, offers),
-            None => messages::request_modal(catalog, &self.ask, &self.channel, offers),
+            None => messages::request_modal(
+                catalog,
+                &self.ask,
+                &self.channel,
+                offers,
+                engine.config.status_page.is_some(),
+            ),
         }
     }
 
@@ -186,12 +194,23 @@ pub(super) async fn submit_request(
             pairs.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
         axum::Json(serde_json::json!({"response_action": "errors", "errors": errors})).into_response()
     };
-    let ask = ask_of_form(&submission.values, drill, fallback_of);
+    let mut ask = ask_of_form(&submission.values, drill, fallback_of);
     if ask.severity.is_none() {
         return errors(vec![(
             "severity",
             "Choose a severity: it decides who must approve.".into(),
         )]);
+    }
+    if let Some(typed) = ask.status_incident.take() {
+        match crate::grammar::incident_id(&typed) {
+            Some(id) => ask.status_incident = Some(id),
+            None => {
+                return errors(vec![(
+                    messages::STATUS_INCIDENT_BLOCK,
+                    messages::not_an_incident(&typed),
+                )]);
+            }
+        }
     }
     let channel = channel.0;
     match engine.request(actor, &channel, &ask, Some(&delivery.0)).await {

@@ -197,17 +197,18 @@ async fn the_watch_window_resolves_the_incident_by_itself() {
     );
 }
 
+fn webhook_config(marker: &str) -> String {
+    test_config(marker) + "\n[statuspage]\nprovider = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n"
+}
+
 #[tokio::test]
 async fn the_webhook_provider_signs_every_update() {
     let page = FakeStatusPage::start().await;
-    let config = |m: &str| {
-        test_config(m)
-            + &format!(
-                "\n[statuspage]\nprovider = \"webhook\"\nurl = \"{}/hook\"\n",
-                "http://127.0.0.1:9"
-            )
-    };
-    let bot = Rollbot::builder().config(config).page(page.webhook()).start().await;
+    let bot = Rollbot::builder()
+        .config(webhook_config)
+        .page(page.webhook())
+        .start()
+        .await;
     let card = approved_and_run(&bot).await;
     bot.thread(&card);
     bot.card_now(&card);
@@ -237,6 +238,7 @@ async fn the_webhook_provider_signs_every_update() {
             Some(rollbot::statuspage::signature_v1(WEBHOOK_SECRET, sent_at + 600, &call.raw).as_str())
         );
         assert_eq!(call.body["rollback"], "RB-1");
+        assert!(call.body.get("incident").is_none(), "no incident was named");
     }
     assert_eq!(
         (calls[0].body["status"].as_str(), calls[1].body["status"].as_str()),
@@ -487,4 +489,205 @@ async fn an_open_incident_for_the_same_components_is_carried_on_not_duplicated()
         ("POST", "/v1/pages/page42/incidents")
     );
     assert_eq!(page.incidents(), 2, "its own, beside the commander's");
+}
+
+/// The incident commander names the incident they opened, pasting its link from the page:
+/// rollbot checks before approval that the page holds it open, shows it on the card, and
+/// carries that one on (tagged, its metadata kept), not the newer one for the same component.
+#[tokio::test]
+async fn a_request_that_names_an_incident_carries_on_that_one() {
+    let page = FakeStatusPage::start().await;
+    let named = page.opened_by_hand(
+        "Payments degraded",
+        &["cmp-payments"],
+        json!({"jira": {"key": "INC-9"}}),
+    );
+    page.opened_by_hand("Checkout errors", &["cmp-checkout"], json!({}));
+    let bot = Rollbot::builder()
+        .config(|m| page_config(m, ""))
+        .page(page.atlassian())
+        .start()
+        .await;
+    bot.slash(
+        ALICE,
+        &format!("{REQUEST} incident https://manage.statuspage.io/pages/{PAGE_ID}/incidents/{named}"),
+    )
+    .await;
+    bot.settle().await;
+    let card = bot.card_now(&bot.expect_card());
+    assert!(
+        card.text
+            .contains(&format!("*Status page incident*\n`{named}` (carried on)")),
+        "{}",
+        card.text
+    );
+    assert!(
+        !card.text.contains("*Preflight*"),
+        "the page holds it open: {}",
+        card.text
+    );
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    bot.thread(&card);
+    let calls = page.calls();
+    let sent: Vec<(&str, &str)> = calls.iter().map(|c| (c.method.as_str(), c.path.as_str())).collect();
+    let on_named = format!("/v1/pages/page42/incidents/{named}");
+    assert_eq!(sent, [("PATCH", on_named.as_str()), ("PATCH", on_named.as_str())]);
+    assert_eq!(calls[0].body["incident"]["status"], "identified");
+    assert_eq!(
+        calls[0].body["incident"]["metadata"],
+        json!({"jira": {"key": "INC-9"}, "rollbot": {"rollback": "RB-1"}}),
+    );
+    assert_eq!(
+        calls[0].body["incident"]["components"],
+        json!({"cmp-checkout": "partial_outage"}),
+        "the service's components join the named incident"
+    );
+    assert_eq!(calls[1].body["incident"]["status"], "monitoring");
+    assert_eq!(page.incidents(), 2, "no incident of its own");
+    let postmortem = bot.slash(ALICE, "postmortem RB-1").await;
+    assert!(postmortem.contains(&format!("`{named}`")), "{postmortem}");
+}
+
+/// A mistyped id, or an incident already resolved, is caught on the card before anyone
+/// approves; approving over it says in the thread that the page was not touched.
+#[tokio::test]
+async fn a_named_incident_the_page_does_not_hold_open_is_caught_before_approval() {
+    let page = FakeStatusPage::start().await;
+    let resolved = page.opened_by_hand("Checkout errors", &["cmp-checkout"], json!({}));
+    page.resolved_by_hand(&resolved);
+    let bot = Rollbot::builder()
+        .config(|m| page_config(m, ""))
+        .page(page.atlassian())
+        .start()
+        .await;
+    bot.slash(ALICE, &format!("{REQUEST} incident {resolved}")).await;
+    bot.settle().await;
+    let first = bot.card_now(&bot.expect_card());
+    assert!(
+        first.text.contains(&format!(
+            "❌ Status page incident `{resolved}` is open: “Checkout errors” is resolved: carrying it on reopens it on the public page; request again without `incident` to open a new one"
+        )),
+        "{}",
+        first.text
+    );
+    assert_eq!(first.buttons()[0], "approve_despite_preflight");
+    bot.slash(ALICE, "cancel RB-1").await;
+    bot.settle().await;
+    bot.card_now(&first);
+    bot.thread(&first);
+
+    bot.slash(ALICE, &format!("{REQUEST} incident zz9typo")).await;
+    bot.settle().await;
+    let card = bot.card_now(&bot.expect_card());
+    assert!(
+        card.text.contains("❌ Status page incident `zz9typo` is open: the page has no such incident: check the link or id, or request again without `incident` to open a new one"),
+        "{}",
+        card.text
+    );
+    bot.click(BOB, Button::ApproveDespitePreflight(rb(2))).await;
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    let thread = bot.thread(&card);
+    assert!(
+        thread.iter().any(|t| t.contains("could not be set to *identified* for RB-2 (the page has no incident `zz9typo` (named in the request), so nothing was posted to it: update the page by hand)")),
+        "{thread:#?}"
+    );
+    assert!(
+        page.calls().is_empty(),
+        "nothing was opened or changed on the page: {:#?}",
+        page.calls()
+    );
+}
+
+/// `incident` where rollbot keeps no status page is refused, saying why; a form's incident
+/// field that is not an id nor a link is refused beside it.
+#[tokio::test]
+async fn naming_an_incident_without_a_status_page_is_refused_and_says_why() {
+    let bot = Rollbot::start().await;
+    let said = bot.slash(ALICE, &format!("{REQUEST} incident p9x1k2lmn0qr")).await;
+    assert_eq!(
+        said,
+        "rollbot keeps no status page here, so it cannot carry on incident `p9x1k2lmn0qr`. Leave `incident` out and run the command again; update the page by hand."
+    );
+    bot.settle().await;
+    assert!(bot.rollbacks().await.is_empty(), "nothing was recorded");
+}
+
+/// `incident` typed in a command that lacks its severity is carried into the form that
+/// finishes it; the form's field takes a link, and refuses beside it what is neither.
+#[tokio::test]
+async fn the_request_form_carries_the_named_incident_and_checks_it() {
+    let page = FakeStatusPage::start().await;
+    let named = page.opened_by_hand("Checkout errors", &["cmp-checkout"], json!({}));
+    let bot = Rollbot::builder()
+        .config(|m| page_config(m, ""))
+        .page(page.atlassian())
+        .start()
+        .await;
+    bot.slash(ALICE, &format!("checkout-api to 41 incident {named}")).await;
+    let form = bot.expect_modal();
+    let field = form["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["block_id"] == "status_incident")
+        .expect("the form asks for the incident")
+        .clone();
+    assert_eq!(field["element"]["initial_value"], named.as_str());
+    assert_eq!(field["optional"], true);
+
+    fn typed(incident: &str) -> [(&str, &str); 5] {
+        [
+            ("service", "checkout-api"),
+            ("severity", "high"),
+            ("target", "41"),
+            ("reason", "bad deploy"),
+            ("status_incident", incident),
+        ]
+    }
+    let answer = bot.submit(ALICE, &form, &typed("the checkout one")).await.unwrap();
+    assert_eq!(
+        answer["errors"]["status_incident"],
+        "`the checkout one` is not a status page incident: give its id (`incident p9x1k2lmn0qr`) or paste its link, or leave `incident` out to open a new one."
+    );
+    assert!(
+        bot.rollbacks().await.is_empty(),
+        "nothing recorded while the form has errors"
+    );
+    let link = format!("https://status.example.com/incidents/{named}");
+    assert_eq!(bot.submit(ALICE, &form, &typed(&link)).await, None);
+    bot.settle().await;
+    let rollbacks = bot.rollbacks().await;
+    assert_eq!(rollbacks[0].request.status_incident.as_deref(), Some(named.as_str()));
+    bot.ephemerals(ALICE);
+    bot.card_now(&bot.expect_card());
+}
+
+/// A webhook receiver keeps its own incidents: the one a request names reaches it with every
+/// update, for it to carry on; rollbot cannot ask it, so the card checks nothing.
+#[tokio::test]
+async fn a_named_incident_reaches_the_webhook_receiver_with_every_update() {
+    let page = FakeStatusPage::start().await;
+    let bot = Rollbot::builder()
+        .config(webhook_config)
+        .page(page.webhook())
+        .start()
+        .await;
+    bot.slash(ALICE, &format!("{REQUEST} incident INC-4411")).await;
+    bot.settle().await;
+    let card = bot.card_now(&bot.expect_card());
+    assert!(!card.text.contains("*Preflight*"), "{}", card.text);
+    bot.click(BOB, Button::Approve(rb(1))).await;
+    bot.settle().await;
+    assert!(bot.card_now(&card).text.contains("✅ *Succeeded*"));
+    bot.thread(&card);
+    let sent: Vec<(String, String)> = page
+        .calls()
+        .iter()
+        .map(|c| (c.body["status"].to_string(), c.body["incident"].to_string()))
+        .collect();
+    let expected = [("\"identified\"", "\"INC-4411\""), ("\"monitoring\"", "\"INC-4411\"")];
+    assert_eq!(sent, expected.map(|(s, i)| (s.to_owned(), i.to_owned())));
 }

@@ -514,7 +514,7 @@ async fn help_plan_status_list_and_grammar_errors_answer_privately() {
     );
     assert_eq!(
         bot.slash(ALICE, "checkout-api to 41 sevrity high").await,
-        "I don't understand `sevrity`. Did you mean `severity`? After the service, use `to`, `runbook`, `severity`, `reason` or the runbook's parameters as `name=value`. Type `/rollback help` for the grammar and examples."
+        "I don't understand `sevrity`. Did you mean `severity`? After the service, use `to`, `runbook`, `severity`, `reason`, `incident` or the runbook's parameters as `name=value`. Type `/rollback help` for the grammar and examples."
     );
     assert_eq!(
         bot.slash(ALICE, "chekout-api to 41 severity high").await,
@@ -522,7 +522,7 @@ async fn help_plan_status_list_and_grammar_errors_answer_privately() {
     );
     assert_eq!(
         bot.slash(ALICE, "stauts RB-1").await,
-        "I don't understand `RB-1`. After the service, use `to`, `runbook`, `severity`, `reason` or the runbook's parameters as `name=value`. Type `/rollback help` for the grammar and examples."
+        "I don't understand `RB-1`. After the service, use `to`, `runbook`, `severity`, `reason`, `incident` or the runbook's parameters as `name=value`. Type `/rollback help` for the grammar and examples."
     );
     assert_eq!(
         bot.slash_without_trigger(ALICE, "checkout-api to 41").await,

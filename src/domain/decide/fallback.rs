@@ -73,6 +73,7 @@ pub fn fallback_ask(stopped: &Rollback, fallback: &super::super::plan::Runbook, 
         drill: stopped.request.drill,
         fallback_of: Some(stopped.id),
         detected: stopped.request.detected.clone(),
+        status_incident: stopped.request.status_incident.clone(),
     }
 }
 

@@ -142,6 +142,17 @@ function select(where, block, element, inForm) {
   return `<select data-element="${index}" data-kind="static_select" data-action-id="${esc(element.action_id)}"${inForm ? "" : " data-dispatch"}>${blank}${options}</select>`;
 }
 
+// A group of checkboxes in a message (a post-incident checklist): each tick is sent at once, as
+// Slack sends it, with every box of the group that is ticked now.
+function messageCheckboxes(where, block, element) {
+  const index = remember(where, block, element);
+  const ticked = new Set((element.initial_options ?? []).map((o) => o.value));
+  const boxes = (element.options ?? [])
+    .map((o) => `<label class="check"><input type="checkbox" data-kind="message_checkboxes" value="${esc(o.value)}"${ticked.has(o.value) ? " checked" : ""}> ${textObject(o.text)}</label>${o.description ? `<div class="hint">${textObject(o.description)}</div>` : ""}`)
+    .join("");
+  return `<div class="checks" data-element="${index}" data-action-id="${esc(element.action_id)}">${boxes}</div>`;
+}
+
 function inputElement(where, block, element, inputId) {
   const action = esc(element.action_id);
   switch (element.type) {
@@ -185,7 +196,7 @@ function blocks(list, where, errors = {}) {
           return `<hr class="b-divider">`;
         case "actions":
           return `<div class="b-actions">${(block.elements ?? [])
-            .map((e) => (e.type === "button" ? button(where, block, e) : e.type === "static_select" ? select(where, block, e, false) : ""))
+            .map((e) => (e.type === "button" ? button(where, block, e) : e.type === "static_select" ? select(where, block, e, false) : e.type === "checkboxes" ? messageCheckboxes(where, block, e) : ""))
             .join("")}</div>`;
         case "input": {
           const id = `input-${esc(block.block_id)}`;
@@ -383,6 +394,16 @@ document.addEventListener("change", (event) => {
     drawn = "";
     modalKey = "";
     refresh();
+    return;
+  }
+  if (field.dataset.kind === "message_checkboxes") {
+    const group = field.closest("[data-element]");
+    const known = elements[Number(group.dataset.element)];
+    if (!known) return;
+    const ticked = new Set([...group.querySelectorAll("input:checked")].map((box) => box.value));
+    const selected_options = (known.element.options ?? []).filter((o) => ticked.has(o.value));
+    const element = { type: "checkboxes", action_id: known.element.action_id, selected_options };
+    post("/playground/click", { channel: known.where.channel, ts: known.where.ts, block_id: known.block_id, element });
     return;
   }
   const form = field.closest("#modal-form");

@@ -221,6 +221,12 @@ fn request_fields(rollback: &Rollback) -> Value {
         format!("*Severity*\n{}", severity_label(request.severity)),
         format!("*Runbook*\n{}", escape(&request.runbook)),
     ];
+    if let Some(incident) = &request.status_incident {
+        fields.push(format!(
+            "*Status page incident*\n{} (carried on)",
+            inline_code_or_empty(incident)
+        ));
+    }
     if !rollback.plan.params.is_empty() {
         let params: Vec<String> = rollback
             .plan

@@ -49,7 +49,7 @@ fn target_field(offer: crate::domain::discovery::Offer, typed: Option<&str>) -> 
         ..Default::default()
     };
     let offers = [("target".to_owned(), offer)].into();
-    let view = request_modal(&form_catalog(), &ask, "C0INCIDENTS", &offers);
+    let view = request_modal(&form_catalog(), &ask, "C0INCIDENTS", &offers, false);
     let parsed: Result<slack_morphism::prelude::SlackView, _> = serde_json::from_value(view.clone());
     assert!(parsed.is_ok(), "{:?}\n{view:#}", parsed.err());
     let blocks = view["blocks"].as_array().unwrap();
@@ -111,10 +111,11 @@ fn modals_are_valid_slack_views() {
             ..Default::default()
         },
         reason: Some("bad <deploy>".into()),
+        status_incident: Some("p9x1k2lmn0qr".into()),
         ..Default::default()
     };
     let catalog = form_catalog();
-    let request = request_modal(&catalog, &typed, "C0INCIDENTS", &Default::default());
+    let request = request_modal(&catalog, &typed, "C0INCIDENTS", &Default::default(), true);
     insta::assert_json_snapshot!(request);
     let mut stopped = Story::requested(Severity::High, Some("bad deploy"))
         .approved()
@@ -133,6 +134,7 @@ fn modals_are_valid_slack_views() {
         drill: false,
         fallback_of: Some(RollbackId(1)),
         detected: None,
+        status_incident: None,
     };
     let fallback = fallback_modal(&stopped, &catalog, &fallback, &Default::default());
     let nothing_chosen = request_modal(
@@ -140,6 +142,7 @@ fn modals_are_valid_slack_views() {
         &crate::domain::plan::Ask::default(),
         "C0INCIDENTS",
         &Default::default(),
+        false,
     );
     insta::assert_json_snapshot!(nothing_chosen);
     insta::assert_json_snapshot!(fallback);

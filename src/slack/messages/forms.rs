@@ -234,15 +234,21 @@ fn context(text: &str) -> Value {
     json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, 2000)}]})
 }
 
+/// The request form's field for the status page incident to carry on.
+pub const STATUS_INCIDENT_BLOCK: &str = "status_incident";
+
 /// The form that completes an incomplete `/rollback`, pre-filled with what was typed. Once the
 /// service is known it offers that service's runbooks, and the fields of the chosen runbook's
 /// parameters (a select where the runbook lists the choices, or where its discovery found recent
 /// values); picking another service or runbook redraws it (the selects dispatch their action).
+/// With `status_page`, it asks for the status page incident to carry on (a drill never
+/// touches the page, so its form does not).
 pub fn request_modal(
     catalog: &crate::domain::plan::Catalog,
     ask: &crate::domain::plan::Ask,
     channel: &str,
     offers: &Offers,
+    status_page: bool,
 ) -> Value {
     let chosen_runbook = catalog.runbook_for_form(&ask.plan.service, ask.plan.runbook.as_deref());
     let runbook = chosen_runbook.and_then(|r| catalog.runbooks.get(r));
@@ -300,6 +306,15 @@ pub fn request_modal(
         true,
         Some("Required for low severity."),
     ));
+    if status_page && !ask.drill {
+        blocks.push(input(
+            STATUS_INCIDENT_BLOCK,
+            "Status page incident (optional)",
+            text_input(STATUS_INCIDENT_BLOCK, ask.status_incident.as_ref(), false, 300),
+            true,
+            Some("Already open on the status page? Paste its link or id and rollbot carries it on. Empty: rollbot opens one, or carries on the open one for this service's components."),
+        ));
+    }
     // The form carries the drill mark with the channel, so the submission stays a drill.
     let (title, submit) = if ask.drill {
         ("Start a drill", "Start drill")
@@ -505,7 +520,8 @@ pub fn fallback_modal(
     ask: &crate::domain::plan::Ask,
     offers: &Offers,
 ) -> Value {
-    let mut view = request_modal(catalog, ask, &stopped.request.channel.0, offers);
+    // The fallback carries on the page incident of the rollback it follows.
+    let mut view = request_modal(catalog, ask, &stopped.request.channel.0, offers, false);
     let target_help = ask
         .plan
         .runbook

@@ -37,6 +37,7 @@ e.g. `/rollback checkout-api to 41 severity high reason \"bad deploy\"` · `/rol
 *See what would run, without requesting*: `/rollback plan checkout-api to 41`\n\
 *Rehearse the whole path, nothing executed*: `/rollback drill checkout-api to 41 severity high` · `/rollback list drills`\n\
 *Follow up*: `/rollback status RB-12` · `/rollback list` · `/rollback cancel RB-12` (before it starts)\n\
+*Carry on the status page incident already open*: add `incident <id or link>`, e.g. `/rollback checkout-api to 41 severity high incident p9x1k2lmn0qr`\n\
 *For the post-mortem*: `/rollback note RB-12 what you saw, tried or decided` · `/rollback postmortem RB-12`\n\
 Critical severity runs at once and flags a post-incident review; other severities wait for *Approve* on the card from someone in the approving role. You cannot approve your own request.",
     )
@@ -190,7 +191,7 @@ pub fn parse_error(error: &ParseError) -> Message {
             escape(&truncate(word, 100))
         ),
         UnknownWord { word, suggestion } => format!(
-            "I don't understand `{}`.{} After the service, use `to`, `runbook`, `severity`, `reason` or the runbook's parameters as `name=value`.",
+            "I don't understand `{}`.{} After the service, use `to`, `runbook`, `severity`, `reason`, `incident` or the runbook's parameters as `name=value`.",
             escape(&truncate(word, 100)),
             suggest(suggestion)
         ),
@@ -200,6 +201,7 @@ pub fn parse_error(error: &ParseError) -> Message {
                 "to" => "`to 41`",
                 "runbook" => "`runbook kubernetes`",
                 "severity" => "`severity high`",
+                "incident" => "`incident p9x1k2lmn0qr` (the status page incident's id, or its link)",
                 _ => "`reason \"bad deploy\"`",
             }
         ),
@@ -230,8 +232,17 @@ pub fn parse_error(error: &ParseError) -> Message {
             "`/rollback {command}` does not take `{}`.",
             escape(&truncate(word, 100))
         ),
+        BadIncident { word } => not_an_incident(word),
     };
     Message::plain(format!("{text} {HELP_HINT}"))
+}
+
+/// What was given as a status page incident, in a command or the request form, is not one.
+pub fn not_an_incident(word: &str) -> String {
+    format!(
+        "`{}` is not a status page incident: give its id (`incident p9x1k2lmn0qr`) or paste its link, or leave `incident` out to open a new one.",
+        escape(&truncate(word, 100))
+    )
 }
 
 pub fn severity_missing(args: &crate::grammar::RequestArgs) -> Message {

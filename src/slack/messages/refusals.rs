@@ -193,6 +193,10 @@ pub fn refusal(refusal: &Refusal) -> Message {
             escape(step),
             escape(detail)
         ),
+        NoStatusPage { incident } => format!(
+            "rollbot keeps no status page here, so it cannot carry on incident `{}`. Leave `incident` out and run the command again; update the page by hand.",
+            escape(incident)
+        ),
         NoSuchRollback { id: Some(id) } => {
             format!("There is no rollback *{id}*. `/rollback list` shows the recent ones.")
         }

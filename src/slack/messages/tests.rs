@@ -479,6 +479,9 @@ fn every_refusal_says_why_and_what_next() {
             step: "Undo".into(),
             detail: "`{{ vars.x }}` is undefined".into(),
         },
+        Refusal::NoStatusPage {
+            incident: "p9x1k2lmn0qr".into(),
+        },
         Refusal::NoSuchRollback { id: Some(id) },
         Refusal::SelfApproval { id },
         Refusal::NotAnApprover {

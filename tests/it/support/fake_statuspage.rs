@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -70,7 +70,7 @@ impl FakeStatusPage {
         let app = Router::new()
             .route("/v1/pages/{page}/incidents", post(record))
             .route("/v1/pages/{page}/incidents/unresolved", get(unresolved))
-            .route("/v1/pages/{page}/incidents/{incident}", patch(record))
+            .route("/v1/pages/{page}/incidents/{incident}", get(one).patch(record))
             .route("/hook", post(record))
             .with_state(recorder.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -123,6 +123,15 @@ impl FakeStatusPage {
         let created = json!({"incident": {"name": name, "status": "investigating", "component_ids": components, "metadata": metadata}});
         recorder.open.push((id.clone(), created, false));
         id
+    }
+
+    /// The incident commander resolved `id` on the page by hand.
+    pub fn resolved_by_hand(&self, id: &str) {
+        let mut recorder = self.recorder.lock().unwrap();
+        if let Some(incident) = recorder.open.iter_mut().find(|(held, _, _)| held == id) {
+            incident.1["incident"]["status"] = json!("resolved");
+            incident.2 = true;
+        }
     }
 
     pub fn fail_next(&self, outages: &[PageOutage]) {
@@ -218,6 +227,26 @@ async fn record(
         None => String::new(),
     };
     axum::Json(json!({"id": id, "status": "ok"})).into_response()
+}
+
+/// `GET /v1/pages/{page}/incidents/{incident}`, as Statuspage answers it: the incident, or 404.
+async fn one(
+    State(recorder): State<Arc<Mutex<Recorder>>>,
+    axum::extract::Path((_, wanted)): axum::extract::Path<(String, String)>,
+) -> Response {
+    let mut recorder = recorder.lock().unwrap();
+    recorder.lookups += 1;
+    match recorder.open.iter().find(|(id, _, _)| *id == wanted) {
+        Some((id, created, resolved)) => axum::Json(json!({
+            "id": id,
+            "name": created["incident"]["name"],
+            "status": if *resolved { json!("resolved") } else { created["incident"]["status"].clone() },
+            "metadata": created["incident"]["metadata"],
+            "shortlink": format!("https://stspg.io/{id}"),
+        }))
+        .into_response(),
+        None => (StatusCode::NOT_FOUND, axum::Json(json!({"error": "Not found"}))).into_response(),
+    }
 }
 
 /// `GET /v1/pages/{page}/incidents/unresolved`, as Statuspage answers it: an array of incidents.
