@@ -388,6 +388,83 @@ async fn with_execute_the_steps_run_and_the_status_page_updates_go_to_the_stand_
     assert_eq!(playground.slack.rate_limited(), 0);
 }
 
+/// With `--execute`, a rollback that ends posts the demo's post-incident checklist in its
+/// thread; a box ticked on the page reaches rollbot as Slack's `checkboxes` action, the message
+/// is redrawn with who ticked it, and the post-mortem's action items are what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_execute_the_checklist_is_ticked_on_the_page_and_what_is_left_are_action_items() {
+    let scratch = tempfile::tempdir().unwrap();
+    let playground = Playground::start(Options {
+        execute: true,
+        ..options(scratch.path())
+    })
+    .await
+    .unwrap();
+    let driver = start_driver().await;
+    let page = browser(&driver).await;
+    page.goto(&playground.url).await.unwrap();
+    be(&page, "U0ALICE").await;
+    page.find(Locator::Css("#composer"))
+        .await
+        .unwrap()
+        .send_keys("checkout-api to 41 severity high reason \"5xx after deploy 42\"")
+        .await
+        .unwrap();
+    press(&page, "#send").await;
+    wait_for_text(&page, "#messages .message", "Deploy the earlier release", 15).await;
+    be(&page, "U0BOB").await;
+    click_on_card(&page, "approve").await;
+    wait_for_text(&page, "#messages .message[data-ts]", "Succeeded", 60).await;
+    page.wait()
+        .for_element(Locator::Css("#messages .replies"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let posted = wait_for_text(&page, "#pane-body .message", "Post-incident checklists for RB-1", 15).await;
+    assert!(posted.contains("0 of 6 done"), "{posted}");
+    assert!(posted.contains("Identify root cause"), "{posted}");
+
+    let tick = "//div[@id='pane-body']//label[contains(., 'Document incident details')]/input";
+    page.find(Locator::XPath(tick)).await.unwrap().click().await.unwrap();
+    let redrawn = wait_for_text(&page, "#pane-body .message", "1 of 6 done", 15).await;
+    assert!(
+        redrawn.contains("✓ Document incident details — @Bob"),
+        "the message says who ticked it: {redrawn}"
+    );
+    assert_eq!(
+        page.find(Locator::XPath(tick))
+            .await
+            .unwrap()
+            .prop("checked")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true"),
+        "the box stays ticked as rollbot drew it"
+    );
+
+    let draft = loopback()
+        .get(format!("{}/playground/postmortem/RB-1", playground.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let section = draft.split("## Action Items").nth(1).expect("an Action Items section");
+    let (items, done) = section.split_once("Done from the checklists").expect("what was done");
+    assert!(items.contains("Identify root cause"), "{items}");
+    assert!(
+        !items.contains("Document incident details"),
+        "ticked, so no longer an action: {items}"
+    );
+    assert!(done.contains("- [x] Document incident details — @U0BOB"), "{done}");
+    assert_eq!(playground.slack.rate_limited(), 0);
+    page.close().await.unwrap();
+}
+
 /// A message with every part of Block Kit rollbot uses, posted to the stand-in as rollbot would.
 fn every_kind_of_block() -> serde_json::Value {
     serde_json::json!({
